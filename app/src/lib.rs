@@ -1,0 +1,17 @@
+//! The exchange's web application: every page, the server functions behind
+//! them and, with the `ssr` feature, the axum server that serves them.
+//!
+//! The same component tree renders on the server (feature `ssr`) and hydrates
+//! in the browser (feature `hydrate`, entered through the `frontend` crate).
+//! Server functions sit beside the components that call them; code that only
+//! makes sense on one side is gated on that side's feature.
+
+pub mod chart;
+pub mod live;
+pub mod shell;
+pub mod terminal;
+
+#[cfg(feature = "ssr")]
+pub mod server;
+
+pub use shell::{App, shell};

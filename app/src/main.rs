@@ -1,0 +1,15 @@
+//! The exchange server binary.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = app::server::Config::parse();
+    app::server::serve(config).await?;
+    Ok(())
+}

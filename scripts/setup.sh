@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs everything building, running and testing the exchange needs.
+# Every step checks first and skips when it is already done, so a second run
+# takes seconds. Usage: scripts/setup.sh [--browser]
+#   --browser  also install Chromium and the e2e test packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+export PATH="$HOME/.cargo/bin:$PWD/scripts/node_modules/.bin:$PATH"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if ! cargo leptos --version 2>/dev/null | grep -q ' 0\.3\.10$'; then
+  step "installing cargo-leptos 0.3.10"
+  cargo install cargo-leptos --version 0.3.10 --locked --features no_downloads
+fi
+
+# cargo-leptos needs wasm-bindgen-cli at exactly the version of the
+# wasm-bindgen crate in Cargo.lock.
+wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if ! wasm-bindgen --version 2>/dev/null | grep -q " ${wb_version}\$"; then
+  step "installing wasm-bindgen-cli ${wb_version}"
+  cargo install wasm-bindgen-cli --version "=${wb_version}" --locked
+fi
+
+# wasm-opt (release builds) comes from the npm package binaryen.
+if [ ! -x scripts/node_modules/.bin/wasm-opt ]; then
+  step "installing binaryen (wasm-opt)"
+  (cd scripts && npm ci --no-audit --no-fund)
+fi
+
+if [ "${1:-}" = "--browser" ]; then
+  if [ ! -x /usr/bin/chromium ]; then
+    step "installing Chromium"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium
+  fi
+  if [ ! -d e2e/node_modules/@playwright/test ]; then
+    step "installing the e2e test packages"
+    (cd e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  fi
+fi
