@@ -1,0 +1,276 @@
+//! The book's state: what folding its events gives, and what can be asked of it.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+use crate::ladder::{Ladder, NIL, Node};
+use crate::market::{Market, Symbol};
+use crate::order::{AccountId, OrderId, OrderType, SelfTradePrevention, Side, Timestamp, TradeId};
+
+/// One market's order book. Its state changes only through [`Book::apply`];
+/// [`Book::decide`] reads it to turn a command into events.
+#[derive(Clone, Debug)]
+pub struct Book {
+    pub(crate) market: Market,
+    pub(crate) ladder: Ladder,
+    pub(crate) last_order_id: OrderId,
+    pub(crate) last_trade_id: TradeId,
+    pub(crate) events_applied: u64,
+}
+
+/// Aggregated open quantity at one price.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceLevel {
+    pub price: Decimal,
+    pub quantity: Decimal,
+    pub orders: u32,
+}
+
+/// The best levels of each side, best first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Depth {
+    pub bids: Vec<PriceLevel>,
+    pub asks: Vec<PriceLevel>,
+}
+
+/// Where an open order stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Resting with nothing filled yet.
+    Open,
+    /// Resting with part filled.
+    PartiallyFilled,
+}
+
+/// An open order as seen from outside. Orders that filled or were cancelled
+/// are no longer in the book; their history is in the events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestingOrder {
+    pub order_id: OrderId,
+    pub account: AccountId,
+    pub side: Side,
+    pub price: Decimal,
+    pub remaining_quantity: Decimal,
+    pub filled_quantity: Decimal,
+    pub status: OrderStatus,
+    pub post_only: bool,
+    pub self_trade_prevention: SelfTradePrevention,
+    pub accepted_at: Timestamp,
+}
+
+impl Book {
+    pub fn new(market: Market) -> Book {
+        Book {
+            market,
+            ladder: Ladder::default(),
+            last_order_id: 0,
+            last_trade_id: 0,
+            events_applied: 0,
+        }
+    }
+
+    pub fn market(&self) -> &Market {
+        &self.market
+    }
+
+    pub fn symbol(&self) -> &Symbol {
+        &self.market.symbol
+    }
+
+    /// How many events this state is the fold of.
+    pub fn events_applied(&self) -> u64 {
+        self.events_applied
+    }
+
+    pub fn last_trade_id(&self) -> TradeId {
+        self.last_trade_id
+    }
+
+    pub fn last_order_id(&self) -> OrderId {
+        self.last_order_id
+    }
+
+    /// Folds one event into the state. Events come from [`Book::decide`] (or
+    /// the log of earlier decisions), so they are trusted to be consistent.
+    pub fn apply(&mut self, event: &Event) {
+        self.events_applied += 1;
+        let m = &self.market;
+        match event {
+            Event::OrderAccepted(e) => {
+                self.last_order_id = self.last_order_id.max(e.order_id);
+                let quote = e.quote_amount.map(|q| m.event_units(q));
+                let node = Node {
+                    id: e.order_id,
+                    account: e.account,
+                    side: e.side,
+                    order_type: e.order_type,
+                    price: e.price.map_or(0, |p| m.event_ticks(p)),
+                    remaining: e.quantity.map_or(0, |q| m.event_lots(q)),
+                    quote_remaining: quote.unwrap_or(0),
+                    quote_sized: quote.is_some(),
+                    filled: 0,
+                    post_only: e.post_only,
+                    stp: e.self_trade_prevention,
+                    accepted_at: e.at,
+                    queued: false,
+                    prev: NIL,
+                    next: NIL,
+                };
+                self.ladder.insert(node);
+            }
+            Event::OrderRejected(_) => {}
+            Event::TradeExecuted(e) => {
+                self.last_trade_id = e.trade_id;
+                let lots = m.event_lots(e.quantity);
+                let price = m.event_ticks(e.price);
+                if let Some((slot, _)) = self.ladder.get(e.maker_order_id) {
+                    self.ladder.reduce(slot, lots);
+                }
+                if let Some((slot, taker)) = self.ladder.get(e.taker_order_id) {
+                    if taker.quote_sized {
+                        let n = &mut self.ladder.nodes[slot as usize];
+                        n.quote_remaining -= u128::from(price) * u128::from(lots);
+                        n.filled += lots;
+                    } else {
+                        self.ladder.reduce(slot, lots);
+                    }
+                }
+            }
+            Event::OrderCancelled(e) => {
+                self.ladder.remove(e.order_id);
+            }
+            Event::OrderFilled(e) => {
+                self.ladder.remove(e.order_id);
+            }
+            Event::OrderAmended(e) => {
+                let Some((slot, _)) = self.ladder.get(e.order_id) else {
+                    return;
+                };
+                let lots = m.event_lots(e.quantity);
+                if e.priority_kept {
+                    self.ladder.resize_in_place(slot, lots);
+                } else {
+                    let price = m.event_ticks(e.price);
+                    self.ladder.dequeue(slot);
+                    let n = &mut self.ladder.nodes[slot as usize];
+                    n.price = price;
+                    n.remaining = lots;
+                    self.ladder.enqueue(slot);
+                }
+            }
+        }
+    }
+
+    /// Folds a sequence of events into a new book.
+    pub fn replay<'a>(market: Market, events: impl IntoIterator<Item = &'a Event>) -> Book {
+        let mut book = Book::new(market);
+        for e in events {
+            book.apply(e);
+        }
+        book
+    }
+
+    /// The best bid: price and total open quantity there.
+    pub fn best_bid(&self) -> Option<PriceLevel> {
+        self.ladder.bids.best().map(|l| self.level_view(l))
+    }
+
+    /// The best ask: price and total open quantity there.
+    pub fn best_ask(&self) -> Option<PriceLevel> {
+        self.ladder.asks.best().map(|l| self.level_view(l))
+    }
+
+    /// The best `levels` price levels of each side (L2 depth), best first.
+    pub fn depth(&self, levels: usize) -> Depth {
+        let side = |s: Side| {
+            self.ladder
+                .side(s)
+                .iter_best_first()
+                .take(levels)
+                .map(|l| self.level_view(l))
+                .collect()
+        };
+        Depth {
+            bids: side(Side::Buy),
+            asks: side(Side::Sell),
+        }
+    }
+
+    /// An open order, or `None` when no order with that id rests here.
+    pub fn order(&self, id: OrderId) -> Option<RestingOrder> {
+        let (_, n) = self.ladder.get(id)?;
+        n.queued.then(|| self.order_view(n))
+    }
+
+    /// Every resting order in priority order: bids best first, then asks
+    /// best first, each level from its oldest order.
+    pub fn resting_orders(&self) -> Vec<RestingOrder> {
+        let mut out = Vec::with_capacity(self.ladder.index.len());
+        for side in [Side::Buy, Side::Sell] {
+            for level in self.ladder.side(side).iter_best_first() {
+                out.extend(self.ladder.queue(level).map(|(_, n)| self.order_view(n)));
+            }
+        }
+        out
+    }
+
+    fn level_view(&self, l: &crate::ladder::Level) -> PriceLevel {
+        PriceLevel {
+            price: self.market.price(l.price),
+            quantity: self.market.quantity(l.total),
+            orders: l.count,
+        }
+    }
+
+    fn order_view(&self, n: &Node) -> RestingOrder {
+        RestingOrder {
+            order_id: n.id,
+            account: n.account,
+            side: n.side,
+            price: self.market.price(n.price),
+            remaining_quantity: self.market.quantity(n.remaining),
+            filled_quantity: self.market.quantity(n.filled),
+            status: if n.filled == 0 {
+                OrderStatus::Open
+            } else {
+                OrderStatus::PartiallyFilled
+            },
+            post_only: n.post_only,
+            self_trade_prevention: n.stp,
+            accepted_at: n.accepted_at,
+        }
+    }
+
+    /// Whether an order on `side` at `price` ticks would trade at once.
+    pub(crate) fn crosses(&self, side: Side, price: u64) -> bool {
+        match (side, self.ladder.side(side.opposite()).best()) {
+            (Side::Buy, Some(ask)) => price >= ask.price,
+            (Side::Sell, Some(bid)) => price <= bid.price,
+            (_, None) => false,
+        }
+    }
+
+    /// Restores a resting order from a snapshot at the back of its level.
+    pub(crate) fn restore(&mut self, o: &RestingOrder) {
+        let m = &self.market;
+        self.ladder.insert(Node {
+            id: o.order_id,
+            account: o.account,
+            side: o.side,
+            order_type: OrderType::Limit,
+            price: m.event_ticks(o.price),
+            remaining: m.event_lots(o.remaining_quantity),
+            quote_remaining: 0,
+            quote_sized: false,
+            filled: m.event_lots(o.filled_quantity),
+            post_only: o.post_only,
+            stp: o.self_trade_prevention,
+            accepted_at: o.accepted_at,
+            queued: false,
+            prev: NIL,
+            next: NIL,
+        });
+    }
+}

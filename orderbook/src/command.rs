@@ -1,0 +1,87 @@
+//! Commands: what a trader asks the book to do. Each carries the time it was
+//! received and the ids the exchange assigned, so deciding is pure.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::market::Symbol;
+use crate::order::{
+    AccountId, OrderId, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp,
+};
+
+/// A command for one market's book, as one JSON object tagged by `command`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    Place(PlaceOrder),
+    Cancel(CancelOrder),
+    Amend(AmendOrder),
+}
+
+impl Command {
+    pub fn symbol(&self) -> &Symbol {
+        match self {
+            Command::Place(c) => &c.symbol,
+            Command::Cancel(c) => &c.symbol,
+            Command::Amend(c) => &c.symbol,
+        }
+    }
+}
+
+/// Place a new order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrder {
+    pub symbol: Symbol,
+    pub order_id: OrderId,
+    pub account: AccountId,
+    pub side: Side,
+    #[serde(rename = "type")]
+    pub order_type: OrderType,
+    /// Limit price; required for limit orders, refused for market orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Decimal>,
+    /// Base quantity. Exactly one of `quantity` and `quote_amount` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<Decimal>,
+    /// Quote amount to spend (buy) or receive (sell); market orders only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_amount: Option<Decimal>,
+    /// Defaults to GTC for limit orders and IOC for market orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_in_force: Option<TimeInForce>,
+    #[serde(default)]
+    pub post_only: bool,
+    #[serde(default)]
+    pub self_trade_prevention: SelfTradePrevention,
+    pub at: Timestamp,
+}
+
+/// Cancel an open order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelOrder {
+    pub symbol: Symbol,
+    pub order_id: OrderId,
+    pub account: AccountId,
+    pub at: Timestamp,
+}
+
+/// Change an open order's price and/or remaining quantity.
+///
+/// Reducing the quantity at the same price keeps time priority; a new price
+/// or a larger quantity sends the order to the back of its level, and a new
+/// price that crosses the book trades at once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmendOrder {
+    pub symbol: Symbol,
+    pub order_id: OrderId,
+    pub account: AccountId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Decimal>,
+    /// The new open (unfilled) quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<Decimal>,
+    pub at: Timestamp,
+}

@@ -1,0 +1,398 @@
+//! Deciding: a command and the current state give a list of events. Nothing
+//! here mutates the book; matching walks the resting orders in priority
+//! order and describes what would happen, and [`Book::apply`] makes it so.
+
+use crate::book::Book;
+use crate::command::{AmendOrder, CancelOrder, Command, PlaceOrder};
+use crate::event::{
+    Event, OrderAccepted, OrderAmended, OrderCancelled, OrderFilled, OrderRejected, TradeExecuted,
+};
+use crate::ladder::Node;
+use crate::order::{
+    AccountId, OrderId, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp,
+};
+use crate::reason::{CancelReason, RejectReason};
+
+/// How much the incoming order still wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Want {
+    /// Base quantity in lots.
+    Lots(u64),
+    /// Quote amount in notional units (one lot at one tick).
+    Quote(u128),
+}
+
+/// The incoming (taker) side of a match.
+struct Taker {
+    id: OrderId,
+    account: AccountId,
+    side: Side,
+    /// Worst acceptable price in ticks; `None` for market orders.
+    limit: Option<u64>,
+    stp: SelfTradePrevention,
+    at: Timestamp,
+}
+
+/// Why matching stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Filled,
+    /// No more liquidity at acceptable prices (or not enough quote for a lot).
+    Exhausted,
+    /// Met an order of its own account with cancel-taker or cancel-both.
+    SelfTrade,
+}
+
+impl Book {
+    /// Turns a command into the events that describe its outcome, appending
+    /// them to `out`. A refused command yields one `OrderRejected`.
+    pub fn decide_into(&self, command: &Command, out: &mut Vec<Event>) {
+        let rejected = match command {
+            Command::Place(c) => self.place(c, out),
+            Command::Cancel(c) => self.cancel(c, out),
+            Command::Amend(c) => self.amend(c, out),
+        };
+        if let Err((order_id, account, at, reason)) = rejected {
+            out.push(Event::OrderRejected(OrderRejected {
+                symbol: self.market.symbol.clone(),
+                order_id,
+                account,
+                reason,
+                at,
+            }));
+        }
+    }
+
+    /// Turns a command into events.
+    pub fn decide(&self, command: &Command) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.decide_into(command, &mut out);
+        out
+    }
+
+    /// Decides and applies at once, returning the events.
+    pub fn execute(&mut self, command: &Command) -> Vec<Event> {
+        let mut events = Vec::new();
+        self.execute_into(command, &mut events);
+        events
+    }
+
+    /// Decides and applies at once, appending the events to `out` (a buffer
+    /// the caller reuses, so a hot loop does not allocate a list per command).
+    pub fn execute_into(&mut self, command: &Command, out: &mut Vec<Event>) {
+        let start = out.len();
+        self.decide_into(command, out);
+        for e in &out[start..] {
+            self.apply(e);
+        }
+    }
+
+    fn place(&self, c: &PlaceOrder, out: &mut Vec<Event>) -> Result<(), Rejection> {
+        let reject = |reason| (c.order_id, c.account, c.at, reason);
+        let m = &self.market;
+        if c.symbol != m.symbol {
+            return Err(reject(RejectReason::WrongMarket));
+        }
+        if c.order_id <= self.last_order_id {
+            return Err(reject(RejectReason::DuplicateOrderId));
+        }
+        let limit = match (c.order_type, c.price) {
+            (OrderType::Limit, Some(p)) => Some(m.ticks(p).map_err(reject)?),
+            (OrderType::Limit, None) => return Err(reject(RejectReason::MissingPrice)),
+            (OrderType::Market, Some(_)) => return Err(reject(RejectReason::PriceOnMarketOrder)),
+            (OrderType::Market, None) => None,
+        };
+        let want = match (c.quantity, c.quote_amount) {
+            (Some(q), None) => Want::Lots(m.lots(q).map_err(reject)?),
+            (None, Some(a)) if c.order_type == OrderType::Market => {
+                Want::Quote(m.notional_units(a).map_err(reject)?)
+            }
+            (None, Some(_)) => return Err(reject(RejectReason::QuoteAmountNeedsMarketOrder)),
+            _ => return Err(reject(RejectReason::QuantityOrQuoteAmount)),
+        };
+        let tif = c.time_in_force.unwrap_or(match c.order_type {
+            OrderType::Limit => TimeInForce::GoodTillCancelled,
+            OrderType::Market => TimeInForce::ImmediateOrCancel,
+        });
+        if c.order_type == OrderType::Market && tif == TimeInForce::GoodTillCancelled {
+            return Err(reject(RejectReason::MarketOrderCannotRest));
+        }
+        if matches!(want, Want::Quote(_)) && tif == TimeInForce::FillOrKill {
+            return Err(reject(RejectReason::FillOrKillNeedsQuantity));
+        }
+        if c.post_only {
+            if c.order_type != OrderType::Limit || tif != TimeInForce::GoodTillCancelled {
+                return Err(reject(RejectReason::PostOnlyNeedsGtcLimit));
+            }
+            if limit.is_some_and(|p| self.crosses(c.side, p)) {
+                return Err(reject(RejectReason::PostOnlyWouldTake));
+            }
+        }
+
+        out.push(Event::OrderAccepted(OrderAccepted {
+            symbol: m.symbol.clone(),
+            order_id: c.order_id,
+            account: c.account,
+            side: c.side,
+            order_type: c.order_type,
+            price: c.price.map(|_| m.price(limit.unwrap_or(0))),
+            quantity: match want {
+                Want::Lots(l) => Some(m.quantity(l)),
+                Want::Quote(_) => None,
+            },
+            quote_amount: match want {
+                Want::Quote(u) => Some(m.quote_amount(u)),
+                Want::Lots(_) => None,
+            },
+            time_in_force: tif,
+            post_only: c.post_only,
+            self_trade_prevention: c.self_trade_prevention,
+            at: c.at,
+        }));
+
+        let taker = Taker {
+            id: c.order_id,
+            account: c.account,
+            side: c.side,
+            limit,
+            stp: c.self_trade_prevention,
+            at: c.at,
+        };
+        if tif == TimeInForce::FillOrKill {
+            let (stop, _) = self.cross(&taker, want, None);
+            if stop != Stop::Filled {
+                out.push(self.cancelled(&taker, limit, want, CancelReason::FillOrKillUnfilled));
+                return Ok(());
+            }
+        }
+        let (stop, left) = self.cross(&taker, want, Some(out));
+        let remainder = match (stop, c.order_type, tif) {
+            (Stop::Filled, ..) => None,
+            (Stop::SelfTrade, ..) => Some(CancelReason::SelfTradePrevention),
+            (Stop::Exhausted, OrderType::Market, _) => Some(CancelReason::MarketOrderRemainder),
+            (Stop::Exhausted, _, TimeInForce::GoodTillCancelled) => return Ok(()),
+            (Stop::Exhausted, _, _) => Some(CancelReason::ImmediateOrCancelRemainder),
+        };
+        out.push(match remainder {
+            None => self.filled(&taker),
+            Some(reason) => self.cancelled(&taker, limit, left, reason),
+        });
+        Ok(())
+    }
+
+    fn cancel(&self, c: &CancelOrder, out: &mut Vec<Event>) -> Result<(), Rejection> {
+        let n = self.owned_resting(c.order_id, c.account, &c.symbol, c.at)?;
+        out.push(Event::OrderCancelled(OrderCancelled {
+            symbol: self.market.symbol.clone(),
+            order_id: n.id,
+            account: n.account,
+            side: n.side,
+            price: Some(self.market.price(n.price)),
+            remaining_quantity: Some(self.market.quantity(n.remaining)),
+            remaining_quote_amount: None,
+            reason: CancelReason::User,
+            at: c.at,
+        }));
+        Ok(())
+    }
+
+    fn amend(&self, c: &AmendOrder, out: &mut Vec<Event>) -> Result<(), Rejection> {
+        let n = self.owned_resting(c.order_id, c.account, &c.symbol, c.at)?;
+        let reject = |reason| (c.order_id, c.account, c.at, reason);
+        let m = &self.market;
+        let price = match c.price {
+            Some(p) => m.ticks(p).map_err(reject)?,
+            None => n.price,
+        };
+        let lots = match c.quantity {
+            Some(q) => m.lots(q).map_err(reject)?,
+            None => n.remaining,
+        };
+        if price == n.price && lots == n.remaining {
+            return Err(reject(RejectReason::AmendmentChangesNothing));
+        }
+        let crosses = price != n.price && self.crosses(n.side, price);
+        if n.post_only && crosses {
+            return Err(reject(RejectReason::PostOnlyWouldTake));
+        }
+        out.push(Event::OrderAmended(OrderAmended {
+            symbol: m.symbol.clone(),
+            order_id: n.id,
+            account: n.account,
+            side: n.side,
+            old_price: m.price(n.price),
+            old_quantity: m.quantity(n.remaining),
+            price: m.price(price),
+            quantity: m.quantity(lots),
+            priority_kept: price == n.price && lots < n.remaining,
+            at: c.at,
+        }));
+        if crosses {
+            let taker = Taker {
+                id: n.id,
+                account: n.account,
+                side: n.side,
+                limit: Some(price),
+                stp: n.stp,
+                at: c.at,
+            };
+            let (stop, left) = self.cross(&taker, Want::Lots(lots), Some(out));
+            match stop {
+                Stop::Filled => out.push(self.filled(&taker)),
+                Stop::SelfTrade => out.push(self.cancelled(
+                    &taker,
+                    Some(price),
+                    left,
+                    CancelReason::SelfTradePrevention,
+                )),
+                Stop::Exhausted => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The open order `id`, if `account` owns it.
+    fn owned_resting(
+        &self,
+        id: OrderId,
+        account: AccountId,
+        symbol: &crate::market::Symbol,
+        at: Timestamp,
+    ) -> Result<&Node, Rejection> {
+        if *symbol != self.market.symbol {
+            return Err((id, account, at, RejectReason::WrongMarket));
+        }
+        match self.ladder.get(id) {
+            Some((_, n)) if n.queued && n.account == account => Ok(n),
+            Some((_, n)) if n.queued => Err((id, account, at, RejectReason::NotOrderOwner)),
+            _ => Err((id, account, at, RejectReason::UnknownOrder)),
+        }
+    }
+
+    /// Walks resting orders on the other side in price-time priority and
+    /// matches the taker against them. With `out` it writes the trades (and
+    /// maker fills and self-trade cancels) it makes; without, it is a dry run
+    /// for fill-or-kill. Returns why it stopped and what was left unfilled.
+    fn cross(&self, t: &Taker, mut want: Want, mut out: Option<&mut Vec<Event>>) -> (Stop, Want) {
+        let m = &self.market;
+        let mut trade_id = self.last_trade_id;
+        for level in self.ladder.side(t.side.opposite()).iter_best_first() {
+            let acceptable = match (t.limit, t.side) {
+                (None, _) => true,
+                (Some(limit), Side::Buy) => level.price <= limit,
+                (Some(limit), Side::Sell) => level.price >= limit,
+            };
+            if !acceptable {
+                break;
+            }
+            for (_, maker) in self.ladder.queue(level) {
+                if maker.account == t.account {
+                    let cancel_maker = t.stp != SelfTradePrevention::CancelTaker;
+                    if cancel_maker && let Some(out) = out.as_deref_mut() {
+                        out.push(self.maker_cancelled(maker, t.at));
+                    }
+                    if t.stp == SelfTradePrevention::CancelMaker {
+                        continue;
+                    }
+                    return (Stop::SelfTrade, want);
+                }
+                let lots = match want {
+                    Want::Lots(l) => l.min(maker.remaining),
+                    Want::Quote(q) => {
+                        let affordable = q / u128::from(level.price);
+                        (affordable.min(u128::from(maker.remaining))) as u64
+                    }
+                };
+                if lots == 0 {
+                    return (Stop::Exhausted, want);
+                }
+                want = match want {
+                    Want::Lots(l) => Want::Lots(l - lots),
+                    Want::Quote(q) => Want::Quote(q - u128::from(level.price) * u128::from(lots)),
+                };
+                if let Some(out) = out.as_deref_mut() {
+                    trade_id += 1;
+                    out.push(Event::TradeExecuted(TradeExecuted {
+                        symbol: m.symbol.clone(),
+                        trade_id,
+                        price: m.price(level.price),
+                        quantity: m.quantity(lots),
+                        maker_order_id: maker.id,
+                        taker_order_id: t.id,
+                        maker_account: maker.account,
+                        taker_account: t.account,
+                        taker_side: t.side,
+                        executed_at: t.at,
+                    }));
+                    if lots == maker.remaining {
+                        out.push(Event::OrderFilled(OrderFilled {
+                            symbol: m.symbol.clone(),
+                            order_id: maker.id,
+                            account: maker.account,
+                            side: maker.side,
+                            at: t.at,
+                        }));
+                    }
+                }
+                if matches!(want, Want::Lots(0) | Want::Quote(0)) {
+                    return (Stop::Filled, want);
+                }
+                // A quote-sized order that could not afford all of this maker
+                // stops here: a worse price may fit another lot, but taking
+                // it would jump the queue ahead of this maker.
+                if matches!(want, Want::Quote(_)) && lots < maker.remaining {
+                    return (Stop::Exhausted, want);
+                }
+            }
+        }
+        (Stop::Exhausted, want)
+    }
+
+    fn filled(&self, t: &Taker) -> Event {
+        Event::OrderFilled(OrderFilled {
+            symbol: self.market.symbol.clone(),
+            order_id: t.id,
+            account: t.account,
+            side: t.side,
+            at: t.at,
+        })
+    }
+
+    fn cancelled(&self, t: &Taker, limit: Option<u64>, left: Want, reason: CancelReason) -> Event {
+        let m = &self.market;
+        Event::OrderCancelled(OrderCancelled {
+            symbol: m.symbol.clone(),
+            order_id: t.id,
+            account: t.account,
+            side: t.side,
+            price: limit.map(|p| m.price(p)),
+            remaining_quantity: match left {
+                Want::Lots(l) => Some(m.quantity(l)),
+                Want::Quote(_) => None,
+            },
+            remaining_quote_amount: match left {
+                Want::Quote(u) => Some(m.quote_amount(u)),
+                Want::Lots(_) => None,
+            },
+            reason,
+            at: t.at,
+        })
+    }
+
+    fn maker_cancelled(&self, n: &Node, at: Timestamp) -> Event {
+        let m = &self.market;
+        Event::OrderCancelled(OrderCancelled {
+            symbol: m.symbol.clone(),
+            order_id: n.id,
+            account: n.account,
+            side: n.side,
+            price: Some(m.price(n.price)),
+            remaining_quantity: Some(m.quantity(n.remaining)),
+            remaining_quote_amount: None,
+            reason: CancelReason::SelfTradePrevention,
+            at,
+        })
+    }
+}
+
+type Rejection = (OrderId, AccountId, Timestamp, RejectReason);

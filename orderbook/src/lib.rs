@@ -1,0 +1,83 @@
+//! The order book aggregate: a pure, event-sourced matching engine.
+//!
+//! This crate owns the rules of trading one market: which orders are valid,
+//! how they match (price-time priority, at the maker's price), and what is
+//! recorded when they do. It does no I/O, reads no clock and draws no random
+//! numbers: time and ids come in with each [`Command`]. [`Book::decide`]
+//! turns a command and the current state into [`Event`]s without changing
+//! anything; [`Book::apply`] is the only way state changes, so the state is
+//! always the fold of its events and can be rebuilt from the log (or from a
+//! [`Snapshot`] plus the events after it).
+//!
+//! Prices and quantities are [`rust_decimal::Decimal`] at every boundary.
+//! Inside, a price is a whole number of ticks and a quantity a whole number
+//! of lots ([`Market`]), so matching is exact integer arithmetic; anything
+//! off the grid is rejected with a typed [`RejectReason`], never rounded.
+//! Accounts and balances are not this crate's concern, but every event
+//! carries what settlement needs.
+//!
+//! # Events
+//!
+//! Every event is written as one JSON object with `schema_version` (now
+//! [`SCHEMA_VERSION`]) and `type` (the variant name); prices and quantities
+//! are decimal strings; times are microseconds since the Unix epoch.
+//!
+//! - [`OrderAccepted`]: an order passed validation. Fields: `symbol`,
+//!   `order_id`, `account`, `side` (`buy`/`sell`), `order_type`
+//!   (`limit`/`market`), `price` (limit orders), `quantity` (base; absent
+//!   when sized by quote), `quote_amount` (market orders sized by quote),
+//!   `time_in_force` (`GTC`/`IOC`/`FOK`), `post_only`,
+//!   `self_trade_prevention` (`cancel_taker`/`cancel_maker`/`cancel_both`),
+//!   `at`.
+//! - [`OrderRejected`]: a command was refused and changed nothing. Fields:
+//!   `symbol`, `order_id`, `account`, `reason` ([`RejectReason`], snake
+//!   case), `at`.
+//! - [`TradeExecuted`]: two orders traded. Fields: `symbol`, `trade_id`
+//!   (sequential per market from 1), `price` (the maker's), `quantity`
+//!   (base), `maker_order_id`, `taker_order_id`, `maker_account`,
+//!   `taker_account`, `taker_side`, `executed_at`. The quote amount that
+//!   changed hands is exactly `price * quantity`.
+//! - [`OrderCancelled`]: an order left with something unfilled. Fields:
+//!   `symbol`, `order_id`, `account`, `side`, `price` (limit orders),
+//!   `remaining_quantity` (base released; absent for quote-sized orders),
+//!   `remaining_quote_amount` (quote-sized orders), `reason`
+//!   ([`CancelReason`]: `user`, `immediate_or_cancel_remainder`,
+//!   `fill_or_kill_unfilled`, `market_order_remainder`,
+//!   `self_trade_prevention`), `at`.
+//! - [`OrderAmended`]: an open order changed. Fields: `symbol`, `order_id`,
+//!   `account`, `side`, `old_price`, `old_quantity`, `price`, `quantity`
+//!   (the new open quantity), `priority_kept` (only the quantity went down),
+//!   `at`.
+//! - [`OrderFilled`]: an order filled completely. Fields: `symbol`,
+//!   `order_id`, `account`, `side`, `at`.
+//!
+//! One command's events come in this order: the acceptance (or amendment),
+//! then each trade followed by the maker's `OrderFilled` when it filled,
+//! then at most one final event for the incoming order (`OrderFilled`, or
+//! `OrderCancelled` with what was left). A limit GTC order with no final
+//! event rests on the book.
+
+mod book;
+mod command;
+mod decide;
+mod event;
+pub mod invariants;
+mod ladder;
+mod market;
+mod order;
+mod reason;
+pub mod sim;
+mod snapshot;
+
+pub use book::{Book, Depth, OrderStatus, PriceLevel, RestingOrder};
+pub use command::{AmendOrder, CancelOrder, Command, PlaceOrder};
+pub use event::{
+    DecodeError, Event, OrderAccepted, OrderAmended, OrderCancelled, OrderFilled, OrderRejected,
+    SCHEMA_VERSION, TradeExecuted,
+};
+pub use market::{MAX_LOTS, MAX_TICKS, Market, MarketError, MarketSpec, Symbol};
+pub use order::{
+    AccountId, OrderId, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp, TradeId,
+};
+pub use reason::{CancelReason, RejectReason};
+pub use snapshot::{SNAPSHOT_VERSION, Snapshot, SnapshotError};

@@ -1,0 +1,70 @@
+//! Snapshots: a book's state written out so a book with millions of events
+//! restarts from the snapshot plus the events after it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::book::{Book, RestingOrder};
+use crate::market::Market;
+use crate::order::{OrderId, TradeId};
+
+/// The snapshot format's version; readers accept this and earlier.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// A book's state between two commands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub schema_version: u32,
+    pub symbol: String,
+    /// The number of events folded into this state: replay resumes with the
+    /// event at this (zero-based) position.
+    pub events_applied: u64,
+    pub last_order_id: OrderId,
+    pub last_trade_id: TradeId,
+    /// Resting orders in priority order (as [`Book::resting_orders`]).
+    pub orders: Vec<RestingOrder>,
+}
+
+/// Why a snapshot cannot be restored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot is of {found}, not {expected}")]
+    WrongMarket { expected: String, found: String },
+    #[error("snapshot version {0} is newer than this program reads ({SNAPSHOT_VERSION})")]
+    NewerVersion(u32),
+}
+
+impl Book {
+    /// The state as a snapshot. Take it between commands, never halfway
+    /// through one command's events.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            schema_version: SNAPSHOT_VERSION,
+            symbol: self.market.symbol.to_string(),
+            events_applied: self.events_applied,
+            last_order_id: self.last_order_id,
+            last_trade_id: self.last_trade_id,
+            orders: self.resting_orders(),
+        }
+    }
+
+    /// A book restored from a snapshot of the same market.
+    pub fn from_snapshot(market: Market, snapshot: &Snapshot) -> Result<Book, SnapshotError> {
+        if snapshot.symbol != market.symbol.as_str() {
+            return Err(SnapshotError::WrongMarket {
+                expected: market.symbol.to_string(),
+                found: snapshot.symbol.clone(),
+            });
+        }
+        if snapshot.schema_version > SNAPSHOT_VERSION {
+            return Err(SnapshotError::NewerVersion(snapshot.schema_version));
+        }
+        let mut book = Book::new(market);
+        book.events_applied = snapshot.events_applied;
+        book.last_order_id = snapshot.last_order_id;
+        book.last_trade_id = snapshot.last_trade_id;
+        for o in &snapshot.orders {
+            book.restore(o);
+        }
+        Ok(book)
+    }
+}

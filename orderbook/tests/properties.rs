@@ -1,0 +1,184 @@
+//! Property tests: any sequence of orders, cancels and amends keeps every
+//! invariant (see `orderbook::invariants`), and replaying the events of the
+//! run (whole, or from a snapshot halfway) gives the same book.
+
+use orderbook::sim::CheckedRun;
+use orderbook::*;
+use proptest::prelude::*;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Limit {
+        account: u64,
+        buy: bool,
+        offset: u64,
+        lots: u64,
+        tif: u8,
+        post_only: bool,
+        stp: u8,
+    },
+    Market {
+        account: u64,
+        buy: bool,
+        lots: u64,
+        by_quote: bool,
+        stp: u8,
+    },
+    Cancel {
+        pick: usize,
+    },
+    Amend {
+        pick: usize,
+        offset: Option<u64>,
+        lots: Option<u64>,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1..4u64, any::<bool>(), 0..12u64, 1..8u64, 0..3u8, any::<bool>(), 0..3u8).prop_map(
+            |(account, buy, offset, lots, tif, post_only, stp)| Op::Limit { account, buy, offset, lots, tif, post_only, stp }
+        ),
+        1 => (1..4u64, any::<bool>(), 1..20u64, any::<bool>(), 0..3u8)
+            .prop_map(|(account, buy, lots, by_quote, stp)| Op::Market { account, buy, lots, by_quote, stp }),
+        2 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
+        2 => (any::<usize>(), proptest::option::of(0..12u64), proptest::option::of(1..8u64))
+            .prop_map(|(pick, offset, lots)| Op::Amend { pick, offset, lots }),
+    ]
+}
+
+fn stp(n: u8) -> SelfTradePrevention {
+    [
+        SelfTradePrevention::CancelTaker,
+        SelfTradePrevention::CancelMaker,
+        SelfTradePrevention::CancelBoth,
+    ][n as usize % 3]
+}
+
+/// Turns ops into commands on BTC-USD, prices between 99.95 and 100.06.
+fn commands(ops: &[Op]) -> Vec<Command> {
+    let m = Market::defaults().remove(0);
+    let sym = m.symbol.clone();
+    let mut placed: Vec<(u64, u64)> = Vec::new();
+    let mut out = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let at = i as u64;
+        let id = i as u64 + 1;
+        let price = |offset: u64| m.price(9_995 + offset);
+        let lots = |n: u64| m.quantity(m.min_lots() * n);
+        let side = |buy: bool| if buy { Side::Buy } else { Side::Sell };
+        out.push(match *op {
+            Op::Limit {
+                account,
+                buy,
+                offset,
+                lots: n,
+                tif,
+                post_only,
+                stp: s,
+            } => {
+                placed.push((id, account));
+                Command::Place(PlaceOrder {
+                    symbol: sym.clone(),
+                    order_id: id,
+                    account,
+                    side: side(buy),
+                    order_type: OrderType::Limit,
+                    price: Some(price(offset)),
+                    quantity: Some(lots(n)),
+                    quote_amount: None,
+                    time_in_force: Some(
+                        [
+                            TimeInForce::GoodTillCancelled,
+                            TimeInForce::ImmediateOrCancel,
+                            TimeInForce::FillOrKill,
+                        ][tif as usize % 3],
+                    ),
+                    post_only: post_only && tif == 0,
+                    self_trade_prevention: stp(s),
+                    at,
+                })
+            }
+            Op::Market {
+                account,
+                buy,
+                lots: n,
+                by_quote,
+                stp: s,
+            } => Command::Place(PlaceOrder {
+                symbol: sym.clone(),
+                order_id: id,
+                account,
+                side: side(buy),
+                order_type: OrderType::Market,
+                price: None,
+                quantity: (!by_quote).then(|| lots(n)),
+                quote_amount: by_quote.then(|| m.quote_amount(u128::from(n) * 1_000_000)),
+                time_in_force: None,
+                post_only: false,
+                self_trade_prevention: stp(s),
+                at,
+            }),
+            Op::Cancel { pick } if !placed.is_empty() => {
+                let (order_id, account) = placed[pick % placed.len()];
+                Command::Cancel(CancelOrder {
+                    symbol: sym.clone(),
+                    order_id,
+                    account,
+                    at,
+                })
+            }
+            Op::Amend {
+                pick,
+                offset,
+                lots: n,
+            } if !placed.is_empty() => {
+                let (order_id, account) = placed[pick % placed.len()];
+                Command::Amend(AmendOrder {
+                    symbol: sym.clone(),
+                    order_id,
+                    account,
+                    price: offset.map(price),
+                    quantity: n.map(lots),
+                    at,
+                })
+            }
+            _ => continue,
+        });
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_invariant_holds_and_replay_reproduces_the_book(ops in proptest::collection::vec(op(), 1..120)) {
+        let markets = vec![Market::defaults().remove(0)];
+        let cmds = commands(&ops);
+        let mut run = CheckedRun::new(&markets, true);
+        let half = cmds.len() / 2;
+        for (i, c) in cmds.into_iter().enumerate() {
+            if i == half {
+                run.snapshot_now();
+            }
+            if let Err(f) = run.step(c) {
+                prop_assert!(false, "{} after {} commands", f.violation, f.commands.len());
+            }
+        }
+        if let Err(f) = run.finish() {
+            prop_assert!(false, "{}", f.violation);
+        }
+    }
+
+    #[test]
+    fn the_book_is_never_left_crossed(ops in proptest::collection::vec(op(), 1..200)) {
+        let mut book = Book::new(Market::defaults().remove(0));
+        for c in commands(&ops) {
+            book.execute(&c);
+            if let (Some(bid), Some(ask)) = (book.best_bid(), book.best_ask()) {
+                prop_assert!(bid.price < ask.price, "crossed: {} >= {}", bid.price, ask.price);
+            }
+        }
+    }
+}
