@@ -15,7 +15,7 @@ cargo fmt --all --check
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p app --features ssr --all-targets -- -D warnings
-cargo clippy -p frontend --features hydrate --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p app -p frontend --features app/hydrate,frontend/hydrate --target wasm32-unknown-unknown -- -D warnings
 
 step "Rust tests"
 cargo test --workspace

@@ -113,7 +113,7 @@ mod draw {
         let y1 = points.data.iter().map(|p| p.1).fold(1.0_f64, f64::max) * 1.2;
         let mut chart = ChartBuilder::on(root)
             .margin(12)
-            .x_label_area_size(28)
+            .x_label_area_size(40)
             .y_label_area_size(48)
             .build_cartesian_2d(x0..x1, 0.0..y1)?;
         chart
