@@ -137,8 +137,8 @@ fn exchange_core_flow() -> (Book, Vec<Command>) {
         }
     };
     let resting_price = |rng: &mut Rng, side: Side| match side {
-        Side::Buy => mid - 1 - rng.below(375),
-        Side::Sell => mid + 1 + rng.below(375),
+        Side::Buy => mid - 1 - rng.below(800),
+        Side::Sell => mid + 1 + rng.below(800),
     };
     // Seed about 1,000 resting orders over about 750 levels.
     for _ in 0..1_000 {

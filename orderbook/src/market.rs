@@ -88,6 +88,19 @@ impl Unit {
     fn count(self, d: Decimal) -> Option<u128> {
         let m = d.mantissa().unsigned_abs();
         let s = d.scale();
+        // Fast path: everything fits in u64, where division is cheap (u128
+        // division is a library call, and this runs for every price and
+        // quantity the book sees).
+        if let (Ok(m), Ok(unit)) = (u64::try_from(m), u64::try_from(self.mantissa))
+            && s <= self.scale
+            && let Some(at_scale) = POW10
+                .get((self.scale - s) as usize)
+                .and_then(|p| m.checked_mul(*p))
+        {
+            return at_scale
+                .is_multiple_of(unit)
+                .then(|| u128::from(at_scale / unit));
+        }
         // Bring `d` to the unit's scale exactly.
         let at_scale = if s <= self.scale {
             m.checked_mul(10u128.checked_pow(self.scale - s)?)?
@@ -98,16 +111,43 @@ impl Unit {
             }
             m / div
         };
-        at_scale.is_multiple_of(self.mantissa).then(|| at_scale / self.mantissa)
+        at_scale
+            .is_multiple_of(self.mantissa)
+            .then(|| at_scale / self.mantissa)
     }
 
+    /// `n` units as a decimal without trailing zeros.
     fn decimal(self, n: u128) -> Decimal {
-        let m = n * self.mantissa;
-        Decimal::try_from_i128_with_scale(m as i128, self.scale)
-            .unwrap_or(Decimal::MAX)
-            .normalize()
+        let Some(mut m) = n.checked_mul(self.mantissa) else {
+            return Decimal::MAX;
+        };
+        let mut scale = self.scale;
+        if let Ok(mut small) = u64::try_from(m) {
+            while scale > 0 && small.is_multiple_of(10) && small != 0 {
+                small /= 10;
+                scale -= 1;
+            }
+            m = u128::from(small);
+        } else {
+            while scale > 0 && m.is_multiple_of(10) {
+                m /= 10;
+                scale -= 1;
+            }
+        }
+        Decimal::try_from_i128_with_scale(m as i128, scale).unwrap_or(Decimal::MAX)
     }
 }
+
+/// Powers of ten that fit in a u64.
+const POW10: [u64; 20] = {
+    let mut p = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
 
 /// A validated market with its grids.
 #[derive(Clone, Debug, PartialEq, Eq)]
