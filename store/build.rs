@@ -1,0 +1,20 @@
+//! Generates the gRPC server code from `proto/` with protox (a protobuf
+//! compiler in Rust), so building needs no `protoc` on the machine.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "proto/streams.proto",
+        "proto/serverfeatures.proto",
+        "proto/gossip.proto",
+    ];
+    for f in files.iter().chain(&["proto/shared.proto"]) {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    let descriptors = protox::compile(files, ["proto"])?;
+    tonic_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .bytes(["."])
+        .compile_fds(descriptors)?;
+    Ok(())
+}

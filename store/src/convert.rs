@@ -1,0 +1,125 @@
+//! Between protocol messages and the store's own types.
+
+use std::collections::HashMap;
+
+use tonic::Status;
+
+use crate::proto::streams::read_resp::read_event::RecordedEvent;
+use crate::proto::streams::read_resp::{self, ReadEvent};
+use crate::proto::{Empty, StreamIdentifier, Uuid, uuid};
+use crate::record::StoredEvent;
+
+/// Reads a UUID in either of the protocol's forms, as 16 big-endian bytes.
+pub fn uuid_from(id: Option<&Uuid>) -> Result<u128, Status> {
+    match id.and_then(|u| u.value.as_ref()) {
+        Some(uuid::Value::Structured(s)) => Ok((u128::from(s.most_significant_bits as u64) << 64)
+            | u128::from(s.least_significant_bits as u64)),
+        Some(uuid::Value::String(s)) => {
+            let hex: String = s.chars().filter(|c| *c != '-').collect();
+            if hex.len() != 32 {
+                return Err(Status::invalid_argument(format!(
+                    "event id {s:?} is not a UUID"
+                )));
+            }
+            u128::from_str_radix(&hex, 16)
+                .map_err(|_| Status::invalid_argument(format!("event id {s:?} is not a UUID")))
+        }
+        None => Err(Status::invalid_argument("event id is missing")),
+    }
+}
+
+/// A UUID in the form the reader asked for.
+pub fn uuid_to(id: u128, structured: bool) -> Uuid {
+    let value = if structured {
+        uuid::Value::Structured(uuid::Structured {
+            most_significant_bits: (id >> 64) as u64 as i64,
+            least_significant_bits: id as u64 as i64,
+        })
+    } else {
+        let h = format!("{id:032x}");
+        uuid::Value::String(format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        ))
+    };
+    Uuid { value: Some(value) }
+}
+
+pub fn stream_id(name: &bytes::Bytes) -> StreamIdentifier {
+    StreamIdentifier {
+        stream_name: name.clone(),
+    }
+}
+
+pub fn read_event(e: &StoredEvent, structured_ids: bool) -> read_resp::Content {
+    let metadata = HashMap::from([
+        (
+            "type".to_string(),
+            String::from_utf8_lossy(&e.event_type).into_owned(),
+        ),
+        (
+            "content-type".to_string(),
+            if e.is_json {
+                "application/json"
+            } else {
+                "application/octet-stream"
+            }
+            .to_string(),
+        ),
+        ("created".to_string(), e.created.to_string()),
+    ]);
+    read_resp::Content::Event(ReadEvent {
+        event: Some(RecordedEvent {
+            id: Some(uuid_to(e.id, structured_ids)),
+            stream_identifier: Some(stream_id(&e.stream)),
+            stream_revision: e.revision,
+            prepare_position: e.position,
+            commit_position: e.position,
+            metadata,
+            custom_metadata: e.custom_metadata.clone(),
+            data: e.data.clone(),
+        }),
+        link: None,
+        position: Some(read_resp::read_event::Position::CommitPosition(e.position)),
+    })
+}
+
+pub fn empty() -> Empty {
+    Empty {}
+}
+
+/// An error status with the `exception` metadata clients map on.
+pub fn exception(
+    code: tonic::Code,
+    message: impl Into<String>,
+    exception: &str,
+    extra: &[(&str, String)],
+) -> Status {
+    let mut status = Status::new(code, message);
+    let md = status.metadata_mut();
+    if let Ok(v) = exception.parse() {
+        md.insert("exception", v);
+    }
+    for (k, v) in extra {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(k.as_bytes()),
+            v.parse(),
+        ) {
+            md.insert(k, v);
+        }
+    }
+    status
+}
+
+pub fn stream_deleted(stream: &bytes::Bytes) -> Status {
+    exception(
+        tonic::Code::FailedPrecondition,
+        format!("stream '{}' is deleted", String::from_utf8_lossy(stream)),
+        "stream-deleted",
+        &[("stream-name", String::from_utf8_lossy(stream).into_owned())],
+    )
+}

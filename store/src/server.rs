@@ -1,0 +1,94 @@
+//! Serving the store over gRPC, in-process or standalone.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::proto::gossip::gossip_server::GossipServer;
+use crate::proto::server_features::server_features_server::ServerFeaturesServer;
+use crate::proto::streams::streams_server::StreamsServer;
+use crate::service::{FeaturesService, GossipService, MAX_APPEND_SIZE, StreamsService};
+use crate::store::{Store, StoreError};
+
+/// Serves `store` on `listener` until `shutdown` resolves. Live
+/// subscriptions are then ended with UNAVAILABLE so the server can close.
+pub async fn serve(
+    store: Store,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    let on_shutdown = store.clone();
+    tonic::transport::Server::builder()
+        .add_service(
+            StreamsServer::new(StreamsService { store })
+                .max_decoding_message_size(MAX_APPEND_SIZE * 2)
+                .max_encoding_message_size(MAX_APPEND_SIZE * 2),
+        )
+        .add_service(ServerFeaturesServer::new(FeaturesService))
+        .add_service(GossipServer::new(GossipService { addr }))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            on_shutdown.begin_shutdown();
+        })
+        .await
+}
+
+/// A store served on a loopback port inside this process.
+pub struct EmbeddedStore {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl EmbeddedStore {
+    /// Opens the store in `dir` and listens on `addr` (port 0 picks a free
+    /// port) before returning, so a client can connect at once.
+    pub async fn start(dir: &Path, addr: SocketAddr) -> Result<EmbeddedStore, StoreError> {
+        let (store, recovery) = Store::open(dir)?;
+        if recovery.truncated_bytes > 0 {
+            tracing::warn!(
+                bytes = recovery.truncated_bytes,
+                "cut a torn or corrupt tail off the event log"
+            );
+        }
+        tracing::info!(events = recovery.records, dir = %dir.display(), "event store opened");
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(store, listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(EmbeddedStore {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The connection string for the official client.
+    pub fn connection_string(&self) -> String {
+        format!(
+            "esdb://{}?tls=false&discoveryInterval=0&maxDiscoverAttempts=10",
+            self.addr
+        )
+    }
+
+    /// Ends subscriptions and stops serving.
+    pub async fn stop(mut self) -> Result<(), tonic::transport::Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap_or(Ok(()))
+    }
+}

@@ -1,0 +1,486 @@
+//! The gRPC services: Streams, ServerFeatures and Gossip.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use crate::convert::{self, empty, exception, read_event, stream_deleted, uuid_from};
+use crate::filter::Filter;
+use crate::proto::streams::append_req::{self, options::ExpectedStreamRevision};
+use crate::proto::streams::read_req::options::{
+    self as read_options, AllOptions, StreamOptions, all_options, stream_options,
+};
+use crate::proto::streams::streams_server::Streams;
+use crate::proto::streams::{
+    AppendReq, AppendResp, DeleteReq, DeleteResp, ReadReq, ReadResp, TombstoneReq, TombstoneResp,
+    append_resp, delete_resp, read_resp, tombstone_resp,
+};
+use crate::proto::{Empty, gossip, server_features};
+use crate::store::{AllStart, Direction, Store, StreamRead, StreamStart};
+use crate::subscription;
+use crate::writer::{Expected, NewEvent, Outcome};
+
+/// The largest append accepted, in bytes of data and metadata.
+pub const MAX_APPEND_SIZE: usize = 1024 * 1024;
+
+pub type ReadStream = Pin<Box<dyn Stream<Item = Result<ReadResp, Status>> + Send>>;
+
+/// The Streams service over a store.
+pub struct StreamsService {
+    pub store: Store,
+}
+
+fn msg(content: read_resp::Content) -> ReadResp {
+    ReadResp {
+        content: Some(content),
+    }
+}
+
+fn expected_of(e: Option<&ExpectedStreamRevision>) -> Expected {
+    match e {
+        Some(ExpectedStreamRevision::Revision(r)) => Expected::Exact(*r),
+        Some(ExpectedStreamRevision::NoStream(_)) => Expected::NoStream,
+        Some(ExpectedStreamRevision::StreamExists(_)) => Expected::StreamExists,
+        Some(ExpectedStreamRevision::Any(_)) | None => Expected::Any,
+    }
+}
+
+fn io_status(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(format!("the event store could not read its log: {e}"))
+}
+
+fn store_status(e: crate::store::StoreError) -> Status {
+    Status::unavailable(e.to_string())
+}
+
+/// A wrong-expected-version reply for a delete or tombstone.
+fn delete_conflict(current: Option<u64>, expected: Expected) -> Status {
+    let actual = current.map_or("-1".to_string(), |c| c.to_string());
+    let expected = match expected {
+        Expected::Any => "-2".to_string(),
+        Expected::NoStream => "-1".to_string(),
+        Expected::StreamExists => "-4".to_string(),
+        Expected::Exact(e) => e.to_string(),
+    };
+    exception(
+        Code::FailedPrecondition,
+        format!("wrong expected version: expected {expected}, actual {actual}"),
+        "wrong-expected-version",
+        &[("expected-version", expected), ("actual-version", actual)],
+    )
+}
+
+#[tonic::async_trait]
+impl Streams for StreamsService {
+    type ReadStream = ReadStream;
+
+    async fn read(&self, request: Request<ReadReq>) -> Result<Response<ReadStream>, Status> {
+        let options = request
+            .into_inner()
+            .options
+            .ok_or_else(|| Status::invalid_argument("read has no options"))?;
+        let structured = matches!(
+            options
+                .uuid_option
+                .as_ref()
+                .and_then(|u| u.content.as_ref()),
+            Some(read_options::uuid_option::Content::Structured(_))
+        );
+        let backwards = options.read_direction == read_options::ReadDirection::Backwards as i32;
+        let direction = if backwards {
+            Direction::Backwards
+        } else {
+            Direction::Forwards
+        };
+        let filter = match &options.filter_option {
+            Some(read_options::FilterOption::Filter(f)) => Some(Filter::from_options(f)?),
+            _ => None,
+        };
+        let compat = options
+            .control_option
+            .as_ref()
+            .map_or(0, |c| c.compatibility);
+        let subscription = matches!(
+            options.count_option,
+            Some(read_options::CountOption::Subscription(_))
+        );
+        let count = match options.count_option {
+            Some(read_options::CountOption::Count(n)) => n,
+            _ => u64::MAX,
+        };
+        match options.stream_option {
+            Some(read_options::StreamOption::Stream(StreamOptions {
+                stream_identifier,
+                revision_option,
+            })) => {
+                let stream = stream_identifier.map(|s| s.stream_name).unwrap_or_default();
+                let start = match revision_option {
+                    Some(stream_options::RevisionOption::Revision(r)) => StreamStart::Revision(r),
+                    Some(stream_options::RevisionOption::End(_)) => StreamStart::End,
+                    _ => StreamStart::Start,
+                };
+                if subscription {
+                    return subscription::stream(self.store.clone(), stream, start, structured);
+                }
+                self.read_stream(stream, start, direction, count, structured, compat)
+                    .await
+            }
+            Some(read_options::StreamOption::All(AllOptions { all_option })) => {
+                let start = match all_option {
+                    Some(all_options::AllOption::Position(p)) => {
+                        AllStart::Position(p.commit_position)
+                    }
+                    Some(all_options::AllOption::End(_)) => AllStart::End,
+                    _ => AllStart::Start,
+                };
+                if subscription {
+                    return subscription::all(self.store.clone(), start, filter, structured);
+                }
+                let store = self.store.clone();
+                let events = tokio::task::spawn_blocking(move || {
+                    store.read_all(start, direction, count, |e| {
+                        filter.as_ref().is_none_or(|f| f.matches(e))
+                    })
+                })
+                .await
+                .map_err(io_status)?
+                .map_err(io_status)?;
+                let items: Vec<Result<ReadResp, Status>> = events
+                    .iter()
+                    .map(|e| Ok(msg(read_event(e, structured))))
+                    .collect();
+                Ok(Response::new(Box::pin(futures::stream::iter(items))))
+            }
+            None => Err(Status::invalid_argument(
+                "read names neither a stream nor $all",
+            )),
+        }
+    }
+
+    async fn append(
+        &self,
+        request: Request<Streaming<AppendReq>>,
+    ) -> Result<Response<AppendResp>, Status> {
+        let mut incoming = request.into_inner();
+        let first = incoming
+            .next()
+            .await
+            .ok_or_else(|| Status::invalid_argument("append sent nothing"))??;
+        let Some(append_req::Content::Options(options)) = first.content else {
+            return Err(Status::invalid_argument(
+                "append must start with its options",
+            ));
+        };
+        let stream = options
+            .stream_identifier
+            .map(|s| s.stream_name)
+            .unwrap_or_default();
+        if stream.is_empty() {
+            return Err(Status::invalid_argument("append names no stream"));
+        }
+        let expected = expected_of(options.expected_stream_revision.as_ref());
+        let mut events = Vec::new();
+        let mut size = 0usize;
+        while let Some(m) = incoming.next().await {
+            let Some(append_req::Content::ProposedMessage(p)) = m?.content else {
+                return Err(Status::invalid_argument(
+                    "append options may only come first",
+                ));
+            };
+            let id = uuid_from(p.id.as_ref())?;
+            let (Some(event_type), Some(content_type)) =
+                (p.metadata.get("type"), p.metadata.get("content-type"))
+            else {
+                return Err(exception(
+                    Code::InvalidArgument,
+                    "an event needs the type and content-type metadata",
+                    "missing-required-metadata-property",
+                    &[],
+                ));
+            };
+            size += p.data.len() + p.custom_metadata.len() + event_type.len();
+            if size > MAX_APPEND_SIZE {
+                return Err(exception(
+                    Code::InvalidArgument,
+                    format!("the append is larger than {MAX_APPEND_SIZE} bytes"),
+                    "maximum-append-size-exceeded",
+                    &[("maximum-append-size", MAX_APPEND_SIZE.to_string())],
+                ));
+            }
+            events.push(NewEvent {
+                id,
+                event_type: Bytes::copy_from_slice(event_type.as_bytes()),
+                is_json: content_type == "application/json",
+                custom_metadata: p.custom_metadata,
+                data: p.data,
+            });
+        }
+        let outcome = self
+            .store
+            .append(stream.clone(), expected, events)
+            .await
+            .map_err(store_status)?;
+        let result = match outcome {
+            Outcome::Written { revision, position } => {
+                append_resp::Result::Success(append_resp::Success {
+                    current_revision_option: Some(match revision {
+                        Some(r) => append_resp::success::CurrentRevisionOption::CurrentRevision(r),
+                        None => append_resp::success::CurrentRevisionOption::NoStream(empty()),
+                    }),
+                    position_option: Some(append_resp::success::PositionOption::Position(
+                        append_resp::Position {
+                            commit_position: position,
+                            prepare_position: position,
+                        },
+                    )),
+                })
+            }
+            Outcome::WrongExpectedVersion { current, expected } => {
+                append_resp::Result::WrongExpectedVersion(wrong_expected_version(current, expected))
+            }
+            Outcome::StreamDeleted => return Err(stream_deleted(&stream)),
+            Outcome::Failed(e) => {
+                return Err(Status::unavailable(format!(
+                    "the append was not written: {e}"
+                )));
+            }
+        };
+        Ok(Response::new(AppendResp {
+            result: Some(result),
+        }))
+    }
+
+    async fn delete(&self, request: Request<DeleteReq>) -> Result<Response<DeleteResp>, Status> {
+        let options = request
+            .into_inner()
+            .options
+            .ok_or_else(|| Status::invalid_argument("delete has no options"))?;
+        let stream = options
+            .stream_identifier
+            .map(|s| s.stream_name)
+            .unwrap_or_default();
+        let expected = match options.expected_stream_revision {
+            Some(crate::proto::streams::delete_req::options::ExpectedStreamRevision::Revision(
+                r,
+            )) => Expected::Exact(r),
+            Some(crate::proto::streams::delete_req::options::ExpectedStreamRevision::NoStream(
+                _,
+            )) => Expected::NoStream,
+            Some(
+                crate::proto::streams::delete_req::options::ExpectedStreamRevision::StreamExists(_),
+            ) => Expected::StreamExists,
+            _ => Expected::Any,
+        };
+        match self
+            .store
+            .delete(stream.clone(), expected)
+            .await
+            .map_err(store_status)?
+        {
+            Outcome::Written { position, .. } => Ok(Response::new(DeleteResp {
+                position_option: Some(delete_resp::PositionOption::Position(
+                    delete_resp::Position {
+                        commit_position: position,
+                        prepare_position: position,
+                    },
+                )),
+            })),
+            Outcome::WrongExpectedVersion { current, expected } => {
+                Err(delete_conflict(current, expected))
+            }
+            Outcome::StreamDeleted => Err(stream_deleted(&stream)),
+            Outcome::Failed(e) => Err(Status::unavailable(format!(
+                "the delete was not written: {e}"
+            ))),
+        }
+    }
+
+    async fn tombstone(
+        &self,
+        request: Request<TombstoneReq>,
+    ) -> Result<Response<TombstoneResp>, Status> {
+        let options = request
+            .into_inner()
+            .options
+            .ok_or_else(|| Status::invalid_argument("tombstone has no options"))?;
+        let stream = options
+            .stream_identifier
+            .map(|s| s.stream_name)
+            .unwrap_or_default();
+        use crate::proto::streams::tombstone_req::options::ExpectedStreamRevision as E;
+        let expected = match options.expected_stream_revision {
+            Some(E::Revision(r)) => Expected::Exact(r),
+            Some(E::NoStream(_)) => Expected::NoStream,
+            Some(E::StreamExists(_)) => Expected::StreamExists,
+            _ => Expected::Any,
+        };
+        match self
+            .store
+            .tombstone(stream.clone(), expected)
+            .await
+            .map_err(store_status)?
+        {
+            Outcome::Written { position, .. } => Ok(Response::new(TombstoneResp {
+                position_option: Some(tombstone_resp::PositionOption::Position(
+                    tombstone_resp::Position {
+                        commit_position: position,
+                        prepare_position: position,
+                    },
+                )),
+            })),
+            Outcome::WrongExpectedVersion { current, expected } => {
+                Err(delete_conflict(current, expected))
+            }
+            Outcome::StreamDeleted => Err(stream_deleted(&stream)),
+            Outcome::Failed(e) => Err(Status::unavailable(format!(
+                "the tombstone was not written: {e}"
+            ))),
+        }
+    }
+}
+
+impl StreamsService {
+    async fn read_stream(
+        &self,
+        stream: Bytes,
+        start: StreamStart,
+        direction: Direction,
+        count: u64,
+        structured: bool,
+        compat: u32,
+    ) -> Result<Response<ReadStream>, Status> {
+        let store = self.store.clone();
+        let name = stream.clone();
+        let read =
+            tokio::task::spawn_blocking(move || store.read_stream(&name, start, direction, count))
+                .await
+                .map_err(io_status)?
+                .map_err(io_status)?;
+        let items: Vec<Result<ReadResp, Status>> = match read {
+            StreamRead::Deleted => return Err(stream_deleted(&stream)),
+            StreamRead::NotFound => vec![Ok(msg(read_resp::Content::StreamNotFound(
+                read_resp::StreamNotFound {
+                    stream_identifier: Some(convert::stream_id(&stream)),
+                },
+            )))],
+            StreamRead::Events {
+                events,
+                last_revision,
+            } => {
+                let mut items: Vec<_> = events
+                    .iter()
+                    .map(|e| Ok(msg(read_event(e, structured))))
+                    .collect();
+                if compat >= 1 {
+                    items.push(Ok(msg(read_resp::Content::LastStreamPosition(
+                        last_revision,
+                    ))));
+                }
+                items
+            }
+        };
+        Ok(Response::new(Box::pin(futures::stream::iter(items))))
+    }
+}
+
+fn wrong_expected_version(
+    current: Option<u64>,
+    expected: Expected,
+) -> append_resp::WrongExpectedVersion {
+    use append_resp::wrong_expected_version::{
+        CurrentRevisionOption, CurrentRevisionOption2060, ExpectedRevisionOption,
+        ExpectedRevisionOption2060,
+    };
+    append_resp::WrongExpectedVersion {
+        current_revision_option_20_6_0: Some(match current {
+            Some(c) => CurrentRevisionOption2060::CurrentRevision2060(c),
+            None => CurrentRevisionOption2060::NoStream2060(empty()),
+        }),
+        expected_revision_option_20_6_0: Some(match expected {
+            Expected::Exact(e) => ExpectedRevisionOption2060::ExpectedRevision2060(e),
+            Expected::StreamExists => ExpectedRevisionOption2060::StreamExists2060(empty()),
+            Expected::Any | Expected::NoStream => ExpectedRevisionOption2060::Any2060(empty()),
+        }),
+        current_revision_option: Some(match current {
+            Some(c) => CurrentRevisionOption::CurrentRevision(c),
+            None => CurrentRevisionOption::CurrentNoStream(empty()),
+        }),
+        expected_revision_option: Some(match expected {
+            Expected::Exact(e) => ExpectedRevisionOption::ExpectedRevision(e),
+            Expected::Any => ExpectedRevisionOption::ExpectedAny(empty()),
+            Expected::StreamExists => ExpectedRevisionOption::ExpectedStreamExists(empty()),
+            Expected::NoStream => ExpectedRevisionOption::ExpectedNoStream(empty()),
+        }),
+    }
+}
+
+/// ServerFeatures: what this server supports.
+pub struct FeaturesService;
+
+/// The server version reported to clients.
+pub const SERVER_VERSION: &str = "24.10.0";
+
+#[tonic::async_trait]
+impl server_features::server_features_server::ServerFeatures for FeaturesService {
+    async fn get_supported_methods(
+        &self,
+        _: Request<Empty>,
+    ) -> Result<Response<server_features::SupportedMethods>, Status> {
+        let methods = ["read", "append", "delete", "tombstone"]
+            .into_iter()
+            .map(|m| server_features::SupportedMethod {
+                method_name: m.into(),
+                service_name: "event_store.client.streams.streams".into(),
+                features: Vec::new(),
+            })
+            .collect();
+        Ok(Response::new(server_features::SupportedMethods {
+            methods,
+            event_store_server_version: SERVER_VERSION.into(),
+        }))
+    }
+}
+
+/// Gossip: a one-node cluster whose leader is this server.
+pub struct GossipService {
+    pub addr: SocketAddr,
+}
+
+#[tonic::async_trait]
+impl gossip::gossip_server::Gossip for GossipService {
+    async fn read(&self, _: Request<Empty>) -> Result<Response<gossip::ClusterInfo>, Status> {
+        let id = u128::from(crc32fast::hash(self.addr.to_string().as_bytes())) << 64 | 0x5107e;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| (d.as_nanos() / 100) as i64);
+        Ok(Response::new(gossip::ClusterInfo {
+            members: vec![gossip::MemberInfo {
+                instance_id: Some(convert::uuid_to(id, false)),
+                time_stamp: now,
+                state: gossip::member_info::VNodeState::Leader as i32,
+                is_alive: true,
+                http_end_point: Some(gossip::EndPoint {
+                    address: self.addr.ip().to_string(),
+                    port: u32::from(self.addr.port()),
+                }),
+            }],
+        }))
+    }
+}
+
+pub(crate) type Sender = mpsc::Sender<Result<ReadResp, Status>>;
+
+pub(crate) fn response(
+    rx: mpsc::Receiver<Result<ReadResp, Status>>,
+) -> Result<Response<ReadStream>, Status> {
+    Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+}
+
+pub(crate) fn message(content: read_resp::Content) -> ReadResp {
+    msg(content)
+}

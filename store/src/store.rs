@@ -1,0 +1,329 @@
+//! The store as a library: open a data directory, write, read, follow.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::index::{Index, metastream_of};
+use crate::log::{Log, Recovery, Segments};
+use crate::record::StoredEvent;
+use crate::writer::{self, Expected, NewEvent, Op, Outcome, Request, Shared};
+
+/// How many committed batches a live subscriber may fall behind before it
+/// goes back to reading the log.
+const LIVE_BUFFER: usize = 1024;
+
+/// Where a stream read starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamStart {
+    Start,
+    End,
+    Revision(u64),
+}
+
+/// Where an `$all` read starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllStart {
+    Start,
+    End,
+    Position(u64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Forwards,
+    Backwards,
+}
+
+/// The result of reading a stream.
+#[derive(Debug)]
+pub enum StreamRead {
+    NotFound,
+    Deleted,
+    Events {
+        events: Vec<StoredEvent>,
+        last_revision: u64,
+    },
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the event log could not be read or written: {0}")]
+    Io(#[from] io::Error),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+/// A handle onto an open store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::Sender<Request>,
+    shared: Shared,
+    segments: Segments,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Store {
+    /// Opens the store in `dir`, recovering the log (a torn tail is cut back
+    /// to the last complete record) and rebuilding the index.
+    pub fn open(dir: &Path) -> Result<(Store, Recovery), StoreError> {
+        let mut index = Index::default();
+        let (log, recovery) = Log::open(dir, |e| index.add(&e))?;
+        let shared = Shared {
+            index: Arc::new(RwLock::new(index)),
+            committed_end: Arc::new(AtomicU64::new(log.end())),
+            published: broadcast::channel(LIVE_BUFFER).0,
+        };
+        let segments = log.segments();
+        let (tx, rx) = mpsc::channel(65_536);
+        let for_writer = shared.clone();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer::run(log, for_writer, rx))?;
+        let store = Store {
+            tx,
+            shared,
+            segments,
+            shutdown: watch::channel(false).0,
+        };
+        Ok((store, recovery))
+    }
+
+    async fn submit(&self, op: Op) -> Result<Outcome, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request { op, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Appends events atomically, once they are on disk.
+    pub async fn append(
+        &self,
+        stream: Bytes,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> Result<Outcome, StoreError> {
+        self.submit(Op::Append {
+            stream,
+            expected,
+            events,
+        })
+        .await
+    }
+
+    /// Soft-deletes a stream: reads find nothing until the next append.
+    pub async fn delete(&self, stream: Bytes, expected: Expected) -> Result<Outcome, StoreError> {
+        self.submit(Op::Delete { stream, expected }).await
+    }
+
+    /// Deletes a stream for good.
+    pub async fn tombstone(
+        &self,
+        stream: Bytes,
+        expected: Expected,
+    ) -> Result<Outcome, StoreError> {
+        self.submit(Op::Tombstone { stream, expected }).await
+    }
+
+    /// The position after the last durable record.
+    pub fn committed_end(&self) -> u64 {
+        self.shared.committed_end.load(Ordering::Acquire)
+    }
+
+    /// Live batches of committed events, for subscriptions.
+    pub fn live(&self) -> broadcast::Receiver<Arc<Vec<StoredEvent>>> {
+        self.shared.published.subscribe()
+    }
+
+    /// Becomes true when the store is shutting down.
+    pub fn shutting_down(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Tells live subscriptions to end (with an error, so clients retry).
+    pub fn begin_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Revisions `[first, len)` of a stream that reads may show, or why none.
+    fn visible(&self, stream: &[u8]) -> Result<(u64, u64), StreamRead> {
+        let index = self.shared.index.read().expect("index lock");
+        let Some(s) = index.stream(stream) else {
+            return Err(StreamRead::NotFound);
+        };
+        if s.tombstoned {
+            return Err(StreamRead::Deleted);
+        }
+        if s.events.is_empty() || s.soft_deleted() {
+            return Err(StreamRead::NotFound);
+        }
+        let len = s.events.len() as u64;
+        // A metastream shows only its latest event ($maxCount 1).
+        let first = if metastream_of(stream).is_some() {
+            len - 1
+        } else {
+            s.truncate_before.min(len)
+        };
+        Ok((first, len))
+    }
+
+    /// Reads up to `count` events of a stream from `start` in `direction`
+    /// (the start revision is included either way).
+    pub fn read_stream(
+        &self,
+        stream: &[u8],
+        start: StreamStart,
+        direction: Direction,
+        count: u64,
+    ) -> io::Result<StreamRead> {
+        let (first, len) = match self.visible(stream) {
+            Ok(v) => v,
+            Err(r) => return Ok(r),
+        };
+        let revisions: Vec<u64> = match direction {
+            Direction::Forwards => {
+                let from = match start {
+                    StreamStart::Start => first,
+                    StreamStart::End => len,
+                    StreamStart::Revision(r) => r.max(first),
+                };
+                (from..len).take(count as usize).collect()
+            }
+            Direction::Backwards => {
+                let from = match start {
+                    StreamStart::Start => first,
+                    StreamStart::End => len - 1,
+                    StreamStart::Revision(r) => r.min(len - 1),
+                };
+                if from < first {
+                    Vec::new()
+                } else {
+                    (first..=from).rev().take(count as usize).collect()
+                }
+            }
+        };
+        let positions: Vec<u64> = {
+            let index = self.shared.index.read().expect("index lock");
+            let s = index.stream(stream).expect("the stream was just seen");
+            revisions.iter().map(|r| s.events[*r as usize].0).collect()
+        };
+        let mut events = Vec::with_capacity(positions.len());
+        for p in positions {
+            events.push(self.segments.read_at(p)?);
+        }
+        Ok(StreamRead::Events {
+            events,
+            last_revision: len - 1,
+        })
+    }
+
+    /// The position of the first record after `position` (or the first
+    /// record at all), and the committed end.
+    pub fn next_after(&self, position: Option<u64>) -> (Option<u64>, u64) {
+        let index = self.shared.index.read().expect("index lock");
+        let end = self.committed_end();
+        let i = position.map_or(0, |p| index.all.partition_point(|x| *x <= p));
+        (index.all.get(i).copied(), end)
+    }
+
+    /// Calls `each` for every record from `from` (a record position) up to
+    /// `to`, in order, until it returns false.
+    pub fn scan(
+        &self,
+        from: u64,
+        to: u64,
+        each: impl FnMut(StoredEvent) -> bool,
+    ) -> io::Result<()> {
+        self.segments.scan(from, to, each)
+    }
+
+    /// Reads up to `count` events of `$all` that pass `keep`. Forwards from a
+    /// position includes it; backwards gives the events before it.
+    pub fn read_all(
+        &self,
+        start: AllStart,
+        direction: Direction,
+        count: u64,
+        keep: impl Fn(&StoredEvent) -> bool,
+    ) -> io::Result<Vec<StoredEvent>> {
+        let mut out = Vec::new();
+        if count == 0 {
+            return Ok(out);
+        }
+        match direction {
+            Direction::Forwards => {
+                let from = {
+                    let index = self.shared.index.read().expect("index lock");
+                    let i = match start {
+                        AllStart::Start => 0,
+                        AllStart::End => index.all.len(),
+                        AllStart::Position(p) => index.all.partition_point(|x| *x < p),
+                    };
+                    index.all.get(i).copied()
+                };
+                if let Some(from) = from {
+                    self.segments.scan(from, self.committed_end(), |e| {
+                        if keep(&e) {
+                            out.push(e);
+                        }
+                        (out.len() as u64) < count
+                    })?;
+                }
+            }
+            Direction::Backwards => {
+                let positions: Vec<u64> = {
+                    let index = self.shared.index.read().expect("index lock");
+                    let i = match start {
+                        AllStart::Start => 0,
+                        AllStart::End => index.all.len(),
+                        AllStart::Position(p) => index.all.partition_point(|x| *x < p),
+                    };
+                    index.all[..i].to_vec()
+                };
+                for p in positions.into_iter().rev() {
+                    let e = self.segments.read_at(p)?;
+                    if keep(&e) {
+                        out.push(e);
+                        if out.len() as u64 == count {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stream's last revision and whether it is tombstoned.
+    pub fn stream_state(&self, stream: &[u8]) -> (Option<u64>, bool) {
+        let index = self.shared.index.read().expect("index lock");
+        index
+            .stream(stream)
+            .map_or((None, false), |s| (s.last_revision(), s.tombstoned))
+    }
+
+    /// Positions of a stream's revisions from `from` on (for subscriptions).
+    pub fn stream_positions_from(&self, stream: &[u8], from: u64) -> Vec<(u64, u64)> {
+        let index = self.shared.index.read().expect("index lock");
+        index.stream(stream).map_or_else(Vec::new, |s| {
+            let start = from.max(s.truncate_before);
+            s.events
+                .iter()
+                .enumerate()
+                .skip(start as usize)
+                .map(|(r, (p, _))| (r as u64, *p))
+                .collect()
+        })
+    }
+
+    pub fn read_at(&self, position: u64) -> io::Result<StoredEvent> {
+        self.segments.read_at(position)
+    }
+}

@@ -1,0 +1,255 @@
+//! Subscriptions: catch up from the log, then follow live commits.
+//!
+//! Each subscription registers for live batches *before* it reads the log,
+//! and remembers the last position (or revision) it considered, so the
+//! switch from catch-up to live loses nothing and repeats nothing. A
+//! subscriber that falls too far behind the live feed does not slow anyone:
+//! the feed drops it, and it goes back to reading the log from where it was.
+//! Its own queue to the client is bounded, so a slow client only ever waits
+//! on itself. A subscription ends only with an error status: when the client
+//! leaves, or with UNAVAILABLE when the store shuts down.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tonic::{Response, Status};
+
+use crate::convert::{read_event, stream_deleted};
+use crate::filter::Filter;
+use crate::index::TOMBSTONE_REVISION;
+use crate::proto::streams::read_resp;
+use crate::record::StoredEvent;
+use crate::service::{ReadStream, Sender, message, response};
+use crate::store::{AllStart, Store, StreamStart};
+
+/// Messages queued per client before the subscription waits for it.
+const CLIENT_BUFFER: usize = 512;
+/// Events read from the log per page during catch-up.
+const PAGE: usize = 512;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Why a subscription task stopped.
+enum Exit {
+    /// The client went away; nothing to tell it.
+    ClientGone,
+    Status(Status),
+}
+
+impl From<Status> for Exit {
+    fn from(s: Status) -> Exit {
+        Exit::Status(s)
+    }
+}
+
+async fn send(tx: &Sender, content: read_resp::Content) -> Result<(), Exit> {
+    tx.send(Ok(message(content)))
+        .await
+        .map_err(|_| Exit::ClientGone)
+}
+
+fn shutting_down() -> Status {
+    Status::unavailable("the event store is shutting down; resubscribe from the last event")
+}
+
+fn spawn<F>(body: impl FnOnce(Sender) -> F) -> Result<Response<ReadStream>, Status>
+where
+    F: Future<Output = Result<(), Exit>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
+    let task = body(tx.clone());
+    tokio::spawn(async move {
+        if let Err(Exit::Status(status)) = task.await {
+            let _ = tx.send(Err(status)).await;
+        }
+    });
+    response(rx)
+}
+
+async fn confirm(tx: &Sender) -> Result<(), Exit> {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    send(
+        tx,
+        read_resp::Content::Confirmation(read_resp::SubscriptionConfirmation {
+            subscription_id: format!("sub-{id}"),
+        }),
+    )
+    .await
+}
+
+/// Reads up to a page of records from `from` (a record position) to `end`.
+async fn page(store: &Store, from: u64, end: u64) -> Result<Vec<StoredEvent>, Status> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::with_capacity(PAGE);
+        store.scan(from, end, |e| {
+            out.push(e);
+            out.len() < PAGE
+        })?;
+        Ok::<_, std::io::Error>(out)
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?
+    .map_err(|e| Status::unavailable(format!("reading the log: {e}")))
+}
+
+/// Follows `$all` from `start` (exclusive), through `filter`.
+pub fn all(
+    store: Store,
+    start: AllStart,
+    filter: Option<Filter>,
+    structured: bool,
+) -> Result<Response<ReadStream>, Status> {
+    spawn(move |tx| async move {
+        let mut shutdown = store.shutting_down();
+        confirm(&tx).await?;
+        let mut live = store.live();
+        let mut last = match start {
+            AllStart::Start => None,
+            AllStart::Position(p) => Some(p),
+            AllStart::End => store.committed_end().checked_sub(1),
+        };
+        let mut considered = 0u64;
+        let mut caught_up = false;
+        let interval = filter.as_ref().map(|f| f.checkpoint_interval);
+        let checkpoint = |p: u64| {
+            read_resp::Content::Checkpoint(read_resp::Checkpoint {
+                commit_position: p,
+                prepare_position: p,
+            })
+        };
+        loop {
+            // Catch up from the log to what was committed when we registered.
+            loop {
+                let (next, end) = store.next_after(last);
+                let Some(from) = next.filter(|n| *n < end) else {
+                    break;
+                };
+                for e in page(&store, from, end).await? {
+                    last = Some(e.position);
+                    considered += 1;
+                    if filter.as_ref().is_none_or(|f| f.matches(&e)) {
+                        send(&tx, read_event(&e, structured)).await?;
+                    }
+                    if interval.is_some_and(|i| considered.is_multiple_of(i)) {
+                        send(&tx, checkpoint(e.position)).await?;
+                    }
+                }
+            }
+            if filter.is_some() {
+                send(&tx, checkpoint(last.unwrap_or(0))).await?;
+            }
+            if !caught_up {
+                caught_up = true;
+                send(&tx, read_resp::Content::CaughtUp(read_resp::CaughtUp {})).await?;
+            }
+            // Live: drop what catch-up already covered.
+            loop {
+                let batch = tokio::select! {
+                    _ = shutdown.changed() => return Err(shutting_down().into()),
+                    () = tx.closed() => return Err(Exit::ClientGone),
+                    b = live.recv() => b,
+                };
+                match batch {
+                    Ok(batch) => {
+                        for e in batch.iter() {
+                            if last.is_some_and(|l| e.position <= l) {
+                                continue;
+                            }
+                            last = Some(e.position);
+                            considered += 1;
+                            if filter.as_ref().is_none_or(|f| f.matches(e)) {
+                                send(&tx, read_event(e, structured)).await?;
+                            }
+                            if interval.is_some_and(|i| considered.is_multiple_of(i)) {
+                                send(&tx, checkpoint(e.position)).await?;
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        live = store.live();
+                        break;
+                    }
+                    Err(RecvError::Closed) => return Err(shutting_down().into()),
+                }
+            }
+        }
+    })
+}
+
+/// Follows one stream from `start` (exclusive).
+pub fn stream(
+    store: Store,
+    stream: Bytes,
+    start: StreamStart,
+    structured: bool,
+) -> Result<Response<ReadStream>, Status> {
+    spawn(move |tx| async move {
+        let mut shutdown = store.shutting_down();
+        confirm(&tx).await?;
+        let mut live = store.live();
+        let (current, _) = store.stream_state(&stream);
+        let mut last = match start {
+            StreamStart::Start => None,
+            StreamStart::Revision(r) => Some(r),
+            StreamStart::End => current,
+        };
+        let mut caught_up = false;
+        loop {
+            let (_, tombstoned) = store.stream_state(&stream);
+            if tombstoned {
+                return Err(stream_deleted(&stream).into());
+            }
+            let positions = store.stream_positions_from(&stream, last.map_or(0, |r| r + 1));
+            for chunk in positions.chunks(PAGE) {
+                let chunk = chunk.to_vec();
+                let s = store.clone();
+                let events = tokio::task::spawn_blocking(move || {
+                    chunk
+                        .iter()
+                        .map(|(_, p)| s.read_at(*p))
+                        .collect::<std::io::Result<Vec<_>>>()
+                })
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(|e| Status::unavailable(format!("reading the log: {e}")))?;
+                for e in events {
+                    last = Some(e.revision);
+                    send(&tx, read_event(&e, structured)).await?;
+                }
+            }
+            if !caught_up {
+                caught_up = true;
+                send(&tx, read_resp::Content::CaughtUp(read_resp::CaughtUp {})).await?;
+            }
+            loop {
+                let batch = tokio::select! {
+                    _ = shutdown.changed() => return Err(shutting_down().into()),
+                    () = tx.closed() => return Err(Exit::ClientGone),
+                    b = live.recv() => b,
+                };
+                match batch {
+                    Ok(batch) => {
+                        for e in batch.iter().filter(|e| e.stream == stream) {
+                            if e.revision == TOMBSTONE_REVISION {
+                                send(&tx, read_event(e, structured)).await?;
+                                return Err(stream_deleted(&stream).into());
+                            }
+                            if last.is_none_or(|l| e.revision > l) {
+                                last = Some(e.revision);
+                                send(&tx, read_event(e, structured)).await?;
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        live = store.live();
+                        break;
+                    }
+                    Err(RecvError::Closed) => return Err(shutting_down().into()),
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,393 @@
+//! The one writer: it owns the log's tail and so the global order of `$all`.
+//!
+//! It runs on its own thread. Requests queue on a channel; the writer takes
+//! every request waiting (group commit), decides each against the index and
+//! the batch before it, writes all their records with one write and one
+//! fsync, then updates the index, publishes the events to subscribers and
+//! answers. Nothing is acknowledged or visible before it is on disk.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::index::{Index, METADATA, STREAM_DELETED, TOMBSTONE_REVISION};
+use crate::log::Log;
+use crate::record::StoredEvent;
+
+/// The revision a write expects the stream to be at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    Any,
+    NoStream,
+    StreamExists,
+    Exact(u64),
+}
+
+/// An event proposed by a client.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub id: u128,
+    pub event_type: Bytes,
+    pub is_json: bool,
+    pub custom_metadata: Bytes,
+    pub data: Bytes,
+}
+
+#[derive(Debug)]
+pub enum Op {
+    Append {
+        stream: Bytes,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    },
+    Delete {
+        stream: Bytes,
+        expected: Expected,
+    },
+    Tombstone {
+        stream: Bytes,
+        expected: Expected,
+    },
+}
+
+/// How a write ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written (or found already written, for an idempotent retry).
+    /// `revision` is the stream's last revision; `position` the last
+    /// record's position.
+    Written {
+        revision: Option<u64>,
+        position: u64,
+    },
+    WrongExpectedVersion {
+        current: Option<u64>,
+        expected: Expected,
+    },
+    StreamDeleted,
+    /// The disk failed; nothing was acknowledged.
+    Failed(String),
+}
+
+pub struct Request {
+    pub op: Op,
+    pub reply: oneshot::Sender<Outcome>,
+}
+
+/// What the writer shares with readers.
+#[derive(Clone)]
+pub struct Shared {
+    pub index: Arc<RwLock<Index>>,
+    /// Everything before this position is durable and indexed.
+    pub committed_end: Arc<AtomicU64>,
+    pub published: broadcast::Sender<Arc<Vec<StoredEvent>>>,
+}
+
+/// A stream's state as seen by this batch: the index plus what earlier
+/// requests in the batch wrote.
+#[derive(Clone)]
+struct Pending {
+    len: u64,
+    truncate_before: u64,
+    tombstoned: bool,
+    /// Ids of the events this batch added, from revision `len - new_ids.len()`.
+    new_ids: Vec<u128>,
+}
+
+/// An outcome whose position is known only once the batch is placed.
+enum Planned {
+    Done(Outcome),
+    /// Written: the last revision and the index of its record in the batch.
+    Wrote {
+        revision: Option<u64>,
+        record: usize,
+    },
+}
+
+pub fn run(mut log: Log, shared: Shared, mut rx: mpsc::Receiver<Request>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let created = now_ticks();
+        let mut records: Vec<StoredEvent> = Vec::new();
+        let mut plans = Vec::with_capacity(batch.len());
+        {
+            let index = shared.index.read().expect("index lock");
+            let mut pending: HashMap<Bytes, Pending> = HashMap::new();
+            for req in &batch {
+                plans.push(plan(&index, &mut pending, &req.op, created, &mut records));
+            }
+        }
+        let written = place_and_write(&mut log, &mut records);
+        if let Err(e) = &written {
+            tracing::error!("writing to the log failed: {e}");
+        }
+        if written.is_ok() && !records.is_empty() {
+            let mut index = shared.index.write().expect("index lock");
+            for r in &records {
+                index.add(r);
+            }
+            shared.committed_end.store(log.end(), Ordering::Release);
+            drop(index);
+            let _ = shared.published.send(Arc::new(records.clone()));
+        }
+        for (req, plan) in batch.into_iter().zip(plans) {
+            let outcome = match (&written, plan) {
+                (Err(e), Planned::Wrote { .. }) => Outcome::Failed(e.to_string()),
+                (_, Planned::Done(o)) => o,
+                (Ok(()), Planned::Wrote { revision, record }) => Outcome::Written {
+                    revision,
+                    position: records[record].position,
+                },
+            };
+            let _ = req.reply.send(outcome);
+        }
+    }
+}
+
+/// Gives the batch's records their positions and writes them durably.
+fn place_and_write(log: &mut Log, records: &mut [StoredEvent]) -> std::io::Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let total: usize = records.iter().map(StoredEvent::encoded_len).sum();
+    let mut at = log.reserve(total as u64)?;
+    let mut buf = Vec::with_capacity(total);
+    for r in records.iter_mut() {
+        r.position = at;
+        at += r.encoded_len() as u64;
+        r.encode(&mut buf);
+    }
+    log.write_durably(&buf)
+}
+
+fn pending_for<'a>(
+    index: &Index,
+    pending: &'a mut HashMap<Bytes, Pending>,
+    stream: &Bytes,
+) -> &'a mut Pending {
+    pending.entry(stream.clone()).or_insert_with(|| {
+        let s = index.stream(stream).cloned().unwrap_or_default();
+        Pending {
+            len: s.events.len() as u64,
+            truncate_before: s.truncate_before,
+            tombstoned: s.tombstoned,
+            new_ids: Vec::new(),
+        }
+    })
+}
+
+/// The id at `revision` of a stream, from the index or this batch.
+fn id_at(index: &Index, p: &Pending, stream: &Bytes, revision: u64) -> Option<u128> {
+    let durable = p.len - p.new_ids.len() as u64;
+    if revision < durable {
+        index
+            .stream(stream)?
+            .events
+            .get(revision as usize)
+            .map(|(_, id)| *id)
+    } else {
+        p.new_ids.get((revision - durable) as usize).copied()
+    }
+}
+
+fn plan(
+    index: &Index,
+    pending: &mut HashMap<Bytes, Pending>,
+    op: &Op,
+    created: i64,
+    out: &mut Vec<StoredEvent>,
+) -> Planned {
+    let event = |stream: &Bytes, revision, id, event_type: &str, data: Vec<u8>| StoredEvent {
+        position: 0,
+        stream: stream.clone(),
+        revision,
+        id,
+        event_type: Bytes::copy_from_slice(event_type.as_bytes()),
+        is_json: true,
+        created,
+        custom_metadata: Bytes::new(),
+        data: Bytes::from(data),
+    };
+    match op {
+        Op::Append {
+            stream,
+            expected,
+            events,
+        } => {
+            let p = pending_for(index, pending, stream).clone();
+            if p.tombstoned {
+                return Planned::Done(Outcome::StreamDeleted);
+            }
+            let current = p.len.checked_sub(1);
+            let soft_deleted = p.len > 0 && p.truncate_before >= p.len;
+            // An idempotent retry: the events are already there.
+            let retry_from = match *expected {
+                Expected::Exact(e) if current.is_some_and(|c| e < c) => Some(e + 1),
+                Expected::NoStream if current.is_some() && !soft_deleted => Some(0),
+                Expected::Any | Expected::StreamExists => events.first().and_then(|e| {
+                    index
+                        .recent_id(e.id)
+                        .filter(|(s, _)| s == stream)
+                        .map(|(_, rev)| *rev)
+                }),
+                _ => None,
+            };
+            if let Some(from) = retry_from
+                && !events.is_empty()
+            {
+                let all_there = events
+                    .iter()
+                    .enumerate()
+                    .all(|(i, e)| id_at(index, &p, stream, from + i as u64) == Some(e.id));
+                if all_there {
+                    let last = from + events.len() as u64 - 1;
+                    let position = index
+                        .stream(stream)
+                        .and_then(|s| s.events.get(last as usize))
+                        .map(|(pos, _)| *pos);
+                    if let Some(position) = position {
+                        return Planned::Done(Outcome::Written {
+                            revision: Some(last),
+                            position,
+                        });
+                    }
+                }
+                return Planned::Done(Outcome::WrongExpectedVersion {
+                    current,
+                    expected: *expected,
+                });
+            }
+            let ok = match *expected {
+                Expected::Any => true,
+                Expected::NoStream => current.is_none() || soft_deleted,
+                Expected::StreamExists => current.is_some() && !soft_deleted,
+                Expected::Exact(e) => current == Some(e),
+            };
+            if !ok {
+                return Planned::Done(Outcome::WrongExpectedVersion {
+                    current,
+                    expected: *expected,
+                });
+            }
+            if events.is_empty() {
+                let position = index
+                    .stream(stream)
+                    .and_then(|s| s.events.last())
+                    .map_or(0, |(pos, _)| *pos);
+                return Planned::Done(Outcome::Written {
+                    revision: current,
+                    position,
+                });
+            }
+            if soft_deleted {
+                // Undelete: hide what came before, keep numbering.
+                let meta: Bytes = [b"$$".as_slice(), stream].concat().into();
+                let mp = pending_for(index, pending, &meta);
+                let rev = mp.len;
+                let id = undelete_id(stream, p.len);
+                mp.len += 1;
+                mp.new_ids.push(id);
+                let data = serde_json::to_vec(&serde_json::json!({ "$tb": p.len })).expect("json");
+                out.push(event(&meta, rev, id, METADATA, data));
+            }
+            let p = pending_for(index, pending, stream);
+            p.truncate_before = if soft_deleted {
+                p.len
+            } else {
+                p.truncate_before
+            };
+            for e in events {
+                out.push(StoredEvent {
+                    position: 0,
+                    stream: stream.clone(),
+                    revision: p.len,
+                    id: e.id,
+                    event_type: e.event_type.clone(),
+                    is_json: e.is_json,
+                    created,
+                    custom_metadata: e.custom_metadata.clone(),
+                    data: e.data.clone(),
+                });
+                p.len += 1;
+                p.new_ids.push(e.id);
+            }
+            Planned::Wrote {
+                revision: Some(p.len - 1),
+                record: out.len() - 1,
+            }
+        }
+        Op::Delete { stream, expected } | Op::Tombstone { stream, expected } => {
+            let p = pending_for(index, pending, stream).clone();
+            if p.tombstoned {
+                return Planned::Done(Outcome::StreamDeleted);
+            }
+            let current = p.len.checked_sub(1);
+            let ok = match *expected {
+                Expected::Any => true,
+                Expected::NoStream => current.is_none(),
+                Expected::StreamExists => current.is_some(),
+                Expected::Exact(e) => current == Some(e),
+            };
+            if !ok {
+                return Planned::Done(Outcome::WrongExpectedVersion {
+                    current,
+                    expected: *expected,
+                });
+            }
+            if matches!(op, Op::Tombstone { .. }) {
+                pending_for(index, pending, stream).tombstoned = true;
+                out.push(event(
+                    stream,
+                    TOMBSTONE_REVISION,
+                    delete_id(stream, true),
+                    STREAM_DELETED,
+                    Vec::new(),
+                ));
+            } else {
+                let meta: Bytes = [b"$$".as_slice(), stream].concat().into();
+                let mp = pending_for(index, pending, &meta);
+                let rev = mp.len;
+                let id = delete_id(stream, false) ^ u128::from(rev);
+                mp.len += 1;
+                mp.new_ids.push(id);
+                pending_for(index, pending, stream).truncate_before = i64::MAX as u64;
+                let data =
+                    serde_json::to_vec(&serde_json::json!({ "$tb": i64::MAX })).expect("json");
+                out.push(event(&meta, rev, id, METADATA, data));
+            }
+            Planned::Wrote {
+                revision: current,
+                record: out.len() - 1,
+            }
+        }
+    }
+}
+
+/// Ids for the events the store writes itself, derived from what they are
+/// so they are stable (the store draws no random numbers).
+fn delete_id(stream: &[u8], tombstone: bool) -> u128 {
+    let h = crc32fast::hash(stream) as u128;
+    (h << 96) | (u128::from(tombstone) << 64) | 0xde1e7e
+}
+
+fn undelete_id(stream: &[u8], len: u64) -> u128 {
+    let h = crc32fast::hash(stream) as u128;
+    (h << 96) | (u128::from(len) << 8) | 0x0d
+}
+
+/// 100-nanosecond ticks since the Unix epoch, as the protocol's `created`.
+fn now_ticks() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| (d.as_nanos() / 100) as i64)
+}
