@@ -38,7 +38,7 @@ mod convert;
 mod filter;
 pub mod index;
 pub mod log;
-mod proto;
+pub mod proto;
 pub mod record;
 mod server;
 mod service;
@@ -48,5 +48,5 @@ pub mod writer;
 
 pub use server::{EmbeddedStore, serve};
 pub use service::{MAX_APPEND_SIZE, SERVER_VERSION};
-pub use store::{AllStart, Direction, Store, StoreError, StreamRead, StreamStart};
+pub use store::{AllStart, Direction, Options, Store, StoreError, StreamRead, StreamStart};
 pub use writer::{Expected, NewEvent, Outcome};

@@ -12,7 +12,7 @@ use crate::proto::gossip::gossip_server::GossipServer;
 use crate::proto::server_features::server_features_server::ServerFeaturesServer;
 use crate::proto::streams::streams_server::StreamsServer;
 use crate::service::{FeaturesService, GossipService, MAX_APPEND_SIZE, StreamsService};
-use crate::store::{Store, StoreError};
+use crate::store::{Options, Store, StoreError};
 
 /// Serves `store` on `listener` until `shutdown` resolves. Live
 /// subscriptions are then ended with UNAVAILABLE so the server can close.
@@ -42,6 +42,7 @@ pub async fn serve(
 
 /// A store served on a loopback port inside this process.
 pub struct EmbeddedStore {
+    store: Store,
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -51,7 +52,16 @@ impl EmbeddedStore {
     /// Opens the store in `dir` and listens on `addr` (port 0 picks a free
     /// port) before returning, so a client can connect at once.
     pub async fn start(dir: &Path, addr: SocketAddr) -> Result<EmbeddedStore, StoreError> {
-        let (store, recovery) = Store::open(dir)?;
+        EmbeddedStore::start_with(dir, addr, Options::default()).await
+    }
+
+    /// [`EmbeddedStore::start`] with options.
+    pub async fn start_with(
+        dir: &Path,
+        addr: SocketAddr,
+        options: Options,
+    ) -> Result<EmbeddedStore, StoreError> {
+        let (store, recovery) = Store::open_with(dir, options)?;
         if recovery.truncated_bytes > 0 {
             tracing::warn!(
                 bytes = recovery.truncated_bytes,
@@ -62,14 +72,20 @@ impl EmbeddedStore {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(store, listener, async {
+        let task = tokio::spawn(serve(store.clone(), listener, async {
             let _ = stopped.await;
         }));
         Ok(EmbeddedStore {
+            store,
             addr,
             stop: Some(stop),
             task,
         })
+    }
+
+    /// The store behind the server, for in-process use.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     pub fn addr(&self) -> SocketAddr {

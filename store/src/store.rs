@@ -13,9 +13,19 @@ use crate::log::{Log, Recovery, Segments};
 use crate::record::StoredEvent;
 use crate::writer::{self, Expected, NewEvent, Op, Outcome, Request, Shared};
 
-/// How many committed batches a live subscriber may fall behind before it
-/// goes back to reading the log.
-const LIVE_BUFFER: usize = 1024;
+/// How the store runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How many committed batches a live subscriber may fall behind before
+    /// it goes back to reading the log.
+    pub live_buffer: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { live_buffer: 1024 }
+    }
+}
 
 /// Where a stream read starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,18 +76,24 @@ pub struct Store {
     shared: Shared,
     segments: Segments,
     shutdown: watch::Sender<bool>,
+    fallbacks: Arc<AtomicU64>,
 }
 
 impl Store {
     /// Opens the store in `dir`, recovering the log (a torn tail is cut back
     /// to the last complete record) and rebuilding the index.
     pub fn open(dir: &Path) -> Result<(Store, Recovery), StoreError> {
+        Store::open_with(dir, Options::default())
+    }
+
+    /// [`Store::open`] with options.
+    pub fn open_with(dir: &Path, options: Options) -> Result<(Store, Recovery), StoreError> {
         let mut index = Index::default();
         let (log, recovery) = Log::open(dir, |e| index.add(&e))?;
         let shared = Shared {
             index: Arc::new(RwLock::new(index)),
             committed_end: Arc::new(AtomicU64::new(log.end())),
-            published: broadcast::channel(LIVE_BUFFER).0,
+            published: broadcast::channel(options.live_buffer.max(1)).0,
         };
         let segments = log.segments();
         let (tx, rx) = mpsc::channel(65_536);
@@ -90,6 +106,7 @@ impl Store {
             shared,
             segments,
             shutdown: watch::channel(false).0,
+            fallbacks: Arc::default(),
         };
         Ok((store, recovery))
     }
@@ -140,6 +157,21 @@ impl Store {
     /// Live batches of committed events, for subscriptions.
     pub fn live(&self) -> broadcast::Receiver<Arc<Vec<StoredEvent>>> {
         self.shared.published.subscribe()
+    }
+
+    /// How many subscriptions are following live commits right now.
+    pub fn live_subscribers(&self) -> usize {
+        self.shared.published.receiver_count()
+    }
+
+    /// How many times a subscription fell behind the live feed and went
+    /// back to reading the log.
+    pub fn catch_up_fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn note_fallback(&self) {
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Becomes true when the store is shutting down.

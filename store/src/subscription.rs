@@ -169,6 +169,7 @@ pub fn all(
                         }
                     }
                     Err(RecvError::Lagged(_)) => {
+                        store.note_fallback();
                         live = store.live();
                         break;
                     }
@@ -244,6 +245,7 @@ pub fn stream(
                         }
                     }
                     Err(RecvError::Lagged(_)) => {
+                        store.note_fallback();
                         live = store.live();
                         break;
                     }

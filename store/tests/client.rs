@@ -1,6 +1,7 @@
 //! The store driven by the official `eventstore` client over TCP, exactly as
 //! the exchange (or any EventStoreDB application) uses it.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use eventstore::{
@@ -19,8 +20,13 @@ struct Harness {
 }
 
 async fn start() -> Harness {
+    start_with(store::Options::default()).await
+}
+
+async fn start_with(options: store::Options) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let server = EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let server = EmbeddedStore::start_with(dir.path(), addr, options)
         .await
         .unwrap();
     let settings: ClientSettings = server.connection_string().parse().unwrap();
@@ -543,4 +549,78 @@ async fn discovery_connection_strings_find_the_store_as_leader() {
         .await
         .unwrap();
     assert_eq!(w.next_expected_version, 0);
+}
+
+#[tokio::test]
+async fn a_slow_subscriber_falls_back_to_the_log_and_misses_nothing() {
+    // A live feed of 4 batches, so falling behind is certain.
+    let h = start_with(store::Options { live_buffer: 4 }).await;
+    let c = &h.client;
+    let mut slow = c
+        .subscribe_to_all(&SubscribeToAllOptions::default().position(StreamPosition::Start))
+        .await;
+    assert!(matches!(
+        with_timeout(slow.next_subscription_event()).await.unwrap(),
+        SubscriptionEvent::Confirmed(_)
+    ));
+    // Far more commits than the live feed buffers, while the slow
+    // subscriber reads nothing: writers must not wait for it.
+    let total = 3_000u64;
+    let writes: Vec<_> = (0..total)
+        .map(|n| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.append_to_stream(
+                    format!("slow-{}", n % 7),
+                    &AppendToStreamOptions::default(),
+                    event("A", n),
+                )
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for w in writes {
+        with_timeout(w).await.unwrap();
+    }
+    let mut seen = HashSet::new();
+    let mut last = None;
+    while (seen.len() as u64) < total {
+        if let SubscriptionEvent::EventAppeared(e) =
+            with_timeout(slow.next_subscription_event()).await.unwrap()
+        {
+            let e = e.get_original_event();
+            assert!(last.is_none_or(|p| e.position > p), "in order, no repeats");
+            last = Some(e.position);
+            assert!(seen.insert(e.id), "duplicate {}", e.id);
+        }
+    }
+    assert_eq!(seen.len() as u64, total);
+    assert!(
+        h.server.store().catch_up_fallbacks() > 0,
+        "the subscriber really fell behind and caught up"
+    );
+}
+
+#[tokio::test]
+async fn subscriptions_end_when_their_client_leaves() {
+    let h = start().await;
+    let c = &h.client;
+    let store = h.server.store().clone();
+    let mut subs = Vec::new();
+    for _ in 0..5 {
+        let mut s = c.subscribe_to_all(&SubscribeToAllOptions::default()).await;
+        with_timeout(s.next_subscription_event()).await.unwrap();
+        subs.push(s);
+    }
+    assert_eq!(store.live_subscribers(), 5);
+    drop(subs);
+    // The server notices the closed calls and ends their tasks.
+    for _ in 0..100 {
+        if store.live_subscribers() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} subscriptions leaked", store.live_subscribers());
 }

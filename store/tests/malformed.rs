@@ -1,0 +1,134 @@
+//! Requests the official client would never send: each gets a clear error
+//! status and writes nothing.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use store::EmbeddedStore;
+use store::proto::streams::streams_client::StreamsClient;
+use store::proto::streams::{AppendReq, ReadReq, append_req, read_req};
+use store::proto::{Empty, StreamIdentifier, Uuid, uuid};
+use tonic::Code;
+
+fn options(stream: &str) -> AppendReq {
+    AppendReq {
+        content: Some(append_req::Content::Options(append_req::Options {
+            stream_identifier: Some(StreamIdentifier {
+                stream_name: Bytes::from(stream.to_string()),
+            }),
+            expected_stream_revision: Some(append_req::options::ExpectedStreamRevision::Any(
+                Empty {},
+            )),
+        })),
+    }
+}
+
+fn proposed(id: &str, metadata: &[(&str, &str)]) -> AppendReq {
+    AppendReq {
+        content: Some(append_req::Content::ProposedMessage(
+            append_req::ProposedMessage {
+                id: Some(Uuid {
+                    value: Some(uuid::Value::String(id.into())),
+                }),
+                metadata: metadata
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<HashMap<_, _>>(),
+                custom_metadata: Bytes::new(),
+                data: Bytes::from_static(b"{}"),
+            },
+        )),
+    }
+}
+
+const GOOD_ID: &str = "6f1c6f3e-4b8e-4a57-9a57-2f0e1d6c9b11";
+const JSON: &[(&str, &str)] = &[("type", "A"), ("content-type", "application/json")];
+
+#[tokio::test]
+async fn malformed_requests_get_clear_errors_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut client = StreamsClient::connect(format!("http://{}", server.addr()))
+        .await
+        .unwrap();
+    let cases: Vec<(&str, Vec<AppendReq>, Option<&str>)> = vec![
+        (
+            "an event before the options",
+            vec![proposed(GOOD_ID, JSON)],
+            None,
+        ),
+        ("nothing at all", vec![], None),
+        (
+            "no stream name",
+            vec![options(""), proposed(GOOD_ID, JSON)],
+            None,
+        ),
+        (
+            "an id that is not a UUID",
+            vec![options("s"), proposed("not-a-uuid", JSON)],
+            None,
+        ),
+        (
+            "no type metadata",
+            vec![
+                options("s"),
+                proposed(GOOD_ID, &[("content-type", "application/json")]),
+            ],
+            Some("missing-required-metadata-property"),
+        ),
+        ("options twice", vec![options("s"), options("s")], None),
+    ];
+    for (what, messages, exception) in cases {
+        let status = client
+            .append(futures::stream::iter(messages))
+            .await
+            .expect_err(what);
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        assert!(
+            !status.message().is_empty(),
+            "{what}: the error says what is wrong"
+        );
+        if let Some(e) = exception {
+            assert_eq!(status.metadata().get("exception").unwrap(), e, "{what}");
+        }
+    }
+    let status = client
+        .read(ReadReq { options: None })
+        .await
+        .expect_err("read without options");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let bad_filter = ReadReq {
+        options: Some(read_req::Options {
+            stream_option: Some(read_req::options::StreamOption::All(
+                read_req::options::AllOptions {
+                    all_option: Some(read_req::options::all_options::AllOption::Start(Empty {})),
+                },
+            )),
+            count_option: Some(read_req::options::CountOption::Count(10)),
+            filter_option: Some(read_req::options::FilterOption::Filter(
+                read_req::options::FilterOptions {
+                    filter: Some(read_req::options::filter_options::Filter::EventType(
+                        read_req::options::filter_options::Expression {
+                            regex: "([".into(),
+                            prefix: vec![],
+                        },
+                    )),
+                    window: None,
+                    checkpoint_interval_multiplier: 1,
+                },
+            )),
+            ..Default::default()
+        }),
+    };
+    let status = client.read(bad_filter).await.expect_err("a broken regex");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("regex"), "{}", status.message());
+    // Nothing was written by any of it.
+    assert_eq!(
+        server.store().committed_end(),
+        16,
+        "the log holds only its header"
+    );
+}
