@@ -121,7 +121,7 @@ async fn acknowledged_events_survive_sigkill_exactly_once() {
     }
     let (mut child, url) = spawn_store(dir.path());
     let client = Client::new(url.parse().unwrap()).unwrap();
-    let ledger = ledger.lock().unwrap();
+    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     assert!(
         ledger.acked.len() > 100,
         "the test must append under load: {}",
