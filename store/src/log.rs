@@ -19,7 +19,8 @@ use crate::record::{HEADER, RecordError, StoredEvent};
 
 const MAGIC: &[u8; 8] = b"XCHGLOG1";
 const SEGMENT_HEADER: u64 = 16;
-/// A segment is closed and a new one started once it reaches this size.
+/// A segment is closed and a new one started once it reaches this size
+/// (by default; see [`crate::Options`]).
 pub const SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
 
 /// Each segment's base position and open file, in order.
@@ -101,7 +102,8 @@ impl Segments {
             }
             from += at as u64;
             if seg_end < to && from >= seg_end {
-                from = seg_end;
+                // The next segment's first record follows its header.
+                from = seg_end + SEGMENT_HEADER;
             }
         }
         Ok(())
@@ -120,6 +122,7 @@ pub struct Log {
     active_base: u64,
     /// The position the next record will have.
     end: u64,
+    segment_size: u64,
 }
 
 /// What opening the log found.
@@ -134,7 +137,11 @@ impl Log {
     /// Opens (or creates) the log in `dir`, calling `each` with every
     /// complete record in order. A torn or corrupt tail is cut back to the
     /// last complete record, and anything after it removed.
-    pub fn open(dir: &Path, mut each: impl FnMut(StoredEvent)) -> io::Result<(Log, Recovery)> {
+    pub fn open(
+        dir: &Path,
+        segment_size: u64,
+        mut each: impl FnMut(StoredEvent),
+    ) -> io::Result<(Log, Recovery)> {
         fs::create_dir_all(dir)?;
         let mut bases: Vec<u64> = fs::read_dir(dir)?
             .filter_map(|e| {
@@ -210,6 +217,7 @@ impl Log {
             active,
             active_base,
             end,
+            segment_size,
         };
         Ok((log, recovery))
     }
@@ -227,7 +235,7 @@ impl Log {
     /// active one is full. Returns the position the bytes will start at.
     pub fn reserve(&mut self, len: u64) -> io::Result<u64> {
         let used = self.end - self.active_base;
-        if used > SEGMENT_HEADER && used + len > SEGMENT_SIZE {
+        if used > SEGMENT_HEADER && used + len > self.segment_size {
             let base = self.end;
             let file = create_segment(&self.dir, base)?;
             self.segments

@@ -19,11 +19,16 @@ pub struct Options {
     /// How many committed batches a live subscriber may fall behind before
     /// it goes back to reading the log.
     pub live_buffer: usize,
+    /// Bytes after which the log starts a new segment file.
+    pub segment_size: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { live_buffer: 1024 }
+        Options {
+            live_buffer: 1024,
+            segment_size: crate::log::SEGMENT_SIZE,
+        }
     }
 }
 
@@ -89,7 +94,7 @@ impl Store {
     /// [`Store::open`] with options.
     pub fn open_with(dir: &Path, options: Options) -> Result<(Store, Recovery), StoreError> {
         let mut index = Index::default();
-        let (log, recovery) = Log::open(dir, |e| index.add(&e))?;
+        let (log, recovery) = Log::open(dir, options.segment_size, |e| index.add(&e))?;
         let shared = Shared {
             index: Arc::new(RwLock::new(index)),
             committed_end: Arc::new(AtomicU64::new(log.end())),

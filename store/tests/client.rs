@@ -554,7 +554,11 @@ async fn discovery_connection_strings_find_the_store_as_leader() {
 #[tokio::test]
 async fn a_slow_subscriber_falls_back_to_the_log_and_misses_nothing() {
     // A live feed of 4 batches, so falling behind is certain.
-    let h = start_with(store::Options { live_buffer: 4 }).await;
+    let h = start_with(store::Options {
+        live_buffer: 4,
+        ..Default::default()
+    })
+    .await;
     let c = &h.client;
     let mut slow = c
         .subscribe_to_all(&SubscribeToAllOptions::default().position(StreamPosition::Start))

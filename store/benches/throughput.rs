@@ -1,0 +1,235 @@
+//! Store benchmarks through the official client over loopback TCP, fsync on,
+//! 200-byte JSON events (run: `cargo bench -p store --bench throughput`).
+//!
+//! 1. The machine's raw fsync rate: 200-byte write + fdatasync, in a loop.
+//! 2. Appends of 1 event from 1 client, and from 64 concurrent clients:
+//!    events/s and latency p50/p99; the 1-client p50 as a ratio to one fsync.
+//! 3. `$all` catch-up: reading 1,000,000 events (`STORE_BENCH_EVENTS`)
+//!    from the start, as a read and as a subscription up to `caught_up`.
+//! 4. Fan-out: 1,000 filtered `$all` subscriptions, each receiving every
+//!    matching event appended while they are live.
+
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use eventstore::{
+    AppendToStreamOptions, Client, EventData, ReadAllOptions, StreamPosition,
+    SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter,
+};
+use store::{EmbeddedStore, Expected, NewEvent};
+
+fn payload(n: u64) -> serde_json::Value {
+    // About 200 bytes of JSON, like a trade event.
+    serde_json::json!({
+        "symbol": "BTC-USD", "trade_id": n, "price": "64000.25", "quantity": "0.0125",
+        "maker_order_id": n * 2, "taker_order_id": n * 2 + 1, "maker_account": 17,
+        "taker_account": 42, "taker_side": "buy", "executed_at": 1_700_000_000_000_000u64 + n
+    })
+}
+
+fn pct(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort_unstable();
+    samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)]
+}
+
+fn raw_fsync(dir: &std::path::Path, n: usize) -> Vec<Duration> {
+    let mut f = std::fs::File::create(dir.join("fsync-probe")).unwrap();
+    let buf = [b'x'; 200];
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        f.write_all_at(&buf, (i * 200) as u64).unwrap();
+        f.sync_data().unwrap();
+        out.push(t.elapsed());
+    }
+    f.flush().unwrap();
+    out
+}
+
+async fn appends(url: &str, clients: usize, per_client: usize) -> (f64, Vec<Duration>) {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let client = Client::new(url.parse().unwrap()).unwrap();
+            tokio::spawn(async move {
+                let opts = AppendToStreamOptions::default();
+                let mut lat = Vec::with_capacity(per_client);
+                for i in 0..per_client {
+                    let e = EventData::json("TradeExecuted", &payload(i as u64)).unwrap();
+                    let t = Instant::now();
+                    client
+                        .append_to_stream(format!("bench-{c}"), &opts, e)
+                        .await
+                        .unwrap();
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    (
+        (clients * per_client) as f64 / start.elapsed().as_secs_f64(),
+        all,
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let events: u64 = std::env::var("STORE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir_in(
+        std::env::var("STORE_BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()),
+    )
+    .unwrap();
+    let mut fsync = raw_fsync(dir.path(), 500);
+    let fsync_p50 = pct(&mut fsync, 0.5);
+    println!(
+        "raw fsync (200 B + fdatasync): p50 {fsync_p50:?}, p99 {:?}, {:.0}/s",
+        pct(&mut fsync, 0.99),
+        1.0 / fsync_p50.as_secs_f64()
+    );
+
+    let server = EmbeddedStore::start(&dir.path().join("events"), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = server.connection_string();
+
+    let (rate, mut lat) = appends(&url, 1, 2_000).await;
+    let p50 = pct(&mut lat, 0.5);
+    println!(
+        "append 1 event, 1 client: {rate:.0} events/s, p50 {p50:?}, p99 {:?}; p50 / fsync p50 = {:.2}",
+        pct(&mut lat, 0.99),
+        p50.as_secs_f64() / fsync_p50.as_secs_f64()
+    );
+    let (rate, mut lat) = appends(&url, 64, 500).await;
+    println!(
+        "append 1 event, 64 clients: {rate:.0} events/s, p50 {:?}, p99 {:?}",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99)
+    );
+
+    // Fill to `events` through the library (batches of 1,000), then read.
+    let store = server.store().clone();
+    let body = Bytes::from(serde_json::to_vec(&payload(0)).unwrap());
+    let have = 2_000 + 64 * 500;
+    let mut n = have;
+    while n < events {
+        let batch: Vec<NewEvent> = (0..1_000u64.min(events - n))
+            .map(|i| NewEvent {
+                id: u128::from(n + i) << 32 | 0xbe,
+                event_type: Bytes::from_static(b"TradeExecuted"),
+                is_json: true,
+                custom_metadata: Bytes::new(),
+                data: body.clone(),
+            })
+            .collect();
+        n += batch.len() as u64;
+        store
+            .append(
+                Bytes::from(format!("fill-{}", n % 100)),
+                Expected::Any,
+                batch,
+            )
+            .await
+            .unwrap();
+    }
+    let client = Client::new(url.parse().unwrap()).unwrap();
+    let t = Instant::now();
+    let mut read = client
+        .read_all(
+            &ReadAllOptions::default()
+                .position(StreamPosition::Start)
+                .max_count(events as usize),
+        )
+        .await
+        .unwrap();
+    let mut got = 0u64;
+    while read.next().await.unwrap().is_some() {
+        got += 1;
+    }
+    println!(
+        "$all read of {got} events: {:.0} events/s",
+        got as f64 / t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let mut sub = client
+        .subscribe_to_all(&SubscribeToAllOptions::default().position(StreamPosition::Start))
+        .await;
+    let mut got = 0u64;
+    loop {
+        match sub.next_subscription_event().await.unwrap() {
+            SubscriptionEvent::EventAppeared(_) => got += 1,
+            SubscriptionEvent::CaughtUp => break,
+            _ => {}
+        }
+    }
+    println!(
+        "$all catch-up subscription of {got} events: {:.0} events/s",
+        got as f64 / t.elapsed().as_secs_f64()
+    );
+    drop(sub);
+
+    // Fan-out: 1,000 filtered subscriptions from the end, then 200 matching
+    // events (and as many that do not match) appended.
+    let subscribers = 1_000;
+    let matching = 200u64;
+    let filter = || SubscriptionFilter::on_event_type().add_prefix("Fanout");
+    let ready = Arc::new(tokio::sync::Barrier::new(subscribers + 1));
+    let mut tasks = Vec::new();
+    for _ in 0..subscribers {
+        let client = client.clone();
+        let ready = ready.clone();
+        tasks.push(tokio::spawn(async move {
+            let opts = SubscribeToAllOptions::default()
+                .position(StreamPosition::End)
+                .filter(filter());
+            let mut sub = client.subscribe_to_all(&opts).await;
+            loop {
+                if let SubscriptionEvent::CaughtUp = sub.next_subscription_event().await.unwrap() {
+                    break;
+                }
+            }
+            ready.wait().await;
+            let mut got = 0;
+            while got < matching {
+                if let SubscriptionEvent::EventAppeared(_) =
+                    sub.next_subscription_event().await.unwrap()
+                {
+                    got += 1;
+                }
+            }
+            Instant::now()
+        }));
+    }
+    ready.wait().await;
+    let t = Instant::now();
+    for i in 0..matching {
+        let e = EventData::json("FanoutTrade", &payload(i)).unwrap();
+        let other = EventData::json("OrderAccepted", &payload(i)).unwrap();
+        client
+            .append_to_stream("fanout", &AppendToStreamOptions::default(), vec![e, other])
+            .await
+            .unwrap();
+    }
+    let mut last = t;
+    for task in tasks {
+        last = last.max(task.await.unwrap());
+    }
+    let secs = (last - t).as_secs_f64();
+    println!(
+        "fan-out to {subscribers} filtered subscriptions: {matching} matching events each, {:.0} deliveries/s, all delivered {:.0} ms after the first append",
+        (subscribers as u64 * matching) as f64 / secs,
+        secs * 1000.0
+    );
+    server.stop().await.unwrap();
+    std::io::stdout().flush().unwrap();
+}
