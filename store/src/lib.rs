@@ -34,6 +34,7 @@
 // traits do; boxing the status everywhere would fight the framework.
 #![allow(clippy::result_large_err)]
 
+mod conn;
 mod convert;
 mod filter;
 pub mod index;

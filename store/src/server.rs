@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::conn::Conn;
 use crate::proto::gossip::gossip_server::GossipServer;
 use crate::proto::server_features::server_features_server::ServerFeaturesServer;
 use crate::proto::streams::streams_server::StreamsServer;
@@ -33,11 +34,17 @@ pub async fn serve(
         )
         .add_service(ServerFeaturesServer::new(FeaturesService))
         .add_service(GossipServer::new(GossipService { addr }))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming(listener), async move {
             shutdown.await;
             on_shutdown.begin_shutdown();
         })
         .await
+}
+
+/// Accepted connections, tuned for latency (see [`crate::conn`]).
+fn incoming(listener: TcpListener) -> impl futures::Stream<Item = std::io::Result<Conn>> {
+    use futures::StreamExt;
+    TcpListenerStream::new(listener).map(|conn| Conn::new(conn?))
 }
 
 /// A store served on a loopback port inside this process.
