@@ -41,13 +41,18 @@ fn msg(content: read_resp::Content) -> ReadResp {
     }
 }
 
-fn expected_of(e: Option<&ExpectedStreamRevision>) -> Expected {
-    match e {
-        Some(ExpectedStreamRevision::Revision(r)) => Expected::Exact(*r),
-        Some(ExpectedStreamRevision::NoStream(_)) => Expected::NoStream,
-        Some(ExpectedStreamRevision::StreamExists(_)) => Expected::StreamExists,
-        Some(ExpectedStreamRevision::Any(_)) | None => Expected::Any,
-    }
+/// The expected revision in any of the three generated request types
+/// (append, delete, tombstone), which share the shape but not the type.
+macro_rules! expected_of {
+    ($value:expr, $enum:path) => {{
+        use $enum as E;
+        match $value {
+            Some(E::Revision(r)) => Expected::Exact(r),
+            Some(E::NoStream(_)) => Expected::NoStream,
+            Some(E::StreamExists(_)) => Expected::StreamExists,
+            Some(E::Any(_)) | None => Expected::Any,
+        }
+    }};
 }
 
 fn io_status(e: impl std::fmt::Display) -> Status {
@@ -183,7 +188,7 @@ impl Streams for StreamsService {
         if stream.is_empty() {
             return Err(Status::invalid_argument("append names no stream"));
         }
-        let expected = expected_of(options.expected_stream_revision.as_ref());
+        let expected = expected_of!(options.expected_stream_revision, ExpectedStreamRevision);
         let mut events = Vec::new();
         let mut size = 0usize;
         while let Some(m) = incoming.next().await {
@@ -264,40 +269,19 @@ impl Streams for StreamsService {
             .stream_identifier
             .map(|s| s.stream_name)
             .unwrap_or_default();
-        let expected = match options.expected_stream_revision {
-            Some(crate::proto::streams::delete_req::options::ExpectedStreamRevision::Revision(
-                r,
-            )) => Expected::Exact(r),
-            Some(crate::proto::streams::delete_req::options::ExpectedStreamRevision::NoStream(
-                _,
-            )) => Expected::NoStream,
-            Some(
-                crate::proto::streams::delete_req::options::ExpectedStreamRevision::StreamExists(_),
-            ) => Expected::StreamExists,
-            _ => Expected::Any,
-        };
-        match self
-            .store
-            .delete(stream.clone(), expected)
-            .await
-            .map_err(store_status)?
-        {
-            Outcome::Written { position, .. } => Ok(Response::new(DeleteResp {
-                position_option: Some(delete_resp::PositionOption::Position(
-                    delete_resp::Position {
-                        commit_position: position,
-                        prepare_position: position,
-                    },
-                )),
-            })),
-            Outcome::WrongExpectedVersion { current, expected } => {
-                Err(delete_conflict(current, expected))
-            }
-            Outcome::StreamDeleted => Err(stream_deleted(&stream)),
-            Outcome::Failed(e) => Err(Status::unavailable(format!(
-                "the delete was not written: {e}"
-            ))),
-        }
+        let expected = expected_of!(
+            options.expected_stream_revision,
+            crate::proto::streams::delete_req::options::ExpectedStreamRevision
+        );
+        let position = self.remove(stream, expected, false).await?;
+        Ok(Response::new(DeleteResp {
+            position_option: Some(delete_resp::PositionOption::Position(
+                delete_resp::Position {
+                    commit_position: position,
+                    prepare_position: position,
+                },
+            )),
+        }))
     }
 
     async fn tombstone(
@@ -312,39 +296,47 @@ impl Streams for StreamsService {
             .stream_identifier
             .map(|s| s.stream_name)
             .unwrap_or_default();
-        use crate::proto::streams::tombstone_req::options::ExpectedStreamRevision as E;
-        let expected = match options.expected_stream_revision {
-            Some(E::Revision(r)) => Expected::Exact(r),
-            Some(E::NoStream(_)) => Expected::NoStream,
-            Some(E::StreamExists(_)) => Expected::StreamExists,
-            _ => Expected::Any,
+        let expected = expected_of!(
+            options.expected_stream_revision,
+            crate::proto::streams::tombstone_req::options::ExpectedStreamRevision
+        );
+        let position = self.remove(stream, expected, true).await?;
+        Ok(Response::new(TombstoneResp {
+            position_option: Some(tombstone_resp::PositionOption::Position(
+                tombstone_resp::Position {
+                    commit_position: position,
+                    prepare_position: position,
+                },
+            )),
+        }))
+    }
+}
+
+impl StreamsService {
+    /// Soft-deletes or tombstones a stream; the position of what was written.
+    async fn remove(
+        &self,
+        stream: Bytes,
+        expected: Expected,
+        tombstone: bool,
+    ) -> Result<u64, Status> {
+        let outcome = if tombstone {
+            self.store.tombstone(stream.clone(), expected).await
+        } else {
+            self.store.delete(stream.clone(), expected).await
         };
-        match self
-            .store
-            .tombstone(stream.clone(), expected)
-            .await
-            .map_err(store_status)?
-        {
-            Outcome::Written { position, .. } => Ok(Response::new(TombstoneResp {
-                position_option: Some(tombstone_resp::PositionOption::Position(
-                    tombstone_resp::Position {
-                        commit_position: position,
-                        prepare_position: position,
-                    },
-                )),
-            })),
+        match outcome.map_err(store_status)? {
+            Outcome::Written { position, .. } => Ok(position),
             Outcome::WrongExpectedVersion { current, expected } => {
                 Err(delete_conflict(current, expected))
             }
             Outcome::StreamDeleted => Err(stream_deleted(&stream)),
             Outcome::Failed(e) => Err(Status::unavailable(format!(
-                "the tombstone was not written: {e}"
+                "the delete was not written: {e}"
             ))),
         }
     }
-}
 
-impl StreamsService {
     async fn read_stream(
         &self,
         stream: Bytes,

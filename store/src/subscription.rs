@@ -12,8 +12,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use std::sync::Arc;
+
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc, watch};
 use tonic::{Response, Status};
 
 use crate::convert::{read_event, stream_deleted};
@@ -95,6 +97,30 @@ async fn page(store: &Store, from: u64, end: u64) -> Result<Vec<StoredEvent>, St
     .map_err(|e| Status::unavailable(format!("reading the log: {e}")))
 }
 
+/// Waits for the next live batch. `None` means the subscriber fell behind
+/// the feed: it is registered again and must catch up from the log.
+async fn next_live(
+    store: &Store,
+    live: &mut broadcast::Receiver<Arc<Vec<StoredEvent>>>,
+    shutdown: &mut watch::Receiver<bool>,
+    tx: &Sender,
+) -> Result<Option<Arc<Vec<StoredEvent>>>, Exit> {
+    let batch = tokio::select! {
+        _ = shutdown.changed() => return Err(shutting_down().into()),
+        () = tx.closed() => return Err(Exit::ClientGone),
+        b = live.recv() => b,
+    };
+    match batch {
+        Ok(batch) => Ok(Some(batch)),
+        Err(RecvError::Lagged(_)) => {
+            store.note_fallback();
+            *live = store.live();
+            Ok(None)
+        }
+        Err(RecvError::Closed) => Err(shutting_down().into()),
+    }
+}
+
 /// Follows `$all` from `start` (exclusive), through `filter`.
 pub fn all(
     store: Store,
@@ -147,33 +173,21 @@ pub fn all(
             }
             // Live: drop what catch-up already covered.
             loop {
-                let batch = tokio::select! {
-                    _ = shutdown.changed() => return Err(shutting_down().into()),
-                    () = tx.closed() => return Err(Exit::ClientGone),
-                    b = live.recv() => b,
+                let Some(batch) = next_live(&store, &mut live, &mut shutdown, &tx).await? else {
+                    break;
                 };
-                match batch {
-                    Ok(batch) => {
-                        for e in batch.iter() {
-                            if last.is_some_and(|l| e.position <= l) {
-                                continue;
-                            }
-                            last = Some(e.position);
-                            considered += 1;
-                            if filter.as_ref().is_none_or(|f| f.matches(e)) {
-                                send(&tx, read_event(e, structured)).await?;
-                            }
-                            if interval.is_some_and(|i| considered.is_multiple_of(i)) {
-                                send(&tx, checkpoint(e.position)).await?;
-                            }
-                        }
+                for e in batch.iter() {
+                    if last.is_some_and(|l| e.position <= l) {
+                        continue;
                     }
-                    Err(RecvError::Lagged(_)) => {
-                        store.note_fallback();
-                        live = store.live();
-                        break;
+                    last = Some(e.position);
+                    considered += 1;
+                    if filter.as_ref().is_none_or(|f| f.matches(e)) {
+                        send(&tx, read_event(e, structured)).await?;
                     }
-                    Err(RecvError::Closed) => return Err(shutting_down().into()),
+                    if interval.is_some_and(|i| considered.is_multiple_of(i)) {
+                        send(&tx, checkpoint(e.position)).await?;
+                    }
                 }
             }
         }
@@ -226,30 +240,18 @@ pub fn stream(
                 send(&tx, read_resp::Content::CaughtUp(read_resp::CaughtUp {})).await?;
             }
             loop {
-                let batch = tokio::select! {
-                    _ = shutdown.changed() => return Err(shutting_down().into()),
-                    () = tx.closed() => return Err(Exit::ClientGone),
-                    b = live.recv() => b,
+                let Some(batch) = next_live(&store, &mut live, &mut shutdown, &tx).await? else {
+                    break;
                 };
-                match batch {
-                    Ok(batch) => {
-                        for e in batch.iter().filter(|e| e.stream == stream) {
-                            if e.revision == TOMBSTONE_REVISION {
-                                send(&tx, read_event(e, structured)).await?;
-                                return Err(stream_deleted(&stream).into());
-                            }
-                            if last.is_none_or(|l| e.revision > l) {
-                                last = Some(e.revision);
-                                send(&tx, read_event(e, structured)).await?;
-                            }
-                        }
+                for e in batch.iter().filter(|e| e.stream == stream) {
+                    if e.revision == TOMBSTONE_REVISION {
+                        send(&tx, read_event(e, structured)).await?;
+                        return Err(stream_deleted(&stream).into());
                     }
-                    Err(RecvError::Lagged(_)) => {
-                        store.note_fallback();
-                        live = store.live();
-                        break;
+                    if last.is_none_or(|l| e.revision > l) {
+                        last = Some(e.revision);
+                        send(&tx, read_event(e, structured)).await?;
                     }
-                    Err(RecvError::Closed) => return Err(shutting_down().into()),
                 }
             }
         }
