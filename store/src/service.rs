@@ -146,6 +146,9 @@ impl Streams for StreamsService {
                 if subscription {
                     return subscription::all(self.store.clone(), start, filter, structured);
                 }
+                if direction == Direction::Forwards {
+                    return read_all_forwards(self.store.clone(), start, count, filter, structured);
+                }
                 let store = self.store.clone();
                 let events = tokio::task::spawn_blocking(move || {
                     store.read_all(start, direction, count, |e| {
@@ -378,6 +381,46 @@ impl StreamsService {
         };
         Ok(Response::new(Box::pin(futures::stream::iter(items))))
     }
+}
+
+/// Streams a forwards `$all` read page by page through a bounded queue, so
+/// a read of millions of events holds one page in memory, not all of them,
+/// and the client receives while the server reads.
+fn read_all_forwards(
+    store: Store,
+    start: AllStart,
+    count: u64,
+    filter: Option<Filter>,
+    structured: bool,
+) -> Result<Response<ReadStream>, Status> {
+    subscription::spawn(move |tx| async move {
+        let end = store.committed_end();
+        let (mut next, _) = match start {
+            AllStart::Start => store.next_after(None),
+            AllStart::End => (None, end),
+            // Forwards from a position includes it.
+            AllStart::Position(p) => store.next_after(p.checked_sub(1)),
+        };
+        let mut left = count;
+        while let Some(from) = next.filter(|p| *p < end && left > 0) {
+            let page = subscription::page(&store, from, end).await?;
+            let Some(last) = page.last().map(|e| e.position) else {
+                break;
+            };
+            for e in page
+                .iter()
+                .filter(|e| filter.as_ref().is_none_or(|f| f.matches(e)))
+            {
+                subscription::send(&tx, read_event(e, structured)).await?;
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
+            }
+            next = store.next_after(Some(last)).0;
+        }
+        Ok(())
+    })
 }
 
 fn wrong_expected_version(

@@ -33,8 +33,8 @@ const PAGE: usize = 512;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Why a subscription task stopped.
-enum Exit {
+/// Why a subscription (or paged read) task stopped.
+pub(crate) enum Exit {
     /// The client went away; nothing to tell it.
     ClientGone,
     Status(Status),
@@ -46,7 +46,7 @@ impl From<Status> for Exit {
     }
 }
 
-async fn send(tx: &Sender, content: read_resp::Content) -> Result<(), Exit> {
+pub(crate) async fn send(tx: &Sender, content: read_resp::Content) -> Result<(), Exit> {
     tx.send(Ok(message(content)))
         .await
         .map_err(|_| Exit::ClientGone)
@@ -56,7 +56,7 @@ fn shutting_down() -> Status {
     Status::unavailable("the event store is shutting down; resubscribe from the last event")
 }
 
-fn spawn<F>(body: impl FnOnce(Sender) -> F) -> Result<Response<ReadStream>, Status>
+pub(crate) fn spawn<F>(body: impl FnOnce(Sender) -> F) -> Result<Response<ReadStream>, Status>
 where
     F: Future<Output = Result<(), Exit>> + Send + 'static,
 {
@@ -82,7 +82,7 @@ async fn confirm(tx: &Sender) -> Result<(), Exit> {
 }
 
 /// Reads up to a page of records from `from` (a record position) to `end`.
-async fn page(store: &Store, from: u64, end: u64) -> Result<Vec<StoredEvent>, Status> {
+pub(crate) async fn page(store: &Store, from: u64, end: u64) -> Result<Vec<StoredEvent>, Status> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
         let mut out = Vec::with_capacity(PAGE);
