@@ -36,7 +36,7 @@ impl StreamState {
 
     /// Soft-deleted: everything written so far is hidden.
     pub fn soft_deleted(&self) -> bool {
-        !self.events.is_empty() && self.truncate_before >= self.events.len() as u64
+        soft_deleted(self.truncate_before, self.events.len() as u64)
     }
 }
 
@@ -48,6 +48,13 @@ pub struct Index {
     pub all: Vec<u64>,
     recent: HashMap<u128, (Bytes, u64)>,
     recent_order: VecDeque<u128>,
+}
+
+/// Whether a stream of `len` events with truncate-before `tb` is
+/// soft-deleted: a `$tb` is set and hides everything written, which holds
+/// for a deleted stream that was never written to as well.
+pub fn soft_deleted(tb: u64, len: u64) -> bool {
+    tb > 0 && tb >= len
 }
 
 /// The stream whose metadata `$$name` holds, if it is a metastream.

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::index::{Index, METADATA, STREAM_DELETED, TOMBSTONE_REVISION};
+use crate::index::{Index, METADATA, STREAM_DELETED, TOMBSTONE_REVISION, soft_deleted};
 use crate::log::Log;
 use crate::record::StoredEvent;
 
@@ -229,7 +229,7 @@ fn plan(
                 return Planned::Done(Outcome::StreamDeleted);
             }
             let current = p.len.checked_sub(1);
-            let soft_deleted = p.len > 0 && p.truncate_before >= p.len;
+            let soft_deleted = soft_deleted(p.truncate_before, p.len);
             // An idempotent retry: the events are already there.
             let retry_from = match *expected {
                 Expected::Exact(e) if current.is_some_and(|c| e < c) => Some(e + 1),

@@ -628,3 +628,21 @@ async fn subscriptions_end_when_their_client_leaves() {
     }
     panic!("{} subscriptions leaked", store.live_subscribers());
 }
+
+#[tokio::test]
+async fn deleting_a_stream_that_was_never_written_does_not_hide_later_appends() {
+    let h = start().await;
+    let c = &h.client;
+    c.delete_stream("never", &DeleteStreamOptions::default())
+        .await
+        .unwrap();
+    c.append_to_stream("never", &expect(ExpectedRevision::NoStream), event("A", 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        read_all_of(c, "never", &ReadStreamOptions::default())
+            .await
+            .unwrap(),
+        [(0, 0)]
+    );
+}
