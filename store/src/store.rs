@@ -13,6 +13,9 @@ use crate::log::{Log, Recovery, Segments};
 use crate::record::StoredEvent;
 use crate::writer::{self, Expected, NewEvent, Op, Outcome, Request, Shared};
 
+/// Positions taken from the index at a time by a backwards `$all` read.
+const BACKWARDS_CHUNK: usize = 256;
+
 /// How the store runs.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -315,23 +318,29 @@ impl Store {
                 }
             }
             Direction::Backwards => {
-                let positions: Vec<u64> = {
+                let mut i = {
                     let index = self.shared.index.read().expect("index lock");
-                    let i = match start {
+                    match start {
                         AllStart::Start => 0,
                         AllStart::End => index.all.len(),
                         AllStart::Position(p) => index.all.partition_point(|x| *x < p),
-                    };
-                    index.all[..i].to_vec()
+                    }
                 };
-                for p in positions.into_iter().rev() {
-                    let e = self.segments.read_at(p)?;
-                    if keep(&e) {
-                        out.push(e);
-                        if out.len() as u64 == count {
-                            break;
+                // Walk back a chunk of positions at a time, so a read that
+                // wants the last few events copies a few positions.
+                while i > 0 {
+                    let from = i.saturating_sub(BACKWARDS_CHUNK);
+                    let chunk = self.shared.index.read().expect("index lock").all[from..i].to_vec();
+                    for p in chunk.into_iter().rev() {
+                        let e = self.segments.read_at(p)?;
+                        if keep(&e) {
+                            out.push(e);
+                            if out.len() as u64 == count {
+                                return Ok(out);
+                            }
                         }
                     }
+                    i = from;
                 }
             }
         }
