@@ -214,13 +214,12 @@ pub struct CheckedRun {
     events: Vec<Event>,
     snapshots: HashMap<Symbol, (crate::snapshot::Snapshot, usize)>,
     stats: Stats,
-    keep_log: bool,
 }
 
 impl CheckedRun {
-    /// `keep_log` keeps every command and event so a failure can be dumped;
-    /// without it, only the replay check's events are kept.
-    pub fn new(markets: &[Market], keep_log: bool) -> CheckedRun {
+    /// A run over `markets`. It keeps every command and event, so a failure
+    /// can be dumped and the final replay checks have the whole log.
+    pub fn new(markets: &[Market]) -> CheckedRun {
         CheckedRun {
             books: markets
                 .iter()
@@ -230,15 +229,12 @@ impl CheckedRun {
             events: Vec::new(),
             snapshots: HashMap::new(),
             stats: Stats::default(),
-            keep_log,
         }
     }
 
     /// Runs one command with every check.
     pub fn step(&mut self, command: Command) -> Result<(), Failure> {
-        if self.keep_log {
-            self.commands.push(command.clone());
-        }
+        self.commands.push(command.clone());
         let Some((book, ledger)) = self.books.get_mut(command.symbol()) else {
             return Err(self.fail(Violation(format!("no market {}", command.symbol()))));
         };
@@ -295,7 +291,6 @@ impl CheckedRun {
                 }
             }
         }
-        self.stats.commands = self.stats.commands.max(self.commands.len() as u64);
         Ok(std::mem::take(&mut self.stats))
     }
 
@@ -325,7 +320,7 @@ fn same(live: &Book, other: &Book, how: &str) -> Result<(), Violation> {
 /// Runs `orders` commands of seeded flow with every check.
 pub fn simulate(seed: u64, orders: u64, markets: Vec<Market>) -> Result<Stats, Failure> {
     let mut flow = Flow::new(seed, markets);
-    let mut run = CheckedRun::new(flow.markets(), true);
+    let mut run = CheckedRun::new(flow.markets());
     for i in 0..orders {
         if i == orders / 2 {
             run.snapshot_now();
@@ -340,7 +335,7 @@ pub fn check_commands(
     markets: &[Market],
     commands: impl IntoIterator<Item = Command>,
 ) -> Result<Stats, Failure> {
-    let mut run = CheckedRun::new(markets, true);
+    let mut run = CheckedRun::new(markets);
     for c in commands {
         run.step(c)?;
     }

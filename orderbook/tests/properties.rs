@@ -156,7 +156,7 @@ proptest! {
     fn every_invariant_holds_and_replay_reproduces_the_book(ops in proptest::collection::vec(op(), 1..120)) {
         let markets = vec![Market::defaults().remove(0)];
         let cmds = commands(&ops);
-        let mut run = CheckedRun::new(&markets, true);
+        let mut run = CheckedRun::new(&markets);
         let half = cmds.len() / 2;
         for (i, c) in cmds.into_iter().enumerate() {
             if i == half {

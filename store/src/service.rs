@@ -35,7 +35,7 @@ pub struct StreamsService {
     pub store: Store,
 }
 
-fn msg(content: read_resp::Content) -> ReadResp {
+pub(crate) fn msg(content: read_resp::Content) -> ReadResp {
     ReadResp {
         content: Some(content),
     }
@@ -514,8 +514,4 @@ pub(crate) fn response(
     rx: mpsc::Receiver<Result<ReadResp, Status>>,
 ) -> Result<Response<ReadStream>, Status> {
     Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-}
-
-pub(crate) fn message(content: read_resp::Content) -> ReadResp {
-    msg(content)
 }

@@ -23,7 +23,7 @@ use crate::filter::Filter;
 use crate::index::TOMBSTONE_REVISION;
 use crate::proto::streams::read_resp;
 use crate::record::StoredEvent;
-use crate::service::{ReadStream, Sender, message, response};
+use crate::service::{ReadStream, Sender, msg, response};
 use crate::store::{AllStart, Store, StreamStart};
 
 /// Messages queued per client before the subscription waits for it.
@@ -47,7 +47,7 @@ impl From<Status> for Exit {
 }
 
 pub(crate) async fn send(tx: &Sender, content: read_resp::Content) -> Result<(), Exit> {
-    tx.send(Ok(message(content)))
+    tx.send(Ok(msg(content)))
         .await
         .map_err(|_| Exit::ClientGone)
 }
