@@ -1,0 +1,168 @@
+//! Account events: the published vocabulary of the ledger. Fields are only
+//! ever added; every event written carries `schema_version`.
+
+use orderbook::{AccountId, OrderId, Side, Timestamp, TradeId};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Role;
+
+/// The version of the event JSON this crate writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Something that happened to an account. In JSON, `type` names the variant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum AccountEvent {
+    AccountOpened {
+        account: AccountId,
+        username: String,
+        /// The argon2 hash in PHC string form; never the password.
+        password_hash: String,
+        at: Timestamp,
+    },
+    FundsDeposited {
+        account: AccountId,
+        asset: String,
+        amount: Decimal,
+        source: DepositSource,
+        at: Timestamp,
+    },
+    /// Funds set aside for an order before it reaches the book.
+    FundsReserved {
+        account: AccountId,
+        symbol: String,
+        order_id: OrderId,
+        asset: String,
+        amount: Decimal,
+        at: Timestamp,
+    },
+    /// What was left of an order's reservation went back to available.
+    FundsReleased {
+        account: AccountId,
+        symbol: String,
+        order_id: OrderId,
+        asset: String,
+        amount: Decimal,
+        reason: ReleaseReason,
+        /// The market event that closed the order, if one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        market_revision: Option<u64>,
+        at: Timestamp,
+    },
+    TradeSettled(TradeSettled),
+    SessionStarted {
+        account: AccountId,
+        token_hash: String,
+        at: Timestamp,
+    },
+    SessionEnded {
+        account: AccountId,
+        token_hash: String,
+        at: Timestamp,
+    },
+}
+
+/// One side of a trade, settled into one account: `paid` left the order's
+/// reservation, `received - fee` arrived, `fee` went to the exchange.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeSettled {
+    pub account: AccountId,
+    pub symbol: String,
+    pub trade_id: TradeId,
+    pub order_id: OrderId,
+    pub role: Role,
+    pub side: Side,
+    pub price: Decimal,
+    pub quantity: Decimal,
+    pub paid_asset: String,
+    pub paid: Decimal,
+    pub received_asset: String,
+    pub received: Decimal,
+    pub fee: Decimal,
+    pub market_revision: u64,
+    pub at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DepositSource {
+    Faucet,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseReason {
+    /// The order filled or was cancelled.
+    OrderClosed,
+    /// The order never reached the book (its append failed or the server
+    /// stopped in between).
+    OrderNotPlaced,
+}
+
+/// Why a stored event could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not a valid account event: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("account event schema version {0} is newer than this program reads ({SCHEMA_VERSION})")]
+    NewerSchema(u32),
+}
+
+#[derive(Serialize)]
+struct VersionedRef<'a> {
+    schema_version: u32,
+    #[serde(flatten)]
+    event: &'a AccountEvent,
+}
+
+#[derive(Deserialize)]
+struct Versioned {
+    schema_version: u32,
+    #[serde(flatten)]
+    event: AccountEvent,
+}
+
+impl AccountEvent {
+    /// The variant name: the JSON `type` and the event-store event type.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AccountEvent::AccountOpened { .. } => "AccountOpened",
+            AccountEvent::FundsDeposited { .. } => "FundsDeposited",
+            AccountEvent::FundsReserved { .. } => "FundsReserved",
+            AccountEvent::FundsReleased { .. } => "FundsReleased",
+            AccountEvent::TradeSettled(_) => "TradeSettled",
+            AccountEvent::SessionStarted { .. } => "SessionStarted",
+            AccountEvent::SessionEnded { .. } => "SessionEnded",
+        }
+    }
+
+    /// The account the event belongs to.
+    pub fn account(&self) -> AccountId {
+        match self {
+            AccountEvent::AccountOpened { account, .. }
+            | AccountEvent::FundsDeposited { account, .. }
+            | AccountEvent::FundsReserved { account, .. }
+            | AccountEvent::FundsReleased { account, .. }
+            | AccountEvent::SessionStarted { account, .. }
+            | AccountEvent::SessionEnded { account, .. } => *account,
+            AccountEvent::TradeSettled(t) => t.account,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&VersionedRef {
+            schema_version: SCHEMA_VERSION,
+            event: self,
+        })
+        .expect("account events always serialise")
+    }
+
+    pub fn from_json(json: &[u8]) -> Result<AccountEvent, DecodeError> {
+        let v: Versioned = serde_json::from_slice(json)?;
+        if v.schema_version > SCHEMA_VERSION {
+            return Err(DecodeError::NewerSchema(v.schema_version));
+        }
+        Ok(v.event)
+    }
+}
