@@ -63,7 +63,7 @@ impl Exchange {
 
     fn open(&mut self, name: &str) -> u64 {
         let e = self.ledger.open_account(name, "hash", 1).unwrap();
-        self.apply(&[e.clone()]);
+        self.apply(std::slice::from_ref(&e));
         e.account()
     }
 
