@@ -39,7 +39,7 @@ mod event;
 pub mod invariants;
 mod ledger;
 
-pub use config::{FaucetGrant, Fees, Role};
+pub use config::{Faucet, FaucetGrant, Fees, Role};
 pub use decide::{AccountError, order_cost, validate_password, validate_username};
 pub use event::{
     AccountEvent, DecodeError, DepositSource, ReleaseReason, SCHEMA_VERSION, TradeSettled,

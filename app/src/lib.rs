@@ -6,10 +6,13 @@
 //! Server functions sit beside the components that call them; code that only
 //! makes sense on one side is gated on that side's feature.
 
+pub mod account;
 pub mod chart;
+pub mod error;
 pub mod live;
 pub mod shell;
 pub mod terminal;
+pub mod trading;
 
 #[cfg(feature = "ssr")]
 pub mod server;

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 
 use crate::chart::LiveChart;
 use crate::live::{LinkStatus, use_server_clock};
+use crate::trading::TraderPanel;
 
 /// The markets a viewer can pick. Only BTC-USD is served until the matching
 /// engine is wired into the server.
@@ -51,8 +52,8 @@ pub fn Terminal() -> impl IntoView {
                     <p class="empty">"No trades yet."</p>
                 </section>
                 <section class="panel entry-panel" aria-labelledby="entry-title">
-                    <h2 id="entry-title">"Order entry"</h2>
-                    <p class="empty">"Sign-in and order entry open with trading."</p>
+                    <h2 id="entry-title">"Trade"</h2>
+                    <TraderPanel />
                 </section>
             </main>
         </div>

@@ -1,5 +1,24 @@
 //! The axum server that serves the pages, the WASM bundle and the server
-//! functions.
+//! functions, and the exchange behind them: the accounts task, one task
+//! per market, and the event store they write to.
+
+mod auth;
+pub mod context;
+mod error;
+pub mod events;
+mod exchange;
+mod ledger;
+mod market;
+pub mod orders;
+mod settings;
+mod supervise;
+#[cfg(test)]
+mod tests;
+
+pub use error::ExchangeError;
+pub use exchange::{Connection, Exchange, StartError};
+pub use market::{OrderRequest, Outcome};
+pub use settings::{Settings, SettingsError};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,10 +41,32 @@ pub struct Config {
     /// Folder holding the built site (the WASM bundle, JS and CSS).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
+    /// An EventStoreDB/KurrentDB connection string, such as
+    /// `esdb://localhost:2113?tls=false`. Without one the exchange starts
+    /// its own embedded event store on a loopback port.
+    #[arg(long, env = "EVENTSTORE_URL")]
+    pub eventstore_url: Option<String>,
+    /// Where the embedded event store keeps its files.
+    #[arg(long, env = "EXCHANGE_DATA", default_value = "data/events")]
+    pub data: PathBuf,
+    /// The trading configuration: markets, fees and the faucet.
+    #[arg(long, env = "EXCHANGE_CONFIG", default_value = "config/exchange.json")]
+    pub config: PathBuf,
 }
 
-/// Builds the router for a configuration.
-pub fn router(config: &Config) -> Router {
+impl Config {
+    pub fn connection(&self) -> Connection {
+        match &self.eventstore_url {
+            Some(url) => Connection::External(url.clone()),
+            None => Connection::Embedded {
+                data: self.data.clone(),
+            },
+        }
+    }
+}
+
+/// Builds the router for a configuration and a running exchange.
+pub fn router(config: &Config, exchange: Exchange) -> Router {
     let options = LeptosOptions::builder()
         .output_name("exchange")
         .site_root(config.site_root.to_string_lossy().as_ref())
@@ -34,22 +75,31 @@ pub fn router(config: &Config) -> Router {
         .build();
     let routes = generate_route_list(App);
     Router::new()
-        .leptos_routes(&options, routes, {
-            let options = options.clone();
-            move || shell(options.clone())
-        })
+        .leptos_routes_with_context(
+            &options,
+            routes,
+            move || provide_context(exchange.clone()),
+            {
+                let options = options.clone();
+                move || shell(options.clone())
+            },
+        )
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options)
 }
 
-/// Serves until Ctrl-C or SIGTERM.
-pub async fn serve(config: Config) -> std::io::Result<()> {
-    let app = router(&config);
+/// Starts the exchange and serves it until Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let settings = Settings::load(&config.config)?;
+    let exchange = Exchange::start(settings, config.connection()).await?;
+    let app = router(&config, exchange.clone());
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown_signal())
-        .await
+        .await?;
+    exchange.stop().await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,104 @@
+//! Signing up, logging in and out, and the demo-funds faucet: the server
+//! functions and the forms that call them.
+
+use leptos::prelude::*;
+
+use crate::error::UserError;
+use crate::trading::AccountView;
+
+/// Opens an account and logs the browser in.
+#[server(endpoint = "sign_up")]
+pub async fn sign_up(username: String, password: String) -> Result<(), UserError> {
+    use crate::server::context::{exchange, set_session_cookie};
+    let token = exchange()?.sign_up(username.trim(), &password).await?;
+    set_session_cookie(Some(&token));
+    Ok(())
+}
+
+#[server(endpoint = "log_in")]
+pub async fn log_in(username: String, password: String) -> Result<(), UserError> {
+    use crate::server::context::{exchange, set_session_cookie};
+    let token = exchange()?.log_in(username.trim(), &password).await?;
+    set_session_cookie(Some(&token));
+    Ok(())
+}
+
+#[server(endpoint = "log_out")]
+pub async fn log_out() -> Result<(), UserError> {
+    use crate::server::context::{exchange, session_token, set_session_cookie};
+    if let Some(token) = session_token().await {
+        exchange()?.log_out(&token).await?;
+    }
+    set_session_cookie(None);
+    Ok(())
+}
+
+/// Credits one faucet claim of demo funds.
+#[server(endpoint = "claim_faucet")]
+pub async fn claim_faucet() -> Result<(), UserError> {
+    use crate::server::context::current_account;
+    let (exchange, account) = current_account().await?;
+    exchange.claim_faucet(account).await?;
+    Ok(())
+}
+
+/// The caller's account, or `None` when the browser is not logged in.
+#[server(endpoint = "my_account")]
+pub async fn my_account() -> Result<Option<AccountView>, UserError> {
+    use crate::server::context::{exchange, session_token};
+    let exchange = exchange()?;
+    let account = session_token().await.and_then(|t| exchange.account_for(&t));
+    Ok(account.and_then(|a| exchange.view(a)))
+}
+
+/// The message of a failed action, if it failed about this field (or about
+/// no field, for `None`).
+pub fn error_for<T, S>(
+    value: S,
+    field: Option<&'static str>,
+) -> impl Fn() -> Option<String> + Copy + Send + Sync + 'static
+where
+    T: Clone + Send + Sync + 'static,
+    S: Get<Value = Option<Result<T, UserError>>> + Copy + Send + Sync + 'static,
+{
+    move || {
+        value
+            .get()
+            .and_then(|r| r.err())
+            .filter(|e| e.field.as_deref() == field)
+            .map(|e| e.message)
+    }
+}
+
+/// Sign-up and log-in forms, side by side.
+#[component]
+pub fn AuthForms(sign_up: ServerAction<SignUp>, log_in: ServerAction<LogIn>) -> impl IntoView {
+    let up = sign_up.value();
+    let inn = log_in.value();
+    view! {
+        <div class="auth">
+            <ActionForm action=sign_up>
+                <h3>"Create an account"</h3>
+                <label for="signup-username">"Username"</label>
+                <input id="signup-username" name="username" autocomplete="username" required
+                    aria-describedby="signup-username-error" />
+                <p id="signup-username-error" class="field-error" role="alert">{error_for(up, Some("username"))}</p>
+                <label for="signup-password">"Password"</label>
+                <input id="signup-password" name="password" type="password" autocomplete="new-password" required
+                    aria-describedby="signup-password-error" />
+                <p id="signup-password-error" class="field-error" role="alert">{error_for(up, Some("password"))}</p>
+                <button type="submit">"Sign up"</button>
+                <p class="form-error" role="alert">{error_for(up, None)}</p>
+            </ActionForm>
+            <ActionForm action=log_in>
+                <h3>"Log in"</h3>
+                <label for="login-username">"Username"</label>
+                <input id="login-username" name="username" autocomplete="username" required />
+                <label for="login-password">"Password"</label>
+                <input id="login-password" name="password" type="password" autocomplete="current-password" required />
+                <button type="submit">"Log in"</button>
+                <p class="form-error" role="alert">{error_for(inn, None)}</p>
+            </ActionForm>
+        </div>
+    }
+}

@@ -1,0 +1,21 @@
+//! What can go wrong when a trader asks the exchange for something, in
+//! words that can be shown to them.
+
+use accounts::AccountError;
+use orderbook::RejectReason;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error("{0}")]
+    Rejected(#[from] RejectReason),
+    #[error("wrong username or password")]
+    BadCredentials,
+    #[error("please log in first")]
+    NotLoggedIn,
+    #[error("there is no market {0}")]
+    UnknownMarket(String),
+    #[error("the exchange could not record this just now; nothing was changed, please try again")]
+    Unavailable,
+}

@@ -1,0 +1,394 @@
+//! The exchange as the web server sees it: start it on an event store, then
+//! sign traders up and in, and route their orders to the markets.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use accounts::{validate_password, validate_username};
+use eventstore::{Client, ClientSettings};
+use orderbook::{AccountId, Book, OrderId};
+use store::EmbeddedStore;
+
+use super::auth;
+use super::error::ExchangeError;
+use super::ledger::{LedgerHandle, Request as LedgerRequest, load_market};
+use super::market::{Action, MarketHandle, OrderRequest, Outcome};
+use super::settings::Settings;
+use crate::trading::{AccountView, BalanceView, FillView, MarketView, OpenOrderView};
+
+/// Where the events live.
+#[derive(Clone, Debug)]
+pub enum Connection {
+    /// Our own store, started in this process on a loopback port.
+    Embedded { data: PathBuf },
+    /// An EventStoreDB/KurrentDB connection string.
+    External(String),
+}
+
+/// Why the exchange could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot start the embedded event store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("invalid event store connection string: {0}")]
+    ConnectionString(String),
+    #[error("cannot read the event store: {0}")]
+    Read(#[from] super::events::StoreError),
+    #[error("the accounts task is not answering")]
+    Ledger,
+}
+
+/// A running exchange. Cheap to clone: every clone is the same exchange.
+#[derive(Clone)]
+pub struct Exchange(Arc<Inner>);
+
+struct Inner {
+    #[cfg_attr(not(test), allow(dead_code))]
+    client: Client,
+    ledger: LedgerHandle,
+    markets: BTreeMap<String, MarketHandle>,
+    store: std::sync::Mutex<Option<EmbeddedStore>>,
+}
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+impl Exchange {
+    /// Connects (starting the embedded store if asked), rebuilds every
+    /// account and book from the events, gives back the funds of orders
+    /// that never reached their book, and starts the tasks.
+    pub async fn start(settings: Settings, connection: Connection) -> Result<Exchange, StartError> {
+        let (url, embedded) = match connection {
+            Connection::Embedded { data } => {
+                let store = EmbeddedStore::start(&data, ([127, 0, 0, 1], 0).into()).await?;
+                tracing::info!(data = %data.display(), "embedded event store at {}", store.connection_string());
+                (store.connection_string(), Some(store))
+            }
+            Connection::External(url) => (url, None),
+        };
+        let client_settings: ClientSettings =
+            url.parse()
+                .map_err(|e: eventstore::ClientSettingsParseError| {
+                    StartError::ConnectionString(e.to_string())
+                })?;
+        let client = Client::new(client_settings)
+            .map_err(|e| StartError::ConnectionString(e.to_string()))?;
+        let ledger = LedgerHandle::start(
+            client.clone(),
+            settings.markets.clone(),
+            settings.fees,
+            settings.faucet.clone(),
+        );
+        let mut markets = BTreeMap::new();
+        for market in &settings.markets {
+            let symbol = market.symbol.to_string();
+            let events = load_market(&client, &symbol).await?;
+            let book = Book::replay(market.clone(), &events);
+            let resting: HashSet<(AccountId, OrderId)> = book
+                .resting_orders()
+                .iter()
+                .map(|o| (o.account, o.order_id))
+                .collect();
+            let at = now_micros();
+            let reconcile = symbol.clone();
+            ledger
+                .ask(|reply| LedgerRequest::Reconcile {
+                    symbol: reconcile,
+                    resting,
+                    at,
+                    reply,
+                })
+                .await
+                .map_err(|_| StartError::Ledger)?;
+            let handle = MarketHandle::start(client.clone(), market.clone(), ledger.clone());
+            markets.insert(symbol, handle);
+        }
+        Ok(Exchange(Arc::new(Inner {
+            client,
+            ledger,
+            markets,
+            store: std::sync::Mutex::new(embedded),
+        })))
+    }
+
+    /// Stops the embedded store, if this exchange started one.
+    pub async fn stop(&self) {
+        let store = self
+            .0
+            .store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(store) = store
+            && let Err(e) = store.stop().await
+        {
+            tracing::warn!("stopping the embedded store: {e}");
+        }
+    }
+
+    /// Opens an account and logs it in; returns the session token.
+    pub async fn sign_up(&self, username: &str, password: &str) -> Result<String, ExchangeError> {
+        validate_username(username)?;
+        validate_password(password)?;
+        if self.0.ledger.read(|l| l.by_username(username).is_some()) {
+            return Err(accounts::AccountError::UsernameTaken.into());
+        }
+        let password = password.to_string();
+        let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+            .await
+            .map_err(|_| ExchangeError::Unavailable)?;
+        let username = username.to_string();
+        let at = now_micros();
+        let account = self
+            .0
+            .ledger
+            .ask(|reply| LedgerRequest::Open {
+                username,
+                password_hash,
+                at,
+                reply,
+            })
+            .await?;
+        self.start_session(account).await
+    }
+
+    /// Checks a password and starts a session; returns the session token.
+    pub async fn log_in(&self, username: &str, password: &str) -> Result<String, ExchangeError> {
+        let found = self.0.ledger.read(|l| {
+            l.by_username(username)
+                .map(|a| (a.id, a.password_hash.clone()))
+        });
+        let Some((account, hash)) = found else {
+            return Err(ExchangeError::BadCredentials);
+        };
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+            .await
+            .map_err(|_| ExchangeError::Unavailable)?;
+        if !ok {
+            return Err(ExchangeError::BadCredentials);
+        }
+        self.start_session(account).await
+    }
+
+    async fn start_session(&self, account: AccountId) -> Result<String, ExchangeError> {
+        let token = auth::new_token();
+        let token_hash = auth::token_hash(&token);
+        let at = now_micros();
+        self.0
+            .ledger
+            .ask(|reply| LedgerRequest::Session {
+                account,
+                token_hash,
+                start: true,
+                at,
+                reply,
+            })
+            .await?;
+        Ok(token)
+    }
+
+    /// Ends a session; a token that is not logged in is already logged out.
+    pub async fn log_out(&self, token: &str) -> Result<(), ExchangeError> {
+        let Some(account) = self.account_for(token) else {
+            return Ok(());
+        };
+        let token_hash = auth::token_hash(token);
+        let at = now_micros();
+        self.0
+            .ledger
+            .ask(|reply| LedgerRequest::Session {
+                account,
+                token_hash,
+                start: false,
+                at,
+                reply,
+            })
+            .await
+    }
+
+    /// The account a session token is logged in to.
+    pub fn account_for(&self, token: &str) -> Option<AccountId> {
+        let hash = auth::token_hash(token);
+        self.0.ledger.read(|l| l.session(&hash))
+    }
+
+    pub async fn claim_faucet(&self, account: AccountId) -> Result<(), ExchangeError> {
+        let at = now_micros();
+        self.0
+            .ledger
+            .ask(|reply| LedgerRequest::Faucet { account, at, reply })
+            .await
+    }
+
+    fn market(&self, symbol: &str) -> Result<&MarketHandle, ExchangeError> {
+        self.0
+            .markets
+            .get(symbol)
+            .ok_or_else(|| ExchangeError::UnknownMarket(symbol.to_string()))
+    }
+
+    pub async fn place(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        order: OrderRequest,
+    ) -> Result<Outcome, ExchangeError> {
+        self.market(symbol)?
+            .send(account, Action::Place(order))
+            .await
+    }
+
+    pub async fn cancel(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        order_id: OrderId,
+    ) -> Result<Outcome, ExchangeError> {
+        self.market(symbol)?
+            .send(account, Action::Cancel(order_id))
+            .await
+    }
+
+    /// Sends any action, test-only ones included.
+    #[cfg(test)]
+    pub(crate) async fn send(
+        &self,
+        symbol: &str,
+        account: AccountId,
+        action: Action,
+    ) -> Result<Outcome, ExchangeError> {
+        self.market(symbol)?.send(account, action).await
+    }
+
+    /// Reserves funds for an order and stops there: what a crash between
+    /// the reservation and the market append leaves behind.
+    #[cfg(test)]
+    pub(crate) async fn reserve_only(
+        &self,
+        symbol: &str,
+        account: AccountId,
+        order_id: OrderId,
+        asset: &str,
+        amount: rust_decimal::Decimal,
+    ) {
+        let (symbol, asset) = (symbol.to_string(), asset.to_string());
+        self.0
+            .ledger
+            .ask(|reply| LedgerRequest::Reserve {
+                account,
+                symbol,
+                order_id,
+                asset,
+                amount,
+                at: 1,
+                reply,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Every account as the store has it now.
+    #[cfg(test)]
+    pub(crate) async fn reload_ledger(&self) -> accounts::Ledger {
+        super::ledger::load(&self.0.client).await.unwrap()
+    }
+
+    pub fn market_spec(&self, symbol: &str) -> Option<orderbook::MarketSpec> {
+        self.0.markets.get(symbol).map(|m| m.market.spec.clone())
+    }
+
+    /// The book of a market as of its last append.
+    pub fn book(&self, symbol: &str) -> Option<Arc<Book>> {
+        self.0.markets.get(symbol).map(|m| m.book())
+    }
+
+    pub fn markets(&self) -> Vec<MarketView> {
+        self.0
+            .markets
+            .values()
+            .map(|m| {
+                let s = &m.market.spec;
+                MarketView {
+                    symbol: s.symbol.clone(),
+                    base: s.base.clone(),
+                    quote: s.quote.clone(),
+                    tick_size: s.tick_size.normalize().to_string(),
+                    lot_size: s.lot_size.normalize().to_string(),
+                    min_quantity: s.min_quantity.normalize().to_string(),
+                }
+            })
+            .collect()
+    }
+
+    /// Everything a trader sees of their own account.
+    pub fn view(&self, account: AccountId) -> Option<AccountView> {
+        let mut view = self.0.ledger.read(|l| {
+            let a = l.account(account)?;
+            Some(AccountView {
+                username: a.username.clone(),
+                balances: a
+                    .balances
+                    .iter()
+                    .map(|(asset, b)| BalanceView {
+                        asset: asset.clone(),
+                        available: b.available().normalize().to_string(),
+                        reserved: b.reserved.normalize().to_string(),
+                        total: b.total.normalize().to_string(),
+                    })
+                    .collect(),
+                open_orders: Vec::new(),
+                fills: a
+                    .trades
+                    .iter()
+                    .rev()
+                    .take(200)
+                    .map(|t| FillView {
+                        symbol: t.symbol.clone(),
+                        trade_id: t.trade_id,
+                        order_id: t.order_id,
+                        side: format!("{:?}", t.side).to_lowercase(),
+                        role: format!("{:?}", t.role).to_lowercase(),
+                        price: t.price.normalize().to_string(),
+                        quantity: t.quantity.normalize().to_string(),
+                        fee: t.fee.normalize().to_string(),
+                        fee_asset: t.received_asset.clone(),
+                        at_ms: t.at / 1000,
+                    })
+                    .collect(),
+            })
+        })?;
+        for (symbol, market) in &self.0.markets {
+            let book = market.book();
+            for o in book
+                .resting_orders()
+                .into_iter()
+                .filter(|o| o.account == account)
+            {
+                view.open_orders.push(OpenOrderView {
+                    symbol: symbol.clone(),
+                    order_id: o.order_id,
+                    side: format!("{:?}", o.side).to_lowercase(),
+                    price: o.price.normalize().to_string(),
+                    quantity: (o.remaining_quantity + o.filled_quantity)
+                        .normalize()
+                        .to_string(),
+                    filled: o.filled_quantity.normalize().to_string(),
+                    status: match o.status {
+                        orderbook::OrderStatus::Open => "open",
+                        orderbook::OrderStatus::PartiallyFilled => "partially filled",
+                    }
+                    .to_string(),
+                    at_ms: o.accepted_at / 1000,
+                });
+            }
+        }
+        view.open_orders
+            .sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then(b.order_id.cmp(&a.order_id)));
+        Some(view)
+    }
+}

@@ -1,0 +1,477 @@
+//! The accounts task: the one writer of the account streams.
+//!
+//! It owns the [`Ledger`] (readers see it through a lock, only this task
+//! writes it) and handles requests one at a time: decide on the current
+//! state, append the events to the account streams with the expected
+//! revision, and only then fold them in. Settlement requests carry market
+//! events with their stream revisions; the ledger skips what an account has
+//! already settled, and derived event ids let the store drop a retried
+//! append, so every trade is settled exactly once. When the task starts (or
+//! restarts after a panic) it reloads every account and settles whatever
+//! the market streams hold that the accounts do not yet.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use accounts::{AccountEvent, Fees, Ledger, ReleaseReason};
+use eventstore::Client;
+use futures::StreamExt;
+use orderbook::{AccountId, Event, Market, OrderId, Timestamp};
+use rust_decimal::Decimal;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use uuid::Uuid;
+
+use super::error::ExchangeError;
+use super::events::{
+    ACCOUNTS_STREAM, StoreError, account_stream, append, derived_id, event_data, market_stream,
+    read_stream,
+};
+use super::supervise::supervise;
+
+type Reply<T> = oneshot::Sender<Result<T, ExchangeError>>;
+
+/// What the accounts task is asked to do.
+pub enum Request {
+    Open {
+        username: String,
+        password_hash: String,
+        at: Timestamp,
+        reply: Reply<AccountId>,
+    },
+    Session {
+        account: AccountId,
+        token_hash: String,
+        start: bool,
+        at: Timestamp,
+        reply: Reply<()>,
+    },
+    Faucet {
+        account: AccountId,
+        at: Timestamp,
+        reply: Reply<()>,
+    },
+    Reserve {
+        account: AccountId,
+        symbol: String,
+        order_id: OrderId,
+        asset: String,
+        amount: Decimal,
+        at: Timestamp,
+        reply: Reply<()>,
+    },
+    /// Gives back reservations of orders that never reached the book.
+    ReleaseUnplaced {
+        symbol: String,
+        orders: Vec<(AccountId, OrderId)>,
+        at: Timestamp,
+        reply: Reply<()>,
+    },
+    /// At start, before the market's task runs: releases the reservations
+    /// of this market's orders that are not resting on its book.
+    Reconcile {
+        symbol: String,
+        resting: HashSet<(AccountId, OrderId)>,
+        at: Timestamp,
+        reply: Reply<()>,
+    },
+    /// Settles market events, each with its revision in the market stream.
+    Settle {
+        symbol: String,
+        events: Vec<(u64, Event)>,
+        reply: Reply<()>,
+    },
+}
+
+/// The way into the accounts task, and a read view of its ledger.
+#[derive(Clone)]
+pub struct LedgerHandle {
+    tx: mpsc::Sender<Request>,
+    state: Arc<RwLock<Ledger>>,
+}
+
+impl LedgerHandle {
+    /// Starts the supervised accounts task.
+    pub fn start(
+        client: Client,
+        markets: Vec<Market>,
+        fees: Fees,
+        faucet: accounts::Faucet,
+    ) -> LedgerHandle {
+        let (tx, rx) = mpsc::channel(1024);
+        let state = Arc::new(RwLock::new(Ledger::new()));
+        let task = Arc::new(Task {
+            client,
+            markets,
+            fees,
+            faucet,
+            state: state.clone(),
+            requests: Mutex::new(rx),
+        });
+        supervise("accounts".into(), move || task.clone().run());
+        LedgerHandle { tx, state }
+    }
+
+    /// Reads the ledger as it is now.
+    pub fn read<T>(&self, f: impl FnOnce(&Ledger) -> T) -> T {
+        f(&self.state.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Sends a request and waits for its answer.
+    pub async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, ExchangeError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| ExchangeError::Unavailable)?;
+        answer.await.map_err(|_| ExchangeError::Unavailable)?
+    }
+}
+
+struct Task {
+    client: Client,
+    markets: Vec<Market>,
+    fees: Fees,
+    faucet: accounts::Faucet,
+    state: Arc<RwLock<Ledger>>,
+    requests: Mutex<mpsc::Receiver<Request>>,
+}
+
+/// Reads every account from the store.
+pub async fn load(client: &Client) -> Result<Ledger, StoreError> {
+    let decode = |b: &[u8]| AccountEvent::from_json(b).map_err(|e| e.to_string());
+    let mut ledger = Ledger::new();
+    for e in read_stream(client, ACCOUNTS_STREAM, decode).await? {
+        ledger.apply(&e);
+    }
+    let ids: Vec<AccountId> = ledger.accounts().map(|a| a.id).collect();
+    let mut streams = futures::stream::iter(ids)
+        .map(|id| async move { read_stream(client, &account_stream(id), decode).await })
+        .buffered(16);
+    while let Some(events) = streams.next().await {
+        for e in events? {
+            ledger.apply(&e);
+        }
+    }
+    Ok(ledger)
+}
+
+/// Reads a market's whole stream.
+pub async fn load_market(client: &Client, symbol: &str) -> Result<Vec<Event>, StoreError> {
+    read_stream(client, &market_stream(symbol), |b| {
+        let text = std::str::from_utf8(b).map_err(|e| e.to_string())?;
+        Event::from_json(text).map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// The id an account event is stored under. Facts that may be retried get
+/// ids derived from what they are; the rest are new each time.
+fn event_id(e: &AccountEvent) -> Uuid {
+    match e {
+        AccountEvent::FundsReserved {
+            symbol, order_id, ..
+        } => derived_id(&format!("reserve/{symbol}/{order_id}")),
+        AccountEvent::FundsReleased {
+            symbol, order_id, ..
+        } => derived_id(&format!("release/{symbol}/{order_id}")),
+        AccountEvent::TradeSettled(t) => derived_id(&format!(
+            "settle/{}/{}/{}",
+            t.symbol, t.market_revision, t.account
+        )),
+        _ => Uuid::new_v4(),
+    }
+}
+
+impl Task {
+    async fn run(self: Arc<Self>) {
+        let mut requests = self.requests.lock().await;
+        self.recover().await;
+        while let Some(request) = requests.recv().await {
+            self.handle(request).await;
+        }
+    }
+
+    /// Loads the ledger and settles what the market streams hold beyond it,
+    /// retrying until the store answers.
+    async fn recover(&self) {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.try_recover().await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!("loading accounts failed, retrying: {e}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn try_recover(&self) -> Result<(), StoreError> {
+        let ledger = load(&self.client).await?;
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = ledger;
+        for market in &self.markets {
+            let events = load_market(&self.client, market.symbol.as_str()).await?;
+            let events = events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| (i as u64, e))
+                .collect();
+            self.settle(market.symbol.as_str(), events)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        }
+        tracing::info!(
+            accounts = self.read(|l| l.accounts().count()),
+            "accounts loaded"
+        );
+        Ok(())
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Ledger) -> T) -> T {
+        f(&self.state.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    async fn handle(&self, request: Request) {
+        match request {
+            Request::Open {
+                username,
+                password_hash,
+                at,
+                reply,
+            } => {
+                let result = self
+                    .commit(|l| {
+                        let e = l.open_account(&username, &password_hash, at)?;
+                        let id = e.account();
+                        Ok((vec![e], id))
+                    })
+                    .await;
+                let _ = reply.send(result);
+            }
+            Request::Session {
+                account,
+                token_hash,
+                start,
+                at,
+                reply,
+            } => {
+                let result = self
+                    .commit(|l| {
+                        l.account(account)
+                            .ok_or(accounts::AccountError::UnknownAccount)?;
+                        let token_hash = token_hash.clone();
+                        let e = if start {
+                            AccountEvent::SessionStarted {
+                                account,
+                                token_hash,
+                                at,
+                            }
+                        } else {
+                            AccountEvent::SessionEnded {
+                                account,
+                                token_hash,
+                                at,
+                            }
+                        };
+                        Ok((vec![e], ()))
+                    })
+                    .await;
+                let _ = reply.send(result);
+            }
+            Request::Faucet { account, at, reply } => {
+                let faucet = &self.faucet;
+                let result = self
+                    .commit(|l| Ok((l.claim_faucet(account, faucet, at)?, ())))
+                    .await;
+                let _ = reply.send(result);
+            }
+            Request::Reserve {
+                account,
+                symbol,
+                order_id,
+                asset,
+                amount,
+                at,
+                reply,
+            } => {
+                let result = self
+                    .commit(|l| {
+                        Ok((
+                            vec![l.reserve(account, &symbol, order_id, &asset, amount, at)?],
+                            (),
+                        ))
+                    })
+                    .await;
+                let _ = reply.send(result);
+            }
+            Request::ReleaseUnplaced {
+                symbol,
+                orders,
+                at,
+                reply,
+            } => {
+                let result = self
+                    .commit(|l| {
+                        let events = orders
+                            .iter()
+                            .filter_map(|&(account, order_id)| {
+                                l.release(
+                                    account,
+                                    &symbol,
+                                    order_id,
+                                    ReleaseReason::OrderNotPlaced,
+                                    None,
+                                    at,
+                                )
+                            })
+                            .collect();
+                        Ok((events, ()))
+                    })
+                    .await;
+                let _ = reply.send(result);
+            }
+            Request::Reconcile {
+                symbol,
+                resting,
+                at,
+                reply,
+            } => {
+                let result = self
+                    .commit(|l| {
+                        let events = unplaced(l, &symbol, &resting)
+                            .into_iter()
+                            .filter_map(|(account, order_id)| {
+                                l.release(
+                                    account,
+                                    &symbol,
+                                    order_id,
+                                    ReleaseReason::OrderNotPlaced,
+                                    None,
+                                    at,
+                                )
+                            })
+                            .collect();
+                        Ok((events, ()))
+                    })
+                    .await;
+                let _ = reply.send(result);
+            }
+            Request::Settle {
+                symbol,
+                events,
+                reply,
+            } => {
+                let _ = reply.send(self.settle(&symbol, events).await);
+            }
+        }
+    }
+
+    /// Settles market events in order. A store that is down is retried for a
+    /// while: a trade on the book must reach its accounts.
+    async fn settle(&self, symbol: &str, events: Vec<(u64, Event)>) -> Result<(), ExchangeError> {
+        let Some(market) = self.markets.iter().find(|m| m.symbol.as_str() == symbol) else {
+            return Err(ExchangeError::UnknownMarket(symbol.to_string()));
+        };
+        for (revision, event) in &events {
+            let mut pause = Duration::from_millis(20);
+            let mut tries = 0;
+            loop {
+                let result = self
+                    .commit(|l| Ok((l.settle(&market.spec, &self.fees, *revision, event), ())))
+                    .await;
+                match result {
+                    Ok(()) => break,
+                    Err(e) if tries >= 20 => {
+                        tracing::error!(%symbol, revision, "settlement failed; it will be retried at the next start: {e}");
+                        return Err(e);
+                    }
+                    Err(_) => {
+                        tries += 1;
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides on the current ledger and appends what was decided; folds in
+    /// each stream's events once its append succeeded. When another writer
+    /// got there first the ledger is reloaded and the decision made again.
+    async fn commit<T>(
+        &self,
+        mut decide: impl FnMut(&Ledger) -> Result<(Vec<AccountEvent>, T), ExchangeError>,
+    ) -> Result<T, ExchangeError> {
+        for _ in 0..5 {
+            let (events, out) = self.read(&mut decide)?;
+            match self.write(events).await {
+                Ok(()) => return Ok(out),
+                Err(StoreError::WrongExpectedVersion) => {
+                    tracing::info!("an account stream moved on elsewhere; reloading accounts");
+                    match load(&self.client).await {
+                        Ok(ledger) => {
+                            *self.state.write().unwrap_or_else(|e| e.into_inner()) = ledger
+                        }
+                        Err(e) => {
+                            tracing::warn!("reloading accounts failed: {e}");
+                            return Err(ExchangeError::Unavailable);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("account append failed: {e}");
+                    return Err(ExchangeError::Unavailable);
+                }
+            }
+        }
+        Err(ExchangeError::Unavailable)
+    }
+
+    /// Appends events grouped by stream, one atomic append per stream.
+    async fn write(&self, events: Vec<AccountEvent>) -> Result<(), StoreError> {
+        let mut streams: BTreeMap<String, Vec<AccountEvent>> = BTreeMap::new();
+        for e in events {
+            let stream = match e {
+                AccountEvent::AccountOpened { .. } => ACCOUNTS_STREAM.to_string(),
+                _ => account_stream(e.account()),
+            };
+            streams.entry(stream).or_default().push(e);
+        }
+        for (stream, events) in streams {
+            let count = self.read(|l| {
+                if stream == ACCOUNTS_STREAM {
+                    l.registry_events
+                } else {
+                    l.account(events[0].account())
+                        .map_or(0, |a| a.stream_events)
+                }
+            });
+            let data = events
+                .iter()
+                .map(|e| event_data(e.kind(), e.to_json(), event_id(e)))
+                .collect();
+            append(&self.client, &stream, count, data).await?;
+            let mut ledger = self.state.write().unwrap_or_else(|e| e.into_inner());
+            for e in &events {
+                ledger.apply(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The orders of a market that hold a reservation but are not on its book.
+pub fn unplaced(
+    ledger: &Ledger,
+    symbol: &str,
+    resting: &HashSet<(AccountId, OrderId)>,
+) -> Vec<(AccountId, OrderId)> {
+    ledger
+        .reservations(symbol)
+        .into_iter()
+        .filter(|key| !resting.contains(key))
+        .collect()
+}

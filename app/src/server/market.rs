@@ -1,0 +1,435 @@
+//! One market's task: the one writer of that market's stream.
+//!
+//! Commands for the market queue up in a channel and are handled in order.
+//! Under load the task takes everything queued (up to [`MAX_BATCH`]) and
+//! decides it against its book in one go: each new order first gets its
+//! funds reserved by the accounts task, then the book decides. All the
+//! batch's events go to the market stream in one append with the expected
+//! revision, and only when that append succeeded are the orders answered
+//! and their trades sent for settlement. If another writer appended first,
+//! the task releases the batch's reservations, reloads the book from the
+//! stream and decides the batch again. The task is supervised: when it
+//! panics it is started again from the stream, and no other market notices.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use accounts::order_cost;
+use eventstore::Client;
+use orderbook::{
+    AccountId, Book, CancelOrder, Command, Event, Market, OrderId, OrderType, PlaceOrder,
+    SelfTradePrevention, Side, TimeInForce,
+};
+use rust_decimal::Decimal;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use uuid::Uuid;
+
+use super::error::ExchangeError;
+use super::events::{StoreError, append, event_data, market_stream};
+use super::ledger::{LedgerHandle, Request as LedgerRequest, load_market};
+use super::supervise::supervise;
+
+/// The most commands decided together and written in one append.
+pub const MAX_BATCH: usize = 256;
+
+/// A new order as a trader asks for it; the exchange adds the id and time.
+#[derive(Clone, Debug)]
+pub struct OrderRequest {
+    pub side: Side,
+    pub order_type: OrderType,
+    pub price: Option<Decimal>,
+    pub quantity: Option<Decimal>,
+    pub quote_amount: Option<Decimal>,
+    pub time_in_force: Option<TimeInForce>,
+    pub post_only: bool,
+}
+
+/// What a trader asks one market to do.
+pub enum Action {
+    Place(OrderRequest),
+    Cancel(OrderId),
+    /// Makes the task panic, to test supervision.
+    #[cfg(test)]
+    Panic,
+    /// Places an order but never sends its events for settlement: what a
+    /// crash right after the market append leaves behind.
+    #[cfg(test)]
+    PlaceUnsettled(OrderRequest),
+}
+
+impl Action {
+    fn order(&self) -> Option<&OrderRequest> {
+        match self {
+            Action::Place(o) => Some(o),
+            #[cfg(test)]
+            Action::PlaceUnsettled(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    fn settles(&self) -> bool {
+        #[cfg(test)]
+        if let Action::PlaceUnsettled(_) = self {
+            return false;
+        }
+        true
+    }
+}
+
+/// The events one command produced, once they are in the stream.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub order_id: OrderId,
+    pub events: Vec<Event>,
+}
+
+struct Request {
+    account: AccountId,
+    action: Action,
+    reply: oneshot::Sender<Result<Outcome, ExchangeError>>,
+}
+
+/// The way into one market's task, and the book as of its last append.
+#[derive(Clone)]
+pub struct MarketHandle {
+    pub market: Market,
+    tx: mpsc::Sender<Request>,
+    book: Arc<RwLock<Arc<Book>>>,
+}
+
+impl MarketHandle {
+    /// Starts the market's supervised task.
+    pub fn start(client: Client, market: Market, ledger: LedgerHandle) -> MarketHandle {
+        let (tx, rx) = mpsc::channel(4096);
+        let book = Arc::new(RwLock::new(Arc::new(Book::new(market.clone()))));
+        let task = Arc::new(Task {
+            client,
+            market: market.clone(),
+            ledger,
+            requests: Mutex::new(rx),
+            published: book.clone(),
+        });
+        supervise(format!("market {}", market.symbol), move || {
+            task.clone().run()
+        });
+        MarketHandle { market, tx, book }
+    }
+
+    /// The book as of the last successful append.
+    pub fn book(&self) -> Arc<Book> {
+        self.book.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sends an action and waits until it is decided and recorded.
+    pub async fn send(&self, account: AccountId, action: Action) -> Result<Outcome, ExchangeError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Request {
+                account,
+                action,
+                reply,
+            })
+            .await
+            .map_err(|_| ExchangeError::Unavailable)?;
+        answer.await.map_err(|_| ExchangeError::Unavailable)?
+    }
+}
+
+struct Task {
+    client: Client,
+    market: Market,
+    ledger: LedgerHandle,
+    requests: Mutex<mpsc::Receiver<Request>>,
+    published: Arc<RwLock<Arc<Book>>>,
+}
+
+/// The task's own state: the book and where the stream is.
+struct State {
+    book: Book,
+    /// Events in the stream (so the next one's revision).
+    revision: u64,
+    next_order_id: OrderId,
+}
+
+/// A command decided in this batch, waiting for the append.
+struct Decided {
+    request: Request,
+    order_id: OrderId,
+    events: std::ops::Range<usize>,
+    reserved: bool,
+}
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+impl Task {
+    fn symbol(&self) -> &str {
+        self.market.symbol.as_str()
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut requests = self.requests.lock().await;
+        let mut state = self.load().await;
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            self.handle(&mut state, std::mem::take(&mut batch)).await;
+        }
+    }
+
+    /// Rebuilds the book from the stream, retrying until the store answers.
+    async fn load(&self) -> State {
+        let events = self.read_stream().await;
+        self.state_from(&events)
+    }
+
+    async fn read_stream(&self) -> Vec<Event> {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match load_market(&self.client, self.symbol()).await {
+                Ok(events) => return events,
+                Err(e) => {
+                    tracing::warn!(
+                        symbol = self.symbol(),
+                        "loading the book failed, retrying: {e}"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    fn state_from(&self, events: &[Event]) -> State {
+        let book = Book::replay(self.market.clone(), events);
+        let reserved = self.ledger.read(|l| l.highest_order_id(self.symbol()));
+        let state = State {
+            next_order_id: book.last_order_id().max(reserved) + 1,
+            revision: events.len() as u64,
+            book,
+        };
+        self.publish(&state);
+        state
+    }
+
+    fn publish(&self, state: &State) {
+        *self.published.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(state.book.clone());
+    }
+
+    async fn handle(&self, state: &mut State, mut batch: Vec<Request>) {
+        for _attempt in 0..5 {
+            let mut events = Vec::new();
+            let mut decided = Vec::new();
+            for request in batch.drain(..) {
+                if let Some(d) = self.decide(state, request, &mut events).await {
+                    decided.push(d);
+                }
+            }
+            if decided.is_empty() {
+                return;
+            }
+            let first = state.revision;
+            let data = events
+                .iter()
+                .map(|e| event_data(e.kind(), e.to_json(), Uuid::new_v4()))
+                .collect();
+            let result = append(&self.client, &market_stream(self.symbol()), first, data).await;
+            let landed = match &result {
+                Ok(()) => true,
+                // An append that failed may still have been written (a lost
+                // answer): the stream says which.
+                Err(_) => {
+                    let now = self.read_stream().await;
+                    let ours = now.get(first as usize..first as usize + events.len());
+                    let landed = ours == Some(&events[..]);
+                    if !landed {
+                        *state = self.state_from(&now);
+                    }
+                    landed
+                }
+            };
+            if landed {
+                state.revision = first + events.len() as u64;
+                self.publish(state);
+                self.settle(first, &events, &decided).await;
+                for d in decided {
+                    let outcome = Outcome {
+                        order_id: d.order_id,
+                        events: events[d.events].to_vec(),
+                    };
+                    let _ = d.request.reply.send(Ok(outcome));
+                }
+                return;
+            }
+            self.release(&decided).await;
+            // Reservations are known now: order ids go on after them.
+            state.next_order_id = state
+                .next_order_id
+                .max(self.ledger.read(|l| l.highest_order_id(self.symbol())) + 1);
+            match result {
+                Err(StoreError::WrongExpectedVersion) => {
+                    tracing::info!(
+                        symbol = self.symbol(),
+                        "stream moved on elsewhere; deciding again"
+                    );
+                    batch = decided.into_iter().map(|d| d.request).collect();
+                }
+                e => {
+                    tracing::warn!(symbol = self.symbol(), "append failed: {e:?}");
+                    for d in decided {
+                        let _ = d.request.reply.send(Err(ExchangeError::Unavailable));
+                    }
+                    return;
+                }
+            }
+        }
+        for request in batch {
+            let _ = request.reply.send(Err(ExchangeError::Unavailable));
+        }
+    }
+
+    /// Sends a batch's events, numbered by stream revision, for settlement.
+    async fn settle(&self, first: u64, events: &[Event], decided: &[Decided]) {
+        if !decided.iter().all(|d| d.request.action.settles()) {
+            return;
+        }
+        let numbered = events
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, e)| (first + i as u64, e))
+            .collect();
+        let symbol = self.symbol().to_string();
+        if let Err(e) = self
+            .ledger
+            .ask(|reply| LedgerRequest::Settle {
+                symbol,
+                events: numbered,
+                reply,
+            })
+            .await
+        {
+            tracing::error!(
+                symbol = self.symbol(),
+                "settlement is behind; the next start settles it: {e}"
+            );
+        }
+    }
+
+    /// Gives back the reservations of a batch that did not reach the stream.
+    async fn release(&self, decided: &[Decided]) {
+        let orders: Vec<_> = decided
+            .iter()
+            .filter(|d| d.reserved)
+            .map(|d| (d.request.account, d.order_id))
+            .collect();
+        if orders.is_empty() {
+            return;
+        }
+        let symbol = self.symbol().to_string();
+        let at = now_micros();
+        if let Err(e) = self
+            .ledger
+            .ask(|reply| LedgerRequest::ReleaseUnplaced {
+                symbol,
+                orders,
+                at,
+                reply,
+            })
+            .await
+        {
+            tracing::error!(
+                symbol = self.symbol(),
+                "releasing unplaced orders failed; the next start will: {e}"
+            );
+        }
+    }
+
+    /// Decides one request on the book and applies its events to it, or
+    /// answers it at once when it is refused.
+    async fn decide(
+        &self,
+        state: &mut State,
+        request: Request,
+        events: &mut Vec<Event>,
+    ) -> Option<Decided> {
+        let at = now_micros();
+        let symbol = self.market.symbol.clone();
+        let (command, order_id) = match (&request.action, request.action.order()) {
+            (_, Some(o)) => {
+                let order_id = state.next_order_id;
+                let command = Command::Place(PlaceOrder {
+                    symbol,
+                    order_id,
+                    account: request.account,
+                    side: o.side,
+                    order_type: o.order_type,
+                    price: o.price,
+                    quantity: o.quantity,
+                    quote_amount: o.quote_amount,
+                    time_in_force: o.time_in_force,
+                    post_only: o.post_only,
+                    self_trade_prevention: SelfTradePrevention::CancelTaker,
+                    at,
+                });
+                (command, order_id)
+            }
+            (Action::Cancel(order_id), _) => {
+                let command = Command::Cancel(CancelOrder {
+                    symbol,
+                    order_id: *order_id,
+                    account: request.account,
+                    at,
+                });
+                (command, *order_id)
+            }
+            #[cfg(test)]
+            (Action::Panic, _) => panic!("asked to panic"),
+            _ => unreachable!("every action that is not an order is matched above"),
+        };
+        let decision = state.book.decide(&command);
+        if let Some(Event::OrderRejected(r)) = decision.first() {
+            let _ = request.reply.send(Err(ExchangeError::Rejected(r.reason)));
+            return None;
+        }
+        let mut reserved = false;
+        if let Command::Place(place) = &command {
+            let (asset, amount) = order_cost(&self.market.spec, place, &decision);
+            let account = request.account;
+            let symbol = self.symbol().to_string();
+            // The id is spent even if reserving fails: a reservation that
+            // reached the store unacknowledged must never meet another order.
+            state.next_order_id += 1;
+            let result = self
+                .ledger
+                .ask(|reply| LedgerRequest::Reserve {
+                    account,
+                    symbol,
+                    order_id,
+                    asset,
+                    amount,
+                    at,
+                    reply,
+                })
+                .await;
+            if let Err(e) = result {
+                let _ = request.reply.send(Err(e));
+                return None;
+            }
+            reserved = true;
+        }
+        let start = events.len();
+        for e in &decision {
+            state.book.apply(e);
+        }
+        events.extend(decision);
+        Some(Decided {
+            request,
+            order_id,
+            events: start..events.len(),
+            reserved,
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! The order form as the server reads it: text fields into an
+//! [`OrderRequest`], refusals into messages beside the right field, and an
+//! order's events into one sentence.
+
+use orderbook::{CancelReason, Event, MarketSpec, OrderType, RejectReason, Side, TimeInForce};
+use rust_decimal::Decimal;
+
+use super::error::ExchangeError;
+use super::market::{OrderRequest, Outcome};
+use crate::error::UserError;
+
+/// The order form's fields, as submitted.
+pub struct OrderForm {
+    pub side: String,
+    pub order_type: String,
+    pub price: Option<String>,
+    pub quantity: Option<String>,
+    pub quote_amount: Option<String>,
+    pub time_in_force: Option<String>,
+    pub post_only: Option<String>,
+}
+
+/// A decimal field: empty is absent; anything else must be a plain number.
+fn decimal(field: &str, value: &Option<String>) -> Result<Option<Decimal>, UserError> {
+    let Some(text) = value.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let valid = text
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '.' || c == '-');
+    match text.parse::<Decimal>() {
+        Ok(d) if valid => Ok(Some(d)),
+        _ => Err(UserError::field(field, format!("{text:?} is not a number"))),
+    }
+}
+
+impl OrderForm {
+    /// Reads the form. A market order ignores the fields the form hides
+    /// for it (price, post-only, good-till-cancelled); a limit order
+    /// ignores the quote amount.
+    pub fn parse(&self) -> Result<OrderRequest, UserError> {
+        let side = match self.side.as_str() {
+            "buy" => Side::Buy,
+            "sell" => Side::Sell,
+            _ => return Err(UserError::field("side", "choose buy or sell")),
+        };
+        let order_type = match self.order_type.as_str() {
+            "limit" => OrderType::Limit,
+            "market" => OrderType::Market,
+            _ => return Err(UserError::field("order_type", "choose limit or market")),
+        };
+        let market = order_type == OrderType::Market;
+        let time_in_force = match self.time_in_force.as_deref().unwrap_or("") {
+            "" | "GTC" if market => None,
+            "" | "GTC" => Some(TimeInForce::GoodTillCancelled),
+            "IOC" => Some(TimeInForce::ImmediateOrCancel),
+            "FOK" => Some(TimeInForce::FillOrKill),
+            _ => return Err(UserError::field("time_in_force", "choose GTC, IOC or FOK")),
+        };
+        let price = if market {
+            None
+        } else {
+            decimal("price", &self.price)?
+        };
+        let quantity = decimal("quantity", &self.quantity)?;
+        let quote_amount = if market {
+            decimal("quote_amount", &self.quote_amount)?
+        } else {
+            None
+        };
+        if !market && price.is_none() {
+            return Err(UserError::field("price", "enter a limit price"));
+        }
+        if quantity.is_none() && quote_amount.is_none() {
+            let msg = if market && side == Side::Buy {
+                "enter a quantity or an amount to spend"
+            } else {
+                "enter a quantity"
+            };
+            return Err(UserError::field("quantity", msg));
+        }
+        Ok(OrderRequest {
+            side,
+            order_type,
+            price,
+            quantity,
+            quote_amount,
+            time_in_force,
+            post_only: !market && self.post_only.as_deref().is_some_and(|v| !v.is_empty()),
+        })
+    }
+}
+
+/// A refusal, as a message beside the field that caused it.
+pub fn field_error(
+    e: ExchangeError,
+    order: &OrderRequest,
+    market: Option<MarketSpec>,
+) -> UserError {
+    use RejectReason as R;
+    let sized_by_quote = order.quote_amount.is_some();
+    match (&e, market) {
+        (ExchangeError::Rejected(r), Some(m)) => {
+            let field = match r {
+                R::PriceNotPositive | R::PriceOffTick | R::PriceTooHigh | R::MissingPrice => {
+                    "price"
+                }
+                R::PriceOnMarketOrder => "price",
+                R::QuoteAmountNotPositive | R::QuoteAmountOffGrid | R::QuoteAmountTooLarge => {
+                    "quote_amount"
+                }
+                R::FillOrKillNeedsQuantity | R::MarketOrderCannotRest => "time_in_force",
+                R::PostOnlyNeedsGtcLimit | R::PostOnlyWouldTake => "post_only",
+                _ => "quantity",
+            };
+            let message = match r {
+                R::PriceOffTick => {
+                    format!("price must be a multiple of {}", m.tick_size.normalize())
+                }
+                R::QuantityOffLot => {
+                    format!("quantity must be a multiple of {}", m.lot_size.normalize())
+                }
+                R::QuantityBelowMinimum => {
+                    format!(
+                        "the smallest order is {} {}",
+                        m.min_quantity.normalize(),
+                        m.base
+                    )
+                }
+                other => other.to_string(),
+            };
+            UserError::field(field, message)
+        }
+        (ExchangeError::Account(accounts::AccountError::InsufficientFunds { .. }), _) => {
+            UserError::field(
+                if sized_by_quote {
+                    "quote_amount"
+                } else {
+                    "quantity"
+                },
+                e.to_string(),
+            )
+        }
+        _ => e.into(),
+    }
+}
+
+/// What happened to a new order, in one sentence.
+pub fn describe(outcome: &Outcome, market: Option<MarketSpec>) -> String {
+    let id = outcome.order_id;
+    let base = market.map(|m| m.base).unwrap_or_default();
+    let (mut filled, mut quote) = (Decimal::ZERO, Decimal::ZERO);
+    let mut end = None;
+    for e in &outcome.events {
+        match e {
+            Event::TradeExecuted(t) if t.taker_order_id == id => {
+                filled += t.quantity;
+                quote += t.price * t.quantity;
+            }
+            Event::OrderFilled(f) if f.order_id == id => end = Some(None),
+            Event::OrderCancelled(c) if c.order_id == id => end = Some(Some(c.reason)),
+            _ => {}
+        }
+    }
+    let traded = if filled.is_zero() {
+        String::new()
+    } else {
+        format!(
+            "{} {base} traded at an average price of {}",
+            filled.normalize(),
+            (quote / filled).round_dp(8).normalize()
+        )
+    };
+    match end {
+        Some(None) => format!("Order {id} filled: {traded}."),
+        Some(Some(reason)) => {
+            let why = match reason {
+                CancelReason::User => "cancelled",
+                CancelReason::ImmediateOrCancelRemainder => {
+                    "the rest was cancelled (immediate or cancel)"
+                }
+                CancelReason::FillOrKillUnfilled => {
+                    "not filled: the book could not fill all of it at once"
+                }
+                CancelReason::MarketOrderRemainder => {
+                    "the rest was cancelled: not enough liquidity"
+                }
+                CancelReason::SelfTradePrevention => {
+                    "cancelled: it would have traded with your own order"
+                }
+            };
+            if traded.is_empty() {
+                format!("Order {id} {why}.")
+            } else {
+                format!("Order {id}: {traded}; {why}.")
+            }
+        }
+        None if traded.is_empty() => format!("Order {id} is on the book."),
+        None => format!("Order {id}: {traded}; the rest is on the book."),
+    }
+}

@@ -1,0 +1,100 @@
+//! The exchange's trading configuration, read from a JSON file: which
+//! markets are listed on which grids, the fee rates and the faucet.
+
+use std::path::Path;
+
+use accounts::{FaucetGrant, Fees};
+use orderbook::{Market, MarketSpec};
+use serde::Deserialize;
+
+/// The file's shape. See `config/exchange.json` for the shipped one.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    markets: Vec<MarketSpec>,
+    fees: Fees,
+    faucet: accounts::Faucet,
+}
+
+/// Validated settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub markets: Vec<Market>,
+    pub fees: Fees,
+    pub faucet: accounts::Faucet,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid exchange configuration: {source}")]
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    pub fn load(path: &Path) -> Result<Settings, SettingsError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let file: File = serde_json::from_str(&text).map_err(|source| SettingsError::Parse {
+            path: shown,
+            source,
+        })?;
+        Settings::new(file.markets, file.fees, file.faucet)
+    }
+
+    pub fn new(
+        specs: Vec<MarketSpec>,
+        fees: Fees,
+        faucet: accounts::Faucet,
+    ) -> Result<Settings, SettingsError> {
+        let invalid = SettingsError::Invalid;
+        if specs.is_empty() {
+            return Err(invalid("at least one market must be listed".into()));
+        }
+        let mut markets: Vec<Market> = Vec::new();
+        for spec in specs {
+            let symbol = spec.symbol.clone();
+            if !symbol
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                return Err(invalid(format!(
+                    "market symbol {symbol:?} may only use letters, digits and '-'"
+                )));
+            }
+            if markets.iter().any(|m| m.spec.symbol == symbol) {
+                return Err(invalid(format!("market {symbol} is listed twice")));
+            }
+            markets.push(Market::new(spec).map_err(|e| invalid(format!("market {symbol}: {e}")))?);
+        }
+        fees.validate().map_err(invalid)?;
+        for (asset, FaucetGrant { amount, limit }) in &faucet {
+            if *amount <= rust_decimal::Decimal::ZERO || limit < amount {
+                return Err(invalid(format!(
+                    "faucet {asset}: amount must be positive and no more than the limit"
+                )));
+            }
+        }
+        Ok(Settings {
+            markets,
+            fees,
+            faucet,
+        })
+    }
+
+    pub fn market(&self, symbol: &str) -> Option<&Market> {
+        self.markets.iter().find(|m| m.spec.symbol == symbol)
+    }
+}

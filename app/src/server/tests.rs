@@ -1,0 +1,631 @@
+//! The exchange's rules, exercised through its server functions over the
+//! router (as a browser calls them) with the embedded store on disk.
+
+use std::path::Path;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use rust_decimal::Decimal;
+use tower::ServiceExt;
+
+use super::market::{Action, OrderRequest};
+use super::*;
+use crate::error::UserError;
+use crate::trading::AccountView;
+
+fn settings() -> Settings {
+    Settings::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/exchange.json"
+    )))
+    .unwrap()
+}
+
+struct Server {
+    exchange: Exchange,
+    router: Router,
+}
+
+async fn start_on(connection: Connection) -> Server {
+    let exchange = Exchange::start(settings(), connection).await.unwrap();
+    let config = Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        site_root: "target/site".into(),
+        eventstore_url: None,
+        data: "unused".into(),
+        config: "unused".into(),
+    };
+    Server {
+        router: router(&config, exchange.clone()),
+        exchange,
+    }
+}
+
+async fn start(dir: &Path) -> Server {
+    start_on(Connection::Embedded {
+        data: dir.join("events"),
+    })
+    .await
+}
+
+fn encode(form: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    form.iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A browser: remembers its session cookie between calls.
+#[derive(Default)]
+struct Browser {
+    cookie: Option<String>,
+}
+
+impl Browser {
+    /// Calls a server function; returns its JSON answer or its error.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &mut self,
+        server: &Server,
+        name: &str,
+        form: &[(&str, &str)],
+    ) -> Result<T, UserError> {
+        let mut request = Request::post(format!("/api/{name}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json");
+        if let Some(c) = &self.cookie {
+            request = request.header(header::COOKIE, format!("session={c}"));
+        }
+        let response = server
+            .router
+            .clone()
+            .oneshot(request.body(Body::from(encode(form))).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        for value in response.headers().get_all(header::SET_COOKIE) {
+            let token =
+                auth::token_from_cookies(value.to_str().unwrap().split(';').next().unwrap());
+            self.cookie = token.map(str::to_string);
+        }
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        if status == StatusCode::OK {
+            Ok(serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{name}: {e}: {body:?}")))
+        } else {
+            Err(serde_json::from_slice(&body)
+                .unwrap_or_else(|e| panic!("{name} {status}: {e}: {body:?}")))
+        }
+    }
+
+    async fn sign_up(server: &Server, name: &str) -> Browser {
+        let mut b = Browser::default();
+        b.call::<()>(
+            server,
+            "sign_up",
+            &[("username", name), ("password", "correct horse")],
+        )
+        .await
+        .unwrap();
+        b.call::<()>(server, "claim_faucet", &[]).await.unwrap();
+        b
+    }
+
+    async fn account(&mut self, server: &Server) -> Option<AccountView> {
+        self.call(server, "my_account", &[]).await.unwrap()
+    }
+
+    async fn balance(&mut self, server: &Server, asset: &str) -> (Decimal, Decimal) {
+        let view = self.account(server).await.unwrap();
+        let b = view.balances.iter().find(|b| b.asset == asset).unwrap();
+        (b.available.parse().unwrap(), b.reserved.parse().unwrap())
+    }
+
+    async fn limit(
+        &mut self,
+        server: &Server,
+        side: &str,
+        price: &str,
+        qty: &str,
+    ) -> Result<String, UserError> {
+        self.call(
+            server,
+            "place_order",
+            &[
+                ("symbol", "BTC-USD"),
+                ("side", side),
+                ("order_type", "limit"),
+                ("price", price),
+                ("quantity", qty),
+                ("time_in_force", "GTC"),
+            ],
+        )
+        .await
+    }
+}
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+/// Loads every account from the store afresh and checks the ledger rules.
+async fn check_store(server: &Server) {
+    let ledger = server.exchange.reload_ledger().await;
+    accounts::invariants::check_ledger(&ledger).unwrap();
+}
+
+#[tokio::test]
+async fn sign_up_log_in_and_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut alice = Browser::default();
+    assert_eq!(alice.account(&s).await, None);
+    let err = alice
+        .call::<()>(
+            &s,
+            "sign_up",
+            &[("username", "al"), ("password", "correct horse")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("username"));
+    let err = alice
+        .call::<()>(
+            &s,
+            "sign_up",
+            &[("username", "alice"), ("password", "short")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.field.as_deref(), err.message.as_str()),
+        (Some("password"), "passwords are 8 to 128 characters")
+    );
+    alice
+        .call::<()>(
+            &s,
+            "sign_up",
+            &[("username", "alice"), ("password", "correct horse")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(alice.account(&s).await.unwrap().username, "alice");
+    let err = Browser::default()
+        .call::<()>(
+            &s,
+            "sign_up",
+            &[("username", "Alice"), ("password", "another one")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.message, "that username is taken");
+
+    alice.call::<()>(&s, "log_out", &[]).await.unwrap();
+    assert_eq!(alice.cookie, None);
+    assert_eq!(alice.account(&s).await, None);
+    let err = alice
+        .call::<()>(
+            &s,
+            "log_in",
+            &[("username", "alice"), ("password", "wrong horse")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.message, "wrong username or password");
+    alice
+        .call::<()>(
+            &s,
+            "log_in",
+            &[("username", "alice"), ("password", "correct horse")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(alice.account(&s).await.unwrap().username, "alice");
+    // A logged-out token no longer works even if a browser kept it.
+    let old = alice.cookie.clone();
+    alice.call::<()>(&s, "log_out", &[]).await.unwrap();
+    alice.cookie = old;
+    assert_eq!(alice.account(&s).await, None);
+}
+
+#[tokio::test]
+async fn actions_need_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut nobody = Browser::default();
+    assert_eq!(
+        nobody
+            .call::<()>(&s, "claim_faucet", &[])
+            .await
+            .unwrap_err()
+            .message,
+        "please log in first"
+    );
+    let err = nobody.limit(&s, "buy", "100", "1").await.unwrap_err();
+    assert_eq!(err.message, "please log in first");
+    nobody.cookie = Some("forged".into());
+    let err = nobody
+        .call::<String>(
+            &s,
+            "cancel_order",
+            &[("symbol", "BTC-USD"), ("order_id", "1")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.message, "please log in first");
+}
+
+#[tokio::test]
+async fn the_faucet_has_a_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut a = Browser::sign_up(&s, "alice").await;
+    assert_eq!(a.balance(&s, "USD").await, (d("10000"), d("0")));
+    for _ in 1..10 {
+        a.call::<()>(&s, "claim_faucet", &[]).await.unwrap();
+    }
+    assert_eq!(a.balance(&s, "USD").await.0, d("100000"));
+    let err = a.call::<()>(&s, "claim_faucet", &[]).await.unwrap_err();
+    assert_eq!(err.message, "the faucet limit for this account is reached");
+    check_store(&s).await;
+}
+
+#[tokio::test]
+async fn bad_orders_get_messages_beside_their_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut a = Browser::sign_up(&s, "alice").await;
+    let cases = [
+        (("buy", "abc", "1"), "price", "\"abc\" is not a number"),
+        (("buy", "", "1"), "price", "enter a limit price"),
+        (
+            ("buy", "100.001", "1"),
+            "price",
+            "price must be a multiple of 0.01",
+        ),
+        (
+            ("buy", "-5", "1"),
+            "price",
+            "price must be greater than zero",
+        ),
+        (
+            ("buy", "100", "0.00001"),
+            "quantity",
+            "the smallest order is 0.0001 BTC",
+        ),
+        (
+            ("buy", "100", "0.000011"),
+            "quantity",
+            "quantity must be a multiple of 0.00001",
+        ),
+        (("buy", "100", "1e3"), "quantity", "\"1e3\" is not a number"),
+        (
+            ("buy", "20000", "1"),
+            "quantity",
+            "insufficient USD: 10000 available, 20000 needed",
+        ),
+        (
+            ("sell", "100", "2"),
+            "quantity",
+            "insufficient BTC: 1 available, 2 needed",
+        ),
+    ];
+    for ((side, price, qty), field, message) in cases {
+        let err = a.limit(&s, side, price, qty).await.unwrap_err();
+        assert_eq!(
+            (err.field.as_deref(), err.message.as_str()),
+            (Some(field), message),
+            "{side} {price} {qty}"
+        );
+    }
+    let err = a
+        .call::<String>(
+            &s,
+            "place_order",
+            &[
+                ("symbol", "DOGE-USD"),
+                ("side", "buy"),
+                ("order_type", "limit"),
+                ("price", "1"),
+                ("quantity", "1"),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.message, "there is no market DOGE-USD");
+    let err = a
+        .call::<String>(
+            &s,
+            "place_order",
+            &[
+                ("symbol", "BTC-USD"),
+                ("side", "up"),
+                ("order_type", "limit"),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("side"));
+    // Nothing was reserved by any of it.
+    assert_eq!(a.balance(&s, "USD").await, (d("10000"), d("0")));
+    assert!(a.account(&s).await.unwrap().open_orders.is_empty());
+}
+
+#[tokio::test]
+async fn a_trade_settles_both_sides_and_cancel_releases_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut a = Browser::sign_up(&s, "alice").await;
+    let mut b = Browser::sign_up(&s, "bob").await;
+    let msg = a.limit(&s, "sell", "30000", "0.5").await.unwrap();
+    assert_eq!(msg, "Order 1 is on the book.");
+    assert_eq!(a.balance(&s, "BTC").await, (d("0.5"), d("0.5")));
+    let open = a.account(&s).await.unwrap().open_orders;
+    assert_eq!(
+        (open.len(), open[0].status.as_str(), open[0].filled.as_str()),
+        (1, "open", "0")
+    );
+
+    // Bob bids 0.2 at 31000: he trades at Alice's 30000 and pays 6000.
+    let msg = b.limit(&s, "buy", "31000", "0.2").await.unwrap();
+    assert_eq!(
+        msg,
+        "Order 2 filled: 0.2 BTC traded at an average price of 30000."
+    );
+    // Bob (taker, 0.2 %) gets 0.2 BTC less 0.0004; his 200 USD of price
+    // improvement is back in available.
+    assert_eq!(b.balance(&s, "USD").await, (d("4000"), d("0")));
+    assert_eq!(b.balance(&s, "BTC").await, (d("1.1996"), d("0")));
+    // Alice (maker, 0.1 %) gets 6000 less 6; 0.3 BTC still held for her order.
+    assert_eq!(a.balance(&s, "USD").await, (d("15994"), d("0")));
+    assert_eq!(a.balance(&s, "BTC").await, (d("0.5"), d("0.3")));
+    let view = a.account(&s).await.unwrap();
+    assert_eq!(view.open_orders[0].status, "partially filled");
+    assert_eq!(view.open_orders[0].filled, "0.2");
+    let fill = &view.fills[0];
+    assert_eq!(
+        (
+            fill.role.as_str(),
+            fill.fee.as_str(),
+            fill.fee_asset.as_str()
+        ),
+        ("maker", "6", "USD")
+    );
+    let bob_fill = &b.account(&s).await.unwrap().fills[0];
+    assert_eq!(
+        (bob_fill.role.as_str(), bob_fill.fee.as_str()),
+        ("taker", "0.0004")
+    );
+
+    // Bob cannot cancel Alice's order; Alice can.
+    let err = b
+        .call::<String>(
+            &s,
+            "cancel_order",
+            &[("symbol", "BTC-USD"), ("order_id", "1")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.message, "the order belongs to another account");
+    a.call::<String>(
+        &s,
+        "cancel_order",
+        &[("symbol", "BTC-USD"), ("order_id", "1")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.balance(&s, "BTC").await, (d("0.8"), d("0")));
+    assert!(a.account(&s).await.unwrap().open_orders.is_empty());
+    let err = a
+        .call::<String>(
+            &s,
+            "cancel_order",
+            &[("symbol", "BTC-USD"), ("order_id", "1")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.message, "no open order with this id");
+    check_store(&s).await;
+}
+
+#[tokio::test]
+async fn market_orders_by_quantity_or_quote_amount() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut a = Browser::sign_up(&s, "alice").await;
+    let mut b = Browser::sign_up(&s, "bob").await;
+    a.limit(&s, "sell", "100", "0.5").await.unwrap();
+    a.limit(&s, "sell", "200", "0.5").await.unwrap();
+    let market = |qty: &'static str, quote: &'static str| {
+        [
+            ("symbol", "BTC-USD"),
+            ("side", "buy"),
+            ("order_type", "market"),
+            ("price", "999"), // hidden by the form for market orders: ignored
+            ("quantity", qty),
+            ("quote_amount", quote),
+            ("time_in_force", "GTC"),
+        ]
+    };
+    let msg: String = b.call(&s, "place_order", &market("", "75")).await.unwrap();
+    assert_eq!(
+        msg,
+        "Order 3 filled: 0.625 BTC traded at an average price of 120."
+    );
+    let msg: String = b.call(&s, "place_order", &market("0.5", "")).await.unwrap();
+    assert_eq!(
+        msg,
+        "Order 4: 0.375 BTC traded at an average price of 200; the rest was cancelled: not enough liquidity."
+    );
+    // 50 + 25 by quote, then 75 for the rest of the book.
+    assert_eq!(b.balance(&s, "USD").await, (d("9850"), d("0")));
+    let err = b
+        .call::<String>(&s, "place_order", &market("", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.message, "enter a quantity or an amount to spend");
+    check_store(&s).await;
+}
+
+#[tokio::test]
+async fn a_restart_rebuilds_books_accounts_and_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b, before_a, before_b);
+    {
+        let s = start(dir.path()).await;
+        a = Browser::sign_up(&s, "alice").await;
+        b = Browser::sign_up(&s, "bob").await;
+        a.limit(&s, "sell", "30000", "0.5").await.unwrap();
+        b.limit(&s, "buy", "30000", "0.1").await.unwrap();
+        b.limit(&s, "buy", "29000", "0.1").await.unwrap();
+        before_a = a.account(&s).await.unwrap();
+        before_b = b.account(&s).await.unwrap();
+        s.exchange.stop().await;
+    }
+    let s = start(dir.path()).await;
+    assert_eq!(a.account(&s).await.unwrap(), before_a);
+    assert_eq!(b.account(&s).await.unwrap(), before_b);
+    // Order ids go on from where they were.
+    let msg = a.limit(&s, "sell", "29000", "0.1").await.unwrap();
+    assert!(msg.starts_with("Order 4 filled"), "{msg}");
+    check_store(&s).await;
+}
+
+#[tokio::test]
+async fn a_settlement_lost_in_a_crash_is_made_exactly_once_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b);
+    {
+        let s = start(dir.path()).await;
+        a = Browser::sign_up(&s, "alice").await;
+        b = Browser::sign_up(&s, "bob").await;
+        a.limit(&s, "sell", "30000", "0.5").await.unwrap();
+        let account = s
+            .exchange
+            .account_for(b.cookie.as_deref().unwrap())
+            .unwrap();
+        let order = OrderRequest {
+            side: orderbook::Side::Buy,
+            order_type: orderbook::OrderType::Limit,
+            price: Some(d("30000")),
+            quantity: Some(d("0.1")),
+            quote_amount: None,
+            time_in_force: None,
+            post_only: false,
+        };
+        s.exchange
+            .send("BTC-USD", account, Action::PlaceUnsettled(order))
+            .await
+            .unwrap();
+        // The trade is on the book but in no account yet: Bob's 3000 are held.
+        assert_eq!(b.balance(&s, "USD").await, (d("7000"), d("3000")));
+        s.exchange.stop().await;
+    }
+    for _ in 0..2 {
+        let s = start(dir.path()).await;
+        assert_eq!(b.balance(&s, "USD").await, (d("7000"), d("0")));
+        assert_eq!(b.balance(&s, "BTC").await, (d("1.0998"), d("0")));
+        assert_eq!(a.balance(&s, "USD").await, (d("12997"), d("0")));
+        assert_eq!(a.account(&s).await.unwrap().fills.len(), 1);
+        check_store(&s).await;
+        s.exchange.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_reservation_whose_order_never_reached_the_book_is_released_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a;
+    {
+        let s = start(dir.path()).await;
+        a = Browser::sign_up(&s, "alice").await;
+        let account = s
+            .exchange
+            .account_for(a.cookie.as_deref().unwrap())
+            .unwrap();
+        s.exchange
+            .reserve_only("BTC-USD", account, 7, "USD", d("500"))
+            .await;
+        assert_eq!(a.balance(&s, "USD").await, (d("9500"), d("500")));
+        s.exchange.stop().await;
+    }
+    let s = start(dir.path()).await;
+    assert_eq!(a.balance(&s, "USD").await, (d("10000"), d("0")));
+    // The next order id skips the one the lost reservation named.
+    let msg = a.limit(&s, "buy", "100", "1").await.unwrap();
+    assert_eq!(msg, "Order 8 is on the book.");
+    check_store(&s).await;
+}
+
+#[tokio::test]
+async fn a_panicking_market_restarts_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut a = Browser::sign_up(&s, "alice").await;
+    a.limit(&s, "sell", "30000", "0.5").await.unwrap();
+    let err = s
+        .exchange
+        .send("BTC-USD", 0, Action::Panic)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExchangeError::Unavailable));
+    // The other market never noticed.
+    let eth: String = a
+        .call(
+            &s,
+            "place_order",
+            &[
+                ("symbol", "ETH-USD"),
+                ("side", "buy"),
+                ("order_type", "limit"),
+                ("price", "2000"),
+                ("quantity", "1"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(eth, "Order 1 is on the book.");
+    // BTC-USD is back, rebuilt from its events, with Alice's order on it.
+    let msg = a.limit(&s, "sell", "30001", "0.1").await.unwrap();
+    assert_eq!(msg, "Order 2 is on the book.");
+    assert_eq!(a.account(&s).await.unwrap().open_orders.len(), 3);
+    check_store(&s).await;
+}
+
+#[tokio::test]
+async fn two_servers_on_one_store_stay_correct() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = store.connection_string();
+    let s1 = start_on(Connection::External(url.clone())).await;
+    let mut a = Browser::sign_up(&s1, "alice").await;
+    let s2 = start_on(Connection::External(url.clone())).await;
+    let mut b = Browser::sign_up(&s2, "bob").await;
+    // Each server's ledger learns of the other's accounts when an append
+    // of its own meets the newer stream; the books likewise.
+    a.limit(&s1, "sell", "100", "1").await.unwrap();
+    let msg = b.limit(&s2, "buy", "100", "0.4").await.unwrap();
+    assert!(msg.starts_with("Order 2 filled"), "{msg}");
+    // All of Alice's BTC is sold or on the book.
+    let err = a.limit(&s1, "sell", "101", "0.5").await.unwrap_err();
+    assert!(err.message.starts_with("insufficient BTC"), "{err:?}");
+    let msg = b.limit(&s2, "buy", "100", "0.6").await.unwrap();
+    assert!(msg.starts_with("Order 3 filled"), "{msg}");
+    let s3 = start_on(Connection::External(url)).await;
+    assert_eq!(a.balance(&s3, "BTC").await, (d("0"), d("0")));
+    assert_eq!(a.balance(&s3, "USD").await, (d("10099.9"), d("0")));
+    assert_eq!(b.balance(&s3, "BTC").await, (d("1.998"), d("0")));
+    check_store(&s3).await;
+}

@@ -1,0 +1,355 @@
+//! The trader's screen: order entry, open orders, balances and fills, with
+//! the server functions behind them. Every server function checks the
+//! session, and acts only on the caller's own orders.
+
+// `place_order` takes the order form's fields one by one so a plain HTML
+// form can post them; the server-function macro copies its arguments onto
+// generated functions that no item-level `allow` reaches.
+#![allow(clippy::too_many_arguments)]
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::account::{AuthForms, ClaimFaucet, LogIn, LogOut, SignUp, error_for, my_account};
+use crate::error::UserError;
+
+/// A listed market, as the order form needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketView {
+    pub symbol: String,
+    pub base: String,
+    pub quote: String,
+    pub tick_size: String,
+    pub lot_size: String,
+    pub min_quantity: String,
+}
+
+/// One asset of the caller's account. Amounts are exact decimal strings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceView {
+    pub asset: String,
+    pub available: String,
+    pub reserved: String,
+    pub total: String,
+}
+
+/// One of the caller's orders resting on a book.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenOrderView {
+    pub symbol: String,
+    pub order_id: u64,
+    pub side: String,
+    pub price: String,
+    pub quantity: String,
+    pub filled: String,
+    pub status: String,
+    pub at_ms: u64,
+}
+
+/// One of the caller's fills, with the fee charged on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FillView {
+    pub symbol: String,
+    pub trade_id: u64,
+    pub order_id: u64,
+    pub side: String,
+    pub role: String,
+    pub price: String,
+    pub quantity: String,
+    pub fee: String,
+    pub fee_asset: String,
+    pub at_ms: u64,
+}
+
+/// Everything the caller sees of their own account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub username: String,
+    pub balances: Vec<BalanceView>,
+    pub open_orders: Vec<OpenOrderView>,
+    pub fills: Vec<FillView>,
+}
+
+#[server(endpoint = "list_markets")]
+pub async fn list_markets() -> Result<Vec<MarketView>, UserError> {
+    Ok(crate::server::context::exchange()?.markets())
+}
+
+/// Places an order from the order form's fields; answers with a sentence
+/// saying what happened to it.
+#[server(endpoint = "place_order")]
+pub async fn place_order(
+    symbol: String,
+    side: String,
+    order_type: String,
+    price: Option<String>,
+    quantity: Option<String>,
+    quote_amount: Option<String>,
+    time_in_force: Option<String>,
+    post_only: Option<String>,
+) -> Result<String, UserError> {
+    use crate::server::context::current_account;
+    use crate::server::orders::{OrderForm, describe, field_error};
+    let (exchange, account) = current_account().await?;
+    let form = OrderForm {
+        side,
+        order_type,
+        price,
+        quantity,
+        quote_amount,
+        time_in_force,
+        post_only,
+    };
+    let order = form.parse()?;
+    let outcome = exchange
+        .place(account, &symbol, order.clone())
+        .await
+        .map_err(|e| field_error(e, &order, exchange.market_spec(&symbol)))?;
+    Ok(describe(&outcome, exchange.market_spec(&symbol)))
+}
+
+/// Cancels one of the caller's open orders.
+#[server(endpoint = "cancel_order")]
+pub async fn cancel_order(symbol: String, order_id: u64) -> Result<String, UserError> {
+    use crate::server::context::current_account;
+    let (exchange, account) = current_account().await?;
+    exchange.cancel(account, &symbol, order_id).await?;
+    Ok(format!("Order {order_id} cancelled."))
+}
+
+/// The whole trading side of the terminal: log-in forms for visitors; for a
+/// logged-in trader their account bar, order entry, open orders, balances
+/// and fills. The account data is fetched again after every action and
+/// once a second, without touching what the trader is typing.
+#[component]
+pub fn TraderPanel() -> impl IntoView {
+    let sign_up = ServerAction::<SignUp>::new();
+    let log_in = ServerAction::<LogIn>::new();
+    let log_out = ServerAction::<LogOut>::new();
+    let faucet = ServerAction::<ClaimFaucet>::new();
+    let place = ServerAction::<PlaceOrder>::new();
+    let cancel = ServerAction::<CancelOrder>::new();
+    let tick = RwSignal::new(0u64);
+    // Effects run only in the browser: poll there, never on the server.
+    Effect::new(move |_| {
+        set_interval(
+            move || tick.update(|n| *n += 1),
+            std::time::Duration::from_secs(1),
+        );
+    });
+    let account = Resource::new(
+        move || {
+            (
+                sign_up.version().get(),
+                log_in.version().get(),
+                log_out.version().get(),
+                faucet.version().get(),
+                place.version().get(),
+                cancel.version().get(),
+                tick.get(),
+            )
+        },
+        |_| my_account(),
+    );
+    let markets = Resource::new(|| (), |_| list_markets());
+    let view_of = move || account.get().and_then(Result::ok).flatten();
+    let logged_in = move || view_of().is_some();
+
+    view! {
+        <Transition fallback=|| view! { <p class="empty">"Loading your account…"</p> }>
+            <Show when=logged_in fallback=move || view! { <AuthForms sign_up log_in /> }>
+                <div class="account-bar">
+                    <span>"Signed in as " <strong data-testid="username">{move || view_of().map(|v| v.username)}</strong></span>
+                    <ActionForm action=faucet>
+                        <button type="submit">"Get demo funds"</button>
+                    </ActionForm>
+                    <ActionForm action=log_out>
+                        <button type="submit" class="secondary">"Log out"</button>
+                    </ActionForm>
+                </div>
+                <p class="form-error" role="alert">{error_for(faucet.value(), None)}</p>
+                <OrderEntry place markets />
+                <Balances rows=Signal::derive(move || view_of().map(|v| v.balances).unwrap_or_default()) />
+                <OpenOrders cancel rows=Signal::derive(move || view_of().map(|v| v.open_orders).unwrap_or_default()) />
+                <Fills rows=Signal::derive(move || view_of().map(|v| v.fills).unwrap_or_default()) />
+            </Show>
+        </Transition>
+    }
+}
+
+/// The order form. Fields the chosen order type does not use are hidden.
+#[component]
+fn OrderEntry(
+    place: ServerAction<PlaceOrder>,
+    markets: Resource<Result<Vec<MarketView>, UserError>>,
+) -> impl IntoView {
+    let order_type = RwSignal::new("limit".to_string());
+    let side = RwSignal::new("buy".to_string());
+    let is_market = move || order_type.get() == "market";
+    let result = place.value();
+    let ok = move || result.get().and_then(Result::ok);
+    let field = move |name: &'static str, label: &'static str, hidden: Signal<bool>| {
+        let id = format!("order-{name}");
+        let error_id = format!("{id}-error");
+        view! {
+            <div class="field" hidden=move || hidden.get()>
+                <label for=id.clone()>{label}</label>
+                <input id=id name=name inputmode="decimal" autocomplete="off" aria-describedby=error_id.clone() />
+                <p id=error_id class="field-error" role="alert">{error_for(result, Some(name))}</p>
+            </div>
+        }
+    };
+    view! {
+        <section class="order-entry" aria-labelledby="order-entry-title">
+            <h3 id="order-entry-title">"Place an order"</h3>
+            <ActionForm action=place>
+                <div class="field">
+                    <label for="order-symbol">"Market"</label>
+                    <select id="order-symbol" name="symbol">
+                        {move || {
+                            markets
+                                .get()
+                                .and_then(Result::ok)
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|m| view! { <option value=m.symbol.clone()>{m.symbol.clone()}</option> })
+                                .collect_view()
+                        }}
+                    </select>
+                </div>
+                <fieldset class="side-choice">
+                    <legend>"Side"</legend>
+                    <label class="buy">
+                        <input type="radio" name="side" value="buy" checked on:change=move |_| side.set("buy".into()) />
+                        "Buy"
+                    </label>
+                    <label class="sell">
+                        <input type="radio" name="side" value="sell" on:change=move |_| side.set("sell".into()) />
+                        "Sell"
+                    </label>
+                </fieldset>
+                <div class="field">
+                    <label for="order-type">"Order type"</label>
+                    <select id="order-type" name="order_type" on:change=move |ev| order_type.set(event_target_value(&ev))>
+                        <option value="limit">"Limit"</option>
+                        <option value="market">"Market"</option>
+                    </select>
+                </div>
+                {field("price", "Price", Signal::derive(is_market))}
+                {field("quantity", "Quantity", Signal::derive(|| false))}
+                {field(
+                    "quote_amount",
+                    "Amount to spend (market buys, instead of quantity)",
+                    Signal::derive(move || !(is_market() && side.get() == "buy")),
+                )}
+                <div class="field">
+                    <label for="order-tif">"Time in force"</label>
+                    <select id="order-tif" name="time_in_force">
+                        <option value="GTC" hidden=is_market>"Good till cancelled"</option>
+                        <option value="IOC">"Immediate or cancel"</option>
+                        <option value="FOK">"Fill or kill"</option>
+                    </select>
+                    <p class="field-error" role="alert">{error_for(result, Some("time_in_force"))}</p>
+                </div>
+                <div class="field checkbox" hidden=is_market>
+                    <input id="order-post-only" type="checkbox" name="post_only" value="on" />
+                    <label for="order-post-only">"Post only (never take liquidity)"</label>
+                    <p class="field-error" role="alert">{error_for(result, Some("post_only"))}</p>
+                </div>
+                <button type="submit" class=move || format!("place {}", side.get())>
+                    {move || if side.get() == "buy" { "Place buy order" } else { "Place sell order" }}
+                </button>
+                <p class="form-error" role="alert">{error_for(result, None)}</p>
+                <p class="form-ok" role="status" data-testid="order-result">{ok}</p>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn Balances(rows: Signal<Vec<BalanceView>>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="balances-title">
+            <h3 id="balances-title">"Balances"</h3>
+            <table class="data balances">
+                <thead><tr><th>"Asset"</th><th>"Available"</th><th>"Reserved"</th><th>"Total"</th></tr></thead>
+                <tbody>
+                    {move || rows.get().into_iter().map(|b| {
+                        let asset = b.asset.clone();
+                        view! {
+                        <tr data-asset=asset>
+                            <td>{b.asset}</td><td class="num available">{b.available}</td>
+                            <td class="num reserved">{b.reserved}</td><td class="num total">{b.total}</td>
+                        </tr>
+                    }}).collect_view()}
+                </tbody>
+            </table>
+            <p class="empty" hidden=move || !rows.get().is_empty()>"No funds yet: get demo funds to start."</p>
+        </section>
+    }
+}
+
+#[component]
+fn OpenOrders(
+    cancel: ServerAction<CancelOrder>,
+    rows: Signal<Vec<OpenOrderView>>,
+) -> impl IntoView {
+    view! {
+        <section aria-labelledby="open-orders-title">
+            <h3 id="open-orders-title">"Open orders"</h3>
+            <p class="form-error" role="alert">{error_for(cancel.value(), None)}</p>
+            <table class="data open-orders">
+                <thead><tr>
+                    <th>"Order"</th><th>"Market"</th><th>"Side"</th><th>"Price"</th>
+                    <th>"Quantity"</th><th>"Filled"</th><th>"Status"</th><th></th>
+                </tr></thead>
+                <tbody>
+                    {move || rows.get().into_iter().map(|o| {
+                        let label = format!("Cancel order {}", o.order_id);
+                        view! {
+                            <tr data-order-id=o.order_id.to_string()>
+                                <td>{o.order_id}</td><td>{o.symbol.clone()}</td>
+                                <td class=o.side.clone()>{o.side.clone()}</td>
+                                <td class="num">{o.price}</td><td class="num">{o.quantity}</td>
+                                <td class="num filled">{o.filled}</td><td class="status">{o.status}</td>
+                                <td>
+                                    <ActionForm action=cancel>
+                                        <input type="hidden" name="symbol" value=o.symbol />
+                                        <input type="hidden" name="order_id" value=o.order_id.to_string() />
+                                        <button type="submit" class="secondary" aria-label=label>"Cancel"</button>
+                                    </ActionForm>
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+            <p class="empty" hidden=move || !rows.get().is_empty()>"No open orders."</p>
+        </section>
+    }
+}
+
+#[component]
+fn Fills(rows: Signal<Vec<FillView>>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="fills-title">
+            <h3 id="fills-title">"My trades"</h3>
+            <table class="data fills">
+                <thead><tr>
+                    <th>"Trade"</th><th>"Market"</th><th>"Side"</th><th>"Role"</th>
+                    <th>"Price"</th><th>"Quantity"</th><th>"Fee"</th>
+                </tr></thead>
+                <tbody>
+                    {move || rows.get().into_iter().map(|f| view! {
+                        <tr data-trade-id=f.trade_id.to_string()>
+                            <td>{f.trade_id}</td><td>{f.symbol}</td><td class=f.side.clone()>{f.side.clone()}</td>
+                            <td>{f.role}</td><td class="num">{f.price}</td><td class="num">{f.quantity}</td>
+                            <td class="num fee">{format!("{} {}", f.fee, f.fee_asset)}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+            <p class="empty" hidden=move || !rows.get().is_empty()>"No trades yet."</p>
+        </section>
+    }
+}
