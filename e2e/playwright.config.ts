@@ -33,13 +33,16 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: '../target/debug/exchange',
+    // A fresh data folder every run: the terminal tests need no history.
+    command: 'rm -rf ../target/e2e-data && ../target/debug/exchange',
     url: baseURL,
     reuseExistingServer: false,
     timeout: 60_000,
     env: {
       EXCHANGE_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: '../target/site',
+      EXCHANGE_DATA: '../target/e2e-data/events',
+      EXCHANGE_CONFIG: '../config/exchange.json',
       RUST_LOG: 'warn',
     },
   },

@@ -194,7 +194,8 @@ fn OrderEntry(
         view! {
             <div class="field" hidden=move || hidden.get()>
                 <label for=id.clone()>{label}</label>
-                <input id=id name=name inputmode="decimal" autocomplete="off" aria-describedby=error_id.clone() />
+                <input id=id name=name inputmode="decimal" autocomplete="off" aria-describedby=error_id.clone()
+                    aria-invalid=move || error_for(result, Some(name))().is_some().to_string() />
                 <p id=error_id class="field-error" role="alert">{error_for(result, Some(name))}</p>
             </div>
         }

@@ -6,7 +6,7 @@ test('the server renders the trading terminal before any script runs', async ({ 
   const html = await response.text();
   expect(html).toContain('Satoshi Exchange');
   expect(html).toContain('data-hydrated="false"');
-  for (const area of ['Chart', 'Order book', 'Trades', 'Order entry']) {
+  for (const area of ['Chart', 'Order book', 'Trades', 'Trade']) {
     expect(html).toContain(`>${area}</h2>`);
   }
   expect(html).toContain('<option value="BTC-USD"');

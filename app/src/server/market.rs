@@ -399,8 +399,9 @@ impl Task {
             let (asset, amount) = order_cost(&self.market.spec, place, &decision);
             let account = request.account;
             let symbol = self.symbol().to_string();
-            // The id is spent even if reserving fails: a reservation that
-            // reached the store unacknowledged must never meet another order.
+            // The id is spent unless the ledger refused outright: a
+            // reservation that reached the store unacknowledged must never
+            // meet another order.
             state.next_order_id += 1;
             let result = self
                 .ledger
@@ -415,6 +416,9 @@ impl Task {
                 })
                 .await;
             if let Err(e) = result {
+                if matches!(e, ExchangeError::Account(_)) {
+                    state.next_order_id -= 1;
+                }
                 let _ = request.reply.send(Err(e));
                 return None;
             }

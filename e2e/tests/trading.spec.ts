@@ -1,0 +1,99 @@
+import { Browser, Page, expect, test } from '@playwright/test';
+import { ExchangeServer } from './server';
+
+// This file runs its own server so it can restart it on the same data.
+const server = new ExchangeServer(Number(process.env.E2E_TRADING_PORT ?? 3102));
+test.describe.configure({ mode: 'serial' });
+test.beforeAll(async () => server.start());
+test.afterAll(async () => server.stop());
+
+async function open(browser: Browser): Promise<Page> {
+  const context = await browser.newContext({ baseURL: server.url });
+  const page = await context.newPage();
+  await page.goto('/');
+  await expect(page.locator('.terminal')).toHaveAttribute('data-hydrated', 'true');
+  return page;
+}
+
+async function signUp(browser: Browser, name: string): Promise<Page> {
+  const page = await open(browser);
+  const form = page.locator('form', { has: page.getByRole('heading', { name: 'Create an account' }) });
+  await form.getByLabel('Username').fill(name);
+  await form.getByLabel('Password').fill('correct horse battery');
+  await form.getByRole('button', { name: 'Sign up' }).click();
+  await expect(page.getByTestId('username')).toHaveText(name);
+  await page.getByRole('button', { name: 'Get demo funds' }).click();
+  await expect(balance(page, 'USD', 'available')).toHaveText('10000');
+  return page;
+}
+
+function balance(page: Page, asset: string, column: 'available' | 'reserved' | 'total') {
+  return page.locator(`table.balances tr[data-asset="${asset}"] td.${column}`);
+}
+
+async function placeLimit(page: Page, side: 'Buy' | 'Sell', price: string, quantity: string) {
+  await page.getByRole('radio', { name: side }).check();
+  await page.getByLabel('Order type').selectOption('limit');
+  await page.getByLabel('Price', { exact: true }).fill(price);
+  await page.getByLabel('Quantity', { exact: true }).fill(quantity);
+  await page.getByRole('button', { name: `Place ${side.toLowerCase()} order` }).click();
+}
+
+test('two traders trade, cancel, and find it all again after a restart', async ({ browser }, testInfo) => {
+  const alice = await signUp(browser, 'alice');
+
+  // Bad input gets a message beside its field, and nothing is placed.
+  await placeLimit(alice, 'Sell', 'abc', '0.5');
+  await expect(alice.locator('#order-price-error')).toHaveText('"abc" is not a number');
+  await placeLimit(alice, 'Sell', '30000.001', '0.5');
+  await expect(alice.locator('#order-price-error')).toHaveText('price must be a multiple of 0.01');
+  await placeLimit(alice, 'Sell', '30000', '5');
+  await expect(alice.locator('#order-quantity-error')).toHaveText('insufficient BTC: 1 available, 5 needed');
+  await expect(alice.locator('table.open-orders tbody tr')).toHaveCount(0);
+
+  // A resting limit order shows in open orders and holds its BTC.
+  await placeLimit(alice, 'Sell', '30000', '0.5');
+  await expect(alice.getByTestId('order-result')).toHaveText('Order 1 is on the book.');
+  await expect(alice.locator('#order-price-error')).toBeEmpty();
+  const row = alice.locator('table.open-orders tr[data-order-id="1"]');
+  await expect(row.locator('td.status')).toHaveText('open');
+  await expect(balance(alice, 'BTC', 'reserved')).toHaveText('0.5');
+
+  // Bob crosses it.
+  const bob = await signUp(browser, 'bob');
+  await placeLimit(bob, 'Buy', '30000', '0.2');
+  await expect(bob.getByTestId('order-result')).toHaveText(
+    'Order 2 filled: 0.2 BTC traded at an average price of 30000.',
+  );
+  await expect(balance(bob, 'BTC', 'available')).toHaveText('1.1996');
+  await expect(balance(bob, 'USD', 'total')).toHaveText('4000');
+  await expect(bob.locator('table.fills tbody tr td.fee')).toHaveText('0.0004 BTC');
+
+  // Alice sees the fill without reloading her page.
+  await expect(row.locator('td.status')).toHaveText('partially filled');
+  await expect(row.locator('td.filled')).toHaveText('0.2');
+  await expect(balance(alice, 'USD', 'available')).toHaveText('15994');
+  await expect(alice.locator('table.fills tbody tr td.fee')).toHaveText('6 USD');
+
+  // Cancelling releases what was left.
+  await alice.getByRole('button', { name: 'Cancel order 1' }).click();
+  await expect(alice.locator('table.open-orders tbody tr')).toHaveCount(0);
+  await expect(balance(alice, 'BTC', 'reserved')).toHaveText('0');
+  await expect(balance(alice, 'BTC', 'available')).toHaveText('0.8');
+
+  // One more resting order, then a restart.
+  await placeLimit(alice, 'Buy', '25000', '0.1');
+  await expect(alice.getByTestId('order-result')).toHaveText('Order 3 is on the book.');
+  await alice.screenshot({ path: testInfo.outputPath('trader-before-restart.png'), fullPage: true });
+  const before = await alice.locator('.entry-panel table').allInnerTexts();
+
+  await server.stop();
+  await server.start();
+  await alice.reload();
+  await expect(alice.locator('.terminal')).toHaveAttribute('data-hydrated', 'true');
+  await expect(alice.getByTestId('username')).toHaveText('alice');
+  await expect(alice.locator('table.open-orders tr[data-order-id="3"] td.status')).toHaveText('open');
+  expect(await alice.locator('.entry-panel table').allInnerTexts()).toEqual(before);
+  await expect(balance(alice, 'USD', 'reserved')).toHaveText('2500');
+  await alice.screenshot({ path: testInfo.outputPath('trader-after-restart.png'), fullPage: true });
+});
