@@ -26,15 +26,12 @@ pub struct Settings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid exchange configuration: {source}")]
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{path} is not valid exchange configuration: {error}")]
     Parse {
         path: String,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error("{0}")]
     Invalid(String),
@@ -43,14 +40,12 @@ pub enum SettingsError {
 impl Settings {
     pub fn load(path: &Path) -> Result<Settings, SettingsError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| SettingsError::Read {
             path: shown.clone(),
-            source,
+            error,
         })?;
-        let file: File = serde_json::from_str(&text).map_err(|source| SettingsError::Parse {
-            path: shown,
-            source,
-        })?;
+        let file: File = serde_json::from_str(&text)
+            .map_err(|error| SettingsError::Parse { path: shown, error })?;
         Settings::new(file.markets, file.fees, file.faucet)
     }
 
