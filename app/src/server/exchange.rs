@@ -117,6 +117,9 @@ impl Exchange {
 
     /// Stops the embedded store, if this exchange started one.
     pub async fn stop(&self) {
+        for (symbol, market) in &self.0.markets {
+            tracing::info!(%symbol, appends = market.appends(), "market stopping");
+        }
         let store = self
             .0
             .store
@@ -290,6 +293,11 @@ impl Exchange {
             })
             .await
             .unwrap();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn appends(&self, symbol: &str) -> u64 {
+        self.0.markets[symbol].appends()
     }
 
     /// Every account as the store has it now.

@@ -11,6 +11,7 @@
 //! stream and decides the batch again. The task is supervised: when it
 //! panics it is started again from the stream, and no other market notices.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -95,6 +96,7 @@ pub struct MarketHandle {
     pub market: Market,
     tx: mpsc::Sender<Request>,
     book: Arc<RwLock<Arc<Book>>>,
+    appends: Arc<AtomicU64>,
 }
 
 impl MarketHandle {
@@ -102,17 +104,29 @@ impl MarketHandle {
     pub fn start(client: Client, market: Market, ledger: LedgerHandle) -> MarketHandle {
         let (tx, rx) = mpsc::channel(4096);
         let book = Arc::new(RwLock::new(Arc::new(Book::new(market.clone()))));
+        let appends = Arc::new(AtomicU64::new(0));
         let task = Arc::new(Task {
             client,
             market: market.clone(),
             ledger,
             requests: Mutex::new(rx),
             published: book.clone(),
+            appends: appends.clone(),
         });
         supervise(format!("market {}", market.symbol), move || {
             task.clone().run()
         });
-        MarketHandle { market, tx, book }
+        MarketHandle {
+            market,
+            tx,
+            book,
+            appends,
+        }
+    }
+
+    /// How many appends this market's task has written since start.
+    pub fn appends(&self) -> u64 {
+        self.appends.load(Ordering::Relaxed)
     }
 
     /// The book as of the last successful append.
@@ -141,6 +155,7 @@ struct Task {
     ledger: LedgerHandle,
     requests: Mutex<mpsc::Receiver<Request>>,
     published: Arc<RwLock<Arc<Book>>>,
+    appends: Arc<AtomicU64>,
 }
 
 /// The task's own state: the book and where the stream is.
@@ -251,6 +266,7 @@ impl Task {
                 }
             };
             if landed {
+                self.appends.fetch_add(1, Ordering::Relaxed);
                 state.revision = first + events.len() as u64;
                 self.publish(state);
                 self.settle(first, &events, &decided).await;

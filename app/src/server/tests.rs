@@ -629,3 +629,36 @@ async fn two_servers_on_one_store_stay_correct() {
     assert_eq!(b.balance(&s3, "BTC").await, (d("1.998"), d("0")));
     check_store(&s3).await;
 }
+
+#[tokio::test]
+async fn concurrent_orders_share_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let a = Browser::sign_up(&s, "alice").await;
+    let account = s
+        .exchange
+        .account_for(a.cookie.as_deref().unwrap())
+        .unwrap();
+    let order = |i: u64| OrderRequest {
+        side: orderbook::Side::Buy,
+        order_type: orderbook::OrderType::Limit,
+        price: Some(Decimal::from(100 + i)),
+        quantity: Some(d("0.01")),
+        quote_amount: None,
+        time_in_force: None,
+        post_only: false,
+    };
+    let placed =
+        futures::future::join_all((0..64).map(|i| s.exchange.place(account, "BTC-USD", order(i))))
+            .await;
+    let mut ids: Vec<u64> = placed.into_iter().map(|r| r.unwrap().order_id).collect();
+    ids.sort();
+    assert_eq!(ids, (1..=64).collect::<Vec<_>>());
+    let appends = s.exchange.appends("BTC-USD");
+    assert!(appends < 64, "{appends} appends for 64 orders");
+    assert_eq!(
+        s.exchange.book("BTC-USD").unwrap().resting_orders().len(),
+        64
+    );
+    check_store(&s).await;
+}
