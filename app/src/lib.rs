@@ -7,8 +7,10 @@
 //! makes sense on one side is gated on that side's feature.
 
 pub mod account;
+pub mod candles;
 pub mod chart;
 pub mod error;
+pub mod feed;
 pub mod live;
 pub mod shell;
 pub mod terminal;

@@ -14,8 +14,13 @@ use super::auth;
 use super::error::ExchangeError;
 use super::ledger::{LedgerHandle, Request as LedgerRequest, load_market};
 use super::market::{Action, MarketHandle, OrderRequest, Outcome};
+use super::market_data::{CANDLES_SENT, MarketData, now_ms};
 use super::settings::Settings;
+use crate::feed::{DepthView, LevelView, MarketSnapshot, TickerView};
 use crate::trading::{AccountView, BalanceView, FillView, MarketView, OpenOrderView};
+
+/// Price levels shown per side of the depth view.
+pub const DEPTH_LEVELS: usize = 20;
 
 /// Where the events live.
 #[derive(Clone, Debug)]
@@ -44,9 +49,9 @@ pub enum StartError {
 pub struct Exchange(Arc<Inner>);
 
 struct Inner {
-    #[cfg_attr(not(test), allow(dead_code))]
     client: Client,
     ledger: LedgerHandle,
+    market_data: MarketData,
     markets: BTreeMap<String, MarketHandle>,
     store: std::sync::Mutex<Option<EmbeddedStore>>,
 }
@@ -107,9 +112,16 @@ impl Exchange {
             let handle = MarketHandle::start(client.clone(), market.clone(), ledger.clone());
             markets.insert(symbol, handle);
         }
+        let symbols = settings
+            .markets
+            .iter()
+            .map(|m| m.symbol.to_string())
+            .collect();
+        let market_data = MarketData::start(client.clone(), symbols);
         Ok(Exchange(Arc::new(Inner {
             client,
             ledger,
+            market_data,
             markets,
             store: std::sync::Mutex::new(embedded),
         })))
@@ -300,6 +312,13 @@ impl Exchange {
         self.0.markets[symbol].appends()
     }
 
+    /// Live subscriptions the embedded store is serving.
+    #[cfg(test)]
+    pub(crate) fn live_subscribers(&self) -> usize {
+        let store = self.0.store.lock().unwrap();
+        store.as_ref().map_or(0, |s| s.store().live_subscribers())
+    }
+
     /// Every account as the store has it now.
     #[cfg(test)]
     pub(crate) async fn reload_ledger(&self) -> accounts::Ledger {
@@ -308,6 +327,65 @@ impl Exchange {
 
     pub fn market_spec(&self, symbol: &str) -> Option<orderbook::MarketSpec> {
         self.0.markets.get(symbol).map(|m| m.market.spec.clone())
+    }
+
+    /// The event store client, for subscriptions of one's own.
+    pub fn client(&self) -> Client {
+        self.0.client.clone()
+    }
+
+    /// The best levels of a market's book, with running totals.
+    pub fn depth(&self, symbol: &str) -> Option<DepthView> {
+        let depth = self.book(symbol)?.depth(DEPTH_LEVELS);
+        let side = |levels: Vec<orderbook::PriceLevel>| {
+            let mut total = rust_decimal::Decimal::ZERO;
+            levels
+                .into_iter()
+                .map(|l| {
+                    total += l.quantity;
+                    LevelView {
+                        price: l.price.normalize().to_string(),
+                        quantity: l.quantity.normalize().to_string(),
+                        cumulative: total.normalize().to_string(),
+                    }
+                })
+                .collect()
+        };
+        Some(DepthView {
+            bids: side(depth.bids),
+            asks: side(depth.asks),
+        })
+    }
+
+    pub fn ticker(&self, symbol: &str) -> Option<TickerView> {
+        self.0
+            .market_data
+            .read(symbol, |tape, _| tape.ticker(now_ms()))
+    }
+
+    /// What a market page shows first, as of the position the market data
+    /// has reached.
+    pub fn snapshot(&self, symbol: &str) -> Option<MarketSnapshot> {
+        let depth = self.depth(symbol)?;
+        self.0
+            .market_data
+            .read(symbol, |tape, position| MarketSnapshot {
+                symbol: symbol.to_string(),
+                position,
+                trades: tape.trades.iter().rev().take(50).cloned().collect(),
+                series: tape
+                    .series
+                    .iter()
+                    .map(|s| {
+                        let mut s = s.clone();
+                        let skip = s.candles.len().saturating_sub(CANDLES_SENT);
+                        s.candles.drain(..skip);
+                        s
+                    })
+                    .collect(),
+                ticker: tape.ticker(now_ms()),
+                depth,
+            })
     }
 
     /// The book of a market as of its last append.

@@ -7,8 +7,12 @@ pub mod context;
 mod error;
 pub mod events;
 mod exchange;
+pub mod feed;
+#[cfg(test)]
+mod feed_tests;
 mod ledger;
 mod market;
+mod market_data;
 pub mod orders;
 mod settings;
 mod supervise;

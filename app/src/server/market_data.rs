@@ -1,0 +1,189 @@
+//! The market data projection: recent trades, candles and the 24-hour
+//! ticker of every market, kept current by one `$all` subscription filtered
+//! to `TradeExecuted` events. Pages take their first paint from it, at the
+//! position it has reached, and each page's own feed goes on from there.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use eventstore::{
+    Client, Position, StreamPosition, SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter,
+};
+use orderbook::Event;
+
+use super::supervise::supervise;
+use crate::candles::{Interval, Series};
+use crate::feed::{FeedPosition, TickerView, TradeView};
+
+/// Trades kept per market for the tape.
+pub const TRADES_KEPT: usize = 100;
+/// Candles a page receives per interval.
+pub const CANDLES_SENT: usize = 200;
+
+fn capacity(interval: Interval) -> usize {
+    match interval {
+        // A day of minutes, for the ticker.
+        Interval::M1 => 1440,
+        _ => CANDLES_SENT,
+    }
+}
+
+/// One market's projected data.
+#[derive(Clone, Debug)]
+pub struct MarketTape {
+    /// Oldest first.
+    pub trades: VecDeque<TradeView>,
+    pub series: Vec<Series>,
+}
+
+impl MarketTape {
+    fn new() -> MarketTape {
+        MarketTape {
+            trades: VecDeque::new(),
+            series: Interval::ALL
+                .iter()
+                .map(|&i| Series::new(i, capacity(i)))
+                .collect(),
+        }
+    }
+
+    pub fn add(&mut self, trade: TradeView) {
+        let (price, quantity) = trade.amounts();
+        for s in &mut self.series {
+            s.add(trade.at_ms, price, quantity);
+        }
+        if self.trades.len() == TRADES_KEPT {
+            self.trades.pop_front();
+        }
+        self.trades.push_back(trade);
+    }
+
+    pub fn ticker(&self, now_ms: u64) -> TickerView {
+        TickerView::from_minutes(&self.series[0], self.trades.back(), now_ms)
+    }
+}
+
+#[derive(Default)]
+struct Projection {
+    position: Option<FeedPosition>,
+    markets: HashMap<String, MarketTape>,
+}
+
+/// A handle on the projection. Cheap to clone.
+#[derive(Clone)]
+pub struct MarketData {
+    state: Arc<RwLock<Projection>>,
+}
+
+/// A trade event as the tape shows it.
+pub fn trade_view(event: &Event) -> Option<TradeView> {
+    let Event::TradeExecuted(t) = event else {
+        return None;
+    };
+    Some(TradeView {
+        trade_id: t.trade_id,
+        price: t.price.normalize().to_string(),
+        quantity: t.quantity.normalize().to_string(),
+        taker_side: format!("{:?}", t.taker_side).to_lowercase(),
+        at_ms: t.executed_at / 1000,
+    })
+}
+
+pub fn feed_position(p: Position) -> FeedPosition {
+    FeedPosition {
+        commit: p.commit,
+        prepare: p.prepare,
+    }
+}
+
+/// Where a subscription starts: after `from`, or at the beginning.
+pub fn start_after(from: Option<FeedPosition>) -> StreamPosition<Position> {
+    match from {
+        Some(p) => StreamPosition::Position(Position {
+            commit: p.commit,
+            prepare: p.prepare,
+        }),
+        None => StreamPosition::Start,
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl MarketData {
+    /// Starts the supervised projection task.
+    pub fn start(client: Client, symbols: Vec<String>) -> MarketData {
+        let mut projection = Projection::default();
+        for s in symbols {
+            projection.markets.insert(s, MarketTape::new());
+        }
+        let state = Arc::new(RwLock::new(projection));
+        let data = MarketData { state };
+        let task = data.clone();
+        supervise("market data".into(), move || {
+            task.clone().run(client.clone())
+        });
+        data
+    }
+
+    /// A market's tape as of the position reached, and that position.
+    pub fn read<T>(
+        &self,
+        symbol: &str,
+        f: impl FnOnce(&MarketTape, Option<FeedPosition>) -> T,
+    ) -> Option<T> {
+        let p = self.state.read().unwrap_or_else(|e| e.into_inner());
+        p.markets.get(symbol).map(|m| f(m, p.position))
+    }
+
+    async fn run(self, client: Client) {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let from = self
+                .state
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .position;
+            let options = SubscribeToAllOptions::default()
+                .position(start_after(from))
+                .filter(SubscriptionFilter::on_event_type().add_prefix("TradeExecuted"));
+            let mut sub = client.subscribe_to_all(&options).await;
+            loop {
+                match sub.next_subscription_event().await {
+                    Ok(SubscriptionEvent::EventAppeared(e)) => {
+                        pause = Duration::from_millis(50);
+                        let e = e.get_original_event();
+                        let trade = std::str::from_utf8(&e.data)
+                            .ok()
+                            .and_then(|s| Event::from_json(s).ok());
+                        let mut p = self.state.write().unwrap_or_else(|e| e.into_inner());
+                        if let Some(event) = trade
+                            && let Some(view) = trade_view(&event)
+                            && let Some(m) = p.markets.get_mut(event.symbol().as_str())
+                        {
+                            m.add(view);
+                        }
+                        p.position = Some(feed_position(e.position));
+                    }
+                    Ok(SubscriptionEvent::Checkpoint(position)) => {
+                        self.state
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .position = Some(feed_position(position));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!("market data subscription dropped, resubscribing: {e}");
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+}
