@@ -43,7 +43,7 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: '../target/site',
       EXCHANGE_DATA: '../target/e2e-data/events',
       EXCHANGE_CONFIG: '../config/exchange.json',
-      RUST_LOG: 'warn',
+      RUST_LOG: 'warn,eventstore=off',
     },
   },
 });

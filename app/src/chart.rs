@@ -1,134 +1,526 @@
-//! The live chart: a `<canvas>` that plotters draws on from WASM.
+//! The price chart: candles (or a line) with volume bars, drawn by plotters
+//! from WASM on a `<canvas>`.
 //!
-//! The component renders the canvas once; the browser side keeps the points
-//! in a buffer outside the reactive tree and paints them straight onto the
-//! canvas, so a new point never re-renders the component.
-//!
-//! Until market data flows, the chart plots the live link itself: how long
-//! each server clock tick took from the server's clock to this page.
+//! The component renders once. The chart's data and drawing state live
+//! outside the reactive tree in a [`ChartHandle`]: the live feed pushes each
+//! trade into it, and the handle draws just the candle that changed onto the
+//! existing picture. Only when the axes must change (a candle outside the
+//! drawn time or price range, another interval or style, a new market, a
+//! resize) is the whole canvas redrawn, at most once per animation frame
+//! however many trades arrive. The canvas is sized in device pixels, so it
+//! is sharp on high-DPI screens. A crosshair and tooltip follow the pointer
+//! as plain HTML over the canvas, without touching the picture.
 
 use leptos::html::Canvas;
 use leptos::prelude::*;
 
-use crate::live::ClockFeed;
+use crate::candles::{Candle, Change, Interval, Series};
+use crate::feed::TradeView;
 
-/// Canvas size in CSS pixels.
-pub const WIDTH: u32 = 640;
-pub const HEIGHT: u32 = 320;
+/// Candles shown across the chart.
+pub const VISIBLE: usize = 90;
+/// Empty candle slots kept to the right, so new candles usually fit.
+pub const HEADROOM: usize = 8;
 
-/// How many points the chart keeps.
-const CAPACITY: usize = 240;
+/// How candles are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    Candles,
+    Line,
+}
 
-/// The live chart panel.
-#[component]
-pub fn LiveChart(clock: ClockFeed) -> impl IntoView {
-    let canvas = NodeRef::<Canvas>::new();
+/// The mapping of the last full draw: data ranges and the plot's pixels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Axes {
+    pub x: (f64, f64),
+    pub y: (f64, f64),
+    pub volume_max: f64,
+    /// The price plot's pixel rectangle, in canvas pixels.
+    pub plot_x: (i32, i32),
+}
+
+impl Axes {
+    /// Axes that hold the given candles with some room to grow.
+    pub fn around(candles: &[Candle], interval: Interval) -> Option<Axes> {
+        let first = candles.first()?;
+        let last = candles.last()?;
+        let step = interval.millis() as f64;
+        let x0 = first.start_ms as f64 - step;
+        let x1 = last.start_ms as f64 + step * (HEADROOM as f64 + 1.0);
+        let low = candles.iter().map(|c| c.low).fold(f64::MAX, f64::min);
+        let high = candles.iter().map(|c| c.high).fold(f64::MIN, f64::max);
+        let pad = ((high - low) * 0.08).max(high.abs() * 0.001).max(1e-9);
+        let volume = candles.iter().map(|c| c.volume).fold(0.0, f64::max);
+        Some(Axes {
+            x: (x0, x1),
+            y: (low - pad, high + pad),
+            volume_max: (volume * 1.15).max(1e-12),
+            plot_x: (0, 0),
+        })
+    }
+
+    /// Whether a candle can be drawn without changing the axes.
+    pub fn holds(&self, c: &Candle, interval: Interval) -> bool {
+        let end = c.start_ms as f64 + interval.millis() as f64;
+        c.start_ms as f64 >= self.x.0
+            && end <= self.x.1
+            && c.low >= self.y.0
+            && c.high <= self.y.1
+            && c.volume <= self.volume_max
+    }
+}
+
+/// Everything the chart knows, kept out of the reactive graph.
+pub struct ChartState {
+    pub series: Vec<Series>,
+    pub interval: Interval,
+    pub style: Style,
+    pub axes: Option<Axes>,
+    /// Full redraws done, and single candles drawn onto the picture.
+    pub redraws: u64,
+    pub appends: u64,
+    frame_pending: bool,
     #[cfg(feature = "hydrate")]
-    {
-        let points = StoredValue::new(draw::Points::new(CAPACITY));
-        Effect::new(move |_| {
-            let Some((tick, received_ms)) = clock.latest.get() else {
+    canvas: Option<web_sys::HtmlCanvasElement>,
+}
+
+impl ChartState {
+    fn visible(&self) -> &[Candle] {
+        let candles = self
+            .series
+            .iter()
+            .find(|s| s.interval == self.interval)
+            .map_or(&[][..], |s| &s.candles[..]);
+        &candles[candles.len().saturating_sub(VISIBLE)..]
+    }
+}
+
+/// The way into a chart: push trades, swap data, change what is shown.
+#[derive(Clone, Copy)]
+pub struct ChartHandle(StoredValue<ChartState, LocalStorage>);
+
+impl ChartHandle {
+    pub fn new(series: Vec<Series>) -> ChartHandle {
+        ChartHandle(StoredValue::new_local(ChartState {
+            series,
+            interval: Interval::M1,
+            style: Style::Candles,
+            axes: None,
+            redraws: 0,
+            appends: 0,
+            frame_pending: false,
+            #[cfg(feature = "hydrate")]
+            canvas: None,
+        }))
+    }
+
+    /// Adds a live trade: draws the candle it changed, or schedules a
+    /// redraw when it does not fit the axes.
+    pub fn push(&self, trade: &TradeView) {
+        let (price, quantity) = trade.amounts();
+        let mut redraw = false;
+        let mut append = None;
+        self.0.update_value(|s| {
+            let shown = s.interval;
+            for series in &mut s.series {
+                let change = series.add(trade.at_ms, price, quantity);
+                // A line's last segment cannot be redrawn over itself.
+                let moved_line = s.style == Style::Line && change == Change::Updated;
+                if series.interval == shown && change != Change::Ignored {
+                    let last = *series.candles.last().expect("a trade was just added");
+                    let prev = series.candles.iter().rev().nth(1).copied();
+                    match s.axes {
+                        Some(a) if a.holds(&last, shown) && !s.frame_pending && !moved_line => {
+                            append = Some((last, prev))
+                        }
+                        _ => redraw = true,
+                    }
+                }
+            }
+        });
+        if let Some((candle, prev)) = append {
+            self.draw_one(candle, prev);
+        }
+        if redraw {
+            self.schedule();
+        }
+    }
+
+    /// Replaces the data (a new market's snapshot) and redraws.
+    pub fn reset(&self, series: Vec<Series>) {
+        self.0.update_value(|s| s.series = series);
+        self.schedule();
+    }
+
+    pub fn show(&self, interval: Interval, style: Style) {
+        self.0.update_value(|s| {
+            s.interval = interval;
+            s.style = style;
+        });
+        self.schedule();
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&ChartState) -> T) -> T {
+        self.0.with_value(f)
+    }
+
+    /// The candle under a horizontal position (a fraction of the canvas
+    /// width), for the tooltip.
+    pub fn candle_at(&self, fraction: f64, canvas_width: f64) -> Option<(Candle, Interval)> {
+        self.0.with_value(|s| {
+            let a = s.axes?;
+            let (p0, p1) = (a.plot_x.0 as f64, a.plot_x.1 as f64);
+            let px = fraction * canvas_width;
+            if p1 <= p0 || px < p0 || px > p1 {
+                return None;
+            }
+            let t = a.x.0 + (px - p0) / (p1 - p0) * (a.x.1 - a.x.0);
+            s.visible()
+                .iter()
+                .find(|c| t >= c.start_ms as f64 && t < (c.start_ms + s.interval.millis()) as f64)
+                .map(|c| (*c, s.interval))
+        })
+    }
+
+    #[cfg(not(feature = "hydrate"))]
+    fn schedule(&self) {}
+
+    #[cfg(not(feature = "hydrate"))]
+    fn draw_one(&self, _: Candle, _: Option<Candle>) {}
+}
+
+/// Time labels: `HH:MM` within a day, `MM-DD` for daily candles (UTC).
+pub fn time_label(ms: f64, interval: Interval) -> String {
+    let ms = ms.max(0.0) as u64;
+    if interval == Interval::D1 {
+        let (_, m, d) = civil_date(ms / 86_400_000);
+        format!("{m:02}-{d:02}")
+    } else {
+        let minutes = ms / 60_000 % 1440;
+        format!("{:02}:{:02}", minutes / 60, minutes % 60)
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_date(days: u64) -> (i64, u32, u32) {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// The chart panel: interval and style buttons, the canvas and the
+/// crosshair tooltip.
+#[component]
+pub fn PriceChart(chart: ChartHandle) -> impl IntoView {
+    let canvas = NodeRef::<Canvas>::new();
+    let interval = RwSignal::new(Interval::M1);
+    let style = RwSignal::new(Style::Candles);
+    let tooltip = RwSignal::new(None::<(f64, f64, String)>);
+    Effect::new(move |_| {
+        let (i, s) = (interval.get(), style.get());
+        #[cfg(feature = "hydrate")]
+        if let Some(el) = canvas.get() {
+            chart.attach(el);
+        }
+        chart.show(i, s);
+    });
+    let on_move = move |ev: leptos::ev::PointerEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            let Some(el) = ev
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            else {
                 return;
             };
-            let Some(el) = canvas.get() else { return };
-            points.update_value(|p| p.push(tick.unix_ms, received_ms));
-            points.with_value(|p| draw::paint(&el, p));
-        });
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = (clock, CAPACITY);
-
+            let rect = el.get_bounding_client_rect();
+            let (x, y) = (
+                ev.client_x() as f64 - rect.left(),
+                ev.client_y() as f64 - rect.top(),
+            );
+            let found = chart.candle_at(x / rect.width(), chart.canvas_width());
+            tooltip.set(found.map(|(c, i)| {
+                let text = format!(
+                    "{}  O {}  H {}  L {}  C {}  V {}",
+                    time_label(c.start_ms as f64, i),
+                    c.open,
+                    c.high,
+                    c.low,
+                    c.close,
+                    (c.volume * 1e8).round() / 1e8
+                );
+                (x, y, text)
+            }));
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+    let button = move |label: &'static str, active: Signal<bool>, pick: Callback<()>| {
+        view! {
+            <button type="button" class="secondary" aria-pressed=move || active.get().to_string()
+                on:click=move |_| pick.run(())>{label}</button>
+        }
+    };
     view! {
-        <canvas
-            class="chart"
-            data-testid="chart"
-            node_ref=canvas
-            width=WIDTH
-            height=HEIGHT
-            aria-label="Live chart"
-        ></canvas>
+        <div class="chart-controls" role="toolbar" aria-label="Chart options">
+            {Interval::ALL
+                .into_iter()
+                .map(|i| button(i.label(), Signal::derive(move || interval.get() == i), Callback::new(move |_| interval.set(i))))
+                .collect_view()}
+            <span class="spacer"></span>
+            {button("Candles", Signal::derive(move || style.get() == Style::Candles), Callback::new(move |_| style.set(Style::Candles)))}
+            {button("Line", Signal::derive(move || style.get() == Style::Line), Callback::new(move |_| style.set(Style::Line)))}
+        </div>
+        <div class="chart-frame">
+            <canvas
+                class="chart"
+                data-testid="chart"
+                node_ref=canvas
+                width="960"
+                height="480"
+                aria-label="Price chart"
+                on:pointermove=on_move
+                on:pointerleave=move |_| tooltip.set(None)
+            ></canvas>
+            {move || tooltip.get().map(|(x, y, text)| view! {
+                <div class="crosshair-v" style=format!("left:{x}px")></div>
+                <div class="crosshair-h" style=format!("top:{y}px")></div>
+                <div class="chart-tooltip" role="status" data-testid="chart-tooltip">{text}</div>
+            })}
+        </div>
     }
+    .into_any()
 }
 
 #[cfg(feature = "hydrate")]
 mod draw {
+    use super::*;
     use plotters::prelude::*;
     use plotters_canvas::CanvasBackend;
-    use std::collections::VecDeque;
-    use web_sys::HtmlCanvasElement;
-
-    /// A bounded buffer of (seconds since first tick, delay ms) points.
-    pub struct Points {
-        first_ms: Option<u64>,
-        data: VecDeque<(f64, f64)>,
-        capacity: usize,
-    }
-
-    impl Points {
-        pub fn new(capacity: usize) -> Self {
-            Self {
-                first_ms: None,
-                data: VecDeque::with_capacity(capacity),
-                capacity,
-            }
-        }
-
-        pub fn push(&mut self, server_ms: u64, received_ms: f64) {
-            let first = *self.first_ms.get_or_insert(server_ms);
-            let t = server_ms.saturating_sub(first) as f64 / 1000.0;
-            let delay = (received_ms - server_ms as f64).max(0.0);
-            if self.data.len() == self.capacity {
-                self.data.pop_front();
-            }
-            self.data.push_back((t, delay));
-        }
-    }
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::prelude::Closure;
 
     const BG: RGBColor = RGBColor(0x11, 0x15, 0x1c);
-    const GRID: RGBColor = RGBColor(0x2a, 0x31, 0x3c);
+    const GRID: RGBColor = RGBColor(0x22, 0x29, 0x34);
     const TEXT: RGBColor = RGBColor(0x9a, 0xa4, 0xb2);
-    const LINE: RGBColor = RGBColor(0x3d, 0xd6, 0x8c);
+    const UP: RGBColor = RGBColor(0x3d, 0xd6, 0x8c);
+    const DOWN: RGBColor = RGBColor(0xf0, 0x61, 0x6d);
+    const LINE: RGBColor = RGBColor(0x4c, 0x8d, 0xff);
 
-    /// Paints the whole chart. Drawing errors (a detached canvas) are not the
-    /// user's problem and leave the previous frame in place.
-    pub fn paint(canvas: &HtmlCanvasElement, points: &Points) {
-        let Some(backend) = CanvasBackend::with_canvas_object(canvas.clone()) else {
-            return;
-        };
-        let root = backend.into_drawing_area();
-        let _ = draw(&root, points);
-        let _ = root.present();
+    /// The share of the height the volume bars take.
+    const VOLUME_SHARE: f64 = 0.2;
+
+    fn dpr() -> f64 {
+        web_sys::window()
+            .map_or(1.0, |w| w.device_pixel_ratio())
+            .max(1.0)
     }
 
-    fn draw<DB: DrawingBackend>(
-        root: &DrawingArea<DB, plotters::coord::Shift>,
-        points: &Points,
-    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-        root.fill(&BG)?;
-        let (x0, x1) = match (points.data.front(), points.data.back()) {
-            (Some(a), Some(b)) if b.0 > a.0 => (a.0, b.0),
-            (Some(a), _) => (a.0, a.0 + 1.0),
-            _ => (0.0, 1.0),
+    impl ChartHandle {
+        /// Gives the handle its canvas, sized in device pixels.
+        pub fn attach(&self, canvas: web_sys::HtmlCanvasElement) {
+            let ratio = dpr();
+            let css_width = f64::from(canvas.client_width().max(320));
+            let css_height = (css_width * 0.5).clamp(240.0, 520.0);
+            canvas.set_width((css_width * ratio) as u32);
+            canvas.set_height((css_height * ratio) as u32);
+            self.0.update_value(|s| s.canvas = Some(canvas));
+        }
+
+        pub fn canvas_width(&self) -> f64 {
+            self.0
+                .with_value(|s| s.canvas.as_ref().map_or(1.0, |c| f64::from(c.width())))
+        }
+
+        /// Asks for one full redraw at the next animation frame.
+        pub(super) fn schedule(&self) {
+            let already = self
+                .0
+                .try_update_value(|s| std::mem::replace(&mut s.frame_pending, true));
+            if already != Some(false) {
+                return;
+            }
+            let handle = *self;
+            let callback = Closure::once_into_js(move || {
+                handle.0.update_value(|s| s.frame_pending = false);
+                handle.redraw();
+            });
+            if let Some(w) = web_sys::window() {
+                let _ = w.request_animation_frame(callback.unchecked_ref());
+            }
+        }
+
+        /// Draws everything, choosing new axes.
+        pub fn redraw(&self) {
+            self.0.update_value(|s| {
+                let Some(canvas) = s.canvas.clone() else {
+                    return;
+                };
+                let candles = s.visible().to_vec();
+                s.axes = Axes::around(&candles, s.interval);
+                s.redraws += 1;
+                if let Some(plot_x) = paint(&canvas, s, &candles, true)
+                    && let Some(a) = s.axes.as_mut()
+                {
+                    a.plot_x = plot_x;
+                }
+            });
+        }
+
+        /// Draws one candle onto the existing picture.
+        pub(super) fn draw_one(&self, candle: Candle, prev: Option<Candle>) {
+            self.0.update_value(|s| {
+                let Some(canvas) = s.canvas.clone() else {
+                    return;
+                };
+                s.appends += 1;
+                let pair: Vec<Candle> = prev.into_iter().chain([candle]).collect();
+                paint(&canvas, s, &pair, false);
+            });
+        }
+    }
+
+    /// Paints `candles` with the state's axes: everything (background, mesh,
+    /// labels) when `full`, else just those candles over their own columns.
+    /// Returns the price plot's horizontal pixel range.
+    fn paint(
+        canvas: &web_sys::HtmlCanvasElement,
+        s: &ChartState,
+        candles: &[Candle],
+        full: bool,
+    ) -> Option<(i32, i32)> {
+        let backend = CanvasBackend::with_canvas_object(canvas.clone())?;
+        let root = backend.into_drawing_area();
+        let ratio = dpr();
+        if full {
+            root.fill(&BG).ok()?;
+        }
+        let Some(axes) = s.axes else {
+            if full {
+                let font = ("sans-serif", 15.0 * ratio).into_font().color(&TEXT);
+                let (w, h) = root.dim_in_pixel();
+                root.draw(&Text::new(
+                    "No trades yet",
+                    (w as i32 / 2 - (60.0 * ratio) as i32, h as i32 / 2),
+                    font,
+                ))
+                .ok()?;
+                root.present().ok()?;
+            }
+            return None;
         };
-        let y1 = points.data.iter().map(|p| p.1).fold(1.0_f64, f64::max) * 1.2;
-        let mut chart = ChartBuilder::on(root)
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(48)
-            .build_cartesian_2d(x0..x1, 0.0..y1)?;
-        chart
-            .configure_mesh()
-            .bold_line_style(GRID)
-            .light_line_style(BG)
-            .axis_style(GRID)
-            .label_style(("sans-serif", 12).into_font().color(&TEXT))
-            .x_desc("seconds")
-            .y_desc("link delay (ms)")
-            .draw()?;
-        chart.draw_series(LineSeries::new(
-            points.data.iter().copied(),
-            LINE.stroke_width(2),
-        ))?;
-        Ok(())
+        let (_, h) = root.dim_in_pixel();
+        let split = (f64::from(h) * (1.0 - VOLUME_SHARE)) as u32;
+        let (upper, lower) = root.split_vertically(split);
+        let label = (12.0 * ratio) as u32;
+        let font = ("sans-serif", 12.0 * ratio).into_font().color(&TEXT);
+        let interval = s.interval;
+        let mut price = ChartBuilder::on(&upper)
+            .margin_top((8.0 * ratio) as u32)
+            .margin_right((8.0 * ratio) as u32)
+            .y_label_area_size(label * 6)
+            .build_cartesian_2d(axes.x.0..axes.x.1, axes.y.0..axes.y.1)
+            .ok()?;
+        let mut volume = ChartBuilder::on(&lower)
+            .margin_right((8.0 * ratio) as u32)
+            .margin_bottom((4.0 * ratio) as u32)
+            .x_label_area_size(label * 2)
+            .y_label_area_size(label * 6)
+            .build_cartesian_2d(axes.x.0..axes.x.1, 0.0..axes.volume_max)
+            .ok()?;
+        if full {
+            price
+                .configure_mesh()
+                .disable_x_mesh()
+                .bold_line_style(GRID)
+                .light_line_style(BG)
+                .axis_style(GRID)
+                .x_labels(0)
+                .y_labels(6)
+                .label_style(font.clone())
+                .draw()
+                .ok()?;
+            volume
+                .configure_mesh()
+                .disable_mesh()
+                .axis_style(GRID)
+                .x_labels(6)
+                .y_labels(2)
+                .x_label_formatter(&|x| time_label(*x, interval))
+                .label_style(font)
+                .draw()
+                .ok()?;
+        }
+        let step = interval.millis() as f64;
+        let x_pixels = price.plotting_area().get_pixel_range().0;
+        let px_per_ms = f64::from(x_pixels.end - x_pixels.start) / (axes.x.1 - axes.x.0);
+        let body = ((step * px_per_ms * 0.7) as u32).max(1);
+        let center = |c: &Candle| c.start_ms as f64 + step / 2.0;
+        if !full {
+            // Clear the columns being redrawn.
+            for c in candles.iter().rev().take(1) {
+                let (a, b) = (c.start_ms as f64, c.start_ms as f64 + step);
+                let clear = |y0, y1| Rectangle::new([(a, y0), (b, y1)], BG.filled());
+                price.draw_series([clear(axes.y.0, axes.y.1)]).ok()?;
+                volume.draw_series([clear(0.0, axes.volume_max)]).ok()?;
+            }
+        }
+        match s.style {
+            Style::Candles => {
+                price
+                    .draw_series(candles.iter().map(|c| {
+                        CandleStick::new(
+                            center(c),
+                            c.open,
+                            c.high,
+                            c.low,
+                            c.close,
+                            UP.filled(),
+                            DOWN.filled(),
+                            body,
+                        )
+                    }))
+                    .ok()?;
+                // A candle that opened and closed at one price has no body:
+                // mark it with a bar as wide as a body.
+                let half = step * 0.35;
+                price
+                    .draw_series(candles.iter().filter(|c| c.open == c.close).map(|c| {
+                        let colour = UP.stroke_width((2.0 * ratio) as u32);
+                        PathElement::new(
+                            vec![(center(c) - half, c.close), (center(c) + half, c.close)],
+                            colour,
+                        )
+                    }))
+                    .ok()?;
+            }
+            Style::Line => {
+                price
+                    .draw_series(LineSeries::new(
+                        candles.iter().map(|c| (center(c), c.close)),
+                        LINE.stroke_width((2.0 * ratio) as u32),
+                    ))
+                    .ok()?;
+            }
+        }
+        volume
+            .draw_series(candles.iter().map(|c| {
+                let colour = if c.close >= c.open { UP } else { DOWN };
+                let half = step * 0.35;
+                Rectangle::new(
+                    [(center(c) - half, 0.0), (center(c) + half, c.volume)],
+                    colour.mix(0.6).filled(),
+                )
+            }))
+            .ok()?;
+        root.present().ok()?;
+        Some((x_pixels.start, x_pixels.end))
     }
 }

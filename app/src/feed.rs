@@ -106,7 +106,7 @@ impl TickerView {
             },
             high: window.iter().map(|c| c.high).reduce(f64::max),
             low: window.iter().map(|c| c.low).reduce(f64::min),
-            volume: window.iter().map(|c| c.volume).sum(),
+            volume: window.iter().fold(0.0, |v, c| v + c.volume),
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod candles;
 pub mod chart;
 pub mod error;
 pub mod feed;
-pub mod live;
+pub mod market;
 pub mod shell;
 pub mod terminal;
 pub mod trading;

@@ -175,6 +175,7 @@ pub fn TraderPanel() -> impl IntoView {
             </Show>
         </Transition>
     }
+    .into_any()
 }
 
 /// The order form. Fields the chosen order type does not use are hidden.

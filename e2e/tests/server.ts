@@ -25,7 +25,7 @@ export class ExchangeServer {
         EXCHANGE_DATA: join(this.data, 'events'),
         EXCHANGE_CONFIG: '../config/exchange.json',
         LEPTOS_SITE_ROOT: '../target/site',
-        RUST_LOG: 'warn',
+        RUST_LOG: 'warn,eventstore=off',
       },
       stdio: ['ignore', 'inherit', 'inherit'],
     });

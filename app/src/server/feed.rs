@@ -87,7 +87,9 @@ async fn run(
     let mut watch: Option<Watch> = None;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut depth_timer = tokio::time::interval(DEPTH_EVERY);
-    let mut depth_dirty = false;
+    // The stream revision of the last book event seen, until depth that
+    // includes it has been sent, and how many ticks it has waited.
+    let mut depth_due: Option<(u64, u32)> = None;
     loop {
         let sent = tokio::select! {
             () = tx.closed() => return,
@@ -109,8 +111,11 @@ async fn run(
                             }
                         };
                         let subscription = subscribe(&client, position).await;
+                        // Say at once that the link is up and where it stands.
+                        let ticker = exchange.ticker(&symbol).unwrap_or_default();
+                        let hello = FeedMessage::Heartbeat { symbol: symbol.clone(), position, ticker };
                         watch = Some(Watch { symbol, position, subscription });
-                        Ok(())
+                        tx.send(Ok(hello)).await
                     }
                 }
                 // The browser closed its half, or sent something unreadable.
@@ -126,7 +131,7 @@ async fn run(
                         let event = std::str::from_utf8(&e.data).ok().and_then(|s| Event::from_json(s).ok());
                         match event {
                             Some(event) if event.symbol().as_str() == w.symbol => {
-                                depth_dirty = true;
+                                depth_due = Some((e.revision, 0));
                                 match trade_view(&event) {
                                     Some(trade) => {
                                         let symbol = w.symbol.clone();
@@ -152,11 +157,35 @@ async fn run(
                     }
                 }
             }
-            _ = depth_timer.tick(), if depth_dirty => {
-                depth_dirty = false;
-                match watch.as_ref().and_then(|w| exchange.depth(&w.symbol).map(|d| (w.symbol.clone(), d))) {
-                    Some((symbol, depth)) => tx.send(Ok(FeedMessage::Depth { symbol, depth })).await,
-                    None => Ok(()),
+            _ = depth_timer.tick(), if depth_due.is_some() => {
+                let (revision, waited) = depth_due.unwrap_or_default();
+                let book = watch.as_ref().and_then(|w| exchange.book(&w.symbol).map(|b| (w.symbol.clone(), b)));
+                match book {
+                    // The event reached us before the market task published
+                    // the book that holds it: wait a little for it (another
+                    // server's events reach this book only when it reloads).
+                    Some((_, b)) if b.events_applied() <= revision && waited < 10 => {
+                        depth_due = Some((revision, waited + 1));
+                        Ok(())
+                    }
+                    Some((symbol, _)) => {
+                        depth_due = None;
+                        // The ticker moves with the book's trades too.
+                        let ticker = exchange.ticker(&symbol).unwrap_or_default();
+                        let position = watch.as_ref().and_then(|w| w.position);
+                        let beat = FeedMessage::Heartbeat { symbol: symbol.clone(), position, ticker };
+                        match exchange.depth(&symbol) {
+                            Some(depth) => match tx.send(Ok(FeedMessage::Depth { symbol, depth })).await {
+                                Ok(()) => tx.send(Ok(beat)).await,
+                                e => e,
+                            },
+                            None => Ok(()),
+                        }
+                    }
+                    None => {
+                        depth_due = None;
+                        Ok(())
+                    }
                 }
             }
             _ = heartbeat.tick() => match watch.as_ref() {

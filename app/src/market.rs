@@ -1,0 +1,258 @@
+//! What a viewer watches: the chart, the order book's depth, the tape of
+//! recent trades and the 24-hour ticker of one market, rendered first from
+//! the server's snapshot and then kept live by the market feed.
+
+use leptos::prelude::*;
+
+use crate::chart::{ChartHandle, PriceChart};
+use crate::feed::{DepthView, FeedMessage, FeedPosition, MarketSnapshot, TickerView, TradeView};
+
+/// Trades the tape shows.
+pub const TAPE: usize = 50;
+
+/// Whether the page's live link is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    Connecting,
+    Live,
+    Reconnecting,
+}
+
+/// The live state of the watched market.
+#[derive(Clone, Copy)]
+pub struct MarketState {
+    pub symbol: RwSignal<String>,
+    pub trades: RwSignal<Vec<TradeView>>,
+    pub depth: RwSignal<DepthView>,
+    pub ticker: RwSignal<TickerView>,
+    pub link: RwSignal<Link>,
+    /// The last position received: where a reconnect resumes.
+    pub position: RwSignal<Option<FeedPosition>>,
+    /// Incremented for every live trade, so tests and the page can tell
+    /// trades arrived without re-rendering anything else.
+    pub received: RwSignal<u64>,
+    pub chart: ChartHandle,
+}
+
+impl MarketState {
+    pub fn new(snapshot: MarketSnapshot) -> MarketState {
+        MarketState {
+            symbol: RwSignal::new(snapshot.symbol.clone()),
+            trades: RwSignal::new(snapshot.trades.clone()),
+            depth: RwSignal::new(snapshot.depth.clone()),
+            ticker: RwSignal::new(snapshot.ticker.clone()),
+            link: RwSignal::new(Link::Connecting),
+            position: RwSignal::new(snapshot.position),
+            received: RwSignal::new(0),
+            chart: ChartHandle::new(snapshot.series),
+        }
+    }
+
+    /// Folds one feed message in. Messages about another market than the
+    /// one shown (left over from before a switch) are dropped.
+    pub fn apply(&self, message: FeedMessage) {
+        match message {
+            FeedMessage::Snapshot(s) => {
+                self.symbol.set(s.symbol);
+                self.trades.set(s.trades);
+                self.depth.set(s.depth);
+                self.ticker.set(s.ticker);
+                self.position.set(s.position);
+                self.chart.reset(s.series);
+            }
+            FeedMessage::Trade {
+                symbol,
+                position,
+                trade,
+            } => {
+                if symbol != self.symbol.get_untracked()
+                    || Some(position) <= self.position.get_untracked()
+                {
+                    return;
+                }
+                self.position.set(Some(position));
+                self.chart.push(&trade);
+                self.trades.update(|t| {
+                    t.insert(0, trade);
+                    t.truncate(TAPE);
+                });
+                self.received.update(|n| *n += 1);
+            }
+            FeedMessage::Depth { symbol, depth } if symbol == self.symbol.get_untracked() => {
+                self.depth.set(depth)
+            }
+            FeedMessage::Heartbeat {
+                symbol,
+                position,
+                ticker,
+            } if symbol == self.symbol.get_untracked() => {
+                if position > self.position.get_untracked() {
+                    self.position.set(position);
+                }
+                self.ticker.set(ticker);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The header's live-link badge.
+#[component]
+pub fn LinkStatus(link: RwSignal<Link>) -> impl IntoView {
+    let label = move || match link.get() {
+        Link::Connecting => "Connecting",
+        Link::Live => "Live",
+        Link::Reconnecting => "Reconnecting",
+    };
+    view! {
+        <div class="link-status" data-link=move || label().to_lowercase() role="status">
+            <span class="dot" aria-hidden="true"></span>
+            <span class="label">{label}</span>
+        </div>
+    }
+}
+
+/// The 24-hour ticker in the header.
+#[component]
+pub fn Ticker(state: MarketState) -> impl IntoView {
+    let t = state.ticker;
+    let num = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v}"));
+    view! {
+        <dl class="ticker" data-testid="ticker">
+            <div><dt>"Last"</dt><dd class="last">{move || t.get().last.unwrap_or_else(|| "–".into())}</dd></div>
+            <div><dt>"24h change"</dt>
+                <dd class=move || match t.get().change_pct { Some(c) if c < 0.0 => "sell", Some(_) => "buy", None => "" }>
+                    {move || t.get().change_pct.map_or("–".into(), |c| format!("{c:+.2}%"))}
+                </dd></div>
+            <div><dt>"24h high"</dt><dd>{move || num(t.get().high)}</dd></div>
+            <div><dt>"24h low"</dt><dd>{move || num(t.get().low)}</dd></div>
+            <div><dt>"24h volume"</dt><dd>{move || format!("{}", (t.get().volume * 1e8).round() / 1e8)}</dd></div>
+        </dl>
+    }
+}
+
+/// The recent-trades tape, newest first.
+#[component]
+pub fn Tape(state: MarketState) -> impl IntoView {
+    view! {
+        <table class="data tape" data-testid="tape">
+            <thead><tr><th>"Time"</th><th>"Price"</th><th>"Size"</th></tr></thead>
+            <tbody>
+                {move || state.trades.get().into_iter().map(|t| {
+                    let time = crate::chart::time_label(t.at_ms as f64, crate::candles::Interval::M1);
+                    let seconds = format!("{time}:{:02}", t.at_ms / 1000 % 60);
+                    view! {
+                        <tr class=t.taker_side.clone() data-trade-id=t.trade_id.to_string()>
+                            <td>{seconds}</td><td class="num price">{t.price}</td><td class="num">{t.quantity}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+        <p class="empty" hidden=move || !state.trades.get().is_empty()>"No trades yet."</p>
+    }
+}
+
+/// Bids and asks with cumulative size, asks above bids.
+#[component]
+pub fn DepthBook(state: MarketState) -> impl IntoView {
+    let rows = move |levels: Vec<crate::feed::LevelView>, side: &'static str| {
+        levels
+            .into_iter()
+            .map(|l| view! {
+                <tr class=side><td class="num price">{l.price}</td><td class="num">{l.quantity}</td><td class="num">{l.cumulative}</td></tr>
+            })
+            .collect_view()
+    };
+    view! {
+        <table class="data depth" data-testid="depth">
+            <thead><tr><th>"Price"</th><th>"Size"</th><th>"Total"</th></tr></thead>
+            <tbody class="asks">{move || rows(state.depth.get().asks.into_iter().rev().collect(), "sell")}</tbody>
+            <tbody class="bids">{move || rows(state.depth.get().bids, "buy")}</tbody>
+        </table>
+        <p class="empty" hidden=move || { let d = state.depth.get(); !(d.bids.is_empty() && d.asks.is_empty()) }>
+            "No resting orders."
+        </p>
+    }
+}
+
+/// The chart panel's body.
+#[component]
+pub fn ChartPanel(state: MarketState) -> impl IntoView {
+    view! { <PriceChart chart=state.chart /> }
+}
+
+/// Keeps the page's feed open for its lifetime (browser only).
+pub fn connect(state: MarketState) {
+    #[cfg(feature = "hydrate")]
+    browser::connect(state);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = state;
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use super::*;
+    use crate::feed::{FeedRequest, market_feed};
+    use futures::channel::mpsc;
+    use futures::{SinkExt, StreamExt};
+
+    const FIRST_RETRY_MS: u64 = 250;
+    const MAX_RETRY_MS: u64 = 8_000;
+
+    type Requests = mpsc::Sender<Result<FeedRequest, ServerFnError>>;
+
+    /// One socket at a time for the page's lifetime: reconnects with
+    /// exponential backoff and resumes from the last position received;
+    /// a change of market is sent up the open socket.
+    pub fn connect(state: MarketState) {
+        let current = StoredValue::new_local(None::<Requests>);
+        // A market switch: ask the open socket for the new market.
+        Effect::new(move |previous: Option<String>| {
+            let symbol = state.symbol.get();
+            if previous.is_some_and(|p| p != symbol) {
+                let sender = current.get_value();
+                if let Some(mut tx) = sender {
+                    leptos::task::spawn_local(async move {
+                        let _ = tx.send(Ok(FeedRequest::Watch { symbol, from: None })).await;
+                    });
+                }
+            }
+            state.symbol.get_untracked()
+        });
+        leptos::task::spawn_local(async move {
+            let mut retry_ms = FIRST_RETRY_MS;
+            loop {
+                let (mut tx, rx) = mpsc::channel(4);
+                let watch = FeedRequest::Watch {
+                    symbol: state.symbol.get_untracked(),
+                    from: state.position.get_untracked(),
+                };
+                let _ = tx.send(Ok(watch)).await;
+                current.set_value(Some(tx));
+                if let Ok(mut messages) = market_feed(rx.into()).await {
+                    while let Some(Ok(message)) = messages.next().await {
+                        retry_ms = FIRST_RETRY_MS;
+                        state.link.set(Link::Live);
+                        state.apply(message);
+                    }
+                }
+                current.set_value(None);
+                state.link.set(Link::Reconnecting);
+                sleep_ms(retry_ms).await;
+                retry_ms = (retry_ms * 2).min(MAX_RETRY_MS);
+            }
+        });
+    }
+
+    async fn sleep_ms(ms: u64) {
+        let (done, wait) = futures::channel::oneshot::channel::<()>();
+        set_timeout(
+            move || {
+                let _ = done.send(());
+            },
+            std::time::Duration::from_millis(ms),
+        );
+        let _ = wait.await;
+    }
+}
