@@ -226,6 +226,13 @@ impl Exchange {
             .await
     }
 
+    /// The account with a username, if there is one.
+    pub fn account_id(&self, username: &str) -> Option<AccountId> {
+        self.0
+            .ledger
+            .read(|l| l.by_username(username).map(|a| a.id))
+    }
+
     /// The account a session token is logged in to.
     pub fn account_for(&self, token: &str) -> Option<AccountId> {
         let hash = auth::token_hash(token);

@@ -15,6 +15,7 @@ mod market;
 mod market_data;
 pub mod orders;
 mod settings;
+mod simulator;
 mod supervise;
 #[cfg(test)]
 mod tests;
@@ -56,6 +57,12 @@ pub struct Config {
     /// The trading configuration: markets, fees and the faucet.
     #[arg(long, env = "EXCHANGE_CONFIG", default_value = "config/exchange.json")]
     pub config: PathBuf,
+    /// Run the market simulator: bot accounts that trade every market.
+    #[arg(long, env = "EXCHANGE_SIMULATE")]
+    pub simulate: bool,
+    /// How often each market's simulated traders act, in milliseconds.
+    #[arg(long, env = "EXCHANGE_SIMULATE_EVERY_MS", default_value_t = 250)]
+    pub simulate_every_ms: u64,
 }
 
 impl Config {
@@ -95,7 +102,13 @@ pub fn router(config: &Config, exchange: Exchange) -> Router {
 /// Starts the exchange and serves it until Ctrl-C or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let settings = Settings::load(&config.config)?;
+    let markets = settings.markets.clone();
     let exchange = Exchange::start(settings, config.connection()).await?;
+    if config.simulate {
+        let every = std::time::Duration::from_millis(config.simulate_every_ms.max(10));
+        simulator::start(exchange.clone(), markets, every);
+        tracing::info!("market simulator on");
+    }
     let app = router(&config, exchange.clone());
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);

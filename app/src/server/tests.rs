@@ -36,6 +36,8 @@ async fn start_on(connection: Connection) -> Server {
         eventstore_url: None,
         data: "unused".into(),
         config: "unused".into(),
+        simulate: false,
+        simulate_every_ms: 250,
     };
     Server {
         router: router(&config, exchange.clone()),

@@ -1,0 +1,156 @@
+//! The market simulator: bot traders that make a fresh install look alive.
+//!
+//! Off by default (`--simulate`). A handful of bot accounts quote both sides
+//! of every market around a mid price that wanders, and now and then take
+//! liquidity, so trades print and the chart moves. Bots go through the same
+//! path as people (reservations, the market tasks, settlement), so they can
+//! never do what a trader could not; an order refused for funds is skipped.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use orderbook::sim::Rng;
+use orderbook::{AccountId, Market, OrderId, OrderType, Side};
+use rust_decimal::Decimal;
+
+use super::exchange::Exchange;
+use super::market::OrderRequest;
+
+/// How many bots trade.
+pub const BOTS: usize = 6;
+/// Orders a bot leaves resting per market before it cancels its oldest.
+const RESTING: usize = 6;
+
+/// Where each market's price starts when it has never traded.
+fn opening_price(market: &Market) -> Decimal {
+    match market.spec.base.as_str() {
+        "BTC" => Decimal::from(30_000),
+        "ETH" => Decimal::from(2_000),
+        _ => Decimal::from(100),
+    }
+}
+
+/// Starts the bots; they trade until the process ends.
+pub fn start(exchange: Exchange, markets: Vec<Market>, every: Duration) {
+    tokio::spawn(async move {
+        let mut bots = Vec::new();
+        for i in 1..=BOTS {
+            match bot_account(&exchange, &format!("bot-{i}")).await {
+                Ok(id) => bots.push(id),
+                Err(e) => tracing::warn!("simulator bot {i} could not start: {e}"),
+            }
+        }
+        if bots.is_empty() {
+            return;
+        }
+        let mut rng = Rng::new(crate::server::market_data::now_ms());
+        let mut mids: Vec<Decimal> = markets
+            .iter()
+            .map(|m| {
+                exchange
+                    .ticker(m.symbol.as_str())
+                    .and_then(|t| t.last)
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| opening_price(m))
+            })
+            .collect();
+        let mut resting: Vec<VecDeque<(AccountId, OrderId)>> = vec![VecDeque::new(); markets.len()];
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            for (i, market) in markets.iter().enumerate() {
+                let bot = bots[rng.below(bots.len() as u64) as usize];
+                step(
+                    &exchange,
+                    market,
+                    bot,
+                    &mut mids[i],
+                    &mut resting[i],
+                    &mut rng,
+                )
+                .await;
+            }
+        }
+    });
+}
+
+/// The bot's account: opened (and funded) on first use, found afterwards.
+async fn bot_account(exchange: &Exchange, name: &str) -> Result<AccountId, super::ExchangeError> {
+    if let Some(id) = exchange.account_id(name) {
+        return Ok(id);
+    }
+    // Bots never log in: their password is random and thrown away.
+    let token = exchange.sign_up(name, &super::auth::new_token()).await?;
+    let id = exchange
+        .account_for(&token)
+        .ok_or(super::ExchangeError::Unavailable)?;
+    while exchange.claim_faucet(id).await.is_ok() {}
+    Ok(id)
+}
+
+async fn step(
+    exchange: &Exchange,
+    market: &Market,
+    bot: AccountId,
+    mid: &mut Decimal,
+    resting: &mut VecDeque<(AccountId, OrderId)>,
+    rng: &mut Rng,
+) {
+    let symbol = market.symbol.as_str();
+    let tick = market.spec.tick_size;
+    // The mid wanders by up to ±0.05 % a step.
+    let drift = Decimal::from(rng.below(11) as i64 - 5) / Decimal::from(10_000);
+    *mid = (*mid * (Decimal::ONE + drift) / tick).round() * tick;
+    let side = if rng.chance(50) {
+        Side::Buy
+    } else {
+        Side::Sell
+    };
+    let lots = 1 + rng.below(40);
+    let quantity = market.spec.min_quantity * Decimal::from(lots);
+    let order = if rng.chance(25) {
+        // Take liquidity.
+        OrderRequest {
+            side,
+            order_type: OrderType::Market,
+            price: None,
+            quantity: Some(quantity),
+            quote_amount: None,
+            time_in_force: None,
+            post_only: false,
+        }
+    } else {
+        // Quote a few ticks away from the mid, on the passive side.
+        let away = tick
+            * Decimal::from(1 + rng.below(40))
+            * (*mid / Decimal::from(1_000)).round().max(Decimal::ONE);
+        let price = match side {
+            Side::Buy => *mid - away,
+            Side::Sell => *mid + away,
+        };
+        if price <= Decimal::ZERO {
+            return;
+        }
+        OrderRequest {
+            side,
+            order_type: OrderType::Limit,
+            price: Some(price),
+            quantity: Some(quantity),
+            quote_amount: None,
+            time_in_force: None,
+            post_only: false,
+        }
+    };
+    let limit = order.order_type == OrderType::Limit;
+    if let Ok(outcome) = exchange.place(bot, symbol, order).await
+        && limit
+    {
+        resting.push_back((bot, outcome.order_id));
+    }
+    while resting.len() > RESTING * BOTS {
+        if let Some((owner, id)) = resting.pop_front() {
+            // Already filled or cancelled is fine.
+            let _ = exchange.cancel(owner, symbol, id).await;
+        }
+    }
+}
