@@ -106,7 +106,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let exchange = Exchange::start(settings, config.connection()).await?;
     if config.simulate {
         let every = std::time::Duration::from_millis(config.simulate_every_ms.max(10));
-        simulator::start(exchange.clone(), markets, every);
+        // The bots run for as long as the server does.
+        drop(simulator::start(exchange.clone(), markets, every));
         tracing::info!("market simulator on");
     }
     let app = router(&config, exchange.clone());

@@ -30,8 +30,13 @@ fn opening_price(market: &Market) -> Decimal {
     }
 }
 
-/// Starts the bots; they trade until the process ends.
-pub fn start(exchange: Exchange, markets: Vec<Market>, every: Duration) {
+/// Starts the bots; they trade until the process ends or the task is
+/// aborted.
+pub fn start(
+    exchange: Exchange,
+    markets: Vec<Market>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut bots = Vec::new();
         for i in 1..=BOTS {

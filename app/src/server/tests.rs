@@ -664,3 +664,31 @@ async fn concurrent_orders_share_appends() {
     );
     check_store(&s).await;
 }
+
+#[tokio::test]
+async fn the_simulator_makes_a_market_that_keeps_every_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let markets = settings().markets;
+    let bots = simulator::start(
+        s.exchange.clone(),
+        markets,
+        std::time::Duration::from_millis(5),
+    );
+    for symbol in ["BTC-USD", "ETH-USD"] {
+        let mut trades = 0;
+        for _ in 0..400 {
+            trades = s.exchange.snapshot(symbol).unwrap().trades.len();
+            if trades >= 10 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert!(trades >= 10, "{symbol}: {trades} trades");
+    }
+    assert!(s.exchange.account_id("bot-1").is_some());
+    // Let the last orders settle before reading every account.
+    bots.abort();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    check_store(&s).await;
+}
