@@ -76,7 +76,7 @@ pub fn start(
                 .await;
             }
         }
-    });
+    })
 }
 
 /// The bot's account: opened (and funded) on first use, found afterwards.
