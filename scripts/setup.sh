@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything building, running and testing the exchange needs.
 # Every step checks first and skips when it is already done, so a second run
-# takes seconds. Usage: scripts/setup.sh [--browser]
-#   --browser  also install Chromium and the e2e test packages.
+# takes seconds. Usage: scripts/setup.sh run|test
+#   run   what serving the site needs: cargo-leptos, wasm-bindgen-cli and
+#         binaryen's wasm-opt;
+#   test  what the test command needs: wasm-bindgen-cli, Chromium and the
+#         e2e test packages (the tests build the site without cargo-leptos).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +20,13 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-if ! cargo leptos --version 2>/dev/null | grep -q ' 0\.3\.10$'; then
+mode=${1:-run}
+case "$mode" in
+  run|test) ;;
+  *) echo "usage: scripts/setup.sh run|test" >&2; exit 2 ;;
+esac
+
+if [ "$mode" = run ] && ! cargo leptos --version 2>/dev/null | grep -q ' 0\.3\.10$'; then
   step "installing cargo-leptos 0.3.10"
   cargo install cargo-leptos --version 0.3.10 --locked --features no_downloads
 fi
@@ -31,12 +40,12 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " ${wb_version}\$"; then
 fi
 
 # wasm-opt (release builds) comes from the npm package binaryen.
-if [ ! -x scripts/node_modules/.bin/wasm-opt ]; then
+if [ "$mode" = run ] && [ ! -x scripts/node_modules/.bin/wasm-opt ]; then
   step "installing binaryen (wasm-opt)"
   (cd scripts && npm ci --no-audit --no-fund)
 fi
 
-if [ "${1:-}" = "--browser" ]; then
+if [ "$mode" = test ]; then
   if [ ! -x /usr/bin/chromium ]; then
     step "installing Chromium"
     as_root apt-get update -qq

@@ -4,8 +4,11 @@
 # in headless Chromium against the real server. CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --browser
+scripts/setup.sh test
 export PATH="$HOME/.cargo/bin:$PWD/scripts/node_modules/.bin:$PATH"
+# Every build below sees the same compile-time environment as the site
+# build, so they share compiled crates instead of rebuilding them.
+export LEPTOS_OUTPUT_NAME=exchange
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -13,14 +16,13 @@ step "formatting"
 cargo fmt --all --check
 
 step "clippy"
-cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p app --features ssr --all-targets -- -D warnings
+# The app is linted as the server builds it (ssr) and as the browser does.
+cargo clippy --workspace --all-targets --features app/ssr -- -D warnings
 cargo clippy -p app -p frontend --features app/hydrate,frontend/hydrate --target wasm32-unknown-unknown -- -D warnings
 
 step "Rust tests"
-cargo test --workspace
-cargo test -p app --features ssr
+cargo test --workspace --features app/ssr
 
 step "end-to-end tests"
-cargo leptos build
+scripts/build-site.sh
 (cd e2e && npx playwright test)

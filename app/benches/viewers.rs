@@ -44,8 +44,19 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn run(viewers: usize, trades: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/exchange.json"))).unwrap();
-    let x = Exchange::start(settings, Connection::Embedded { data: dir.path().join("events") }).await.unwrap();
+    let settings = Settings::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/exchange.json"
+    )))
+    .unwrap();
+    let x = Exchange::start(
+        settings,
+        Connection::Embedded {
+            data: dir.path().join("events"),
+        },
+    )
+    .await
+    .unwrap();
     let mut traders = Vec::new();
     for name in ["seller", "buyer"] {
         let token = x.sign_up(name, "correct horse").await.unwrap();
@@ -62,7 +73,10 @@ async fn run(viewers: usize, trades: u64) {
             let (mut requests, rx) = futures::channel::mpsc::channel(1);
             let mut feed = app::server::feed::open(x, rx.into());
             requests
-                .send(Ok(FeedRequest::Watch { symbol: "BTC-USD".into(), from: None }))
+                .send(Ok(FeedRequest::Watch {
+                    symbol: "BTC-USD".into(),
+                    from: None,
+                }))
                 .await
                 .unwrap();
             let mut latencies = Vec::with_capacity(trades as usize);
@@ -93,9 +107,13 @@ async fn run(viewers: usize, trades: u64) {
     }
     let start = Instant::now();
     for i in 1..=trades {
-        x.place(traders[0], "BTC-USD", order(orderbook::Side::Sell)).await.unwrap();
+        x.place(traders[0], "BTC-USD", order(orderbook::Side::Sell))
+            .await
+            .unwrap();
         sent.lock().unwrap().insert(i, Instant::now());
-        x.place(traders[1], "BTC-USD", order(orderbook::Side::Buy)).await.unwrap();
+        x.place(traders[1], "BTC-USD", order(orderbook::Side::Buy))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut all = Vec::new();
@@ -119,7 +137,16 @@ async fn run(viewers: usize, trades: u64) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let trades = env_list("TRADES", "100")[0] as u64;
     for viewers in env_list("VIEWERS", "1000,10000") {
         runtime.block_on(run(viewers, trades));

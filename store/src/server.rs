@@ -15,6 +15,9 @@ use crate::proto::streams::streams_server::StreamsServer;
 use crate::service::{FeaturesService, GossipService, MAX_APPEND_SIZE, StreamsService};
 use crate::store::{Options, Store, StoreError};
 
+/// Streams a client may reset before the server accepted them.
+pub const PENDING_RESETS: usize = 65_536;
+
 /// Serves `store` on `listener` until `shutdown` resolves. Live
 /// subscriptions are then ended with UNAVAILABLE so the server can close.
 pub async fn serve(
@@ -27,6 +30,12 @@ pub async fn serve(
         .expect("a bound listener has an address");
     let on_shutdown = store.clone();
     tonic::transport::Server::builder()
+        // One client connection carries every subscription of a process
+        // (the exchange opens one per connected browser). When thousands
+        // start at once, h2's default of 20 streams reset before they are
+        // accepted would end the whole connection; allow as many as there
+        // can be subscriptions in flight.
+        .http2_max_pending_accept_reset_streams(Some(PENDING_RESETS))
         .add_service(
             StreamsServer::new(StreamsService { store })
                 .max_decoding_message_size(MAX_APPEND_SIZE * 2)

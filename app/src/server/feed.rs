@@ -2,11 +2,14 @@
 //! server to the order book's event types, from the position the browser
 //! asks for. See `crate::feed` for the protocol.
 //!
-//! The task sends into a small bounded queue and waits when it is full, so
-//! a slow browser only slows its own subscription, which the store then
-//! serves from disk until it catches up; the matching engine and other
-//! browsers never wait for it. The task ends, and its subscription with it,
-//! as soon as the browser goes away.
+//! The task never waits for a browser while it holds a subscription: every
+//! subscription of the process shares one HTTP/2 connection to the store,
+//! so a subscription left unread would stall the others (and the matching
+//! engine's appends) once the connection's flow-control window filled.
+//! Instead, trades go into a small bounded queue; when it is full the task
+//! drops the subscription, waits for room, and subscribes again from the
+//! last trade the browser was given, catching up from the store. The task
+//! ends, and its subscription with it, as soon as the browser goes away.
 
 use std::time::Duration;
 
@@ -17,7 +20,7 @@ use futures::StreamExt;
 use leptos::prelude::ServerFnError;
 use leptos::server_fn::BoxedStream;
 use orderbook::Event;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::exchange::Exchange;
@@ -59,8 +62,10 @@ pub fn open(
 /// What the feed is watching now.
 struct Watch {
     symbol: String,
+    /// The last position the browser has been given (or was told about).
     position: Option<FeedPosition>,
-    subscription: Subscription,
+    /// `None` while the browser is behind: resubscribe when it has room.
+    subscription: Option<Subscription>,
 }
 
 fn subscribe(client: &Client, from: Option<FeedPosition>) -> impl Future<Output = Subscription> {
@@ -72,9 +77,24 @@ fn subscribe(client: &Client, from: Option<FeedPosition>) -> impl Future<Output 
 }
 
 async fn next(watch: &mut Option<Watch>) -> eventstore::Result<SubscriptionEvent> {
-    match watch {
-        Some(w) => w.subscription.next_subscription_event().await,
+    match watch.as_mut().and_then(|w| w.subscription.as_mut()) {
+        Some(s) => s.next_subscription_event().await,
         None => std::future::pending().await,
+    }
+}
+
+/// What offering a message to the browser's queue came to.
+enum Offer {
+    Taken,
+    Full,
+    Gone,
+}
+
+fn offer(tx: &mpsc::Sender<Out>, message: FeedMessage) -> Offer {
+    match tx.try_send(Ok(message)) {
+        Ok(()) => Offer::Taken,
+        Err(TrySendError::Full(_)) => Offer::Full,
+        Err(TrySendError::Closed(_)) => Offer::Gone,
     }
 }
 
@@ -91,13 +111,15 @@ async fn run(
     // includes it has been sent, and how many ticks it has waited.
     let mut depth_due: Option<(u64, u32)> = None;
     loop {
-        let sent = tokio::select! {
+        let lagging = watch.as_ref().is_some_and(|w| w.subscription.is_none());
+        let outcome = tokio::select! {
             () = tx.closed() => return,
             request = requests.next() => match request {
                 Some(Ok(FeedRequest::Watch { symbol, from })) => {
+                    // Let go of the old subscription before anything waits.
+                    watch = None;
                     if exchange.market_spec(&symbol).is_none() {
-                        watch = None;
-                        tx.send(Ok(FeedMessage::Refused(format!("there is no market {symbol}")))).await
+                        offer(&tx, FeedMessage::Refused(format!("there is no market {symbol}")))
                     } else {
                         let position = match from {
                             Some(p) => Some(p),
@@ -110,54 +132,69 @@ async fn run(
                                 position
                             }
                         };
-                        let subscription = subscribe(&client, position).await;
+                        let subscription = Some(subscribe(&client, position).await);
                         // Say at once that the link is up and where it stands.
                         let ticker = exchange.ticker(&symbol).unwrap_or_default();
                         let hello = FeedMessage::Heartbeat { symbol: symbol.clone(), position, ticker };
                         watch = Some(Watch { symbol, position, subscription });
-                        tx.send(Ok(hello)).await
+                        offer(&tx, hello)
                     }
                 }
                 // The browser closed its half, or sent something unreadable.
                 _ => return,
             },
+            permit = tx.reserve(), if lagging => {
+                // The browser has room again: catch up from the store.
+                drop(permit);
+                if let Some(w) = watch.as_mut() {
+                    w.subscription = Some(subscribe(&client, w.position).await);
+                }
+                Offer::Taken
+            }
             event = next(&mut watch) => {
                 let Some(w) = watch.as_mut() else { continue };
                 match event {
                     Ok(SubscriptionEvent::EventAppeared(e)) => {
                         let e = e.get_original_event();
                         let position = feed_position(e.position);
-                        w.position = Some(position);
                         let event = std::str::from_utf8(&e.data).ok().and_then(|s| Event::from_json(s).ok());
-                        match event {
+                        let trade = match &event {
                             Some(event) if event.symbol().as_str() == w.symbol => {
                                 depth_due = Some((e.revision, 0));
-                                match trade_view(&event) {
-                                    Some(trade) => {
-                                        let symbol = w.symbol.clone();
-                                        tx.send(Ok(FeedMessage::Trade { symbol, position, trade })).await
-                                    }
-                                    None => Ok(()),
-                                }
+                                trade_view(event)
                             }
-                            _ => Ok(()),
+                            _ => None,
+                        };
+                        let taken = match trade {
+                            Some(trade) => {
+                                let symbol = w.symbol.clone();
+                                offer(&tx, FeedMessage::Trade { symbol, position, trade })
+                            }
+                            None => Offer::Taken,
+                        };
+                        match taken {
+                            Offer::Taken => w.position = Some(position),
+                            // Behind: stop reading; resume after the last trade given.
+                            Offer::Full => w.subscription = None,
+                            Offer::Gone => return,
                         }
+                        Offer::Taken
                     }
                     Ok(SubscriptionEvent::Checkpoint(p)) => {
                         w.position = Some(feed_position(p));
-                        Ok(())
+                        Offer::Taken
                     }
-                    Ok(_) => Ok(()),
+                    Ok(_) => Offer::Taken,
                     Err(e) => {
                         // The store went away or dropped us: resume where we were.
                         tracing::debug!("feed subscription dropped, resubscribing: {e}");
                         tokio::time::sleep(Duration::from_millis(250)).await;
-                        w.subscription = subscribe(&client, w.position).await;
-                        Ok(())
+                        w.subscription = Some(subscribe(&client, w.position).await);
+                        Offer::Taken
                     }
                 }
             }
-            _ = depth_timer.tick(), if depth_due.is_some() => {
+            _ = depth_timer.tick(), if depth_due.is_some() && !lagging => {
                 let (revision, waited) = depth_due.unwrap_or_default();
                 let book = watch.as_ref().and_then(|w| exchange.book(&w.symbol).map(|b| (w.symbol.clone(), b)));
                 match book {
@@ -166,39 +203,46 @@ async fn run(
                     // server's events reach this book only when it reloads).
                     Some((_, b)) if b.events_applied() <= revision && waited < 10 => {
                         depth_due = Some((revision, waited + 1));
-                        Ok(())
+                        Offer::Taken
                     }
                     Some((symbol, _)) => {
                         depth_due = None;
-                        // The ticker moves with the book's trades too.
-                        let ticker = exchange.ticker(&symbol).unwrap_or_default();
-                        let position = watch.as_ref().and_then(|w| w.position);
-                        let beat = FeedMessage::Heartbeat { symbol: symbol.clone(), position, ticker };
                         match exchange.depth(&symbol) {
-                            Some(depth) => match tx.send(Ok(FeedMessage::Depth { symbol, depth })).await {
-                                Ok(()) => tx.send(Ok(beat)).await,
-                                e => e,
+                            Some(depth) => match offer(&tx, FeedMessage::Depth { symbol: symbol.clone(), depth }) {
+                                // The ticker moves with the book's trades too.
+                                Offer::Taken => heartbeat_of(&exchange, &tx, watch.as_ref()),
+                                other => other,
                             },
-                            None => Ok(()),
+                            None => Offer::Taken,
                         }
                     }
                     None => {
                         depth_due = None;
-                        Ok(())
+                        Offer::Taken
                     }
                 }
             }
-            _ = heartbeat.tick() => match watch.as_ref() {
-                Some(w) => {
-                    let ticker = exchange.ticker(&w.symbol).unwrap_or_default();
-                    let message = FeedMessage::Heartbeat { symbol: w.symbol.clone(), position: w.position, ticker };
-                    tx.send(Ok(message)).await
-                }
-                None => Ok(()),
-            },
+            _ = heartbeat.tick(), if !lagging => heartbeat_of(&exchange, &tx, watch.as_ref()),
         };
-        if sent.is_err() {
+        // A full queue only delays heartbeats and depth; a trade that did
+        // not fit was handled above.
+        if let Offer::Gone = outcome {
             return;
         }
+    }
+}
+
+fn heartbeat_of(exchange: &Exchange, tx: &mpsc::Sender<Out>, watch: Option<&Watch>) -> Offer {
+    match watch {
+        Some(w) => {
+            let ticker = exchange.ticker(&w.symbol).unwrap_or_default();
+            let message = FeedMessage::Heartbeat {
+                symbol: w.symbol.clone(),
+                position: w.position,
+                ticker,
+            };
+            offer(tx, message)
+        }
+        None => Offer::Taken,
     }
 }
