@@ -208,28 +208,21 @@ impl Ledger {
                     })
                     .collect()
             }
-            Event::OrderFilled(e) if fresh(e.account) => self
-                .release(
-                    e.account,
-                    symbol,
-                    e.order_id,
-                    ReleaseReason::OrderClosed,
-                    Some(revision),
-                    e.at,
-                )
-                .into_iter()
-                .collect(),
-            Event::OrderCancelled(e) if fresh(e.account) => self
-                .release(
-                    e.account,
-                    symbol,
-                    e.order_id,
-                    ReleaseReason::OrderClosed,
-                    Some(revision),
-                    e.at,
-                )
-                .into_iter()
-                .collect(),
+            // The order closed: whatever its reservation still holds goes back.
+            Event::OrderFilled(_) | Event::OrderCancelled(_) => {
+                let (account, order_id, at) = match event {
+                    Event::OrderFilled(e) => (e.account, e.order_id, e.at),
+                    Event::OrderCancelled(e) => (e.account, e.order_id, e.at),
+                    _ => unreachable!("matched just above"),
+                };
+                if !fresh(account) {
+                    return Vec::new();
+                }
+                let reason = ReleaseReason::OrderClosed;
+                self.release(account, symbol, order_id, reason, Some(revision), at)
+                    .into_iter()
+                    .collect()
+            }
             _ => Vec::new(),
         }
     }

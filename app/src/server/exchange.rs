@@ -14,7 +14,7 @@ use super::auth;
 use super::error::ExchangeError;
 use super::ledger::{LedgerHandle, Request as LedgerRequest, load_market};
 use super::market::{Action, MarketHandle, OrderRequest, Outcome};
-use super::market_data::{CANDLES_SENT, MarketData, now_ms};
+use super::market_data::{CANDLES_SENT, MarketData, now_micros, now_ms};
 use super::settings::Settings;
 use crate::feed::{DepthView, LevelView, MarketSnapshot, TickerView};
 use crate::trading::{AccountView, BalanceView, FillView, MarketView, OpenOrderView};
@@ -54,12 +54,6 @@ struct Inner {
     market_data: MarketData,
     markets: BTreeMap<String, MarketHandle>,
     store: std::sync::Mutex<Option<EmbeddedStore>>,
-}
-
-fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 impl Exchange {

@@ -28,6 +28,7 @@ use uuid::Uuid;
 use super::error::ExchangeError;
 use super::events::{StoreError, append, event_data, market_stream};
 use super::ledger::{LedgerHandle, Request as LedgerRequest, load_market};
+use super::market_data::now_micros;
 use super::supervise::supervise;
 
 /// The most commands decided together and written in one append.
@@ -172,12 +173,6 @@ struct Decided {
     order_id: OrderId,
     events: std::ops::Range<usize>,
     reserved: bool,
-}
-
-fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 impl Task {

@@ -108,10 +108,15 @@ pub fn start_after(from: Option<FeedPosition>) -> StreamPosition<Position> {
     }
 }
 
-pub fn now_ms() -> u64 {
+/// Microseconds since the Unix epoch: the clock commands are stamped with.
+pub fn now_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+pub fn now_ms() -> u64 {
+    now_micros() / 1000
 }
 
 impl MarketData {
