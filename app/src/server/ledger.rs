@@ -313,22 +313,7 @@ impl Task {
                 reply,
             } => {
                 let result = self
-                    .commit(|l| {
-                        let events = orders
-                            .iter()
-                            .filter_map(|&(account, order_id)| {
-                                l.release(
-                                    account,
-                                    &symbol,
-                                    order_id,
-                                    ReleaseReason::OrderNotPlaced,
-                                    None,
-                                    at,
-                                )
-                            })
-                            .collect();
-                        Ok((events, ()))
-                    })
+                    .commit(|l| Ok((release_unplaced(l, &symbol, &orders, at), ())))
                     .await;
                 let _ = reply.send(result);
             }
@@ -340,20 +325,8 @@ impl Task {
             } => {
                 let result = self
                     .commit(|l| {
-                        let events = unplaced(l, &symbol, &resting)
-                            .into_iter()
-                            .filter_map(|(account, order_id)| {
-                                l.release(
-                                    account,
-                                    &symbol,
-                                    order_id,
-                                    ReleaseReason::OrderNotPlaced,
-                                    None,
-                                    at,
-                                )
-                            })
-                            .collect();
-                        Ok((events, ()))
+                        let orders = unplaced(l, &symbol, &resting);
+                        Ok((release_unplaced(l, &symbol, &orders, at), ()))
                     })
                     .await;
                 let _ = reply.send(result);
@@ -473,5 +446,21 @@ pub fn unplaced(
         .reservations(symbol)
         .into_iter()
         .filter(|key| !resting.contains(key))
+        .collect()
+}
+
+/// The releases of orders that never reached the book.
+fn release_unplaced(
+    ledger: &Ledger,
+    symbol: &str,
+    orders: &[(AccountId, OrderId)],
+    at: Timestamp,
+) -> Vec<AccountEvent> {
+    orders
+        .iter()
+        .filter_map(|&(account, order_id)| {
+            let reason = ReleaseReason::OrderNotPlaced;
+            ledger.release(account, symbol, order_id, reason, None, at)
+        })
         .collect()
 }
