@@ -76,9 +76,6 @@ pub struct ChartState {
     pub interval: Interval,
     pub style: Style,
     pub axes: Option<Axes>,
-    /// Full redraws done, and single candles drawn onto the picture.
-    pub redraws: u64,
-    pub appends: u64,
     frame_pending: bool,
     #[cfg(feature = "hydrate")]
     canvas: Option<web_sys::HtmlCanvasElement>,
@@ -106,8 +103,6 @@ impl ChartHandle {
             interval: Interval::M1,
             style: Style::Candles,
             axes: None,
-            redraws: 0,
-            appends: 0,
             frame_pending: false,
             #[cfg(feature = "hydrate")]
             canvas: None,
@@ -158,10 +153,6 @@ impl ChartHandle {
             s.style = style;
         });
         self.schedule();
-    }
-
-    pub fn with<T>(&self, f: impl FnOnce(&ChartState) -> T) -> T {
-        self.0.with_value(f)
     }
 
     /// The candle under a horizontal position (a fraction of the canvas
@@ -365,7 +356,6 @@ mod draw {
                 };
                 let candles = s.visible().to_vec();
                 s.axes = Axes::around(&candles, s.interval);
-                s.redraws += 1;
                 if let Some(plot_x) = paint(&canvas, s, &candles, true)
                     && let Some(a) = s.axes.as_mut()
                 {
@@ -380,7 +370,6 @@ mod draw {
                 let Some(canvas) = s.canvas.clone() else {
                     return;
                 };
-                s.appends += 1;
                 let pair: Vec<Candle> = prev.into_iter().chain([candle]).collect();
                 paint(&canvas, s, &pair, false);
             });

@@ -16,7 +16,7 @@ use leptos::prelude::*;
 use leptos::server_fn::{BoxedStream, Websocket, codec::JsonEncoding};
 use serde::{Deserialize, Serialize};
 
-use crate::candles::{Interval, Series};
+use crate::candles::Series;
 use crate::error::UserError;
 
 /// A position in the event store's `$all`.
@@ -108,12 +108,6 @@ impl TickerView {
             low: window.iter().map(|c| c.low).reduce(f64::min),
             volume: window.iter().fold(0.0, |v, c| v + c.volume),
         }
-    }
-}
-
-impl MarketSnapshot {
-    pub fn series(&self, interval: Interval) -> Option<&Series> {
-        self.series.iter().find(|s| s.interval == interval)
     }
 }
 
