@@ -85,6 +85,7 @@ pub struct Store {
     segments: Segments,
     shutdown: watch::Sender<bool>,
     fallbacks: Arc<AtomicU64>,
+    subscriptions: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -115,6 +116,7 @@ impl Store {
             segments,
             shutdown: watch::channel(false).0,
             fallbacks: Arc::default(),
+            subscriptions: Arc::default(),
         };
         Ok((store, recovery))
     }
@@ -180,6 +182,17 @@ impl Store {
 
     pub(crate) fn note_fallback(&self) {
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many subscriptions clients have opened since the store started.
+    /// A client that keeps one subscription open keeps this still; one that
+    /// drops and reopens it shows here.
+    pub fn subscriptions_opened(&self) -> u64 {
+        self.subscriptions.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn note_subscription(&self) {
+        self.subscriptions.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Becomes true when the store is shutting down.

@@ -70,7 +70,8 @@ where
     response(rx)
 }
 
-async fn confirm(tx: &Sender) -> Result<(), Exit> {
+async fn confirm(store: &Store, tx: &Sender) -> Result<(), Exit> {
+    store.note_subscription();
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     send(
         tx,
@@ -130,7 +131,7 @@ pub fn all(
 ) -> Result<Response<ReadStream>, Status> {
     spawn(move |tx| async move {
         let mut shutdown = store.shutting_down();
-        confirm(&tx).await?;
+        confirm(&store, &tx).await?;
         let mut live = store.live();
         let mut last = match start {
             AllStart::Start => None,
@@ -203,7 +204,7 @@ pub fn stream(
 ) -> Result<Response<ReadStream>, Status> {
     spawn(move |tx| async move {
         let mut shutdown = store.shutting_down();
-        confirm(&tx).await?;
+        confirm(&store, &tx).await?;
         let mut live = store.live();
         let (current, _) = store.stream_state(&stream);
         let mut last = match start {

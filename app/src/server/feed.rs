@@ -13,16 +13,16 @@
 
 use std::time::Duration;
 
-use eventstore::{
-    Client, SubscribeToAllOptions, Subscription, SubscriptionEvent, SubscriptionFilter,
-};
+use eventstore::{Client, SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter};
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use leptos::prelude::ServerFnError;
 use leptos::server_fn::BoxedStream;
 use orderbook::Event;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::events::market_stream;
 use super::exchange::Exchange;
 use super::market_data::{feed_position, start_after, trade_view};
 use crate::feed::{FeedMessage, FeedPosition, FeedRequest};
@@ -35,12 +35,14 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 pub const DEPTH_EVERY: Duration = Duration::from_millis(100);
 
 /// The event types a market page needs: trades, and whatever changes depth.
+/// `OrderFilled` is left out: it always follows a `TradeExecuted` of the
+/// same book, which already says the depth moved, and every event in the
+/// filter is sent to every viewer of every market.
 pub fn book_filter() -> SubscriptionFilter {
     [
         "TradeExecuted",
         "OrderAccepted",
         "OrderCancelled",
-        "OrderFilled",
         "OrderAmended",
     ]
     .into_iter()
@@ -62,23 +64,45 @@ pub fn open(
 /// What the feed is watching now.
 struct Watch {
     symbol: String,
+    /// The watched book's stream.
+    stream: String,
     /// The last position the browser has been given (or was told about).
     position: Option<FeedPosition>,
     /// `None` while the browser is behind: resubscribe when it has room.
-    subscription: Option<Subscription>,
+    subscription: Option<Events>,
 }
 
-fn subscribe(client: &Client, from: Option<FeedPosition>) -> impl Future<Output = Subscription> {
+/// A subscription read as a stream of its events.
+///
+/// `Subscription::next_subscription_event` is not cancel-safe: dropping
+/// its future in the middle of a read drops the gRPC stream, and the next
+/// call subscribes again (a reset stream on the shared connection, a fresh
+/// catch-up in the store, and after 1,024 such resets the client's h2 layer
+/// closes the whole connection). `select!` drops the futures of the branches
+/// that lose, which here is most wake-ups (heartbeats, depth ticks), so the
+/// feed reads through `unfold`, which keeps the read in flight across polls.
+type Events = BoxStream<'static, eventstore::Result<SubscriptionEvent>>;
+
+fn subscribe(client: &Client, from: Option<FeedPosition>) -> Events {
     let options = SubscribeToAllOptions::default()
         .position(start_after(from))
         .filter(book_filter());
     let client = client.clone();
-    async move { client.subscribe_to_all(&options).await }
+    futures::stream::once(async move { client.subscribe_to_all(&options).await })
+        .flat_map(|subscription| {
+            futures::stream::unfold(subscription, |mut s| async move {
+                Some((s.next_subscription_event().await, s))
+            })
+        })
+        .boxed()
 }
 
 async fn next(watch: &mut Option<Watch>) -> eventstore::Result<SubscriptionEvent> {
     match watch.as_mut().and_then(|w| w.subscription.as_mut()) {
-        Some(s) => s.next_subscription_event().await,
+        Some(events) => match events.next().await {
+            Some(event) => event,
+            None => std::future::pending().await,
+        },
         None => std::future::pending().await,
     }
 }
@@ -132,11 +156,11 @@ async fn run(
                                 position
                             }
                         };
-                        let subscription = Some(subscribe(&client, position).await);
+                        let subscription = Some(subscribe(&client, position));
                         // Say at once that the link is up and where it stands.
                         let ticker = exchange.ticker(&symbol).unwrap_or_default();
                         let hello = FeedMessage::Heartbeat { symbol: symbol.clone(), position, ticker };
-                        watch = Some(Watch { symbol, position, subscription });
+                        watch = Some(Watch { stream: market_stream(&symbol), symbol, position, subscription });
                         offer(&tx, hello)
                     }
                 }
@@ -147,7 +171,7 @@ async fn run(
                 // The browser has room again: catch up from the store.
                 drop(permit);
                 if let Some(w) = watch.as_mut() {
-                    w.subscription = Some(subscribe(&client, w.position).await);
+                    w.subscription = Some(subscribe(&client, w.position));
                 }
                 Offer::Taken
             }
@@ -157,13 +181,17 @@ async fn run(
                     Ok(SubscriptionEvent::EventAppeared(e)) => {
                         let e = e.get_original_event();
                         let position = feed_position(e.position);
-                        let event = std::str::from_utf8(&e.data).ok().and_then(|s| Event::from_json(s).ok());
-                        let trade = match &event {
-                            Some(event) if event.symbol().as_str() == w.symbol => {
-                                depth_due = Some((e.revision, 0));
-                                trade_view(event)
-                            }
-                            _ => None,
+                        // The stream says whose event it is: only the watched
+                        // book's trades are worth parsing.
+                        let trade = if e.stream_id == w.stream {
+                            depth_due = Some((e.revision, 0));
+                            (e.event_type == "TradeExecuted")
+                                .then(|| std::str::from_utf8(&e.data).ok().and_then(|s| Event::from_json(s).ok()))
+                                .flatten()
+                                .as_ref()
+                                .and_then(trade_view)
+                        } else {
+                            None
                         };
                         let taken = match trade {
                             Some(trade) => {
@@ -189,7 +217,7 @@ async fn run(
                         // The store went away or dropped us: resume where we were.
                         tracing::debug!("feed subscription dropped, resubscribing: {e}");
                         tokio::time::sleep(Duration::from_millis(250)).await;
-                        w.subscription = Some(subscribe(&client, w.position).await);
+                        w.subscription = Some(subscribe(&client, w.position));
                         Offer::Taken
                     }
                 }

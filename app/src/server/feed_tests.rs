@@ -217,25 +217,52 @@ async fn depth_and_heartbeats_follow_the_book() {
     );
 }
 
+/// Waits until the embedded store serves `n` live subscriptions.
+async fn wait_for_subscribers(x: &Exchange, n: usize) {
+    for _ in 0..200 {
+        if x.live_subscribers() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{} live subscribers, expected {n}", x.live_subscribers());
+}
+
+/// The market data projection's own subscription.
+const PROJECTION: usize = 1;
+
+#[tokio::test]
+async fn a_feed_keeps_one_subscription_while_trades_depth_and_heartbeats_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = exchange(dir.path()).await;
+    let (a, b) = (trader(&x, "alice").await, trader(&x, "bob").await);
+    let mut feed = Feed::open(&x);
+    feed.watch("BTC-USD", None).await;
+    let FeedMessage::Snapshot(_) = feed.next().await else {
+        panic!()
+    };
+    wait_for_subscribers(&x, PROJECTION + 1).await;
+    let opened = x.subscriptions_opened();
+    // Depth ticks and heartbeats wake the feed between trades; none of
+    // those wake-ups may cost it its subscription.
+    for _ in 0..3 {
+        trade(&x, "BTC-USD", a, b, 1).await;
+        feed.trades(1).await;
+        let mut depth = false;
+        while !depth {
+            depth = matches!(feed.next().await, FeedMessage::Depth { .. });
+        }
+    }
+    while !matches!(feed.next().await, FeedMessage::Heartbeat { .. }) {}
+    assert_eq!(x.subscriptions_opened(), opened);
+}
+
 #[tokio::test]
 async fn a_feed_ends_its_subscription_when_the_browser_leaves() {
     let dir = tempfile::tempdir().unwrap();
     let x = exchange(dir.path()).await;
-    let wait_for = |n: usize| {
-        let x = x.clone();
-        async move {
-            for _ in 0..200 {
-                if x.live_subscribers() == n {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            panic!("{} live subscribers, expected {n}", x.live_subscribers());
-        }
-    };
-    // The market data projection's own subscription.
-    let base = 1;
-    wait_for(base).await;
+    let base = PROJECTION;
+    wait_for_subscribers(&x, base).await;
     let mut feeds = Vec::new();
     for _ in 0..5 {
         let mut feed = Feed::open(&x);
@@ -245,13 +272,13 @@ async fn a_feed_ends_its_subscription_when_the_browser_leaves() {
         };
         feeds.push(feed);
     }
-    wait_for(base + 5).await;
+    wait_for_subscribers(&x, base + 5).await;
     feeds.truncate(2);
-    wait_for(base + 2).await;
+    wait_for_subscribers(&x, base + 2).await;
     // Closing only the request half also ends the feed.
     let mut feed = feeds.pop().unwrap();
     feed.requests.close_channel();
-    wait_for(base + 1).await;
+    wait_for_subscribers(&x, base + 1).await;
     drop(feeds);
-    wait_for(base).await;
+    wait_for_subscribers(&x, base).await;
 }
