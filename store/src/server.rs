@@ -17,6 +17,12 @@ use crate::store::{Options, Store, StoreError};
 
 /// Streams a client may reset before the server accepted them.
 pub const PENDING_RESETS: usize = 65_536;
+/// The HTTP/2 connection window. h2 lets small DATA frames that the service
+/// has not read yet take up at most half of it; every subscription request
+/// is one, so a process opening thousands of subscriptions at once needs a
+/// window far above hyper's 1 MiB default or h2 ends the connection with
+/// ENHANCE_YOUR_CALM ("too_many_data_frames").
+pub const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 
 /// Serves `store` on `listener` until `shutdown` resolves. Live
 /// subscriptions are then ended with UNAVAILABLE so the server can close.
@@ -36,6 +42,7 @@ pub async fn serve(
         // accepted would end the whole connection; allow as many as there
         // can be subscriptions in flight.
         .http2_max_pending_accept_reset_streams(Some(PENDING_RESETS))
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .add_service(
             StreamsServer::new(StreamsService { store })
                 .max_decoding_message_size(MAX_APPEND_SIZE * 2)

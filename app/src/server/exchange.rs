@@ -1,7 +1,7 @@
 //! The exchange as the web server sees it: start it on an event store, then
 //! sign traders up and in, and route their orders to the markets.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -54,6 +54,9 @@ struct Inner {
     market_data: MarketData,
     markets: BTreeMap<String, MarketHandle>,
     store: std::sync::Mutex<Option<EmbeddedStore>>,
+    /// Each market's depth as of a book revision: every viewer of a market
+    /// asks for it after every change, so it is worked out once.
+    depths: std::sync::Mutex<HashMap<String, (u64, Arc<DepthView>)>>,
 }
 
 impl Exchange {
@@ -118,6 +121,7 @@ impl Exchange {
             market_data,
             markets,
             store: std::sync::Mutex::new(embedded),
+            depths: std::sync::Mutex::default(),
         })))
     }
 
@@ -320,6 +324,15 @@ impl Exchange {
         store.as_ref().map_or(0, |s| s.store().live_subscribers())
     }
 
+    /// Subscriptions the embedded store has opened since it started.
+    #[cfg(test)]
+    pub(crate) fn subscriptions_opened(&self) -> u64 {
+        let store = self.0.store.lock().unwrap();
+        store
+            .as_ref()
+            .map_or(0, |s| s.store().subscriptions_opened())
+    }
+
     /// Every account as the store has it now.
     #[cfg(test)]
     pub(crate) async fn reload_ledger(&self) -> accounts::Ledger {
@@ -337,7 +350,19 @@ impl Exchange {
 
     /// The best levels of a market's book, with running totals.
     pub fn depth(&self, symbol: &str) -> Option<DepthView> {
-        let depth = self.book(symbol)?.depth(DEPTH_LEVELS);
+        let book = self.book(symbol)?;
+        let revision = book.events_applied();
+        let cached = self
+            .0
+            .depths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(symbol)
+            .cloned();
+        if let Some((_, depth)) = cached.filter(|(r, _)| *r == revision) {
+            return Some(DepthView::clone(&depth));
+        }
+        let depth = book.depth(DEPTH_LEVELS);
         let side = |levels: Vec<orderbook::PriceLevel>| {
             let mut total = rust_decimal::Decimal::ZERO;
             levels
@@ -352,10 +377,16 @@ impl Exchange {
                 })
                 .collect()
         };
-        Some(DepthView {
+        let view = DepthView {
             bids: side(depth.bids),
             asks: side(depth.asks),
-        })
+        };
+        self.0
+            .depths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(symbol.to_string(), (revision, Arc::new(view.clone())));
+        Some(view)
     }
 
     pub fn ticker(&self, symbol: &str) -> Option<TickerView> {
