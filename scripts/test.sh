@@ -18,7 +18,8 @@ cargo fmt --all --check
 step "clippy"
 # The app is linted as the server builds it (ssr) and as the browser does.
 cargo clippy --workspace --all-targets --features app/ssr -- -D warnings
-cargo clippy -p app -p frontend --features app/hydrate,frontend/hydrate --target wasm32-unknown-unknown -- -D warnings
+# bench-chart is hydrate plus the in-browser chart benchmark: one pass lints both.
+cargo clippy -p app -p frontend --features frontend/bench-chart --target wasm32-unknown-unknown -- -D warnings
 
 step "Rust tests"
 cargo test --workspace --features app/ssr

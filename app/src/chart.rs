@@ -92,6 +92,17 @@ impl ChartState {
     }
 }
 
+/// What pushing a trade did to the picture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drawn {
+    /// The changed candle was drawn onto the existing picture.
+    Appended,
+    /// The axes must change: a full redraw waits for the next frame.
+    Scheduled,
+    /// The shown interval did not change (an old trade).
+    Unchanged,
+}
+
 /// The way into a chart: push trades, swap data, change what is shown.
 #[derive(Clone, Copy)]
 pub struct ChartHandle(StoredValue<ChartState, LocalStorage>);
@@ -111,33 +122,40 @@ impl ChartHandle {
 
     /// Adds a live trade: draws the candle it changed, or schedules a
     /// redraw when it does not fit the axes.
-    pub fn push(&self, trade: &TradeView) {
+    pub fn push(&self, trade: &TradeView) -> Drawn {
         let (price, quantity) = trade.amounts();
         let mut redraw = false;
         let mut append = None;
         self.0.update_value(|s| {
             let shown = s.interval;
+            // A candle covers its own column; a line's last point moves the
+            // segment from the point before, which starts a column earlier.
+            let tail = match s.style {
+                Style::Candles => 1,
+                Style::Line => 3,
+            };
             for series in &mut s.series {
                 let change = series.add(trade.at_ms, price, quantity);
-                // A line's last segment cannot be redrawn over itself.
-                let moved_line = s.style == Style::Line && change == Change::Updated;
                 if series.interval == shown && change != Change::Ignored {
                     let last = *series.candles.last().expect("a trade was just added");
-                    let prev = series.candles.iter().rev().nth(1).copied();
                     match s.axes {
-                        Some(a) if a.holds(&last, shown) && !s.frame_pending && !moved_line => {
-                            append = Some((last, prev))
+                        Some(a) if a.holds(&last, shown) && !s.frame_pending => {
+                            let from = series.candles.len().saturating_sub(tail);
+                            append = Some(series.candles[from..].to_vec());
                         }
                         _ => redraw = true,
                     }
                 }
             }
         });
-        if let Some((candle, prev)) = append {
-            self.draw_one(candle, prev);
-        }
         if redraw {
             self.schedule();
+            Drawn::Scheduled
+        } else if let Some(tail) = append {
+            self.draw_tail(&tail);
+            Drawn::Appended
+        } else {
+            Drawn::Unchanged
         }
     }
 
@@ -177,7 +195,7 @@ impl ChartHandle {
     fn schedule(&self) {}
 
     #[cfg(not(feature = "hydrate"))]
-    fn draw_one(&self, _: Candle, _: Option<Candle>) {}
+    fn draw_tail(&self, _: &[Candle]) {}
 }
 
 /// Time labels: `HH:MM` within a day, `MM-DD` for daily candles (UTC).
@@ -293,6 +311,7 @@ pub fn PriceChart(chart: ChartHandle) -> impl IntoView {
 #[cfg(feature = "hydrate")]
 mod draw {
     use super::*;
+    use plotters::coord::ranged1d::{BoldPoints, Ranged};
     use plotters::prelude::*;
     use plotters_canvas::CanvasBackend;
     use wasm_bindgen::JsCast;
@@ -304,6 +323,9 @@ mod draw {
     const UP: RGBColor = RGBColor(0x3d, 0xd6, 0x8c);
     const DOWN: RGBColor = RGBColor(0xf0, 0x61, 0x6d);
     const LINE: RGBColor = RGBColor(0x4c, 0x8d, 0xff);
+
+    /// Price labels, and so horizontal grid lines, on the price axis.
+    const Y_LABELS: usize = 6;
 
     /// The share of the height the volume bars take.
     const VOLUME_SHARE: f64 = 0.2;
@@ -364,22 +386,24 @@ mod draw {
             });
         }
 
-        /// Draws one candle onto the existing picture.
-        pub(super) fn draw_one(&self, candle: Candle, prev: Option<Candle>) {
+        /// Draws the last candles onto the existing picture (see `paint`).
+        pub(super) fn draw_tail(&self, tail: &[Candle]) {
             self.0.update_value(|s| {
                 let Some(canvas) = s.canvas.clone() else {
                     return;
                 };
-                let pair: Vec<Candle> = prev.into_iter().chain([candle]).collect();
-                paint(&canvas, s, &pair, false);
+                paint(&canvas, s, tail, false);
             });
         }
     }
 
     /// Paints `candles` with the state's axes: everything (background, mesh,
-    /// labels) when `full`, else just those candles over their own columns.
+    /// labels) when `full`. Otherwise `candles` is the tail of the series:
+    /// the columns of the last candle (and, for a line, of the one before,
+    /// which its last segment crosses) are cleared, their grid lines put
+    /// back, and what lies in them drawn again, so nothing is painted twice.
     /// Returns the price plot's horizontal pixel range.
-    fn paint(
+    pub(super) fn paint(
         canvas: &web_sys::HtmlCanvasElement,
         s: &ChartState,
         candles: &[Candle],
@@ -432,7 +456,7 @@ mod draw {
                 .light_line_style(BG)
                 .axis_style(GRID)
                 .x_labels(0)
-                .y_labels(6)
+                .y_labels(Y_LABELS)
                 .label_style(font.clone())
                 .draw()
                 .ok()?;
@@ -452,19 +476,33 @@ mod draw {
         let px_per_ms = f64::from(x_pixels.end - x_pixels.start) / (axes.x.1 - axes.x.0);
         let body = ((step * px_per_ms * 0.7) as u32).max(1);
         let center = |c: &Candle| c.start_ms as f64 + step / 2.0;
-        if !full {
-            // Clear the columns being redrawn.
-            for c in candles.iter().rev().take(1) {
-                let (a, b) = (c.start_ms as f64, c.start_ms as f64 + step);
-                let clear = |y0, y1| Rectangle::new([(a, y0), (b, y1)], BG.filled());
-                price.draw_series([clear(axes.y.0, axes.y.1)]).ok()?;
-                volume.draw_series([clear(0.0, axes.volume_max)]).ok()?;
-            }
+        // The candles whose columns are painted afresh.
+        let fresh = match (full, s.style) {
+            (true, _) => candles,
+            (false, Style::Candles) => &candles[candles.len().saturating_sub(1)..],
+            (false, Style::Line) => &candles[candles.len().saturating_sub(2)..],
+        };
+        if !full && let (Some(first), Some(last)) = (fresh.first(), fresh.last()) {
+            let (a, b) = (first.start_ms as f64, last.start_ms as f64 + step);
+            let clear = |y0, y1| Rectangle::new([(a, y0), (b, y1)], BG.filled());
+            price.draw_series([clear(axes.y.0, axes.y.1)]).ok()?;
+            volume.draw_series([clear(0.0, axes.volume_max)]).ok()?;
+            // The mesh's horizontal lines, as `configure_mesh` placed them.
+            let grid = price
+                .as_coord_spec()
+                .y_spec()
+                .key_points(BoldPoints(Y_LABELS));
+            price
+                .draw_series(
+                    grid.into_iter()
+                        .map(|y| PathElement::new(vec![(a, y), (b, y)], GRID)),
+                )
+                .ok()?;
         }
         match s.style {
             Style::Candles => {
                 price
-                    .draw_series(candles.iter().map(|c| {
+                    .draw_series(fresh.iter().map(|c| {
                         CandleStick::new(
                             center(c),
                             c.open,
@@ -481,7 +519,7 @@ mod draw {
                 // mark it with a bar as wide as a body.
                 let half = step * 0.35;
                 price
-                    .draw_series(candles.iter().filter(|c| c.open == c.close).map(|c| {
+                    .draw_series(fresh.iter().filter(|c| c.open == c.close).map(|c| {
                         let colour = UP.stroke_width((2.0 * ratio) as u32);
                         PathElement::new(
                             vec![(center(c) - half, c.close), (center(c) + half, c.close)],
@@ -491,6 +529,7 @@ mod draw {
                     .ok()?;
             }
             Style::Line => {
+                // The segment into the first fresh column is drawn whole.
                 price
                     .draw_series(LineSeries::new(
                         candles.iter().map(|c| (center(c), c.close)),
@@ -500,7 +539,7 @@ mod draw {
             }
         }
         volume
-            .draw_series(candles.iter().map(|c| {
+            .draw_series(fresh.iter().map(|c| {
                 let colour = if c.close >= c.open { UP } else { DOWN };
                 let half = step * 0.35;
                 Rectangle::new(
@@ -511,5 +550,137 @@ mod draw {
             .ok()?;
         root.present().ok()?;
         Some((x_pixels.start, x_pixels.end))
+    }
+}
+
+/// Timing the chart in a real browser (`scripts/bench-chart.sh`): full
+/// redraws and live appends over a long history, measured with the page's
+/// own clock around the drawing calls.
+#[cfg(feature = "bench-chart")]
+pub mod bench {
+    use super::*;
+    use crate::candles::Series;
+
+    /// Milliseconds per call, what each push did, and how far the picture
+    /// built by appends is from a full redraw of the same data.
+    #[derive(Default)]
+    pub struct Timings {
+        pub redraw_ms: Vec<f64>,
+        pub append_ms: Vec<f64>,
+        pub scheduled: u32,
+        /// Canvas bytes (RGBA channels) that painting everything again on
+        /// the same axes after the appends changed by more than a little
+        /// antialiasing.
+        pub differing: u32,
+    }
+
+    fn context(canvas: &web_sys::HtmlCanvasElement) -> Option<web_sys::CanvasRenderingContext2d> {
+        use wasm_bindgen::JsCast;
+        canvas.get_context("2d").ok()??.dyn_into().ok()
+    }
+
+    /// Every pixel of the canvas (reading them also makes the browser
+    /// finish drawing, which `flush` relies on).
+    fn pixels(canvas: &web_sys::HtmlCanvasElement, w: u32, h: u32) -> Vec<u8> {
+        context(canvas)
+            .and_then(|c| c.get_image_data(0.0, 0.0, f64::from(w), f64::from(h)).ok())
+            .map(|d| d.data().0)
+            .unwrap_or_default()
+    }
+
+    fn now() -> f64 {
+        web_sys::window()
+            .and_then(|w| w.performance())
+            .map_or(0.0, |p| p.now())
+    }
+
+    fn trade(at_ms: u64, price: f64, quantity: f64) -> TradeView {
+        TradeView {
+            trade_id: 0,
+            price: price.to_string(),
+            quantity: quantity.to_string(),
+            taker_side: "buy".into(),
+            at_ms,
+        }
+    }
+
+    /// A chart holding `points` one-minute candles (and the coarser
+    /// intervals they make), drawn on `canvas`: `redraws` full redraws,
+    /// then `appends` trades that fit the axes (so each is drawn onto the
+    /// picture) and are timed one by one. With `flush`, each timing ends
+    /// when the pixels are on the canvas, not when the calls returned.
+    pub fn run(
+        canvas: web_sys::HtmlCanvasElement,
+        points: usize,
+        redraws: usize,
+        appends: usize,
+        style: Style,
+        flush: bool,
+    ) -> Timings {
+        let start = 1_700_000_000_000 / 60_000 * 60_000;
+        let mut series: Vec<Series> = Interval::ALL
+            .iter()
+            .map(|&i| Series::new(i, points))
+            .collect();
+        for n in 0..points as u64 {
+            // A slow wave around 30,000 with a wide range, one trade a minute.
+            let price = 30_000.0 + 500.0 * ((n as f64) / 40.0).sin();
+            for s in &mut series {
+                s.add(start + n * 60_000, price, 1.0);
+            }
+        }
+        let chart = ChartHandle::new(series);
+        chart.attach(canvas.clone());
+        let (w, h) = (canvas.width(), canvas.height());
+        let finish = || {
+            if flush {
+                pixels(&canvas, 1, 1);
+            }
+        };
+        // Set directly: `show` would leave a redraw pending for a frame
+        // that never comes while this loop runs.
+        chart.0.update_value(|s| s.style = style);
+        let mut t = Timings::default();
+        for _ in 0..redraws {
+            let began = now();
+            chart.redraw();
+            finish();
+            t.redraw_ms.push(now() - began);
+        }
+        let last = start + (points as u64 - 1) * 60_000;
+        for n in 0..appends as u64 {
+            // Inside the price range; a new minute every 200 trades, within
+            // the empty slots the axes keep to the right.
+            let at = last + (n / 200) * 60_000 + n % 200;
+            let price = 30_000.0 + 100.0 * ((n as f64) / 7.0).sin();
+            let began = now();
+            let drawn = chart.push(&trade(at, price, 0.0001));
+            finish();
+            let took = now() - began;
+            match drawn {
+                Drawn::Appended => t.append_ms.push(took),
+                _ => t.scheduled += 1,
+            }
+        }
+        // Paint everything again on the same axes (a `redraw` would choose
+        // new ones) and compare.
+        let appended = pixels(&canvas, w, h);
+        chart.0.update_value(|s| {
+            let Some(axes) = s.axes else { return };
+            let candles: Vec<Candle> = s.series[0]
+                .candles
+                .iter()
+                .filter(|c| c.start_ms as f64 > axes.x.0)
+                .copied()
+                .collect();
+            super::draw::paint(&canvas, s, &candles, true);
+        });
+        let redrawn = pixels(&canvas, w, h);
+        t.differing = appended
+            .iter()
+            .zip(&redrawn)
+            .filter(|(a, b)| a.abs_diff(**b) > 48)
+            .count() as u32;
+        t
     }
 }
