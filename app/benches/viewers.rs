@@ -6,8 +6,8 @@
 //! and two traders crossing orders. Latency runs from the moment the
 //! crossing order is sent to the moment a viewer's feed yields the trade.
 //!
-//! `cargo bench -p app --features ssr --bench viewers` (VIEWERS=1000,10000
-//! and TRADES=100 by default).
+//! `cargo bench -p app --features ssr --bench viewers` (VIEWERS=1000,10000,
+//! TRADES=100 and EVERY_MS=5, the pause after each trade, by default).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,7 +42,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn run(viewers: usize, trades: u64) {
+async fn run(viewers: usize, trades: u64, every: Duration) {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -114,7 +114,7 @@ async fn run(viewers: usize, trades: u64) {
         x.place(traders[1], "BTC-USD", order(orderbook::Side::Buy))
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(every).await;
     }
     let mut all = Vec::new();
     let mut last = start;
@@ -126,7 +126,7 @@ async fn run(viewers: usize, trades: u64) {
     all.sort();
     let seconds = (last - start).as_secs_f64();
     println!(
-        "viewers {viewers:>6}  trades {trades}  deliveries {:>8}  p50 {:>8.2?}  p99 {:>8.2?}  max {:>8.2?}  {:>9.0} deliveries/s",
+        "viewers {viewers:>6}  trades {trades} every {every:?}  deliveries {:>8}  p50 {:>8.2?}  p99 {:>8.2?}  max {:>8.2?}  {:>9.0} deliveries/s",
         all.len(),
         percentile(&all, 0.5),
         percentile(&all, 0.99),
@@ -148,7 +148,8 @@ fn main() {
         .build()
         .unwrap();
     let trades = env_list("TRADES", "100")[0] as u64;
+    let every = Duration::from_millis(env_list("EVERY_MS", "5")[0] as u64);
     for viewers in env_list("VIEWERS", "1000,10000") {
-        runtime.block_on(run(viewers, trades));
+        runtime.block_on(run(viewers, trades, every));
     }
 }
