@@ -340,6 +340,8 @@ impl StreamsService {
         }
     }
 
+    /// A stream read, sent a page at a time through a bounded queue like
+    /// `$all` reads: a stream of millions of events is never in memory.
     async fn read_stream(
         &self,
         stream: Bytes,
@@ -349,37 +351,35 @@ impl StreamsService {
         structured: bool,
         compat: u32,
     ) -> Result<Response<ReadStream>, Status> {
-        let store = self.store.clone();
-        let name = stream.clone();
-        let read =
-            tokio::task::spawn_blocking(move || store.read_stream(&name, start, direction, count))
-                .await
-                .map_err(io_status)?
-                .map_err(io_status)?;
-        let items: Vec<Result<ReadResp, Status>> = match read {
-            StreamRead::Deleted => return Err(stream_deleted(&stream)),
-            StreamRead::NotFound => vec![Ok(msg(read_resp::Content::StreamNotFound(
-                read_resp::StreamNotFound {
-                    stream_identifier: Some(convert::stream_id(&stream)),
-                },
-            )))],
-            StreamRead::Events {
-                events,
-                last_revision,
-            } => {
-                let mut items: Vec<_> = events
-                    .iter()
-                    .map(|e| Ok(msg(read_event(e, structured))))
-                    .collect();
-                if compat >= 1 {
-                    items.push(Ok(msg(read_resp::Content::LastStreamPosition(
-                        last_revision,
-                    ))));
+        let (positions, last_revision) =
+            match self.store.read_stream(&stream, start, direction, count) {
+                StreamRead::Deleted => return Err(stream_deleted(&stream)),
+                StreamRead::NotFound => {
+                    let missing = read_resp::Content::StreamNotFound(read_resp::StreamNotFound {
+                        stream_identifier: Some(convert::stream_id(&stream)),
+                    });
+                    return Ok(Response::new(Box::pin(futures::stream::iter([Ok(msg(
+                        missing,
+                    ))]))));
                 }
-                items
+                StreamRead::Events {
+                    positions,
+                    last_revision,
+                } => (positions, last_revision),
+            };
+        let store = self.store.clone();
+        subscription::spawn(move |tx| async move {
+            for page in positions.chunks(subscription::PAGE) {
+                for e in subscription::read_positions(&store, page.to_vec()).await? {
+                    subscription::send(&tx, read_event(&e, structured)).await?;
+                }
             }
-        };
-        Ok(Response::new(Box::pin(futures::stream::iter(items))))
+            if compat >= 1 {
+                let last = read_resp::Content::LastStreamPosition(last_revision);
+                subscription::send(&tx, last).await?;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -57,13 +57,14 @@ pub enum Direction {
     Backwards,
 }
 
-/// The result of reading a stream.
+/// What a stream read will return: where its events lie in the log, in
+/// the order asked for, so the caller reads them a page at a time.
 #[derive(Debug)]
 pub enum StreamRead {
     NotFound,
     Deleted,
     Events {
-        events: Vec<StoredEvent>,
+        positions: Vec<u64>,
         last_revision: u64,
     },
 }
@@ -227,18 +228,19 @@ impl Store {
         Ok((first, len))
     }
 
-    /// Reads up to `count` events of a stream from `start` in `direction`
-    /// (the start revision is included either way).
+    /// Plans a read of up to `count` events of a stream from `start` in
+    /// `direction` (the start revision is included either way); read the
+    /// events with [`Store::read_at`].
     pub fn read_stream(
         &self,
         stream: &[u8],
         start: StreamStart,
         direction: Direction,
         count: u64,
-    ) -> io::Result<StreamRead> {
+    ) -> StreamRead {
         let (first, len) = match self.visible(stream) {
             Ok(v) => v,
-            Err(r) => return Ok(r),
+            Err(r) => return r,
         };
         let revisions: Vec<u64> = match direction {
             Direction::Forwards => {
@@ -267,14 +269,10 @@ impl Store {
             let s = index.stream(stream).expect("the stream was just seen");
             revisions.iter().map(|r| s.events[*r as usize].0).collect()
         };
-        let mut events = Vec::with_capacity(positions.len());
-        for p in positions {
-            events.push(self.segments.read_at(p)?);
-        }
-        Ok(StreamRead::Events {
-            events,
+        StreamRead::Events {
+            positions,
             last_revision: len - 1,
-        })
+        }
     }
 
     /// The position of the first record after `position` (or the first

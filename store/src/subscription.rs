@@ -28,8 +28,8 @@ use crate::store::{AllStart, Store, StreamStart};
 
 /// Messages queued per client before the subscription waits for it.
 const CLIENT_BUFFER: usize = 512;
-/// Events read from the log per page during catch-up.
-const PAGE: usize = 512;
+/// Events read from the log per page during catch-up and paged reads.
+pub(crate) const PAGE: usize = 512;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -92,6 +92,23 @@ pub(crate) async fn page(store: &Store, from: u64, end: u64) -> Result<Vec<Store
             out.len() < PAGE
         })?;
         Ok::<_, std::io::Error>(out)
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?
+    .map_err(|e| Status::unavailable(format!("reading the log: {e}")))
+}
+
+/// Reads the records at `positions` (a page of them) off the runtime.
+pub(crate) async fn read_positions(
+    store: &Store,
+    positions: Vec<u64>,
+) -> Result<Vec<StoredEvent>, Status> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        positions
+            .iter()
+            .map(|p| store.read_at(*p))
+            .collect::<std::io::Result<Vec<_>>>()
     })
     .await
     .map_err(|e| Status::internal(e.to_string()))?
@@ -220,18 +237,8 @@ pub fn stream(
             }
             let positions = store.stream_positions_from(&stream, last.map_or(0, |r| r + 1));
             for chunk in positions.chunks(PAGE) {
-                let chunk = chunk.to_vec();
-                let s = store.clone();
-                let events = tokio::task::spawn_blocking(move || {
-                    chunk
-                        .iter()
-                        .map(|(_, p)| s.read_at(*p))
-                        .collect::<std::io::Result<Vec<_>>>()
-                })
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(|e| Status::unavailable(format!("reading the log: {e}")))?;
-                for e in events {
+                let page = chunk.iter().map(|(_, p)| *p).collect();
+                for e in read_positions(&store, page).await? {
                     last = Some(e.revision);
                     send(&tx, read_event(&e, structured)).await?;
                 }

@@ -225,6 +225,50 @@ async fn streams_read_forwards_and_backwards_from_any_revision() {
 }
 
 #[tokio::test]
+async fn long_stream_reads_arrive_whole_and_in_order_across_pages() {
+    let h = start().await;
+    let c = &h.client;
+    // Several of the server's read pages (512 events), in a few appends.
+    let total = 1_300u64;
+    for chunk in (0..total).collect::<Vec<_>>().chunks(400) {
+        let events = chunk.iter().map(|n| event("A", *n)).collect::<Vec<_>>();
+        c.append_to_stream("long", &Default::default(), events)
+            .await
+            .unwrap();
+    }
+    let all = read_all_of(
+        c,
+        "long",
+        &ReadStreamOptions::default().max_count(usize::MAX),
+    )
+    .await
+    .unwrap();
+    assert_eq!(all, (0..total).map(|n| (n, n)).collect::<Vec<_>>());
+    let back = ReadStreamOptions::default()
+        .backwards()
+        .position(StreamPosition::End)
+        .max_count(700);
+    let revs: Vec<u64> = read_all_of(c, "long", &back)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    assert_eq!(revs, (600..total).rev().collect::<Vec<_>>());
+    let middle = ReadStreamOptions::default()
+        .forwards()
+        .position(StreamPosition::Position(600))
+        .max_count(1_000);
+    let revs: Vec<u64> = read_all_of(c, "long", &middle)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    assert_eq!(revs, (600..total).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn all_reads_in_both_directions_and_positions_match_appends() {
     let h = start().await;
     let c = &h.client;
