@@ -480,30 +480,40 @@ impl Exchange {
                     .collect(),
             })
         })?;
-        for (symbol, market) in &self.0.markets {
-            let book = market.book();
-            for o in book
-                .resting_orders()
-                .into_iter()
-                .filter(|o| o.account == account)
-            {
-                view.open_orders.push(OpenOrderView {
-                    symbol: symbol.clone(),
-                    order_id: o.order_id,
-                    side: format!("{:?}", o.side).to_lowercase(),
-                    price: o.price.normalize().to_string(),
-                    quantity: (o.remaining_quantity + o.filled_quantity)
-                        .normalize()
-                        .to_string(),
-                    filled: o.filled_quantity.normalize().to_string(),
-                    status: match o.status {
-                        orderbook::OrderStatus::Open => "open",
-                        orderbook::OrderStatus::PartiallyFilled => "partially filled",
-                    }
+        // The account's reservations name its open orders: look just those
+        // up in the books instead of scanning every resting order.
+        let reserved: Vec<(String, OrderId)> = self.0.ledger.read(|l| {
+            l.account(account)
+                .map(|a| a.reservations.keys().cloned().collect())
+                .unwrap_or_default()
+        });
+        let mut books: BTreeMap<&str, Arc<Book>> = BTreeMap::new();
+        for (symbol, order_id) in &reserved {
+            let Some(market) = self.0.markets.get(symbol) else {
+                continue;
+            };
+            let book = books.entry(symbol).or_insert_with(|| market.book());
+            // Reserved but not in the book: still on its way, or already
+            // done and waiting for settlement. Either way not resting.
+            let Some(o) = book.order(*order_id).filter(|o| o.account == account) else {
+                continue;
+            };
+            view.open_orders.push(OpenOrderView {
+                symbol: symbol.clone(),
+                order_id: o.order_id,
+                side: format!("{:?}", o.side).to_lowercase(),
+                price: o.price.normalize().to_string(),
+                quantity: (o.remaining_quantity + o.filled_quantity)
+                    .normalize()
                     .to_string(),
-                    at_ms: o.accepted_at / 1000,
-                });
-            }
+                filled: o.filled_quantity.normalize().to_string(),
+                status: match o.status {
+                    orderbook::OrderStatus::Open => "open",
+                    orderbook::OrderStatus::PartiallyFilled => "partially filled",
+                }
+                .to_string(),
+                at_ms: o.accepted_at / 1000,
+            });
         }
         view.open_orders
             .sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then(b.order_id.cmp(&a.order_id)));
