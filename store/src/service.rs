@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -149,20 +150,7 @@ impl Streams for StreamsService {
                 if direction == Direction::Forwards {
                     return read_all_forwards(self.store.clone(), start, count, filter, structured);
                 }
-                let store = self.store.clone();
-                let events = tokio::task::spawn_blocking(move || {
-                    store.read_all(start, direction, count, |e| {
-                        filter.as_ref().is_none_or(|f| f.matches(e))
-                    })
-                })
-                .await
-                .map_err(io_status)?
-                .map_err(io_status)?;
-                let items: Vec<Result<ReadResp, Status>> = events
-                    .iter()
-                    .map(|e| Ok(msg(read_event(e, structured))))
-                    .collect();
-                Ok(Response::new(Box::pin(futures::stream::iter(items))))
+                read_all_backwards(self.store.clone(), start, count, filter, structured)
             }
             None => Err(Status::invalid_argument(
                 "read names neither a stream nor $all",
@@ -418,6 +406,45 @@ fn read_all_forwards(
                 }
             }
             next = store.next_after(Some(last)).0;
+        }
+        Ok(())
+    })
+}
+
+/// Streams a backwards `$all` read a page at a time, like forwards reads.
+fn read_all_backwards(
+    store: Store,
+    start: AllStart,
+    count: u64,
+    filter: Option<Filter>,
+    structured: bool,
+) -> Result<Response<ReadStream>, Status> {
+    let filter = Arc::new(filter);
+    subscription::spawn(move |tx| async move {
+        let mut from = start;
+        let mut left = count;
+        while left > 0 {
+            let want = left.min(subscription::PAGE as u64);
+            let (s, f) = (store.clone(), filter.clone());
+            let page = tokio::task::spawn_blocking(move || {
+                s.read_all(from, Direction::Backwards, want, |e| {
+                    f.as_ref().as_ref().is_none_or(|f| f.matches(e))
+                })
+            })
+            .await
+            .map_err(io_status)?
+            .map_err(io_status)?;
+            for e in &page {
+                subscription::send(&tx, read_event(e, structured)).await?;
+            }
+            // Backwards from a position gives the events before it.
+            match page.last() {
+                Some(last) if (page.len() as u64) == want => {
+                    from = AllStart::Position(last.position);
+                    left -= want;
+                }
+                _ => break,
+            }
         }
         Ok(())
     })

@@ -266,6 +266,29 @@ async fn long_stream_reads_arrive_whole_and_in_order_across_pages() {
         .map(|(r, _)| r)
         .collect();
     assert_eq!(revs, (600..total).collect::<Vec<_>>());
+    // `$all` backwards, over more than one of the server's pages, stops at
+    // the count and misses nothing on the way.
+    for n in 0..3 {
+        c.append_to_stream("other", &Default::default(), event("B", n))
+            .await
+            .unwrap();
+    }
+    let back_all = ReadAllOptions::default()
+        .backwards()
+        .position(StreamPosition::End)
+        .max_count(1_100);
+    let mut read = c.read_all(&back_all).await.unwrap();
+    let mut seen = Vec::new();
+    while let Some(e) = read.next().await.unwrap() {
+        let e = e.get_original_event();
+        seen.push((e.stream_id.clone(), e.revision));
+    }
+    let expected: Vec<(String, u64)> = (0..3)
+        .rev()
+        .map(|r| ("other".to_string(), r))
+        .chain((203..total).rev().map(|r| ("long".to_string(), r)))
+        .collect();
+    assert_eq!(seen, expected);
 }
 
 #[tokio::test]
