@@ -12,7 +12,7 @@ use store::EmbeddedStore;
 
 use super::auth;
 use super::error::ExchangeError;
-use super::ledger::{LedgerHandle, Request as LedgerRequest, load_market};
+use super::ledger::{LedgerHandle, Preloaded, Request as LedgerRequest, load_market};
 use super::market::{Action, MarketHandle, OrderRequest, Outcome};
 use super::market_data::{CANDLES_SENT, MarketData, now_micros, now_ms};
 use super::settings::Settings;
@@ -79,17 +79,26 @@ impl Exchange {
                 })?;
         let client = Client::new(client_settings)
             .map_err(|e| StartError::ConnectionString(e.to_string()))?;
+        // Each market stream is read once here; the accounts task settles
+        // from these events and each market task starts its book from them.
+        let mut preloaded = Preloaded::new();
+        for market in &settings.markets {
+            let symbol = market.symbol.to_string();
+            let events = load_market(&client, &symbol).await?;
+            preloaded.insert(symbol, Arc::new(events));
+        }
         let ledger = LedgerHandle::start(
             client.clone(),
             settings.markets.clone(),
             settings.fees,
             settings.faucet.clone(),
+            preloaded.clone(),
         );
         let mut markets = BTreeMap::new();
         for market in &settings.markets {
             let symbol = market.symbol.to_string();
-            let events = load_market(&client, &symbol).await?;
-            let book = Book::replay(market.clone(), &events);
+            let events = preloaded[&symbol].clone();
+            let book = Book::replay(market.clone(), events.iter());
             let resting: HashSet<(AccountId, OrderId)> = book
                 .resting_orders()
                 .iter()
@@ -106,7 +115,8 @@ impl Exchange {
                 })
                 .await
                 .map_err(|_| StartError::Ledger)?;
-            let handle = MarketHandle::start(client.clone(), market.clone(), ledger.clone());
+            let handle =
+                MarketHandle::start(client.clone(), market.clone(), ledger.clone(), events);
             markets.insert(symbol, handle);
         }
         let symbols = settings

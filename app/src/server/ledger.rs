@@ -97,6 +97,7 @@ impl LedgerHandle {
         markets: Vec<Market>,
         fees: Fees,
         faucet: accounts::Faucet,
+        preloaded: Preloaded,
     ) -> LedgerHandle {
         let (tx, rx) = mpsc::channel(1024);
         let state = Arc::new(RwLock::new(Ledger::new()));
@@ -107,6 +108,7 @@ impl LedgerHandle {
             faucet,
             state: state.clone(),
             requests: Mutex::new(rx),
+            preloaded: std::sync::Mutex::new(Some(preloaded)),
         });
         supervise("accounts".into(), move || task.clone().run());
         LedgerHandle { tx, state }
@@ -135,7 +137,13 @@ struct Task {
     faucet: accounts::Faucet,
     state: Arc<RwLock<Ledger>>,
     requests: Mutex<mpsc::Receiver<Request>>,
+    /// The market streams as the exchange read them at start, used once
+    /// so the first recovery does not read them again.
+    preloaded: std::sync::Mutex<Option<Preloaded>>,
 }
+
+/// Every market's events by symbol, read once at start and shared.
+pub type Preloaded = BTreeMap<String, Arc<Vec<Event>>>;
 
 /// Reads every account from the store.
 pub async fn load(client: &Client) -> Result<Ledger, StoreError> {
@@ -195,9 +203,16 @@ impl Task {
     /// Loads the ledger and settles what the market streams hold beyond it,
     /// retrying until the store answers.
     async fn recover(&self) {
+        // Only the first start has them; a restart reads the streams again.
+        let preloaded = self
+            .preloaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
         let mut pause = Duration::from_millis(50);
         loop {
-            match self.try_recover().await {
+            match self.try_recover(&preloaded).await {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::warn!("loading accounts failed, retrying: {e}");
@@ -208,11 +223,15 @@ impl Task {
         }
     }
 
-    async fn try_recover(&self) -> Result<(), StoreError> {
+    async fn try_recover(&self, preloaded: &Preloaded) -> Result<(), StoreError> {
         let ledger = load(&self.client).await?;
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = ledger;
         for market in &self.markets {
-            let events = load_market(&self.client, market.symbol.as_str()).await?;
+            let symbol = market.symbol.as_str();
+            let events = match preloaded.get(symbol) {
+                Some(events) => events.to_vec(),
+                None => load_market(&self.client, symbol).await?,
+            };
             let events = events
                 .into_iter()
                 .enumerate()

@@ -102,7 +102,14 @@ pub struct MarketHandle {
 
 impl MarketHandle {
     /// Starts the market's supervised task.
-    pub fn start(client: Client, market: Market, ledger: LedgerHandle) -> MarketHandle {
+    /// Starts the market's supervised task; its first run builds the book
+    /// from `preloaded` (the stream as the exchange read it at start).
+    pub fn start(
+        client: Client,
+        market: Market,
+        ledger: LedgerHandle,
+        preloaded: Arc<Vec<Event>>,
+    ) -> MarketHandle {
         let (tx, rx) = mpsc::channel(4096);
         let book = Arc::new(RwLock::new(Arc::new(Book::new(market.clone()))));
         let appends = Arc::new(AtomicU64::new(0));
@@ -113,6 +120,7 @@ impl MarketHandle {
             requests: Mutex::new(rx),
             published: book.clone(),
             appends: appends.clone(),
+            preloaded: std::sync::Mutex::new(Some(preloaded)),
         });
         supervise(format!("market {}", market.symbol), move || {
             task.clone().run()
@@ -157,6 +165,9 @@ struct Task {
     requests: Mutex<mpsc::Receiver<Request>>,
     published: Arc<RwLock<Arc<Book>>>,
     appends: Arc<AtomicU64>,
+    /// The stream read at start, for the first run only (a restart after a
+    /// panic reads it again).
+    preloaded: std::sync::Mutex<Option<Arc<Vec<Event>>>>,
 }
 
 /// The task's own state: the book and where the stream is.
@@ -182,7 +193,15 @@ impl Task {
 
     async fn run(self: Arc<Self>) {
         let mut requests = self.requests.lock().await;
-        let mut state = self.load().await;
+        let preloaded = self
+            .preloaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let mut state = match preloaded {
+            Some(events) => self.state_from(&events),
+            None => self.load().await,
+        };
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
             self.handle(&mut state, std::mem::take(&mut batch)).await;
