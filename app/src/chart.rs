@@ -105,11 +105,20 @@ pub enum Drawn {
 
 /// The way into a chart: push trades, swap data, change what is shown.
 #[derive(Clone, Copy)]
-pub struct ChartHandle(StoredValue<ChartState, LocalStorage>);
+pub struct ChartHandle(StoredValue<ChartState, Storage>);
+
+/// In the browser the state holds the canvas, which must stay on its thread.
+/// The server renders on a thread pool and may drop the page's reactive
+/// owner on another thread than the one that made it, so there the state
+/// (which has no canvas) is stored as thread-safe.
+#[cfg(feature = "hydrate")]
+type Storage = LocalStorage;
+#[cfg(not(feature = "hydrate"))]
+type Storage = SyncStorage;
 
 impl ChartHandle {
     pub fn new(series: Vec<Series>) -> ChartHandle {
-        ChartHandle(StoredValue::new_local(ChartState {
+        ChartHandle(StoredValue::new_with_storage(ChartState {
             series,
             interval: Interval::M1,
             style: Style::Candles,
