@@ -692,35 +692,3 @@ async fn the_simulator_makes_a_market_that_keeps_every_rule() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     check_store(&s).await;
 }
-
-/// The server renders pages on a thread pool, and may finish (and drop) a
-/// page's reactive state on another thread than the one that began it: no
-/// page may hold thread-bound state there.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_render_whole_on_a_thread_pool() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    let pages = (0..40).map(|_| {
-        let router = s.router.clone();
-        let path = "/";
-        tokio::spawn(async move {
-            let request = Request::get(path).body(Body::empty()).unwrap();
-            let response = router.oneshot(request).await.unwrap();
-            assert_eq!(response.status(), StatusCode::OK);
-            let body = response.into_body().collect().await.unwrap().to_bytes();
-            String::from_utf8(body.to_vec()).unwrap()
-        })
-    });
-    for page in pages {
-        let html = tokio::time::timeout(std::time::Duration::from_secs(30), page)
-            .await
-            .expect("a page never finished")
-            .expect("rendering a page panicked");
-        // Streaming rendering sends the resolved parts after the shell.
-        assert!(html.contains("<canvas") && html.contains("</html>"));
-        assert!(
-            html.contains("__INCOMPLETE_CHUNKS"),
-            "the stream was cut short"
-        );
-    }
-}
