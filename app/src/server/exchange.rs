@@ -80,7 +80,8 @@ impl Exchange {
         let client = Client::new(client_settings)
             .map_err(|e| StartError::ConnectionString(e.to_string()))?;
         // Each market stream is read once here; the accounts task settles
-        // from these events and each market task starts its book from them.
+        // from these events, and each market task starts from the book
+        // replayed here for reconciling.
         let mut preloaded = Preloaded::new();
         for market in &settings.markets {
             let symbol = market.symbol.to_string();
@@ -97,8 +98,7 @@ impl Exchange {
         let mut markets = BTreeMap::new();
         for market in &settings.markets {
             let symbol = market.symbol.to_string();
-            let events = preloaded[&symbol].clone();
-            let book = Book::replay(market.clone(), events.iter());
+            let book = Book::replay(market.clone(), preloaded[&symbol].iter());
             let resting: HashSet<(AccountId, OrderId)> = book
                 .resting_orders()
                 .iter()
@@ -115,8 +115,7 @@ impl Exchange {
                 })
                 .await
                 .map_err(|_| StartError::Ledger)?;
-            let handle =
-                MarketHandle::start(client.clone(), market.clone(), ledger.clone(), events);
+            let handle = MarketHandle::start(client.clone(), market.clone(), ledger.clone(), book);
             markets.insert(symbol, handle);
         }
         let symbols = settings

@@ -101,14 +101,13 @@ pub struct MarketHandle {
 }
 
 impl MarketHandle {
-    /// Starts the market's supervised task.
-    /// Starts the market's supervised task; its first run builds the book
-    /// from `preloaded` (the stream as the exchange read it at start).
+    /// Starts the market's supervised task; its first run starts from
+    /// `replayed` (the stream as the exchange read and replayed it at start).
     pub fn start(
         client: Client,
         market: Market,
         ledger: LedgerHandle,
-        preloaded: Arc<Vec<Event>>,
+        replayed: Book,
     ) -> MarketHandle {
         let (tx, rx) = mpsc::channel(4096);
         let book = Arc::new(RwLock::new(Arc::new(Book::new(market.clone()))));
@@ -120,7 +119,7 @@ impl MarketHandle {
             requests: Mutex::new(rx),
             published: book.clone(),
             appends: appends.clone(),
-            preloaded: std::sync::Mutex::new(Some(preloaded)),
+            preloaded: std::sync::Mutex::new(Some(replayed)),
         });
         supervise(format!("market {}", market.symbol), move || {
             task.clone().run()
@@ -165,9 +164,9 @@ struct Task {
     requests: Mutex<mpsc::Receiver<Request>>,
     published: Arc<RwLock<Arc<Book>>>,
     appends: Arc<AtomicU64>,
-    /// The stream read at start, for the first run only (a restart after a
-    /// panic reads it again).
-    preloaded: std::sync::Mutex<Option<Arc<Vec<Event>>>>,
+    /// The book replayed at start, for the first run only (a restart after
+    /// a panic reads the stream again).
+    preloaded: std::sync::Mutex<Option<Book>>,
 }
 
 /// The task's own state: the book and where the stream is.
@@ -199,7 +198,7 @@ impl Task {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         let mut state = match preloaded {
-            Some(events) => self.state_from(&events),
+            Some(book) => self.state_of(book),
             None => self.load().await,
         };
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -232,11 +231,15 @@ impl Task {
     }
 
     fn state_from(&self, events: &[Event]) -> State {
-        let book = Book::replay(self.market.clone(), events);
+        self.state_of(Book::replay(self.market.clone(), events))
+    }
+
+    /// The task's state around a book holding the whole stream.
+    fn state_of(&self, book: Book) -> State {
         let reserved = self.ledger.read(|l| l.highest_order_id(self.symbol()));
         let state = State {
             next_order_id: book.last_order_id().max(reserved) + 1,
-            revision: events.len() as u64,
+            revision: book.events_applied(),
             book,
         };
         self.publish(&state);
