@@ -56,10 +56,6 @@ macro_rules! expected_of {
     }};
 }
 
-fn io_status(e: impl std::fmt::Display) -> Status {
-    Status::unavailable(format!("the event store could not read its log: {e}"))
-}
-
 fn store_status(e: crate::store::StoreError) -> Status {
     Status::unavailable(e.to_string())
 }
@@ -426,14 +422,12 @@ fn read_all_backwards(
         while left > 0 {
             let want = left.min(subscription::PAGE as u64);
             let (s, f) = (store.clone(), filter.clone());
-            let page = tokio::task::spawn_blocking(move || {
+            let page = subscription::blocking_read(move || {
                 s.read_all(from, Direction::Backwards, want, |e| {
                     f.as_ref().as_ref().is_none_or(|f| f.matches(e))
                 })
             })
-            .await
-            .map_err(io_status)?
-            .map_err(io_status)?;
+            .await?;
             for e in &page {
                 subscription::send(&tx, read_event(e, structured)).await?;
             }

@@ -82,37 +82,37 @@ async fn confirm(store: &Store, tx: &Sender) -> Result<(), Exit> {
     .await
 }
 
+/// Runs a read of the log off the runtime: reads wait on the disk.
+pub(crate) async fn blocking_read<T: Send + 'static>(
+    read: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::unavailable(format!("reading the log: {e}")))
+}
+
 /// Reads up to a page of records from `from` (a record position) to `end`.
 pub(crate) async fn page(store: &Store, from: u64, end: u64) -> Result<Vec<StoredEvent>, Status> {
     let store = store.clone();
-    tokio::task::spawn_blocking(move || {
+    blocking_read(move || {
         let mut out = Vec::with_capacity(PAGE);
         store.scan(from, end, |e| {
             out.push(e);
             out.len() < PAGE
         })?;
-        Ok::<_, std::io::Error>(out)
+        Ok(out)
     })
     .await
-    .map_err(|e| Status::internal(e.to_string()))?
-    .map_err(|e| Status::unavailable(format!("reading the log: {e}")))
 }
 
-/// Reads the records at `positions` (a page of them) off the runtime.
+/// Reads the records at `positions` (a page of them).
 pub(crate) async fn read_positions(
     store: &Store,
     positions: Vec<u64>,
 ) -> Result<Vec<StoredEvent>, Status> {
     let store = store.clone();
-    tokio::task::spawn_blocking(move || {
-        positions
-            .iter()
-            .map(|p| store.read_at(*p))
-            .collect::<std::io::Result<Vec<_>>>()
-    })
-    .await
-    .map_err(|e| Status::internal(e.to_string()))?
-    .map_err(|e| Status::unavailable(format!("reading the log: {e}")))
+    blocking_read(move || positions.iter().map(|p| store.read_at(*p)).collect()).await
 }
 
 /// Waits for the next live batch. `None` means the subscriber fell behind
