@@ -29,6 +29,23 @@ pub enum Style {
     Line,
 }
 
+impl Style {
+    /// The columns an append paints afresh: the last candle's, and for a
+    /// line also the one before, which its last segment crosses.
+    fn fresh_columns(self) -> usize {
+        match self {
+            Style::Candles => 1,
+            Style::Line => 2,
+        }
+    }
+
+    /// The candles an append needs: the fresh ones and, for a line, the
+    /// point its first fresh segment starts from.
+    fn tail(self) -> usize {
+        self.fresh_columns() + usize::from(self == Style::Line)
+    }
+}
+
 /// The mapping of the last full draw: data ranges and the plot's pixels.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Axes {
@@ -137,12 +154,7 @@ impl ChartHandle {
         let mut append = None;
         self.0.update_value(|s| {
             let shown = s.interval;
-            // A candle covers its own column; a line's last point moves the
-            // segment from the point before, which starts a column earlier.
-            let tail = match s.style {
-                Style::Candles => 1,
-                Style::Line => 3,
-            };
+            let tail = s.style.tail();
             for series in &mut s.series {
                 let change = series.add(trade.at_ms, price, quantity);
                 if series.interval == shown && change != Change::Ignored {
@@ -486,10 +498,10 @@ mod draw {
         let body = ((step * px_per_ms * 0.7) as u32).max(1);
         let center = |c: &Candle| c.start_ms as f64 + step / 2.0;
         // The candles whose columns are painted afresh.
-        let fresh = match (full, s.style) {
-            (true, _) => candles,
-            (false, Style::Candles) => &candles[candles.len().saturating_sub(1)..],
-            (false, Style::Line) => &candles[candles.len().saturating_sub(2)..],
+        let fresh = if full {
+            candles
+        } else {
+            &candles[candles.len().saturating_sub(s.style.fresh_columns())..]
         };
         if !full && let (Some(first), Some(last)) = (fresh.first(), fresh.last()) {
             let (a, b) = (first.start_ms as f64, last.start_ms as f64 + step);
