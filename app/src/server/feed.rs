@@ -183,13 +183,13 @@ async fn run(
                         let position = feed_position(e.position);
                         // The stream says whose event it is: only the watched
                         // book's trades are worth parsing.
-                        let trade = if e.stream_id == w.stream {
+                        let ours = e.stream_id == w.stream;
+                        if ours {
                             depth_due = Some((e.revision, 0));
-                            (e.event_type == "TradeExecuted")
-                                .then(|| std::str::from_utf8(&e.data).ok().and_then(|s| Event::from_json(s).ok()))
-                                .flatten()
-                                .as_ref()
-                                .and_then(trade_view)
+                        }
+                        let trade = if ours && e.event_type == "TradeExecuted" {
+                            let event = std::str::from_utf8(&e.data).ok().and_then(|s| Event::from_json(s).ok());
+                            event.as_ref().and_then(trade_view)
                         } else {
                             None
                         };
