@@ -248,24 +248,15 @@ async fn long_stream_reads_arrive_whole_and_in_order_across_pages() {
         .backwards()
         .position(StreamPosition::End)
         .max_count(700);
-    let revs: Vec<u64> = read_all_of(c, "long", &back)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
-    assert_eq!(revs, (600..total).rev().collect::<Vec<_>>());
+    let revs = |v: Vec<(u64, u64)>| v.into_iter().map(|(r, _)| r).collect::<Vec<_>>();
+    let back = read_all_of(c, "long", &back).await.unwrap();
+    assert_eq!(revs(back), (600..total).rev().collect::<Vec<_>>());
     let middle = ReadStreamOptions::default()
         .forwards()
         .position(StreamPosition::Position(600))
         .max_count(1_000);
-    let revs: Vec<u64> = read_all_of(c, "long", &middle)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
-    assert_eq!(revs, (600..total).collect::<Vec<_>>());
+    let middle = read_all_of(c, "long", &middle).await.unwrap();
+    assert_eq!(revs(middle), (600..total).collect::<Vec<_>>());
     // `$all` backwards, over more than one of the server's pages, stops at
     // the count and misses nothing on the way.
     for n in 0..3 {
