@@ -626,8 +626,17 @@ async fn a_slow_subscriber_falls_back_to_the_log_and_misses_nothing() {
         SubscriptionEvent::Confirmed(_)
     ));
     // Far more commits than the live feed buffers, while the slow
-    // subscriber reads nothing: writers must not wait for it.
+    // subscriber reads nothing: writers must not wait for it. The events
+    // are large (12 MiB in all), more than the client's HTTP/2 windows and
+    // the server's queue hold, so the subscription cannot keep pace by
+    // sending into buffers and must fall behind the live feed.
     let total = 3_000u64;
+    let large = |n: u64| {
+        let data = serde_json::json!({ "n": n, "pad": "x".repeat(4096) });
+        EventData::json("A", &data)
+            .unwrap()
+            .id(Uuid::from_u128(0xabc0_0000 + u128::from(n)))
+    };
     let writes: Vec<_> = (0..total)
         .map(|n| {
             let c = c.clone();
@@ -635,7 +644,7 @@ async fn a_slow_subscriber_falls_back_to_the_log_and_misses_nothing() {
                 c.append_to_stream(
                     format!("slow-{}", n % 7),
                     &AppendToStreamOptions::default(),
-                    event("A", n),
+                    large(n),
                 )
                 .await
                 .unwrap()
