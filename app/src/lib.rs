@@ -9,6 +9,7 @@
 pub mod account;
 pub mod candles;
 pub mod chart;
+pub mod codec;
 pub mod error;
 pub mod feed;
 pub mod market;

@@ -9,13 +9,10 @@
 
 use leptos::prelude::*;
 
-use crate::error::UserError;
+use crate::codec::Json;
 use crate::feed::{MarketSnapshot, market_page};
 use crate::market::{ChartPanel, DepthBook, LinkStatus, MarketState, Tape, Ticker, connect};
-use crate::trading::{MarketView, TraderPanel, list_markets};
-
-/// The listed markets, for the header's selector.
-type Markets = Resource<Result<Vec<MarketView>, UserError>>;
+use crate::trading::{Markets, TraderPanel, list_markets};
 
 /// The market a page opens on.
 pub const DEFAULT_MARKET: &str = "BTC-USD";
@@ -27,8 +24,12 @@ pub fn Terminal() -> impl IntoView {
     // end-to-end tests wait for the marker instead of guessing a delay.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
-    let snapshot = Resource::new(|| (), |_| market_page(DEFAULT_MARKET.to_string()));
-    let markets = Resource::new(|| (), |_| list_markets());
+    let snapshot = Resource::<_, Json>::new_with_options(
+        || (),
+        |_| market_page(DEFAULT_MARKET.to_string()),
+        false,
+    );
+    let markets = Resource::<_, Json>::new_with_options(|| (), |_| list_markets(), false);
     // Both market areas share one state (and one feed), made from the
     // snapshot by whichever renders first.
     let shared = StoredValue::new(None::<MarketState>);

@@ -11,6 +11,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::account::{AuthForms, ClaimFaucet, LogIn, LogOut, SignUp, error_for, my_account};
+use crate::codec::Json;
 use crate::error::UserError;
 
 /// A listed market, as the order form needs it.
@@ -23,6 +24,10 @@ pub struct MarketView {
     pub lot_size: String,
     pub min_quantity: String,
 }
+
+/// The listed markets, loaded with the page (the header's selector and the
+/// order form).
+pub type Markets = Resource<Result<Vec<MarketView>, UserError>, Json>;
 
 /// One asset of the caller's account. Amounts are exact decimal strings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,7 +142,7 @@ pub fn TraderPanel() -> impl IntoView {
             std::time::Duration::from_secs(1),
         );
     });
-    let account = Resource::new(
+    let account = Resource::<_, Json>::new_with_options(
         move || {
             (
                 sign_up.version().get(),
@@ -150,8 +155,9 @@ pub fn TraderPanel() -> impl IntoView {
             )
         },
         |_| my_account(),
+        false,
     );
-    let markets = Resource::new(|| (), |_| list_markets());
+    let markets = Resource::<_, Json>::new_with_options(|| (), |_| list_markets(), false);
     let view_of = move || account.get().and_then(Result::ok).flatten();
     let logged_in = move || view_of().is_some();
 
@@ -180,10 +186,7 @@ pub fn TraderPanel() -> impl IntoView {
 
 /// The order form. Fields the chosen order type does not use are hidden.
 #[component]
-fn OrderEntry(
-    place: ServerAction<PlaceOrder>,
-    markets: Resource<Result<Vec<MarketView>, UserError>>,
-) -> impl IntoView {
+fn OrderEntry(place: ServerAction<PlaceOrder>, markets: Markets) -> impl IntoView {
     let order_type = RwSignal::new("limit".to_string());
     let side = RwSignal::new("buy".to_string());
     let is_market = move || order_type.get() == "market";
