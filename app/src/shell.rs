@@ -1,15 +1,17 @@
-//! The HTML document around every page, and the router inside it.
+//! The HTML documents the server sends: the trading terminal, and the page
+//! for an address the exchange does not have.
+//!
+//! The exchange is one page, so there is no client-side router: for its one
+//! route it cost about an eighth of the WASM bundle (the router, and every
+//! view below it compiled once more to be type-erased). The server answers
+//! other addresses with [`not_found`], which needs no WASM at all.
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
-use leptos_router::{
-    StaticSegment,
-    components::{Route, Router, Routes},
-};
 
 use crate::terminal::Terminal;
 
-/// The full HTML document the server streams for every route.
+/// The full HTML document the server streams for the terminal.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
@@ -29,7 +31,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The application root: stylesheet, title and routes.
+/// The application root: stylesheet, title and the terminal.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -37,10 +39,32 @@ pub fn App() -> impl IntoView {
     view! {
         <Stylesheet id="leptos" href="/pkg/exchange.css" />
         <Title text="Satoshi Exchange" />
-        <Router>
-            <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                <Route path=StaticSegment("") view=Terminal />
-            </Routes>
-        </Router>
+        <Terminal />
+    }
+}
+
+/// The document for any other address (sent with status 404): plain HTML
+/// that leads back to the terminal, with nothing to hydrate.
+#[cfg(feature = "ssr")]
+pub fn not_found(_: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="dark" />
+                <title>"Page not found · Satoshi Exchange"</title>
+                <link rel="stylesheet" href="/pkg/exchange.css" />
+            </head>
+            <body>
+                <main class="not-found">
+                    <h1>"Page not found."</h1>
+                    <p>
+                        <a href="/">"Go to the trading terminal"</a>
+                    </p>
+                </main>
+            </body>
+        </html>
     }
 }

@@ -32,7 +32,7 @@ use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
-use crate::{App, shell};
+use crate::shell::{App, not_found, shell};
 
 /// How the server is configured: every flag also reads an environment
 /// variable, and every value has a default that works from the repository
@@ -95,7 +95,7 @@ pub fn router(config: &Config, exchange: Exchange) -> Router {
                 move || shell(options.clone())
             },
         )
-        .fallback(leptos_axum::file_and_error_handler(shell))
+        .fallback(leptos_axum::file_and_error_handler(not_found))
         .with_state(options)
 }
 

@@ -166,6 +166,24 @@ async fn check_store(server: &Server) {
     accounts::invariants::check_ledger(&ledger).unwrap();
 }
 
+/// The exchange has one page; any other address gets a plain 404 page
+/// that leads back to it, not the terminal.
+#[tokio::test]
+async fn an_unknown_address_gets_page_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let request = Request::get("/markets/nowhere")
+        .body(Body::empty())
+        .unwrap();
+    let response = s.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let html = String::from_utf8(body.to_vec()).unwrap();
+    assert!(html.contains("Page not found."), "{html}");
+    assert!(html.contains(r#"<a href="/">"#), "{html}");
+    assert!(!html.contains("<canvas"), "{html}");
+}
+
 #[tokio::test]
 async fn sign_up_log_in_and_out() {
     let dir = tempfile::tempdir().unwrap();
