@@ -4,7 +4,7 @@
 //! position it has reached, and each page's own feed goes on from there.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use eventstore::{
@@ -29,12 +29,20 @@ fn capacity(interval: Interval) -> usize {
     }
 }
 
+/// Milliseconds in the minutes the 24-hour ticker is made of.
+const MINUTE_MS: u64 = 60_000;
+
 /// One market's projected data.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct MarketTape {
     /// Oldest first.
     pub trades: VecDeque<TradeView>,
     pub series: Vec<Series>,
+    /// The ticker last worked out and the minute it holds for. Every viewer
+    /// asks for the ticker after every change of the book, and working it
+    /// out reads a day of minutes; it changes only with a trade or when a
+    /// minute leaves the 24-hour window, which happens on a minute boundary.
+    ticker: Mutex<Option<(u64, TickerView)>>,
 }
 
 impl MarketTape {
@@ -45,6 +53,7 @@ impl MarketTape {
                 .iter()
                 .map(|&i| Series::new(i, capacity(i)))
                 .collect(),
+            ticker: Mutex::new(None),
         }
     }
 
@@ -57,10 +66,21 @@ impl MarketTape {
             self.trades.pop_front();
         }
         self.trades.push_back(trade);
+        *self.ticker.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    /// The last 24 hours as of `now_ms`.
     pub fn ticker(&self, now_ms: u64) -> TickerView {
-        TickerView::from_minutes(&self.series[0], self.trades.back(), now_ms)
+        let minute = now_ms / MINUTE_MS;
+        let mut cached = self.ticker.lock().unwrap_or_else(|e| e.into_inner());
+        match &*cached {
+            Some((m, ticker)) if *m == minute => ticker.clone(),
+            _ => {
+                let ticker = TickerView::from_minutes(&self.series[0], self.trades.back(), now_ms);
+                *cached = Some((minute, ticker.clone()));
+                ticker
+            }
+        }
     }
 }
 
@@ -189,6 +209,57 @@ impl MarketData {
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trade(trade_id: u64, price: &str, at_ms: u64) -> TradeView {
+        TradeView {
+            trade_id,
+            price: price.into(),
+            quantity: "1".into(),
+            taker_side: "buy".into(),
+            at_ms,
+        }
+    }
+
+    /// The remembered ticker is always the one worked out afresh: after a
+    /// trade in the same minute, and when a minute leaves the window.
+    #[test]
+    fn the_ticker_is_remembered_only_while_it_holds() {
+        let day = 86_400_000;
+        let fresh = |tape: &MarketTape, now: u64| {
+            TickerView::from_minutes(&tape.series[0], tape.trades.back(), now)
+        };
+        let mut tape = MarketTape::new();
+        tape.add(trade(1, "50", MINUTE_MS));
+        tape.add(trade(2, "40", 3 * MINUTE_MS + 5));
+        let now = day + MINUTE_MS + 10;
+        assert_eq!(tape.ticker(now), fresh(&tape, now));
+        assert_eq!(tape.ticker(now).high, Some(50.0));
+
+        // A trade within the same minute shows at once.
+        tape.add(trade(3, "45", now - 1));
+        assert_eq!(tape.ticker(now + 1).last.as_deref(), Some("45"));
+        assert_eq!(tape.ticker(now + 1), fresh(&tape, now + 1));
+
+        // The first minute leaves the window at the next minute boundary:
+        // the last millisecond before it still counts the 50, the first
+        // millisecond after it does not.
+        let boundary = day + 2 * MINUTE_MS;
+        assert_eq!(tape.ticker(boundary - 1).high, Some(50.0));
+        assert_eq!(tape.ticker(boundary).high, Some(45.0));
+        for now in [
+            boundary - 1,
+            boundary,
+            boundary + MINUTE_MS - 1,
+            boundary + 3 * MINUTE_MS,
+        ] {
+            assert_eq!(tape.ticker(now), fresh(&tape, now), "at {now}");
         }
     }
 }
