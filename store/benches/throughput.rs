@@ -4,6 +4,9 @@
 //! 1. The machine's raw fsync rate: 200-byte write + fdatasync, in a loop.
 //! 2. Appends of 1 event from 1 client, and from 64 concurrent clients:
 //!    events/s and latency p50/p99; the 1-client p50 as a ratio to one fsync.
+//!    Then 1 event at a time to a stream already 300,000 events long: its
+//!    p50 as a ratio to the 1-client p50 (an append must not cost more in a
+//!    longer stream).
 //! 3. `$all` catch-up: reading 1,000,000 events (`STORE_BENCH_EVENTS`)
 //!    from the start, as a read and as a subscription up to `caught_up`.
 //! 4. Fan-out: 1,000 filtered `$all` subscriptions, each receiving every
@@ -131,11 +134,13 @@ async fn main() {
         pct(&mut lat, 0.99)
     );
 
-    // Fill to `events` through the library (batches of 1,000), then read.
+    // Fill to `events` through the library (batches of 1,000): the first
+    // 300,000 into one long stream, the rest spread over 100 streams.
     let store = server.store().clone();
     let body = Bytes::from(serde_json::to_vec(&payload(0)).unwrap());
     // Each client also appended one event to connect.
     let have = (1 + 2_000) + 64 * (1 + 500);
+    let long = 300_000.min(events.saturating_sub(have));
     let mut n = have;
     while n < events {
         let batch: Vec<NewEvent> = (0..1_000u64.min(events - n))
@@ -147,17 +152,37 @@ async fn main() {
                 data: body.clone(),
             })
             .collect();
+        let stream = if n < have + long {
+            "long".to_string()
+        } else {
+            format!("fill-{}", n % 100)
+        };
         n += batch.len() as u64;
         store
-            .append(
-                Bytes::from(format!("fill-{}", n % 100)),
-                Expected::Any,
-                batch,
-            )
+            .append(Bytes::from(stream), Expected::Any, batch)
             .await
             .unwrap();
     }
+
+    // An append's cost must not grow with its stream's length.
     let client = Client::new(url.parse().unwrap()).unwrap();
+    let mut lat = Vec::with_capacity(500);
+    for i in 0..500 {
+        let e = EventData::json("TradeExecuted", &payload(i)).unwrap();
+        let t = Instant::now();
+        client
+            .append_to_stream("long", &AppendToStreamOptions::default(), e)
+            .await
+            .unwrap();
+        lat.push(t.elapsed());
+    }
+    let long_p50 = pct(&mut lat, 0.5);
+    println!(
+        "append 1 event to a stream of {long} events, 1 client: p50 {long_p50:?}, p99 {:?}; p50 / 1-client p50 = {:.2}",
+        pct(&mut lat, 0.99),
+        long_p50.as_secs_f64() / p50.as_secs_f64()
+    );
+
     let t = Instant::now();
     let mut read = client
         .read_all(

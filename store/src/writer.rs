@@ -89,7 +89,7 @@ pub struct Shared {
 
 /// A stream's state as seen by this batch: the index plus what earlier
 /// requests in the batch wrote.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 struct Pending {
     len: u64,
     truncate_before: u64,
@@ -175,15 +175,19 @@ fn pending_for<'a>(
     pending: &'a mut HashMap<Bytes, Pending>,
     stream: &Bytes,
 ) -> &'a mut Pending {
-    pending.entry(stream.clone()).or_insert_with(|| {
-        let s = index.stream(stream).cloned().unwrap_or_default();
-        Pending {
-            len: s.events.len() as u64,
-            truncate_before: s.truncate_before,
-            tombstoned: s.tombstoned,
-            new_ids: Vec::new(),
-        }
-    })
+    // Only the stream's summary: its index entry holds every revision, and
+    // copying that made each append cost time in the stream's length.
+    pending
+        .entry(stream.clone())
+        .or_insert_with(|| match index.stream(stream) {
+            Some(s) => Pending {
+                len: s.events.len() as u64,
+                truncate_before: s.truncate_before,
+                tombstoned: s.tombstoned,
+                new_ids: Vec::new(),
+            },
+            None => Pending::default(),
+        })
 }
 
 /// The id at `revision` of a stream, from the index or this batch.
