@@ -181,6 +181,7 @@ async fn an_unknown_address_gets_page_not_found() {
     let html = String::from_utf8(body.to_vec()).unwrap();
     assert!(html.contains("Page not found."), "{html}");
     assert!(html.contains(r#"<a href="/">"#), "{html}");
+    assert!(html.contains(r#"name="viewport""#), "{html}");
     assert!(!html.contains("<canvas"), "{html}");
 }
 
