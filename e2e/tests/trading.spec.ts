@@ -84,6 +84,8 @@ test('two traders trade, cancel, and find it all again after a restart', async (
   // One more resting order, then a restart.
   await placeLimit(alice, 'Buy', '25000', '0.1');
   await expect(alice.getByTestId('order-result')).toHaveText('Order 3 is on the book.');
+  // The trader's own page shows the bid in the book without a reload.
+  await expect(alice.getByTestId('depth').locator('tbody.bids td.price')).toHaveText(['25000'], { timeout: 2000 });
   await alice.screenshot({ path: testInfo.outputPath('trader-before-restart.png'), fullPage: true });
   const before = await alice.locator('.entry-panel table').allInnerTexts();
 

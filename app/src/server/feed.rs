@@ -20,6 +20,7 @@ use leptos::prelude::ServerFnError;
 use leptos::server_fn::BoxedStream;
 use orderbook::Event;
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::time::MissedTickBehavior;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::events::market_stream;
@@ -129,8 +130,14 @@ async fn run(
 ) {
     let client = exchange.client();
     let mut watch: Option<Watch> = None;
+    // Ticks missed while a branch was off come one at a time, not in a
+    // burst: the depth wait below counts ticks as time, and a burst made it
+    // give up on a book that was a few milliseconds from being published
+    // and send the depth without the new order.
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut depth_timer = tokio::time::interval(DEPTH_EVERY);
+    depth_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The stream revision of the last book event seen, until depth that
     // includes it has been sent, and how many ticks it has waited.
     let mut depth_due: Option<(u64, u32)> = None;
