@@ -246,8 +246,24 @@ impl Task {
         state
     }
 
+    /// Makes the task's book the one readers see (at start and after a
+    /// reload: a copy of the whole book).
     fn publish(&self, state: &State) {
         *self.published.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(state.book.clone());
+    }
+
+    /// Brings the readers' book up to the task's after a batch landed, by
+    /// applying the batch's events to it: copying the whole book after every
+    /// append cost time in the size of the book (77 us at 10,000 resting
+    /// orders, 1.3 ms at 100,000). A reader still holding the old book
+    /// keeps it; only then is a copy made.
+    fn publish_batch(&self, state: &State, events: &[Event]) {
+        let mut published = self.published.write().unwrap_or_else(|e| e.into_inner());
+        let book = Arc::make_mut(&mut published);
+        for e in events {
+            book.apply(e);
+        }
+        debug_assert_eq!(book.events_applied(), state.book.events_applied());
     }
 
     async fn handle(&self, state: &mut State, mut batch: Vec<Request>) {
@@ -285,7 +301,7 @@ impl Task {
             if landed {
                 self.appends.fetch_add(1, Ordering::Relaxed);
                 state.revision = first + events.len() as u64;
-                self.publish(state);
+                self.publish_batch(state, &events);
                 self.settle(first, &events, &decided).await;
                 for d in decided {
                     let outcome = Outcome {

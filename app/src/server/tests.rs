@@ -164,6 +164,15 @@ fn d(s: &str) -> Decimal {
 async fn check_store(server: &Server) {
     let ledger = server.exchange.reload_ledger().await;
     accounts::invariants::check_ledger(&ledger).unwrap();
+    // The book readers see is the stream's, replayed.
+    for symbol in ["BTC-USD", "ETH-USD"] {
+        let seen = server.exchange.book(symbol).unwrap();
+        let events = ledger::load_market(&server.exchange.client(), symbol)
+            .await
+            .unwrap();
+        let replayed = orderbook::Book::replay(seen.market().clone(), &events);
+        assert_eq!(seen.snapshot(), replayed.snapshot(), "{symbol}");
+    }
 }
 
 /// The exchange has one page; any other address gets a plain 404 page
