@@ -165,7 +165,8 @@ async fn check_store(server: &Server) {
     let ledger = server.exchange.reload_ledger().await;
     accounts::invariants::check_ledger(&ledger).unwrap();
     // The book readers see is the stream's, replayed.
-    for symbol in ["BTC-USD", "ETH-USD"] {
+    for market in settings().markets {
+        let symbol = market.symbol.as_str();
         let seen = server.exchange.book(symbol).unwrap();
         let events = ledger::load_market(&server.exchange.client(), symbol)
             .await
