@@ -52,7 +52,14 @@ fn raw_fsync(dir: &std::path::Path, n: usize) -> Vec<Duration> {
     out
 }
 
-async fn appends(url: &str, clients: usize, per_client: usize) -> (f64, Vec<Duration>) {
+/// `clients` clients, each appending `per_client` events one at a time to
+/// its own stream `<prefix>-<client>`.
+async fn appends(
+    url: &str,
+    prefix: &str,
+    clients: usize,
+    per_client: usize,
+) -> (f64, Vec<Duration>) {
     // Connected before the clock starts: a client's first call finds the
     // node and loads the TLS roots, which is not what this measures.
     let opts = AppendToStreamOptions::default();
@@ -61,7 +68,7 @@ async fn appends(url: &str, clients: usize, per_client: usize) -> (f64, Vec<Dura
         let client = Client::new(url.parse().unwrap()).unwrap();
         let e = EventData::json("Connected", &serde_json::json!({})).unwrap();
         client
-            .append_to_stream(format!("bench-{c}"), &opts, e)
+            .append_to_stream(format!("{prefix}-{c}"), &opts, e)
             .await
             .unwrap();
         connected.push(client);
@@ -72,13 +79,14 @@ async fn appends(url: &str, clients: usize, per_client: usize) -> (f64, Vec<Dura
         .enumerate()
         .map(|(c, client)| {
             let opts = opts.clone();
+            let stream = format!("{prefix}-{c}");
             tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(per_client);
                 for i in 0..per_client {
                     let e = EventData::json("TradeExecuted", &payload(i as u64)).unwrap();
                     let t = Instant::now();
                     client
-                        .append_to_stream(format!("bench-{c}"), &opts, e)
+                        .append_to_stream(stream.as_str(), &opts, e)
                         .await
                         .unwrap();
                     lat.push(t.elapsed());
@@ -120,14 +128,14 @@ async fn main() {
         .unwrap();
     let url = server.connection_string();
 
-    let (rate, mut lat) = appends(&url, 1, 2_000).await;
+    let (rate, mut lat) = appends(&url, "bench", 1, 2_000).await;
     let p50 = pct(&mut lat, 0.5);
     println!(
         "append 1 event, 1 client: {rate:.0} events/s, p50 {p50:?}, p99 {:?}; p50 / fsync p50 = {:.2}",
         pct(&mut lat, 0.99),
         p50.as_secs_f64() / fsync_p50.as_secs_f64()
     );
-    let (rate, mut lat) = appends(&url, 64, 500).await;
+    let (rate, mut lat) = appends(&url, "bench", 64, 500).await;
     println!(
         "append 1 event, 64 clients: {rate:.0} events/s, p50 {:?}, p99 {:?}",
         pct(&mut lat, 0.5),
@@ -153,7 +161,7 @@ async fn main() {
             })
             .collect();
         let stream = if n < have + long {
-            "long".to_string()
+            "long-0".to_string()
         } else {
             format!("fill-{}", n % 100)
         };
@@ -165,17 +173,7 @@ async fn main() {
     }
 
     // An append's cost must not grow with its stream's length.
-    let client = Client::new(url.parse().unwrap()).unwrap();
-    let mut lat = Vec::with_capacity(500);
-    for i in 0..500 {
-        let e = EventData::json("TradeExecuted", &payload(i)).unwrap();
-        let t = Instant::now();
-        client
-            .append_to_stream("long", &AppendToStreamOptions::default(), e)
-            .await
-            .unwrap();
-        lat.push(t.elapsed());
-    }
+    let (_, mut lat) = appends(&url, "long", 1, 500).await;
     let long_p50 = pct(&mut lat, 0.5);
     println!(
         "append 1 event to a stream of {long} events, 1 client: p50 {long_p50:?}, p99 {:?}; p50 / 1-client p50 = {:.2}",
@@ -183,6 +181,7 @@ async fn main() {
         long_p50.as_secs_f64() / p50.as_secs_f64()
     );
 
+    let client = Client::new(url.parse().unwrap()).unwrap();
     let t = Instant::now();
     let mut read = client
         .read_all(
