@@ -58,7 +58,9 @@ test('two traders trade, cancel, and find it all again after a restart', async (
   const row = alice.locator('table.open-orders tr[data-order-id="1"]');
   await expect(row.locator('td.status')).toHaveText('open');
   await expect(balance(alice, 'BTC', 'reserved')).toHaveText('0.5');
-  await expect(alice.getByTestId('depth').locator('tbody.asks td.price')).toHaveText(['30000'], { timeout: 2000 });
+  // Alice's own order book follows her order without a reload.
+  const book = alice.getByTestId('depth');
+  await expect(book.locator('tbody.asks td.price')).toHaveText(['30000'], { timeout: 2000 });
 
   // Bob crosses it.
   const bob = await signUp(browser, 'bob');
@@ -76,20 +78,19 @@ test('two traders trade, cancel, and find it all again after a restart', async (
   await expect(balance(alice, 'USD', 'available')).toHaveText('15994');
   await expect(alice.locator('table.fills tbody tr td.fee')).toHaveText('6 USD');
   // The book shows what is left of the ask.
-  await expect(alice.getByTestId('depth').locator('tbody.asks td:nth-child(2)')).toHaveText(['0.3'], { timeout: 2000 });
+  await expect(book.locator('tbody.asks td:nth-child(2)')).toHaveText(['0.3'], { timeout: 2000 });
 
   // Cancelling releases what was left.
   await alice.getByRole('button', { name: 'Cancel order 1' }).click();
   await expect(alice.locator('table.open-orders tbody tr')).toHaveCount(0);
   await expect(balance(alice, 'BTC', 'reserved')).toHaveText('0');
   await expect(balance(alice, 'BTC', 'available')).toHaveText('0.8');
-  await expect(alice.getByTestId('depth').locator('tbody.asks td.price')).toHaveCount(0, { timeout: 2000 });
+  await expect(book.locator('tbody.asks td.price')).toHaveCount(0, { timeout: 2000 });
 
   // One more resting order, then a restart.
   await placeLimit(alice, 'Buy', '25000', '0.1');
   await expect(alice.getByTestId('order-result')).toHaveText('Order 3 is on the book.');
-  // The trader's own page shows the bid in the book without a reload.
-  await expect(alice.getByTestId('depth').locator('tbody.bids td.price')).toHaveText(['25000'], { timeout: 2000 });
+  await expect(book.locator('tbody.bids td.price')).toHaveText(['25000'], { timeout: 2000 });
   await alice.screenshot({ path: testInfo.outputPath('trader-before-restart.png'), fullPage: true });
   const before = await alice.locator('.entry-panel table').allInnerTexts();
 
