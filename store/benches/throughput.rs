@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use eventstore::{
-    AppendToStreamOptions, Client, EventData, ReadAllOptions, StreamPosition,
+    AppendToStreamOptions, Client, EventData, ExpectedRevision, ReadAllOptions, ReadStreamOptions,
+    StreamPosition,
     SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter,
 };
 use store::{EmbeddedStore, Expected, NewEvent};
@@ -105,6 +106,38 @@ async fn appends(
     )
 }
 
+/// The p50 of two round trips that never wait for the disk: an append the
+/// writer refuses for its expected revision (client, server and writer
+/// thread, no fsync) and a read of a 1-event stream (no writer at all).
+async fn round_trips(url: &str, n: usize) -> (Duration, Duration) {
+    let client = Client::new(url.parse().unwrap()).unwrap();
+    let stream = "round-trip";
+    let e = || EventData::json("TradeExecuted", &payload(0)).unwrap();
+    client
+        .append_to_stream(stream, &AppendToStreamOptions::default(), e())
+        .await
+        .unwrap();
+    let refuse = AppendToStreamOptions::default().expected_revision(ExpectedRevision::NoStream);
+    let mut refused = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let answer = client.append_to_stream(stream, &refuse, e()).await;
+        refused.push(t.elapsed());
+        assert!(matches!(answer, Err(eventstore::Error::WrongExpectedVersion { .. })));
+    }
+    let mut reads = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let mut read = client
+            .read_stream(stream, &ReadStreamOptions::default().max_count(1))
+            .await
+            .unwrap();
+        while read.next().await.unwrap().is_some() {}
+        reads.push(t.elapsed());
+    }
+    (pct(&mut refused, 0.5), pct(&mut reads, 0.5))
+}
+
 #[tokio::main]
 async fn main() {
     let events: u64 = std::env::var("STORE_BENCH_EVENTS")
@@ -134,6 +167,12 @@ async fn main() {
         "append 1 event, 1 client: {rate:.0} events/s, p50 {p50:?}, p99 {:?}; p50 / fsync p50 = {:.2}",
         pct(&mut lat, 0.99),
         p50.as_secs_f64() / fsync_p50.as_secs_f64()
+    );
+    let (refused, read) = round_trips(&url, 2_000).await;
+    println!(
+        "without the disk, 1 client: append refused by its expected revision p50 {refused:?} ({:.2}x fsync p50); read of a 1-event stream p50 {read:?} ({:.2}x)",
+        refused.as_secs_f64() / fsync_p50.as_secs_f64(),
+        read.as_secs_f64() / fsync_p50.as_secs_f64()
     );
     let (rate, mut lat) = appends(&url, "bench", 64, 500).await;
     println!(
