@@ -6,7 +6,9 @@
 //!    events/s and latency p50/p99; the 1-client p50 as a ratio to one fsync.
 //!    Then 1 event at a time to a stream already 300,000 events long: its
 //!    p50 as a ratio to the 1-client p50 (an append must not cost more in a
-//!    longer stream).
+//!    longer stream). Between them, two round trips that skip the disk (an
+//!    append refused for its expected revision, a 1-event stream read), to
+//!    show how much of an append is the round trip and how much the fsync.
 //! 3. `$all` catch-up: reading 1,000,000 events (`STORE_BENCH_EVENTS`)
 //!    from the start, as a read and as a subscription up to `caught_up`.
 //! 4. Fan-out: 1,000 filtered `$all` subscriptions, each receiving every
@@ -20,8 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use eventstore::{
     AppendToStreamOptions, Client, EventData, ExpectedRevision, ReadAllOptions, ReadStreamOptions,
-    StreamPosition,
-    SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter,
+    StreamPosition, SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter,
 };
 use store::{EmbeddedStore, Expected, NewEvent};
 
@@ -123,7 +124,10 @@ async fn round_trips(url: &str, n: usize) -> (Duration, Duration) {
         let t = Instant::now();
         let answer = client.append_to_stream(stream, &refuse, e()).await;
         refused.push(t.elapsed());
-        assert!(matches!(answer, Err(eventstore::Error::WrongExpectedVersion { .. })));
+        assert!(matches!(
+            answer,
+            Err(eventstore::Error::WrongExpectedVersion { .. })
+        ));
     }
     let mut reads = Vec::with_capacity(n);
     for _ in 0..n {
