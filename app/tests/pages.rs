@@ -4,9 +4,10 @@
 //! process, and this test should see only its own pages.
 #![cfg(feature = "ssr")]
 
+use std::path::Path;
 use std::time::Duration;
 
-use app::server::{Config, Connection, Exchange, Settings, router};
+use app::server::{Connection, Exchange, Settings, router};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -18,25 +19,20 @@ use tower::ServiceExt;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_render_whole_on_a_thread_pool() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings::load(std::path::Path::new(concat!(
+    let settings = Settings::load(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../config/exchange.json"
     )))
     .unwrap();
     let data = dir.path().join("events");
-    let exchange = Exchange::start(settings, Connection::Embedded { data: data.clone() })
+    let exchange = Exchange::start(settings, Connection::Embedded { data })
         .await
         .unwrap();
-    let config = Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        site_root: "target/site".into(),
-        eventstore_url: None,
-        data,
-        config: "unused".into(),
-        simulate: false,
-        simulate_every_ms: 250,
-    };
-    let router = router(&config, exchange);
+    let router = router(
+        Path::new("target/site"),
+        "127.0.0.1:0".parse().unwrap(),
+        exchange,
+    );
     let pages: Vec<_> = (0..40)
         .map(|_| {
             let router = router.clone();

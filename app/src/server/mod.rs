@@ -26,7 +26,7 @@ pub use market::{OrderRequest, Outcome};
 pub use settings::{Settings, SettingsError};
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use axum::Router;
 use leptos::prelude::*;
@@ -76,13 +76,14 @@ impl Config {
     }
 }
 
-/// Builds the router for a configuration and a running exchange.
-pub fn router(config: &Config, exchange: Exchange) -> Router {
+/// Builds the router for a running exchange: its pages, server functions
+/// and the built site's files under `site_root`, served at `addr`.
+pub fn router(site_root: &Path, addr: SocketAddr, exchange: Exchange) -> Router {
     let options = LeptosOptions::builder()
         .output_name("exchange")
-        .site_root(config.site_root.to_string_lossy().as_ref())
+        .site_root(site_root.to_string_lossy().as_ref())
         .site_pkg_dir("pkg")
-        .site_addr(config.addr)
+        .site_addr(addr)
         .build();
     let routes = generate_route_list(App);
     Router::new()
@@ -110,7 +111,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         drop(simulator::start(exchange.clone(), markets, every));
         tracing::info!("market simulator on");
     }
-    let app = router(&config, exchange.clone());
+    let app = router(&config.site_root, config.addr, exchange.clone());
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app.into_make_service())

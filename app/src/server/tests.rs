@@ -30,17 +30,12 @@ struct Server {
 
 async fn start_on(connection: Connection) -> Server {
     let exchange = Exchange::start(settings(), connection).await.unwrap();
-    let config = Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        site_root: "target/site".into(),
-        eventstore_url: None,
-        data: "unused".into(),
-        config: "unused".into(),
-        simulate: false,
-        simulate_every_ms: 250,
-    };
     Server {
-        router: router(&config, exchange.clone()),
+        router: router(
+            Path::new("target/site"),
+            "127.0.0.1:0".parse().unwrap(),
+            exchange.clone(),
+        ),
         exchange,
     }
 }
