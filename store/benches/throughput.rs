@@ -189,8 +189,9 @@ async fn main() {
     // 300,000 into one long stream, the rest spread over 100 streams.
     let store = server.store().clone();
     let body = Bytes::from(serde_json::to_vec(&payload(0)).unwrap());
-    // Each client also appended one event to connect.
-    let have = (1 + 2_000) + 64 * (1 + 500);
+    // Each client also appended one event to connect; the round trips
+    // appended one to refuse appends after.
+    let have = (1 + 2_000) + 1 + 64 * (1 + 500);
     let long = 300_000.min(events.saturating_sub(have));
     let mut n = have;
     while n < events {
