@@ -15,7 +15,6 @@
 //!    matching event appended while they are live.
 
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,86 +25,8 @@ use eventstore::{
 };
 use store::{EmbeddedStore, Expected, NewEvent};
 
-fn payload(n: u64) -> serde_json::Value {
-    // About 200 bytes of JSON, like a trade event.
-    serde_json::json!({
-        "symbol": "BTC-USD", "trade_id": n, "price": "64000.25", "quantity": "0.0125",
-        "maker_order_id": n * 2, "taker_order_id": n * 2 + 1, "maker_account": 17,
-        "taker_account": 42, "taker_side": "buy", "executed_at": 1_700_000_000_000_000u64 + n
-    })
-}
-
-fn pct(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort_unstable();
-    samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)]
-}
-
-fn raw_fsync(dir: &std::path::Path, n: usize) -> Vec<Duration> {
-    let mut f = std::fs::File::create(dir.join("fsync-probe")).unwrap();
-    let buf = [b'x'; 200];
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let t = Instant::now();
-        f.write_all_at(&buf, (i * 200) as u64).unwrap();
-        f.sync_data().unwrap();
-        out.push(t.elapsed());
-    }
-    f.flush().unwrap();
-    out
-}
-
-/// `clients` clients, each appending `per_client` events one at a time to
-/// its own stream `<prefix>-<client>`.
-async fn appends(
-    url: &str,
-    prefix: &str,
-    clients: usize,
-    per_client: usize,
-) -> (f64, Vec<Duration>) {
-    // Connected before the clock starts: a client's first call finds the
-    // node and loads the TLS roots, which is not what this measures.
-    let opts = AppendToStreamOptions::default();
-    let mut connected = Vec::with_capacity(clients);
-    for c in 0..clients {
-        let client = Client::new(url.parse().unwrap()).unwrap();
-        let e = EventData::json("Connected", &serde_json::json!({})).unwrap();
-        client
-            .append_to_stream(format!("{prefix}-{c}"), &opts, e)
-            .await
-            .unwrap();
-        connected.push(client);
-    }
-    let start = Instant::now();
-    let tasks: Vec<_> = connected
-        .into_iter()
-        .enumerate()
-        .map(|(c, client)| {
-            let opts = opts.clone();
-            let stream = format!("{prefix}-{c}");
-            tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(per_client);
-                for i in 0..per_client {
-                    let e = EventData::json("TradeExecuted", &payload(i as u64)).unwrap();
-                    let t = Instant::now();
-                    client
-                        .append_to_stream(stream.as_str(), &opts, e)
-                        .await
-                        .unwrap();
-                    lat.push(t.elapsed());
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    (
-        (clients * per_client) as f64 / start.elapsed().as_secs_f64(),
-        all,
-    )
-}
+mod common;
+use common::{appends, payload, pct, raw_fsync};
 
 /// The p50 of two round trips that never wait for the disk: an append the
 /// writer refuses for its expected revision (client, server and writer
@@ -148,10 +69,11 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir_in(
-        std::env::var("STORE_BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()),
-    )
-    .unwrap();
+    let parent =
+        std::env::var("STORE_BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into());
+    // Cargo makes its temporary folder only when it builds the bench.
+    std::fs::create_dir_all(&parent).unwrap();
+    let dir = tempfile::tempdir_in(parent).unwrap();
     let mut fsync = raw_fsync(dir.path(), 500);
     let fsync_p50 = pct(&mut fsync, 0.5);
     println!(

@@ -34,7 +34,7 @@
 // traits do; boxing the status everywhere would fight the framework.
 #![allow(clippy::result_large_err)]
 
-mod conn;
+pub mod conn;
 mod convert;
 mod filter;
 pub mod index;
@@ -47,7 +47,7 @@ pub mod store;
 mod subscription;
 pub mod writer;
 
-pub use server::{EmbeddedStore, serve};
+pub use server::{CONNECTION_WINDOW, EmbeddedStore, PENDING_RESETS, serve};
 pub use service::{MAX_APPEND_SIZE, SERVER_VERSION};
 pub use store::{AllStart, Direction, Options, Store, StoreError, StreamRead, StreamStart};
 pub use writer::{Expected, NewEvent, Outcome};

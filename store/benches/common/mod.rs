@@ -1,0 +1,91 @@
+//! What both store benchmarks share: the event they append, percentiles, the
+//! machine's raw fsync and appends through the official client.
+
+#![allow(dead_code)] // each bench uses its own part
+
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+use eventstore::{AppendToStreamOptions, Client, EventData};
+
+pub fn payload(n: u64) -> serde_json::Value {
+    // About 200 bytes of JSON, like a trade event.
+    serde_json::json!({
+        "symbol": "BTC-USD", "trade_id": n, "price": "64000.25", "quantity": "0.0125",
+        "maker_order_id": n * 2, "taker_order_id": n * 2 + 1, "maker_account": 17,
+        "taker_account": 42, "taker_side": "buy", "executed_at": 1_700_000_000_000_000u64 + n
+    })
+}
+
+pub fn pct(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort_unstable();
+    samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)]
+}
+
+pub fn raw_fsync(dir: &std::path::Path, n: usize) -> Vec<Duration> {
+    let mut f = std::fs::File::create(dir.join("fsync-probe")).unwrap();
+    let buf = [b'x'; 200];
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        f.write_all_at(&buf, (i * 200) as u64).unwrap();
+        f.sync_data().unwrap();
+        out.push(t.elapsed());
+    }
+    f.flush().unwrap();
+    out
+}
+
+/// `clients` clients, each appending `per_client` events one at a time to
+/// its own stream `<prefix>-<client>`.
+pub async fn appends(
+    url: &str,
+    prefix: &str,
+    clients: usize,
+    per_client: usize,
+) -> (f64, Vec<Duration>) {
+    // Connected before the clock starts: a client's first call finds the
+    // node and loads the TLS roots, which is not what this measures.
+    let opts = AppendToStreamOptions::default();
+    let mut connected = Vec::with_capacity(clients);
+    for c in 0..clients {
+        let client = Client::new(url.parse().unwrap()).unwrap();
+        let e = EventData::json("Connected", &serde_json::json!({})).unwrap();
+        client
+            .append_to_stream(format!("{prefix}-{c}"), &opts, e)
+            .await
+            .unwrap();
+        connected.push(client);
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = connected
+        .into_iter()
+        .enumerate()
+        .map(|(c, client)| {
+            let opts = opts.clone();
+            let stream = format!("{prefix}-{c}");
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per_client);
+                for i in 0..per_client {
+                    let e = EventData::json("TradeExecuted", &payload(i as u64)).unwrap();
+                    let t = Instant::now();
+                    client
+                        .append_to_stream(stream.as_str(), &opts, e)
+                        .await
+                        .unwrap();
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    (
+        (clients * per_client) as f64 / start.elapsed().as_secs_f64(),
+        all,
+    )
+}
