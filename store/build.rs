@@ -7,7 +7,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/serverfeatures.proto",
         "proto/gossip.proto",
     ];
-    for f in files.iter().chain(&["proto/shared.proto"]) {
+    for f in files
+        .iter()
+        .chain(&["proto/shared.proto", "proto/status.proto"])
+    {
         println!("cargo:rerun-if-changed={f}");
     }
     let descriptors = protox::compile(files, ["proto"])?;

@@ -36,6 +36,9 @@ use eventstore::{
     Client, EventData, ReadAllOptions, StreamPosition, SubscribeToAllOptions, SubscriptionEvent,
 };
 use futures::{Stream, StreamExt};
+use store::proto::server_features::{
+    self, server_features_server::ServerFeatures, server_features_server::ServerFeaturesServer,
+};
 use store::proto::streams::read_resp::{self, ReadEvent, read_event::RecordedEvent};
 use store::proto::streams::streams_server::{Streams, StreamsServer};
 use store::proto::streams::{self, AppendReq, AppendResp, ReadReq, ReadResp, append_resp};
@@ -46,7 +49,7 @@ use tokio::sync::broadcast;
 use tonic::{Request, Response, Status, Streaming};
 
 mod common;
-use common::{appends, payload, pct, raw_fsync};
+use common::{appends, batch_appends, payload, pct, raw_fsync};
 
 /// A `Streams` service that does no work: see the crate doc.
 #[derive(Clone)]
@@ -121,6 +124,42 @@ impl Streams for NullStreams {
         }
     }
 
+    type BatchAppendStream =
+        Pin<Box<dyn Stream<Item = Result<streams::BatchAppendResp, Status>> + Send>>;
+
+    async fn batch_append(
+        &self,
+        request: Request<Streaming<streams::BatchAppendReq>>,
+    ) -> Result<Response<Self::BatchAppendStream>, Status> {
+        use streams::batch_append_resp::{self, success};
+        let replies = request.into_inner().filter_map(|req| async move {
+            let req = match req {
+                Ok(req) if !req.is_final => return None,
+                Ok(req) => req,
+                Err(e) => return Some(Err(e)),
+            };
+            Some(Ok(streams::BatchAppendResp {
+                correlation_id: req.correlation_id,
+                stream_identifier: req.options.and_then(|o| o.stream_identifier),
+                expected_stream_position: None,
+                result: Some(batch_append_resp::Result::Success(
+                    batch_append_resp::Success {
+                        current_revision_option: Some(
+                            success::CurrentRevisionOption::CurrentRevision(0),
+                        ),
+                        position_option: Some(success::PositionOption::Position(
+                            store::proto::AllStreamPosition {
+                                commit_position: 0,
+                                prepare_position: 0,
+                            },
+                        )),
+                    },
+                )),
+            }))
+        });
+        Ok(Response::new(Box::pin(replies)))
+    }
+
     async fn append(
         &self,
         request: Request<Streaming<AppendReq>>,
@@ -154,6 +193,30 @@ impl Streams for NullStreams {
         _: Request<streams::TombstoneReq>,
     ) -> Result<Response<streams::TombstoneResp>, Status> {
         Err(Status::unimplemented("the null server deletes nothing"))
+    }
+}
+
+/// The null server's features: a recent server with batch appends.
+struct NullFeatures;
+
+#[tonic::async_trait]
+impl ServerFeatures for NullFeatures {
+    async fn get_supported_methods(
+        &self,
+        _: Request<store::proto::Empty>,
+    ) -> Result<Response<server_features::SupportedMethods>, Status> {
+        let methods = ["read", "append", "batchappend"]
+            .into_iter()
+            .map(|m| server_features::SupportedMethod {
+                method_name: m.into(),
+                service_name: "event_store.client.streams.streams".into(),
+                features: Vec::new(),
+            })
+            .collect();
+        Ok(Response::new(server_features::SupportedMethods {
+            methods,
+            event_store_server_version: store::SERVER_VERSION.into(),
+        }))
     }
 }
 
@@ -360,6 +423,7 @@ fn main() {
             .http2_max_pending_accept_reset_streams(Some(store::PENDING_RESETS))
             .initial_connection_window_size(store::CONNECTION_WINDOW)
             .add_service(service)
+            .add_service(ServerFeaturesServer::new(NullFeatures))
             // Accepted as the store accepts them: the client needs the
             // quick ACKs (see `store::conn`), or a reply can wait 40 ms.
             .serve_with_incoming(
@@ -387,6 +451,18 @@ fn main() {
             cpu_per_op(64 * 1_000, appends(&url, "null", 64, 1_000)).await;
         println!(
             "null server, append 1 event, 64 clients: {rate:.0} appends/s; CPU per append: client {client_us:.0} us, server {server_us:.0} us"
+        );
+
+        let (_, mut lat) = batch_appends(&url, "null-batch", 1, 2_000).await;
+        let p50 = pct(&mut lat, 0.5);
+        println!(
+            "null server, batch append 1 event, 1 client: p50 {p50:?} ({:.2}x fsync p50)",
+            p50.as_secs_f64() / fsync_p50.as_secs_f64(),
+        );
+        let ((rate, _), server_us, client_us) =
+            cpu_per_op(64 * 1_000, batch_appends(&url, "null-batch", 64, 1_000)).await;
+        println!(
+            "null server, batch append 1 event, 64 clients: {rate:.0} appends/s; CPU per append: client {client_us:.0} us, server {server_us:.0} us"
         );
 
         let events = 1_000_000u64;

@@ -9,6 +9,8 @@
 //!    longer stream). Between them, two round trips that skip the disk (an
 //!    append refused for its expected revision, a 1-event stream read), to
 //!    show how much of an append is the round trip and how much the fsync.
+//!    The same appends again through batch-append sessions (one long-lived
+//!    call per client, one message each way per append).
 //! 3. `$all` catch-up: reading 1,000,000 events (`STORE_BENCH_EVENTS`)
 //!    from the start, as a read and as a subscription up to `caught_up`.
 //! 4. Fan-out: 1,000 filtered `$all` subscriptions, each receiving every
@@ -26,7 +28,7 @@ use eventstore::{
 use store::{EmbeddedStore, Expected, NewEvent};
 
 mod common;
-use common::{appends, payload, pct, raw_fsync};
+use common::{appends, batch_appends, payload, pct, raw_fsync};
 
 /// The p50 of two round trips that never wait for the disk: an append the
 /// writer refuses for its expected revision (client, server and writer
@@ -106,14 +108,28 @@ async fn main() {
         pct(&mut lat, 0.5),
         pct(&mut lat, 0.99)
     );
+    let (rate, mut lat) = batch_appends(&url, "batch", 1, 2_000).await;
+    let batch_p50 = pct(&mut lat, 0.5);
+    println!(
+        "batch append 1 event, 1 client: {rate:.0} events/s, p50 {batch_p50:?}, p99 {:?}; p50 / fsync p50 = {:.2}",
+        pct(&mut lat, 0.99),
+        batch_p50.as_secs_f64() / fsync_p50.as_secs_f64()
+    );
+    let (rate, mut lat) = batch_appends(&url, "batch", 64, 500).await;
+    println!(
+        "batch append 1 event, 64 clients: {rate:.0} events/s, p50 {:?}, p99 {:?}",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99)
+    );
 
     // Fill to `events` through the library (batches of 1,000): the first
     // 300,000 into one long stream, the rest spread over 100 streams.
     let store = server.store().clone();
     let body = Bytes::from(serde_json::to_vec(&payload(0)).unwrap());
     // Each client also appended one event to connect; the round trips
-    // appended one to refuse appends after.
-    let have = (1 + 2_000) + 1 + 64 * (1 + 500);
+    // appended one to refuse appends after; batch sessions append nothing
+    // to connect.
+    let have = (1 + 2_000) + 1 + 64 * (1 + 500) + 2_000 + 64 * 500;
     let long = 300_000.min(events.saturating_sub(have));
     let mut n = have;
     while n < events {

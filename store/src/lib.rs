@@ -34,6 +34,7 @@
 // traits do; boxing the status everywhere would fight the framework.
 #![allow(clippy::result_large_err)]
 
+mod batch;
 pub mod conn;
 mod convert;
 mod filter;

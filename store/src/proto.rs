@@ -19,4 +19,10 @@ pub mod event_store {
     }
 }
 
+pub mod google {
+    pub mod rpc {
+        tonic::include_proto!("google.rpc");
+    }
+}
+
 pub use event_store::client::*;

@@ -1,5 +1,6 @@
 //! The gRPC services: Streams, ServerFeatures and Gossip.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use crate::batch;
 use crate::convert::{self, empty, exception, read_event, stream_deleted, uuid_from};
 use crate::filter::Filter;
 use crate::proto::streams::append_req::{self, options::ExpectedStreamRevision};
@@ -21,7 +23,7 @@ use crate::proto::streams::{
     AppendReq, AppendResp, DeleteReq, DeleteResp, ReadReq, ReadResp, TombstoneReq, TombstoneResp,
     append_resp, delete_resp, read_resp, tombstone_resp,
 };
-use crate::proto::{Empty, gossip, server_features};
+use crate::proto::{Empty, gossip, server_features, streams};
 use crate::store::{AllStart, Direction, Store, StreamRead, StreamStart};
 use crate::subscription;
 use crate::writer::{Expected, NewEvent, Outcome};
@@ -30,6 +32,8 @@ use crate::writer::{Expected, NewEvent, Outcome};
 pub const MAX_APPEND_SIZE: usize = 1024 * 1024;
 
 pub type ReadStream = Pin<Box<dyn Stream<Item = Result<ReadResp, Status>> + Send>>;
+pub type BatchAppendStream =
+    Pin<Box<dyn Stream<Item = Result<streams::BatchAppendResp, Status>> + Send>>;
 
 /// The Streams service over a store.
 pub struct StreamsService {
@@ -56,7 +60,46 @@ macro_rules! expected_of {
     }};
 }
 
-fn store_status(e: crate::store::StoreError) -> Status {
+/// One proposed event of an append (of either append call), with its size
+/// added to `size`, the append's total so far, which must stay within
+/// [`MAX_APPEND_SIZE`].
+pub(crate) fn proposed_event(
+    id: Option<&crate::proto::Uuid>,
+    metadata: &HashMap<String, String>,
+    custom_metadata: Bytes,
+    data: Bytes,
+    size: &mut usize,
+) -> Result<NewEvent, Status> {
+    let id = uuid_from(id)?;
+    let (Some(event_type), Some(content_type)) =
+        (metadata.get("type"), metadata.get("content-type"))
+    else {
+        return Err(exception(
+            Code::InvalidArgument,
+            "an event needs the type and content-type metadata",
+            "missing-required-metadata-property",
+            &[],
+        ));
+    };
+    *size += data.len() + custom_metadata.len() + event_type.len();
+    if *size > MAX_APPEND_SIZE {
+        return Err(exception(
+            Code::InvalidArgument,
+            format!("the append is larger than {MAX_APPEND_SIZE} bytes"),
+            "maximum-append-size-exceeded",
+            &[("maximum-append-size", MAX_APPEND_SIZE.to_string())],
+        ));
+    }
+    Ok(NewEvent {
+        id,
+        event_type: Bytes::copy_from_slice(event_type.as_bytes()),
+        is_json: content_type == "application/json",
+        custom_metadata,
+        data,
+    })
+}
+
+pub(crate) fn store_status(e: crate::store::StoreError) -> Status {
     Status::unavailable(e.to_string())
 }
 
@@ -80,6 +123,17 @@ fn delete_conflict(current: Option<u64>, expected: Expected) -> Status {
 #[tonic::async_trait]
 impl Streams for StreamsService {
     type ReadStream = ReadStream;
+    type BatchAppendStream = BatchAppendStream;
+
+    async fn batch_append(
+        &self,
+        request: Request<Streaming<streams::BatchAppendReq>>,
+    ) -> Result<Response<BatchAppendStream>, Status> {
+        Ok(Response::new(batch::replies(
+            self.store.clone(),
+            request.into_inner(),
+        )))
+    }
 
     async fn read(&self, request: Request<ReadReq>) -> Result<Response<ReadStream>, Status> {
         let options = request
@@ -184,33 +238,13 @@ impl Streams for StreamsService {
                     "append options may only come first",
                 ));
             };
-            let id = uuid_from(p.id.as_ref())?;
-            let (Some(event_type), Some(content_type)) =
-                (p.metadata.get("type"), p.metadata.get("content-type"))
-            else {
-                return Err(exception(
-                    Code::InvalidArgument,
-                    "an event needs the type and content-type metadata",
-                    "missing-required-metadata-property",
-                    &[],
-                ));
-            };
-            size += p.data.len() + p.custom_metadata.len() + event_type.len();
-            if size > MAX_APPEND_SIZE {
-                return Err(exception(
-                    Code::InvalidArgument,
-                    format!("the append is larger than {MAX_APPEND_SIZE} bytes"),
-                    "maximum-append-size-exceeded",
-                    &[("maximum-append-size", MAX_APPEND_SIZE.to_string())],
-                ));
-            }
-            events.push(NewEvent {
-                id,
-                event_type: Bytes::copy_from_slice(event_type.as_bytes()),
-                is_json: content_type == "application/json",
-                custom_metadata: p.custom_metadata,
-                data: p.data,
-            });
+            events.push(proposed_event(
+                p.id.as_ref(),
+                &p.metadata,
+                p.custom_metadata,
+                p.data,
+                &mut size,
+            )?);
         }
         let outcome = self
             .store
@@ -487,7 +521,7 @@ impl server_features::server_features_server::ServerFeatures for FeaturesService
         &self,
         _: Request<Empty>,
     ) -> Result<Response<server_features::SupportedMethods>, Status> {
-        let methods = ["read", "append", "delete", "tombstone"]
+        let methods = ["read", "append", "batchappend", "delete", "tombstone"]
             .into_iter()
             .map(|m| server_features::SupportedMethod {
                 method_name: m.into(),

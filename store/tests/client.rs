@@ -578,11 +578,17 @@ async fn stream_subscription_starts_after_the_given_revision_and_follows_live() 
 }
 
 #[tokio::test]
-async fn shutdown_ends_live_subscriptions_with_an_error() {
+async fn shutdown_ends_live_subscriptions_and_batch_appends_with_an_error() {
     let h = start().await;
     let c = &h.client;
     let mut sub = c.subscribe_to_all(&SubscribeToAllOptions::default()).await;
-    c.append_to_stream("x", &AppendToStreamOptions::default(), event("A", 1))
+    // A batch-append session is a call that stays open between appends.
+    let batch = c
+        .batch_append(&eventstore::BatchAppendOptions::default())
+        .await
+        .unwrap();
+    batch
+        .append_to_stream("x", ExpectedRevision::Any, vec![event("A", 1)])
         .await
         .unwrap();
     with_timeout(sub.next()).await.unwrap();
@@ -591,6 +597,12 @@ async fn shutdown_ends_live_subscriptions_with_an_error() {
     assert!(
         with_timeout(sub.next()).await.is_err(),
         "the subscription ends with an error, not silently"
+    );
+    assert!(
+        with_timeout(batch.append_to_stream("x", ExpectedRevision::Any, vec![event("A", 2)]))
+            .await
+            .is_err(),
+        "the ended session refuses appends"
     );
 }
 
@@ -711,5 +723,78 @@ async fn deleting_a_stream_that_was_never_written_does_not_hide_later_appends() 
             .await
             .unwrap(),
         [(0, 0)]
+    );
+}
+
+#[tokio::test]
+async fn batch_appends_share_one_call_and_keep_the_append_rules() {
+    let h = start().await;
+    let c = &h.client;
+    let batch = c
+        .batch_append(&eventstore::BatchAppendOptions::default())
+        .await
+        .expect("the store offers batch appends");
+    // Several appends in flight on the one call, to two streams.
+    let (a, b) = futures::join!(
+        batch.append_to_stream("batch-a", ExpectedRevision::NoStream, vec![event("A", 0)]),
+        batch.append_to_stream(
+            "batch-b",
+            ExpectedRevision::Any,
+            vec![event("B", 10), event("B", 11)]
+        ),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        (a.stream_name(), a.current_revision()),
+        ("batch-a", Some(0))
+    );
+    assert_eq!(
+        (b.stream_name(), b.current_revision()),
+        ("batch-b", Some(1))
+    );
+    let next = batch
+        .append_to_stream("batch-a", ExpectedRevision::Exact(0), vec![event("A", 1)])
+        .await
+        .unwrap();
+    assert_eq!(next.current_revision(), Some(1));
+    // The reply's position is the last event's position in $all.
+    let mut read = c
+        .read_stream(
+            "batch-a",
+            &ReadStreamOptions::default()
+                .position(StreamPosition::End)
+                .backwards()
+                .max_count(1),
+        )
+        .await
+        .unwrap();
+    let last = read.next().await.unwrap().unwrap();
+    assert_eq!(
+        last.get_original_event().position,
+        next.current_position().unwrap()
+    );
+    assert_eq!(
+        read_all_of(c, "batch-b", &ReadStreamOptions::default())
+            .await
+            .unwrap(),
+        vec![(0, 10), (1, 11)]
+    );
+    // A wrong expected revision is refused with a clear error and writes
+    // nothing.
+    match batch
+        .append_to_stream("batch-a", ExpectedRevision::Exact(5), vec![event("A", 2)])
+        .await
+    {
+        Err(Error::Grpc { code, message }) => {
+            assert_eq!(code, tonic::Code::FailedPrecondition);
+            assert!(message.contains("WrongExpectedVersion"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        read_all_of(c, "batch-a", &ReadStreamOptions::default())
+            .await
+            .unwrap(),
+        vec![(0, 0), (1, 1)]
     );
 }

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use eventstore::{AppendToStreamOptions, Client, EventData};
+use eventstore::{AppendToStreamOptions, BatchAppendOptions, Client, EventData, ExpectedRevision};
 
 pub fn payload(n: u64) -> serde_json::Value {
     // About 200 bytes of JSON, like a trade event.
@@ -72,6 +72,55 @@ pub async fn appends(
                     let t = Instant::now();
                     client
                         .append_to_stream(stream.as_str(), &opts, e)
+                        .await
+                        .unwrap();
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    (
+        (clients * per_client) as f64 / start.elapsed().as_secs_f64(),
+        all,
+    )
+}
+
+/// [`appends`] through batch-append sessions: each client opens one
+/// session and sends its appends on it, one event and one in flight at a
+/// time.
+pub async fn batch_appends(
+    url: &str,
+    prefix: &str,
+    clients: usize,
+    per_client: usize,
+) -> (f64, Vec<Duration>) {
+    let mut sessions = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let client = Client::new(url.parse().unwrap()).unwrap();
+        let session = client
+            .batch_append(&BatchAppendOptions::default())
+            .await
+            .unwrap();
+        sessions.push((client, session));
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(c, (_client, session))| {
+            let stream = format!("{prefix}-{c}");
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per_client);
+                for i in 0..per_client {
+                    let e = EventData::json("TradeExecuted", &payload(i as u64)).unwrap();
+                    let t = Instant::now();
+                    session
+                        .append_to_stream(&stream, ExpectedRevision::Any, vec![e])
                         .await
                         .unwrap();
                     lat.push(t.elapsed());
