@@ -3,11 +3,12 @@
 //! The exchange writes its events through the official `eventstore` client.
 //! This crate is the server that client talks to when no EventStoreDB or
 //! KurrentDB cluster is configured: appends with expected revisions and
-//! idempotent retries, stream and `$all` reads in both directions,
-//! subscriptions (filtered on `$all`) that switch from catch-up to live with
-//! no gap and no duplicate, soft delete, tombstones, stream metadata, and the
-//! ServerFeatures and Gossip answers the client asks for first. Anything else
-//! answers UNIMPLEMENTED.
+//! idempotent retries (one per call, or many on one batch-append call),
+//! stream and `$all` reads in both directions, subscriptions (filtered on
+//! `$all`) that switch from catch-up to live with no gap and no duplicate,
+//! soft delete, tombstones, stream metadata, and the ServerFeatures and
+//! Gossip answers the client asks for first. Anything else answers
+//! UNIMPLEMENTED.
 //!
 //! # Why this engine
 //!
