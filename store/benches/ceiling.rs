@@ -335,6 +335,23 @@ async fn raw_round_trips(server: &tokio::runtime::Handle, clients: usize, each: 
     (clients * each) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Reads `$all` from the start, `events` events, which must be there:
+/// events/s.
+async fn read_all(url: &str, events: u64) -> f64 {
+    let reader = Client::new(url.parse().unwrap()).unwrap();
+    let t = Instant::now();
+    let opts = ReadAllOptions::default()
+        .position(StreamPosition::Start)
+        .max_count(events as usize);
+    let mut read = reader.read_all(&opts).await.unwrap();
+    let mut got = 0u64;
+    while read.next().await.unwrap().is_some() {
+        got += 1;
+    }
+    assert_eq!(got, events);
+    got as f64 / t.elapsed().as_secs_f64()
+}
+
 /// `subscribers` live `$all` subscriptions on one client; `publish` is
 /// called `events` times, 200 ms apart. Returns, over all events, the p50
 /// and p99 of the time from `publish` to a subscription having the event,
@@ -399,6 +416,7 @@ where
 }
 
 fn main() {
+    let (subscribers, sends) = (10_000, 10);
     // The server side's own runtime, so its CPU can be told apart.
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -466,26 +484,11 @@ fn main() {
         );
 
         let events = 1_000_000u64;
-        let reader = Client::new(url.parse().unwrap()).unwrap();
-        let (rate, server_us, client_us) = cpu_per_op(events, async {
-            let t = Instant::now();
-            let opts = ReadAllOptions::default()
-                .position(StreamPosition::Start)
-                .max_count(events as usize);
-            let mut read = reader.read_all(&opts).await.unwrap();
-            let mut got = 0u64;
-            while read.next().await.unwrap().is_some() {
-                got += 1;
-            }
-            assert_eq!(got, events);
-            got as f64 / t.elapsed().as_secs_f64()
-        })
-        .await;
+        let (rate, server_us, client_us) = cpu_per_op(events, read_all(&url, events)).await;
         println!(
             "null server, $all read of {events} events: {rate:.0} events/s; CPU per event: client {client_us:.2} us, server {server_us:.2} us"
         );
 
-        let (subscribers, sends) = (10_000, 10);
         let live = null.live.clone();
         let ((p50, p99, all), server_us, client_us) = cpu_per_op(
             (subscribers * sends) as u64,
@@ -510,7 +513,6 @@ fn main() {
         .unwrap();
     let url = store.connection_string();
     client.block_on(async {
-        let (subscribers, sends) = (10_000, 10);
         let writer = Client::new(url.parse().unwrap()).unwrap();
         let ((p50, p99, all), server_us, client_us) = cpu_per_op(
             (subscribers * sends) as u64,
@@ -528,6 +530,39 @@ fn main() {
         .await;
         println!(
             "store, one event to {subscribers} subscriptions of one client ({sends} events): p50 {p50:?}, p99 {p99:?}, all have it after {all:?} (p50); CPU per delivery: client {client_us:.1} us, server {server_us:.1} us"
+        );
+    });
+
+    // And the same `$all` read from the real store, filled through the
+    // library (in batches of 1,000) to 1,000,000 events.
+    let events = 1_000_000u64;
+    let body = Bytes::from(serde_json::to_vec(&payload(0)).unwrap());
+    server.block_on(async {
+        // The fan-out appended one event per send.
+        let mut n = sends as u64;
+        while n < events {
+            let batch = (0..1_000u64.min(events - n))
+                .map(|i| store::NewEvent {
+                    id: u128::from(n + i) << 32 | 0xce,
+                    event_type: Bytes::from_static(b"TradeExecuted"),
+                    is_json: true,
+                    custom_metadata: Bytes::new(),
+                    data: body.clone(),
+                })
+                .collect::<Vec<_>>();
+            n += batch.len() as u64;
+            let stream = Bytes::from(format!("fill-{}", n % 100));
+            store
+                .store()
+                .append(stream, store::Expected::Any, batch)
+                .await
+                .unwrap();
+        }
+    });
+    client.block_on(async {
+        let (rate, server_us, client_us) = cpu_per_op(events, read_all(&url, events)).await;
+        println!(
+            "store, $all read of {events} events: {rate:.0} events/s; CPU per event: client {client_us:.2} us, server {server_us:.2} us"
         );
     });
     server.block_on(store.stop()).unwrap();
