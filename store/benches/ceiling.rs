@@ -36,9 +36,7 @@ use eventstore::{
     Client, EventData, ReadAllOptions, StreamPosition, SubscribeToAllOptions, SubscriptionEvent,
 };
 use futures::{Stream, StreamExt};
-use store::proto::server_features::{
-    self, server_features_server::ServerFeatures, server_features_server::ServerFeaturesServer,
-};
+use store::proto::server_features::server_features_server::ServerFeaturesServer;
 use store::proto::streams::read_resp::{self, ReadEvent, read_event::RecordedEvent};
 use store::proto::streams::streams_server::{Streams, StreamsServer};
 use store::proto::streams::{self, AppendReq, AppendResp, ReadReq, ReadResp, append_resp};
@@ -193,30 +191,6 @@ impl Streams for NullStreams {
         _: Request<streams::TombstoneReq>,
     ) -> Result<Response<streams::TombstoneResp>, Status> {
         Err(Status::unimplemented("the null server deletes nothing"))
-    }
-}
-
-/// The null server's features: a recent server with batch appends.
-struct NullFeatures;
-
-#[tonic::async_trait]
-impl ServerFeatures for NullFeatures {
-    async fn get_supported_methods(
-        &self,
-        _: Request<store::proto::Empty>,
-    ) -> Result<Response<server_features::SupportedMethods>, Status> {
-        let methods = ["read", "append", "batchappend"]
-            .into_iter()
-            .map(|m| server_features::SupportedMethod {
-                method_name: m.into(),
-                service_name: "event_store.client.streams.streams".into(),
-                features: Vec::new(),
-            })
-            .collect();
-        Ok(Response::new(server_features::SupportedMethods {
-            methods,
-            event_store_server_version: store::SERVER_VERSION.into(),
-        }))
     }
 }
 
@@ -441,7 +415,8 @@ fn main() {
             .http2_max_pending_accept_reset_streams(Some(store::PENDING_RESETS))
             .initial_connection_window_size(store::CONNECTION_WINDOW)
             .add_service(service)
-            .add_service(ServerFeaturesServer::new(NullFeatures))
+            // The store's own answer: a recent server with batch appends.
+            .add_service(ServerFeaturesServer::new(store::FeaturesService))
             // Accepted as the store accepts them: the client needs the
             // quick ACKs (see `store::conn`), or a reply can wait 40 ms.
             .serve_with_incoming(

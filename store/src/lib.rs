@@ -50,6 +50,6 @@ mod subscription;
 pub mod writer;
 
 pub use server::{CONNECTION_WINDOW, EmbeddedStore, PENDING_RESETS, serve};
-pub use service::{MAX_APPEND_SIZE, SERVER_VERSION};
+pub use service::{FeaturesService, MAX_APPEND_SIZE, SERVER_VERSION};
 pub use store::{AllStart, Direction, Options, Store, StoreError, StreamRead, StreamStart};
 pub use writer::{Expected, NewEvent, Outcome};

@@ -7,7 +7,10 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use eventstore::{AppendToStreamOptions, BatchAppendOptions, Client, EventData, ExpectedRevision};
+use eventstore::{
+    AppendToStreamOptions, BatchAppendClient, BatchAppendOptions, Client, EventData,
+    ExpectedRevision,
+};
 
 pub fn payload(n: u64) -> serde_json::Value {
     // About 200 bytes of JSON, like a trade event.
@@ -37,6 +40,34 @@ pub fn raw_fsync(dir: &std::path::Path, n: usize) -> Vec<Duration> {
     out
 }
 
+/// One client's way to append one event to a stream.
+pub trait Appender: Send + Sync + 'static {
+    fn append(&self, stream: &str, event: EventData) -> impl Future<Output = ()> + Send;
+}
+
+impl Appender for Client {
+    async fn append(&self, stream: &str, event: EventData) {
+        self.append_to_stream(stream, &AppendToStreamOptions::default(), event)
+            .await
+            .unwrap();
+    }
+}
+
+/// A client with its batch-append session open.
+pub struct Session {
+    _client: Client,
+    batch: BatchAppendClient,
+}
+
+impl Appender for Session {
+    async fn append(&self, stream: &str, event: EventData) {
+        self.batch
+            .append_to_stream(stream, ExpectedRevision::Any, vec![event])
+            .await
+            .unwrap();
+    }
+}
+
 /// `clients` clients, each appending `per_client` events one at a time to
 /// its own stream `<prefix>-<client>`.
 pub async fn appends(
@@ -47,47 +78,14 @@ pub async fn appends(
 ) -> (f64, Vec<Duration>) {
     // Connected before the clock starts: a client's first call finds the
     // node and loads the TLS roots, which is not what this measures.
-    let opts = AppendToStreamOptions::default();
     let mut connected = Vec::with_capacity(clients);
     for c in 0..clients {
         let client = Client::new(url.parse().unwrap()).unwrap();
         let e = EventData::json("Connected", &serde_json::json!({})).unwrap();
-        client
-            .append_to_stream(format!("{prefix}-{c}"), &opts, e)
-            .await
-            .unwrap();
+        client.append(&format!("{prefix}-{c}"), e).await;
         connected.push(client);
     }
-    let start = Instant::now();
-    let tasks: Vec<_> = connected
-        .into_iter()
-        .enumerate()
-        .map(|(c, client)| {
-            let opts = opts.clone();
-            let stream = format!("{prefix}-{c}");
-            tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(per_client);
-                for i in 0..per_client {
-                    let e = EventData::json("TradeExecuted", &payload(i as u64)).unwrap();
-                    let t = Instant::now();
-                    client
-                        .append_to_stream(stream.as_str(), &opts, e)
-                        .await
-                        .unwrap();
-                    lat.push(t.elapsed());
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    (
-        (clients * per_client) as f64 / start.elapsed().as_secs_f64(),
-        all,
-    )
+    timed(connected, prefix, per_client).await
 }
 
 /// [`appends`] through batch-append sessions: each client opens one
@@ -102,27 +100,39 @@ pub async fn batch_appends(
     let mut sessions = Vec::with_capacity(clients);
     for _ in 0..clients {
         let client = Client::new(url.parse().unwrap()).unwrap();
-        let session = client
+        let batch = client
             .batch_append(&BatchAppendOptions::default())
             .await
             .unwrap();
-        sessions.push((client, session));
+        sessions.push(Session {
+            _client: client,
+            batch,
+        });
     }
+    timed(sessions, prefix, per_client).await
+}
+
+/// Each of `appenders` appends `per_client` events, one at a time, to its
+/// stream `<prefix>-<index>`, all at once: events/s over all of them and
+/// every append's latency.
+async fn timed<A: Appender>(
+    appenders: Vec<A>,
+    prefix: &str,
+    per_client: usize,
+) -> (f64, Vec<Duration>) {
+    let clients = appenders.len();
     let start = Instant::now();
-    let tasks: Vec<_> = sessions
+    let tasks: Vec<_> = appenders
         .into_iter()
         .enumerate()
-        .map(|(c, (_client, session))| {
+        .map(|(c, appender)| {
             let stream = format!("{prefix}-{c}");
             tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(per_client);
                 for i in 0..per_client {
                     let e = EventData::json("TradeExecuted", &payload(i as u64)).unwrap();
                     let t = Instant::now();
-                    session
-                        .append_to_stream(&stream, ExpectedRevision::Any, vec![e])
-                        .await
-                        .unwrap();
+                    appender.append(&stream, e).await;
                     lat.push(t.elapsed());
                 }
                 lat
