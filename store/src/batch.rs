@@ -40,7 +40,7 @@ use crate::writer::{Expected, NewEvent, Outcome};
 pub type Replies = Pin<Box<dyn Stream<Item = Result<BatchAppendResp, Status>> + Send>>;
 
 /// Appends begun but not yet final that one call may hold.
-pub const MAX_UNFINISHED: usize = 1024;
+pub const MAX_UNFINISHED_APPENDS: usize = 1024;
 
 /// The replies to the requests of one call.
 pub fn replies(store: Store, incoming: Streaming<BatchAppendReq>) -> Replies {
@@ -202,9 +202,9 @@ impl Call {
             }
         }
         if !request.is_final {
-            if self.unfinished.len() >= MAX_UNFINISHED {
+            if self.unfinished.len() >= MAX_UNFINISHED_APPENDS {
                 return Some(Err(Status::resource_exhausted(format!(
-                    "more than {MAX_UNFINISHED} appends begun and not finished on one call"
+                    "more than {MAX_UNFINISHED_APPENDS} appends begun and not finished on one call"
                 ))));
             }
             self.unfinished.insert(id, append);

@@ -49,6 +49,7 @@ pub mod store;
 mod subscription;
 pub mod writer;
 
+pub use batch::MAX_UNFINISHED_APPENDS;
 pub use server::{CONNECTION_WINDOW, EmbeddedStore, PENDING_RESETS, serve};
 pub use service::{FeaturesService, MAX_APPEND_SIZE, SERVER_VERSION};
 pub use store::{AllStart, Direction, Options, Store, StoreError, StreamRead, StreamStart};

@@ -6,12 +6,9 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use store::EmbeddedStore;
 use store::proto::streams::streams_client::StreamsClient;
-use store::proto::streams::{
-    AppendReq, BatchAppendReq, ReadReq, append_req, batch_append_req, batch_append_resp, read_req,
-};
+use store::proto::streams::{AppendReq, ReadReq, append_req, read_req};
 use store::proto::{Empty, StreamIdentifier, Uuid, uuid};
 use tonic::Code;
-use tonic::transport::Channel;
 
 fn options(stream: &str) -> AppendReq {
     AppendReq {
@@ -128,84 +125,10 @@ async fn malformed_requests_get_clear_errors_and_write_nothing() {
     let status = client.read(bad_filter).await.expect_err("a broken regex");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("regex"), "{}", status.message());
-    batch_appends_without_what_they_need_are_refused(&mut client).await;
     // Nothing was written by any of it.
     assert_eq!(
         server.store().committed_end(),
         16,
         "the log holds only its header"
     );
-}
-
-fn batch(correlation: u128, stream: Option<&str>, event: Option<&str>) -> BatchAppendReq {
-    BatchAppendReq {
-        correlation_id: Some(Uuid {
-            value: Some(uuid::Value::Structured(uuid::Structured {
-                most_significant_bits: (correlation >> 64) as i64,
-                least_significant_bits: correlation as i64,
-            })),
-        }),
-        options: stream.map(|s| batch_append_req::Options {
-            stream_identifier: Some(StreamIdentifier {
-                stream_name: Bytes::from(s.to_string()),
-            }),
-            expected_stream_position: None,
-            deadline_option: None,
-        }),
-        proposed_messages: event
-            .map(|id| batch_append_req::ProposedMessage {
-                id: Some(Uuid {
-                    value: Some(uuid::Value::String(id.into())),
-                }),
-                metadata: JSON
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                custom_metadata: Bytes::new(),
-                data: Bytes::from_static(b"{}"),
-            })
-            .into_iter()
-            .collect(),
-        is_final: true,
-    }
-}
-
-/// Each bad request of a batch-append call gets an error reply for its own
-/// correlation id; one without a correlation id ends the call.
-async fn batch_appends_without_what_they_need_are_refused(client: &mut StreamsClient<Channel>) {
-    let requests = vec![
-        batch(1, None, Some(GOOD_ID)),
-        batch(2, Some(""), Some(GOOD_ID)),
-        batch(3, Some("s"), Some("not-a-uuid")),
-    ];
-    let mut replies = client
-        .batch_append(futures::stream::iter(requests))
-        .await
-        .unwrap()
-        .into_inner();
-    for (n, what) in [(1, "options"), (2, "stream"), (3, "UUID")] {
-        let reply = replies.message().await.unwrap().expect("a reply");
-        assert_eq!(reply.correlation_id, batch(n, None, None).correlation_id);
-        let Some(batch_append_resp::Result::Error(status)) = reply.result else {
-            panic!("request {n} was accepted: {reply:?}");
-        };
-        assert_eq!(status.code, Code::InvalidArgument as i32, "request {n}");
-        assert!(
-            status.message.contains(what),
-            "request {n}: {}",
-            status.message
-        );
-    }
-    assert!(replies.message().await.unwrap().is_none());
-    let mut no_id = batch(4, Some("s"), Some(GOOD_ID));
-    no_id.correlation_id = None;
-    let status = client
-        .batch_append(futures::stream::iter([no_id]))
-        .await
-        .unwrap()
-        .into_inner()
-        .message()
-        .await
-        .expect_err("no correlation id");
-    assert_eq!(status.code(), Code::InvalidArgument);
 }
