@@ -13,12 +13,15 @@
 //!
 //! 1. Raw loopback TCP: 64 connections, one 200-byte message in flight each,
 //!    echoed (the network part of one append per client, with no gRPC).
-//! 2. Appends of 1 event, 1 client and 64 clients (no fsync: nothing is
-//!    stored), with the client's and the server's CPU per append.
+//! 2. Appends of 1 event, 1 client and 64 clients, plain and through
+//!    batch-append sessions (no fsync: nothing is stored), with the client's
+//!    and the server's CPU per append.
 //! 3. An `$all` read of 1,000,000 events.
 //! 4. One event reaching 10,000 `$all` subscriptions of one client (as the
-//!    exchange opens one per viewer), from the null server and then from the
-//!    real store in the same run: time until each subscription has it.
+//!    exchange opens one per viewer): time until each subscription has it.
+//!
+//! Then batch appends, the fan-out and the `$all` read again against the
+//! real store, to set it beside the null server in the same run.
 //!
 //! The server runs on a runtime of its own (threads named `server`, plus the
 //! store's writer thread), so the CPU of each side is read per thread from
@@ -488,6 +491,17 @@ fn main() {
         .unwrap();
     let url = store.connection_string();
     client.block_on(async {
+        let (_, mut lat) = batch_appends(&url, "store-batch", 1, 2_000).await;
+        let p50 = pct(&mut lat, 0.5);
+        println!(
+            "store, batch append 1 event, 1 client: p50 {p50:?} ({:.2}x fsync p50)",
+            p50.as_secs_f64() / fsync_p50.as_secs_f64(),
+        );
+        let ((rate, _), server_us, client_us) =
+            cpu_per_op(64 * 1_000, batch_appends(&url, "store-batch", 64, 1_000)).await;
+        println!(
+            "store, batch append 1 event, 64 clients: {rate:.0} appends/s; CPU per append: client {client_us:.0} us, server {server_us:.0} us"
+        );
         let writer = Client::new(url.parse().unwrap()).unwrap();
         let ((p50, p99, all), server_us, client_us) = cpu_per_op(
             (subscribers * sends) as u64,
@@ -513,8 +527,8 @@ fn main() {
     let events = 1_000_000u64;
     let body = Bytes::from(serde_json::to_vec(&payload(0)).unwrap());
     server.block_on(async {
-        // The fan-out appended one event per send.
-        let mut n = sends as u64;
+        // The batch appends above, and the fan-out's one event per send.
+        let mut n = 2_000 + 64 * 1_000 + sends as u64;
         while n < events {
             let batch = (0..1_000u64.min(events - n))
                 .map(|i| store::NewEvent {

@@ -37,6 +37,9 @@ use crate::service::proposed_event;
 use crate::store::Store;
 use crate::writer::{Expected, NewEvent, Outcome};
 
+/// Appends of one call waiting for the writer at once.
+const MAX_IN_FLIGHT: usize = 1024;
+
 pub type Replies = Pin<Box<dyn Stream<Item = Result<BatchAppendResp, Status>> + Send>>;
 
 /// Appends begun but not yet final that one call may hold.
@@ -106,7 +109,11 @@ impl Call {
                     self.reading = false;
                     self.stopping = true;
                 }
-                request = self.incoming.next(), if self.reading => match request {
+                // At most MAX_IN_FLIGHT appends wait for the writer: a
+                // client that keeps sending without reading its replies
+                // is not read from either.
+                request = self.incoming.next(),
+                    if self.reading && self.in_flight.len() < MAX_IN_FLIGHT => match request {
                     // The client closed its side: answer what is in flight.
                     None => self.reading = false,
                     Some(Err(status)) => return Some(Err(status)),
