@@ -3,8 +3,7 @@
 //! A client opens one such call and sends every append on it as a request
 //! with a correlation id, so an append costs one message each way instead of
 //! a new HTTP/2 stream with its headers (the official Rust client's
-//! `batch_append`; the .NET client appends this way whenever the server
-//! offers it). An append may span several requests: its options come with
+//! `batch_append`). An append may span several requests: its options come with
 //! the first, the last says `is_final`. Appends go to the same writer as
 //! `Append` (group commit, the same expected-revision and idempotency
 //! rules), several may be in flight on one call, and each reply carries its

@@ -32,8 +32,6 @@ use crate::writer::{Expected, NewEvent, Outcome};
 pub const MAX_APPEND_SIZE: usize = 1024 * 1024;
 
 pub type ReadStream = Pin<Box<dyn Stream<Item = Result<ReadResp, Status>> + Send>>;
-pub type BatchAppendStream =
-    Pin<Box<dyn Stream<Item = Result<streams::BatchAppendResp, Status>> + Send>>;
 
 /// The Streams service over a store.
 pub struct StreamsService {
@@ -99,7 +97,7 @@ pub(crate) fn proposed_event(
     })
 }
 
-pub(crate) fn store_status(e: crate::store::StoreError) -> Status {
+fn store_status(e: crate::store::StoreError) -> Status {
     Status::unavailable(e.to_string())
 }
 
@@ -123,12 +121,12 @@ fn delete_conflict(current: Option<u64>, expected: Expected) -> Status {
 #[tonic::async_trait]
 impl Streams for StreamsService {
     type ReadStream = ReadStream;
-    type BatchAppendStream = BatchAppendStream;
+    type BatchAppendStream = batch::Replies;
 
     async fn batch_append(
         &self,
         request: Request<Streaming<streams::BatchAppendReq>>,
-    ) -> Result<Response<BatchAppendStream>, Status> {
+    ) -> Result<Response<batch::Replies>, Status> {
         Ok(Response::new(batch::replies(
             self.store.clone(),
             request.into_inner(),
