@@ -15,7 +15,9 @@
 //!    echoed (the network part of one append per client, with no gRPC).
 //! 2. Appends of 1 event, 1 client and 64 clients, plain and through
 //!    batch-append sessions (no fsync: nothing is stored), with the client's
-//!    and the server's CPU per append.
+//!    and the server's CPU per append. Then 1-client batch appends to a null
+//!    server that does write and fsync each append, on the task that
+//!    received it: the lowest latency a durable server can have here.
 //! 3. An `$all` read of 1,000,000 events.
 //! 4. One event reaching 10,000 `$all` subscriptions of one client (as the
 //!    exchange opens one per viewer): time until each subscription has it.
@@ -30,8 +32,10 @@
 // tonic's service traits return `Result<_, Status>`, as the store's do.
 #![allow(clippy::result_large_err)]
 
+use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -59,6 +63,10 @@ struct NullStreams {
     live: broadcast::Sender<u64>,
     /// The one event every read and subscription sends.
     event: Arc<RecordedEvent>,
+    /// When set, each batch append writes 200 bytes to this file and
+    /// fsyncs it on the task that received it before answering: the least
+    /// a durable server can do, with no hand-off to another thread.
+    durable: Option<Arc<(std::fs::File, AtomicU64)>>,
 }
 
 impl NullStreams {
@@ -133,30 +141,40 @@ impl Streams for NullStreams {
         request: Request<Streaming<streams::BatchAppendReq>>,
     ) -> Result<Response<Self::BatchAppendStream>, Status> {
         use streams::batch_append_resp::{self, success};
-        let replies = request.into_inner().filter_map(|req| async move {
-            let req = match req {
-                Ok(req) if !req.is_final => return None,
-                Ok(req) => req,
-                Err(e) => return Some(Err(e)),
-            };
-            Some(Ok(streams::BatchAppendResp {
-                correlation_id: req.correlation_id,
-                stream_identifier: req.options.and_then(|o| o.stream_identifier),
-                expected_stream_position: None,
-                result: Some(batch_append_resp::Result::Success(
-                    batch_append_resp::Success {
-                        current_revision_option: Some(
-                            success::CurrentRevisionOption::CurrentRevision(0),
-                        ),
-                        position_option: Some(success::PositionOption::Position(
-                            store::proto::AllStreamPosition {
-                                commit_position: 0,
-                                prepare_position: 0,
-                            },
-                        )),
-                    },
-                )),
-            }))
+        let durable = self.durable.clone();
+        let replies = request.into_inner().filter_map(move |req| {
+            let durable = durable.clone();
+            async move {
+                let req = match req {
+                    Ok(req) if !req.is_final => return None,
+                    Ok(req) => req,
+                    Err(e) => return Some(Err(e)),
+                };
+                if let Some(log) = durable {
+                    let (file, end) = &*log;
+                    let at = end.fetch_add(200, Ordering::Relaxed);
+                    file.write_all_at(&[b'x'; 200], at).unwrap();
+                    file.sync_data().unwrap();
+                }
+                Some(Ok(streams::BatchAppendResp {
+                    correlation_id: req.correlation_id,
+                    stream_identifier: req.options.and_then(|o| o.stream_identifier),
+                    expected_stream_position: None,
+                    result: Some(batch_append_resp::Result::Success(
+                        batch_append_resp::Success {
+                            current_revision_option: Some(
+                                success::CurrentRevisionOption::CurrentRevision(0),
+                            ),
+                            position_option: Some(success::PositionOption::Position(
+                                store::proto::AllStreamPosition {
+                                    commit_position: 0,
+                                    prepare_position: 0,
+                                },
+                            )),
+                        },
+                    )),
+                }))
+            }
         });
         Ok(Response::new(Box::pin(replies)))
     }
@@ -224,6 +242,7 @@ fn null_streams() -> NullStreams {
     NullStreams {
         live: broadcast::channel(1024).0,
         event: Arc::new(event),
+        durable: None,
     }
 }
 
@@ -392,6 +411,30 @@ where
     )
 }
 
+/// Serves `null` on a loopback port of the server runtime: its URL.
+fn serve(server: &tokio::runtime::Runtime, null: NullStreams) -> String {
+    let listener = server.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!(
+        "esdb://{}?tls=false&discoveryInterval=0",
+        listener.local_addr().unwrap()
+    );
+    server.spawn(
+        tonic::transport::Server::builder()
+            .http2_max_pending_accept_reset_streams(Some(store::PENDING_RESETS))
+            .initial_connection_window_size(store::CONNECTION_WINDOW)
+            .add_service(StreamsServer::new(null))
+            // The store's own answer: a recent server with batch appends.
+            .add_service(ServerFeaturesServer::new(store::FeaturesService))
+            // Accepted as the store accepts them: the client needs the
+            // quick ACKs (see `store::conn`), or a reply can wait 40 ms.
+            .serve_with_incoming(
+                tokio_stream::wrappers::TcpListenerStream::new(listener)
+                    .map(|conn| store::conn::Conn::new(conn?)),
+            ),
+    );
+    url
+}
+
 fn main() {
     let (subscribers, sends) = (10_000, 10);
     // The server side's own runtime, so its CPU can be told apart.
@@ -407,27 +450,14 @@ fn main() {
         .build()
         .unwrap();
     let null = null_streams();
-    let listener = server.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-    let url = format!(
-        "esdb://{}?tls=false&discoveryInterval=0",
-        listener.local_addr().unwrap()
-    );
-    let service = StreamsServer::new(null.clone());
-    server.spawn(
-        tonic::transport::Server::builder()
-            .http2_max_pending_accept_reset_streams(Some(store::PENDING_RESETS))
-            .initial_connection_window_size(store::CONNECTION_WINDOW)
-            .add_service(service)
-            // The store's own answer: a recent server with batch appends.
-            .add_service(ServerFeaturesServer::new(store::FeaturesService))
-            // Accepted as the store accepts them: the client needs the
-            // quick ACKs (see `store::conn`), or a reply can wait 40 ms.
-            .serve_with_incoming(
-                tokio_stream::wrappers::TcpListenerStream::new(listener)
-                    .map(|conn| store::conn::Conn::new(conn?)),
-            ),
-    );
+    let url = serve(&server, null.clone());
     let dir = tempfile::tempdir().unwrap();
+    let file = std::fs::File::create(dir.path().join("inline-log")).unwrap();
+    let durable = NullStreams {
+        durable: Some(Arc::new((file, AtomicU64::new(0)))),
+        ..null.clone()
+    };
+    let durable_url = serve(&server, durable);
     let mut fsync = raw_fsync(dir.path(), 500);
     let fsync_p50 = pct(&mut fsync, 0.5);
     println!("raw fsync (200 B + fdatasync): p50 {fsync_p50:?}");
@@ -459,6 +489,13 @@ fn main() {
             cpu_per_op(64 * 1_000, batch_appends(&url, "null-batch", 64, 1_000)).await;
         println!(
             "null server, batch append 1 event, 64 clients: {rate:.0} appends/s; CPU per append: client {client_us:.0} us, server {server_us:.0} us"
+        );
+
+        let (_, mut lat) = batch_appends(&durable_url, "inline", 1, 2_000).await;
+        let p50 = pct(&mut lat, 0.5);
+        println!(
+            "null server that writes and fsyncs each append itself, batch append 1 event, 1 client: p50 {p50:?} ({:.2}x fsync p50)",
+            p50.as_secs_f64() / fsync_p50.as_secs_f64(),
         );
 
         let events = 1_000_000u64;
