@@ -39,9 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use eventstore::{
-    Client, EventData, ReadAllOptions, StreamPosition, SubscribeToAllOptions, SubscriptionEvent,
-};
+use eventstore::{Client, EventData, StreamPosition, SubscribeToAllOptions, SubscriptionEvent};
 use futures::{Stream, StreamExt};
 use store::proto::server_features::server_features_server::ServerFeaturesServer;
 use store::proto::streams::read_resp::{self, ReadEvent, read_event::RecordedEvent};
@@ -54,7 +52,7 @@ use tokio::sync::broadcast;
 use tonic::{Request, Response, Status, Streaming};
 
 mod common;
-use common::{appends, batch_appends, payload, pct, raw_fsync};
+use common::{appends, batch_appends, fill, payload, pct, raw_fsync, read_all};
 
 /// A `Streams` service that does no work: see the crate doc.
 #[derive(Clone)]
@@ -331,23 +329,6 @@ async fn raw_round_trips(server: &tokio::runtime::Handle, clients: usize, each: 
     (clients * each) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Reads `$all` from the start, `events` events, which must be there:
-/// events/s.
-async fn read_all(url: &str, events: u64) -> f64 {
-    let reader = Client::new(url.parse().unwrap()).unwrap();
-    let t = Instant::now();
-    let opts = ReadAllOptions::default()
-        .position(StreamPosition::Start)
-        .max_count(events as usize);
-    let mut read = reader.read_all(&opts).await.unwrap();
-    let mut got = 0u64;
-    while read.next().await.unwrap().is_some() {
-        got += 1;
-    }
-    assert_eq!(got, events);
-    got as f64 / t.elapsed().as_secs_f64()
-}
-
 /// `subscribers` live `$all` subscriptions on one client; `publish` is
 /// called `events` times, 200 ms apart. Returns, over all events, the p50
 /// and p99 of the time from `publish` to a subscription having the event,
@@ -560,31 +541,9 @@ fn main() {
     });
 
     // And the same `$all` read from the real store, filled through the
-    // library (in batches of 1,000) to 1,000,000 events.
+    // library to 1,000,000 events.
     let events = 1_000_000u64;
-    let body = Bytes::from(serde_json::to_vec(&payload(0)).unwrap());
-    server.block_on(async {
-        // The batch appends above, and the fan-out's one event per send.
-        let mut n = 2_000 + 64 * 1_000 + sends as u64;
-        while n < events {
-            let batch = (0..1_000u64.min(events - n))
-                .map(|i| store::NewEvent {
-                    id: u128::from(n + i) << 32 | 0xce,
-                    event_type: Bytes::from_static(b"TradeExecuted"),
-                    is_json: true,
-                    custom_metadata: Bytes::new(),
-                    data: body.clone(),
-                })
-                .collect::<Vec<_>>();
-            n += batch.len() as u64;
-            let stream = Bytes::from(format!("fill-{}", n % 100));
-            store
-                .store()
-                .append(stream, store::Expected::Any, batch)
-                .await
-                .unwrap();
-        }
-    });
+    server.block_on(fill(store.store(), events, |n| format!("fill-{}", n % 100)));
     client.block_on(async {
         let (rate, server_us, client_us) = cpu_per_op(events, read_all(&url, events)).await;
         println!(

@@ -20,15 +20,14 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use eventstore::{
-    AppendToStreamOptions, Client, EventData, ExpectedRevision, ReadAllOptions, ReadStreamOptions,
-    StreamPosition, SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter,
+    AppendToStreamOptions, Client, EventData, ExpectedRevision, ReadStreamOptions, StreamPosition,
+    SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter,
 };
-use store::{EmbeddedStore, Expected, NewEvent};
+use store::EmbeddedStore;
 
 mod common;
-use common::{appends, batch_appends, payload, pct, raw_fsync};
+use common::{appends, batch_appends, fill, payload, pct, raw_fsync, read_all};
 
 /// The p50 of two round trips that never wait for the disk: an append the
 /// writer refuses for its expected revision (client, server and writer
@@ -125,34 +124,16 @@ async fn main() {
     // Fill to `events` through the library (batches of 1,000): the first
     // 300,000 into one long stream, the rest spread over 100 streams.
     let store = server.store().clone();
-    let body = Bytes::from(serde_json::to_vec(&payload(0)).unwrap());
-    // Each client also appended one event to connect; the round trips
-    // appended one to refuse appends after; batch sessions append nothing
-    // to connect.
-    let have = (1 + 2_000) + 1 + 64 * (1 + 500) + 2_000 + 64 * 500;
+    let have = store.records();
     let long = 300_000.min(events.saturating_sub(have));
-    let mut n = have;
-    while n < events {
-        let batch: Vec<NewEvent> = (0..1_000u64.min(events - n))
-            .map(|i| NewEvent {
-                id: u128::from(n + i) << 32 | 0xbe,
-                event_type: Bytes::from_static(b"TradeExecuted"),
-                is_json: true,
-                custom_metadata: Bytes::new(),
-                data: body.clone(),
-            })
-            .collect();
-        let stream = if n < have + long {
+    fill(&store, events, |n| {
+        if n < have + long {
             "long-0".to_string()
         } else {
             format!("fill-{}", n % 100)
-        };
-        n += batch.len() as u64;
-        store
-            .append(Bytes::from(stream), Expected::Any, batch)
-            .await
-            .unwrap();
-    }
+        }
+    })
+    .await;
 
     // An append's cost must not grow with its stream's length.
     let (_, mut lat) = appends(&url, "long", 1, 500).await;
@@ -163,24 +144,9 @@ async fn main() {
         long_p50.as_secs_f64() / p50.as_secs_f64()
     );
 
+    let rate = read_all(&url, events).await;
+    println!("$all read of {events} events: {rate:.0} events/s");
     let client = Client::new(url.parse().unwrap()).unwrap();
-    let t = Instant::now();
-    let mut read = client
-        .read_all(
-            &ReadAllOptions::default()
-                .position(StreamPosition::Start)
-                .max_count(events as usize),
-        )
-        .await
-        .unwrap();
-    let mut got = 0u64;
-    while read.next().await.unwrap().is_some() {
-        got += 1;
-    }
-    println!(
-        "$all read of {got} events: {:.0} events/s",
-        got as f64 / t.elapsed().as_secs_f64()
-    );
     let t = Instant::now();
     let mut sub = client
         .subscribe_to_all(&SubscribeToAllOptions::default().position(StreamPosition::Start))

@@ -160,6 +160,11 @@ impl Store {
         self.submit(Op::Tombstone { stream, expected }).await
     }
 
+    /// How many records `$all` holds (durable and indexed).
+    pub fn records(&self) -> u64 {
+        self.shared.index.read().expect("index lock").all.len() as u64
+    }
+
     /// The position after the last durable record.
     pub fn committed_end(&self) -> u64 {
         self.shared.committed_end.load(Ordering::Acquire)

@@ -1,5 +1,6 @@
 //! What both store benchmarks share: the event they append, percentiles, the
-//! machine's raw fsync and appends through the official client.
+//! machine's raw fsync, appends and `$all` reads through the official
+//! client, and filling a store through the library.
 
 #![allow(dead_code)] // each bench uses its own part
 
@@ -7,10 +8,12 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use eventstore::{
     AppendToStreamOptions, BatchAppendClient, BatchAppendOptions, Client, EventData,
-    ExpectedRevision,
+    ExpectedRevision, ReadAllOptions, StreamPosition,
 };
+use store::{Expected, NewEvent, Store};
 
 pub fn payload(n: u64) -> serde_json::Value {
     // About 200 bytes of JSON, like a trade event.
@@ -147,4 +150,43 @@ async fn timed<A: Appender>(
         (clients * per_client) as f64 / start.elapsed().as_secs_f64(),
         all,
     )
+}
+
+/// Reads `$all` from the start, `events` events, which must be there:
+/// events/s.
+pub async fn read_all(url: &str, events: u64) -> f64 {
+    let reader = Client::new(url.parse().unwrap()).unwrap();
+    let t = Instant::now();
+    let opts = ReadAllOptions::default()
+        .position(StreamPosition::Start)
+        .max_count(events as usize);
+    let mut read = reader.read_all(&opts).await.unwrap();
+    let mut got = 0u64;
+    while read.next().await.unwrap().is_some() {
+        got += 1;
+    }
+    assert_eq!(got, events);
+    got as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Appends [`payload`] events through the library, 1,000 per append, until
+/// `$all` holds `to` records; `stream(n)` names the stream of the append
+/// that starts at record `n`.
+pub async fn fill(store: &Store, to: u64, stream: impl Fn(u64) -> String) {
+    let body = Bytes::from(serde_json::to_vec(&payload(0)).unwrap());
+    let mut n = store.records();
+    while n < to {
+        let batch: Vec<NewEvent> = (0..1_000u64.min(to - n))
+            .map(|i| NewEvent {
+                id: u128::from(n + i) << 32 | 0xbe,
+                event_type: Bytes::from_static(b"TradeExecuted"),
+                is_json: true,
+                custom_metadata: Bytes::new(),
+                data: body.clone(),
+            })
+            .collect();
+        let name = Bytes::from(stream(n));
+        n += batch.len() as u64;
+        store.append(name, Expected::Any, batch).await.unwrap();
+    }
 }
