@@ -329,6 +329,23 @@ async fn raw_round_trips(server: &tokio::runtime::Handle, clients: usize, each: 
     (clients * each) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Prints, under `who`, the 1-client p50 of batch appends to `url` as a
+/// ratio to `fsync_p50`, and the 64-client rate with each side's CPU.
+async fn batch_append_rows(who: &str, url: &str, fsync_p50: Duration) {
+    let prefix = format!("{}-batch", who.replace(' ', "-"));
+    let (_, mut lat) = batch_appends(url, &prefix, 1, 2_000).await;
+    let p50 = pct(&mut lat, 0.5);
+    println!(
+        "{who}, batch append 1 event, 1 client: p50 {p50:?} ({:.2}x fsync p50)",
+        p50.as_secs_f64() / fsync_p50.as_secs_f64(),
+    );
+    let ((rate, _), server_us, client_us) =
+        cpu_per_op(64 * 1_000, batch_appends(url, &prefix, 64, 1_000)).await;
+    println!(
+        "{who}, batch append 1 event, 64 clients: {rate:.0} appends/s; CPU per append: client {client_us:.0} us, server {server_us:.0} us"
+    );
+}
+
 /// `subscribers` live `$all` subscriptions on one client; `publish` is
 /// called `events` times, 200 ms apart. Returns, over all events, the p50
 /// and p99 of the time from `publish` to a subscription having the event,
@@ -460,17 +477,7 @@ fn main() {
             "null server, append 1 event, 64 clients: {rate:.0} appends/s; CPU per append: client {client_us:.0} us, server {server_us:.0} us"
         );
 
-        let (_, mut lat) = batch_appends(&url, "null-batch", 1, 2_000).await;
-        let p50 = pct(&mut lat, 0.5);
-        println!(
-            "null server, batch append 1 event, 1 client: p50 {p50:?} ({:.2}x fsync p50)",
-            p50.as_secs_f64() / fsync_p50.as_secs_f64(),
-        );
-        let ((rate, _), server_us, client_us) =
-            cpu_per_op(64 * 1_000, batch_appends(&url, "null-batch", 64, 1_000)).await;
-        println!(
-            "null server, batch append 1 event, 64 clients: {rate:.0} appends/s; CPU per append: client {client_us:.0} us, server {server_us:.0} us"
-        );
+        batch_append_rows("null server", &url, fsync_p50).await;
 
         let (_, mut lat) = batch_appends(&durable_url, "inline", 1, 2_000).await;
         let p50 = pct(&mut lat, 0.5);
@@ -509,17 +516,7 @@ fn main() {
         .unwrap();
     let url = store.connection_string();
     client.block_on(async {
-        let (_, mut lat) = batch_appends(&url, "store-batch", 1, 2_000).await;
-        let p50 = pct(&mut lat, 0.5);
-        println!(
-            "store, batch append 1 event, 1 client: p50 {p50:?} ({:.2}x fsync p50)",
-            p50.as_secs_f64() / fsync_p50.as_secs_f64(),
-        );
-        let ((rate, _), server_us, client_us) =
-            cpu_per_op(64 * 1_000, batch_appends(&url, "store-batch", 64, 1_000)).await;
-        println!(
-            "store, batch append 1 event, 64 clients: {rate:.0} appends/s; CPU per append: client {client_us:.0} us, server {server_us:.0} us"
-        );
+        batch_append_rows("store", &url, fsync_p50).await;
         let writer = Client::new(url.parse().unwrap()).unwrap();
         let ((p50, p99, all), server_us, client_us) = cpu_per_op(
             (subscribers * sends) as u64,
