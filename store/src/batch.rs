@@ -32,7 +32,7 @@ use crate::proto::streams::batch_append_req::options::ExpectedStreamPosition;
 use crate::proto::streams::batch_append_resp::{self, success};
 use crate::proto::streams::{BatchAppendReq, BatchAppendResp};
 use crate::proto::{AllStreamPosition, StreamIdentifier, Uuid};
-use crate::service::proposed_event;
+use crate::service::{expected_of, proposed_event};
 use crate::store::Store;
 use crate::writer::{Expected, NewEvent, Outcome};
 
@@ -145,12 +145,11 @@ impl Call {
                     .stream_identifier
                     .map(|s| s.stream_name)
                     .unwrap_or_default();
-                let expected = match options.expected_stream_position {
-                    Some(ExpectedStreamPosition::StreamPosition(r)) => Expected::Exact(r),
-                    Some(ExpectedStreamPosition::NoStream(_)) => Expected::NoStream,
-                    Some(ExpectedStreamPosition::StreamExists(_)) => Expected::StreamExists,
-                    Some(ExpectedStreamPosition::Any(_)) | None => Expected::Any,
-                };
+                let expected = expected_of!(
+                    options.expected_stream_position,
+                    ExpectedStreamPosition,
+                    StreamPosition
+                );
                 if stream.is_empty() {
                     return Some(Ok(error(
                         reply_to,

@@ -44,19 +44,24 @@ pub(crate) fn msg(content: read_resp::Content) -> ReadResp {
     }
 }
 
-/// The expected revision in any of the three generated request types
-/// (append, delete, tombstone), which share the shape but not the type.
+/// The expected revision in any of the generated request types (append,
+/// delete, tombstone, and batch append, which names the exact revision
+/// `StreamPosition`): they share the shape but not the type.
 macro_rules! expected_of {
-    ($value:expr, $enum:path) => {{
+    ($value:expr, $enum:path) => {
+        expected_of!($value, $enum, Revision)
+    };
+    ($value:expr, $enum:path, $exact:ident) => {{
         use $enum as E;
         match $value {
-            Some(E::Revision(r)) => Expected::Exact(r),
+            Some(E::$exact(r)) => Expected::Exact(r),
             Some(E::NoStream(_)) => Expected::NoStream,
             Some(E::StreamExists(_)) => Expected::StreamExists,
             Some(E::Any(_)) | None => Expected::Any,
         }
     }};
 }
+pub(crate) use expected_of;
 
 /// One proposed event of an append (of either append call), with its size
 /// added to `size`, the append's total so far, which must stay within
