@@ -27,9 +27,11 @@
 //!
 //! Durability: the writer takes every request waiting, writes their records
 //! with one write and one `fdatasync`, and only then updates the index,
-//! publishes to subscribers and acknowledges (group commit). A torn or
-//! corrupt tail found on start is cut back to the last complete record and
-//! never served.
+//! publishes to subscribers and acknowledges (group commit). The same fsync
+//! carries a checkpoint of how far the log is acknowledged. On start, an
+//! unreadable tail after the checkpoint (a write never acknowledged) is cut
+//! back to the last complete record; damage before it refuses the start and
+//! changes nothing (see [`recovery`]).
 
 // gRPC handlers return `Result<_, tonic::Status>` because tonic's service
 // traits do; boxing the status everywhere would fight the framework.
@@ -43,6 +45,8 @@ pub mod index;
 pub mod log;
 pub mod proto;
 pub mod record;
+pub mod recovery;
+pub mod segment;
 mod server;
 mod service;
 pub mod store;

@@ -1,48 +1,56 @@
 //! The append-only, segmented log every event lives in.
 //!
 //! The log is a sequence of segment files, `NNNNNNNNNNNNNNNNNNNN.seg`, named
-//! by the position of their first byte. Each starts with a 16-byte header
-//! (magic and base position) followed by records back to back. An event's
-//! `$all` position is the position of its record, so positions are strictly
-//! increasing, never zero, and survive restarts unchanged.
+//! by the position of their first byte (their layout: [`crate::segment`]).
+//! An event's `$all` position is the position of its record, so positions
+//! are strictly increasing, never zero, and survive restarts unchanged.
 //!
 //! Only the writer appends; any number of readers read concurrently through
-//! [`Segments`], which share the open files.
+//! [`Segments`], which share the open files. Each write also says in the
+//! active segment's checkpoint slot how far the log is acknowledged, inside
+//! the same fsync, so recovery ([`crate::recovery`]) can tell a torn tail
+//! from damage to acknowledged data.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{File, OpenOptions};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self as std_mpsc, Sender};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use crate::record::{HEADER, RecordError, StoredEvent};
+use crate::recovery::{self, LogError, Tail};
+use crate::segment::{self, Checkpoint};
 
-const MAGIC: &[u8; 8] = b"XCHGLOG1";
-const SEGMENT_HEADER: u64 = 16;
 /// A segment is closed and a new one started once it reaches this size
 /// (by default; see [`crate::Options`]).
 pub const SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
 
-/// Each segment's base position and open file, in order.
-type SegmentList = Vec<(u64, Arc<File>)>;
+/// Each segment's base position, where its records start, and its file.
+type SegmentList = Vec<(u64, u64, Arc<File>)>;
 
 /// The open segment files, shared between the writer and readers.
 #[derive(Clone, Default)]
 pub struct Segments(Arc<RwLock<SegmentList>>);
 
 impl Segments {
-    fn file_for(&self, position: u64) -> Option<(u64, Arc<File>)> {
+    /// The segment holding `position`: its base, its file, and where the
+    /// next segment's base and first record are, if there is one.
+    fn locate(&self, position: u64) -> Option<(u64, Arc<File>, Option<(u64, u64)>)> {
         let segs = self.0.read().expect("segment list lock");
         let i = segs
-            .partition_point(|(base, _)| *base <= position)
+            .partition_point(|(base, _, _)| *base <= position)
             .checked_sub(1)?;
-        Some((segs[i].0, segs[i].1.clone()))
+        let next = segs.get(i + 1).map(|(b, d, _)| (*b, *d));
+        Some((segs[i].0, segs[i].2.clone(), next))
     }
 
     /// Reads the record at `position`.
     pub fn read_at(&self, position: u64) -> io::Result<StoredEvent> {
-        let (base, file) = self
-            .file_for(position)
+        let (base, file, _) = self
+            .locate(position)
             .ok_or_else(|| corrupt("position before the log"))?;
         let offset = position - base;
         let mut header = [0u8; HEADER];
@@ -65,15 +73,10 @@ impl Segments {
     ) -> io::Result<()> {
         let mut buf = Vec::new();
         while from < to {
-            let (base, file) = self
-                .file_for(from)
+            let (base, file, next) = self
+                .locate(from)
                 .ok_or_else(|| corrupt("position before the log"))?;
-            let seg_end = {
-                let segs = self.0.read().expect("segment list lock");
-                segs.iter()
-                    .find(|(b, _)| *b > base)
-                    .map_or(to, |(b, _)| (*b).min(to))
-            };
+            let seg_end = next.map_or(to, |(b, _)| b.min(to));
             let want = (seg_end - from).min(SCAN_CHUNK) as usize;
             buf.resize(want, 0);
             file.read_exact_at(&mut buf, from - base)?;
@@ -101,9 +104,12 @@ impl Segments {
                 }
             }
             from += at as u64;
-            if seg_end < to && from >= seg_end {
+            if let Some((next_base, next_start)) = next
+                && next_base < to
+                && from >= next_base
+            {
                 // The next segment's first record follows its header.
-                from = seg_end + SEGMENT_HEADER;
+                from = next_start;
             }
         }
         Ok(())
@@ -126,104 +132,144 @@ pub struct Log {
     segments: Segments,
     active: Arc<File>,
     active_base: u64,
-    /// The position the next record will have.
+    /// The position the next record will have; everything before it is
+    /// durable.
     end: u64,
     segment_size: u64,
+    /// The checkpoint last written into the active segment.
+    checkpoint: Checkpoint,
+    /// Why the log stopped taking writes, after an fsync failed: the kernel
+    /// may then have dropped pages it could not write, so nothing more is
+    /// acknowledged until a person has looked (the acknowledged log is
+    /// unharmed).
+    failed: Option<String>,
+    /// Batch fsyncs so far; the syncer skips a checkpoint a later batch's
+    /// fsync already made durable.
+    fsyncs: Arc<AtomicU64>,
+    syncer: Sender<(Arc<File>, u64)>,
 }
 
 /// What opening the log found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Recovery {
     pub records: u64,
-    /// Bytes cut from a torn or corrupt tail.
+    /// Bytes cut from a torn tail (never acknowledged).
     pub truncated_bytes: u64,
+    /// The position up to which the log was acknowledged when it stopped.
+    pub checkpoint: u64,
 }
+
+/// How long an idle writer's checkpoint waits before its own fsync; a
+/// batch arriving meanwhile makes it durable with its own.
+const IDLE_SYNC_DELAY: Duration = Duration::from_millis(10);
 
 impl Log {
     /// Opens (or creates) the log in `dir`, calling `each` with every
-    /// complete record in order. A torn or corrupt tail is cut back to the
-    /// last complete record, and anything after it removed.
+    /// record in order. A torn tail after the checkpoint is cut back to the
+    /// last complete record; damage before it is refused with
+    /// [`LogError::Corrupt`] and nothing on disk changes.
     pub fn open(
         dir: &Path,
         segment_size: u64,
-        mut each: impl FnMut(StoredEvent),
-    ) -> io::Result<(Log, Recovery)> {
-        fs::create_dir_all(dir)?;
-        let mut bases: Vec<u64> = fs::read_dir(dir)?
-            .filter_map(|e| {
-                e.ok()?
-                    .file_name()
-                    .to_str()?
-                    .strip_suffix(".seg")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        bases.sort_unstable();
-        let mut recovery = Recovery::default();
-        let mut kept: Vec<(u64, Arc<File>)> = Vec::new();
-        // Each segment must start exactly where the one before it ended.
-        let mut end = 0;
-        let mut damaged = false;
-        for base in bases {
-            let path = segment_path(dir, base);
-            if damaged || base != end {
-                recovery.truncated_bytes += fs::metadata(&path)?.len();
-                fs::remove_file(&path)?;
-                damaged = true;
-                continue;
+        each: impl FnMut(StoredEvent),
+    ) -> Result<(Log, Recovery), LogError> {
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LogError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let found = recovery::examine(dir, each)?;
+        let mut truncated_bytes = 0;
+        match &found.tail {
+            Some(Tail::Torn {
+                file,
+                offset,
+                position,
+                bytes,
+            }) => {
+                tracing::warn!(
+                    file = %file.display(),
+                    offset,
+                    position,
+                    bytes,
+                    "cutting a torn tail after the checkpoint (a write that was never acknowledged)"
+                );
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(file)
+                    .map_err(io_err(file))?;
+                f.set_len(*offset).map_err(io_err(file))?;
+                f.sync_all().map_err(io_err(file))?;
+                truncated_bytes = *bytes;
             }
-            let file = OpenOptions::new().read(true).write(true).open(&path)?;
-            let bytes = fs::read(&path)?;
-            if bytes.len() < SEGMENT_HEADER as usize
-                || &bytes[..8] != MAGIC
-                || bytes[8..16] != base.to_le_bytes()
-            {
-                recovery.truncated_bytes += bytes.len() as u64;
-                drop(file);
-                fs::remove_file(&path)?;
-                damaged = true;
-                continue;
+            Some(Tail::Unfinished { file, bytes }) => {
+                tracing::warn!(file = %file.display(), "removing a segment whose creation was interrupted");
+                std::fs::remove_file(file).map_err(io_err(file))?;
+                segment::sync_dir(dir).map_err(io_err(dir))?;
+                truncated_bytes = *bytes;
             }
-            let mut at = SEGMENT_HEADER as usize;
-            while at < bytes.len() {
-                match StoredEvent::decode(&bytes[at..], base + at as u64) {
-                    Ok((event, len)) => {
-                        at += len;
-                        recovery.records += 1;
-                        each(event);
-                    }
-                    Err(_) => {
-                        recovery.truncated_bytes += (bytes.len() - at) as u64;
-                        file.set_len(at as u64)?;
-                        file.sync_all()?;
-                        damaged = true;
-                        break;
-                    }
-                }
-            }
-            end = base + at as u64;
-            kept.push((base, Arc::new(file)));
+            None => {}
         }
-        if damaged {
-            sync_dir(dir)?;
+        let mut list: SegmentList = Vec::new();
+        for s in &found.segments {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&s.path)
+                .map_err(io_err(&s.path))?;
+            list.push((s.base, s.data_start, Arc::new(file)));
         }
-        let (active_base, active) = match kept.last() {
-            Some((base, file)) => (*base, file.clone()),
-            None => {
-                let file = create_segment(dir, 0)?;
-                kept.push((0, file.clone()));
-                end = SEGMENT_HEADER;
-                (0, file)
+        let (active_base, active, checkpoint, end) = match (found.segments.last(), list.last()) {
+            (Some(s), Some((_, _, file))) if s.checkpoint.is_some() => (
+                s.base,
+                file.clone(),
+                s.checkpoint.expect("format 2"),
+                found.end,
+            ),
+            // No log yet, or one that ends in a format-1 segment: new
+            // records go to a new format-2 segment.
+            _ => {
+                let base = found.end;
+                let file = segment::create(dir, base).map_err(io_err(dir))?;
+                list.push((base, base + segment::HEADER, file.clone()));
+                let start = Checkpoint {
+                    seq: 0,
+                    end: base + segment::HEADER,
+                };
+                (base, file, start, start.end)
             }
         };
-        let log = Log {
+        let (syncer, to_sync) = std_mpsc::channel();
+        let fsyncs = Arc::new(AtomicU64::new(0));
+        let counted = fsyncs.clone();
+        std::thread::Builder::new()
+            .name("store-syncer".into())
+            .spawn(move || sync_idle_checkpoints(to_sync, counted))
+            .map_err(io_err(dir))?;
+        let mut log = Log {
             dir: dir.to_path_buf(),
-            segments: Segments(Arc::new(RwLock::new(kept))),
+            segments: Segments(Arc::new(RwLock::new(list))),
             active,
             active_base,
             end,
             segment_size,
+            checkpoint,
+            failed: None,
+            fsyncs,
+            syncer,
+        };
+        if log.checkpoint.end < log.end {
+            // Records kept after a crash: they are read back whole, so once
+            // synced they count as acknowledged from now on.
+            let path = segment::path(dir, active_base);
+            log.active.sync_data().map_err(io_err(&path))?;
+            log.advance_checkpoint().map_err(io_err(&path))?;
+            log.active.sync_data().map_err(io_err(&path))?;
+        }
+        let recovery = Recovery {
+            records: found.records,
+            truncated_bytes,
+            checkpoint: found.checkpoint,
         };
         Ok((log, recovery))
     }
@@ -237,54 +283,144 @@ impl Log {
         self.end
     }
 
+    fn refuse_if_failed(&self) -> io::Result<()> {
+        match &self.failed {
+            Some(why) => Err(io::Error::other(format!(
+                "the store stopped accepting writes after {why}; every acknowledged event is \
+                 kept, restart the store once the disk is fixed"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Makes room for `len` more bytes, starting a new segment when the
     /// active one is full. Returns the position the bytes will start at.
     pub fn reserve(&mut self, len: u64) -> io::Result<u64> {
+        self.refuse_if_failed()?;
         let used = self.end - self.active_base;
-        if used > SEGMENT_HEADER && used + len > self.segment_size {
+        if used > segment::HEADER && used + len > self.segment_size {
+            // Seal the full segment (its checkpoint at its end, on disk)
+            // before the next one exists: a segment followed by another is
+            // acknowledged to its last byte.
+            self.advance_checkpoint()?;
+            self.active.sync_data()?;
             let base = self.end;
-            let file = create_segment(&self.dir, base)?;
-            self.segments
-                .0
-                .write()
-                .expect("segment list lock")
-                .push((base, file.clone()));
+            let file = segment::create(&self.dir, base)?;
+            self.segments.0.write().expect("segment list lock").push((
+                base,
+                base + segment::HEADER,
+                file.clone(),
+            ));
             self.active = file;
             self.active_base = base;
-            self.end = base + SEGMENT_HEADER;
+            self.end = base + segment::HEADER;
+            self.checkpoint = Checkpoint {
+                seq: 0,
+                end: self.end,
+            };
         }
         Ok(self.end)
     }
 
     /// Writes `bytes` at the end of the log and waits until they are on
-    /// disk. Callers reserve first.
+    /// disk. Callers reserve first. The same fsync carries a checkpoint
+    /// claiming the end before these bytes (already durable, so the claim
+    /// holds however the disk orders the two writes). If the write fails,
+    /// the file is cut back to the acknowledged end so a later start finds
+    /// nothing of it; if the fsync fails, the log also stops taking writes.
     pub fn write_durably(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.active
-            .write_all_at(bytes, self.end - self.active_base)?;
-        self.active.sync_data()?;
+        self.refuse_if_failed()?;
+        let offset = self.end - self.active_base;
+        let written = self
+            .active
+            .write_all_at(bytes, offset)
+            .and_then(|()| self.advance_checkpoint());
+        if let Err(e) = written {
+            self.cut_back(offset, &e);
+            return Err(e);
+        }
+        if let Err(e) = self.active.sync_data() {
+            self.failed = Some(format!("an fsync failed ({e})"));
+            self.cut_back(offset, &e);
+            return Err(e);
+        }
+        self.fsyncs.fetch_add(1, Ordering::Release);
         self.end += bytes.len() as u64;
         Ok(())
     }
+
+    /// Removes what a failed write left after the acknowledged end.
+    fn cut_back(&mut self, offset: u64, cause: &io::Error) {
+        tracing::error!(
+            "writing to the event log failed: {cause}; cutting it back to {}",
+            self.end
+        );
+        let cut = self
+            .active
+            .set_len(offset)
+            .and_then(|()| self.active.sync_data());
+        if let Err(e) = cut {
+            tracing::error!("could not cut the event log back: {e}; refusing further writes");
+            self.failed = Some(format!("a failed write could not be cut back ({e})"));
+        }
+    }
+
+    /// Claims the current end in the next checkpoint slot, if it is not
+    /// claimed yet. Only ever called with `end` durable.
+    fn advance_checkpoint(&mut self) -> io::Result<()> {
+        if self.checkpoint.end == self.end {
+            return Ok(());
+        }
+        let next = Checkpoint {
+            seq: self.checkpoint.seq + 1,
+            end: self.end,
+        };
+        segment::write_checkpoint(&self.active, next)?;
+        self.checkpoint = next;
+        Ok(())
+    }
+
+    /// Makes the checkpoint durable at the end, when the writer stops.
+    pub fn close(mut self) {
+        if self.failed.is_none()
+            && let Err(e) = self
+                .advance_checkpoint()
+                .and_then(|()| self.active.sync_data())
+        {
+            tracing::error!("writing the final checkpoint failed: {e}");
+        }
+    }
+
+    /// Called when the writer has answered every batch and none waits:
+    /// the checkpoint catches up with the last acknowledged batch, made
+    /// durable by the next batch's fsync or, if none comes soon, by the
+    /// syncer thread, off the writer's path.
+    pub fn checkpoint_idle(&mut self) {
+        if self.failed.is_some() || self.checkpoint.end == self.end {
+            return;
+        }
+        match self.advance_checkpoint() {
+            Ok(()) => {
+                let fsyncs = self.fsyncs.load(Ordering::Acquire);
+                if self.syncer.send((self.active.clone(), fsyncs)).is_err() {
+                    tracing::error!("the checkpoint syncer is gone");
+                }
+            }
+            Err(e) => tracing::error!("writing the checkpoint failed: {e}"),
+        }
+    }
 }
 
-fn segment_path(dir: &Path, base: u64) -> PathBuf {
-    dir.join(format!("{base:020}.seg"))
-}
-
-fn create_segment(dir: &Path, base: u64) -> io::Result<Arc<File>> {
-    let path = segment_path(dir, base);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    file.write_all(MAGIC)?;
-    file.write_all(&base.to_le_bytes())?;
-    file.sync_all()?;
-    sync_dir(dir)?;
-    Ok(Arc::new(file))
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+/// Makes idle checkpoints durable: waits a little, takes the newest, and
+/// syncs it unless a batch fsync came after it (which synced it too).
+fn sync_idle_checkpoints(rx: std_mpsc::Receiver<(Arc<File>, u64)>, fsyncs: Arc<AtomicU64>) {
+    while let Ok(first) = rx.recv() {
+        std::thread::sleep(IDLE_SYNC_DELAY);
+        let (file, seen) = rx.try_iter().last().unwrap_or(first);
+        if fsyncs.load(Ordering::Acquire) == seen
+            && let Err(e) = file.sync_data()
+        {
+            tracing::error!("syncing the checkpoint failed: {e}");
+        }
+    }
 }

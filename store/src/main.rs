@@ -1,14 +1,51 @@
-//! `store`: the embedded event store as a standalone server.
+//! `store`: the embedded event store as a standalone server, and the tools
+//! that check and repair its log without opening it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
+use store::recovery::{self, LogError, Tail};
 
 /// Serves an EventStoreDB-compatible event store over cleartext gRPC.
 #[derive(Parser)]
-#[command(name = "store")]
-struct Args {
+#[command(name = "store", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Serve,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the store (what `store` does with no command).
+    Serve(Serve),
+    /// Check the log without opening the store or changing anything: exit
+    /// status 0 if it would open (saying what torn tail it would cut), 1 if
+    /// acknowledged data is damaged.
+    Verify {
+        /// Directory holding the event log.
+        #[arg(long, env = "STORE_DATA", default_value = "data/events")]
+        data: PathBuf,
+    },
+    /// Cut the log at POSITION, removing every event from there on, even
+    /// acknowledged ones. The one way to get past damage `verify` reports:
+    /// give the position it names.
+    Repair {
+        /// Directory holding the event log.
+        #[arg(long, env = "STORE_DATA", default_value = "data/events")]
+        data: PathBuf,
+        /// Where to cut: the position of a record (or the end of the
+        /// readable log), with every record before it readable.
+        #[arg(long)]
+        truncate_at: u64,
+    },
+}
+
+#[derive(Args)]
+struct Serve {
     /// Address to listen on.
     #[arg(long, env = "STORE_LISTEN", default_value = "127.0.0.1:2113")]
     listen: SocketAddr,
@@ -17,15 +54,31 @@ struct Args {
     data: PathBuf,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let args = Args::parse();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Verify { data }) => verify(&data),
+        Some(Command::Repair { data, truncate_at }) => repair(&data, truncate_at),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("store: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn serve(args: Serve) -> anyhow::Result<ExitCode> {
     let server = store::EmbeddedStore::start(&args.data, args.listen).await?;
     // The line tests and scripts wait for: the store is accepting clients.
     println!(
@@ -33,8 +86,71 @@ async fn main() -> anyhow::Result<()> {
         server.addr(),
         server.connection_string()
     );
-    tokio::signal::ctrl_c().await?;
+    stopped().await?;
     tracing::info!("shutting down: ending subscriptions");
     server.stop().await?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, which service managers and
+/// container runtimes send to stop a server.
+async fn stopped() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}
+
+fn verify(data: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match recovery::examine(data, |_| {}) {
+        Ok(found) => {
+            println!(
+                "ok: {} records in {} segments; acknowledged up to position {}, readable up to {}",
+                found.records,
+                found.segments.len(),
+                found.checkpoint,
+                found.end
+            );
+            match found.tail {
+                Some(Tail::Torn {
+                    file,
+                    offset,
+                    position,
+                    bytes,
+                }) => println!(
+                    "torn tail: {bytes} bytes after the checkpoint at {} byte offset {offset} \
+                     (log position {position}) were never acknowledged; opening the store cuts them",
+                    file.display()
+                ),
+                Some(Tail::Unfinished { file, .. }) => println!(
+                    "unfinished segment: {} was being created when the store stopped and holds \
+                     no record; opening the store removes it",
+                    file.display()
+                ),
+                None => {}
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ LogError::Corrupt(_)) => {
+            println!("damaged: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn repair(data: &std::path::Path, position: u64) -> anyhow::Result<ExitCode> {
+    let repaired = recovery::repair(data, position)?;
+    println!(
+        "cut the log at position {position}: {} records kept, {} bytes cut from the segment \
+         holding that position, {} later segment files removed",
+        repaired.records,
+        repaired.cut_bytes,
+        repaired.removed.len()
+    );
+    for file in &repaired.removed {
+        println!("removed {}", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -85,13 +85,13 @@ impl EmbeddedStore {
         options: Options,
     ) -> Result<EmbeddedStore, StoreError> {
         let (store, recovery) = Store::open_with(dir, options)?;
-        if recovery.truncated_bytes > 0 {
-            tracing::warn!(
-                bytes = recovery.truncated_bytes,
-                "cut a torn or corrupt tail off the event log"
-            );
-        }
-        tracing::info!(events = recovery.records, dir = %dir.display(), "event store opened");
+        tracing::info!(
+            events = recovery.records,
+            checkpoint = recovery.checkpoint,
+            torn_bytes_cut = recovery.truncated_bytes,
+            dir = %dir.display(),
+            "event store opened"
+        );
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();

@@ -74,6 +74,8 @@ pub enum StreamRead {
 pub enum StoreError {
     #[error("the event log could not be read or written: {0}")]
     Io(#[from] io::Error),
+    #[error(transparent)]
+    Log(#[from] crate::recovery::LogError),
     #[error("the store is shut down")]
     Closed,
 }

@@ -151,7 +151,11 @@ pub fn run(mut log: Log, shared: Shared, mut rx: mpsc::Receiver<Request>) {
             };
             let _ = req.reply.send(outcome);
         }
+        if rx.is_empty() {
+            log.checkpoint_idle();
+        }
     }
+    log.close();
 }
 
 /// Gives the batch's records their positions and writes them durably.

@@ -1,0 +1,348 @@
+//! Reading a log directory back on start: which records it holds, how far
+//! they were acknowledged, and whether damage is a torn tail (cut) or
+//! corruption of acknowledged data (refuse, change nothing).
+//!
+//! The rules, per segment in position order:
+//! - segments are named `NNNNNNNNNNNNNNNNNNNN.seg` and each starts exactly
+//!   where the one before it ended; a gap, an overlap, a misnamed file or a
+//!   bad header is corruption;
+//! - a segment followed by another was sealed when the log moved on, so
+//!   every byte of it is acknowledged: any unreadable record is corruption;
+//! - in the last segment, records before its checkpoint are acknowledged
+//!   (damage there is corruption); the first unreadable record after it
+//!   starts a torn tail, which is all that may be cut;
+//! - a last segment too short to hold its header is one whose creation a
+//!   crash interrupted: it never held a record and is removed.
+//!
+//! [`examine`] only reads. The store opens through it and then cuts the
+//! tail; `store verify` prints what it found; [`repair`] is the one way to
+//! cut acknowledged data, at a position a person chose.
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::record::StoredEvent;
+use crate::segment::{self, Checkpoint, HEADER, Header};
+
+/// Where the log is damaged and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Corruption {
+    pub file: PathBuf,
+    /// Byte offset in `file`.
+    pub offset: u64,
+    /// The log position of that byte (the `$all` position a record there
+    /// would have).
+    pub position: u64,
+    pub problem: String,
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at byte offset {} (log position {}): {}",
+            self.file.display(),
+            self.offset,
+            self.position,
+            self.problem
+        )
+    }
+}
+
+/// Why a log could not be opened, verified or repaired.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "the event log is damaged where it holds acknowledged events: {0}. \
+         Nothing on disk was changed. `store verify --data DIR` reports the \
+         damage; `store repair --data DIR --truncate-at POSITION` cuts the log \
+         at a position you choose, losing every event from there on"
+    )]
+    Corrupt(Corruption),
+    #[error("cannot cut the log at position {position}: {why}")]
+    BadCut { position: u64, why: String },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
+    move |source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One segment as found.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    pub base: u64,
+    pub path: PathBuf,
+    pub data_start: u64,
+    /// `None` for a format-1 segment, which has no checkpoint slots.
+    pub checkpoint: Option<Checkpoint>,
+    /// The position after its last readable record.
+    pub end: u64,
+}
+
+/// What lies after the acknowledged log and may be cut.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tail {
+    /// Unreadable bytes after the last segment's checkpoint: a write that
+    /// was never acknowledged.
+    Torn {
+        file: PathBuf,
+        offset: u64,
+        position: u64,
+        bytes: u64,
+    },
+    /// A last segment whose header never reached the disk.
+    Unfinished { file: PathBuf, bytes: u64 },
+}
+
+/// What a log directory holds.
+#[derive(Debug, Default)]
+pub struct Examined {
+    pub segments: Vec<Segment>,
+    pub records: u64,
+    /// Everything before this position is acknowledged and was read back.
+    pub checkpoint: u64,
+    /// The position after the last readable record.
+    pub end: u64,
+    pub tail: Option<Tail>,
+    /// With a cut position: the segments wholly after it.
+    pub beyond: Vec<PathBuf>,
+}
+
+/// Reads every segment of `dir`, calling `each` with every readable record
+/// in order. Changes nothing.
+pub fn examine(dir: &Path, each: impl FnMut(StoredEvent)) -> Result<Examined, LogError> {
+    walk(dir, None, each)
+}
+
+/// The segment files of `dir` by base position. Another file ending in
+/// `.seg` is a misnamed segment, which is corruption.
+fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_at(dir))? {
+        let entry = entry.map_err(io_at(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.ends_with(".seg") {
+            continue;
+        }
+        match segment::parse_name(name) {
+            Some(base) => found.push((base, entry.path())),
+            None => {
+                return Err(LogError::Corrupt(Corruption {
+                    file: entry.path(),
+                    offset: 0,
+                    position: 0,
+                    problem: "a segment file whose name is not twenty digits and `.seg`".into(),
+                }));
+            }
+        }
+    }
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// Reads `dir`; with `stop`, only what lies before that position (every
+/// byte of which must be readable, ending on a record boundary).
+fn walk(
+    dir: &Path,
+    stop: Option<u64>,
+    mut each: impl FnMut(StoredEvent),
+) -> Result<Examined, LogError> {
+    let files = segment_files(dir)?;
+    let mut out = Examined::default();
+    let mut expected = 0u64;
+    let count = files.len();
+    for (i, (base, path)) in files.into_iter().enumerate() {
+        let corrupt = |offset: u64, problem: String| {
+            LogError::Corrupt(Corruption {
+                file: path.clone(),
+                offset,
+                position: base + offset,
+                problem,
+            })
+        };
+        if stop.is_some_and(|p| base >= p) {
+            out.beyond.push(path);
+            continue;
+        }
+        let last = i + 1 == count;
+        if base != expected {
+            return Err(LogError::Corrupt(Corruption {
+                file: path.clone(),
+                offset: 0,
+                position: expected,
+                problem: if base > expected {
+                    format!("the segment holding log positions {expected} to {base} is missing")
+                } else {
+                    format!("the segment overlaps the one before it, which ends at {expected}")
+                },
+            }));
+        }
+        let bytes = fs::read(&path).map_err(io_at(&path))?;
+        let file_end = base + bytes.len() as u64;
+        let header: Header = match segment::read_header(&bytes, base) {
+            Ok(h) => h,
+            Err(_) if last && stop.is_none() && bytes.len() as u64 <= HEADER => {
+                out.tail = Some(Tail::Unfinished {
+                    file: path,
+                    bytes: bytes.len() as u64,
+                });
+                break;
+            }
+            Err(e) => return Err(corrupt(0, e.to_string())),
+        };
+        // How far every record must be readable.
+        let must = match stop {
+            Some(p) => p.min(file_end),
+            None if !last => file_end,
+            // Format 1 says nothing of acknowledgement: all of it counts.
+            None => header.checkpoint.map_or(file_end, |c| c.end),
+        };
+        if let Some(c) = header.checkpoint
+            && stop.is_none()
+        {
+            if c.end < header.data_start {
+                return Err(corrupt(
+                    0,
+                    format!("the checkpoint ({}) lies inside the header", c.end),
+                ));
+            }
+            if c.end > file_end {
+                return Err(corrupt(
+                    bytes.len() as u64,
+                    format!(
+                        "the segment ends here but its checkpoint says it was on disk up to \
+                         position {}: acknowledged bytes are missing",
+                        c.end
+                    ),
+                ));
+            }
+        }
+        let mut at = header.data_start;
+        while at < file_end && stop.is_none_or(|p| at < p) {
+            let offset = at - base;
+            match StoredEvent::decode(&bytes[offset as usize..], at) {
+                Ok((event, len)) => {
+                    let next = at + len as u64;
+                    if at < must && next > must {
+                        return Err(match stop {
+                            Some(p) => LogError::BadCut {
+                                position: p,
+                                why: format!(
+                                    "it is not where a record starts (the record at {at} ends at {next})"
+                                ),
+                            },
+                            None => corrupt(
+                                offset,
+                                format!("a record runs across the checkpoint at {must}"),
+                            ),
+                        });
+                    }
+                    out.records += 1;
+                    each(event);
+                    at = next;
+                }
+                Err(e) if at < must => {
+                    return Err(corrupt(
+                        offset,
+                        format!(
+                            "the record there is unreadable ({e}) but lies before position \
+                             {must}, up to which the log was acknowledged"
+                        ),
+                    ));
+                }
+                Err(_) => {
+                    out.tail = Some(Tail::Torn {
+                        file: path.clone(),
+                        offset,
+                        position: at,
+                        bytes: file_end - at,
+                    });
+                    break;
+                }
+            }
+        }
+        out.checkpoint = must.min(at);
+        out.end = at;
+        expected = at;
+        out.segments.push(Segment {
+            base,
+            path,
+            data_start: header.data_start,
+            checkpoint: header.checkpoint,
+            end: at,
+        });
+    }
+    if let Some(p) = stop
+        && out.end != p
+    {
+        return Err(LogError::BadCut {
+            position: p,
+            why: if p > out.end {
+                format!("the readable log ends at position {}", out.end)
+            } else {
+                "it lies inside a segment's header".into()
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// What a repair cut.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Repaired {
+    /// Records still in the log.
+    pub records: u64,
+    /// Bytes removed from the segment the cut fell in.
+    pub cut_bytes: u64,
+    /// Segment files removed because they lay wholly after the cut.
+    pub removed: Vec<PathBuf>,
+}
+
+/// Cuts the log at `position`, which must be where a record starts (or
+/// where the readable log ends), with every record before it readable.
+/// Everything from there on is removed, acknowledged or not.
+pub fn repair(dir: &Path, position: u64) -> Result<Repaired, LogError> {
+    let found = walk(dir, Some(position), |_| {})?;
+    let Some(seg) = found.segments.last() else {
+        return Err(LogError::BadCut {
+            position,
+            why: "the log has no segment before it".into(),
+        });
+    };
+    let file = OpenOptions::new()
+        .write(true)
+        .open(&seg.path)
+        .map_err(io_at(&seg.path))?;
+    let len = file.metadata().map_err(io_at(&seg.path))?.len();
+    let keep = position - seg.base;
+    file.set_len(keep).map_err(io_at(&seg.path))?;
+    if let Some(c) = seg.checkpoint {
+        // Both slots, so neither still claims more than is left.
+        for seq in [c.seq + 1, c.seq + 2] {
+            segment::write_checkpoint(&file, Checkpoint { seq, end: position })
+                .map_err(io_at(&seg.path))?;
+        }
+    }
+    file.sync_all().map_err(io_at(&seg.path))?;
+    for path in found.beyond.iter().rev() {
+        fs::remove_file(path).map_err(io_at(path))?;
+    }
+    segment::sync_dir(dir).map_err(io_at(dir))?;
+    Ok(Repaired {
+        records: found.records,
+        cut_bytes: len.saturating_sub(keep),
+        removed: found.beyond,
+    })
+}
