@@ -77,6 +77,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// How long a shutdown waits for clients to close their connections.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[tokio::main]
 async fn serve(args: Serve) -> anyhow::Result<ExitCode> {
     let server = store::EmbeddedStore::start(&args.data, args.listen).await?;
@@ -88,7 +91,14 @@ async fn serve(args: Serve) -> anyhow::Result<ExitCode> {
     );
     stopped().await?;
     tracing::info!("shutting down: ending subscriptions");
-    server.stop().await?;
+    // Every acknowledged write is already on disk; a client that does not
+    // close its connection must not keep the process alive.
+    match tokio::time::timeout(SHUTDOWN_GRACE, server.stop()).await {
+        Ok(stopped) => stopped?,
+        Err(_) => tracing::warn!(
+            "clients kept their connections open for {SHUTDOWN_GRACE:?}; stopping anyway"
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -20,7 +20,7 @@ fn spawn_store(dir: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_store"))
         .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(dir)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", std::env::var("STORE_LOG").unwrap_or("warn".into()))
         .stdout(Stdio::piped())
         .spawn()
         .expect("the store binary starts");
@@ -167,4 +167,33 @@ async fn acknowledged_events_survive_sigkill_exactly_once() {
         .unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+// Multi-threaded: the client's connection must answer the server's
+// shutdown while this test blocks on the child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_store_cleanly_with_everything_checkpointed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = spawn_store(dir.path());
+    let client = Client::new(url.parse().unwrap()).unwrap();
+    let written = client
+        .append_to_stream(
+            "before-term",
+            &AppendToStreamOptions::default(),
+            EventData::json("A", &1).unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "SIGTERM is a clean shutdown: {exit:?}");
+    let found = store::recovery::examine(dir.path(), |_| {}).unwrap();
+    assert_eq!(found.records, 1);
+    assert_eq!(found.tail, None);
+    assert!(found.checkpoint > written.position.commit);
+    assert_eq!(found.checkpoint, found.end);
 }
