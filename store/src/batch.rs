@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use tonic::{Code, Status, Streaming};
 
 use crate::convert::{empty, uuid_from};
+use crate::limits::AppendSize;
 use crate::proto::google::rpc;
 use crate::proto::streams::batch_append_req::options::ExpectedStreamPosition;
 use crate::proto::streams::batch_append_resp::{self, success};
@@ -73,7 +74,7 @@ struct Unfinished {
     stream: Bytes,
     expected: Expected,
     events: Vec<NewEvent>,
-    size: usize,
+    size: AppendSize,
 }
 
 struct Call {
@@ -150,20 +151,23 @@ impl Call {
                     ExpectedStreamPosition,
                     StreamPosition
                 );
-                if stream.is_empty() {
-                    return Some(Ok(error(
-                        reply_to,
-                        &stream,
-                        expected,
-                        Code::InvalidArgument,
-                        "the append names no stream".into(),
-                    )));
-                }
+                let size = match AppendSize::new(&stream) {
+                    Ok(size) => size,
+                    Err(e) => {
+                        return Some(Ok(error(
+                            reply_to,
+                            &stream,
+                            expected,
+                            Code::InvalidArgument,
+                            e.to_string(),
+                        )));
+                    }
+                };
                 Unfinished {
                     stream,
                     expected,
                     events: Vec::new(),
-                    size: 0,
+                    size,
                 }
             }
             (Some(append), None) => append,

@@ -42,6 +42,7 @@ pub mod conn;
 mod convert;
 mod filter;
 pub mod index;
+pub mod limits;
 pub mod log;
 pub mod proto;
 pub mod record;
@@ -54,7 +55,8 @@ mod subscription;
 pub mod writer;
 
 pub use batch::MAX_UNFINISHED_APPENDS;
+pub use limits::{Invalid, MAX_APPEND_SIZE};
 pub use server::{CONNECTION_WINDOW, EmbeddedStore, PENDING_RESETS, serve};
-pub use service::{FeaturesService, MAX_APPEND_SIZE, SERVER_VERSION};
+pub use service::{FeaturesService, SERVER_VERSION};
 pub use store::{AllStart, Direction, Options, Store, StoreError, StreamRead, StreamStart};
 pub use writer::{Expected, NewEvent, Outcome};

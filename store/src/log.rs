@@ -31,25 +31,35 @@ pub const SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
 /// Each segment's base position, where its records start, and its file.
 type SegmentList = Vec<(u64, u64, Arc<File>)>;
 
+/// A segment found for a position: its base, its file, and the next
+/// segment's base and first record, if there is one.
+struct Located {
+    base: u64,
+    file: Arc<File>,
+    next: Option<(u64, u64)>,
+}
+
 /// The open segment files, shared between the writer and readers.
 #[derive(Clone, Default)]
 pub struct Segments(Arc<RwLock<SegmentList>>);
 
 impl Segments {
-    /// The segment holding `position`: its base, its file, and where the
-    /// next segment's base and first record are, if there is one.
-    fn locate(&self, position: u64) -> Option<(u64, Arc<File>, Option<(u64, u64)>)> {
+    /// The segment holding `position`.
+    fn locate(&self, position: u64) -> Option<Located> {
         let segs = self.0.read().expect("segment list lock");
         let i = segs
             .partition_point(|(base, _, _)| *base <= position)
             .checked_sub(1)?;
-        let next = segs.get(i + 1).map(|(b, d, _)| (*b, *d));
-        Some((segs[i].0, segs[i].2.clone(), next))
+        Some(Located {
+            base: segs[i].0,
+            file: segs[i].2.clone(),
+            next: segs.get(i + 1).map(|(b, d, _)| (*b, *d)),
+        })
     }
 
     /// Reads the record at `position`.
     pub fn read_at(&self, position: u64) -> io::Result<StoredEvent> {
-        let (base, file, _) = self
+        let Located { base, file, .. } = self
             .locate(position)
             .ok_or_else(|| corrupt("position before the log"))?;
         let offset = position - base;
@@ -73,7 +83,7 @@ impl Segments {
     ) -> io::Result<()> {
         let mut buf = Vec::new();
         while from < to {
-            let (base, file, next) = self
+            let Located { base, file, next } = self
                 .locate(from)
                 .ok_or_else(|| corrupt("position before the log"))?;
             let seg_end = next.map_or(to, |(b, _)| b.min(to));

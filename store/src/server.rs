@@ -9,10 +9,11 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::conn::Conn;
+use crate::limits::MAX_APPEND_SIZE;
 use crate::proto::gossip::gossip_server::GossipServer;
 use crate::proto::server_features::server_features_server::ServerFeaturesServer;
 use crate::proto::streams::streams_server::StreamsServer;
-use crate::service::{FeaturesService, GossipService, MAX_APPEND_SIZE, StreamsService};
+use crate::service::{FeaturesService, GossipService, StreamsService};
 use crate::store::{Options, Store, StoreError};
 
 /// Streams a client may reset before the server accepted them.

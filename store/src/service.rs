@@ -14,6 +14,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use crate::batch;
 use crate::convert::{self, empty, exception, read_event, stream_deleted, uuid_from};
 use crate::filter::Filter;
+use crate::limits::{self, AppendSize, Invalid, MAX_APPEND_SIZE};
 use crate::proto::streams::append_req::{self, options::ExpectedStreamRevision};
 use crate::proto::streams::read_req::options::{
     self as read_options, AllOptions, StreamOptions, all_options, stream_options,
@@ -27,9 +28,6 @@ use crate::proto::{Empty, gossip, server_features, streams};
 use crate::store::{AllStart, Direction, Store, StreamRead, StreamStart};
 use crate::subscription;
 use crate::writer::{Expected, NewEvent, Outcome};
-
-/// The largest append accepted, in bytes of data and metadata.
-pub const MAX_APPEND_SIZE: usize = 1024 * 1024;
 
 pub type ReadStream = Pin<Box<dyn Stream<Item = Result<ReadResp, Status>> + Send>>;
 
@@ -63,15 +61,15 @@ macro_rules! expected_of {
 }
 pub(crate) use expected_of;
 
-/// One proposed event of an append (of either append call), with its size
-/// added to `size`, the append's total so far, which must stay within
-/// [`MAX_APPEND_SIZE`].
+/// One proposed event of an append (of either append call), counted into
+/// `size`, the append's running size, which refuses it if the append would
+/// no longer fit the limits (see [`crate::limits`]).
 pub(crate) fn proposed_event(
     id: Option<&crate::proto::Uuid>,
     metadata: &HashMap<String, String>,
     custom_metadata: Bytes,
     data: Bytes,
-    size: &mut usize,
+    size: &mut AppendSize,
 ) -> Result<NewEvent, Status> {
     let id = uuid_from(id)?;
     let (Some(event_type), Some(content_type)) =
@@ -84,26 +82,37 @@ pub(crate) fn proposed_event(
             &[],
         ));
     };
-    *size += data.len() + custom_metadata.len() + event_type.len();
-    if *size > MAX_APPEND_SIZE {
-        return Err(exception(
-            Code::InvalidArgument,
-            format!("the append is larger than {MAX_APPEND_SIZE} bytes"),
-            "maximum-append-size-exceeded",
-            &[("maximum-append-size", MAX_APPEND_SIZE.to_string())],
-        ));
-    }
-    Ok(NewEvent {
+    limits::content_type(content_type).map_err(invalid)?;
+    let event = NewEvent {
         id,
         event_type: Bytes::copy_from_slice(event_type.as_bytes()),
         is_json: content_type == "application/json",
         custom_metadata,
         data,
-    })
+    };
+    size.add(&event).map_err(invalid)?;
+    Ok(event)
+}
+
+/// The status for a request over the limits: EventStoreDB's own exception
+/// for an oversized append, INVALID_ARGUMENT with the reason for the rest.
+pub(crate) fn invalid(e: Invalid) -> Status {
+    match e {
+        Invalid::TooLarge => exception(
+            Code::InvalidArgument,
+            e.to_string(),
+            "maximum-append-size-exceeded",
+            &[("maximum-append-size", MAX_APPEND_SIZE.to_string())],
+        ),
+        e => Status::invalid_argument(e.to_string()),
+    }
 }
 
 fn store_status(e: crate::store::StoreError) -> Status {
-    Status::unavailable(e.to_string())
+    match e {
+        crate::store::StoreError::Invalid(e) => invalid(e),
+        e => Status::unavailable(e.to_string()),
+    }
 }
 
 /// A wrong-expected-version reply for a delete or tombstone.
@@ -229,12 +238,9 @@ impl Streams for StreamsService {
             .stream_identifier
             .map(|s| s.stream_name)
             .unwrap_or_default();
-        if stream.is_empty() {
-            return Err(Status::invalid_argument("append names no stream"));
-        }
+        let mut size = AppendSize::new(&stream).map_err(invalid)?;
         let expected = expected_of!(options.expected_stream_revision, ExpectedStreamRevision);
         let mut events = Vec::new();
-        let mut size = 0usize;
         while let Some(m) = incoming.next().await {
             let Some(append_req::Content::ProposedMessage(p)) = m?.content else {
                 return Err(Status::invalid_argument(
@@ -344,6 +350,7 @@ impl StreamsService {
         expected: Expected,
         tombstone: bool,
     ) -> Result<u64, Status> {
+        limits::stream_name(&stream).map_err(invalid)?;
         let outcome = if tombstone {
             self.store.tombstone(stream.clone(), expected).await
         } else {

@@ -78,6 +78,8 @@ pub enum StoreError {
     Log(#[from] crate::recovery::LogError),
     #[error("the store is shut down")]
     Closed,
+    #[error(transparent)]
+    Invalid(#[from] crate::limits::Invalid),
 }
 
 /// A handle onto an open store; cheap to clone.
@@ -140,6 +142,7 @@ impl Store {
         expected: Expected,
         events: Vec<NewEvent>,
     ) -> Result<Outcome, StoreError> {
+        crate::limits::append(&stream, &events)?;
         self.submit(Op::Append {
             stream,
             expected,
@@ -150,6 +153,7 @@ impl Store {
 
     /// Soft-deletes a stream: reads find nothing until the next append.
     pub async fn delete(&self, stream: Bytes, expected: Expected) -> Result<Outcome, StoreError> {
+        crate::limits::stream_name(&stream)?;
         self.submit(Op::Delete { stream, expected }).await
     }
 
@@ -159,6 +163,7 @@ impl Store {
         stream: Bytes,
         expected: Expected,
     ) -> Result<Outcome, StoreError> {
+        crate::limits::stream_name(&stream)?;
         self.submit(Op::Tombstone { stream, expected }).await
     }
 

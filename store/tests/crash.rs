@@ -20,7 +20,10 @@ fn spawn_store(dir: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_store"))
         .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(dir)
-        .env("RUST_LOG", std::env::var("STORE_LOG").unwrap_or("warn".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("STORE_LOG").unwrap_or("warn".into()),
+        )
         .stdout(Stdio::piped())
         .spawn()
         .expect("the store binary starts");

@@ -132,3 +132,140 @@ async fn malformed_requests_get_clear_errors_and_write_nothing() {
         "the log holds only its header"
     );
 }
+
+/// A proposed event with the given type, content type and data.
+fn sized(id: u128, event_type: &str, content_type: &str, data: usize) -> AppendReq {
+    AppendReq {
+        content: Some(append_req::Content::ProposedMessage(
+            append_req::ProposedMessage {
+                id: Some(Uuid {
+                    value: Some(uuid::Value::String(
+                        ::uuid::Uuid::from_u128(id + 1).to_string(),
+                    )),
+                }),
+                metadata: HashMap::from([
+                    ("type".to_string(), event_type.to_string()),
+                    ("content-type".to_string(), content_type.to_string()),
+                ]),
+                custom_metadata: Bytes::new(),
+                data: Bytes::from(vec![b'x'; data]),
+            },
+        )),
+    }
+}
+
+#[tokio::test]
+async fn fields_the_log_could_not_hold_are_refused_and_nothing_is_written() {
+    use store::limits::{MAX_CONTENT_TYPE, MAX_EVENT_TYPE, MAX_STREAM_NAME, RECORD_OVERHEAD};
+    let dir = tempfile::tempdir().unwrap();
+    let server = EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut client = StreamsClient::connect(format!("http://{}", server.addr()))
+        .await
+        .unwrap();
+    let long_stream = "s".repeat(70_000);
+    let long_type = "T".repeat(MAX_EVENT_TYPE + 1);
+    let long_content = "c".repeat(MAX_CONTENT_TYPE + 1);
+    // Empty events whose records alone pass the limit.
+    let many = store::MAX_APPEND_SIZE / (RECORD_OVERHEAD + 1 + 1) + 1;
+    let cases: Vec<(&str, Vec<AppendReq>, Option<&str>)> = vec![
+        (
+            "a 70,000-byte stream name",
+            vec![options(&long_stream), sized(0, "A", "application/json", 2)],
+            None,
+        ),
+        (
+            "a stream name one byte over the limit",
+            vec![
+                options(&"s".repeat(MAX_STREAM_NAME + 1)),
+                sized(0, "A", "application/json", 2),
+            ],
+            None,
+        ),
+        (
+            "a type one byte over the limit",
+            vec![options("s"), sized(0, &long_type, "application/json", 2)],
+            None,
+        ),
+        (
+            "a content type one byte over the limit",
+            vec![options("s"), sized(0, "A", &long_content, 2)],
+            None,
+        ),
+        (
+            "more events than fit once each record's header counts",
+            std::iter::once(options("s"))
+                .chain((0..many as u128).map(|i| sized(i, "A", "b", 0)))
+                .collect(),
+            Some("maximum-append-size-exceeded"),
+        ),
+    ];
+    for (what, messages, exception) in cases {
+        let status = client
+            .append(futures::stream::iter(messages))
+            .await
+            .expect_err(what);
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        assert!(
+            status.message().contains("at most") || exception.is_some(),
+            "{what}: {status:?}"
+        );
+        if let Some(e) = exception {
+            assert_eq!(status.metadata().get("exception").unwrap(), e, "{what}");
+        }
+    }
+    // The same limits hold for in-process appends and deletes.
+    let in_process = server
+        .store()
+        .append(
+            Bytes::from(long_stream.clone()),
+            store::Expected::Any,
+            vec![],
+        )
+        .await;
+    assert!(
+        matches!(
+            in_process,
+            Err(store::StoreError::Invalid(store::Invalid::StreamName(
+                70_000
+            )))
+        ),
+        "{in_process:?}"
+    );
+    let deleted = server
+        .store()
+        .tombstone(Bytes::from(long_stream), store::Expected::Any)
+        .await;
+    assert!(
+        matches!(deleted, Err(store::StoreError::Invalid(_))),
+        "{deleted:?}"
+    );
+    assert_eq!(
+        server.store().committed_end(),
+        store::segment::HEADER,
+        "nothing was written"
+    );
+    // What fits exactly is written and reads back.
+    let fits = store::MAX_APPEND_SIZE - RECORD_OVERHEAD - MAX_STREAM_NAME - MAX_EVENT_TYPE;
+    let name = "s".repeat(MAX_STREAM_NAME);
+    client
+        .append(futures::stream::iter(vec![
+            options(&name),
+            sized(0, &"T".repeat(MAX_EVENT_TYPE), "application/json", fits),
+        ]))
+        .await
+        .expect("the largest append that fits");
+    let read = server
+        .store()
+        .read_all(
+            store::AllStart::Start,
+            store::Direction::Forwards,
+            10,
+            |_| true,
+        )
+        .unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].stream.len(), MAX_STREAM_NAME);
+    assert_eq!(read[0].data.len(), fits);
+}
