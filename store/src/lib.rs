@@ -37,6 +37,7 @@
 // traits do; boxing the status everywhere would fight the framework.
 #![allow(clippy::result_large_err)]
 
+pub mod auth;
 mod batch;
 pub mod conn;
 mod convert;
@@ -54,6 +55,7 @@ pub mod store;
 mod subscription;
 pub mod writer;
 
+pub use auth::{Access, Users};
 pub use batch::MAX_UNFINISHED_APPENDS;
 pub use limits::{Invalid, MAX_APPEND_SIZE};
 pub use server::{CONNECTION_WINDOW, EmbeddedStore, PENDING_RESETS, serve};

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use store::recovery::{self, LogError, Tail};
+use store::{Access, Options, Users};
 
 /// Serves an EventStoreDB-compatible event store over cleartext gRPC.
 #[derive(Parser)]
@@ -52,6 +53,25 @@ struct Serve {
     /// Directory holding the event log.
     #[arg(long, env = "STORE_DATA", default_value = "data/events")]
     data: PathBuf,
+    /// Users who may read and write, as `name:password[,name:password]`.
+    /// Prefer --users-file: a flag is visible to every process on the
+    /// machine.
+    #[arg(long, env = "STORE_USERS", hide_env_values = true)]
+    users: Option<String>,
+    /// A file of users, one `name:password` a line.
+    #[arg(long, env = "STORE_USERS_FILE", conflicts_with = "users")]
+    users_file: Option<PathBuf>,
+}
+
+impl Serve {
+    /// The access the flags ask for: their users, or none (insecure).
+    fn access(&self) -> Result<Access, store::auth::AccessError> {
+        Ok(match (&self.users, &self.users_file) {
+            (Some(text), _) => Access::Users(Users::parse(text)?),
+            (None, Some(path)) => Access::Users(Users::from_file(path)?),
+            (None, None) => Access::Insecure,
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -82,12 +102,22 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[tokio::main]
 async fn serve(args: Serve) -> anyhow::Result<ExitCode> {
-    let server = store::EmbeddedStore::start(&args.data, args.listen).await?;
+    let access = args.access()?;
+    if matches!(access, Access::Insecure) {
+        tracing::warn!(
+            "no users given: running insecure, so any process that can reach {} may read and \
+             write every stream (give --users or --users-file)",
+            args.listen
+        );
+    }
+    let server =
+        store::EmbeddedStore::start_with(&args.data, args.listen, Options::default(), access)
+            .await?;
     // The line tests and scripts wait for: the store is accepting clients.
     println!(
         "listening on {} ({})",
         server.addr(),
-        server.connection_string()
+        server.public_connection_string()
     );
     stopped().await?;
     tracing::info!("shutting down: ending subscriptions");

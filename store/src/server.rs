@@ -7,7 +7,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 
+use crate::auth::{Access, Users};
 use crate::conn::Conn;
 use crate::limits::MAX_APPEND_SIZE;
 use crate::proto::gossip::gossip_server::GossipServer;
@@ -25,11 +27,13 @@ pub const PENDING_RESETS: usize = 65_536;
 /// ENHANCE_YOUR_CALM ("too_many_data_frames").
 pub const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 
-/// Serves `store` on `listener` until `shutdown` resolves. Live
-/// subscriptions are then ended with UNAVAILABLE so the server can close.
+/// Serves `store` on `listener` to those `access` admits until `shutdown`
+/// resolves. Live subscriptions are then ended with UNAVAILABLE so the
+/// server can close.
 pub async fn serve(
     store: Store,
     listener: TcpListener,
+    access: Access,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let addr = listener
@@ -44,11 +48,12 @@ pub async fn serve(
         // can be subscriptions in flight.
         .http2_max_pending_accept_reset_streams(Some(PENDING_RESETS))
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .add_service(
+        .add_service(InterceptedService::new(
             StreamsServer::new(StreamsService { store })
                 .max_decoding_message_size(MAX_APPEND_SIZE * 2)
                 .max_encoding_message_size(MAX_APPEND_SIZE * 2),
-        )
+            access.interceptor(),
+        ))
         .add_service(ServerFeaturesServer::new(FeaturesService))
         .add_service(GossipServer::new(GossipService { addr }))
         .serve_with_incoming_shutdown(incoming(listener), async move {
@@ -68,23 +73,31 @@ fn incoming(listener: TcpListener) -> impl futures::Stream<Item = std::io::Resul
 pub struct EmbeddedStore {
     store: Store,
     addr: SocketAddr,
+    users: Option<Users>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
 impl EmbeddedStore {
     /// Opens the store in `dir` and listens on `addr` (port 0 picks a free
-    /// port) before returning, so a client can connect at once.
+    /// port) before returning, so a client can connect at once. Only one
+    /// user, `admin` with a password drawn at random now, may use it: the
+    /// [`connection_string`](EmbeddedStore::connection_string) carries it,
+    /// so only whoever this process hands that to can read or write.
     pub async fn start(dir: &Path, addr: SocketAddr) -> Result<EmbeddedStore, StoreError> {
-        EmbeddedStore::start_with(dir, addr, Options::default()).await
+        let access = Access::Users(Users::random_admin()?);
+        EmbeddedStore::start_with(dir, addr, Options::default(), access).await
     }
 
-    /// [`EmbeddedStore::start`] with options.
+    /// [`EmbeddedStore::start`] with options and the access to enforce
+    /// (insecure only on a loopback address).
     pub async fn start_with(
         dir: &Path,
         addr: SocketAddr,
         options: Options,
+        access: Access,
     ) -> Result<EmbeddedStore, StoreError> {
+        access.check(addr)?;
         let (store, recovery) = Store::open_with(dir, options)?;
         tracing::info!(
             events = recovery.records,
@@ -96,12 +109,17 @@ impl EmbeddedStore {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(store.clone(), listener, async {
+        let users = match &access {
+            Access::Users(users) => Some(users.clone()),
+            Access::Insecure => None,
+        };
+        let task = tokio::spawn(serve(store.clone(), listener, access, async {
             let _ = stopped.await;
         }));
         Ok(EmbeddedStore {
             store,
             addr,
+            users,
             stop: Some(stop),
             task,
         })
@@ -116,10 +134,28 @@ impl EmbeddedStore {
         self.addr
     }
 
-    /// The connection string for the official client.
+    /// The connection string for the official client, with the first
+    /// user's credentials: hand it only to whoever may write.
     pub fn connection_string(&self) -> String {
+        let credentials = self
+            .users
+            .as_ref()
+            .map(|u| format!("{}:{}@", u.first().0, u.first().1));
+        self.connection_string_with(&credentials.unwrap_or_default())
+    }
+
+    /// The connection string with the password left out, to print or log.
+    pub fn public_connection_string(&self) -> String {
+        let credentials = self
+            .users
+            .as_ref()
+            .map(|u| format!("{}:PASSWORD@", u.first().0));
+        self.connection_string_with(&credentials.unwrap_or_default())
+    }
+
+    fn connection_string_with(&self, credentials: &str) -> String {
         format!(
-            "esdb://{}?tls=false&discoveryInterval=0&maxDiscoverAttempts=10",
+            "esdb://{credentials}{}?tls=false&discoveryInterval=0&maxDiscoverAttempts=10",
             self.addr
         )
     }

@@ -80,6 +80,8 @@ pub enum StoreError {
     Closed,
     #[error(transparent)]
     Invalid(#[from] crate::limits::Invalid),
+    #[error(transparent)]
+    Access(#[from] crate::auth::AccessError),
 }
 
 /// A handle onto an open store; cheap to clone.

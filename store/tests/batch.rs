@@ -4,6 +4,19 @@
 
 use bytes::Bytes;
 use store::EmbeddedStore;
+
+/// These tests speak raw gRPC without credentials: an insecure store on
+/// loopback (credentials have tests of their own).
+async fn insecure(dir: &std::path::Path) -> EmbeddedStore {
+    EmbeddedStore::start_with(
+        dir,
+        "127.0.0.1:0".parse().unwrap(),
+        store::Options::default(),
+        store::Access::Insecure,
+    )
+    .await
+    .unwrap()
+}
 use store::proto::streams::streams_client::StreamsClient;
 use store::proto::streams::{BatchAppendReq, batch_append_req, batch_append_resp};
 use store::proto::{StreamIdentifier, Uuid, uuid};
@@ -14,9 +27,7 @@ const ID: &str = "6f1c6f3e-4b8e-4a57-9a57-2f0e1d6c9b11";
 
 async fn start() -> (tempfile::TempDir, EmbeddedStore, StreamsClient<Channel>) {
     let dir = tempfile::tempdir().unwrap();
-    let server = EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let server = insecure(dir.path()).await;
     let client = StreamsClient::connect(format!("http://{}", server.addr()))
         .await
         .unwrap();

@@ -26,7 +26,8 @@ async fn start() -> Harness {
 async fn start_with(options: store::Options) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let addr = "127.0.0.1:0".parse().unwrap();
-    let server = EmbeddedStore::start_with(dir.path(), addr, options)
+    let access = store::Access::Users(store::Users::random_admin().unwrap());
+    let server = EmbeddedStore::start_with(dir.path(), addr, options, access)
         .await
         .unwrap();
     let settings: ClientSettings = server.connection_string().parse().unwrap();
@@ -609,10 +610,11 @@ async fn shutdown_ends_live_subscriptions_and_batch_appends_with_an_error() {
 #[tokio::test]
 async fn discovery_connection_strings_find_the_store_as_leader() {
     let h = start().await;
-    let url = format!(
-        "esdb+discover://{}?tls=false&discoveryInterval=0",
-        h.server.addr()
-    );
+    // Gossip answers without credentials; the append needs them.
+    let url = h
+        .server
+        .connection_string()
+        .replace("esdb://", "esdb+discover://");
     let client = Client::new(url.parse().unwrap()).unwrap();
     let w = client
         .append_to_stream("g", &AppendToStreamOptions::default(), event("A", 1))

@@ -5,6 +5,19 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use store::EmbeddedStore;
+
+/// These tests speak raw gRPC without credentials: an insecure store on
+/// loopback (credentials have tests of their own).
+async fn insecure(dir: &std::path::Path) -> EmbeddedStore {
+    EmbeddedStore::start_with(
+        dir,
+        "127.0.0.1:0".parse().unwrap(),
+        store::Options::default(),
+        store::Access::Insecure,
+    )
+    .await
+    .unwrap()
+}
 use store::proto::streams::streams_client::StreamsClient;
 use store::proto::streams::{AppendReq, ReadReq, append_req, read_req};
 use store::proto::{Empty, StreamIdentifier, Uuid, uuid};
@@ -47,9 +60,7 @@ const JSON: &[(&str, &str)] = &[("type", "A"), ("content-type", "application/jso
 #[tokio::test]
 async fn malformed_requests_get_clear_errors_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let server = EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let server = insecure(dir.path()).await;
     let mut client = StreamsClient::connect(format!("http://{}", server.addr()))
         .await
         .unwrap();
@@ -158,9 +169,7 @@ fn sized(id: u128, event_type: &str, content_type: &str, data: usize) -> AppendR
 async fn fields_the_log_could_not_hold_are_refused_and_nothing_is_written() {
     use store::limits::{MAX_CONTENT_TYPE, MAX_EVENT_TYPE, MAX_STREAM_NAME, RECORD_OVERHEAD};
     let dir = tempfile::tempdir().unwrap();
-    let server = EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let server = insecure(dir.path()).await;
     let mut client = StreamsClient::connect(format!("http://{}", server.addr()))
         .await
         .unwrap();

@@ -67,7 +67,7 @@ impl Exchange {
         let (url, embedded) = match connection {
             Connection::Embedded { data } => {
                 let store = EmbeddedStore::start(&data, ([127, 0, 0, 1], 0).into()).await?;
-                tracing::info!(data = %data.display(), "embedded event store at {}", store.connection_string());
+                tracing::info!(data = %data.display(), "embedded event store at {}", store.public_connection_string());
                 (store.connection_string(), Some(store))
             }
             Connection::External(url) => (url, None),
