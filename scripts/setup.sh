@@ -4,8 +4,9 @@
 # takes seconds. Usage: scripts/setup.sh run|test
 #   run   what serving the site needs: cargo-leptos, wasm-bindgen-cli and
 #         binaryen's wasm-opt;
-#   test  what the test command needs: wasm-bindgen-cli, Chromium and the
-#         e2e test packages (the tests build the site without cargo-leptos).
+#   test  what the test command needs: wasm-bindgen-cli, Chromium, the
+#         e2e test packages (the tests build the site without cargo-leptos)
+#         and a Python venv with the second official EventStoreDB client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +51,15 @@ if [ "$mode" = test ]; then
     step "installing Chromium"
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium
+  fi
+  # The store's tests through the Python client kurrentdbclient, pinned in
+  # store/tests/python/requirements.txt, in a venv of the project's own.
+  reqs=store/tests/python/requirements.txt
+  if ! cmp -s "$reqs" .tools/venv/installed.txt 2>/dev/null; then
+    step "installing the Python test client (kurrentdbclient)"
+    python3 -m venv .tools/venv
+    .tools/venv/bin/pip install -q --disable-pip-version-check -r "$reqs"
+    cp "$reqs" .tools/venv/installed.txt
   fi
   if [ ! -d e2e/node_modules/@playwright/test ]; then
     step "installing the e2e test packages"

@@ -24,6 +24,9 @@ cargo clippy -p app -p frontend --features frontend/bench-chart --target wasm32-
 step "Rust tests"
 cargo test --workspace --features app/ssr
 
+step "the store through a second official client (Python kurrentdbclient)"
+STORE_BIN=target/debug/store .tools/venv/bin/python -m pytest -q -p no:cacheprovider store/tests/python
+
 step "end-to-end tests"
 scripts/build-site.sh
 (cd e2e && npx playwright test)

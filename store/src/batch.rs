@@ -158,7 +158,7 @@ impl Call {
                             reply_to,
                             &stream,
                             expected,
-                            Code::InvalidArgument,
+                            Failure::BadRequest,
                             e.to_string(),
                         )));
                     }
@@ -176,7 +176,7 @@ impl Call {
                     reply_to,
                     &Bytes::new(),
                     Expected::Any,
-                    Code::InvalidArgument,
+                    Failure::BadRequest,
                     "the first request of an append must carry its options".into(),
                 )));
             }
@@ -185,7 +185,7 @@ impl Call {
                     reply_to,
                     &append.stream,
                     append.expected,
-                    Code::InvalidArgument,
+                    Failure::BadRequest,
                     "only the first request of an append may carry options".into(),
                 )));
             }
@@ -200,11 +200,19 @@ impl Call {
             ) {
                 Ok(event) => append.events.push(event),
                 Err(status) => {
+                    let too_large = status
+                        .metadata()
+                        .get("exception")
+                        .is_some_and(|e| e == "maximum-append-size-exceeded");
                     return Some(Ok(error(
                         reply_to,
                         &append.stream,
                         append.expected,
-                        status.code(),
+                        if too_large {
+                            Failure::TooLarge
+                        } else {
+                            Failure::BadRequest
+                        },
                         status.message().to_string(),
                     )));
                 }
@@ -244,7 +252,7 @@ fn reply(
     outcome: Result<Outcome, crate::store::StoreError>,
 ) -> BatchAppendResp {
     let name = String::from_utf8_lossy(stream);
-    let (code, message) = match outcome {
+    let (failure, message) = match outcome {
         Ok(Outcome::Written { revision, position }) => {
             let success = batch_append_resp::Success {
                 current_revision_option: Some(match revision {
@@ -264,23 +272,46 @@ fn reply(
             );
         }
         Ok(Outcome::WrongExpectedVersion { current, expected }) => (
-            Code::FailedPrecondition,
+            Failure::WrongExpectedVersion { current, expected },
             format!(
                 "WrongExpectedVersion: stream '{name}' is at {}, the append expected {expected:?}",
                 current.map_or("no stream".to_string(), |c| format!("revision {c}"))
             ),
         ),
         Ok(Outcome::StreamDeleted) => (
-            Code::FailedPrecondition,
+            Failure::StreamDeleted,
             format!("stream '{name}' is deleted"),
         ),
         Ok(Outcome::Failed(e)) => (
-            Code::Unavailable,
+            Failure::Unavailable,
             format!("the append was not written: {e}"),
         ),
-        Err(e) => (Code::Unavailable, e.to_string()),
+        Err(crate::store::StoreError::Invalid(e)) => (
+            if e == crate::limits::Invalid::TooLarge {
+                Failure::TooLarge
+            } else {
+                Failure::BadRequest
+            },
+            e.to_string(),
+        ),
+        Err(e) => (Failure::Unavailable, e.to_string()),
     };
-    error(correlation_id, stream, expected, code, message)
+    error(correlation_id, stream, expected, failure, message)
+}
+
+/// Why a batch append failed, as the protocol's shared error messages
+/// (`shared.proto`) that clients unpack from the status details: the
+/// Python client, for one, raises its own errors only from them.
+enum Failure {
+    WrongExpectedVersion {
+        current: Option<u64>,
+        expected: Expected,
+    },
+    StreamDeleted,
+    TooLarge,
+    BadRequest,
+    /// Not the client's doing: no details, only the code.
+    Unavailable,
 }
 
 /// A reply with an error result (the protocol's `google.rpc.Status`).
@@ -288,13 +319,66 @@ fn error(
     correlation_id: Option<Uuid>,
     stream: &Bytes,
     expected: Expected,
-    code: Code,
+    failure: Failure,
     message: String,
 ) -> BatchAppendResp {
+    use crate::proto::wrong_expected_version::{
+        CurrentStreamRevisionOption as Current, ExpectedStreamPositionOption as Wanted,
+    };
+    fn pack(name: &str, message: &impl prost::Message) -> Option<prost_types::Any> {
+        Some(prost_types::Any {
+            type_url: format!("type.googleapis.com/event_store.client.{name}"),
+            value: message.encode_to_vec(),
+        })
+    }
+    let (code, details) = match failure {
+        Failure::WrongExpectedVersion { current, expected } => {
+            let detail = crate::proto::WrongExpectedVersion {
+                current_stream_revision_option: Some(match current {
+                    Some(c) => Current::CurrentStreamRevision(c),
+                    None => Current::CurrentNoStream(()),
+                }),
+                expected_stream_position_option: Some(match expected {
+                    Expected::Exact(e) => Wanted::ExpectedStreamPosition(e),
+                    Expected::Any => Wanted::ExpectedAny(()),
+                    Expected::StreamExists => Wanted::ExpectedStreamExists(()),
+                    Expected::NoStream => Wanted::ExpectedNoStream(()),
+                }),
+            };
+            (
+                Code::FailedPrecondition,
+                pack("WrongExpectedVersion", &detail),
+            )
+        }
+        Failure::StreamDeleted => {
+            let detail = crate::proto::StreamDeleted {
+                stream_identifier: Some(StreamIdentifier {
+                    stream_name: stream.clone(),
+                }),
+            };
+            (Code::FailedPrecondition, pack("StreamDeleted", &detail))
+        }
+        Failure::TooLarge => {
+            let detail = crate::proto::MaximumAppendSizeExceeded {
+                max_append_size: crate::limits::MAX_APPEND_SIZE as u32,
+            };
+            (
+                Code::InvalidArgument,
+                pack("MaximumAppendSizeExceeded", &detail),
+            )
+        }
+        Failure::BadRequest => {
+            let detail = crate::proto::BadRequest {
+                message: message.clone(),
+            };
+            (Code::InvalidArgument, pack("BadRequest", &detail))
+        }
+        Failure::Unavailable => (Code::Unavailable, None),
+    };
     let status = rpc::Status {
         code: code as i32,
         message,
-        details: None,
+        details,
     };
     answer(
         correlation_id,

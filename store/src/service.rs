@@ -115,8 +115,15 @@ fn store_status(e: crate::store::StoreError) -> Status {
     }
 }
 
-/// A wrong-expected-version reply for a delete or tombstone.
-fn delete_conflict(current: Option<u64>, expected: Expected) -> Status {
+/// A wrong-expected-version reply for a delete or tombstone, worded as
+/// EventStoreDB words it: clients parse the message (the Python client
+/// reads the versions from it, and an actual version of -1 as "not found").
+fn delete_conflict(
+    operation: &str,
+    stream: &[u8],
+    current: Option<u64>,
+    expected: Expected,
+) -> Status {
     let actual = current.map_or("-1".to_string(), |c| c.to_string());
     let expected = match expected {
         Expected::Any => "-2".to_string(),
@@ -126,7 +133,11 @@ fn delete_conflict(current: Option<u64>, expected: Expected) -> Status {
     };
     exception(
         Code::FailedPrecondition,
-        format!("wrong expected version: expected {expected}, actual {actual}"),
+        format!(
+            "{operation} failed due to WrongExpectedVersion. Stream: {}, Expected version: \
+             {expected}, Actual version: {actual}",
+            String::from_utf8_lossy(stream)
+        ),
         "wrong-expected-version",
         &[("expected-version", expected), ("actual-version", actual)],
     )
@@ -358,9 +369,12 @@ impl StreamsService {
         };
         match outcome.map_err(store_status)? {
             Outcome::Written { position, .. } => Ok(position),
-            Outcome::WrongExpectedVersion { current, expected } => {
-                Err(delete_conflict(current, expected))
-            }
+            Outcome::WrongExpectedVersion { current, expected } => Err(delete_conflict(
+                if tombstone { "Tombstone" } else { "Delete" },
+                &stream,
+                current,
+                expected,
+            )),
             Outcome::StreamDeleted => Err(stream_deleted(&stream)),
             Outcome::Failed(e) => Err(Status::unavailable(format!(
                 "the delete was not written: {e}"

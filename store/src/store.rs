@@ -223,6 +223,12 @@ impl Store {
     /// Revisions `[first, len)` of a stream that reads may show, or why none.
     fn visible(&self, stream: &[u8]) -> Result<(u64, u64), StreamRead> {
         let index = self.shared.index.read().expect("index lock");
+        // The metadata of a tombstoned stream is deleted with it.
+        if let Some(original) = metastream_of(stream)
+            && index.stream(original).is_some_and(|s| s.tombstoned)
+        {
+            return Err(StreamRead::Deleted);
+        }
         let Some(s) = index.stream(stream) else {
             return Err(StreamRead::NotFound);
         };

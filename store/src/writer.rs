@@ -340,6 +340,21 @@ fn plan(
                 return Planned::Done(Outcome::StreamDeleted);
             }
             let current = p.len.checked_sub(1);
+            let tombstone = matches!(op, Op::Tombstone { .. });
+            if !tombstone {
+                // As on EventStoreDB: a soft delete needs something to
+                // delete, whatever it expects, and expecting a stream that
+                // is already soft-deleted to exist is told it is deleted.
+                if current.is_none() {
+                    return Planned::Done(Outcome::WrongExpectedVersion {
+                        current,
+                        expected: *expected,
+                    });
+                }
+                if *expected == Expected::StreamExists && soft_deleted(p.truncate_before, p.len) {
+                    return Planned::Done(Outcome::StreamDeleted);
+                }
+            }
             let ok = match *expected {
                 Expected::Any => true,
                 Expected::NoStream => current.is_none(),
@@ -352,7 +367,7 @@ fn plan(
                     expected: *expected,
                 });
             }
-            if matches!(op, Op::Tombstone { .. }) {
+            if tombstone {
                 pending_for(index, pending, stream).tombstoned = true;
                 out.push(event(
                     stream,

@@ -711,12 +711,15 @@ async fn subscriptions_end_when_their_client_leaves() {
 }
 
 #[tokio::test]
-async fn deleting_a_stream_that_was_never_written_does_not_hide_later_appends() {
+async fn deleting_a_stream_that_was_never_written_is_refused_and_hides_nothing() {
     let h = start().await;
     let c = &h.client;
-    c.delete_stream("never", &DeleteStreamOptions::default())
-        .await
-        .unwrap();
+    // EventStoreDB answers a soft delete of a stream that never existed
+    // with wrong expected version (actual -1), whatever was expected.
+    let refused = c
+        .delete_stream("never", &DeleteStreamOptions::default())
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
     c.append_to_stream("never", &expect(ExpectedRevision::NoStream), event("A", 0))
         .await
         .unwrap();
