@@ -18,4 +18,9 @@ pub enum ExchangeError {
     UnknownMarket(String),
     #[error("the exchange could not record this just now; nothing was changed, please try again")]
     Unavailable,
+    #[error(
+        "market {0} is paused: its last trades are not settled yet; nothing was changed, \
+         please try again shortly"
+    )]
+    MarketPaused(String),
 }

@@ -134,10 +134,21 @@ impl Exchange {
         })))
     }
 
+    /// The markets paused because their settlement is behind (they refuse
+    /// orders until it is written).
+    pub fn paused_markets(&self) -> Vec<String> {
+        let markets = self.0.markets.iter();
+        markets
+            .filter(|(_, m)| m.paused())
+            .map(|(symbol, _)| symbol.clone())
+            .collect()
+    }
+
     /// Stops the embedded store, if this exchange started one.
     pub async fn stop(&self) {
         for (symbol, market) in &self.0.markets {
-            tracing::info!(%symbol, appends = market.appends(), "market stopping");
+            let paused = market.paused();
+            tracing::info!(%symbol, appends = market.appends(), paused, "market stopping");
         }
         let store = self
             .0

@@ -360,32 +360,21 @@ impl Task {
         }
     }
 
-    /// Settles market events in order. A store that is down is retried for a
-    /// while: a trade on the book must reach its accounts.
+    /// Settles market events in revision order and stops at the first that
+    /// cannot be written, so no account settles a later revision before an
+    /// earlier one (its mark would then pass the missed one for good). The
+    /// caller keeps what is unsettled and asks again: the market task
+    /// pauses its market meanwhile, and recovery retries until it is done.
     async fn settle(&self, symbol: &str, events: Vec<(u64, Event)>) -> Result<(), ExchangeError> {
         let Some(market) = self.markets.iter().find(|m| m.symbol.as_str() == symbol) else {
             return Err(ExchangeError::UnknownMarket(symbol.to_string()));
         };
         for (revision, event) in &events {
-            let mut pause = Duration::from_millis(20);
-            let mut tries = 0;
-            loop {
-                let result = self
-                    .commit(|l| Ok((l.settle(&market.spec, &self.fees, *revision, event), ())))
-                    .await;
-                match result {
-                    Ok(()) => break,
-                    Err(e) if tries >= 20 => {
-                        tracing::error!(%symbol, revision, "settlement failed; it will be retried at the next start: {e}");
-                        return Err(e);
-                    }
-                    Err(_) => {
-                        tries += 1;
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_secs(2));
-                    }
-                }
-            }
+            self.commit(|l| Ok((l.settle(&market.spec, &self.fees, *revision, event), ())))
+                .await
+                .inspect_err(|e| {
+                    tracing::warn!(%symbol, revision, "settlement could not be written yet: {e}")
+                })?;
         }
         Ok(())
     }

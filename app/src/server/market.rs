@@ -10,8 +10,15 @@
 //! the task releases the batch's reservations, reloads the book from the
 //! stream and decides the batch again. The task is supervised: when it
 //! panics it is started again from the stream, and no other market notices.
+//!
+//! Settlement follows the stream in revision order with no gap: what the
+//! accounts task could not write yet stays in the task's backlog. While it
+//! is there the market is paused (new requests get
+//! [`ExchangeError::MarketPaused`]) and the task keeps retrying, so a trade
+//! on the book always reaches its accounts, and no later trade is settled
+//! before it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -33,6 +40,8 @@ use super::supervise::supervise;
 
 /// The most commands decided together and written in one append.
 pub const MAX_BATCH: usize = 256;
+/// How long a paused market waits between settlement retries, at most.
+const SETTLE_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// A new order as a trader asks for it; the exchange adds the id and time.
 #[derive(Clone, Debug)]
@@ -98,6 +107,7 @@ pub struct MarketHandle {
     tx: mpsc::Sender<Request>,
     book: Arc<RwLock<Arc<Book>>>,
     appends: Arc<AtomicU64>,
+    paused: Arc<AtomicBool>,
 }
 
 impl MarketHandle {
@@ -112,6 +122,7 @@ impl MarketHandle {
         let (tx, rx) = mpsc::channel(4096);
         let book = Arc::new(RwLock::new(Arc::new(Book::new(market.clone()))));
         let appends = Arc::new(AtomicU64::new(0));
+        let paused = Arc::new(AtomicBool::new(false));
         let task = Arc::new(Task {
             client,
             market: market.clone(),
@@ -119,6 +130,7 @@ impl MarketHandle {
             requests: Mutex::new(rx),
             published: book.clone(),
             appends: appends.clone(),
+            paused: paused.clone(),
             preloaded: std::sync::Mutex::new(Some(replayed)),
         });
         supervise(format!("market {}", market.symbol), move || {
@@ -129,7 +141,13 @@ impl MarketHandle {
             tx,
             book,
             appends,
+            paused,
         }
+    }
+
+    /// Whether the market is paused because settlement is behind.
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
     }
 
     /// How many appends this market's task has written since start.
@@ -164,6 +182,7 @@ struct Task {
     requests: Mutex<mpsc::Receiver<Request>>,
     published: Arc<RwLock<Arc<Book>>>,
     appends: Arc<AtomicU64>,
+    paused: Arc<AtomicBool>,
     /// The book replayed at start, for the first run only (a restart after
     /// a panic reads the stream again).
     preloaded: std::sync::Mutex<Option<Book>>,
@@ -175,6 +194,9 @@ struct State {
     /// Events in the stream (so the next one's revision).
     revision: u64,
     next_order_id: OrderId,
+    /// Events in the stream not known to be settled, in revision order.
+    /// Not empty: the market is paused.
+    unsettled: Vec<(u64, Event)>,
 }
 
 /// A command decided in this batch, waiting for the append.
@@ -197,20 +219,82 @@ impl Task {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let mut state = match preloaded {
-            Some(book) => self.state_of(book),
-            None => self.load().await,
+        // The first run starts after recovery settled the whole stream; a
+        // restart after a panic cannot know what the panic left unsettled,
+        // so it has the whole stream settled again (what is settled is
+        // skipped).
+        let (mut state, unsettled) = match preloaded {
+            Some(book) => (self.state_of(book), Vec::new()),
+            None => {
+                let events = self.read_stream().await;
+                let numbered = events.iter().cloned().enumerate();
+                let unsettled = numbered.map(|(i, e)| (i as u64, e)).collect();
+                (self.state_from(&events), unsettled)
+            }
         };
+        state.unsettled = unsettled;
+        self.settle_backlog(&mut state).await;
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            if state.unsettled.is_empty() {
+                pause = Duration::from_millis(50);
+                if requests.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                    return;
+                }
+            } else {
+                // Paused: retry settlement now and then, requests or not.
+                tokio::select! {
+                    n = requests.recv_many(&mut batch, MAX_BATCH) => if n == 0 { return },
+                    () = tokio::time::sleep(pause) => {
+                        pause = (pause * 2).min(SETTLE_RETRY_MAX);
+                        self.settle_backlog(&mut state).await;
+                        continue;
+                    }
+                }
+            }
             self.handle(&mut state, std::mem::take(&mut batch)).await;
         }
     }
 
-    /// Rebuilds the book from the stream, retrying until the store answers.
-    async fn load(&self) -> State {
-        let events = self.read_stream().await;
-        self.state_from(&events)
+    /// Sends the backlog for settlement; what was settled leaves it. The
+    /// accounts task stops at the first event it cannot write, and those
+    /// before it are skipped next time, so the whole backlog is sent again
+    /// until it all goes through.
+    async fn settle_backlog(&self, state: &mut State) {
+        if state.unsettled.is_empty() {
+            return;
+        }
+        let symbol = self.symbol().to_string();
+        let events = state.unsettled.clone();
+        let settled = self
+            .ledger
+            .ask(|reply| LedgerRequest::Settle {
+                symbol,
+                events,
+                reply,
+            })
+            .await;
+        match settled {
+            Ok(()) => {
+                if self.paused.swap(false, Ordering::Relaxed) {
+                    tracing::info!(
+                        symbol = self.symbol(),
+                        "settled; the market takes orders again"
+                    );
+                }
+                state.unsettled.clear();
+            }
+            Err(e) => {
+                if !self.paused.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        symbol = self.symbol(),
+                        from = state.unsettled[0].0,
+                        "settlement cannot be written; the market is paused and retrying: {e}"
+                    );
+                }
+            }
+        }
     }
 
     async fn read_stream(&self) -> Vec<Event> {
@@ -241,6 +325,7 @@ impl Task {
             next_order_id: book.last_order_id().max(reserved) + 1,
             revision: book.events_applied(),
             book,
+            unsettled: Vec::new(),
         };
         self.publish(&state);
         state
@@ -267,6 +352,14 @@ impl Task {
     }
 
     async fn handle(&self, state: &mut State, mut batch: Vec<Request>) {
+        self.settle_backlog(state).await;
+        if !state.unsettled.is_empty() {
+            for request in batch {
+                let paused = ExchangeError::MarketPaused(self.symbol().to_string());
+                let _ = request.reply.send(Err(paused));
+            }
+            return;
+        }
         for _attempt in 0..5 {
             let mut events = Vec::new();
             let mut decided = Vec::new();
@@ -302,7 +395,12 @@ impl Task {
                 self.appends.fetch_add(1, Ordering::Relaxed);
                 state.revision = first + events.len() as u64;
                 self.publish_batch(state, &events);
-                self.settle(first, &events, &decided).await;
+                if decided.iter().all(|d| d.request.action.settles()) {
+                    let numbered = events.iter().cloned().enumerate();
+                    let numbered = numbered.map(|(i, e)| (first + i as u64, e));
+                    state.unsettled.extend(numbered);
+                    self.settle_backlog(state).await;
+                }
                 for d in decided {
                     let outcome = Outcome {
                         order_id: d.order_id,
@@ -336,34 +434,6 @@ impl Task {
         }
         for request in batch {
             let _ = request.reply.send(Err(ExchangeError::Unavailable));
-        }
-    }
-
-    /// Sends a batch's events, numbered by stream revision, for settlement.
-    async fn settle(&self, first: u64, events: &[Event], decided: &[Decided]) {
-        if !decided.iter().all(|d| d.request.action.settles()) {
-            return;
-        }
-        let numbered = events
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, e)| (first + i as u64, e))
-            .collect();
-        let symbol = self.symbol().to_string();
-        if let Err(e) = self
-            .ledger
-            .ask(|reply| LedgerRequest::Settle {
-                symbol,
-                events: numbered,
-                reply,
-            })
-            .await
-        {
-            tracing::error!(
-                symbol = self.symbol(),
-                "settlement is behind; the next start settles it: {e}"
-            );
         }
     }
 

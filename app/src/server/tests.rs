@@ -716,3 +716,71 @@ async fn the_simulator_makes_a_market_that_keeps_every_rule() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     check_store(&s).await;
 }
+
+/// A settlement that cannot be written pauses its market instead of being
+/// skipped: the trade stays owed, no later trade of that market is settled
+/// before it, the market's traders are told it is paused, and the other
+/// market trades on. Here Bob's account stream is tombstoned behind the
+/// exchange's back, so his side of a trade can never be written.
+#[tokio::test]
+async fn an_unwritable_settlement_pauses_its_market_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = store.connection_string();
+    let s = start_on(Connection::External(url.clone())).await;
+    let mut a = Browser::sign_up(&s, "alice").await;
+    let mut b = Browser::sign_up(&s, "bob").await;
+    b.limit(&s, "sell", "30000", "0.1").await.unwrap();
+    let bob = s
+        .exchange
+        .reload_ledger()
+        .await
+        .by_username("bob")
+        .unwrap()
+        .id;
+    let client = eventstore::Client::new(url.parse().unwrap()).unwrap();
+    client
+        .tombstone_stream(events::account_stream(bob), &Default::default())
+        .await
+        .unwrap();
+    // The trade is on the book (the market stream has it), so Alice's order
+    // is answered; Bob's side of its settlement cannot be written.
+    let msg = a.limit(&s, "buy", "30000", "0.1").await.unwrap();
+    assert!(msg.starts_with("Order 2 filled"), "{msg}");
+    assert_eq!(s.exchange.paused_markets(), ["BTC-USD"]);
+    let err = a.limit(&s, "buy", "29000", "0.1").await.unwrap_err();
+    assert_eq!(
+        err.message,
+        "market BTC-USD is paused: its last trades are not settled yet; nothing was changed, \
+         please try again shortly"
+    );
+    // Nothing of the refused order reached the book or the accounts.
+    let book = s.exchange.book("BTC-USD").unwrap();
+    assert_eq!(book.resting_orders().len(), 0);
+    assert_eq!(a.balance(&s, "USD").await.1, d("0"), "nothing reserved");
+    // The other market takes orders.
+    let eth: String = a
+        .call(
+            &s,
+            "place_order",
+            &[
+                ("symbol", "ETH-USD"),
+                ("side", "buy"),
+                ("order_type", "limit"),
+                ("price", "2000"),
+                ("quantity", "1"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(eth, "Order 1 is on the book.");
+    // Retries go on, and the trade stays owed: Alice's side is settled,
+    // Bob's BTC is still reserved for it, not released or skipped.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(s.exchange.paused_markets(), ["BTC-USD"]);
+    assert_eq!(a.balance(&s, "BTC").await, (d("1.0998"), d("0")));
+    assert_eq!(b.balance(&s, "BTC").await, (d("0.9"), d("0.1")));
+    assert_eq!(b.balance(&s, "USD").await, (d("10000"), d("0")));
+}
