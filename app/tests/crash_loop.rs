@@ -283,3 +283,42 @@ async fn acknowledged_orders_and_trades_survive_sigkill_exactly_once() {
     );
     eprintln!("{} orders acknowledged over {ROUNDS} kills", acked.len());
 }
+
+/// Damage to acknowledged data stops the exchange from starting, with the
+/// store's words (file, offset, position) and a failing status, and
+/// nothing on disk is changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_log_stops_the_exchange_from_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("events");
+    let (mut child, addr) = start(&data);
+    let form = "username=someone&password=correct+horse+battery";
+    let (status, _, body) = post(addr, "sign_up", None, form).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Flip a byte inside the first record (after the 64-byte header).
+    let segment = data.join(format!("{:020}.seg", 0));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[64 + 20] ^= 0x10;
+    std::fs::write(&segment, &bytes).unwrap();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/exchange.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["--addr", "127.0.0.1:0", "--site-root", "/nonexistent"])
+        .arg("--config")
+        .arg(config)
+        .arg("--data")
+        .arg(&data)
+        .env_remove("EVENTSTORE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the event log is damaged")
+            && stderr.contains("00000000000000000000.seg at byte offset 64 (log position 64)"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "nothing changed");
+}
