@@ -784,3 +784,74 @@ async fn an_unwritable_settlement_pauses_its_market_and_nothing_else() {
     assert_eq!(b.balance(&s, "BTC").await, (d("0.9"), d("0.1")));
     assert_eq!(b.balance(&s, "USD").await, (d("10000"), d("0")));
 }
+
+/// A settlement that cannot be written for a while pauses its market until
+/// it can, then the market trades on and the ledger's rules hold. The
+/// fault: another writer moved Bob's stream on (so the accounts task must
+/// reload the accounts) while a third account's stream held an event no
+/// reader can decode (so the reload fails); an operator then removes that
+/// stream's events, and the retry goes through.
+#[tokio::test]
+async fn a_settlement_that_fails_for_a_while_is_written_once_it_can_be() {
+    use eventstore::{AppendToStreamOptions, EventData};
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = store.connection_string();
+    let s = start_on(Connection::External(url.clone())).await;
+    let mut a = Browser::sign_up(&s, "alice").await;
+    let mut b = Browser::sign_up(&s, "bob").await;
+    let _carol = Browser::sign_up(&s, "carol").await;
+    b.limit(&s, "sell", "30000", "0.1").await.unwrap();
+    let ledger = s.exchange.reload_ledger().await;
+    let (bob, carol) = (
+        ledger.by_username("bob").unwrap().id,
+        ledger.by_username("carol").unwrap().id,
+    );
+    let client = eventstore::Client::new(url.parse().unwrap()).unwrap();
+    let any = AppendToStreamOptions::default();
+    let junk = EventData::json("Garbage", &serde_json::json!({ "not": "an account event" }));
+    client
+        .append_to_stream(events::account_stream(carol), &any, junk.unwrap())
+        .await
+        .unwrap();
+    let moved_on = accounts::AccountEvent::SessionEnded {
+        account: bob,
+        token_hash: "elsewhere".into(),
+        at: 1,
+    };
+    let moved_on = EventData::json(
+        moved_on.kind(),
+        &serde_json::from_str::<serde_json::Value>(&moved_on.to_json()).unwrap(),
+    );
+    client
+        .append_to_stream(events::account_stream(bob), &any, moved_on.unwrap())
+        .await
+        .unwrap();
+    let msg = a.limit(&s, "buy", "30000", "0.1").await.unwrap();
+    assert!(msg.starts_with("Order 2 filled"), "{msg}");
+    assert_eq!(s.exchange.paused_markets(), ["BTC-USD"]);
+    let err = a.limit(&s, "buy", "29000", "0.1").await.unwrap_err();
+    assert!(err.message.contains("is paused"), "{err:?}");
+    // The operator removes the undecodable events; the next retry settles.
+    client
+        .delete_stream(events::account_stream(carol), &Default::default())
+        .await
+        .unwrap();
+    let mut waited = 0;
+    while !s.exchange.paused_markets().is_empty() {
+        assert!(
+            waited < 100,
+            "the market stays paused after the fault is gone"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(a.balance(&s, "BTC").await, (d("1.0998"), d("0")));
+    assert_eq!(b.balance(&s, "USD").await, (d("12997"), d("0")));
+    assert_eq!(b.balance(&s, "BTC").await, (d("0.9"), d("0")));
+    let msg = a.limit(&s, "buy", "29000", "0.1").await.unwrap();
+    assert_eq!(msg, "Order 3 is on the book.");
+    check_store(&s).await;
+}
