@@ -3,20 +3,11 @@
 //! several requests, and requests that lack what they need.
 
 use bytes::Bytes;
+mod common;
+
+use common::insecure;
 use store::EmbeddedStore;
 
-/// These tests speak raw gRPC without credentials: an insecure store on
-/// loopback (credentials have tests of their own).
-async fn insecure(dir: &std::path::Path) -> EmbeddedStore {
-    EmbeddedStore::start_with(
-        dir,
-        "127.0.0.1:0".parse().unwrap(),
-        store::Options::default(),
-        store::Access::Insecure,
-    )
-    .await
-    .unwrap()
-}
 use store::proto::streams::streams_client::StreamsClient;
 use store::proto::streams::{BatchAppendReq, batch_append_req, batch_append_resp};
 use store::proto::{StreamIdentifier, Uuid, uuid};

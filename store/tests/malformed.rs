@@ -4,20 +4,10 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use store::EmbeddedStore;
+mod common;
 
-/// These tests speak raw gRPC without credentials: an insecure store on
-/// loopback (credentials have tests of their own).
-async fn insecure(dir: &std::path::Path) -> EmbeddedStore {
-    EmbeddedStore::start_with(
-        dir,
-        "127.0.0.1:0".parse().unwrap(),
-        store::Options::default(),
-        store::Access::Insecure,
-    )
-    .await
-    .unwrap()
-}
+use common::insecure;
+
 use store::proto::streams::streams_client::StreamsClient;
 use store::proto::streams::{AppendReq, ReadReq, append_req, read_req};
 use store::proto::{Empty, StreamIdentifier, Uuid, uuid};

@@ -151,6 +151,32 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Buys 1 ETH at 2,000 USD: an order on the other market.
+    async fn buy_one_eth(&mut self, server: &Server) -> Result<String, UserError> {
+        let order = [
+            ("symbol", "ETH-USD"),
+            ("side", "buy"),
+            ("order_type", "limit"),
+            ("price", "2000"),
+            ("quantity", "1"),
+        ];
+        self.call(server, "place_order", &order).await
+    }
+}
+
+/// A server on a store of the test's own (so the test can write to the
+/// store behind the exchange's back), and a client of that store.
+async fn start_with_own_store(dir: &Path) -> (store::EmbeddedStore, Server, eventstore::Client) {
+    let store = store::EmbeddedStore::start(dir, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = store.connection_string();
+    let server = start_on(Connection::External(url.clone())).await;
+    let client = eventstore::Client::new(url.parse().unwrap()).unwrap();
+    (store, server, client)
+}
+
 fn d(s: &str) -> Decimal {
     s.parse().unwrap()
 }
@@ -606,20 +632,7 @@ async fn a_panicking_market_restarts_alone() {
         .unwrap_err();
     assert!(matches!(err, ExchangeError::Unavailable));
     // The other market never noticed.
-    let eth: String = a
-        .call(
-            &s,
-            "place_order",
-            &[
-                ("symbol", "ETH-USD"),
-                ("side", "buy"),
-                ("order_type", "limit"),
-                ("price", "2000"),
-                ("quantity", "1"),
-            ],
-        )
-        .await
-        .unwrap();
+    let eth = a.buy_one_eth(&s).await.unwrap();
     assert_eq!(eth, "Order 1 is on the book.");
     // BTC-USD is back, rebuilt from its events, with Alice's order on it.
     let msg = a.limit(&s, "sell", "30001", "0.1").await.unwrap();
@@ -725,11 +738,7 @@ async fn the_simulator_makes_a_market_that_keeps_every_rule() {
 #[tokio::test]
 async fn an_unwritable_settlement_pauses_its_market_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store::EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let url = store.connection_string();
-    let s = start_on(Connection::External(url.clone())).await;
+    let (_store, s, client) = start_with_own_store(dir.path()).await;
     let mut a = Browser::sign_up(&s, "alice").await;
     let mut b = Browser::sign_up(&s, "bob").await;
     b.limit(&s, "sell", "30000", "0.1").await.unwrap();
@@ -740,7 +749,6 @@ async fn an_unwritable_settlement_pauses_its_market_and_nothing_else() {
         .by_username("bob")
         .unwrap()
         .id;
-    let client = eventstore::Client::new(url.parse().unwrap()).unwrap();
     client
         .tombstone_stream(events::account_stream(bob), &Default::default())
         .await
@@ -761,20 +769,7 @@ async fn an_unwritable_settlement_pauses_its_market_and_nothing_else() {
     assert_eq!(book.resting_orders().len(), 0);
     assert_eq!(a.balance(&s, "USD").await.1, d("0"), "nothing reserved");
     // The other market takes orders.
-    let eth: String = a
-        .call(
-            &s,
-            "place_order",
-            &[
-                ("symbol", "ETH-USD"),
-                ("side", "buy"),
-                ("order_type", "limit"),
-                ("price", "2000"),
-                ("quantity", "1"),
-            ],
-        )
-        .await
-        .unwrap();
+    let eth = a.buy_one_eth(&s).await.unwrap();
     assert_eq!(eth, "Order 1 is on the book.");
     // Retries go on, and the trade stays owed: Alice's side is settled,
     // Bob's BTC is still reserved for it, not released or skipped.
@@ -795,11 +790,7 @@ async fn an_unwritable_settlement_pauses_its_market_and_nothing_else() {
 async fn a_settlement_that_fails_for_a_while_is_written_once_it_can_be() {
     use eventstore::{AppendToStreamOptions, EventData};
     let dir = tempfile::tempdir().unwrap();
-    let store = store::EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let url = store.connection_string();
-    let s = start_on(Connection::External(url.clone())).await;
+    let (_store, s, client) = start_with_own_store(dir.path()).await;
     let mut a = Browser::sign_up(&s, "alice").await;
     let mut b = Browser::sign_up(&s, "bob").await;
     let _carol = Browser::sign_up(&s, "carol").await;
@@ -809,7 +800,6 @@ async fn a_settlement_that_fails_for_a_while_is_written_once_it_can_be() {
         ledger.by_username("bob").unwrap().id,
         ledger.by_username("carol").unwrap().id,
     );
-    let client = eventstore::Client::new(url.parse().unwrap()).unwrap();
     let any = AppendToStreamOptions::default();
     let junk = EventData::json("Garbage", &serde_json::json!({ "not": "an account event" }));
     client
