@@ -83,7 +83,17 @@ async fn main() {
         1.0 / fsync_p50.as_secs_f64()
     );
 
-    let server = EmbeddedStore::start(&dir.path().join("events"), "127.0.0.1:0".parse().unwrap())
+    // As the exchange runs it: one user with a random password, checked on
+    // every call. STORE_BENCH_INSECURE=1 leaves the credentials out, to
+    // see what checking them costs.
+    let access = if std::env::var_os("STORE_BENCH_INSECURE").is_some() {
+        store::Access::Insecure
+    } else {
+        store::Access::Users(store::Users::random_admin().unwrap())
+    };
+    let data = dir.path().join("events");
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let server = EmbeddedStore::start_with(&data, addr, store::Options::default(), access)
         .await
         .unwrap();
     let url = server.connection_string();

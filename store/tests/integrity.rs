@@ -421,3 +421,27 @@ async fn a_log_written_before_checkpoints_opens_and_grows_in_the_new_format() {
         Err(StoreError::Log(LogError::Corrupt(_)))
     ));
 }
+
+#[tokio::test]
+async fn a_store_gone_idle_checkpoints_all_it_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path()).unwrap();
+    for i in 0..20 {
+        let outcome = store
+            .append(Bytes::from_static(b"s"), Expected::Any, vec![event(i)])
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Written { .. }));
+    }
+    // Still open: the syncer claims the end shortly after the last batch.
+    let mut found = recovery::examine(dir.path(), |_| {}).unwrap();
+    for _ in 0..50 {
+        if found.checkpoint == store.committed_end() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        found = recovery::examine(dir.path(), |_| {}).unwrap();
+    }
+    assert_eq!(found.checkpoint, store.committed_end());
+    assert_eq!(found.records, 20);
+}
