@@ -361,7 +361,7 @@ impl StreamsService {
         expected: Expected,
         tombstone: bool,
     ) -> Result<u64, Status> {
-        limits::stream_name(&stream).map_err(invalid)?;
+        // The store checks the name (an invalid one is INVALID_ARGUMENT).
         let outcome = if tombstone {
             self.store.tombstone(stream.clone(), expected).await
         } else {
