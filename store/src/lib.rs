@@ -27,8 +27,10 @@
 //!
 //! Durability: the writer takes every request waiting, writes their records
 //! with one write and one `fdatasync`, and only then updates the index,
-//! publishes to subscribers and acknowledges (group commit). The same fsync
-//! carries a checkpoint of how far the log is acknowledged. On start, an
+//! publishes to subscribers and acknowledges (group commit). Checkpoints in
+//! the segment headers say how far the log is acknowledged (claimed inside
+//! a batch's fsync at most every 10 ms, and by a syncer thread once the
+//! writer is idle). On start, an
 //! unreadable tail after the checkpoint (a write never acknowledged) is cut
 //! back to the last complete record; damage before it refuses the start and
 //! changes nothing (see [`recovery`]).

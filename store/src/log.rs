@@ -6,10 +6,11 @@
 //! are strictly increasing, never zero, and survive restarts unchanged.
 //!
 //! Only the writer appends; any number of readers read concurrently through
-//! [`Segments`], which share the open files. Each write also says in the
-//! active segment's checkpoint slot how far the log is acknowledged, inside
-//! the same fsync, so recovery ([`crate::recovery`]) can tell a torn tail
-//! from damage to acknowledged data.
+//! [`Segments`], which share the open files. The active segment's
+//! checkpoint slots say how far the log is acknowledged (claimed with a
+//! batch's own fsync, or by the syncer once the writer is idle), so
+//! recovery ([`crate::recovery`]) can tell a torn tail from damage to
+//! acknowledged data.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::record::{HEADER, RecordError, StoredEvent};
-use crate::recovery::{self, LogError, Tail};
+use crate::recovery::{self, LogError, Tail, io_at};
 use crate::segment::{self, Checkpoint};
 
 /// A segment is closed and a new one started once it reaches this size
@@ -228,11 +229,7 @@ impl Log {
         segment_size: u64,
         each: impl FnMut(StoredEvent),
     ) -> Result<(Log, Recovery), LogError> {
-        let io_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| LogError::Io { path, source }
-        };
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
         let found = recovery::examine(dir, each)?;
         let mut truncated_bytes = 0;
         match &found.tail {
@@ -252,15 +249,15 @@ impl Log {
                 let f = OpenOptions::new()
                     .write(true)
                     .open(file)
-                    .map_err(io_err(file))?;
-                f.set_len(*offset).map_err(io_err(file))?;
-                f.sync_all().map_err(io_err(file))?;
+                    .map_err(io_at(file))?;
+                f.set_len(*offset).map_err(io_at(file))?;
+                f.sync_all().map_err(io_at(file))?;
                 truncated_bytes = *bytes;
             }
             Some(Tail::Unfinished { file, bytes }) => {
                 tracing::warn!(file = %file.display(), "removing a segment whose creation was interrupted");
-                std::fs::remove_file(file).map_err(io_err(file))?;
-                segment::sync_dir(dir).map_err(io_err(dir))?;
+                std::fs::remove_file(file).map_err(io_at(file))?;
+                segment::sync_dir(dir).map_err(io_at(dir))?;
                 truncated_bytes = *bytes;
             }
             None => {}
@@ -271,7 +268,7 @@ impl Log {
                 .read(true)
                 .write(true)
                 .open(&s.path)
-                .map_err(io_err(&s.path))?;
+                .map_err(io_at(&s.path))?;
             list.push((s.base, s.data_start, Arc::new(file)));
         }
         let (active_base, active, checkpoint, end) = match (found.segments.last(), list.last()) {
@@ -285,7 +282,7 @@ impl Log {
             // records go to a new format-2 segment.
             _ => {
                 let base = found.end;
-                let file = segment::create(dir, base).map_err(io_err(dir))?;
+                let file = segment::create(dir, base).map_err(io_at(dir))?;
                 list.push((base, base + segment::HEADER, file.clone()));
                 let start = Checkpoint {
                     seq: 0,
@@ -299,9 +296,9 @@ impl Log {
             // Records kept after a crash: they are read back whole, so once
             // synced they count as acknowledged from now on.
             let path = segment::path(dir, active_base);
-            active.sync_data().map_err(io_err(&path))?;
-            lock(&claim).advance(end).map_err(io_err(&path))?;
-            active.sync_data().map_err(io_err(&path))?;
+            active.sync_data().map_err(io_at(&path))?;
+            lock(&claim).advance(end).map_err(io_at(&path))?;
+            active.sync_data().map_err(io_at(&path))?;
         }
         let (syncer, to_sync) = std_mpsc::channel();
         let fsyncs = Arc::new(AtomicU64::new(0));
@@ -310,7 +307,7 @@ impl Log {
         std::thread::Builder::new()
             .name("store-syncer".into())
             .spawn(move || sync_idle_checkpoints(to_sync, shared))
-            .map_err(io_err(dir))?;
+            .map_err(io_at(dir))?;
         let log = Log {
             dir: dir.to_path_buf(),
             segments: Segments(Arc::new(RwLock::new(list))),

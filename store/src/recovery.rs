@@ -71,7 +71,7 @@ pub enum LogError {
     BadCut { position: u64, why: String },
 }
 
-fn io_at(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
+pub(crate) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
     move |source| LogError::Io {
         path: path.to_path_buf(),
         source,
@@ -86,8 +86,6 @@ pub struct Segment {
     pub data_start: u64,
     /// `None` for a format-1 segment, which has no checkpoint slots.
     pub checkpoint: Option<Checkpoint>,
-    /// The position after its last readable record.
-    pub end: u64,
 }
 
 /// What lies after the acknowledged log and may be cut.
@@ -281,7 +279,6 @@ fn walk(
             path,
             data_start: header.data_start,
             checkpoint: header.checkpoint,
-            end: at,
         });
     }
     if let Some(p) = stop
