@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Installs everything building, running and testing the exchange needs.
 # Every step checks first and skips when it is already done, so a second run
-# takes seconds. Usage: scripts/setup.sh run|test
-#   run   what serving the site needs: cargo-leptos, wasm-bindgen-cli and
-#         binaryen's wasm-opt;
+# takes seconds. Usage: scripts/setup.sh run|test|dev
+#   run   what building and serving the site needs (scripts/run.sh):
+#         wasm-bindgen-cli and binaryen's wasm-opt;
 #   test  what the test command needs: wasm-bindgen-cli, Chromium, the
-#         e2e test packages (the tests build the site without cargo-leptos)
-#         and a Python venv with the second official EventStoreDB client.
+#         e2e test packages and a Python venv with the second official
+#         EventStoreDB client;
+#   dev   what `run` needs and cargo-leptos 0.3.10, for `cargo leptos
+#         watch` (about 12 minutes to compile, so only on request).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-export PATH="$HOME/.cargo/bin:$PWD/scripts/node_modules/.bin:$PATH"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PWD/scripts/node_modules/.bin:$PATH"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -23,17 +25,17 @@ fi
 
 mode=${1:-run}
 case "$mode" in
-  run|test) ;;
-  *) echo "usage: scripts/setup.sh run|test" >&2; exit 2 ;;
+  run|test|dev) ;;
+  *) echo "usage: scripts/setup.sh run|test|dev" >&2; exit 2 ;;
 esac
 
-if [ "$mode" = run ] && ! cargo leptos --version 2>/dev/null | grep -q ' 0\.3\.10$'; then
+if [ "$mode" = dev ] && ! cargo leptos --version 2>/dev/null | grep -q ' 0\.3\.10$'; then
   step "installing cargo-leptos 0.3.10"
   cargo install cargo-leptos --version 0.3.10 --locked --features no_downloads
 fi
 
-# cargo-leptos needs wasm-bindgen-cli at exactly the version of the
-# wasm-bindgen crate in Cargo.lock.
+# wasm-bindgen-cli must be exactly the version of the wasm-bindgen crate in
+# Cargo.lock.
 wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 if ! wasm-bindgen --version 2>/dev/null | grep -q " ${wb_version}\$"; then
   step "installing wasm-bindgen-cli ${wb_version}"
@@ -41,7 +43,7 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " ${wb_version}\$"; then
 fi
 
 # wasm-opt (release builds) comes from the npm package binaryen.
-if [ "$mode" = run ] && [ ! -x scripts/node_modules/.bin/wasm-opt ]; then
+if [ "$mode" != test ] && [ ! -x scripts/node_modules/.bin/wasm-opt ]; then
   step "installing binaryen (wasm-opt)"
   (cd scripts && npm ci --no-audit --no-fund)
 fi
