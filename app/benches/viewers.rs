@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use app::feed::{FeedMessage, FeedRequest};
+use app::api::{FeedMessage, FeedRequest};
 use app::server::{Connection, Exchange, OrderRequest, Settings};
 use futures::{SinkExt, StreamExt};
 use rust_decimal::Decimal;

@@ -3,8 +3,8 @@
 
 use leptos::prelude::*;
 
+use crate::api::AccountView;
 use crate::error::UserError;
-use crate::trading::AccountView;
 
 /// Opens an account and logs the browser in.
 #[server(endpoint = "sign_up")]

@@ -14,8 +14,8 @@
 use leptos::html::Canvas;
 use leptos::prelude::*;
 
+use crate::api::TradeView;
 use crate::candles::{Candle, Change, Interval, Series};
-use crate::feed::TradeView;
 
 /// Candles shown across the chart.
 pub const VISIBLE: usize = 90;

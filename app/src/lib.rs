@@ -3,21 +3,25 @@
 //!
 //! The same component tree renders on the server (feature `ssr`) and hydrates
 //! in the browser (feature `hydrate`, entered through the `frontend` crate).
-//! Server functions sit beside the components that call them; code that only
-//! makes sense on one side is gated on that side's feature.
+//! Server functions sit beside the components that call them; every type
+//! that crosses the wire is in [`api`], the bottom module that pages and
+//! server both build on. Code that only makes sense on one side is gated on
+//! that side's feature.
 
 pub mod account;
+pub mod api;
 pub mod candles;
 pub mod chart;
 pub mod codec;
 pub mod error;
-pub mod feed;
-pub mod market;
+pub mod live_market;
 pub mod shell;
 pub mod terminal;
 pub mod trading;
 
 #[cfg(feature = "ssr")]
 pub mod server;
+#[cfg(feature = "ssr")]
+pub mod site;
 
 pub use shell::{App, shell};

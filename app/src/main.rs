@@ -10,7 +10,7 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let config = app::server::Config::parse();
-    app::server::serve(config).await?;
+    let config = app::site::Config::parse();
+    app::site::serve(config).await?;
     Ok(())
 }

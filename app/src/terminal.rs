@@ -9,13 +9,23 @@
 
 use leptos::prelude::*;
 
+use crate::api::MarketSnapshot;
 use crate::codec::Json;
-use crate::feed::{MarketSnapshot, market_page};
-use crate::market::{ChartPanel, DepthBook, LinkStatus, MarketState, Tape, Ticker, connect};
+use crate::error::UserError;
+use crate::live_market::{ChartPanel, DepthBook, LinkStatus, MarketState, Tape, Ticker, connect};
 use crate::trading::{Markets, TraderPanel, list_markets};
 
 /// The market a page opens on.
 pub const DEFAULT_MARKET: &str = "BTC-USD";
+
+/// The market page's data as of now, for the first paint.
+#[server(endpoint = "market_page")]
+pub async fn market_page(symbol: String) -> Result<MarketSnapshot, UserError> {
+    let exchange = crate::server::context::exchange()?;
+    exchange
+        .snapshot(&symbol)
+        .ok_or_else(|| UserError::new(format!("there is no market {symbol}")))
+}
 
 /// The trading terminal page.
 #[component]

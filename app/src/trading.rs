@@ -2,110 +2,31 @@
 //! the server functions behind them. Every server function checks the
 //! session, and acts only on the caller's own orders.
 
-// `place_order` takes the order form's fields one by one so a plain HTML
-// form can post them; the server-function macro copies its arguments onto
-// generated functions that no item-level `allow` reaches.
-#![allow(clippy::too_many_arguments)]
-
 use leptos::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::account::{AuthForms, ClaimFaucet, LogIn, LogOut, SignUp, error_for, my_account};
+use crate::api::{BalanceView, FillView, MarketView, OpenOrderView, OrderForm};
 use crate::codec::Json;
 use crate::error::UserError;
-
-/// A listed market, as the order form needs it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MarketView {
-    pub symbol: String,
-    pub base: String,
-    pub quote: String,
-    pub tick_size: String,
-    pub lot_size: String,
-    pub min_quantity: String,
-}
 
 /// The listed markets, loaded with the page (the header's selector and the
 /// order form).
 pub type Markets = Resource<Result<Vec<MarketView>, UserError>, Json>;
-
-/// One asset of the caller's account. Amounts are exact decimal strings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BalanceView {
-    pub asset: String,
-    pub available: String,
-    pub reserved: String,
-    pub total: String,
-}
-
-/// One of the caller's orders resting on a book.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OpenOrderView {
-    pub symbol: String,
-    pub order_id: u64,
-    pub side: String,
-    pub price: String,
-    pub quantity: String,
-    pub filled: String,
-    pub status: String,
-    pub at_ms: u64,
-}
-
-/// One of the caller's fills, with the fee charged on it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FillView {
-    pub symbol: String,
-    pub trade_id: u64,
-    pub order_id: u64,
-    pub side: String,
-    pub role: String,
-    pub price: String,
-    pub quantity: String,
-    pub fee: String,
-    pub fee_asset: String,
-    pub at_ms: u64,
-}
-
-/// Everything the caller sees of their own account.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccountView {
-    pub username: String,
-    pub balances: Vec<BalanceView>,
-    pub open_orders: Vec<OpenOrderView>,
-    pub fills: Vec<FillView>,
-}
 
 #[server(endpoint = "list_markets")]
 pub async fn list_markets() -> Result<Vec<MarketView>, UserError> {
     Ok(crate::server::context::exchange()?.markets())
 }
 
-/// Places an order from the order form's fields; answers with a sentence
-/// saying what happened to it.
+/// Places an order from the order form; answers with a sentence saying
+/// what happened to it.
 #[server(endpoint = "place_order")]
-pub async fn place_order(
-    symbol: String,
-    side: String,
-    order_type: String,
-    price: Option<String>,
-    quantity: Option<String>,
-    quote_amount: Option<String>,
-    time_in_force: Option<String>,
-    post_only: Option<String>,
-) -> Result<String, UserError> {
+pub async fn place_order(#[server(flatten)] form: OrderForm) -> Result<String, UserError> {
     use crate::server::context::current_account;
-    use crate::server::orders::{OrderForm, describe, field_error};
+    use crate::server::orders::{describe, field_error};
     let (exchange, account) = current_account().await?;
-    let form = OrderForm {
-        side,
-        order_type,
-        price,
-        quantity,
-        quote_amount,
-        time_in_force,
-        post_only,
-    };
     let order = form.parse()?;
+    let symbol = form.symbol;
     let outcome = exchange
         .place(account, &symbol, order.clone())
         .await

@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use app::server::{Connection, Exchange, Settings, router};
+use app::server::{Connection, Exchange, Settings};
+use app::site::router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;

@@ -27,15 +27,15 @@ use tokio::sync::watch;
 use tonic::{Code, Status, Streaming};
 
 use crate::convert::{empty, uuid_from};
+use crate::convert::{expected_of, proposed_event};
 use crate::limits::AppendSize;
 use crate::proto::google::rpc;
 use crate::proto::streams::batch_append_req::options::ExpectedStreamPosition;
 use crate::proto::streams::batch_append_resp::{self, success};
 use crate::proto::streams::{BatchAppendReq, BatchAppendResp};
 use crate::proto::{AllStreamPosition, StreamIdentifier, Uuid};
-use crate::service::{expected_of, proposed_event};
 use crate::store::Store;
-use crate::writer::{Expected, NewEvent, Outcome};
+use crate::writer::{Expected, NewEvent, WriteOutcome};
 
 /// Appends of one call waiting for the writer at once.
 const MAX_IN_FLIGHT: usize = 1024;
@@ -249,11 +249,11 @@ fn reply(
     correlation_id: Option<Uuid>,
     stream: &Bytes,
     expected: Expected,
-    outcome: Result<Outcome, crate::store::StoreError>,
+    outcome: Result<WriteOutcome, crate::store::StoreError>,
 ) -> BatchAppendResp {
     let name = String::from_utf8_lossy(stream);
     let (failure, message) = match outcome {
-        Ok(Outcome::Written { revision, position }) => {
+        Ok(WriteOutcome::Written { revision, position }) => {
             let success = batch_append_resp::Success {
                 current_revision_option: Some(match revision {
                     Some(r) => success::CurrentRevisionOption::CurrentRevision(r),
@@ -271,18 +271,18 @@ fn reply(
                 batch_append_resp::Result::Success(success),
             );
         }
-        Ok(Outcome::WrongExpectedVersion { current, expected }) => (
+        Ok(WriteOutcome::WrongExpectedVersion { current, expected }) => (
             Failure::WrongExpectedVersion { current, expected },
             format!(
                 "WrongExpectedVersion: stream '{name}' is at {}, the append expected {expected:?}",
                 current.map_or("no stream".to_string(), |c| format!("revision {c}"))
             ),
         ),
-        Ok(Outcome::StreamDeleted) => (
+        Ok(WriteOutcome::StreamDeleted) => (
             Failure::StreamDeleted,
             format!("stream '{name}' is deleted"),
         ),
-        Ok(Outcome::Failed(e)) => (
+        Ok(WriteOutcome::Failed(e)) => (
             Failure::Unavailable,
             format!("the append was not written: {e}"),
         ),

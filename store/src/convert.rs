@@ -1,13 +1,26 @@
-//! Between protocol messages and the store's own types.
+//! Between protocol messages and the store's own types, both ways: what a
+//! request asks (its expected revision, its proposed events, its read
+//! options), and the events and errors a reply carries, worded as
+//! EventStoreDB words them.
 
 use std::collections::HashMap;
 
-use tonic::Status;
+use bytes::Bytes;
+use tonic::{Code, Status};
 
+use crate::filter::Filter;
+use crate::limits::{self, AppendSize, Invalid, MAX_APPEND_SIZE};
+use crate::proto::streams::append_resp;
+use crate::proto::streams::read_req::{
+    Options as ReadOptions,
+    options::{self as read_options, AllOptions, StreamOptions, all_options, stream_options},
+};
 use crate::proto::streams::read_resp::read_event::RecordedEvent;
 use crate::proto::streams::read_resp::{self, ReadEvent};
 use crate::proto::{Empty, StreamIdentifier, Uuid, uuid};
 use crate::record::StoredEvent;
+use crate::store::{AllStart, Direction, StreamStart};
+use crate::writer::{Expected, NewEvent};
 
 /// Reads a UUID in either of the protocol's forms, as 16 big-endian bytes.
 pub fn uuid_from(id: Option<&Uuid>) -> Result<u128, Status> {
@@ -125,6 +138,231 @@ pub fn stream_deleted(stream: &bytes::Bytes) -> Status {
         "stream-deleted",
         &[("stream-name", String::from_utf8_lossy(stream).into_owned())],
     )
+}
+
+/// The expected revision in any of the generated request types (append,
+/// delete, tombstone, and batch append, which names the exact revision
+/// `StreamPosition`): they share the shape but not the type.
+macro_rules! expected_of {
+    ($value:expr, $enum:path) => {
+        expected_of!($value, $enum, Revision)
+    };
+    ($value:expr, $enum:path, $exact:ident) => {{
+        use $enum as E;
+        match $value {
+            Some(E::$exact(r)) => Expected::Exact(r),
+            Some(E::NoStream(_)) => Expected::NoStream,
+            Some(E::StreamExists(_)) => Expected::StreamExists,
+            Some(E::Any(_)) | None => Expected::Any,
+        }
+    }};
+}
+pub(crate) use expected_of;
+
+/// One proposed event of an append (of either append call), counted into
+/// `size`, the append's running size, which refuses it if the append would
+/// no longer fit the limits (see [`crate::limits`]).
+pub fn proposed_event(
+    id: Option<&Uuid>,
+    metadata: &HashMap<String, String>,
+    custom_metadata: Bytes,
+    data: Bytes,
+    size: &mut AppendSize,
+) -> Result<NewEvent, Status> {
+    let id = uuid_from(id)?;
+    let (Some(event_type), Some(content_type)) =
+        (metadata.get("type"), metadata.get("content-type"))
+    else {
+        return Err(exception(
+            Code::InvalidArgument,
+            "an event needs the type and content-type metadata",
+            "missing-required-metadata-property",
+            &[],
+        ));
+    };
+    limits::content_type(content_type).map_err(invalid)?;
+    let event = NewEvent {
+        id,
+        event_type: Bytes::copy_from_slice(event_type.as_bytes()),
+        is_json: content_type == "application/json",
+        custom_metadata,
+        data,
+    };
+    size.add(&event).map_err(invalid)?;
+    Ok(event)
+}
+
+/// The status for a request over the limits: EventStoreDB's own exception
+/// for an oversized append, INVALID_ARGUMENT with the reason for the rest.
+pub fn invalid(e: Invalid) -> Status {
+    match e {
+        Invalid::TooLarge => exception(
+            Code::InvalidArgument,
+            e.to_string(),
+            "maximum-append-size-exceeded",
+            &[("maximum-append-size", MAX_APPEND_SIZE.to_string())],
+        ),
+        e => Status::invalid_argument(e.to_string()),
+    }
+}
+
+pub fn store_status(e: crate::store::StoreError) -> Status {
+    match e {
+        crate::store::StoreError::Invalid(e) => invalid(e),
+        e => Status::unavailable(e.to_string()),
+    }
+}
+
+/// A wrong-expected-version reply for a delete or tombstone, worded as
+/// EventStoreDB words it: clients parse the message (the Python client
+/// reads the versions from it, and an actual version of -1 as "not found").
+pub fn delete_conflict(
+    operation: &str,
+    stream: &[u8],
+    current: Option<u64>,
+    expected: Expected,
+) -> Status {
+    let actual = current.map_or("-1".to_string(), |c| c.to_string());
+    let expected = match expected {
+        Expected::Any => "-2".to_string(),
+        Expected::NoStream => "-1".to_string(),
+        Expected::StreamExists => "-4".to_string(),
+        Expected::Exact(e) => e.to_string(),
+    };
+    exception(
+        Code::FailedPrecondition,
+        format!(
+            "{operation} failed due to WrongExpectedVersion. Stream: {}, Expected version: \
+             {expected}, Actual version: {actual}",
+            String::from_utf8_lossy(stream)
+        ),
+        "wrong-expected-version",
+        &[("expected-version", expected), ("actual-version", actual)],
+    )
+}
+
+/// The wrong-expected-version reply of an append.
+pub fn wrong_expected_version(
+    current: Option<u64>,
+    expected: Expected,
+) -> append_resp::WrongExpectedVersion {
+    use append_resp::wrong_expected_version::{
+        CurrentRevisionOption, CurrentRevisionOption2060, ExpectedRevisionOption,
+        ExpectedRevisionOption2060,
+    };
+    append_resp::WrongExpectedVersion {
+        current_revision_option_20_6_0: Some(match current {
+            Some(c) => CurrentRevisionOption2060::CurrentRevision2060(c),
+            None => CurrentRevisionOption2060::NoStream2060(empty()),
+        }),
+        expected_revision_option_20_6_0: Some(match expected {
+            Expected::Exact(e) => ExpectedRevisionOption2060::ExpectedRevision2060(e),
+            Expected::StreamExists => ExpectedRevisionOption2060::StreamExists2060(empty()),
+            Expected::Any | Expected::NoStream => ExpectedRevisionOption2060::Any2060(empty()),
+        }),
+        current_revision_option: Some(match current {
+            Some(c) => CurrentRevisionOption::CurrentRevision(c),
+            None => CurrentRevisionOption::CurrentNoStream(empty()),
+        }),
+        expected_revision_option: Some(match expected {
+            Expected::Exact(e) => ExpectedRevisionOption::ExpectedRevision(e),
+            Expected::Any => ExpectedRevisionOption::ExpectedAny(empty()),
+            Expected::StreamExists => ExpectedRevisionOption::ExpectedStreamExists(empty()),
+            Expected::NoStream => ExpectedRevisionOption::ExpectedNoStream(empty()),
+        }),
+    }
+}
+
+/// What a read asks for.
+pub struct Read {
+    pub target: ReadTarget,
+    pub direction: Direction,
+    /// At most this many events (`u64::MAX`: all of them).
+    pub count: u64,
+    /// Follow live commits after the read (a subscription).
+    pub subscription: bool,
+    /// Event ids in the structured form instead of text.
+    pub structured: bool,
+    /// The client's compatibility level (1 and up: end a stream read with
+    /// its last revision).
+    pub compat: u32,
+}
+
+pub enum ReadTarget {
+    Stream {
+        stream: Bytes,
+        start: StreamStart,
+    },
+    All {
+        start: AllStart,
+        filter: Option<Filter>,
+    },
+}
+
+/// A read request's options, as the store's types.
+pub fn read_request(options: ReadOptions) -> Result<Read, Status> {
+    let structured = matches!(
+        options
+            .uuid_option
+            .as_ref()
+            .and_then(|u| u.content.as_ref()),
+        Some(read_options::uuid_option::Content::Structured(_))
+    );
+    let backwards = options.read_direction == read_options::ReadDirection::Backwards as i32;
+    let direction = if backwards {
+        Direction::Backwards
+    } else {
+        Direction::Forwards
+    };
+    let compat = options
+        .control_option
+        .as_ref()
+        .map_or(0, |c| c.compatibility);
+    let subscription = matches!(
+        options.count_option,
+        Some(read_options::CountOption::Subscription(_))
+    );
+    let count = match options.count_option {
+        Some(read_options::CountOption::Count(n)) => n,
+        _ => u64::MAX,
+    };
+    let target = match options.stream_option {
+        Some(read_options::StreamOption::Stream(StreamOptions {
+            stream_identifier,
+            revision_option,
+        })) => ReadTarget::Stream {
+            stream: stream_identifier.map(|s| s.stream_name).unwrap_or_default(),
+            start: match revision_option {
+                Some(stream_options::RevisionOption::Revision(r)) => StreamStart::Revision(r),
+                Some(stream_options::RevisionOption::End(_)) => StreamStart::End,
+                _ => StreamStart::Start,
+            },
+        },
+        Some(read_options::StreamOption::All(AllOptions { all_option })) => ReadTarget::All {
+            start: match all_option {
+                Some(all_options::AllOption::Position(p)) => AllStart::Position(p.commit_position),
+                Some(all_options::AllOption::End(_)) => AllStart::End,
+                _ => AllStart::Start,
+            },
+            filter: match &options.filter_option {
+                Some(read_options::FilterOption::Filter(f)) => Some(Filter::from_options(f)?),
+                _ => None,
+            },
+        },
+        None => {
+            return Err(Status::invalid_argument(
+                "read names neither a stream nor $all",
+            ));
+        }
+    };
+    Ok(Read {
+        target,
+        direction,
+        count,
+        subscription,
+        structured,
+        compat,
+    })
 }
 
 #[cfg(test)]

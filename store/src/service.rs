@@ -1,146 +1,35 @@
-//! The gRPC services: Streams, ServerFeatures and Gossip.
+//! The gRPC services: Streams, ServerFeatures and Gossip. Each call turns
+//! its request into the store's types (`convert`), calls the store, a
+//! paged read (`reads`), a subscription or the batch-append session, and
+//! turns what they give into the reply; none of them calls back in here.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Code, Request, Response, Status, Streaming};
+use futures::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::batch;
-use crate::convert::{self, empty, exception, read_event, stream_deleted, uuid_from};
-use crate::filter::Filter;
-use crate::limits::{self, AppendSize, Invalid, MAX_APPEND_SIZE};
-use crate::proto::streams::append_req::{self, options::ExpectedStreamRevision};
-use crate::proto::streams::read_req::options::{
-    self as read_options, AllOptions, StreamOptions, all_options, stream_options,
+use crate::convert::{
+    self, ReadTarget, delete_conflict, empty, expected_of, invalid, proposed_event, read_request,
+    store_status, stream_deleted, wrong_expected_version,
 };
+use crate::limits::AppendSize;
+use crate::proto::streams::append_req::{self, options::ExpectedStreamRevision};
 use crate::proto::streams::streams_server::Streams;
 use crate::proto::streams::{
-    AppendReq, AppendResp, DeleteReq, DeleteResp, ReadReq, ReadResp, TombstoneReq, TombstoneResp,
-    append_resp, delete_resp, read_resp, tombstone_resp,
+    AppendReq, AppendResp, DeleteReq, DeleteResp, ReadReq, TombstoneReq, TombstoneResp,
+    append_resp, delete_resp, tombstone_resp,
 };
 use crate::proto::{Empty, gossip, server_features, streams};
-use crate::store::{AllStart, Direction, Store, StreamRead, StreamStart};
+use crate::reads::{self, ReadStream};
+use crate::store::{Direction, Store};
 use crate::subscription;
-use crate::writer::{Expected, NewEvent, Outcome};
-
-pub type ReadStream = Pin<Box<dyn Stream<Item = Result<ReadResp, Status>> + Send>>;
+use crate::writer::{Expected, WriteOutcome};
 
 /// The Streams service over a store.
 pub struct StreamsService {
     pub store: Store,
-}
-
-pub(crate) fn msg(content: read_resp::Content) -> ReadResp {
-    ReadResp {
-        content: Some(content),
-    }
-}
-
-/// The expected revision in any of the generated request types (append,
-/// delete, tombstone, and batch append, which names the exact revision
-/// `StreamPosition`): they share the shape but not the type.
-macro_rules! expected_of {
-    ($value:expr, $enum:path) => {
-        expected_of!($value, $enum, Revision)
-    };
-    ($value:expr, $enum:path, $exact:ident) => {{
-        use $enum as E;
-        match $value {
-            Some(E::$exact(r)) => Expected::Exact(r),
-            Some(E::NoStream(_)) => Expected::NoStream,
-            Some(E::StreamExists(_)) => Expected::StreamExists,
-            Some(E::Any(_)) | None => Expected::Any,
-        }
-    }};
-}
-pub(crate) use expected_of;
-
-/// One proposed event of an append (of either append call), counted into
-/// `size`, the append's running size, which refuses it if the append would
-/// no longer fit the limits (see [`crate::limits`]).
-pub(crate) fn proposed_event(
-    id: Option<&crate::proto::Uuid>,
-    metadata: &HashMap<String, String>,
-    custom_metadata: Bytes,
-    data: Bytes,
-    size: &mut AppendSize,
-) -> Result<NewEvent, Status> {
-    let id = uuid_from(id)?;
-    let (Some(event_type), Some(content_type)) =
-        (metadata.get("type"), metadata.get("content-type"))
-    else {
-        return Err(exception(
-            Code::InvalidArgument,
-            "an event needs the type and content-type metadata",
-            "missing-required-metadata-property",
-            &[],
-        ));
-    };
-    limits::content_type(content_type).map_err(invalid)?;
-    let event = NewEvent {
-        id,
-        event_type: Bytes::copy_from_slice(event_type.as_bytes()),
-        is_json: content_type == "application/json",
-        custom_metadata,
-        data,
-    };
-    size.add(&event).map_err(invalid)?;
-    Ok(event)
-}
-
-/// The status for a request over the limits: EventStoreDB's own exception
-/// for an oversized append, INVALID_ARGUMENT with the reason for the rest.
-pub(crate) fn invalid(e: Invalid) -> Status {
-    match e {
-        Invalid::TooLarge => exception(
-            Code::InvalidArgument,
-            e.to_string(),
-            "maximum-append-size-exceeded",
-            &[("maximum-append-size", MAX_APPEND_SIZE.to_string())],
-        ),
-        e => Status::invalid_argument(e.to_string()),
-    }
-}
-
-fn store_status(e: crate::store::StoreError) -> Status {
-    match e {
-        crate::store::StoreError::Invalid(e) => invalid(e),
-        e => Status::unavailable(e.to_string()),
-    }
-}
-
-/// A wrong-expected-version reply for a delete or tombstone, worded as
-/// EventStoreDB words it: clients parse the message (the Python client
-/// reads the versions from it, and an actual version of -1 as "not found").
-fn delete_conflict(
-    operation: &str,
-    stream: &[u8],
-    current: Option<u64>,
-    expected: Expected,
-) -> Status {
-    let actual = current.map_or("-1".to_string(), |c| c.to_string());
-    let expected = match expected {
-        Expected::Any => "-2".to_string(),
-        Expected::NoStream => "-1".to_string(),
-        Expected::StreamExists => "-4".to_string(),
-        Expected::Exact(e) => e.to_string(),
-    };
-    exception(
-        Code::FailedPrecondition,
-        format!(
-            "{operation} failed due to WrongExpectedVersion. Stream: {}, Expected version: \
-             {expected}, Actual version: {actual}",
-            String::from_utf8_lossy(stream)
-        ),
-        "wrong-expected-version",
-        &[("expected-version", expected), ("actual-version", actual)],
-    )
 }
 
 #[tonic::async_trait]
@@ -163,71 +52,32 @@ impl Streams for StreamsService {
             .into_inner()
             .options
             .ok_or_else(|| Status::invalid_argument("read has no options"))?;
-        let structured = matches!(
-            options
-                .uuid_option
-                .as_ref()
-                .and_then(|u| u.content.as_ref()),
-            Some(read_options::uuid_option::Content::Structured(_))
-        );
-        let backwards = options.read_direction == read_options::ReadDirection::Backwards as i32;
-        let direction = if backwards {
-            Direction::Backwards
-        } else {
-            Direction::Forwards
-        };
-        let filter = match &options.filter_option {
-            Some(read_options::FilterOption::Filter(f)) => Some(Filter::from_options(f)?),
-            _ => None,
-        };
-        let compat = options
-            .control_option
-            .as_ref()
-            .map_or(0, |c| c.compatibility);
-        let subscription = matches!(
-            options.count_option,
-            Some(read_options::CountOption::Subscription(_))
-        );
-        let count = match options.count_option {
-            Some(read_options::CountOption::Count(n)) => n,
-            _ => u64::MAX,
-        };
-        match options.stream_option {
-            Some(read_options::StreamOption::Stream(StreamOptions {
-                stream_identifier,
-                revision_option,
-            })) => {
-                let stream = stream_identifier.map(|s| s.stream_name).unwrap_or_default();
-                let start = match revision_option {
-                    Some(stream_options::RevisionOption::Revision(r)) => StreamStart::Revision(r),
-                    Some(stream_options::RevisionOption::End(_)) => StreamStart::End,
-                    _ => StreamStart::Start,
-                };
-                if subscription {
-                    return subscription::stream(self.store.clone(), stream, start, structured);
-                }
-                self.read_stream(stream, start, direction, count, structured, compat)
-                    .await
+        let read = read_request(options)?;
+        let store = self.store.clone();
+        match read.target {
+            ReadTarget::Stream { stream, start } if read.subscription => {
+                subscription::stream(store, stream, start, read.structured)
             }
-            Some(read_options::StreamOption::All(AllOptions { all_option })) => {
-                let start = match all_option {
-                    Some(all_options::AllOption::Position(p)) => {
-                        AllStart::Position(p.commit_position)
-                    }
-                    Some(all_options::AllOption::End(_)) => AllStart::End,
-                    _ => AllStart::Start,
-                };
-                if subscription {
-                    return subscription::all(self.store.clone(), start, filter, structured);
-                }
-                if direction == Direction::Forwards {
-                    return read_all_forwards(self.store.clone(), start, count, filter, structured);
-                }
-                read_all_backwards(self.store.clone(), start, count, filter, structured)
+            ReadTarget::Stream { stream, start } => reads::stream(
+                &store,
+                stream,
+                start,
+                read.direction,
+                read.count,
+                read.structured,
+                read.compat,
+            ),
+            ReadTarget::All { start, filter } if read.subscription => {
+                subscription::all(store, start, filter, read.structured)
             }
-            None => Err(Status::invalid_argument(
-                "read names neither a stream nor $all",
-            )),
+            ReadTarget::All { start, filter } => match read.direction {
+                Direction::Forwards => {
+                    reads::all_forwards(store, start, read.count, filter, read.structured)
+                }
+                Direction::Backwards => {
+                    reads::all_backwards(store, start, read.count, filter, read.structured)
+                }
+            },
         }
     }
 
@@ -272,7 +122,7 @@ impl Streams for StreamsService {
             .await
             .map_err(store_status)?;
         let result = match outcome {
-            Outcome::Written { revision, position } => {
+            WriteOutcome::Written { revision, position } => {
                 append_resp::Result::Success(append_resp::Success {
                     current_revision_option: Some(match revision {
                         Some(r) => append_resp::success::CurrentRevisionOption::CurrentRevision(r),
@@ -286,11 +136,11 @@ impl Streams for StreamsService {
                     )),
                 })
             }
-            Outcome::WrongExpectedVersion { current, expected } => {
+            WriteOutcome::WrongExpectedVersion { current, expected } => {
                 append_resp::Result::WrongExpectedVersion(wrong_expected_version(current, expected))
             }
-            Outcome::StreamDeleted => return Err(stream_deleted(&stream)),
-            Outcome::Failed(e) => {
+            WriteOutcome::StreamDeleted => return Err(stream_deleted(&stream)),
+            WriteOutcome::Failed(e) => {
                 return Err(Status::unavailable(format!(
                     "the append was not written: {e}"
                 )));
@@ -368,168 +218,18 @@ impl StreamsService {
             self.store.delete(stream.clone(), expected).await
         };
         match outcome.map_err(store_status)? {
-            Outcome::Written { position, .. } => Ok(position),
-            Outcome::WrongExpectedVersion { current, expected } => Err(delete_conflict(
+            WriteOutcome::Written { position, .. } => Ok(position),
+            WriteOutcome::WrongExpectedVersion { current, expected } => Err(delete_conflict(
                 if tombstone { "Tombstone" } else { "Delete" },
                 &stream,
                 current,
                 expected,
             )),
-            Outcome::StreamDeleted => Err(stream_deleted(&stream)),
-            Outcome::Failed(e) => Err(Status::unavailable(format!(
+            WriteOutcome::StreamDeleted => Err(stream_deleted(&stream)),
+            WriteOutcome::Failed(e) => Err(Status::unavailable(format!(
                 "the delete was not written: {e}"
             ))),
         }
-    }
-
-    /// A stream read, sent a page at a time through a bounded queue like
-    /// `$all` reads: a stream of millions of events is never in memory.
-    async fn read_stream(
-        &self,
-        stream: Bytes,
-        start: StreamStart,
-        direction: Direction,
-        count: u64,
-        structured: bool,
-        compat: u32,
-    ) -> Result<Response<ReadStream>, Status> {
-        let (positions, last_revision) =
-            match self.store.read_stream(&stream, start, direction, count) {
-                StreamRead::Deleted => return Err(stream_deleted(&stream)),
-                StreamRead::NotFound => {
-                    let missing = read_resp::Content::StreamNotFound(read_resp::StreamNotFound {
-                        stream_identifier: Some(convert::stream_id(&stream)),
-                    });
-                    return Ok(Response::new(Box::pin(futures::stream::iter([Ok(msg(
-                        missing,
-                    ))]))));
-                }
-                StreamRead::Events {
-                    positions,
-                    last_revision,
-                } => (positions, last_revision),
-            };
-        let store = self.store.clone();
-        subscription::spawn(move |tx| async move {
-            for page in positions.chunks(subscription::PAGE) {
-                for e in subscription::read_positions(&store, page.to_vec()).await? {
-                    subscription::send(&tx, read_event(&e, structured)).await?;
-                }
-            }
-            if compat >= 1 {
-                let last = read_resp::Content::LastStreamPosition(last_revision);
-                subscription::send(&tx, last).await?;
-            }
-            Ok(())
-        })
-    }
-}
-
-/// Streams a forwards `$all` read page by page through a bounded queue, so
-/// a read of millions of events holds one page in memory, not all of them,
-/// and the client receives while the server reads.
-fn read_all_forwards(
-    store: Store,
-    start: AllStart,
-    count: u64,
-    filter: Option<Filter>,
-    structured: bool,
-) -> Result<Response<ReadStream>, Status> {
-    subscription::spawn(move |tx| async move {
-        let end = store.committed_end();
-        let (mut next, _) = match start {
-            AllStart::Start => store.next_after(None),
-            AllStart::End => (None, end),
-            // Forwards from a position includes it.
-            AllStart::Position(p) => store.next_after(p.checked_sub(1)),
-        };
-        let mut left = count;
-        while let Some(from) = next.filter(|p| *p < end && left > 0) {
-            let page = subscription::page(&store, from, end).await?;
-            let Some(last) = page.last().map(|e| e.position) else {
-                break;
-            };
-            for e in page
-                .iter()
-                .filter(|e| filter.as_ref().is_none_or(|f| f.matches(e)))
-            {
-                subscription::send(&tx, read_event(e, structured)).await?;
-                left -= 1;
-                if left == 0 {
-                    break;
-                }
-            }
-            next = store.next_after(Some(last)).0;
-        }
-        Ok(())
-    })
-}
-
-/// Streams a backwards `$all` read a page at a time, like forwards reads.
-fn read_all_backwards(
-    store: Store,
-    start: AllStart,
-    count: u64,
-    filter: Option<Filter>,
-    structured: bool,
-) -> Result<Response<ReadStream>, Status> {
-    let filter = Arc::new(filter);
-    subscription::spawn(move |tx| async move {
-        let mut from = start;
-        let mut left = count;
-        while left > 0 {
-            let want = left.min(subscription::PAGE as u64);
-            let (s, f) = (store.clone(), filter.clone());
-            let page = subscription::blocking_read(move || {
-                s.read_all(from, Direction::Backwards, want, |e| {
-                    f.as_ref().as_ref().is_none_or(|f| f.matches(e))
-                })
-            })
-            .await?;
-            for e in &page {
-                subscription::send(&tx, read_event(e, structured)).await?;
-            }
-            // Backwards from a position gives the events before it.
-            match page.last() {
-                Some(last) if (page.len() as u64) == want => {
-                    from = AllStart::Position(last.position);
-                    left -= want;
-                }
-                _ => break,
-            }
-        }
-        Ok(())
-    })
-}
-
-fn wrong_expected_version(
-    current: Option<u64>,
-    expected: Expected,
-) -> append_resp::WrongExpectedVersion {
-    use append_resp::wrong_expected_version::{
-        CurrentRevisionOption, CurrentRevisionOption2060, ExpectedRevisionOption,
-        ExpectedRevisionOption2060,
-    };
-    append_resp::WrongExpectedVersion {
-        current_revision_option_20_6_0: Some(match current {
-            Some(c) => CurrentRevisionOption2060::CurrentRevision2060(c),
-            None => CurrentRevisionOption2060::NoStream2060(empty()),
-        }),
-        expected_revision_option_20_6_0: Some(match expected {
-            Expected::Exact(e) => ExpectedRevisionOption2060::ExpectedRevision2060(e),
-            Expected::StreamExists => ExpectedRevisionOption2060::StreamExists2060(empty()),
-            Expected::Any | Expected::NoStream => ExpectedRevisionOption2060::Any2060(empty()),
-        }),
-        current_revision_option: Some(match current {
-            Some(c) => CurrentRevisionOption::CurrentRevision(c),
-            None => CurrentRevisionOption::CurrentNoStream(empty()),
-        }),
-        expected_revision_option: Some(match expected {
-            Expected::Exact(e) => ExpectedRevisionOption::ExpectedRevision(e),
-            Expected::Any => ExpectedRevisionOption::ExpectedAny(empty()),
-            Expected::StreamExists => ExpectedRevisionOption::ExpectedStreamExists(empty()),
-            Expected::NoStream => ExpectedRevisionOption::ExpectedNoStream(empty()),
-        }),
     }
 }
 
@@ -585,12 +285,4 @@ impl gossip::gossip_server::Gossip for GossipService {
             }],
         }))
     }
-}
-
-pub(crate) type Sender = mpsc::Sender<Result<ReadResp, Status>>;
-
-pub(crate) fn response(
-    rx: mpsc::Receiver<Result<ReadResp, Status>>,
-) -> Result<Response<ReadStream>, Status> {
-    Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
 }

@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::index::{Index, metastream_of};
 use crate::log::{Log, Recovery, Segments};
 use crate::record::StoredEvent;
-use crate::writer::{self, Expected, NewEvent, Op, Outcome, Request, Shared};
+use crate::writer::{self, Expected, NewEvent, Op, Shared, WriteOutcome, WriteRequest};
 
 /// Positions taken from the index at a time by a backwards `$all` read.
 const BACKWARDS_CHUNK: usize = 256;
@@ -87,7 +87,7 @@ pub enum StoreError {
 /// A handle onto an open store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<WriteRequest>,
     shared: Shared,
     segments: Segments,
     shutdown: watch::Sender<bool>,
@@ -128,10 +128,10 @@ impl Store {
         Ok((store, recovery))
     }
 
-    async fn submit(&self, op: Op) -> Result<Outcome, StoreError> {
+    async fn submit(&self, op: Op) -> Result<WriteOutcome, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request { op, reply })
+            .send(WriteRequest { op, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)
@@ -143,7 +143,7 @@ impl Store {
         stream: Bytes,
         expected: Expected,
         events: Vec<NewEvent>,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<WriteOutcome, StoreError> {
         crate::limits::append(&stream, &events)?;
         self.submit(Op::Append {
             stream,
@@ -154,7 +154,11 @@ impl Store {
     }
 
     /// Soft-deletes a stream: reads find nothing until the next append.
-    pub async fn delete(&self, stream: Bytes, expected: Expected) -> Result<Outcome, StoreError> {
+    pub async fn delete(
+        &self,
+        stream: Bytes,
+        expected: Expected,
+    ) -> Result<WriteOutcome, StoreError> {
         crate::limits::stream_name(&stream)?;
         self.submit(Op::Delete { stream, expected }).await
     }
@@ -164,7 +168,7 @@ impl Store {
         &self,
         stream: Bytes,
         expected: Expected,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<WriteOutcome, StoreError> {
         crate::limits::stream_name(&stream)?;
         self.submit(Op::Tombstone { stream, expected }).await
     }

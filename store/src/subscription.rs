@@ -9,65 +9,27 @@
 //! on itself. A subscription ends only with an error status: when the client
 //! leaves, or with UNAVAILABLE when the store shuts down.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use std::sync::Arc;
 
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use tonic::{Response, Status};
 
 use crate::convert::{read_event, stream_deleted};
 use crate::filter::Filter;
 use crate::index::TOMBSTONE_REVISION;
 use crate::proto::streams::read_resp;
+use crate::reads::{Exit, PAGE, ReadStream, Sender, page, read_positions, send, spawn};
 use crate::record::StoredEvent;
-use crate::service::{ReadStream, Sender, msg, response};
 use crate::store::{AllStart, Store, StreamStart};
-
-/// Messages queued per client before the subscription waits for it.
-const CLIENT_BUFFER: usize = 512;
-/// Events read from the log per page during catch-up and paged reads.
-pub(crate) const PAGE: usize = 512;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Why a subscription (or paged read) task stopped.
-pub(crate) enum Exit {
-    /// The client went away; nothing to tell it.
-    ClientGone,
-    Status(Status),
-}
-
-impl From<Status> for Exit {
-    fn from(s: Status) -> Exit {
-        Exit::Status(s)
-    }
-}
-
-pub(crate) async fn send(tx: &Sender, content: read_resp::Content) -> Result<(), Exit> {
-    tx.send(Ok(msg(content)))
-        .await
-        .map_err(|_| Exit::ClientGone)
-}
-
 fn shutting_down() -> Status {
     Status::unavailable("the event store is shutting down; resubscribe from the last event")
-}
-
-pub(crate) fn spawn<F>(body: impl FnOnce(Sender) -> F) -> Result<Response<ReadStream>, Status>
-where
-    F: Future<Output = Result<(), Exit>> + Send + 'static,
-{
-    let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
-    let task = body(tx.clone());
-    tokio::spawn(async move {
-        if let Err(Exit::Status(status)) = task.await {
-            let _ = tx.send(Err(status)).await;
-        }
-    });
-    response(rx)
 }
 
 async fn confirm(store: &Store, tx: &Sender) -> Result<(), Exit> {
@@ -80,39 +42,6 @@ async fn confirm(store: &Store, tx: &Sender) -> Result<(), Exit> {
         }),
     )
     .await
-}
-
-/// Runs a read of the log off the runtime: reads wait on the disk.
-pub(crate) async fn blocking_read<T: Send + 'static>(
-    read: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(read)
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::unavailable(format!("reading the log: {e}")))
-}
-
-/// Reads up to a page of records from `from` (a record position) to `end`.
-pub(crate) async fn page(store: &Store, from: u64, end: u64) -> Result<Vec<StoredEvent>, Status> {
-    let store = store.clone();
-    blocking_read(move || {
-        let mut out = Vec::with_capacity(PAGE);
-        store.scan(from, end, |e| {
-            out.push(e);
-            out.len() < PAGE
-        })?;
-        Ok(out)
-    })
-    .await
-}
-
-/// Reads the records at `positions` (a page of them).
-pub(crate) async fn read_positions(
-    store: &Store,
-    positions: Vec<u64>,
-) -> Result<Vec<StoredEvent>, Status> {
-    let store = store.clone();
-    blocking_read(move || positions.iter().map(|p| store.read_at(*p)).collect()).await
 }
 
 /// Waits for the next live batch. `None` means the subscriber fell behind

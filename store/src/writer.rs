@@ -56,7 +56,7 @@ pub enum Op {
 
 /// How a write ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum WriteOutcome {
     /// Written (or found already written, for an idempotent retry).
     /// `revision` is the stream's last revision; `position` the last
     /// record's position.
@@ -73,9 +73,9 @@ pub enum Outcome {
     Failed(String),
 }
 
-pub struct Request {
+pub struct WriteRequest {
     pub op: Op,
-    pub reply: oneshot::Sender<Outcome>,
+    pub reply: oneshot::Sender<WriteOutcome>,
 }
 
 /// What the writer shares with readers.
@@ -100,7 +100,7 @@ struct Pending {
 
 /// An outcome whose position is known only once the batch is placed.
 enum Planned {
-    Done(Outcome),
+    Done(WriteOutcome),
     /// Written: the last revision and the index of its record in the batch.
     Wrote {
         revision: Option<u64>,
@@ -108,7 +108,7 @@ enum Planned {
     },
 }
 
-pub fn run(mut log: Log, shared: Shared, mut rx: mpsc::Receiver<Request>) {
+pub fn run(mut log: Log, shared: Shared, mut rx: mpsc::Receiver<WriteRequest>) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < 4096 {
@@ -142,9 +142,9 @@ pub fn run(mut log: Log, shared: Shared, mut rx: mpsc::Receiver<Request>) {
         }
         for (req, plan) in batch.into_iter().zip(plans) {
             let outcome = match (&written, plan) {
-                (Err(e), Planned::Wrote { .. }) => Outcome::Failed(e.to_string()),
+                (Err(e), Planned::Wrote { .. }) => WriteOutcome::Failed(e.to_string()),
                 (_, Planned::Done(o)) => o,
-                (Ok(()), Planned::Wrote { revision, record }) => Outcome::Written {
+                (Ok(()), Planned::Wrote { revision, record }) => WriteOutcome::Written {
                     revision,
                     position: records[record].position,
                 },
@@ -234,7 +234,7 @@ fn plan(
         } => {
             let p = pending_for(index, pending, stream).clone();
             if p.tombstoned {
-                return Planned::Done(Outcome::StreamDeleted);
+                return Planned::Done(WriteOutcome::StreamDeleted);
             }
             let current = p.len.checked_sub(1);
             let soft_deleted = soft_deleted(p.truncate_before, p.len);
@@ -264,13 +264,13 @@ fn plan(
                         .and_then(|s| s.events.get(last as usize))
                         .map(|(pos, _)| *pos);
                     if let Some(position) = position {
-                        return Planned::Done(Outcome::Written {
+                        return Planned::Done(WriteOutcome::Written {
                             revision: Some(last),
                             position,
                         });
                     }
                 }
-                return Planned::Done(Outcome::WrongExpectedVersion {
+                return Planned::Done(WriteOutcome::WrongExpectedVersion {
                     current,
                     expected: *expected,
                 });
@@ -282,7 +282,7 @@ fn plan(
                 Expected::Exact(e) => current == Some(e),
             };
             if !ok {
-                return Planned::Done(Outcome::WrongExpectedVersion {
+                return Planned::Done(WriteOutcome::WrongExpectedVersion {
                     current,
                     expected: *expected,
                 });
@@ -292,7 +292,7 @@ fn plan(
                     .stream(stream)
                     .and_then(|s| s.events.last())
                     .map_or(0, |(pos, _)| *pos);
-                return Planned::Done(Outcome::Written {
+                return Planned::Done(WriteOutcome::Written {
                     revision: current,
                     position,
                 });
@@ -337,7 +337,7 @@ fn plan(
         Op::Delete { stream, expected } | Op::Tombstone { stream, expected } => {
             let p = pending_for(index, pending, stream).clone();
             if p.tombstoned {
-                return Planned::Done(Outcome::StreamDeleted);
+                return Planned::Done(WriteOutcome::StreamDeleted);
             }
             let current = p.len.checked_sub(1);
             let tombstone = matches!(op, Op::Tombstone { .. });
@@ -346,13 +346,13 @@ fn plan(
                 // delete, whatever it expects, and expecting a stream that
                 // is already soft-deleted to exist is told it is deleted.
                 if current.is_none() {
-                    return Planned::Done(Outcome::WrongExpectedVersion {
+                    return Planned::Done(WriteOutcome::WrongExpectedVersion {
                         current,
                         expected: *expected,
                     });
                 }
                 if *expected == Expected::StreamExists && soft_deleted(p.truncate_before, p.len) {
-                    return Planned::Done(Outcome::StreamDeleted);
+                    return Planned::Done(WriteOutcome::StreamDeleted);
                 }
             }
             let ok = match *expected {
@@ -362,7 +362,7 @@ fn plan(
                 Expected::Exact(e) => current == Some(e),
             };
             if !ok {
-                return Planned::Done(Outcome::WrongExpectedVersion {
+                return Planned::Done(WriteOutcome::WrongExpectedVersion {
                     current,
                     expected: *expected,
                 });

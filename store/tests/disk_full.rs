@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use bytes::Bytes;
-use store::{AllStart, Direction, Expected, NewEvent, Options, Outcome, Store};
+use store::{AllStart, Direction, Expected, NewEvent, Options, Store, WriteOutcome};
 
 /// A tmpfs of `size` mounted on a fresh folder, unmounted on drop.
 struct SmallDisk(tempfile::TempDir);
@@ -75,8 +75,8 @@ async fn a_full_disk_fails_appends_and_leaves_nothing_unacknowledged_behind() {
                 .await
                 .unwrap()
             {
-                Outcome::Written { .. } => acknowledged.extend(ids),
-                Outcome::Failed(why) => {
+                WriteOutcome::Written { .. } => acknowledged.extend(ids),
+                WriteOutcome::Failed(why) => {
                     failures += 1;
                     assert!(!why.is_empty());
                     refused.extend(ids);
@@ -107,7 +107,7 @@ async fn a_full_disk_fails_appends_and_leaves_nothing_unacknowledged_behind() {
             data: Bytes::from_static(b"{}"),
             ..batch(next, 1).remove(0)
         };
-        if let Outcome::Written { .. } = store
+        if let WriteOutcome::Written { .. } = store
             .append(
                 Bytes::from_static(b"fill"),
                 Expected::Any,

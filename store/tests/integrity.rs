@@ -12,7 +12,7 @@ use std::process::Command;
 use bytes::Bytes;
 use store::record::StoredEvent;
 use store::recovery::{self, LogError, Tail};
-use store::{Expected, NewEvent, Options, Outcome, Store, StoreError};
+use store::{Expected, NewEvent, Options, Store, StoreError, WriteOutcome};
 
 fn small_segments() -> Options {
     Options {
@@ -47,7 +47,10 @@ async fn stopped_log(events: u64, torn: u64) -> tempfile::TempDir {
                 )
                 .await
                 .unwrap();
-            assert!(matches!(outcome, Outcome::Written { .. }), "{outcome:?}");
+            assert!(
+                matches!(outcome, WriteOutcome::Written { .. }),
+                "{outcome:?}"
+            );
         }
     }
     // The writer thread ends once the store is dropped; copy what it left.
@@ -403,7 +406,7 @@ async fn a_log_written_before_checkpoints_opens_and_grows_in_the_new_format() {
             .unwrap();
         assert_eq!(
             outcome,
-            Outcome::Written {
+            WriteOutcome::Written {
                 revision: Some(3),
                 position: bytes.len() as u64 + store::segment::HEADER
             },
@@ -431,7 +434,7 @@ async fn a_store_gone_idle_checkpoints_all_it_acknowledged() {
             .append(Bytes::from_static(b"s"), Expected::Any, vec![event(i)])
             .await
             .unwrap();
-        assert!(matches!(outcome, Outcome::Written { .. }));
+        assert!(matches!(outcome, WriteOutcome::Written { .. }));
     }
     // Still open: the syncer claims the end shortly after the last batch.
     let mut found = recovery::examine(dir.path(), |_| {}).unwrap();

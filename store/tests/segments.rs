@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use store::{
-    AllStart, Direction, Expected, NewEvent, Options, Outcome, Store, StreamRead, StreamStart,
+    AllStart, Direction, Expected, NewEvent, Options, Store, StreamRead, StreamStart, WriteOutcome,
 };
 
 fn small_segments() -> Options {
@@ -51,7 +51,10 @@ async fn reads_scans_and_recovery_cross_segment_boundaries() {
                 )
                 .await
                 .unwrap();
-            assert!(matches!(outcome, Outcome::Written { .. }), "{outcome:?}");
+            assert!(
+                matches!(outcome, WriteOutcome::Written { .. }),
+                "{outcome:?}"
+            );
             i += n;
         }
     }
@@ -98,7 +101,7 @@ async fn reads_scans_and_recovery_cross_segment_boundaries() {
     assert!(s1.windows(2).all(|w| w[0].position < w[1].position));
     assert!(s1.iter().enumerate().all(|(r, e)| e.revision == r as u64));
     // Appends continue after recovery, with positions after everything else.
-    let Outcome::Written { position, .. } = store
+    let WriteOutcome::Written { position, .. } = store
         .append(Bytes::from("after"), Expected::NoStream, events(total, 1))
         .await
         .unwrap()

@@ -5,9 +5,9 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use leptos::prelude::*;
 use orderbook::AccountId;
 
-use super::auth;
 use super::error::ExchangeError;
 use super::exchange::Exchange;
+use super::session;
 use crate::error::UserError;
 
 impl From<ExchangeError> for UserError {
@@ -39,7 +39,7 @@ pub async fn session_token() -> Option<String> {
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(auth::token_from_cookies)
+        .find_map(session::token_from_cookies)
         .map(str::to_string)
 }
 
@@ -56,7 +56,7 @@ pub async fn current_account() -> Result<(Exchange, AccountId), UserError> {
 /// Sets (or, with `None`, clears) the session cookie on the response.
 pub fn set_session_cookie(token: Option<&str>) {
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>()
-        && let Ok(value) = HeaderValue::from_str(&auth::set_cookie(token))
+        && let Ok(value) = HeaderValue::from_str(&session::set_cookie(token))
     {
         response.append_header(header::SET_COOKIE, value);
     }

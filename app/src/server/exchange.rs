@@ -1,5 +1,7 @@
 //! The exchange as the web server sees it: start it on an event store, then
-//! sign traders up and in, and route their orders to the markets.
+//! sign traders up and in, route their orders to the markets, and hand out
+//! what the books, the ledger and the market data hold (as wire types, made
+//! in `views`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -10,14 +12,17 @@ use eventstore::{Client, ClientSettings};
 use orderbook::{AccountId, Book, OrderId};
 use store::EmbeddedStore;
 
-use super::auth;
+use super::accounts_task::{AccountsHandle, AccountsRequest, Preloaded};
+use super::clock::{now_micros, now_ms};
 use super::error::ExchangeError;
-use super::ledger::{LedgerHandle, Preloaded, Request as LedgerRequest, load_market};
-use super::market::{Action, MarketHandle, OrderRequest, Outcome};
-use super::market_data::{CANDLES_SENT, MarketData, now_micros, now_ms};
+use super::lock::unpoisoned;
+use super::market_data::{CANDLES_SENT, MarketData};
+use super::market_task::{Action, CommandOutcome, MarketHandle, OrderRequest};
+use super::session;
 use super::settings::Settings;
-use crate::feed::{DepthView, LevelView, MarketSnapshot, TickerView};
-use crate::trading::{AccountView, BalanceView, FillView, MarketView, OpenOrderView};
+use super::streams::{StreamError, load_market};
+use super::views::{account_view, depth_view, market_view, open_order_view};
+use crate::api::{AccountView, DepthView, MarketSnapshot, MarketView, TickerView};
 
 /// Price levels shown per side of the depth view.
 pub const DEPTH_LEVELS: usize = 20;
@@ -35,11 +40,11 @@ pub enum Connection {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot start the embedded event store: {0}")]
-    Store(#[from] store::StoreError),
+    EmbeddedStore(#[from] store::StoreError),
     #[error("invalid event store connection string: {0}")]
     ConnectionString(String),
     #[error("cannot read the event store: {0}")]
-    Read(#[from] super::events::StoreError),
+    Read(#[from] StreamError),
     #[error("the accounts task is not answering")]
     Ledger,
 }
@@ -50,7 +55,7 @@ pub struct Exchange(Arc<Inner>);
 
 struct Inner {
     client: Client,
-    ledger: LedgerHandle,
+    ledger: AccountsHandle,
     market_data: MarketData,
     markets: BTreeMap<String, MarketHandle>,
     store: std::sync::Mutex<Option<EmbeddedStore>>,
@@ -88,7 +93,7 @@ impl Exchange {
             let events = load_market(&client, &symbol).await?;
             preloaded.insert(symbol, Arc::new(events));
         }
-        let ledger = LedgerHandle::start(
+        let ledger = AccountsHandle::start(
             client.clone(),
             settings.markets.clone(),
             settings.fees,
@@ -107,7 +112,7 @@ impl Exchange {
             let at = now_micros();
             let reconcile = symbol.clone();
             ledger
-                .ask(|reply| LedgerRequest::Reconcile {
+                .ask(|reply| AccountsRequest::Reconcile {
                     symbol: reconcile,
                     resting,
                     at,
@@ -134,28 +139,32 @@ impl Exchange {
         })))
     }
 
-    /// The markets paused because their settlement is behind (they refuse
-    /// orders until it is written).
-    pub fn paused_markets(&self) -> Vec<String> {
+    /// What an operator watches: each market's appends and whether it is
+    /// paused, and the embedded store's subscriptions.
+    pub fn stats(&self) -> Stats {
         let markets = self.0.markets.iter();
-        markets
-            .filter(|(_, m)| m.paused())
-            .map(|(symbol, _)| symbol.clone())
-            .collect()
+        let store = unpoisoned(self.0.store.lock());
+        Stats {
+            markets: markets
+                .map(|(symbol, m)| MarketStats {
+                    symbol: symbol.clone(),
+                    appends: m.appends(),
+                    paused: m.paused(),
+                })
+                .collect(),
+            store: store.as_ref().map(|s| StoreStats {
+                live_subscribers: s.store().live_subscribers(),
+                subscriptions_opened: s.store().subscriptions_opened(),
+            }),
+        }
     }
 
     /// Stops the embedded store, if this exchange started one.
     pub async fn stop(&self) {
-        for (symbol, market) in &self.0.markets {
-            let paused = market.paused();
-            tracing::info!(%symbol, appends = market.appends(), paused, "market stopping");
+        for m in self.stats().markets {
+            tracing::info!(symbol = %m.symbol, appends = m.appends, paused = m.paused, "market stopping");
         }
-        let store = self
-            .0
-            .store
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let store = unpoisoned(self.0.store.lock()).take();
         if let Some(store) = store
             && let Err(e) = store.stop().await
         {
@@ -171,7 +180,7 @@ impl Exchange {
             return Err(accounts::AccountError::UsernameTaken.into());
         }
         let password = password.to_string();
-        let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        let password_hash = tokio::task::spawn_blocking(move || session::hash_password(&password))
             .await
             .map_err(|_| ExchangeError::Unavailable)?;
         let username = username.to_string();
@@ -179,7 +188,7 @@ impl Exchange {
         let account = self
             .0
             .ledger
-            .ask(|reply| LedgerRequest::Open {
+            .ask(|reply| AccountsRequest::Open {
                 username,
                 password_hash,
                 at,
@@ -199,7 +208,7 @@ impl Exchange {
             return Err(ExchangeError::BadCredentials);
         };
         let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        let ok = tokio::task::spawn_blocking(move || session::verify_password(&password, &hash))
             .await
             .map_err(|_| ExchangeError::Unavailable)?;
         if !ok {
@@ -209,12 +218,12 @@ impl Exchange {
     }
 
     async fn start_session(&self, account: AccountId) -> Result<String, ExchangeError> {
-        let token = auth::new_token();
-        let token_hash = auth::token_hash(&token);
+        let token = session::new_token();
+        let token_hash = session::token_hash(&token);
         let at = now_micros();
         self.0
             .ledger
-            .ask(|reply| LedgerRequest::Session {
+            .ask(|reply| AccountsRequest::Session {
                 account,
                 token_hash,
                 start: true,
@@ -230,11 +239,11 @@ impl Exchange {
         let Some(account) = self.account_for(token) else {
             return Ok(());
         };
-        let token_hash = auth::token_hash(token);
+        let token_hash = session::token_hash(token);
         let at = now_micros();
         self.0
             .ledger
-            .ask(|reply| LedgerRequest::Session {
+            .ask(|reply| AccountsRequest::Session {
                 account,
                 token_hash,
                 start: false,
@@ -253,7 +262,7 @@ impl Exchange {
 
     /// The account a session token is logged in to.
     pub fn account_for(&self, token: &str) -> Option<AccountId> {
-        let hash = auth::token_hash(token);
+        let hash = session::token_hash(token);
         self.0.ledger.read(|l| l.session(&hash))
     }
 
@@ -261,7 +270,7 @@ impl Exchange {
         let at = now_micros();
         self.0
             .ledger
-            .ask(|reply| LedgerRequest::Faucet { account, at, reply })
+            .ask(|reply| AccountsRequest::Faucet { account, at, reply })
             .await
     }
 
@@ -277,7 +286,7 @@ impl Exchange {
         account: AccountId,
         symbol: &str,
         order: OrderRequest,
-    ) -> Result<Outcome, ExchangeError> {
+    ) -> Result<CommandOutcome, ExchangeError> {
         self.market(symbol)?
             .send(account, Action::Place(order))
             .await
@@ -288,75 +297,10 @@ impl Exchange {
         account: AccountId,
         symbol: &str,
         order_id: OrderId,
-    ) -> Result<Outcome, ExchangeError> {
+    ) -> Result<CommandOutcome, ExchangeError> {
         self.market(symbol)?
             .send(account, Action::Cancel(order_id))
             .await
-    }
-
-    /// Sends any action, test-only ones included.
-    #[cfg(test)]
-    pub(crate) async fn send(
-        &self,
-        symbol: &str,
-        account: AccountId,
-        action: Action,
-    ) -> Result<Outcome, ExchangeError> {
-        self.market(symbol)?.send(account, action).await
-    }
-
-    /// Reserves funds for an order and stops there: what a crash between
-    /// the reservation and the market append leaves behind.
-    #[cfg(test)]
-    pub(crate) async fn reserve_only(
-        &self,
-        symbol: &str,
-        account: AccountId,
-        order_id: OrderId,
-        asset: &str,
-        amount: rust_decimal::Decimal,
-    ) {
-        let (symbol, asset) = (symbol.to_string(), asset.to_string());
-        self.0
-            .ledger
-            .ask(|reply| LedgerRequest::Reserve {
-                account,
-                symbol,
-                order_id,
-                asset,
-                amount,
-                at: 1,
-                reply,
-            })
-            .await
-            .unwrap();
-    }
-
-    #[cfg(test)]
-    pub(crate) fn appends(&self, symbol: &str) -> u64 {
-        self.0.markets[symbol].appends()
-    }
-
-    /// Live subscriptions the embedded store is serving.
-    #[cfg(test)]
-    pub(crate) fn live_subscribers(&self) -> usize {
-        let store = self.0.store.lock().unwrap();
-        store.as_ref().map_or(0, |s| s.store().live_subscribers())
-    }
-
-    /// Subscriptions the embedded store has opened since it started.
-    #[cfg(test)]
-    pub(crate) fn subscriptions_opened(&self) -> u64 {
-        let store = self.0.store.lock().unwrap();
-        store
-            .as_ref()
-            .map_or(0, |s| s.store().subscriptions_opened())
-    }
-
-    /// Every account as the store has it now.
-    #[cfg(test)]
-    pub(crate) async fn reload_ledger(&self) -> accounts::Ledger {
-        super::ledger::load(&self.0.client).await.unwrap()
     }
 
     pub fn market_spec(&self, symbol: &str) -> Option<orderbook::MarketSpec> {
@@ -372,39 +316,12 @@ impl Exchange {
     pub fn depth(&self, symbol: &str) -> Option<DepthView> {
         let book = self.book(symbol)?;
         let revision = book.events_applied();
-        let cached = self
-            .0
-            .depths
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(symbol)
-            .cloned();
+        let cached = unpoisoned(self.0.depths.lock()).get(symbol).cloned();
         if let Some((_, depth)) = cached.filter(|(r, _)| *r == revision) {
             return Some(DepthView::clone(&depth));
         }
-        let depth = book.depth(DEPTH_LEVELS);
-        let side = |levels: Vec<orderbook::PriceLevel>| {
-            let mut total = rust_decimal::Decimal::ZERO;
-            levels
-                .into_iter()
-                .map(|l| {
-                    total += l.quantity;
-                    LevelView {
-                        price: l.price.normalize().to_string(),
-                        quantity: l.quantity.normalize().to_string(),
-                        cumulative: total.normalize().to_string(),
-                    }
-                })
-                .collect()
-        };
-        let view = DepthView {
-            bids: side(depth.bids),
-            asks: side(depth.asks),
-        };
-        self.0
-            .depths
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let view = depth_view(book.depth(DEPTH_LEVELS));
+        unpoisoned(self.0.depths.lock())
             .insert(symbol.to_string(), (revision, Arc::new(view.clone())));
         Some(view)
     }
@@ -446,60 +363,12 @@ impl Exchange {
     }
 
     pub fn markets(&self) -> Vec<MarketView> {
-        self.0
-            .markets
-            .values()
-            .map(|m| {
-                let s = &m.market.spec;
-                MarketView {
-                    symbol: s.symbol.clone(),
-                    base: s.base.clone(),
-                    quote: s.quote.clone(),
-                    tick_size: s.tick_size.normalize().to_string(),
-                    lot_size: s.lot_size.normalize().to_string(),
-                    min_quantity: s.min_quantity.normalize().to_string(),
-                }
-            })
-            .collect()
+        let markets = self.0.markets.values();
+        markets.map(|m| market_view(&m.market.spec)).collect()
     }
 
     /// Everything a trader sees of their own account.
     pub fn view(&self, account: AccountId) -> Option<AccountView> {
-        let mut view = self.0.ledger.read(|l| {
-            let a = l.account(account)?;
-            Some(AccountView {
-                username: a.username.clone(),
-                balances: a
-                    .balances
-                    .iter()
-                    .map(|(asset, b)| BalanceView {
-                        asset: asset.clone(),
-                        available: b.available().normalize().to_string(),
-                        reserved: b.reserved.normalize().to_string(),
-                        total: b.total.normalize().to_string(),
-                    })
-                    .collect(),
-                open_orders: Vec::new(),
-                fills: a
-                    .trades
-                    .iter()
-                    .rev()
-                    .take(200)
-                    .map(|t| FillView {
-                        symbol: t.symbol.clone(),
-                        trade_id: t.trade_id,
-                        order_id: t.order_id,
-                        side: format!("{:?}", t.side).to_lowercase(),
-                        role: format!("{:?}", t.role).to_lowercase(),
-                        price: t.price.normalize().to_string(),
-                        quantity: t.quantity.normalize().to_string(),
-                        fee: t.fee.normalize().to_string(),
-                        fee_asset: t.received_asset.clone(),
-                        at_ms: t.at / 1000,
-                    })
-                    .collect(),
-            })
-        })?;
         // The account's reservations name its open orders: look just those
         // up in the books instead of scanning every resting order.
         let reserved: Vec<(String, OrderId)> = self.0.ledger.read(|l| {
@@ -508,6 +377,7 @@ impl Exchange {
                 .unwrap_or_default()
         });
         let mut books: BTreeMap<&str, Arc<Book>> = BTreeMap::new();
+        let mut open_orders = Vec::new();
         for (symbol, order_id) in &reserved {
             let Some(market) = self.0.markets.get(symbol) else {
                 continue;
@@ -515,28 +385,46 @@ impl Exchange {
             let book = books.entry(symbol).or_insert_with(|| market.book());
             // Reserved but not in the book: still on its way, or already
             // done and waiting for settlement. Either way not resting.
-            let Some(o) = book.order(*order_id).filter(|o| o.account == account) else {
-                continue;
-            };
-            view.open_orders.push(OpenOrderView {
-                symbol: symbol.clone(),
-                order_id: o.order_id,
-                side: format!("{:?}", o.side).to_lowercase(),
-                price: o.price.normalize().to_string(),
-                quantity: (o.remaining_quantity + o.filled_quantity)
-                    .normalize()
-                    .to_string(),
-                filled: o.filled_quantity.normalize().to_string(),
-                status: match o.status {
-                    orderbook::OrderStatus::Open => "open",
-                    orderbook::OrderStatus::PartiallyFilled => "partially filled",
-                }
-                .to_string(),
-                at_ms: o.accepted_at / 1000,
-            });
+            if let Some(o) = book.order(*order_id).filter(|o| o.account == account) {
+                open_orders.push(open_order_view(symbol, &o));
+            }
         }
-        view.open_orders
-            .sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then(b.order_id.cmp(&a.order_id)));
-        Some(view)
+        self.0
+            .ledger
+            .read(|l| Some(account_view(l.account(account)?, open_orders)))
+    }
+}
+
+/// What [`Exchange::stats`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stats {
+    pub markets: Vec<MarketStats>,
+    /// `None` when the exchange runs on an external store.
+    pub store: Option<StoreStats>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarketStats {
+    pub symbol: String,
+    /// Appends the market's task has written since start.
+    pub appends: u64,
+    /// Refusing orders because settlement is behind.
+    pub paused: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Live subscriptions the embedded store is serving now.
+    pub live_subscribers: usize,
+    /// Subscriptions it has opened since it started.
+    pub subscriptions_opened: u64,
+}
+
+impl Stats {
+    /// The markets paused because their settlement is behind (they refuse
+    /// orders until it is written).
+    pub fn paused(&self) -> Vec<String> {
+        let markets = self.markets.iter().filter(|m| m.paused);
+        markets.map(|m| m.symbol.clone()).collect()
     }
 }

@@ -1,6 +1,6 @@
 //! One browser's live feed: its own `$all` subscription, filtered on the
 //! server to the order book's event types, from the position the browser
-//! asks for. See `crate::feed` for the protocol.
+//! asks for. See `crate::live_market` for the protocol.
 //!
 //! The task never waits for a browser while it holds a subscription: every
 //! subscription of the process shares one HTTP/2 connection to the store,
@@ -23,10 +23,10 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::MissedTickBehavior;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::events::market_stream;
 use super::exchange::Exchange;
-use super::market_data::{feed_position, start_after, trade_view};
-use crate::feed::{FeedMessage, FeedPosition, FeedRequest};
+use super::streams::{feed_position, market_stream, start_after};
+use super::views::trade_view;
+use crate::api::{FeedMessage, FeedPosition, FeedRequest};
 
 /// Messages queued for one browser before the feed waits for it.
 pub const QUEUE: usize = 256;

@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 
 use super::feed::open;
 use super::*;
-use crate::feed::{FeedMessage, FeedPosition, FeedRequest};
+use crate::api::{FeedMessage, FeedPosition, FeedRequest};
 
 async fn exchange(dir: &std::path::Path) -> Exchange {
     let settings = Settings::load(std::path::Path::new(concat!(
@@ -217,15 +217,24 @@ async fn depth_and_heartbeats_follow_the_book() {
     );
 }
 
+fn store_stats(x: &Exchange) -> StoreStats {
+    x.stats()
+        .store
+        .expect("the exchange runs its embedded store")
+}
+
 /// Waits until the embedded store serves `n` live subscriptions.
 async fn wait_for_subscribers(x: &Exchange, n: usize) {
     for _ in 0..200 {
-        if x.live_subscribers() == n {
+        if store_stats(x).live_subscribers == n {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("{} live subscribers, expected {n}", x.live_subscribers());
+    panic!(
+        "{} live subscribers, expected {n}",
+        store_stats(x).live_subscribers
+    );
 }
 
 /// The market data projection's own subscription.
@@ -242,7 +251,7 @@ async fn a_feed_keeps_one_subscription_while_trades_depth_and_heartbeats_flow() 
         panic!()
     };
     wait_for_subscribers(&x, PROJECTION + 1).await;
-    let opened = x.subscriptions_opened();
+    let opened = store_stats(&x).subscriptions_opened;
     // Depth ticks and heartbeats wake the feed between trades; none of
     // those wake-ups may cost it its subscription.
     for _ in 0..3 {
@@ -254,7 +263,7 @@ async fn a_feed_keeps_one_subscription_while_trades_depth_and_heartbeats_flow() 
         }
     }
     while !matches!(feed.next().await, FeedMessage::Heartbeat { .. }) {}
-    assert_eq!(x.subscriptions_opened(), opened);
+    assert_eq!(store_stats(&x).subscriptions_opened, opened);
 }
 
 #[tokio::test]

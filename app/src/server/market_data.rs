@@ -7,14 +7,15 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use eventstore::{
-    Client, Position, StreamPosition, SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter,
-};
+use eventstore::{Client, SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter};
 use orderbook::Event;
 
+use super::lock::unpoisoned;
+use super::streams::{feed_position, start_after};
 use super::supervise::supervise;
+use super::views::{ticker_view, trade_view};
+use crate::api::{FeedPosition, TickerView, TradeView};
 use crate::candles::{Interval, Series};
-use crate::feed::{FeedPosition, TickerView, TradeView};
 
 /// Trades kept per market for the tape.
 pub const TRADES_KEPT: usize = 100;
@@ -66,17 +67,17 @@ impl MarketTape {
             self.trades.pop_front();
         }
         self.trades.push_back(trade);
-        *self.ticker.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+        *unpoisoned(self.ticker.get_mut()) = None;
     }
 
     /// The last 24 hours as of `now_ms`.
     pub fn ticker(&self, now_ms: u64) -> TickerView {
         let minute = now_ms / MINUTE_MS;
-        let mut cached = self.ticker.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cached = unpoisoned(self.ticker.lock());
         match &*cached {
             Some((m, ticker)) if *m == minute => ticker.clone(),
             _ => {
-                let ticker = TickerView::from_minutes(&self.series[0], self.trades.back(), now_ms);
+                let ticker = ticker_view(&self.series[0], self.trades.back(), now_ms);
                 *cached = Some((minute, ticker.clone()));
                 ticker
             }
@@ -94,49 +95,6 @@ struct Projection {
 #[derive(Clone)]
 pub struct MarketData {
     state: Arc<RwLock<Projection>>,
-}
-
-/// A trade event as the tape shows it.
-pub fn trade_view(event: &Event) -> Option<TradeView> {
-    let Event::TradeExecuted(t) = event else {
-        return None;
-    };
-    Some(TradeView {
-        trade_id: t.trade_id,
-        price: t.price.normalize().to_string(),
-        quantity: t.quantity.normalize().to_string(),
-        taker_side: format!("{:?}", t.taker_side).to_lowercase(),
-        at_ms: t.executed_at / 1000,
-    })
-}
-
-pub fn feed_position(p: Position) -> FeedPosition {
-    FeedPosition {
-        commit: p.commit,
-        prepare: p.prepare,
-    }
-}
-
-/// Where a subscription starts: after `from`, or at the beginning.
-pub fn start_after(from: Option<FeedPosition>) -> StreamPosition<Position> {
-    match from {
-        Some(p) => StreamPosition::Position(Position {
-            commit: p.commit,
-            prepare: p.prepare,
-        }),
-        None => StreamPosition::Start,
-    }
-}
-
-/// Microseconds since the Unix epoch: the clock commands are stamped with.
-pub fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
-pub fn now_ms() -> u64 {
-    now_micros() / 1000
 }
 
 impl MarketData {
@@ -161,18 +119,14 @@ impl MarketData {
         symbol: &str,
         f: impl FnOnce(&MarketTape, Option<FeedPosition>) -> T,
     ) -> Option<T> {
-        let p = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let p = unpoisoned(self.state.read());
         p.markets.get(symbol).map(|m| f(m, p.position))
     }
 
     async fn run(self, client: Client) {
         let mut pause = Duration::from_millis(50);
         loop {
-            let from = self
-                .state
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .position;
+            let from = unpoisoned(self.state.read()).position;
             let options = SubscribeToAllOptions::default()
                 .position(start_after(from))
                 .filter(SubscriptionFilter::on_event_type().add_prefix("TradeExecuted"));
@@ -185,7 +139,7 @@ impl MarketData {
                         let trade = std::str::from_utf8(&e.data)
                             .ok()
                             .and_then(|s| Event::from_json(s).ok());
-                        let mut p = self.state.write().unwrap_or_else(|e| e.into_inner());
+                        let mut p = unpoisoned(self.state.write());
                         if let Some(event) = trade
                             && let Some(view) = trade_view(&event)
                             && let Some(m) = p.markets.get_mut(event.symbol().as_str())
@@ -195,10 +149,7 @@ impl MarketData {
                         p.position = Some(feed_position(e.position));
                     }
                     Ok(SubscriptionEvent::Checkpoint(position)) => {
-                        self.state
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .position = Some(feed_position(position));
+                        unpoisoned(self.state.write()).position = Some(feed_position(position));
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -232,9 +183,8 @@ mod tests {
     #[test]
     fn the_ticker_is_remembered_only_while_it_holds() {
         let day = 86_400_000;
-        let fresh = |tape: &MarketTape, now: u64| {
-            TickerView::from_minutes(&tape.series[0], tape.trades.back(), now)
-        };
+        let fresh =
+            |tape: &MarketTape, now: u64| ticker_view(&tape.series[0], tape.trades.back(), now);
         let mut tape = MarketTape::new();
         tape.add(trade(1, "50", MINUTE_MS));
         tape.add(trade(2, "40", 3 * MINUTE_MS + 5));

@@ -1,4 +1,4 @@
-//! The order form as the server reads it: text fields into an
+//! The order form ([`OrderForm`]) as the server reads it: text fields into an
 //! [`OrderRequest`], refusals into messages beside the right field, and an
 //! order's events into one sentence.
 
@@ -6,19 +6,9 @@ use orderbook::{CancelReason, Event, MarketSpec, OrderType, RejectReason, Side, 
 use rust_decimal::Decimal;
 
 use super::error::ExchangeError;
-use super::market::{OrderRequest, Outcome};
+use super::market_task::{CommandOutcome, OrderRequest};
+use crate::api::OrderForm;
 use crate::error::UserError;
-
-/// The order form's fields, as submitted.
-pub struct OrderForm {
-    pub side: String,
-    pub order_type: String,
-    pub price: Option<String>,
-    pub quantity: Option<String>,
-    pub quote_amount: Option<String>,
-    pub time_in_force: Option<String>,
-    pub post_only: Option<String>,
-}
 
 /// A decimal field: empty is absent; anything else must be a plain number.
 fn decimal(field: &str, value: &Option<String>) -> Result<Option<Decimal>, UserError> {
@@ -146,7 +136,7 @@ pub fn field_error(
 }
 
 /// What happened to a new order, in one sentence.
-pub fn describe(outcome: &Outcome, market: Option<MarketSpec>) -> String {
+pub fn describe(outcome: &CommandOutcome, market: Option<MarketSpec>) -> String {
     let id = outcome.order_id;
     let base = market.map(|m| m.base).unwrap_or_default();
     let (mut filled, mut quote) = (Decimal::ZERO, Decimal::ZERO);

@@ -14,7 +14,7 @@ use orderbook::{AccountId, Market, OrderId, OrderType, Side};
 use rust_decimal::Decimal;
 
 use super::exchange::Exchange;
-use super::market::OrderRequest;
+use super::market_task::OrderRequest;
 
 /// How many bots trade.
 pub const BOTS: usize = 6;
@@ -48,7 +48,7 @@ pub fn start(
         if bots.is_empty() {
             return;
         }
-        let mut rng = Rng::new(crate::server::market_data::now_ms());
+        let mut rng = Rng::new(super::clock::now_ms());
         let mut mids: Vec<Decimal> = markets
             .iter()
             .map(|m| {
@@ -85,7 +85,7 @@ async fn bot_account(exchange: &Exchange, name: &str) -> Result<AccountId, super
         return Ok(id);
     }
     // Bots never log in: their password is random and thrown away.
-    let token = exchange.sign_up(name, &super::auth::new_token()).await?;
+    let token = exchange.sign_up(name, &super::session::new_token()).await?;
     let id = exchange
         .account_for(&token)
         .ok_or(super::ExchangeError::Unavailable)?;

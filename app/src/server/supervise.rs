@@ -27,3 +27,70 @@ where
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use tokio::sync::{mpsc, oneshot};
+
+    use super::*;
+
+    /// A task that answers pings, and panics on the first "crash".
+    fn pinger(
+        runs: Arc<AtomicU32>,
+        requests: Arc<tokio::sync::Mutex<mpsc::Receiver<(bool, oneshot::Sender<u32>)>>>,
+    ) -> impl FnMut() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        move || {
+            let (runs, requests) = (runs.clone(), requests.clone());
+            Box::pin(async move {
+                let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut requests = requests.lock().await;
+                while let Some((crash, reply)) = requests.recv().await {
+                    assert!(!crash, "asked to crash");
+                    let _ = reply.send(run);
+                }
+            })
+        }
+    }
+
+    async fn ask(tx: &mpsc::Sender<(bool, oneshot::Sender<u32>)>, crash: bool) -> Option<u32> {
+        let (reply, answer) = oneshot::channel();
+        tx.send((crash, reply)).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// A task that panics is started again and serves the same requests
+    /// channel; a task supervised beside it never notices.
+    #[tokio::test]
+    async fn a_panicking_task_restarts_alone() {
+        let (a_runs, b_runs) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let (a_tx, a_rx) = mpsc::channel(8);
+        let (b_tx, b_rx) = mpsc::channel(8);
+        let a_rx = Arc::new(tokio::sync::Mutex::new(a_rx));
+        supervise("a".into(), pinger(a_runs.clone(), a_rx));
+        supervise("b".into(), pinger(b_runs.clone(), Arc::new(b_rx.into())));
+        assert_eq!(ask(&a_tx, false).await, Some(1));
+        assert_eq!(ask(&b_tx, false).await, Some(1));
+        // The crash loses its own request's answer, nothing else.
+        assert_eq!(ask(&a_tx, true).await, None);
+        assert_eq!(ask(&b_tx, false).await, Some(1));
+        // The second run answers what the first would have.
+        assert_eq!(ask(&a_tx, false).await, Some(2));
+        assert_eq!(a_runs.load(Ordering::SeqCst), 2);
+        assert_eq!(b_runs.load(Ordering::SeqCst), 1);
+    }
+
+    /// A task that returns (its requests ran out) is not started again.
+    #[tokio::test]
+    async fn a_task_that_returns_is_done() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let (tx, rx) = mpsc::channel(8);
+        supervise("done".into(), pinger(runs.clone(), Arc::new(rx.into())));
+        assert_eq!(ask(&tx, false).await, Some(1));
+        drop(tx);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+}

@@ -10,10 +10,12 @@ use http_body_util::BodyExt;
 use rust_decimal::Decimal;
 use tower::ServiceExt;
 
-use super::market::{Action, OrderRequest};
+use super::market_task::OrderRequest;
+use super::streams::{account_event_id, account_stream, event_data, load_accounts, load_market};
 use super::*;
+use crate::api::AccountView;
 use crate::error::UserError;
-use crate::trading::AccountView;
+use crate::site::router;
 
 fn settings() -> Settings {
     Settings::load(Path::new(concat!(
@@ -93,7 +95,7 @@ impl Browser {
         let status = response.status();
         for value in response.headers().get_all(header::SET_COOKIE) {
             let token =
-                auth::token_from_cookies(value.to_str().unwrap().split(';').next().unwrap());
+                session::token_from_cookies(value.to_str().unwrap().split(';').next().unwrap());
             self.cookie = token.map(str::to_string);
         }
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -181,15 +183,53 @@ fn d(s: &str) -> Decimal {
     s.parse().unwrap()
 }
 
+/// Every account as the store has it now.
+async fn reload_ledger(server: &Server) -> accounts::Ledger {
+    load_accounts(&server.exchange.client()).await.unwrap()
+}
+
+/// The store a stopped exchange left in `dir`, opened to write into it the
+/// events a crash would have left behind.
+async fn open_stopped(dir: &Path) -> (store::EmbeddedStore, eventstore::Client) {
+    let store = store::EmbeddedStore::start(&dir.join("events"), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let client = eventstore::Client::new(store.connection_string().parse().unwrap()).unwrap();
+    (store, client)
+}
+
+/// Appends account events as the accounts task writes them (its event ids,
+/// the account's expected revision); gives the ledger with them folded in.
+async fn append_account_events(
+    client: &eventstore::Client,
+    events: &[accounts::AccountEvent],
+) -> accounts::Ledger {
+    let mut ledger = load_accounts(client).await.unwrap();
+    for e in events {
+        let account = ledger.account(e.account()).unwrap();
+        let data = event_data(e.kind(), e.to_json(), account_event_id(e));
+        streams::append(
+            client,
+            &account_stream(e.account()),
+            account.stream_events,
+            vec![data],
+        )
+        .await
+        .unwrap();
+        ledger.apply(e);
+    }
+    ledger
+}
+
 /// Loads every account from the store afresh and checks the ledger rules.
 async fn check_store(server: &Server) {
-    let ledger = server.exchange.reload_ledger().await;
+    let ledger = reload_ledger(server).await;
     accounts::invariants::check_ledger(&ledger).unwrap();
     // The book readers see is the stream's, replayed.
     for market in settings().markets {
         let symbol = market.symbol.as_str();
         let seen = server.exchange.book(symbol).unwrap();
-        let events = ledger::load_market(&server.exchange.client(), symbol)
+        let events = streams::load_market(&server.exchange.client(), symbol)
             .await
             .unwrap();
         let replayed = orderbook::Book::replay(seen.market().clone(), &events);
@@ -553,20 +593,39 @@ async fn a_restart_rebuilds_books_accounts_and_sessions() {
     check_store(&s).await;
 }
 
+/// A crash right after an order's market append and before its settlement
+/// leaves the reservation in the account stream and the order's events
+/// (here a trade) in the market stream, and nothing settled: written here
+/// as the exchange writes them, with the exchange stopped.
 #[tokio::test]
 async fn a_settlement_lost_in_a_crash_is_made_exactly_once_at_restart() {
+    use orderbook::{Command, PlaceOrder, SelfTradePrevention};
     let dir = tempfile::tempdir().unwrap();
     let (mut a, mut b);
+    let bob;
     {
         let s = start(dir.path()).await;
         a = Browser::sign_up(&s, "alice").await;
         b = Browser::sign_up(&s, "bob").await;
         a.limit(&s, "sell", "30000", "0.5").await.unwrap();
-        let account = s
+        bob = s
             .exchange
             .account_for(b.cookie.as_deref().unwrap())
             .unwrap();
-        let order = OrderRequest {
+        s.exchange.stop().await;
+    }
+    {
+        let (store, client) = open_stopped(dir.path()).await;
+        let market = settings().markets.remove(0);
+        let symbol = market.symbol.to_string();
+        let events = load_market(&client, &symbol).await.unwrap();
+        let book = orderbook::Book::replay(market.clone(), &events);
+        let ledger = load_accounts(&client).await.unwrap();
+        let order_id = book.last_order_id().max(ledger.highest_order_id(&symbol)) + 1;
+        let place = PlaceOrder {
+            symbol: market.symbol.clone(),
+            order_id,
+            account: bob,
             side: orderbook::Side::Buy,
             order_type: orderbook::OrderType::Limit,
             price: Some(d("30000")),
@@ -574,14 +633,31 @@ async fn a_settlement_lost_in_a_crash_is_made_exactly_once_at_restart() {
             quote_amount: None,
             time_in_force: None,
             post_only: false,
+            self_trade_prevention: SelfTradePrevention::CancelTaker,
+            at: 2,
         };
-        s.exchange
-            .send("BTC-USD", account, Action::PlaceUnsettled(order))
+        let decision = book.decide(&Command::Place(place.clone()));
+        let trades = decision
+            .iter()
+            .filter(|e| matches!(e, orderbook::Event::TradeExecuted(_)));
+        assert_eq!(trades.count(), 1, "{decision:?}");
+        let (asset, amount) = accounts::order_cost(&market.spec, &place, &decision);
+        let reserve = ledger
+            .reserve(bob, &symbol, order_id, &asset, amount, 2)
+            .unwrap();
+        let ledger = append_account_events(&client, &[reserve]).await;
+        let data = decision
+            .iter()
+            .map(|e| event_data(e.kind(), e.to_json(), uuid::Uuid::new_v4()))
+            .collect();
+        let stream = streams::market_stream(&symbol);
+        streams::append(&client, &stream, events.len() as u64, data)
             .await
             .unwrap();
         // The trade is on the book but in no account yet: Bob's 3000 are held.
-        assert_eq!(b.balance(&s, "USD").await, (d("7000"), d("3000")));
-        s.exchange.stop().await;
+        let usd = &ledger.account(bob).unwrap().balances["USD"];
+        assert_eq!((usd.available(), usd.reserved), (d("7000"), d("3000")));
+        store.stop().await.unwrap();
     }
     for _ in 0..2 {
         let s = start(dir.path()).await;
@@ -594,50 +670,38 @@ async fn a_settlement_lost_in_a_crash_is_made_exactly_once_at_restart() {
     }
 }
 
+/// A crash between an order's reservation and its market append leaves a
+/// `FundsReserved` that no order in the market stream names.
 #[tokio::test]
 async fn a_reservation_whose_order_never_reached_the_book_is_released_at_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut a;
+    let alice;
     {
         let s = start(dir.path()).await;
         a = Browser::sign_up(&s, "alice").await;
-        let account = s
+        alice = s
             .exchange
             .account_for(a.cookie.as_deref().unwrap())
             .unwrap();
-        s.exchange
-            .reserve_only("BTC-USD", account, 7, "USD", d("500"))
-            .await;
-        assert_eq!(a.balance(&s, "USD").await, (d("9500"), d("500")));
         s.exchange.stop().await;
+    }
+    {
+        let (store, client) = open_stopped(dir.path()).await;
+        let ledger = load_accounts(&client).await.unwrap();
+        let reserve = ledger
+            .reserve(alice, "BTC-USD", 7, "USD", d("500"), 1)
+            .unwrap();
+        let ledger = append_account_events(&client, &[reserve]).await;
+        let usd = &ledger.account(alice).unwrap().balances["USD"];
+        assert_eq!((usd.available(), usd.reserved), (d("9500"), d("500")));
+        store.stop().await.unwrap();
     }
     let s = start(dir.path()).await;
     assert_eq!(a.balance(&s, "USD").await, (d("10000"), d("0")));
     // The next order id skips the one the lost reservation named.
     let msg = a.limit(&s, "buy", "100", "1").await.unwrap();
     assert_eq!(msg, "Order 8 is on the book.");
-    check_store(&s).await;
-}
-
-#[tokio::test]
-async fn a_panicking_market_restarts_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    let mut a = Browser::sign_up(&s, "alice").await;
-    a.limit(&s, "sell", "30000", "0.5").await.unwrap();
-    let err = s
-        .exchange
-        .send("BTC-USD", 0, Action::Panic)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ExchangeError::Unavailable));
-    // The other market never noticed.
-    let eth = a.buy_one_eth(&s).await.unwrap();
-    assert_eq!(eth, "Order 1 is on the book.");
-    // BTC-USD is back, rebuilt from its events, with Alice's order on it.
-    let msg = a.limit(&s, "sell", "30001", "0.1").await.unwrap();
-    assert_eq!(msg, "Order 2 is on the book.");
-    assert_eq!(a.account(&s).await.unwrap().open_orders.len(), 3);
     check_store(&s).await;
 }
 
@@ -693,7 +757,13 @@ async fn concurrent_orders_share_appends() {
     let mut ids: Vec<u64> = placed.into_iter().map(|r| r.unwrap().order_id).collect();
     ids.sort();
     assert_eq!(ids, (1..=64).collect::<Vec<_>>());
-    let appends = s.exchange.appends("BTC-USD");
+    let stats = s.exchange.stats();
+    let appends = stats
+        .markets
+        .iter()
+        .find(|m| m.symbol == "BTC-USD")
+        .unwrap()
+        .appends;
     assert!(appends < 64, "{appends} appends for 64 orders");
     assert_eq!(
         s.exchange.book("BTC-USD").unwrap().resting_orders().len(),
@@ -742,22 +812,16 @@ async fn an_unwritable_settlement_pauses_its_market_and_nothing_else() {
     let mut a = Browser::sign_up(&s, "alice").await;
     let mut b = Browser::sign_up(&s, "bob").await;
     b.limit(&s, "sell", "30000", "0.1").await.unwrap();
-    let bob = s
-        .exchange
-        .reload_ledger()
-        .await
-        .by_username("bob")
-        .unwrap()
-        .id;
+    let bob = reload_ledger(&s).await.by_username("bob").unwrap().id;
     client
-        .tombstone_stream(events::account_stream(bob), &Default::default())
+        .tombstone_stream(streams::account_stream(bob), &Default::default())
         .await
         .unwrap();
     // The trade is on the book (the market stream has it), so Alice's order
     // is answered; Bob's side of its settlement cannot be written.
     let msg = a.limit(&s, "buy", "30000", "0.1").await.unwrap();
     assert!(msg.starts_with("Order 2 filled"), "{msg}");
-    assert_eq!(s.exchange.paused_markets(), ["BTC-USD"]);
+    assert_eq!(s.exchange.stats().paused(), ["BTC-USD"]);
     let err = a.limit(&s, "buy", "29000", "0.1").await.unwrap_err();
     assert_eq!(
         err.message,
@@ -774,7 +838,7 @@ async fn an_unwritable_settlement_pauses_its_market_and_nothing_else() {
     // Retries go on, and the trade stays owed: Alice's side is settled,
     // Bob's BTC is still reserved for it, not released or skipped.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(s.exchange.paused_markets(), ["BTC-USD"]);
+    assert_eq!(s.exchange.stats().paused(), ["BTC-USD"]);
     assert_eq!(a.balance(&s, "BTC").await, (d("1.0998"), d("0")));
     assert_eq!(b.balance(&s, "BTC").await, (d("0.9"), d("0.1")));
     assert_eq!(b.balance(&s, "USD").await, (d("10000"), d("0")));
@@ -795,7 +859,7 @@ async fn a_settlement_that_fails_for_a_while_is_written_once_it_can_be() {
     let mut b = Browser::sign_up(&s, "bob").await;
     let _carol = Browser::sign_up(&s, "carol").await;
     b.limit(&s, "sell", "30000", "0.1").await.unwrap();
-    let ledger = s.exchange.reload_ledger().await;
+    let ledger = reload_ledger(&s).await;
     let (bob, carol) = (
         ledger.by_username("bob").unwrap().id,
         ledger.by_username("carol").unwrap().id,
@@ -803,7 +867,7 @@ async fn a_settlement_that_fails_for_a_while_is_written_once_it_can_be() {
     let any = AppendToStreamOptions::default();
     let junk = EventData::json("Garbage", &serde_json::json!({ "not": "an account event" }));
     client
-        .append_to_stream(events::account_stream(carol), &any, junk.unwrap())
+        .append_to_stream(streams::account_stream(carol), &any, junk.unwrap())
         .await
         .unwrap();
     let moved_on = accounts::AccountEvent::SessionEnded {
@@ -816,21 +880,21 @@ async fn a_settlement_that_fails_for_a_while_is_written_once_it_can_be() {
         &serde_json::from_str::<serde_json::Value>(&moved_on.to_json()).unwrap(),
     );
     client
-        .append_to_stream(events::account_stream(bob), &any, moved_on.unwrap())
+        .append_to_stream(streams::account_stream(bob), &any, moved_on.unwrap())
         .await
         .unwrap();
     let msg = a.limit(&s, "buy", "30000", "0.1").await.unwrap();
     assert!(msg.starts_with("Order 2 filled"), "{msg}");
-    assert_eq!(s.exchange.paused_markets(), ["BTC-USD"]);
+    assert_eq!(s.exchange.stats().paused(), ["BTC-USD"]);
     let err = a.limit(&s, "buy", "29000", "0.1").await.unwrap_err();
     assert!(err.message.contains("is paused"), "{err:?}");
     // The operator removes the undecodable events; the next retry settles.
     client
-        .delete_stream(events::account_stream(carol), &Default::default())
+        .delete_stream(streams::account_stream(carol), &Default::default())
         .await
         .unwrap();
     let mut waited = 0;
-    while !s.exchange.paused_markets().is_empty() {
+    while !s.exchange.stats().paused().is_empty() {
         assert!(
             waited < 100,
             "the market stays paused after the fault is gone"

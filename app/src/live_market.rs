@@ -1,11 +1,34 @@
 //! What a viewer watches: the chart, the order book's depth, the tape of
 //! recent trades and the 24-hour ticker of one market, rendered first from
 //! the server's snapshot and then kept live by the market feed.
+//!
+//! The feed is [`market_feed`], a websocket server function. The browser
+//! asks it to watch the market from the snapshot's position; for that one
+//! client the server opens its own `$all` subscription, filtered on the
+//! server by event type to the order book's events, and forwards the
+//! trades of the watched market, depth when the book changed, and a
+//! heartbeat with the ticker and the position reached. Asking to watch
+//! another market switches the subscription on the same socket. When the
+//! socket drops, the browser reconnects with backoff and resumes from the
+//! last position it received, so no trade is missed or shown twice.
 
 use leptos::prelude::*;
+use leptos::server_fn::{BoxedStream, Websocket, codec::JsonEncoding};
 
+use crate::api::{
+    DepthView, FeedMessage, FeedPosition, FeedRequest, LevelView, MarketSnapshot, TickerView,
+    TradeView,
+};
 use crate::chart::{ChartHandle, PriceChart};
-use crate::feed::{DepthView, FeedMessage, FeedPosition, MarketSnapshot, TickerView, TradeView};
+
+/// The live feed of one browser page: see the module docs.
+#[server(protocol = Websocket<JsonEncoding, JsonEncoding>)]
+pub async fn market_feed(
+    requests: BoxedStream<FeedRequest, ServerFnError>,
+) -> Result<BoxedStream<FeedMessage, ServerFnError>, ServerFnError> {
+    let exchange = crate::server::context::exchange().map_err(|e| ServerFnError::new(e.message))?;
+    Ok(crate::server::feed::open(exchange, requests).into())
+}
 
 /// Trades the tape shows.
 pub const TAPE: usize = 50;
@@ -156,7 +179,7 @@ pub fn Tape(state: MarketState) -> impl IntoView {
 /// Bids and asks with cumulative size, asks above bids.
 #[component]
 pub fn DepthBook(state: MarketState) -> impl IntoView {
-    let rows = move |levels: Vec<crate::feed::LevelView>, side: &'static str| {
+    let rows = move |levels: Vec<LevelView>, side: &'static str| {
         levels
             .into_iter()
             .map(|l| view! {
@@ -193,7 +216,6 @@ pub fn connect(state: MarketState) {
 #[cfg(feature = "hydrate")]
 mod browser {
     use super::*;
-    use crate::feed::{FeedRequest, market_feed};
     use futures::channel::mpsc;
     use futures::{SinkExt, StreamExt};
 

@@ -1,10 +1,18 @@
 //! How the exchange's events travel to and from the event store: stream
-//! names, event ids, payloads, and the two calls everything else uses.
+//! names, event ids, payloads, the append and the reads everything else
+//! uses, and where a subscription to `$all` starts. Every call the server
+//! makes to the store goes through here.
 
+use accounts::{AccountEvent, Ledger};
 use eventstore::{
-    AppendToStreamOptions, Client, Error, EventData, ExpectedRevision, ReadStreamOptions,
+    AppendToStreamOptions, Client, Error, EventData, ExpectedRevision, Position, ReadStreamOptions,
+    StreamPosition,
 };
+use futures::StreamExt;
+use orderbook::{AccountId, Event};
 use uuid::Uuid;
+
+use crate::api::FeedPosition;
 
 /// The registry of accounts: one `AccountOpened` per account, in id order.
 pub const ACCOUNTS_STREAM: &str = "accounts";
@@ -28,6 +36,24 @@ pub fn derived_id(key: &str) -> Uuid {
     Uuid::new_v5(&NAMESPACE, key.as_bytes())
 }
 
+/// The id an account event is stored under. Facts that may be retried get
+/// ids derived from what they are; the rest are new each time.
+pub fn account_event_id(e: &AccountEvent) -> Uuid {
+    match e {
+        AccountEvent::FundsReserved {
+            symbol, order_id, ..
+        } => derived_id(&format!("reserve/{symbol}/{order_id}")),
+        AccountEvent::FundsReleased {
+            symbol, order_id, ..
+        } => derived_id(&format!("release/{symbol}/{order_id}")),
+        AccountEvent::TradeSettled(t) => derived_id(&format!(
+            "settle/{}/{}/{}",
+            t.symbol, t.market_revision, t.account
+        )),
+        _ => Uuid::new_v4(),
+    }
+}
+
 /// A JSON event to append, with its id.
 pub fn event_data(kind: &str, json: String, id: Uuid) -> EventData {
     let raw = serde_json::value::RawValue::from_string(json).expect("our events are valid JSON");
@@ -38,7 +64,7 @@ pub fn event_data(kind: &str, json: String, id: Uuid) -> EventData {
 
 /// What the store said when it refused.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum StreamError {
     #[error("the stream moved on: another writer appended first")]
     WrongExpectedVersion,
     #[error("the event store is unavailable: {0}")]
@@ -51,11 +77,11 @@ pub enum StoreError {
     },
 }
 
-impl From<Error> for StoreError {
+impl From<Error> for StreamError {
     fn from(e: Error) -> Self {
         match e {
-            Error::WrongExpectedVersion { .. } => StoreError::WrongExpectedVersion,
-            other => StoreError::Unavailable(other.to_string()),
+            Error::WrongExpectedVersion { .. } => StreamError::WrongExpectedVersion,
+            other => StreamError::Unavailable(other.to_string()),
         }
     }
 }
@@ -74,7 +100,7 @@ pub async fn append(
     stream: &str,
     count: u64,
     events: Vec<EventData>,
-) -> Result<(), StoreError> {
+) -> Result<(), StreamError> {
     let options = AppendToStreamOptions::default().expected_revision(expected(count));
     client.append_to_stream(stream, &options, events).await?;
     Ok(())
@@ -86,7 +112,7 @@ pub async fn read_stream<T>(
     client: &Client,
     stream: &str,
     decode: impl Fn(&[u8]) -> Result<T, String>,
-) -> Result<Vec<T>, StoreError> {
+) -> Result<Vec<T>, StreamError> {
     let mut read = match client
         .read_stream(stream, &ReadStreamOptions::default())
         .await
@@ -100,7 +126,7 @@ pub async fn read_stream<T>(
         match read.next().await {
             Ok(Some(resolved)) => {
                 let e = resolved.get_original_event();
-                let item = decode(&e.data).map_err(|reason| StoreError::Corrupt {
+                let item = decode(&e.data).map_err(|reason| StreamError::Corrupt {
                     stream: stream.to_string(),
                     revision: e.revision,
                     reason,
@@ -110,5 +136,52 @@ pub async fn read_stream<T>(
             Ok(None) | Err(Error::ResourceNotFound) => return Ok(out),
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// Reads every account from the store.
+pub async fn load_accounts(client: &Client) -> Result<Ledger, StreamError> {
+    let decode = |b: &[u8]| AccountEvent::from_json(b).map_err(|e| e.to_string());
+    let mut ledger = Ledger::new();
+    for e in read_stream(client, ACCOUNTS_STREAM, decode).await? {
+        ledger.apply(&e);
+    }
+    let ids: Vec<AccountId> = ledger.accounts().map(|a| a.id).collect();
+    let mut streams = futures::stream::iter(ids)
+        .map(|id| async move { read_stream(client, &account_stream(id), decode).await })
+        .buffered(16);
+    while let Some(events) = streams.next().await {
+        for e in events? {
+            ledger.apply(&e);
+        }
+    }
+    Ok(ledger)
+}
+
+/// Reads a market's whole stream.
+pub async fn load_market(client: &Client, symbol: &str) -> Result<Vec<Event>, StreamError> {
+    read_stream(client, &market_stream(symbol), |b| {
+        let text = std::str::from_utf8(b).map_err(|e| e.to_string())?;
+        Event::from_json(text).map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// Where a subscription to `$all` starts: after `from`, or at the beginning.
+pub fn start_after(from: Option<FeedPosition>) -> StreamPosition<Position> {
+    match from {
+        Some(p) => StreamPosition::Position(Position {
+            commit: p.commit,
+            prepare: p.prepare,
+        }),
+        None => StreamPosition::Start,
+    }
+}
+
+/// A position in `$all` as the wire carries it.
+pub fn feed_position(p: Position) -> FeedPosition {
+    FeedPosition {
+        commit: p.commit,
+        prepare: p.prepare,
     }
 }

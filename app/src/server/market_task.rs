@@ -32,10 +32,11 @@ use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
+use super::accounts_task::{AccountsHandle, AccountsRequest};
+use super::clock::now_micros;
 use super::error::ExchangeError;
-use super::events::{StoreError, append, event_data, market_stream};
-use super::ledger::{LedgerHandle, Request as LedgerRequest, load_market};
-use super::market_data::now_micros;
+use super::lock::unpoisoned;
+use super::streams::{StreamError, append, event_data, load_market, market_stream};
 use super::supervise::supervise;
 
 /// The most commands decided together and written in one append.
@@ -59,52 +60,26 @@ pub struct OrderRequest {
 pub enum Action {
     Place(OrderRequest),
     Cancel(OrderId),
-    /// Makes the task panic, to test supervision.
-    #[cfg(test)]
-    Panic,
-    /// Places an order but never sends its events for settlement: what a
-    /// crash right after the market append leaves behind.
-    #[cfg(test)]
-    PlaceUnsettled(OrderRequest),
-}
-
-impl Action {
-    fn order(&self) -> Option<&OrderRequest> {
-        match self {
-            Action::Place(o) => Some(o),
-            #[cfg(test)]
-            Action::PlaceUnsettled(o) => Some(o),
-            _ => None,
-        }
-    }
-
-    fn settles(&self) -> bool {
-        #[cfg(test)]
-        if let Action::PlaceUnsettled(_) = self {
-            return false;
-        }
-        true
-    }
 }
 
 /// The events one command produced, once they are in the stream.
 #[derive(Clone, Debug)]
-pub struct Outcome {
+pub struct CommandOutcome {
     pub order_id: OrderId,
     pub events: Vec<Event>,
 }
 
-struct Request {
+struct MarketRequest {
     account: AccountId,
     action: Action,
-    reply: oneshot::Sender<Result<Outcome, ExchangeError>>,
+    reply: oneshot::Sender<Result<CommandOutcome, ExchangeError>>,
 }
 
 /// The way into one market's task, and the book as of its last append.
 #[derive(Clone)]
 pub struct MarketHandle {
     pub market: Market,
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<MarketRequest>,
     book: Arc<RwLock<Arc<Book>>>,
     appends: Arc<AtomicU64>,
     paused: Arc<AtomicBool>,
@@ -116,14 +91,14 @@ impl MarketHandle {
     pub fn start(
         client: Client,
         market: Market,
-        ledger: LedgerHandle,
+        ledger: AccountsHandle,
         replayed: Book,
     ) -> MarketHandle {
         let (tx, rx) = mpsc::channel(4096);
         let book = Arc::new(RwLock::new(Arc::new(Book::new(market.clone()))));
         let appends = Arc::new(AtomicU64::new(0));
         let paused = Arc::new(AtomicBool::new(false));
-        let task = Arc::new(Task {
+        let task = Arc::new(MarketTask {
             client,
             market: market.clone(),
             ledger,
@@ -157,14 +132,18 @@ impl MarketHandle {
 
     /// The book as of the last successful append.
     pub fn book(&self) -> Arc<Book> {
-        self.book.read().unwrap_or_else(|e| e.into_inner()).clone()
+        unpoisoned(self.book.read()).clone()
     }
 
     /// Sends an action and waits until it is decided and recorded.
-    pub async fn send(&self, account: AccountId, action: Action) -> Result<Outcome, ExchangeError> {
+    pub async fn send(
+        &self,
+        account: AccountId,
+        action: Action,
+    ) -> Result<CommandOutcome, ExchangeError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Request {
+            .send(MarketRequest {
                 account,
                 action,
                 reply,
@@ -175,11 +154,11 @@ impl MarketHandle {
     }
 }
 
-struct Task {
+struct MarketTask {
     client: Client,
     market: Market,
-    ledger: LedgerHandle,
-    requests: Mutex<mpsc::Receiver<Request>>,
+    ledger: AccountsHandle,
+    requests: Mutex<mpsc::Receiver<MarketRequest>>,
     published: Arc<RwLock<Arc<Book>>>,
     appends: Arc<AtomicU64>,
     paused: Arc<AtomicBool>,
@@ -201,24 +180,20 @@ struct State {
 
 /// A command decided in this batch, waiting for the append.
 struct Decided {
-    request: Request,
+    request: MarketRequest,
     order_id: OrderId,
     events: std::ops::Range<usize>,
     reserved: bool,
 }
 
-impl Task {
+impl MarketTask {
     fn symbol(&self) -> &str {
         self.market.symbol.as_str()
     }
 
     async fn run(self: Arc<Self>) {
         let mut requests = self.requests.lock().await;
-        let preloaded = self
-            .preloaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let preloaded = unpoisoned(self.preloaded.lock()).take();
         // The first run starts after recovery settled the whole stream; a
         // restart after a panic cannot know what the panic left unsettled,
         // so it has the whole stream settled again (what is settled is
@@ -269,7 +244,7 @@ impl Task {
         let events = state.unsettled.clone();
         let settled = self
             .ledger
-            .ask(|reply| LedgerRequest::Settle {
+            .ask(|reply| AccountsRequest::Settle {
                 symbol,
                 events,
                 reply,
@@ -334,7 +309,7 @@ impl Task {
     /// Makes the task's book the one readers see (at start and after a
     /// reload: a copy of the whole book).
     fn publish(&self, state: &State) {
-        *self.published.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(state.book.clone());
+        *unpoisoned(self.published.write()) = Arc::new(state.book.clone());
     }
 
     /// Brings the readers' book up to the task's after a batch landed, by
@@ -343,7 +318,7 @@ impl Task {
     /// orders, 1.3 ms at 100,000). A reader still holding the old book
     /// keeps it; only then is a copy made.
     fn publish_batch(&self, state: &State, events: &[Event]) {
-        let mut published = self.published.write().unwrap_or_else(|e| e.into_inner());
+        let mut published = unpoisoned(self.published.write());
         let book = Arc::make_mut(&mut published);
         for e in events {
             book.apply(e);
@@ -351,7 +326,7 @@ impl Task {
         debug_assert_eq!(book.events_applied(), state.book.events_applied());
     }
 
-    async fn handle(&self, state: &mut State, mut batch: Vec<Request>) {
+    async fn handle(&self, state: &mut State, mut batch: Vec<MarketRequest>) {
         self.settle_backlog(state).await;
         if !state.unsettled.is_empty() {
             for request in batch {
@@ -395,14 +370,12 @@ impl Task {
                 self.appends.fetch_add(1, Ordering::Relaxed);
                 state.revision = first + events.len() as u64;
                 self.publish_batch(state, &events);
-                if decided.iter().all(|d| d.request.action.settles()) {
-                    let numbered = events.iter().cloned().enumerate();
-                    let numbered = numbered.map(|(i, e)| (first + i as u64, e));
-                    state.unsettled.extend(numbered);
-                    self.settle_backlog(state).await;
-                }
+                let numbered = events.iter().cloned().enumerate();
+                let numbered = numbered.map(|(i, e)| (first + i as u64, e));
+                state.unsettled.extend(numbered);
+                self.settle_backlog(state).await;
                 for d in decided {
-                    let outcome = Outcome {
+                    let outcome = CommandOutcome {
                         order_id: d.order_id,
                         events: events[d.events].to_vec(),
                     };
@@ -416,7 +389,7 @@ impl Task {
                 .next_order_id
                 .max(self.ledger.read(|l| l.highest_order_id(self.symbol())) + 1);
             match result {
-                Err(StoreError::WrongExpectedVersion) => {
+                Err(StreamError::WrongExpectedVersion) => {
                     tracing::info!(
                         symbol = self.symbol(),
                         "stream moved on elsewhere; deciding again"
@@ -451,7 +424,7 @@ impl Task {
         let at = now_micros();
         if let Err(e) = self
             .ledger
-            .ask(|reply| LedgerRequest::ReleaseUnplaced {
+            .ask(|reply| AccountsRequest::ReleaseUnplaced {
                 symbol,
                 orders,
                 at,
@@ -471,13 +444,13 @@ impl Task {
     async fn decide(
         &self,
         state: &mut State,
-        request: Request,
+        request: MarketRequest,
         events: &mut Vec<Event>,
     ) -> Option<Decided> {
         let at = now_micros();
         let symbol = self.market.symbol.clone();
-        let (command, order_id) = match (&request.action, request.action.order()) {
-            (_, Some(o)) => {
+        let (command, order_id) = match &request.action {
+            Action::Place(o) => {
                 let order_id = state.next_order_id;
                 let command = Command::Place(PlaceOrder {
                     symbol,
@@ -495,7 +468,7 @@ impl Task {
                 });
                 (command, order_id)
             }
-            (Action::Cancel(order_id), _) => {
+            Action::Cancel(order_id) => {
                 let command = Command::Cancel(CancelOrder {
                     symbol,
                     order_id: *order_id,
@@ -504,9 +477,6 @@ impl Task {
                 });
                 (command, *order_id)
             }
-            #[cfg(test)]
-            (Action::Panic, _) => panic!("asked to panic"),
-            _ => unreachable!("every action that is not an order is matched above"),
         };
         let decision = state.book.decide(&command);
         if let Some(Event::OrderRejected(r)) = decision.first() {
@@ -524,7 +494,7 @@ impl Task {
             state.next_order_id += 1;
             let result = self
                 .ledger
-                .ask(|reply| LedgerRequest::Reserve {
+                .ask(|reply| AccountsRequest::Reserve {
                     account,
                     symbol,
                     order_id,

@@ -16,23 +16,22 @@ use std::time::Duration;
 
 use accounts::{AccountEvent, Fees, Ledger, ReleaseReason};
 use eventstore::Client;
-use futures::StreamExt;
 use orderbook::{AccountId, Event, Market, OrderId, Timestamp};
 use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot};
-use uuid::Uuid;
 
 use super::error::ExchangeError;
-use super::events::{
-    ACCOUNTS_STREAM, StoreError, account_stream, append, derived_id, event_data, market_stream,
-    read_stream,
+use super::lock::unpoisoned;
+use super::streams::{
+    ACCOUNTS_STREAM, StreamError, account_event_id, account_stream, append, event_data,
+    load_accounts, load_market,
 };
 use super::supervise::supervise;
 
 type Reply<T> = oneshot::Sender<Result<T, ExchangeError>>;
 
 /// What the accounts task is asked to do.
-pub enum Request {
+pub enum AccountsRequest {
     Open {
         username: String,
         password_hash: String,
@@ -85,12 +84,12 @@ pub enum Request {
 
 /// The way into the accounts task, and a read view of its ledger.
 #[derive(Clone)]
-pub struct LedgerHandle {
-    tx: mpsc::Sender<Request>,
+pub struct AccountsHandle {
+    tx: mpsc::Sender<AccountsRequest>,
     state: Arc<RwLock<Ledger>>,
 }
 
-impl LedgerHandle {
+impl AccountsHandle {
     /// Starts the supervised accounts task.
     pub fn start(
         client: Client,
@@ -98,10 +97,10 @@ impl LedgerHandle {
         fees: Fees,
         faucet: accounts::Faucet,
         preloaded: Preloaded,
-    ) -> LedgerHandle {
+    ) -> AccountsHandle {
         let (tx, rx) = mpsc::channel(1024);
         let state = Arc::new(RwLock::new(Ledger::new()));
-        let task = Arc::new(Task {
+        let task = Arc::new(AccountsTask {
             client,
             markets,
             fees,
@@ -111,16 +110,19 @@ impl LedgerHandle {
             preloaded: std::sync::Mutex::new(Some(preloaded)),
         });
         supervise("accounts".into(), move || task.clone().run());
-        LedgerHandle { tx, state }
+        AccountsHandle { tx, state }
     }
 
     /// Reads the ledger as it is now.
     pub fn read<T>(&self, f: impl FnOnce(&Ledger) -> T) -> T {
-        f(&self.state.read().unwrap_or_else(|e| e.into_inner()))
+        f(&*unpoisoned(self.state.read()))
     }
 
     /// Sends a request and waits for its answer.
-    pub async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, ExchangeError> {
+    pub async fn ask<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> AccountsRequest,
+    ) -> Result<T, ExchangeError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(make(reply))
@@ -130,13 +132,13 @@ impl LedgerHandle {
     }
 }
 
-struct Task {
+struct AccountsTask {
     client: Client,
     markets: Vec<Market>,
     fees: Fees,
     faucet: accounts::Faucet,
     state: Arc<RwLock<Ledger>>,
-    requests: Mutex<mpsc::Receiver<Request>>,
+    requests: Mutex<mpsc::Receiver<AccountsRequest>>,
     /// The market streams as the exchange read them at start, used once
     /// so the first recovery does not read them again.
     preloaded: std::sync::Mutex<Option<Preloaded>>,
@@ -145,53 +147,7 @@ struct Task {
 /// Every market's events by symbol, read once at start and shared.
 pub type Preloaded = BTreeMap<String, Arc<Vec<Event>>>;
 
-/// Reads every account from the store.
-pub async fn load(client: &Client) -> Result<Ledger, StoreError> {
-    let decode = |b: &[u8]| AccountEvent::from_json(b).map_err(|e| e.to_string());
-    let mut ledger = Ledger::new();
-    for e in read_stream(client, ACCOUNTS_STREAM, decode).await? {
-        ledger.apply(&e);
-    }
-    let ids: Vec<AccountId> = ledger.accounts().map(|a| a.id).collect();
-    let mut streams = futures::stream::iter(ids)
-        .map(|id| async move { read_stream(client, &account_stream(id), decode).await })
-        .buffered(16);
-    while let Some(events) = streams.next().await {
-        for e in events? {
-            ledger.apply(&e);
-        }
-    }
-    Ok(ledger)
-}
-
-/// Reads a market's whole stream.
-pub async fn load_market(client: &Client, symbol: &str) -> Result<Vec<Event>, StoreError> {
-    read_stream(client, &market_stream(symbol), |b| {
-        let text = std::str::from_utf8(b).map_err(|e| e.to_string())?;
-        Event::from_json(text).map_err(|e| e.to_string())
-    })
-    .await
-}
-
-/// The id an account event is stored under. Facts that may be retried get
-/// ids derived from what they are; the rest are new each time.
-fn event_id(e: &AccountEvent) -> Uuid {
-    match e {
-        AccountEvent::FundsReserved {
-            symbol, order_id, ..
-        } => derived_id(&format!("reserve/{symbol}/{order_id}")),
-        AccountEvent::FundsReleased {
-            symbol, order_id, ..
-        } => derived_id(&format!("release/{symbol}/{order_id}")),
-        AccountEvent::TradeSettled(t) => derived_id(&format!(
-            "settle/{}/{}/{}",
-            t.symbol, t.market_revision, t.account
-        )),
-        _ => Uuid::new_v4(),
-    }
-}
-
-impl Task {
+impl AccountsTask {
     async fn run(self: Arc<Self>) {
         let mut requests = self.requests.lock().await;
         self.recover().await;
@@ -204,12 +160,7 @@ impl Task {
     /// retrying until the store answers.
     async fn recover(&self) {
         // Only the first start has them; a restart reads the streams again.
-        let preloaded = self
-            .preloaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .unwrap_or_default();
+        let preloaded = unpoisoned(self.preloaded.lock()).take().unwrap_or_default();
         let mut pause = Duration::from_millis(50);
         loop {
             match self.try_recover(&preloaded).await {
@@ -223,9 +174,9 @@ impl Task {
         }
     }
 
-    async fn try_recover(&self, preloaded: &Preloaded) -> Result<(), StoreError> {
-        let ledger = load(&self.client).await?;
-        *self.state.write().unwrap_or_else(|e| e.into_inner()) = ledger;
+    async fn try_recover(&self, preloaded: &Preloaded) -> Result<(), StreamError> {
+        let ledger = load_accounts(&self.client).await?;
+        *unpoisoned(self.state.write()) = ledger;
         for market in &self.markets {
             let symbol = market.symbol.as_str();
             let events = match preloaded.get(symbol) {
@@ -239,7 +190,7 @@ impl Task {
                 .collect();
             self.settle(market.symbol.as_str(), events)
                 .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                .map_err(|e| StreamError::Unavailable(e.to_string()))?;
         }
         tracing::info!(
             accounts = self.read(|l| l.accounts().count()),
@@ -249,12 +200,12 @@ impl Task {
     }
 
     fn read<T>(&self, f: impl FnOnce(&Ledger) -> T) -> T {
-        f(&self.state.read().unwrap_or_else(|e| e.into_inner()))
+        f(&*unpoisoned(self.state.read()))
     }
 
-    async fn handle(&self, request: Request) {
+    async fn handle(&self, request: AccountsRequest) {
         match request {
-            Request::Open {
+            AccountsRequest::Open {
                 username,
                 password_hash,
                 at,
@@ -269,7 +220,7 @@ impl Task {
                     .await;
                 let _ = reply.send(result);
             }
-            Request::Session {
+            AccountsRequest::Session {
                 account,
                 token_hash,
                 start,
@@ -299,14 +250,14 @@ impl Task {
                     .await;
                 let _ = reply.send(result);
             }
-            Request::Faucet { account, at, reply } => {
+            AccountsRequest::Faucet { account, at, reply } => {
                 let faucet = &self.faucet;
                 let result = self
                     .commit(|l| Ok((l.claim_faucet(account, faucet, at)?, ())))
                     .await;
                 let _ = reply.send(result);
             }
-            Request::Reserve {
+            AccountsRequest::Reserve {
                 account,
                 symbol,
                 order_id,
@@ -325,7 +276,7 @@ impl Task {
                     .await;
                 let _ = reply.send(result);
             }
-            Request::ReleaseUnplaced {
+            AccountsRequest::ReleaseUnplaced {
                 symbol,
                 orders,
                 at,
@@ -336,7 +287,7 @@ impl Task {
                     .await;
                 let _ = reply.send(result);
             }
-            Request::Reconcile {
+            AccountsRequest::Reconcile {
                 symbol,
                 resting,
                 at,
@@ -350,7 +301,7 @@ impl Task {
                     .await;
                 let _ = reply.send(result);
             }
-            Request::Settle {
+            AccountsRequest::Settle {
                 symbol,
                 events,
                 reply,
@@ -390,12 +341,10 @@ impl Task {
             let (events, out) = self.read(&mut decide)?;
             match self.write(events).await {
                 Ok(()) => return Ok(out),
-                Err(StoreError::WrongExpectedVersion) => {
+                Err(StreamError::WrongExpectedVersion) => {
                     tracing::info!("an account stream moved on elsewhere; reloading accounts");
-                    match load(&self.client).await {
-                        Ok(ledger) => {
-                            *self.state.write().unwrap_or_else(|e| e.into_inner()) = ledger
-                        }
+                    match load_accounts(&self.client).await {
+                        Ok(ledger) => *unpoisoned(self.state.write()) = ledger,
                         Err(e) => {
                             tracing::warn!("reloading accounts failed: {e}");
                             return Err(ExchangeError::Unavailable);
@@ -412,7 +361,7 @@ impl Task {
     }
 
     /// Appends events grouped by stream, one atomic append per stream.
-    async fn write(&self, events: Vec<AccountEvent>) -> Result<(), StoreError> {
+    async fn write(&self, events: Vec<AccountEvent>) -> Result<(), StreamError> {
         let mut streams: BTreeMap<String, Vec<AccountEvent>> = BTreeMap::new();
         for e in events {
             let stream = match e {
@@ -432,10 +381,10 @@ impl Task {
             });
             let data = events
                 .iter()
-                .map(|e| event_data(e.kind(), e.to_json(), event_id(e)))
+                .map(|e| event_data(e.kind(), e.to_json(), account_event_id(e)))
                 .collect();
             append(&self.client, &stream, count, data).await?;
-            let mut ledger = self.state.write().unwrap_or_else(|e| e.into_inner());
+            let mut ledger = unpoisoned(self.state.write());
             for e in &events {
                 ledger.apply(e);
             }

@@ -1,0 +1,188 @@
+//! Every type that crosses the wire between the browser and the server: what
+//! the server functions answer, what the market feed sends and is asked, and
+//! the order form as it is posted.
+//!
+//! This is the bottom of the app: pages and the server both build on it, and
+//! it imports nothing of the app but the candle series it carries. Amounts
+//! are exact decimal strings as the engine wrote them; the page only parses
+//! them to draw.
+
+use serde::{Deserialize, Serialize};
+
+use crate::candles::Series;
+
+/// A position in the event store's `$all`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FeedPosition {
+    pub commit: u64,
+    pub prepare: u64,
+}
+
+/// One trade as the tape shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeView {
+    pub trade_id: u64,
+    pub price: String,
+    pub quantity: String,
+    /// The taker's side: `buy` means the price was lifted.
+    pub taker_side: String,
+    pub at_ms: u64,
+}
+
+impl TradeView {
+    /// Price and quantity as numbers, for drawing.
+    pub fn amounts(&self) -> (f64, f64) {
+        (
+            self.price.parse().unwrap_or(0.0),
+            self.quantity.parse().unwrap_or(0.0),
+        )
+    }
+}
+
+/// One price level with the running total from the best price.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LevelView {
+    pub price: String,
+    pub quantity: String,
+    pub cumulative: String,
+}
+
+/// The best levels of each side of a book, best first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepthView {
+    pub bids: Vec<LevelView>,
+    pub asks: Vec<LevelView>,
+}
+
+/// The last 24 hours of a market, at one-minute resolution.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TickerView {
+    pub last: Option<String>,
+    pub change_pct: Option<f64>,
+    pub high: Option<f64>,
+    pub low: Option<f64>,
+    pub volume: f64,
+}
+
+/// Everything a market page shows, as of `position`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MarketSnapshot {
+    pub symbol: String,
+    /// Trades up to and including this position are in the snapshot; `None`
+    /// when the store held nothing yet.
+    pub position: Option<FeedPosition>,
+    /// Newest first.
+    pub trades: Vec<TradeView>,
+    /// One series per interval.
+    pub series: Vec<Series>,
+    pub ticker: TickerView,
+    pub depth: DepthView,
+}
+
+/// What the browser asks of the market feed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FeedRequest {
+    /// Watch a market. With a position: resume after it. Without: send a
+    /// fresh snapshot first and go on from there.
+    Watch {
+        symbol: String,
+        from: Option<FeedPosition>,
+    },
+}
+
+/// What the market feed sends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FeedMessage {
+    Snapshot(MarketSnapshot),
+    Trade {
+        symbol: String,
+        position: FeedPosition,
+        trade: TradeView,
+    },
+    Depth {
+        symbol: String,
+        depth: DepthView,
+    },
+    /// Sent every couple of seconds, and after trades: keeps idle proxies
+    /// from closing the socket and moves the resume point forward.
+    Heartbeat {
+        symbol: String,
+        position: Option<FeedPosition>,
+        ticker: TickerView,
+    },
+    /// The request could not be served (an unknown market, say).
+    Refused(String),
+}
+
+/// A listed market, as the order form needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketView {
+    pub symbol: String,
+    pub base: String,
+    pub quote: String,
+    pub tick_size: String,
+    pub lot_size: String,
+    pub min_quantity: String,
+}
+
+/// One asset of the caller's account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceView {
+    pub asset: String,
+    pub available: String,
+    pub reserved: String,
+    pub total: String,
+}
+
+/// One of the caller's orders resting on a book.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenOrderView {
+    pub symbol: String,
+    pub order_id: u64,
+    pub side: String,
+    pub price: String,
+    pub quantity: String,
+    pub filled: String,
+    pub status: String,
+    pub at_ms: u64,
+}
+
+/// One of the caller's fills, with the fee charged on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FillView {
+    pub symbol: String,
+    pub trade_id: u64,
+    pub order_id: u64,
+    pub side: String,
+    pub role: String,
+    pub price: String,
+    pub quantity: String,
+    pub fee: String,
+    pub fee_asset: String,
+    pub at_ms: u64,
+}
+
+/// Everything the caller sees of their own account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub username: String,
+    pub balances: Vec<BalanceView>,
+    pub open_orders: Vec<OpenOrderView>,
+    pub fills: Vec<FillView>,
+}
+
+/// The order form's fields as a plain HTML form posts them: text, with the
+/// fields the chosen order type hides left out. The server reads it into
+/// an order and says beside which field a value is wrong.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderForm {
+    pub symbol: String,
+    pub side: String,
+    pub order_type: String,
+    pub price: Option<String>,
+    pub quantity: Option<String>,
+    pub quote_amount: Option<String>,
+    pub time_in_force: Option<String>,
+    /// `on` when the post-only box is ticked.
+    pub post_only: Option<String>,
+}

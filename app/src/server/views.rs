@@ -1,0 +1,166 @@
+//! What the engine and the ledger hold, as the wire shows it: pure
+//! conversions from `orderbook` and `accounts` types to the types of
+//! [`crate::api`]. Amounts become exact decimal strings with no trailing
+//! zeros; enums become the lower-case words the page styles by.
+
+use accounts::{Account, Role, TradeSettled};
+use orderbook::{Depth, Event, MarketSpec, OrderStatus, PriceLevel, RestingOrder, Side};
+use rust_decimal::Decimal;
+
+use crate::api::{
+    AccountView, BalanceView, DepthView, FillView, LevelView, MarketView, OpenOrderView,
+    TickerView, TradeView,
+};
+use crate::candles::Series;
+
+/// Fills an account view shows, newest first.
+pub const FILLS_SHOWN: usize = 200;
+
+/// An exact amount as the wire carries it.
+fn amount(d: Decimal) -> String {
+    d.normalize().to_string()
+}
+
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Buy => "buy",
+        Side::Sell => "sell",
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Maker => "maker",
+        Role::Taker => "taker",
+    }
+}
+
+/// A trade event as the tape shows it; `None` for every other event.
+pub fn trade_view(event: &Event) -> Option<TradeView> {
+    let Event::TradeExecuted(t) = event else {
+        return None;
+    };
+    Some(TradeView {
+        trade_id: t.trade_id,
+        price: amount(t.price),
+        quantity: amount(t.quantity),
+        taker_side: side_name(t.taker_side).to_string(),
+        at_ms: t.executed_at / 1000,
+    })
+}
+
+/// The ticker from one-minute candles and the last trade: the window is the
+/// minutes that overlap the 24 hours before `now_ms`.
+pub fn ticker_view(minutes: &Series, last: Option<&TradeView>, now_ms: u64) -> TickerView {
+    let since = now_ms.saturating_sub(86_400_000);
+    let window: Vec<_> = minutes
+        .candles
+        .iter()
+        .filter(|c| c.start_ms + 60_000 > since)
+        .collect();
+    let last_price = last.map(|t| t.amounts().0);
+    let open = window.first().map(|c| c.open);
+    TickerView {
+        last: last.map(|t| t.price.clone()),
+        change_pct: match (open, last_price) {
+            (Some(o), Some(l)) if o > 0.0 => Some((l - o) / o * 100.0),
+            _ => None,
+        },
+        high: window.iter().map(|c| c.high).reduce(f64::max),
+        low: window.iter().map(|c| c.low).reduce(f64::min),
+        volume: window.iter().fold(0.0, |v, c| v + c.volume),
+    }
+}
+
+/// A book's best levels, each with the running total from the best price.
+pub fn depth_view(depth: Depth) -> DepthView {
+    let side = |levels: Vec<PriceLevel>| {
+        let mut total = Decimal::ZERO;
+        levels
+            .into_iter()
+            .map(|l| {
+                total += l.quantity;
+                LevelView {
+                    price: amount(l.price),
+                    quantity: amount(l.quantity),
+                    cumulative: amount(total),
+                }
+            })
+            .collect()
+    };
+    DepthView {
+        bids: side(depth.bids),
+        asks: side(depth.asks),
+    }
+}
+
+pub fn market_view(spec: &MarketSpec) -> MarketView {
+    MarketView {
+        symbol: spec.symbol.clone(),
+        base: spec.base.clone(),
+        quote: spec.quote.clone(),
+        tick_size: amount(spec.tick_size),
+        lot_size: amount(spec.lot_size),
+        min_quantity: amount(spec.min_quantity),
+    }
+}
+
+fn fill_view(t: &TradeSettled) -> FillView {
+    FillView {
+        symbol: t.symbol.clone(),
+        trade_id: t.trade_id,
+        order_id: t.order_id,
+        side: side_name(t.side).to_string(),
+        role: role_name(t.role).to_string(),
+        price: amount(t.price),
+        quantity: amount(t.quantity),
+        fee: amount(t.fee),
+        fee_asset: t.received_asset.clone(),
+        at_ms: t.at / 1000,
+    }
+}
+
+/// One of the account's orders resting on the book of `symbol`.
+pub fn open_order_view(symbol: &str, o: &RestingOrder) -> OpenOrderView {
+    OpenOrderView {
+        symbol: symbol.to_string(),
+        order_id: o.order_id,
+        side: side_name(o.side).to_string(),
+        price: amount(o.price),
+        quantity: amount(o.remaining_quantity + o.filled_quantity),
+        filled: amount(o.filled_quantity),
+        status: match o.status {
+            OrderStatus::Open => "open",
+            OrderStatus::PartiallyFilled => "partially filled",
+        }
+        .to_string(),
+        at_ms: o.accepted_at / 1000,
+    }
+}
+
+/// An account with its resting orders (in any order: shown newest first)
+/// and its last [`FILLS_SHOWN`] fills.
+pub fn account_view(a: &Account, mut open_orders: Vec<OpenOrderView>) -> AccountView {
+    open_orders.sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then(b.order_id.cmp(&a.order_id)));
+    AccountView {
+        username: a.username.clone(),
+        balances: a
+            .balances
+            .iter()
+            .map(|(asset, b)| BalanceView {
+                asset: asset.clone(),
+                available: amount(b.available()),
+                reserved: amount(b.reserved),
+                total: amount(b.total),
+            })
+            .collect(),
+        open_orders,
+        fills: a
+            .trades
+            .iter()
+            .rev()
+            .take(FILLS_SHOWN)
+            .map(fill_view)
+            .collect(),
+    }
+}
