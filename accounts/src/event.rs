@@ -102,7 +102,7 @@ pub enum ReleaseReason {
 
 /// Why a stored event could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
+pub enum AccountEventDecodeError {
     #[error("not a valid account event: {0}")]
     Json(#[from] serde_json::Error),
     #[error("account event schema version {0} is newer than this program reads ({SCHEMA_VERSION})")]
@@ -110,14 +110,14 @@ pub enum DecodeError {
 }
 
 #[derive(Serialize)]
-struct VersionedRef<'a> {
+struct VersionedAccountEventRef<'a> {
     schema_version: u32,
     #[serde(flatten)]
     event: &'a AccountEvent,
 }
 
 #[derive(Deserialize)]
-struct Versioned {
+struct VersionedAccountEvent {
     schema_version: u32,
     #[serde(flatten)]
     event: AccountEvent,
@@ -151,17 +151,17 @@ impl AccountEvent {
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string(&VersionedRef {
+        serde_json::to_string(&VersionedAccountEventRef {
             schema_version: SCHEMA_VERSION,
             event: self,
         })
         .expect("account events always serialise")
     }
 
-    pub fn from_json(json: &[u8]) -> Result<AccountEvent, DecodeError> {
-        let v: Versioned = serde_json::from_slice(json)?;
+    pub fn from_json(json: &[u8]) -> Result<AccountEvent, AccountEventDecodeError> {
+        let v: VersionedAccountEvent = serde_json::from_slice(json)?;
         if v.schema_version > SCHEMA_VERSION {
-            return Err(DecodeError::NewerSchema(v.schema_version));
+            return Err(AccountEventDecodeError::NewerSchema(v.schema_version));
         }
         Ok(v.event)
     }

@@ -42,6 +42,7 @@ mod ledger;
 pub use config::{Faucet, FaucetGrant, Fees, Role};
 pub use decide::{AccountError, order_cost, validate_password, validate_username};
 pub use event::{
-    AccountEvent, DecodeError, DepositSource, ReleaseReason, SCHEMA_VERSION, TradeSettled,
+    AccountEvent, AccountEventDecodeError, DepositSource, ReleaseReason, SCHEMA_VERSION,
+    TradeSettled,
 };
 pub use ledger::{Account, Balance, Ledger, Reservation};

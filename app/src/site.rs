@@ -14,7 +14,7 @@ use crate::shell::{App, not_found, shell};
 
 /// How the server is configured: every flag also reads an environment
 /// variable, and every value has a default that works from the repository
-/// root after `cargo leptos build`.
+/// root after `scripts/build-site.sh` (or `cargo leptos build`).
 #[derive(Clone, Debug, clap::Parser)]
 #[command(name = "exchange", about = "Serves the exchange's web site.")]
 pub struct Config {

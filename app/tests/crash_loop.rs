@@ -9,6 +9,7 @@
 //! which changes nothing) while the exchange is stopped.
 #![cfg(feature = "ssr")]
 
+use orderbook::sim::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -121,26 +122,12 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// A deterministic generator, so a failing run can be replayed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 type Acked = Arc<Mutex<Vec<(String, u64)>>>;
 
 /// Places random crossing limit orders until told to stop or the server
 /// goes away; records every order the server acknowledged.
 async fn trade(addr: SocketAddr, cookie: String, seed: u64, acked: Acked, stop: Arc<AtomicBool>) {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     while !stop.load(Ordering::Relaxed) {
         let (symbol, qty) = if rng.below(4) == 0 {
             ("ETH-USD", format!("0.{:03}", 1 + rng.below(50)))
@@ -244,7 +231,7 @@ async fn acknowledged_orders_and_trades_survive_sigkill_exactly_once() {
         cookies.push(cookie);
     }
     let acked: Acked = Arc::default();
-    let mut rng = Rng(0x5eed_c0ff_ee15_900d);
+    let mut rng = Rng::new(0x5eed_c0ff_ee15_900d);
     for round in 0..ROUNDS {
         // Load, then a SIGKILL at a random moment of it.
         let stop = Arc::new(AtomicBool::new(false));
@@ -252,7 +239,7 @@ async fn acknowledged_orders_and_trades_survive_sigkill_exactly_once() {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let seed = rng.next() ^ i as u64;
+                let seed = rng.next_u64() ^ i as u64;
                 tokio::spawn(trade(addr, c.clone(), seed, acked.clone(), stop.clone()))
             })
             .collect();

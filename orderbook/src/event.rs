@@ -132,7 +132,7 @@ pub struct OrderFilled {
 
 /// Why a line of event JSON could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
+pub enum EventDecodeError {
     #[error("not a valid event: {0}")]
     Json(#[from] serde_json::Error),
     #[error("event schema version {0} is newer than this program reads ({SCHEMA_VERSION})")]
@@ -140,14 +140,14 @@ pub enum DecodeError {
 }
 
 #[derive(Serialize)]
-struct VersionedRef<'a> {
+struct VersionedEventRef<'a> {
     schema_version: u32,
     #[serde(flatten)]
     event: &'a Event,
 }
 
 #[derive(Deserialize)]
-struct Versioned {
+struct VersionedEvent {
     schema_version: u32,
     #[serde(flatten)]
     event: Event,
@@ -179,7 +179,7 @@ impl Event {
 
     /// One line of JSON with `schema_version` and `type`.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(&VersionedRef {
+        serde_json::to_string(&VersionedEventRef {
             schema_version: SCHEMA_VERSION,
             event: self,
         })
@@ -187,10 +187,10 @@ impl Event {
     }
 
     /// Reads an event written by this or an earlier schema version.
-    pub fn from_json(json: &str) -> Result<Event, DecodeError> {
-        let v: Versioned = serde_json::from_str(json)?;
+    pub fn from_json(json: &str) -> Result<Event, EventDecodeError> {
+        let v: VersionedEvent = serde_json::from_str(json)?;
         if v.schema_version > SCHEMA_VERSION {
-            return Err(DecodeError::NewerSchema(v.schema_version));
+            return Err(EventDecodeError::NewerSchema(v.schema_version));
         }
         Ok(v.event)
     }

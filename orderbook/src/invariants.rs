@@ -1,6 +1,6 @@
 //! The rules a book must keep, checked from outside its matching code.
 //!
-//! [`check_book`] looks at one state; [`Ledger`] follows a run's events and
+//! [`check_book`] looks at one state; [`OrderAudit`] follows a run's events and
 //! checks what holds across them: quantity is conserved, trades respect the
 //! taker's limit and the makers' price-time priority.
 
@@ -17,16 +17,16 @@ use crate::order::{OrderId, OrderType, Side};
 /// A broken rule, in words.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invariant broken: {0}")]
-pub struct Violation(pub String);
+pub struct BookViolation(pub String);
 
-fn fail<T>(msg: String) -> Result<T, Violation> {
-    Err(Violation(msg))
+fn fail<T>(msg: String) -> Result<T, BookViolation> {
+    Err(BookViolation(msg))
 }
 
 /// Checks a book between commands: not crossed, levels sorted and non-empty,
 /// totals and counts equal to their queues, no order with nothing open, and
 /// no order outside a level.
-pub fn check_book(book: &Book) -> Result<(), Violation> {
+pub fn check_book(book: &Book) -> Result<(), BookViolation> {
     if let (Some(bid), Some(ask)) = (book.ladder.bids.best(), book.ladder.asks.best())
         && bid.price >= ask.price
     {
@@ -79,7 +79,7 @@ pub fn check_book(book: &Book) -> Result<(), Violation> {
 }
 
 #[derive(Clone, Debug, Default)]
-struct OrderLedger {
+struct OrderSums {
     side: Option<Side>,
     limit: Option<Decimal>,
     placed: Decimal,
@@ -90,22 +90,22 @@ struct OrderLedger {
 
 /// Follows a run's events and checks the rules that span them.
 #[derive(Debug)]
-pub struct Ledger {
-    orders: HashMap<OrderId, OrderLedger>,
+pub struct OrderAudit {
+    orders: HashMap<OrderId, OrderSums>,
     last_trade_id: u64,
     /// Orders the last recorded command touched: only their sums can change.
     touched: Vec<OrderId>,
 }
 
-impl Default for Ledger {
+impl Default for OrderAudit {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Ledger {
-    pub fn new() -> Ledger {
-        Ledger {
+impl OrderAudit {
+    pub fn new() -> OrderAudit {
+        OrderAudit {
             orders: HashMap::new(),
             last_trade_id: 0,
             touched: Vec::new(),
@@ -119,7 +119,7 @@ impl Ledger {
         before: &Book,
         command: &Command,
         events: &[Event],
-    ) -> Result<(), Violation> {
+    ) -> Result<(), BookViolation> {
         if let Command::Amend(a) = command
             && let Some(o) = self.orders.get_mut(&a.order_id)
             && let Some(Event::OrderAmended(e)) = events.first()
@@ -196,7 +196,7 @@ impl Ledger {
 
     /// Placed = filled + cancelled + open, for every order sized by quantity
     /// that the last recorded command touched (no other order's sums moved).
-    pub fn check_open_orders(&self, book: &Book) -> Result<(), Violation> {
+    pub fn check_open_orders(&self, book: &Book) -> Result<(), BookViolation> {
         for id in &self.touched {
             let Some(o) = self.orders.get(id) else {
                 continue;
@@ -218,7 +218,7 @@ impl Ledger {
         Ok(())
     }
 
-    fn check_conserved(&self, id: OrderId) -> Result<(), Violation> {
+    fn check_conserved(&self, id: OrderId) -> Result<(), BookViolation> {
         let o = &self.orders[&id];
         if !o.quote_sized && o.placed != o.filled + o.cancelled {
             return fail(format!(
@@ -237,7 +237,7 @@ impl Ledger {
         before: &Book,
         t: &crate::event::TradeExecuted,
         taken: &mut HashMap<OrderId, Decimal>,
-    ) -> Result<(), Violation> {
+    ) -> Result<(), BookViolation> {
         let maker_side = t.taker_side.opposite();
         for level in before.ladder.side(maker_side).iter_best_first() {
             for (_, n) in before.ladder.queue(level) {

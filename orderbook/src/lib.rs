@@ -72,8 +72,8 @@ mod snapshot;
 pub use book::{Book, Depth, OrderStatus, PriceLevel, RestingOrder};
 pub use command::{AmendOrder, CancelOrder, Command, PlaceOrder};
 pub use event::{
-    DecodeError, Event, OrderAccepted, OrderAmended, OrderCancelled, OrderFilled, OrderRejected,
-    SCHEMA_VERSION, TradeExecuted,
+    Event, EventDecodeError, OrderAccepted, OrderAmended, OrderCancelled, OrderFilled,
+    OrderRejected, SCHEMA_VERSION, TradeExecuted,
 };
 pub use market::{MAX_LOTS, MAX_TICKS, Market, MarketError, MarketSpec, Symbol};
 pub use order::{

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use orderbook::sim::{Failure, Stats, check_commands, simulate};
+use orderbook::sim::{SimulationFailure, Stats, check_commands, simulate};
 use orderbook::{Book, Command, Event, Market, MarketSpec, Symbol};
 
 #[derive(Parser)]
@@ -15,7 +15,7 @@ use orderbook::{Book, Command, Event, Market, MarketSpec, Symbol};
     name = "orderbook",
     about = "The exchange's matching engine on the command line."
 )]
-struct Cli {
+struct BookCli {
     /// A JSON file with an array of market definitions (default: BTC-USD and ETH-USD).
     #[arg(long, global = true, env = "ORDERBOOK_MARKETS")]
     markets: Option<PathBuf>,
@@ -54,7 +54,7 @@ enum Mode {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = BookCli::parse();
     let markets = load_markets(cli.markets.as_deref())?;
     match cli.command {
         Mode::Match => run_match(&markets),
@@ -177,7 +177,7 @@ fn run_replay(markets: &[Market], at: Option<u64>, depth: usize) -> anyhow::Resu
     Ok(())
 }
 
-fn report(result: Result<Stats, Failure>, out: &Path, name: &str) -> anyhow::Result<()> {
+fn report(result: Result<Stats, SimulationFailure>, out: &Path, name: &str) -> anyhow::Result<()> {
     match result {
         Ok(s) => {
             println!(

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use crate::book::Book;
 use crate::command::{AmendOrder, CancelOrder, Command, PlaceOrder};
 use crate::event::Event;
-use crate::invariants::{Ledger, Violation, check_book};
+use crate::invariants::{BookViolation, OrderAudit, check_book};
 use crate::market::{Market, Symbol};
 use crate::order::{OrderId, OrderType, SelfTradePrevention, Side, TimeInForce};
 
@@ -188,8 +188,8 @@ fn jitter(r: &mut Rng, price: u64, spread: u64) -> u64 {
 
 /// A rule broke: the commands that led there, and the events they made.
 #[derive(Debug)]
-pub struct Failure {
-    pub violation: Violation,
+pub struct SimulationFailure {
+    pub violation: BookViolation,
     /// Every command up to and including the one that broke the rule.
     pub commands: Vec<Command>,
     /// Every event decided up to that point.
@@ -209,7 +209,7 @@ pub struct Stats {
 /// after each command; at the end, replays the events of each market (whole,
 /// and from a snapshot taken halfway) and compares with the live book.
 pub struct CheckedRun {
-    books: HashMap<Symbol, (Book, Ledger)>,
+    books: HashMap<Symbol, (Book, OrderAudit)>,
     commands: Vec<Command>,
     events: Vec<Event>,
     snapshots: HashMap<Symbol, (crate::snapshot::Snapshot, usize)>,
@@ -223,7 +223,7 @@ impl CheckedRun {
         CheckedRun {
             books: markets
                 .iter()
-                .map(|m| (m.symbol.clone(), (Book::new(m.clone()), Ledger::new())))
+                .map(|m| (m.symbol.clone(), (Book::new(m.clone()), OrderAudit::new())))
                 .collect(),
             commands: Vec::new(),
             events: Vec::new(),
@@ -233,10 +233,10 @@ impl CheckedRun {
     }
 
     /// Runs one command with every check.
-    pub fn step(&mut self, command: Command) -> Result<(), Failure> {
+    pub fn step(&mut self, command: Command) -> Result<(), SimulationFailure> {
         self.commands.push(command.clone());
         let Some((book, ledger)) = self.books.get_mut(command.symbol()) else {
-            return Err(self.fail(Violation(format!("no market {}", command.symbol()))));
+            return Err(self.fail(BookViolation(format!("no market {}", command.symbol()))));
         };
         let events = book.decide(&command);
         // Priority is judged against the book as the command found it.
@@ -270,7 +270,7 @@ impl CheckedRun {
 
     /// The final checks: replaying each market's events gives the same
     /// book, and so does its snapshot plus the events after it.
-    pub fn finish(mut self) -> Result<Stats, Failure> {
+    pub fn finish(mut self) -> Result<Stats, SimulationFailure> {
         for (symbol, (book, _)) in &self.books {
             let of_market = |e: &&Event| e.symbol() == symbol;
             let replayed =
@@ -281,7 +281,7 @@ impl CheckedRun {
             if let Some((snap, at)) = self.snapshots.get(symbol) {
                 let mut restored = match Book::from_snapshot(book.market().clone(), snap) {
                     Ok(b) => b,
-                    Err(e) => return Err(self.fail(Violation(e.to_string()))),
+                    Err(e) => return Err(self.fail(BookViolation(e.to_string()))),
                 };
                 for e in self.events[*at..].iter().filter(of_market) {
                     restored.apply(e);
@@ -294,8 +294,8 @@ impl CheckedRun {
         Ok(std::mem::take(&mut self.stats))
     }
 
-    fn fail(&mut self, violation: Violation) -> Failure {
-        Failure {
+    fn fail(&mut self, violation: BookViolation) -> SimulationFailure {
+        SimulationFailure {
             violation,
             commands: std::mem::take(&mut self.commands),
             events: std::mem::take(&mut self.events),
@@ -303,13 +303,13 @@ impl CheckedRun {
     }
 }
 
-fn same(live: &Book, other: &Book, how: &str) -> Result<(), Violation> {
+fn same(live: &Book, other: &Book, how: &str) -> Result<(), BookViolation> {
     if live.resting_orders() != other.resting_orders()
         || live.last_trade_id() != other.last_trade_id()
         || live.last_order_id() != other.last_order_id()
         || live.events_applied() != other.events_applied()
     {
-        return Err(Violation(format!(
+        return Err(BookViolation(format!(
             "{how} of {} differs from the live book",
             live.symbol()
         )));
@@ -318,7 +318,7 @@ fn same(live: &Book, other: &Book, how: &str) -> Result<(), Violation> {
 }
 
 /// Runs `orders` commands of seeded flow with every check.
-pub fn simulate(seed: u64, orders: u64, markets: Vec<Market>) -> Result<Stats, Failure> {
+pub fn simulate(seed: u64, orders: u64, markets: Vec<Market>) -> Result<Stats, SimulationFailure> {
     let mut flow = Flow::new(seed, markets);
     let mut run = CheckedRun::new(flow.markets());
     for i in 0..orders {
@@ -334,7 +334,7 @@ pub fn simulate(seed: u64, orders: u64, markets: Vec<Market>) -> Result<Stats, F
 pub fn check_commands(
     markets: &[Market],
     commands: impl IntoIterator<Item = Command>,
-) -> Result<Stats, Failure> {
+) -> Result<Stats, SimulationFailure> {
     let mut run = CheckedRun::new(markets);
     for c in commands {
         run.step(c)?;

@@ -7,7 +7,7 @@ use orderbook::*;
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
-enum Op {
+enum Step {
     Limit {
         account: u64,
         buy: bool,
@@ -34,16 +34,16 @@ enum Op {
     },
 }
 
-fn op() -> impl Strategy<Value = Op> {
+fn op() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (1..4u64, any::<bool>(), 0..12u64, 1..8u64, 0..3u8, any::<bool>(), 0..3u8).prop_map(
-            |(account, buy, offset, lots, tif, post_only, stp)| Op::Limit { account, buy, offset, lots, tif, post_only, stp }
+            |(account, buy, offset, lots, tif, post_only, stp)| Step::Limit { account, buy, offset, lots, tif, post_only, stp }
         ),
         1 => (1..4u64, any::<bool>(), 1..20u64, any::<bool>(), 0..3u8)
-            .prop_map(|(account, buy, lots, by_quote, stp)| Op::Market { account, buy, lots, by_quote, stp }),
-        2 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
+            .prop_map(|(account, buy, lots, by_quote, stp)| Step::Market { account, buy, lots, by_quote, stp }),
+        2 => any::<usize>().prop_map(|pick| Step::Cancel { pick }),
         2 => (any::<usize>(), proptest::option::of(0..12u64), proptest::option::of(1..8u64))
-            .prop_map(|(pick, offset, lots)| Op::Amend { pick, offset, lots }),
+            .prop_map(|(pick, offset, lots)| Step::Amend { pick, offset, lots }),
     ]
 }
 
@@ -56,7 +56,7 @@ fn stp(n: u8) -> SelfTradePrevention {
 }
 
 /// Turns ops into commands on BTC-USD, prices between 99.95 and 100.06.
-fn commands(ops: &[Op]) -> Vec<Command> {
+fn commands(ops: &[Step]) -> Vec<Command> {
     let m = Market::defaults().remove(0);
     let sym = m.symbol.clone();
     let mut placed: Vec<(u64, u64)> = Vec::new();
@@ -68,7 +68,7 @@ fn commands(ops: &[Op]) -> Vec<Command> {
         let lots = |n: u64| m.quantity(m.min_lots() * n);
         let side = |buy: bool| if buy { Side::Buy } else { Side::Sell };
         out.push(match *op {
-            Op::Limit {
+            Step::Limit {
                 account,
                 buy,
                 offset,
@@ -99,7 +99,7 @@ fn commands(ops: &[Op]) -> Vec<Command> {
                     at,
                 })
             }
-            Op::Market {
+            Step::Market {
                 account,
                 buy,
                 lots: n,
@@ -119,7 +119,7 @@ fn commands(ops: &[Op]) -> Vec<Command> {
                 self_trade_prevention: stp(s),
                 at,
             }),
-            Op::Cancel { pick } if !placed.is_empty() => {
+            Step::Cancel { pick } if !placed.is_empty() => {
                 let (order_id, account) = placed[pick % placed.len()];
                 Command::Cancel(CancelOrder {
                     symbol: sym.clone(),
@@ -128,7 +128,7 @@ fn commands(ops: &[Op]) -> Vec<Command> {
                     at,
                 })
             }
-            Op::Amend {
+            Step::Amend {
                 pick,
                 offset,
                 lots: n,

@@ -642,7 +642,7 @@ fn events_round_trip_through_versioned_json() {
     let future = trade.replace("\"schema_version\":1", "\"schema_version\":99");
     assert!(matches!(
         Event::from_json(&future),
-        Err(DecodeError::NewerSchema(99))
+        Err(EventDecodeError::NewerSchema(99))
     ));
     assert!(Event::from_json("{\"type\":\"Nope\"}").is_err());
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use orderbook::sim::{Failure, check_commands, simulate};
+use orderbook::sim::{SimulationFailure, check_commands, simulate};
 use orderbook::{Command, Market, MarketSpec};
 
 fn markets() -> Vec<Market> {
@@ -24,7 +24,7 @@ fn markets() -> Vec<Market> {
     m
 }
 
-fn dump(name: &str, failure: &Failure) -> PathBuf {
+fn dump(name: &str, failure: &SimulationFailure) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sim-failures");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.commands.jsonl"));

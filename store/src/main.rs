@@ -12,15 +12,15 @@ use store::{Access, Options, Users};
 /// Serves an EventStoreDB-compatible event store over cleartext gRPC.
 #[derive(Parser)]
 #[command(name = "store", args_conflicts_with_subcommands = true)]
-struct Cli {
+struct StoreCli {
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Option<StoreCommand>,
     #[command(flatten)]
     serve: Serve,
 }
 
 #[derive(Subcommand)]
-enum Command {
+enum StoreCommand {
     /// Serve the store (what `store` does with no command).
     Serve(Serve),
     /// Check the log without opening the store or changing anything: exit
@@ -81,12 +81,12 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let cli = Cli::parse();
+    let cli = StoreCli::parse();
     let result = match cli.command {
         None => serve(cli.serve),
-        Some(Command::Serve(args)) => serve(args),
-        Some(Command::Verify { data }) => verify(&data),
-        Some(Command::Repair { data, truncate_at }) => repair(&data, truncate_at),
+        Some(StoreCommand::Serve(args)) => serve(args),
+        Some(StoreCommand::Verify { data }) => verify(&data),
+        Some(StoreCommand::Repair { data, truncate_at }) => repair(&data, truncate_at),
     };
     match result {
         Ok(code) => code,

@@ -116,8 +116,8 @@ fn flip(path: &Path, offset: u64, bit: u8) {
 
 /// A deterministic generator, so a failing case names its offset and
 /// replays.
-struct Rng(u64);
-impl Rng {
+struct XorShift(u64);
+impl XorShift {
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -145,7 +145,7 @@ async fn a_flipped_bit_refuses_before_the_checkpoint_and_cuts_exactly_after_it()
     );
     let all = records(pristine.path());
     let checkpoint = found.checkpoint;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let mut refused = 0;
     let mut cut = 0;
     for (n, seg) in found.segments.iter().enumerate() {

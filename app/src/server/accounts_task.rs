@@ -20,7 +20,7 @@ use orderbook::{AccountId, Event, Market, OrderId, Timestamp};
 use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::error::ExchangeError;
+use super::exchange_error::ExchangeError;
 use super::lock::unpoisoned;
 use super::streams::{
     ACCOUNTS_STREAM, StreamError, account_event_id, account_stream, append, event_data,
@@ -115,7 +115,8 @@ impl AccountsHandle {
 
     /// Reads the ledger as it is now.
     pub fn read<T>(&self, f: impl FnOnce(&Ledger) -> T) -> T {
-        f(&*unpoisoned(self.state.read()))
+        let ledger = unpoisoned(self.state.read());
+        f(&ledger)
     }
 
     /// Sends a request and waits for its answer.
@@ -200,7 +201,8 @@ impl AccountsTask {
     }
 
     fn read<T>(&self, f: impl FnOnce(&Ledger) -> T) -> T {
-        f(&*unpoisoned(self.state.read()))
+        let ledger = unpoisoned(self.state.read());
+        f(&ledger)
     }
 
     async fn handle(&self, request: AccountsRequest) {

@@ -5,8 +5,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use leptos::prelude::*;
 use orderbook::AccountId;
 
-use super::error::ExchangeError;
 use super::exchange::Exchange;
+use super::exchange_error::ExchangeError;
 use super::session;
 use crate::error::UserError;
 

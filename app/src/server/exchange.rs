@@ -14,7 +14,7 @@ use store::EmbeddedStore;
 
 use super::accounts_task::{AccountsHandle, AccountsRequest, Preloaded};
 use super::clock::{now_micros, now_ms};
-use super::error::ExchangeError;
+use super::exchange_error::ExchangeError;
 use super::lock::unpoisoned;
 use super::market_data::{CANDLES_SENT, MarketData};
 use super::market_task::{Action, CommandOutcome, MarketHandle, OrderRequest};

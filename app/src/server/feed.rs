@@ -1,6 +1,6 @@
 //! One browser's live feed: its own `$all` subscription, filtered on the
 //! server to the order book's event types, from the position the browser
-//! asks for. See `crate::live_market` for the protocol.
+//! asks for, speaking the `FeedRequest`/`FeedMessage` protocol of `api`.
 //!
 //! The task never waits for a browser while it holds a subscription: every
 //! subscription of the process shares one HTTP/2 connection to the store,

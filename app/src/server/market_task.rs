@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use super::accounts_task::{AccountsHandle, AccountsRequest};
 use super::clock::now_micros;
-use super::error::ExchangeError;
+use super::exchange_error::ExchangeError;
 use super::lock::unpoisoned;
 use super::streams::{StreamError, append, event_data, load_market, market_stream};
 use super::supervise::supervise;

@@ -1,13 +1,13 @@
 //! The exchange behind the pages: the accounts task, one task per market,
 //! the market data, the feed of each page, and the event store they all
-//! write to and read from (through `streams`). The site that serves it is
-//! in [`crate::site`]; nothing here imports a page.
+//! write to and read from (through `streams`). Nothing here imports a page
+//! or the site that serves them; they build on this.
 
 mod accounts_task;
 mod clock;
 pub mod context;
-mod error;
 mod exchange;
+mod exchange_error;
 pub mod feed;
 #[cfg(test)]
 mod feed_tests;
@@ -24,7 +24,7 @@ mod supervise;
 mod tests;
 mod views;
 
-pub use error::ExchangeError;
 pub use exchange::{Connection, Exchange, MarketStats, StartError, Stats, StoreStats};
+pub use exchange_error::ExchangeError;
 pub use market_task::{CommandOutcome, OrderRequest};
 pub use settings::{Settings, SettingsError};

@@ -5,7 +5,7 @@
 use orderbook::{CancelReason, Event, MarketSpec, OrderType, RejectReason, Side, TimeInForce};
 use rust_decimal::Decimal;
 
-use super::error::ExchangeError;
+use super::exchange_error::ExchangeError;
 use super::market_task::{CommandOutcome, OrderRequest};
 use crate::api::OrderForm;
 use crate::error::UserError;

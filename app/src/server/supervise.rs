@@ -37,10 +37,15 @@ mod tests {
 
     use super::*;
 
-    /// A task that answers pings, and panics on the first "crash".
+    /// A ping (`true`: panic instead of answering) and where its answer,
+    /// the task's run number, goes.
+    type Pings = Arc<tokio::sync::Mutex<mpsc::Receiver<(bool, oneshot::Sender<u32>)>>>;
+
+    /// A task that answers pings with its run number, and panics when a
+    /// ping asks it to.
     fn pinger(
         runs: Arc<AtomicU32>,
-        requests: Arc<tokio::sync::Mutex<mpsc::Receiver<(bool, oneshot::Sender<u32>)>>>,
+        requests: Pings,
     ) -> impl FnMut() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
         move || {
             let (runs, requests) = (runs.clone(), requests.clone());

@@ -164,3 +164,141 @@ pub fn account_view(a: &Account, mut open_orders: Vec<OpenOrderView>) -> Account
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use accounts::Balance;
+    use orderbook::SelfTradePrevention;
+
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn level(price: &str, quantity: &str) -> PriceLevel {
+        PriceLevel {
+            price: d(price),
+            quantity: d(quantity),
+            orders: 1,
+        }
+    }
+
+    fn resting(order_id: u64, filled: &str, accepted_at: u64) -> RestingOrder {
+        RestingOrder {
+            order_id,
+            account: 1,
+            side: Side::Sell,
+            price: d("30000.50"),
+            remaining_quantity: d("0.250"),
+            filled_quantity: d(filled),
+            status: if d(filled).is_zero() {
+                OrderStatus::Open
+            } else {
+                OrderStatus::PartiallyFilled
+            },
+            post_only: false,
+            self_trade_prevention: SelfTradePrevention::CancelTaker,
+            accepted_at,
+        }
+    }
+
+    /// Each side totals from its best price; amounts lose trailing zeros.
+    #[test]
+    fn depth_runs_totals_from_the_best_price() {
+        let view = depth_view(Depth {
+            bids: vec![level("99.50", "1.0"), level("99", "2.50")],
+            asks: vec![level("100.10", "0.5")],
+        });
+        let row = |l: &LevelView| (l.price.clone(), l.quantity.clone(), l.cumulative.clone());
+        let bids: Vec<_> = view.bids.iter().map(row).collect();
+        assert_eq!(
+            bids,
+            [
+                ("99.5".into(), "1".into(), "1".into()),
+                ("99".into(), "2.5".into(), "3.5".into())
+            ]
+        );
+        assert_eq!(view.asks[0].cumulative, "0.5");
+    }
+
+    #[test]
+    fn a_trade_shows_its_takers_side_and_milliseconds() {
+        let trade = orderbook::TradeExecuted {
+            symbol: orderbook::Symbol::new("BTC-USD"),
+            trade_id: 7,
+            price: d("30000.00"),
+            quantity: d("0.10"),
+            maker_order_id: 1,
+            taker_order_id: 2,
+            maker_account: 1,
+            taker_account: 2,
+            taker_side: Side::Buy,
+            executed_at: 1_700_000_000_123_456,
+        };
+        let view = trade_view(&Event::TradeExecuted(trade)).unwrap();
+        assert_eq!(
+            view,
+            TradeView {
+                trade_id: 7,
+                price: "30000".into(),
+                quantity: "0.1".into(),
+                taker_side: "buy".into(),
+                at_ms: 1_700_000_000_123,
+            }
+        );
+    }
+
+    /// An open order's quantity is what it was placed with; open orders
+    /// come newest first, ties broken by the higher id.
+    #[test]
+    fn an_account_lists_its_orders_newest_first() {
+        let account = Account {
+            id: 1,
+            username: "alice".into(),
+            password_hash: String::new(),
+            balances: BTreeMap::from([(
+                "USD".to_string(),
+                Balance {
+                    total: d("100.00"),
+                    reserved: d("25.5"),
+                },
+            )]),
+            reservations: BTreeMap::new(),
+            settled: BTreeMap::new(),
+            faucet_received: BTreeMap::new(),
+            sessions: Vec::new(),
+            trades: Vec::new(),
+            stream_events: 3,
+        };
+        let orders = vec![
+            open_order_view("BTC-USD", &resting(1, "0", 5_000)),
+            open_order_view("BTC-USD", &resting(3, "0.05", 9_000)),
+            open_order_view("ETH-USD", &resting(2, "0", 9_000)),
+        ];
+        let view = account_view(&account, orders);
+        let ids: Vec<u64> = view.open_orders.iter().map(|o| o.order_id).collect();
+        assert_eq!(ids, [3, 2, 1]);
+        let partly = &view.open_orders[0];
+        assert_eq!(
+            (
+                partly.quantity.as_str(),
+                partly.filled.as_str(),
+                partly.status.as_str()
+            ),
+            ("0.3", "0.05", "partially filled")
+        );
+        assert_eq!((partly.side.as_str(), partly.at_ms), ("sell", 9));
+        let usd = &view.balances[0];
+        assert_eq!(
+            (
+                usd.available.as_str(),
+                usd.reserved.as_str(),
+                usd.total.as_str()
+            ),
+            ("74.5", "25.5", "100")
+        );
+    }
+}

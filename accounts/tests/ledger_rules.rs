@@ -31,7 +31,7 @@ fn faucet(usd: &str, btc: &str, eth: &str) -> BTreeMap<String, FaucetGrant> {
 
 /// One process's worth of exchange: books, the ledger and every market
 /// event's revision, with no I/O.
-struct Exchange {
+struct Venue {
     books: HashMap<String, Book>,
     revisions: HashMap<String, u64>,
     log: HashMap<String, Vec<Event>>,
@@ -39,13 +39,13 @@ struct Exchange {
     fees: Fees,
 }
 
-impl Exchange {
-    fn new() -> Exchange {
+impl Venue {
+    fn new() -> Venue {
         let books = Market::defaults()
             .into_iter()
             .map(|m| (m.symbol.to_string(), Book::new(m)))
             .collect();
-        Exchange {
+        Venue {
             books,
             revisions: HashMap::new(),
             log: HashMap::new(),
@@ -119,7 +119,7 @@ fn limit(symbol: &str, id: u64, account: u64, side: Side, price: &str, qty: &str
 
 #[test]
 fn usernames_are_checked_and_unique() {
-    let mut x = Exchange::new();
+    let mut x = Venue::new();
     assert_eq!(
         x.ledger.open_account("al", "h", 1),
         Err(AccountError::InvalidUsername)
@@ -141,7 +141,7 @@ fn usernames_are_checked_and_unique() {
 
 #[test]
 fn faucet_pays_until_its_limit() {
-    let mut x = Exchange::new();
+    let mut x = Venue::new();
     let a = x.open("alice");
     let f = faucet("1000", "1", "10");
     for _ in 0..2 {
@@ -160,7 +160,7 @@ fn faucet_pays_until_its_limit() {
 
 #[test]
 fn an_order_needs_available_funds() {
-    let mut x = Exchange::new();
+    let mut x = Venue::new();
     let a = x.open("alice");
     x.apply(
         &x.ledger
@@ -193,7 +193,7 @@ fn an_order_needs_available_funds() {
 
 #[test]
 fn a_trade_settles_both_sides_with_fees_and_releases_the_rest() {
-    let mut x = Exchange::new();
+    let mut x = Venue::new();
     let (a, b) = (x.open("alice"), x.open("bob"));
     x.apply(
         &x.ledger
@@ -240,7 +240,7 @@ fn a_trade_settles_both_sides_with_fees_and_releases_the_rest() {
 
 #[test]
 fn settling_a_market_log_twice_changes_nothing() {
-    let mut x = Exchange::new();
+    let mut x = Venue::new();
     let (a, b) = (x.open("alice"), x.open("bob"));
     x.apply(
         &x.ledger
@@ -267,7 +267,7 @@ fn settling_a_market_log_twice_changes_nothing() {
 
 #[test]
 fn market_orders_hold_what_they_will_trade() {
-    let mut x = Exchange::new();
+    let mut x = Venue::new();
     let (a, b) = (x.open("alice"), x.open("bob"));
     x.apply(
         &x.ledger
@@ -310,7 +310,7 @@ fn market_orders_hold_what_they_will_trade() {
 /// refused for funds: after every command every ledger rule holds.
 #[test]
 fn random_trading_keeps_every_ledger_rule() {
-    let mut x = Exchange::new();
+    let mut x = Venue::new();
     for i in 1..=6 {
         let id = x.open(&format!("trader{i}"));
         x.apply(
