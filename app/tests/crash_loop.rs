@@ -38,7 +38,7 @@ fn start(data: &Path) -> (Child, SocketAddr) {
         .arg("--data")
         .arg(data)
         .env_remove("EVENTSTORE_URL")
-        .env("RUST_LOG", "warn,app::server=info")
+        .env("RUST_LOG", "warn,app::server=info,app::site=info")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
