@@ -23,8 +23,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use super::exchange_error::ExchangeError;
 use super::lock::unpoisoned;
 use super::streams::{
-    ACCOUNTS_STREAM, StreamError, account_event_id, account_stream, append, event_data,
-    load_accounts, load_market,
+    ACCOUNTS_STREAM, StreamError, account_event_data, account_stream, append, load_accounts,
+    load_market,
 };
 use super::supervise::supervise;
 
@@ -381,10 +381,7 @@ impl AccountsTask {
                         .map_or(0, |a| a.stream_events)
                 }
             });
-            let data = events
-                .iter()
-                .map(|e| event_data(e.kind(), e.to_json(), account_event_id(e)))
-                .collect();
+            let data = events.iter().map(account_event_data).collect();
             append(&self.client, &stream, count, data).await?;
             let mut ledger = unpoisoned(self.state.write());
             for e in &events {

@@ -30,13 +30,12 @@ use orderbook::{
 };
 use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot};
-use uuid::Uuid;
 
 use super::accounts_task::{AccountsHandle, AccountsRequest};
 use super::clock::now_micros;
 use super::exchange_error::ExchangeError;
 use super::lock::unpoisoned;
-use super::streams::{StreamError, append, event_data, load_market, market_stream};
+use super::streams::{StreamError, append, load_market, market_event_data, market_stream};
 use super::supervise::supervise;
 
 /// The most commands decided together and written in one append.
@@ -347,10 +346,7 @@ impl MarketTask {
                 return;
             }
             let first = state.revision;
-            let data = events
-                .iter()
-                .map(|e| event_data(e.kind(), e.to_json(), Uuid::new_v4()))
-                .collect();
+            let data = events.iter().map(market_event_data).collect();
             let result = append(&self.client, &market_stream(self.symbol()), first, data).await;
             let landed = match &result {
                 Ok(()) => true,

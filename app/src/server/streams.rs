@@ -36,9 +36,17 @@ pub fn derived_id(key: &str) -> Uuid {
     Uuid::new_v5(&NAMESPACE, key.as_bytes())
 }
 
+/// A JSON event to append, with its id.
+fn event_data(kind: &str, json: String, id: Uuid) -> EventData {
+    let raw = serde_json::value::RawValue::from_string(json).expect("our events are valid JSON");
+    EventData::json(kind, &raw)
+        .expect("raw JSON always serialises")
+        .id(id)
+}
+
 /// The id an account event is stored under. Facts that may be retried get
 /// ids derived from what they are; the rest are new each time.
-pub fn account_event_id(e: &AccountEvent) -> Uuid {
+fn account_event_id(e: &AccountEvent) -> Uuid {
     match e {
         AccountEvent::FundsReserved {
             symbol, order_id, ..
@@ -54,12 +62,15 @@ pub fn account_event_id(e: &AccountEvent) -> Uuid {
     }
 }
 
-/// A JSON event to append, with its id.
-pub fn event_data(kind: &str, json: String, id: Uuid) -> EventData {
-    let raw = serde_json::value::RawValue::from_string(json).expect("our events are valid JSON");
-    EventData::json(kind, &raw)
-        .expect("raw JSON always serialises")
-        .id(id)
+/// An account event as the accounts task stores it.
+pub fn account_event_data(e: &AccountEvent) -> EventData {
+    event_data(e.kind(), e.to_json(), account_event_id(e))
+}
+
+/// A market event as its market's task stores it: a new id each time (a
+/// retried append is recognised by the expected revision instead).
+pub fn market_event_data(e: &Event) -> EventData {
+    event_data(e.kind(), e.to_json(), Uuid::new_v4())
 }
 
 /// What the store said when it refused.

@@ -11,7 +11,9 @@ use rust_decimal::Decimal;
 use tower::ServiceExt;
 
 use super::market_task::OrderRequest;
-use super::streams::{account_event_id, account_stream, event_data, load_accounts, load_market};
+use super::streams::{
+    account_event_data, account_stream, load_accounts, load_market, market_event_data,
+};
 use super::*;
 use crate::api::AccountView;
 use crate::error::UserError;
@@ -207,7 +209,7 @@ async fn append_account_events(
     let mut ledger = load_accounts(client).await.unwrap();
     for e in events {
         let account = ledger.account(e.account()).unwrap();
-        let data = event_data(e.kind(), e.to_json(), account_event_id(e));
+        let data = account_event_data(e);
         streams::append(
             client,
             &account_stream(e.account()),
@@ -646,10 +648,7 @@ async fn a_settlement_lost_in_a_crash_is_made_exactly_once_at_restart() {
             .reserve(bob, &symbol, order_id, &asset, amount, 2)
             .unwrap();
         let ledger = append_account_events(&client, &[reserve]).await;
-        let data = decision
-            .iter()
-            .map(|e| event_data(e.kind(), e.to_json(), uuid::Uuid::new_v4()))
-            .collect();
+        let data = decision.iter().map(market_event_data).collect();
         let stream = streams::market_stream(&symbol);
         streams::append(&client, &stream, events.len() as u64, data)
             .await
