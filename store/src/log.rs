@@ -160,6 +160,9 @@ pub struct Log {
     /// fsync already made durable.
     fsyncs: Arc<AtomicU64>,
     syncer: Sender<u64>,
+    /// The directory's lock ([`recovery::lock_dir`]), released when the
+    /// log is dropped, after [`Log::close`] made the checkpoint durable.
+    _locked: File,
 }
 
 /// The checkpoint slots of the active segment. The writer claims in them
@@ -230,6 +233,7 @@ impl Log {
         each: impl FnMut(StoredEvent),
     ) -> Result<(Log, Recovery), LogError> {
         std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+        let locked = recovery::lock_dir(dir)?;
         let found = recovery::examine(dir, each)?;
         let mut truncated_bytes = 0;
         match &found.tail {
@@ -320,6 +324,7 @@ impl Log {
             failed: None,
             fsyncs,
             syncer,
+            _locked: locked,
         };
         let recovery = Recovery {
             records: found.records,

@@ -123,12 +123,21 @@ async fn serve(args: Serve) -> anyhow::Result<ExitCode> {
     tracing::info!("shutting down: ending subscriptions");
     // Every acknowledged write is already on disk; a client that does not
     // close its connection must not keep the process alive.
-    match tokio::time::timeout(SHUTDOWN_GRACE, server.stop()).await {
-        Ok(stopped) => stopped?,
-        Err(_) => tracing::warn!(
-            "clients kept their connections open for {SHUTDOWN_GRACE:?}; stopping anyway"
-        ),
-    }
+    let store = server.store().clone();
+    let served = match tokio::time::timeout(SHUTDOWN_GRACE, server.stop()).await {
+        Ok(stopped) => stopped,
+        Err(_) => {
+            tracing::warn!(
+                "clients kept their connections open for {SHUTDOWN_GRACE:?}; stopping anyway"
+            );
+            Ok(())
+        }
+    };
+    // Whichever way serving ended, the log is closed before the process
+    // exits, so the next start finds a clean checkpoint.
+    store.close().await;
+    tracing::info!("stopped: the event log is closed");
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 

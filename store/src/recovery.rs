@@ -19,7 +19,7 @@
 //! cut acknowledged data, at a position a person chose.
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -69,6 +69,37 @@ pub enum LogError {
     Corrupt(Corruption),
     #[error("cannot cut the log at position {position}: {why}")]
     BadCut { position: u64, why: String },
+    #[error(
+        "the event log in {} is open in another store (this process or another); \
+         stop that one first",
+        dir.display()
+    )]
+    InUse { dir: PathBuf },
+}
+
+/// The file in a log directory whose lock says who may write there.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Locks `dir` for one writer, held until the returned file is dropped. Two
+/// stores on one directory (or a repair beside a running store) would each
+/// write the same segments and destroy what the other acknowledged, so the
+/// second is refused. The lock is `flock`'s: it goes with the process, so a
+/// killed store never leaves a stale one behind.
+pub(crate) fn lock_dir(dir: &Path) -> Result<File, LogError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_at(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(LogError::InUse {
+            dir: dir.to_path_buf(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(io_at(&path)(e)),
+    }
 }
 
 pub(crate) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
@@ -311,6 +342,7 @@ pub struct Repaired {
 /// where the readable log ends), with every record before it readable.
 /// Everything from there on is removed, acknowledged or not.
 pub fn repair(dir: &Path, position: u64) -> Result<Repaired, LogError> {
+    let _writing = lock_dir(dir)?;
     let found = walk(dir, Some(position), |_| {})?;
     let Some(seg) = found.segments.last() else {
         return Err(LogError::BadCut {

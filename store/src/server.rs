@@ -160,11 +160,15 @@ impl EmbeddedStore {
         )
     }
 
-    /// Ends subscriptions and stops serving.
+    /// Ends subscriptions, stops serving and closes the store
+    /// ([`Store::close`]): when this returns the log's checkpoint is on
+    /// disk and the directory may be opened again.
     pub async fn stop(mut self) -> Result<(), tonic::transport::Error> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await.unwrap_or(Ok(()))
+        let served = (&mut self.task).await.unwrap_or(Ok(()));
+        self.store.close().await;
+        served
     }
 }

@@ -11,7 +11,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::index::{Index, metastream_of};
 use crate::log::{Log, Recovery, Segments};
 use crate::record::StoredEvent;
-use crate::writer::{self, Expected, NewEvent, Op, Shared, WriteOutcome, WriteRequest};
+use crate::writer::{
+    self, Expected, NewEvent, Op, Shared, WriteOutcome, WriteRequest, WriterMessage,
+};
 
 /// Positions taken from the index at a time by a backwards `$all` read.
 const BACKWARDS_CHUNK: usize = 256;
@@ -87,7 +89,9 @@ pub enum StoreError {
 /// A handle onto an open store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    tx: mpsc::Sender<WriteRequest>,
+    tx: mpsc::Sender<WriterMessage>,
+    /// True once the writer has closed the log and released its directory.
+    closed: watch::Receiver<bool>,
     shared: Shared,
     segments: Segments,
     shutdown: watch::Sender<bool>,
@@ -114,11 +118,13 @@ impl Store {
         let segments = log.segments();
         let (tx, rx) = mpsc::channel(65_536);
         let for_writer = shared.clone();
+        let (closing, closed) = watch::channel(false);
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::run(log, for_writer, rx))?;
+            .spawn(move || writer::run(log, for_writer, rx, closing))?;
         let store = Store {
             tx,
+            closed,
             shared,
             segments,
             shutdown: watch::channel(false).0,
@@ -131,10 +137,26 @@ impl Store {
     async fn submit(&self, op: Op) -> Result<WriteOutcome, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(WriteRequest { op, reply })
+            .send(WriterMessage::Write(WriteRequest { op, reply }))
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Closes the store: writes already queued are answered, the
+    /// checkpoint is made durable and the directory is released; later
+    /// writes fail with [`StoreError::Closed`]. Returns once all that is
+    /// done, so the directory can be opened again at once, and a process
+    /// may exit knowing its log says it stopped cleanly. Reads of what is
+    /// written keep working. Calling it again just waits for the first.
+    pub async fn close(&self) {
+        // A full queue still takes the message once the writer catches up;
+        // a writer already gone cannot take it, which is fine.
+        let _ = self.tx.send(WriterMessage::Close).await;
+        let mut closed = self.closed.clone();
+        // An error means the writer thread ended without saying so (it
+        // panicked): nothing is left to wait for.
+        let _ = closed.wait_for(|c| *c).await;
     }
 
     /// Appends events atomically, once they are on disk.

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::index::{Index, METADATA, STREAM_DELETED, TOMBSTONE_REVISION, soft_deleted};
 use crate::log::Log;
@@ -78,6 +78,16 @@ pub struct WriteRequest {
     pub reply: oneshot::Sender<WriteOutcome>,
 }
 
+/// What the writer's channel carries.
+pub enum WriterMessage {
+    Write(WriteRequest),
+    /// Answer what came before, make the checkpoint durable, release the
+    /// directory and stop; writes after it fail with the store closed.
+    /// Handles of the store may live on (in a subscription, a read), so
+    /// the writer cannot wait for the last of them to go.
+    Close,
+}
+
 /// What the writer shares with readers.
 #[derive(Clone)]
 pub struct Shared {
@@ -108,54 +118,79 @@ enum Planned {
     },
 }
 
-pub fn run(mut log: Log, shared: Shared, mut rx: mpsc::Receiver<WriteRequest>) {
-    while let Some(first) = rx.blocking_recv() {
+/// Runs until the store is closed (or every handle is gone), then closes
+/// the log and says so on `closed`, after which the directory is free.
+pub fn run(
+    mut log: Log,
+    shared: Shared,
+    mut rx: mpsc::Receiver<WriterMessage>,
+    closed: watch::Sender<bool>,
+) {
+    let mut closing = false;
+    while !closing {
+        let Some(WriterMessage::Write(first)) = rx.blocking_recv() else {
+            break;
+        };
         let mut batch = vec![first];
         while batch.len() < 4096 {
             match rx.try_recv() {
-                Ok(r) => batch.push(r),
+                Ok(WriterMessage::Write(r)) => batch.push(r),
+                Ok(WriterMessage::Close) => {
+                    closing = true;
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        let created = now_ticks();
-        let mut records: Vec<StoredEvent> = Vec::new();
-        let mut plans = Vec::with_capacity(batch.len());
-        {
-            let index = shared.index.read().expect("index lock");
-            let mut pending: HashMap<Bytes, Pending> = HashMap::new();
-            for req in &batch {
-                plans.push(plan(&index, &mut pending, &req.op, created, &mut records));
-            }
-        }
-        let written = place_and_write(&mut log, &mut records);
-        if let Err(e) = &written {
-            tracing::error!("writing to the log failed: {e}");
-        }
-        if written.is_ok() && !records.is_empty() {
-            let mut index = shared.index.write().expect("index lock");
-            for r in &records {
-                index.add(r);
-            }
-            shared.committed_end.store(log.end(), Ordering::Release);
-            drop(index);
-            let _ = shared.published.send(Arc::new(records.clone()));
-        }
-        for (req, plan) in batch.into_iter().zip(plans) {
-            let outcome = match (&written, plan) {
-                (Err(e), Planned::Wrote { .. }) => WriteOutcome::Failed(e.to_string()),
-                (_, Planned::Done(o)) => o,
-                (Ok(()), Planned::Wrote { revision, record }) => WriteOutcome::Written {
-                    revision,
-                    position: records[record].position,
-                },
-            };
-            let _ = req.reply.send(outcome);
-        }
-        if rx.is_empty() {
+        write_batch(&mut log, &shared, batch);
+        if !closing && rx.is_empty() {
             log.checkpoint_idle();
         }
     }
+    // Writes still queued were never acknowledged: dropping them answers
+    // their callers with the store closed.
+    rx.close();
+    drop(rx);
     log.close();
+    closed.send_replace(true);
+}
+
+/// Decides, writes, indexes, publishes and answers one batch.
+fn write_batch(log: &mut Log, shared: &Shared, batch: Vec<WriteRequest>) {
+    let created = now_ticks();
+    let mut records: Vec<StoredEvent> = Vec::new();
+    let mut plans = Vec::with_capacity(batch.len());
+    {
+        let index = shared.index.read().expect("index lock");
+        let mut pending: HashMap<Bytes, Pending> = HashMap::new();
+        for req in &batch {
+            plans.push(plan(&index, &mut pending, &req.op, created, &mut records));
+        }
+    }
+    let written = place_and_write(log, &mut records);
+    if let Err(e) = &written {
+        tracing::error!("writing to the log failed: {e}");
+    }
+    if written.is_ok() && !records.is_empty() {
+        let mut index = shared.index.write().expect("index lock");
+        for r in &records {
+            index.add(r);
+        }
+        shared.committed_end.store(log.end(), Ordering::Release);
+        drop(index);
+        let _ = shared.published.send(Arc::new(records.clone()));
+    }
+    for (req, plan) in batch.into_iter().zip(plans) {
+        let outcome = match (&written, plan) {
+            (Err(e), Planned::Wrote { .. }) => WriteOutcome::Failed(e.to_string()),
+            (_, Planned::Done(o)) => o,
+            (Ok(()), Planned::Wrote { revision, record }) => WriteOutcome::Written {
+                revision,
+                position: records[record].position,
+            },
+        };
+        let _ = req.reply.send(outcome);
+    }
 }
 
 /// Gives the batch's records their positions and writes them durably.

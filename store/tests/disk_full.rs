@@ -84,6 +84,7 @@ async fn a_full_disk_fails_appends_and_leaves_nothing_unacknowledged_behind() {
                     let seg = std::fs::read_dir(&dir)
                         .unwrap()
                         .map(|e| e.unwrap().path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
                         .max()
                         .unwrap();
                     let base: u64 = seg.file_stem().unwrap().to_str().unwrap().parse().unwrap();
@@ -118,8 +119,8 @@ async fn a_full_disk_fails_appends_and_leaves_nothing_unacknowledged_behind() {
         {
             acknowledged.insert(small.id);
         }
+        store.close().await;
     }
-    std::thread::sleep(std::time::Duration::from_millis(200));
     let (store, recovery) = Store::open_with(&dir, options).unwrap();
     assert_eq!(recovery.truncated_bytes, 0, "nothing was left to cut");
     let events = store

@@ -52,9 +52,9 @@ async fn stopped_log(events: u64, torn: u64) -> tempfile::TempDir {
                 "{outcome:?}"
             );
         }
+        store.close().await;
     }
-    // The writer thread ends once the store is dropped; copy what it left.
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Copy what the closed store left.
     let snapshot = tempfile::tempdir().unwrap();
     copy_dir(live.path(), snapshot.path());
     let found = recovery::examine(snapshot.path(), |_| {}).unwrap();
@@ -365,8 +365,7 @@ async fn a_torn_tail_is_cut_and_the_rest_stays_acknowledged() {
         "the two whole records after the checkpoint stay"
     );
     assert_eq!(store.committed_end(), position);
-    drop(store);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    store.close().await;
     // What the start kept is acknowledged from then on.
     let again = recovery::examine(dir.path(), |_| {}).unwrap();
     assert_eq!((again.checkpoint, again.end), (position, position));
@@ -412,8 +411,8 @@ async fn a_log_written_before_checkpoints_opens_and_grows_in_the_new_format() {
             },
             "the new record goes to a new segment after the old one"
         );
+        store.close().await;
     }
-    std::thread::sleep(std::time::Duration::from_millis(200));
     let found = recovery::examine(dir.path(), |_| {}).unwrap();
     assert_eq!((found.segments.len(), found.records), (2, 4));
     // The old segment is now sealed by the one after it: damage in it is
@@ -447,4 +446,47 @@ async fn a_store_gone_idle_checkpoints_all_it_acknowledged() {
     }
     assert_eq!(found.checkpoint, store.committed_end());
     assert_eq!(found.records, 20);
+}
+
+#[tokio::test]
+async fn one_store_at_a_time_writes_a_directory_and_close_frees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path()).unwrap();
+    let written = store
+        .append(Bytes::from_static(b"s"), Expected::Any, vec![event(0)])
+        .await
+        .unwrap();
+    let WriteOutcome::Written { position, .. } = written else {
+        panic!("{written:?}")
+    };
+    // A second store, or a repair, beside a running one would overwrite
+    // what it acknowledged: both are refused and change nothing.
+    let before = contents(dir.path());
+    assert!(matches!(
+        open(dir.path()),
+        Err(StoreError::Log(LogError::InUse { .. }))
+    ));
+    assert!(matches!(
+        recovery::repair(dir.path(), position),
+        Err(LogError::InUse { .. })
+    ));
+    assert_eq!(contents(dir.path()), before);
+    // Handles may outlive the close (a subscription, a read): writes
+    // through them are refused, reads of what was written still work.
+    let handle = store.clone();
+    store.close().await;
+    assert!(matches!(
+        handle
+            .append(Bytes::from_static(b"s"), Expected::Any, vec![event(1)])
+            .await,
+        Err(StoreError::Closed)
+    ));
+    assert_eq!(handle.records(), 1);
+    let found = recovery::examine(dir.path(), |_| {}).unwrap();
+    assert_eq!((found.records, found.checkpoint), (1, found.end));
+    // Closed: the directory opens again at once, with all of it.
+    let (again, recovery) = open(dir.path()).unwrap();
+    assert_eq!((recovery.records, recovery.truncated_bytes), (1, 0));
+    again.close().await;
+    drop(handle);
 }

@@ -57,8 +57,18 @@ async fn reads_scans_and_recovery_cross_segment_boundaries() {
             );
             i += n;
         }
+        store.close().await;
     }
-    let segments = std::fs::read_dir(dir.path()).unwrap().count();
+    let segments = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "seg")
+        })
+        .count();
     assert!(segments > 10, "the log spans many segments: {segments}");
     // Reopen: the recovery scan crosses every boundary too.
     let (store, recovery) = Store::open_with(dir.path(), small_segments()).unwrap();
