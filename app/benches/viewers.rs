@@ -2,8 +2,8 @@
 //! per second while the matching engine runs.
 //!
 //! One process: the exchange with its embedded store, N viewer feeds (each
-//! with its own `$all` subscription, exactly as a browser's websocket gets)
-//! and two traders crossing orders. Latency runs from the moment the
+//! with its own reader of the server's one live subscription, exactly as a
+//! browser's websocket gets) and two traders crossing orders. Latency runs from the moment the
 //! crossing order is sent to the moment a viewer's feed yields the trade.
 //!
 //! `cargo bench -p app --features ssr --bench viewers` (VIEWERS=1000,10000,
@@ -71,7 +71,8 @@ async fn run(viewers: usize, trades: u64, every: Duration) {
         let (x, sent, ready) = (x.clone(), sent.clone(), ready_tx.clone());
         handles.push(tokio::spawn(async move {
             let (mut requests, rx) = futures::channel::mpsc::channel(1);
-            let mut feed = app::server::feed::open(x, rx.into());
+            let limits = app::server::feed_limits::FeedLimits::default();
+            let mut feed = app::server::feed::open(x, rx.into(), limits, None);
             requests
                 .send(Ok(FeedRequest::Watch {
                     symbol: "BTC-USD".into(),

@@ -20,14 +20,24 @@ use crate::api::{
     TradeView,
 };
 use crate::chart::{ChartHandle, PriceChart};
+use crate::codec::BoundedJson;
 
 /// The live feed of one browser page: see the module docs.
-#[server(protocol = Websocket<JsonEncoding, JsonEncoding>)]
+#[server(protocol = Websocket<BoundedJson, JsonEncoding>)]
 pub async fn market_feed(
     requests: BoxedStream<FeedRequest, ServerFnError>,
 ) -> Result<BoxedStream<FeedMessage, ServerFnError>, ServerFnError> {
-    let exchange = crate::server::context::exchange().map_err(|e| ServerFnError::new(e.message))?;
-    Ok(crate::server::feed::open(exchange, requests).into())
+    use crate::server::{context, feed};
+    let exchange = context::exchange().map_err(|e| ServerFnError::new(e.message))?;
+    let (limits, counts, address) = context::feed_admission().await;
+    let Some(slot) = counts.admit(address, limits.sockets_per_address) else {
+        let why = format!(
+            "too many open market feeds from your address (at most {}); close another tab",
+            limits.sockets_per_address
+        );
+        return Ok(feed::refuse(why).into());
+    };
+    Ok(feed::open(exchange, requests, limits, Some(slot)).into())
 }
 
 /// Trades the tape shows.

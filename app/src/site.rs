@@ -4,11 +4,17 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
+use crate::server::feed_limits::{FeedLimits, SocketCounts};
 use crate::server::{Connection, Exchange, Settings, simulator};
 use crate::shell::{App, not_found, shell};
 
@@ -41,9 +47,33 @@ pub struct Config {
     /// How often each market's simulated traders act, in milliseconds.
     #[arg(long, env = "EXCHANGE_SIMULATE_EVERY_MS", default_value_t = 250)]
     pub simulate_every_ms: u64,
+    /// Market-feed sockets one client address may hold open.
+    #[arg(long, env = "EXCHANGE_FEED_SOCKETS_PER_ADDRESS", default_value_t = FeedLimits::default().sockets_per_address)]
+    pub feed_sockets_per_address: usize,
+    /// Market switches (`Watch` requests) a feed socket may send per second.
+    #[arg(long, env = "EXCHANGE_FEED_WATCHES_PER_SECOND", default_value_t = FeedLimits::default().watches_per_second)]
+    pub feed_watches_per_second: u32,
+    /// ...and in a burst.
+    #[arg(long, env = "EXCHANGE_FEED_WATCH_BURST", default_value_t = FeedLimits::default().watch_burst)]
+    pub feed_watch_burst: u32,
+    /// Other origins (`https://example.com`, comma-separated) whose pages
+    /// may open the market feed; the site's own origin always may.
+    #[arg(long, env = "EXCHANGE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Config {
+    pub fn socket_policy(&self) -> SocketPolicy {
+        SocketPolicy {
+            feed: FeedLimits {
+                sockets_per_address: self.feed_sockets_per_address,
+                watches_per_second: self.feed_watches_per_second,
+                watch_burst: self.feed_watch_burst,
+            },
+            allowed_origins: self.allowed_origins.clone(),
+        }
+    }
+
     pub fn connection(&self) -> Connection {
         match &self.eventstore_url {
             Some(url) => Connection::External(url.clone()),
@@ -56,7 +86,12 @@ impl Config {
 
 /// Builds the router for a running exchange: its pages, server functions
 /// and the built site's files under `site_root`, served at `addr`.
-pub fn router(site_root: &Path, addr: SocketAddr, exchange: Exchange) -> Router {
+pub fn router(
+    site_root: &Path,
+    addr: SocketAddr,
+    exchange: Exchange,
+    policy: SocketPolicy,
+) -> Router {
     let options = LeptosOptions::builder()
         .output_name("exchange")
         .site_root(site_root.to_string_lossy().as_ref())
@@ -64,18 +99,67 @@ pub fn router(site_root: &Path, addr: SocketAddr, exchange: Exchange) -> Router 
         .site_addr(addr)
         .build();
     let routes = generate_route_list(App);
+    let (feed, origins) = (policy.feed, policy.allowed_origins);
+    let counts = SocketCounts::default();
     Router::new()
         .leptos_routes_with_context(
             &options,
             routes,
-            move || provide_context(exchange.clone()),
+            move || {
+                provide_context(exchange.clone());
+                provide_context(feed);
+                provide_context(counts.clone());
+            },
             {
                 let options = options.clone();
                 move || shell(options.clone())
             },
         )
         .fallback(leptos_axum::file_and_error_handler(not_found))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(origins),
+            same_origin_sockets,
+        ))
         .with_state(options)
+}
+
+/// Who may open which sockets (see [`FeedLimits`]).
+#[derive(Clone, Debug, Default)]
+pub struct SocketPolicy {
+    pub feed: FeedLimits,
+    /// Origins besides the site's own whose pages may open a websocket.
+    pub allowed_origins: Vec<String>,
+}
+
+/// Refuses a websocket upgrade from a page of another origin: a socket
+/// carries the visitor's cookies, so any site could otherwise open one in
+/// their name. Browsers always send `Origin` on a websocket; a client that
+/// sends none is not a browser page and is let through.
+async fn same_origin_sockets(
+    State(allowed): State<Arc<Vec<String>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let upgrade = headers.get(header::UPGRADE).and_then(|v| v.to_str().ok());
+    if upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+        && let Some(origin) = headers.get(header::ORIGIN)
+    {
+        let origin = origin.to_str().unwrap_or_default();
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let own = host.is_some_and(|h| {
+            origin.strip_prefix("http://") == Some(h) || origin.strip_prefix("https://") == Some(h)
+        });
+        if !own && !allowed.iter().any(|a| a == origin) {
+            tracing::info!(origin, "refused a cross-origin websocket");
+            let why = format!(
+                "a websocket from {origin} is refused: only this site's own pages may open one \
+                 (the server allows more with --allowed-origins)"
+            );
+            return (StatusCode::FORBIDDEN, why).into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// Starts the exchange and serves it until Ctrl-C or SIGTERM.
@@ -89,12 +173,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         drop(simulator::start(exchange.clone(), markets, every));
         tracing::info!("market simulator on");
     }
-    let app = router(&config.site_root, config.addr, exchange.clone());
+    let app = router(
+        &config.site_root,
+        config.addr,
+        exchange.clone(),
+        config.socket_policy(),
+    );
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // The client's address counts its feed sockets.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     exchange.stop().await;
     Ok(())
 }

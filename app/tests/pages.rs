@@ -33,6 +33,7 @@ async fn pages_render_whole_on_a_thread_pool() {
         Path::new("target/site"),
         "127.0.0.1:0".parse().unwrap(),
         exchange,
+        Default::default(),
     );
     let pages: Vec<_> = (0..40)
         .map(|_| {

@@ -1,12 +1,17 @@
 //! What server functions need from the request they serve: the exchange,
-//! and the account whose session cookie came with the request.
+//! the account whose session cookie came with the request, and for the
+//! market feed the socket limits and the client's address.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderValue, header};
 use leptos::prelude::*;
 use orderbook::AccountId;
 
 use super::exchange::Exchange;
 use super::exchange_error::ExchangeError;
+use super::feed_limits::{FeedLimits, SocketCounts};
 use super::session;
 use crate::error::UserError;
 
@@ -30,6 +35,20 @@ impl From<ExchangeError> for UserError {
 
 pub fn exchange() -> Result<Exchange, UserError> {
     use_context::<Exchange>().ok_or_else(|| UserError::new("the exchange is not running"))
+}
+
+/// The feed limits, the open sockets per address, and the address of the
+/// client asking. Without the site's limits (a test serving the router
+/// alone) the defaults hold; without a known address (no connection info)
+/// every such client counts as one.
+pub async fn feed_admission() -> (FeedLimits, SocketCounts, IpAddr) {
+    let limits = use_context::<FeedLimits>().unwrap_or_default();
+    let counts = use_context::<SocketCounts>().unwrap_or_default();
+    let address = leptos_axum::extract::<ConnectInfo<SocketAddr>>()
+        .await
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    (limits, counts, address)
 }
 
 /// The session token the browser sent, if any.

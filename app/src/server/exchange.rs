@@ -15,6 +15,7 @@ use store::EmbeddedStore;
 use super::accounts_task::{AccountsHandle, AccountsRequest, Preloaded};
 use super::clock::{now_micros, now_ms};
 use super::exchange_error::ExchangeError;
+use super::live_tail::LiveTail;
 use super::lock::unpoisoned;
 use super::market_data::{CANDLES_SENT, MarketData};
 use super::market_task::{Action, CommandOutcome, MarketHandle, OrderRequest};
@@ -55,6 +56,7 @@ pub struct Exchange(Arc<Inner>);
 
 struct Inner {
     client: Client,
+    tail: LiveTail,
     ledger: AccountsHandle,
     market_data: MarketData,
     markets: BTreeMap<String, MarketHandle>,
@@ -84,6 +86,11 @@ impl Exchange {
                 })?;
         let client = Client::new(client_settings)
             .map_err(|e| StartError::ConnectionString(e.to_string()))?;
+        // The tail first: every stream read below is read after the
+        // position it starts from, so following it from there misses
+        // nothing another server appends meanwhile.
+        let tail = LiveTail::start(client.clone()).await?;
+        let followed_from = tail.reached();
         // Each market stream is read once here; the accounts task settles
         // from these events, and each market task starts from the book
         // replayed here for reconciling.
@@ -120,7 +127,14 @@ impl Exchange {
                 })
                 .await
                 .map_err(|_| StartError::Ledger)?;
-            let handle = MarketHandle::start(client.clone(), market.clone(), ledger.clone(), book);
+            let handle = MarketHandle::start(
+                client.clone(),
+                market.clone(),
+                ledger.clone(),
+                book,
+                tail.clone(),
+                followed_from,
+            );
             markets.insert(symbol, handle);
         }
         let symbols = settings
@@ -128,9 +142,10 @@ impl Exchange {
             .iter()
             .map(|m| m.symbol.to_string())
             .collect();
-        let market_data = MarketData::start(client.clone(), symbols);
+        let market_data = MarketData::start(tail.clone(), symbols);
         Ok(Exchange(Arc::new(Inner {
             client,
+            tail,
             ledger,
             market_data,
             markets,
@@ -152,6 +167,7 @@ impl Exchange {
                     paused: m.paused(),
                 })
                 .collect(),
+            tail_readers: self.0.tail.readers(),
             store: store.as_ref().map(|s| StoreStats {
                 live_subscribers: s.store().live_subscribers(),
                 subscriptions_opened: s.store().subscriptions_opened(),
@@ -307,9 +323,19 @@ impl Exchange {
         self.0.markets.get(symbol).map(|m| m.market.spec.clone())
     }
 
-    /// The event store client, for subscriptions of one's own.
+    /// The event store client.
     pub fn client(&self) -> Client {
         self.0.client.clone()
+    }
+
+    /// The server's one live subscription, for a reader of one's own.
+    pub fn tail(&self) -> &LiveTail {
+        &self.0.tail
+    }
+
+    /// The revision of a market's published book, to wait for it to move.
+    pub fn book_revision(&self, symbol: &str) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.0.markets.get(symbol).map(|m| m.revision())
     }
 
     /// The best levels of a market's book, with running totals.
@@ -399,6 +425,9 @@ impl Exchange {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stats {
     pub markets: Vec<MarketStats>,
+    /// Readers of the live tail: one per viewer's feed, the market data
+    /// and one per market task.
+    pub tail_readers: usize,
     /// `None` when the exchange runs on an external store.
     pub store: Option<StoreStats>,
 }

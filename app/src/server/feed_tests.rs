@@ -7,17 +7,21 @@ use leptos::prelude::ServerFnError;
 use rust_decimal::Decimal;
 
 use super::feed::open;
+use super::feed_limits::FeedLimits;
 use super::*;
 use crate::api::{FeedMessage, FeedPosition, FeedRequest};
 
-async fn exchange(dir: &std::path::Path) -> Exchange {
-    let settings = Settings::load(std::path::Path::new(concat!(
+fn settings() -> Settings {
+    Settings::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../config/exchange.json"
     )))
-    .unwrap();
+    .unwrap()
+}
+
+async fn exchange(dir: &std::path::Path) -> Exchange {
     Exchange::start(
-        settings,
+        settings(),
         Connection::Embedded {
             data: dir.join("events"),
         },
@@ -67,7 +71,7 @@ impl Feed {
         let (requests, rx) = mpsc::channel(4);
         Feed {
             requests,
-            messages: open(x.clone(), rx.into()),
+            messages: open(x.clone(), rx.into(), FeedLimits::default(), None),
         }
     }
 
@@ -223,55 +227,59 @@ fn store_stats(x: &Exchange) -> StoreStats {
         .expect("the exchange runs its embedded store")
 }
 
-/// Waits until the embedded store serves `n` live subscriptions.
-async fn wait_for_subscribers(x: &Exchange, n: usize) {
+/// Waits until `n` readers follow the live tail.
+async fn wait_for_readers(x: &Exchange, n: usize) {
     for _ in 0..200 {
-        if store_stats(x).live_subscribers == n {
+        if x.stats().tail_readers == n {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!(
-        "{} live subscribers, expected {n}",
-        store_stats(x).live_subscribers
-    );
+    panic!("{} tail readers, expected {n}", x.stats().tail_readers);
 }
 
-/// The market data projection's own subscription.
-const PROJECTION: usize = 1;
+/// The tail's readers before any viewer: the market data and one per
+/// market task.
+fn base_readers(x: &Exchange) -> usize {
+    1 + x.markets().len()
+}
 
 #[tokio::test]
-async fn a_feed_keeps_one_subscription_while_trades_depth_and_heartbeats_flow() {
+async fn the_server_holds_one_store_subscription_however_many_feeds_watch() {
     let dir = tempfile::tempdir().unwrap();
     let x = exchange(dir.path()).await;
     let (a, b) = (trader(&x, "alice").await, trader(&x, "bob").await);
-    let mut feed = Feed::open(&x);
-    feed.watch("BTC-USD", None).await;
-    let FeedMessage::Snapshot(_) = feed.next().await else {
-        panic!()
-    };
-    wait_for_subscribers(&x, PROJECTION + 1).await;
-    let opened = store_stats(&x).subscriptions_opened;
-    // Depth ticks and heartbeats wake the feed between trades; none of
-    // those wake-ups may cost it its subscription.
+    let mut feeds = Vec::new();
+    for i in 0..20 {
+        let mut feed = Feed::open(&x);
+        let symbol = if i % 2 == 0 { "BTC-USD" } else { "ETH-USD" };
+        feed.watch(symbol, None).await;
+        let FeedMessage::Snapshot(_) = feed.next().await else {
+            panic!()
+        };
+        feeds.push(feed);
+    }
+    // Depth ticks, heartbeats and trades wake every feed; none of that
+    // costs a store subscription.
     for _ in 0..3 {
         trade(&x, "BTC-USD", a, b, 1).await;
-        feed.trades(1).await;
-        let mut depth = false;
-        while !depth {
-            depth = matches!(feed.next().await, FeedMessage::Depth { .. });
+        trade(&x, "ETH-USD", a, b, 1).await;
+        for f in &mut feeds {
+            f.trades(1).await;
         }
     }
-    while !matches!(feed.next().await, FeedMessage::Heartbeat { .. }) {}
-    assert_eq!(store_stats(&x).subscriptions_opened, opened);
+    let stats = store_stats(&x);
+    assert_eq!(stats.live_subscribers, 1, "the live tail's, and no other");
+    assert_eq!(stats.subscriptions_opened, 1);
+    assert_eq!(x.stats().tail_readers, base_readers(&x) + 20);
 }
 
 #[tokio::test]
-async fn a_feed_ends_its_subscription_when_the_browser_leaves() {
+async fn a_feed_ends_its_reader_when_the_browser_leaves() {
     let dir = tempfile::tempdir().unwrap();
     let x = exchange(dir.path()).await;
-    let base = PROJECTION;
-    wait_for_subscribers(&x, base).await;
+    let base = base_readers(&x);
+    wait_for_readers(&x, base).await;
     let mut feeds = Vec::new();
     for _ in 0..5 {
         let mut feed = Feed::open(&x);
@@ -281,13 +289,143 @@ async fn a_feed_ends_its_subscription_when_the_browser_leaves() {
         };
         feeds.push(feed);
     }
-    wait_for_subscribers(&x, base + 5).await;
+    wait_for_readers(&x, base + 5).await;
     feeds.truncate(2);
-    wait_for_subscribers(&x, base + 2).await;
+    wait_for_readers(&x, base + 2).await;
     // Closing only the request half also ends the feed.
     let mut feed = feeds.pop().unwrap();
     feed.requests.close_channel();
-    wait_for_subscribers(&x, base + 1).await;
+    wait_for_readers(&x, base + 1).await;
     drop(feeds);
-    wait_for_subscribers(&x, base).await;
+    wait_for_readers(&x, base).await;
+}
+
+#[tokio::test]
+async fn a_feed_far_behind_reads_the_store_and_joins_the_tail_with_no_gap_or_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = exchange(dir.path()).await;
+    let (a, b) = (trader(&x, "alice").await, trader(&x, "bob").await);
+    // A page resumes from the very beginning of the store while trading
+    // goes on, on a server started after the first 30 trades (so its
+    // tail's window holds none of them): it reads the store, reaches the
+    // window, and takes the rest live.
+    trade(&x, "BTC-USD", a, b, 30).await;
+    x.stop().await;
+    let x = exchange(dir.path()).await;
+    let trading = tokio::spawn({
+        let x = x.clone();
+        async move { trade(&x, "BTC-USD", a, b, 50).await }
+    });
+    let mut feed = Feed::open(&x);
+    feed.watch(
+        "BTC-USD",
+        Some(FeedPosition {
+            commit: 0,
+            prepare: 0,
+        }),
+    )
+    .await;
+    let got = feed.trades(80).await;
+    trading.await.unwrap();
+    let ids: Vec<u64> = got.iter().map(|t| t.1).collect();
+    assert_eq!(ids, (1..=80).collect::<Vec<_>>());
+    assert!(got.windows(2).all(|w| w[0].2 < w[1].2));
+}
+
+#[tokio::test]
+async fn a_socket_over_its_limits_is_told_why_and_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = exchange(dir.path()).await;
+    // A symbol far longer than any market's.
+    let mut feed = Feed::open(&x);
+    feed.watch(&"X".repeat(10_000), None).await;
+    let FeedMessage::Refused(why) = feed.next().await else {
+        panic!("refused")
+    };
+    assert!(why.contains("at most 32 bytes"), "{why}");
+    assert!(feed.messages.next().await.is_none(), "and closed");
+    // Market switches beyond the burst.
+    let mut feed = Feed::open(&x);
+    let burst = FeedLimits::default().watch_burst;
+    for _ in 0..=burst {
+        feed.watch("BTC-USD", None).await;
+    }
+    let mut refused = None;
+    while let Some(Ok(m)) = feed.messages.next().await {
+        if let FeedMessage::Refused(why) = m {
+            refused = Some(why);
+        }
+    }
+    assert!(refused.unwrap().contains("too many market switches"));
+    // Nobody else noticed: a fresh feed works.
+    let mut feed = Feed::open(&x);
+    feed.watch("BTC-USD", None).await;
+    assert!(matches!(feed.next().await, FeedMessage::Snapshot(_)));
+}
+
+#[tokio::test]
+async fn a_trade_through_one_server_reaches_the_others_tape_depth_and_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        store::EmbeddedStore::start(&dir.path().join("events"), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+    let url = store.connection_string();
+    let a = Exchange::start(settings(), Connection::External(url.clone()))
+        .await
+        .unwrap();
+    let b = Exchange::start(settings(), Connection::External(url))
+        .await
+        .unwrap();
+    let (seller, buyer) = (trader(&a, "alice").await, trader(&a, "bob").await);
+    let mut on_b = Feed::open(&b);
+    on_b.watch("BTC-USD", None).await;
+    let FeedMessage::Snapshot(_) = on_b.next().await else {
+        panic!()
+    };
+    // A resting order placed through A shows in B's depth, and a trade
+    // through A is on B's tape, within a second each.
+    a.place(seller, "BTC-USD", limit(orderbook::Side::Sell, 100, "0.03"))
+        .await
+        .unwrap();
+    let depth = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            if let FeedMessage::Depth { depth, .. } = on_b.next().await
+                && !depth.asks.is_empty()
+            {
+                return depth;
+            }
+        }
+    })
+    .await
+    .expect("B's depth shows A's order within a second");
+    assert_eq!(
+        (
+            depth.asks[0].price.as_str(),
+            depth.asks[0].quantity.as_str()
+        ),
+        ("100", "0.03")
+    );
+    a.place(buyer, "BTC-USD", limit(orderbook::Side::Buy, 100, "0.01"))
+        .await
+        .unwrap();
+    let trades = tokio::time::timeout(Duration::from_secs(1), on_b.trades(1))
+        .await
+        .expect("B's tape shows A's trade within a second");
+    assert_eq!((trades[0].0.as_str(), trades[0].1), ("BTC-USD", 1));
+    // B's book took A's events without writing anything itself.
+    let same = tokio::time::timeout(Duration::from_secs(1), async {
+        while b.book("BTC-USD").unwrap().events_applied()
+            != a.book("BTC-USD").unwrap().events_applied()
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(same.is_ok(), "B's book is A's within a second");
+    let appends = |x: &Exchange| x.stats().markets.iter().map(|m| m.appends).sum::<u64>();
+    assert_eq!(appends(&b), 0);
+    a.stop().await;
+    b.stop().await;
+    store.stop().await.unwrap();
 }

@@ -1,17 +1,17 @@
 //! The market data projection: recent trades, candles and the 24-hour
-//! ticker of every market, kept current by one `$all` subscription filtered
-//! to `TradeExecuted` events. Pages take their first paint from it, at the
-//! position it has reached, and each page's own feed goes on from there.
+//! ticker of every market, built from every trade ever made (read from the
+//! store from the beginning) and kept current by the live tail. Pages take
+//! their first paint from it, at the position it has reached, and each
+//! page's own feed goes on from there.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use eventstore::{Client, SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter};
 use orderbook::Event;
 
+use super::live_tail::LiveTail;
 use super::lock::unpoisoned;
-use super::streams::{feed_position, start_after};
 use super::supervise::supervise;
 use super::views::{ticker_view, trade_view};
 use crate::api::{FeedPosition, TickerView, TradeView};
@@ -99,7 +99,7 @@ pub struct MarketData {
 
 impl MarketData {
     /// Starts the supervised projection task.
-    pub fn start(client: Client, symbols: Vec<String>) -> MarketData {
+    pub fn start(tail: LiveTail, symbols: Vec<String>) -> MarketData {
         let mut projection = Projection::default();
         for s in symbols {
             projection.markets.insert(s, MarketTape::new());
@@ -107,9 +107,7 @@ impl MarketData {
         let state = Arc::new(RwLock::new(projection));
         let data = MarketData { state };
         let task = data.clone();
-        supervise("market data".into(), move || {
-            task.clone().run(client.clone())
-        });
+        supervise("market data".into(), move || task.clone().run(tail.clone()));
         data
     }
 
@@ -123,43 +121,28 @@ impl MarketData {
         p.markets.get(symbol).map(|m| f(m, p.position))
     }
 
-    async fn run(self, client: Client) {
-        let mut pause = Duration::from_millis(50);
+    async fn run(self, tail: LiveTail) {
+        let from = unpoisoned(self.state.read()).position;
+        let mut reader = tail.reader(None, from);
         loop {
-            let from = unpoisoned(self.state.read()).position;
-            let options = SubscribeToAllOptions::default()
-                .position(start_after(from))
-                .filter(SubscriptionFilter::on_event_type().add_prefix("TradeExecuted"));
-            let mut sub = client.subscribe_to_all(&options).await;
-            loop {
-                match sub.next_subscription_event().await {
-                    Ok(SubscriptionEvent::EventAppeared(e)) => {
-                        pause = Duration::from_millis(50);
-                        let e = e.get_original_event();
-                        let trade = std::str::from_utf8(&e.data)
-                            .ok()
-                            .and_then(|s| Event::from_json(s).ok());
-                        let mut p = unpoisoned(self.state.write());
-                        if let Some(event) = trade
-                            && let Some(view) = trade_view(&event)
-                            && let Some(m) = p.markets.get_mut(event.symbol().as_str())
+            match reader.next().await {
+                Ok(progress) => {
+                    let mut p = unpoisoned(self.state.write());
+                    for e in &progress.events {
+                        if let Event::TradeExecuted(_) = &e.event
+                            && let Some(view) = trade_view(&e.event)
+                            && let Some(m) = p.markets.get_mut(e.event.symbol().as_str())
                         {
                             m.add(view);
                         }
-                        p.position = Some(feed_position(e.position));
                     }
-                    Ok(SubscriptionEvent::Checkpoint(position)) => {
-                        unpoisoned(self.state.write()).position = Some(feed_position(position));
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!("market data subscription dropped, resubscribing: {e}");
-                        break;
-                    }
+                    p.position = progress.position;
+                }
+                Err(e) => {
+                    tracing::warn!("market data cannot read the store, retrying: {e}");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                 }
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(5));
         }
     }
 }

@@ -11,6 +11,12 @@
 //! stream and decides the batch again. The task is supervised: when it
 //! panics it is started again from the stream, and no other market notices.
 //!
+//! The task also follows its stream through the live tail: what another
+//! exchange server on the same store appended reaches this book (and so
+//! its depth, the viewers and the open orders shown) as soon as the tail
+//! delivers it, not only when this task's own append conflicts. Those
+//! events are that server's to settle.
+//!
 //! Settlement follows the stream in revision order with no gap: what the
 //! accounts task could not write yet stays in the task's backlog. While it
 //! is there the market is paused (new requests get
@@ -29,14 +35,16 @@ use orderbook::{
     SelfTradePrevention, Side, TimeInForce,
 };
 use rust_decimal::Decimal;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use super::accounts_task::{AccountsHandle, AccountsRequest};
 use super::clock::now_micros;
 use super::exchange_error::ExchangeError;
+use super::live_tail::{LiveTail, TailEvent};
 use super::lock::unpoisoned;
 use super::streams::{StreamError, append, load_market, market_event_data, market_stream};
 use super::supervise::supervise;
+use crate::api::FeedPosition;
 
 /// The most commands decided together and written in one append.
 pub const MAX_BATCH: usize = 256;
@@ -80,21 +88,27 @@ pub struct MarketHandle {
     pub market: Market,
     tx: mpsc::Sender<MarketRequest>,
     book: Arc<RwLock<Arc<Book>>>,
+    /// The published book's revision (events applied), for viewers to wait on.
+    revision: watch::Receiver<u64>,
     appends: Arc<AtomicU64>,
     paused: Arc<AtomicBool>,
 }
 
 impl MarketHandle {
     /// Starts the market's supervised task; its first run starts from
-    /// `replayed` (the stream as the exchange read and replayed it at start).
+    /// `replayed` (the stream as the exchange read and replayed it at
+    /// start, after the tail had reached `followed_from`).
     pub fn start(
         client: Client,
         market: Market,
         ledger: AccountsHandle,
         replayed: Book,
+        tail: LiveTail,
+        followed_from: Option<FeedPosition>,
     ) -> MarketHandle {
         let (tx, rx) = mpsc::channel(4096);
         let book = Arc::new(RwLock::new(Arc::new(Book::new(market.clone()))));
+        let (revision_tx, revision) = watch::channel(0);
         let appends = Arc::new(AtomicU64::new(0));
         let paused = Arc::new(AtomicBool::new(false));
         let task = Arc::new(MarketTask {
@@ -103,9 +117,11 @@ impl MarketHandle {
             ledger,
             requests: Mutex::new(rx),
             published: book.clone(),
+            revision: revision_tx,
             appends: appends.clone(),
             paused: paused.clone(),
-            preloaded: std::sync::Mutex::new(Some(replayed)),
+            preloaded: std::sync::Mutex::new(Some((replayed, followed_from))),
+            tail,
         });
         supervise(format!("market {}", market.symbol), move || {
             task.clone().run()
@@ -114,9 +130,15 @@ impl MarketHandle {
             market,
             tx,
             book,
+            revision,
             appends,
             paused,
         }
+    }
+
+    /// The published book's revision, to wait for it to change.
+    pub fn revision(&self) -> watch::Receiver<u64> {
+        self.revision.clone()
     }
 
     /// Whether the market is paused because settlement is behind.
@@ -159,11 +181,14 @@ struct MarketTask {
     ledger: AccountsHandle,
     requests: Mutex<mpsc::Receiver<MarketRequest>>,
     published: Arc<RwLock<Arc<Book>>>,
+    revision: watch::Sender<u64>,
     appends: Arc<AtomicU64>,
     paused: Arc<AtomicBool>,
-    /// The book replayed at start, for the first run only (a restart after
-    /// a panic reads the stream again).
-    preloaded: std::sync::Mutex<Option<Book>>,
+    /// The book replayed at start and the tail position it holds all
+    /// before, for the first run only (a restart after a panic reads the
+    /// stream again).
+    preloaded: std::sync::Mutex<Option<(Book, Option<FeedPosition>)>>,
+    tail: LiveTail,
 }
 
 /// The task's own state: the book and where the stream is.
@@ -197,38 +222,86 @@ impl MarketTask {
         // restart after a panic cannot know what the panic left unsettled,
         // so it has the whole stream settled again (what is settled is
         // skipped).
-        let (mut state, unsettled) = match preloaded {
-            Some(book) => (self.state_of(book), Vec::new()),
+        let (mut state, unsettled, from) = match preloaded {
+            Some((book, from)) => (self.state_of(book), Vec::new(), from),
             None => {
+                // Follow from before the read, so nothing falls between.
+                let from = self.tail.reached();
                 let events = self.read_stream().await;
                 let numbered = events.iter().cloned().enumerate();
                 let unsettled = numbered.map(|(i, e)| (i as u64, e)).collect();
-                (self.state_from(&events), unsettled)
+                (self.state_from(&events), unsettled, from)
             }
         };
+        let mut following = self
+            .tail
+            .reader(Some(market_stream(self.symbol())), from)
+            .into_stream();
         state.unsettled = unsettled;
         self.settle_backlog(&mut state).await;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut pause = Duration::from_millis(50);
         loop {
-            if state.unsettled.is_empty() {
-                pause = Duration::from_millis(50);
-                if requests.recv_many(&mut batch, MAX_BATCH).await == 0 {
-                    return;
-                }
-            } else {
-                // Paused: retry settlement now and then, requests or not.
-                tokio::select! {
-                    n = requests.recv_many(&mut batch, MAX_BATCH) => if n == 0 { return },
-                    () = tokio::time::sleep(pause) => {
-                        pause = (pause * 2).min(SETTLE_RETRY_MAX);
-                        self.settle_backlog(&mut state).await;
-                        continue;
+            let paused = !state.unsettled.is_empty();
+            tokio::select! {
+                n = requests.recv_many(&mut batch, MAX_BATCH) => {
+                    if n == 0 {
+                        return;
                     }
+                    if !paused {
+                        pause = Duration::from_millis(50);
+                    }
+                    self.handle(&mut state, std::mem::take(&mut batch)).await;
+                }
+                progress = futures::StreamExt::next(&mut following) => match progress {
+                    Some(Ok(progress)) => self.apply_others(&mut state, &progress.events).await,
+                    Some(Err(e)) => {
+                        tracing::warn!(symbol = self.symbol(), "following the stream failed, retrying: {e}");
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    None => {}
+                },
+                // Paused: retry settlement now and then, requests or not.
+                () = tokio::time::sleep(pause), if paused => {
+                    pause = (pause * 2).min(SETTLE_RETRY_MAX);
+                    self.settle_backlog(&mut state).await;
                 }
             }
-            self.handle(&mut state, std::mem::take(&mut batch)).await;
         }
+    }
+
+    /// Applies what another writer appended to the stream: events at the
+    /// task's revision and on, in order (its own come back through the tail
+    /// too, and are behind it by then). A gap means the tail and the task
+    /// disagree about the stream: the stream decides.
+    async fn apply_others(&self, state: &mut State, events: &[Arc<TailEvent>]) {
+        let mut applied = Vec::new();
+        for e in events {
+            if e.revision < state.revision {
+                continue;
+            }
+            if e.revision > state.revision {
+                tracing::warn!(
+                    symbol = self.symbol(),
+                    at = state.revision,
+                    seen = e.revision,
+                    "the stream moved on past this book; reloading it"
+                );
+                let now = self.read_stream().await;
+                let unsettled = std::mem::take(&mut state.unsettled);
+                *state = self.state_from(&now);
+                state.unsettled = unsettled;
+                return;
+            }
+            state.book.apply(&e.event);
+            state.revision += 1;
+            applied.push(e.event.clone());
+        }
+        if applied.is_empty() {
+            return;
+        }
+        state.next_order_id = state.next_order_id.max(state.book.last_order_id() + 1);
+        self.publish_batch(state, &applied);
     }
 
     /// Sends the backlog for settlement; what was settled leaves it. The
@@ -309,6 +382,7 @@ impl MarketTask {
     /// reload: a copy of the whole book).
     fn publish(&self, state: &State) {
         *unpoisoned(self.published.write()) = Arc::new(state.book.clone());
+        self.revision.send_replace(state.book.events_applied());
     }
 
     /// Brings the readers' book up to the task's after a batch landed, by
@@ -323,6 +397,8 @@ impl MarketTask {
             book.apply(e);
         }
         debug_assert_eq!(book.events_applied(), state.book.events_applied());
+        drop(published);
+        self.revision.send_replace(state.book.events_applied());
     }
 
     async fn handle(&self, state: &mut State, mut batch: Vec<MarketRequest>) {

@@ -1,5 +1,5 @@
 //! The exchange behind the pages: the accounts task, one task per market,
-//! the market data, the feed of each page, and the event store they all
+//! the market data, the live tail and the feed of each page, and the event store they all
 //! write to and read from (through `streams`). Nothing here imports a page
 //! or the site that serves them; they build on this.
 
@@ -9,8 +9,10 @@ pub mod context;
 mod exchange;
 mod exchange_error;
 pub mod feed;
+pub mod feed_limits;
 #[cfg(test)]
 mod feed_tests;
+mod live_tail;
 mod lock;
 mod market_data;
 mod market_task;

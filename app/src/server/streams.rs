@@ -17,9 +17,12 @@ use crate::api::FeedPosition;
 /// The registry of accounts: one `AccountOpened` per account, in id order.
 pub const ACCOUNTS_STREAM: &str = "accounts";
 
+/// What every market stream's name starts with.
+pub const MARKET_STREAM_PREFIX: &str = "orderbook-";
+
 /// One market's order book events.
 pub fn market_stream(symbol: &str) -> String {
-    format!("orderbook-{symbol}")
+    format!("{MARKET_STREAM_PREFIX}{symbol}")
 }
 
 /// One account's balance and session events.

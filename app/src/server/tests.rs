@@ -39,6 +39,7 @@ async fn start_on(connection: Connection) -> Server {
             Path::new("target/site"),
             "127.0.0.1:0".parse().unwrap(),
             exchange.clone(),
+            Default::default(),
         ),
         exchange,
     }

@@ -1,0 +1,511 @@
+//! The server's one live subscription to the store, and the readers that
+//! share it.
+//!
+//! One supervised task holds a single `$all` subscription filtered on the
+//! server to the market streams, decodes each event once and keeps the
+//! newest [`WINDOW`] of them, with their `$all` positions, in memory. Every
+//! consumer in the process (each browser's feed, the market data, each
+//! market task following its own stream) reads through a [`TailReader`]:
+//! its own position and its own place in the window. A reader whose
+//! position the window still covers takes events from it; one that is
+//! behind (it started further back, or was too slow and the window moved
+//! past it) reads the store by itself, a page at a time, until the window
+//! covers it again. The tail never waits for a reader, so a slow reader
+//! slows nobody else; and positions only grow, so at the switch from the
+//! store to the window nothing is missed or given twice.
+//!
+//! This keeps a subscription per connected client, as the readers are
+//! that, while the store serves one subscription per server however many
+//! browsers watch (a real EventStoreDB cluster behind several exchange
+//! servers then carries one per server, not one per viewer).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use eventstore::{
+    Client, ReadAllOptions, StreamPosition, SubscribeToAllOptions, SubscriptionEvent,
+    SubscriptionFilter,
+};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use orderbook::Event;
+use tokio::sync::watch;
+
+use super::lock::unpoisoned;
+use super::streams::{MARKET_STREAM_PREFIX, StreamError, feed_position, start_after};
+use super::supervise::supervise;
+use crate::api::FeedPosition;
+
+/// Events the window keeps: at a few hundred bytes each, a few MB, and at
+/// a thousand trades a second some seconds of every market.
+pub const WINDOW: usize = 16_384;
+/// Events a reader behind the window reads from the store at a time.
+const PAGE: usize = 512;
+
+/// One market event as the tail decoded it.
+#[derive(Debug, PartialEq)]
+pub struct TailEvent {
+    pub position: FeedPosition,
+    /// The market stream the event is in.
+    pub stream: String,
+    pub revision: u64,
+    pub event: Event,
+}
+
+/// The newest market events, consecutive: it holds every market event
+/// after `start` (`None`: from the beginning of `$all`). Generic so its
+/// bookkeeping is tested without events.
+#[derive(Debug)]
+pub struct Window<T> {
+    start: Option<FeedPosition>,
+    /// The sequence number of the first event held; each event pushed gets
+    /// the next one, so a reader keeps its place across evictions.
+    first: u64,
+    events: VecDeque<(FeedPosition, Arc<T>)>,
+    capacity: usize,
+}
+
+impl<T> Window<T> {
+    pub fn new(start: Option<FeedPosition>, capacity: usize) -> Window<T> {
+        let capacity = capacity.max(1);
+        Window {
+            start,
+            first: 0,
+            events: VecDeque::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    /// The newest position the window knows of.
+    pub fn reached(&self) -> Option<FeedPosition> {
+        self.events.back().map(|e| Some(e.0)).unwrap_or(self.start)
+    }
+
+    /// The sequence number the next event will get.
+    pub fn end(&self) -> u64 {
+        self.first + self.events.len() as u64
+    }
+
+    /// Adds the next event. An event at or before the newest is dropped:
+    /// after a resubscription the store may send again what it last sent.
+    pub fn push(&mut self, position: FeedPosition, event: T) {
+        if Some(position) <= self.reached() {
+            return;
+        }
+        if self.events.len() == self.capacity
+            && let Some((oldest, _)) = self.events.pop_front()
+        {
+            self.start = Some(oldest);
+            self.first += 1;
+        }
+        self.events.push_back((position, Arc::new(event)));
+    }
+
+    /// Where a reader that has seen everything up to `position` goes on:
+    /// the sequence number of the first event after it, or `None` when the
+    /// window no longer holds all that came after it.
+    pub fn seq_after(&self, position: Option<FeedPosition>) -> Option<u64> {
+        if position < self.start {
+            return None;
+        }
+        let i = self.events.partition_point(|e| Some(e.0) <= position);
+        Some(self.first + i as u64)
+    }
+
+    /// Up to `max` events from sequence number `seq` on, or `None` when
+    /// they have left the window.
+    pub fn held_from(&self, seq: u64, max: usize) -> Option<Vec<(FeedPosition, Arc<T>)>> {
+        let skip = seq.checked_sub(self.first)?;
+        let held = self.events.iter().skip(skip as usize).take(max);
+        Some(held.cloned().collect())
+    }
+}
+
+/// The shared tail. Cheap to clone.
+#[derive(Clone)]
+pub struct LiveTail {
+    client: Client,
+    window: Arc<RwLock<Window<TailEvent>>>,
+    /// The window's end, for readers to wait on.
+    end: watch::Sender<u64>,
+    /// Readers alive now.
+    readers: Arc<AtomicUsize>,
+}
+
+impl LiveTail {
+    /// Starts the supervised tail from the end of `$all` as it is now, so
+    /// everything appended from here on reaches the window. Whoever loads
+    /// state from the store before following the tail should read it after
+    /// this returns and follow from [`LiveTail::reached`] taken first.
+    pub async fn start(client: Client) -> Result<LiveTail, StreamError> {
+        LiveTail::start_with(client, WINDOW).await
+    }
+
+    /// [`LiveTail::start`] with a window of `capacity` events.
+    pub async fn start_with(client: Client, capacity: usize) -> Result<LiveTail, StreamError> {
+        let start = last_position(&client).await?;
+        let window = Arc::new(RwLock::new(Window::new(start, capacity)));
+        let tail = LiveTail {
+            client,
+            window,
+            end: watch::Sender::new(0),
+            readers: Arc::default(),
+        };
+        let task = tail.clone();
+        supervise("live tail".into(), move || task.clone().run());
+        Ok(tail)
+    }
+
+    /// The newest position the tail has reached: a reader from here gets
+    /// everything appended after it.
+    pub fn reached(&self) -> Option<FeedPosition> {
+        unpoisoned(self.window.read()).reached()
+    }
+
+    /// A reader of every market stream (`stream: None`) or of one, that has
+    /// seen everything up to `from`.
+    pub fn reader(&self, stream: Option<String>, from: Option<FeedPosition>) -> TailReader {
+        self.readers.fetch_add(1, Ordering::Relaxed);
+        TailReader {
+            tail: self.clone(),
+            stream,
+            position: from,
+            seq: None,
+            end: self.end.subscribe(),
+        }
+    }
+
+    /// How many readers follow the tail now (every viewer's feed, the
+    /// market data, every market task).
+    pub fn readers(&self) -> usize {
+        self.readers.load(Ordering::Relaxed)
+    }
+
+    async fn run(self) {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let from = self.reached();
+            let options = SubscribeToAllOptions::default()
+                .position(start_after(from))
+                .filter(SubscriptionFilter::on_stream_name().add_prefix(MARKET_STREAM_PREFIX));
+            let mut subscription = self.client.subscribe_to_all(&options).await;
+            loop {
+                match subscription.next_subscription_event().await {
+                    Ok(SubscriptionEvent::EventAppeared(e)) => {
+                        pause = Duration::from_millis(50);
+                        let e = e.get_original_event();
+                        let decoded = std::str::from_utf8(&e.data)
+                            .map_err(|e| e.to_string())
+                            .and_then(|s| Event::from_json(s).map_err(|e| e.to_string()));
+                        let event = match decoded {
+                            Ok(event) => event,
+                            // A market task refuses to start on such an event;
+                            // viewers are better off without it than stopped.
+                            Err(why) => {
+                                tracing::error!(stream = %e.stream_id, revision = e.revision, "an unreadable market event is left out of the live tail: {why}");
+                                continue;
+                            }
+                        };
+                        let position = feed_position(e.position);
+                        let event = TailEvent {
+                            position,
+                            stream: e.stream_id.clone(),
+                            revision: e.revision,
+                            event,
+                        };
+                        let end = {
+                            let mut window = unpoisoned(self.window.write());
+                            window.push(position, event);
+                            window.end()
+                        };
+                        self.end.send_replace(end);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!("the live tail's subscription dropped, resubscribing: {e}");
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// The position of the last event in `$all`, `None` for an empty store.
+async fn last_position(client: &Client) -> Result<Option<FeedPosition>, StreamError> {
+    let options = ReadAllOptions::default()
+        .position(StreamPosition::End)
+        .backwards()
+        .max_count(1);
+    let mut read = client.read_all(&options).await?;
+    Ok(read
+        .next()
+        .await?
+        .map(|e| feed_position(e.get_original_event().position)))
+}
+
+/// What a reader got: the events of its streams after its last position
+/// (possibly none, when a page read from the store held only others'), and
+/// the position it has now seen everything up to.
+#[derive(Debug)]
+pub struct Progress {
+    pub events: Vec<Arc<TailEvent>>,
+    pub position: Option<FeedPosition>,
+}
+
+/// One consumer's own subscription inside the tail: see the module docs.
+pub struct TailReader {
+    tail: LiveTail,
+    stream: Option<String>,
+    position: Option<FeedPosition>,
+    /// The reader's place in the window; `None` while it reads the store.
+    seq: Option<u64>,
+    end: watch::Receiver<u64>,
+}
+
+impl Drop for TailReader {
+    fn drop(&mut self) {
+        self.tail.readers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A reader as a stream of what it gets.
+pub type TailStream = BoxStream<'static, Result<Progress, StreamError>>;
+
+impl TailReader {
+    /// The reader as a stream, for `select!`: dropping the branch that lost
+    /// drops no store read in flight, as dropping a `next()` future would.
+    pub fn into_stream(self) -> TailStream {
+        futures::stream::unfold(self, |mut r| async move {
+            let progress = r.next().await;
+            Some((progress, r))
+        })
+        .boxed()
+    }
+
+    /// Waits for what comes after the reader's position. Cancel-safe: the
+    /// reader moves on only when this returns.
+    pub async fn next(&mut self) -> Result<Progress, StreamError> {
+        loop {
+            // Marked seen before looking, so an event pushed after the look
+            // still wakes the wait below.
+            self.end.borrow_and_update();
+            let taken = {
+                let window = unpoisoned(self.tail.window.read());
+                let seq = match self.seq {
+                    Some(seq) => Some(seq),
+                    None => window.seq_after(self.position),
+                };
+                seq.and_then(|seq| Some((seq, window.held_from(seq, PAGE)?)))
+            };
+            match taken {
+                Some((seq, held)) if !held.is_empty() => {
+                    self.seq = Some(seq + held.len() as u64);
+                    self.position = held.last().map(|e| e.0);
+                    let events = held.into_iter().map(|e| e.1).filter(|e| self.wants(e));
+                    return Ok(Progress {
+                        events: events.collect(),
+                        position: self.position,
+                    });
+                }
+                Some((seq, _)) => {
+                    // Up to date: wait for the window to grow.
+                    self.seq = Some(seq);
+                    if self.end.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => {
+                    // Behind the window (or fell out of it): the store.
+                    self.seq = None;
+                    return self.read_store().await;
+                }
+            }
+        }
+    }
+
+    fn wants(&self, e: &TailEvent) -> bool {
+        self.stream.as_ref().is_none_or(|s| *s == e.stream)
+    }
+
+    /// One page of `$all` after the reader's position, from the store.
+    async fn read_store(&mut self) -> Result<Progress, StreamError> {
+        let options = ReadAllOptions::default()
+            .position(start_after(self.position))
+            .forwards()
+            .max_count(PAGE);
+        let mut read = self.tail.client.read_all(&options).await?;
+        let mut events = Vec::new();
+        let mut position = self.position;
+        while let Some(resolved) = read.next().await? {
+            let e = resolved.get_original_event();
+            let at = feed_position(e.position);
+            // Reading from a position includes the event at it.
+            if Some(at) <= position {
+                continue;
+            }
+            position = Some(at);
+            let ours = e.stream_id.starts_with(MARKET_STREAM_PREFIX)
+                && self.stream.as_ref().is_none_or(|s| *s == e.stream_id);
+            if !ours {
+                continue;
+            }
+            let text = std::str::from_utf8(&e.data).map_err(|err| StreamError::Corrupt {
+                stream: e.stream_id.clone(),
+                revision: e.revision,
+                reason: err.to_string(),
+            })?;
+            let event = Event::from_json(text).map_err(|err| StreamError::Corrupt {
+                stream: e.stream_id.clone(),
+                revision: e.revision,
+                reason: err.to_string(),
+            })?;
+            events.push(Arc::new(TailEvent {
+                position: at,
+                stream: e.stream_id.clone(),
+                revision: e.revision,
+                event,
+            }));
+        }
+        if position == self.position {
+            // Nothing after it in the store, yet the window does not cover
+            // it: the window's start is an event the store read should have
+            // returned. Wait for the tail rather than ask again at once.
+            let _ = self.end.changed().await;
+        }
+        self.position = position;
+        Ok(Progress { events, position })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(commit: u64) -> FeedPosition {
+        FeedPosition {
+            commit,
+            prepare: commit,
+        }
+    }
+
+    fn commits(v: Vec<(FeedPosition, Arc<u64>)>) -> Vec<u64> {
+        v.iter().map(|e| *e.1).collect()
+    }
+
+    #[test]
+    fn a_reader_goes_on_from_its_position_until_the_window_has_moved_past_it() {
+        let mut w = Window::new(Some(at(10)), 3);
+        // Everything after 10 is held (nothing yet): a reader at 10 or
+        // later starts at the end, one before 10 must read the store.
+        assert_eq!(w.seq_after(Some(at(10))), Some(0));
+        assert_eq!(w.seq_after(Some(at(9))), None);
+        assert_eq!(w.seq_after(None), None);
+        for c in [20, 30, 40] {
+            w.push(at(c), c);
+        }
+        assert_eq!(w.seq_after(Some(at(10))), Some(0));
+        assert_eq!(w.seq_after(Some(at(25))), Some(1));
+        assert_eq!(w.seq_after(Some(at(40))), Some(3));
+        assert_eq!(commits(w.held_from(1, 10).unwrap()), [30, 40]);
+        assert_eq!(commits(w.held_from(0, 2).unwrap()), [20, 30]);
+        // A fourth event evicts the first: the window now holds what came
+        // after 20; a reader at 10, or at sequence 0, has lost its place.
+        w.push(at(50), 50);
+        assert_eq!(w.seq_after(Some(at(19))), None);
+        assert_eq!(w.seq_after(Some(at(10))), None);
+        assert!(w.held_from(0, 10).is_none());
+        assert_eq!(commits(w.held_from(1, 10).unwrap()), [30, 40, 50]);
+        assert_eq!(w.seq_after(Some(at(20))), Some(1));
+        // What the store sends again after a resubscription is dropped.
+        w.push(at(50), 50);
+        w.push(at(45), 45);
+        assert_eq!((w.end(), w.reached()), (4, Some(at(50))));
+    }
+
+    fn cancelled(order_id: u64) -> eventstore::EventData {
+        let event = Event::OrderCancelled(orderbook::OrderCancelled {
+            symbol: orderbook::Symbol::new("BTC-USD"),
+            order_id,
+            account: 1,
+            side: orderbook::Side::Buy,
+            price: None,
+            remaining_quantity: None,
+            remaining_quote_amount: None,
+            reason: orderbook::CancelReason::User,
+            at: 0,
+        });
+        let json: serde_json::Value = serde_json::from_str(&event.to_json()).unwrap();
+        eventstore::EventData::json("OrderCancelled", &json).unwrap()
+    }
+
+    /// Order ids of what a reader gets until it has `n` of its stream's.
+    async fn take(reader: &mut TailReader, n: usize) -> Vec<u64> {
+        let mut ids = Vec::new();
+        while ids.len() < n {
+            for e in reader.next().await.unwrap().events {
+                let Event::OrderCancelled(c) = &e.event else {
+                    panic!()
+                };
+                ids.push(c.order_id);
+            }
+        }
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_fell_out_of_the_window_reads_the_store_and_misses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let client = Client::new(store.connection_string().parse().unwrap()).unwrap();
+        let append = |stream: &'static str, ids: std::ops::Range<u64>| {
+            let client = client.clone();
+            async move {
+                for id in ids {
+                    let options = eventstore::AppendToStreamOptions::default();
+                    client
+                        .append_to_stream(stream, &options, cancelled(id))
+                        .await
+                        .unwrap();
+                }
+            }
+        };
+        // Before the tail starts: only the store has these.
+        append("orderbook-BTC-USD", 0..10).await;
+        let tail = LiveTail::start_with(client.clone(), 8).await.unwrap();
+        let mut from_start = tail.reader(Some("orderbook-BTC-USD".into()), None);
+        let mut live = tail.reader(Some("orderbook-BTC-USD".into()), tail.reached());
+        // Interleaved with another market's and a non-market stream's events.
+        for i in 0..6 {
+            append("orderbook-BTC-USD", 10 + i * 5..15 + i * 5).await;
+            append("orderbook-ETH-USD", 0..3).await;
+            append("account-1", 0..2).await;
+        }
+        // The live reader keeps up from the window... or, once the window
+        // has moved past it (8 events of 48), from the store: either way
+        // all 30 in order, once.
+        assert_eq!(take(&mut live, 30).await, (10..40).collect::<Vec<_>>());
+        assert_eq!(take(&mut from_start, 40).await, (0..40).collect::<Vec<_>>());
+        // Both are now in the window and take what comes next from it.
+        append("orderbook-BTC-USD", 40..42).await;
+        assert_eq!(take(&mut live, 2).await, [40, 41]);
+        assert_eq!(take(&mut from_start, 2).await, [40, 41]);
+        store.stop().await.unwrap();
+    }
+
+    #[test]
+    fn an_empty_store_is_held_from_the_beginning() {
+        let mut w = Window::new(None, 2);
+        assert_eq!(w.seq_after(None), Some(0));
+        assert_eq!(w.reached(), None);
+        w.push(at(5), 5);
+        assert_eq!(w.seq_after(None), Some(0));
+        assert_eq!(w.reached(), Some(at(5)));
+    }
+}
