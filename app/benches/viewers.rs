@@ -9,8 +9,8 @@
 //! `cargo bench -p app --features ssr --bench viewers` (VIEWERS=1000,10000,
 //! TRADES=100 and EVERY_MS=5, the pause after each trade, by default).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use app::api::{FeedMessage, FeedRequest};
@@ -64,7 +64,10 @@ async fn run(viewers: usize, trades: u64, every: Duration) {
         x.claim_faucet(id).await.unwrap();
         traders.push(id);
     }
-    let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    // When each trade was sent, as nanoseconds after `epoch` (0: not yet),
+    // read by every viewer without a lock between them.
+    let epoch = Instant::now();
+    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..=trades).map(|_| AtomicU64::new(0)).collect());
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(viewers);
     let mut handles = Vec::new();
     for _ in 0..viewers {
@@ -89,9 +92,11 @@ async fn run(viewers: usize, trades: u64, every: Duration) {
                         ready.send(()).await.unwrap();
                     }
                     FeedMessage::Trade { trade, .. } => {
-                        let at = sent.lock().unwrap().get(&trade.trade_id).copied();
-                        if let Some(at) = at {
-                            latencies.push(at.elapsed());
+                        let at = sent
+                            .get(trade.trade_id as usize)
+                            .map(|a| a.load(Ordering::Acquire));
+                        if let Some(at) = at.filter(|&at| at > 0) {
+                            latencies.push(epoch.elapsed() - Duration::from_nanos(at));
                         }
                         if trade.trade_id == trades {
                             break;
@@ -111,7 +116,7 @@ async fn run(viewers: usize, trades: u64, every: Duration) {
         x.place(traders[0], "BTC-USD", order(orderbook::Side::Sell))
             .await
             .unwrap();
-        sent.lock().unwrap().insert(i, Instant::now());
+        sent[i as usize].store(epoch.elapsed().as_nanos() as u64, Ordering::Release);
         x.place(traders[1], "BTC-USD", order(orderbook::Side::Buy))
             .await
             .unwrap();

@@ -7,6 +7,8 @@
 //! are exact decimal strings as the engine wrote them; the page only parses
 //! them to draw.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::candles::Series;
@@ -99,9 +101,10 @@ pub enum FeedMessage {
         position: FeedPosition,
         trade: TradeView,
     },
+    /// Shared: one market's depth goes to every viewer of it as is.
     Depth {
         symbol: String,
-        depth: DepthView,
+        depth: Arc<DepthView>,
     },
     /// Sent every couple of seconds, and after trades: keeps idle proxies
     /// from closing the socket and moves the resume point forward.

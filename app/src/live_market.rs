@@ -112,7 +112,7 @@ impl MarketState {
                 self.received.update(|n| *n += 1);
             }
             FeedMessage::Depth { symbol, depth } if symbol == self.symbol.get_untracked() => {
-                self.depth.set(depth)
+                self.depth.set(std::sync::Arc::unwrap_or_clone(depth))
             }
             FeedMessage::Heartbeat {
                 symbol,

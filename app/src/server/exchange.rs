@@ -340,15 +340,20 @@ impl Exchange {
 
     /// The best levels of a market's book, with running totals.
     pub fn depth(&self, symbol: &str) -> Option<DepthView> {
+        self.shared_depth(symbol).map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Exchange::depth`] as worked out once per book revision and shared
+    /// by every viewer of the market.
+    pub fn shared_depth(&self, symbol: &str) -> Option<Arc<DepthView>> {
         let book = self.book(symbol)?;
         let revision = book.events_applied();
         let cached = unpoisoned(self.0.depths.lock()).get(symbol).cloned();
         if let Some((_, depth)) = cached.filter(|(r, _)| *r == revision) {
-            return Some(DepthView::clone(&depth));
+            return Some(depth);
         }
-        let view = depth_view(book.depth(DEPTH_LEVELS));
-        unpoisoned(self.0.depths.lock())
-            .insert(symbol.to_string(), (revision, Arc::new(view.clone())));
+        let view = Arc::new(depth_view(book.depth(DEPTH_LEVELS)));
+        unpoisoned(self.0.depths.lock()).insert(symbol.to_string(), (revision, view.clone()));
         Some(view)
     }
 

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use leptos::prelude::ServerFnError;
 use leptos::server_fn::BoxedStream;
-use orderbook::Event;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 use tokio_stream::wrappers::ReceiverStream;
@@ -27,7 +26,6 @@ use super::exchange::Exchange;
 use super::feed_limits::{FeedLimits, SocketSlot, WatchRate};
 use super::live_tail::{Progress, TailStream};
 use super::streams::{StreamError, market_stream};
-use super::views::trade_view;
 use crate::api::{FeedMessage, FeedPosition, FeedRequest};
 
 /// Messages queued for one browser before the feed waits for it.
@@ -133,7 +131,10 @@ async fn run(
             }
         }
         let idle = pending.is_empty();
+        // In this order when several are ready: a trade waiting goes out
+        // before depth and heartbeats are worked out.
         tokio::select! {
+            biased;
             () = tx.closed() => return,
             request = requests.next() => {
                 let request = match request {
@@ -187,11 +188,9 @@ async fn run(
                 match progress {
                     Ok(progress) => {
                         for e in &progress.events {
-                            if let Event::TradeExecuted(_) = &e.event
-                                && let Some(trade) = trade_view(&e.event)
-                            {
+                            if let Some(trade) = &e.trade {
                                 let symbol = w.symbol.clone();
-                                pending.push_back(FeedMessage::Trade { symbol, position: e.position, trade });
+                                pending.push_back(FeedMessage::Trade { symbol, position: e.position, trade: trade.clone() });
                             }
                         }
                         w.position = progress.position.or(w.position);
@@ -211,7 +210,7 @@ async fn run(
                     r.borrow_and_update();
                 }
                 if let Some(w) = watch.as_ref()
-                    && let Some(depth) = exchange.depth(&w.symbol)
+                    && let Some(depth) = exchange.shared_depth(&w.symbol)
                 {
                     pending.push_back(FeedMessage::Depth { symbol: w.symbol.clone(), depth });
                     // The ticker moves with the book's trades too.

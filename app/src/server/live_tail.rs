@@ -36,7 +36,8 @@ use tokio::sync::watch;
 use super::lock::unpoisoned;
 use super::streams::{MARKET_STREAM_PREFIX, StreamError, feed_position, start_after};
 use super::supervise::supervise;
-use crate::api::FeedPosition;
+use super::views::trade_view;
+use crate::api::{FeedPosition, TradeView};
 
 /// Events the window keeps: at a few hundred bytes each, a few MB, and at
 /// a thousand trades a second some seconds of every market.
@@ -52,6 +53,21 @@ pub struct TailEvent {
     pub stream: String,
     pub revision: u64,
     pub event: Event,
+    /// The trade as the tape shows it, made once here rather than by each
+    /// of the viewers it goes to.
+    pub trade: Option<TradeView>,
+}
+
+impl TailEvent {
+    fn new(position: FeedPosition, stream: String, revision: u64, event: Event) -> TailEvent {
+        TailEvent {
+            position,
+            stream,
+            revision,
+            trade: trade_view(&event),
+            event,
+        }
+    }
 }
 
 /// The newest market events, consecutive: it holds every market event
@@ -209,12 +225,8 @@ impl LiveTail {
                             }
                         };
                         let position = feed_position(e.position);
-                        let event = TailEvent {
-                            position,
-                            stream: e.stream_id.clone(),
-                            revision: e.revision,
-                            event,
-                        };
+                        let event =
+                            TailEvent::new(position, e.stream_id.clone(), e.revision, event);
                         let end = {
                             let mut window = unpoisoned(self.window.write());
                             window.push(position, event);
@@ -364,12 +376,12 @@ impl TailReader {
                 revision: e.revision,
                 reason: err.to_string(),
             })?;
-            events.push(Arc::new(TailEvent {
-                position: at,
-                stream: e.stream_id.clone(),
-                revision: e.revision,
+            events.push(Arc::new(TailEvent::new(
+                at,
+                e.stream_id.clone(),
+                e.revision,
                 event,
-            }));
+            )));
         }
         if position == self.position {
             // Nothing after it in the store, yet the window does not cover

@@ -8,12 +8,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use orderbook::Event;
-
 use super::live_tail::LiveTail;
 use super::lock::unpoisoned;
 use super::supervise::supervise;
-use super::views::{ticker_view, trade_view};
+use super::views::ticker_view;
 use crate::api::{FeedPosition, TickerView, TradeView};
 use crate::candles::{Interval, Series};
 
@@ -129,11 +127,10 @@ impl MarketData {
                 Ok(progress) => {
                     let mut p = unpoisoned(self.state.write());
                     for e in &progress.events {
-                        if let Event::TradeExecuted(_) = &e.event
-                            && let Some(view) = trade_view(&e.event)
+                        if let Some(view) = &e.trade
                             && let Some(m) = p.markets.get_mut(e.event.symbol().as_str())
                         {
-                            m.add(view);
+                            m.add(view.clone());
                         }
                     }
                     p.position = progress.position;
