@@ -9,6 +9,12 @@
 //! append, so every trade is settled exactly once. When the task starts (or
 //! restarts after a panic) it reloads every account and settles whatever
 //! the market streams hold that the accounts do not yet.
+//!
+//! It also follows the account streams through the live tail, so what
+//! another exchange server on the same store wrote (accounts opened,
+//! reservations, settlements, sessions) reaches this ledger, and with it
+//! the balances and open orders this server shows, without waiting for a
+//! conflict.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -21,12 +27,14 @@ use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::exchange_error::ExchangeError;
+use super::live_tail::{Decoded, LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
 use super::streams::{
     ACCOUNTS_STREAM, StreamError, account_event_data, account_stream, append, load_accounts,
     load_market,
 };
 use super::supervise::supervise;
+use crate::api::FeedPosition;
 
 type Reply<T> = oneshot::Sender<Result<T, ExchangeError>>;
 
@@ -91,12 +99,15 @@ pub struct AccountsHandle {
 
 impl AccountsHandle {
     /// Starts the supervised accounts task.
+    /// `followed_from` is the tail's position before the accounts are read.
     pub fn start(
         client: Client,
         markets: Vec<Market>,
         fees: Fees,
         faucet: accounts::Faucet,
         preloaded: Preloaded,
+        tail: LiveTail,
+        followed_from: Option<FeedPosition>,
     ) -> AccountsHandle {
         let (tx, rx) = mpsc::channel(1024);
         let state = Arc::new(RwLock::new(Ledger::new()));
@@ -107,7 +118,8 @@ impl AccountsHandle {
             faucet,
             state: state.clone(),
             requests: Mutex::new(rx),
-            preloaded: std::sync::Mutex::new(Some(preloaded)),
+            preloaded: std::sync::Mutex::new(Some((preloaded, followed_from))),
+            tail,
         });
         supervise("accounts".into(), move || task.clone().run());
         AccountsHandle { tx, state }
@@ -140,9 +152,11 @@ struct AccountsTask {
     faucet: accounts::Faucet,
     state: Arc<RwLock<Ledger>>,
     requests: Mutex<mpsc::Receiver<AccountsRequest>>,
-    /// The market streams as the exchange read them at start, used once
-    /// so the first recovery does not read them again.
-    preloaded: std::sync::Mutex<Option<Preloaded>>,
+    /// The market streams as the exchange read them at start, and the
+    /// tail's position before that, used once so the first recovery does
+    /// not read them again.
+    preloaded: std::sync::Mutex<Option<(Preloaded, Option<FeedPosition>)>>,
+    tail: LiveTail,
 }
 
 /// Every market's events by symbol, read once at start and shared.
@@ -151,20 +165,75 @@ pub type Preloaded = BTreeMap<String, Arc<Vec<Event>>>;
 impl AccountsTask {
     async fn run(self: Arc<Self>) {
         let mut requests = self.requests.lock().await;
-        self.recover().await;
-        while let Some(request) = requests.recv().await {
-            self.handle(request).await;
+        // Only the first start has them; a restart reads the streams again,
+        // following from before it reads them.
+        let (preloaded, from) = unpoisoned(self.preloaded.lock())
+            .take()
+            .unwrap_or_else(|| (Preloaded::new(), self.tail.reached()));
+        let mut following = self.tail.reader(Streams::Accounts, from).into_stream();
+        self.recover(&preloaded).await;
+        loop {
+            tokio::select! {
+                request = requests.recv() => match request {
+                    Some(request) => self.handle(request).await,
+                    None => return,
+                },
+                progress = futures::StreamExt::next(&mut following) => match progress {
+                    Some(Ok(progress)) => self.apply_others(&progress.events).await,
+                    Some(Err(e)) => {
+                        tracing::warn!("following the account streams failed, retrying: {e}");
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    None => {}
+                },
+            }
+        }
+    }
+
+    /// Folds in what another writer appended to the account streams: each
+    /// stream's events from the revision the ledger is at, in order (this
+    /// task's own come back through the tail too, and are behind it by
+    /// then). A gap means the ledger missed something: it is reloaded.
+    async fn apply_others(&self, events: &[Arc<TailEvent>]) {
+        let mut gap = false;
+        {
+            let mut ledger = unpoisoned(self.state.write());
+            for e in events {
+                let Decoded::Account(event) = &e.event else {
+                    continue;
+                };
+                let known = if e.stream == ACCOUNTS_STREAM {
+                    ledger.registry_events
+                } else {
+                    ledger
+                        .account(event.account())
+                        .map_or(0, |a| a.stream_events)
+                };
+                if e.revision < known {
+                    continue;
+                }
+                if e.revision > known {
+                    gap = true;
+                    break;
+                }
+                ledger.apply(event);
+            }
+        }
+        if gap {
+            tracing::warn!("an account stream moved on past this ledger; reloading accounts");
+            match load_accounts(&self.client).await {
+                Ok(ledger) => *unpoisoned(self.state.write()) = ledger,
+                Err(e) => tracing::warn!("reloading accounts failed: {e}"),
+            }
         }
     }
 
     /// Loads the ledger and settles what the market streams hold beyond it,
     /// retrying until the store answers.
-    async fn recover(&self) {
-        // Only the first start has them; a restart reads the streams again.
-        let preloaded = unpoisoned(self.preloaded.lock()).take().unwrap_or_default();
+    async fn recover(&self, preloaded: &Preloaded) {
         let mut pause = Duration::from_millis(50);
         loop {
-            match self.try_recover(&preloaded).await {
+            match self.try_recover(preloaded).await {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::warn!("loading accounts failed, retrying: {e}");

@@ -106,6 +106,8 @@ impl Exchange {
             settings.fees,
             settings.faucet.clone(),
             preloaded.clone(),
+            tail.clone(),
+            followed_from,
         );
         let mut markets = BTreeMap::new();
         for market in &settings.markets {
@@ -430,8 +432,8 @@ impl Exchange {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stats {
     pub markets: Vec<MarketStats>,
-    /// Readers of the live tail: one per viewer's feed, the market data
-    /// and one per market task.
+    /// Readers of the live tail: one per viewer's feed, the market data,
+    /// the accounts task and one per market task.
     pub tail_readers: usize,
     /// `None` when the exchange runs on an external store.
     pub store: Option<StoreStats>,

@@ -24,7 +24,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::exchange::Exchange;
 use super::feed_limits::{FeedLimits, SocketSlot, WatchRate};
-use super::live_tail::{Progress, TailStream};
+use super::live_tail::{Progress, Streams, TailStream};
 use super::streams::{StreamError, market_stream};
 use crate::api::{FeedMessage, FeedPosition, FeedRequest};
 
@@ -170,7 +170,7 @@ async fn run(
                         position
                     }
                 };
-                let reader = exchange.tail().reader(Some(market_stream(&symbol)), position);
+                let reader = exchange.tail().reader(Streams::Market(market_stream(&symbol)), position);
                 // Say at once that the link is up and where it stands.
                 let ticker = exchange.ticker(&symbol).unwrap_or_default();
                 pending.push_back(FeedMessage::Heartbeat { symbol: symbol.clone(), position, ticker });

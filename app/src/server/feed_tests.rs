@@ -238,10 +238,10 @@ async fn wait_for_readers(x: &Exchange, n: usize) {
     panic!("{} tail readers, expected {n}", x.stats().tail_readers);
 }
 
-/// The tail's readers before any viewer: the market data and one per
-/// market task.
+/// The tail's readers before any viewer: the market data, the accounts
+/// task and one per market task.
 fn base_readers(x: &Exchange) -> usize {
-    1 + x.markets().len()
+    2 + x.markets().len()
 }
 
 #[tokio::test]
@@ -364,7 +364,7 @@ async fn a_socket_over_its_limits_is_told_why_and_closed() {
 }
 
 #[tokio::test]
-async fn a_trade_through_one_server_reaches_the_others_tape_depth_and_book() {
+async fn a_trade_through_one_server_reaches_the_others_tape_depth_book_and_accounts() {
     let dir = tempfile::tempdir().unwrap();
     let store =
         store::EmbeddedStore::start(&dir.path().join("events"), "127.0.0.1:0".parse().unwrap())
@@ -425,6 +425,23 @@ async fn a_trade_through_one_server_reaches_the_others_tape_depth_and_book() {
     assert!(same.is_ok(), "B's book is A's within a second");
     let appends = |x: &Exchange| x.stats().markets.iter().map(|m| m.appends).sum::<u64>();
     assert_eq!(appends(&b), 0);
+    // And B's ledger took A's account events: the accounts A opened, their
+    // balances after the trade and the seller's open order show the same
+    // on B.
+    let same = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            let views = |x: &Exchange| (x.view(seller), x.view(buyer));
+            let on_a = views(&a);
+            if on_a.0.is_some() && views(&b) == on_a {
+                return on_a;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("B shows A's accounts as A does within a second");
+    assert_eq!(same.0.unwrap().open_orders.len(), 1, "the rest of the sell");
+    assert_eq!(b.account_id("alice"), Some(seller));
     a.stop().await;
     b.stop().await;
     store.stop().await.unwrap();

@@ -2,10 +2,10 @@
 //! share it.
 //!
 //! One supervised task holds a single `$all` subscription filtered on the
-//! server to the market streams, decodes each event once and keeps the
+//! server to the market and account streams, decodes each event once and keeps the
 //! newest [`WINDOW`] of them, with their `$all` positions, in memory. Every
 //! consumer in the process (each browser's feed, the market data, each
-//! market task following its own stream) reads through a [`TailReader`]:
+//! market task and the accounts task following their own streams) reads through a [`TailReader`]:
 //! its own position and its own place in the window. A reader whose
 //! position the window still covers takes events from it; one that is
 //! behind (it started further back, or was too slow and the window moved
@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use accounts::AccountEvent;
 use eventstore::{
     Client, ReadAllOptions, StreamPosition, SubscribeToAllOptions, SubscriptionEvent,
     SubscriptionFilter,
@@ -34,7 +35,9 @@ use orderbook::Event;
 use tokio::sync::watch;
 
 use super::lock::unpoisoned;
-use super::streams::{MARKET_STREAM_PREFIX, StreamError, feed_position, start_after};
+use super::streams::{
+    ACCOUNT_STREAM_PREFIX, MARKET_STREAM_PREFIX, StreamError, feed_position, start_after,
+};
 use super::supervise::supervise;
 use super::views::trade_view;
 use crate::api::{FeedPosition, TradeView};
@@ -45,27 +48,83 @@ pub const WINDOW: usize = 16_384;
 /// Events a reader behind the window reads from the store at a time.
 const PAGE: usize = 512;
 
-/// One market event as the tail decoded it.
+/// An event of the streams the tail follows, decoded.
+#[derive(Debug, PartialEq)]
+pub enum Decoded {
+    /// From a market stream.
+    Book(Event),
+    /// From the accounts registry or an account's stream.
+    Account(AccountEvent),
+}
+
+/// Which streams a reader wants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Streams {
+    /// Every market stream.
+    Markets,
+    /// One market stream, by name.
+    Market(String),
+    /// The accounts registry and every account's stream.
+    Accounts,
+}
+
+impl Streams {
+    fn covers(&self, stream: &str) -> bool {
+        match self {
+            Streams::Markets => stream.starts_with(MARKET_STREAM_PREFIX),
+            Streams::Market(name) => name == stream,
+            Streams::Accounts => stream.starts_with(ACCOUNT_STREAM_PREFIX),
+        }
+    }
+}
+
+/// One event as the tail decoded it.
 #[derive(Debug, PartialEq)]
 pub struct TailEvent {
     pub position: FeedPosition,
-    /// The market stream the event is in.
+    /// The stream the event is in.
     pub stream: String,
     pub revision: u64,
-    pub event: Event,
+    pub event: Decoded,
     /// The trade as the tape shows it, made once here rather than by each
     /// of the viewers it goes to.
     pub trade: Option<TradeView>,
 }
 
 impl TailEvent {
-    fn new(position: FeedPosition, stream: String, revision: u64, event: Event) -> TailEvent {
-        TailEvent {
-            position,
-            stream,
-            revision,
-            trade: trade_view(&event),
+    /// Decodes an event of a stream the tail follows.
+    fn decode(e: &eventstore::RecordedEvent) -> Result<TailEvent, StreamError> {
+        let corrupt = |reason: String| StreamError::Corrupt {
+            stream: e.stream_id.clone(),
+            revision: e.revision,
+            reason,
+        };
+        let event = if e.stream_id.starts_with(MARKET_STREAM_PREFIX) {
+            let text = std::str::from_utf8(&e.data).map_err(|err| corrupt(err.to_string()))?;
+            Decoded::Book(Event::from_json(text).map_err(|err| corrupt(err.to_string()))?)
+        } else {
+            Decoded::Account(
+                AccountEvent::from_json(&e.data).map_err(|err| corrupt(err.to_string()))?,
+            )
+        };
+        let trade = match &event {
+            Decoded::Book(event) => trade_view(event),
+            Decoded::Account(_) => None,
+        };
+        Ok(TailEvent {
+            position: feed_position(e.position),
+            stream: e.stream_id.clone(),
+            revision: e.revision,
             event,
+            trade,
+        })
+    }
+
+    /// The book event, for readers of market streams.
+    pub fn book(&self) -> Option<&Event> {
+        match &self.event {
+            Decoded::Book(e) => Some(e),
+            Decoded::Account(_) => None,
         }
     }
 }
@@ -180,13 +239,12 @@ impl LiveTail {
         unpoisoned(self.window.read()).reached()
     }
 
-    /// A reader of every market stream (`stream: None`) or of one, that has
-    /// seen everything up to `from`.
-    pub fn reader(&self, stream: Option<String>, from: Option<FeedPosition>) -> TailReader {
+    /// A reader of `streams` that has seen everything up to `from`.
+    pub fn reader(&self, streams: Streams, from: Option<FeedPosition>) -> TailReader {
         self.readers.fetch_add(1, Ordering::Relaxed);
         TailReader {
             tail: self.clone(),
-            stream,
+            streams,
             position: from,
             seq: None,
             end: self.end.subscribe(),
@@ -205,28 +263,29 @@ impl LiveTail {
             let from = self.reached();
             let options = SubscribeToAllOptions::default()
                 .position(start_after(from))
-                .filter(SubscriptionFilter::on_stream_name().add_prefix(MARKET_STREAM_PREFIX));
+                .filter(
+                    SubscriptionFilter::on_stream_name()
+                        .add_prefix(MARKET_STREAM_PREFIX)
+                        .add_prefix(ACCOUNT_STREAM_PREFIX),
+                );
             let mut subscription = self.client.subscribe_to_all(&options).await;
             loop {
                 match subscription.next_subscription_event().await {
                     Ok(SubscriptionEvent::EventAppeared(e)) => {
                         pause = Duration::from_millis(50);
                         let e = e.get_original_event();
-                        let decoded = std::str::from_utf8(&e.data)
-                            .map_err(|e| e.to_string())
-                            .and_then(|s| Event::from_json(s).map_err(|e| e.to_string()));
-                        let event = match decoded {
+                        let event = match TailEvent::decode(e) {
                             Ok(event) => event,
-                            // A market task refuses to start on such an event;
-                            // viewers are better off without it than stopped.
+                            // The task that writes the stream refuses to start on
+                            // such an event; viewers are better off without it.
                             Err(why) => {
-                                tracing::error!(stream = %e.stream_id, revision = e.revision, "an unreadable market event is left out of the live tail: {why}");
+                                tracing::error!(
+                                    "an unreadable event is left out of the live tail: {why}"
+                                );
                                 continue;
                             }
                         };
-                        let position = feed_position(e.position);
-                        let event =
-                            TailEvent::new(position, e.stream_id.clone(), e.revision, event);
+                        let position = event.position;
                         let end = {
                             let mut window = unpoisoned(self.window.write());
                             window.push(position, event);
@@ -272,7 +331,7 @@ pub struct Progress {
 /// One consumer's own subscription inside the tail: see the module docs.
 pub struct TailReader {
     tail: LiveTail,
-    stream: Option<String>,
+    streams: Streams,
     position: Option<FeedPosition>,
     /// The reader's place in the window; `None` while it reads the store.
     seq: Option<u64>,
@@ -341,7 +400,7 @@ impl TailReader {
     }
 
     fn wants(&self, e: &TailEvent) -> bool {
-        self.stream.as_ref().is_none_or(|s| *s == e.stream)
+        self.streams.covers(&e.stream)
     }
 
     /// One page of `$all` after the reader's position, from the store.
@@ -361,27 +420,10 @@ impl TailReader {
                 continue;
             }
             position = Some(at);
-            let ours = e.stream_id.starts_with(MARKET_STREAM_PREFIX)
-                && self.stream.as_ref().is_none_or(|s| *s == e.stream_id);
-            if !ours {
+            if !self.streams.covers(&e.stream_id) {
                 continue;
             }
-            let text = std::str::from_utf8(&e.data).map_err(|err| StreamError::Corrupt {
-                stream: e.stream_id.clone(),
-                revision: e.revision,
-                reason: err.to_string(),
-            })?;
-            let event = Event::from_json(text).map_err(|err| StreamError::Corrupt {
-                stream: e.stream_id.clone(),
-                revision: e.revision,
-                reason: err.to_string(),
-            })?;
-            events.push(Arc::new(TailEvent::new(
-                at,
-                e.stream_id.clone(),
-                e.revision,
-                event,
-            )));
+            events.push(Arc::new(TailEvent::decode(e)?));
         }
         if position == self.position {
             // Nothing after it in the store, yet the window does not cover
@@ -460,7 +502,7 @@ mod tests {
         let mut ids = Vec::new();
         while ids.len() < n {
             for e in reader.next().await.unwrap().events {
-                let Event::OrderCancelled(c) = &e.event else {
+                let Some(Event::OrderCancelled(c)) = e.book() else {
                     panic!()
                 };
                 ids.push(c.order_id);
@@ -491,8 +533,9 @@ mod tests {
         // Before the tail starts: only the store has these.
         append("orderbook-BTC-USD", 0..10).await;
         let tail = LiveTail::start_with(client.clone(), 8).await.unwrap();
-        let mut from_start = tail.reader(Some("orderbook-BTC-USD".into()), None);
-        let mut live = tail.reader(Some("orderbook-BTC-USD".into()), tail.reached());
+        let btc = || Streams::Market("orderbook-BTC-USD".into());
+        let mut from_start = tail.reader(btc(), None);
+        let mut live = tail.reader(btc(), tail.reached());
         // Interleaved with another market's and a non-market stream's events.
         for i in 0..6 {
             append("orderbook-BTC-USD", 10 + i * 5..15 + i * 5).await;

@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use super::live_tail::LiveTail;
+use super::live_tail::{LiveTail, Streams};
 use super::lock::unpoisoned;
 use super::supervise::supervise;
 use super::views::ticker_view;
@@ -121,14 +121,15 @@ impl MarketData {
 
     async fn run(self, tail: LiveTail) {
         let from = unpoisoned(self.state.read()).position;
-        let mut reader = tail.reader(None, from);
+        let mut reader = tail.reader(Streams::Markets, from);
         loop {
             match reader.next().await {
                 Ok(progress) => {
                     let mut p = unpoisoned(self.state.write());
                     for e in &progress.events {
                         if let Some(view) = &e.trade
-                            && let Some(m) = p.markets.get_mut(e.event.symbol().as_str())
+                            && let Some(event) = e.book()
+                            && let Some(m) = p.markets.get_mut(event.symbol().as_str())
                         {
                             m.add(view.clone());
                         }

@@ -40,7 +40,7 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use super::accounts_task::{AccountsHandle, AccountsRequest};
 use super::clock::now_micros;
 use super::exchange_error::ExchangeError;
-use super::live_tail::{LiveTail, TailEvent};
+use super::live_tail::{LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
 use super::streams::{StreamError, append, load_market, market_event_data, market_stream};
 use super::supervise::supervise;
@@ -235,7 +235,7 @@ impl MarketTask {
         };
         let mut following = self
             .tail
-            .reader(Some(market_stream(self.symbol())), from)
+            .reader(Streams::Market(market_stream(self.symbol())), from)
             .into_stream();
         state.unsettled = unsettled;
         self.settle_backlog(&mut state).await;
@@ -277,6 +277,7 @@ impl MarketTask {
     async fn apply_others(&self, state: &mut State, events: &[Arc<TailEvent>]) {
         let mut applied = Vec::new();
         for e in events {
+            let Some(event) = e.book() else { continue };
             if e.revision < state.revision {
                 continue;
             }
@@ -293,9 +294,9 @@ impl MarketTask {
                 state.unsettled = unsettled;
                 return;
             }
-            state.book.apply(&e.event);
+            state.book.apply(event);
             state.revision += 1;
-            applied.push(e.event.clone());
+            applied.push(event.clone());
         }
         if applied.is_empty() {
             return;

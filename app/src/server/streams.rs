@@ -25,9 +25,12 @@ pub fn market_stream(symbol: &str) -> String {
     format!("{MARKET_STREAM_PREFIX}{symbol}")
 }
 
+/// What the accounts registry's and every account stream's name starts with.
+pub const ACCOUNT_STREAM_PREFIX: &str = "account";
+
 /// One account's balance and session events.
 pub fn account_stream(account: u64) -> String {
-    format!("account-{account}")
+    format!("{ACCOUNT_STREAM_PREFIX}-{account}")
 }
 
 /// Event ids derived from what an event *is* (a market revision, an order's
