@@ -4,12 +4,12 @@
 //!
 //! The feed is [`market_feed`], a websocket server function. The browser
 //! asks it to watch the market from the snapshot's position; for that one
-//! client the server opens its own `$all` subscription, filtered on the
-//! server by event type to the order book's events, and forwards the
-//! trades of the watched market, depth when the book changed, and a
-//! heartbeat with the ticker and the position reached. Asking to watch
-//! another market switches the subscription on the same socket. When the
-//! socket drops, the browser reconnects with backoff and resumes from the
+//! client the server keeps a subscription of its own inside the server's one
+//! store subscription (`server::live_tail`), and forwards the trades of the
+//! watched market, depth when the book changed, and a heartbeat with the
+//! ticker and the position reached. Asking to watch another market switches
+//! the subscription on the same socket. When the socket drops, the browser
+//! reconnects with backoff and resumes from the
 //! last position it received, so no trade is missed or shown twice.
 
 use leptos::prelude::*;
