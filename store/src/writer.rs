@@ -149,7 +149,6 @@ pub fn run(
     }
     // Writes still queued were never acknowledged: dropping them answers
     // their callers with the store closed.
-    rx.close();
     drop(rx);
     log.close();
     closed.send_replace(true);

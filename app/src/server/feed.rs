@@ -171,11 +171,10 @@ async fn run(
                     }
                 };
                 let reader = exchange.tail().reader(Streams::Market(market_stream(&symbol)), position);
-                // Say at once that the link is up and where it stands.
-                let ticker = exchange.ticker(&symbol).unwrap_or_default();
-                pending.push_back(FeedMessage::Heartbeat { symbol: symbol.clone(), position, ticker });
-                watch = Some(Watch { symbol, position });
                 events = Some(reader.into_stream());
+                let w = watch.insert(Watch { symbol, position });
+                // Say at once that the link is up and where it stands.
+                pending.push_back(heartbeat_of(&exchange, w));
                 // A resumed page may have missed depth changes.
                 depth_due = from.is_some();
             }

@@ -189,13 +189,36 @@ impl<T> Window<T> {
         Some(self.first + i as u64)
     }
 
-    /// Up to `max` events from sequence number `seq` on, or `None` when
-    /// they have left the window.
-    pub fn held_from(&self, seq: u64, max: usize) -> Option<Vec<(FeedPosition, Arc<T>)>> {
+    /// Up to `max` events from sequence number `seq` on, of which those
+    /// `keep` wants are handed out (the rest are only passed over, so a
+    /// reader of one market does not touch every other event's count), or
+    /// `None` when they have left the window.
+    pub fn held_from(&self, seq: u64, max: usize, keep: impl Fn(&T) -> bool) -> Option<Held<T>> {
         let skip = seq.checked_sub(self.first)?;
-        let held = self.events.iter().skip(skip as usize).take(max);
-        Some(held.cloned().collect())
+        let mut held = Held {
+            passed: 0,
+            last: None,
+            kept: Vec::new(),
+        };
+        for (position, event) in self.events.iter().skip(skip as usize).take(max) {
+            held.passed += 1;
+            held.last = Some(*position);
+            if keep(event) {
+                held.kept.push(event.clone());
+            }
+        }
+        Some(held)
     }
+}
+
+/// What [`Window::held_from`] found.
+#[derive(Debug)]
+pub struct Held<T> {
+    /// Events passed, kept or not.
+    pub passed: u64,
+    /// The position of the last one passed.
+    pub last: Option<FeedPosition>,
+    pub kept: Vec<Arc<T>>,
 }
 
 /// The shared tail. Cheap to clone.
@@ -252,7 +275,7 @@ impl LiveTail {
     }
 
     /// How many readers follow the tail now (every viewer's feed, the
-    /// market data, every market task).
+    /// market data, the accounts task and every market task).
     pub fn readers(&self) -> usize {
         self.readers.load(Ordering::Relaxed)
     }
@@ -371,15 +394,15 @@ impl TailReader {
                     Some(seq) => Some(seq),
                     None => window.seq_after(self.position),
                 };
-                seq.and_then(|seq| Some((seq, window.held_from(seq, PAGE)?)))
+                let wants = |e: &TailEvent| self.streams.covers(&e.stream);
+                seq.and_then(|seq| Some((seq, window.held_from(seq, PAGE, wants)?)))
             };
             match taken {
-                Some((seq, held)) if !held.is_empty() => {
-                    self.seq = Some(seq + held.len() as u64);
-                    self.position = held.last().map(|e| e.0);
-                    let events = held.into_iter().map(|e| e.1).filter(|e| self.wants(e));
+                Some((seq, held)) if held.passed > 0 => {
+                    self.seq = Some(seq + held.passed);
+                    self.position = held.last;
                     return Ok(Progress {
-                        events: events.collect(),
+                        events: held.kept,
                         position: self.position,
                     });
                 }
@@ -397,10 +420,6 @@ impl TailReader {
                 }
             }
         }
-    }
-
-    fn wants(&self, e: &TailEvent) -> bool {
-        self.streams.covers(&e.stream)
     }
 
     /// One page of `$all` after the reader's position, from the store.
@@ -447,8 +466,8 @@ mod tests {
         }
     }
 
-    fn commits(v: Vec<(FeedPosition, Arc<u64>)>) -> Vec<u64> {
-        v.iter().map(|e| *e.1).collect()
+    fn commits(held: Held<u64>) -> Vec<u64> {
+        held.kept.iter().map(|e| **e).collect()
     }
 
     #[test]
@@ -465,15 +484,19 @@ mod tests {
         assert_eq!(w.seq_after(Some(at(10))), Some(0));
         assert_eq!(w.seq_after(Some(at(25))), Some(1));
         assert_eq!(w.seq_after(Some(at(40))), Some(3));
-        assert_eq!(commits(w.held_from(1, 10).unwrap()), [30, 40]);
-        assert_eq!(commits(w.held_from(0, 2).unwrap()), [20, 30]);
+        assert_eq!(commits(w.held_from(1, 10, |_| true).unwrap()), [30, 40]);
+        assert_eq!(commits(w.held_from(0, 2, |_| true).unwrap()), [20, 30]);
         // A fourth event evicts the first: the window now holds what came
         // after 20; a reader at 10, or at sequence 0, has lost its place.
         w.push(at(50), 50);
         assert_eq!(w.seq_after(Some(at(19))), None);
         assert_eq!(w.seq_after(Some(at(10))), None);
-        assert!(w.held_from(0, 10).is_none());
-        assert_eq!(commits(w.held_from(1, 10).unwrap()), [30, 40, 50]);
+        assert!(w.held_from(0, 10, |_| true).is_none());
+        // Passed over but not kept: the reader still moves past them.
+        let odd = w.held_from(1, 10, |c| c % 20 != 0).unwrap();
+        assert_eq!((odd.passed, odd.last), (3, Some(at(50))));
+        assert_eq!(commits(odd), [30, 50]);
+        assert_eq!(commits(w.held_from(1, 10, |_| true).unwrap()), [30, 40, 50]);
         assert_eq!(w.seq_after(Some(at(20))), Some(1));
         // What the store sends again after a resubscription is dropped.
         w.push(at(50), 50);
@@ -482,19 +505,19 @@ mod tests {
     }
 
     fn cancelled(order_id: u64) -> eventstore::EventData {
-        let event = Event::OrderCancelled(orderbook::OrderCancelled {
-            symbol: orderbook::Symbol::new("BTC-USD"),
-            order_id,
-            account: 1,
-            side: orderbook::Side::Buy,
-            price: None,
-            remaining_quantity: None,
-            remaining_quote_amount: None,
-            reason: orderbook::CancelReason::User,
-            at: 0,
-        });
-        let json: serde_json::Value = serde_json::from_str(&event.to_json()).unwrap();
-        eventstore::EventData::json("OrderCancelled", &json).unwrap()
+        super::super::streams::market_event_data(&Event::OrderCancelled(
+            orderbook::OrderCancelled {
+                symbol: orderbook::Symbol::new("BTC-USD"),
+                order_id,
+                account: 1,
+                side: orderbook::Side::Buy,
+                price: None,
+                remaining_quantity: None,
+                remaining_quote_amount: None,
+                reason: orderbook::CancelReason::User,
+                at: 0,
+            },
+        ))
     }
 
     /// Order ids of what a reader gets until it has `n` of its stream's.

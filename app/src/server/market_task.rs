@@ -243,13 +243,13 @@ impl MarketTask {
         let mut pause = Duration::from_millis(50);
         loop {
             let paused = !state.unsettled.is_empty();
+            if !paused {
+                pause = Duration::from_millis(50);
+            }
             tokio::select! {
                 n = requests.recv_many(&mut batch, MAX_BATCH) => {
                     if n == 0 {
                         return;
-                    }
-                    if !paused {
-                        pause = Duration::from_millis(50);
                     }
                     self.handle(&mut state, std::mem::take(&mut batch)).await;
                 }
