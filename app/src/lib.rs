@@ -20,6 +20,8 @@ pub mod terminal;
 pub mod trading;
 
 #[cfg(feature = "ssr")]
+pub mod feed_socket;
+#[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod site;

@@ -2,7 +2,8 @@
 //! recent trades and the 24-hour ticker of one market, rendered first from
 //! the server's snapshot and then kept live by the market feed.
 //!
-//! The feed is [`market_feed`], a websocket server function. The browser
+//! The feed is [`market_feed`], a websocket server function (the site
+//! serves it on a socket that bounds incoming messages: `feed_socket`). The browser
 //! asks it to watch the market from the snapshot's position; for that one
 //! client the server keeps a subscription of its own inside the server's one
 //! store subscription (`server::live_tail`), and forwards the trades of the
@@ -20,10 +21,9 @@ use crate::api::{
     TradeView,
 };
 use crate::chart::{ChartHandle, PriceChart};
-use crate::codec::BoundedJson;
 
 /// The live feed of one browser page: see the module docs.
-#[server(protocol = Websocket<BoundedJson, JsonEncoding>)]
+#[server(protocol = Websocket<JsonEncoding, JsonEncoding>)]
 pub async fn market_feed(
     requests: BoxedStream<FeedRequest, ServerFnError>,
 ) -> Result<BoxedStream<FeedMessage, ServerFnError>, ServerFnError> {

@@ -11,9 +11,13 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
+use crate::feed_socket;
+use crate::live_market::MarketFeed;
 use crate::server::feed_limits::{FeedLimits, SocketCounts};
 use crate::server::{Connection, Exchange, Settings, simulator};
 use crate::shell::{App, not_found, shell};
@@ -101,26 +105,31 @@ pub fn router(
     let routes = generate_route_list(App);
     let (feed, origins) = (policy.feed, policy.allowed_origins);
     let counts = SocketCounts::default();
-    Router::new()
-        .leptos_routes_with_context(
-            &options,
-            routes,
-            move || {
-                provide_context(exchange.clone());
-                provide_context(feed);
-                provide_context(counts.clone());
-            },
-            {
-                let options = options.clone();
-                move || shell(options.clone())
-            },
-        )
+    // What every server function finds in its context.
+    let context = move || {
+        provide_context(exchange.clone());
+        provide_context(feed);
+        provide_context(counts.clone());
+    };
+    let site = Router::new()
+        .leptos_routes_with_context(&options, routes, context.clone(), {
+            let options = options.clone();
+            move || shell(options.clone())
+        })
         .fallback(leptos_axum::file_and_error_handler(not_found))
+        .with_state(options);
+    // The market feed is served on a socket with a message bound (see
+    // `feed_socket`); its path is matched before the site's routes.
+    Router::new()
+        .route(
+            <MarketFeed as ServerFn>::PATH,
+            get(move |request: Request| feed_socket::serve(request, context.clone())),
+        )
+        .fallback_service(site)
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(origins),
             same_origin_sockets,
         ))
-        .with_state(options)
 }
 
 /// Who may open which sockets (see [`FeedLimits`]).

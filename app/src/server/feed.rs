@@ -91,6 +91,18 @@ async fn book_changed(revision: &mut Option<watch::Receiver<u64>>) {
     std::future::pending().await
 }
 
+/// What the browser is told of a message the socket or the decoder could
+/// not read: the reason itself, without `server_fn`'s framing words.
+fn unreadable(e: ServerFnError) -> String {
+    match e {
+        ServerFnError::Request(why) => why,
+        ServerFnError::Deserialization(why) | ServerFnError::Args(why) => {
+            format!("unreadable request ({why}); closing this socket")
+        }
+        other => format!("{other}; closing this socket"),
+    }
+}
+
 /// Why a request ends the feed.
 fn check(request: &FeedRequest, rate: &mut WatchRate) -> Result<(), String> {
     let FeedRequest::Watch { symbol, .. } = request;
@@ -140,7 +152,7 @@ async fn run(
                 let request = match request {
                     Some(Ok(r)) => r,
                     Some(Err(e)) => {
-                        let _ = tx.try_send(Ok(FeedMessage::Refused(e.to_string())));
+                        let _ = tx.try_send(Ok(FeedMessage::Refused(unreadable(e))));
                         return;
                     }
                     // The browser closed its half.

@@ -1,6 +1,6 @@
 //! What one anonymous websocket may ask of the server: how many sockets a
 //! client address may hold open, how often a socket may switch markets (how
-//! large a request may be is `codec::MAX_FEED_REQUEST`). A client over a limit is told why and its
+//! large a message may be is `feed_socket::MAX_MESSAGE`). A client over a limit is told why and its
 //! socket closed; nobody else notices.
 
 use std::collections::HashMap;
