@@ -31,6 +31,9 @@ use crate::live_market::MarketFeed;
 /// after it is refused.
 pub const MAX_MESSAGE: usize = 1024;
 
+/// What the socket reads from the network at a time.
+const READ_BUFFER: usize = 4096;
+
 /// Messages held between the socket and the feed in each direction.
 const BUFFER: usize = 16;
 
@@ -132,7 +135,10 @@ where
             .map_err(|e| E::from_server_fn_error(ServerFnErrorErr::Request(e.to_string())))?;
         let (to_feed, from_socket) = mpsc::channel(BUFFER);
         let (to_socket, from_feed) = mpsc::channel(BUFFER);
+        // A read buffer of the default 128 KiB for messages of 1 KiB would
+        // be most of what a socket costs the server.
         let response = upgrade
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(MAX_MESSAGE)
             .max_frame_size(MAX_MESSAGE)
             .on_upgrade(move |socket| carry::<I>(socket, to_feed, from_feed));

@@ -23,7 +23,7 @@ use crate::api::{
 use crate::chart::{ChartHandle, PriceChart};
 
 /// The live feed of one browser page: see the module docs.
-#[server(protocol = Websocket<JsonEncoding, JsonEncoding>)]
+#[server(endpoint = "market_feed", protocol = Websocket<JsonEncoding, JsonEncoding>)]
 pub async fn market_feed(
     requests: BoxedStream<FeedRequest, ServerFnError>,
 ) -> Result<BoxedStream<FeedMessage, ServerFnError>, ServerFnError> {

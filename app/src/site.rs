@@ -60,6 +60,11 @@ pub struct Config {
     /// ...and in a burst.
     #[arg(long, env = "EXCHANGE_FEED_WATCH_BURST", default_value_t = FeedLimits::default().watch_burst)]
     pub feed_watch_burst: u32,
+    /// How far back (bytes of the store's log behind the live window) a
+    /// page may resume and be sent every trade it missed; from further back
+    /// it gets a fresh snapshot.
+    #[arg(long, env = "EXCHANGE_FEED_REPLAY_BYTES", default_value_t = FeedLimits::default().replay_bytes)]
+    pub feed_replay_bytes: u64,
     /// Other origins (`https://example.com`, comma-separated) whose pages
     /// may open the market feed; the site's own origin always may.
     #[arg(long, env = "EXCHANGE_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -73,6 +78,7 @@ impl Config {
                 sockets_per_address: self.feed_sockets_per_address,
                 watches_per_second: self.feed_watches_per_second,
                 watch_burst: self.feed_watch_burst,
+                replay_bytes: self.feed_replay_bytes,
             },
             allowed_origins: self.allowed_origins.clone(),
         }

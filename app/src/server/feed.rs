@@ -6,7 +6,11 @@
 //!
 //! The feed never makes the tail wait: it takes events only when the
 //! browser's queue has room, and a feed that falls behind the tail's window
-//! reads the store by itself until it catches up (see `live_tail`). Depth
+//! reads the store by itself until it catches up (see `live_tail`). A page
+//! that resumes from further back than [`FeedLimits::replay_bytes`] is sent
+//! a fresh snapshot instead of every trade since: its chart and tape end up
+//! the same, and a crowd of pages waking from sleep does not turn into a
+//! crowd of long store reads that slow every live viewer. Depth
 //! is sent when the book's published revision moves, at most every
 //! [`DEPTH_EVERY`]; it is worked out once per revision for all viewers.
 //! The task ends as soon as the browser goes away or breaks a limit
@@ -173,6 +177,8 @@ async fn run(
                     pending.push_back(FeedMessage::Refused(format!("there is no market {symbol}")));
                     continue;
                 }
+                // Too far back to replay: start over from a snapshot.
+                let from = from.filter(|p| exchange.tail().bytes_behind(*p) <= limits.replay_bytes);
                 let position = match from {
                     Some(p) => Some(p),
                     None => {

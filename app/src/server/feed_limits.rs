@@ -1,6 +1,7 @@
 //! What one anonymous websocket may ask of the server: how many sockets a
-//! client address may hold open, how often a socket may switch markets (how
-//! large a message may be is `feed_socket::MAX_MESSAGE`). A client over a limit is told why and its
+//! client address may hold open, how often a socket may switch markets, how
+//! much history a resume may replay (how large a message may be is
+//! `feed_socket::MAX_MESSAGE`). A client over a limit is told why and its
 //! socket closed; nobody else notices.
 
 use std::collections::HashMap;
@@ -19,6 +20,12 @@ pub struct FeedLimits {
     pub watches_per_second: u32,
     /// ...and in a burst.
     pub watch_burst: u32,
+    /// How far behind the tail's window (in bytes of the store's `$all`
+    /// log) a page may resume and be sent every trade it missed, read from
+    /// the store; a page further behind gets a fresh snapshot instead (its
+    /// chart's candles and tape as they are now), so one resume never costs
+    /// the server more than this much reading.
+    pub replay_bytes: u64,
 }
 
 impl Default for FeedLimits {
@@ -27,6 +34,7 @@ impl Default for FeedLimits {
             sockets_per_address: 16,
             watches_per_second: 5,
             watch_burst: 20,
+            replay_bytes: 4 << 20,
         }
     }
 }

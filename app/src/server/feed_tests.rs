@@ -68,10 +68,14 @@ struct Feed {
 
 impl Feed {
     fn open(x: &Exchange) -> Feed {
+        Feed::open_with(x, FeedLimits::default())
+    }
+
+    fn open_with(x: &Exchange, limits: FeedLimits) -> Feed {
         let (requests, rx) = mpsc::channel(4);
         Feed {
             requests,
-            messages: open(x.clone(), rx.into(), FeedLimits::default(), None),
+            messages: open(x.clone(), rx.into(), limits, None),
         }
     }
 
@@ -330,6 +334,52 @@ async fn a_feed_far_behind_reads_the_store_and_joins_the_tail_with_no_gap_or_dup
     let ids: Vec<u64> = got.iter().map(|t| t.1).collect();
     assert_eq!(ids, (1..=80).collect::<Vec<_>>());
     assert!(got.windows(2).all(|w| w[0].2 < w[1].2));
+}
+
+#[tokio::test]
+async fn a_page_resuming_from_further_back_than_the_replay_bound_gets_a_fresh_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = exchange(dir.path()).await;
+    let (a, b) = (trader(&x, "alice").await, trader(&x, "bob").await);
+    trade(&x, "BTC-USD", a, b, 30).await;
+    x.stop().await;
+    // Restarted, so the window holds none of the 30 trades; the market
+    // data has read them back.
+    let x = exchange(dir.path()).await;
+    while x.snapshot("BTC-USD").unwrap().trades.len() < 30 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let start = FeedPosition {
+        commit: 0,
+        prepare: 0,
+    };
+    let behind = x.tail().bytes_behind(start);
+    assert!(behind > 0);
+    // Within the bound: every trade again (as the test above shows at
+    // length); one byte short of the distance: a snapshot of now instead.
+    let within = FeedLimits {
+        replay_bytes: behind,
+        ..FeedLimits::default()
+    };
+    let mut feed = Feed::open_with(&x, within);
+    feed.watch("BTC-USD", Some(start)).await;
+    let ids: Vec<u64> = feed.trades(30).await.iter().map(|t| t.1).collect();
+    assert_eq!(ids, (1..=30).collect::<Vec<_>>());
+    let beyond = FeedLimits {
+        replay_bytes: behind - 1,
+        ..FeedLimits::default()
+    };
+    let mut feed = Feed::open_with(&x, beyond);
+    feed.watch("BTC-USD", Some(start)).await;
+    let FeedMessage::Snapshot(snapshot) = feed.next().await else {
+        panic!("a snapshot first")
+    };
+    assert_eq!(snapshot.trades.first().map(|t| t.trade_id), Some(30));
+    assert_eq!(snapshot.position, x.snapshot("BTC-USD").unwrap().position);
+    // Then live trades, none of the old ones again.
+    trade(&x, "BTC-USD", a, b, 2).await;
+    let ids: Vec<u64> = feed.trades(2).await.iter().map(|t| t.1).collect();
+    assert_eq!(ids, [31, 32]);
 }
 
 #[tokio::test]

@@ -158,6 +158,14 @@ impl<T> Window<T> {
         self.events.back().map(|e| Some(e.0)).unwrap_or(self.start)
     }
 
+    /// How many bytes of `$all` lie between `position` and the oldest
+    /// event held (0: the window holds everything after `position`).
+    /// Positions are the log's byte offsets.
+    pub fn bytes_behind(&self, position: FeedPosition) -> u64 {
+        self.start
+            .map_or(0, |start| start.commit.saturating_sub(position.commit))
+    }
+
     /// The sequence number the next event will get.
     pub fn end(&self) -> u64 {
         self.first + self.events.len() as u64
@@ -263,6 +271,11 @@ impl LiveTail {
     }
 
     /// A reader of `streams` that has seen everything up to `from`.
+    /// How far `position` lies behind the window, in bytes of `$all`.
+    pub fn bytes_behind(&self, position: FeedPosition) -> u64 {
+        unpoisoned(self.window.read()).bytes_behind(position)
+    }
+
     pub fn reader(&self, streams: Streams, from: Option<FeedPosition>) -> TailReader {
         self.readers.fetch_add(1, Ordering::Relaxed);
         TailReader {

@@ -1,0 +1,242 @@
+//! Live trades over real websockets: a client process holding thousands of
+//! market-feed sockets to a separate server process.
+//!
+//! The bench starts the `exchange` binary (its own embedded store in a
+//! temporary folder, the market simulator on, the per-address socket limit
+//! raised), opens SOCKETS websockets to it from this process, each watching
+//! BTC-USD as a page does, and for SECONDS seconds takes every trade each
+//! socket is sent. Latency runs from the trade's own time (the engine's
+//! timestamp, in whole milliseconds) to the moment this process has read
+//! and decoded it from the socket; both processes read the same clock.
+//! Also reported: the server's resident memory growth per socket and the
+//! CPU each process spent while measuring.
+//!
+//! ```sh
+//! SOCKETS=2000,5000 SECONDS=20 cargo bench -p app --features ssr --bench sockets
+//! ```
+//!
+//! Each socket is a file descriptor on both sides: `ulimit -n` must allow
+//! SOCKETS plus a few dozen.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use app::api::{FeedMessage, FeedRequest};
+use futures::{SinkExt, StreamExt};
+use leptos::server_fn::ServerFn;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+fn env_list(name: &str, default: &str) -> Vec<u64> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// A process's resident memory in bytes and CPU time so far, from /proc.
+fn usage(pid: u32) -> (u64, Duration) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the whole line.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    // The kernel's clock ticks are 100 a second on Linux.
+    (rss_kb * 1024, Duration::from_millis(ticks * 10))
+}
+
+/// The server, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_server(sockets: u64) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    // A free port: bound here, released, then given to the server.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/exchange.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .arg("--addr")
+        .arg(addr.to_string())
+        .arg("--data")
+        .arg(dir.path().join("events"))
+        .arg("--site-root")
+        .arg(dir.path().join("site"))
+        .arg("--config")
+        .arg(config)
+        .arg("--simulate")
+        .arg("--feed-sockets-per-address")
+        .arg((sockets + 16).to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the exchange binary starts");
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server listens within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+/// One socket watching BTC-USD: says when its snapshot came, then gathers
+/// trade latencies (ms) until `stop` turns true.
+async fn viewer(
+    addr: SocketAddr,
+    ready: tokio::sync::mpsc::Sender<()>,
+    mut stop: watch::Receiver<bool>,
+) -> Vec<u64> {
+    let url = format!(
+        "ws://{addr}{}",
+        <app::live_market::MarketFeed as ServerFn>::PATH
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("the feed's socket opens");
+    let mut request = vec![0u8];
+    request.extend(
+        serde_json::to_vec(&FeedRequest::Watch {
+            symbol: "BTC-USD".into(),
+            from: None,
+        })
+        .unwrap(),
+    );
+    socket.send(Message::Binary(request.into())).await.unwrap();
+    let mut latencies = Vec::new();
+    let mut measuring = false;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => {
+                if *stop.borrow() {
+                    return latencies;
+                }
+                measuring = true;
+            }
+            message = socket.next() => {
+                let Some(Ok(Message::Binary(bytes))) = message else {
+                    match message {
+                        Some(Ok(_)) => continue,
+                        other => panic!("the socket ended: {other:?}"),
+                    }
+                };
+                match serde_json::from_slice::<FeedMessage>(&bytes[1..]) {
+                    Ok(FeedMessage::Snapshot(_)) => {
+                        let _ = ready.send(()).await;
+                    }
+                    Ok(FeedMessage::Trade { trade, .. }) if measuring => {
+                        latencies.push(now_ms().saturating_sub(trade.at_ms));
+                    }
+                    Ok(FeedMessage::Refused(why)) => panic!("refused: {why}"),
+                    Ok(_) => {}
+                    Err(e) => panic!("unreadable feed message: {e}"),
+                }
+            }
+        }
+    }
+}
+
+async fn run(sockets: u64, seconds: u64) {
+    let server = start_server(sockets).await;
+    let pid = server.child.id();
+    // Let the simulator's bots sign up and start quoting.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (memory_before, _) = usage(pid);
+    let (stop_tx, stop) = watch::channel(false);
+    let (ready_tx, mut ready) = tokio::sync::mpsc::channel(sockets as usize);
+    let mut viewers = Vec::new();
+    let connecting = Instant::now();
+    for _ in 0..sockets {
+        viewers.push(tokio::spawn(viewer(
+            server.addr,
+            ready_tx.clone(),
+            stop.clone(),
+        )));
+    }
+    for _ in 0..sockets {
+        ready.recv().await.unwrap();
+    }
+    let connected = connecting.elapsed();
+    let (memory_after, server_cpu_before) = usage(pid);
+    let (_, client_cpu_before) = usage(std::process::id());
+    // Measure from now on.
+    stop_tx.send(false).unwrap();
+    let measuring = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop_tx.send(true).unwrap();
+    let elapsed = measuring.elapsed();
+    let (_, server_cpu) = usage(pid);
+    let (_, client_cpu) = usage(std::process::id());
+    let mut all = Vec::new();
+    for v in viewers {
+        all.extend(v.await.unwrap());
+    }
+    all.sort_unstable();
+    assert!(
+        !all.is_empty(),
+        "no trade reached the sockets in {seconds} s"
+    );
+    println!(
+        "sockets {sockets:>6}  connected in {connected:>7.2?}  deliveries {:>8}  p50 {:>4} ms  p99 {:>4} ms  max {:>5} ms  {:>7.0} deliveries/s  server {:>5.1} KB/socket  cpu: server {:>4.0}%, client {:>4.0}%",
+        all.len(),
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        all.last().unwrap(),
+        all.len() as f64 / elapsed.as_secs_f64(),
+        memory_after.saturating_sub(memory_before) as f64 / sockets as f64 / 1000.0,
+        (server_cpu - server_cpu_before).as_secs_f64() / elapsed.as_secs_f64() * 100.0,
+        (client_cpu - client_cpu_before).as_secs_f64() / elapsed.as_secs_f64() * 100.0,
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let seconds = env_list("SECONDS", "20")[0];
+    for sockets in env_list("SOCKETS", "2000") {
+        runtime.block_on(run(sockets, seconds));
+    }
+}
