@@ -95,11 +95,14 @@ pub enum FeedRequest {
 /// What the market feed sends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FeedMessage {
-    Snapshot(MarketSnapshot),
+    /// Boxed: every message queued for a browser is as large as the
+    /// largest kind, and this one is sent once a watch.
+    Snapshot(Box<MarketSnapshot>),
+    /// Shared, as depth is: one trade goes to every viewer as is.
     Trade {
         symbol: String,
         position: FeedPosition,
-        trade: TradeView,
+        trade: Arc<TradeView>,
     },
     /// Shared: one market's depth goes to every viewer of it as is.
     Depth {
@@ -111,7 +114,8 @@ pub enum FeedMessage {
     Heartbeat {
         symbol: String,
         position: Option<FeedPosition>,
-        ticker: TickerView,
+        /// Shared by every viewer of the market.
+        ticker: Arc<TickerView>,
     },
     /// The request could not be served (an unknown market, say).
     Refused(String),

@@ -106,7 +106,7 @@ impl MarketState {
                 self.position.set(Some(position));
                 self.chart.push(&trade);
                 self.trades.update(|t| {
-                    t.insert(0, trade);
+                    t.insert(0, std::sync::Arc::unwrap_or_clone(trade));
                     t.truncate(TAPE);
                 });
                 self.received.update(|n| *n += 1);
@@ -122,7 +122,7 @@ impl MarketState {
                 if position > self.position.get_untracked() {
                     self.position.set(position);
                 }
-                self.ticker.set(ticker);
+                self.ticker.set(std::sync::Arc::unwrap_or_clone(ticker));
             }
             _ => {}
         }

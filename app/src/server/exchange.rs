@@ -3,7 +3,7 @@
 //! what the books, the ledger and the market data hold (as wire types, made
 //! in `views`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,9 +11,11 @@ use accounts::{validate_password, validate_username};
 use eventstore::{Client, ClientSettings};
 use orderbook::{AccountId, Book, OrderId};
 use store::EmbeddedStore;
+use tokio::sync::watch;
 
 use super::accounts_task::{AccountsHandle, AccountsRequest, Preloaded};
 use super::clock::{now_micros, now_ms};
+use super::depth_updates::{self, DepthUpdate, DepthUpdates};
 use super::exchange_error::ExchangeError;
 use super::live_tail::LiveTail;
 use super::lock::unpoisoned;
@@ -21,7 +23,7 @@ use super::market_data::{CANDLES_SENT, MarketData};
 use super::market_task::{Action, CommandOutcome, MarketHandle, OrderRequest};
 use super::session;
 use super::settings::Settings;
-use super::streams::{StreamError, load_market};
+use super::streams::{StreamError, load_market, market_stream};
 use super::views::{account_view, depth_view, market_view, open_order_view};
 use crate::api::{AccountView, DepthView, MarketSnapshot, MarketView, TickerView};
 
@@ -61,9 +63,8 @@ struct Inner {
     market_data: MarketData,
     markets: BTreeMap<String, MarketHandle>,
     store: std::sync::Mutex<Option<EmbeddedStore>>,
-    /// Each market's depth as of a book revision: every viewer of a market
-    /// asks for it after every change, so it is worked out once.
-    depths: std::sync::Mutex<HashMap<String, (u64, Arc<DepthView>)>>,
+    /// Each market's published depth and ticker, which its viewers follow.
+    depth_updates: BTreeMap<String, DepthUpdates>,
 }
 
 impl Exchange {
@@ -89,7 +90,9 @@ impl Exchange {
         // The tail first: every stream read below is read after the
         // position it starts from, so following it from there misses
         // nothing another server appends meanwhile.
-        let tail = LiveTail::start(client.clone()).await?;
+        let market_streams = settings.markets.iter();
+        let market_streams = market_streams.map(|m| market_stream(m.symbol.as_str()));
+        let tail = LiveTail::start(client.clone(), market_streams.collect()).await?;
         let followed_from = tail.reached();
         // Each market stream is read once here; the accounts task settles
         // from these events, and each market task starts from the book
@@ -145,6 +148,13 @@ impl Exchange {
             .map(|m| m.symbol.to_string())
             .collect();
         let market_data = MarketData::start(tail.clone(), symbols);
+        let depth_updates = markets
+            .iter()
+            .map(|(symbol, m)| {
+                let updates = depth_updates::start(m.clone(), market_data.clone());
+                (symbol.clone(), updates)
+            })
+            .collect();
         Ok(Exchange(Arc::new(Inner {
             client,
             tail,
@@ -152,12 +162,12 @@ impl Exchange {
             market_data,
             markets,
             store: std::sync::Mutex::new(embedded),
-            depths: std::sync::Mutex::default(),
+            depth_updates,
         })))
     }
 
-    /// What an operator watches: each market's appends and whether it is
-    /// paused, and the embedded store's subscriptions.
+    /// What an operator watches: each market's appends, viewers and
+    /// whether it is paused, and the embedded store's subscriptions.
     pub fn stats(&self) -> Stats {
         let markets = self.0.markets.iter();
         let store = unpoisoned(self.0.store.lock());
@@ -167,6 +177,7 @@ impl Exchange {
                     symbol: symbol.clone(),
                     appends: m.appends(),
                     paused: m.paused(),
+                    viewers: self.0.depth_updates[symbol].receiver_count(),
                 })
                 .collect(),
             tail_readers: self.0.tail.readers(),
@@ -335,28 +346,16 @@ impl Exchange {
         &self.0.tail
     }
 
-    /// The revision of a market's published book, to wait for it to move.
-    pub fn book_revision(&self, symbol: &str) -> Option<tokio::sync::watch::Receiver<u64>> {
-        self.0.markets.get(symbol).map(|m| m.revision())
+    /// A market's published depth and ticker, to follow as it moves.
+    /// The receiver has seen the update published last.
+    pub fn depth_updates(&self, symbol: &str) -> Option<watch::Receiver<Arc<DepthUpdate>>> {
+        self.0.depth_updates.get(symbol).map(|u| u.subscribe())
     }
 
     /// The best levels of a market's book, with running totals.
     pub fn depth(&self, symbol: &str) -> Option<DepthView> {
-        self.shared_depth(symbol).map(Arc::unwrap_or_clone)
-    }
-
-    /// [`Exchange::depth`] as worked out once per book revision and shared
-    /// by every viewer of the market.
-    pub fn shared_depth(&self, symbol: &str) -> Option<Arc<DepthView>> {
         let book = self.book(symbol)?;
-        let revision = book.events_applied();
-        let cached = unpoisoned(self.0.depths.lock()).get(symbol).cloned();
-        if let Some((_, depth)) = cached.filter(|(r, _)| *r == revision) {
-            return Some(depth);
-        }
-        let view = Arc::new(depth_view(book.depth(DEPTH_LEVELS)));
-        unpoisoned(self.0.depths.lock()).insert(symbol.to_string(), (revision, view.clone()));
-        Some(view)
+        Some(depth_view(book.depth(DEPTH_LEVELS)))
     }
 
     pub fn ticker(&self, symbol: &str) -> Option<TickerView> {
@@ -446,6 +445,8 @@ pub struct MarketStats {
     pub appends: u64,
     /// Refusing orders because settlement is behind.
     pub paused: bool,
+    /// Feeds watching the market now.
+    pub viewers: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,34 +10,34 @@
 //! that resumes from further back than [`FeedLimits::replay_bytes`] is sent
 //! a fresh snapshot instead of every trade since: its chart and tape end up
 //! the same, and a crowd of pages waking from sleep does not turn into a
-//! crowd of long store reads that slow every live viewer. Depth
-//! is sent when the book's published revision moves, at most every
-//! [`DEPTH_EVERY`]; it is worked out once per revision for all viewers.
+//! crowd of long store reads that slow every live viewer. Depth and
+//! heartbeats follow the market's published depth updates
+//! (`depth_updates`): worked out once for all viewers, at most every
+//! [`DEPTH_EVERY`](super::depth_updates::DEPTH_EVERY) and at least every
+//! [`HEARTBEAT`](super::depth_updates::HEARTBEAT); a feed sends the depth
+//! only when it is not the one it sent last.
 //! The task ends as soon as the browser goes away or breaks a limit
 //! ([`FeedLimits`]), when it is told why.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use leptos::prelude::ServerFnError;
 use leptos::server_fn::BoxedStream;
 use tokio::sync::{mpsc, watch};
-use tokio::time::MissedTickBehavior;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::depth_updates::DepthUpdate;
 use super::exchange::Exchange;
 use super::feed_limits::{FeedLimits, SocketSlot, WatchRate};
 use super::live_tail::{Progress, Streams, TailStream};
 use super::streams::{StreamError, market_stream};
-use crate::api::{FeedMessage, FeedPosition, FeedRequest};
+use crate::api::{DepthView, FeedMessage, FeedPosition, FeedRequest, TickerView};
 
 /// Messages queued for one browser before the feed waits for it.
 pub const QUEUE: usize = 256;
-/// How often an idle feed says it is alive.
-pub const HEARTBEAT: Duration = Duration::from_secs(2);
-/// The shortest time between two depth updates to one browser.
-pub const DEPTH_EVERY: Duration = Duration::from_millis(100);
 /// The longest symbol a `Watch` may name.
 pub const MAX_SYMBOL: usize = 32;
 
@@ -85,10 +85,10 @@ async fn next_events(events: &mut Option<TailStream>) -> Result<Progress, Stream
     }
 }
 
-/// Resolves when the watched book's published revision moves.
-async fn book_changed(revision: &mut Option<watch::Receiver<u64>>) {
-    if let Some(r) = revision.as_mut()
-        && r.changed().await.is_ok()
+/// Resolves when the watched market publishes a depth update.
+async fn published(updates: &mut Option<watch::Receiver<Arc<DepthUpdate>>>) {
+    if let Some(u) = updates.as_mut()
+        && u.changed().await.is_ok()
     {
         return;
     }
@@ -130,14 +130,12 @@ async fn run(
     let mut rate = WatchRate::new(&limits, Instant::now());
     let mut watch: Option<Watch> = None;
     let mut events: Option<TailStream> = None;
-    let mut revision: Option<watch::Receiver<u64>> = None;
+    let mut updates: Option<watch::Receiver<Arc<DepthUpdate>>> = None;
+    // The depth the browser was sent last (or has in its snapshot).
+    let mut sent_depth: Option<Arc<DepthView>> = None;
     // What the browser is to get next, in order; while anything waits
     // here the feed takes no more events, so this holds one page at most.
     let mut pending: VecDeque<FeedMessage> = VecDeque::new();
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut depth_due = false;
-    let mut depth_at = tokio::time::Instant::now();
     loop {
         while !pending.is_empty() {
             match tx.try_reserve() {
@@ -148,10 +146,11 @@ async fn run(
         }
         let idle = pending.is_empty();
         // In this order when several are ready: a trade waiting goes out
-        // before depth and heartbeats are worked out.
+        // before depth and heartbeats are worked out. A browser that has
+        // gone has closed its requests too; one that only stopped reading
+        // is noticed at the next message for it (a heartbeat at the latest).
         tokio::select! {
             biased;
-            () = tx.closed() => return,
             request = requests.next() => {
                 let request = match request {
                     Some(Ok(r)) => r,
@@ -171,12 +170,11 @@ async fn run(
                 watch = None;
                 events = None;
                 pending.clear();
-                depth_due = false;
-                revision = exchange.book_revision(&symbol);
-                if revision.is_none() {
+                updates = exchange.depth_updates(&symbol);
+                let Some(published) = updates.as_mut() else {
                     pending.push_back(FeedMessage::Refused(format!("there is no market {symbol}")));
                     continue;
-                }
+                };
                 // Too far back to replay: start over from a snapshot.
                 let from = from.filter(|p| exchange.tail().bytes_behind(*p) <= limits.replay_bytes);
                 let position = match from {
@@ -184,7 +182,7 @@ async fn run(
                     None => {
                         let Some(snapshot) = exchange.snapshot(&symbol) else { return };
                         let position = snapshot.position;
-                        pending.push_back(FeedMessage::Snapshot(snapshot));
+                        pending.push_back(FeedMessage::Snapshot(Box::new(snapshot)));
                         position
                     }
                 };
@@ -192,9 +190,15 @@ async fn run(
                 events = Some(reader.into_stream());
                 let w = watch.insert(Watch { symbol, position });
                 // Say at once that the link is up and where it stands.
-                pending.push_back(heartbeat_of(&exchange, w));
-                // A resumed page may have missed depth changes.
-                depth_due = from.is_some();
+                let update = published.borrow().clone();
+                pending.push_back(heartbeat_of(w, &update.ticker));
+                if from.is_some() {
+                    // A resumed page may have missed depth changes.
+                    sent_depth = None;
+                    published.mark_changed();
+                } else {
+                    sent_depth = Some(update.depth.clone());
+                }
             }
             permit = tx.reserve(), if !idle => {
                 let Ok(permit) = permit else { return };
@@ -219,34 +223,24 @@ async fn run(
                     }
                 }
             }
-            () = book_changed(&mut revision), if !depth_due => depth_due = true,
-            () = tokio::time::sleep_until(depth_at), if depth_due && idle => {
-                depth_due = false;
-                depth_at = tokio::time::Instant::now() + DEPTH_EVERY;
-                if let Some(r) = revision.as_mut() {
-                    r.borrow_and_update();
+            () = published(&mut updates), if idle => {
+                let (Some(w), Some(u)) = (watch.as_ref(), updates.as_mut()) else { continue };
+                let update = u.borrow_and_update().clone();
+                if !sent_depth.as_ref().is_some_and(|d| Arc::ptr_eq(d, &update.depth)) {
+                    let depth = update.depth.clone();
+                    pending.push_back(FeedMessage::Depth { symbol: w.symbol.clone(), depth: depth.clone() });
+                    sent_depth = Some(depth);
                 }
-                if let Some(w) = watch.as_ref()
-                    && let Some(depth) = exchange.shared_depth(&w.symbol)
-                {
-                    pending.push_back(FeedMessage::Depth { symbol: w.symbol.clone(), depth });
-                    // The ticker moves with the book's trades too.
-                    pending.push_back(heartbeat_of(&exchange, w));
-                }
-            }
-            _ = heartbeat.tick(), if idle => {
-                if let Some(w) = watch.as_ref() {
-                    pending.push_back(heartbeat_of(&exchange, w));
-                }
+                pending.push_back(heartbeat_of(w, &update.ticker));
             }
         }
     }
 }
 
-fn heartbeat_of(exchange: &Exchange, w: &Watch) -> FeedMessage {
+fn heartbeat_of(w: &Watch, ticker: &Arc<TickerView>) -> FeedMessage {
     FeedMessage::Heartbeat {
         symbol: w.symbol.clone(),
         position: w.position,
-        ticker: exchange.ticker(&w.symbol).unwrap_or_default(),
+        ticker: ticker.clone(),
     }
 }

@@ -225,6 +225,47 @@ async fn depth_and_heartbeats_follow_the_book() {
     );
 }
 
+#[tokio::test]
+async fn depth_goes_out_again_only_when_the_page_may_lack_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = exchange(dir.path()).await;
+    let a = trader(&x, "alice").await;
+    x.place(a, "BTC-USD", limit(orderbook::Side::Sell, 101, "0.5"))
+        .await
+        .unwrap();
+    // Once that order's depth is published, the book is quiet.
+    let published = x.depth_updates("BTC-USD").unwrap();
+    while published.borrow().depth.asks.is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A new page has the depth in its snapshot: the next update (the
+    // heartbeat's, the book unchanged) brings it no second copy.
+    let mut page = Feed::open(&x);
+    page.watch("BTC-USD", None).await;
+    let FeedMessage::Snapshot(snapshot) = page.next().await else {
+        panic!("a snapshot first")
+    };
+    assert_eq!(snapshot.depth.asks.len(), 1);
+    let FeedMessage::Heartbeat { .. } = page.next().await else {
+        panic!("the heartbeat saying the link is up")
+    };
+    match page.next().await {
+        FeedMessage::Heartbeat { .. } => {}
+        other => panic!("only a heartbeat while the book is quiet, got {other:?}"),
+    }
+    // A page resuming from there may have missed changes: depth at once.
+    let from = snapshot.position.expect("the order's event has a position");
+    let mut resumed = Feed::open(&x);
+    resumed.watch("BTC-USD", Some(from)).await;
+    let FeedMessage::Heartbeat { .. } = resumed.next().await else {
+        panic!("a resumed page gets no snapshot")
+    };
+    match resumed.next().await {
+        FeedMessage::Depth { depth, .. } => assert_eq!(depth.asks.len(), 1),
+        other => panic!("the depth first, got {other:?}"),
+    }
+}
+
 fn store_stats(x: &Exchange) -> StoreStats {
     x.stats()
         .store
@@ -294,6 +335,10 @@ async fn a_feed_ends_its_reader_when_the_browser_leaves() {
         feeds.push(feed);
     }
     wait_for_readers(&x, base + 5).await;
+    assert_eq!(
+        viewers(&x),
+        [("BTC-USD".to_string(), 5), ("ETH-USD".to_string(), 0)]
+    );
     feeds.truncate(2);
     wait_for_readers(&x, base + 2).await;
     // Closing only the request half also ends the feed.
@@ -302,6 +347,17 @@ async fn a_feed_ends_its_reader_when_the_browser_leaves() {
     wait_for_readers(&x, base + 1).await;
     drop(feeds);
     wait_for_readers(&x, base).await;
+    // Nothing of any feed is left: no reader, no follower of the depth.
+    assert_eq!(
+        viewers(&x),
+        [("BTC-USD".to_string(), 0), ("ETH-USD".to_string(), 0)]
+    );
+}
+
+/// Each market's viewers, as the exchange counts them.
+fn viewers(x: &Exchange) -> Vec<(String, usize)> {
+    let markets = x.stats().markets.into_iter();
+    markets.map(|m| (m.symbol, m.viewers)).collect()
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@
 //! browsers watch (a real EventStoreDB cluster behind several exchange
 //! servers then carries one per server, not one per viewer).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -88,7 +88,7 @@ pub struct TailEvent {
     pub event: Decoded,
     /// The trade as the tape shows it, made once here rather than by each
     /// of the viewers it goes to.
-    pub trade: Option<TradeView>,
+    pub trade: Option<Arc<TradeView>>,
 }
 
 impl TailEvent {
@@ -108,7 +108,7 @@ impl TailEvent {
             )
         };
         let trade = match &event {
-            Decoded::Book(event) => trade_view(event),
+            Decoded::Book(event) => trade_view(event).map(Arc::new),
             Decoded::Account(_) => None,
         };
         Ok(TailEvent {
@@ -140,17 +140,43 @@ pub struct Window<T> {
     first: u64,
     events: VecDeque<(FeedPosition, Arc<T>)>,
     capacity: usize,
+    /// An index of each stream that many readers follow alone (the market
+    /// streams): a reader of one goes straight to its stream's events
+    /// instead of passing over everyone else's.
+    followed: HashMap<String, Followed>,
+}
+
+/// One followed stream's events in the window.
+#[derive(Debug, Default)]
+struct Followed {
+    /// Sequence numbers of the stream's events held, oldest first.
+    seqs: VecDeque<u64>,
+    /// The sequence number of its newest event that has left the window: a
+    /// reader placed after it lost nothing of this stream when the window
+    /// moved past its place.
+    left: Option<u64>,
 }
 
 impl<T> Window<T> {
-    pub fn new(start: Option<FeedPosition>, capacity: usize) -> Window<T> {
+    /// A window of `capacity` events after `start`, with an index of each of
+    /// the `followed` streams.
+    pub fn new(start: Option<FeedPosition>, capacity: usize, followed: &[String]) -> Window<T> {
         let capacity = capacity.max(1);
         Window {
             start,
             first: 0,
             events: VecDeque::with_capacity(capacity),
             capacity,
+            followed: followed
+                .iter()
+                .map(|s| (s.clone(), Followed::default()))
+                .collect(),
         }
+    }
+
+    /// Whether `stream` has an index here.
+    pub fn follows(&self, stream: &str) -> bool {
+        self.followed.contains_key(stream)
     }
 
     /// The newest position the window knows of.
@@ -171,17 +197,28 @@ impl<T> Window<T> {
         self.first + self.events.len() as u64
     }
 
-    /// Adds the next event. An event at or before the newest is dropped:
-    /// after a resubscription the store may send again what it last sent.
-    pub fn push(&mut self, position: FeedPosition, event: T) {
+    /// Adds the next event, of `stream`. An event at or before the newest
+    /// is dropped: after a resubscription the store may send again what it
+    /// last sent.
+    pub fn push(&mut self, position: FeedPosition, stream: &str, event: T) {
         if Some(position) <= self.reached() {
             return;
         }
         if self.events.len() == self.capacity
             && let Some((oldest, _)) = self.events.pop_front()
         {
+            for f in self.followed.values_mut() {
+                if f.seqs.front() == Some(&self.first) {
+                    f.seqs.pop_front();
+                    f.left = Some(self.first);
+                }
+            }
             self.start = Some(oldest);
             self.first += 1;
+        }
+        let seq = self.end();
+        if let Some(f) = self.followed.get_mut(stream) {
+            f.seqs.push_back(seq);
         }
         self.events.push_back((position, Arc::new(event)));
     }
@@ -219,6 +256,33 @@ impl<T> Window<T> {
     }
 }
 
+impl<T> Window<T> {
+    /// [`Window::held_from`] for a reader of one followed stream, by its
+    /// index: up to `max` of the stream's events from `seq` on, passing over
+    /// every other event up to the last one kept (or to the window's end).
+    /// A place the window has moved past is kept when none of the stream's
+    /// events left with it. `None` when some did, or the stream has no
+    /// index.
+    pub fn held_of(&self, stream: &str, seq: u64, max: usize) -> Option<Held<T>> {
+        let followed = self.followed.get(stream)?;
+        if seq < self.first && followed.left.is_some_and(|left| left >= seq) {
+            return None;
+        }
+        let from = followed.seqs.partition_point(|&s| s < seq);
+        let kept: Vec<u64> = followed.seqs.iter().skip(from).take(max).copied().collect();
+        let next = match kept.last() {
+            Some(&last) if kept.len() == max => last + 1,
+            _ => self.end(),
+        };
+        let event = |seq: u64| &self.events[(seq - self.first) as usize];
+        Some(Held {
+            passed: next.saturating_sub(seq),
+            last: (next > seq.max(self.first)).then(|| event(next - 1).0),
+            kept: kept.iter().map(|&s| event(s).1.clone()).collect(),
+        })
+    }
+}
+
 /// What [`Window::held_from`] found.
 #[derive(Debug)]
 pub struct Held<T> {
@@ -236,6 +300,10 @@ pub struct LiveTail {
     window: Arc<RwLock<Window<TailEvent>>>,
     /// The window's end, for readers to wait on.
     end: watch::Sender<u64>,
+    /// The window's end as of each followed stream's newest event: a
+    /// reader of one market wakes for that market's events only, not for
+    /// every other market's and account's.
+    followed: Arc<HashMap<String, watch::Sender<u64>>>,
     /// Readers alive now.
     readers: Arc<AtomicUsize>,
 }
@@ -245,18 +313,30 @@ impl LiveTail {
     /// everything appended from here on reaches the window. Whoever loads
     /// state from the store before following the tail should read it after
     /// this returns and follow from [`LiveTail::reached`] taken first.
-    pub async fn start(client: Client) -> Result<LiveTail, StreamError> {
-        LiveTail::start_with(client, WINDOW).await
+    /// `followed` are the streams readers follow one at a time (the market
+    /// streams): the window keeps an index of each.
+    pub async fn start(client: Client, followed: Vec<String>) -> Result<LiveTail, StreamError> {
+        LiveTail::start_with(client, WINDOW, followed).await
     }
 
     /// [`LiveTail::start`] with a window of `capacity` events.
-    pub async fn start_with(client: Client, capacity: usize) -> Result<LiveTail, StreamError> {
+    pub async fn start_with(
+        client: Client,
+        capacity: usize,
+        followed: Vec<String>,
+    ) -> Result<LiveTail, StreamError> {
         let start = last_position(&client).await?;
-        let window = Arc::new(RwLock::new(Window::new(start, capacity)));
+        let window = Arc::new(RwLock::new(Window::new(start, capacity, &followed)));
         let tail = LiveTail {
             client,
             window,
             end: watch::Sender::new(0),
+            followed: Arc::new(
+                followed
+                    .into_iter()
+                    .map(|s| (s, watch::Sender::new(0)))
+                    .collect(),
+            ),
             readers: Arc::default(),
         };
         let task = tail.clone();
@@ -278,12 +358,16 @@ impl LiveTail {
 
     pub fn reader(&self, streams: Streams, from: Option<FeedPosition>) -> TailReader {
         self.readers.fetch_add(1, Ordering::Relaxed);
+        let end = match &streams {
+            Streams::Market(name) => self.followed.get(name).unwrap_or(&self.end),
+            Streams::Markets | Streams::Accounts => &self.end,
+        };
         TailReader {
+            end: end.subscribe(),
             tail: self.clone(),
             streams,
             position: from,
             seq: None,
-            end: self.end.subscribe(),
         }
     }
 
@@ -322,11 +406,15 @@ impl LiveTail {
                             }
                         };
                         let position = event.position;
+                        let followed = self.followed.get(&event.stream);
                         let end = {
                             let mut window = unpoisoned(self.window.write());
-                            window.push(position, event);
+                            window.push(position, &e.stream_id, event);
                             window.end()
                         };
+                        if let Some(followed) = followed {
+                            followed.send_replace(end);
+                        }
                         self.end.send_replace(end);
                     }
                     Ok(_) => {}
@@ -408,7 +496,15 @@ impl TailReader {
                     None => window.seq_after(self.position),
                 };
                 let wants = |e: &TailEvent| self.streams.covers(&e.stream);
-                seq.and_then(|seq| Some((seq, window.held_from(seq, PAGE, wants)?)))
+                seq.and_then(|seq| {
+                    let held = match &self.streams {
+                        Streams::Market(name) if window.follows(name) => {
+                            window.held_of(name, seq, PAGE)
+                        }
+                        _ => window.held_from(seq, PAGE, wants),
+                    };
+                    Some((seq, held?))
+                })
             };
             match taken {
                 Some((seq, held)) if held.passed > 0 => {
@@ -429,7 +525,9 @@ impl TailReader {
                 None => {
                     // Behind the window (or fell out of it): the store.
                     self.seq = None;
-                    return self.read_store().await;
+                    // Boxed: the store read's future is large, and this
+                    // one is made anew for every event a reader waits for.
+                    return Box::pin(self.read_store()).await;
                 }
             }
         }
@@ -485,14 +583,14 @@ mod tests {
 
     #[test]
     fn a_reader_goes_on_from_its_position_until_the_window_has_moved_past_it() {
-        let mut w = Window::new(Some(at(10)), 3);
+        let mut w = Window::new(Some(at(10)), 3, &[]);
         // Everything after 10 is held (nothing yet): a reader at 10 or
         // later starts at the end, one before 10 must read the store.
         assert_eq!(w.seq_after(Some(at(10))), Some(0));
         assert_eq!(w.seq_after(Some(at(9))), None);
         assert_eq!(w.seq_after(None), None);
         for c in [20, 30, 40] {
-            w.push(at(c), c);
+            w.push(at(c), "x", c);
         }
         assert_eq!(w.seq_after(Some(at(10))), Some(0));
         assert_eq!(w.seq_after(Some(at(25))), Some(1));
@@ -501,7 +599,7 @@ mod tests {
         assert_eq!(commits(w.held_from(0, 2, |_| true).unwrap()), [20, 30]);
         // A fourth event evicts the first: the window now holds what came
         // after 20; a reader at 10, or at sequence 0, has lost its place.
-        w.push(at(50), 50);
+        w.push(at(50), "x", 50);
         assert_eq!(w.seq_after(Some(at(19))), None);
         assert_eq!(w.seq_after(Some(at(10))), None);
         assert!(w.held_from(0, 10, |_| true).is_none());
@@ -512,9 +610,45 @@ mod tests {
         assert_eq!(commits(w.held_from(1, 10, |_| true).unwrap()), [30, 40, 50]);
         assert_eq!(w.seq_after(Some(at(20))), Some(1));
         // What the store sends again after a resubscription is dropped.
-        w.push(at(50), 50);
-        w.push(at(45), 45);
+        w.push(at(50), "x", 50);
+        w.push(at(45), "x", 45);
         assert_eq!((w.end(), w.reached()), (4, Some(at(50))));
+    }
+
+    #[test]
+    fn a_reader_of_a_followed_stream_goes_by_its_index_and_keeps_its_place_when_it_lost_nothing() {
+        let mut w = Window::new(Some(at(0)), 4, &["a".to_string()]);
+        assert!(w.follows("a") && !w.follows("b"));
+        // Sequence numbers 0..: a at 0 and 3, b at 1 and 2.
+        for (c, stream) in [(10, "a"), (20, "b"), (30, "b"), (40, "a")] {
+            w.push(at(c), stream, c);
+        }
+        let held = w.held_of("a", 0, 10).unwrap();
+        assert_eq!((held.passed, held.last), (4, Some(at(40))));
+        assert_eq!(commits(held), [10, 40]);
+        // At most `max`: the reader goes on right after the last one kept.
+        let held = w.held_of("a", 0, 1).unwrap();
+        assert_eq!((held.passed, held.last), (1, Some(at(10))));
+        assert_eq!(commits(held), [10]);
+        // From 1: b's two are passed over without being looked at.
+        let held = w.held_of("a", 1, 10).unwrap();
+        assert_eq!((held.passed, held.last), (3, Some(at(40))));
+        assert_eq!(commits(held), [40]);
+        // Up to date: nothing passed, nothing moved.
+        let held = w.held_of("a", 4, 10).unwrap();
+        assert_eq!((held.passed, held.last), (0, None));
+        assert!(held.kept.is_empty());
+        // Two of b's push out a's 10 and b's 20. A reader placed at 1 (after
+        // a's 10) lost only b's, so it keeps its place; one at 0 lost a's 10
+        // and must read the store.
+        w.push(at(50), "b", 50);
+        w.push(at(60), "b", 60);
+        assert!(w.held_of("a", 0, 10).is_none());
+        let held = w.held_of("a", 1, 10).unwrap();
+        assert_eq!((held.passed, held.last), (5, Some(at(60))));
+        assert_eq!(commits(held), [40]);
+        // A stream without an index has no such shortcut.
+        assert!(w.held_of("b", 2, 10).is_none());
     }
 
     fn cancelled(order_id: u64) -> eventstore::EventData {
@@ -568,7 +702,9 @@ mod tests {
         };
         // Before the tail starts: only the store has these.
         append("orderbook-BTC-USD", 0..10).await;
-        let tail = LiveTail::start_with(client.clone(), 8).await.unwrap();
+        let tail = LiveTail::start_with(client.clone(), 8, vec!["orderbook-BTC-USD".into()])
+            .await
+            .unwrap();
         let btc = || Streams::Market("orderbook-BTC-USD".into());
         let mut from_start = tail.reader(btc(), None);
         let mut live = tail.reader(btc(), tail.reached());
@@ -592,10 +728,10 @@ mod tests {
 
     #[test]
     fn an_empty_store_is_held_from_the_beginning() {
-        let mut w = Window::new(None, 2);
+        let mut w = Window::new(None, 2, &[]);
         assert_eq!(w.seq_after(None), Some(0));
         assert_eq!(w.reached(), None);
-        w.push(at(5), 5);
+        w.push(at(5), "x", 5);
         assert_eq!(w.seq_after(None), Some(0));
         assert_eq!(w.reached(), Some(at(5)));
     }

@@ -131,7 +131,7 @@ impl MarketData {
                             && let Some(event) = e.book()
                             && let Some(m) = p.markets.get_mut(event.symbol().as_str())
                         {
-                            m.add(view.clone());
+                            m.add(TradeView::clone(view));
                         }
                     }
                     p.position = progress.position;

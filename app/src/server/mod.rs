@@ -6,6 +6,7 @@
 mod accounts_task;
 mod clock;
 pub mod context;
+pub mod depth_updates;
 mod exchange;
 mod exchange_error;
 pub mod feed;
