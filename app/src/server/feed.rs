@@ -4,9 +4,11 @@
 //! from the position the browser asks for), the depth of the book the
 //! market task publishes, and heartbeats.
 //!
-//! The feed never makes the tail wait: it takes events only when the
-//! browser's queue has room, and a feed that falls behind the tail's window
-//! reads the store by itself until it catches up (see `live_tail`). A page
+//! The feed is a stream its socket polls, not a task: it takes events only
+//! as the socket takes messages, so it never makes the tail wait, and a
+//! feed that falls behind the tail's window reads the store by itself until
+//! it catches up (see `live_tail`). A live trade costs each viewer one wake
+//! of its socket's task, which finds the trade in the window. A page
 //! that resumes from further back than [`FeedLimits::replay_bytes`] is sent
 //! a fresh snapshot instead of every trade since: its chart and tape end up
 //! the same, and a crowd of pages waking from sleep does not turn into a
@@ -16,7 +18,7 @@
 //! [`DEPTH_EVERY`](super::depth_updates::DEPTH_EVERY) and at least every
 //! [`HEARTBEAT`](super::depth_updates::HEARTBEAT); a feed sends the depth
 //! only when it is not the one it sent last.
-//! The task ends as soon as the browser goes away or breaks a limit
+//! The feed ends as soon as the browser goes away or breaks a limit
 //! ([`FeedLimits`]), when it is told why.
 
 use std::collections::VecDeque;
@@ -24,10 +26,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use leptos::prelude::ServerFnError;
 use leptos::server_fn::BoxedStream;
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 
 use super::depth_updates::DepthUpdate;
 use super::exchange::Exchange;
@@ -36,35 +38,48 @@ use super::live_tail::{Progress, Streams, TailStream};
 use super::streams::{StreamError, market_stream};
 use crate::api::{DepthView, FeedMessage, FeedPosition, FeedRequest, TickerView};
 
-/// Messages queued for one browser before the feed waits for it.
-pub const QUEUE: usize = 256;
 /// The longest symbol a `Watch` may name.
 pub const MAX_SYMBOL: usize = 32;
 
 type Out = Result<FeedMessage, ServerFnError>;
 
-/// Starts the feed task for one socket and returns the stream it fills.
-/// `slot` is the socket's place among its address's sockets, held as long
-/// as the feed runs.
+/// A browser's feed, as the stream its socket sends. It does its work as
+/// the socket takes messages: no task of its own, and nothing queued
+/// beyond what the socket holds, so a browser that does not read holds
+/// nobody up and falls behind by itself.
+pub type FeedStream = BoxStream<'static, Out>;
+
+/// The feed for one socket. `slot` is the socket's place among its
+/// address's sockets, held as long as the feed lives.
 pub fn open(
     exchange: Exchange,
     requests: BoxedStream<FeedRequest, ServerFnError>,
     limits: FeedLimits,
     slot: Option<SocketSlot>,
-) -> ReceiverStream<Out> {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(async move {
-        run(exchange, requests, limits, tx).await;
-        drop(slot);
-    });
-    ReceiverStream::new(rx)
+) -> FeedStream {
+    let viewer = Viewer {
+        exchange,
+        requests,
+        rate: WatchRate::new(&limits, Instant::now()),
+        limits,
+        watch: None,
+        events: None,
+        updates: None,
+        sent_depth: None,
+        pending: VecDeque::new(),
+        ending: false,
+        _slot: slot,
+    };
+    futures::stream::unfold(viewer, |mut v| async move {
+        let message = v.next().await?;
+        Some((message, v))
+    })
+    .boxed()
 }
 
 /// A feed that only refuses: says why and closes.
-pub fn refuse(why: String) -> ReceiverStream<Out> {
-    let (tx, rx) = mpsc::channel(1);
-    let _ = tx.try_send(Ok(FeedMessage::Refused(why)));
-    ReceiverStream::new(rx)
+pub fn refuse(why: String) -> FeedStream {
+    futures::stream::iter([Ok(FeedMessage::Refused(why))]).boxed()
 }
 
 /// What the feed is watching now.
@@ -121,119 +136,142 @@ fn check(request: &FeedRequest, rate: &mut WatchRate) -> Result<(), String> {
     Ok(())
 }
 
-async fn run(
+/// One browser's subscription: what it watches, where it stands, and the
+/// messages it is to get next, in order. While anything waits in `pending`
+/// no more events are taken, so it holds one page at most.
+struct Viewer {
     exchange: Exchange,
-    mut requests: BoxedStream<FeedRequest, ServerFnError>,
+    requests: BoxedStream<FeedRequest, ServerFnError>,
     limits: FeedLimits,
-    tx: mpsc::Sender<Out>,
-) {
-    let mut rate = WatchRate::new(&limits, Instant::now());
-    let mut watch: Option<Watch> = None;
-    let mut events: Option<TailStream> = None;
-    let mut updates: Option<watch::Receiver<Arc<DepthUpdate>>> = None;
-    // The depth the browser was sent last (or has in its snapshot).
-    let mut sent_depth: Option<Arc<DepthView>> = None;
-    // What the browser is to get next, in order; while anything waits
-    // here the feed takes no more events, so this holds one page at most.
-    let mut pending: VecDeque<FeedMessage> = VecDeque::new();
-    loop {
-        while !pending.is_empty() {
-            match tx.try_reserve() {
-                Ok(permit) => permit.send(Ok(pending.pop_front().expect("not empty"))),
-                Err(mpsc::error::TrySendError::Full(())) => break,
-                Err(mpsc::error::TrySendError::Closed(())) => return,
+    rate: WatchRate,
+    watch: Option<Watch>,
+    events: Option<TailStream>,
+    updates: Option<watch::Receiver<Arc<DepthUpdate>>>,
+    /// The depth the browser was sent last (or has in its snapshot).
+    sent_depth: Option<Arc<DepthView>>,
+    pending: VecDeque<FeedMessage>,
+    /// Set once the feed has said why it ends: it ends when that is sent.
+    ending: bool,
+    /// Held as long as the feed lives.
+    _slot: Option<SocketSlot>,
+}
+
+impl Viewer {
+    /// The next message for the browser; `None` ends the feed.
+    async fn next(&mut self) -> Option<Out> {
+        loop {
+            if let Some(message) = self.pending.pop_front() {
+                return Some(Ok(message));
             }
-        }
-        let idle = pending.is_empty();
-        // In this order when several are ready: a trade waiting goes out
-        // before depth and heartbeats are worked out. A browser that has
-        // gone has closed its requests too; one that only stopped reading
-        // is noticed at the next message for it (a heartbeat at the latest).
-        tokio::select! {
-            biased;
-            request = requests.next() => {
-                let request = match request {
-                    Some(Ok(r)) => r,
-                    Some(Err(e)) => {
-                        let _ = tx.try_send(Ok(FeedMessage::Refused(unreadable(e))));
-                        return;
-                    }
+            if self.ending {
+                return None;
+            }
+            // In this order when several are ready: a request, then a trade
+            // before depth and heartbeats. (What was taken for a market
+            // before a switch still goes out; the page drops it.)
+            tokio::select! {
+                biased;
+                request = self.requests.next() => match request {
+                    Some(Ok(request)) => self.request(request),
+                    Some(Err(e)) => self.end(unreadable(e)),
                     // The browser closed its half.
-                    None => return,
-                };
-                if let Err(why) = check(&request, &mut rate) {
-                    let _ = tx.try_send(Ok(FeedMessage::Refused(why)));
-                    return;
-                }
-                let FeedRequest::Watch { symbol, from } = request;
-                // Whatever was queued for the old market is dropped.
-                watch = None;
-                events = None;
-                pending.clear();
-                updates = exchange.depth_updates(&symbol);
-                let Some(published) = updates.as_mut() else {
-                    pending.push_back(FeedMessage::Refused(format!("there is no market {symbol}")));
-                    continue;
-                };
-                // Too far back to replay: start over from a snapshot.
-                let from = from.filter(|p| exchange.tail().bytes_behind(*p) <= limits.replay_bytes);
-                let position = match from {
-                    Some(p) => Some(p),
-                    None => {
-                        let Some(snapshot) = exchange.snapshot(&symbol) else { return };
-                        let position = snapshot.position;
-                        pending.push_back(FeedMessage::Snapshot(Box::new(snapshot)));
-                        position
-                    }
-                };
-                let reader = exchange.tail().reader(Streams::Market(market_stream(&symbol)), position);
-                events = Some(reader.into_stream());
-                let w = watch.insert(Watch { symbol, position });
-                // Say at once that the link is up and where it stands.
-                let update = published.borrow().clone();
-                pending.push_back(heartbeat_of(w, &update.ticker));
-                if from.is_some() {
-                    // A resumed page may have missed depth changes.
-                    sent_depth = None;
-                    published.mark_changed();
-                } else {
-                    sent_depth = Some(update.depth.clone());
-                }
-            }
-            permit = tx.reserve(), if !idle => {
-                let Ok(permit) = permit else { return };
-                permit.send(Ok(pending.pop_front().expect("not idle")));
-            }
-            progress = next_events(&mut events), if idle => {
-                let Some(w) = watch.as_mut() else { continue };
-                match progress {
-                    Ok(progress) => {
-                        for e in &progress.events {
-                            if let Some(trade) = &e.trade {
-                                let symbol = w.symbol.clone();
-                                pending.push_back(FeedMessage::Trade { symbol, position: e.position, trade: trade.clone() });
-                            }
-                        }
-                        w.position = progress.position.or(w.position);
-                    }
-                    Err(e) => {
-                        // The store could not be read: the reader tries again.
-                        tracing::debug!("a feed's read of the store failed, retrying: {e}");
-                        tokio::time::sleep(Duration::from_millis(250)).await;
-                    }
-                }
-            }
-            () = published(&mut updates), if idle => {
-                let (Some(w), Some(u)) = (watch.as_ref(), updates.as_mut()) else { continue };
-                let update = u.borrow_and_update().clone();
-                if !sent_depth.as_ref().is_some_and(|d| Arc::ptr_eq(d, &update.depth)) {
-                    let depth = update.depth.clone();
-                    pending.push_back(FeedMessage::Depth { symbol: w.symbol.clone(), depth: depth.clone() });
-                    sent_depth = Some(depth);
-                }
-                pending.push_back(heartbeat_of(w, &update.ticker));
+                    None => return None,
+                },
+                progress = next_events(&mut self.events) => self.progress(progress).await,
+                () = published(&mut self.updates) => self.published(),
             }
         }
+    }
+
+    /// Says why the feed ends, and ends it.
+    fn end(&mut self, why: String) {
+        self.pending.clear();
+        self.pending.push_back(FeedMessage::Refused(why));
+        self.ending = true;
+    }
+
+    fn request(&mut self, request: FeedRequest) {
+        if let Err(why) = check(&request, &mut self.rate) {
+            return self.end(why);
+        }
+        let FeedRequest::Watch { symbol, from } = request;
+        self.watch = None;
+        self.events = None;
+        self.updates = self.exchange.depth_updates(&symbol);
+        let Some(published) = self.updates.as_mut() else {
+            let refused = FeedMessage::Refused(format!("there is no market {symbol}"));
+            self.pending.push_back(refused);
+            return;
+        };
+        let tail = self.exchange.tail();
+        // Too far back to replay: start over from a snapshot.
+        let from = from.filter(|p| tail.bytes_behind(*p) <= self.limits.replay_bytes);
+        let position = match from {
+            Some(p) => Some(p),
+            None => {
+                let Some(snapshot) = self.exchange.snapshot(&symbol) else {
+                    return self.end(format!("there is no market {symbol}"));
+                };
+                let position = snapshot.position;
+                self.pending
+                    .push_back(FeedMessage::Snapshot(Box::new(snapshot)));
+                position
+            }
+        };
+        let reader = tail.reader(Streams::Market(market_stream(&symbol)), position);
+        self.events = Some(reader.into_stream());
+        let w = self.watch.insert(Watch { symbol, position });
+        // Say at once that the link is up and where it stands.
+        let update = published.borrow().clone();
+        self.pending.push_back(heartbeat_of(w, &update.ticker));
+        if from.is_some() {
+            // A resumed page may have missed depth changes.
+            self.sent_depth = None;
+            published.mark_changed();
+        } else {
+            self.sent_depth = Some(update.depth.clone());
+        }
+    }
+
+    async fn progress(&mut self, progress: Result<Progress, StreamError>) {
+        let Some(w) = self.watch.as_mut() else { return };
+        match progress {
+            Ok(progress) => {
+                for e in &progress.events {
+                    if let Some(trade) = &e.trade {
+                        self.pending.push_back(FeedMessage::Trade {
+                            symbol: w.symbol.clone(),
+                            position: e.position,
+                            trade: trade.clone(),
+                        });
+                    }
+                }
+                w.position = progress.position.or(w.position);
+            }
+            Err(e) => {
+                // The store could not be read: the reader tries again.
+                tracing::debug!("a feed's read of the store failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+
+    fn published(&mut self) {
+        let (Some(w), Some(u)) = (self.watch.as_ref(), self.updates.as_mut()) else {
+            return;
+        };
+        let update = u.borrow_and_update().clone();
+        let sent = self.sent_depth.as_ref();
+        if !sent.is_some_and(|d| Arc::ptr_eq(d, &update.depth)) {
+            let depth = update.depth.clone();
+            let symbol = w.symbol.clone();
+            self.pending.push_back(FeedMessage::Depth {
+                symbol,
+                depth: depth.clone(),
+            });
+            self.sent_depth = Some(depth);
+        }
+        self.pending.push_back(heartbeat_of(w, &update.ticker));
     }
 }
 

@@ -63,7 +63,7 @@ async fn trade(x: &Exchange, symbol: &str, seller: u64, buyer: u64, n: usize) {
 
 struct Feed {
     requests: mpsc::Sender<Result<FeedRequest, ServerFnError>>,
-    messages: tokio_stream::wrappers::ReceiverStream<Result<FeedMessage, ServerFnError>>,
+    messages: super::feed::FeedStream,
 }
 
 impl Feed {
@@ -341,9 +341,12 @@ async fn a_feed_ends_its_reader_when_the_browser_leaves() {
     );
     feeds.truncate(2);
     wait_for_readers(&x, base + 2).await;
-    // Closing only the request half also ends the feed.
+    // Closing only the request half also ends the feed (its socket is
+    // waiting on it, and so drops it).
     let mut feed = feeds.pop().unwrap();
     feed.requests.close_channel();
+    while feed.messages.next().await.is_some() {}
+    drop(feed);
     wait_for_readers(&x, base + 1).await;
     drop(feeds);
     wait_for_readers(&x, base).await;
@@ -453,9 +456,18 @@ async fn a_socket_over_its_limits_is_told_why_and_closed() {
     // Market switches beyond the burst.
     let mut feed = Feed::open(&x);
     let burst = FeedLimits::default().watch_burst;
-    for _ in 0..=burst {
-        feed.watch("BTC-USD", None).await;
-    }
+    let mut requests = feed.requests.clone();
+    tokio::spawn(async move {
+        for _ in 0..=burst {
+            let watch = FeedRequest::Watch {
+                symbol: "BTC-USD".into(),
+                from: None,
+            };
+            if requests.send(Ok(watch)).await.is_err() {
+                return;
+            }
+        }
+    });
     let mut refused = None;
     while let Some(Ok(m)) = feed.messages.next().await {
         if let FeedMessage::Refused(why) = m {
