@@ -28,23 +28,14 @@ use leptos::server_fn::ServerFn;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-fn env_list(name: &str, default: &str) -> Vec<u64> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect()
-}
+mod figures;
+use figures::{env_list, percentile};
 
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// A process's resident memory in bytes and CPU time so far, from /proc.

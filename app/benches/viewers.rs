@@ -34,15 +34,10 @@ use orderbook::{AccountId, Side};
 use rust_decimal::Decimal;
 use tokio::task::JoinHandle;
 
-const SYMBOL: &str = "BTC-USD";
+mod figures;
+use figures::{env_list, percentile};
 
-fn env_list(name: &str, default: &str) -> Vec<usize> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect()
-}
+const SYMBOL: &str = "BTC-USD";
 
 fn order(side: Side) -> OrderRequest {
     OrderRequest {
@@ -54,10 +49,6 @@ fn order(side: Side) -> OrderRequest {
         time_in_force: None,
         post_only: false,
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// This process's resident memory, in bytes.
@@ -344,18 +335,15 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let trades = env_list("TRADES", "100")[0] as u64;
-    let every = Duration::from_millis(env_list("EVERY_MS", "5")[0] as u64);
-    let backlog = env_list("BACKLOG", "0")[0] as u64;
-    let resumers = env_list("RESUMERS", "0")[0];
+    let trades: u64 = env_list("TRADES", "100")[0];
+    let every = Duration::from_millis(env_list("EVERY_MS", "5")[0]);
+    let backlog: u64 = env_list("BACKLOG", "0")[0];
+    let resumers: usize = env_list("RESUMERS", "0")[0];
     let default_bound = FeedLimits::default().replay_bytes.to_string();
-    let replay_bytes: Vec<u64> = env_list("REPLAY_BYTES", &default_bound)
-        .into_iter()
-        .map(|b| b as u64)
-        .collect();
+    let replay_bytes: Vec<u64> = env_list("REPLAY_BYTES", &default_bound);
     // A fresh exchange for each viewer count, so one count's freed memory
     // does not hide the next one's growth.
-    for viewers in env_list("VIEWERS", "1000,10000") {
+    for viewers in env_list::<usize>("VIEWERS", "1000,10000") {
         runtime.block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let settings = Settings::load(std::path::Path::new(concat!(

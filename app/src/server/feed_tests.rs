@@ -363,31 +363,37 @@ fn viewers(x: &Exchange) -> Vec<(String, usize)> {
     markets.map(|m| (m.symbol, m.viewers)).collect()
 }
 
+/// The beginning of the store, where a page that has seen nothing resumes.
+const START: FeedPosition = FeedPosition {
+    commit: 0,
+    prepare: 0,
+};
+
+/// An exchange restarted after 30 trades between its two traders, so its
+/// tail's window holds none of them.
+async fn restarted_after_30_trades(
+    dir: &std::path::Path,
+) -> (Exchange, orderbook::AccountId, orderbook::AccountId) {
+    let x = exchange(dir).await;
+    let (a, b) = (trader(&x, "alice").await, trader(&x, "bob").await);
+    trade(&x, "BTC-USD", a, b, 30).await;
+    x.stop().await;
+    (exchange(dir).await, a, b)
+}
+
 #[tokio::test]
 async fn a_feed_far_behind_reads_the_store_and_joins_the_tail_with_no_gap_or_duplicate() {
     let dir = tempfile::tempdir().unwrap();
-    let x = exchange(dir.path()).await;
-    let (a, b) = (trader(&x, "alice").await, trader(&x, "bob").await);
     // A page resumes from the very beginning of the store while trading
-    // goes on, on a server started after the first 30 trades (so its
-    // tail's window holds none of them): it reads the store, reaches the
-    // window, and takes the rest live.
-    trade(&x, "BTC-USD", a, b, 30).await;
-    x.stop().await;
-    let x = exchange(dir.path()).await;
+    // goes on: it reads the store, reaches the window, and takes the rest
+    // live.
+    let (x, a, b) = restarted_after_30_trades(dir.path()).await;
     let trading = tokio::spawn({
         let x = x.clone();
         async move { trade(&x, "BTC-USD", a, b, 50).await }
     });
     let mut feed = Feed::open(&x);
-    feed.watch(
-        "BTC-USD",
-        Some(FeedPosition {
-            commit: 0,
-            prepare: 0,
-        }),
-    )
-    .await;
+    feed.watch("BTC-USD", Some(START)).await;
     let got = feed.trades(80).await;
     trading.await.unwrap();
     let ids: Vec<u64> = got.iter().map(|t| t.1).collect();
@@ -398,21 +404,12 @@ async fn a_feed_far_behind_reads_the_store_and_joins_the_tail_with_no_gap_or_dup
 #[tokio::test]
 async fn a_page_resuming_from_further_back_than_the_replay_bound_gets_a_fresh_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let x = exchange(dir.path()).await;
-    let (a, b) = (trader(&x, "alice").await, trader(&x, "bob").await);
-    trade(&x, "BTC-USD", a, b, 30).await;
-    x.stop().await;
-    // Restarted, so the window holds none of the 30 trades; the market
-    // data has read them back.
-    let x = exchange(dir.path()).await;
+    // The market data has read the 30 trades back.
+    let (x, a, b) = restarted_after_30_trades(dir.path()).await;
     while x.snapshot("BTC-USD").unwrap().trades.len() < 30 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let start = FeedPosition {
-        commit: 0,
-        prepare: 0,
-    };
-    let behind = x.tail().bytes_behind(start);
+    let behind = x.tail().bytes_behind(START);
     assert!(behind > 0);
     // Within the bound: every trade again (as the test above shows at
     // length); one byte short of the distance: a snapshot of now instead.
@@ -421,7 +418,7 @@ async fn a_page_resuming_from_further_back_than_the_replay_bound_gets_a_fresh_sn
         ..FeedLimits::default()
     };
     let mut feed = Feed::open_with(&x, within);
-    feed.watch("BTC-USD", Some(start)).await;
+    feed.watch("BTC-USD", Some(START)).await;
     let ids: Vec<u64> = feed.trades(30).await.iter().map(|t| t.1).collect();
     assert_eq!(ids, (1..=30).collect::<Vec<_>>());
     let beyond = FeedLimits {
@@ -429,7 +426,7 @@ async fn a_page_resuming_from_further_back_than_the_replay_bound_gets_a_fresh_sn
         ..FeedLimits::default()
     };
     let mut feed = Feed::open_with(&x, beyond);
-    feed.watch("BTC-USD", Some(start)).await;
+    feed.watch("BTC-USD", Some(START)).await;
     let FeedMessage::Snapshot(snapshot) = feed.next().await else {
         panic!("a snapshot first")
     };
