@@ -5,9 +5,12 @@
 //!
 //! The exchange runs with its embedded store; N viewer feeds (each with its
 //! own reader of the server's one live subscription, exactly as a
-//! browser's websocket gets) watch BTC-USD and two traders cross orders.
-//! Latency runs from the moment the crossing order is sent to the moment a
-//! viewer's feed yields the trade.
+//! browser's websocket gets) watch BTC-USD and two traders cross orders
+//! there, while the simulator's bots trade every other market (so the
+//! engine, the store, the accounts task and the tail carry the demo's
+//! load; BTC-USD is left to the two traders so every trade the viewers get
+//! is one whose sending time is known). Latency runs from the moment the
+//! crossing order is sent to the moment a viewer's feed yields the trade.
 //!
 //! ```sh
 //! VIEWERS=1000,10000,50000 TRADES=10 EVERY_MS=1000 cargo bench -p app --features ssr --bench viewers
@@ -15,7 +18,8 @@
 //! ```
 //!
 //! Defaults: VIEWERS=1000,10000, TRADES=100, EVERY_MS=5 (the pause after
-//! each trade), BACKLOG=0 (events of history written to BTC-USD before the
+//! each trade), SIMULATE_MS=250 (how often the bots act, as the demo's
+//! `--simulate-every-ms`; 0: no bots), BACKLOG=0 (events of history written to BTC-USD before the
 //! exchange starts), RESUMERS=0, REPLAY_BYTES (the resumers' replay bound,
 //! `FeedLimits::replay_bytes`; a list measures each). Each viewer count
 //! gets a fresh exchange; with resumers it is measured alone, then while
@@ -339,6 +343,7 @@ fn main() {
     let every = Duration::from_millis(env_list("EVERY_MS", "5")[0]);
     let backlog: u64 = env_list("BACKLOG", "0")[0];
     let resumers: usize = env_list("RESUMERS", "0")[0];
+    let simulate_ms: u64 = env_list("SIMULATE_MS", "250")[0];
     let default_bound = FeedLimits::default().replay_bytes.to_string();
     let replay_bytes: Vec<u64> = env_list("REPLAY_BYTES", &default_bound);
     // A fresh exchange for each viewer count, so one count's freed memory
@@ -354,6 +359,12 @@ fn main() {
             if backlog > 0 {
                 write_history(&dir.path().join("events"), &settings, backlog).await;
             }
+            let simulated: Vec<_> = settings
+                .markets
+                .iter()
+                .filter(|m| m.symbol.as_str() != SYMBOL)
+                .cloned()
+                .collect();
             let x = Exchange::start(
                 settings,
                 Connection::Embedded {
@@ -367,6 +378,10 @@ fn main() {
                 buyer: trader(&x, "buyer").await,
             };
             settled(&x).await;
+            let bots = (simulate_ms > 0).then(|| {
+                let every = Duration::from_millis(simulate_ms);
+                app::server::simulator::start(x.clone(), simulated, every)
+            });
             let mut run = Run {
                 viewers,
                 trades,
@@ -379,6 +394,9 @@ fn main() {
             for bytes in replay_bytes.iter().filter(|_| resumers > 0) {
                 run.limits.replay_bytes = *bytes;
                 measure(&x, &t, &run).await;
+            }
+            if let Some(bots) = bots {
+                bots.abort();
             }
             x.stop().await;
         });

@@ -363,6 +363,31 @@ fn viewers(x: &Exchange) -> Vec<(String, usize)> {
     markets.map(|m| (m.symbol, m.viewers)).collect()
 }
 
+#[tokio::test]
+async fn a_slow_viewer_holds_up_nobody_and_misses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = exchange(dir.path()).await;
+    let (a, b) = (trader(&x, "alice").await, trader(&x, "bob").await);
+    let mut slow = Feed::open(&x);
+    let mut quick = Feed::open(&x);
+    for feed in [&mut slow, &mut quick] {
+        feed.watch("BTC-USD", None).await;
+        let FeedMessage::Snapshot(_) = feed.next().await else {
+            panic!("a snapshot first")
+        };
+    }
+    // The slow page reads nothing while 100 trades are made, more than
+    // its socket would hold: the trading and the quick page go on.
+    trade(&x, "BTC-USD", a, b, 100).await;
+    let quick_ids: Vec<u64> = quick.trades(100).await.iter().map(|t| t.1).collect();
+    assert_eq!(quick_ids, (1..=100).collect::<Vec<_>>());
+    // When it reads again it gets every one of them, in order, once.
+    let got = slow.trades(100).await;
+    let ids: Vec<u64> = got.iter().map(|t| t.1).collect();
+    assert_eq!(ids, (1..=100).collect::<Vec<_>>());
+    assert!(got.windows(2).all(|w| w[0].2 < w[1].2));
+}
+
 /// The beginning of the store, where a page that has seen nothing resumes.
 const START: FeedPosition = FeedPosition {
     commit: 0,
