@@ -17,13 +17,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::clock::now_ms;
-use super::exchange::DEPTH_LEVELS;
 use super::market_data::MarketData;
 use super::market_task::MarketHandle;
 use super::supervise::supervise;
 use super::views::depth_view;
 use crate::api::{DepthView, TickerView};
 
+/// Price levels shown per side of the depth view.
+pub const DEPTH_LEVELS: usize = 20;
 /// The shortest time between two publications while the book changes.
 pub const DEPTH_EVERY: Duration = Duration::from_millis(100);
 /// The longest time between two publications.

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::accounts_task::{AccountsHandle, AccountsRequest, Preloaded};
 use super::clock::{now_micros, now_ms};
-use super::depth_updates::{self, DepthUpdate, DepthUpdates};
+use super::depth_updates::{self, DEPTH_LEVELS, DepthUpdate, DepthUpdates};
 use super::exchange_error::ExchangeError;
 use super::live_tail::LiveTail;
 use super::lock::unpoisoned;
@@ -26,9 +26,6 @@ use super::settings::Settings;
 use super::streams::{StreamError, load_market, market_stream};
 use super::views::{account_view, depth_view, market_view, open_order_view};
 use crate::api::{AccountView, DepthView, MarketSnapshot, MarketView, TickerView};
-
-/// Price levels shown per side of the depth view.
-pub const DEPTH_LEVELS: usize = 20;
 
 /// Where the events live.
 #[derive(Clone, Debug)]
