@@ -1,16 +1,21 @@
 //! The market simulator: bot traders that make a fresh install look alive.
 //!
 //! Off by default (`--simulate`). A handful of bot accounts quote both sides
-//! of every market around a mid price that wanders, and now and then take
-//! liquidity, so trades print and the chart moves. Bots go through the same
-//! path as people (reservations, the market tasks, settlement), so they can
-//! never do what a trader could not; an order refused for funds is skipped.
+//! of every market around the book, and now and then take liquidity, so
+//! trades print and the chart moves. Their mid follows the book (the middle
+//! of the best bid and ask; the last trade, or the one side there is, when a
+//! side is empty) and wanders a little from it; a quote goes to the side
+//! with fewer levels, and never crosses the other side's best price, so a
+//! person's resting order is not swept by every "passive" quote and both
+//! sides stay populated. Bots go through the same path as people
+//! (reservations, the market tasks, settlement), so they can never do what a
+//! trader could not; an order refused for funds is skipped.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use orderbook::sim::Rng;
-use orderbook::{AccountId, Market, OrderId, OrderType, Side};
+use orderbook::{AccountId, Book, Market, OrderId, OrderType, Side};
 use rust_decimal::Decimal;
 
 use super::exchange::Exchange;
@@ -19,7 +24,9 @@ use super::market_task::OrderRequest;
 /// How many bots trade.
 pub const BOTS: usize = 6;
 /// Orders a bot leaves resting per market before it cancels its oldest.
-const RESTING: usize = 6;
+const RESTING: usize = 8;
+/// Levels per side the bots look at to choose the side to quote.
+const LEVELS: usize = 12;
 
 /// Where each market's price starts when it has never traded.
 fn opening_price(market: &Market) -> Decimal {
@@ -103,13 +110,23 @@ async fn step(
 ) {
     let symbol = market.symbol.as_str();
     let tick = market.spec.tick_size;
-    // The mid wanders by up to ±0.05 % a step.
+    let Some(book) = exchange.book(symbol) else {
+        return;
+    };
+    let last = exchange
+        .ticker(symbol)
+        .and_then(|t| t.last)
+        .and_then(|p| p.parse().ok());
+    // Around the book, wandering by up to ±0.05 % from it.
     let drift = Decimal::from(rng.below(11) as i64 - 5) / Decimal::from(10_000);
-    *mid = (*mid * (Decimal::ONE + drift) / tick).round() * tick;
-    let side = if rng.chance(50) {
-        Side::Buy
-    } else {
-        Side::Sell
+    let around = book_mid(&book, last).unwrap_or(*mid);
+    *mid = (around * (Decimal::ONE + drift) / tick).round() * tick;
+    let depth = book.depth(LEVELS);
+    let side = match depth.bids.len().cmp(&depth.asks.len()) {
+        std::cmp::Ordering::Less => Side::Buy,
+        std::cmp::Ordering::Greater => Side::Sell,
+        std::cmp::Ordering::Equal if rng.chance(50) => Side::Buy,
+        std::cmp::Ordering::Equal => Side::Sell,
     };
     let lots = 1 + rng.below(40);
     let quantity = market.spec.min_quantity * Decimal::from(lots);
@@ -129,9 +146,17 @@ async fn step(
         let away = tick
             * Decimal::from(1 + rng.below(40))
             * (*mid / Decimal::from(1_000)).round().max(Decimal::ONE);
+        // Passive: `away` (at least a tick) from the mid, or from the other
+        // side's best price when the mid has come to or past it.
         let price = match side {
-            Side::Buy => *mid - away,
-            Side::Sell => *mid + away,
+            Side::Buy => match book.best_ask() {
+                Some(ask) => (*mid).min(ask.price) - away,
+                None => *mid - away,
+            },
+            Side::Sell => match book.best_bid() {
+                Some(bid) => (*mid).max(bid.price) + away,
+                None => *mid + away,
+            },
         };
         if price <= Decimal::ZERO {
             return;
@@ -157,5 +182,17 @@ async fn step(
             // Already filled or cancelled is fine.
             let _ = exchange.cancel(owner, symbol, id).await;
         }
+    }
+}
+
+/// The price the bots quote around: the middle of the best bid and ask;
+/// with one side empty, the last trade (or that side's best price); with
+/// an empty book, the last trade. `None` for an empty book that never
+/// traded.
+fn book_mid(book: &Book, last: Option<Decimal>) -> Option<Decimal> {
+    match (book.best_bid(), book.best_ask()) {
+        (Some(bid), Some(ask)) => Some((bid.price + ask.price) / Decimal::TWO),
+        (Some(one), None) | (None, Some(one)) => Some(last.unwrap_or(one.price)),
+        (None, None) => last,
     }
 }

@@ -800,6 +800,54 @@ async fn the_simulator_makes_a_market_that_keeps_every_rule() {
     check_store(&s).await;
 }
 
+/// The bots quote around the book, not around a price of their own: a
+/// person's ask far below where they started (which every bot bid used to
+/// cross, leaving no bids for minutes) becomes the price they quote under,
+/// and both sides of every market fill up to at least 10 levels.
+#[tokio::test]
+async fn the_simulator_keeps_both_sides_of_every_book_deep_around_a_persons_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let token = s.exchange.sign_up("carol", "correct horse").await.unwrap();
+    let carol = s.exchange.account_for(&token).unwrap();
+    s.exchange.claim_faucet(carol).await.unwrap();
+    let ask = OrderRequest {
+        side: orderbook::Side::Sell,
+        order_type: orderbook::OrderType::Limit,
+        price: Some(d("29000")),
+        quantity: Some(d("1")),
+        quote_amount: None,
+        time_in_force: None,
+        post_only: false,
+    };
+    s.exchange.place(carol, "BTC-USD", ask).await.unwrap();
+    let bots = simulator::start(
+        s.exchange.clone(),
+        settings().markets,
+        std::time::Duration::from_millis(5),
+    );
+    let levels = |symbol: &str| {
+        let depth = s.exchange.depth(symbol).unwrap();
+        (depth.bids.len(), depth.asks.len())
+    };
+    let deep = |(bids, asks): (usize, usize)| bids >= 10 && asks >= 10;
+    for _ in 0..500 {
+        if deep(levels("BTC-USD")) && deep(levels("ETH-USD")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    bots.abort();
+    for symbol in ["BTC-USD", "ETH-USD"] {
+        assert!(deep(levels(symbol)), "{symbol}: {:?}", levels(symbol));
+    }
+    // Carol's ask is the best, or below it: the bots bid under it.
+    let book = s.exchange.book("BTC-USD").unwrap();
+    assert!(book.best_bid().unwrap().price < d("29000"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    check_store(&s).await;
+}
+
 /// A settlement that cannot be written pauses its market instead of being
 /// skipped: the trade stays owed, no later trade of that market is settled
 /// before it, the market's traders are told it is paused, and the other
