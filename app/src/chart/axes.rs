@@ -19,13 +19,15 @@ pub struct Axes {
 }
 
 impl Axes {
-    /// Axes that hold the given candles with some room to grow.
+    /// Axes that hold the given candles with some room to grow. The time
+    /// axis is always [`VISIBLE`] candles wide and ends [`HEADROOM`] slots
+    /// after the latest, so the latest sits near the right edge however
+    /// few candles a young market has (older ones come in from the left).
     pub fn around(candles: &[Candle], interval: Interval) -> Option<Axes> {
-        let first = candles.first()?;
         let last = candles.last()?;
         let step = interval.millis() as f64;
-        let x0 = first.start_ms as f64 - step;
         let x1 = last.start_ms as f64 + step * (HEADROOM as f64 + 1.0);
+        let x0 = x1 - step * (VISIBLE + HEADROOM + 1) as f64;
         let low = candles.iter().map(|c| c.low).fold(f64::MAX, f64::min);
         let high = candles.iter().map(|c| c.high).fold(f64::MIN, f64::max);
         let pad = ((high - low) * 0.08).max(high.abs() * 0.001).max(1e-9);
@@ -46,5 +48,43 @@ impl Axes {
             && c.low >= self.y.0
             && c.high <= self.y.1
             && c.volume <= self.volume_max
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candle(start_ms: u64) -> Candle {
+        Candle {
+            start_ms,
+            open: 10.0,
+            high: 11.0,
+            low: 9.0,
+            close: 10.5,
+            volume: 1.0,
+        }
+    }
+
+    /// Where a candle's start falls across the time axis, 0 to 1.
+    fn across(axes: &Axes, c: &Candle) -> f64 {
+        (c.start_ms as f64 - axes.x.0) / (axes.x.1 - axes.x.0)
+    }
+
+    #[test]
+    fn the_latest_candle_sits_at_the_right_however_few_there_are() {
+        let minute = Interval::M1.millis();
+        let one = [candle(100 * minute)];
+        let axes = Axes::around(&one, Interval::M1).unwrap();
+        let right = across(&axes, &one[0]);
+        assert!(right > 0.85 && right < 1.0, "{right}");
+        assert!(axes.holds(&one[0], Interval::M1));
+        // A full chart: the same place for the latest, the first of the
+        // VISIBLE at the left edge, and the next candle still fits.
+        let full: Vec<Candle> = (0..VISIBLE as u64).map(|i| candle(i * minute)).collect();
+        let axes = Axes::around(&full, Interval::M1).unwrap();
+        assert!((across(&axes, full.last().unwrap()) - right).abs() < 1e-9);
+        assert!(full.iter().all(|c| axes.holds(c, Interval::M1)));
+        assert!(axes.holds(&candle(VISIBLE as u64 * minute), Interval::M1));
     }
 }
