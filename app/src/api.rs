@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::candles::Series;
+use crate::candles::{Candle, Series};
 
 /// A position in the event store's `$all`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -64,6 +64,15 @@ pub struct TickerView {
     pub high: Option<f64>,
     pub low: Option<f64>,
     pub volume: f64,
+}
+
+/// Older candles of one market and interval, for a chart scrolled back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CandleHistory {
+    /// Oldest first, each starting before the time asked for.
+    pub candles: Vec<Candle>,
+    /// Whether the market has candles older than these.
+    pub earlier: bool,
 }
 
 /// Everything a market page shows, as of `position`.

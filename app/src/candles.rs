@@ -14,21 +14,42 @@ pub enum Interval {
     M1,
     #[serde(rename = "5m")]
     M5,
+    #[serde(rename = "15m")]
+    M15,
     #[serde(rename = "1h")]
     H1,
+    #[serde(rename = "4h")]
+    H4,
     #[serde(rename = "1d")]
     D1,
+    #[serde(rename = "1w")]
+    W1,
 }
 
+/// Milliseconds from the Unix epoch (a Thursday) to the Monday after it:
+/// weeks start on Monday, 00:00 UTC, as on other exchanges.
+const FIRST_MONDAY_MS: u64 = 4 * 86_400_000;
+
 impl Interval {
-    pub const ALL: [Interval; 4] = [Interval::M1, Interval::M5, Interval::H1, Interval::D1];
+    pub const ALL: [Interval; 7] = [
+        Interval::M1,
+        Interval::M5,
+        Interval::M15,
+        Interval::H1,
+        Interval::H4,
+        Interval::D1,
+        Interval::W1,
+    ];
 
     pub fn millis(self) -> u64 {
         match self {
             Interval::M1 => 60_000,
             Interval::M5 => 300_000,
+            Interval::M15 => 900_000,
             Interval::H1 => 3_600_000,
+            Interval::H4 => 14_400_000,
             Interval::D1 => 86_400_000,
+            Interval::W1 => 604_800_000,
         }
     }
 
@@ -36,8 +57,11 @@ impl Interval {
         match self {
             Interval::M1 => "1m",
             Interval::M5 => "5m",
+            Interval::M15 => "15m",
             Interval::H1 => "1h",
+            Interval::H4 => "4h",
             Interval::D1 => "1d",
+            Interval::W1 => "1w",
         }
     }
 
@@ -45,9 +69,14 @@ impl Interval {
         Interval::ALL.into_iter().find(|i| i.label() == label)
     }
 
-    /// The start of the interval a time falls in.
+    /// The start of the interval a time falls in (UTC; a week from Monday).
     pub fn start(self, at_ms: u64) -> u64 {
-        at_ms - at_ms % self.millis()
+        let offset = match self {
+            Interval::W1 => self.millis() - FIRST_MONDAY_MS,
+            _ => 0,
+        };
+        let shifted = at_ms + offset;
+        (shifted - shifted % self.millis()).saturating_sub(offset)
     }
 }
 
@@ -89,6 +118,16 @@ impl Series {
             candles: Vec::new(),
             capacity,
         }
+    }
+
+    /// Puts older candles (oldest first) before the first one held; those
+    /// not older than it are left out. The series grows to hold them.
+    pub fn prepend(&mut self, older: &[Candle]) -> usize {
+        let first = self.candles.first().map_or(u64::MAX, |c| c.start_ms);
+        let keep = older.partition_point(|c| c.start_ms < first);
+        self.candles.splice(0..0, older[..keep].iter().copied());
+        self.capacity = self.capacity.max(self.candles.len());
+        keep
     }
 
     /// Adds one trade.
@@ -149,5 +188,44 @@ mod tests {
         assert_eq!(s.add(360_000, 11.0, 1.0), Change::Added);
         assert_eq!(s.candles.len(), 2);
         assert_eq!(Interval::from_label("1h"), Some(Interval::H1));
+        // Older candles go in front, and the series keeps them all.
+        let older = [
+            Candle {
+                start_ms: 0,
+                ..s.candles[0]
+            },
+            s.candles[0],
+        ];
+        assert_eq!(s.prepend(&older), 1);
+        assert_eq!(s.candles.len(), 3);
+        assert_eq!(s.candles[0].start_ms, 0);
+        assert_eq!(s.add(420_000, 11.0, 1.0), Change::Added);
+        assert_eq!(s.candles.len(), 3);
+        assert_eq!(s.candles[0].start_ms, 300_000);
+    }
+
+    #[test]
+    fn every_interval_cuts_time_on_its_own_boundaries() {
+        // 2026-12-02 (a Wednesday) 14:41:07.5 UTC.
+        let at = 1_796_222_467_500;
+        let day = 1_796_169_600_000;
+        assert_eq!(Interval::M15.start(at), day + 14 * 3_600_000 + 30 * 60_000);
+        assert_eq!(Interval::H4.start(at), day + 12 * 3_600_000);
+        assert_eq!(Interval::D1.start(at), day);
+        // The week began on Monday 2026-11-30.
+        assert_eq!(Interval::W1.start(at), day - 2 * 86_400_000);
+        assert_eq!(
+            Interval::W1.start(day - 2 * 86_400_000),
+            day - 2 * 86_400_000
+        );
+        assert_eq!(
+            Interval::W1.start(day - 2 * 86_400_000 - 1),
+            day - 9 * 86_400_000
+        );
+        for i in Interval::ALL {
+            assert_eq!(Interval::from_label(i.label()), Some(i));
+            assert_eq!(i.start(i.start(at)), i.start(at));
+            assert!(i.start(at) <= at && at - i.start(at) < i.millis());
+        }
     }
 }

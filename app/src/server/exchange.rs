@@ -25,7 +25,8 @@ use super::session;
 use super::settings::Settings;
 use super::streams::{StreamError, load_market, market_stream};
 use super::views::{account_view, depth_view, market_view, open_order_view};
-use crate::api::{AccountView, DepthView, MarketSnapshot, MarketView, TickerView};
+use crate::api::{AccountView, CandleHistory, DepthView, MarketSnapshot, MarketView, TickerView};
+use crate::candles::Interval;
 
 /// Where the events live.
 #[derive(Clone, Debug)]
@@ -371,19 +372,23 @@ impl Exchange {
                 symbol: symbol.to_string(),
                 position,
                 trades: tape.trades.iter().rev().take(50).cloned().collect(),
-                series: tape
-                    .series
-                    .iter()
-                    .map(|s| {
-                        let mut s = s.clone();
-                        let skip = s.candles.len().saturating_sub(CANDLES_SENT);
-                        s.candles.drain(..skip);
-                        s
-                    })
-                    .collect(),
+                series: tape.recent(CANDLES_SENT),
                 ticker: tape.ticker(now_ms()),
                 depth,
             })
+    }
+
+    /// Up to `limit` candles of a market that start before `before_ms`.
+    pub fn candles_before(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        before_ms: u64,
+        limit: usize,
+    ) -> Option<CandleHistory> {
+        self.0
+            .market_data
+            .read(symbol, |tape, _| tape.history(interval, before_ms, limit))
     }
 
     /// The book of a market as of its last append.

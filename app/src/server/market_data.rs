@@ -12,21 +12,15 @@ use super::live_tail::{LiveTail, Streams};
 use super::lock::unpoisoned;
 use super::supervise::supervise;
 use super::views::ticker_view;
-use crate::api::{FeedPosition, TickerView, TradeView};
-use crate::candles::{Interval, Series};
+use crate::api::{CandleHistory, FeedPosition, TickerView, TradeView};
+use crate::candles::{Candle, Interval, Series};
 
 /// Trades kept per market for the tape.
 pub const TRADES_KEPT: usize = 100;
 /// Candles a page receives per interval.
 pub const CANDLES_SENT: usize = 200;
-
-fn capacity(interval: Interval) -> usize {
-    match interval {
-        // A day of minutes, for the ticker.
-        Interval::M1 => 1440,
-        _ => CANDLES_SENT,
-    }
-}
+/// The most candles one history request may ask for.
+pub const HISTORY_LIMIT: usize = 1000;
 
 /// Milliseconds in the minutes the 24-hour ticker is made of.
 const MINUTE_MS: u64 = 60_000;
@@ -36,6 +30,9 @@ const MINUTE_MS: u64 = 60_000;
 pub struct MarketTape {
     /// Oldest first.
     pub trades: VecDeque<TradeView>,
+    /// Every candle of every interval since the market's first trade: a
+    /// chart can be scrolled back to the beginning. A year of one-minute
+    /// candles is about 25 MB a market.
     pub series: Vec<Series>,
     /// The ticker last worked out and the minute it holds for. Every viewer
     /// asks for the ticker after every change of the book, and working it
@@ -50,7 +47,7 @@ impl MarketTape {
             trades: VecDeque::new(),
             series: Interval::ALL
                 .iter()
-                .map(|&i| Series::new(i, capacity(i)))
+                .map(|&i| Series::new(i, usize::MAX))
                 .collect(),
             ticker: Mutex::new(None),
         }
@@ -66,6 +63,37 @@ impl MarketTape {
         }
         self.trades.push_back(trade);
         *unpoisoned(self.ticker.get_mut()) = None;
+    }
+
+    /// The newest `limit` candles of `interval` that start before
+    /// `before_ms`.
+    pub fn history(&self, interval: Interval, before_ms: u64, limit: usize) -> CandleHistory {
+        let candles = self.candles(interval);
+        let end = candles.partition_point(|c| c.start_ms < before_ms);
+        let start = end.saturating_sub(limit);
+        CandleHistory {
+            candles: candles[start..end].to_vec(),
+            earlier: start > 0,
+        }
+    }
+
+    /// The newest `count` candles of each interval: what a page starts with.
+    pub fn recent(&self, count: usize) -> Vec<Series> {
+        self.series
+            .iter()
+            .map(|s| Series {
+                interval: s.interval,
+                candles: s.candles[s.candles.len().saturating_sub(count)..].to_vec(),
+                capacity: count,
+            })
+            .collect()
+    }
+
+    fn candles(&self, interval: Interval) -> &[Candle] {
+        self.series
+            .iter()
+            .find(|s| s.interval == interval)
+            .map_or(&[], |s| &s.candles)
     }
 
     /// The last 24 hours as of `now_ms`.

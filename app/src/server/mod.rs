@@ -29,5 +29,6 @@ mod views;
 
 pub use exchange::{Connection, Exchange, MarketStats, StartError, Stats, StoreStats};
 pub use exchange_error::ExchangeError;
+pub use market_data::HISTORY_LIMIT;
 pub use market_task::{CommandOutcome, OrderRequest};
 pub use settings::{Settings, SettingsError};

@@ -53,11 +53,11 @@ pub fn trade_view(event: &Event) -> Option<TradeView> {
 /// minutes that overlap the 24 hours before `now_ms`.
 pub fn ticker_view(minutes: &Series, last: Option<&TradeView>, now_ms: u64) -> TickerView {
     let since = now_ms.saturating_sub(86_400_000);
-    let window: Vec<_> = minutes
+    // The minutes are oldest first and may go back years: find the day's.
+    let from = minutes
         .candles
-        .iter()
-        .filter(|c| c.start_ms + 60_000 > since)
-        .collect();
+        .partition_point(|c| c.start_ms + 60_000 <= since);
+    let window = &minutes.candles[from..];
     let last_price = last.map(|t| t.amounts().0);
     let open = window.first().map(|c| c.open);
     TickerView {
