@@ -10,6 +10,7 @@
 
 pub mod account;
 pub mod api;
+pub mod book_grouping;
 pub mod candles;
 pub mod chart;
 pub mod codec;

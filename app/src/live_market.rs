@@ -168,6 +168,7 @@ pub fn Ticker(state: MarketState) -> impl IntoView {
 #[component]
 pub fn Tape(state: MarketState) -> impl IntoView {
     view! {
+        <div class="tape-scroll">
         <table class="data tape" data-testid="tape">
             <thead><tr><th>"Time"</th><th>"Price"</th><th>"Size"</th></tr></thead>
             <tbody>
@@ -182,37 +183,112 @@ pub fn Tape(state: MarketState) -> impl IntoView {
                 }).collect_view()}
             </tbody>
         </table>
+        </div>
         <p class="empty" hidden=move || !state.trades.get().is_empty()>"No trades yet."</p>
     }
 }
 
-/// Bids and asks with cumulative size, asks above bids.
+/// A price a viewer picked in the book, for the order form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevelPick {
+    pub symbol: String,
+    pub price: String,
+}
+
+/// The order book: asks above (best nearest the middle, the list
+/// scrolling inside itself), the spread and last price between, bids
+/// below; grouped by a chosen step of the market's tick. Clicking a
+/// level's price (or pressing Enter on it) picks it for the order form.
 #[component]
-pub fn DepthBook(state: MarketState) -> impl IntoView {
+pub fn DepthBook(
+    state: MarketState,
+    tick_size: Signal<String>,
+    pick: RwSignal<Option<LevelPick>>,
+) -> impl IntoView {
+    use crate::book_grouping::{BookSide, difference, group, steps};
+    let step = RwSignal::new(String::new());
+    // A new market has other steps: start again from its tick.
+    Effect::new(move |_| step.set(tick_size.get()));
+    let grouped = move |side: BookSide| {
+        let depth = state.depth.get();
+        let levels = match side {
+            BookSide::Bids => depth.bids,
+            BookSide::Asks => depth.asks,
+        };
+        group(&levels, &step.get(), side)
+    };
     let rows = move |levels: Vec<LevelView>, side: &'static str| {
         levels
             .into_iter()
-            .map(|l| view! {
-                <tr class=side><td class="num price">{l.price}</td><td class="num">{l.quantity}</td><td class="num">{l.cumulative}</td></tr>
+            .map(|l| {
+                let price = l.price.clone();
+                let label = format!("Use price {}", l.price);
+                let choose = move |_| {
+                    pick.set(Some(LevelPick {
+                        symbol: state.symbol.get_untracked(),
+                        price: price.clone(),
+                    }))
+                };
+                view! {
+                    <tr class=side>
+                        <td class="num price"><button type="button" class="level" aria-label=label on:click=choose>{l.price}</button></td>
+                        <td class="num">{l.quantity}</td><td class="num">{l.cumulative}</td>
+                    </tr>
+                }
             })
             .collect_view()
     };
+    let spread = move || {
+        let d = state.depth.get();
+        let (bid, ask) = (d.bids.first()?.price.clone(), d.asks.first()?.price.clone());
+        difference(&ask, &bid)
+    };
+    let last = move || {
+        state
+            .trades
+            .with(|t| t.first().map(|t| (t.price.clone(), t.taker_side.clone())))
+    };
+    let head = || view! { <thead><tr><th>"Price"</th><th>"Size"</th><th>"Total"</th></tr></thead> };
     view! {
-        <table class="data depth" data-testid="depth">
-            <thead><tr><th>"Price"</th><th>"Size"</th><th>"Total"</th></tr></thead>
-            <tbody class="asks">{move || rows(state.depth.get().asks.into_iter().rev().collect(), "sell")}</tbody>
-            <tbody class="bids">{move || rows(state.depth.get().bids, "buy")}</tbody>
-        </table>
+        <div class="book-tools">
+            <label for="book-step">"Group"</label>
+            <select id="book-step" data-testid="book-step" on:change=move |ev| step.set(event_target_value(&ev))>
+                {move || steps(&tick_size.get()).into_iter().map(|s| {
+                    let selected = s == step.get_untracked();
+                    view! { <option value=s.clone() selected=selected>{s.clone()}</option> }
+                }).collect_view()}
+            </select>
+        </div>
+        <div class="book" data-testid="depth">
+            <table class="data depth columns">{head()}</table>
+            <div class="book-side asks-side">
+                <table class="data depth">
+                    <tbody class="asks">{move || rows(grouped(BookSide::Asks).into_iter().rev().collect(), "sell")}</tbody>
+                </table>
+            </div>
+            <div class="spread-row" data-testid="spread">
+                <span class=move || format!("last {}", last().map(|l| l.1).unwrap_or_default())>
+                    {move || last().map_or("–".to_string(), |l| l.0)}
+                </span>
+                <span class="spread">"Spread " {move || spread().unwrap_or_else(|| "–".into())}</span>
+            </div>
+            <div class="book-side bids-side">
+                <table class="data depth">
+                    <tbody class="bids">{move || rows(grouped(BookSide::Bids), "buy")}</tbody>
+                </table>
+            </div>
+        </div>
         <p class="empty" hidden=move || { let d = state.depth.get(); !(d.bids.is_empty() && d.asks.is_empty()) }>
             "No resting orders."
         </p>
     }
+    .into_any()
 }
 
 /// The chart panel's body.
 #[component]
 pub fn ChartPanel(state: MarketState) -> impl IntoView {
-    view! { <PriceChart chart=state.chart /> }
+    view! { <PriceChart chart=state.chart symbol=state.symbol.into() /> }
 }
 
 /// Keeps the page's feed open for its lifetime (browser only).

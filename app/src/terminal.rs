@@ -12,7 +12,9 @@ use leptos::prelude::*;
 use crate::api::MarketSnapshot;
 use crate::codec::Json;
 use crate::error::UserError;
-use crate::live_market::{ChartPanel, DepthBook, LinkStatus, MarketState, Tape, Ticker, connect};
+use crate::live_market::{
+    ChartPanel, DepthBook, LevelPick, LinkStatus, MarketState, Tape, Ticker, connect,
+};
 use crate::trading::{Markets, TraderPanel, list_markets};
 
 /// The market a page opens on.
@@ -25,6 +27,47 @@ pub async fn market_page(symbol: String) -> Result<MarketSnapshot, UserError> {
     exchange
         .snapshot(&symbol)
         .ok_or_else(|| UserError::new(format!("there is no market {symbol}")))
+}
+
+/// The work areas, one at a time behind tabs on a phone; side by side (and
+/// the tabs hidden) on a wider screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Area {
+    Chart,
+    Book,
+    Trades,
+    Trade,
+}
+
+impl Area {
+    const ALL: [Area; 4] = [Area::Chart, Area::Book, Area::Trades, Area::Trade];
+
+    fn label(self) -> &'static str {
+        match self {
+            Area::Chart => "Chart",
+            Area::Book => "Book",
+            Area::Trades => "Trades",
+            Area::Trade => "Trade",
+        }
+    }
+
+    fn id(self) -> &'static str {
+        match self {
+            Area::Chart => "area-chart",
+            Area::Book => "area-book",
+            Area::Trades => "area-trades",
+            Area::Trade => "area-trade",
+        }
+    }
+}
+
+/// What the page's areas share: the tab shown on a phone and the price
+/// last picked in the book.
+#[derive(Clone, Copy)]
+struct Shared {
+    markets: Markets,
+    area: RwSignal<Area>,
+    pick: RwSignal<Option<LevelPick>>,
 }
 
 /// The trading terminal page.
@@ -42,19 +85,32 @@ pub fn Terminal() -> impl IntoView {
     let markets = Resource::<_, Json>::new_with_options(|| (), |_| list_markets(), false);
     // Both market areas share one state (and one feed), made from the
     // snapshot by whichever renders first.
-    let shared = StoredValue::new(None::<MarketState>);
+    let made = StoredValue::new(None::<MarketState>);
     let state_of = move |snapshot: MarketSnapshot| {
-        shared.get_value().unwrap_or_else(|| {
+        made.get_value().unwrap_or_else(|| {
             let state = MarketState::new(snapshot);
             connect(state);
-            shared.set_value(Some(state));
+            made.set_value(Some(state));
             state
         })
     };
-    let with_state = move |render: fn(MarketState, Markets) -> AnyView| {
+    let area = RwSignal::new(Area::Chart);
+    let pick = RwSignal::new(None::<LevelPick>);
+    // A picked price is for the order form: on a phone, show it.
+    Effect::new(move |_| {
+        if pick.get().is_some() {
+            area.set(Area::Trade);
+        }
+    });
+    let shared = Shared {
+        markets,
+        area,
+        pick,
+    };
+    let with_state = move |render: fn(MarketState, Shared) -> AnyView| {
         move || {
             snapshot.get().map(|result| match result {
-                Ok(s) => render(state_of(s), markets),
+                Ok(s) => render(state_of(s), shared),
                 Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
             })
         }
@@ -66,20 +122,33 @@ pub fn Terminal() -> impl IntoView {
                 <h1 class="brand">"Satoshi Exchange"</h1>
                 <Suspense fallback=|| ()>{with_state(header)}</Suspense>
             </header>
+            <nav class="area-tabs" role="tablist" aria-label="Areas">
+                {Area::ALL.into_iter().map(|a| view! {
+                    <button type="button" role="tab" class="secondary" aria-controls=a.id()
+                        aria-selected=move || (area.get() == a).to_string()
+                        on:click=move |_| area.set(a)>{a.label()}</button>
+                }).collect_view()}
+            </nav>
             <main class="workspace">
                 <Suspense fallback=|| view! { <p class="empty">"Loading the market…"</p> }>
                     {with_state(panels)}
                 </Suspense>
-                <section class="panel entry-panel" aria-labelledby="entry-title">
+                <section class="panel entry-panel" id=Area::Trade.id() data-shown=shown(area, Area::Trade)
+                    aria-labelledby="entry-title">
                     <h2 id="entry-title">"Trade"</h2>
-                    <TraderPanel />
+                    <TraderPanel pick />
                 </section>
             </main>
         </div>
     }
 }
 
-fn header(state: MarketState, markets: Markets) -> AnyView {
+/// Whether an area is the one the tabs show (on a phone).
+fn shown(area: RwSignal<Area>, this: Area) -> impl Fn() -> String + Copy {
+    move || (area.get() == this).to_string()
+}
+
+fn header(state: MarketState, Shared { markets, .. }: Shared) -> AnyView {
     view! {
         <label class="market-select">
             <span class="visually-hidden">"Market"</span>
@@ -97,17 +166,34 @@ fn header(state: MarketState, markets: Markets) -> AnyView {
     .into_any()
 }
 
-fn panels(state: MarketState, _: Markets) -> AnyView {
+fn panels(state: MarketState, shared: Shared) -> AnyView {
+    let Shared {
+        markets,
+        area,
+        pick,
+    } = shared;
+    let tick_size = Signal::derive(move || {
+        let symbol = state.symbol.get();
+        markets
+            .get()
+            .and_then(Result::ok)
+            .and_then(|all| all.into_iter().find(|m| m.symbol == symbol))
+            .map(|m| m.tick_size)
+            .unwrap_or_default()
+    });
     view! {
-        <section class="panel chart-panel" aria-labelledby="chart-title">
+        <section class="panel chart-panel" id=Area::Chart.id() data-shown=shown(area, Area::Chart)
+            aria-labelledby="chart-title">
             <h2 id="chart-title">"Chart"</h2>
             <ChartPanel state />
         </section>
-        <section class="panel book-panel" aria-labelledby="book-title">
+        <section class="panel book-panel" id=Area::Book.id() data-shown=shown(area, Area::Book)
+            aria-labelledby="book-title">
             <h2 id="book-title">"Order book"</h2>
-            <DepthBook state />
+            <DepthBook state tick_size pick />
         </section>
-        <section class="panel trades-panel" aria-labelledby="trades-title">
+        <section class="panel trades-panel" id=Area::Trades.id() data-shown=shown(area, Area::Trades)
+            aria-labelledby="trades-title">
             <h2 id="trades-title">"Trades"</h2>
             <Tape state />
         </section>

@@ -8,6 +8,7 @@ use crate::account::{AuthForms, ClaimFaucet, LogIn, LogOut, SignUp, error_for, m
 use crate::api::{BalanceView, FillView, MarketView, OpenOrderView, OrderForm};
 use crate::codec::Json;
 use crate::error::UserError;
+use crate::live_market::LevelPick;
 
 /// The listed markets, loaded with the page (the header's selector and the
 /// order form).
@@ -46,9 +47,10 @@ pub async fn cancel_order(symbol: String, order_id: u64) -> Result<String, UserE
 /// The whole trading side of the terminal: log-in forms for visitors; for a
 /// logged-in trader their account bar, order entry, open orders, balances
 /// and fills. The account data is fetched again after every action and
-/// once a second, without touching what the trader is typing.
+/// once a second, without touching what the trader is typing. A price
+/// picked in the book goes into the order form.
 #[component]
-pub fn TraderPanel() -> impl IntoView {
+pub fn TraderPanel(pick: RwSignal<Option<LevelPick>>) -> impl IntoView {
     let sign_up = ServerAction::<SignUp>::new();
     let log_in = ServerAction::<LogIn>::new();
     let log_out = ServerAction::<LogOut>::new();
@@ -95,7 +97,7 @@ pub fn TraderPanel() -> impl IntoView {
                     </ActionForm>
                 </div>
                 <p class="form-error" role="alert">{error_for(faucet.value(), None)}</p>
-                <OrderEntry place markets />
+                <OrderEntry place markets pick />
                 <Balances rows=Signal::derive(move || view_of().map(|v| v.balances).unwrap_or_default()) />
                 <OpenOrders cancel rows=Signal::derive(move || view_of().map(|v| v.open_orders).unwrap_or_default()) />
                 <Fills rows=Signal::derive(move || view_of().map(|v| v.fills).unwrap_or_default()) />
@@ -106,20 +108,48 @@ pub fn TraderPanel() -> impl IntoView {
 }
 
 /// The order form. Fields the chosen order type does not use are hidden.
+/// A level picked in the book makes it a limit order at that price, in
+/// that market, and moves on to the quantity.
 #[component]
-fn OrderEntry(place: ServerAction<PlaceOrder>, markets: Markets) -> impl IntoView {
+fn OrderEntry(
+    place: ServerAction<PlaceOrder>,
+    markets: Markets,
+    pick: RwSignal<Option<LevelPick>>,
+) -> impl IntoView {
+    use leptos::html::{Input, Select};
     let order_type = RwSignal::new("limit".to_string());
+    let (price_input, quantity_input) = (NodeRef::<Input>::new(), NodeRef::<Input>::new());
+    let (market_select, type_select) = (NodeRef::<Select>::new(), NodeRef::<Select>::new());
+    Effect::new(move |_| {
+        let Some(picked) = pick.get() else { return };
+        if let Some(select) = market_select.get() {
+            select.set_value(&picked.symbol);
+        }
+        if let Some(select) = type_select.get() {
+            select.set_value("limit");
+        }
+        order_type.set("limit".into());
+        if let Some(input) = price_input.get() {
+            input.set_value(&picked.price);
+        }
+        if let Some(input) = quantity_input.get() {
+            let _ = input.focus();
+        }
+    });
     let side = RwSignal::new("buy".to_string());
     let is_market = move || order_type.get() == "market";
     let result = place.value();
     let ok = move || result.get().and_then(Result::ok);
-    let field = move |name: &'static str, label: &'static str, hidden: Signal<bool>| {
+    let field = move |name: &'static str,
+                      label: &'static str,
+                      hidden: Signal<bool>,
+                      node: NodeRef<Input>| {
         let id = format!("order-{name}");
         let error_id = format!("{id}-error");
         view! {
             <div class="field" hidden=move || hidden.get()>
                 <label for=id.clone()>{label}</label>
-                <input id=id name=name inputmode="decimal" autocomplete="off" aria-describedby=error_id.clone()
+                <input id=id name=name node_ref=node inputmode="decimal" autocomplete="off" aria-describedby=error_id.clone()
                     aria-invalid=move || error_for(result, Some(name))().is_some().to_string() />
                 <p id=error_id class="field-error" role="alert">{error_for(result, Some(name))}</p>
             </div>
@@ -131,7 +161,7 @@ fn OrderEntry(place: ServerAction<PlaceOrder>, markets: Markets) -> impl IntoVie
             <ActionForm action=place>
                 <div class="field">
                     <label for="order-symbol">"Market"</label>
-                    <select id="order-symbol" name="symbol">
+                    <select id="order-symbol" name="symbol" node_ref=market_select>
                         {move || {
                             markets
                                 .get()
@@ -156,17 +186,18 @@ fn OrderEntry(place: ServerAction<PlaceOrder>, markets: Markets) -> impl IntoVie
                 </fieldset>
                 <div class="field">
                     <label for="order-type">"Order type"</label>
-                    <select id="order-type" name="order_type" on:change=move |ev| order_type.set(event_target_value(&ev))>
+                    <select id="order-type" name="order_type" node_ref=type_select on:change=move |ev| order_type.set(event_target_value(&ev))>
                         <option value="limit">"Limit"</option>
                         <option value="market">"Market"</option>
                     </select>
                 </div>
-                {field("price", "Price", Signal::derive(is_market))}
-                {field("quantity", "Quantity", Signal::derive(|| false))}
+                {field("price", "Price", Signal::derive(is_market), price_input)}
+                {field("quantity", "Quantity", Signal::derive(|| false), quantity_input)}
                 {field(
                     "quote_amount",
                     "Amount to spend (market buys, instead of quantity)",
                     Signal::derive(move || !(is_market() && side.get() == "buy")),
+                    NodeRef::new(),
                 )}
                 <div class="field">
                     <label for="order-tif">"Time in force"</label>

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use super::handle::{ChartHandle, Drawn, Style};
 use crate::api::TradeView;
-use crate::candles::{Candle, Interval, Series};
+use crate::candles::{Interval, Series};
 
 /// Milliseconds per call, what each push did, and how far the picture
 /// built by appends is from a full redraw of the same data.
@@ -86,7 +86,7 @@ pub fn run(
     };
     // Set directly: `show` would leave a redraw pending for a frame
     // that never comes while this loop runs.
-    chart.0.update_value(|s| s.style = style);
+    chart.state.update_value(|s| s.style = style);
     let mut t = Timings::default();
     for _ in 0..redraws {
         let began = now();
@@ -112,15 +112,11 @@ pub fn run(
     // Paint everything again on the same axes (a `redraw` would choose
     // new ones) and compare.
     let appended = pixels(&canvas, w, h);
-    chart.0.update_value(|s| {
+    chart.state.update_value(|s| {
         let Some(axes) = s.axes else { return };
-        let candles: Vec<Candle> = s.series[0]
-            .candles
-            .iter()
-            .filter(|c| c.start_ms as f64 > axes.x.0)
-            .copied()
-            .collect();
-        super::draw::paint(&canvas, s, &candles, true);
+        let all = s.candles();
+        let from = all.partition_point(|c| c.start_ms as f64 <= axes.x.0);
+        super::draw::paint(&canvas, s, from..all.len(), true);
     });
     let redrawn = pixels(&canvas, w, h);
     t.differing = appended

@@ -2,6 +2,8 @@
 //! per animation frame at most, and the append of the candles a trade
 //! changed onto the existing picture.
 
+use std::ops::Range;
+
 use leptos::prelude::*;
 use plotters::coord::ranged1d::{BoldPoints, Ranged};
 use plotters::prelude::*;
@@ -10,7 +12,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 
 use super::axes::Axes;
-use super::handle::{ChartHandle, ChartState, Style};
+use super::handle::{AVERAGES, ChartHandle, ChartState, Style};
 use super::labels::time_label;
 use crate::candles::Candle;
 
@@ -20,6 +22,12 @@ const TEXT: RGBColor = RGBColor(0x9a, 0xa4, 0xb2);
 const UP: RGBColor = RGBColor(0x3d, 0xd6, 0x8c);
 const DOWN: RGBColor = RGBColor(0xf0, 0x61, 0x6d);
 const LINE: RGBColor = RGBColor(0x4c, 0x8d, 0xff);
+/// One colour per moving average of [`AVERAGES`].
+const AVERAGE_COLOURS: [RGBColor; 3] = [
+    RGBColor(0xf5, 0xc2, 0x42),
+    RGBColor(0xc0, 0x7c, 0xf0),
+    RGBColor(0x4f, 0xc9, 0xd8),
+];
 
 /// Price labels, and so horizontal grid lines, on the price axis.
 const Y_LABELS: usize = 6;
@@ -34,32 +42,46 @@ fn dpr() -> f64 {
 }
 
 impl ChartHandle {
-    /// Gives the handle its canvas, sized in device pixels.
+    /// Gives the handle its canvas, sized in device pixels to the box the
+    /// page lays it out in (which fills the chart panel).
     pub fn attach(&self, canvas: web_sys::HtmlCanvasElement) {
         let ratio = dpr();
         let css_width = f64::from(canvas.client_width().max(320));
-        let css_height = (css_width * 0.5).clamp(240.0, 520.0);
-        canvas.set_width((css_width * ratio) as u32);
-        canvas.set_height((css_height * ratio) as u32);
-        self.0.update_value(|s| s.canvas = Some(canvas));
+        let laid_out = f64::from(canvas.client_height());
+        let css_height = if laid_out >= 120.0 {
+            laid_out
+        } else {
+            (css_width * 0.5).clamp(240.0, 520.0)
+        };
+        let (w, h) = ((css_width * ratio) as u32, (css_height * ratio) as u32);
+        if canvas.width() != w || canvas.height() != h {
+            canvas.set_width(w);
+            canvas.set_height(h);
+        }
+        self.state.update_value(|s| s.canvas = Some(canvas));
     }
 
     pub fn canvas_width(&self) -> f64 {
-        self.0
+        self.state
             .with_value(|s| s.canvas.as_ref().map_or(1.0, |c| f64::from(c.width())))
+    }
+
+    pub(super) fn canvas_height(&self) -> f64 {
+        self.state
+            .with_value(|s| s.canvas.as_ref().map_or(0.0, |c| f64::from(c.height())))
     }
 
     /// Asks for one full redraw at the next animation frame.
     pub(super) fn schedule(&self) {
         let already = self
-            .0
+            .state
             .try_update_value(|s| std::mem::replace(&mut s.frame_pending, true));
         if already != Some(false) {
             return;
         }
         let handle = *self;
         let callback = Closure::once_into_js(move || {
-            handle.0.update_value(|s| s.frame_pending = false);
+            handle.state.update_value(|s| s.frame_pending = false);
             handle.redraw();
         });
         if let Some(w) = web_sys::window() {
@@ -69,23 +91,28 @@ impl ChartHandle {
 
     /// Draws everything, choosing new axes.
     pub fn redraw(&self) {
-        self.0.update_value(|s| {
+        self.state.update_value(|s| {
             let Some(canvas) = s.canvas.clone() else {
                 return;
             };
-            let candles = s.visible().to_vec();
-            s.axes = Axes::around(&candles, s.interval);
-            if let Some(plot_x) = paint(&canvas, s, &candles, true)
+            let shown = s.shown();
+            s.axes = s
+                .view
+                .range(s.candles(), s.interval)
+                .and_then(|range| Axes::around(&s.candles()[shown.clone()], range));
+            if let Some((plot_x, plot_y)) = paint(&canvas, s, shown, true)
                 && let Some(a) = s.axes.as_mut()
             {
                 a.plot_x = plot_x;
+                a.plot_y = plot_y;
             }
         });
+        self.refresh_overlay();
     }
 
     /// Draws the last candles onto the existing picture (see `paint`).
-    pub(super) fn draw_tail(&self, tail: &[Candle]) {
-        self.0.update_value(|s| {
+    pub(super) fn draw_tail(&self, tail: Range<usize>) {
+        self.state.update_value(|s| {
             let Some(canvas) = s.canvas.clone() else {
                 return;
             };
@@ -94,18 +121,28 @@ impl ChartHandle {
     }
 }
 
-/// Paints `candles` with the state's axes: everything (background, mesh,
-/// labels) when `full`. Otherwise `candles` is the tail of the series:
-/// the columns of the last candle (and, for a line, of the one before,
-/// which its last segment crosses) are cleared, their grid lines put
-/// back, and what lies in them drawn again, so nothing is painted twice.
-/// Returns the price plot's horizontal pixel range.
+/// The moving average of `period` closes ending at candle `i`, once there
+/// are that many.
+fn average(all: &[Candle], i: usize, period: usize) -> Option<f64> {
+    let from = (i + 1).checked_sub(period)?;
+    Some(all[from..=i].iter().map(|c| c.close).sum::<f64>() / period as f64)
+}
+
+/// Paints the candles at `range` of the interval's series with the
+/// state's axes: everything (background, mesh, labels) when `full`.
+/// Otherwise `range` is the tail of the series: the columns of the last
+/// candle (and, for lines, of the one before, which their last segment
+/// crosses) are cleared, their grid lines put back, and what lies in them
+/// drawn again, so nothing is painted twice. Returns the price plot's
+/// horizontal and vertical pixel ranges.
 pub(super) fn paint(
     canvas: &web_sys::HtmlCanvasElement,
     s: &ChartState,
-    candles: &[Candle],
+    range: Range<usize>,
     full: bool,
-) -> Option<(i32, i32)> {
+) -> Option<((i32, i32), (i32, i32))> {
+    let all = s.candles();
+    let candles = &all[range.clone()];
     let backend = CanvasBackend::with_canvas_object(canvas.clone())?;
     let root = backend.into_drawing_area();
     let ratio = dpr();
@@ -169,7 +206,7 @@ pub(super) fn paint(
             .ok()?;
     }
     let step = interval.millis() as f64;
-    let x_pixels = price.plotting_area().get_pixel_range().0;
+    let (x_pixels, y_pixels) = price.plotting_area().get_pixel_range();
     let px_per_ms = f64::from(x_pixels.end - x_pixels.start) / (axes.x.1 - axes.x.0);
     let body = ((step * px_per_ms * 0.7) as u32).max(1);
     let center = |c: &Candle| c.start_ms as f64 + step / 2.0;
@@ -177,7 +214,7 @@ pub(super) fn paint(
     let fresh = if full {
         candles
     } else {
-        &candles[candles.len().saturating_sub(s.style.fresh_columns())..]
+        &candles[candles.len().saturating_sub(s.fresh_columns())..]
     };
     if !full && let (Some(first), Some(last)) = (fresh.first(), fresh.last()) {
         let (a, b) = (first.start_ms as f64, last.start_ms as f64 + step);
@@ -235,6 +272,19 @@ pub(super) fn paint(
                 .ok()?;
         }
     }
+    for ((period, on), colour) in AVERAGES.iter().zip(s.averages).zip(AVERAGE_COLOURS) {
+        if on {
+            let points = range
+                .clone()
+                .filter_map(|i| Some((center(&all[i]), average(all, i, *period)?)));
+            price
+                .draw_series(LineSeries::new(
+                    points,
+                    colour.stroke_width((1.5 * ratio) as u32),
+                ))
+                .ok()?;
+        }
+    }
     volume
         .draw_series(fresh.iter().map(|c| {
             let colour = if c.close >= c.open { UP } else { DOWN };
@@ -246,5 +296,8 @@ pub(super) fn paint(
         }))
         .ok()?;
     root.present().ok()?;
-    Some((x_pixels.start, x_pixels.end))
+    Some((
+        (x_pixels.start, x_pixels.end),
+        (y_pixels.start, y_pixels.end),
+    ))
 }

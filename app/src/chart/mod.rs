@@ -11,21 +11,29 @@
 //! is sharp on high-DPI screens. A crosshair and tooltip follow the pointer
 //! as plain HTML over the canvas, without touching the picture.
 //!
-//! One concern per file: [`axes`] maps data to the plot, [`handle`] holds
-//! the data and decides what a trade needs drawn, `draw` paints with
-//! plotters (browser only), [`labels`] formats the time axis, [`panel`] is
-//! the component, and `bench` times it all in a real browser.
+//! The view can be zoomed and panned over the whole history; when it
+//! reaches back past the oldest candle loaded, the panel fetches older ones
+//! from the `candles_before` server function and the handle puts them in
+//! front. The last price's line and label are HTML over the canvas too, so
+//! a trade moves them without painting.
+//!
+//! One concern per file: [`axes`] maps data to the plot and holds the
+//! [`View`] (zoom and pan), [`handle`] holds the data and decides what a
+//! trade needs drawn, `draw` paints with plotters (browser only),
+//! [`gestures`] reads the pointer, [`labels`] formats the time axis,
+//! [`panel`] is the component, and `bench` times it all in a real browser.
 
 pub mod axes;
 #[cfg(feature = "bench-chart")]
 pub mod bench;
 #[cfg(feature = "hydrate")]
 mod draw;
+pub mod gestures;
 pub mod handle;
 pub mod labels;
 pub mod panel;
 
-pub use axes::{Axes, HEADROOM, VISIBLE};
-pub use handle::{ChartHandle, ChartState, Drawn, Style};
+pub use axes::{Axes, HEADROOM, VISIBLE, View};
+pub use handle::{AVERAGES, ChartHandle, ChartState, Drawn, Overlay, Style};
 pub use labels::time_label;
 pub use panel::PriceChart;
