@@ -29,4 +29,6 @@ STORE_BIN=target/debug/store .tools/venv/bin/python -m pytest -q -p no:cacheprov
 
 step "end-to-end tests"
 scripts/build-site.sh
+# The screen tests write a market's history with these before a server starts.
+cargo build -p orderbook -p store --bins
 (cd e2e && npx playwright test)

@@ -1,31 +1,13 @@
-import { APIRequestContext, Page, expect, request as playwrightRequest, test } from '@playwright/test';
+import { Page, expect, test } from '@playwright/test';
 import { ExchangeServer } from './server';
+import { limit, trader as traderAt } from './traders';
 
 // A market of its own: this file starts (and restarts) its own server.
 const server = new ExchangeServer(Number(process.env.E2E_MARKET_PORT ?? 3104));
 test.describe.configure({ mode: 'serial' });
 test.beforeAll(async () => server.start());
 test.afterAll(async () => server.stop());
-
-/** A trader driving the server functions directly, as a second browser would. */
-async function trader(name: string): Promise<APIRequestContext> {
-  const api = await playwrightRequest.newContext({ baseURL: server.url, extraHTTPHeaders: { accept: 'application/json' } });
-  for (const [fn, form] of [
-    ['sign_up', { username: name, password: 'correct horse battery' }],
-    ['claim_faucet', {}],
-  ] as const) {
-    const r = await api.post(`/api/${fn}`, { form });
-    expect(r.status(), await r.text()).toBe(200);
-  }
-  return api;
-}
-
-async function limit(api: APIRequestContext, symbol: string, side: string, price: string, quantity: string) {
-  const r = await api.post('/api/place_order', {
-    form: { symbol, side, order_type: 'limit', price, quantity, time_in_force: 'GTC' },
-  });
-  expect(r.status(), await r.text()).toBe(200);
-}
+const trader = (name: string) => traderAt(server.url, name);
 
 /** A fingerprint of the canvas pixels. */
 async function pixels(page: Page): Promise<number> {

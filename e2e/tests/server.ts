@@ -1,4 +1,4 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +41,48 @@ export class ExchangeServer {
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error('server did not start within 30 s');
+  }
+
+  /**
+   * Before the first start: writes a market's history into the data folder
+   * as an earlier server would have, from engine commands (the `orderbook
+   * match` command line makes the events; `seed_history.py` appends them
+   * through the Python client to the standalone store on the same folder).
+   */
+  async seedHistory(symbol: string, commands: object[]): Promise<void> {
+    const matched = spawnSync('../target/debug/orderbook', ['match'], {
+      input: commands.map((c) => JSON.stringify(c)).join('\n'),
+      encoding: 'utf8',
+      maxBuffer: 1 << 28,
+    });
+    if (matched.status !== 0) throw new Error(`orderbook match failed: ${matched.stderr}`);
+    const store = spawn('../target/debug/store', ['--listen', '127.0.0.1:0', '--data', join(this.data, 'events')], {
+      env: { ...process.env, RUST_LOG: 'warn' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const address = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        store.stdout!.on('data', (chunk) => {
+          out += chunk;
+          const line = out.split('\n')[0];
+          if (out.includes('\n')) {
+            if (line.startsWith('listening on ')) resolve(line.split(' ')[2]);
+            else reject(new Error(`store said: ${line}`));
+          }
+        });
+        store.once('exit', (code) => reject(new Error(`store exited with ${code}`)));
+      });
+      const seeded = spawnSync('../.tools/venv/bin/python', ['seed_history.py', address, `orderbook-${symbol}`], {
+        input: matched.stdout,
+        encoding: 'utf8',
+      });
+      if (seeded.status !== 0) throw new Error(`seeding failed: ${seeded.stderr}`);
+    } finally {
+      const exited = new Promise((r) => store.once('exit', r));
+      store.kill('SIGTERM');
+      await exited;
+    }
   }
 
   /** Stops the server the way an operator does (SIGTERM) and waits. */

@@ -6,6 +6,7 @@
 use leptos::html::Canvas;
 use leptos::prelude::*;
 
+use super::axes::View;
 use super::gestures::{self, Gesture, Pointers};
 use super::handle::{AVERAGES, ChartHandle, Style};
 use super::labels::time_label;
@@ -105,7 +106,8 @@ pub fn PriceChart(chart: ChartHandle, symbol: Signal<String>) -> impl IntoView {
         viewed.update(|n| *n += 1);
     };
     let live = move || {
-        chart.change_view(|v, _, _| v.follow_live());
+        // The latest candle at the zoom a chart opens with.
+        chart.change_view(|v, _, _| *v = View::default());
         viewed.update(|n| *n += 1);
     };
     let on_key = move |ev: leptos::ev::KeyboardEvent| {
