@@ -14,6 +14,7 @@ pub mod book_grouping;
 pub mod candles;
 pub mod chart;
 pub mod codec;
+pub mod depth_chart;
 pub mod error;
 pub mod live_market;
 pub mod shell;

@@ -21,6 +21,7 @@ use crate::api::{
     TradeView,
 };
 use crate::chart::{ChartHandle, PriceChart};
+use crate::depth_chart::DepthChart;
 
 /// The live feed of one browser page: see the module docs.
 #[server(endpoint = "market_feed", protocol = Websocket<JsonEncoding, JsonEncoding>)]
@@ -285,10 +286,39 @@ pub fn DepthBook(
     .into_any()
 }
 
-/// The chart panel's body.
+/// The chart panel's body: the price chart, or the depth chart as a
+/// second view of the book. Both stay mounted, so switching keeps the
+/// price chart's canvas and everything drawn on it.
 #[component]
 pub fn ChartPanel(state: MarketState) -> impl IntoView {
-    view! { <PriceChart chart=state.chart symbol=state.symbol.into() /> }
+    let depth = RwSignal::new(false);
+    let pick = move |show_depth: bool| {
+        depth.set(show_depth);
+        if !show_depth {
+            // It may have been laid out while hidden: fit it again.
+            state.chart.refit();
+        }
+    };
+    let tab = move |label: &'static str, show_depth: bool| {
+        view! {
+            <button type="button" role="tab" class="secondary"
+                aria-selected=move || (depth.get() == show_depth).to_string()
+                on:click=move |_| pick(show_depth)>{label}</button>
+        }
+    };
+    view! {
+        <div class="chart-views" role="tablist" aria-label="Chart">
+            {tab("Price", false)}
+            {tab("Depth", true)}
+        </div>
+        <div class="chart-view" hidden=move || depth.get()>
+            <PriceChart chart=state.chart symbol=state.symbol.into() />
+        </div>
+        <div class="chart-view" hidden=move || !depth.get()>
+            <DepthChart depth=state.depth.into() />
+        </div>
+    }
+    .into_any()
 }
 
 /// Keeps the page's feed open for its lifetime (browser only).

@@ -164,6 +164,30 @@ test('clicking a level puts its price into the order form, and the book groups b
   await page.context().close();
 });
 
+test('the depth chart draws the book beside the price chart, which stays as it was', async ({ browser }, testInfo) => {
+  const page = await open(browser, 1280, 720);
+  const canvas = await page.getByTestId('chart').elementHandle();
+  await page.getByRole('tab', { name: 'Depth' }).click();
+  const chart = page.getByTestId('depth-chart');
+  await expect(chart).toBeVisible();
+  await expect(page.getByTestId('chart')).toBeHidden();
+  // Bids reach 13 below the middle (30000), further than the asks: the
+  // axis runs 13 and a tenth either side of it.
+  await expect(chart.locator('.depth-low')).toHaveText('29985.7');
+  await expect(chart.locator('.depth-middle')).toHaveText('30000');
+  await expect(chart.locator('.depth-high')).toHaveText('30014.3');
+  // Three bid levels and three ask levels: three steps up each.
+  for (const side of ['bids', 'asks']) {
+    const d = (await chart.locator(`path.${side}`).getAttribute('d'))!;
+    expect(d.match(/V/g)?.length, d).toBe(4);
+  }
+  await page.screenshot({ path: testInfo.outputPath('depth-chart.png') });
+  await page.getByRole('tab', { name: 'Price' }).click();
+  await expect(page.getByTestId('chart')).toBeVisible();
+  expect(await page.evaluate((c) => c === document.querySelector('[data-testid="chart"]'), canvas)).toBe(true);
+  await page.context().close();
+});
+
 /** The start of the first candle in view, as the chart says. */
 async function firstShown(page: Page): Promise<number> {
   return Number(await page.locator('.chart-frame').getAttribute('data-first-shown'));

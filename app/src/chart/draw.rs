@@ -61,6 +61,15 @@ impl ChartHandle {
         self.state.update_value(|s| s.canvas = Some(canvas));
     }
 
+    /// Fits the canvas to its box again and redraws: after a resize, or
+    /// after being shown again.
+    pub fn refit(&self) {
+        if let Some(canvas) = self.state.with_value(|s| s.canvas.clone()) {
+            self.attach(canvas);
+            self.schedule();
+        }
+    }
+
     pub fn canvas_width(&self) -> f64 {
         self.state
             .with_value(|s| s.canvas.as_ref().map_or(1.0, |c| f64::from(c.width())))

@@ -305,6 +305,9 @@ impl ChartHandle {
     }
 
     #[cfg(not(feature = "hydrate"))]
+    pub fn refit(&self) {}
+
+    #[cfg(not(feature = "hydrate"))]
     pub fn canvas_width(&self) -> f64 {
         1.0
     }

@@ -70,6 +70,12 @@ pub fn PriceChart(chart: ChartHandle, symbol: Signal<String>) -> impl IntoView {
         chart.show(i, s, a);
         viewed.update(|n| *n += 1);
     });
+    // A new window size is a new canvas size: fit it and draw again.
+    #[cfg(feature = "hydrate")]
+    {
+        let resized = window_event_listener(leptos::ev::resize, move |_| chart.refit());
+        on_cleanup(move || resized.remove());
+    }
     // Fetches older candles while the view reaches past the oldest loaded;
     // a reply for another market or a chart that moved on is dropped.
     Effect::new(move |_| {
