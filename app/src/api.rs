@@ -75,6 +75,23 @@ pub struct CandleHistory {
     pub earlier: bool,
 }
 
+/// A market as it was after its first `events` events: the time machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplayView {
+    pub symbol: String,
+    /// The market's events replayed (its stream's first `events`).
+    pub events: u64,
+    /// The market's events so far: where replaying reaches the present.
+    pub total: u64,
+    /// The time of the last event replayed; `None` before the first.
+    pub at_ms: Option<u64>,
+    pub depth: DepthView,
+    /// The last trades up to then, newest first.
+    pub trades: Vec<TradeView>,
+    /// The candles up to then, one series per interval.
+    pub series: Vec<Series>,
+}
+
 /// Everything a market page shows, as of `position`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MarketSnapshot {

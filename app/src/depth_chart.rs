@@ -32,7 +32,12 @@ fn read(levels: &[LevelView]) -> Vec<(f64, f64)> {
 
 /// One side's area: from its best price at the base, up a step at each
 /// level, out to `edge_x`, and back down.
-fn area(levels: &[(f64, f64)], x: impl Fn(f64) -> f64, y: impl Fn(f64) -> f64, edge_x: f64) -> String {
+fn area(
+    levels: &[(f64, f64)],
+    x: impl Fn(f64) -> f64,
+    y: impl Fn(f64) -> f64,
+    edge_x: f64,
+) -> String {
     let Some(&(best, _)) = levels.first() else {
         return String::new();
     };
@@ -57,7 +62,11 @@ pub fn curve(depth: &DepthView) -> Option<DepthCurve> {
     let reach_bids = bids.last().map_or(0.0, |b| middle - b.0);
     let reach_asks = asks.last().map_or(0.0, |a| a.0 - middle);
     // A tenth more than the deepest level's distance, so its step shows.
-    let half = reach_bids.max(reach_asks).max(middle.abs() * 1e-4).max(1e-9) * 1.1;
+    let half = reach_bids
+        .max(reach_asks)
+        .max(middle.abs() * 1e-4)
+        .max(1e-9)
+        * 1.1;
     let (low, high) = (middle - half, middle + half);
     let deepest = bids.iter().chain(&asks).map(|l| l.1).fold(0.0, f64::max);
     let top = if deepest > 0.0 { deepest * 1.1 } else { 1.0 };

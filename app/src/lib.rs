@@ -19,6 +19,7 @@ pub mod error;
 pub mod live_market;
 pub mod shell;
 pub mod terminal;
+pub mod time_machine;
 pub mod trading;
 
 #[cfg(feature = "ssr")]

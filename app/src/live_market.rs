@@ -12,6 +12,10 @@
 //! the subscription on the same socket. When the socket drops, the browser
 //! reconnects with backoff and resumes from the
 //! last position it received, so no trade is missed or shown twice.
+//!
+//! While the time machine replays a moment (`time_machine`), the book,
+//! tape and chart show that moment; the live state goes on underneath, so
+//! going back to live is instant and misses nothing.
 
 use leptos::prelude::*;
 use leptos::server_fn::{BoxedStream, Websocket, codec::JsonEncoding};
@@ -22,6 +26,7 @@ use crate::api::{
 };
 use crate::chart::{ChartHandle, PriceChart};
 use crate::depth_chart::DepthChart;
+use crate::time_machine::Replay;
 
 /// The live feed of one browser page: see the module docs.
 #[server(endpoint = "market_feed", protocol = Websocket<JsonEncoding, JsonEncoding>)]
@@ -66,6 +71,9 @@ pub struct MarketState {
     /// trades arrived without re-rendering anything else.
     pub received: RwSignal<u64>,
     pub chart: ChartHandle,
+    /// The time machine: while it replays, the book, tape and chart show
+    /// the replayed moment instead of the live market.
+    pub replay: Replay,
 }
 
 impl MarketState {
@@ -79,6 +87,7 @@ impl MarketState {
             position: RwSignal::new(snapshot.position),
             received: RwSignal::new(0),
             chart: ChartHandle::new(snapshot.series),
+            replay: Replay::default(),
         }
     }
 
@@ -173,7 +182,7 @@ pub fn Tape(state: MarketState) -> impl IntoView {
         <table class="data tape" data-testid="tape">
             <thead><tr><th>"Time"</th><th>"Price"</th><th>"Size"</th></tr></thead>
             <tbody>
-                {move || state.trades.get().into_iter().map(|t| {
+                {move || state.replay.trades_or(state.trades).into_iter().map(|t| {
                     let time = crate::chart::time_label(t.at_ms as f64, crate::candles::Interval::M1);
                     let seconds = format!("{time}:{:02}", t.at_ms / 1000 % 60);
                     view! {
@@ -185,7 +194,7 @@ pub fn Tape(state: MarketState) -> impl IntoView {
             </tbody>
         </table>
         </div>
-        <p class="empty" hidden=move || !state.trades.get().is_empty()>"No trades yet."</p>
+        <p class="empty" hidden=move || !state.replay.trades_or(state.trades).is_empty()>"No trades yet."</p>
     }
 }
 
@@ -210,8 +219,9 @@ pub fn DepthBook(
     let step = RwSignal::new(String::new());
     // A new market has other steps: start again from its tick.
     Effect::new(move |_| step.set(tick_size.get()));
+    let shown = move || state.replay.depth_or(state.depth);
     let grouped = move |side: BookSide| {
-        let depth = state.depth.get();
+        let depth = shown();
         let levels = match side {
             BookSide::Bids => depth.bids,
             BookSide::Asks => depth.asks,
@@ -240,14 +250,15 @@ pub fn DepthBook(
             .collect_view()
     };
     let spread = move || {
-        let d = state.depth.get();
+        let d = shown();
         let (bid, ask) = (d.bids.first()?.price.clone(), d.asks.first()?.price.clone());
         difference(&ask, &bid)
     };
     let last = move || {
-        state
-            .trades
-            .with(|t| t.first().map(|t| (t.price.clone(), t.taker_side.clone())))
+        let trades = state.replay.trades_or(state.trades);
+        trades
+            .first()
+            .map(|t| (t.price.clone(), t.taker_side.clone()))
     };
     let head = || view! { <thead><tr><th>"Price"</th><th>"Size"</th><th>"Total"</th></tr></thead> };
     view! {
@@ -279,7 +290,7 @@ pub fn DepthBook(
                 </table>
             </div>
         </div>
-        <p class="empty" hidden=move || { let d = state.depth.get(); !(d.bids.is_empty() && d.asks.is_empty()) }>
+        <p class="empty" hidden=move || { let d = shown(); !(d.bids.is_empty() && d.asks.is_empty()) }>
             "No resting orders."
         </p>
     }
@@ -295,8 +306,9 @@ pub fn ChartPanel(state: MarketState) -> impl IntoView {
     let pick = move |show_depth: bool| {
         depth.set(show_depth);
         if !show_depth {
-            // It may have been laid out while hidden: fit it again.
+            // They may have been laid out while hidden: fit them again.
             state.chart.refit();
+            state.replay.chart.refit();
         }
     };
     let tab = move |label: &'static str, show_depth: bool| {
@@ -311,11 +323,16 @@ pub fn ChartPanel(state: MarketState) -> impl IntoView {
             {tab("Price", false)}
             {tab("Depth", true)}
         </div>
-        <div class="chart-view" hidden=move || depth.get()>
+        <div class="chart-view" hidden=move || depth.get() || state.replay.active()>
             <PriceChart chart=state.chart symbol=state.symbol.into() />
         </div>
+        <Show when=move || state.replay.active()>
+            <div class="chart-view" data-testid="replay-chart" hidden=move || depth.get()>
+                <PriceChart chart=state.replay.chart symbol=state.symbol.into() testid="replay-canvas" />
+            </div>
+        </Show>
         <div class="chart-view" hidden=move || !depth.get()>
-            <DepthChart depth=state.depth.into() />
+            <DepthChart depth=Signal::derive(move || state.replay.depth_or(state.depth)) />
         </div>
     }
     .into_any()

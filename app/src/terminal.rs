@@ -15,6 +15,7 @@ use crate::error::UserError;
 use crate::live_market::{
     ChartPanel, DepthBook, LevelPick, LinkStatus, MarketState, Tape, Ticker, connect,
 };
+use crate::time_machine::{ReplayBar, ReplayButton, linked_moment};
 use crate::trading::{Markets, TraderPanel, list_markets};
 
 /// The market a page opens on.
@@ -122,6 +123,7 @@ pub fn Terminal() -> impl IntoView {
                 <h1 class="brand">"Satoshi Exchange"</h1>
                 <Suspense fallback=|| ()>{with_state(header)}</Suspense>
             </header>
+            <Suspense fallback=|| ()>{with_state(replay_bar)}</Suspense>
             <nav class="area-tabs" role="tablist" aria-label="Areas">
                 {Area::ALL.into_iter().map(|a| view! {
                     <button type="button" role="tab" class="secondary" aria-controls=a.id()
@@ -148,11 +150,23 @@ fn shown(area: RwSignal<Area>, this: Area) -> impl Fn() -> String + Copy {
     move || (area.get() == this).to_string()
 }
 
+/// The time machine's bar under the header; a link to a moment opens it.
+fn replay_bar(state: MarketState, _: Shared) -> AnyView {
+    let symbol = Signal::from(state.symbol);
+    Effect::new(move |_| {
+        if let Some((market, events)) = linked_moment() {
+            state.symbol.set(market.clone());
+            state.replay.go(market, Some(events), None);
+        }
+    });
+    view! { <ReplayBar replay=state.replay symbol /> }.into_any()
+}
+
 fn header(state: MarketState, Shared { markets, .. }: Shared) -> AnyView {
     view! {
         <label class="market-select">
             <span class="visually-hidden">"Market"</span>
-            <select name="market" data-testid="market-select"
+            <select name="market" data-testid="market-select" prop:value=move || state.symbol.get()
                 on:change=move |ev| state.symbol.set(event_target_value(&ev))>
                 {move || markets.get().and_then(Result::ok).unwrap_or_default().into_iter().map(|m| {
                     let selected = m.symbol == state.symbol.get_untracked();
@@ -161,6 +175,7 @@ fn header(state: MarketState, Shared { markets, .. }: Shared) -> AnyView {
             </select>
         </label>
         <Ticker state />
+        <ReplayButton replay=state.replay symbol=state.symbol.into() />
         <LinkStatus link=state.link />
     }
     .into_any()

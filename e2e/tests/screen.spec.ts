@@ -1,4 +1,4 @@
-import { Browser, Locator, Page, expect, test } from '@playwright/test';
+import { Browser, Locator, Page, expect, request as playwrightRequest, test } from '@playwright/test';
 import { ExchangeServer } from './server';
 import { limit, trader } from './traders';
 
@@ -245,6 +245,83 @@ test('zooming out loads older candles, back to the first trade, as the server ha
   await page.getByRole('button', { name: '1h candles' }).click();
   await expect.poll(() => firstShown(page)).toBe(Math.floor(first / 3_600_000) * 3_600_000);
   await page.context().close();
+});
+
+/** The book as the page shows it: [price, size] of each level, asks then bids. */
+async function bookShown(page: Page): Promise<string[][]> {
+  return page
+    .getByTestId('depth')
+    .locator('tbody tr')
+    .evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].slice(0, 2).map((td) => td.textContent ?? '')));
+}
+
+type Replayed = {
+  events: number;
+  total: number;
+  depth: { bids: { price: string; quantity: string }[]; asks: { price: string; quantity: string }[] };
+  trades: { price: string }[];
+};
+
+async function replayed(events: number): Promise<Replayed> {
+  const api = await playwrightRequest.newContext({ baseURL: server.url, extraHTTPHeaders: { accept: 'application/json' } });
+  const r = await api.post('/api/replay_market', { form: { symbol: 'BTC-USD', events: String(events) } });
+  expect(r.status(), await r.text()).toBe(200);
+  return (await r.json()) as Replayed;
+}
+
+const levelsOf = (r: Replayed) => [
+  ...[...r.depth.asks].reverse().map((l) => [l.price, l.quantity]),
+  ...r.depth.bids.map((l) => [l.price, l.quantity]),
+];
+
+test('the time machine shows the book and tape as the log has them at any moment, plays, and goes back to live', async ({ browser }, testInfo) => {
+  // A link to a moment mid-history: the 301st order rests alone.
+  const context = await browser.newContext({ baseURL: server.url, viewport: { width: 1280, height: 720 } });
+  const page = await context.newPage();
+  await page.goto('/?market=BTC-USD&replay=1501');
+  await expect(page.locator('.terminal')).toHaveAttribute('data-hydrated', 'true');
+  const bar = page.getByTestId('replay-bar');
+  await expect(bar).toBeVisible();
+  await expect(page.getByTestId('replay-scrub')).toHaveValue('1501');
+  const at1501 = await replayed(1501);
+  expect(levelsOf(at1501)).toEqual([[(30000 + 40 * Math.sin(300 / 25)).toFixed(2).replace(/\.?0+$/, ''), '0.01']]);
+  await expect.poll(() => bookShown(page)).toEqual(levelsOf(at1501));
+  await expect(page.getByTestId('tape').locator('tbody tr').first().locator('td.price')).toHaveText(at1501.trades[0].price);
+  await expect(page.getByTestId('spread').locator('.last')).toHaveText(at1501.trades[0].price);
+  await expect(page.getByTestId('replay-when')).toContainText('UTC');
+  await expect(page.getByTestId('replay-chart')).toBeVisible();
+  await page.screenshot({ path: testInfo.outputPath('replay.png') });
+
+  // Scrubbing to another moment: the maker's first two asks, nothing else.
+  const total = Number(await page.getByTestId('replay-scrub').getAttribute('max'));
+  expect(total).toBe(at1501.total);
+  await page.getByTestId('replay-scrub').fill('3002');
+  await expect.poll(() => bookShown(page)).toEqual([
+    ['30004', '0.02'],
+    ['30001', '0.01'],
+  ]);
+  expect(levelsOf(await replayed(3002))).toEqual(await bookShown(page));
+  expect(page.url()).toContain('replay=3002');
+
+  // Playing moves forward in time.
+  await page.getByTestId('replay-scrub').fill('1501');
+  await expect.poll(() => bookShown(page)).toEqual(levelsOf(at1501));
+  await bar.getByLabel('Speed').selectOption('100');
+  await page.getByTestId('replay-play').click();
+  await expect.poll(async () => Number(await page.getByTestId('replay-scrub').inputValue())).toBeGreaterThan(1510);
+  await page.getByTestId('replay-play').click();
+
+  // One click back to the live market, and the address forgets the moment.
+  await bar.getByRole('button', { name: 'Back to live' }).click();
+  await expect(bar).toBeHidden();
+  await expect(bestAsk(page).locator('td.price')).toHaveText('30001');
+  await expect(bestAsk(page).locator('td').nth(1)).toHaveText('0.005');
+  expect(page.url()).not.toContain('replay=');
+  // And into it again from the header, at the present.
+  await page.getByTestId('replay').click();
+  await expect(bar).toBeVisible();
+  await expect(page.getByTestId('replay-scrub')).toHaveValue(String(total));
+  await context.close();
 });
 
 test('the keyboard reaches every control, and every control has a name', async ({ browser }) => {

@@ -177,6 +177,18 @@ impl Event {
         }
     }
 
+    /// When it happened: the time of the command that made it.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Event::OrderAccepted(e) => e.at,
+            Event::OrderRejected(e) => e.at,
+            Event::TradeExecuted(e) => e.executed_at,
+            Event::OrderCancelled(e) => e.at,
+            Event::OrderAmended(e) => e.at,
+            Event::OrderFilled(e) => e.at,
+        }
+    }
+
     /// One line of JSON with `schema_version` and `type`.
     pub fn to_json(&self) -> String {
         serde_json::to_string(&VersionedEventRef {

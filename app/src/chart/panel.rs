@@ -51,9 +51,14 @@ pub async fn candles_before(
 }
 
 /// The chart panel: see the module docs. `symbol` is the market shown,
-/// which older candles are fetched for.
+/// which older candles are fetched for; `testid` names the canvas for
+/// tests (the live chart's is `chart`).
 #[component]
-pub fn PriceChart(chart: ChartHandle, symbol: Signal<String>) -> impl IntoView {
+pub fn PriceChart(
+    chart: ChartHandle,
+    symbol: Signal<String>,
+    #[prop(default = "chart")] testid: &'static str,
+) -> impl IntoView {
     let canvas = NodeRef::<Canvas>::new();
     let interval = RwSignal::new(Interval::M1);
     let style = RwSignal::new(Style::Candles);
@@ -218,7 +223,7 @@ pub fn PriceChart(chart: ChartHandle, symbol: Signal<String>) -> impl IntoView {
             data-loaded=move || overlay.get().loaded.to_string()>
             <canvas
                 class="chart"
-                data-testid="chart"
+                data-testid=testid
                 node_ref=canvas
                 width="960"
                 height="480"

@@ -23,10 +23,26 @@ use super::market_data::{CANDLES_SENT, MarketData};
 use super::market_task::{Action, CommandOutcome, MarketHandle, OrderRequest};
 use super::session;
 use super::settings::Settings;
-use super::streams::{StreamError, load_market, market_stream};
-use super::views::{account_view, depth_view, market_view, open_order_view};
-use crate::api::{AccountView, CandleHistory, DepthView, MarketSnapshot, MarketView, TickerView};
+use super::streams::{Direction, StreamError, load_market, market_stream, read_market};
+use super::views::{account_view, depth_view, market_view, open_order_view, trade_view};
+use crate::api::{
+    AccountView, CandleHistory, DepthView, MarketSnapshot, MarketView, ReplayView, TickerView,
+};
 use crate::candles::Interval;
+
+/// Trades a replayed tape shows, as the live one does.
+const TAPE: usize = 50;
+/// Events read back from a replayed moment to find its tape's trades.
+const REPLAY_TAPE_READ: u64 = 2_000;
+
+/// How far [`Exchange::replay`] goes into a market's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayTo {
+    /// Its stream's first this many events.
+    Events(u64),
+    /// Every event up to this time (milliseconds since the Unix epoch).
+    Time(u64),
+}
 
 /// Where the events live.
 #[derive(Clone, Debug)]
@@ -140,12 +156,7 @@ impl Exchange {
             );
             markets.insert(symbol, handle);
         }
-        let symbols = settings
-            .markets
-            .iter()
-            .map(|m| m.symbol.to_string())
-            .collect();
-        let market_data = MarketData::start(tail.clone(), symbols);
+        let market_data = MarketData::start(tail.clone(), settings.markets.clone());
         let depth_updates = markets
             .iter()
             .map(|(symbol, m)| {
@@ -371,7 +382,7 @@ impl Exchange {
             .read(symbol, |tape, position| MarketSnapshot {
                 symbol: symbol.to_string(),
                 position,
-                trades: tape.trades.iter().rev().take(50).cloned().collect(),
+                trades: tape.trades.iter().rev().take(TAPE).cloned().collect(),
                 series: tape.recent(CANDLES_SENT),
                 ticker: tape.ticker(now_ms()),
                 depth,
@@ -389,6 +400,61 @@ impl Exchange {
         self.0
             .market_data
             .read(symbol, |tape, _| tape.history(interval, before_ms, limit))
+    }
+
+    /// A market as it was after its first events (see [`ReplayTo`]): the
+    /// book from the nearest checkpoint and the events after it (read from
+    /// the store, at most `CHECKPOINT_EVERY`), the tape from the events
+    /// just before, the candles from the trades up to then.
+    pub async fn replay(&self, symbol: &str, to: ReplayTo) -> Result<ReplayView, ExchangeError> {
+        let unknown = || ExchangeError::UnknownMarket(symbol.to_string());
+        let (events, total, at_ms, (from, start), series) = self
+            .0
+            .market_data
+            .read(symbol, |tape, _| {
+                let h = &tape.history;
+                let events = match to {
+                    ReplayTo::Events(n) => n.min(h.events()),
+                    ReplayTo::Time(at_ms) => h.events_at(at_ms),
+                };
+                let series = h.series(events, CANDLES_SENT);
+                (
+                    events,
+                    h.events(),
+                    h.time_after(events),
+                    h.checkpoint(events),
+                    series,
+                )
+            })
+            .ok_or_else(unknown)?;
+        let client = &self.0.client;
+        let unavailable = |e: StreamError| {
+            tracing::warn!("replay of {symbol} cannot read the store: {e}");
+            ExchangeError::Unavailable
+        };
+        let after = read_market(client, symbol, from, events - from, Direction::Forwards)
+            .await
+            .map_err(unavailable)?;
+        let mut book = Book::clone(&start);
+        for e in &after {
+            book.apply(e);
+        }
+        let mut trades = Vec::new();
+        if let Some(last) = events.checked_sub(1) {
+            let before = read_market(client, symbol, last, REPLAY_TAPE_READ, Direction::Backwards)
+                .await
+                .map_err(unavailable)?;
+            trades = before.iter().filter_map(trade_view).take(TAPE).collect();
+        }
+        Ok(ReplayView {
+            symbol: symbol.to_string(),
+            events,
+            total,
+            at_ms,
+            depth: depth_view(book.depth(DEPTH_LEVELS)),
+            trades,
+            series,
+        })
     }
 
     /// The book of a market as of its last append.

@@ -8,6 +8,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use orderbook::Market;
+
+use super::book_history::BookHistory;
 use super::live_tail::{LiveTail, Streams};
 use super::lock::unpoisoned;
 use super::supervise::supervise;
@@ -34,6 +37,8 @@ pub struct MarketTape {
     /// chart can be scrolled back to the beginning. A year of one-minute
     /// candles is about 25 MB a market.
     pub series: Vec<Series>,
+    /// What replaying the market to a moment starts from.
+    pub history: BookHistory,
     /// The ticker last worked out and the minute it holds for. Every viewer
     /// asks for the ticker after every change of the book, and working it
     /// out reads a day of minutes; it changes only with a trade or when a
@@ -42,8 +47,9 @@ pub struct MarketTape {
 }
 
 impl MarketTape {
-    fn new() -> MarketTape {
+    fn new(market: Market) -> MarketTape {
         MarketTape {
+            history: BookHistory::new(market),
             trades: VecDeque::new(),
             series: Interval::ALL
                 .iter()
@@ -125,10 +131,12 @@ pub struct MarketData {
 
 impl MarketData {
     /// Starts the supervised projection task.
-    pub fn start(tail: LiveTail, symbols: Vec<String>) -> MarketData {
+    pub fn start(tail: LiveTail, markets: Vec<Market>) -> MarketData {
         let mut projection = Projection::default();
-        for s in symbols {
-            projection.markets.insert(s, MarketTape::new());
+        for m in markets {
+            projection
+                .markets
+                .insert(m.spec.symbol.to_string(), MarketTape::new(m));
         }
         let state = Arc::new(RwLock::new(projection));
         let data = MarketData { state };
@@ -155,10 +163,12 @@ impl MarketData {
                 Ok(progress) => {
                     let mut p = unpoisoned(self.state.write());
                     for e in &progress.events {
-                        if let Some(view) = &e.trade
-                            && let Some(event) = e.book()
-                            && let Some(m) = p.markets.get_mut(event.symbol().as_str())
-                        {
+                        let Some(event) = e.book() else { continue };
+                        let Some(m) = p.markets.get_mut(event.symbol().as_str()) else {
+                            continue;
+                        };
+                        m.history.apply(e.revision, event);
+                        if let Some(view) = &e.trade {
                             m.add(TradeView::clone(view));
                         }
                     }
@@ -194,7 +204,7 @@ mod tests {
         let day = 86_400_000;
         let fresh =
             |tape: &MarketTape, now: u64| ticker_view(&tape.series[0], tape.trades.back(), now);
-        let mut tape = MarketTape::new();
+        let mut tape = MarketTape::new(Market::defaults().remove(0));
         tape.add(trade(1, "50", MINUTE_MS));
         tape.add(trade(2, "40", 3 * MINUTE_MS + 5));
         let now = day + MINUTE_MS + 10;

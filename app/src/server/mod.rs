@@ -4,6 +4,7 @@
 //! or the site that serves them; they build on this.
 
 mod accounts_task;
+mod book_history;
 mod clock;
 pub mod context;
 pub mod depth_updates;
@@ -27,7 +28,7 @@ mod supervise;
 mod tests;
 mod views;
 
-pub use exchange::{Connection, Exchange, MarketStats, StartError, Stats, StoreStats};
+pub use exchange::{Connection, Exchange, MarketStats, ReplayTo, StartError, Stats, StoreStats};
 pub use exchange_error::ExchangeError;
 pub use market_data::HISTORY_LIMIT;
 pub use market_task::{CommandOutcome, OrderRequest};

@@ -130,10 +130,17 @@ pub async fn read_stream<T>(
     stream: &str,
     decode: impl Fn(&[u8]) -> Result<T, String>,
 ) -> Result<Vec<T>, StreamError> {
-    let mut read = match client
-        .read_stream(stream, &ReadStreamOptions::default())
-        .await
-    {
+    read_stream_with(client, stream, &ReadStreamOptions::default(), decode).await
+}
+
+/// Reads a stream as `options` say, decoding each event.
+async fn read_stream_with<T>(
+    client: &Client,
+    stream: &str,
+    options: &ReadStreamOptions,
+    decode: impl Fn(&[u8]) -> Result<T, String>,
+) -> Result<Vec<T>, StreamError> {
+    let mut read = match client.read_stream(stream, options).await {
         Ok(read) => read,
         Err(Error::ResourceNotFound) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
@@ -175,12 +182,48 @@ pub async fn load_accounts(client: &Client) -> Result<Ledger, StreamError> {
     Ok(ledger)
 }
 
+fn decode_market_event(b: &[u8]) -> Result<Event, String> {
+    let text = std::str::from_utf8(b).map_err(|e| e.to_string())?;
+    Event::from_json(text).map_err(|e| e.to_string())
+}
+
 /// Reads a market's whole stream.
 pub async fn load_market(client: &Client, symbol: &str) -> Result<Vec<Event>, StreamError> {
-    read_stream(client, &market_stream(symbol), |b| {
-        let text = std::str::from_utf8(b).map_err(|e| e.to_string())?;
-        Event::from_json(text).map_err(|e| e.to_string())
-    })
+    read_stream(client, &market_stream(symbol), decode_market_event).await
+}
+
+/// Which way a part of a stream is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Forwards,
+    Backwards,
+}
+
+/// Reads up to `count` events of a market's stream starting at `revision`
+/// and going the way asked (backwards: that event and the ones before it).
+pub async fn read_market(
+    client: &Client,
+    symbol: &str,
+    revision: u64,
+    count: u64,
+    direction: Direction,
+) -> Result<Vec<Event>, StreamError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let options = ReadStreamOptions::default()
+        .position(StreamPosition::Position(revision))
+        .max_count(usize::try_from(count).unwrap_or(usize::MAX));
+    let options = match direction {
+        Direction::Forwards => options.forwards(),
+        Direction::Backwards => options.backwards(),
+    };
+    read_stream_with(
+        client,
+        &market_stream(symbol),
+        &options,
+        decode_market_event,
+    )
     .await
 }
 

@@ -1138,3 +1138,91 @@ async fn older_candles_come_from_every_trade_ever_made() {
         s.exchange.stop().await;
     }
 }
+
+/// The time machine over the router: the market after its first n events
+/// is the stream's first n events replayed by the pure engine (its depth),
+/// with the trades among them on its tape, newest first; a time replays
+/// every event up to it. Bad requests are refused with what to ask.
+#[tokio::test]
+async fn a_replay_is_the_stream_replayed_to_that_moment() {
+    use crate::api::ReplayView;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut a = Browser::sign_up(&s, "alice").await;
+    let mut b = Browser::sign_up(&s, "bob").await;
+    for (price, qty) in [("30010", "0.01"), ("30020", "0.02"), ("30030", "0.03")] {
+        a.limit(&s, "sell", price, qty).await.unwrap();
+    }
+    for (price, qty) in [("29990", "0.01"), ("30015", "0.015"), ("30030", "0.02")] {
+        b.limit(&s, "buy", price, qty).await.unwrap();
+    }
+    a.limit(&s, "sell", "29980", "0.005").await.unwrap();
+    let events = load_market(&s.exchange.client(), "BTC-USD").await.unwrap();
+    let market = settings().markets.remove(0);
+    let replay = |form: Vec<(&'static str, String)>| {
+        let s = &s;
+        async move {
+            let mut form = form;
+            form.push(("symbol", "BTC-USD".to_string()));
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            Browser::default()
+                .call::<ReplayView>(s, "replay_market", &form)
+                .await
+        }
+    };
+    // The market data follows the store: wait until it has every event.
+    for _ in 0..100 {
+        let r = replay(vec![("events", u64::MAX.to_string())])
+            .await
+            .unwrap();
+        if r.total == events.len() as u64 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for n in 0..=events.len() {
+        let got = replay(vec![("events", n.to_string())]).await.unwrap();
+        let book = orderbook::Book::replay(market.clone(), &events[..n]);
+        assert_eq!(got.events, n as u64);
+        assert_eq!(got.total, events.len() as u64);
+        assert_eq!(
+            got.depth,
+            views::depth_view(book.depth(20)),
+            "after {n} events"
+        );
+        let tape: Vec<_> = events[..n]
+            .iter()
+            .rev()
+            .filter_map(views::trade_view)
+            .collect();
+        assert_eq!(got.trades, tape, "after {n} events");
+        assert_eq!(got.at_ms, n.checked_sub(1).map(|i| events[i].at() / 1000));
+        let closes: Vec<f64> = got.series[0].candles.iter().map(|c| c.close).collect();
+        let last_trade = tape.first().map(|t| t.amounts().0);
+        assert_eq!(closes.last().copied(), last_trade, "after {n} events");
+    }
+    assert!(events.len() > 12, "{}", events.len());
+    // A time: every event up to it.
+    let at = events[7].at() / 1000;
+    let got = replay(vec![("at_ms", at.to_string())]).await.unwrap();
+    let upto = events.iter().filter(|e| e.at() / 1000 <= at).count();
+    assert_eq!(got.events, upto as u64);
+    assert!(upto >= 8);
+    // Past the end is the present.
+    let got = replay(vec![("events", "1000000".into())]).await.unwrap();
+    assert_eq!(got.events, events.len() as u64);
+    for bad in [vec![], vec![("events", "1".into()), ("at_ms", "1".into())]] {
+        let message = replay(bad).await.unwrap_err().message;
+        assert!(message.contains("either events"), "{message}");
+    }
+    let unknown = Browser::default()
+        .call::<ReplayView>(
+            &s,
+            "replay_market",
+            &[("symbol", "DOGE-USD"), ("events", "1")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.message, "there is no market DOGE-USD");
+    s.exchange.stop().await;
+}

@@ -1,0 +1,242 @@
+//! What the time machine remembers of one market so that any moment of its
+//! history can be rebuilt quickly and exactly: the book after every
+//! [`CHECKPOINT_EVERY`] events (folded with the same pure `orderbook`
+//! crate as the market task), the time of every event, and every trade's
+//! price and size for the candles.
+//!
+//! Replaying to a moment then starts from the checkpoint at or before it
+//! and reads at most `CHECKPOINT_EVERY` events from the store, however
+//! long the history: the cost does not grow with the log. Memory is about
+//! 40 bytes a trade and 8 an event, plus one book per checkpoint.
+
+use std::sync::Arc;
+
+use orderbook::{Book, Event, Market};
+
+use crate::candles::{Interval, Series};
+
+/// Events between two checkpoints.
+pub const CHECKPOINT_EVERY: u64 = 4096;
+
+/// One trade, as the candles need it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TradePoint {
+    /// The market's events up to and including this trade.
+    pub events: u64,
+    pub at_ms: u64,
+    pub price: f64,
+    pub quantity: f64,
+}
+
+/// One market's history: see the module docs.
+#[derive(Debug)]
+pub struct BookHistory {
+    book: Book,
+    times_ms: Vec<u64>,
+    /// The book after `k * CHECKPOINT_EVERY` events, for k = 0, 1, ...
+    checkpoints: Vec<Arc<Book>>,
+    trades: Vec<TradePoint>,
+}
+
+impl BookHistory {
+    pub fn new(market: Market) -> BookHistory {
+        let book = Book::new(market);
+        BookHistory {
+            checkpoints: vec![Arc::new(book.clone())],
+            book,
+            times_ms: Vec::new(),
+            trades: Vec::new(),
+        }
+    }
+
+    /// Events folded in so far.
+    pub fn events(&self) -> u64 {
+        self.times_ms.len() as u64
+    }
+
+    /// Folds in the event at `revision` of the market's stream. One seen
+    /// already is passed over; the stream is read in order, so no event is
+    /// skipped.
+    pub fn apply(&mut self, revision: u64, event: &Event) {
+        if revision != self.events() {
+            return;
+        }
+        self.book.apply(event);
+        let at_ms = event.at() / 1000;
+        self.times_ms.push(at_ms);
+        if let Event::TradeExecuted(t) = event {
+            self.trades.push(TradePoint {
+                events: self.events(),
+                at_ms,
+                price: t.price.try_into().unwrap_or(0.0),
+                quantity: t.quantity.try_into().unwrap_or(0.0),
+            });
+        }
+        if self.events().is_multiple_of(CHECKPOINT_EVERY) {
+            self.checkpoints.push(Arc::new(self.book.clone()));
+        }
+    }
+
+    /// The market's events up to `at_ms`: how far a replay to that time goes.
+    pub fn events_at(&self, at_ms: u64) -> u64 {
+        self.times_ms.partition_point(|&t| t <= at_ms) as u64
+    }
+
+    /// The time of the last of the first `events` events.
+    pub fn time_after(&self, events: u64) -> Option<u64> {
+        let last = usize::try_from(events.checked_sub(1)?).ok()?;
+        self.times_ms.get(last).copied()
+    }
+
+    /// The checkpoint a replay to `events` starts from, and its events.
+    pub fn checkpoint(&self, events: u64) -> (u64, Arc<Book>) {
+        let k = (events / CHECKPOINT_EVERY).min(self.checkpoints.len() as u64 - 1);
+        (k * CHECKPOINT_EVERY, self.checkpoints[k as usize].clone())
+    }
+
+    /// The newest `count` candles of each interval made of the trades among
+    /// the first `events` events: the chart as it was then.
+    pub fn series(&self, events: u64, count: usize) -> Vec<Series> {
+        let end = self.trades.partition_point(|t| t.events <= events);
+        let trades = &self.trades[..end];
+        let Some(last) = trades.last() else {
+            return Interval::ALL
+                .iter()
+                .map(|&i| Series::new(i, count))
+                .collect();
+        };
+        Interval::ALL
+            .iter()
+            .map(|&interval| {
+                let reach = interval.millis() * (count as u64).saturating_sub(1);
+                let since = interval.start(last.at_ms).saturating_sub(reach);
+                let from = trades.partition_point(|t| t.at_ms < since);
+                let mut series = Series::new(interval, count);
+                for t in &trades[from..] {
+                    series.add(t.at_ms, t.price, t.quantity);
+                }
+                series
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orderbook::{Command, OrderType, PlaceOrder, SelfTradePrevention, Side};
+    use rust_decimal::Decimal;
+
+    fn market() -> Market {
+        Market::defaults().remove(0)
+    }
+
+    /// A market's events: orders on both sides, a trade every fourth.
+    fn events(n: u64) -> Vec<Event> {
+        let market = market();
+        let mut book = Book::new(market.clone());
+        let mut out = Vec::new();
+        let mut i = 0u64;
+        while (out.len() as u64) < n {
+            let side = if i % 4 == 3 { Side::Buy } else { Side::Sell };
+            let price = if side == Side::Buy {
+                30_010
+            } else {
+                30_000 + (i % 7) as i64
+            };
+            let command = Command::Place(PlaceOrder {
+                symbol: market.symbol.clone(),
+                order_id: book.last_order_id() + 1,
+                account: 1 + i % 3,
+                side,
+                order_type: OrderType::Limit,
+                price: Some(Decimal::from(price)),
+                quantity: Some(Decimal::new(1, 2)),
+                quote_amount: None,
+                time_in_force: None,
+                post_only: false,
+                self_trade_prevention: SelfTradePrevention::default(),
+                at: 1_700_000_000_000_000 + i * 7_000_000,
+            });
+            for e in book.decide(&command) {
+                book.apply(&e);
+                out.push(e);
+            }
+            i += 1;
+        }
+        out.truncate(n as usize);
+        out
+    }
+
+    #[test]
+    fn a_checkpoint_and_the_events_after_it_are_the_book_at_any_moment() {
+        let all = events(3 * CHECKPOINT_EVERY + 100);
+        let mut history = BookHistory::new(market());
+        for (revision, e) in all.iter().enumerate() {
+            history.apply(revision as u64, e);
+            // Seen twice (a reader that resumed): nothing changes.
+            history.apply(revision as u64, e);
+        }
+        assert_eq!(history.events(), all.len() as u64);
+        for n in [
+            0,
+            1,
+            CHECKPOINT_EVERY - 1,
+            CHECKPOINT_EVERY,
+            2 * CHECKPOINT_EVERY + 5,
+            all.len() as u64,
+        ] {
+            let (from, start) = history.checkpoint(n);
+            assert!(from <= n && n - from < CHECKPOINT_EVERY, "{n}: {from}");
+            let mut book = Book::clone(&start);
+            for e in &all[from as usize..n as usize] {
+                book.apply(e);
+            }
+            let replayed = Book::replay(market(), &all[..n as usize]);
+            assert_eq!(book.snapshot(), replayed.snapshot(), "after {n} events");
+        }
+        // Time finds the events up to it.
+        let t = history.time_after(1000).unwrap();
+        let n = history.events_at(t);
+        assert!(n >= 1000 && history.time_after(n) == Some(t));
+        assert_eq!(history.events_at(0), 0);
+        assert_eq!(history.time_after(0), None);
+    }
+
+    #[test]
+    fn the_candles_of_a_moment_hold_only_the_trades_before_it() {
+        let all = events(2000);
+        let mut history = BookHistory::new(market());
+        for (revision, e) in all.iter().enumerate() {
+            history.apply(revision as u64, e);
+        }
+        let n = 1234;
+        let trades: Vec<_> = all[..n]
+            .iter()
+            .filter_map(|e| match e {
+                Event::TradeExecuted(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        let series = history.series(n as u64, 200);
+        for s in &series {
+            let volume: f64 = s.candles.iter().map(|c| c.volume).sum();
+            let last = trades.last().unwrap();
+            assert_eq!(
+                s.candles.last().unwrap().close,
+                f64::try_from(last.price).unwrap()
+            );
+            if s.interval != Interval::M1 {
+                // 200 candles of 5m and over reach back past the first
+                // trade (one command each 7 s): they hold every trade.
+                assert!(
+                    (volume - trades.len() as f64 * 0.01).abs() < 1e-9,
+                    "{:?}",
+                    s.interval
+                );
+            }
+            assert!(s.candles.len() <= 200);
+        }
+        assert!(history.series(0, 200).iter().all(|s| s.candles.is_empty()));
+    }
+}
