@@ -39,9 +39,9 @@ use rust_decimal::Decimal;
 use tokio::task::JoinHandle;
 
 mod figures;
+mod history;
 use figures::{env_list, percentile};
-
-const SYMBOL: &str = "BTC-USD";
+use history::{SYMBOL, write_history};
 
 fn order(side: Side) -> OrderRequest {
     OrderRequest {
@@ -89,88 +89,6 @@ async fn settled(x: &Exchange) {
     while shown() < last_trade(x) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Writes a history of at least `events` events to the market's stream
-/// before the exchange starts: the pure engine's own decisions for two
-/// traders crossing orders of 0.001 BTC around 30,000 (accepts, trades,
-/// fills), appended 1,000 events at a time. The traders' ids name no
-/// account, so the exchange has nothing of theirs to settle at start.
-async fn write_history(dir: &std::path::Path, settings: &Settings, events: u64) {
-    use app::server::streams::{expected, market_event_data, market_stream};
-    use eventstore::AppendToStreamOptions;
-    use orderbook::{Book, Command, OrderType, PlaceOrder, SelfTradePrevention};
-    let started = Instant::now();
-    let store = store::EmbeddedStore::start(dir, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let client = eventstore::Client::new(store.connection_string().parse().unwrap()).unwrap();
-    let market = settings
-        .markets
-        .iter()
-        .find(|m| m.symbol.as_str() == SYMBOL)
-        .unwrap()
-        .clone();
-    let mut book = Book::new(market.clone());
-    let mut batch = Vec::new();
-    let mut written = 0u64;
-    // One event a microsecond, ending about now.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64;
-    let at = now - events;
-    let mut i = 0u64;
-    while written + (batch.len() as u64) < events {
-        let side = if i.is_multiple_of(2) {
-            Side::Sell
-        } else {
-            Side::Buy
-        };
-        let ticks = Decimal::new((i / 2 % 200) as i64, 2);
-        let command = Command::Place(PlaceOrder {
-            symbol: market.symbol.clone(),
-            order_id: book.last_order_id() + 1,
-            account: 1_000_000_000 + i % 2,
-            side,
-            order_type: OrderType::Limit,
-            price: Some(Decimal::from(30_000) + ticks),
-            quantity: Some(Decimal::new(1, 3)),
-            quote_amount: None,
-            time_in_force: None,
-            post_only: false,
-            self_trade_prevention: SelfTradePrevention::default(),
-            at: at + i,
-        });
-        for event in book.decide(&command) {
-            book.apply(&event);
-            batch.push(market_event_data(&event));
-        }
-        i += 1;
-        if batch.len() >= 1000 {
-            let options = AppendToStreamOptions::default().expected_revision(expected(written));
-            let n = batch.len() as u64;
-            client
-                .append_to_stream(market_stream(SYMBOL), &options, std::mem::take(&mut batch))
-                .await
-                .unwrap();
-            written += n;
-        }
-    }
-    if !batch.is_empty() {
-        let options = AppendToStreamOptions::default().expected_revision(expected(written));
-        written += batch.len() as u64;
-        client
-            .append_to_stream(market_stream(SYMBOL), &options, batch)
-            .await
-            .unwrap();
-    }
-    store.stop().await.unwrap();
-    eprintln!(
-        "history: {written} events ({} trades) in {:.1?}",
-        book.last_trade_id(),
-        started.elapsed()
-    );
 }
 
 /// A viewer that resumes from the market's first event and drains its

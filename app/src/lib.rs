@@ -8,6 +8,9 @@
 //! server both build on. Code that only makes sense on one side is gated on
 //! that side's feature.
 
+// The terminal's view types nest deeper than the default limit allows.
+#![recursion_limit = "256"]
+
 pub mod account;
 pub mod api;
 pub mod book_grouping;

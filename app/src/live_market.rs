@@ -294,7 +294,6 @@ pub fn DepthBook(
             "No resting orders."
         </p>
     }
-    .into_any()
 }
 
 /// The chart panel's body: the price chart, or the depth chart as a
@@ -335,7 +334,6 @@ pub fn ChartPanel(state: MarketState) -> impl IntoView {
             <DepthChart depth=Signal::derive(move || state.replay.depth_or(state.depth)) />
         </div>
     }
-    .into_any()
 }
 
 /// Keeps the page's feed open for its lifetime (browser only).

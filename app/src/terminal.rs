@@ -6,22 +6,45 @@
 //! server from a snapshot, so the first paint is never empty, and kept
 //! live in the browser by the market feed. The trader's panel loads on its
 //! own and never waits for market data.
+//!
+//! The snapshot and the list of markets are read synchronously from the
+//! exchange while the server renders and carried in the page to the
+//! browser (Leptos's `SharedValue`), so the market areas hydrate at once
+//! with no suspense boundary around them: under one, the bundle would
+//! carry a second, asynchronous copy of all their hydration code.
 
 use leptos::prelude::*;
 
-use crate::api::MarketSnapshot;
+use crate::api::{MarketSnapshot, MarketView};
 use crate::codec::Json;
 use crate::error::UserError;
 use crate::live_market::{
     ChartPanel, DepthBook, LevelPick, LinkStatus, MarketState, Tape, Ticker, connect,
 };
 use crate::time_machine::{ReplayBar, ReplayButton, linked_moment};
-use crate::trading::{Markets, TraderPanel, list_markets};
+use crate::trading::TraderPanel;
 
 /// The market a page opens on.
 pub const DEFAULT_MARKET: &str = "BTC-USD";
 
-/// The market page's data as of now, for the first paint.
+/// What the page paints first: the default market's snapshot and every
+/// market (read on the server; the browser takes them from the page).
+fn first_paint() -> Result<(MarketSnapshot, Vec<MarketView>), UserError> {
+    #[cfg(feature = "ssr")]
+    {
+        let exchange = crate::server::context::exchange()?;
+        let snapshot = exchange
+            .snapshot(DEFAULT_MARKET)
+            .ok_or_else(|| UserError::new(format!("there is no market {DEFAULT_MARKET}")))?;
+        Ok((snapshot, exchange.markets()))
+    }
+    #[cfg(not(feature = "ssr"))]
+    Err(UserError::new(
+        "the market comes with the page from the server: reload the page",
+    ))
+}
+
+/// A market's data as of now, as the page paints it first.
 #[server(endpoint = "market_page")]
 pub async fn market_page(symbol: String) -> Result<MarketSnapshot, UserError> {
     let exchange = crate::server::context::exchange()?;
@@ -66,7 +89,7 @@ impl Area {
 /// last picked in the book.
 #[derive(Clone, Copy)]
 struct Shared {
-    markets: Markets,
+    markets: StoredValue<Vec<MarketView>>,
     area: RwSignal<Area>,
     pick: RwSignal<Option<LevelPick>>,
 }
@@ -78,23 +101,7 @@ pub fn Terminal() -> impl IntoView {
     // end-to-end tests wait for the marker instead of guessing a delay.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
-    let snapshot = Resource::<_, Json>::new_with_options(
-        || (),
-        |_| market_page(DEFAULT_MARKET.to_string()),
-        false,
-    );
-    let markets = Resource::<_, Json>::new_with_options(|| (), |_| list_markets(), false);
-    // Both market areas share one state (and one feed), made from the
-    // snapshot by whichever renders first.
-    let made = StoredValue::new(None::<MarketState>);
-    let state_of = move |snapshot: MarketSnapshot| {
-        made.get_value().unwrap_or_else(|| {
-            let state = MarketState::new(snapshot);
-            connect(state);
-            made.set_value(Some(state));
-            state
-        })
-    };
+    let first = SharedValue::<_, Json>::new_with_encoding(first_paint).into_inner();
     let area = RwSignal::new(Area::Chart);
     let pick = RwSignal::new(None::<LevelPick>);
     // A picked price is for the order form: on a phone, show it.
@@ -103,27 +110,27 @@ pub fn Terminal() -> impl IntoView {
             area.set(Area::Trade);
         }
     });
+    let (state, markets, failed) = match first {
+        Ok((snapshot, markets)) => {
+            let state = MarketState::new(snapshot);
+            connect(state);
+            (Some(state), markets, None)
+        }
+        Err(e) => (None, Vec::new(), Some(e.message)),
+    };
     let shared = Shared {
-        markets,
+        markets: StoredValue::new(markets),
         area,
         pick,
-    };
-    let with_state = move |render: fn(MarketState, Shared) -> AnyView| {
-        move || {
-            snapshot.get().map(|result| match result {
-                Ok(s) => render(state_of(s), shared),
-                Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
-            })
-        }
     };
 
     view! {
         <div class="terminal" data-hydrated=move || hydrated.get().to_string()>
             <header class="topbar">
                 <h1 class="brand">"Satoshi Exchange"</h1>
-                <Suspense fallback=|| ()>{with_state(header)}</Suspense>
+                {state.map(|state| header(state, shared))}
             </header>
-            <Suspense fallback=|| ()>{with_state(replay_bar)}</Suspense>
+            {state.map(|state| replay_bar(state, shared))}
             <nav class="area-tabs" role="tablist" aria-label="Areas">
                 {Area::ALL.into_iter().map(|a| view! {
                     <button type="button" role="tab" class="secondary" aria-controls=a.id()
@@ -132,13 +139,12 @@ pub fn Terminal() -> impl IntoView {
                 }).collect_view()}
             </nav>
             <main class="workspace">
-                <Suspense fallback=|| view! { <p class="empty">"Loading the market…"</p> }>
-                    {with_state(panels)}
-                </Suspense>
+                {state.map(|state| panels(state, shared))}
+                {failed.map(|message| view! { <p class="form-error" role="alert">{message}</p> })}
                 <section class="panel entry-panel" id=Area::Trade.id() data-shown=shown(area, Area::Trade)
                     aria-labelledby="entry-title">
                     <h2 id="entry-title">"Trade"</h2>
-                    <TraderPanel pick />
+                    <TraderPanel pick markets=shared.markets />
                 </section>
             </main>
         </div>
@@ -151,7 +157,7 @@ fn shown(area: RwSignal<Area>, this: Area) -> impl Fn() -> String + Copy {
 }
 
 /// The time machine's bar under the header; a link to a moment opens it.
-fn replay_bar(state: MarketState, _: Shared) -> AnyView {
+fn replay_bar(state: MarketState, _: Shared) -> impl IntoView {
     let symbol = Signal::from(state.symbol);
     Effect::new(move |_| {
         if let Some((market, events)) = linked_moment() {
@@ -159,16 +165,16 @@ fn replay_bar(state: MarketState, _: Shared) -> AnyView {
             state.replay.go(market, Some(events), None);
         }
     });
-    view! { <ReplayBar replay=state.replay symbol /> }.into_any()
+    view! { <ReplayBar replay=state.replay symbol /> }
 }
 
-fn header(state: MarketState, Shared { markets, .. }: Shared) -> AnyView {
+fn header(state: MarketState, Shared { markets, .. }: Shared) -> impl IntoView {
     view! {
         <label class="market-select">
             <span class="visually-hidden">"Market"</span>
             <select name="market" data-testid="market-select" prop:value=move || state.symbol.get()
                 on:change=move |ev| state.symbol.set(event_target_value(&ev))>
-                {move || markets.get().and_then(Result::ok).unwrap_or_default().into_iter().map(|m| {
+                {markets.get_value().into_iter().map(|m| {
                     let selected = m.symbol == state.symbol.get_untracked();
                     view! { <option value=m.symbol.clone() selected=selected>{m.symbol.clone()}</option> }
                 }).collect_view()}
@@ -178,10 +184,9 @@ fn header(state: MarketState, Shared { markets, .. }: Shared) -> AnyView {
         <ReplayButton replay=state.replay symbol=state.symbol.into() />
         <LinkStatus link=state.link />
     }
-    .into_any()
 }
 
-fn panels(state: MarketState, shared: Shared) -> AnyView {
+fn panels(state: MarketState, shared: Shared) -> impl IntoView {
     let Shared {
         markets,
         area,
@@ -189,12 +194,12 @@ fn panels(state: MarketState, shared: Shared) -> AnyView {
     } = shared;
     let tick_size = Signal::derive(move || {
         let symbol = state.symbol.get();
-        markets
-            .get()
-            .and_then(Result::ok)
-            .and_then(|all| all.into_iter().find(|m| m.symbol == symbol))
-            .map(|m| m.tick_size)
-            .unwrap_or_default()
+        markets.with_value(|all| {
+            all.iter()
+                .find(|m| m.symbol == symbol)
+                .map(|m| m.tick_size.clone())
+                .unwrap_or_default()
+        })
     });
     view! {
         <section class="panel chart-panel" id=Area::Chart.id() data-shown=shown(area, Area::Chart)
@@ -213,5 +218,4 @@ fn panels(state: MarketState, shared: Shared) -> AnyView {
             <Tape state />
         </section>
     }
-    .into_any()
 }

@@ -5,19 +5,10 @@
 use leptos::prelude::*;
 
 use crate::account::{AuthForms, ClaimFaucet, LogIn, LogOut, SignUp, error_for, my_account};
-use crate::api::{BalanceView, FillView, MarketView, OpenOrderView, OrderForm};
+use crate::api::{AccountView, BalanceView, FillView, MarketView, OpenOrderView, OrderForm};
 use crate::codec::Json;
 use crate::error::UserError;
 use crate::live_market::LevelPick;
-
-/// The listed markets, loaded with the page (the header's selector and the
-/// order form).
-pub type Markets = Resource<Result<Vec<MarketView>, UserError>, Json>;
-
-#[server(endpoint = "list_markets")]
-pub async fn list_markets() -> Result<Vec<MarketView>, UserError> {
-    Ok(crate::server::context::exchange()?.markets())
-}
 
 /// Places an order from the order form; answers with a sentence saying
 /// what happened to it.
@@ -50,42 +41,44 @@ pub async fn cancel_order(symbol: String, order_id: u64) -> Result<String, UserE
 /// once a second, without touching what the trader is typing. A price
 /// picked in the book goes into the order form.
 #[component]
-pub fn TraderPanel(pick: RwSignal<Option<LevelPick>>) -> impl IntoView {
+pub fn TraderPanel(
+    pick: RwSignal<Option<LevelPick>>,
+    markets: StoredValue<Vec<MarketView>>,
+) -> impl IntoView {
     let sign_up = ServerAction::<SignUp>::new();
     let log_in = ServerAction::<LogIn>::new();
     let log_out = ServerAction::<LogOut>::new();
     let faucet = ServerAction::<ClaimFaucet>::new();
     let place = ServerAction::<PlaceOrder>::new();
     let cancel = ServerAction::<CancelOrder>::new();
-    let tick = RwSignal::new(0u64);
-    // Effects run only in the browser: poll there, never on the server.
+    // The first paint has the account of the session cookie (read while
+    // the server renders); the browser then asks again after every action
+    // and once a second, and shows a change only when there is one.
+    let first = SharedValue::<_, Json>::new_with_encoding(first_account).into_inner();
+    let account = RwSignal::new(first);
+    let refresh = move || {
+        leptos::task::spawn_local(async move {
+            if let Ok(now) = my_account().await
+                && account.with_untracked(|a| *a != now)
+            {
+                account.set(now);
+            }
+        });
+    };
+    // Effects run only in the browser: ask there, never on the server.
     Effect::new(move |_| {
-        set_interval(
-            move || tick.update(|n| *n += 1),
-            std::time::Duration::from_secs(1),
-        );
+        let actions = [sign_up.version(), log_in.version(), log_out.version()];
+        let orders = [faucet.version(), place.version(), cancel.version()];
+        for version in actions.iter().chain(&orders) {
+            version.track();
+        }
+        refresh();
     });
-    let account = Resource::<_, Json>::new_with_options(
-        move || {
-            (
-                sign_up.version().get(),
-                log_in.version().get(),
-                log_out.version().get(),
-                faucet.version().get(),
-                place.version().get(),
-                cancel.version().get(),
-                tick.get(),
-            )
-        },
-        |_| my_account(),
-        false,
-    );
-    let markets = Resource::<_, Json>::new_with_options(|| (), |_| list_markets(), false);
-    let view_of = move || account.get().and_then(Result::ok).flatten();
-    let logged_in = move || view_of().is_some();
+    Effect::new(move |_| set_interval(refresh, std::time::Duration::from_secs(1)));
+    let view_of = move || account.get();
+    let logged_in = move || account.with(Option::is_some);
 
     view! {
-        <Transition fallback=|| view! { <p class="empty">"Loading your account…"</p> }>
             <Show when=logged_in fallback=move || view! { <AuthForms sign_up log_in /> }>
                 <div class="account-bar">
                     <span>"Signed in as " <strong data-testid="username">{move || view_of().map(|v| v.username)}</strong></span>
@@ -102,9 +95,19 @@ pub fn TraderPanel(pick: RwSignal<Option<LevelPick>>) -> impl IntoView {
                 <OpenOrders cancel rows=Signal::derive(move || view_of().map(|v| v.open_orders).unwrap_or_default()) />
                 <Fills rows=Signal::derive(move || view_of().map(|v| v.fills).unwrap_or_default()) />
             </Show>
-        </Transition>
     }
-    .into_any()
+}
+
+/// The account of the page's session cookie, as the page paints it first.
+#[cfg(feature = "ssr")]
+fn first_account() -> Option<AccountView> {
+    crate::server::context::account_view_now()
+}
+
+/// In the browser the first paint's account comes with the page.
+#[cfg(not(feature = "ssr"))]
+fn first_account() -> Option<AccountView> {
+    None
 }
 
 /// The order form. Fields the chosen order type does not use are hidden.
@@ -113,7 +116,7 @@ pub fn TraderPanel(pick: RwSignal<Option<LevelPick>>) -> impl IntoView {
 #[component]
 fn OrderEntry(
     place: ServerAction<PlaceOrder>,
-    markets: Markets,
+    markets: StoredValue<Vec<MarketView>>,
     pick: RwSignal<Option<LevelPick>>,
 ) -> impl IntoView {
     use leptos::html::{Input, Select};
@@ -162,15 +165,11 @@ fn OrderEntry(
                 <div class="field">
                     <label for="order-symbol">"Market"</label>
                     <select id="order-symbol" name="symbol" node_ref=market_select>
-                        {move || {
-                            markets
-                                .get()
-                                .and_then(Result::ok)
-                                .unwrap_or_default()
-                                .into_iter()
-                                .map(|m| view! { <option value=m.symbol.clone()>{m.symbol.clone()}</option> })
-                                .collect_view()
-                        }}
+                        {markets
+                            .get_value()
+                            .into_iter()
+                            .map(|m| view! { <option value=m.symbol.clone()>{m.symbol.clone()}</option> })
+                            .collect_view()}
                     </select>
                 </div>
                 <fieldset class="side-choice">

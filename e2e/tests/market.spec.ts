@@ -1,5 +1,6 @@
-import { Page, expect, test } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import { ExchangeServer } from './server';
+import { pixels } from './chart';
 import { limit, trader as traderAt } from './traders';
 
 // A market of its own: this file starts (and restarts) its own server.
@@ -8,17 +9,6 @@ test.describe.configure({ mode: 'serial' });
 test.beforeAll(async () => server.start());
 test.afterAll(async () => server.stop());
 const trader = (name: string) => traderAt(server.url, name);
-
-/** A fingerprint of the canvas pixels. */
-async function pixels(page: Page): Promise<number> {
-  return page.getByTestId('chart').evaluate((node) => {
-    const c = node as HTMLCanvasElement;
-    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-    let h = 0;
-    for (let i = 0; i < d.length; i += 4) h = (h * 31 + d[i] + 3 * d[i + 1] + 7 * d[i + 2]) >>> 0;
-    return h;
-  });
-}
 
 test('a viewer sees trades arrive live, switches market, and survives a restart', async ({ page }, testInfo) => {
   await page.goto(server.url);

@@ -1,4 +1,5 @@
 import { Browser, Locator, Page, expect, request as playwrightRequest, test } from '@playwright/test';
+import { pixels } from './chart';
 import { ExchangeServer } from './server';
 import { limit, trader } from './traders';
 
@@ -85,6 +86,8 @@ for (const [width, height] of [
     ] as const) {
       expect(await inViewport(page, element), name).toBe(true);
     }
+    // The last price's line and label, at the last trade.
+    await expect(page.getByTestId('last-price')).toHaveText('30001');
     // The chart takes the main area.
     const chart = (await page.getByTestId('chart').boundingBox())!;
     expect(chart.width * chart.height).toBeGreaterThan(0.3 * width * height);
@@ -218,6 +221,14 @@ test('zooming out loads older candles, back to the first trade, as the server ha
   await expect(page.locator('.chart-frame')).toHaveAttribute('data-loaded', String(history.candles.length));
   await page.screenshot({ path: testInfo.outputPath('chart-zoomed-out.png') });
 
+  // A moving average is drawn over the candles, and taken off again.
+  const before = await pixels(page);
+  await page.getByRole('button', { name: 'Moving average of 25' }).click();
+  await expect(page.getByRole('button', { name: 'Moving average of 25' })).toHaveAttribute('aria-pressed', 'true');
+  await expect.poll(() => pixels(page)).not.toBe(before);
+  await page.getByRole('button', { name: 'Moving average of 25' }).click();
+  await expect.poll(() => pixels(page)).toBe(before);
+
   // Back to the latest, then the other ways in: wheel, keys and drag.
   await page.getByRole('button', { name: 'Back to the latest candle' }).click();
   await expect.poll(() => firstShown(page)).toBe(live);
@@ -241,6 +252,22 @@ test('zooming out loads older candles, back to the first trade, as the server ha
   await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2, { steps: 5 });
   await page.mouse.up();
   await expect.poll(() => firstShown(page)).toBeLessThan(live);
+  // A pinch: two pointers moving apart zoom in, around their middle.
+  await page.getByRole('button', { name: 'Back to the latest candle' }).click();
+  await expect.poll(() => firstShown(page)).toBe(live);
+  await page.getByTestId('chart').evaluate((canvas, [x, y]) => {
+    const at = (id: number, dx: number, type: string) =>
+      canvas.dispatchEvent(new PointerEvent(type, { pointerId: id, clientX: x + dx, clientY: y, bubbles: true }));
+    at(1, -20, 'pointerdown');
+    at(2, 20, 'pointerdown');
+    for (let d = 20; d <= 120; d += 20) {
+      at(1, -d, 'pointermove');
+      at(2, d, 'pointermove');
+    }
+    at(1, -120, 'pointerup');
+    at(2, 120, 'pointerup');
+  }, [box.x + box.width * 0.7, box.y + box.height / 2]);
+  await expect.poll(() => firstShown(page)).toBeGreaterThan(live);
   // Another interval: the 1h candles of the same trades.
   await page.getByRole('button', { name: '1h candles' }).click();
   await expect.poll(() => firstShown(page)).toBe(Math.floor(first / 3_600_000) * 3_600_000);

@@ -96,6 +96,10 @@ test('two traders trade, cancel, and find it all again after a restart', async (
 
   await server.stop();
   await server.start();
+  // The server paints her account into the page itself, before any script.
+  const html = await (await alice.request.get(`${server.url}/`)).text();
+  expect(html).toContain('data-testid="username">alice<');
+  expect(html).toContain('data-order-id="3"');
   await alice.reload();
   await expect(alice.locator('.terminal')).toHaveAttribute('data-hydrated', 'true');
   await expect(alice.getByTestId('username')).toHaveText('alice');

@@ -13,10 +13,11 @@ pub fn hydrate() {
     leptos::mount::hydrate_body(app::App);
 }
 
-/// Times the chart: `redraws` full redraws and `appends` live trades over
-/// `points` one-minute candles. Returns `[scheduled, differing, redraws...,
-/// appends...]`: the pushes that needed a full redraw, the canvas bytes a
-/// full redraw after the appends changed, then milliseconds.
+/// Times the chart: `redraws` full redraws, as many after a zoom or pan,
+/// and `appends` live trades over `points` one-minute candles. Returns
+/// `[scheduled, differing, redraws..., zoomed..., appends...]`: the pushes
+/// that needed a full redraw, the canvas bytes a full redraw after the
+/// appends changed, then milliseconds.
 #[cfg(feature = "bench-chart")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn chart_bench(
@@ -33,6 +34,7 @@ pub fn chart_bench(
     [f64::from(t.scheduled), f64::from(t.differing)]
         .into_iter()
         .chain(t.redraw_ms)
+        .chain(t.zoomed_ms)
         .chain(t.append_ms)
         .collect()
 }

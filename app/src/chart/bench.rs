@@ -1,9 +1,11 @@
 //! Timing the chart in a real browser (`scripts/bench-chart.sh`): full
-//! redraws and live appends over a long history, measured with the page's
-//! own clock around the drawing calls.
+//! redraws, redraws after zooming and panning, and live appends over a
+//! long history, measured with the page's own clock around the drawing
+//! calls.
 
 use leptos::prelude::*;
 
+use super::axes::View;
 use super::handle::{ChartHandle, Drawn, Style};
 use crate::api::TradeView;
 use crate::candles::{Interval, Series};
@@ -13,6 +15,9 @@ use crate::candles::{Interval, Series};
 #[derive(Default)]
 pub struct Timings {
     pub redraw_ms: Vec<f64>,
+    /// Full redraws after a zoom or pan, spans of 100 to 1,000 candles,
+    /// with the three moving averages drawn.
+    pub zoomed_ms: Vec<f64>,
     pub append_ms: Vec<f64>,
     pub scheduled: u32,
     /// Canvas bytes (RGBA channels) that painting everything again on
@@ -52,8 +57,8 @@ fn trade(at_ms: u64, price: f64, quantity: f64) -> TradeView {
 }
 
 /// A chart holding `points` one-minute candles (and the coarser
-/// intervals they make), drawn on `canvas`: `redraws` full redraws,
-/// then `appends` trades that fit the axes (so each is drawn onto the
+/// intervals they make), drawn on `canvas`: `redraws` full redraws, as
+/// many after a zoom or pan, then `appends` trades that fit the axes (so each is drawn onto the
 /// picture) and are timed one by one. With `flush`, each timing ends
 /// when the pixels are on the canvas, not when the calls returned.
 pub fn run(
@@ -94,6 +99,27 @@ pub fn run(
         finish();
         t.redraw_ms.push(now() - began);
     }
+    // Zoom and pan over the whole history, as a trader scrolling back.
+    let spans = [100usize, 250, 500, 1000];
+    for n in 0..redraws {
+        let back = (n * 7919 % points.max(1)) as f64;
+        chart.state.update_value(|s| {
+            s.averages = [true; 3];
+            s.view = View {
+                span: spans[n % spans.len()],
+                end_ms: Some((start + points as u64 * 60_000) as f64 - back * 60_000.0),
+            };
+        });
+        let began = now();
+        chart.redraw();
+        finish();
+        t.zoomed_ms.push(now() - began);
+    }
+    chart.state.update_value(|s| {
+        s.averages = [false; 3];
+        s.view = View::default();
+    });
+    chart.redraw();
     let last = start + (points as u64 - 1) * 60_000;
     for n in 0..appends as u64 {
         // Inside the price range; a new minute every 200 trades, within
@@ -115,7 +141,7 @@ pub fn run(
     chart.state.update_value(|s| {
         let Some(axes) = s.axes else { return };
         let all = s.candles();
-        let from = all.partition_point(|c| c.start_ms as f64 <= axes.x.0);
+        let from = all.partition_point(|c| (c.start_ms as f64) < axes.x.0);
         super::draw::paint(&canvas, s, from..all.len(), true);
     });
     let redrawn = pixels(&canvas, w, h);

@@ -81,14 +81,20 @@ pub fn PriceChart(
         let resized = window_event_listener(leptos::ev::resize, move |_| chart.refit());
         on_cleanup(move || resized.remove());
     }
-    // Fetches older candles while the view reaches past the oldest loaded;
-    // a reply for another market or a chart that moved on is dropped.
+    // Fetches older candles while the view reaches past the oldest loaded,
+    // one request at a time; a reply for another market or a chart that
+    // moved on is dropped.
+    let fetching = StoredValue::new(false);
     Effect::new(move |_| {
         viewed.get();
+        if fetching.get_value() {
+            return;
+        }
         let Some((wanted, before_ms)) = chart.wants_older() else {
             return;
         };
         let market = symbol.get_untracked();
+        fetching.set_value(true);
         leptos::task::spawn_local(async move {
             let reply = candles_before(
                 market.clone(),
@@ -97,14 +103,13 @@ pub fn PriceChart(
                 HISTORY_PAGE,
             )
             .await;
+            fetching.set_value(false);
             if let Ok(history) = reply
                 && symbol.get_untracked() == market
             {
-                let got = !history.candles.is_empty() || !history.earlier;
                 chart.prepend(wanted, before_ms, history);
-                if got {
-                    viewed.update(|n| *n += 1);
-                }
+                // The view may reach further back still.
+                viewed.update(|n| *n += 1);
             }
         });
     });
@@ -253,5 +258,4 @@ pub fn PriceChart(
             })}
         </div>
     }
-    .into_any()
 }

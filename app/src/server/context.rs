@@ -13,6 +13,7 @@ use super::exchange::Exchange;
 use super::exchange_error::ExchangeError;
 use super::feed_limits::{FeedLimits, SocketCounts};
 use super::session;
+use crate::api::AccountView;
 use crate::error::UserError;
 
 impl From<ExchangeError> for UserError {
@@ -54,12 +55,26 @@ pub async fn feed_admission() -> (FeedLimits, SocketCounts, IpAddr) {
 /// The session token the browser sent, if any.
 pub async fn session_token() -> Option<String> {
     let headers: HeaderMap = leptos_axum::extract().await.ok()?;
+    token_in(&headers)
+}
+
+fn token_in(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .find_map(session::token_from_cookies)
         .map(str::to_string)
+}
+
+/// The logged-in account of the page being rendered, read synchronously
+/// from its request's session cookie: what the trader's panel paints
+/// first.
+pub fn account_view_now() -> Option<AccountView> {
+    let parts = use_context::<axum::http::request::Parts>()?;
+    let exchange = exchange().ok()?;
+    let account = exchange.account_for(&token_in(&parts.headers)?)?;
+    exchange.view(account)
 }
 
 /// The logged-in account, or a "please log in" error.

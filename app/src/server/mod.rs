@@ -33,3 +33,4 @@ pub use exchange_error::ExchangeError;
 pub use market_data::HISTORY_LIMIT;
 pub use market_task::{CommandOutcome, OrderRequest};
 pub use settings::{Settings, SettingsError};
+pub use views::depth_view;

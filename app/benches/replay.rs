@@ -1,0 +1,123 @@
+//! How fast the time machine rebuilds a moment of a long history: a market
+//! of `EVENTS` events (default 1,000,000) is written to the store, the
+//! exchange starts on it, and `exchange.replay` goes to `MOMENTS` moments
+//! spread over the history (default 200), each timed from the call to the
+//! view (book from the nearest checkpoint plus the events after it read
+//! from the store, tape read back, candles). The baseline, in the same
+//! run, is the replay without checkpoints: read the stream from the start
+//! and fold every event up to the moment with the pure engine (`NAIVE`
+//! moments, default 5).
+//!
+//! ```sh
+//! cargo bench -p app --features ssr --bench replay
+//! ```
+
+use std::time::{Duration, Instant};
+
+use app::server::{Connection, Exchange, ReplayTo, Settings};
+
+mod figures;
+mod history;
+use figures::{env_list, percentile};
+use history::{SYMBOL, write_history};
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn summary(mut samples: Vec<f64>) -> String {
+    samples.sort_by(f64::total_cmp);
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n {})",
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        samples[samples.len() - 1],
+        samples.len()
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let events: u64 = env_list("EVENTS", "1000000")[0];
+    let moments: u64 = env_list("MOMENTS", "200")[0];
+    let naive: u64 = env_list("NAIVE", "5")[0];
+    let settings = Settings::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/exchange.json"
+    )))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("events");
+    write_history(&data, &settings, events).await;
+    let started = Instant::now();
+    let exchange = Exchange::start(settings.clone(), Connection::Embedded { data })
+        .await
+        .unwrap();
+    // The time machine's checkpoints are built as the market data reads
+    // the history at start.
+    let total = loop {
+        let now = exchange
+            .replay(SYMBOL, ReplayTo::Events(u64::MAX))
+            .await
+            .unwrap();
+        if now.total >= events {
+            break now.total;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!(
+        "start: {total} events read, checkpoints built, in {:.1?}",
+        started.elapsed()
+    );
+    let mut timed = Vec::new();
+    let mut depth_levels = 0;
+    for k in 0..moments {
+        // Spread over the whole history, mostly between checkpoints.
+        let n = (k * 7_919_993 + 1) % total;
+        let began = Instant::now();
+        let view = exchange.replay(SYMBOL, ReplayTo::Events(n)).await.unwrap();
+        timed.push(ms(began.elapsed()));
+        assert_eq!(view.events, n);
+        depth_levels += view.depth.bids.len() + view.depth.asks.len();
+    }
+    println!(
+        "replay to a moment of {total} events (checkpoints): {}; {:.1} levels a moment",
+        summary(timed.clone()),
+        depth_levels as f64 / moments as f64
+    );
+    let market = settings
+        .markets
+        .iter()
+        .find(|m| m.symbol.as_str() == SYMBOL)
+        .unwrap();
+    let mut from_start = Vec::new();
+    for k in 0..naive {
+        let n = total - (k * total / naive.max(1)) - 1;
+        let began = Instant::now();
+        let all = app::server::streams::load_market(&exchange.client(), SYMBOL)
+            .await
+            .unwrap();
+        let book = orderbook::Book::replay(market.clone(), &all[..n as usize]);
+        from_start.push(ms(began.elapsed()));
+        let view = exchange.replay(SYMBOL, ReplayTo::Events(n)).await.unwrap();
+        assert_eq!(
+            app::server::depth_view(book.depth(20)),
+            view.depth,
+            "the checkpointed replay is the stream's"
+        );
+    }
+    let mut sorted = timed;
+    sorted.sort_by(f64::total_cmp);
+    let p99 = percentile(&sorted, 0.99);
+    let naive_p50 = {
+        let mut s = from_start.clone();
+        s.sort_by(f64::total_cmp);
+        percentile(&s, 0.5)
+    };
+    println!(
+        "baseline, read from the start and fold: {}; checkpointed p99 / baseline p50 = {:.4}",
+        summary(from_start),
+        p99 / naive_p50
+    );
+    exchange.stop().await;
+}
