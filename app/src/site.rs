@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -66,7 +66,8 @@ pub struct Config {
     #[arg(long, env = "EXCHANGE_FEED_REPLAY_BYTES", default_value_t = FeedLimits::default().replay_bytes)]
     pub feed_replay_bytes: u64,
     /// Other origins (`https://example.com`, comma-separated) whose pages
-    /// may open the market feed; the site's own origin always may.
+    /// may open the market feed and call the server functions; the site's
+    /// own origin always may.
     #[arg(long, env = "EXCHANGE_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 }
@@ -134,7 +135,7 @@ pub fn router(
         .fallback_service(site)
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(origins),
-            same_origin_sockets,
+            same_origin_only,
         ))
 }
 
@@ -142,34 +143,65 @@ pub fn router(
 #[derive(Clone, Debug, Default)]
 pub struct SocketPolicy {
     pub feed: FeedLimits,
-    /// Origins besides the site's own whose pages may open a websocket.
+    /// Origins besides the site's own whose pages may open a websocket or
+    /// call a server function.
     pub allowed_origins: Vec<String>,
 }
 
-/// Refuses a websocket upgrade from a page of another origin: a socket
-/// carries the visitor's cookies, so any site could otherwise open one in
-/// their name. Browsers always send `Origin` on a websocket; a client that
-/// sends none is not a browser page and is let through.
-async fn same_origin_sockets(
+/// Whether a request came from a page of another origin than this site's
+/// (and not one of the origins allowed besides it). Browsers send `Origin`
+/// on every websocket and every cross-origin post; a client that sends
+/// none is not a page of another site.
+fn foreign_origin<'a>(headers: &'a HeaderMap, allowed: &[String]) -> Option<&'a str> {
+    let origin = headers.get(header::ORIGIN)?.to_str().unwrap_or_default();
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let own = host.is_some_and(|h| {
+        origin.strip_prefix("http://") == Some(h) || origin.strip_prefix("https://") == Some(h)
+    });
+    (!own && !allowed.iter().any(|a| a == origin)).then_some(origin)
+}
+
+/// What a server function's body may be: what the page's forms and the
+/// server functions' own client send. Anything else (`text/plain` above
+/// all, which a page of any site can post without asking) is refused.
+const SERVER_FN_BODIES: [&str; 2] = ["application/x-www-form-urlencoded", "application/json"];
+
+/// Keeps other sites from acting in a visitor's name, since every request
+/// carries the visitor's cookies: a websocket upgrade or a server function
+/// call from a page of another origin is refused with 403, and so is a
+/// server function posted with a body type no page of this site sends.
+async fn same_origin_only(
     State(allowed): State<Arc<Vec<String>>>,
     request: Request,
     next: Next,
 ) -> Response {
     let headers = request.headers();
     let upgrade = headers.get(header::UPGRADE).and_then(|v| v.to_str().ok());
-    if upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
-        && let Some(origin) = headers.get(header::ORIGIN)
+    let socket = upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let server_fn = request.method() == Method::POST && request.uri().path().starts_with("/api/");
+    if (socket || server_fn)
+        && let Some(origin) = foreign_origin(headers, &allowed)
     {
-        let origin = origin.to_str().unwrap_or_default();
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-        let own = host.is_some_and(|h| {
-            origin.strip_prefix("http://") == Some(h) || origin.strip_prefix("https://") == Some(h)
-        });
-        if !own && !allowed.iter().any(|a| a == origin) {
-            tracing::info!(origin, "refused a cross-origin websocket");
+        let what = if socket { "a websocket" } else { "a request" };
+        tracing::info!(origin, "refused {what} from another site");
+        let why = format!(
+            "{what} from {origin} is refused: only this site's own pages may make one \
+             (the server allows more with --allowed-origins)"
+        );
+        return (StatusCode::FORBIDDEN, why).into_response();
+    }
+    if server_fn {
+        let body = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let essence = body.map(|b| b.split(';').next().unwrap_or_default().trim());
+        let accepted =
+            essence.is_some_and(|e| SERVER_FN_BODIES.iter().any(|a| e.eq_ignore_ascii_case(a)));
+        if !accepted {
             let why = format!(
-                "a websocket from {origin} is refused: only this site's own pages may open one \
-                 (the server allows more with --allowed-origins)"
+                "a request with a body of type {} is refused: send {}",
+                body.unwrap_or("(none)"),
+                SERVER_FN_BODIES.join(" or ")
             );
             return (StatusCode::FORBIDDEN, why).into_response();
         }

@@ -1226,3 +1226,73 @@ async fn a_replay_is_the_stream_replayed_to_that_moment() {
     assert_eq!(unknown.message, "there is no market DOGE-USD");
     s.exchange.stop().await;
 }
+
+/// A page of another site cannot act in a visitor's name: a server
+/// function posted from a foreign origin, or with a body no page of this
+/// site sends (`text/plain`, which any page may post across sites), gets
+/// 403 and changes nothing; log-in forgery included. The site's own pages
+/// and clients that are not pages go through.
+#[tokio::test]
+async fn a_page_of_another_site_cannot_call_a_server_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut alice = Browser::sign_up(&s, "alice").await;
+    let cookie = format!("session={}", alice.cookie.clone().unwrap());
+    let post = |name: &str, origin: Option<&str>, body_type: &str, body: &str| {
+        let mut request = Request::post(format!("/api/{name}"))
+            .header(header::HOST, "127.0.0.1:3000")
+            .header(header::CONTENT_TYPE, body_type)
+            .header(header::ACCEPT, "application/json")
+            .header(header::COOKIE, &cookie);
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        let request = request.body(Body::from(body.to_string())).unwrap();
+        let router = s.router.clone();
+        async move {
+            let response = router.oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).to_string())
+        }
+    };
+    let order = encode(&[
+        ("symbol", "BTC-USD"),
+        ("side", "buy"),
+        ("order_type", "limit"),
+        ("price", "20000"),
+        ("quantity", "0.1"),
+        ("time_in_force", "GTC"),
+    ]);
+    let form = "application/x-www-form-urlencoded";
+    let (status, why) = post("place_order", Some("https://evil.example"), form, &order).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        why.contains("from https://evil.example is refused"),
+        "{why}"
+    );
+    let (status, why) = post("place_order", None, "text/plain", &order).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(why.contains("text/plain is refused"), "{why}");
+    let (status, _) = post(
+        "place_order",
+        Some("http://127.0.0.1:3000"),
+        "text/plain;charset=UTF-8",
+        &order,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Log-in forgery: the attacker's own credentials, posted from their page.
+    let login = encode(&[("username", "alice"), ("password", "correct horse")]);
+    let (status, _) = post("log_in", Some("https://evil.example"), form, &login).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Nothing was placed.
+    assert!(alice.account(&s).await.unwrap().open_orders.is_empty());
+    // The site's own page and a client that is not a page go through.
+    for origin in [Some("http://127.0.0.1:3000"), None] {
+        let (status, body) = post("place_order", origin, form, &order).await;
+        assert_eq!(status, StatusCode::OK, "{origin:?}: {body}");
+    }
+    assert_eq!(alice.account(&s).await.unwrap().open_orders.len(), 2);
+    s.exchange.stop().await;
+}
