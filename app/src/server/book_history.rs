@@ -7,7 +7,7 @@
 //! Replaying to a moment then starts from the checkpoint at or before it
 //! and reads at most `CHECKPOINT_EVERY` events from the store, however
 //! long the history: the cost does not grow with the log. Memory is about
-//! 40 bytes a trade and 8 an event, plus one book per checkpoint.
+//! 32 bytes a trade and 8 an event, plus one book per checkpoint.
 
 use std::sync::Arc;
 
