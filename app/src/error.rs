@@ -1,6 +1,11 @@
 //! The one error type server functions return: a message for the trader,
 //! and the form field it is about, so the page can show it beside that
 //! field. Never a raw error dump.
+//!
+//! Made while a server function runs, an error also sets the HTTP status
+//! of its answer: 4xx for what the caller can change (bad input 400, not
+//! logged in 401, no such market 404), 5xx only for the exchange's own
+//! faults, so clients, proxies and logs can tell the two apart.
 
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
@@ -14,16 +19,30 @@ pub struct UserError {
 }
 
 impl UserError {
+    /// A mistake in the request (bad input, a refused action): 400.
     pub fn new(message: impl Into<String>) -> UserError {
-        UserError {
-            field: None,
-            message: message.into(),
-        }
+        UserError::answering(400, None, message)
     }
 
+    /// A mistake in one field of a form: 400.
     pub fn field(field: &str, message: impl Into<String>) -> UserError {
+        UserError::answering(400, Some(field), message)
+    }
+
+    /// An error whose answer carries `status` (while a server function or
+    /// a page is being answered on the server; elsewhere there is none).
+    pub fn answering(status: u16, field: Option<&str>, message: impl Into<String>) -> UserError {
+        #[cfg(feature = "ssr")]
+        if let (Some(answer), Ok(status)) = (
+            leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
+            axum::http::StatusCode::from_u16(status),
+        ) {
+            answer.set_status(status);
+        }
+        #[cfg(not(feature = "ssr"))]
+        let _ = status;
         UserError {
-            field: Some(field.to_string()),
+            field: field.map(str::to_string),
             message: message.into(),
         }
     }
@@ -42,15 +61,19 @@ impl FromServerFnError for UserError {
 
     /// Transport and framework failures, in words.
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        let message = match value {
-            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => {
-                "could not reach the exchange; check your connection and try again"
-            }
+        let (status, message) = match value {
+            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => (
+                503,
+                "could not reach the exchange; check your connection and try again",
+            ),
             ServerFnErrorErr::Args(_)
             | ServerFnErrorErr::MissingArg(_)
-            | ServerFnErrorErr::Deserialization(_) => "the form was incomplete or malformed",
-            _ => "something went wrong on the exchange; please try again",
+            | ServerFnErrorErr::Deserialization(_) => (400, "the form was incomplete or malformed"),
+            _ => (
+                500,
+                "something went wrong on the exchange; please try again",
+            ),
         };
-        UserError::new(message)
+        UserError::answering(status, None, message)
     }
 }

@@ -32,10 +32,11 @@ pub const DEFAULT_MARKET: &str = "BTC-USD";
 fn first_paint() -> Result<(MarketSnapshot, Vec<MarketView>), UserError> {
     #[cfg(feature = "ssr")]
     {
+        use crate::server::ExchangeError;
         let exchange = crate::server::context::exchange()?;
         let snapshot = exchange
             .snapshot(DEFAULT_MARKET)
-            .ok_or_else(|| UserError::new(format!("there is no market {DEFAULT_MARKET}")))?;
+            .ok_or_else(|| ExchangeError::UnknownMarket(DEFAULT_MARKET.into()))?;
         Ok((snapshot, exchange.markets()))
     }
     #[cfg(not(feature = "ssr"))]
@@ -50,7 +51,7 @@ pub async fn market_page(symbol: String) -> Result<MarketSnapshot, UserError> {
     let exchange = crate::server::context::exchange()?;
     exchange
         .snapshot(&symbol)
-        .ok_or_else(|| UserError::new(format!("there is no market {symbol}")))
+        .ok_or_else(|| crate::server::ExchangeError::UnknownMarket(symbol).into())
 }
 
 /// The work areas, one at a time behind tabs on a phone; side by side (and

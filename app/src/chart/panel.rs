@@ -47,7 +47,7 @@ pub async fn candles_before(
     }
     exchange
         .candles_before(&symbol, interval, before_ms, limit)
-        .ok_or_else(|| UserError::new(format!("there is no market {symbol}")))
+        .ok_or_else(|| crate::server::ExchangeError::UnknownMarket(symbol).into())
 }
 
 /// The chart panel: see the module docs. `symbol` is the market shown,

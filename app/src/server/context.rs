@@ -27,15 +27,20 @@ impl From<ExchangeError> for UserError {
         if matches!(e, ExchangeError::Unavailable) {
             tracing::warn!("answered a request with: {e}");
         }
-        UserError {
-            field: field.map(str::to_string),
-            message: e.to_string(),
-        }
+        let status = match &e {
+            ExchangeError::NotLoggedIn | ExchangeError::BadCredentials => 401,
+            ExchangeError::UnknownMarket(_) => 404,
+            // The exchange's side: try again later.
+            ExchangeError::Unavailable | ExchangeError::MarketPaused(_) => 503,
+            ExchangeError::Account(_) | ExchangeError::Rejected(_) => 400,
+        };
+        UserError::answering(status, field, e.to_string())
     }
 }
 
 pub fn exchange() -> Result<Exchange, UserError> {
-    use_context::<Exchange>().ok_or_else(|| UserError::new("the exchange is not running"))
+    use_context::<Exchange>()
+        .ok_or_else(|| UserError::answering(503, None, "the exchange is not running"))
 }
 
 /// The feed limits, the open sockets per address, and the address of the

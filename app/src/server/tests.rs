@@ -69,10 +69,12 @@ fn encode(form: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-/// A browser: remembers its session cookie between calls.
+/// A browser: remembers its session cookie between calls, and the status
+/// of the last answer.
 #[derive(Default)]
 struct Browser {
     cookie: Option<String>,
+    status: Option<StatusCode>,
 }
 
 impl Browser {
@@ -96,6 +98,7 @@ impl Browser {
             .await
             .unwrap();
         let status = response.status();
+        self.status = Some(status);
         for value in response.headers().get_all(header::SET_COOKIE) {
             let token =
                 session::token_from_cookies(value.to_str().unwrap().split(';').next().unwrap());
@@ -876,6 +879,8 @@ async fn an_unwritable_settlement_pauses_its_market_and_nothing_else() {
         "market BTC-USD is paused: its last trades are not settled yet; nothing was changed, \
          please try again shortly"
     );
+    // The exchange's side, not the trader's: 503, try again later.
+    assert_eq!(a.status, Some(StatusCode::SERVICE_UNAVAILABLE));
     // Nothing of the refused order reached the book or the accounts.
     let book = s.exchange.book("BTC-USD").unwrap();
     assert_eq!(book.resting_orders().len(), 0);
@@ -1294,5 +1299,59 @@ async fn a_page_of_another_site_cannot_call_a_server_function() {
         assert_eq!(status, StatusCode::OK, "{origin:?}: {body}");
     }
     assert_eq!(alice.account(&s).await.unwrap().open_orders.len(), 2);
+    s.exchange.stop().await;
+}
+
+/// What the caller can change answers 4xx with the error body: a bad
+/// field 400 (the field named), no session or wrong password 401, no such
+/// market 404, a malformed request 400. Success stays 200.
+#[tokio::test]
+async fn user_errors_answer_4xx_with_their_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut visitor = Browser::default();
+    let err = visitor.limit(&s, "buy", "30000", "0.1").await.unwrap_err();
+    assert_eq!(
+        (visitor.status, &err.message[..]),
+        (Some(StatusCode::UNAUTHORIZED), "please log in first")
+    );
+    let mut a = Browser::sign_up(&s, "alice").await;
+    assert_eq!(a.status, Some(StatusCode::OK));
+    let err = a.limit(&s, "buy", "abc", "0.1").await.unwrap_err();
+    assert_eq!(a.status, Some(StatusCode::BAD_REQUEST));
+    assert_eq!(err.field.as_deref(), Some("price"));
+    let err = a.limit(&s, "buy", "30000", "500").await.unwrap_err();
+    assert_eq!(a.status, Some(StatusCode::BAD_REQUEST), "{}", err.message);
+    let wrong = [("username", "alice"), ("password", "not her password")];
+    let err = visitor.call::<()>(&s, "log_in", &wrong).await.unwrap_err();
+    assert_eq!(
+        (visitor.status, &err.message[..]),
+        (Some(StatusCode::UNAUTHORIZED), "wrong username or password")
+    );
+    let unknown = [
+        ("symbol", "DOGE-USD"),
+        ("interval", "1m"),
+        ("before_ms", "1"),
+        ("limit", "1"),
+    ];
+    let err = visitor
+        .call::<crate::api::CandleHistory>(&s, "candles_before", &unknown)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (visitor.status, &err.message[..]),
+        (Some(StatusCode::NOT_FOUND), "there is no market DOGE-USD")
+    );
+    let malformed = [
+        ("symbol", "BTC-USD"),
+        ("interval", "1m"),
+        ("before_ms", "soon"),
+        ("limit", "1"),
+    ];
+    visitor
+        .call::<crate::api::CandleHistory>(&s, "candles_before", &malformed)
+        .await
+        .unwrap_err();
+    assert_eq!(visitor.status, Some(StatusCode::BAD_REQUEST));
     s.exchange.stop().await;
 }
