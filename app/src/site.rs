@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -121,7 +121,10 @@ pub fn router(
     let site = Router::new()
         .leptos_routes_with_context(&options, routes, context.clone(), {
             let options = options.clone();
-            move || shell(options.clone())
+            move || {
+                content_security_policy();
+                shell(options.clone())
+            }
         })
         .fallback(leptos_axum::file_and_error_handler(not_found))
         .with_state(options);
@@ -137,6 +140,53 @@ pub fn router(
             Arc::new(origins),
             same_origin_only,
         ))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// The page's content security policy, with the nonce of the page being
+/// rendered (Leptos puts it on the scripts it writes): scripts only from
+/// this site or with that nonce, WebAssembly allowed, connections (the
+/// server functions and the market feed's websocket) only to this site, no
+/// framing by any page, no plugins, forms posting only here. Inline styles
+/// stay allowed: the chart's crosshair and last-price line are placed with
+/// `style` attributes.
+fn content_security_policy() {
+    let (Some(answer), Some(nonce)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        leptos::nonce::use_nonce(),
+    ) else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+    );
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        answer.insert_header(header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+/// Headers on every answer: no type sniffing, no framing (also for answers
+/// that carry no page policy), and no full address sent to other sites.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        );
+    }
+    response
 }
 
 /// Who may open which sockets (see [`FeedLimits`]).

@@ -17,6 +17,11 @@ test('the server renders the trading terminal before any script runs', async ({ 
 test('the page hydrates, opens its market feed and paints the chart', async ({ page }, testInfo) => {
   const sockets: string[] = [];
   page.on('websocket', (ws) => sockets.push(ws.url()));
+  // The page's content security policy lets everything the page does run.
+  const violations: string[] = [];
+  page.on('console', (m) => {
+    if (m.text().includes('Content Security Policy')) violations.push(m.text());
+  });
 
   await page.goto('/');
   await expect(page.locator('.terminal')).toHaveAttribute('data-hydrated', 'true');
@@ -36,5 +41,7 @@ test('the page hydrates, opens its market feed and paints the chart', async ({ p
   expect(painted.background).toBeGreaterThan(painted.total / 2);
   expect(painted.ratio).toBeCloseTo(await page.evaluate(() => window.devicePixelRatio), 1);
 
+  expect(violations).toEqual([]);
+  expect((await page.request.get('/')).headers()['content-security-policy']).toContain("frame-ancestors 'none'");
   await page.screenshot({ path: testInfo.outputPath('terminal.png'), fullPage: true });
 });

@@ -1355,3 +1355,74 @@ async fn user_errors_answer_4xx_with_their_message() {
     assert_eq!(visitor.status, Some(StatusCode::BAD_REQUEST));
     s.exchange.stop().await;
 }
+
+/// Every answer carries the security headers; the page's policy lets only
+/// its own scripts run: the nonce in the header is the one on the page's
+/// scripts, and nothing else is allowed inline.
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let get = |path: &'static str| {
+        let router = s.router.clone();
+        async move {
+            let request = Request::get(path).body(Body::empty()).unwrap();
+            let response = router.oneshot(request).await.unwrap();
+            let headers = response.headers().clone();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (headers, String::from_utf8_lossy(&body).to_string())
+        }
+    };
+    let (headers, page) = get("/").await;
+    let policy = headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap();
+    assert!(nonce.len() >= 16, "{policy}");
+    let scripts = page.matches("<script").count();
+    assert!(scripts > 0);
+    assert_eq!(
+        page.matches(&format!("nonce=\"{nonce}\"")).count(),
+        scripts,
+        "every script has the nonce"
+    );
+    for part in [
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "connect-src 'self'",
+    ] {
+        assert!(policy.contains(part), "{policy}");
+    }
+    // Scripts: no eval (WebAssembly only) and nothing inline without the nonce.
+    let scripts_from = policy
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .unwrap();
+    assert!(
+        !scripts_from.contains(" 'unsafe-eval'") && !scripts_from.contains("'unsafe-inline'"),
+        "{policy}"
+    );
+    // Another page's nonce is another.
+    let (again, _) = get("/").await;
+    assert_ne!(
+        again[header::CONTENT_SECURITY_POLICY],
+        headers[header::CONTENT_SECURITY_POLICY]
+    );
+    for path in ["/", "/no-such-page", "/pkg/none.js"] {
+        let (headers, _) = get(path).await;
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY", "{path}");
+        let policy = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+    }
+    s.exchange.stop().await;
+}
