@@ -9,16 +9,22 @@ use crate::error::UserError;
 /// Opens an account and logs the browser in.
 #[server(endpoint = "sign_up")]
 pub async fn sign_up(username: String, password: String) -> Result<(), UserError> {
-    use crate::server::context::{exchange, set_session_cookie};
-    let token = exchange()?.sign_up(username.trim(), &password).await?;
+    use crate::server::context::{client_address, exchange, set_session_cookie};
+    let address = client_address().await;
+    let token = exchange()?
+        .sign_up_from(username.trim(), &password, address)
+        .await?;
     set_session_cookie(Some(&token));
     Ok(())
 }
 
 #[server(endpoint = "log_in")]
 pub async fn log_in(username: String, password: String) -> Result<(), UserError> {
-    use crate::server::context::{exchange, set_session_cookie};
-    let token = exchange()?.log_in(username.trim(), &password).await?;
+    use crate::server::context::{client_address, exchange, set_session_cookie};
+    let address = client_address().await;
+    let token = exchange()?
+        .log_in_from(username.trim(), &password, address)
+        .await?;
     set_session_cookie(Some(&token));
     Ok(())
 }

@@ -30,6 +30,7 @@ impl From<ExchangeError> for UserError {
         let status = match &e {
             ExchangeError::NotLoggedIn | ExchangeError::BadCredentials => 401,
             ExchangeError::UnknownMarket(_) => 404,
+            ExchangeError::NameLocked(_) | ExchangeError::AddressLocked(_) => 429,
             // The exchange's side: try again later.
             ExchangeError::Unavailable | ExchangeError::MarketPaused(_) => 503,
             ExchangeError::Account(_) | ExchangeError::Rejected(_) => 400,
@@ -50,11 +51,16 @@ pub fn exchange() -> Result<Exchange, UserError> {
 pub async fn feed_admission() -> (FeedLimits, SocketCounts, IpAddr) {
     let limits = use_context::<FeedLimits>().unwrap_or_default();
     let counts = use_context::<SocketCounts>().unwrap_or_default();
-    let address = leptos_axum::extract::<ConnectInfo<SocketAddr>>()
+    (limits, counts, client_address().await)
+}
+
+/// The address of the client asking; without connection info (a test
+/// serving the router alone) every client is the same one.
+pub async fn client_address() -> IpAddr {
+    leptos_axum::extract::<ConnectInfo<SocketAddr>>()
         .await
         .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    (limits, counts, address)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
 /// The session token the browser sent, if any.

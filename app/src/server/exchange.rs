@@ -4,8 +4,10 @@
 //! in `views`).
 
 use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use accounts::{validate_password, validate_username};
 use eventstore::{Client, ClientSettings};
@@ -19,6 +21,7 @@ use super::depth_updates::{self, DEPTH_LEVELS, DepthUpdate, DepthUpdates};
 use super::exchange_error::ExchangeError;
 use super::live_tail::LiveTail;
 use super::lock::unpoisoned;
+use super::login_limits::{LoginLimits, Refusal};
 use super::market_data::{CANDLES_SENT, MarketData};
 use super::market_task::{Action, CommandOutcome, MarketHandle, OrderRequest};
 use super::session;
@@ -34,6 +37,21 @@ use crate::candles::Interval;
 const TAPE: usize = 50;
 /// Events read back from a replayed moment to find its tape's trades.
 const REPLAY_TAPE_READ: u64 = 2_000;
+
+/// A refused try, as the trader reads it.
+fn locked(refusal: Refusal) -> ExchangeError {
+    match refusal {
+        Refusal::Name(wait) => ExchangeError::NameLocked(wait),
+        Refusal::Address(wait) => ExchangeError::AddressLocked(wait),
+    }
+}
+
+/// A password hash no password matches in practice, checked for names
+/// that have no account (made once, at the first such log-in).
+fn unknown_name_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| session::hash_password(&session::new_token()))
+}
 
 /// How far [`Exchange::replay`] goes into a market's history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +97,8 @@ struct Inner {
     store: std::sync::Mutex<Option<EmbeddedStore>>,
     /// Each market's published depth and ticker, which its viewers follow.
     depth_updates: BTreeMap<String, DepthUpdates>,
+    /// How often each name and address may try to log in or sign up.
+    login_limits: std::sync::Mutex<LoginLimits>,
 }
 
 impl Exchange {
@@ -169,6 +189,7 @@ impl Exchange {
             tail,
             ledger,
             market_data,
+            login_limits: Default::default(),
             markets,
             store: std::sync::Mutex::new(embedded),
             depth_updates,
@@ -236,23 +257,58 @@ impl Exchange {
         self.start_session(account).await
     }
 
+    /// [`Exchange::sign_up`] for a visitor at `address`, within the
+    /// sign-ups an address may make (`login_limits`).
+    pub async fn sign_up_from(
+        &self,
+        username: &str,
+        password: &str,
+        address: IpAddr,
+    ) -> Result<String, ExchangeError> {
+        let admitted = unpoisoned(self.0.login_limits.lock()).sign_up(address, Instant::now());
+        admitted.map_err(locked)?;
+        self.sign_up(username, password).await
+    }
+
+    /// [`Exchange::log_in`] for a visitor at `address`, within the tries a
+    /// name and an address may make (`login_limits`).
+    pub async fn log_in_from(
+        &self,
+        username: &str,
+        password: &str,
+        address: IpAddr,
+    ) -> Result<String, ExchangeError> {
+        let admitted =
+            unpoisoned(self.0.login_limits.lock()).may_log_in(username, address, Instant::now());
+        admitted.map_err(locked)?;
+        let result = self.log_in(username, password).await;
+        let failed = matches!(result, Err(ExchangeError::BadCredentials));
+        if failed || result.is_ok() {
+            let mut limits = unpoisoned(self.0.login_limits.lock());
+            limits.logged_in(username, address, !failed, Instant::now());
+        }
+        result
+    }
+
     /// Checks a password and starts a session; returns the session token.
+    /// An unknown name costs the same check as a known one, so the time of
+    /// the answer does not tell which names exist.
     pub async fn log_in(&self, username: &str, password: &str) -> Result<String, ExchangeError> {
         let found = self.0.ledger.read(|l| {
             l.by_username(username)
                 .map(|a| (a.id, a.password_hash.clone()))
         });
-        let Some((account, hash)) = found else {
-            return Err(ExchangeError::BadCredentials);
-        };
+        let hash = found
+            .as_ref()
+            .map_or_else(|| unknown_name_hash().to_string(), |f| f.1.clone());
         let password = password.to_string();
         let ok = tokio::task::spawn_blocking(move || session::verify_password(&password, &hash))
             .await
             .map_err(|_| ExchangeError::Unavailable)?;
-        if !ok {
-            return Err(ExchangeError::BadCredentials);
+        match found {
+            Some((account, _)) if ok => self.start_session(account).await,
+            _ => Err(ExchangeError::BadCredentials),
         }
-        self.start_session(account).await
     }
 
     async fn start_session(&self, account: AccountId) -> Result<String, ExchangeError> {

@@ -12,6 +12,10 @@ pub enum ExchangeError {
     Rejected(#[from] RejectReason),
     #[error("wrong username or password")]
     BadCredentials,
+    #[error("too many failed log-ins for this name; try again in {} s", .0.as_millis().div_ceil(1000).max(1))]
+    NameLocked(std::time::Duration),
+    #[error("too many attempts from your address; try again in {} s", .0.as_millis().div_ceil(1000).max(1))]
+    AddressLocked(std::time::Duration),
     #[error("please log in first")]
     NotLoggedIn,
     #[error("there is no market {0}")]

@@ -16,6 +16,7 @@ pub mod feed_limits;
 mod feed_tests;
 mod live_tail;
 mod lock;
+mod login_limits;
 mod market_data;
 mod market_task;
 pub mod orders;

@@ -1426,3 +1426,69 @@ async fn every_answer_carries_the_security_headers() {
     }
     s.exchange.stop().await;
 }
+
+/// Guessing passwords is slowed down: after 5 failures in a row a name
+/// (known or not, so the answer tells nothing) must wait before the next
+/// try, even with the right password, and other names are not held up; an
+/// address may sign up 5 times per window. Refusals answer 429 and say
+/// how long to wait.
+#[tokio::test]
+async fn log_ins_are_limited_per_name_and_sign_ups_per_address() {
+    use super::login_limits::{ADDRESS_SIGN_UPS, FIRST_WAIT, FREE_FAILURES};
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    Browser::sign_up(&s, "alice").await;
+    Browser::sign_up(&s, "bob").await;
+    let mut visitor = Browser::default();
+    for name in ["alice", "nobody"] {
+        let wrong = [("username", name), ("password", "a wrong password")];
+        for _ in 0..FREE_FAILURES {
+            visitor.call::<()>(&s, "log_in", &wrong).await.unwrap_err();
+            assert_eq!(visitor.status, Some(StatusCode::UNAUTHORIZED));
+        }
+        let err = visitor.call::<()>(&s, "log_in", &wrong).await.unwrap_err();
+        assert_eq!(
+            visitor.status,
+            Some(StatusCode::TOO_MANY_REQUESTS),
+            "{name}"
+        );
+        assert_eq!(
+            err.message,
+            "too many failed log-ins for this name; try again in 2 s"
+        );
+    }
+    let right = [("username", "alice"), ("password", "correct horse")];
+    visitor.call::<()>(&s, "log_in", &right).await.unwrap_err();
+    assert_eq!(visitor.status, Some(StatusCode::TOO_MANY_REQUESTS));
+    assert!(visitor.cookie.is_none());
+    // Bob is not held up by Alice's name.
+    let mut bob = Browser::default();
+    let bobs = [("username", "bob"), ("password", "correct horse")];
+    bob.call::<()>(&s, "log_in", &bobs).await.unwrap();
+    assert!(bob.account(&s).await.is_some());
+    // Once the wait is over, the right password gets in and clears the count.
+    tokio::time::sleep(FIRST_WAIT).await;
+    visitor.call::<()>(&s, "log_in", &right).await.unwrap();
+    assert_eq!(visitor.account(&s).await.unwrap().username, "alice");
+    // Sign-ups from one address: 2 made above, up to the limit, then 429.
+    for n in 2..ADDRESS_SIGN_UPS {
+        let name = format!("trader{n}");
+        let form = [("username", name.as_str()), ("password", "correct horse")];
+        Browser::default()
+            .call::<()>(&s, "sign_up", &form)
+            .await
+            .unwrap();
+    }
+    let mut one_more = Browser::default();
+    let form = [("username", "carol"), ("password", "correct horse")];
+    let err = one_more.call::<()>(&s, "sign_up", &form).await.unwrap_err();
+    assert_eq!(one_more.status, Some(StatusCode::TOO_MANY_REQUESTS));
+    assert!(
+        err.message
+            .starts_with("too many attempts from your address; try again in "),
+        "{}",
+        err.message
+    );
+    assert!(s.exchange.account_id("carol").is_none());
+    s.exchange.stop().await;
+}
