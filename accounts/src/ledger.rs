@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use orderbook::{AccountId, OrderId};
+use orderbook::{AccountId, OrderId, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -79,7 +79,8 @@ impl Account {
 pub struct Ledger {
     pub(crate) accounts: BTreeMap<AccountId, Account>,
     pub(crate) by_username: HashMap<String, AccountId>,
-    pub(crate) sessions: HashMap<String, AccountId>,
+    /// Each logged-in token hash: its account and when its session began.
+    pub(crate) sessions: HashMap<String, (AccountId, Timestamp)>,
     /// Fees collected, per asset.
     pub fees: BTreeMap<String, Decimal>,
     /// Money that came in from outside, per asset.
@@ -111,6 +112,12 @@ impl Ledger {
 
     /// The account a session token hash is logged in to.
     pub fn session(&self, token_hash: &str) -> Option<AccountId> {
+        self.sessions.get(token_hash).map(|s| s.0)
+    }
+
+    /// The account a session token hash is logged in to, and when that
+    /// session began (so the shell can end sessions that are too old).
+    pub fn session_since(&self, token_hash: &str) -> Option<(AccountId, Timestamp)> {
         self.sessions.get(token_hash).copied()
     }
 
@@ -203,9 +210,9 @@ impl Ledger {
                 acc.trades.push(t.clone());
                 *self.fees.entry(t.received_asset.clone()).or_default() += t.fee;
             }
-            AccountEvent::SessionStarted { token_hash, .. } => {
+            AccountEvent::SessionStarted { token_hash, at, .. } => {
                 acc.sessions.push(token_hash.clone());
-                self.sessions.insert(token_hash.clone(), acc.id);
+                self.sessions.insert(token_hash.clone(), (acc.id, *at));
             }
             AccountEvent::SessionEnded { token_hash, .. } => {
                 acc.sessions.retain(|t| t != token_hash);

@@ -29,6 +29,17 @@ pub async fn log_in(username: String, password: String) -> Result<(), UserError>
     Ok(())
 }
 
+/// Ends every session of the caller's account, this one included.
+#[server(endpoint = "log_out_everywhere")]
+pub async fn log_out_everywhere() -> Result<(), UserError> {
+    use crate::server::context::{exchange, session_token, set_session_cookie};
+    if let Some(token) = session_token().await {
+        exchange()?.log_out_everywhere(&token).await?;
+    }
+    set_session_cookie(None);
+    Ok(())
+}
+
 #[server(endpoint = "log_out")]
 pub async fn log_out() -> Result<(), UserError> {
     use crate::server::context::{exchange, session_token, set_session_cookie};

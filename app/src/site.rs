@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -19,7 +20,7 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use crate::feed_socket;
 use crate::live_market::MarketFeed;
 use crate::server::feed_limits::{FeedLimits, SocketCounts};
-use crate::server::{Connection, Exchange, Settings, simulator};
+use crate::server::{Connection, Exchange, SessionPolicy, Settings, simulator};
 use crate::shell::{App, not_found, shell};
 
 /// How the server is configured: every flag also reads an environment
@@ -70,9 +71,31 @@ pub struct Config {
     /// own origin always may.
     #[arg(long, env = "EXCHANGE_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// Minutes a session may go unused before the server ends it.
+    #[arg(long, env = "EXCHANGE_SESSION_IDLE_MINUTES", default_value_t = SessionPolicy::default().idle.as_secs() / 60)]
+    pub session_idle_minutes: u64,
+    /// Days a session lasts at most, used or not.
+    #[arg(long, env = "EXCHANGE_SESSION_MAX_DAYS", default_value_t = SessionPolicy::default().absolute.as_secs() / 86_400)]
+    pub session_max_days: u64,
+    /// Sessions one account may hold; logging in once more ends the oldest.
+    #[arg(long, env = "EXCHANGE_SESSIONS_PER_ACCOUNT", default_value_t = SessionPolicy::default().per_account)]
+    pub sessions_per_account: usize,
+    /// Send the session cookie only over TLS (`Secure`): set it when the
+    /// server runs behind HTTPS.
+    #[arg(long, env = "EXCHANGE_SECURE_COOKIES")]
+    pub secure_cookies: bool,
 }
 
 impl Config {
+    pub fn session_policy(&self) -> SessionPolicy {
+        SessionPolicy {
+            idle: Duration::from_secs(self.session_idle_minutes.max(1) * 60),
+            absolute: Duration::from_secs(self.session_max_days.max(1) * 86_400),
+            per_account: self.sessions_per_account.max(1),
+            secure_cookie: self.secure_cookies,
+        }
+    }
+
     pub fn socket_policy(&self) -> SocketPolicy {
         SocketPolicy {
             feed: FeedLimits {
@@ -261,7 +284,8 @@ async fn same_origin_only(
 
 /// Starts the exchange and serves it until Ctrl-C or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let settings = Settings::load(&config.config)?;
+    let mut settings = Settings::load(&config.config)?;
+    settings.sessions = config.session_policy();
     let markets = settings.markets.clone();
     let exchange = Exchange::start(settings, config.connection()).await?;
     if config.simulate {

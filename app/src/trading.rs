@@ -4,7 +4,9 @@
 
 use leptos::prelude::*;
 
-use crate::account::{AuthForms, ClaimFaucet, LogIn, LogOut, SignUp, error_for, my_account};
+use crate::account::{
+    AuthForms, ClaimFaucet, LogIn, LogOut, LogOutEverywhere, SignUp, error_for, my_account,
+};
 use crate::api::{AccountView, BalanceView, FillView, MarketView, OpenOrderView, OrderForm};
 use crate::codec::Json;
 use crate::error::UserError;
@@ -48,6 +50,7 @@ pub fn TraderPanel(
     let sign_up = ServerAction::<SignUp>::new();
     let log_in = ServerAction::<LogIn>::new();
     let log_out = ServerAction::<LogOut>::new();
+    let log_out_everywhere = ServerAction::<LogOutEverywhere>::new();
     let faucet = ServerAction::<ClaimFaucet>::new();
     let place = ServerAction::<PlaceOrder>::new();
     let cancel = ServerAction::<CancelOrder>::new();
@@ -67,7 +70,12 @@ pub fn TraderPanel(
     };
     // Effects run only in the browser: ask there, never on the server.
     Effect::new(move |_| {
-        let actions = [sign_up.version(), log_in.version(), log_out.version()];
+        let actions = [
+            sign_up.version(),
+            log_in.version(),
+            log_out.version(),
+            log_out_everywhere.version(),
+        ];
         let orders = [faucet.version(), place.version(), cancel.version()];
         for version in actions.iter().chain(&orders) {
             version.track();
@@ -87,6 +95,11 @@ pub fn TraderPanel(
                     </ActionForm>
                     <ActionForm action=log_out>
                         <button type="submit" class="secondary">"Log out"</button>
+                    </ActionForm>
+                    <ActionForm action=log_out_everywhere>
+                        <button type="submit" class="secondary" title="End every session of this account, on every device">
+                            "Log out everywhere"
+                        </button>
                     </ActionForm>
                 </div>
                 <p class="form-error" role="alert">{error_for(faucet.value(), None)}</p>

@@ -101,7 +101,9 @@ pub async fn current_account() -> Result<(Exchange, AccountId), UserError> {
 /// Sets (or, with `None`, clears) the session cookie on the response.
 pub fn set_session_cookie(token: Option<&str>) {
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>()
-        && let Ok(value) = HeaderValue::from_str(&session::set_cookie(token))
+        && let Ok(exchange) = exchange()
+        && let Ok(value) =
+            HeaderValue::from_str(&session::set_cookie(token, &exchange.session_policy()))
     {
         response.append_header(header::SET_COOKIE, value);
     }

@@ -3,11 +3,11 @@
 //! what the books, the ledger and the market data hold (as wire types, made
 //! in `views`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use accounts::{validate_password, validate_username};
 use eventstore::{Client, ClientSettings};
@@ -24,7 +24,7 @@ use super::lock::unpoisoned;
 use super::login_limits::{LoginLimits, Refusal};
 use super::market_data::{CANDLES_SENT, MarketData};
 use super::market_task::{Action, CommandOutcome, MarketHandle, OrderRequest};
-use super::session;
+use super::session::{self, SessionPolicy};
 use super::settings::Settings;
 use super::streams::{Direction, StreamError, load_market, market_stream, read_market};
 use super::views::{account_view, depth_view, market_view, open_order_view, trade_view};
@@ -99,6 +99,10 @@ struct Inner {
     depth_updates: BTreeMap<String, DepthUpdates>,
     /// How often each name and address may try to log in or sign up.
     login_limits: std::sync::Mutex<LoginLimits>,
+    sessions: SessionPolicy,
+    /// When each session (by token hash) was last used on this server.
+    /// Not in the log: after a restart a session's idle time starts again.
+    last_seen: std::sync::Mutex<HashMap<String, Instant>>,
 }
 
 impl Exchange {
@@ -190,6 +194,8 @@ impl Exchange {
             ledger,
             market_data,
             login_limits: Default::default(),
+            sessions: settings.sessions,
+            last_seen: Default::default(),
             markets,
             store: std::sync::Mutex::new(embedded),
             depth_updates,
@@ -311,21 +317,54 @@ impl Exchange {
         }
     }
 
+    /// Starts a session; past the sessions an account may hold, its oldest
+    /// ones end.
     async fn start_session(&self, account: AccountId) -> Result<String, ExchangeError> {
         let token = session::new_token();
         let token_hash = session::token_hash(&token);
+        self.session_event(account, token_hash.clone(), true)
+            .await?;
+        unpoisoned(self.0.last_seen.lock()).insert(token_hash, Instant::now());
+        let held = self.0.ledger.read(|l| {
+            l.account(account)
+                .map(|a| a.sessions.clone())
+                .unwrap_or_default()
+        });
+        let beyond = held
+            .len()
+            .saturating_sub(self.0.sessions.per_account.max(1));
+        for oldest in held.into_iter().take(beyond) {
+            self.end_session(account, oldest).await?;
+        }
+        Ok(token)
+    }
+
+    async fn session_event(
+        &self,
+        account: AccountId,
+        token_hash: String,
+        start: bool,
+    ) -> Result<(), ExchangeError> {
         let at = now_micros();
         self.0
             .ledger
             .ask(|reply| AccountsRequest::Session {
                 account,
                 token_hash,
-                start: true,
+                start,
                 at,
                 reply,
             })
-            .await?;
-        Ok(token)
+            .await
+    }
+
+    async fn end_session(
+        &self,
+        account: AccountId,
+        token_hash: String,
+    ) -> Result<(), ExchangeError> {
+        unpoisoned(self.0.last_seen.lock()).remove(&token_hash);
+        self.session_event(account, token_hash, false).await
     }
 
     /// Ends a session; a token that is not logged in is already logged out.
@@ -333,18 +372,28 @@ impl Exchange {
         let Some(account) = self.account_for(token) else {
             return Ok(());
         };
-        let token_hash = session::token_hash(token);
-        let at = now_micros();
-        self.0
-            .ledger
-            .ask(|reply| AccountsRequest::Session {
-                account,
-                token_hash,
-                start: false,
-                at,
-                reply,
-            })
-            .await
+        self.end_session(account, session::token_hash(token)).await
+    }
+
+    /// Ends every session of the account a token is logged in to: "log out
+    /// everywhere", for a trader who fears another has their session.
+    pub async fn log_out_everywhere(&self, token: &str) -> Result<(), ExchangeError> {
+        let Some(account) = self.account_for(token) else {
+            return Ok(());
+        };
+        let held = self.0.ledger.read(|l| {
+            l.account(account)
+                .map(|a| a.sessions.clone())
+                .unwrap_or_default()
+        });
+        for token_hash in held {
+            self.end_session(account, token_hash).await?;
+        }
+        Ok(())
+    }
+
+    pub fn session_policy(&self) -> SessionPolicy {
+        self.0.sessions
     }
 
     /// The account with a username, if there is one.
@@ -354,10 +403,30 @@ impl Exchange {
             .read(|l| l.by_username(username).map(|a| a.id))
     }
 
-    /// The account a session token is logged in to.
+    /// The account a session token is logged in to, counting this as a use
+    /// of the session. A session past its idle or absolute limit (see
+    /// [`SessionPolicy`]) is over: it answers `None`, and its end is
+    /// written to the log.
     pub fn account_for(&self, token: &str) -> Option<AccountId> {
         let hash = session::token_hash(token);
-        self.0.ledger.read(|l| l.session(&hash))
+        let (account, began) = self.0.ledger.read(|l| l.session_since(&hash))?;
+        let policy = self.0.sessions;
+        let age = Duration::from_micros(now_micros().saturating_sub(began));
+        let mut seen = unpoisoned(self.0.last_seen.lock());
+        let idle = seen.get(&hash).is_some_and(|t| t.elapsed() > policy.idle);
+        if age > policy.absolute || idle {
+            seen.remove(&hash);
+            drop(seen);
+            let exchange = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = exchange.end_session(account, hash).await {
+                    tracing::warn!("could not record the end of an expired session: {e}");
+                }
+            });
+            return None;
+        }
+        seen.insert(hash, Instant::now());
+        Some(account)
     }
 
     pub async fn claim_faucet(&self, account: AccountId) -> Result<(), ExchangeError> {

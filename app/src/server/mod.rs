@@ -33,5 +33,6 @@ pub use exchange::{Connection, Exchange, MarketStats, ReplayTo, StartError, Stat
 pub use exchange_error::ExchangeError;
 pub use market_data::HISTORY_LIMIT;
 pub use market_task::{CommandOutcome, OrderRequest};
+pub use session::SessionPolicy;
 pub use settings::{Settings, SettingsError};
 pub use views::depth_view;

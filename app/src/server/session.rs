@@ -1,20 +1,46 @@
-//! Passwords and session tokens.
+//! Passwords, session tokens and how long sessions last.
 //!
 //! Passwords are hashed with argon2id (the crate's default parameters) and
 //! stored only as PHC strings. A session token is 32 random bytes shown to
 //! the browser once, in an HttpOnly cookie; the store keeps only its BLAKE2
-//! hash, so the event log never holds a credential.
+//! hash, so the event log never holds a credential. The server ends a
+//! session that was not used for [`SessionPolicy::idle`] or began more than
+//! [`SessionPolicy::absolute`] ago, whatever the browser's cookie says.
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use blake2::{Blake2s256, Digest};
+use std::time::Duration;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "session";
 
-/// How long a session cookie lives in the browser, in seconds (30 days).
-pub const COOKIE_MAX_AGE: u64 = 30 * 24 * 3600;
+/// How long sessions last on the server, how many an account may hold,
+/// and whether the cookie is sent only over TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// A session not used for this long ends (an open page uses it every
+    /// second, so this is time away from the exchange).
+    pub idle: Duration,
+    /// A session ends this long after it began, used or not.
+    pub absolute: Duration,
+    /// Sessions one account may hold; a new one ends the oldest beyond it.
+    pub per_account: usize,
+    /// Mark the cookie `Secure`: for a server behind TLS.
+    pub secure_cookie: bool,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> SessionPolicy {
+        SessionPolicy {
+            idle: Duration::from_secs(12 * 3600),
+            absolute: Duration::from_secs(30 * 24 * 3600),
+            per_account: 10,
+            secure_cookie: false,
+        }
+    }
+}
 
 pub fn hash_password(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
@@ -58,14 +84,15 @@ pub fn token_from_cookies(header: &str) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// The `Set-Cookie` value that logs a browser in (or out, with `None`).
-pub fn set_cookie(token: Option<&str>) -> String {
-    match token {
-        Some(t) => {
-            format!("{COOKIE}={t}; Path=/; HttpOnly; SameSite=Lax; Max-Age={COOKIE_MAX_AGE}")
-        }
-        None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
-    }
+/// The `Set-Cookie` value that logs a browser in (or out, with `None`):
+/// kept by the browser as long as the server keeps the session at most.
+pub fn set_cookie(token: Option<&str>, policy: &SessionPolicy) -> String {
+    let secure = if policy.secure_cookie { "; Secure" } else { "" };
+    let (value, age) = match token {
+        Some(t) => (t, policy.absolute.as_secs()),
+        None => ("", 0),
+    };
+    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={age}{secure}")
 }
 
 #[cfg(test)]
@@ -88,5 +115,20 @@ mod tests {
         assert_eq!(token_from_cookies("session="), None);
         assert_ne!(new_token(), new_token());
         assert_eq!(token_hash("t").len(), 64);
+    }
+
+    #[test]
+    fn the_cookie_lives_as_long_as_the_session_and_is_secure_behind_tls() {
+        let mut policy = SessionPolicy::default();
+        assert_eq!(
+            set_cookie(Some("abc"), &policy),
+            "session=abc; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000"
+        );
+        policy.secure_cookie = true;
+        assert!(set_cookie(Some("abc"), &policy).ends_with("; Secure"));
+        assert!(
+            set_cookie(None, &policy)
+                .contains("session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+        );
     }
 }

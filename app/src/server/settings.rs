@@ -22,6 +22,8 @@ pub struct Settings {
     pub markets: Vec<Market>,
     pub fees: Fees,
     pub faucet: accounts::Faucet,
+    /// Not in the file: the server's flags set it.
+    pub sessions: super::session::SessionPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,7 @@ impl Settings {
             markets,
             fees,
             faucet,
+            sessions: Default::default(),
         })
     }
 

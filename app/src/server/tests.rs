@@ -33,7 +33,11 @@ struct Server {
 }
 
 async fn start_on(connection: Connection) -> Server {
-    let exchange = Exchange::start(settings(), connection).await.unwrap();
+    start_on_with(settings(), connection).await
+}
+
+async fn start_on_with(settings: Settings, connection: Connection) -> Server {
+    let exchange = Exchange::start(settings, connection).await.unwrap();
     Server {
         router: router(
             Path::new("target/site"),
@@ -1490,5 +1494,100 @@ async fn log_ins_are_limited_per_name_and_sign_ups_per_address() {
         err.message
     );
     assert!(s.exchange.account_id("carol").is_none());
+    s.exchange.stop().await;
+}
+
+/// Sessions end on the server: one unused for the idle limit, one older
+/// than the absolute limit (used or not), the oldest past the sessions an
+/// account may hold, and all of them at "log out everywhere"; each end is
+/// in the log, so a restart does not bring them back.
+#[tokio::test]
+async fn sessions_expire_are_capped_and_end_everywhere() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = settings();
+    config.sessions = session::SessionPolicy {
+        idle: Duration::from_millis(800),
+        absolute: Duration::from_millis(3000),
+        per_account: 2,
+        secure_cookie: true,
+    };
+    let s = start_on_with(
+        config.clone(),
+        Connection::Embedded {
+            data: dir.path().join("events"),
+        },
+    )
+    .await;
+    let form = [("username", "alice"), ("password", "correct horse")];
+    let mut first = Browser::sign_up(&s, "alice").await;
+    // Used every 200 ms, a session outlives the idle limit many times over,
+    // but not the absolute one (its age counts from before `began`).
+    let began = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let alive = first.account(&s).await.is_some();
+        if began.elapsed() < Duration::from_millis(2800) {
+            assert!(alive, "ended after {:?}", began.elapsed());
+        } else if began.elapsed() > Duration::from_millis(3100) {
+            assert!(!alive, "past the absolute limit");
+            break;
+        }
+    }
+    // Left unused past the idle limit, a session is over.
+    let mut idle = Browser::default();
+    idle.call::<()>(&s, "log_in", &form).await.unwrap();
+    assert!(idle.account(&s).await.is_some());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(idle.account(&s).await.is_none(), "past the idle limit");
+    // Two sessions at most: a third log-in ends the oldest.
+    let mut browsers: Vec<Browser> = (0..3).map(|_| Browser::default()).collect();
+    for b in &mut browsers {
+        b.call::<()>(&s, "log_in", &form).await.unwrap();
+    }
+    let signed_in: Vec<bool> = {
+        let mut v = Vec::new();
+        for b in &mut browsers {
+            v.push(b.account(&s).await.is_some());
+        }
+        v
+    };
+    assert_eq!(signed_in, [false, true, true]);
+    // Log out everywhere from one ends the other too.
+    browsers[2]
+        .call::<()>(&s, "log_out_everywhere", &[])
+        .await
+        .unwrap();
+    assert!(browsers[1].account(&s).await.is_none());
+    assert!(browsers[2].account(&s).await.is_none());
+    // The ends are in the log: after a restart no old session is back.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let alice = s.exchange.account_id("alice").unwrap();
+    s.exchange.stop().await;
+    let s = start_on_with(
+        config,
+        Connection::Embedded {
+            data: dir.path().join("events"),
+        },
+    )
+    .await;
+    let held = reload_ledger(&s)
+        .await
+        .account(alice)
+        .unwrap()
+        .sessions
+        .len();
+    assert_eq!(held, 0);
+    // Behind TLS the cookie is Secure, and lives as long as the session.
+    let request = Request::post("/api/log_in")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(encode(&form)))
+        .unwrap();
+    let response = s.router.clone().oneshot(request).await.unwrap();
+    let cookie = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(cookie.ends_with("; Max-Age=3; Secure"), "{cookie}");
     s.exchange.stop().await;
 }
