@@ -52,6 +52,7 @@ fn order(side: Side) -> OrderRequest {
         quote_amount: None,
         time_in_force: None,
         post_only: false,
+        self_trade_prevention: Default::default(),
     }
 }
 

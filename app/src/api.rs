@@ -218,4 +218,7 @@ pub struct OrderForm {
     pub time_in_force: Option<String>,
     /// `on` when the post-only box is ticked.
     pub post_only: Option<String>,
+    /// `cancel_taker` (the default), `cancel_maker` or `cancel_both`: what
+    /// happens when the order would trade with the trader's own.
+    pub self_trade_prevention: Option<String>,
 }

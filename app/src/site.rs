@@ -20,7 +20,7 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use crate::feed_socket;
 use crate::live_market::MarketFeed;
 use crate::server::feed_limits::{FeedLimits, SocketCounts};
-use crate::server::{Connection, Exchange, SessionPolicy, Settings, simulator};
+use crate::server::{Connection, Exchange, MAX_OPEN_ORDERS, SessionPolicy, Settings, simulator};
 use crate::shell::{App, not_found, shell};
 
 /// How the server is configured: every flag also reads an environment
@@ -80,6 +80,9 @@ pub struct Config {
     /// Sessions one account may hold; logging in once more ends the oldest.
     #[arg(long, env = "EXCHANGE_SESSIONS_PER_ACCOUNT", default_value_t = SessionPolicy::default().per_account)]
     pub sessions_per_account: usize,
+    /// Orders one account may have open at once, over all markets.
+    #[arg(long, env = "EXCHANGE_MAX_OPEN_ORDERS", default_value_t = MAX_OPEN_ORDERS)]
+    pub max_open_orders: usize,
     /// Send the session cookie only over TLS (`Secure`): set it when the
     /// server runs behind HTTPS.
     #[arg(long, env = "EXCHANGE_SECURE_COOKIES")]
@@ -286,6 +289,7 @@ async fn same_origin_only(
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut settings = Settings::load(&config.config)?;
     settings.sessions = config.session_policy();
+    settings.max_open_orders = config.max_open_orders.max(1);
     let markets = settings.markets.clone();
     let exchange = Exchange::start(settings, config.connection()).await?;
     if config.simulate {

@@ -37,6 +37,21 @@ pub async fn cancel_order(symbol: String, order_id: u64) -> Result<String, UserE
     Ok(format!("Order {order_id} cancelled."))
 }
 
+/// Cancels every open order of the caller's, in one market or (with no
+/// market) in all; answers how many.
+#[server(endpoint = "cancel_all")]
+pub async fn cancel_all(symbol: Option<String>) -> Result<String, UserError> {
+    use crate::server::context::current_account;
+    let (exchange, account) = current_account().await?;
+    let symbol = symbol.filter(|s| !s.is_empty());
+    let n = exchange.cancel_all(account, symbol.as_deref()).await?;
+    let orders = if n == 1 { "order" } else { "orders" };
+    Ok(match symbol {
+        Some(s) => format!("Cancelled {n} {orders} on {s}."),
+        None => format!("Cancelled {n} {orders}."),
+    })
+}
+
 /// The whole trading side of the terminal: log-in forms for visitors; for a
 /// logged-in trader their account bar, order entry, open orders, balances
 /// and fills. The account data is fetched again after every action and
@@ -54,6 +69,7 @@ pub fn TraderPanel(
     let faucet = ServerAction::<ClaimFaucet>::new();
     let place = ServerAction::<PlaceOrder>::new();
     let cancel = ServerAction::<CancelOrder>::new();
+    let cancel_all = ServerAction::<CancelAll>::new();
     // The first paint has the account of the session cookie (read while
     // the server renders); the browser then asks again after every action
     // and once a second, and shows a change only when there is one.
@@ -76,7 +92,12 @@ pub fn TraderPanel(
             log_out.version(),
             log_out_everywhere.version(),
         ];
-        let orders = [faucet.version(), place.version(), cancel.version()];
+        let orders = [
+            faucet.version(),
+            place.version(),
+            cancel.version(),
+            cancel_all.version(),
+        ];
         for version in actions.iter().chain(&orders) {
             version.track();
         }
@@ -105,7 +126,7 @@ pub fn TraderPanel(
                 <p class="form-error" role="alert">{error_for(faucet.value(), None)}</p>
                 <OrderEntry place markets pick />
                 <Balances rows=Signal::derive(move || view_of().map(|v| v.balances).unwrap_or_default()) />
-                <OpenOrders cancel rows=Signal::derive(move || view_of().map(|v| v.open_orders).unwrap_or_default()) />
+                <OpenOrders cancel cancel_all markets rows=Signal::derive(move || view_of().map(|v| v.open_orders).unwrap_or_default()) />
                 <Fills rows=Signal::derive(move || view_of().map(|v| v.fills).unwrap_or_default()) />
             </Show>
     }
@@ -220,6 +241,15 @@ fn OrderEntry(
                     </select>
                     <p class="field-error" role="alert">{error_for(result, Some("time_in_force"))}</p>
                 </div>
+                <div class="field">
+                    <label for="order-stp">"If it would trade with your own order"</label>
+                    <select id="order-stp" name="self_trade_prevention">
+                        <option value="cancel_taker">"Cancel this order (keep the resting one)"</option>
+                        <option value="cancel_maker">"Cancel the resting order"</option>
+                        <option value="cancel_both">"Cancel both"</option>
+                    </select>
+                    <p class="field-error" role="alert">{error_for(result, Some("self_trade_prevention"))}</p>
+                </div>
                 <div class="field checkbox" hidden=is_market>
                     <input id="order-post-only" type="checkbox" name="post_only" value="on" />
                     <label for="order-post-only">"Post only (never take liquidity)"</label>
@@ -261,11 +291,26 @@ fn Balances(rows: Signal<Vec<BalanceView>>) -> impl IntoView {
 #[component]
 fn OpenOrders(
     cancel: ServerAction<CancelOrder>,
+    cancel_all: ServerAction<CancelAll>,
+    markets: StoredValue<Vec<MarketView>>,
     rows: Signal<Vec<OpenOrderView>>,
 ) -> impl IntoView {
+    let done = move || cancel_all.value().get().and_then(Result::ok);
     view! {
         <section aria-labelledby="open-orders-title">
             <h3 id="open-orders-title">"Open orders"</h3>
+            <ActionForm action=cancel_all attr:class="cancel-all">
+                <label for="cancel-all-market" class="visually-hidden">"Cancel all orders in"</label>
+                <select id="cancel-all-market" name="symbol">
+                    <option value="">"All markets"</option>
+                    {markets.get_value().into_iter().map(|m| view! {
+                        <option value=m.symbol.clone()>{m.symbol.clone()}</option>
+                    }).collect_view()}
+                </select>
+                <button type="submit" class="secondary" disabled=move || rows.with(Vec::is_empty)>"Cancel all"</button>
+            </ActionForm>
+            <p class="form-ok" role="status" data-testid="cancel-all-result">{done}</p>
+            <p class="form-error" role="alert">{error_for(cancel_all.value(), None)}</p>
             <p class="form-error" role="alert">{error_for(cancel.value(), None)}</p>
             <table class="data open-orders">
                 <thead><tr>

@@ -107,4 +107,11 @@ test('two traders trade, cancel, and find it all again after a restart', async (
   expect(await alice.locator('.entry-panel table').allInnerTexts()).toEqual(before);
   await expect(balance(alice, 'USD', 'reserved')).toHaveText('2500');
   await alice.screenshot({ path: testInfo.outputPath('trader-after-restart.png'), fullPage: true });
+
+  // Cancel all: every open order goes, and its funds come back.
+  await alice.getByRole('button', { name: 'Cancel all' }).click();
+  await expect(alice.getByTestId('cancel-all-result')).toHaveText('Cancelled 1 order.');
+  await expect(alice.locator('table.open-orders tbody tr')).toHaveCount(0);
+  await expect(balance(alice, 'USD', 'reserved')).toHaveText('0');
+  await expect(alice.getByRole('button', { name: 'Cancel all' })).toBeDisabled();
 });

@@ -33,7 +33,10 @@ impl From<ExchangeError> for UserError {
             ExchangeError::NameLocked(_) | ExchangeError::AddressLocked(_) => 429,
             // The exchange's side: try again later.
             ExchangeError::Unavailable | ExchangeError::MarketPaused(_) => 503,
-            ExchangeError::Account(_) | ExchangeError::Rejected(_) => 400,
+            ExchangeError::Account(_)
+            | ExchangeError::Rejected(_)
+            | ExchangeError::NoLiquidity { .. }
+            | ExchangeError::TooManyOpenOrders(_) => 400,
         };
         UserError::answering(status, field, e.to_string())
     }

@@ -100,6 +100,7 @@ struct Inner {
     /// How often each name and address may try to log in or sign up.
     login_limits: std::sync::Mutex<LoginLimits>,
     sessions: SessionPolicy,
+    max_open_orders: usize,
     /// When each session (by token hash) was last used on this server.
     /// Not in the log: after a restart a session's idle time starts again.
     last_seen: std::sync::Mutex<HashMap<String, Instant>>,
@@ -195,6 +196,7 @@ impl Exchange {
             market_data,
             login_limits: Default::default(),
             sessions: settings.sessions,
+            max_open_orders: settings.max_open_orders,
             last_seen: Default::default(),
             markets,
             store: std::sync::Mutex::new(embedded),
@@ -450,9 +452,50 @@ impl Exchange {
         symbol: &str,
         order: OrderRequest,
     ) -> Result<CommandOutcome, ExchangeError> {
-        self.market(symbol)?
-            .send(account, Action::Place(order))
-            .await
+        let market = self.market(symbol)?;
+        let open = self.open_orders(account, None).len();
+        if open >= self.0.max_open_orders {
+            return Err(ExchangeError::TooManyOpenOrders(open));
+        }
+        market.send(account, Action::Place(order)).await
+    }
+
+    /// The account's open orders (those holding a reservation), in one
+    /// market or in all.
+    fn open_orders(&self, account: AccountId, symbol: Option<&str>) -> Vec<(String, OrderId)> {
+        self.0.ledger.read(|l| {
+            l.account(account)
+                .map(|a| {
+                    a.reservations
+                        .keys()
+                        .filter(|(s, _)| symbol.is_none_or(|wanted| s == wanted))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    /// Cancels every open order of the account in one market, or in all of
+    /// them; answers how many were cancelled. An order that filled or was
+    /// cancelled meanwhile is passed over.
+    pub async fn cancel_all(
+        &self,
+        account: AccountId,
+        symbol: Option<&str>,
+    ) -> Result<usize, ExchangeError> {
+        if let Some(s) = symbol {
+            self.market(s)?;
+        }
+        let mut cancelled = 0;
+        for (market, order_id) in self.open_orders(account, symbol) {
+            match self.cancel(account, &market, order_id).await {
+                Ok(_) => cancelled += 1,
+                Err(ExchangeError::Rejected(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(cancelled)
     }
 
     pub async fn cancel(

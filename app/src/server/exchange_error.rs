@@ -20,6 +20,17 @@ pub enum ExchangeError {
     NotLoggedIn,
     #[error("there is no market {0}")]
     UnknownMarket(String),
+    #[error(
+        "there is nothing to {} on {symbol} right now: the book has no {}; place a limit order instead",
+        if matches!(side, orderbook::Side::Buy) { "buy" } else { "sell to" },
+        if matches!(side, orderbook::Side::Buy) { "asks" } else { "bids" }
+    )]
+    NoLiquidity {
+        symbol: String,
+        side: orderbook::Side,
+    },
+    #[error("you have {0} open orders, the most an account may have; cancel some first")]
+    TooManyOpenOrders(usize),
     #[error("the exchange could not record this just now; nothing was changed, please try again")]
     Unavailable,
     #[error(

@@ -46,6 +46,7 @@ fn limit(side: orderbook::Side, price: u64, qty: &str) -> OrderRequest {
         quote_amount: None,
         time_in_force: None,
         post_only: false,
+        self_trade_prevention: Default::default(),
     }
 }
 

@@ -61,6 +61,8 @@ pub struct OrderRequest {
     pub quote_amount: Option<Decimal>,
     pub time_in_force: Option<TimeInForce>,
     pub post_only: bool,
+    /// What happens when it would trade with the same account's order.
+    pub self_trade_prevention: SelfTradePrevention,
 }
 
 /// What a trader asks one market to do.
@@ -536,7 +538,7 @@ impl MarketTask {
                     quote_amount: o.quote_amount,
                     time_in_force: o.time_in_force,
                     post_only: o.post_only,
-                    self_trade_prevention: SelfTradePrevention::CancelTaker,
+                    self_trade_prevention: o.self_trade_prevention,
                     at,
                 });
                 (command, order_id)
@@ -551,6 +553,25 @@ impl MarketTask {
                 (command, *order_id)
             }
         };
+        // A market order with nothing on the other side would reserve
+        // nothing and do nothing: refuse it instead of accepting it empty.
+        if let Action::Place(o) = &request.action
+            && o.order_type == OrderType::Market
+        {
+            let depth = state.book.depth(1);
+            let other = match o.side {
+                Side::Buy => &depth.asks,
+                Side::Sell => &depth.bids,
+            };
+            if other.is_empty() {
+                let refused = ExchangeError::NoLiquidity {
+                    symbol: self.symbol().to_string(),
+                    side: o.side,
+                };
+                let _ = request.reply.send(Err(refused));
+                return None;
+            }
+        }
         let decision = state.book.decide(&command);
         if let Some(Event::OrderRejected(r)) = decision.first() {
             let _ = request.reply.send(Err(ExchangeError::Rejected(r.reason)));

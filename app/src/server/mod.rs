@@ -34,5 +34,5 @@ pub use exchange_error::ExchangeError;
 pub use market_data::HISTORY_LIMIT;
 pub use market_task::{CommandOutcome, OrderRequest};
 pub use session::SessionPolicy;
-pub use settings::{Settings, SettingsError};
+pub use settings::{MAX_OPEN_ORDERS, Settings, SettingsError};
 pub use views::depth_view;

@@ -2,7 +2,10 @@
 //! [`OrderRequest`], refusals into messages beside the right field, and an
 //! order's events into one sentence.
 
-use orderbook::{CancelReason, Event, MarketSpec, OrderType, RejectReason, Side, TimeInForce};
+use orderbook::{
+    CancelReason, Event, MarketSpec, OrderType, RejectReason, SelfTradePrevention, Side,
+    TimeInForce,
+};
 use rust_decimal::Decimal;
 
 use super::exchange_error::ExchangeError;
@@ -69,6 +72,17 @@ impl OrderForm {
             };
             return Err(UserError::field("quantity", msg));
         }
+        let self_trade_prevention = match self.self_trade_prevention.as_deref().unwrap_or("") {
+            "" | "cancel_taker" => SelfTradePrevention::CancelTaker,
+            "cancel_maker" => SelfTradePrevention::CancelMaker,
+            "cancel_both" => SelfTradePrevention::CancelBoth,
+            _ => {
+                return Err(UserError::field(
+                    "self_trade_prevention",
+                    "choose cancel_taker, cancel_maker or cancel_both",
+                ));
+            }
+        };
         Ok(OrderRequest {
             side,
             order_type,
@@ -77,6 +91,7 @@ impl OrderForm {
             quote_amount,
             time_in_force,
             post_only: !market && self.post_only.as_deref().is_some_and(|v| !v.is_empty()),
+            self_trade_prevention,
         })
     }
 }

@@ -24,7 +24,13 @@ pub struct Settings {
     pub faucet: accounts::Faucet,
     /// Not in the file: the server's flags set it.
     pub sessions: super::session::SessionPolicy,
+    /// Orders one account may have open at once, over all markets (a
+    /// server flag too).
+    pub max_open_orders: usize,
 }
+
+/// The default of [`Settings::max_open_orders`].
+pub const MAX_OPEN_ORDERS: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -89,6 +95,7 @@ impl Settings {
             fees,
             faucet,
             sessions: Default::default(),
+            max_open_orders: MAX_OPEN_ORDERS,
         })
     }
 

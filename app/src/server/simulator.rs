@@ -140,6 +140,7 @@ async fn step(
             quote_amount: None,
             time_in_force: None,
             post_only: false,
+            self_trade_prevention: Default::default(),
         }
     } else {
         // Quote a few ticks away from the mid, on the passive side.
@@ -169,6 +170,7 @@ async fn step(
             quote_amount: None,
             time_in_force: None,
             post_only: false,
+            self_trade_prevention: Default::default(),
         }
     };
     let limit = order.order_type == OrderType::Limit;

@@ -757,6 +757,7 @@ async fn concurrent_orders_share_appends() {
         quote_amount: None,
         time_in_force: None,
         post_only: false,
+        self_trade_prevention: Default::default(),
     };
     let placed =
         futures::future::join_all((0..64).map(|i| s.exchange.place(account, "BTC-USD", order(i))))
@@ -826,6 +827,7 @@ async fn the_simulator_keeps_both_sides_of_every_book_deep_around_a_persons_orde
         quote_amount: None,
         time_in_force: None,
         post_only: false,
+        self_trade_prevention: Default::default(),
     };
     s.exchange.place(carol, "BTC-USD", ask).await.unwrap();
     let bots = simulator::start(
@@ -1589,5 +1591,134 @@ async fn sessions_expire_are_capped_and_end_everywhere() {
         .unwrap()
         .to_string();
     assert!(cookie.ends_with("; Max-Age=3; Secure"), "{cookie}");
+    s.exchange.stop().await;
+}
+
+/// The trader's order tools: cancel all (one market or every market), the
+/// self-trade-prevention mode chosen in the form, the cap on open orders,
+/// and a market order with nothing to trade against refused, not accepted
+/// empty. Every refusal leaves the funds as they were.
+#[tokio::test]
+async fn cancel_all_self_trade_modes_and_order_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = settings();
+    config.max_open_orders = 3;
+    let s = start_on_with(
+        config,
+        Connection::Embedded {
+            data: dir.path().join("events"),
+        },
+    )
+    .await;
+    let mut a = Browser::sign_up(&s, "alice").await;
+    let place =
+        |side: &'static str, symbol: &'static str, price: &'static str, stp: &'static str| {
+            [
+                ("symbol", symbol),
+                ("side", side),
+                ("order_type", "limit"),
+                ("price", price),
+                ("quantity", "0.01"),
+                ("time_in_force", "GTC"),
+                ("self_trade_prevention", stp),
+            ]
+        };
+    for (symbol, price) in [
+        ("BTC-USD", "20000"),
+        ("BTC-USD", "20001"),
+        ("ETH-USD", "1000"),
+    ] {
+        a.call::<String>(&s, "place_order", &place("buy", symbol, price, ""))
+            .await
+            .unwrap();
+    }
+    let err = a
+        .call::<String>(&s, "place_order", &place("buy", "BTC-USD", "20002", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message,
+        "you have 3 open orders, the most an account may have; cancel some first"
+    );
+    assert_eq!(a.status, Some(StatusCode::BAD_REQUEST));
+    let done: String = a
+        .call(&s, "cancel_all", &[("symbol", "BTC-USD")])
+        .await
+        .unwrap();
+    assert_eq!(done, "Cancelled 2 orders on BTC-USD.");
+    let open = a.account(&s).await.unwrap().open_orders;
+    assert_eq!(
+        open.iter().map(|o| o.symbol.as_str()).collect::<Vec<_>>(),
+        ["ETH-USD"]
+    );
+    assert_eq!(a.balance(&s, "USD").await, (d("9990"), d("10")));
+    let done: String = a.call(&s, "cancel_all", &[("symbol", "")]).await.unwrap();
+    assert_eq!(done, "Cancelled 1 order.");
+    assert_eq!(a.balance(&s, "USD").await, (d("10000"), d("0")));
+    let err = a
+        .call::<String>(&s, "cancel_all", &[("symbol", "DOGE-USD")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (a.status, &err.message[..]),
+        (Some(StatusCode::NOT_FOUND), "there is no market DOGE-USD")
+    );
+
+    // Her own sell rests; a buy that would meet it, with "cancel the
+    // resting order", cancels the sell and rests itself: no trade.
+    a.call::<String>(&s, "place_order", &place("sell", "BTC-USD", "30000", ""))
+        .await
+        .unwrap();
+    a.call::<String>(
+        &s,
+        "place_order",
+        &place("buy", "BTC-USD", "30000", "cancel_maker"),
+    )
+    .await
+    .unwrap();
+    let view = a.account(&s).await.unwrap();
+    let sides: Vec<_> = view.open_orders.iter().map(|o| o.side.as_str()).collect();
+    assert_eq!(sides, ["buy"]);
+    assert!(view.fills.is_empty());
+    // The default keeps the resting order and cancels the new one.
+    a.call::<String>(&s, "cancel_all", &[]).await.unwrap();
+    a.call::<String>(&s, "place_order", &place("sell", "BTC-USD", "30000", ""))
+        .await
+        .unwrap();
+    a.call::<String>(&s, "place_order", &place("buy", "BTC-USD", "30000", ""))
+        .await
+        .unwrap();
+    let view = a.account(&s).await.unwrap();
+    let sides: Vec<_> = view.open_orders.iter().map(|o| o.side.as_str()).collect();
+    assert_eq!(sides, ["sell"]);
+    assert!(view.fills.is_empty());
+    let err = a
+        .call::<String>(
+            &s,
+            "place_order",
+            &place("buy", "BTC-USD", "1", "cancel_everything"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("self_trade_prevention"));
+
+    // Nothing to buy on ETH-USD: a market buy is refused, nothing reserved.
+    let market_buy = [
+        ("symbol", "ETH-USD"),
+        ("side", "buy"),
+        ("order_type", "market"),
+        ("quote_amount", "100"),
+    ];
+    let err = a
+        .call::<String>(&s, "place_order", &market_buy)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message,
+        "there is nothing to buy on ETH-USD right now: the book has no asks; place a limit order instead"
+    );
+    assert_eq!(a.status, Some(StatusCode::BAD_REQUEST));
+    assert_eq!(a.balance(&s, "USD").await.1, d("0"));
+    check_store(&s).await;
     s.exchange.stop().await;
 }
