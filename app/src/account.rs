@@ -2,6 +2,7 @@
 //! functions and the forms that call them.
 
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 use crate::api::AccountView;
 use crate::error::UserError;
@@ -87,6 +88,26 @@ where
     }
 }
 
+/// Sends a submitted form's fields to its server function (a form posting
+/// to the function's URL, so it works before the script loads too). This
+/// is what Leptos's `ActionForm` does, without taking the form's fields as
+/// type-erased children: erased, each form's fields carried a second,
+/// asynchronous copy of their hydration code in the bundle.
+pub fn submit_to<S>(action: ServerAction<S>, ev: &leptos::ev::SubmitEvent)
+where
+    S: leptos::server_fn::ServerFn + leptos::form::FromFormData + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+    S::Error: Clone + Send + Sync + 'static,
+{
+    ev.prevent_default();
+    match S::from_event(ev) {
+        Ok(input) => {
+            action.dispatch(input);
+        }
+        Err(e) => leptos::logging::error!("a form did not fit its server function: {e}"),
+    }
+}
+
 /// Sign-up and log-in forms, side by side.
 #[component]
 pub fn AuthForms(sign_up: ServerAction<SignUp>, log_in: ServerAction<LogIn>) -> impl IntoView {
@@ -94,7 +115,7 @@ pub fn AuthForms(sign_up: ServerAction<SignUp>, log_in: ServerAction<LogIn>) -> 
     let inn = log_in.value();
     view! {
         <div class="auth">
-            <ActionForm action=sign_up>
+            <form action=SignUp::url() method="post" on:submit=move |ev| submit_to(sign_up, &ev)>
                 <h3>"Create an account"</h3>
                 <label for="signup-username">"Username"</label>
                 <input id="signup-username" name="username" autocomplete="username" required
@@ -106,8 +127,8 @@ pub fn AuthForms(sign_up: ServerAction<SignUp>, log_in: ServerAction<LogIn>) -> 
                 <p id="signup-password-error" class="field-error" role="alert">{error_for(up, Some("password"))}</p>
                 <button type="submit">"Sign up"</button>
                 <p class="form-error" role="alert">{error_for(up, None)}</p>
-            </ActionForm>
-            <ActionForm action=log_in>
+            </form>
+            <form action=LogIn::url() method="post" on:submit=move |ev| submit_to(log_in, &ev)>
                 <h3>"Log in"</h3>
                 <label for="login-username">"Username"</label>
                 <input id="login-username" name="username" autocomplete="username" required />
@@ -115,7 +136,7 @@ pub fn AuthForms(sign_up: ServerAction<SignUp>, log_in: ServerAction<LogIn>) -> 
                 <input id="login-password" name="password" type="password" autocomplete="current-password" required />
                 <button type="submit">"Log in"</button>
                 <p class="form-error" role="alert">{error_for(inn, None)}</p>
-            </ActionForm>
+            </form>
         </div>
     }
 }

@@ -6,11 +6,13 @@ use leptos::prelude::*;
 
 use crate::account::{
     AuthForms, ClaimFaucet, LogIn, LogOut, LogOutEverywhere, SignUp, error_for, my_account,
+    submit_to,
 };
 use crate::api::{AccountView, BalanceView, FillView, MarketView, OpenOrderView, OrderForm};
 use crate::codec::Json;
 use crate::error::UserError;
 use crate::live_market::LevelPick;
+use leptos::server_fn::ServerFn;
 
 /// Places an order from the order form; answers with a sentence saying
 /// what happened to it.
@@ -111,17 +113,17 @@ pub fn TraderPanel(
             <Show when=logged_in fallback=move || view! { <AuthForms sign_up log_in /> }>
                 <div class="account-bar">
                     <span>"Signed in as " <strong data-testid="username">{move || view_of().map(|v| v.username)}</strong></span>
-                    <ActionForm action=faucet>
+                    <form action=ClaimFaucet::url() method="post" on:submit=move |ev| submit_to(faucet, &ev)>
                         <button type="submit">"Get demo funds"</button>
-                    </ActionForm>
-                    <ActionForm action=log_out>
+                    </form>
+                    <form action=LogOut::url() method="post" on:submit=move |ev| submit_to(log_out, &ev)>
                         <button type="submit" class="secondary">"Log out"</button>
-                    </ActionForm>
-                    <ActionForm action=log_out_everywhere>
+                    </form>
+                    <form action=LogOutEverywhere::url() method="post" on:submit=move |ev| submit_to(log_out_everywhere, &ev)>
                         <button type="submit" class="secondary" title="End every session of this account, on every device">
                             "Log out everywhere"
                         </button>
-                    </ActionForm>
+                    </form>
                 </div>
                 <p class="form-error" role="alert">{error_for(faucet.value(), None)}</p>
                 <OrderEntry place markets pick />
@@ -195,7 +197,7 @@ fn OrderEntry(
     view! {
         <section class="order-entry" aria-labelledby="order-entry-title">
             <h3 id="order-entry-title">"Place an order"</h3>
-            <ActionForm action=place>
+            <form action=PlaceOrder::url() method="post" on:submit=move |ev| submit_to(place, &ev)>
                 <div class="field">
                     <label for="order-symbol">"Market"</label>
                     <select id="order-symbol" name="symbol" node_ref=market_select>
@@ -260,7 +262,7 @@ fn OrderEntry(
                 </button>
                 <p class="form-error" role="alert">{error_for(result, None)}</p>
                 <p class="form-ok" role="status" data-testid="order-result">{ok}</p>
-            </ActionForm>
+            </form>
         </section>
     }
 }
@@ -299,7 +301,7 @@ fn OpenOrders(
     view! {
         <section aria-labelledby="open-orders-title">
             <h3 id="open-orders-title">"Open orders"</h3>
-            <ActionForm action=cancel_all attr:class="cancel-all">
+            <form class="cancel-all" action=CancelAll::url() method="post" on:submit=move |ev| submit_to(cancel_all, &ev)>
                 <label for="cancel-all-market" class="visually-hidden">"Cancel all orders in"</label>
                 <select id="cancel-all-market" name="symbol">
                     <option value="">"All markets"</option>
@@ -308,7 +310,7 @@ fn OpenOrders(
                     }).collect_view()}
                 </select>
                 <button type="submit" class="secondary" disabled=move || rows.with(Vec::is_empty)>"Cancel all"</button>
-            </ActionForm>
+            </form>
             <p class="form-ok" role="status" data-testid="cancel-all-result">{done}</p>
             <p class="form-error" role="alert">{error_for(cancel_all.value(), None)}</p>
             <p class="form-error" role="alert">{error_for(cancel.value(), None)}</p>
@@ -327,11 +329,11 @@ fn OpenOrders(
                                 <td class="num">{o.price}</td><td class="num">{o.quantity}</td>
                                 <td class="num filled">{o.filled}</td><td class="status">{o.status}</td>
                                 <td>
-                                    <ActionForm action=cancel>
+                                    <form action=CancelOrder::url() method="post" on:submit=move |ev| submit_to(cancel, &ev)>
                                         <input type="hidden" name="symbol" value=o.symbol />
                                         <input type="hidden" name="order_id" value=o.order_id.to_string() />
                                         <button type="submit" class="secondary" aria-label=label>"Cancel"</button>
-                                    </ActionForm>
+                                    </form>
                                 </td>
                             </tr>
                         }
