@@ -63,6 +63,17 @@ fn full(times: &mut Vec<Instant>, limit: usize, now: Instant) -> Option<Duration
     (times.len() >= limit).then(|| WINDOW.saturating_sub(now.saturating_duration_since(times[0])))
 }
 
+/// Past [`MAX_TRACKED`] addresses, forgets those with nothing in the window.
+fn forget_quiet(by_address: &mut HashMap<IpAddr, Vec<Instant>>, now: Instant) {
+    if by_address.len() >= MAX_TRACKED {
+        by_address.retain(|_, times| {
+            times
+                .last()
+                .is_some_and(|t| now.saturating_duration_since(*t) < WINDOW)
+        });
+    }
+}
+
 impl LoginLimits {
     /// Whether `name` may try to log in from `address` now.
     pub fn may_log_in(&mut self, name: &str, address: IpAddr, now: Instant) -> Result<(), Refusal> {
@@ -104,13 +115,7 @@ impl LoginLimits {
                     .is_some_and(|t| now.saturating_duration_since(t) < MAX_WAIT)
             });
         }
-        if self.failures.len() >= MAX_TRACKED {
-            self.failures.retain(|_, times| {
-                times
-                    .last()
-                    .is_some_and(|t| now.saturating_duration_since(*t) < WINDOW)
-            });
-        }
+        forget_quiet(&mut self.failures, now);
         let record = self.names.entry(key).or_default();
         record.failures += 1;
         record.last = Some(now);
@@ -119,13 +124,7 @@ impl LoginLimits {
 
     /// Whether `address` may sign up now; counts it if so.
     pub fn sign_up(&mut self, address: IpAddr, now: Instant) -> Result<(), Refusal> {
-        if self.sign_ups.len() >= MAX_TRACKED {
-            self.sign_ups.retain(|_, times| {
-                times
-                    .last()
-                    .is_some_and(|t| now.saturating_duration_since(*t) < WINDOW)
-            });
-        }
+        forget_quiet(&mut self.sign_ups, now);
         let times = self.sign_ups.entry(address).or_default();
         if let Some(wait) = full(times, ADDRESS_SIGN_UPS, now) {
             return Err(Refusal::Address(wait));
