@@ -65,6 +65,9 @@ pub struct Replay {
     clock_ms: RwSignal<Option<u64>>,
     /// Counts requests, so only the newest answer is shown.
     asked: RwSignal<u64>,
+    /// Whether an answer is still on its way: playing waits for it rather
+    /// than ask again (and drop it) on a slow connection.
+    waiting: RwSignal<bool>,
 }
 
 impl Default for Replay {
@@ -76,6 +79,7 @@ impl Default for Replay {
             chart: ChartHandle::new(Vec::new()),
             clock_ms: RwSignal::new(None),
             asked: RwSignal::new(0),
+            waiting: RwSignal::new(false),
         }
     }
 }
@@ -107,8 +111,11 @@ impl Replay {
             this.clock_ms.set(at_ms);
         }
         let ticket = this.asked.get_untracked();
+        this.waiting.set(true);
         leptos::task::spawn_local(async move {
-            let Ok(view) = replay_market(symbol, events, at_ms).await else {
+            let answer = replay_market(symbol, events, at_ms).await;
+            this.waiting.set(false);
+            let Ok(view) = answer else {
                 this.playing.set(false);
                 return;
             };
@@ -208,6 +215,9 @@ pub fn ReplayBar(replay: Replay, symbol: Signal<String>) -> impl IntoView {
         }
         let handle = set_interval_with_handle(
             move || {
+                if replay.waiting.get_untracked() {
+                    return;
+                }
                 let step = PLAY_STEP_MS * u64::from(replay.speed.get_untracked());
                 let next = replay.clock_ms.get_untracked().map_or(0, |t| t + step);
                 replay.go(symbol.get_untracked(), None, Some(next));

@@ -77,9 +77,15 @@ pub fn TraderPanel(
     // and once a second, and shows a change only when there is one.
     let first = SharedValue::<_, Json>::new_with_encoding(first_account).into_inner();
     let account = RwSignal::new(first);
+    // Only the newest request's answer is shown: an older one still on
+    // its way (a poll sent before an order) must not undo a newer one.
+    let asked = StoredValue::new(0u64);
     let refresh = move || {
+        asked.update_value(|n| *n += 1);
+        let ticket = asked.get_value();
         leptos::task::spawn_local(async move {
             if let Ok(now) = my_account().await
+                && asked.get_value() == ticket
                 && account.with_untracked(|a| *a != now)
             {
                 account.set(now);
