@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
 use crate::api::AccountView;
+use crate::boundary::boundary;
 use crate::error::UserError;
 
 /// Opens an account and logs the browser in.
@@ -113,7 +114,7 @@ where
 pub fn AuthForms(sign_up: ServerAction<SignUp>, log_in: ServerAction<LogIn>) -> impl IntoView {
     let up = sign_up.value();
     let inn = log_in.value();
-    view! {
+    boundary(view! {
         <div class="auth">
             <form action=SignUp::url() method="post" on:submit=move |ev| submit_to(sign_up, &ev)>
                 <h3>"Create an account"</h3>
@@ -138,5 +139,5 @@ pub fn AuthForms(sign_up: ServerAction<SignUp>, log_in: ServerAction<LogIn>) -> 
                 <p class="form-error" role="alert">{error_for(inn, None)}</p>
             </form>
         </div>
-    }
+    })
 }

@@ -7,6 +7,7 @@
 use leptos::prelude::*;
 
 use crate::api::{DepthView, LevelView};
+use crate::boundary::boundary;
 
 /// The drawing's coordinate box (the SVG stretches it to the panel).
 const WIDTH: f64 = 1000.0;
@@ -85,7 +86,7 @@ pub fn curve(depth: &DepthView) -> Option<DepthCurve> {
 pub fn DepthChart(depth: Signal<DepthView>) -> impl IntoView {
     let drawn = Memo::new(move |_| curve(&depth.get()));
     let label = |v: f64| format!("{}", (v * 100.0).round() / 100.0);
-    view! {
+    boundary(view! {
         <div class="depth-chart" data-testid="depth-chart">
             <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") preserveAspectRatio="none" role="img"
                 aria-label="Depth chart: cumulative size of bids and asks by price">
@@ -102,7 +103,7 @@ pub fn DepthChart(depth: Signal<DepthView>) -> impl IntoView {
                 }.into_any(),
             }}
         </div>
-    }
+    })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 pub mod account;
 pub mod api;
 pub mod book_grouping;
+pub mod boundary;
 pub mod candles;
 pub mod chart;
 pub mod codec;

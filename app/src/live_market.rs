@@ -24,6 +24,7 @@ use crate::api::{
     DepthView, FeedMessage, FeedPosition, FeedRequest, LevelView, MarketSnapshot, TickerView,
     TradeView,
 };
+use crate::boundary::boundary;
 use crate::chart::{ChartHandle, PriceChart};
 use crate::depth_chart::DepthChart;
 use crate::time_machine::Replay;
@@ -177,7 +178,7 @@ pub fn Ticker(state: MarketState) -> impl IntoView {
 /// The recent-trades tape, newest first.
 #[component]
 pub fn Tape(state: MarketState) -> impl IntoView {
-    view! {
+    boundary(view! {
         <div class="tape-scroll">
         <table class="data tape" data-testid="tape">
             <thead><tr><th>"Time"</th><th>"Price"</th><th>"Size"</th></tr></thead>
@@ -195,7 +196,7 @@ pub fn Tape(state: MarketState) -> impl IntoView {
         </table>
         </div>
         <p class="empty" hidden=move || !state.replay.trades_or(state.trades).is_empty()>"No trades yet."</p>
-    }
+    })
 }
 
 /// A price a viewer picked in the book, for the order form.
@@ -261,7 +262,7 @@ pub fn DepthBook(
             .map(|t| (t.price.clone(), t.taker_side.clone()))
     };
     let head = || view! { <thead><tr><th>"Price"</th><th>"Size"</th><th>"Total"</th></tr></thead> };
-    view! {
+    boundary(view! {
         <div class="book-tools">
             <label for="book-step">"Group"</label>
             <select id="book-step" data-testid="book-step" on:change=move |ev| step.set(event_target_value(&ev))>
@@ -293,7 +294,7 @@ pub fn DepthBook(
         <p class="empty" hidden=move || { let d = shown(); !(d.bids.is_empty() && d.asks.is_empty()) }>
             "No resting orders."
         </p>
-    }
+    })
 }
 
 /// The chart panel's body: the price chart, or the depth chart as a
@@ -317,7 +318,7 @@ pub fn ChartPanel(state: MarketState) -> impl IntoView {
                 on:click=move |_| pick(show_depth)>{label}</button>
         }
     };
-    view! {
+    boundary(view! {
         <div class="chart-views" role="tablist" aria-label="Chart">
             {tab("Price", false)}
             {tab("Depth", true)}
@@ -333,7 +334,7 @@ pub fn ChartPanel(state: MarketState) -> impl IntoView {
         <div class="chart-view" hidden=move || !depth.get()>
             <DepthChart depth=Signal::derive(move || state.replay.depth_or(state.depth)) />
         </div>
-    }
+    })
 }
 
 /// Keeps the page's feed open for its lifetime (browser only).

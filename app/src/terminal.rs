@@ -16,6 +16,7 @@
 use leptos::prelude::*;
 
 use crate::api::{MarketSnapshot, MarketView};
+use crate::boundary::boundary;
 use crate::codec::Json;
 use crate::error::UserError;
 use crate::live_market::{
@@ -125,7 +126,7 @@ pub fn Terminal() -> impl IntoView {
         pick,
     };
 
-    view! {
+    boundary(view! {
         <div class="terminal" data-hydrated=move || hydrated.get().to_string()>
             <header class="topbar">
                 <h1 class="brand">"Satoshi Exchange"</h1>
@@ -149,7 +150,7 @@ pub fn Terminal() -> impl IntoView {
                 </section>
             </main>
         </div>
-    }
+    })
 }
 
 /// Whether an area is the one the tabs show (on a phone).
@@ -170,7 +171,7 @@ fn replay_bar(state: MarketState, _: Shared) -> impl IntoView {
 }
 
 fn header(state: MarketState, Shared { markets, .. }: Shared) -> impl IntoView {
-    view! {
+    boundary(view! {
         <label class="market-select">
             <span class="visually-hidden">"Market"</span>
             <select name="market" data-testid="market-select" prop:value=move || state.symbol.get()
@@ -184,7 +185,7 @@ fn header(state: MarketState, Shared { markets, .. }: Shared) -> impl IntoView {
         <Ticker state />
         <ReplayButton replay=state.replay symbol=state.symbol.into() />
         <LinkStatus link=state.link />
-    }
+    })
 }
 
 fn panels(state: MarketState, shared: Shared) -> impl IntoView {
@@ -202,7 +203,7 @@ fn panels(state: MarketState, shared: Shared) -> impl IntoView {
                 .unwrap_or_default()
         })
     });
-    view! {
+    boundary(view! {
         <section class="panel chart-panel" id=Area::Chart.id() data-shown=shown(area, Area::Chart)
             aria-labelledby="chart-title">
             <h2 id="chart-title">"Chart"</h2>
@@ -218,5 +219,5 @@ fn panels(state: MarketState, shared: Shared) -> impl IntoView {
             <h2 id="trades-title">"Trades"</h2>
             <Tape state />
         </section>
-    }
+    })
 }

@@ -17,6 +17,7 @@
 use leptos::prelude::*;
 
 use crate::api::{DepthView, ReplayView, TradeView};
+use crate::boundary::boundary;
 use crate::candles::Interval;
 use crate::chart::{ChartHandle, time_label};
 use crate::error::UserError;
@@ -249,7 +250,7 @@ pub fn ReplayBar(replay: Replay, symbol: Signal<String>) -> impl IntoView {
             None => "before the first event".to_string(),
         })
     };
-    view! {
+    boundary(view! {
         <div class="replay-bar" data-testid="replay-bar" hidden=move || !replay.active()
             role="group" aria-label="Replay">
             <button type="button" on:click=move |_| replay.leave()>"Back to live"</button>
@@ -284,5 +285,5 @@ pub fn ReplayBar(replay: Replay, symbol: Signal<String>) -> impl IntoView {
                 {move || moment().map(|r| format!("event {} of {}", r.events, r.total))}
             </span>
         </div>
-    }
+    })
 }

@@ -9,6 +9,7 @@ use crate::account::{
     submit_to,
 };
 use crate::api::{AccountView, BalanceView, FillView, MarketView, OpenOrderView, OrderForm};
+use crate::boundary::boundary;
 use crate::codec::Json;
 use crate::error::UserError;
 use crate::live_market::LevelPick;
@@ -115,7 +116,7 @@ pub fn TraderPanel(
     let view_of = move || account.get();
     let logged_in = move || account.with(Option::is_some);
 
-    view! {
+    boundary(view! {
             <Show when=logged_in fallback=move || view! { <AuthForms sign_up log_in /> }>
                 <div class="account-bar">
                     <span>"Signed in as " <strong data-testid="username">{move || view_of().map(|v| v.username)}</strong></span>
@@ -137,7 +138,7 @@ pub fn TraderPanel(
                 <OpenOrders cancel cancel_all markets rows=Signal::derive(move || view_of().map(|v| v.open_orders).unwrap_or_default()) />
                 <Fills rows=Signal::derive(move || view_of().map(|v| v.fills).unwrap_or_default()) />
             </Show>
-    }
+    })
 }
 
 /// The account of the page's session cookie, as the page paints it first.
@@ -200,7 +201,7 @@ fn OrderEntry(
             </div>
         }
     };
-    view! {
+    boundary(view! {
         <section class="order-entry" aria-labelledby="order-entry-title">
             <h3 id="order-entry-title">"Place an order"</h3>
             <form action=PlaceOrder::url() method="post" on:submit=move |ev| submit_to(place, &ev)>
@@ -270,12 +271,12 @@ fn OrderEntry(
                 <p class="form-ok" role="status" data-testid="order-result">{ok}</p>
             </form>
         </section>
-    }
+    })
 }
 
 #[component]
 fn Balances(rows: Signal<Vec<BalanceView>>) -> impl IntoView {
-    view! {
+    boundary(view! {
         <section aria-labelledby="balances-title">
             <h3 id="balances-title">"Balances"</h3>
             <table class="data balances">
@@ -293,7 +294,7 @@ fn Balances(rows: Signal<Vec<BalanceView>>) -> impl IntoView {
             </table>
             <p class="empty" hidden=move || !rows.get().is_empty()>"No funds yet: get demo funds to start."</p>
         </section>
-    }
+    })
 }
 
 #[component]
@@ -304,7 +305,7 @@ fn OpenOrders(
     rows: Signal<Vec<OpenOrderView>>,
 ) -> impl IntoView {
     let done = move || cancel_all.value().get().and_then(Result::ok);
-    view! {
+    boundary(view! {
         <section aria-labelledby="open-orders-title">
             <h3 id="open-orders-title">"Open orders"</h3>
             <form class="cancel-all" action=CancelAll::url() method="post" on:submit=move |ev| submit_to(cancel_all, &ev)>
@@ -348,12 +349,12 @@ fn OpenOrders(
             </table>
             <p class="empty" hidden=move || !rows.get().is_empty()>"No open orders."</p>
         </section>
-    }
+    })
 }
 
 #[component]
 fn Fills(rows: Signal<Vec<FillView>>) -> impl IntoView {
-    view! {
+    boundary(view! {
         <section aria-labelledby="fills-title">
             <h3 id="fills-title">"My trades"</h3>
             <table class="data fills">
@@ -373,5 +374,5 @@ fn Fills(rows: Signal<Vec<FillView>>) -> impl IntoView {
             </table>
             <p class="empty" hidden=move || !rows.get().is_empty()>"No trades yet."</p>
         </section>
-    }
+    })
 }

@@ -11,6 +11,7 @@ use super::gestures::{self, Gesture, Pointers};
 use super::handle::{AVERAGES, ChartHandle, Style};
 use super::labels::time_label;
 use crate::api::CandleHistory;
+use crate::boundary::boundary;
 use crate::candles::Interval;
 use crate::error::UserError;
 
@@ -193,7 +194,7 @@ pub fn PriceChart(
     };
     let overlay = chart.overlay;
     let last = move || overlay.get().last;
-    view! {
+    boundary(view! {
         <div class="chart-controls" role="toolbar" aria-label="Chart options">
             <span class="group" role="group" aria-label="Interval">
                 {Interval::ALL
@@ -257,5 +258,5 @@ pub fn PriceChart(
                 <div class="chart-tooltip" role="status" data-testid="chart-tooltip">{text}</div>
             })}
         </div>
-    }
+    })
 }
