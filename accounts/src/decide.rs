@@ -1,7 +1,7 @@
 //! Decisions: what a request does to the ledger, as events, without
 //! changing it.
 
-use orderbook::{AccountId, Event, MarketSpec, OrderId, Side, Timestamp};
+use orderbook::{AccountId, Event, MarketSpec, OrderAmended, OrderId, Side, Timestamp};
 use rust_decimal::Decimal;
 
 use crate::config::{Faucet, Fees, Role};
@@ -25,6 +25,8 @@ pub enum AccountError {
         available: Decimal,
         needed: Decimal,
     },
+    #[error("order {0} holds no reservation: it is not open")]
+    UnknownOrder(OrderId),
     #[error("the faucet limit for this account is reached")]
     FaucetLimitReached,
 }
@@ -128,6 +130,69 @@ impl Ledger {
         })
     }
 
+    /// Holds more for an open order before an amendment that needs `need`
+    /// in all (see [`amend_cost`]) goes to the book; `None` when its
+    /// reservation already holds that much (what it holds beyond is given
+    /// back when the amendment is settled).
+    pub fn reserve_more(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        order_id: OrderId,
+        need: Decimal,
+        at: Timestamp,
+    ) -> Result<Option<AccountEvent>, AccountError> {
+        let acc = self.account(account).ok_or(AccountError::UnknownAccount)?;
+        let Some(r) = acc.reservations.get(&(symbol.to_string(), order_id)) else {
+            return Err(AccountError::UnknownOrder(order_id));
+        };
+        let more = need - r.amount;
+        if more <= Decimal::ZERO {
+            return Ok(None);
+        }
+        let available = acc.balance(&r.asset).available();
+        if more > available {
+            return Err(AccountError::InsufficientFunds {
+                asset: r.asset.clone(),
+                available,
+                needed: more,
+            });
+        }
+        Ok(Some(AccountEvent::ReservationChanged {
+            account,
+            symbol: symbol.to_string(),
+            order_id,
+            asset: r.asset.clone(),
+            change: more,
+            market_revision: None,
+            at,
+        }))
+    }
+
+    /// Takes back what [`Ledger::reserve_more`] added for an amendment that
+    /// never reached the book.
+    pub fn unreserve(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        order_id: OrderId,
+        amount: Decimal,
+        at: Timestamp,
+    ) -> Option<AccountEvent> {
+        let acc = self.account(account)?;
+        let r = acc.reservations.get(&(symbol.to_string(), order_id))?;
+        let amount = amount.min(r.amount);
+        (amount > Decimal::ZERO).then(|| AccountEvent::ReservationChanged {
+            account,
+            symbol: symbol.to_string(),
+            order_id,
+            asset: r.asset.clone(),
+            change: -amount,
+            market_revision: None,
+            at,
+        })
+    }
+
     /// Gives back what is left of an order's reservation, if anything is.
     pub fn release(
         &self,
@@ -208,6 +273,34 @@ impl Ledger {
                     })
                     .collect()
             }
+            // The order now needs what its new terms cost; it was made to
+            // hold at least that before the amendment went to the book, and
+            // what it holds beyond goes back.
+            Event::OrderAmended(a) => {
+                if !fresh(a.account) {
+                    return Vec::new();
+                }
+                let Some(r) = self
+                    .account(a.account)
+                    .and_then(|acc| acc.reservations.get(&(symbol.to_string(), a.order_id)))
+                else {
+                    return Vec::new();
+                };
+                let (_, need) = amend_cost(market, a);
+                let excess = r.amount - need;
+                if excess <= Decimal::ZERO {
+                    return Vec::new();
+                }
+                vec![AccountEvent::ReservationChanged {
+                    account: a.account,
+                    symbol: symbol.to_string(),
+                    order_id: a.order_id,
+                    asset: r.asset.clone(),
+                    change: -excess,
+                    market_revision: Some(revision),
+                    at: a.at,
+                }]
+            }
             // The order closed: whatever its reservation still holds goes back.
             Event::OrderFilled(_) | Event::OrderCancelled(_) => {
                 let (account, order_id, at) = match event {
@@ -225,6 +318,19 @@ impl Ledger {
             }
             _ => Vec::new(),
         }
+    }
+}
+
+/// What an open order must hold once amended to `amended`'s terms:
+/// `(asset, amount)`. A buy holds its new price times its new open
+/// quantity in quote, a sell its new open quantity of base.
+pub fn amend_cost(market: &MarketSpec, amended: &OrderAmended) -> (String, Decimal) {
+    match amended.side {
+        Side::Buy => (
+            market.quote.clone(),
+            (amended.price * amended.quantity).normalize(),
+        ),
+        Side::Sell => (market.base.clone(), amended.quantity),
     }
 }
 

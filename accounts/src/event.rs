@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Role;
 
-/// The version of the event JSON this crate writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The version of the event JSON this crate writes. Version 2 added
+/// `ReservationChanged`; version 1 logs read unchanged.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Something that happened to an account. In JSON, `type` names the variant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,6 +52,21 @@ pub enum AccountEvent {
         at: Timestamp,
     },
     TradeSettled(TradeSettled),
+    /// An open order's reservation grew (before an amendment that needs
+    /// more reaches the book) or shrank (once an amendment that needs less
+    /// is in the book, or when one that needed more never got there).
+    /// `change` is signed: what was added to the reservation.
+    ReservationChanged {
+        account: AccountId,
+        symbol: String,
+        order_id: OrderId,
+        asset: String,
+        change: Decimal,
+        /// The market event (an `OrderAmended`) that let it shrink, if one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        market_revision: Option<u64>,
+        at: Timestamp,
+    },
     SessionStarted {
         account: AccountId,
         token_hash: String,
@@ -132,6 +148,7 @@ impl AccountEvent {
             AccountEvent::FundsReserved { .. } => "FundsReserved",
             AccountEvent::FundsReleased { .. } => "FundsReleased",
             AccountEvent::TradeSettled(_) => "TradeSettled",
+            AccountEvent::ReservationChanged { .. } => "ReservationChanged",
             AccountEvent::SessionStarted { .. } => "SessionStarted",
             AccountEvent::SessionEnded { .. } => "SessionEnded",
         }
@@ -144,6 +161,7 @@ impl AccountEvent {
             | AccountEvent::FundsDeposited { account, .. }
             | AccountEvent::FundsReserved { account, .. }
             | AccountEvent::FundsReleased { account, .. }
+            | AccountEvent::ReservationChanged { account, .. }
             | AccountEvent::SessionStarted { account, .. }
             | AccountEvent::SessionEnded { account, .. } => *account,
             AccountEvent::TradeSettled(t) => t.account,

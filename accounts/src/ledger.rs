@@ -197,6 +197,20 @@ impl Ledger {
                 acc.reservations.remove(&(symbol.clone(), *order_id));
                 acc.mark_settled(symbol, *market_revision);
             }
+            AccountEvent::ReservationChanged {
+                symbol,
+                order_id,
+                asset,
+                change,
+                market_revision,
+                ..
+            } => {
+                acc.balance_mut(asset).reserved += change;
+                if let Some(r) = acc.reservations.get_mut(&(symbol.clone(), *order_id)) {
+                    r.amount += change;
+                }
+                acc.mark_settled(symbol, *market_revision);
+            }
             AccountEvent::TradeSettled(t) => {
                 let paid = acc.balance_mut(&t.paid_asset);
                 paid.total -= t.paid;

@@ -9,7 +9,7 @@
 //! changes, so the ledger is always the fold of its events.
 //!
 //! Settlement is driven by the order books' events. [`Ledger::settle`] turns
-//! one market event (a `TradeExecuted`, or the `OrderFilled` /
+//! one market event (a `TradeExecuted`, an `OrderAmended`, or the `OrderFilled` /
 //! `OrderCancelled` that closes an order) into account events that carry the
 //! market stream revision they came from; each account remembers the last
 //! revision it settled per market, so replaying a market's log after a crash
@@ -31,6 +31,12 @@
 //!   (`maker`/`taker`), `side`, `price`, `quantity`, `paid_asset`, `paid`,
 //!   `received_asset`, `received` (before the fee), `fee` (in the received
 //!   asset), `market_revision`, `at`.
+//! - `ReservationChanged` (version 2): `account`, `symbol`, `order_id`,
+//!   `asset`, `change` (signed: added to the order's reservation),
+//!   `market_revision` (the `OrderAmended` that let it shrink), `at`. An
+//!   amendment that needs more is reserved for before it goes to the book;
+//!   settling its `OrderAmended` gives back what the order holds beyond
+//!   its new terms.
 //! - `SessionStarted` / `SessionEnded`: `account`, `token_hash`, `at`.
 
 mod config;
@@ -40,7 +46,7 @@ pub mod invariants;
 mod ledger;
 
 pub use config::{Faucet, FaucetGrant, Fees, Role};
-pub use decide::{AccountError, order_cost, validate_password, validate_username};
+pub use decide::{AccountError, amend_cost, order_cost, validate_password, validate_username};
 pub use event::{
     AccountEvent, AccountEventDecodeError, DepositSource, ReleaseReason, SCHEMA_VERSION,
     TradeSettled,

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use accounts::invariants::check_ledger;
-use accounts::{AccountError, AccountEvent, FaucetGrant, Fees, Ledger, Role, order_cost};
+use accounts::{
+    AccountError, AccountEvent, FaucetGrant, Fees, Ledger, Role, amend_cost, order_cost,
+};
 use orderbook::sim::Flow;
 use orderbook::{Book, Command, Event, Market, OrderType, PlaceOrder, Side};
 use rust_decimal::Decimal;
@@ -82,6 +84,15 @@ impl Venue {
                 .reserve(p.account, &symbol, p.order_id, &asset, amount, p.at)
                 .map_err(|e| e.to_string())?;
             self.apply(&[e]);
+        }
+        // An amendment that needs more holds it before the book sees it.
+        if let Some(Event::OrderAmended(a)) = decided.first() {
+            let (_, need) = amend_cost(&self.books[&symbol].market().spec, a);
+            let more = self
+                .ledger
+                .reserve_more(a.account, &symbol, a.order_id, need, a.at)
+                .map_err(|e| e.to_string())?;
+            self.apply(&Vec::from_iter(more));
         }
         let spec = self.books[&symbol].market().spec.clone();
         for event in &decided {
@@ -320,11 +331,11 @@ fn random_trading_keeps_every_ledger_rule() {
         );
     }
     let mut flow = Flow::new(7, Market::defaults());
-    let (mut placed, mut refused) = (0, 0);
+    let (mut placed, mut refused, mut amends) = (0, 0, 0);
     for _ in 0..20_000 {
         let command = flow.next_command();
         if matches!(command, Command::Amend(_)) {
-            continue;
+            amends += 1;
         }
         match x.run(&command) {
             Ok(_) => placed += 1,
@@ -332,8 +343,8 @@ fn random_trading_keeps_every_ledger_rule() {
         }
     }
     assert!(
-        placed > 1_000 && refused > 100,
-        "placed {placed} refused {refused}"
+        placed > 1_000 && refused > 100 && amends > 100,
+        "placed {placed} refused {refused} amends {amends}"
     );
     let trades: usize = x.ledger.accounts().map(|a| a.trades.len()).sum();
     assert!(trades > 500, "{trades} fills");
@@ -348,5 +359,97 @@ fn random_trading_keeps_every_ledger_rule() {
         open.sort();
         held.sort();
         assert_eq!(open, held, "{symbol}");
+        // And each holds at least what the rest of it can still cost.
+        let spec = book.market().spec.clone();
+        for o in book.resting_orders() {
+            let r =
+                &x.ledger.account(o.account).unwrap().reservations[&(symbol.clone(), o.order_id)];
+            let need = match o.side {
+                Side::Buy => o.price * o.remaining_quantity,
+                Side::Sell => o.remaining_quantity,
+            };
+            assert!(r.amount >= need, "{symbol} order {}: {r:?}", o.order_id);
+            let asset = if o.side == Side::Buy {
+                &spec.quote
+            } else {
+                &spec.base
+            };
+            assert_eq!(&r.asset, asset);
+        }
+    }
+}
+
+fn amend(id: u64, account: u64, price: Option<&str>, qty: Option<&str>) -> Command {
+    Command::Amend(orderbook::AmendOrder {
+        symbol: orderbook::Symbol::new("BTC-USD"),
+        order_id: id,
+        account,
+        price: price.map(d),
+        quantity: qty.map(d),
+        at: 100 + id,
+    })
+}
+
+/// An amendment holds exactly what the order's new terms cost: more is
+/// reserved first (and refused without the funds, changing nothing), what
+/// is no longer needed goes back, and a crossing amendment trades out of
+/// what it holds.
+#[test]
+fn an_amended_order_holds_what_its_new_terms_cost() {
+    let mut x = Venue::new();
+    let (a, b) = (x.open("alice"), x.open("bob"));
+    x.apply(
+        &x.ledger
+            .claim_faucet(a, &faucet("100", "1", "1"), 2)
+            .unwrap(),
+    );
+    x.apply(
+        &x.ledger
+            .claim_faucet(b, &faucet("100", "1", "1"), 2)
+            .unwrap(),
+    );
+    let usd = |x: &Venue| x.ledger.account(a).unwrap().balance("USD");
+    x.run(&limit("BTC-USD", 1, a, Side::Buy, "50", "1"))
+        .unwrap();
+    assert_eq!(usd(&x).reserved, d("50"));
+    // Twice the quantity costs 100: all Alice has.
+    x.run(&amend(1, a, None, Some("2"))).unwrap();
+    assert_eq!((usd(&x).reserved, usd(&x).available()), (d("100"), d("0")));
+    // A higher price needs funds she no longer has: refused, nothing moves.
+    let err = x.run(&amend(1, a, Some("60"), None)).unwrap_err();
+    assert_eq!(err, "insufficient USD: 0 available, 20 needed");
+    assert_eq!(x.books["BTC-USD"].order(1).unwrap().price, d("50"));
+    assert_eq!(usd(&x).reserved, d("100"));
+    // Down to 0.5 at 40 needs 20: the other 80 goes back.
+    x.run(&amend(1, a, Some("40"), Some("0.5"))).unwrap();
+    assert_eq!((usd(&x).reserved, usd(&x).available()), (d("20"), d("80")));
+    // Bob offers 0.2 at 45; Alice's bid moved up to 45 trades 0.2 of it
+    // and keeps 0.3 resting, holding 0.3 * 45.
+    x.run(&limit("BTC-USD", 2, b, Side::Sell, "45", "0.2"))
+        .unwrap();
+    x.run(&amend(1, a, Some("45"), None)).unwrap();
+    let alice = x.ledger.account(a).unwrap();
+    assert_eq!(alice.trades.len(), 1);
+    assert_eq!(alice.balance("USD").total, d("91"));
+    assert_eq!(alice.balance("USD").reserved, d("13.5"));
+    let open = x.books["BTC-USD"].order(1).unwrap();
+    assert_eq!(open.remaining_quantity, d("0.3"));
+    // A sell holds base: asking more of it than is there is refused.
+    x.run(&limit("BTC-USD", 3, b, Side::Sell, "70", "0.5"))
+        .unwrap();
+    let err = x.run(&amend(3, b, None, Some("0.9"))).unwrap_err();
+    assert!(err.starts_with("insufficient BTC"), "{err}");
+    x.run(&amend(3, b, None, Some("0.1"))).unwrap();
+    assert_eq!(
+        x.ledger.account(b).unwrap().balance("BTC").reserved,
+        d("0.1")
+    );
+    // Settling the log again gives nothing twice.
+    let spec = x.books["BTC-USD"].market().spec.clone();
+    for (rev, e) in x.log["BTC-USD"].iter().enumerate() {
+        assert!(
+            x.ledger.settle(&spec, &x.fees, rev as u64, e).is_empty(),
+            "{e:?}"
+        );
     }
 }

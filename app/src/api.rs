@@ -168,7 +168,7 @@ pub struct BalanceView {
 }
 
 /// One of the caller's orders resting on a book.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OpenOrderView {
     pub symbol: String,
     pub order_id: u64,
@@ -176,6 +176,8 @@ pub struct OpenOrderView {
     pub price: String,
     pub quantity: String,
     pub filled: String,
+    /// What is still open: `quantity - filled`.
+    pub remaining: String,
     pub status: String,
     pub at_ms: u64,
 }

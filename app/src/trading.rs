@@ -27,7 +27,13 @@ pub async fn place_order(#[server(flatten)] form: OrderForm) -> Result<String, U
     let outcome = exchange
         .place(account, &symbol, order.clone())
         .await
-        .map_err(|e| field_error(e, &order, exchange.market_spec(&symbol)))?;
+        .map_err(|e| {
+            field_error(
+                e,
+                order.quote_amount.is_some(),
+                exchange.market_spec(&symbol),
+            )
+        })?;
     Ok(describe(&outcome, exchange.market_spec(&symbol)))
 }
 
@@ -38,6 +44,27 @@ pub async fn cancel_order(symbol: String, order_id: u64) -> Result<String, UserE
     let (exchange, account) = current_account().await?;
     exchange.cancel(account, &symbol, order_id).await?;
     Ok(format!("Order {order_id} cancelled."))
+}
+
+/// Changes one of the caller's open orders: a new price and/or a new open
+/// quantity (a smaller quantity at the same price keeps its place in the
+/// queue; anything else goes to the back, and a price that crosses trades).
+#[server(endpoint = "amend_order")]
+pub async fn amend_order(
+    symbol: String,
+    order_id: u64,
+    price: Option<String>,
+    quantity: Option<String>,
+) -> Result<String, UserError> {
+    use crate::server::context::current_account;
+    use crate::server::orders::{amendment, describe_amendment, field_error};
+    let (exchange, account) = current_account().await?;
+    let (price, quantity) = amendment(&price, &quantity)?;
+    let outcome = exchange
+        .amend(account, &symbol, order_id, price, quantity)
+        .await
+        .map_err(|e| field_error(e, false, exchange.market_spec(&symbol)))?;
+    Ok(describe_amendment(&outcome, exchange.market_spec(&symbol)))
 }
 
 /// Cancels every open order of the caller's, in one market or (with no
@@ -73,6 +100,7 @@ pub fn TraderPanel(
     let place = ServerAction::<PlaceOrder>::new();
     let cancel = ServerAction::<CancelOrder>::new();
     let cancel_all = ServerAction::<CancelAll>::new();
+    let amend = ServerAction::<AmendOrder>::new();
     // The first paint has the account of the session cookie (read while
     // the server renders); the browser then asks again after every action
     // and once a second, and shows a change only when there is one.
@@ -106,6 +134,7 @@ pub fn TraderPanel(
             place.version(),
             cancel.version(),
             cancel_all.version(),
+            amend.version(),
         ];
         for version in actions.iter().chain(&orders) {
             version.track();
@@ -135,7 +164,7 @@ pub fn TraderPanel(
                 <p class="form-error" role="alert">{error_for(faucet.value(), None)}</p>
                 <OrderEntry place markets pick />
                 <Balances rows=Signal::derive(move || view_of().map(|v| v.balances).unwrap_or_default()) />
-                <OpenOrders cancel cancel_all markets rows=Signal::derive(move || view_of().map(|v| v.open_orders).unwrap_or_default()) />
+                <OpenOrders cancel cancel_all amend markets rows=Signal::derive(move || view_of().map(|v| v.open_orders).unwrap_or_default()) />
                 <Fills rows=Signal::derive(move || view_of().map(|v| v.fills).unwrap_or_default()) />
             </Show>
     })
@@ -301,10 +330,12 @@ fn Balances(rows: Signal<Vec<BalanceView>>) -> impl IntoView {
 fn OpenOrders(
     cancel: ServerAction<CancelOrder>,
     cancel_all: ServerAction<CancelAll>,
+    amend: ServerAction<AmendOrder>,
     markets: StoredValue<Vec<MarketView>>,
     rows: Signal<Vec<OpenOrderView>>,
 ) -> impl IntoView {
     let done = move || cancel_all.value().get().and_then(Result::ok);
+    let amended = amend.value();
     boundary(view! {
         <section aria-labelledby="open-orders-title">
             <h3 id="open-orders-title">"Open orders"</h3>
@@ -321,30 +352,51 @@ fn OpenOrders(
             <p class="form-ok" role="status" data-testid="cancel-all-result">{done}</p>
             <p class="form-error" role="alert">{error_for(cancel_all.value(), None)}</p>
             <p class="form-error" role="alert">{error_for(cancel.value(), None)}</p>
+            <p class="form-ok" role="status" data-testid="amend-result">{move || amended.get().and_then(Result::ok)}</p>
+            <p class="form-error" role="alert" data-testid="amend-error">
+                {move || amended.get().and_then(Result::err).map(|e| e.message)}
+            </p>
             <table class="data open-orders">
                 <thead><tr>
                     <th>"Order"</th><th>"Market"</th><th>"Side"</th><th>"Price"</th>
                     <th>"Quantity"</th><th>"Filled"</th><th>"Status"</th><th></th>
                 </tr></thead>
                 <tbody>
-                    {move || rows.get().into_iter().map(|o| {
+                    // Keyed by the whole row: a row that did not change keeps
+                    // its elements, so an amendment being typed survives the
+                    // next poll unless that very order changed.
+                    <For each=move || rows.get() key=|o| o.clone() let:o>{{
                         let label = format!("Cancel order {}", o.order_id);
+                        let (amend_price, amend_quantity) =
+                            (format!("amend-{}-price", o.order_id), format!("amend-{}-quantity", o.order_id));
                         view! {
                             <tr data-order-id=o.order_id.to_string()>
                                 <td>{o.order_id}</td><td>{o.symbol.clone()}</td>
                                 <td class=o.side.clone()>{o.side.clone()}</td>
-                                <td class="num">{o.price}</td><td class="num">{o.quantity}</td>
+                                <td class="num">{o.price.clone()}</td><td class="num">{o.quantity}</td>
                                 <td class="num filled">{o.filled}</td><td class="status">{o.status}</td>
-                                <td>
+                                <td class="order-actions">
                                     <form action=CancelOrder::url() method="post" on:submit=move |ev| submit_to(cancel, &ev)>
-                                        <input type="hidden" name="symbol" value=o.symbol />
+                                        <input type="hidden" name="symbol" value=o.symbol.clone() />
                                         <input type="hidden" name="order_id" value=o.order_id.to_string() />
                                         <button type="submit" class="secondary" aria-label=label>"Cancel"</button>
                                     </form>
+                                    <details class="amend">
+                                        <summary aria-label=format!("Amend order {}", o.order_id)>"Amend"</summary>
+                                        <form action=AmendOrder::url() method="post" on:submit=move |ev| submit_to(amend, &ev)>
+                                            <input type="hidden" name="symbol" value=o.symbol />
+                                            <input type="hidden" name="order_id" value=o.order_id.to_string() />
+                                            <label for=amend_price.clone()>"New price"</label>
+                                            <input id=amend_price name="price" inputmode="decimal" autocomplete="off" value=o.price.clone() />
+                                            <label for=amend_quantity.clone()>"Open quantity"</label>
+                                            <input id=amend_quantity name="quantity" inputmode="decimal" autocomplete="off" value=o.remaining />
+                                            <button type="submit" class="secondary">"Save"</button>
+                                        </form>
+                                    </details>
                                 </td>
                             </tr>
                         }
-                    }).collect_view()}
+                    }}</For>
                 </tbody>
             </table>
             <p class="empty" hidden=move || !rows.get().is_empty()>"No open orders."</p>

@@ -108,6 +108,31 @@ test('two traders trade, cancel, and find it all again after a restart', async (
   await expect(balance(alice, 'USD', 'reserved')).toHaveText('2500');
   await alice.screenshot({ path: testInfo.outputPath('trader-after-restart.png'), fullPage: true });
 
+  // Amend from the table: a new price and a larger quantity; the
+  // reservation and the book follow.
+  await alice.getByLabel('Amend order 3').click();
+  const amendForm = alice.locator('table.open-orders tr[data-order-id="3"] details.amend form');
+  await expect(amendForm.getByLabel('Open quantity')).toHaveValue('0.1');
+  await amendForm.getByLabel('New price').fill('24000');
+  await amendForm.getByLabel('Open quantity').fill('0.2');
+  // A poll in between does not wipe what she typed.
+  await alice.waitForTimeout(1500);
+  await expect(amendForm.getByLabel('New price')).toHaveValue('24000');
+  await amendForm.getByRole('button', { name: 'Save' }).click();
+  await expect(alice.getByTestId('amend-result')).toHaveText(
+    'Order 3 amended to 0.2 at 24000: it goes to the back of the queue.',
+  );
+  await expect(balance(alice, 'USD', 'reserved')).toHaveText('4800');
+  await expect(book.locator('tbody.bids td.price')).toHaveText(['24000'], { timeout: 2000 });
+  await expect(book.locator('tbody.bids td:nth-child(2)')).toHaveText(['0.2'], { timeout: 2000 });
+  // More than she has is refused with the reason, and nothing changes.
+  await alice.getByLabel('Amend order 3').click();
+  const again = alice.locator('table.open-orders tr[data-order-id="3"] details.amend form');
+  await again.getByLabel('Open quantity').fill('100');
+  await again.getByRole('button', { name: 'Save' }).click();
+  await expect(alice.getByTestId('amend-error')).toHaveText('insufficient USD: 11194 available, 2395200 needed');
+  await expect(balance(alice, 'USD', 'reserved')).toHaveText('4800');
+
   // Cancel all: every open order goes, and its funds come back.
   await alice.getByRole('button', { name: 'Cancel all' }).click();
   await expect(alice.getByTestId('cancel-all-result')).toHaveText('Cancelled 1 order.');

@@ -67,10 +67,23 @@ pub enum AccountsRequest {
         at: Timestamp,
         reply: Reply<()>,
     },
-    /// Gives back reservations of orders that never reached the book.
+    /// Holds more for an open order before an amendment needing `need` in
+    /// all goes to the book; answers what was added (zero when it already
+    /// held enough).
+    ReserveMore {
+        account: AccountId,
+        symbol: String,
+        order_id: OrderId,
+        need: Decimal,
+        at: Timestamp,
+        reply: Reply<Decimal>,
+    },
+    /// Gives back the reservations of orders that never reached the book,
+    /// and what was held more for amendments that never did.
     ReleaseUnplaced {
         symbol: String,
         orders: Vec<(AccountId, OrderId)>,
+        amended: Vec<(AccountId, OrderId, Decimal)>,
         at: Timestamp,
         reply: Reply<()>,
     },
@@ -347,14 +360,41 @@ impl AccountsTask {
                     .await;
                 let _ = reply.send(result);
             }
-            AccountsRequest::ReleaseUnplaced {
+            AccountsRequest::ReserveMore {
+                account,
                 symbol,
-                orders,
+                order_id,
+                need,
                 at,
                 reply,
             } => {
                 let result = self
-                    .commit(|l| Ok((release_unplaced(l, &symbol, &orders, at), ())))
+                    .commit(|l| {
+                        let more = l.reserve_more(account, &symbol, order_id, need, at)?;
+                        let added = match &more {
+                            Some(AccountEvent::ReservationChanged { change, .. }) => *change,
+                            _ => Decimal::ZERO,
+                        };
+                        Ok((Vec::from_iter(more), added))
+                    })
+                    .await;
+                let _ = reply.send(result);
+            }
+            AccountsRequest::ReleaseUnplaced {
+                symbol,
+                orders,
+                amended,
+                at,
+                reply,
+            } => {
+                let result = self
+                    .commit(|l| {
+                        let mut events = release_unplaced(l, &symbol, &orders, at);
+                        events.extend(amended.iter().filter_map(|&(account, order_id, amount)| {
+                            l.unreserve(account, &symbol, order_id, amount, at)
+                        }));
+                        Ok((events, ()))
+                    })
                     .await;
                 let _ = reply.send(result);
             }

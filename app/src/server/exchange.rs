@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use accounts::{validate_password, validate_username};
 use eventstore::{Client, ClientSettings};
 use orderbook::{AccountId, Book, OrderId};
+use rust_decimal::Decimal;
 use store::EmbeddedStore;
 use tokio::sync::watch;
 
@@ -507,6 +508,23 @@ impl Exchange {
         self.market(symbol)?
             .send(account, Action::Cancel(order_id))
             .await
+    }
+
+    /// Gives a resting order a new price and/or open quantity.
+    pub async fn amend(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        order_id: OrderId,
+        price: Option<Decimal>,
+        quantity: Option<Decimal>,
+    ) -> Result<CommandOutcome, ExchangeError> {
+        let action = Action::Amend {
+            order_id,
+            price,
+            quantity,
+        };
+        self.market(symbol)?.send(account, action).await
     }
 
     pub fn market_spec(&self, symbol: &str) -> Option<orderbook::MarketSpec> {

@@ -28,11 +28,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use accounts::order_cost;
+use accounts::{amend_cost, order_cost};
 use eventstore::Client;
 use orderbook::{
-    AccountId, Book, CancelOrder, Command, Event, Market, OrderId, OrderType, PlaceOrder,
-    SelfTradePrevention, Side, TimeInForce,
+    AccountId, AmendOrder, Book, CancelOrder, Command, Event, Market, OrderId, OrderType,
+    PlaceOrder, SelfTradePrevention, Side, TimeInForce,
 };
 use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
@@ -69,6 +69,12 @@ pub struct OrderRequest {
 pub enum Action {
     Place(OrderRequest),
     Cancel(OrderId),
+    /// A new price and/or open quantity for a resting order.
+    Amend {
+        order_id: OrderId,
+        price: Option<Decimal>,
+        quantity: Option<Decimal>,
+    },
 }
 
 /// The events one command produced, once they are in the stream.
@@ -210,6 +216,8 @@ struct Decided {
     order_id: OrderId,
     events: std::ops::Range<usize>,
     reserved: bool,
+    /// What was held more for an amendment, to give back if it never lands.
+    reserved_more: Decimal,
 }
 
 impl MarketTask {
@@ -492,7 +500,12 @@ impl MarketTask {
             .filter(|d| d.reserved)
             .map(|d| (d.request.account, d.order_id))
             .collect();
-        if orders.is_empty() {
+        let amended: Vec<_> = decided
+            .iter()
+            .filter(|d| d.reserved_more > Decimal::ZERO)
+            .map(|d| (d.request.account, d.order_id, d.reserved_more))
+            .collect();
+        if orders.is_empty() && amended.is_empty() {
             return;
         }
         let symbol = self.symbol().to_string();
@@ -502,6 +515,7 @@ impl MarketTask {
             .ask(|reply| AccountsRequest::ReleaseUnplaced {
                 symbol,
                 orders,
+                amended,
                 at,
                 reply,
             })
@@ -548,6 +562,21 @@ impl MarketTask {
                     symbol,
                     order_id: *order_id,
                     account: request.account,
+                    at,
+                });
+                (command, *order_id)
+            }
+            Action::Amend {
+                order_id,
+                price,
+                quantity,
+            } => {
+                let command = Command::Amend(AmendOrder {
+                    symbol,
+                    order_id: *order_id,
+                    account: request.account,
+                    price: *price,
+                    quantity: *quantity,
                     at,
                 });
                 (command, *order_id)
@@ -607,6 +636,32 @@ impl MarketTask {
             }
             reserved = true;
         }
+        // An amendment that needs more holds it before it reaches the book;
+        // what it no longer needs is given back when it is settled.
+        let mut reserved_more = Decimal::ZERO;
+        if let Some(Event::OrderAmended(amended)) = decision.first() {
+            let (_, need) = amend_cost(&self.market.spec, amended);
+            let account = request.account;
+            let symbol = self.symbol().to_string();
+            let result = self
+                .ledger
+                .ask(|reply| AccountsRequest::ReserveMore {
+                    account,
+                    symbol,
+                    order_id,
+                    need,
+                    at,
+                    reply,
+                })
+                .await;
+            match result {
+                Ok(more) => reserved_more = more,
+                Err(e) => {
+                    let _ = request.reply.send(Err(e));
+                    return None;
+                }
+            }
+        }
         let start = events.len();
         for e in &decision {
             state.book.apply(e);
@@ -617,6 +672,7 @@ impl MarketTask {
             order_id,
             events: start..events.len(),
             reserved,
+            reserved_more,
         })
     }
 }

@@ -96,14 +96,27 @@ impl OrderForm {
     }
 }
 
-/// A refusal, as a message beside the field that caused it.
+/// An amendment's fields: a new price and/or a new open quantity, at least
+/// one of them.
+pub fn amendment(
+    price: &Option<String>,
+    quantity: &Option<String>,
+) -> Result<(Option<Decimal>, Option<Decimal>), UserError> {
+    let (price, quantity) = (decimal("price", price)?, decimal("quantity", quantity)?);
+    if price.is_none() && quantity.is_none() {
+        return Err(UserError::field("price", "enter a new price or quantity"));
+    }
+    Ok((price, quantity))
+}
+
+/// A refusal, as a message beside the field that caused it (for an order
+/// sized by quote amount, funds are that field's business).
 pub fn field_error(
     e: ExchangeError,
-    order: &OrderRequest,
+    sized_by_quote: bool,
     market: Option<MarketSpec>,
 ) -> UserError {
     use RejectReason as R;
-    let sized_by_quote = order.quote_amount.is_some();
     match (&e, market) {
         (ExchangeError::Rejected(r), Some(m)) => {
             let field = match r {
@@ -116,6 +129,10 @@ pub fn field_error(
                 }
                 R::FillOrKillNeedsQuantity | R::MarketOrderCannotRest => "time_in_force",
                 R::PostOnlyNeedsGtcLimit | R::PostOnlyWouldTake => "post_only",
+                // About the order as a whole, not one of its fields.
+                R::UnknownOrder | R::NotOrderOwner | R::AmendmentChangesNothing => {
+                    return UserError::new(r.to_string());
+                }
                 _ => "quantity",
             };
             let message = match r {
@@ -203,4 +220,34 @@ pub fn describe(outcome: &CommandOutcome, market: Option<MarketSpec>) -> String 
         None if traded.is_empty() => format!("Order {id} is on the book."),
         None => format!("Order {id}: {traded}; the rest is on the book."),
     }
+}
+
+/// What an amendment did, in one sentence.
+pub fn describe_amendment(outcome: &CommandOutcome, market: Option<MarketSpec>) -> String {
+    let amended = outcome.events.iter().find_map(|e| match e {
+        Event::OrderAmended(a) => Some(a),
+        _ => None,
+    });
+    let Some(a) = amended else {
+        return describe(outcome, market);
+    };
+    let head = format!(
+        "Order {} amended to {} at {}",
+        a.order_id,
+        a.quantity.normalize(),
+        a.price.normalize()
+    );
+    if outcome
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::TradeExecuted(_)))
+    {
+        return format!("{head}. {}", describe(outcome, market));
+    }
+    let place = if a.priority_kept {
+        "it keeps its place in the queue"
+    } else {
+        "it goes to the back of the queue"
+    };
+    format!("{head}: {place}.")
 }

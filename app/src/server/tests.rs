@@ -1722,3 +1722,109 @@ async fn cancel_all_self_trade_modes_and_order_caps() {
     check_store(&s).await;
     s.exchange.stop().await;
 }
+
+/// Amending from the open-orders table: a smaller quantity keeps the
+/// order's place, a new price sends it back, the reservation follows the
+/// new terms exactly, a crossing price trades, and every refusal (no
+/// funds, off tick, nothing to change, not open, not hers) answers 400
+/// beside its field and changes nothing.
+#[tokio::test]
+async fn an_open_order_is_amended_from_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut a = Browser::sign_up(&s, "alice").await;
+    let mut b = Browser::sign_up(&s, "bob").await;
+    a.limit(&s, "buy", "20000", "0.1").await.unwrap();
+    let id = a.account(&s).await.unwrap().open_orders[0]
+        .order_id
+        .to_string();
+    let amend = |price: &'static str, quantity: &'static str| {
+        let id = id.clone();
+        move || {
+            [
+                ("symbol", "BTC-USD".to_string()),
+                ("order_id", id),
+                ("price", price.to_string()),
+                ("quantity", quantity.to_string()),
+            ]
+        }
+    };
+    async fn send(
+        browser: &mut Browser,
+        s: &Server,
+        form: [(&'static str, String); 4],
+    ) -> Result<String, UserError> {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        browser.call(s, "amend_order", &form).await
+    }
+    let said = send(&mut a, &s, amend("20000", "0.05")()).await.unwrap();
+    assert_eq!(
+        said,
+        format!("Order {id} amended to 0.05 at 20000: it keeps its place in the queue.")
+    );
+    assert_eq!(a.balance(&s, "USD").await, (d("9000"), d("1000")));
+    let said = send(&mut a, &s, amend("21000", "")()).await.unwrap();
+    assert!(
+        said.ends_with("it goes to the back of the queue."),
+        "{said}"
+    );
+    assert_eq!(a.balance(&s, "USD").await, (d("8950"), d("1050")));
+    let open = &a.account(&s).await.unwrap().open_orders[0];
+    assert_eq!((&open.price[..], &open.remaining[..]), ("21000", "0.05"));
+
+    let refusals = [
+        (
+            amend("1000000", "1")(),
+            Some("quantity"),
+            "insufficient USD",
+        ),
+        (
+            amend("21000.001", "")(),
+            Some("price"),
+            "price must be a multiple of",
+        ),
+        (
+            amend("", "")(),
+            Some("price"),
+            "enter a new price or quantity",
+        ),
+        (
+            amend("21000", "0.05")(),
+            None,
+            "the amendment changes nothing",
+        ),
+    ];
+    for (form, field, message) in refusals {
+        let err = send(&mut a, &s, form).await.unwrap_err();
+        assert_eq!(a.status, Some(StatusCode::BAD_REQUEST), "{message}");
+        assert_eq!(err.field.as_deref(), field, "{message}");
+        assert!(err.message.starts_with(message), "{}", err.message);
+    }
+    let mut other = amend("21000", "0.01")();
+    other[1].1 = "999".into();
+    let err = send(&mut a, &s, other).await.unwrap_err();
+    assert_eq!(err.message, "no open order with this id");
+    let err = send(&mut b, &s, amend("21000", "0.01")())
+        .await
+        .unwrap_err();
+    assert_eq!(b.status, Some(StatusCode::BAD_REQUEST));
+    assert_eq!(err.message, "the order belongs to another account");
+    assert_eq!(a.balance(&s, "USD").await, (d("8950"), d("1050")));
+
+    // Bob offers 0.02 at 21500; Alice's bid moved up to it trades that
+    // and rests with 0.03, holding 0.03 * 21500.
+    b.limit(&s, "sell", "21500", "0.02").await.unwrap();
+    let said = send(&mut a, &s, amend("21500", "")()).await.unwrap();
+    assert_eq!(
+        said,
+        format!(
+            "Order {id} amended to 0.05 at 21500. Order {id}: 0.02 BTC traded at an average price of 21500; the rest is on the book."
+        )
+    );
+    let view = a.account(&s).await.unwrap();
+    assert_eq!(view.fills.len(), 1);
+    assert_eq!(view.open_orders[0].remaining, "0.03");
+    assert_eq!(a.balance(&s, "USD").await, (d("8925"), d("645")));
+    check_store(&s).await;
+    s.exchange.stop().await;
+}

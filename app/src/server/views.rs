@@ -129,6 +129,7 @@ pub fn open_order_view(symbol: &str, o: &RestingOrder) -> OpenOrderView {
         price: amount(o.price),
         quantity: amount(o.remaining_quantity + o.filled_quantity),
         filled: amount(o.filled_quantity),
+        remaining: amount(o.remaining_quantity),
         status: match o.status {
             OrderStatus::Open => "open",
             OrderStatus::PartiallyFilled => "partially filled",
@@ -290,6 +291,7 @@ mod tests {
             ),
             ("0.3", "0.05", "partially filled")
         );
+        assert_eq!(partly.remaining, "0.25");
         assert_eq!((partly.side.as_str(), partly.at_ms), ("sell", 9));
         let usd = &view.balances[0];
         assert_eq!(
