@@ -1,14 +1,14 @@
 //! Account events: the published vocabulary of the ledger. Fields are only
 //! ever added; every event written carries `schema_version`.
 
-use orderbook::{AccountId, OrderId, Side, Timestamp, TradeId};
+use orderbook::{AccountId, OrderId, OrderType, Side, Timestamp, TradeId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Role;
 
 /// The version of the event JSON this crate writes. Version 2 added
-/// `ReservationChanged`; version 1 logs read unchanged.
+/// `ReservationChanged` and `OrderRefused`; version 1 logs read unchanged.
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// Something that happened to an account. In JSON, `type` names the variant.
@@ -65,6 +65,24 @@ pub enum AccountEvent {
         /// The market event (an `OrderAmended`) that let it shrink, if one did.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         market_revision: Option<u64>,
+        at: Timestamp,
+    },
+    /// An order the exchange refused (the book, the funds or a cap): it
+    /// never reached the book, and nothing was held for it. Kept so the
+    /// trader's order history shows it with its reason.
+    OrderRefused {
+        account: AccountId,
+        symbol: String,
+        side: Side,
+        order_type: OrderType,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        price: Option<Decimal>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quantity: Option<Decimal>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quote_amount: Option<Decimal>,
+        /// Why, in the words the trader was answered with.
+        reason: String,
         at: Timestamp,
     },
     SessionStarted {
@@ -149,6 +167,7 @@ impl AccountEvent {
             AccountEvent::FundsReleased { .. } => "FundsReleased",
             AccountEvent::TradeSettled(_) => "TradeSettled",
             AccountEvent::ReservationChanged { .. } => "ReservationChanged",
+            AccountEvent::OrderRefused { .. } => "OrderRefused",
             AccountEvent::SessionStarted { .. } => "SessionStarted",
             AccountEvent::SessionEnded { .. } => "SessionEnded",
         }
@@ -162,6 +181,7 @@ impl AccountEvent {
             | AccountEvent::FundsReserved { account, .. }
             | AccountEvent::FundsReleased { account, .. }
             | AccountEvent::ReservationChanged { account, .. }
+            | AccountEvent::OrderRefused { account, .. }
             | AccountEvent::SessionStarted { account, .. }
             | AccountEvent::SessionEnded { account, .. } => *account,
             AccountEvent::TradeSettled(t) => t.account,

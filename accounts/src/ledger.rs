@@ -224,6 +224,8 @@ impl Ledger {
                 acc.trades.push(t.clone());
                 *self.fees.entry(t.received_asset.clone()).or_default() += t.fee;
             }
+            // History only: nothing was held, nothing moves.
+            AccountEvent::OrderRefused { .. } => {}
             AccountEvent::SessionStarted { token_hash, at, .. } => {
                 acc.sessions.push(token_hash.clone());
                 self.sessions.insert(token_hash.clone(), (acc.id, *at));

@@ -37,6 +37,10 @@
 //!   amendment that needs more is reserved for before it goes to the book;
 //!   settling its `OrderAmended` gives back what the order holds beyond
 //!   its new terms.
+//! - `OrderRefused` (version 2): `account`, `symbol`, `side`, `order_type`,
+//!   `price`, `quantity`, `quote_amount` (as asked), `reason` (the words
+//!   the trader was answered with), `at`. Moves no money; it keeps a
+//!   refused order in the trader's history.
 //! - `SessionStarted` / `SessionEnded`: `account`, `token_hash`, `at`.
 
 mod config;

@@ -192,9 +192,54 @@ pub struct FillView {
     pub role: String,
     pub price: String,
     pub quantity: String,
+    /// What changed hands in quote: exactly `price * quantity`.
+    pub quote_amount: String,
     pub fee: String,
     pub fee_asset: String,
     pub at_ms: u64,
+}
+
+/// One of the caller's orders in their history, with its fills.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRecordView {
+    pub symbol: String,
+    /// None for an order refused before it was given an id.
+    pub order_id: Option<u64>,
+    pub side: String,
+    /// `limit` or `market`.
+    pub order_type: String,
+    /// `GTC`, `IOC` or `FOK`; none for a refused order.
+    pub time_in_force: Option<String>,
+    pub price: Option<String>,
+    pub quantity: Option<String>,
+    pub quote_amount: Option<String>,
+    pub filled: String,
+    pub average_price: Option<String>,
+    /// The fees of its fills, in the asset they were taken in.
+    pub fee: Option<String>,
+    pub fee_asset: Option<String>,
+    /// `open`, `partially_filled`, `filled`, `cancelled` or `rejected`.
+    pub state: String,
+    /// Why it was cancelled or rejected.
+    pub reason: Option<String>,
+    pub placed_ms: u64,
+    pub updated_ms: u64,
+    pub fills: Vec<FillView>,
+}
+
+/// A page of the caller's order history, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderHistoryPage {
+    pub orders: Vec<OrderRecordView>,
+    /// Pass as `before` for the next (older) page; none at the oldest.
+    pub next: Option<u64>,
+}
+
+/// A page of the caller's trades, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeHistoryPage {
+    pub trades: Vec<FillView>,
+    pub next: Option<u64>,
 }
 
 /// Everything the caller sees of their own account.

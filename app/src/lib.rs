@@ -20,6 +20,7 @@ pub mod chart;
 pub mod codec;
 pub mod depth_chart;
 pub mod error;
+pub mod history;
 pub mod live_market;
 pub mod shell;
 pub mod terminal;

@@ -20,6 +20,7 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use crate::feed_socket;
 use crate::live_market::MarketFeed;
 use crate::server::feed_limits::{FeedLimits, SocketCounts};
+use crate::server::history_export::{self, Export};
 use crate::server::{Connection, Exchange, MAX_OPEN_ORDERS, SessionPolicy, Settings, simulator};
 use crate::shell::{App, not_found, shell};
 
@@ -139,6 +140,8 @@ pub fn router(
     let (feed, origins) = (policy.feed, policy.allowed_origins);
     let counts = SocketCounts::default();
     // What every server function finds in its context.
+    // The history downloads are plain files behind the session cookie.
+    let (orders_csv, trades_csv) = (exchange.clone(), exchange.clone());
     let context = move || {
         provide_context(exchange.clone());
         provide_context(feed);
@@ -157,6 +160,18 @@ pub fn router(
     // The market feed is served on a socket with a message bound (see
     // `feed_socket`); its path is matched before the site's routes.
     Router::new()
+        .route(
+            "/history/orders.csv",
+            get(move |headers, query| {
+                history_export::serve(orders_csv.clone(), Export::Orders, headers, query)
+            }),
+        )
+        .route(
+            "/history/trades.csv",
+            get(move |headers, query| {
+                history_export::serve(trades_csv.clone(), Export::Trades, headers, query)
+            }),
+        )
         .route(
             <MarketFeed as ServerFn>::PATH,
             get(move |request: Request| feed_socket::serve(request, context.clone())),

@@ -1,5 +1,7 @@
 import { Browser, Page, expect, test } from '@playwright/test';
+import { readFileSync } from 'node:fs';
 import { ExchangeServer } from './server';
+import { limit, trader } from './traders';
 
 // This file runs its own server so it can restart it on the same data.
 const server = new ExchangeServer(Number(process.env.E2E_TRADING_PORT ?? 3102));
@@ -139,4 +141,70 @@ test('two traders trade, cancel, and find it all again after a restart', async (
   await expect(alice.locator('table.open-orders tbody tr')).toHaveCount(0);
   await expect(balance(alice, 'USD', 'reserved')).toHaveText('0');
   await expect(alice.getByRole('button', { name: 'Cancel all' })).toBeDisabled();
+});
+
+test('the history pages back through every order, filters, and downloads as CSV', async ({ browser }, testInfo) => {
+  const carol = await signUp(browser, 'carol');
+  // 52 resting bids (orders 4 to 55: the first test placed 1 to 3) and
+  // one refused order, sent as the form would send them.
+  for (let i = 0; i < 52; i++) {
+    const r = await carol.request.post('/api/place_order', {
+      form: { symbol: 'BTC-USD', side: 'buy', order_type: 'limit', price: String(100 + i), quantity: '0.01' },
+      headers: { accept: 'application/json' },
+    });
+    expect(r.status(), await r.text()).toBe(200);
+  }
+  await placeLimit(carol, 'Buy', '30000', '5');
+  await expect(carol.locator('#order-quantity-error')).toContainText('insufficient USD');
+  // Another trader sells into her best bid: one fill.
+  const dave = await trader(server.url, 'dave');
+  await limit(dave, 'BTC-USD', 'sell', '151', '0.01');
+
+  await carol.getByRole('button', { name: 'History' }).click();
+  const history = carol.getByRole('dialog', { name: 'History' });
+  await expect(history.getByRole('button', { name: 'Close' })).toBeFocused();
+  const rows = history.locator('table.order-history tbody tr');
+  await expect(rows).toHaveCount(50);
+  await expect(rows.first()).toHaveAttribute('data-state', 'rejected');
+  await expect(rows.first().locator('.reason')).toHaveText('insufficient USD: 9934.74 available, 150000 needed');
+  await expect(history.locator('tr[data-order-id="55"] td.state')).toContainText('filled');
+  await history.getByRole('button', { name: 'Load older' }).click();
+  await expect(rows).toHaveCount(53);
+  await expect(rows.last()).toHaveAttribute('data-order-id', '4');
+  await expect(history.getByRole('button', { name: 'Load older' })).toBeHidden();
+  // Newer state arrives without a reload, and the older rows stay.
+  await carol.getByRole('button', { name: 'Cancel order 4', exact: true }).click();
+  await expect(rows.last().locator('td.state')).toContainText('cancelled by you');
+  await expect(rows).toHaveCount(53);
+
+  await history.getByLabel('State').selectOption('rejected');
+  await expect(rows).toHaveCount(1);
+  await history.getByLabel('State').selectOption('filled');
+  await expect(rows).toHaveCount(1);
+  await history.locator('td.fills summary').click();
+  await expect(history.locator('td.fills li')).toHaveText('0.01 at 151 (maker), fee 0.00001 BTC');
+  await history.getByLabel('Market').selectOption('ETH-USD');
+  await expect(history.getByText('No orders.')).toBeVisible();
+  await history.getByLabel('Market').selectOption('');
+  await history.getByLabel('State').selectOption('');
+
+  await history.getByRole('tab', { name: 'Trades' }).click();
+  await expect(history.locator('table.trade-history tbody tr')).toHaveCount(1);
+  await expect(history.locator('table.trade-history tbody tr td').nth(8)).toHaveText('1.51');
+  await carol.screenshot({ path: testInfo.outputPath('history-trades.png') });
+  await history.getByRole('tab', { name: 'Orders' }).click();
+
+  const waiting = carol.waitForEvent('download');
+  await history.getByRole('link', { name: 'Download CSV' }).click();
+  const download = await waiting;
+  expect(download.suggestedFilename()).toBe('orders.csv');
+  const csv = readFileSync(await download.path(), 'utf8').trim().split('\r\n');
+  expect(csv[0]).toBe(
+    'placed_at,updated_at,market,order_id,side,type,time_in_force,price,quantity,quote_amount,filled,average_price,fee,fee_asset,state,reason',
+  );
+  expect(csv).toHaveLength(54);
+  expect(csv[1]).toContain(',rejected,"insufficient USD: 9934.74 available, 150000 needed"');
+  await carol.screenshot({ path: testInfo.outputPath('history-orders.png') });
+  await carol.keyboard.press('Escape');
+  await expect(history).toBeHidden();
 });

@@ -95,6 +95,11 @@ pub enum AccountsRequest {
         at: Timestamp,
         reply: Reply<()>,
     },
+    /// Keeps a refused order (an `OrderRefused`) in its account's history.
+    RecordRefusal {
+        refusal: AccountEvent,
+        reply: Reply<()>,
+    },
     /// Settles market events, each with its revision in the market stream.
     Settle {
         symbol: String,
@@ -408,6 +413,16 @@ impl AccountsTask {
                     .commit(|l| {
                         let orders = unplaced(l, &symbol, &resting);
                         Ok((release_unplaced(l, &symbol, &orders, at), ()))
+                    })
+                    .await;
+                let _ = reply.send(result);
+            }
+            AccountsRequest::RecordRefusal { refusal, reply } => {
+                let result = self
+                    .commit(|l| {
+                        l.account(refusal.account())
+                            .ok_or(accounts::AccountError::UnknownAccount)?;
+                        Ok((vec![refusal.clone()], ()))
                     })
                     .await;
                 let _ = reply.send(result);

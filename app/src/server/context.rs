@@ -72,7 +72,8 @@ pub async fn session_token() -> Option<String> {
     token_in(&headers)
 }
 
-fn token_in(headers: &HeaderMap) -> Option<String> {
+/// The session token among a request's cookies.
+pub fn token_in(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

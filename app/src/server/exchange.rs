@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accounts::{validate_password, validate_username};
+use accounts::{AccountEvent, validate_password, validate_username};
 use eventstore::{Client, ClientSettings};
 use orderbook::{AccountId, Book, OrderId};
 use rust_decimal::Decimal;
@@ -25,12 +25,17 @@ use super::lock::unpoisoned;
 use super::login_limits::{LoginLimits, Refusal};
 use super::market_data::{CANDLES_SENT, MarketData};
 use super::market_task::{Action, CommandOutcome, MarketHandle, OrderRequest};
+use super::order_history::{OrderFilter, OrderHistoryHandle, OrderRecord};
 use super::session::{self, SessionPolicy};
 use super::settings::Settings;
 use super::streams::{Direction, StreamError, load_market, market_stream, read_market};
-use super::views::{account_view, depth_view, market_view, open_order_view, trade_view};
+use super::views::{
+    account_view, depth_view, fill_view, market_view, open_order_view, order_record_view,
+    trade_view,
+};
 use crate::api::{
-    AccountView, CandleHistory, DepthView, MarketSnapshot, MarketView, ReplayView, TickerView,
+    AccountView, CandleHistory, DepthView, MarketSnapshot, MarketView, OrderHistoryPage,
+    OrderRecordView, ReplayView, TickerView, TradeHistoryPage,
 };
 use crate::candles::Interval;
 
@@ -94,6 +99,7 @@ struct Inner {
     tail: LiveTail,
     ledger: AccountsHandle,
     market_data: MarketData,
+    order_history: OrderHistoryHandle,
     markets: BTreeMap<String, MarketHandle>,
     store: std::sync::Mutex<Option<EmbeddedStore>>,
     /// Each market's published depth and ticker, which its viewers follow.
@@ -183,6 +189,7 @@ impl Exchange {
             markets.insert(symbol, handle);
         }
         let market_data = MarketData::start(tail.clone(), settings.markets.clone());
+        let order_history = OrderHistoryHandle::start(tail.clone());
         let depth_updates = markets
             .iter()
             .map(|(symbol, m)| {
@@ -195,6 +202,7 @@ impl Exchange {
             tail,
             ledger,
             market_data,
+            order_history,
             login_limits: Default::default(),
             sessions: settings.sessions,
             max_open_orders: settings.max_open_orders,
@@ -455,10 +463,52 @@ impl Exchange {
     ) -> Result<CommandOutcome, ExchangeError> {
         let market = self.market(symbol)?;
         let open = self.open_orders(account, None).len();
-        if open >= self.0.max_open_orders {
-            return Err(ExchangeError::TooManyOpenOrders(open));
+        let result = if open >= self.0.max_open_orders {
+            Err(ExchangeError::TooManyOpenOrders(open))
+        } else {
+            market.send(account, Action::Place(order.clone())).await
+        };
+        if let Err(e) = &result
+            && e.refuses_order()
+        {
+            self.record_refusal(account, symbol, &order, e).await;
         }
-        market.send(account, Action::Place(order)).await
+        result
+    }
+
+    /// Writes a refused order to its account's stream for the history. The
+    /// trader is answered either way: when this cannot be written, the
+    /// history misses the refusal, and the log says so.
+    async fn record_refusal(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        order: &OrderRequest,
+        why: &ExchangeError,
+    ) {
+        let refusal = AccountEvent::OrderRefused {
+            account,
+            symbol: symbol.to_string(),
+            side: order.side,
+            order_type: order.order_type,
+            price: order.price,
+            quantity: order.quantity,
+            quote_amount: order.quote_amount,
+            reason: why.to_string(),
+            at: now_micros(),
+        };
+        let written = self
+            .0
+            .ledger
+            .ask(|reply| AccountsRequest::RecordRefusal { refusal, reply })
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(
+                account,
+                symbol,
+                "a refused order is missing from its history: {e}"
+            );
+        }
     }
 
     /// The account's open orders (those holding a reservation), in one
@@ -651,6 +701,83 @@ impl Exchange {
     pub fn markets(&self) -> Vec<MarketView> {
         let markets = self.0.markets.values();
         markets.map(|m| market_view(&m.market.spec)).collect()
+    }
+
+    /// A page of the account's orders, newest first: up to `limit` that
+    /// `filter` keeps, from just before the cursor `before`; each with its
+    /// fills from the ledger.
+    pub fn order_history(
+        &self,
+        account: AccountId,
+        filter: &OrderFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> OrderHistoryPage {
+        let page = self
+            .0
+            .order_history
+            .read(|h| h.page(account, filter, before, limit));
+        OrderHistoryPage {
+            orders: self.with_fills(account, &page.orders),
+            next: page.next,
+        }
+    }
+
+    /// Every order of the account that `filter` keeps, newest first.
+    pub fn all_orders(&self, account: AccountId, filter: &OrderFilter) -> Vec<OrderRecordView> {
+        let orders = self.0.order_history.read(|h| h.all(account, filter));
+        self.with_fills(account, &orders)
+    }
+
+    fn with_fills(&self, account: AccountId, orders: &[OrderRecord]) -> Vec<OrderRecordView> {
+        self.0.ledger.read(|l| {
+            let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
+            let mut fills: HashMap<(&str, OrderId), Vec<&accounts::TradeSettled>> = orders
+                .iter()
+                .filter_map(|o| Some(((o.symbol.as_str(), o.order_id?), Vec::new())))
+                .collect();
+            for t in trades {
+                if let Some(f) = fills.get_mut(&(t.symbol.as_str(), t.order_id)) {
+                    f.push(t);
+                }
+            }
+            orders
+                .iter()
+                .map(|o| {
+                    let key = o.order_id.map(|id| (o.symbol.as_str(), id));
+                    let of = key.and_then(|k| fills.remove(&k)).unwrap_or_default();
+                    order_record_view(o, of)
+                })
+                .collect()
+        })
+    }
+
+    /// A page of the account's trades (one market's, or all), newest
+    /// first, from just before the cursor `before`.
+    pub fn trade_history(
+        &self,
+        account: AccountId,
+        symbol: Option<&str>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> TradeHistoryPage {
+        self.0.ledger.read(|l| {
+            let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
+            let end = before.map_or(trades.len(), |b| (b as usize).min(trades.len()));
+            let mut page = Vec::new();
+            let mut next = None;
+            for (i, t) in trades[..end].iter().enumerate().rev() {
+                if symbol.is_some_and(|s| s != t.symbol) {
+                    continue;
+                }
+                if page.len() == limit {
+                    next = Some(i as u64 + 1);
+                    break;
+                }
+                page.push(fill_view(t));
+            }
+            TradeHistoryPage { trades: page, next }
+        })
     }
 
     /// Everything a trader sees of their own account.

@@ -39,3 +39,18 @@ pub enum ExchangeError {
     )]
     MarketPaused(String),
 }
+
+impl ExchangeError {
+    /// Whether this is the exchange refusing an order for what it asks (the
+    /// book's rules, the funds, a cap): the trader's history keeps those.
+    /// Faults and unknown markets are not orders refused.
+    pub fn refuses_order(&self) -> bool {
+        matches!(
+            self,
+            ExchangeError::Rejected(_)
+                | ExchangeError::Account(AccountError::InsufficientFunds { .. })
+                | ExchangeError::NoLiquidity { .. }
+                | ExchangeError::TooManyOpenOrders(_)
+        )
+    }
+}

@@ -66,6 +66,8 @@ pub enum Streams {
     Market(String),
     /// The accounts registry and every account's stream.
     Accounts,
+    /// Every market stream and every account stream, in the store's order.
+    MarketsAndAccounts,
 }
 
 impl Streams {
@@ -74,6 +76,9 @@ impl Streams {
             Streams::Markets => stream.starts_with(MARKET_STREAM_PREFIX),
             Streams::Market(name) => name == stream,
             Streams::Accounts => stream.starts_with(ACCOUNT_STREAM_PREFIX),
+            Streams::MarketsAndAccounts => {
+                Streams::Markets.covers(stream) || Streams::Accounts.covers(stream)
+            }
         }
     }
 }
@@ -360,7 +365,7 @@ impl LiveTail {
         self.readers.fetch_add(1, Ordering::Relaxed);
         let end = match &streams {
             Streams::Market(name) => self.followed.get(name).unwrap_or(&self.end),
-            Streams::Markets | Streams::Accounts => &self.end,
+            Streams::Markets | Streams::Accounts | Streams::MarketsAndAccounts => &self.end,
         };
         TailReader {
             end: end.subscribe(),

@@ -14,11 +14,13 @@ pub mod feed;
 pub mod feed_limits;
 #[cfg(test)]
 mod feed_tests;
+pub mod history_export;
 mod live_tail;
 mod lock;
 mod login_limits;
 mod market_data;
 mod market_task;
+mod order_history;
 pub mod orders;
 mod session;
 mod settings;
@@ -33,6 +35,7 @@ pub use exchange::{Connection, Exchange, MarketStats, ReplayTo, StartError, Stat
 pub use exchange_error::ExchangeError;
 pub use market_data::HISTORY_LIMIT;
 pub use market_task::{CommandOutcome, OrderRequest};
+pub use order_history::OrderFilter;
 pub use session::SessionPolicy;
 pub use settings::{MAX_OPEN_ORDERS, Settings, SettingsError};
 pub use views::depth_view;

@@ -4,12 +4,16 @@
 //! zeros; enums become the lower-case words the page styles by.
 
 use accounts::{Account, Role, TradeSettled};
-use orderbook::{Depth, Event, MarketSpec, OrderStatus, PriceLevel, RestingOrder, Side};
+use orderbook::{
+    CancelReason, Depth, Event, MarketSpec, OrderStatus, OrderType, PriceLevel, RestingOrder, Side,
+    TimeInForce,
+};
 use rust_decimal::Decimal;
 
+use super::order_history::{OrderRecord, OrderState};
 use crate::api::{
     AccountView, BalanceView, DepthView, FillView, LevelView, MarketView, OpenOrderView,
-    TickerView, TradeView,
+    OrderRecordView, TickerView, TradeView,
 };
 use crate::candles::Series;
 
@@ -105,7 +109,7 @@ pub fn market_view(spec: &MarketSpec) -> MarketView {
     }
 }
 
-fn fill_view(t: &TradeSettled) -> FillView {
+pub fn fill_view(t: &TradeSettled) -> FillView {
     FillView {
         symbol: t.symbol.clone(),
         trade_id: t.trade_id,
@@ -114,9 +118,69 @@ fn fill_view(t: &TradeSettled) -> FillView {
         role: role_name(t.role).to_string(),
         price: amount(t.price),
         quantity: amount(t.quantity),
+        quote_amount: amount(t.price * t.quantity),
         fee: amount(t.fee),
         fee_asset: t.received_asset.clone(),
         at_ms: t.at / 1000,
+    }
+}
+
+/// Why an order left the book unfilled, in a few words.
+pub fn cancel_reason(reason: CancelReason) -> &'static str {
+    match reason {
+        CancelReason::User => "cancelled by you",
+        CancelReason::ImmediateOrCancelRemainder => {
+            "immediate or cancel: the rest did not fill at once"
+        }
+        CancelReason::FillOrKillUnfilled => {
+            "fill or kill: the book could not fill all of it at once"
+        }
+        CancelReason::MarketOrderRemainder => "not enough liquidity for the rest",
+        CancelReason::SelfTradePrevention => "it would have traded with your own order",
+    }
+}
+
+/// One order of the history, with its fills (in any order: shown oldest
+/// first).
+pub fn order_record_view(o: &OrderRecord, mut fills: Vec<&TradeSettled>) -> OrderRecordView {
+    fills.sort_by_key(|t| t.trade_id);
+    let fee_asset = fills.first().map(|t| t.received_asset.clone());
+    let fee = fee_asset
+        .as_ref()
+        .map(|_| amount(fills.iter().map(|t| t.fee).sum()));
+    OrderRecordView {
+        symbol: o.symbol.clone(),
+        order_id: o.order_id,
+        side: side_name(o.side).to_string(),
+        order_type: match o.order_type {
+            OrderType::Limit => "limit",
+            OrderType::Market => "market",
+        }
+        .to_string(),
+        time_in_force: o.time_in_force.map(|t| {
+            match t {
+                TimeInForce::GoodTillCancelled => "GTC",
+                TimeInForce::ImmediateOrCancel => "IOC",
+                TimeInForce::FillOrKill => "FOK",
+            }
+            .to_string()
+        }),
+        price: o.price.map(amount),
+        quantity: o.quantity.map(amount),
+        quote_amount: o.quote_amount.map(amount),
+        filled: amount(o.filled),
+        average_price: o.average_price().map(amount),
+        fee,
+        fee_asset,
+        state: o.state.name().to_string(),
+        reason: match &o.state {
+            OrderState::Cancelled(r) => Some(cancel_reason(*r).to_string()),
+            OrderState::Rejected(r) => Some(r.clone()),
+            _ => None,
+        },
+        placed_ms: o.placed_at / 1000,
+        updated_ms: o.updated_at / 1000,
+        fills: fills.into_iter().map(fill_view).collect(),
     }
 }
 

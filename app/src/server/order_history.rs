@@ -1,0 +1,401 @@
+//! The order history read model: every order every trader placed, with its
+//! terms, what of it filled and how it ended, and every order the exchange
+//! refused. It is folded from the market streams (`OrderAccepted`, the
+//! trades, `OrderAmended`, `OrderFilled`, `OrderCancelled`) and the account
+//! streams (`OrderRefused`) in the store's order, read from the beginning
+//! at start and kept current by the live tail, so it always is the fold of
+//! the log, whichever exchange server wrote it.
+//!
+//! Each account's orders are kept in the order they entered the log, so a
+//! page is a walk backwards from a place in that list, and the place (an
+//! index that never moves, as orders are only ever added) is the cursor
+//! of the next page: paging stays right while new orders come in.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use accounts::AccountEvent;
+use orderbook::{AccountId, CancelReason, Event, OrderId, OrderType, Side, TimeInForce, Timestamp};
+use rust_decimal::Decimal;
+
+use super::live_tail::{Decoded, LiveTail, Streams};
+use super::lock::unpoisoned;
+use super::supervise::supervise;
+
+/// Where an order is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderState {
+    Open,
+    PartiallyFilled,
+    Filled,
+    Cancelled(CancelReason),
+    /// Refused before it reached the book, with the trader's reason.
+    Rejected(String),
+}
+
+impl OrderState {
+    /// The state's name, as the history shows and filters it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OrderState::Open => "open",
+            OrderState::PartiallyFilled => "partially_filled",
+            OrderState::Filled => "filled",
+            OrderState::Cancelled(_) => "cancelled",
+            OrderState::Rejected(_) => "rejected",
+        }
+    }
+}
+
+/// Which orders a history page shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    /// One market, or all.
+    pub symbol: Option<String>,
+    /// One state by [`OrderState::name`] (`open` also takes partially
+    /// filled orders: both are on the book), or all.
+    pub state: Option<String>,
+}
+
+impl OrderFilter {
+    fn keeps(&self, o: &OrderRecord) -> bool {
+        let state = o.state.name();
+        self.symbol.as_ref().is_none_or(|s| *s == o.symbol)
+            && self.state.as_deref().is_none_or(|wanted| {
+                wanted == state || (wanted == "open" && state == "partially_filled")
+            })
+    }
+}
+
+/// One order as the history knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderRecord {
+    pub symbol: String,
+    /// None for an order refused before it was given an id.
+    pub order_id: Option<OrderId>,
+    pub side: Side,
+    pub order_type: OrderType,
+    pub time_in_force: Option<TimeInForce>,
+    /// The limit price, after any amendment.
+    pub price: Option<Decimal>,
+    /// The whole base quantity (filled and open), after any amendment.
+    pub quantity: Option<Decimal>,
+    pub quote_amount: Option<Decimal>,
+    /// Base quantity filled, and the quote amount it traded for.
+    pub filled: Decimal,
+    pub filled_quote: Decimal,
+    pub state: OrderState,
+    pub placed_at: Timestamp,
+    /// The last time anything happened to it.
+    pub updated_at: Timestamp,
+}
+
+impl OrderRecord {
+    /// The average price of what filled, if anything did.
+    pub fn average_price(&self) -> Option<Decimal> {
+        (!self.filled.is_zero()).then(|| (self.filled_quote / self.filled).round_dp(8))
+    }
+}
+
+/// A page of one account's history, newest first.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OrderPage {
+    pub orders: Vec<OrderRecord>,
+    /// The cursor of the next (older) page, if there are older orders.
+    pub next: Option<u64>,
+}
+
+/// Every account's orders. Pure: folded from events, no I/O.
+#[derive(Debug, Default)]
+pub struct OrderHistory {
+    accounts: HashMap<AccountId, Vec<OrderRecord>>,
+    /// Each accepted order's account and place in that account's list.
+    index: HashMap<(String, OrderId), (AccountId, usize)>,
+}
+
+impl OrderHistory {
+    /// Folds in one market event.
+    pub fn apply_market(&mut self, event: &Event) {
+        let symbol = event.symbol().as_str();
+        match event {
+            Event::OrderAccepted(a) => {
+                let orders = self.accounts.entry(a.account).or_default();
+                self.index
+                    .insert((symbol.to_string(), a.order_id), (a.account, orders.len()));
+                orders.push(OrderRecord {
+                    symbol: symbol.to_string(),
+                    order_id: Some(a.order_id),
+                    side: a.side,
+                    order_type: a.order_type,
+                    time_in_force: Some(a.time_in_force),
+                    price: a.price,
+                    quantity: a.quantity,
+                    quote_amount: a.quote_amount,
+                    filled: Decimal::ZERO,
+                    filled_quote: Decimal::ZERO,
+                    state: OrderState::Open,
+                    placed_at: a.at,
+                    updated_at: a.at,
+                });
+            }
+            Event::TradeExecuted(t) => {
+                for id in [t.maker_order_id, t.taker_order_id] {
+                    if let Some(o) = self.order_mut(symbol, id) {
+                        o.filled += t.quantity;
+                        o.filled_quote += t.price * t.quantity;
+                        o.state = OrderState::PartiallyFilled;
+                        o.updated_at = t.executed_at;
+                    }
+                }
+            }
+            Event::OrderAmended(a) => {
+                if let Some(o) = self.order_mut(symbol, a.order_id) {
+                    o.price = Some(a.price);
+                    o.quantity = Some(o.filled + a.quantity);
+                    o.updated_at = a.at;
+                }
+            }
+            Event::OrderFilled(f) => {
+                if let Some(o) = self.order_mut(symbol, f.order_id) {
+                    o.state = OrderState::Filled;
+                    o.updated_at = f.at;
+                }
+            }
+            Event::OrderCancelled(c) => {
+                if let Some(o) = self.order_mut(symbol, c.order_id) {
+                    o.state = OrderState::Cancelled(c.reason);
+                    o.updated_at = c.at;
+                }
+            }
+            // The exchange answers a rejection without writing it to the
+            // book's stream; refusals come as `OrderRefused` instead.
+            Event::OrderRejected(_) => {}
+        }
+    }
+
+    /// Folds in one account event (only refusals are history).
+    pub fn apply_account(&mut self, event: &AccountEvent) {
+        if let AccountEvent::OrderRefused {
+            account,
+            symbol,
+            side,
+            order_type,
+            price,
+            quantity,
+            quote_amount,
+            reason,
+            at,
+        } = event
+        {
+            self.accounts
+                .entry(*account)
+                .or_default()
+                .push(OrderRecord {
+                    symbol: symbol.clone(),
+                    order_id: None,
+                    side: *side,
+                    order_type: *order_type,
+                    time_in_force: None,
+                    price: *price,
+                    quantity: *quantity,
+                    quote_amount: *quote_amount,
+                    filled: Decimal::ZERO,
+                    filled_quote: Decimal::ZERO,
+                    state: OrderState::Rejected(reason.clone()),
+                    placed_at: *at,
+                    updated_at: *at,
+                });
+        }
+    }
+
+    fn order_mut(&mut self, symbol: &str, id: OrderId) -> Option<&mut OrderRecord> {
+        let &(account, i) = self.index.get(&(symbol.to_string(), id))?;
+        self.accounts.get_mut(&account)?.get_mut(i)
+    }
+
+    /// Up to `limit` of the account's orders that the filter keeps, newest
+    /// first, from just before the cursor `before` (from the newest
+    /// without one).
+    pub fn page(
+        &self,
+        account: AccountId,
+        filter: &OrderFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> OrderPage {
+        let orders = self.accounts.get(&account).map_or(&[][..], Vec::as_slice);
+        let end = before.map_or(orders.len(), |b| (b as usize).min(orders.len()));
+        let mut page = Vec::new();
+        let mut next = None;
+        for (i, o) in orders[..end].iter().enumerate().rev() {
+            if !filter.keeps(o) {
+                continue;
+            }
+            if page.len() == limit {
+                next = Some(i as u64 + 1);
+                break;
+            }
+            page.push(o.clone());
+        }
+        OrderPage { orders: page, next }
+    }
+
+    /// Every order of the account the filter keeps, newest first.
+    pub fn all(&self, account: AccountId, filter: &OrderFilter) -> Vec<OrderRecord> {
+        self.page(account, filter, None, usize::MAX).orders
+    }
+}
+
+/// A handle on the read model its task keeps current. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct OrderHistoryHandle {
+    state: Arc<RwLock<OrderHistory>>,
+}
+
+impl OrderHistoryHandle {
+    /// Starts the supervised task that folds the log in from the beginning.
+    /// A restart after a panic folds it again from the beginning.
+    pub fn start(tail: LiveTail) -> OrderHistoryHandle {
+        let handle = OrderHistoryHandle::default();
+        let task = handle.clone();
+        supervise("order history".into(), move || {
+            task.clone().run(tail.clone())
+        });
+        handle
+    }
+
+    pub fn read<T>(&self, f: impl FnOnce(&OrderHistory) -> T) -> T {
+        let history = unpoisoned(self.state.read());
+        f(&history)
+    }
+
+    async fn run(self, tail: LiveTail) {
+        *unpoisoned(self.state.write()) = OrderHistory::default();
+        let mut reader = tail.reader(Streams::MarketsAndAccounts, None);
+        loop {
+            match reader.next().await {
+                Ok(progress) => {
+                    let mut history = unpoisoned(self.state.write());
+                    for e in &progress.events {
+                        match &e.event {
+                            Decoded::Book(event) => history.apply_market(event),
+                            Decoded::Account(event) => history.apply_account(event),
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("the order history cannot read the store, retrying: {e}");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orderbook::{Book, Command, Market, PlaceOrder, SelfTradePrevention};
+
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    /// Runs commands on a real book and folds its events into a history.
+    fn run(book: &mut Book, history: &mut OrderHistory, command: Command) {
+        for e in book.decide(&command) {
+            book.apply(&e);
+            history.apply_market(&e);
+        }
+    }
+
+    fn limit(id: u64, account: u64, side: Side, price: &str, qty: &str, at: u64) -> Command {
+        Command::Place(PlaceOrder {
+            symbol: orderbook::Symbol::new("BTC-USD"),
+            order_id: id,
+            account,
+            side,
+            order_type: OrderType::Limit,
+            price: Some(d(price)),
+            quantity: Some(d(qty)),
+            quote_amount: None,
+            time_in_force: None,
+            post_only: false,
+            self_trade_prevention: SelfTradePrevention::CancelTaker,
+            at,
+        })
+    }
+
+    /// An amended order shows its new terms with what filled before, a
+    /// partly filled order counts as open, and a cancelled one keeps its
+    /// fills; the cursor walks back one page at a time.
+    #[test]
+    fn orders_follow_their_events_and_page_back() {
+        let mut book = Book::new(Market::defaults().remove(0));
+        let mut h = OrderHistory::default();
+        run(&mut book, &mut h, limit(1, 7, Side::Sell, "100", "1", 10));
+        run(&mut book, &mut h, limit(2, 8, Side::Buy, "100", "0.25", 20));
+        let amend = Command::Amend(orderbook::AmendOrder {
+            symbol: orderbook::Symbol::new("BTC-USD"),
+            order_id: 1,
+            account: 7,
+            price: Some(d("101")),
+            quantity: Some(d("0.5")),
+            at: 30,
+        });
+        run(&mut book, &mut h, amend);
+        let seller = h.all(7, &OrderFilter::default());
+        let o = &seller[0];
+        assert_eq!(
+            (o.price, o.quantity, o.filled),
+            (Some(d("101")), Some(d("0.75")), d("0.25"))
+        );
+        assert_eq!(
+            (o.state.clone(), o.updated_at),
+            (OrderState::PartiallyFilled, 30)
+        );
+        let open = OrderFilter {
+            state: Some("open".into()),
+            ..OrderFilter::default()
+        };
+        assert_eq!(h.all(7, &open).len(), 1);
+        assert_eq!(h.all(8, &open).len(), 0);
+        assert_eq!(
+            h.all(8, &OrderFilter::default())[0].state,
+            OrderState::Filled
+        );
+        let cancel = Command::Cancel(orderbook::CancelOrder {
+            symbol: orderbook::Symbol::new("BTC-USD"),
+            order_id: 1,
+            account: 7,
+            at: 40,
+        });
+        run(&mut book, &mut h, cancel);
+        let o = &h.all(7, &OrderFilter::default())[0];
+        assert_eq!(
+            (o.state.clone(), o.filled),
+            (OrderState::Cancelled(CancelReason::User), d("0.25"))
+        );
+        assert_eq!(o.average_price(), Some(d("100")));
+
+        for i in 0..5 {
+            run(
+                &mut book,
+                &mut h,
+                limit(10 + i, 9, Side::Buy, "50", "0.01", 50 + i),
+            );
+        }
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = h.page(9, &OrderFilter::default(), before, 2);
+            seen.extend(page.orders.iter().map(|o| o.order_id.unwrap()));
+            match page.next {
+                Some(next) => before = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, [14, 13, 12, 11, 10]);
+    }
+}
