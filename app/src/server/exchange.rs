@@ -25,7 +25,7 @@ use super::lock::unpoisoned;
 use super::login_limits::{LoginLimits, Refusal};
 use super::market_data::{CANDLES_SENT, MarketData};
 use super::market_task::{Action, CommandOutcome, MarketHandle, OrderRequest};
-use super::order_history::{OrderFilter, OrderHistoryHandle, OrderRecord};
+use super::order_history::{OrderFilter, OrderHistoryHandle, OrderRecord, newest_first};
 use super::session::{self, SessionPolicy};
 use super::settings::Settings;
 use super::streams::{Direction, StreamError, load_market, market_stream, read_market};
@@ -763,20 +763,12 @@ impl Exchange {
     ) -> TradeHistoryPage {
         self.0.ledger.read(|l| {
             let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
-            let end = before.map_or(trades.len(), |b| (b as usize).min(trades.len()));
-            let mut page = Vec::new();
-            let mut next = None;
-            for (i, t) in trades[..end].iter().enumerate().rev() {
-                if symbol.is_some_and(|s| s != t.symbol) {
-                    continue;
-                }
-                if page.len() == limit {
-                    next = Some(i as u64 + 1);
-                    break;
-                }
-                page.push(fill_view(t));
+            let keep = |t: &accounts::TradeSettled| symbol.is_none_or(|s| s == t.symbol);
+            let (page, next) = newest_first(trades, before, limit, keep);
+            TradeHistoryPage {
+                trades: page.into_iter().map(fill_view).collect(),
+                next,
             }
-            TradeHistoryPage { trades: page, next }
         })
     }
 

@@ -105,6 +105,30 @@ pub struct OrderPage {
     pub next: Option<u64>,
 }
 
+/// A page of a list kept oldest first, read newest first: up to `limit` of
+/// the `items` that `keep` keeps, from just before the cursor `before` (an
+/// index; the end without one), and the cursor of the next, older page if
+/// there is more. Lists that only grow keep their cursors valid.
+pub fn newest_first<T>(
+    items: &[T],
+    before: Option<u64>,
+    limit: usize,
+    keep: impl Fn(&T) -> bool,
+) -> (Vec<&T>, Option<u64>) {
+    let end = before.map_or(items.len(), |b| (b as usize).min(items.len()));
+    let mut page = Vec::new();
+    for (i, item) in items[..end].iter().enumerate().rev() {
+        if !keep(item) {
+            continue;
+        }
+        if page.len() == limit {
+            return (page, Some(i as u64 + 1));
+        }
+        page.push(item);
+    }
+    (page, None)
+}
+
 /// Every account's orders. Pure: folded from events, no I/O.
 #[derive(Debug, Default)]
 pub struct OrderHistory {
@@ -224,20 +248,11 @@ impl OrderHistory {
         limit: usize,
     ) -> OrderPage {
         let orders = self.accounts.get(&account).map_or(&[][..], Vec::as_slice);
-        let end = before.map_or(orders.len(), |b| (b as usize).min(orders.len()));
-        let mut page = Vec::new();
-        let mut next = None;
-        for (i, o) in orders[..end].iter().enumerate().rev() {
-            if !filter.keeps(o) {
-                continue;
-            }
-            if page.len() == limit {
-                next = Some(i as u64 + 1);
-                break;
-            }
-            page.push(o.clone());
+        let (page, next) = newest_first(orders, before, limit, |o| filter.keeps(o));
+        OrderPage {
+            orders: page.into_iter().cloned().collect(),
+            next,
         }
-        OrderPage { orders: page, next }
     }
 
     /// Every order of the account the filter keeps, newest first.
