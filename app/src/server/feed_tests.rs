@@ -284,10 +284,10 @@ async fn wait_for_readers(x: &Exchange, n: usize) {
     panic!("{} tail readers, expected {n}", x.stats().tail_readers);
 }
 
-/// The tail's readers before any viewer: the market data, the accounts
-/// task and one per market task.
+/// The tail's readers before any viewer: the market data, the order
+/// history, the accounts task and one per market task.
 fn base_readers(x: &Exchange) -> usize {
-    2 + x.markets().len()
+    3 + x.markets().len()
 }
 
 #[tokio::test]

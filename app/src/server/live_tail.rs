@@ -377,7 +377,8 @@ impl LiveTail {
     }
 
     /// How many readers follow the tail now (every viewer's feed, the
-    /// market data, the accounts task and every market task).
+    /// market data, the order history, the accounts task and every market
+    /// task).
     pub fn readers(&self) -> usize {
         self.readers.load(Ordering::Relaxed)
     }
