@@ -139,9 +139,11 @@ pub fn router(
     let routes = generate_route_list(App);
     let (feed, origins) = (policy.feed, policy.allowed_origins);
     let counts = SocketCounts::default();
-    // What every server function finds in its context.
-    // The history downloads are plain files behind the session cookie.
+    // The history page and its downloads are plain HTML and files behind
+    // the session cookie.
     let (orders_csv, trades_csv) = (exchange.clone(), exchange.clone());
+    let history_page = exchange.clone();
+    // What every server function finds in its context.
     let context = move || {
         provide_context(exchange.clone());
         provide_context(feed);
@@ -160,6 +162,10 @@ pub fn router(
     // The market feed is served on a socket with a message bound (see
     // `feed_socket`); its path is matched before the site's routes.
     Router::new()
+        .route(
+            "/history",
+            get(move |headers, query| crate::history::serve(history_page.clone(), headers, query)),
+        )
         .route(
             "/history/orders.csv",
             get(move |headers, query| {

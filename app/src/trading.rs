@@ -12,7 +12,6 @@ use crate::api::{AccountView, BalanceView, FillView, MarketView, OpenOrderView, 
 use crate::boundary::boundary;
 use crate::codec::Json;
 use crate::error::UserError;
-use crate::history::History;
 use crate::live_market::LevelPick;
 use leptos::server_fn::ServerFn;
 
@@ -102,7 +101,6 @@ pub fn TraderPanel(
     let cancel = ServerAction::<CancelOrder>::new();
     let cancel_all = ServerAction::<CancelAll>::new();
     let amend = ServerAction::<AmendOrder>::new();
-    let history = RwSignal::new(false);
     // The first paint has the account of the session cookie (read while
     // the server renders); the browser then asks again after every action
     // and once a second, and shows a change only when there is one.
@@ -154,7 +152,7 @@ pub fn TraderPanel(
                     <form action=ClaimFaucet::url() method="post" on:submit=move |ev| submit_to(faucet, &ev)>
                         <button type="submit">"Get demo funds"</button>
                     </form>
-                    <button type="button" class="secondary" aria-haspopup="dialog" on:click=move |_| history.set(true)>"History"</button>
+                    <a class="history-link" href="/history" target="_blank">"History"</a>
                     <form action=LogOut::url() method="post" on:submit=move |ev| submit_to(log_out, &ev)>
                         <button type="submit" class="secondary">"Log out"</button>
                     </form>
@@ -169,7 +167,6 @@ pub fn TraderPanel(
                 <Balances rows=Signal::derive(move || view_of().map(|v| v.balances).unwrap_or_default()) />
                 <OpenOrders cancel cancel_all amend markets rows=Signal::derive(move || view_of().map(|v| v.open_orders).unwrap_or_default()) />
                 <Fills rows=Signal::derive(move || view_of().map(|v| v.fills).unwrap_or_default()) />
-                <History markets open=history changed=Signal::derive(move || account.track()) />
             </Show>
     })
 }

@@ -160,41 +160,55 @@ test('the history pages back through every order, filters, and downloads as CSV'
   const dave = await trader(server.url, 'dave');
   await limit(dave, 'BTC-USD', 'sell', '151', '0.01');
 
-  await carol.getByRole('button', { name: 'History' }).click();
-  const history = carol.getByRole('dialog', { name: 'History' });
-  await expect(history.getByRole('button', { name: 'Close' })).toBeFocused();
+  // The history opens beside the terminal: a page with no script at all.
+  const opened = carol.waitForEvent('popup');
+  await carol.getByRole('link', { name: 'History' }).click();
+  const history = await opened;
+  await expect(history).toHaveTitle('History · Satoshi Exchange');
+  expect(await history.evaluate(() => document.scripts.length)).toBe(0);
   const rows = history.locator('table.order-history tbody tr');
   await expect(rows).toHaveCount(50);
   await expect(rows.first()).toHaveAttribute('data-state', 'rejected');
   await expect(rows.first().locator('.reason')).toHaveText('insufficient USD: 9934.74 available, 150000 needed');
   await expect(history.locator('tr[data-order-id="55"] td.state')).toContainText('filled');
-  await history.getByRole('button', { name: 'Load older' }).click();
-  await expect(rows).toHaveCount(53);
+  await history.getByRole('link', { name: 'Older' }).click();
+  await expect(rows).toHaveCount(3);
   await expect(rows.last()).toHaveAttribute('data-order-id', '4');
-  await expect(history.getByRole('button', { name: 'Load older' })).toBeHidden();
-  // Newer state arrives without a reload, and the older rows stay.
+  await expect(history.getByRole('link', { name: 'Older' })).toHaveCount(0);
+  // A newer state shows when the page is loaded again, on the same page.
   await carol.getByRole('button', { name: 'Cancel order 4', exact: true }).click();
-  await expect(rows.last().locator('td.state')).toContainText('cancelled by you');
-  await expect(rows).toHaveCount(53);
+  await expect(async () => {
+    await history.reload();
+    await expect(rows.last().locator('td.state')).toContainText('cancelled by you', { timeout: 500 });
+  }).toPass();
+  await expect(rows).toHaveCount(3);
+  await history.getByRole('link', { name: 'Newest' }).click();
+  await expect(rows).toHaveCount(50);
 
-  await history.getByLabel('State').selectOption('rejected');
+  const show = async (label: string, value: string) => {
+    await history.getByLabel(label).selectOption(value);
+    await history.getByRole('button', { name: 'Show' }).click();
+  };
+  await show('State', 'rejected');
   await expect(rows).toHaveCount(1);
-  await history.getByLabel('State').selectOption('filled');
+  await show('State', 'filled');
   await expect(rows).toHaveCount(1);
   await history.locator('td.fills summary').click();
   await expect(history.locator('td.fills li')).toHaveText('0.01 at 151 (maker), fee 0.00001 BTC');
-  await history.getByLabel('Market').selectOption('ETH-USD');
+  await show('Market', 'ETH-USD');
   await expect(history.getByText('No orders.')).toBeVisible();
-  await history.getByLabel('Market').selectOption('');
-  await history.getByLabel('State').selectOption('');
+  await expect(history.getByLabel('State')).toHaveValue('filled');
+  await show('Market', '');
+  await show('State', '');
 
-  await history.getByRole('tab', { name: 'Trades' }).click();
+  await history.getByRole('link', { name: 'Trades' }).click();
+  await expect(history.getByRole('link', { name: 'Trades' })).toHaveAttribute('aria-current', 'page');
   await expect(history.locator('table.trade-history tbody tr')).toHaveCount(1);
   await expect(history.locator('table.trade-history tbody tr td').nth(8)).toHaveText('1.51');
-  await carol.screenshot({ path: testInfo.outputPath('history-trades.png') });
-  await history.getByRole('tab', { name: 'Orders' }).click();
+  await history.screenshot({ path: testInfo.outputPath('history-trades.png') });
+  await history.getByRole('link', { name: 'Orders' }).click();
 
-  const waiting = carol.waitForEvent('download');
+  const waiting = history.waitForEvent('download');
   await history.getByRole('link', { name: 'Download CSV' }).click();
   const download = await waiting;
   expect(download.suggestedFilename()).toBe('orders.csv');
@@ -204,7 +218,7 @@ test('the history pages back through every order, filters, and downloads as CSV'
   );
   expect(csv).toHaveLength(54);
   expect(csv[1]).toContain(',rejected,"insufficient USD: 9934.74 available, 150000 needed"');
-  await carol.screenshot({ path: testInfo.outputPath('history-orders.png') });
-  await carol.keyboard.press('Escape');
-  await expect(history).toBeHidden();
+  await history.screenshot({ path: testInfo.outputPath('history-orders.png') });
+  await history.getByRole('link', { name: 'Back to trading' }).click();
+  await expect(history.getByRole('link', { name: 'History' })).toBeVisible();
 });

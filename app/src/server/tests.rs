@@ -2056,3 +2056,98 @@ async fn order_and_trade_history_pages_filters_and_csv() {
     let s = start(dir.path()).await;
     assert_eq!(orders_when(&mut a, &s, &[], 5).await, first_page);
 }
+
+/// The history page: the caller's own rows in pages of 50 with a link to
+/// the older ones, tabs and filters as plain links and a GET form, clear
+/// answers for no session and a bad address, and no script at all.
+#[tokio::test]
+async fn the_history_page_is_plain_html_paged_by_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut a = Browser::sign_up(&s, "alice").await;
+    let mut b = Browser::sign_up(&s, "bob").await;
+    for i in 0..52 {
+        a.limit(&s, "buy", &(100 + i).to_string(), "0.01")
+            .await
+            .unwrap();
+    }
+    b.limit(&s, "sell", "151", "0.01").await.unwrap();
+    orders_when(&mut a, &s, &[("state", "filled")], 1).await;
+    let rows = |html: &str| html.matches("<tr data-state=").count();
+
+    let (status, headers, html) = download(&s, &a, "/history").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    let policy = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(policy.starts_with("default-src 'none';"), "{policy}");
+    assert!(!html.contains("<script"), "{html}");
+    assert_eq!(rows(&html), 50);
+    assert!(
+        html.contains(r#"data-state="filled" data-order-id="52""#),
+        "{html}"
+    );
+    assert!(
+        html.contains("0.01 at 151 (maker), fee 0.00001 BTC"),
+        "{html}"
+    );
+    let older = r#"<a href="/history?tab=orders&amp;before=2" rel="next">Older</a>"#;
+    assert!(html.contains(older), "{html}");
+    assert!(html.contains(r#"href="/history/orders.csv?""#), "{html}");
+
+    let (_, _, html) = download(&s, &a, "/history?tab=orders&before=2").await;
+    assert_eq!(rows(&html), 2);
+    assert!(html.contains(r#"data-order-id="1""#), "{html}");
+    assert!(!html.contains("rel=\"next\""), "{html}");
+    assert!(
+        html.contains(r#"<a href="/history?tab=orders">Newest</a>"#),
+        "{html}"
+    );
+
+    // The form's filters come back selected, and its links keep them.
+    let (_, _, html) = download(&s, &a, "/history?market=BTC-USD&state=filled").await;
+    assert_eq!(rows(&html), 1);
+    assert!(
+        html.contains(r#"<option value="BTC-USD" selected>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<option value="filled" selected>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"href="/history/orders.csv?market=BTC-USD&amp;state=filled""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"href="/history?tab=trades&amp;market=BTC-USD""#),
+        "{html}"
+    );
+    let (_, _, html) = download(&s, &a, "/history?market=ETH-USD&state=").await;
+    assert!(html.contains("No orders."), "{html}");
+
+    let (_, _, html) = download(&s, &b, "/history?tab=trades").await;
+    assert_eq!(html.matches("<tr data-trade-id=").count(), 1, "{html}");
+    assert!(html.contains(r#"<td class="num">1.51</td>"#), "{html}");
+    assert!(!html.contains(r#"name="state""#), "{html}");
+    assert!(html.contains(r#"href="/history/trades.csv?""#), "{html}");
+
+    let (status, _, html) = download(&s, &Browser::default(), "/history").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(html.contains("Log in on the trading terminal to see your history."));
+    for (path, message) in [
+        ("/history?tab=fills", "there is no history tab \"fills\""),
+        (
+            "/history?state=lost",
+            "choose a state of open, filled, cancelled, rejected",
+        ),
+        ("/history?market=DOGE-USD", "there is no market DOGE-USD"),
+        (
+            "/history?before=soon",
+            "the page cursor \"soon\" is not a number",
+        ),
+    ] {
+        let (status, _, html) = download(&s, &a, path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(html.contains(message), "{path}: {html}");
+    }
+}
