@@ -125,6 +125,7 @@ fn limit(symbol: &str, id: u64, account: u64, side: Side, price: &str, qty: &str
         post_only: false,
         self_trade_prevention: Default::default(),
         at: 10 + id,
+        trigger: None,
     })
 }
 
@@ -330,7 +331,7 @@ fn random_trading_keeps_every_ledger_rule() {
                 .unwrap(),
         );
     }
-    let mut flow = Flow::new(7, Market::defaults());
+    let mut flow = Flow::new(7, Market::defaults()).with_stops(false);
     let (mut placed, mut refused, mut amends) = (0, 0, 0);
     for _ in 0..20_000 {
         let command = flow.next_command();
@@ -387,6 +388,7 @@ fn amend(id: u64, account: u64, price: Option<&str>, qty: Option<&str>) -> Comma
         price: price.map(d),
         quantity: qty.map(d),
         at: 100 + id,
+        trigger_price: None,
     })
 }
 

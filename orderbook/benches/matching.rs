@@ -58,6 +58,7 @@ fn place(m: &Market, id: u64, side: Side, price: u64, qty: u64, tif: TimeInForce
         post_only: false,
         self_trade_prevention: SelfTradePrevention::CancelTaker,
         at: id,
+        trigger: None,
     })
 }
 
@@ -219,6 +220,7 @@ fn exchange_core_flow() -> (Book, Vec<Command>) {
                     price: Some(Decimal::from(resting_price(&mut rng, side))),
                     quantity: None,
                     at: i,
+                    trigger_price: None,
                 })
             }
         };

@@ -6,7 +6,11 @@ use serde::{Deserialize, Serialize};
 use crate::event::Event;
 use crate::ladder::{Ladder, NIL, Node};
 use crate::market::{Market, Symbol};
-use crate::order::{AccountId, OrderId, OrderType, SelfTradePrevention, Side, Timestamp, TradeId};
+use crate::order::{
+    AccountId, OrderId, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp, TradeId,
+    Trigger,
+};
+use crate::stops::{HeldStop, HeldStops};
 
 /// One market's order book. Its state changes only through [`Book::apply`];
 /// [`Book::decide`] reads it to turn a command into events.
@@ -16,6 +20,10 @@ pub struct Book {
     pub(crate) ladder: Ladder,
     pub(crate) last_order_id: OrderId,
     pub(crate) last_trade_id: TradeId,
+    /// The last trade's price in ticks: what triggers are compared with.
+    pub(crate) last_price: Option<u64>,
+    /// Stop and take-profit orders waiting for their trigger.
+    pub(crate) stops: HeldStops,
     pub(crate) events_applied: u64,
 }
 
@@ -44,6 +52,29 @@ pub enum OrderStatus {
     PartiallyFilled,
 }
 
+/// A stop or take-profit order held off the book for its trigger, as seen
+/// from outside: the order that enters when the trigger fires.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopOrder {
+    pub order_id: OrderId,
+    pub account: AccountId,
+    pub side: Side,
+    /// What it enters as: a market or a limit order.
+    pub order_type: OrderType,
+    pub trigger: Trigger,
+    /// The limit price it enters at (limit orders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Decimal>,
+    /// Its base quantity; absent when sized by quote amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_amount: Option<Decimal>,
+    pub time_in_force: TimeInForce,
+    pub self_trade_prevention: SelfTradePrevention,
+    pub accepted_at: Timestamp,
+}
+
 /// An open order as seen from outside. Orders that filled or were cancelled
 /// are no longer in the book; their history is in the events.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +98,8 @@ impl Book {
             ladder: Ladder::default(),
             last_order_id: 0,
             last_trade_id: 0,
+            last_price: None,
+            stops: HeldStops::default(),
             events_applied: 0,
         }
     }
@@ -90,6 +123,12 @@ impl Book {
 
     pub fn last_order_id(&self) -> OrderId {
         self.last_order_id
+    }
+
+    /// The price of the last trade: what stop and take-profit triggers are
+    /// compared with. `None` until the market first trades.
+    pub fn last_price(&self) -> Option<Decimal> {
+        self.last_price.map(|p| self.market.price(p))
     }
 
     /// Folds one event into the state. Events come from [`Book::decide`] (or
@@ -118,13 +157,24 @@ impl Book {
                     prev: NIL,
                     next: NIL,
                 };
-                self.ladder.insert(node);
+                match e.trigger {
+                    Some(t) => self.stops.insert(HeldStop {
+                        node,
+                        kind: t.kind,
+                        trigger: m.event_ticks(t.price),
+                        time_in_force: e.time_in_force,
+                    }),
+                    None => {
+                        self.ladder.insert(node);
+                    }
+                }
             }
             Event::OrderRejected(_) => {}
             Event::TradeExecuted(e) => {
                 self.last_trade_id = e.trade_id;
                 let lots = m.event_lots(e.quantity);
                 let price = m.event_ticks(e.price);
+                self.last_price = Some(price);
                 if let Some((slot, _)) = self.ladder.get(e.maker_order_id) {
                     self.ladder.reduce(slot, lots);
                 }
@@ -139,7 +189,9 @@ impl Book {
                 }
             }
             Event::OrderCancelled(e) => {
-                self.ladder.remove(e.order_id);
+                if self.ladder.remove(e.order_id).is_none() {
+                    self.stops.remove(e.order_id);
+                }
             }
             Event::OrderFilled(e) => {
                 self.ladder.remove(e.order_id);
@@ -158,6 +210,23 @@ impl Book {
                     n.price = price;
                     n.remaining = lots;
                     self.ladder.enqueue(slot);
+                }
+            }
+            Event::StopTriggered(e) => {
+                if let Some(held) = self.stops.remove(e.order_id) {
+                    self.ladder.insert(held.node);
+                }
+            }
+            Event::StopAmended(e) => {
+                if let Some(mut held) = self.stops.remove(e.order_id) {
+                    held.trigger = m.event_ticks(e.trigger_price);
+                    if let Some(p) = e.price {
+                        held.node.price = m.event_ticks(p);
+                    }
+                    if let Some(q) = e.quantity {
+                        held.node.remaining = m.event_lots(q);
+                    }
+                    self.stops.insert(held);
                 }
             }
         }
@@ -216,6 +285,39 @@ impl Book {
         out
     }
 
+    /// A stop or take-profit order still waiting for its trigger.
+    pub fn stop_order(&self, id: OrderId) -> Option<StopOrder> {
+        self.stops.get(id).map(|h| self.stop_view(h))
+    }
+
+    /// Every order waiting for its trigger, oldest (lowest id) first.
+    pub fn stop_orders(&self) -> Vec<StopOrder> {
+        let mut held: Vec<&HeldStop> = self.stops.iter().collect();
+        held.sort_unstable_by_key(|h| h.node.id);
+        held.into_iter().map(|h| self.stop_view(h)).collect()
+    }
+
+    fn stop_view(&self, h: &HeldStop) -> StopOrder {
+        let (m, n) = (&self.market, &h.node);
+        let limit = n.order_type == OrderType::Limit;
+        StopOrder {
+            order_id: n.id,
+            account: n.account,
+            side: n.side,
+            order_type: n.order_type,
+            trigger: Trigger {
+                kind: h.kind,
+                price: m.price(h.trigger),
+            },
+            price: limit.then(|| m.price(n.price)),
+            quantity: (!n.quote_sized).then(|| m.quantity(n.remaining)),
+            quote_amount: n.quote_sized.then(|| m.quote_amount(n.quote_remaining)),
+            time_in_force: h.time_in_force,
+            self_trade_prevention: n.stp,
+            accepted_at: n.accepted_at,
+        }
+    }
+
     fn level_view(&self, l: &crate::ladder::Level) -> PriceLevel {
         PriceLevel {
             price: self.market.price(l.price),
@@ -271,6 +373,34 @@ impl Book {
             queued: false,
             prev: NIL,
             next: NIL,
+        });
+    }
+
+    /// Restores a held order from a snapshot.
+    pub(crate) fn restore_stop(&mut self, o: &StopOrder) {
+        let m = &self.market;
+        let quote = o.quote_amount.map(|q| m.event_units(q));
+        self.stops.insert(HeldStop {
+            node: Node {
+                id: o.order_id,
+                account: o.account,
+                side: o.side,
+                order_type: o.order_type,
+                price: o.price.map_or(0, |p| m.event_ticks(p)),
+                remaining: o.quantity.map_or(0, |q| m.event_lots(q)),
+                quote_remaining: quote.unwrap_or(0),
+                quote_sized: quote.is_some(),
+                filled: 0,
+                post_only: false,
+                stp: o.self_trade_prevention,
+                accepted_at: o.accepted_at,
+                queued: false,
+                prev: NIL,
+                next: NIL,
+            },
+            kind: o.trigger.kind,
+            trigger: m.event_ticks(o.trigger.price),
+            time_in_force: o.time_in_force,
         });
     }
 }

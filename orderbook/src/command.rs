@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::market::Symbol;
 use crate::order::{
-    AccountId, OrderId, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp,
+    AccountId, OrderId, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp, Trigger,
 };
 
 /// A command for one market's book, as one JSON object tagged by `command`.
@@ -24,6 +24,15 @@ impl Command {
             Command::Place(c) => &c.symbol,
             Command::Cancel(c) => &c.symbol,
             Command::Amend(c) => &c.symbol,
+        }
+    }
+
+    /// When the command was received.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Command::Place(c) => c.at,
+            Command::Cancel(c) => c.at,
+            Command::Amend(c) => c.at,
         }
     }
 }
@@ -54,10 +63,15 @@ pub struct PlaceOrder {
     pub post_only: bool,
     #[serde(default)]
     pub self_trade_prevention: SelfTradePrevention,
+    /// A stop or take-profit: the order is held off the book until its
+    /// trigger fires, then enters as the market or limit order it
+    /// describes. Without one the order enters at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
     pub at: Timestamp,
 }
 
-/// Cancel an open order.
+/// Cancel an open order (resting, or held waiting for its trigger).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CancelOrder {
@@ -71,7 +85,9 @@ pub struct CancelOrder {
 ///
 /// Reducing the quantity at the same price keeps time priority; a new price
 /// or a larger quantity sends the order to the back of its level, and a new
-/// price that crosses the book trades at once.
+/// price that crosses the book trades at once. An order held for its
+/// trigger can also change its trigger price; it is not on the book, so it
+/// has no place to keep or lose.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmendOrder {
@@ -83,5 +99,8 @@ pub struct AmendOrder {
     /// The new open (unfilled) quantity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<Decimal>,
+    /// The new trigger price: only for an order held for its trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_price: Option<Decimal>,
     pub at: Timestamp,
 }

@@ -9,12 +9,15 @@ use serde::{Deserialize, Serialize};
 use crate::market::Symbol;
 use crate::order::{
     AccountId, OrderId, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp, TradeId,
+    Trigger,
 };
 use crate::reason::{CancelReason, RejectReason};
 
 /// The version of the event JSON this crate writes. Readers accept this
-/// version and every earlier one.
-pub const SCHEMA_VERSION: u32 = 1;
+/// version and every earlier one. Version 2 added stop and take-profit
+/// orders: `trigger` on `OrderAccepted`, and `StopTriggered` and
+/// `StopAmended`; a version-1 log has none of them and reads the same.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Something that happened to a book. In JSON, `type` names the variant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,10 +29,14 @@ pub enum Event {
     OrderCancelled(OrderCancelled),
     OrderAmended(OrderAmended),
     OrderFilled(OrderFilled),
+    StopTriggered(StopTriggered),
+    StopAmended(StopAmended),
 }
 
 /// An order passed validation and entered the book. Limit orders join the
 /// back of their price level at once; any trades follow as further events.
+/// An order with a `trigger` is instead held off the book until
+/// [`StopTriggered`] enters it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OrderAccepted {
     pub symbol: Symbol,
@@ -49,6 +56,9 @@ pub struct OrderAccepted {
     pub time_in_force: TimeInForce,
     pub post_only: bool,
     pub self_trade_prevention: SelfTradePrevention,
+    /// Present for a stop or take-profit order (schema version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
     pub at: Timestamp,
 }
 
@@ -130,6 +140,45 @@ pub struct OrderFilled {
     pub at: Timestamp,
 }
 
+/// A held order's trigger fired: a trade's price reached its trigger price,
+/// and the order enters the book now as the market or limit order it
+/// describes. Its trades and final event follow, as for an order just
+/// accepted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StopTriggered {
+    pub symbol: Symbol,
+    pub order_id: OrderId,
+    pub account: AccountId,
+    pub side: Side,
+    pub trigger: Trigger,
+    /// The trade whose price fired the trigger, and that price.
+    pub trade_id: TradeId,
+    pub last_price: Decimal,
+    pub at: Timestamp,
+}
+
+/// An order held for its trigger changed its terms. Only what the order
+/// has is present: a limit price for a stop-limit, a quantity for an order
+/// sized by base quantity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StopAmended {
+    pub symbol: Symbol,
+    pub order_id: OrderId,
+    pub account: AccountId,
+    pub side: Side,
+    pub old_trigger_price: Decimal,
+    pub trigger_price: Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_price: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_quantity: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<Decimal>,
+    pub at: Timestamp,
+}
+
 /// Why a line of event JSON could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum EventDecodeError {
@@ -163,6 +212,8 @@ impl Event {
             Event::OrderCancelled(_) => "OrderCancelled",
             Event::OrderAmended(_) => "OrderAmended",
             Event::OrderFilled(_) => "OrderFilled",
+            Event::StopTriggered(_) => "StopTriggered",
+            Event::StopAmended(_) => "StopAmended",
         }
     }
 
@@ -174,6 +225,8 @@ impl Event {
             Event::OrderCancelled(e) => &e.symbol,
             Event::OrderAmended(e) => &e.symbol,
             Event::OrderFilled(e) => &e.symbol,
+            Event::StopTriggered(e) => &e.symbol,
+            Event::StopAmended(e) => &e.symbol,
         }
     }
 
@@ -186,6 +239,8 @@ impl Event {
             Event::OrderCancelled(e) => e.at,
             Event::OrderAmended(e) => e.at,
             Event::OrderFilled(e) => e.at,
+            Event::StopTriggered(e) => e.at,
+            Event::StopAmended(e) => e.at,
         }
     }
 

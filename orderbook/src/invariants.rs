@@ -2,9 +2,11 @@
 //!
 //! [`check_book`] looks at one state; [`OrderAudit`] follows a run's events and
 //! checks what holds across them: quantity is conserved, trades respect the
-//! taker's limit and the makers' price-time priority.
+//! taker's limit and the makers' price-time priority, and held stop and
+//! take-profit orders neither trade nor fire before a trade reaches their
+//! trigger, and fire once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rust_decimal::Decimal;
 
@@ -12,7 +14,7 @@ use crate::book::Book;
 use crate::command::Command;
 use crate::event::Event;
 use crate::ladder::NIL;
-use crate::order::{OrderId, OrderType, Side};
+use crate::order::{OrderId, OrderType, Side, TriggerKind};
 
 /// A broken rule, in words.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +77,29 @@ pub fn check_book(book: &Book) -> Result<(), BookViolation> {
             book.ladder.index.len()
         ));
     }
+    check_held(book)
+}
+
+/// Held orders are off the book, and none is left waiting with its trigger
+/// already reached by the last price (it would have fired at that trade).
+fn check_held(book: &Book) -> Result<(), BookViolation> {
+    for h in book.stops.iter() {
+        let id = h.node.id;
+        if book.ladder.get(id).is_some() {
+            return fail(format!("held order {id} is also on the book"));
+        }
+        if let Some(last) = book.last_price
+            && reaches(h.kind, h.node.side, h.trigger, last)
+        {
+            return fail(format!(
+                "held order {id} ({:?} {:?} at {}) did not fire at last price {last}",
+                h.kind, h.node.side, h.trigger
+            ));
+        }
+        if h.node.remaining == 0 && !h.node.quote_sized {
+            return fail(format!("held order {id} holds nothing"));
+        }
+    }
     Ok(())
 }
 
@@ -95,6 +120,10 @@ pub struct OrderAudit {
     last_trade_id: u64,
     /// Orders the last recorded command touched: only their sums can change.
     touched: Vec<OrderId>,
+    /// Stop and take-profit orders accepted and not yet fired or cancelled.
+    held: HashSet<OrderId>,
+    /// Every order that has fired.
+    fired: HashSet<OrderId>,
 }
 
 impl Default for OrderAudit {
@@ -109,6 +138,8 @@ impl OrderAudit {
             orders: HashMap::new(),
             last_trade_id: 0,
             touched: Vec::new(),
+            held: HashSet::new(),
+            fired: HashSet::new(),
         }
     }
 
@@ -129,11 +160,55 @@ impl OrderAudit {
             o.limit = Some(e.price);
         }
         let mut taken: HashMap<OrderId, Decimal> = HashMap::new();
+        // A fired order trades against the book as the command's earlier
+        // events left it: priority is judged against that book.
+        let mut during: Option<(Book, usize)> = None;
+        let mut trades: HashMap<u64, &crate::event::TradeExecuted> = HashMap::new();
         self.touched.clear();
-        for event in events {
+        for (i, event) in events.iter().enumerate() {
             self.touched.extend(touched_orders(event));
             match event {
+                Event::StopTriggered(e) => {
+                    book_at(before, &mut during, events, i);
+                    taken.clear();
+                    if !self.held.remove(&e.order_id) || !self.fired.insert(e.order_id) {
+                        return fail(format!(
+                            "order {} fired but was not held (or fired twice)",
+                            e.order_id
+                        ));
+                    }
+                    let Some(t) = trades.get(&e.trade_id) else {
+                        return fail(format!(
+                            "order {} fired by trade {}, not one of this command's",
+                            e.order_id, e.trade_id
+                        ));
+                    };
+                    if t.maker_order_id == e.order_id || t.taker_order_id == e.order_id {
+                        return fail(format!("order {} fired on its own trade", e.order_id));
+                    }
+                    let m = &before.market;
+                    let (trigger, last) = (m.event_ticks(e.trigger.price), m.event_ticks(t.price));
+                    if t.price != e.last_price || !reaches(e.trigger.kind, e.side, trigger, last) {
+                        return fail(format!(
+                            "order {} fired by a trade at {} that does not reach {:?} {:?} at {}",
+                            e.order_id, t.price, e.trigger.kind, e.side, e.trigger.price
+                        ));
+                    }
+                }
+                Event::StopAmended(e) => {
+                    if !self.held.contains(&e.order_id) {
+                        return fail(format!("order {} amended as held but is not", e.order_id));
+                    }
+                    let o = self.orders.entry(e.order_id).or_default();
+                    if let (Some(old), Some(new)) = (e.old_quantity, e.quantity) {
+                        o.placed = o.placed - old + new;
+                    }
+                    o.limit = e.price;
+                }
                 Event::OrderAccepted(e) => {
+                    if e.trigger.is_some() {
+                        self.held.insert(e.order_id);
+                    }
                     let o = self.orders.entry(e.order_id).or_default();
                     o.side = Some(e.side);
                     o.limit = e.price;
@@ -151,10 +226,24 @@ impl OrderAudit {
                         ));
                     }
                     self.last_trade_id = t.trade_id;
+                    trades.insert(t.trade_id, t);
                     if t.quantity <= Decimal::ZERO || t.maker_account == t.taker_account {
                         return fail(format!("trade {} is empty or a self-trade", t.trade_id));
                     }
-                    self.check_priority(before, t, &mut taken)?;
+                    for id in [t.maker_order_id, t.taker_order_id] {
+                        if self.held.contains(&id) {
+                            return fail(format!(
+                                "trade {} by order {id}, held for its trigger",
+                                t.trade_id
+                            ));
+                        }
+                    }
+                    let book = if during.is_some() {
+                        book_at(before, &mut during, events, i)
+                    } else {
+                        before
+                    };
+                    self.check_priority(book, t, &mut taken)?;
                     for id in [t.maker_order_id, t.taker_order_id] {
                         let o = self.orders.entry(id).or_default();
                         o.filled += t.quantity;
@@ -173,6 +262,7 @@ impl OrderAudit {
                     }
                 }
                 Event::OrderCancelled(e) => {
+                    self.held.remove(&e.order_id);
                     let o = self.orders.entry(e.order_id).or_default();
                     o.cancelled += e.remaining_quantity.unwrap_or_default();
                     self.check_conserved(e.order_id)?;
@@ -204,10 +294,14 @@ impl OrderAudit {
             if o.quote_sized {
                 continue;
             }
-            let open = book
-                .order(*id)
-                .map(|r| r.remaining_quantity)
-                .unwrap_or_default();
+            // Open: resting on the book, or held for its trigger.
+            let open = match book.order(*id) {
+                Some(r) => r.remaining_quantity,
+                None => book
+                    .stop_order(*id)
+                    .and_then(|s| s.quantity)
+                    .unwrap_or_default(),
+            };
             if o.placed != o.filled + o.cancelled + open {
                 return fail(format!(
                     "order {id}: placed {} != filled {} + cancelled {} + open {open}",
@@ -263,6 +357,35 @@ impl OrderAudit {
     }
 }
 
+/// Whether a trade at `price` reaches a trigger at `trigger` (both in
+/// ticks), written out here from the rule rather than taken from the
+/// engine, so a wrong comparison there is caught: buy stops and sell
+/// take-profits at or above, sell stops and buy take-profits at or below.
+fn reaches(kind: TriggerKind, side: Side, trigger: u64, price: u64) -> bool {
+    match (kind, side) {
+        (TriggerKind::Stop, Side::Buy) => price >= trigger,
+        (TriggerKind::Stop, Side::Sell) => price <= trigger,
+        (TriggerKind::TakeProfit, Side::Buy) => price <= trigger,
+        (TriggerKind::TakeProfit, Side::Sell) => price >= trigger,
+    }
+}
+
+/// The book as `events[..i]` of one command left it, kept in `during` and
+/// brought up to date from where it was.
+fn book_at<'a>(
+    before: &Book,
+    during: &'a mut Option<(Book, usize)>,
+    events: &[Event],
+    i: usize,
+) -> &'a Book {
+    let (book, applied) = during.get_or_insert_with(|| (before.clone(), 0));
+    for e in &events[*applied..i] {
+        book.apply(e);
+    }
+    *applied = i;
+    book
+}
+
 fn touched_orders(event: &Event) -> impl Iterator<Item = OrderId> {
     let (a, b) = match event {
         Event::OrderAccepted(e) => (e.order_id, None),
@@ -271,6 +394,8 @@ fn touched_orders(event: &Event) -> impl Iterator<Item = OrderId> {
         Event::OrderCancelled(e) => (e.order_id, None),
         Event::OrderAmended(e) => (e.order_id, None),
         Event::OrderFilled(e) => (e.order_id, None),
+        Event::StopTriggered(e) => (e.order_id, None),
+        Event::StopAmended(e) => (e.order_id, None),
     };
     std::iter::once(a).chain(b)
 }

@@ -28,7 +28,8 @@
 //!   when sized by quote), `quote_amount` (market orders sized by quote),
 //!   `time_in_force` (`GTC`/`IOC`/`FOK`), `post_only`,
 //!   `self_trade_prevention` (`cancel_taker`/`cancel_maker`/`cancel_both`),
-//!   `at`.
+//!   `trigger` (stop and take-profit orders only: `kind` `stop` or
+//!   `take_profit`, and `price`), `at`.
 //! - [`OrderRejected`]: a command was refused and changed nothing. Fields:
 //!   `symbol`, `order_id`, `account`, `reason` ([`RejectReason`], snake
 //!   case), `at`.
@@ -50,12 +51,47 @@
 //!   `at`.
 //! - [`OrderFilled`]: an order filled completely. Fields: `symbol`,
 //!   `order_id`, `account`, `side`, `at`.
+//! - [`StopTriggered`] (version 2): a held order fired and enters the book
+//!   now. Fields: `symbol`, `order_id`, `account`, `side`, `trigger`,
+//!   `trade_id` and `last_price` (the trade that fired it), `at`.
+//! - [`StopAmended`] (version 2): a held order changed. Fields: `symbol`,
+//!   `order_id`, `account`, `side`, `old_trigger_price`, `trigger_price`,
+//!   `old_price`/`price` (stop-limits), `old_quantity`/`quantity` (orders
+//!   sized by quantity), `at`.
+//!
+//! # Stop and take-profit orders
+//!
+//! A [`PlaceOrder`] with a [`Trigger`] is accepted (its `OrderAccepted`
+//! carries the trigger) and held off the book: it does not trade and is
+//! not in the depth. It fires at the first trade whose price reaches its
+//! trigger: a buy stop at or above the trigger price, a sell stop at or
+//! below it; a buy take-profit at or below, a sell take-profit at or
+//! above. It then enters, in the same decision as that trade, as the
+//! market or limit order it describes, against the book as the events
+//! before it left it; `StopTriggered` and then its own events (trades,
+//! then filled, cancelled or resting) follow the events of the command
+//! that made the trade.
+//!
+//! The rule when several orders fire in one decision: by trade, in the
+//! order of the trades; for one trade, in the order the price passed their
+//! triggers (orders waiting for a rise from the lowest trigger up, orders
+//! waiting for a fall from the highest down), and at one trigger price by
+//! time (the lower order id first). Trades of the orders that fired may
+//! fire more; those enter after every order already fired. An order fires
+//! once, and never on its own trades: it is no longer held once it fires.
+//!
+//! A stop order is refused before the market's first trade (there is no
+//! last price to trigger from) and when the last price already reaches its
+//! trigger (so no held order ever waits with its trigger reached). It can
+//! be cancelled (releasing all it would have entered with) and amended:
+//! its trigger price, a stop-limit's limit price, or its quantity.
 //!
 //! One command's events come in this order: the acceptance (or amendment),
 //! then each trade followed by the maker's `OrderFilled` when it filled,
 //! then at most one final event for the incoming order (`OrderFilled`, or
 //! `OrderCancelled` with what was left). A limit GTC order with no final
-//! event rests on the book.
+//! event rests on the book. Then each held order the trades fired, in
+//! order: its `StopTriggered` and its own events in the same shape.
 
 mod book;
 mod command;
@@ -68,16 +104,18 @@ mod order;
 mod reason;
 pub mod sim;
 mod snapshot;
+mod stops;
 
-pub use book::{Book, Depth, OrderStatus, PriceLevel, RestingOrder};
+pub use book::{Book, Depth, OrderStatus, PriceLevel, RestingOrder, StopOrder};
 pub use command::{AmendOrder, CancelOrder, Command, PlaceOrder};
 pub use event::{
     Event, EventDecodeError, OrderAccepted, OrderAmended, OrderCancelled, OrderFilled,
-    OrderRejected, SCHEMA_VERSION, TradeExecuted,
+    OrderRejected, SCHEMA_VERSION, StopAmended, StopTriggered, TradeExecuted,
 };
 pub use market::{MAX_LOTS, MAX_TICKS, Market, MarketError, MarketSpec, Symbol};
 pub use order::{
     AccountId, OrderId, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp, TradeId,
+    Trigger, TriggerKind,
 };
 pub use reason::{CancelReason, RejectReason};
 pub use snapshot::{SNAPSHOT_VERSION, Snapshot, SnapshotError};

@@ -169,8 +169,10 @@ fn run_replay(markets: &[Market], at: Option<u64>, depth: usize) -> anyhow::Resu
             "symbol": s,
             "events_applied": b.events_applied(),
             "last_trade_id": b.last_trade_id(),
+            "last_price": b.last_price(),
             "depth": b.depth(depth),
             "resting_orders": b.resting_orders(),
+            "stop_orders": b.stop_orders(),
         });
         println!("{}", serde_json::to_string_pretty(&view)?);
     }
@@ -181,8 +183,8 @@ fn report(result: Result<Stats, SimulationFailure>, out: &Path, name: &str) -> a
     match result {
         Ok(s) => {
             println!(
-                "ok: {} commands, {} events, {} trades, {} rejections; every invariant held",
-                s.commands, s.events, s.trades, s.rejections
+                "ok: {} commands, {} events, {} trades, {} rejections, {} stops fired; every invariant held",
+                s.commands, s.events, s.trades, s.rejections, s.stops_fired
             );
             Ok(())
         }

@@ -64,3 +64,47 @@ pub enum SelfTradePrevention {
     /// Cancel both.
     CancelBoth,
 }
+
+/// What kind of trigger holds an order off the book until the market's
+/// last trade price reaches its trigger price.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    /// A stop: a buy enters when the last price rises to the trigger or
+    /// above, a sell when it falls to the trigger or below (to limit a loss
+    /// or to follow a breakout).
+    Stop,
+    /// A take-profit: the other way round. A buy enters when the last price
+    /// falls to the trigger or below, a sell when it rises to it or above.
+    TakeProfit,
+}
+
+impl TriggerKind {
+    /// Whether an order of this kind on `side` fires when it waits for the
+    /// price to rise (`true`) or to fall (`false`) to its trigger.
+    pub fn fires_rising(self, side: Side) -> bool {
+        matches!(
+            (self, side),
+            (TriggerKind::Stop, Side::Buy) | (TriggerKind::TakeProfit, Side::Sell)
+        )
+    }
+
+    /// Whether a last price of `last` ticks fires a trigger at `trigger`
+    /// ticks for an order of this kind on `side`.
+    pub fn fires(self, side: Side, trigger: u64, last: u64) -> bool {
+        if self.fires_rising(side) {
+            last >= trigger
+        } else {
+            last <= trigger
+        }
+    }
+}
+
+/// A stop or take-profit condition: the order waits off the book until a
+/// trade at a price that reaches `price` (see [`TriggerKind`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    pub kind: TriggerKind,
+    pub price: rust_decimal::Decimal,
+}

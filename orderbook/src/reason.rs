@@ -52,6 +52,18 @@ pub enum RejectReason {
     NotOrderOwner,
     #[error("the amendment changes nothing")]
     AmendmentChangesNothing,
+    #[error(
+        "a stop or take-profit needs a last trade price to trigger from: this market has not traded yet"
+    )]
+    NoLastPrice,
+    #[error(
+        "the trigger price is already reached by the last trade price: place the order itself instead"
+    )]
+    TriggerAlreadyReached,
+    #[error("post-only does not apply to stop and take-profit orders")]
+    PostOnlyWithTrigger,
+    #[error("only an order held for its trigger has a trigger price to change")]
+    NotATriggerOrder,
 }
 
 /// Why an accepted order left the book before it filled completely.

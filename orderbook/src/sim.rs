@@ -14,7 +14,9 @@ use crate::command::{AmendOrder, CancelOrder, Command, PlaceOrder};
 use crate::event::Event;
 use crate::invariants::{BookViolation, OrderAudit, check_book};
 use crate::market::{Market, Symbol};
-use crate::order::{OrderId, OrderType, SelfTradePrevention, Side, TimeInForce};
+use crate::order::{
+    OrderId, OrderType, SelfTradePrevention, Side, TimeInForce, Trigger, TriggerKind,
+};
 
 /// A small, fast, deterministic pseudo-random generator (SplitMix64).
 #[derive(Clone, Debug)]
@@ -45,8 +47,10 @@ impl Rng {
 
 /// Generates plausible order flow: limit orders around a drifting mid price,
 /// IOC, FOK, post-only and market orders (some sized by quote amount),
-/// cancels and amends of live orders, from a handful of accounts so that
-/// self-trade prevention is exercised too.
+/// stop and take-profit orders (market and limit) with triggers near the
+/// mid, cancels and amends of live orders (a held order's trigger too),
+/// from a handful of accounts so that self-trade prevention is exercised
+/// too.
 pub struct Flow {
     rng: Rng,
     markets: Vec<Market>,
@@ -54,6 +58,7 @@ pub struct Flow {
     live: Vec<Vec<(OrderId, u64)>>,
     next_id: Vec<OrderId>,
     clock: u64,
+    stops: bool,
 }
 
 impl Flow {
@@ -66,7 +71,15 @@ impl Flow {
             next_id: vec![1; n],
             clock: 1_700_000_000_000_000,
             markets,
+            stops: true,
         }
+    }
+
+    /// The same flow with or without stop and take-profit orders (a
+    /// consumer that does not settle them yet leaves them out).
+    pub fn with_stops(mut self, stops: bool) -> Flow {
+        self.stops = stops;
+        self
     }
 
     pub fn markets(&self) -> &[Market] {
@@ -115,12 +128,15 @@ impl Flow {
             } else {
                 None
             };
+            // Stops were placed with their trigger as the remembered price.
+            let trigger_price = (self.stops && r.chance(20)).then(|| m.price(jitter(r, price, 6)));
             return Command::Amend(AmendOrder {
                 symbol,
                 order_id,
                 account: account_of(order_id),
                 price: new_price,
                 quantity,
+                trigger_price,
                 at,
             });
         }
@@ -145,10 +161,48 @@ impl Flow {
             time_in_force: None,
             post_only: false,
             self_trade_prevention: stp,
+            trigger: None,
             at,
         };
         let kind = r.below(100);
-        if kind < 8 {
+        if self.stops && kind >= 94 {
+            // A stop or take-profit a few ticks from the mid (some already
+            // reached, to be refused), entering as a market or limit order.
+            let kind = if r.chance(60) {
+                TriggerKind::Stop
+            } else {
+                TriggerKind::TakeProfit
+            };
+            let away = 1 + r.below(8);
+            let above = kind.fires_rising(side) != r.chance(10);
+            let trigger = if above {
+                mid + away
+            } else {
+                mid.saturating_sub(away).max(1)
+            };
+            place.trigger = Some(Trigger {
+                kind,
+                price: m.price(trigger),
+            });
+            if r.chance(50) {
+                place.order_type = OrderType::Market;
+                if side == Side::Buy && r.chance(50) {
+                    place.quantity = None;
+                    place.quote_amount = Some(m.quote_amount(u128::from(mid) * u128::from(lots)));
+                }
+            } else {
+                let slip = r.below(4);
+                let price = match side {
+                    Side::Buy => trigger + slip,
+                    Side::Sell => trigger.saturating_sub(slip).max(1),
+                };
+                place.price = Some(m.price(price));
+                if r.chance(20) {
+                    place.time_in_force = Some(TimeInForce::ImmediateOrCancel);
+                }
+            }
+            live.push((order_id, trigger));
+        } else if kind < 8 {
             place.order_type = OrderType::Market;
             if r.chance(40) {
                 place.quantity = None;
@@ -203,6 +257,8 @@ pub struct Stats {
     pub events: u64,
     pub trades: u64,
     pub rejections: u64,
+    /// Stop and take-profit orders that fired.
+    pub stops_fired: u64,
 }
 
 /// Runs commands through one book per market and checks every invariant
@@ -253,6 +309,7 @@ impl CheckedRun {
             match e {
                 Event::TradeExecuted(_) => self.stats.trades += 1,
                 Event::OrderRejected(_) => self.stats.rejections += 1,
+                Event::StopTriggered(_) => self.stats.stops_fired += 1,
                 _ => {}
             }
         }
@@ -305,6 +362,8 @@ impl CheckedRun {
 
 fn same(live: &Book, other: &Book, how: &str) -> Result<(), BookViolation> {
     if live.resting_orders() != other.resting_orders()
+        || live.stop_orders() != other.stop_orders()
+        || live.last_price() != other.last_price()
         || live.last_trade_id() != other.last_trade_id()
         || live.last_order_id() != other.last_order_id()
         || live.events_applied() != other.events_applied()

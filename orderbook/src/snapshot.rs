@@ -3,12 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::book::{Book, RestingOrder};
+use rust_decimal::Decimal;
+
+use crate::book::{Book, RestingOrder, StopOrder};
 use crate::market::Market;
 use crate::order::{OrderId, TradeId};
 
 /// The snapshot format's version; readers accept this and earlier.
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// Version 2 added the last trade price and the held stop orders.
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// A book's state between two commands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +25,12 @@ pub struct Snapshot {
     pub last_trade_id: TradeId,
     /// Resting orders in priority order (as [`Book::resting_orders`]).
     pub orders: Vec<RestingOrder>,
+    /// The last trade's price (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_price: Option<Decimal>,
+    /// Orders held for their trigger (as [`Book::stop_orders`]; version 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stops: Vec<StopOrder>,
 }
 
 /// Why a snapshot cannot be restored.
@@ -44,6 +53,8 @@ impl Book {
             last_order_id: self.last_order_id,
             last_trade_id: self.last_trade_id,
             orders: self.resting_orders(),
+            last_price: self.last_price(),
+            stops: self.stop_orders(),
         }
     }
 
@@ -64,6 +75,10 @@ impl Book {
         book.last_trade_id = snapshot.last_trade_id;
         for o in &snapshot.orders {
             book.restore(o);
+        }
+        book.last_price = snapshot.last_price.map(|p| book.market.event_ticks(p));
+        for o in &snapshot.stops {
+            book.restore_stop(o);
         }
         Ok(book)
     }

@@ -1,6 +1,10 @@
-//! Property tests: any sequence of orders, cancels and amends keeps every
-//! invariant (see `orderbook::invariants`), and replaying the events of the
-//! run (whole, or from a snapshot halfway) gives the same book.
+//! Property tests: any sequence of orders (stop and take-profit orders
+//! among them), cancels and amends keeps every invariant (see
+//! `orderbook::invariants`: among them that a held order never trades,
+//! fires only at a trade that reaches its trigger, fires once, and is never
+//! left waiting once the last price has reached it), and replaying the
+//! events of the run (whole, or from a snapshot halfway) gives the same
+//! book.
 
 use orderbook::sim::CheckedRun;
 use orderbook::*;
@@ -24,6 +28,16 @@ enum Step {
         by_quote: bool,
         stp: u8,
     },
+    Stop {
+        account: u64,
+        buy: bool,
+        take_profit: bool,
+        trigger: u64,
+        /// A stop-limit's price; a stop-market without.
+        limit: Option<u64>,
+        lots: u64,
+        stp: u8,
+    },
     Cancel {
         pick: usize,
     },
@@ -31,6 +45,7 @@ enum Step {
         pick: usize,
         offset: Option<u64>,
         lots: Option<u64>,
+        trigger: Option<u64>,
     },
 }
 
@@ -41,9 +56,11 @@ fn op() -> impl Strategy<Value = Step> {
         ),
         1 => (1..4u64, any::<bool>(), 1..20u64, any::<bool>(), 0..3u8)
             .prop_map(|(account, buy, lots, by_quote, stp)| Step::Market { account, buy, lots, by_quote, stp }),
+        2 => (1..4u64, any::<bool>(), any::<bool>(), 0..12u64, proptest::option::of(0..12u64), 1..8u64, 0..3u8)
+            .prop_map(|(account, buy, take_profit, trigger, limit, lots, stp)| Step::Stop { account, buy, take_profit, trigger, limit, lots, stp }),
         2 => any::<usize>().prop_map(|pick| Step::Cancel { pick }),
-        2 => (any::<usize>(), proptest::option::of(0..12u64), proptest::option::of(1..8u64))
-            .prop_map(|(pick, offset, lots)| Step::Amend { pick, offset, lots }),
+        2 => (any::<usize>(), proptest::option::of(0..12u64), proptest::option::of(1..8u64), proptest::option::of(0..12u64))
+            .prop_map(|(pick, offset, lots, trigger)| Step::Amend { pick, offset, lots, trigger }),
     ]
 }
 
@@ -97,6 +114,7 @@ fn commands(ops: &[Step]) -> Vec<Command> {
                     post_only: post_only && tif == 0,
                     self_trade_prevention: stp(s),
                     at,
+                    trigger: None,
                 })
             }
             Step::Market {
@@ -118,7 +136,46 @@ fn commands(ops: &[Step]) -> Vec<Command> {
                 post_only: false,
                 self_trade_prevention: stp(s),
                 at,
+                trigger: None,
             }),
+            Step::Stop {
+                account,
+                buy,
+                take_profit,
+                trigger,
+                limit,
+                lots: n,
+                stp: s,
+            } => {
+                placed.push((id, account));
+                let kind = if take_profit {
+                    TriggerKind::TakeProfit
+                } else {
+                    TriggerKind::Stop
+                };
+                Command::Place(PlaceOrder {
+                    symbol: sym.clone(),
+                    order_id: id,
+                    account,
+                    side: side(buy),
+                    order_type: if limit.is_some() {
+                        OrderType::Limit
+                    } else {
+                        OrderType::Market
+                    },
+                    price: limit.map(price),
+                    quantity: Some(lots(n)),
+                    quote_amount: None,
+                    time_in_force: None,
+                    post_only: false,
+                    self_trade_prevention: stp(s),
+                    at,
+                    trigger: Some(Trigger {
+                        kind,
+                        price: price(trigger),
+                    }),
+                })
+            }
             Step::Cancel { pick } if !placed.is_empty() => {
                 let (order_id, account) = placed[pick % placed.len()];
                 Command::Cancel(CancelOrder {
@@ -132,6 +189,7 @@ fn commands(ops: &[Step]) -> Vec<Command> {
                 pick,
                 offset,
                 lots: n,
+                trigger,
             } if !placed.is_empty() => {
                 let (order_id, account) = placed[pick % placed.len()];
                 Command::Amend(AmendOrder {
@@ -141,6 +199,7 @@ fn commands(ops: &[Step]) -> Vec<Command> {
                     price: offset.map(price),
                     quantity: n.map(lots),
                     at,
+                    trigger_price: trigger.map(price),
                 })
             }
             _ => continue,

@@ -46,6 +46,7 @@ fn a_million_random_commands_keep_every_invariant() {
             // The flow must really trade and really reject, or it tests little.
             assert!(stats.trades > 100_000, "{stats:?}");
             assert!(stats.rejections > 10_000, "{stats:?}");
+            assert!(stats.stops_fired > 10_000, "{stats:?}");
         }
         Err(f) => {
             let path = dump(&format!("seed-{seed}"), &f);

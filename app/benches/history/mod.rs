@@ -60,6 +60,7 @@ pub async fn write_history(dir: &std::path::Path, settings: &Settings, events: u
             post_only: false,
             self_trade_prevention: SelfTradePrevention::default(),
             at: at + i,
+            trigger: None,
         });
         for event in book.decide(&command) {
             book.apply(&event);

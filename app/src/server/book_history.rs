@@ -157,6 +157,7 @@ mod tests {
                 post_only: false,
                 self_trade_prevention: SelfTradePrevention::default(),
                 at: 1_700_000_000_000_000 + i * 7_000_000,
+                trigger: None,
             });
             for e in book.decide(&command) {
                 book.apply(&e);

@@ -554,6 +554,7 @@ impl MarketTask {
                     post_only: o.post_only,
                     self_trade_prevention: o.self_trade_prevention,
                     at,
+                    trigger: None,
                 });
                 (command, order_id)
             }
@@ -578,6 +579,7 @@ impl MarketTask {
                     price: *price,
                     quantity: *quantity,
                     at,
+                    trigger_price: None,
                 });
                 (command, *order_id)
             }

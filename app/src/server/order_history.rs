@@ -179,6 +179,18 @@ impl OrderHistory {
                     o.updated_at = a.at;
                 }
             }
+            Event::StopAmended(a) => {
+                if let Some(o) = self.order_mut(symbol, a.order_id) {
+                    o.price = a.price.or(o.price);
+                    o.quantity = a.quantity.or(o.quantity);
+                    o.updated_at = a.at;
+                }
+            }
+            Event::StopTriggered(t) => {
+                if let Some(o) = self.order_mut(symbol, t.order_id) {
+                    o.updated_at = t.at;
+                }
+            }
             Event::OrderFilled(f) => {
                 if let Some(o) = self.order_mut(symbol, f.order_id) {
                     o.state = OrderState::Filled;
@@ -339,6 +351,7 @@ mod tests {
             post_only: false,
             self_trade_prevention: SelfTradePrevention::CancelTaker,
             at,
+            trigger: None,
         })
     }
 
@@ -358,6 +371,7 @@ mod tests {
             price: Some(d("101")),
             quantity: Some(d("0.5")),
             at: 30,
+            trigger_price: None,
         });
         run(&mut book, &mut h, amend);
         let seller = h.all(7, &OrderFilter::default());

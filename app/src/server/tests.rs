@@ -645,6 +645,7 @@ async fn a_settlement_lost_in_a_crash_is_made_exactly_once_at_restart() {
             post_only: false,
             self_trade_prevention: SelfTradePrevention::CancelTaker,
             at: 2,
+            trigger: None,
         };
         let decision = book.decide(&Command::Place(place.clone()));
         let trades = decision
@@ -1050,6 +1051,7 @@ async fn older_candles_come_from_every_trade_ever_made() {
                     post_only: false,
                     self_trade_prevention: SelfTradePrevention::default(),
                     at,
+                    trigger: None,
                 });
                 for e in book.decide(&command) {
                     book.apply(&e);
