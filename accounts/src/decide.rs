@@ -1,7 +1,7 @@
 //! Decisions: what a request does to the ledger, as events, without
 //! changing it.
 
-use orderbook::{AccountId, Event, MarketSpec, OrderAmended, OrderId, Side, Timestamp};
+use orderbook::{AccountId, Event, MarketSpec, OrderId, Side, Timestamp};
 use rust_decimal::Decimal;
 
 use crate::config::{Faucet, Fees, Role};
@@ -275,30 +275,38 @@ impl Ledger {
             }
             // The order now needs what its new terms cost; it was made to
             // hold at least that before the amendment went to the book, and
-            // what it holds beyond goes back.
-            Event::OrderAmended(a) => {
-                if !fresh(a.account) {
+            // what it holds beyond goes back. (A held stop order amended the
+            // same way: its reservation follows its terms too.)
+            Event::OrderAmended(_) | Event::StopAmended(_) => {
+                let (account, order_id, at) = match event {
+                    Event::OrderAmended(a) => (a.account, a.order_id, a.at),
+                    Event::StopAmended(a) => (a.account, a.order_id, a.at),
+                    _ => unreachable!("matched just above"),
+                };
+                if !fresh(account) {
                     return Vec::new();
                 }
                 let Some(r) = self
-                    .account(a.account)
-                    .and_then(|acc| acc.reservations.get(&(symbol.to_string(), a.order_id)))
+                    .account(account)
+                    .and_then(|acc| acc.reservations.get(&(symbol.to_string(), order_id)))
                 else {
                     return Vec::new();
                 };
-                let (_, need) = amend_cost(market, a);
+                let Some((_, need)) = amend_cost(market, event) else {
+                    return Vec::new();
+                };
                 let excess = r.amount - need;
                 if excess <= Decimal::ZERO {
                     return Vec::new();
                 }
                 vec![AccountEvent::ReservationChanged {
-                    account: a.account,
+                    account,
                     symbol: symbol.to_string(),
-                    order_id: a.order_id,
+                    order_id,
                     asset: r.asset.clone(),
                     change: -excess,
                     market_revision: Some(revision),
-                    at: a.at,
+                    at,
                 }]
             }
             // The order closed: whatever its reservation still holds goes back.
@@ -321,16 +329,24 @@ impl Ledger {
     }
 }
 
-/// What an open order must hold once amended to `amended`'s terms:
+/// What an open order must hold once amended by `event` (an
+/// `OrderAmended`, or a `StopAmended` of an order held for its trigger):
 /// `(asset, amount)`. A buy holds its new price times its new open
-/// quantity in quote, a sell its new open quantity of base.
-pub fn amend_cost(market: &MarketSpec, amended: &OrderAmended) -> (String, Decimal) {
-    match amended.side {
-        Side::Buy => (
-            market.quote.clone(),
-            (amended.price * amended.quantity).normalize(),
-        ),
-        Side::Sell => (market.base.clone(), amended.quantity),
+/// quantity in quote, a sell its new open quantity of base. `None` for any
+/// other event, and for a held order whose cost the amendment cannot
+/// change (a stop-market buy holds the quote amount it will spend).
+pub fn amend_cost(market: &MarketSpec, event: &Event) -> Option<(String, Decimal)> {
+    let (side, price, quantity) = match event {
+        Event::OrderAmended(a) => (a.side, Some(a.price), Some(a.quantity)),
+        Event::StopAmended(a) => (a.side, a.price, a.quantity),
+        _ => return None,
+    };
+    match (side, price, quantity) {
+        (Side::Buy, Some(price), Some(quantity)) => {
+            Some((market.quote.clone(), (price * quantity).normalize()))
+        }
+        (Side::Sell, _, Some(quantity)) => Some((market.base.clone(), quantity)),
+        _ => None,
     }
 }
 

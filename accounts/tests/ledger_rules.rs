@@ -86,8 +86,9 @@ impl Venue {
             self.apply(&[e]);
         }
         // An amendment that needs more holds it before the book sees it.
-        if let Some(Event::OrderAmended(a)) = decided.first() {
-            let (_, need) = amend_cost(&self.books[&symbol].market().spec, a);
+        if let Some(first @ Event::OrderAmended(a)) = decided.first() {
+            let spec = &self.books[&symbol].market().spec;
+            let (_, need) = amend_cost(spec, first).expect("an amendment has a cost");
             let more = self
                 .ledger
                 .reserve_more(a.account, &symbol, a.order_id, need, a.at)

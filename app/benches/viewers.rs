@@ -53,6 +53,7 @@ fn order(side: Side) -> OrderRequest {
         time_in_force: None,
         post_only: false,
         self_trade_prevention: Default::default(),
+        trigger: None,
     }
 }
 

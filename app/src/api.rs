@@ -167,18 +167,29 @@ pub struct BalanceView {
     pub total: String,
 }
 
-/// One of the caller's orders resting on a book.
+/// One of the caller's open orders: resting on a book, or (a stop or
+/// take-profit) waiting for its trigger.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OpenOrderView {
     pub symbol: String,
     pub order_id: u64,
     pub side: String,
+    /// `limit` or `market` (a stop-market waiting).
+    pub order_type: String,
+    /// The limit price; empty for a stop-market.
     pub price: String,
+    /// Base quantity; empty for a stop-market buy sized by quote amount.
     pub quantity: String,
+    /// The quote amount a stop-market buy will spend.
+    pub quote_amount: Option<String>,
     pub filled: String,
     /// What is still open: `quantity - filled`.
     pub remaining: String,
+    /// `open`, `partially filled`, or `waiting` (for its trigger).
     pub status: String,
+    /// `stop` or `take_profit`, with its trigger price, while waiting.
+    pub trigger: Option<String>,
+    pub trigger_price: Option<String>,
     pub at_ms: u64,
 }
 
@@ -208,6 +219,11 @@ pub struct OrderRecordView {
     pub side: String,
     /// `limit` or `market`.
     pub order_type: String,
+    /// `stop` or `take_profit` for an order that waited for a trigger, with
+    /// its trigger price (after any amendment) and when it fired.
+    pub trigger: Option<String>,
+    pub trigger_price: Option<String>,
+    pub triggered_ms: Option<u64>,
     /// `GTC`, `IOC` or `FOK`; none for a refused order.
     pub time_in_force: Option<String>,
     pub price: Option<String>,
@@ -268,4 +284,8 @@ pub struct OrderForm {
     /// `cancel_taker` (the default), `cancel_maker` or `cancel_both`: what
     /// happens when the order would trade with the trader's own.
     pub self_trade_prevention: Option<String>,
+    /// The trigger price of a stop or take-profit order (`order_type`
+    /// `stop_limit`, `stop_market`, `take_profit_limit` or
+    /// `take_profit_market`).
+    pub trigger_price: Option<String>,
 }

@@ -339,11 +339,12 @@ mod page {
                         let id = o.order_id.map(|i| i.to_string());
                         let shown_id = id.clone().unwrap_or_else(|| "—".into());
                         let reason = o.reason.clone();
+                        let kind = kind(&o);
                         view! {
                             <tr data-state=o.state.clone() data-order-id=id>
                                 <td>{utc_time(o.placed_ms)}</td><td>{o.symbol}</td><td>{shown_id}</td>
                                 <td class=o.side.clone()>{o.side.clone()}</td>
-                                <td>{o.order_type} " " {o.time_in_force}</td>
+                                <td>{kind} " " {o.time_in_force}</td>
                                 <td class="num">{o.price.unwrap_or_else(|| "market".into())}</td>
                                 <td class="num">{size}</td><td class="num filled">{o.filled}</td>
                                 <td class="num">{o.average_price}</td><td class="num">{fee}</td>
@@ -359,6 +360,25 @@ mod page {
             </table>
         }
         .into_any()
+    }
+
+    /// An order's type, with the trigger it waited for (and whether it
+    /// fired): "stop market at 105 (fired)".
+    fn kind(o: &OrderRecordView) -> String {
+        let Some(trigger) = &o.trigger else {
+            return o.order_type.clone();
+        };
+        let price = o.trigger_price.clone().unwrap_or_default();
+        let fired = if o.triggered_ms.is_some() {
+            " (fired)"
+        } else {
+            ""
+        };
+        format!(
+            "{} {} at {price}{fired}",
+            trigger.replace('_', "-"),
+            o.order_type
+        )
     }
 
     /// An order's fills, folded away under their count.

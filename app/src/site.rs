@@ -21,7 +21,9 @@ use crate::feed_socket;
 use crate::live_market::MarketFeed;
 use crate::server::feed_limits::{FeedLimits, SocketCounts};
 use crate::server::history_export::{self, Export};
-use crate::server::{Connection, Exchange, MAX_OPEN_ORDERS, SessionPolicy, Settings, simulator};
+use crate::server::{
+    Connection, Exchange, MAX_OPEN_ORDERS, MAX_STOP_ORDERS, SessionPolicy, Settings, simulator,
+};
 use crate::shell::{App, not_found, shell};
 
 /// How the server is configured: every flag also reads an environment
@@ -84,6 +86,10 @@ pub struct Config {
     /// Orders one account may have open at once, over all markets.
     #[arg(long, env = "EXCHANGE_MAX_OPEN_ORDERS", default_value_t = MAX_OPEN_ORDERS)]
     pub max_open_orders: usize,
+    /// Stop and take-profit orders one account may have waiting for their
+    /// trigger at once, over all markets (they count as open orders too).
+    #[arg(long, env = "EXCHANGE_MAX_STOP_ORDERS", default_value_t = MAX_STOP_ORDERS)]
+    pub max_stop_orders: usize,
     /// Send the session cookie only over TLS (`Secure`): set it when the
     /// server runs behind HTTPS.
     #[arg(long, env = "EXCHANGE_SECURE_COOKIES")]
@@ -311,6 +317,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut settings = Settings::load(&config.config)?;
     settings.sessions = config.session_policy();
     settings.max_open_orders = config.max_open_orders.max(1);
+    settings.max_stop_orders = config.max_stop_orders;
     let markets = settings.markets.clone();
     let exchange = Exchange::start(settings, config.connection()).await?;
     if config.simulate {

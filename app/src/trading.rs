@@ -48,20 +48,23 @@ pub async fn cancel_order(symbol: String, order_id: u64) -> Result<String, UserE
 
 /// Changes one of the caller's open orders: a new price and/or a new open
 /// quantity (a smaller quantity at the same price keeps its place in the
-/// queue; anything else goes to the back, and a price that crosses trades).
+/// queue; anything else goes to the back, and a price that crosses trades),
+/// and for a stop or take-profit waiting for its trigger a new trigger
+/// price.
 #[server(endpoint = "amend_order")]
 pub async fn amend_order(
     symbol: String,
     order_id: u64,
     price: Option<String>,
     quantity: Option<String>,
+    trigger_price: Option<String>,
 ) -> Result<String, UserError> {
     use crate::server::context::current_account;
     use crate::server::orders::{amendment, describe_amendment, field_error};
     let (exchange, account) = current_account().await?;
-    let (price, quantity) = amendment(&price, &quantity)?;
+    let (price, quantity, trigger_price) = amendment(&price, &quantity, &trigger_price)?;
     let outcome = exchange
-        .amend(account, &symbol, order_id, price, quantity)
+        .amend(account, &symbol, order_id, price, quantity, trigger_price)
         .await
         .map_err(|e| field_error(e, false, exchange.market_spec(&symbol)))?;
     Ok(describe_amendment(&outcome, exchange.market_spec(&symbol)))
@@ -213,7 +216,10 @@ fn OrderEntry(
         }
     });
     let side = RwSignal::new("buy".to_string());
-    let is_market = move || order_type.get() == "market";
+    // `market` and `stop_market`, `take_profit_market`; `stop_*` and
+    // `take_profit_*` wait for a trigger.
+    let is_market = move || order_type.with(|t| t.ends_with("market"));
+    let has_trigger = move || order_type.with(|t| t.starts_with("stop") || t.starts_with("take"));
     let result = place.value();
     let ok = move || result.get().and_then(Result::ok);
     let field = move |name: &'static str,
@@ -261,10 +267,27 @@ fn OrderEntry(
                     <select id="order-type" name="order_type" node_ref=type_select on:change=move |ev| order_type.set(event_target_value(&ev))>
                         <option value="limit">"Limit"</option>
                         <option value="market">"Market"</option>
+                        <option value="stop_limit">"Stop-limit"</option>
+                        <option value="stop_market">"Stop-market"</option>
+                        <option value="take_profit_limit">"Take-profit limit"</option>
+                        <option value="take_profit_market">"Take-profit market"</option>
                     </select>
                 </div>
+                {field(
+                    "trigger_price",
+                    "Trigger price (the last trade price that starts it)",
+                    Signal::derive(move || !has_trigger()),
+                    NodeRef::new(),
+                )}
                 {field("price", "Price", Signal::derive(is_market), price_input)}
-                {field("quantity", "Quantity", Signal::derive(|| false), quantity_input)}
+                // A stop-market buy is sized by what it may spend: that much is
+                // held until it fires.
+                {field(
+                    "quantity",
+                    "Quantity",
+                    Signal::derive(move || has_trigger() && is_market() && side.get() == "buy"),
+                    quantity_input,
+                )}
                 {field(
                     "quote_amount",
                     "Amount to spend (market buys, instead of quantity)",
@@ -289,7 +312,7 @@ fn OrderEntry(
                     </select>
                     <p class="field-error" role="alert">{error_for(result, Some("self_trade_prevention"))}</p>
                 </div>
-                <div class="field checkbox" hidden=is_market>
+                <div class="field checkbox" hidden=move || is_market() || has_trigger()>
                     <input id="order-post-only" type="checkbox" name="post_only" value="on" />
                     <label for="order-post-only">"Post only (never take liquidity)"</label>
                     <p class="field-error" role="alert">{error_for(result, Some("post_only"))}</p>
@@ -368,14 +391,31 @@ fn OpenOrders(
                     // next poll unless that very order changed.
                     <For each=move || rows.get() key=|o| o.clone() let:o>{{
                         let label = format!("Cancel order {}", o.order_id);
-                        let (amend_price, amend_quantity) =
-                            (format!("amend-{}-price", o.order_id), format!("amend-{}-quantity", o.order_id));
+                        let (amend_price, amend_quantity, amend_trigger) = (
+                            format!("amend-{}-price", o.order_id),
+                            format!("amend-{}-quantity", o.order_id),
+                            format!("amend-{}-trigger", o.order_id),
+                        );
+                        // A stop or take-profit waiting: what starts it, and
+                        // a new trigger price in its amendment.
+                        let waiting = o.trigger.clone().map(|kind| {
+                            let at = o.trigger_price.clone().unwrap_or_default();
+                            (format!("waiting: {} at {at}", kind.replace('_', "-")), at)
+                        });
+                        let shown_price = if o.price.is_empty() { "market".to_string() } else { o.price.clone() };
+                        let status = waiting.as_ref().map_or(o.status.clone(), |w| w.0.clone());
+                        let no_price = o.price.is_empty();
+                        let trigger_input = waiting.map(|(_, at)| view! {
+                            <label for=amend_trigger.clone()>"New trigger price"</label>
+                            <input id=amend_trigger name="trigger_price" inputmode="decimal" autocomplete="off" value=at />
+                        });
+                        let size = o.quote_amount.clone().map_or(o.quantity.clone(), |q| format!("{q} (quote)"));
                         view! {
                             <tr data-order-id=o.order_id.to_string()>
                                 <td>{o.order_id}</td><td>{o.symbol.clone()}</td>
                                 <td class=o.side.clone()>{o.side.clone()}</td>
-                                <td class="num">{o.price.clone()}</td><td class="num">{o.quantity}</td>
-                                <td class="num filled">{o.filled}</td><td class="status">{o.status}</td>
+                                <td class="num">{shown_price}</td><td class="num">{size}</td>
+                                <td class="num filled">{o.filled}</td><td class="status">{status}</td>
                                 <td class="order-actions">
                                     <form action=CancelOrder::url() method="post" on:submit=move |ev| submit_to(cancel, &ev)>
                                         <input type="hidden" name="symbol" value=o.symbol.clone() />
@@ -387,8 +427,9 @@ fn OpenOrders(
                                         <form action=AmendOrder::url() method="post" on:submit=move |ev| submit_to(amend, &ev)>
                                             <input type="hidden" name="symbol" value=o.symbol />
                                             <input type="hidden" name="order_id" value=o.order_id.to_string() />
-                                            <label for=amend_price.clone()>"New price"</label>
-                                            <input id=amend_price name="price" inputmode="decimal" autocomplete="off" value=o.price.clone() />
+                                            {trigger_input}
+                                            <label for=amend_price.clone() hidden=no_price>"New price"</label>
+                                            <input id=amend_price name="price" inputmode="decimal" autocomplete="off" value=o.price.clone() hidden=no_price />
                                             <label for=amend_quantity.clone()>"Open quantity"</label>
                                             <input id=amend_quantity name="quantity" inputmode="decimal" autocomplete="off" value=o.remaining />
                                             <button type="submit" class="secondary">"Save"</button>

@@ -214,11 +214,57 @@ test('the history pages back through every order, filters, and downloads as CSV'
   expect(download.suggestedFilename()).toBe('orders.csv');
   const csv = readFileSync(await download.path(), 'utf8').trim().split('\r\n');
   expect(csv[0]).toBe(
-    'placed_at,updated_at,market,order_id,side,type,time_in_force,price,quantity,quote_amount,filled,average_price,fee,fee_asset,state,reason',
+    'placed_at,updated_at,market,order_id,side,type,time_in_force,price,quantity,quote_amount,filled,average_price,fee,fee_asset,state,reason,trigger,trigger_price,triggered_at',
   );
   expect(csv).toHaveLength(54);
   expect(csv[1]).toContain(',rejected,"insufficient USD: 9934.74 available, 150000 needed"');
   await history.screenshot({ path: testInfo.outputPath('history-orders.png') });
   await history.getByRole('link', { name: 'Back to trading' }).click();
   await expect(history.getByRole('link', { name: 'History' })).toBeVisible();
+});
+
+test("a stop order waits, is amended, and fires when another trader's trade reaches it", async ({ browser }, testInfo) => {
+  // The last trade so far: 0.01 at 151, into Carol's bids (150, 149, ... each 0.01).
+  const erin = await signUp(browser, 'erin');
+  await erin.getByRole('radio', { name: 'Sell' }).check();
+  await erin.getByLabel('Order type').selectOption('stop_market');
+  await expect(erin.getByLabel('Price', { exact: true })).toBeHidden();
+  await erin.getByLabel('Trigger price').fill('151.5');
+  await erin.getByLabel('Quantity', { exact: true }).fill('0.01');
+  await erin.getByRole('button', { name: 'Place sell order' }).click();
+  // Already reached by the last trade (151): refused beside the trigger.
+  await expect(erin.locator('#order-trigger_price-error')).toContainText('already reached');
+  await erin.getByLabel('Trigger price').fill('150');
+  await erin.getByRole('button', { name: 'Place sell order' }).click();
+  await expect(erin.getByTestId('order-result')).toHaveText(
+    /^Order \d+ waits for its trigger: it enters when a trade is at or below 150\.$/,
+  );
+  const row = erin.locator('table.open-orders tbody tr');
+  await expect(row).toHaveCount(1);
+  const id = await row.getAttribute('data-order-id');
+  await expect(row.locator('td.status')).toHaveText('waiting: stop at 150');
+  await expect(balance(erin, 'BTC', 'reserved')).toHaveText('0.01');
+
+  // A new trigger from the table.
+  await erin.getByLabel(`Amend order ${id}`).click();
+  const amend = row.locator('details.amend form');
+  await expect(amend.getByLabel('New price')).toBeHidden();
+  await amend.getByLabel('New trigger price').fill('150.5');
+  await amend.getByRole('button', { name: 'Save' }).click();
+  await expect(erin.getByTestId('amend-result')).toHaveText(`Order ${id} now waits for 150.5, quantity 0.01.`);
+  await expect(row.locator('td.status')).toHaveText('waiting: stop at 150.5');
+  await erin.screenshot({ path: testInfo.outputPath('stop-waiting.png') });
+
+  // Another trader sells into Carol's bid at 150: that trade reaches the
+  // trigger, and Erin's stop sells into the next bid, 149, at once.
+  const frank = await trader(server.url, 'frank');
+  await limit(frank, 'BTC-USD', 'sell', '150', '0.01');
+  await expect(row).toHaveCount(0);
+  const fill = erin.locator('table.fills tbody tr');
+  await expect(fill).toHaveCount(1);
+  await expect(fill.locator('td').nth(4)).toHaveText('149');
+  await expect(fill.locator('td').nth(3)).toHaveText('taker');
+  await expect(balance(erin, 'BTC', 'reserved')).toHaveText('0');
+  await expect(balance(erin, 'BTC', 'available')).toHaveText('0.99');
+  await erin.screenshot({ path: testInfo.outputPath('stop-fired.png') });
 });

@@ -36,7 +36,8 @@ impl From<ExchangeError> for UserError {
             ExchangeError::Account(_)
             | ExchangeError::Rejected(_)
             | ExchangeError::NoLiquidity { .. }
-            | ExchangeError::TooManyOpenOrders(_) => 400,
+            | ExchangeError::TooManyOpenOrders(_)
+            | ExchangeError::TooManyStopOrders(_) => 400,
         };
         UserError::answering(status, field, e.to_string())
     }

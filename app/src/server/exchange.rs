@@ -31,7 +31,7 @@ use super::settings::Settings;
 use super::streams::{Direction, StreamError, load_market, market_stream, read_market};
 use super::views::{
     account_view, depth_view, fill_view, market_view, open_order_view, order_record_view,
-    trade_view,
+    stop_order_view, trade_view,
 };
 use crate::api::{
     AccountView, CandleHistory, DepthView, MarketSnapshot, MarketView, OrderHistoryPage,
@@ -108,6 +108,7 @@ struct Inner {
     login_limits: std::sync::Mutex<LoginLimits>,
     sessions: SessionPolicy,
     max_open_orders: usize,
+    max_stop_orders: usize,
     /// When each session (by token hash) was last used on this server.
     /// Not in the log: after a restart a session's idle time starts again.
     last_seen: std::sync::Mutex<HashMap<String, Instant>>,
@@ -162,10 +163,14 @@ impl Exchange {
         for market in &settings.markets {
             let symbol = market.symbol.to_string();
             let book = Book::replay(market.clone(), preloaded[&symbol].iter());
+            // Open orders: resting, or held for their trigger. A
+            // reservation of any other order never reached the book.
+            let held = book.stop_orders();
             let resting: HashSet<(AccountId, OrderId)> = book
                 .resting_orders()
                 .iter()
                 .map(|o| (o.account, o.order_id))
+                .chain(held.iter().map(|o| (o.account, o.order_id)))
                 .collect();
             let at = now_micros();
             let reconcile = symbol.clone();
@@ -206,6 +211,7 @@ impl Exchange {
             login_limits: Default::default(),
             sessions: settings.sessions,
             max_open_orders: settings.max_open_orders,
+            max_stop_orders: settings.max_stop_orders,
             last_seen: Default::default(),
             markets,
             store: std::sync::Mutex::new(embedded),
@@ -463,8 +469,14 @@ impl Exchange {
     ) -> Result<CommandOutcome, ExchangeError> {
         let market = self.market(symbol)?;
         let open = self.open_orders(account, None).len();
+        let waiting = match order.trigger {
+            Some(_) => self.stop_orders(account).len(),
+            None => 0,
+        };
         let result = if open >= self.0.max_open_orders {
             Err(ExchangeError::TooManyOpenOrders(open))
+        } else if order.trigger.is_some() && waiting >= self.0.max_stop_orders {
+            Err(ExchangeError::TooManyStopOrders(waiting))
         } else {
             market.send(account, Action::Place(order.clone())).await
         };
@@ -527,6 +539,21 @@ impl Exchange {
         })
     }
 
+    /// The account's stop and take-profit orders waiting for their trigger,
+    /// in every market.
+    fn stop_orders(&self, account: AccountId) -> Vec<(String, orderbook::StopOrder)> {
+        let mut out = Vec::new();
+        for (symbol, market) in &self.0.markets {
+            let book = market.book();
+            let mine = book
+                .stop_orders()
+                .into_iter()
+                .filter(|o| o.account == account);
+            out.extend(mine.map(|o| (symbol.clone(), o)));
+        }
+        out
+    }
+
     /// Cancels every open order of the account in one market, or in all of
     /// them; answers how many were cancelled. An order that filled or was
     /// cancelled meanwhile is passed over.
@@ -560,7 +587,8 @@ impl Exchange {
             .await
     }
 
-    /// Gives a resting order a new price and/or open quantity.
+    /// Gives a resting order a new price and/or open quantity; an order
+    /// waiting for its trigger a new trigger price too.
     pub async fn amend(
         &self,
         account: AccountId,
@@ -568,11 +596,13 @@ impl Exchange {
         order_id: OrderId,
         price: Option<Decimal>,
         quantity: Option<Decimal>,
+        trigger_price: Option<Decimal>,
     ) -> Result<CommandOutcome, ExchangeError> {
         let action = Action::Amend {
             order_id,
             price,
             quantity,
+            trigger_price,
         };
         self.market(symbol)?.send(account, action).await
     }
@@ -792,6 +822,8 @@ impl Exchange {
             // done and waiting for settlement. Either way not resting.
             if let Some(o) = book.order(*order_id).filter(|o| o.account == account) {
                 open_orders.push(open_order_view(symbol, &o));
+            } else if let Some(o) = book.stop_order(*order_id).filter(|o| o.account == account) {
+                open_orders.push(stop_order_view(symbol, &o));
             }
         }
         self.0

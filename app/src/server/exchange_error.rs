@@ -31,6 +31,11 @@ pub enum ExchangeError {
     },
     #[error("you have {0} open orders, the most an account may have; cancel some first")]
     TooManyOpenOrders(usize),
+    #[error(
+        "you have {0} stop orders waiting for their trigger, the most an account may have; \
+         cancel some first"
+    )]
+    TooManyStopOrders(usize),
     #[error("the exchange could not record this just now; nothing was changed, please try again")]
     Unavailable,
     #[error(
@@ -51,6 +56,7 @@ impl ExchangeError {
                 | ExchangeError::Account(AccountError::InsufficientFunds { .. })
                 | ExchangeError::NoLiquidity { .. }
                 | ExchangeError::TooManyOpenOrders(_)
+                | ExchangeError::TooManyStopOrders(_)
         )
     }
 }

@@ -47,6 +47,7 @@ fn limit(side: orderbook::Side, price: u64, qty: &str) -> OrderRequest {
         time_in_force: None,
         post_only: false,
         self_trade_prevention: Default::default(),
+        trigger: None,
     }
 }
 

@@ -16,7 +16,7 @@ use crate::api::{FillView, OrderRecordView};
 use crate::chart::labels::rfc3339;
 
 /// The columns of `orders.csv`, in order.
-pub const ORDER_COLUMNS: [&str; 16] = [
+pub const ORDER_COLUMNS: [&str; 19] = [
     "placed_at",
     "updated_at",
     "market",
@@ -33,6 +33,9 @@ pub const ORDER_COLUMNS: [&str; 16] = [
     "fee_asset",
     "state",
     "reason",
+    "trigger",
+    "trigger_price",
+    "triggered_at",
 ];
 
 /// The columns of `trades.csv`, in order.
@@ -169,6 +172,9 @@ pub fn orders_csv(orders: &[OrderRecordView]) -> String {
                 &opt(&o.fee_asset),
                 &o.state,
                 &opt(&o.reason),
+                &opt(&o.trigger),
+                &opt(&o.trigger_price),
+                &o.triggered_ms.map(rfc3339).unwrap_or_default(),
             ],
         );
     }

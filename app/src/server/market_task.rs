@@ -32,7 +32,7 @@ use accounts::{amend_cost, order_cost};
 use eventstore::Client;
 use orderbook::{
     AccountId, AmendOrder, Book, CancelOrder, Command, Event, Market, OrderId, OrderType,
-    PlaceOrder, SelfTradePrevention, Side, TimeInForce,
+    PlaceOrder, SelfTradePrevention, Side, TimeInForce, Trigger,
 };
 use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
@@ -63,17 +63,21 @@ pub struct OrderRequest {
     pub post_only: bool,
     /// What happens when it would trade with the same account's order.
     pub self_trade_prevention: SelfTradePrevention,
+    /// A stop or take-profit: held off the book until a trade reaches it.
+    pub trigger: Option<Trigger>,
 }
 
 /// What a trader asks one market to do.
 pub enum Action {
     Place(OrderRequest),
     Cancel(OrderId),
-    /// A new price and/or open quantity for a resting order.
+    /// A new price and/or open quantity for a resting order (and a new
+    /// trigger price for one held for its trigger).
     Amend {
         order_id: OrderId,
         price: Option<Decimal>,
         quantity: Option<Decimal>,
+        trigger_price: Option<Decimal>,
     },
 }
 
@@ -554,7 +558,7 @@ impl MarketTask {
                     post_only: o.post_only,
                     self_trade_prevention: o.self_trade_prevention,
                     at,
-                    trigger: None,
+                    trigger: o.trigger,
                 });
                 (command, order_id)
             }
@@ -571,6 +575,7 @@ impl MarketTask {
                 order_id,
                 price,
                 quantity,
+                trigger_price,
             } => {
                 let command = Command::Amend(AmendOrder {
                     symbol,
@@ -579,15 +584,18 @@ impl MarketTask {
                     price: *price,
                     quantity: *quantity,
                     at,
-                    trigger_price: None,
+                    trigger_price: *trigger_price,
                 });
                 (command, *order_id)
             }
         };
         // A market order with nothing on the other side would reserve
         // nothing and do nothing: refuse it instead of accepting it empty.
+        // (A stop-market waits for its trigger, and is sized so that it
+        // reserves what it may spend: see `OrderForm::parse`.)
         if let Action::Place(o) = &request.action
             && o.order_type == OrderType::Market
+            && o.trigger.is_none()
         {
             let depth = state.book.depth(1);
             let other = match o.side {
@@ -641,8 +649,10 @@ impl MarketTask {
         // An amendment that needs more holds it before it reaches the book;
         // what it no longer needs is given back when it is settled.
         let mut reserved_more = Decimal::ZERO;
-        if let Some(Event::OrderAmended(amended)) = decision.first() {
-            let (_, need) = amend_cost(&self.market.spec, amended);
+        if let Some((_, need)) = decision
+            .first()
+            .and_then(|first| amend_cost(&self.market.spec, first))
+        {
             let account = request.account;
             let symbol = self.symbol().to_string();
             let result = self

@@ -37,5 +37,5 @@ pub use market_data::HISTORY_LIMIT;
 pub use market_task::{CommandOutcome, OrderRequest};
 pub use order_history::OrderFilter;
 pub use session::SessionPolicy;
-pub use settings::{MAX_OPEN_ORDERS, Settings, SettingsError};
+pub use settings::{MAX_OPEN_ORDERS, MAX_STOP_ORDERS, Settings, SettingsError};
 pub use views::depth_view;

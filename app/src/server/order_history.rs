@@ -16,7 +16,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use accounts::AccountEvent;
-use orderbook::{AccountId, CancelReason, Event, OrderId, OrderType, Side, TimeInForce, Timestamp};
+use orderbook::{
+    AccountId, CancelReason, Event, OrderId, OrderType, Side, TimeInForce, Timestamp, Trigger,
+};
 use rust_decimal::Decimal;
 
 use super::live_tail::{Decoded, LiveTail, Streams};
@@ -85,6 +87,10 @@ pub struct OrderRecord {
     pub filled: Decimal,
     pub filled_quote: Decimal,
     pub state: OrderState,
+    /// A stop or take-profit order's trigger (its price after any
+    /// amendment), and when it fired.
+    pub trigger: Option<Trigger>,
+    pub triggered_at: Option<Timestamp>,
     pub placed_at: Timestamp,
     /// The last time anything happened to it.
     pub updated_at: Timestamp,
@@ -158,6 +164,8 @@ impl OrderHistory {
                     filled: Decimal::ZERO,
                     filled_quote: Decimal::ZERO,
                     state: OrderState::Open,
+                    trigger: a.trigger,
+                    triggered_at: None,
                     placed_at: a.at,
                     updated_at: a.at,
                 });
@@ -183,11 +191,15 @@ impl OrderHistory {
                 if let Some(o) = self.order_mut(symbol, a.order_id) {
                     o.price = a.price.or(o.price);
                     o.quantity = a.quantity.or(o.quantity);
+                    if let Some(t) = &mut o.trigger {
+                        t.price = a.trigger_price;
+                    }
                     o.updated_at = a.at;
                 }
             }
             Event::StopTriggered(t) => {
                 if let Some(o) = self.order_mut(symbol, t.order_id) {
+                    o.triggered_at = Some(t.at);
                     o.updated_at = t.at;
                 }
             }
@@ -238,6 +250,8 @@ impl OrderHistory {
                     filled: Decimal::ZERO,
                     filled_quote: Decimal::ZERO,
                     state: OrderState::Rejected(reason.clone()),
+                    trigger: None,
+                    triggered_at: None,
                     placed_at: *at,
                     updated_at: *at,
                 });

@@ -4,7 +4,7 @@
 
 use orderbook::{
     CancelReason, Event, MarketSpec, OrderType, RejectReason, SelfTradePrevention, Side,
-    TimeInForce,
+    TimeInForce, Trigger, TriggerKind,
 };
 use rust_decimal::Decimal;
 
@@ -27,20 +27,47 @@ fn decimal(field: &str, value: &Option<String>) -> Result<Option<Decimal>, UserE
     }
 }
 
+/// The order types the form offers: what the order enters as, and the
+/// trigger it waits for first, if any.
+const ORDER_TYPES: [(&str, OrderType, Option<TriggerKind>); 6] = [
+    ("limit", OrderType::Limit, None),
+    ("market", OrderType::Market, None),
+    ("stop_limit", OrderType::Limit, Some(TriggerKind::Stop)),
+    ("stop_market", OrderType::Market, Some(TriggerKind::Stop)),
+    (
+        "take_profit_limit",
+        OrderType::Limit,
+        Some(TriggerKind::TakeProfit),
+    ),
+    (
+        "take_profit_market",
+        OrderType::Market,
+        Some(TriggerKind::TakeProfit),
+    ),
+];
+
 impl OrderForm {
     /// Reads the form. A market order ignores the fields the form hides
     /// for it (price, post-only, good-till-cancelled); a limit order
-    /// ignores the quote amount.
+    /// ignores the quote amount; an order without a trigger ignores the
+    /// trigger price.
+    ///
+    /// A stop or take-profit market order must reserve at placement what
+    /// it may spend, before anyone knows the prices it will trade at: a buy
+    /// is sized by the quote amount to spend, a sell by its quantity.
     pub fn parse(&self) -> Result<OrderRequest, UserError> {
         let side = match self.side.as_str() {
             "buy" => Side::Buy,
             "sell" => Side::Sell,
             _ => return Err(UserError::field("side", "choose buy or sell")),
         };
-        let order_type = match self.order_type.as_str() {
-            "limit" => OrderType::Limit,
-            "market" => OrderType::Market,
-            _ => return Err(UserError::field("order_type", "choose limit or market")),
+        let Some(&(_, order_type, trigger_kind)) = ORDER_TYPES
+            .iter()
+            .find(|(name, ..)| *name == self.order_type)
+        else {
+            let names: Vec<&str> = ORDER_TYPES.iter().map(|t| t.0).collect();
+            let msg = format!("choose an order type of {}", names.join(", "));
+            return Err(UserError::field("order_type", msg));
         };
         let market = order_type == OrderType::Market;
         let time_in_force = match self.time_in_force.as_deref().unwrap_or("") {
@@ -64,6 +91,27 @@ impl OrderForm {
         if !market && price.is_none() {
             return Err(UserError::field("price", "enter a limit price"));
         }
+        let trigger = match trigger_kind {
+            None => None,
+            Some(kind) => match decimal("trigger_price", &self.trigger_price)? {
+                Some(price) => Some(Trigger { kind, price }),
+                None => return Err(UserError::field("trigger_price", "enter a trigger price")),
+            },
+        };
+        let (quantity, quote_amount) = match (trigger, market, side) {
+            (Some(_), true, Side::Buy) => match quote_amount {
+                Some(q) => (None, Some(q)),
+                None => {
+                    return Err(UserError::field(
+                        "quote_amount",
+                        "a stop-market buy is sized by the amount to spend (its prices are \
+                         not known until it fires, and the amount is held until then)",
+                    ));
+                }
+            },
+            (Some(_), true, Side::Sell) => (quantity, None),
+            _ => (quantity, quote_amount),
+        };
         if quantity.is_none() && quote_amount.is_none() {
             let msg = if market && side == Side::Buy {
                 "enter a quantity or an amount to spend"
@@ -92,21 +140,27 @@ impl OrderForm {
             time_in_force,
             post_only: !market && self.post_only.as_deref().is_some_and(|v| !v.is_empty()),
             self_trade_prevention,
+            trigger,
         })
     }
 }
 
-/// An amendment's fields: a new price and/or a new open quantity, at least
-/// one of them.
+/// What an amendment changes.
+type Amendment = (Option<Decimal>, Option<Decimal>, Option<Decimal>);
+
+/// An amendment's fields: a new price, a new open quantity and (for an
+/// order waiting for its trigger) a new trigger price, at least one.
 pub fn amendment(
     price: &Option<String>,
     quantity: &Option<String>,
-) -> Result<(Option<Decimal>, Option<Decimal>), UserError> {
+    trigger_price: &Option<String>,
+) -> Result<Amendment, UserError> {
     let (price, quantity) = (decimal("price", price)?, decimal("quantity", quantity)?);
-    if price.is_none() && quantity.is_none() {
+    let trigger_price = decimal("trigger_price", trigger_price)?;
+    if price.is_none() && quantity.is_none() && trigger_price.is_none() {
         return Err(UserError::field("price", "enter a new price or quantity"));
     }
-    Ok((price, quantity))
+    Ok((price, quantity, trigger_price))
 }
 
 /// A refusal, as a message beside the field that caused it (for an order
@@ -128,9 +182,15 @@ pub fn field_error(
                     "quote_amount"
                 }
                 R::FillOrKillNeedsQuantity | R::MarketOrderCannotRest => "time_in_force",
-                R::PostOnlyNeedsGtcLimit | R::PostOnlyWouldTake => "post_only",
+                R::PostOnlyNeedsGtcLimit | R::PostOnlyWouldTake | R::PostOnlyWithTrigger => {
+                    "post_only"
+                }
+                R::NoLastPrice | R::TriggerAlreadyReached => "trigger_price",
                 // About the order as a whole, not one of its fields.
-                R::UnknownOrder | R::NotOrderOwner | R::AmendmentChangesNothing => {
+                R::UnknownOrder
+                | R::NotOrderOwner
+                | R::AmendmentChangesNothing
+                | R::NotATriggerOrder => {
                     return UserError::new(r.to_string());
                 }
                 _ => "quantity",
@@ -173,8 +233,12 @@ pub fn describe(outcome: &CommandOutcome, market: Option<MarketSpec>) -> String 
     let base = market.map(|m| m.base).unwrap_or_default();
     let (mut filled, mut quote) = (Decimal::ZERO, Decimal::ZERO);
     let mut end = None;
+    let mut waiting = None;
     for e in &outcome.events {
         match e {
+            Event::OrderAccepted(a) if a.order_id == id => {
+                waiting = a.trigger.map(|t| (t, a.side));
+            }
             Event::TradeExecuted(t) if t.taker_order_id == id => {
                 filled += t.quantity;
                 quote += t.price * t.quantity;
@@ -183,6 +247,17 @@ pub fn describe(outcome: &CommandOutcome, market: Option<MarketSpec>) -> String 
             Event::OrderCancelled(c) if c.order_id == id => end = Some(Some(c.reason)),
             _ => {}
         }
+    }
+    if let Some((t, side)) = waiting {
+        let how = if t.kind.fires_rising(side) {
+            "at or above"
+        } else {
+            "at or below"
+        };
+        return format!(
+            "Order {id} waits for its trigger: it enters when a trade is {how} {}.",
+            t.price.normalize()
+        );
     }
     let traded = if filled.is_zero() {
         String::new()
@@ -229,6 +304,17 @@ pub fn describe_amendment(outcome: &CommandOutcome, market: Option<MarketSpec>) 
         _ => None,
     });
     let Some(a) = amended else {
+        if let Some(Event::StopAmended(a)) = outcome.events.first() {
+            let price = a.price.map(|p| format!(", limit {}", p.normalize()));
+            let quantity = a.quantity.map(|q| format!(", quantity {}", q.normalize()));
+            return format!(
+                "Order {} now waits for {}{}{}.",
+                a.order_id,
+                a.trigger_price.normalize(),
+                price.unwrap_or_default(),
+                quantity.unwrap_or_default()
+            );
+        }
         return describe(outcome, market);
     };
     let head = format!(

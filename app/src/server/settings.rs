@@ -27,10 +27,16 @@ pub struct Settings {
     /// Orders one account may have open at once, over all markets (a
     /// server flag too).
     pub max_open_orders: usize,
+    /// Stop and take-profit orders one account may have waiting for their
+    /// trigger at once, over all markets (a server flag too). They count
+    /// among its open orders as well.
+    pub max_stop_orders: usize,
 }
 
 /// The default of [`Settings::max_open_orders`].
 pub const MAX_OPEN_ORDERS: usize = 200;
+/// The default of [`Settings::max_stop_orders`].
+pub const MAX_STOP_ORDERS: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -96,6 +102,7 @@ impl Settings {
             faucet,
             sessions: Default::default(),
             max_open_orders: MAX_OPEN_ORDERS,
+            max_stop_orders: MAX_STOP_ORDERS,
         })
     }
 

@@ -141,6 +141,7 @@ async fn step(
             time_in_force: None,
             post_only: false,
             self_trade_prevention: Default::default(),
+            trigger: None,
         }
     } else {
         // Quote a few ticks away from the mid, on the passive side.
@@ -171,6 +172,7 @@ async fn step(
             time_in_force: None,
             post_only: false,
             self_trade_prevention: Default::default(),
+            trigger: None,
         }
     };
     let limit = order.order_type == OrderType::Limit;

@@ -6,7 +6,7 @@
 use accounts::{Account, Role, TradeSettled};
 use orderbook::{
     CancelReason, Depth, Event, MarketSpec, OrderStatus, OrderType, PriceLevel, RestingOrder, Side,
-    TimeInForce,
+    StopOrder, TimeInForce, TriggerKind,
 };
 use rust_decimal::Decimal;
 
@@ -29,6 +29,13 @@ fn side_name(side: Side) -> &'static str {
     match side {
         Side::Buy => "buy",
         Side::Sell => "sell",
+    }
+}
+
+fn order_type_name(order_type: OrderType) -> &'static str {
+    match order_type {
+        OrderType::Limit => "limit",
+        OrderType::Market => "market",
     }
 }
 
@@ -152,11 +159,10 @@ pub fn order_record_view(o: &OrderRecord, mut fills: Vec<&TradeSettled>) -> Orde
         symbol: o.symbol.clone(),
         order_id: o.order_id,
         side: side_name(o.side).to_string(),
-        order_type: match o.order_type {
-            OrderType::Limit => "limit",
-            OrderType::Market => "market",
-        }
-        .to_string(),
+        order_type: order_type_name(o.order_type).to_string(),
+        trigger: o.trigger.map(|t| trigger_name(t.kind).to_string()),
+        trigger_price: o.trigger.map(|t| amount(t.price)),
+        triggered_ms: o.triggered_at.map(|t| t / 1000),
         time_in_force: o.time_in_force.map(|t| {
             match t {
                 TimeInForce::GoodTillCancelled => "GTC",
@@ -199,7 +205,40 @@ pub fn open_order_view(symbol: &str, o: &RestingOrder) -> OpenOrderView {
             OrderStatus::PartiallyFilled => "partially filled",
         }
         .to_string(),
+        order_type: "limit".to_string(),
+        quote_amount: None,
+        trigger: None,
+        trigger_price: None,
         at_ms: o.accepted_at / 1000,
+    }
+}
+
+/// One of the account's stop or take-profit orders waiting for its trigger
+/// on the market `symbol`.
+pub fn stop_order_view(symbol: &str, o: &StopOrder) -> OpenOrderView {
+    let quantity = o.quantity.map(amount).unwrap_or_default();
+    OpenOrderView {
+        symbol: symbol.to_string(),
+        order_id: o.order_id,
+        side: side_name(o.side).to_string(),
+        order_type: order_type_name(o.order_type).to_string(),
+        price: o.price.map(amount).unwrap_or_default(),
+        quantity: quantity.clone(),
+        quote_amount: o.quote_amount.map(amount),
+        filled: "0".to_string(),
+        remaining: quantity,
+        status: "waiting".to_string(),
+        trigger: Some(trigger_name(o.trigger.kind).to_string()),
+        trigger_price: Some(amount(o.trigger.price)),
+        at_ms: o.accepted_at / 1000,
+    }
+}
+
+/// A trigger kind as the wire and the CSV name it.
+pub fn trigger_name(kind: TriggerKind) -> &'static str {
+    match kind {
+        TriggerKind::Stop => "stop",
+        TriggerKind::TakeProfit => "take_profit",
     }
 }
 
