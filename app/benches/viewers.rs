@@ -99,7 +99,7 @@ fn resumer(x: &Exchange, limits: FeedLimits, received: Arc<Resumed>) -> JoinHand
     let x = x.clone();
     tokio::spawn(async move {
         let (mut requests, rx) = futures::channel::mpsc::channel(1);
-        let mut feed = app::server::feed::open(x, rx.into(), limits, None);
+        let mut feed = app::server::feed::open(x, rx.into(), limits, None, None);
         requests
             .send(Ok(FeedRequest::Watch {
                 symbol: SYMBOL.into(),
@@ -165,7 +165,7 @@ async fn measure(x: &Exchange, t: &Traders, run: &Run) {
         let (x, sent, ready) = (x.clone(), sent.clone(), ready_tx.clone());
         handles.push(tokio::spawn(async move {
             let (mut requests, rx) = futures::channel::mpsc::channel(1);
-            let mut feed = app::server::feed::open(x, rx.into(), FeedLimits::default(), None);
+            let mut feed = app::server::feed::open(x, rx.into(), FeedLimits::default(), None, None);
             requests
                 .send(Ok(FeedRequest::Watch {
                     symbol: SYMBOL.into(),

@@ -116,6 +116,10 @@ pub enum FeedRequest {
         symbol: String,
         from: Option<FeedPosition>,
     },
+    /// Follow the account of the session the socket was opened with: its
+    /// view now, then every fill and change. With a position: every fill
+    /// after it as well (a reconnect misses none).
+    Account { from: Option<FeedPosition> },
 }
 
 /// What the market feed sends.
@@ -142,6 +146,18 @@ pub enum FeedMessage {
         position: Option<FeedPosition>,
         /// Shared by every viewer of the market.
         ticker: Arc<TickerView>,
+    },
+    /// The account of the socket's session, as the trade panel shows it,
+    /// whenever it changed, with the position of the account's stream it
+    /// includes (resume from there). `None`: the socket has no session.
+    Account {
+        view: Option<Box<AccountView>>,
+        position: Option<FeedPosition>,
+    },
+    /// One of the account's fills as it is settled, for a notice.
+    Fill {
+        position: FeedPosition,
+        fill: Box<FillView>,
     },
     /// The request could not be served (an unknown market, say).
     Refused(String),

@@ -21,8 +21,8 @@ use leptos::prelude::*;
 use leptos::server_fn::{BoxedStream, Websocket, codec::JsonEncoding};
 
 use crate::api::{
-    DepthView, FeedMessage, FeedPosition, FeedRequest, LevelView, MarketSnapshot, TickerView,
-    TradeView,
+    AccountView, DepthView, FeedMessage, FeedPosition, FeedRequest, FillView, LevelView,
+    MarketSnapshot, TickerView, TradeView,
 };
 use crate::boundary::boundary;
 use crate::chart::{ChartHandle, PriceChart};
@@ -44,7 +44,9 @@ pub async fn market_feed(
         );
         return Ok(feed::refuse(why).into());
     };
-    Ok(feed::open(exchange, requests, limits, Some(slot)).into())
+    // The socket's session names the account it may follow: nobody else's.
+    let session = context::request_session();
+    Ok(feed::open(exchange, requests, limits, Some(slot), session).into())
 }
 
 /// Trades the tape shows.
@@ -75,6 +77,45 @@ pub struct MarketState {
     /// The time machine: while it replays, the book, tape and chart show
     /// the replayed moment instead of the live market.
     pub replay: Replay,
+    /// What the feed says of the page's own account.
+    pub account: AccountFeed,
+}
+
+/// The page's own account as the feed pushes it (`FeedRequest::Account`):
+/// the socket's session cookie names the account, so after a log-in or
+/// log-out the socket is opened again ([`AccountFeed::restart`]).
+#[derive(Clone, Copy)]
+pub struct AccountFeed {
+    /// The last account message: `Some(None)` when the socket has no
+    /// session (or it ended).
+    pub latest: RwSignal<Option<Option<AccountView>>>,
+    /// The last fill that arrived, for its notice.
+    pub fill: RwSignal<Option<FillView>>,
+    /// The account stream's position reached: a reconnect resumes there,
+    /// so no fill is missed.
+    pub position: RwSignal<Option<FeedPosition>>,
+    /// Tells the open socket to close and open again.
+    restart: StoredValue<Option<futures::channel::mpsc::UnboundedSender<()>>, LocalStorage>,
+}
+
+impl AccountFeed {
+    fn new() -> AccountFeed {
+        AccountFeed {
+            latest: RwSignal::new(None),
+            fill: RwSignal::new(None),
+            position: RwSignal::new(None),
+            restart: StoredValue::new_local(None),
+        }
+    }
+
+    /// Opens the page's socket again, for another session (or none): the
+    /// account followed starts over.
+    pub fn restart(&self) {
+        self.position.set(None);
+        if let Some(tx) = self.restart.get_value() {
+            let _ = tx.unbounded_send(());
+        }
+    }
 }
 
 impl MarketState {
@@ -89,6 +130,7 @@ impl MarketState {
             received: RwSignal::new(0),
             chart: ChartHandle::new(snapshot.series),
             replay: Replay::default(),
+            account: AccountFeed::new(),
         }
     }
 
@@ -134,6 +176,16 @@ impl MarketState {
                     self.position.set(position);
                 }
                 self.ticker.set(std::sync::Arc::unwrap_or_clone(ticker));
+            }
+            FeedMessage::Account { view, position } => {
+                self.account.position.set(position);
+                self.account.latest.set(Some(view.map(|v| *v)));
+            }
+            FeedMessage::Fill { position, fill }
+                if Some(position) > self.account.position.get_untracked() =>
+            {
+                self.account.position.set(Some(position));
+                self.account.fill.set(Some(*fill));
             }
             _ => {}
         }
@@ -357,10 +409,14 @@ mod browser {
     type Requests = mpsc::Sender<Result<FeedRequest, ServerFnError>>;
 
     /// One socket at a time for the page's lifetime: reconnects with
-    /// exponential backoff and resumes from the last position received;
-    /// a change of market is sent up the open socket.
+    /// exponential backoff and resumes from the last positions received
+    /// (the market's and the account's); a change of market is sent up the
+    /// open socket; a restart (a new session) opens the next one at once.
     pub fn connect(state: MarketState) {
+        use futures::future::{Either, select};
         let current = StoredValue::new_local(None::<Requests>);
+        let (restart_tx, mut restart) = mpsc::unbounded::<()>();
+        state.account.restart.set_value(Some(restart_tx));
         // A market switch: ask the open socket for the new market.
         Effect::new(move |previous: Option<String>| {
             let symbol = state.symbol.get();
@@ -383,15 +439,31 @@ mod browser {
                     from: state.position.get_untracked(),
                 };
                 let _ = tx.send(Ok(watch)).await;
+                let from = state.account.position.get_untracked();
+                let _ = tx.send(Ok(FeedRequest::Account { from })).await;
                 current.set_value(Some(tx));
+                let mut restarted = false;
                 if let Ok(mut messages) = market_feed(rx.into()).await {
-                    while let Some(Ok(message)) = messages.next().await {
-                        retry_ms = FIRST_RETRY_MS;
-                        state.link.set(Link::Live);
-                        state.apply(message);
+                    loop {
+                        match select(messages.next(), restart.next()).await {
+                            Either::Left((Some(Ok(message)), _)) => {
+                                retry_ms = FIRST_RETRY_MS;
+                                state.link.set(Link::Live);
+                                state.apply(message);
+                            }
+                            Either::Left(_) => break,
+                            Either::Right(_) => {
+                                restarted = true;
+                                break;
+                            }
+                        }
                     }
                 }
+                // Dropping both halves closes the socket.
                 current.set_value(None);
+                if restarted {
+                    continue;
+                }
                 state.link.set(Link::Reconnecting);
                 sleep_ms(retry_ms).await;
                 retry_ms = (retry_ms * 2).min(MAX_RETRY_MS);

@@ -115,6 +115,8 @@ pub fn Terminal() -> impl IntoView {
     let (state, markets, failed) = match first {
         Ok((snapshot, markets)) => {
             let state = MarketState::new(snapshot);
+            // The trade panel follows the account over the page's feed.
+            provide_context(state.account);
             connect(state);
             (Some(state), markets, None)
         }

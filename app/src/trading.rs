@@ -12,7 +12,7 @@ use crate::api::{AccountView, BalanceView, FillView, MarketView, OpenOrderView, 
 use crate::boundary::boundary;
 use crate::codec::Json;
 use crate::error::UserError;
-use crate::live_market::LevelPick;
+use crate::live_market::{AccountFeed, LevelPick};
 use leptos::server_fn::ServerFn;
 
 /// Places an order from the order form; answers with a sentence saying
@@ -105,8 +105,9 @@ pub fn TraderPanel(
     let cancel_all = ServerAction::<CancelAll>::new();
     let amend = ServerAction::<AmendOrder>::new();
     // The first paint has the account of the session cookie (read while
-    // the server renders); the browser then asks again after every action
-    // and once a second, and shows a change only when there is one.
+    // the server renders); the browser then asks again after every action,
+    // takes the feed's pushes in between, and shows a change only when
+    // there is one.
     let first = SharedValue::<_, Json>::new_with_encoding(first_account).into_inner();
     let account = RwSignal::new(first);
     // Only the newest request's answer is shown: an older one still on
@@ -125,8 +126,12 @@ pub fn TraderPanel(
         });
     };
     // Effects run only in the browser: ask there, never on the server.
+    // After an action the answer is asked for at once; everything else
+    // (fills of resting orders, stops that fire, settlement) comes over the
+    // page's feed. A new session needs a new socket: it names the account.
+    let feed = use_context::<AccountFeed>();
     Effect::new(move |_| {
-        let actions = [
+        let sessions = [
             sign_up.version(),
             log_in.version(),
             log_out.version(),
@@ -139,12 +144,69 @@ pub fn TraderPanel(
             cancel_all.version(),
             amend.version(),
         ];
-        for version in actions.iter().chain(&orders) {
+        for version in sessions.iter().chain(&orders) {
             version.track();
         }
         refresh();
     });
-    Effect::new(move |_| set_interval(refresh, std::time::Duration::from_secs(1)));
+    Effect::new(move |before: Option<usize>| {
+        let sessions = [
+            sign_up.version(),
+            log_in.version(),
+            log_out.version(),
+            log_out_everywhere.version(),
+        ];
+        let now = sessions.iter().map(|v| v.get()).sum();
+        if before.is_some_and(|b| b != now)
+            && let Some(feed) = feed
+        {
+            feed.restart();
+        }
+        now
+    });
+    let notice = RwSignal::new(None::<String>);
+    if let Some(feed) = feed {
+        Effect::new(move |_| {
+            if let Some(Some(now)) = feed.latest.get()
+                && account.with_untracked(|a| a.as_ref() != Some(&now))
+            {
+                account.set(Some(now));
+            } else if let Some(None) = feed.latest.get() {
+                // The socket's session ended: ask whether this page has one.
+                refresh();
+            }
+        });
+        Effect::new(move |_| {
+            let Some(f) = feed.fill.get() else { return };
+            // A fill the panel already lists (the answer to the trader's own
+            // order came first) needs no notice.
+            let known = account.with_untracked(|a| {
+                a.as_ref().is_some_and(|a| {
+                    a.fills
+                        .iter()
+                        .any(|k| k.trade_id == f.trade_id && k.symbol == f.symbol)
+                })
+            });
+            if known {
+                return;
+            }
+            let verb = if f.side == "buy" { "Bought" } else { "Sold" };
+            let base = f.symbol.split('-').next().unwrap_or_default();
+            let text = format!(
+                "{verb} {} {base} at {} (order {}, {})",
+                f.quantity, f.price, f.order_id, f.role
+            );
+            notice.set(Some(text.clone()));
+            set_timeout(
+                move || {
+                    if notice.get_untracked().as_deref() == Some(text.as_str()) {
+                        notice.set(None);
+                    }
+                },
+                std::time::Duration::from_secs(8),
+            );
+        });
+    }
     let view_of = move || account.get();
     let logged_in = move || account.with(Option::is_some);
 
@@ -166,6 +228,9 @@ pub fn TraderPanel(
                     </form>
                 </div>
                 <p class="form-error" role="alert">{error_for(faucet.value(), None)}</p>
+                <p class="fill-notice" role="status" data-testid="fill-notice" hidden=move || notice.with(Option::is_none)>
+                    {move || notice.get()}
+                </p>
                 <OrderEntry place markets pick />
                 <Balances rows=Signal::derive(move || view_of().map(|v| v.balances).unwrap_or_default()) />
                 <OpenOrders cancel cancel_all amend markets rows=Signal::derive(move || view_of().map(|v| v.open_orders).unwrap_or_default()) />

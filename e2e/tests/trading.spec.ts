@@ -74,7 +74,9 @@ test('two traders trade, cancel, and find it all again after a restart', async (
   await expect(balance(bob, 'USD', 'total')).toHaveText('4000');
   await expect(bob.locator('table.fills tbody tr td.fee')).toHaveText('0.0004 BTC');
 
-  // Alice sees the fill without reloading her page.
+  // Alice sees the fill without reloading her page: pushed over the
+  // page's feed (the panel does not poll), with a notice.
+  await expect(alice.getByTestId('fill-notice')).toHaveText('Sold 0.2 BTC at 30000 (order 1, maker)');
   await expect(row.locator('td.status')).toHaveText('partially filled');
   await expect(row.locator('td.filled')).toHaveText('0.2');
   await expect(balance(alice, 'USD', 'available')).toHaveText('15994');
@@ -259,6 +261,7 @@ test("a stop order waits, is amended, and fires when another trader's trade reac
   // trigger, and Erin's stop sells into the next bid, 149, at once.
   const frank = await trader(server.url, 'frank');
   await limit(frank, 'BTC-USD', 'sell', '150', '0.01');
+  await expect(erin.getByTestId('fill-notice')).toHaveText(`Sold 0.01 BTC at 149 (order ${id}, taker)`);
   await expect(row).toHaveCount(0);
   const fill = erin.locator('table.fills tbody tr');
   await expect(fill).toHaveCount(1);

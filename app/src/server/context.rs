@@ -93,6 +93,11 @@ pub fn account_view_now() -> Option<AccountView> {
     exchange.view(account)
 }
 
+/// The session token of the request being served (a socket's upgrade, say).
+pub fn request_session() -> Option<String> {
+    token_in(&use_context::<axum::http::request::Parts>()?.headers)
+}
+
 /// The logged-in account, or a "please log in" error.
 pub async fn current_account() -> Result<(Exchange, AccountId), UserError> {
     let exchange = exchange()?;

@@ -20,6 +20,17 @@
 //! only when it is not the one it sent last.
 //! The feed ends as soon as the browser goes away or breaks a limit
 //! ([`FeedLimits`]), when it is told why.
+//!
+//! A page with a session also asks for its account (`FeedRequest::Account`):
+//! the account is the one whose session cookie came with the socket's
+//! upgrade, and nobody else's. The feed then follows that account's stream
+//! with a second reader: each fill settled is sent as it comes (from the
+//! position the page asks for, so a reconnect misses none), and the
+//! account's view whenever it changed. The view is looked at again after
+//! the account's events and with each depth update of the watched market
+//! (an order resting there changes with market events that need no
+//! account event). The session is checked each time: a socket whose
+//! session ended is told so and stops following.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -31,12 +42,16 @@ use leptos::prelude::ServerFnError;
 use leptos::server_fn::BoxedStream;
 use tokio::sync::watch;
 
+use accounts::AccountEvent;
+use orderbook::AccountId;
+
 use super::depth_updates::DepthUpdate;
 use super::exchange::Exchange;
 use super::feed_limits::{FeedLimits, SocketSlot, WatchRate};
-use super::live_tail::{Progress, Streams, TailStream};
-use super::streams::{StreamError, market_stream};
-use crate::api::{DepthView, FeedMessage, FeedPosition, FeedRequest, TickerView};
+use super::live_tail::{Decoded, Progress, Streams, TailStream};
+use super::streams::{StreamError, account_stream, market_stream};
+use super::views::fill_view;
+use crate::api::{AccountView, DepthView, FeedMessage, FeedPosition, FeedRequest, TickerView};
 
 /// The longest symbol a `Watch` may name.
 pub const MAX_SYMBOL: usize = 32;
@@ -50,20 +65,25 @@ type Out = Result<FeedMessage, ServerFnError>;
 pub type FeedStream = BoxStream<'static, Out>;
 
 /// The feed for one socket. `slot` is the socket's place among its
-/// address's sockets, held as long as the feed lives.
+/// address's sockets, held as long as the feed lives; `session` the session
+/// token that came with the socket's upgrade, if any.
 pub fn open(
     exchange: Exchange,
     requests: BoxedStream<FeedRequest, ServerFnError>,
     limits: FeedLimits,
     slot: Option<SocketSlot>,
+    session: Option<String>,
 ) -> FeedStream {
     let viewer = Viewer {
         exchange,
         requests,
+        session,
+        trader: None,
         rate: WatchRate::new(&limits, Instant::now()),
         limits,
         watch: None,
         events: None,
+        account_events: None,
         updates: None,
         sent_depth: None,
         pending: VecDeque::new(),
@@ -124,8 +144,9 @@ fn unreadable(e: ServerFnError) -> String {
 
 /// Why a request ends the feed.
 fn check(request: &FeedRequest, rate: &mut WatchRate) -> Result<(), String> {
-    let FeedRequest::Watch { symbol, .. } = request;
-    if symbol.len() > MAX_SYMBOL {
+    if let FeedRequest::Watch { symbol, .. } = request
+        && symbol.len() > MAX_SYMBOL
+    {
         return Err(format!(
             "a market symbol has at most {MAX_SYMBOL} bytes; closing this socket"
         ));
@@ -146,12 +167,18 @@ struct Viewer {
     rate: WatchRate,
     watch: Option<Watch>,
     events: Option<TailStream>,
+    /// The followed account's stream.
+    account_events: Option<TailStream>,
     updates: Option<watch::Receiver<Arc<DepthUpdate>>>,
     /// The depth the browser was sent last (or has in its snapshot).
     sent_depth: Option<Arc<DepthView>>,
     pending: VecDeque<FeedMessage>,
     /// Set once the feed has said why it ends: it ends when that is sent.
     ending: bool,
+    /// The session token of the socket's upgrade.
+    session: Option<String>,
+    /// The account followed, once the page asked for it.
+    trader: Option<Trader>,
     /// Held as long as the feed lives.
     _slot: Option<SocketSlot>,
 }
@@ -178,6 +205,7 @@ impl Viewer {
                     None => return None,
                 },
                 progress = next_events(&mut self.events) => self.progress(progress).await,
+                progress = next_events(&mut self.account_events) => self.account_progress(progress).await,
                 () = published(&mut self.updates) => self.published(),
             }
         }
@@ -194,7 +222,10 @@ impl Viewer {
         if let Err(why) = check(&request, &mut self.rate) {
             return self.end(why);
         }
-        let FeedRequest::Watch { symbol, from } = request;
+        let (symbol, from) = match request {
+            FeedRequest::Watch { symbol, from } => (symbol, from),
+            FeedRequest::Account { from } => return self.follow_account(from),
+        };
         self.watch = None;
         self.events = None;
         self.updates = self.exchange.depth_updates(&symbol);
@@ -272,7 +303,105 @@ impl Viewer {
             self.sent_depth = Some(depth);
         }
         self.pending.push_back(heartbeat_of(w, &update.ticker));
+        self.refresh_account();
     }
+
+    /// Follows the account of the socket's session from `from` (every fill
+    /// after it), or from now; or says there is none.
+    fn follow_account(&mut self, from: Option<FeedPosition>) {
+        self.account_events = None;
+        self.trader = None;
+        let Some(account) = self.session_account() else {
+            let none = FeedMessage::Account {
+                view: None,
+                position: None,
+            };
+            return self.pending.push_back(none);
+        };
+        let tail = self.exchange.tail();
+        // From too far back, the view alone: its list of fills has them.
+        let from = from.filter(|p| tail.bytes_behind(*p) <= self.limits.replay_bytes);
+        let position = from.or_else(|| tail.reached());
+        let reader = tail.reader(Streams::Account(account_stream(account)), position);
+        self.account_events = Some(reader.into_stream());
+        self.trader = Some(Trader {
+            account,
+            position,
+            sent: None,
+        });
+        self.refresh_account();
+    }
+
+    /// The account of the socket's session, while the session lasts.
+    fn session_account(&self) -> Option<AccountId> {
+        self.exchange.account_for(self.session.as_deref()?)
+    }
+
+    async fn account_progress(&mut self, progress: Result<Progress, StreamError>) {
+        let Some(t) = self.trader.as_mut() else {
+            return;
+        };
+        match progress {
+            Ok(progress) => {
+                for e in &progress.events {
+                    if let Decoded::Account(AccountEvent::TradeSettled(settled)) = &e.event
+                        && settled.account == t.account
+                    {
+                        self.pending.push_back(FeedMessage::Fill {
+                            position: e.position,
+                            fill: Box::new(fill_view(settled)),
+                        });
+                    }
+                }
+                t.position = progress.position.or(t.position);
+                self.refresh_account();
+            }
+            Err(e) => {
+                tracing::debug!("a feed's read of an account failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+
+    /// Sends the followed account's view when it changed; stops following
+    /// (and says so) when the session has ended.
+    fn refresh_account(&mut self) {
+        let Some(account) = self.trader.as_ref().map(|t| t.account) else {
+            return;
+        };
+        if self.session_account() != Some(account) {
+            self.trader = None;
+            self.account_events = None;
+            let ended = FeedMessage::Account {
+                view: None,
+                position: None,
+            };
+            return self.pending.push_back(ended);
+        }
+        let Some(view) = self.exchange.view(account) else {
+            return;
+        };
+        let Some(t) = self.trader.as_mut() else {
+            return;
+        };
+        if t.sent.as_ref() == Some(&view) {
+            return;
+        }
+        t.sent = Some(view.clone());
+        self.pending.push_back(FeedMessage::Account {
+            view: Some(Box::new(view)),
+            position: t.position,
+        });
+    }
+}
+
+/// The account a feed follows, and what it was sent of it.
+struct Trader {
+    account: AccountId,
+    /// The position of the account's stream reached.
+    position: Option<FeedPosition>,
+    /// The view sent last.
+    sent: Option<AccountView>,
 }
 
 fn heartbeat_of(w: &Watch, ticker: &Arc<TickerView>) -> FeedMessage {

@@ -77,7 +77,7 @@ impl Feed {
         let (requests, rx) = mpsc::channel(4);
         Feed {
             requests,
-            messages: open(x.clone(), rx.into(), limits, None),
+            messages: open(x.clone(), rx.into(), limits, None, None),
         }
     }
 
@@ -587,4 +587,97 @@ async fn a_trade_through_one_server_reaches_the_others_tape_depth_book_and_accou
     a.stop().await;
     b.stop().await;
     store.stop().await.unwrap();
+}
+
+impl Feed {
+    fn open_as(x: &Exchange, session: Option<&str>) -> Feed {
+        let (requests, rx) = mpsc::channel(4);
+        Feed {
+            requests,
+            messages: open(
+                x.clone(),
+                rx.into(),
+                FeedLimits::default(),
+                None,
+                session.map(str::to_string),
+            ),
+        }
+    }
+
+    async fn follow(&mut self, from: Option<FeedPosition>) {
+        self.requests
+            .send(Ok(FeedRequest::Account { from }))
+            .await
+            .unwrap();
+    }
+
+    /// The next account message, skipping the market's.
+    async fn account(&mut self) -> (Option<Box<crate::api::AccountView>>, Option<FeedPosition>) {
+        loop {
+            if let FeedMessage::Account { view, position } = self.next().await {
+                return (view, position);
+            }
+        }
+    }
+
+    /// The next `n` fills (trade id, position), skipping everything else.
+    async fn fills(&mut self, n: usize) -> Vec<(u64, FeedPosition)> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            if let FeedMessage::Fill { position, fill } = self.next().await {
+                out.push((fill.trade_id, position));
+            }
+        }
+        out
+    }
+}
+
+/// The private part of the feed: the account of the socket's session and
+/// nobody else's, its fills as they settle, its view when it changes; a
+/// reconnect from the last position misses no fill; a socket without a
+/// session, or whose session ended, follows nobody.
+#[tokio::test]
+async fn a_feed_follows_its_sessions_account_and_resumes_without_missing_a_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = exchange(dir.path()).await;
+    let token = x.sign_up("alice", "correct horse").await.unwrap();
+    let a = x.account_for(&token).unwrap();
+    x.claim_faucet(a).await.unwrap();
+    let b = trader(&x, "bob").await;
+
+    let mut nobody = Feed::open_as(&x, None);
+    nobody.follow(None).await;
+    assert_eq!(nobody.account().await, (None, None));
+    let mut forged = Feed::open_as(&x, Some("not-a-session"));
+    forged.follow(None).await;
+    assert_eq!(forged.account().await.0, None);
+
+    let mut feed = Feed::open_as(&x, Some(&token));
+    feed.watch("BTC-USD", None).await;
+    feed.follow(None).await;
+    let (view, _) = feed.account().await;
+    assert_eq!(view.unwrap().username, "alice");
+    // Bob sells to Alice twice: two fills of hers, each once, in order.
+    trade(&x, "BTC-USD", b, a, 2).await;
+    let fills = feed.fills(2).await;
+    assert_eq!(fills.iter().map(|f| f.0).collect::<Vec<_>>(), [1, 2]);
+    let mut view = feed.account().await;
+    while view.0.as_ref().unwrap().fills.len() < 2 {
+        view = feed.account().await;
+    }
+    let resume = fills[1].1;
+    drop(feed);
+
+    // Away for one trade: resuming from the last position gets its fill.
+    trade(&x, "BTC-USD", b, a, 1).await;
+    let mut feed = Feed::open_as(&x, Some(&token));
+    feed.follow(Some(resume)).await;
+    let (view, _) = feed.account().await;
+    assert!(view.is_some());
+    assert_eq!(feed.fills(1).await[0].0, 3);
+
+    // Logged out: the next look at the account says there is none.
+    x.log_out(&token).await.unwrap();
+    trade(&x, "BTC-USD", b, a, 1).await;
+    assert_eq!(feed.account().await, (None, None));
 }

@@ -66,6 +66,8 @@ pub enum Streams {
     Market(String),
     /// The accounts registry and every account's stream.
     Accounts,
+    /// One account's stream, by name.
+    Account(String),
     /// Every market stream and every account stream, in the store's order.
     MarketsAndAccounts,
 }
@@ -76,6 +78,7 @@ impl Streams {
             Streams::Markets => stream.starts_with(MARKET_STREAM_PREFIX),
             Streams::Market(name) => name == stream,
             Streams::Accounts => stream.starts_with(ACCOUNT_STREAM_PREFIX),
+            Streams::Account(name) => name == stream,
             Streams::MarketsAndAccounts => {
                 Streams::Markets.covers(stream) || Streams::Accounts.covers(stream)
             }
@@ -365,7 +368,13 @@ impl LiveTail {
         self.readers.fetch_add(1, Ordering::Relaxed);
         let end = match &streams {
             Streams::Market(name) => self.followed.get(name).unwrap_or(&self.end),
-            Streams::Markets | Streams::Accounts | Streams::MarketsAndAccounts => &self.end,
+            // An account's reader wakes for every event and passes over the
+            // others': accounts have no index of their own (there can be
+            // millions), and only logged-in pages read one.
+            Streams::Markets
+            | Streams::Accounts
+            | Streams::Account(_)
+            | Streams::MarketsAndAccounts => &self.end,
         };
         TailReader {
             end: end.subscribe(),
