@@ -741,6 +741,40 @@ async fn two_servers_on_one_store_stay_correct() {
     check_store(&s3).await;
 }
 
+/// An amendment decided on a book another server had moved on (its
+/// append meets a newer stream) is decided again, and the order ends up
+/// holding exactly what its new terms cost: the extra held for the first
+/// decision is neither lost nor held twice.
+#[tokio::test]
+async fn an_amendment_that_lost_the_race_for_the_stream_holds_its_extra_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = store.connection_string();
+    let s1 = start_on(Connection::External(url.clone())).await;
+    let mut a = Browser::sign_up(&s1, "alice").await;
+    a.limit(&s1, "buy", "100", "0.1").await.unwrap();
+    assert_eq!(a.balance(&s1, "USD").await, (d("9990"), d("10")));
+    // Another server writes the market stream: the first server's next
+    // append for it meets a stream that moved on.
+    let s2 = start_on(Connection::External(url.clone())).await;
+    let mut b = Browser::sign_up(&s2, "bob").await;
+    b.limit(&s2, "sell", "200", "0.1").await.unwrap();
+    let amend = [
+        ("symbol", "BTC-USD"),
+        ("order_id", "1"),
+        ("price", "150"),
+        ("quantity", "0.1"),
+    ];
+    let said: String = a.call(&s1, "amend_order", &amend).await.unwrap();
+    assert!(said.starts_with("Order 1 amended to 0.1 at 150"), "{said}");
+    assert_eq!(a.balance(&s1, "USD").await, (d("9985"), d("15")));
+    let s3 = start_on(Connection::External(url)).await;
+    assert_eq!(a.balance(&s3, "USD").await, (d("9985"), d("15")));
+    check_store(&s3).await;
+}
+
 #[tokio::test]
 async fn concurrent_orders_share_appends() {
     let dir = tempfile::tempdir().unwrap();
