@@ -350,6 +350,24 @@ pub fn amend_cost(market: &MarketSpec, event: &Event) -> Option<(String, Decimal
     }
 }
 
+/// What an open order (resting, or held for its trigger) must still hold:
+/// a buy its limit price times its open quantity (a stop-market buy the
+/// quote amount it will spend), a sell its open quantity. `None` when its
+/// terms do not say (a market order).
+pub fn open_cost(
+    side: Side,
+    price: Option<Decimal>,
+    open_quantity: Option<Decimal>,
+    quote_amount: Option<Decimal>,
+) -> Option<Decimal> {
+    match (side, price, open_quantity, quote_amount) {
+        (Side::Buy, Some(price), Some(quantity), _) => Some((price * quantity).normalize()),
+        (Side::Buy, None, None, Some(quote)) => Some(quote),
+        (Side::Sell, _, Some(quantity), _) => Some(quantity),
+        _ => None,
+    }
+}
+
 /// What an order must hold before it reaches the book: `(asset, amount)`.
 ///
 /// A limit buy holds its limit price times its quantity in quote; a sell

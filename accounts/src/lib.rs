@@ -50,7 +50,9 @@ pub mod invariants;
 mod ledger;
 
 pub use config::{Faucet, FaucetGrant, Fees, Role};
-pub use decide::{AccountError, amend_cost, order_cost, validate_password, validate_username};
+pub use decide::{
+    AccountError, amend_cost, open_cost, order_cost, validate_password, validate_username,
+};
 pub use event::{
     AccountEvent, AccountEventDecodeError, DepositSource, ReleaseReason, SCHEMA_VERSION,
     TradeSettled,

@@ -16,7 +16,7 @@
 //! the balances and open orders this server shows, without waiting for a
 //! conflict.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -87,11 +87,14 @@ pub enum AccountsRequest {
         at: Timestamp,
         reply: Reply<()>,
     },
-    /// At start, before the market's task runs: releases the reservations
-    /// of this market's orders that are not resting on its book.
+    /// At start, before the market's task runs (and after every event of
+    /// its stream is settled): releases the reservations of this market's
+    /// orders that are not open on its book, and what an open order holds
+    /// beyond what it can still cost (`open`: each open order's cost, where
+    /// its terms say; an amendment's extra held just before a crash, say).
     Reconcile {
         symbol: String,
-        resting: HashSet<(AccountId, OrderId)>,
+        open: HashMap<(AccountId, OrderId), Option<Decimal>>,
         at: Timestamp,
         reply: Reply<()>,
     },
@@ -405,14 +408,16 @@ impl AccountsTask {
             }
             AccountsRequest::Reconcile {
                 symbol,
-                resting,
+                open,
                 at,
                 reply,
             } => {
                 let result = self
                     .commit(|l| {
-                        let orders = unplaced(l, &symbol, &resting);
-                        Ok((release_unplaced(l, &symbol, &orders, at), ()))
+                        let orders = unplaced(l, &symbol, &open);
+                        let mut events = release_unplaced(l, &symbol, &orders, at);
+                        events.extend(excess_held(l, &symbol, &open, at));
+                        Ok((events, ()))
                     })
                     .await;
                 let _ = reply.send(result);
@@ -520,12 +525,33 @@ impl AccountsTask {
 pub fn unplaced(
     ledger: &Ledger,
     symbol: &str,
-    resting: &HashSet<(AccountId, OrderId)>,
+    open: &HashMap<(AccountId, OrderId), Option<Decimal>>,
 ) -> Vec<(AccountId, OrderId)> {
     ledger
         .reservations(symbol)
         .into_iter()
-        .filter(|key| !resting.contains(key))
+        .filter(|key| !open.contains_key(key))
+        .collect()
+}
+
+/// Gives back what open orders hold beyond what they can still cost.
+fn excess_held(
+    ledger: &Ledger,
+    symbol: &str,
+    open: &HashMap<(AccountId, OrderId), Option<Decimal>>,
+    at: Timestamp,
+) -> Vec<AccountEvent> {
+    let mut keys: Vec<_> = open.iter().collect();
+    keys.sort_by_key(|(key, _)| **key);
+    keys.into_iter()
+        .filter_map(|(&(account, order_id), need)| {
+            let r = ledger
+                .account(account)?
+                .reservations
+                .get(&(symbol.to_string(), order_id))?;
+            let excess = r.amount - (*need)?;
+            ledger.unreserve(account, symbol, order_id, excess, at)
+        })
         .collect()
 }
 

@@ -3,13 +3,13 @@
 //! what the books, the ledger and the market data hold (as wire types, made
 //! in `views`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accounts::{AccountEvent, validate_password, validate_username};
+use accounts::{AccountEvent, open_cost, validate_password, validate_username};
 use eventstore::{Client, ClientSettings};
 use orderbook::{AccountId, Book, OrderId};
 use rust_decimal::Decimal;
@@ -163,21 +163,25 @@ impl Exchange {
         for market in &settings.markets {
             let symbol = market.symbol.to_string();
             let book = Book::replay(market.clone(), preloaded[&symbol].iter());
-            // Open orders: resting, or held for their trigger. A
-            // reservation of any other order never reached the book.
-            let held = book.stop_orders();
-            let resting: HashSet<(AccountId, OrderId)> = book
-                .resting_orders()
-                .iter()
-                .map(|o| (o.account, o.order_id))
-                .chain(held.iter().map(|o| (o.account, o.order_id)))
-                .collect();
+            // Open orders (resting, or held for their trigger) with what
+            // each can still cost. A reservation of any other order never
+            // reached the book.
+            let resting = book.resting_orders().into_iter().map(|o| {
+                let need = open_cost(o.side, Some(o.price), Some(o.remaining_quantity), None);
+                ((o.account, o.order_id), need)
+            });
+            let held = book.stop_orders().into_iter().map(|o| {
+                let need = open_cost(o.side, o.price, o.quantity, o.quote_amount);
+                ((o.account, o.order_id), need)
+            });
+            let open: HashMap<(AccountId, OrderId), Option<Decimal>> =
+                resting.chain(held).collect();
             let at = now_micros();
             let reconcile = symbol.clone();
             ledger
                 .ask(|reply| AccountsRequest::Reconcile {
                     symbol: reconcile,
-                    resting,
+                    open,
                     at,
                     reply,
                 })

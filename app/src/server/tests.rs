@@ -713,6 +713,46 @@ async fn a_reservation_whose_order_never_reached_the_book_is_released_at_restart
     check_store(&s).await;
 }
 
+/// A crash between holding an amendment's extra and its append leaves the
+/// extra held with the order's terms unchanged: the next start gives back
+/// what an open order holds beyond what it can still cost, and nothing
+/// of what it needs.
+#[tokio::test]
+async fn an_extra_held_for_an_amendment_lost_in_a_crash_is_given_back_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a;
+    let alice;
+    {
+        let s = start(dir.path()).await;
+        a = Browser::sign_up(&s, "alice").await;
+        alice = s
+            .exchange
+            .account_for(a.cookie.as_deref().unwrap())
+            .unwrap();
+        a.limit(&s, "buy", "100", "0.5").await.unwrap();
+        a.limit(&s, "sell", "30000", "0.2").await.unwrap();
+        s.exchange.stop().await;
+    }
+    {
+        // What the amendment held before the crash took its append away.
+        let (store, client) = open_stopped(dir.path()).await;
+        let ledger = load_accounts(&client).await.unwrap();
+        let more = ledger
+            .reserve_more(alice, "BTC-USD", 1, d("75"), 1)
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>();
+        let ledger = append_account_events(&client, &more).await;
+        let usd = &ledger.account(alice).unwrap().balances["USD"];
+        assert_eq!((usd.available(), usd.reserved), (d("9925"), d("75")));
+        store.stop().await.unwrap();
+    }
+    let s = start(dir.path()).await;
+    assert_eq!(a.balance(&s, "USD").await, (d("9950"), d("50")));
+    assert_eq!(a.balance(&s, "BTC").await, (d("0.8"), d("0.2")));
+    check_store(&s).await;
+}
+
 #[tokio::test]
 async fn two_servers_on_one_store_stay_correct() {
     let dir = tempfile::tempdir().unwrap();
