@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::Role;
 
 /// The version of the event JSON this crate writes. Version 2 added
-/// `ReservationChanged` and `OrderRefused`; version 1 logs read unchanged.
+/// `ReservationChanged` and `OrderRefused` (with the optional `trigger` of
+/// a refused stop order; without it, none); version 1 logs read unchanged.
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// Something that happened to an account. In JSON, `type` names the variant.
@@ -81,6 +82,9 @@ pub enum AccountEvent {
         quantity: Option<Decimal>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         quote_amount: Option<Decimal>,
+        /// The trigger of a refused stop or take-profit order.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trigger: Option<orderbook::Trigger>,
         /// Why, in the words the trader was answered with.
         reason: String,
         at: Timestamp,

@@ -510,6 +510,7 @@ impl Exchange {
             price: order.price,
             quantity: order.quantity,
             quote_amount: order.quote_amount,
+            trigger: order.trigger,
             reason: why.to_string(),
             at: now_micros(),
         };

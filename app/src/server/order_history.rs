@@ -231,6 +231,7 @@ impl OrderHistory {
             price,
             quantity,
             quote_amount,
+            trigger,
             reason,
             at,
         } = event
@@ -250,7 +251,7 @@ impl OrderHistory {
                     filled: Decimal::ZERO,
                     filled_quote: Decimal::ZERO,
                     state: OrderState::Rejected(reason.clone()),
-                    trigger: None,
+                    trigger: *trigger,
                     triggered_at: None,
                     placed_at: *at,
                     updated_at: *at,
