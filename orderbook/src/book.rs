@@ -3,7 +3,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
+use crate::event::{Event, OrderAccepted};
 use crate::ladder::{Ladder, NIL, Node};
 use crate::market::{Market, Symbol};
 use crate::order::{
@@ -139,24 +139,7 @@ impl Book {
         match event {
             Event::OrderAccepted(e) => {
                 self.last_order_id = self.last_order_id.max(e.order_id);
-                let quote = e.quote_amount.map(|q| m.event_units(q));
-                let node = Node {
-                    id: e.order_id,
-                    account: e.account,
-                    side: e.side,
-                    order_type: e.order_type,
-                    price: e.price.map_or(0, |p| m.event_ticks(p)),
-                    remaining: e.quantity.map_or(0, |q| m.event_lots(q)),
-                    quote_remaining: quote.unwrap_or(0),
-                    quote_sized: quote.is_some(),
-                    filled: 0,
-                    post_only: e.post_only,
-                    stp: e.self_trade_prevention,
-                    accepted_at: e.at,
-                    queued: false,
-                    prev: NIL,
-                    next: NIL,
-                };
+                let node = accepted_node(m, e);
                 match e.trigger {
                     Some(t) => self.stops.insert(HeldStop {
                         node,
@@ -376,31 +359,52 @@ impl Book {
         });
     }
 
-    /// Restores a held order from a snapshot.
+    /// Restores a held order from a snapshot: as its acceptance put it.
     pub(crate) fn restore_stop(&mut self, o: &StopOrder) {
         let m = &self.market;
-        let quote = o.quote_amount.map(|q| m.event_units(q));
+        let accepted = OrderAccepted {
+            symbol: m.symbol.clone(),
+            order_id: o.order_id,
+            account: o.account,
+            side: o.side,
+            order_type: o.order_type,
+            price: o.price,
+            quantity: o.quantity,
+            quote_amount: o.quote_amount,
+            time_in_force: o.time_in_force,
+            post_only: false,
+            self_trade_prevention: o.self_trade_prevention,
+            trigger: Some(o.trigger),
+            at: o.accepted_at,
+        };
         self.stops.insert(HeldStop {
-            node: Node {
-                id: o.order_id,
-                account: o.account,
-                side: o.side,
-                order_type: o.order_type,
-                price: o.price.map_or(0, |p| m.event_ticks(p)),
-                remaining: o.quantity.map_or(0, |q| m.event_lots(q)),
-                quote_remaining: quote.unwrap_or(0),
-                quote_sized: quote.is_some(),
-                filled: 0,
-                post_only: false,
-                stp: o.self_trade_prevention,
-                accepted_at: o.accepted_at,
-                queued: false,
-                prev: NIL,
-                next: NIL,
-            },
+            node: accepted_node(m, &accepted),
             kind: o.trigger.kind,
             trigger: m.event_ticks(o.trigger.price),
             time_in_force: o.time_in_force,
         });
+    }
+}
+
+/// The order an acceptance describes, as it enters the book (or waits for
+/// its trigger): nothing filled, not queued yet.
+fn accepted_node(m: &Market, e: &OrderAccepted) -> Node {
+    let quote = e.quote_amount.map(|q| m.event_units(q));
+    Node {
+        id: e.order_id,
+        account: e.account,
+        side: e.side,
+        order_type: e.order_type,
+        price: e.price.map_or(0, |p| m.event_ticks(p)),
+        remaining: e.quantity.map_or(0, |q| m.event_lots(q)),
+        quote_remaining: quote.unwrap_or(0),
+        quote_sized: quote.is_some(),
+        filled: 0,
+        post_only: e.post_only,
+        stp: e.self_trade_prevention,
+        accepted_at: e.at,
+        queued: false,
+        prev: NIL,
+        next: NIL,
     }
 }
