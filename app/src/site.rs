@@ -58,7 +58,8 @@ pub struct Config {
     /// Market-feed sockets one client address may hold open.
     #[arg(long, env = "EXCHANGE_FEED_SOCKETS_PER_ADDRESS", default_value_t = FeedLimits::default().sockets_per_address)]
     pub feed_sockets_per_address: usize,
-    /// Market switches (`Watch` requests) a feed socket may send per second.
+    /// Requests (market switches, account follows) a feed socket may send
+    /// per second.
     #[arg(long, env = "EXCHANGE_FEED_WATCHES_PER_SECOND", default_value_t = FeedLimits::default().watches_per_second)]
     pub feed_watches_per_second: u32,
     /// ...and in a burst.

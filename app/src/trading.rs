@@ -130,32 +130,26 @@ pub fn TraderPanel(
     // (fills of resting orders, stops that fire, settlement) comes over the
     // page's feed. A new session needs a new socket: it names the account.
     let feed = use_context::<AccountFeed>();
+    let sessions = [
+        sign_up.version(),
+        log_in.version(),
+        log_out.version(),
+        log_out_everywhere.version(),
+    ];
+    let orders = [
+        faucet.version(),
+        place.version(),
+        cancel.version(),
+        cancel_all.version(),
+        amend.version(),
+    ];
     Effect::new(move |_| {
-        let sessions = [
-            sign_up.version(),
-            log_in.version(),
-            log_out.version(),
-            log_out_everywhere.version(),
-        ];
-        let orders = [
-            faucet.version(),
-            place.version(),
-            cancel.version(),
-            cancel_all.version(),
-            amend.version(),
-        ];
         for version in sessions.iter().chain(&orders) {
             version.track();
         }
         refresh();
     });
     Effect::new(move |before: Option<usize>| {
-        let sessions = [
-            sign_up.version(),
-            log_in.version(),
-            log_out.version(),
-            log_out_everywhere.version(),
-        ];
         let now = sessions.iter().map(|v| v.get()).sum();
         if before.is_some_and(|b| b != now)
             && let Some(feed) = feed
