@@ -272,14 +272,18 @@ pub fn DepthBook(
     let step = RwSignal::new(String::new());
     // A new market has other steps: start again from its tick.
     Effect::new(move |_| step.set(tick_size.get()));
-    let shown = move || state.replay.depth_or(state.depth);
+    // One copy of the shown depth per change, read by both sides, the
+    // spread and the empty note.
+    let shown = Memo::new(move |_| state.replay.depth_or(state.depth));
     let grouped = move |side: BookSide| {
-        let depth = shown();
-        let levels = match side {
-            BookSide::Bids => depth.bids,
-            BookSide::Asks => depth.asks,
-        };
-        group(&levels, &step.get(), side)
+        let step = step.get();
+        shown.with(|depth| {
+            let levels = match side {
+                BookSide::Bids => &depth.bids,
+                BookSide::Asks => &depth.asks,
+            };
+            group(levels, &step, side)
+        })
     };
     let rows = move |levels: Vec<LevelView>, side: &'static str| {
         levels
@@ -303,9 +307,10 @@ pub fn DepthBook(
             .collect_view()
     };
     let spread = move || {
-        let d = shown();
-        let (bid, ask) = (d.bids.first()?.price.clone(), d.asks.first()?.price.clone());
-        difference(&ask, &bid)
+        shown.with(|d| {
+            let (bid, ask) = (&d.bids.first()?.price, &d.asks.first()?.price);
+            difference(ask, bid)
+        })
     };
     let last = move || {
         let trades = state.replay.trades_or(state.trades);
@@ -343,7 +348,7 @@ pub fn DepthBook(
                 </table>
             </div>
         </div>
-        <p class="empty" hidden=move || { let d = shown(); !(d.bids.is_empty() && d.asks.is_empty()) }>
+        <p class="empty" hidden=move || shown.with(|d| !(d.bids.is_empty() && d.asks.is_empty()))>
             "No resting orders."
         </p>
     })
