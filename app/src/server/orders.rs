@@ -104,8 +104,9 @@ impl OrderForm {
                 None => {
                     return Err(UserError::field(
                         "quote_amount",
-                        "a stop-market buy is sized by the amount to spend (its prices are \
-                         not known until it fires, and the amount is held until then)",
+                        "a stop-market or take-profit market buy is sized by the amount to \
+                         spend (its prices are not known until it fires, and the amount is \
+                         held until then)",
                     ));
                 }
             },
