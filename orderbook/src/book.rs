@@ -140,7 +140,7 @@ impl Book {
             Event::OrderAccepted(e) => {
                 self.last_order_id = self.last_order_id.max(e.order_id);
                 let node = accepted_node(m, e);
-                match e.trigger {
+                match e.trigger.as_deref() {
                     Some(t) => self.stops.insert(HeldStop {
                         node,
                         kind: t.kind,
@@ -374,7 +374,7 @@ impl Book {
             time_in_force: o.time_in_force,
             post_only: false,
             self_trade_prevention: o.self_trade_prevention,
-            trigger: Some(o.trigger),
+            trigger: Some(Box::new(o.trigger)),
             at: o.accepted_at,
         };
         self.stops.insert(HeldStop {

@@ -260,7 +260,7 @@ impl Book {
             time_in_force: tif,
             post_only: c.post_only,
             self_trade_prevention: c.self_trade_prevention,
-            trigger,
+            trigger: trigger.map(Box::new),
             at: c.at,
         }));
         if trigger.is_some() {
@@ -430,7 +430,7 @@ impl Book {
             return Err(reject(RejectReason::TriggerAlreadyReached));
         }
         let sized = !n.quote_sized;
-        out.push(Event::StopAmended(StopAmended {
+        out.push(Event::StopAmended(Box::new(StopAmended {
             symbol: m.symbol.clone(),
             order_id: n.id,
             account: n.account,
@@ -442,7 +442,7 @@ impl Book {
             old_quantity: sized.then(|| m.quantity(n.remaining)),
             quantity: sized.then(|| m.quantity(lots)),
             at: c.at,
-        }));
+        })));
         Ok(())
     }
 

@@ -30,7 +30,9 @@ pub enum Event {
     OrderAmended(OrderAmended),
     OrderFilled(OrderFilled),
     StopTriggered(StopTriggered),
-    StopAmended(StopAmended),
+    /// Boxed: it is the largest event and a rare one, and every event is
+    /// as large as the largest kind (the matching loop moves many).
+    StopAmended(Box<StopAmended>),
 }
 
 /// An order passed validation and entered the book. Limit orders join the
@@ -56,9 +58,11 @@ pub struct OrderAccepted {
     pub time_in_force: TimeInForce,
     pub post_only: bool,
     pub self_trade_prevention: SelfTradePrevention,
-    /// Present for a stop or take-profit order (schema version 2).
+    /// Present for a stop or take-profit order (schema version 2). Boxed:
+    /// every event is as large as the largest kind, and the matching loop
+    /// moves many; few orders have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trigger: Option<Trigger>,
+    pub trigger: Option<Box<Trigger>>,
     pub at: Timestamp,
 }
 

@@ -164,7 +164,7 @@ impl OrderHistory {
                     filled: Decimal::ZERO,
                     filled_quote: Decimal::ZERO,
                     state: OrderState::Open,
-                    trigger: a.trigger,
+                    trigger: a.trigger.as_deref().copied(),
                     triggered_at: None,
                     placed_at: a.at,
                     updated_at: a.at,

@@ -238,7 +238,7 @@ pub fn describe(outcome: &CommandOutcome, market: Option<MarketSpec>) -> String 
     for e in &outcome.events {
         match e {
             Event::OrderAccepted(a) if a.order_id == id => {
-                waiting = a.trigger.map(|t| (t, a.side));
+                waiting = a.trigger.as_deref().map(|t| (*t, a.side));
             }
             Event::TradeExecuted(t) if t.taker_order_id == id => {
                 filled += t.quantity;
