@@ -341,13 +341,12 @@ pub fn amend_cost(market: &MarketSpec, event: &Event) -> Option<(String, Decimal
         Event::StopAmended(a) => (a.side, a.price, a.quantity),
         _ => return None,
     };
-    match (side, price, quantity) {
-        (Side::Buy, Some(price), Some(quantity)) => {
-            Some((market.quote.clone(), (price * quantity).normalize()))
-        }
-        (Side::Sell, _, Some(quantity)) => Some((market.base.clone(), quantity)),
-        _ => None,
-    }
+    let need = open_cost(side, price, quantity, None)?;
+    let asset = match side {
+        Side::Buy => &market.quote,
+        Side::Sell => &market.base,
+    };
+    Some((asset.clone(), need))
 }
 
 /// What an open order (resting, or held for its trigger) must still hold:

@@ -181,9 +181,8 @@ mod page {
     pub async fn serve(
         exchange: Exchange,
         headers: HeaderMap,
-        query: Query<HistoryQuery>,
+        Query(query): Query<HistoryQuery>,
     ) -> Response {
-        let Query(query) = query;
         let account = token_in(&headers).and_then(|t| exchange.account_for(&t));
         let (status, html) = match account {
             None => (

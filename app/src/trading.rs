@@ -160,15 +160,13 @@ pub fn TraderPanel(
     });
     let notice = RwSignal::new(None::<String>);
     if let Some(feed) = feed {
-        Effect::new(move |_| {
-            if let Some(Some(now)) = feed.latest.get()
-                && account.with_untracked(|a| a.as_ref() != Some(&now))
-            {
+        Effect::new(move |_| match feed.latest.get() {
+            Some(Some(now)) if account.with_untracked(|a| a.as_ref() != Some(&now)) => {
                 account.set(Some(now));
-            } else if let Some(None) = feed.latest.get() {
-                // The socket's session ended: ask whether this page has one.
-                refresh();
             }
+            // The socket's session ended: ask whether this page has one.
+            Some(None) => refresh(),
+            _ => {}
         });
         Effect::new(move |_| {
             let Some(f) = feed.fill.get() else { return };

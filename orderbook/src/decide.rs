@@ -144,20 +144,7 @@ impl Book {
             last_price: m.price(price),
             at,
         }));
-        let limit = (n.order_type == OrderType::Limit).then_some(n.price);
-        let want = if n.quote_sized {
-            Want::Quote(n.quote_remaining)
-        } else {
-            Want::Lots(n.remaining)
-        };
-        let taker = Taker {
-            id: n.id,
-            account: n.account,
-            side: n.side,
-            limit,
-            stp: n.stp,
-            at,
-        };
+        let (taker, want) = held_taker(held, at);
         self.enter(&taker, n.order_type, held.time_in_force, want, out);
     }
 
@@ -472,18 +459,8 @@ impl Book {
     /// A held order cancelled by its owner: it releases what it would have
     /// entered with.
     fn held_cancelled(&self, h: &HeldStop, at: Timestamp) -> Event {
-        let (m, n) = (&self.market, &h.node);
-        Event::OrderCancelled(OrderCancelled {
-            symbol: m.symbol.clone(),
-            order_id: n.id,
-            account: n.account,
-            side: n.side,
-            price: (n.order_type == OrderType::Limit).then(|| m.price(n.price)),
-            remaining_quantity: (!n.quote_sized).then(|| m.quantity(n.remaining)),
-            remaining_quote_amount: n.quote_sized.then(|| m.quote_amount(n.quote_remaining)),
-            reason: CancelReason::User,
-            at,
-        })
+        let (taker, want) = held_taker(h, at);
+        self.cancelled(&taker, taker.limit, want, CancelReason::User)
     }
 
     /// Walks resting orders on the other side in price-time priority and
@@ -613,6 +590,25 @@ impl Book {
 }
 
 type Rejection = (OrderId, AccountId, Timestamp, RejectReason);
+
+/// A held order as the taker it enters as at `at`, and all it wants.
+fn held_taker(h: &HeldStop, at: Timestamp) -> (Taker, Want) {
+    let n = &h.node;
+    let want = if n.quote_sized {
+        Want::Quote(n.quote_remaining)
+    } else {
+        Want::Lots(n.remaining)
+    };
+    let taker = Taker {
+        id: n.id,
+        account: n.account,
+        side: n.side,
+        limit: (n.order_type == OrderType::Limit).then_some(n.price),
+        stp: n.stp,
+        at,
+    };
+    (taker, want)
+}
 
 /// An order a cancel or amendment names.
 enum Owned<'a> {

@@ -87,9 +87,9 @@ pub fn token_in(headers: &HeaderMap) -> Option<String> {
 /// from its request's session cookie: what the trader's panel paints
 /// first.
 pub fn account_view_now() -> Option<AccountView> {
-    let parts = use_context::<axum::http::request::Parts>()?;
+    let token = request_session()?;
     let exchange = exchange().ok()?;
-    let account = exchange.account_for(&token_in(&parts.headers)?)?;
+    let account = exchange.account_for(&token)?;
     exchange.view(account)
 }
 

@@ -472,15 +472,12 @@ impl Exchange {
         order: OrderRequest,
     ) -> Result<CommandOutcome, ExchangeError> {
         let market = self.market(symbol)?;
-        let open = self.open_orders(account, None).len();
-        let waiting = match order.trigger {
-            Some(_) => self.stop_orders(account).len(),
-            None => 0,
-        };
-        let result = if open >= self.0.max_open_orders {
-            Err(ExchangeError::TooManyOpenOrders(open))
-        } else if order.trigger.is_some() && waiting >= self.0.max_stop_orders {
-            Err(ExchangeError::TooManyStopOrders(waiting))
+        let open = self.open_orders(account, None);
+        let waiting = order.trigger.map(|_| self.waiting(&open));
+        let result = if open.len() >= self.0.max_open_orders {
+            Err(ExchangeError::TooManyOpenOrders(open.len()))
+        } else if let Some(n) = waiting.filter(|n| *n >= self.0.max_stop_orders) {
+            Err(ExchangeError::TooManyStopOrders(n))
         } else {
             market.send(account, Action::Place(order.clone())).await
         };
@@ -544,19 +541,14 @@ impl Exchange {
         })
     }
 
-    /// The account's stop and take-profit orders waiting for their trigger,
-    /// in every market.
-    fn stop_orders(&self, account: AccountId) -> Vec<(String, orderbook::StopOrder)> {
-        let mut out = Vec::new();
-        for (symbol, market) in &self.0.markets {
-            let book = market.book();
-            let mine = book
-                .stop_orders()
-                .into_iter()
-                .filter(|o| o.account == account);
-            out.extend(mine.map(|o| (symbol.clone(), o)));
-        }
-        out
+    /// How many of an account's open orders (as [`Exchange::open_orders`]
+    /// gives them) wait for their trigger.
+    fn waiting(&self, open: &[(String, OrderId)]) -> usize {
+        let held = |(symbol, id): &&(String, OrderId)| {
+            let market = self.0.markets.get(symbol);
+            market.is_some_and(|m| m.book().stop_order(*id).is_some())
+        };
+        open.iter().filter(held).count()
     }
 
     /// Cancels every open order of the account in one market, or in all of

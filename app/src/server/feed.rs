@@ -312,11 +312,7 @@ impl Viewer {
         self.account_events = None;
         self.trader = None;
         let Some(account) = self.session_account() else {
-            let none = FeedMessage::Account {
-                view: None,
-                position: None,
-            };
-            return self.pending.push_back(none);
+            return self.pending.push_back(NO_ACCOUNT);
         };
         let tail = self.exchange.tail();
         // From too far back, the view alone: its list of fills has them.
@@ -372,11 +368,7 @@ impl Viewer {
         if self.session_account() != Some(account) {
             self.trader = None;
             self.account_events = None;
-            let ended = FeedMessage::Account {
-                view: None,
-                position: None,
-            };
-            return self.pending.push_back(ended);
+            return self.pending.push_back(NO_ACCOUNT);
         }
         let Some(view) = self.exchange.view(account) else {
             return;
@@ -394,6 +386,13 @@ impl Viewer {
         });
     }
 }
+
+/// What a socket with no session (or whose session ended) is told when it
+/// asks for its account.
+const NO_ACCOUNT: FeedMessage = FeedMessage::Account {
+    view: None,
+    position: None,
+};
 
 /// The account a feed follows, and what it was sent of it.
 struct Trader {
