@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use orderbook::{Event, Side, TradeFees};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,30 @@ impl Fees {
         (received * self.rate(role))
             .round_dp_with_strategy(FEE_DECIMALS, RoundingStrategy::ToZero)
             .normalize()
+    }
+
+    /// Writes into a trade the fees its two sides pay at these rates, each
+    /// on what that side receives (the buyer base, the seller quote). The
+    /// book decides trades without fees; the exchange stamps them before
+    /// the trade is written, so the log says what was charged whatever
+    /// the rates are later. Any other event, or a trade that has its
+    /// fees, is left as it is.
+    pub fn stamp(&self, event: &mut Event) {
+        let Event::TradeExecuted(t) = event else {
+            return;
+        };
+        if t.fees.is_some() {
+            return;
+        }
+        let quote = (t.price * t.quantity).normalize();
+        let (maker_gets, taker_gets) = match t.taker_side {
+            Side::Buy => (quote, t.quantity),
+            Side::Sell => (t.quantity, quote),
+        };
+        t.fees = Some(Box::new(TradeFees {
+            maker: self.fee(Role::Maker, maker_gets),
+            taker: self.fee(Role::Taker, taker_gets),
+        }));
     }
 
     /// Rates must be in `[0, 1)` so a fee never eats the whole fill.

@@ -1,12 +1,12 @@
 //! Decisions: what a request does to the ledger, as events, without
 //! changing it.
 
-use orderbook::{AccountId, Event, MarketSpec, OrderId, Side, Timestamp};
+use orderbook::{AccountId, Command, Event, MarketSpec, Side, Timestamp};
 use rust_decimal::Decimal;
 
-use crate::config::{Faucet, Fees, Role};
-use crate::event::{AccountEvent, DepositSource, ReleaseReason, TradeSettled};
-use crate::ledger::Ledger;
+use crate::config::{Faucet, Fees};
+use crate::event::{AccountEvent, DepositSource};
+use crate::ledger::{Ledger, fills};
 
 /// Why a request was refused, in words a trader can act on.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -25,8 +25,6 @@ pub enum AccountError {
         available: Decimal,
         needed: Decimal,
     },
-    #[error("order {0} holds no reservation: it is not open")]
-    UnknownOrder(OrderId),
     #[error("the faucet limit for this account is reached")]
     FaucetLimitReached,
 }
@@ -101,231 +99,87 @@ impl Ledger {
         Ok(events)
     }
 
-    /// Holds funds for an order before it goes to the book.
-    pub fn reserve(
+    /// Whether the account has `amount` of `asset` to commit, counting
+    /// `unusable` of what it holds as not there yet (credits of trades
+    /// whose append is still on its way to the store).
+    pub fn check_available(
         &self,
         account: AccountId,
-        symbol: &str,
-        order_id: OrderId,
         asset: &str,
         amount: Decimal,
-        at: Timestamp,
-    ) -> Result<AccountEvent, AccountError> {
+        unusable: Decimal,
+    ) -> Result<(), AccountError> {
         let acc = self.account(account).ok_or(AccountError::UnknownAccount)?;
-        let available = acc.balance(asset).available();
+        let available = acc.balance(asset).available() - unusable.max(Decimal::ZERO);
         if amount > available {
             return Err(AccountError::InsufficientFunds {
                 asset: asset.to_string(),
-                available,
+                available: available.max(Decimal::ZERO),
                 needed: amount,
             });
         }
-        Ok(AccountEvent::FundsReserved {
-            account,
-            symbol: symbol.to_string(),
-            order_id,
-            asset: asset.to_string(),
-            amount,
-            at,
-        })
+        Ok(())
     }
 
-    /// Holds more for an open order before an amendment that needs `need`
-    /// in all (see [`amend_cost`]) goes to the book; `None` when its
-    /// reservation already holds that much (what it holds beyond is given
-    /// back when the amendment is settled).
-    pub fn reserve_more(
+    /// What a command the book decided needs available before it may be
+    /// written: `(account, asset, amount)`, or nothing. A new order needs
+    /// its whole cost ([`order_cost`]); an amendment what its new terms
+    /// cost beyond what the order holds now, in this ledger, which has
+    /// every earlier event of its market folded in (fills included); a
+    /// cancellation nothing.
+    pub fn needs(
         &self,
-        account: AccountId,
-        symbol: &str,
-        order_id: OrderId,
-        need: Decimal,
-        at: Timestamp,
-    ) -> Result<Option<AccountEvent>, AccountError> {
-        let acc = self.account(account).ok_or(AccountError::UnknownAccount)?;
-        let Some(r) = acc.reservations.get(&(symbol.to_string(), order_id)) else {
-            return Err(AccountError::UnknownOrder(order_id));
-        };
-        let more = need - r.amount;
-        if more <= Decimal::ZERO {
-            return Ok(None);
+        market: &MarketSpec,
+        command: &Command,
+        decided: &[Event],
+    ) -> Option<(AccountId, String, Decimal)> {
+        match command {
+            Command::Place(order) => {
+                let (asset, amount) = order_cost(market, order, decided);
+                Some((order.account, asset, amount))
+            }
+            Command::Amend(a) => {
+                let (asset, need) = amend_cost(market, decided.first()?)?;
+                let key = (market.symbol.clone(), a.order_id);
+                let held = self
+                    .account(a.account)
+                    .and_then(|acc| acc.reservations.get(&key))
+                    .map_or(Decimal::ZERO, |r| r.amount);
+                (need > held).then(|| (a.account, asset, need - held))
+            }
+            Command::Cancel(_) => None,
         }
-        let available = acc.balance(&r.asset).available();
-        if more > available {
-            return Err(AccountError::InsufficientFunds {
-                asset: r.asset.clone(),
-                available,
-                needed: more,
-            });
-        }
-        Ok(Some(AccountEvent::ReservationChanged {
-            account,
-            symbol: symbol.to_string(),
-            order_id,
-            asset: r.asset.clone(),
-            change: more,
-            market_revision: None,
-            at,
-        }))
     }
 
-    /// Takes back what [`Ledger::reserve_more`] added for an amendment that
-    /// never reached the book.
-    pub fn unreserve(
-        &self,
-        account: AccountId,
-        symbol: &str,
-        order_id: OrderId,
-        amount: Decimal,
-        at: Timestamp,
-    ) -> Option<AccountEvent> {
-        let acc = self.account(account)?;
-        let r = acc.reservations.get(&(symbol.to_string(), order_id))?;
-        let amount = amount.min(r.amount);
-        (amount > Decimal::ZERO).then(|| AccountEvent::ReservationChanged {
-            account,
-            symbol: symbol.to_string(),
-            order_id,
-            asset: r.asset.clone(),
-            change: -amount,
-            market_revision: None,
-            at,
-        })
-    }
-
-    /// Gives back what is left of an order's reservation, if anything is.
-    pub fn release(
-        &self,
-        account: AccountId,
-        symbol: &str,
-        order_id: OrderId,
-        reason: ReleaseReason,
-        market_revision: Option<u64>,
-        at: Timestamp,
-    ) -> Option<AccountEvent> {
-        let acc = self.account(account)?;
-        let r = acc.reservations.get(&(symbol.to_string(), order_id))?;
-        Some(AccountEvent::FundsReleased {
-            account,
-            symbol: symbol.to_string(),
-            order_id,
-            asset: r.asset.clone(),
-            amount: r.amount,
-            reason,
-            market_revision,
-            at,
-        })
-    }
-
-    /// What one market event (at its stream revision) does to the accounts
-    /// in it: a trade settles both sides, a fill or cancel releases what is
-    /// left of the order's reservation. Accounts that already settled this
-    /// revision get nothing, so a replay after a crash changes nothing twice.
-    pub fn settle(
+    /// For a log written before schema 3: the settlement of one of its
+    /// trades (one without fees) into each account that has not settled
+    /// it, as that version settled it. Such a log settled trades with
+    /// ledger events written after the market's append; a crash in
+    /// between left some unwritten, and they are written once, at start.
+    pub fn legacy_settlement(
         &self,
         market: &MarketSpec,
         fees: &Fees,
         revision: u64,
         event: &Event,
     ) -> Vec<AccountEvent> {
-        let symbol = market.symbol.as_str();
-        let fresh = |account: AccountId| {
-            self.account(account)
-                .is_some_and(|a| !a.has_settled(symbol, revision))
+        let Event::TradeExecuted(t) = event else {
+            return Vec::new();
         };
-        match event {
-            Event::TradeExecuted(t) => {
-                let quote_amount = (t.price * t.quantity).normalize();
-                let sides = [
-                    (
-                        t.maker_account,
-                        t.maker_order_id,
-                        Role::Maker,
-                        t.taker_side.opposite(),
-                    ),
-                    (t.taker_account, t.taker_order_id, Role::Taker, t.taker_side),
-                ];
-                sides
-                    .into_iter()
-                    .filter(|(account, ..)| fresh(*account))
-                    .map(|(account, order_id, role, side)| {
-                        let (paid_asset, paid, received_asset, received) = match side {
-                            Side::Buy => (&market.quote, quote_amount, &market.base, t.quantity),
-                            Side::Sell => (&market.base, t.quantity, &market.quote, quote_amount),
-                        };
-                        AccountEvent::TradeSettled(TradeSettled {
-                            account,
-                            symbol: symbol.to_string(),
-                            trade_id: t.trade_id,
-                            order_id,
-                            role,
-                            side,
-                            price: t.price,
-                            quantity: t.quantity,
-                            paid_asset: paid_asset.clone(),
-                            paid,
-                            received_asset: received_asset.clone(),
-                            received,
-                            fee: fees.fee(role, received),
-                            market_revision: revision,
-                            at: t.executed_at,
-                        })
-                    })
-                    .collect()
-            }
-            // The order now needs what its new terms cost; it was made to
-            // hold at least that before the amendment went to the book, and
-            // what it holds beyond goes back. (A held stop order amended the
-            // same way: its reservation follows its terms too.)
-            Event::OrderAmended(_) | Event::StopAmended(_) => {
-                let (account, order_id, at) = match event {
-                    Event::OrderAmended(a) => (a.account, a.order_id, a.at),
-                    Event::StopAmended(a) => (a.account, a.order_id, a.at),
-                    _ => unreachable!("matched just above"),
-                };
-                if !fresh(account) {
-                    return Vec::new();
-                }
-                let Some(r) = self
-                    .account(account)
-                    .and_then(|acc| acc.reservations.get(&(symbol.to_string(), order_id)))
-                else {
-                    return Vec::new();
-                };
-                let Some((_, need)) = amend_cost(market, event) else {
-                    return Vec::new();
-                };
-                let excess = r.amount - need;
-                if excess <= Decimal::ZERO {
-                    return Vec::new();
-                }
-                vec![AccountEvent::ReservationChanged {
-                    account,
-                    symbol: symbol.to_string(),
-                    order_id,
-                    asset: r.asset.clone(),
-                    change: -excess,
-                    market_revision: Some(revision),
-                    at,
-                }]
-            }
-            // The order closed: whatever its reservation still holds goes back.
-            Event::OrderFilled(_) | Event::OrderCancelled(_) => {
-                let (account, order_id, at) = match event {
-                    Event::OrderFilled(e) => (e.account, e.order_id, e.at),
-                    Event::OrderCancelled(e) => (e.account, e.order_id, e.at),
-                    _ => unreachable!("matched just above"),
-                };
-                if !fresh(account) {
-                    return Vec::new();
-                }
-                let reason = ReleaseReason::OrderClosed;
-                self.release(account, symbol, order_id, reason, Some(revision), at)
-                    .into_iter()
-                    .collect()
-            }
-            _ => Vec::new(),
+        if t.fees.is_some() {
+            return Vec::new();
         }
+        fills(market, revision, t)
+            .into_iter()
+            .filter(|f| {
+                self.account(f.account)
+                    .is_some_and(|a| !a.has_settled(&market.symbol, revision))
+            })
+            .map(|mut f| {
+                f.fee = fees.fee(f.role, f.received);
+                AccountEvent::TradeSettled(f)
+            })
+            .collect()
     }
 }
 

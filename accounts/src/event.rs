@@ -10,7 +10,10 @@ use crate::config::Role;
 /// The version of the event JSON this crate writes. Version 2 added
 /// `ReservationChanged` and `OrderRefused` (with the optional `trigger` of
 /// a refused stop order; without it, none); version 1 logs read unchanged.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 3 writes no event about orders (`FundsReserved`,
+/// `FundsReleased`, `ReservationChanged`, `TradeSettled`): the market
+/// streams say it all. Earlier logs' events still read.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Something that happened to an account. In JSON, `type` names the variant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,7 +33,8 @@ pub enum AccountEvent {
         source: DepositSource,
         at: Timestamp,
     },
-    /// Funds set aside for an order before it reaches the book.
+    /// Funds set aside for an order before it reached the book (logs
+    /// before version 3).
     FundsReserved {
         account: AccountId,
         symbol: String,
@@ -39,7 +43,8 @@ pub enum AccountEvent {
         amount: Decimal,
         at: Timestamp,
     },
-    /// What was left of an order's reservation went back to available.
+    /// What was left of an order's reservation went back to available
+    /// (logs before version 3).
     FundsReleased {
         account: AccountId,
         symbol: String,
@@ -56,7 +61,8 @@ pub enum AccountEvent {
     /// An open order's reservation grew (before an amendment that needs
     /// more reaches the book) or shrank (once an amendment that needs less
     /// is in the book, or when one that needed more never got there).
-    /// `change` is signed: what was added to the reservation.
+    /// `change` is signed: what was added to the reservation. (Logs of
+    /// version 2 only.)
     ReservationChanged {
         account: AccountId,
         symbol: String,
@@ -102,7 +108,9 @@ pub enum AccountEvent {
 }
 
 /// One side of a trade, settled into one account: `paid` left the order's
-/// reservation, `received - fee` arrived, `fee` went to the exchange.
+/// reservation, `received - fee` arrived, `fee` went to the exchange. As an
+/// event, the settlement of a trade written without fees (logs before
+/// version 3); the ledger keeps every fill in this shape either way.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TradeSettled {
     pub account: AccountId,

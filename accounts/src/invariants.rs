@@ -1,67 +1,103 @@
 //! The rules the ledger must always keep, checked from outside the code
-//! that moves money.
+//! that moves money: every sum is computed again here from the parts, and
+//! what an order holds is compared with the order as its book has it.
 
 use std::collections::BTreeMap;
 
+use orderbook::{AccountId, Book, OrderId, Side};
 use rust_decimal::Decimal;
 
 use crate::ledger::Ledger;
 
-/// A broken rule, in words.
+/// A broken rule: whose, in which asset, and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("ledger invariant broken: {0}")]
-pub struct LedgerViolation(pub String);
+#[error("ledger invariant broken: {}{}{what}", account.map(|a| format!("account {a}: ")).unwrap_or_default(), asset.as_ref().map(|a| format!("{a}: ")).unwrap_or_default())]
+pub struct LedgerViolation {
+    pub account: Option<AccountId>,
+    pub asset: Option<String>,
+    pub what: String,
+}
 
-/// Checks that no balance is negative, that every account's reserved
-/// amount is exactly the sum of its open reservations (so available plus
-/// reserved is the total), and that for every asset the accounts' totals
-/// plus the fees collected equal the deposits.
-pub fn check_ledger(ledger: &Ledger) -> Result<(), LedgerViolation> {
+impl LedgerViolation {
+    fn new(account: Option<AccountId>, asset: Option<&str>, what: String) -> LedgerViolation {
+        LedgerViolation {
+            account,
+            asset: asset.map(str::to_string),
+            what,
+        }
+    }
+}
+
+/// What an open order must hold, written out here from its terms: a buy
+/// its price times its open quantity (or the quote it may still spend), a
+/// sell its open quantity.
+fn hold_of(
+    side: Side,
+    price: Option<Decimal>,
+    quantity: Option<Decimal>,
+    quote: Option<Decimal>,
+) -> Decimal {
+    match side {
+        Side::Buy => match (price, quantity) {
+            (Some(p), Some(q)) => p * q,
+            _ => quote.unwrap_or_default(),
+        },
+        Side::Sell => quantity.unwrap_or_default(),
+    }
+}
+
+/// Every rule of the ledger alone that is broken now:
+/// - each account's reserved, per asset, is the sum of what its open
+///   orders hold, and each order holds the cost of its open terms;
+/// - 0 ≤ reserved ≤ total, for every account and asset;
+/// - per asset, the accounts' totals plus the fees collected equal what
+///   was deposited.
+pub fn ledger_violations(ledger: &Ledger) -> Vec<LedgerViolation> {
+    let mut found = Vec::new();
     let mut held: BTreeMap<&str, Decimal> = BTreeMap::new();
     for acc in ledger.accounts() {
         let mut reserved: BTreeMap<&str, Decimal> = BTreeMap::new();
         for r in acc.reservations.values() {
-            if r.amount < Decimal::ZERO {
-                return Err(LedgerViolation(format!(
-                    "account {} order {} {} reservation is negative: {}",
-                    acc.id, r.symbol, r.order_id, r.amount
-                )));
+            let cost = hold_of(r.side, r.price, r.open_quantity, r.open_quote);
+            if r.amount != cost || r.amount < Decimal::ZERO {
+                found.push(LedgerViolation::new(
+                    Some(acc.id),
+                    Some(&r.asset),
+                    format!(
+                        "order {} {} holds {} but its open terms cost {cost}",
+                        r.symbol, r.order_id, r.amount
+                    ),
+                ));
             }
             *reserved.entry(&r.asset).or_default() += r.amount;
         }
         for (asset, b) in &acc.balances {
-            if b.total < Decimal::ZERO
-                || b.reserved < Decimal::ZERO
-                || b.available() < Decimal::ZERO
-            {
-                return Err(LedgerViolation(format!(
-                    "account {} {asset} negative: total {} reserved {} available {}",
-                    acc.id,
-                    b.total,
-                    b.reserved,
-                    b.available()
-                )));
-            }
             let sum = reserved.remove(asset.as_str()).unwrap_or_default();
             if sum != b.reserved {
-                return Err(LedgerViolation(format!(
-                    "account {} {asset} reserved {} but its orders hold {sum}",
-                    acc.id, b.reserved
-                )));
+                found.push(LedgerViolation::new(
+                    Some(acc.id),
+                    Some(asset),
+                    format!("reserved {} but its open orders hold {sum}", b.reserved),
+                ));
             }
-            if b.available() + b.reserved != b.total {
-                return Err(LedgerViolation(format!(
-                    "account {} {asset} does not add up",
-                    acc.id
-                )));
+            if b.reserved < Decimal::ZERO || b.reserved > b.total {
+                found.push(LedgerViolation::new(
+                    Some(acc.id),
+                    Some(asset),
+                    format!(
+                        "reserved {} is not between 0 and the total {}",
+                        b.reserved, b.total
+                    ),
+                ));
             }
             *held.entry(asset).or_default() += b.total;
         }
-        if let Some((asset, sum)) = reserved.into_iter().find(|(_, s)| !s.is_zero()) {
-            return Err(LedgerViolation(format!(
-                "account {} has {sum} {asset} in reservations but no balance",
-                acc.id
-            )));
+        for (asset, sum) in reserved.into_iter().filter(|(_, s)| !s.is_zero()) {
+            found.push(LedgerViolation::new(
+                Some(acc.id),
+                Some(asset),
+                format!("its open orders hold {sum} but it has no balance"),
+            ));
         }
     }
     let assets: std::collections::BTreeSet<&str> = held
@@ -75,10 +111,80 @@ pub fn check_ledger(ledger: &Ledger) -> Result<(), LedgerViolation> {
             + ledger.fees.get(asset).copied().unwrap_or_default();
         let deposits = ledger.deposits.get(asset).copied().unwrap_or_default();
         if total != deposits {
-            return Err(LedgerViolation(format!(
-                "{asset}: accounts and fees hold {total} but deposits were {deposits}"
-            )));
+            found.push(LedgerViolation::new(
+                None,
+                Some(asset),
+                format!("accounts and fees hold {total} but deposits were {deposits}"),
+            ));
         }
     }
-    Ok(())
+    found
+}
+
+/// Every way the holds disagree with a book (folded from the same log):
+/// each open order of the book (resting, or waiting for its trigger)
+/// holds exactly its open cost in its account, and nothing else in that
+/// market holds anything.
+pub fn book_violations(ledger: &Ledger, book: &Book) -> Vec<LedgerViolation> {
+    let spec = &book.market().spec;
+    let symbol = spec.symbol.as_str();
+    let asset_of = |side: Side| match side {
+        Side::Buy => spec.quote.as_str(),
+        Side::Sell => spec.base.as_str(),
+    };
+    let mut open: BTreeMap<(AccountId, OrderId), (&str, Decimal)> = BTreeMap::new();
+    for o in book.resting_orders() {
+        let cost = hold_of(o.side, Some(o.price), Some(o.remaining_quantity), None);
+        open.insert((o.account, o.order_id), (asset_of(o.side), cost));
+    }
+    for o in book.stop_orders() {
+        let cost = hold_of(o.side, o.price, o.quantity, o.quote_amount);
+        open.insert((o.account, o.order_id), (asset_of(o.side), cost));
+    }
+    let mut found = Vec::new();
+    for acc in ledger.accounts() {
+        for r in acc.reservations.values().filter(|r| r.symbol == symbol) {
+            match open.remove(&(acc.id, r.order_id)) {
+                None => found.push(LedgerViolation::new(
+                    Some(acc.id),
+                    Some(&r.asset),
+                    format!(
+                        "order {symbol} {} holds {} but is not open on its book",
+                        r.order_id, r.amount
+                    ),
+                )),
+                Some((asset, cost))
+                    if asset != r.asset || cost.normalize() != r.amount.normalize() =>
+                {
+                    found.push(LedgerViolation::new(
+                        Some(acc.id),
+                        Some(&r.asset),
+                        format!(
+                            "order {symbol} {} holds {} but its book says it costs {cost} {asset}",
+                            r.order_id, r.amount
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    for ((account, order_id), (asset, cost)) in open {
+        if ledger.account(account).is_some() {
+            found.push(LedgerViolation::new(
+                Some(account),
+                Some(asset),
+                format!("order {symbol} {order_id} is open on its book (costing {cost}) but holds nothing"),
+            ));
+        }
+    }
+    found
+}
+
+/// The first rule of the ledger alone that is broken, if any.
+pub fn check_ledger(ledger: &Ledger) -> Result<(), LedgerViolation> {
+    match ledger_violations(ledger).into_iter().next() {
+        Some(v) => Err(v),
+        None => Ok(()),
+    }
 }

@@ -1,11 +1,21 @@
-//! The ledger's state: every account, and what folding account events does.
+//! The ledger's state: every account, and what folding the log does to it.
+//!
+//! Two kinds of stream fold in. The account streams bring identities,
+//! sessions and deposits ([`Ledger::apply`]). The market streams bring
+//! everything orders do to money ([`Ledger::apply_market`]): what an open
+//! order holds is its open cost, kept from its terms and fills as the
+//! book's events say them, and a trade moves both sides' funds with the
+//! fees written in it. Nothing about an order is written to an account
+//! stream, so the two can never disagree.
 
 use std::collections::{BTreeMap, HashMap};
 
-use orderbook::{AccountId, OrderId, Timestamp};
+use orderbook::{AccountId, Event, MarketSpec, OrderId, Side, Timestamp, TradeExecuted};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::config::Role;
+use crate::decide::open_cost;
 use crate::event::{AccountEvent, TradeSettled};
 
 /// One asset in one account. Available is `total - reserved`.
@@ -21,14 +31,34 @@ impl Balance {
     }
 }
 
-/// Funds held for one open order.
+/// What one open order holds (resting on its book, or waiting for its
+/// trigger), and the terms it is computed from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
     pub symbol: String,
     pub order_id: OrderId,
     pub asset: String,
-    /// What is still held.
+    /// What is held: always the open cost of the terms below.
     pub amount: Decimal,
+    pub side: Side,
+    /// The limit price; none for a market order.
+    pub price: Option<Decimal>,
+    /// What is still open of its base quantity; none when sized by quote.
+    pub open_quantity: Option<Decimal>,
+    /// What is still unspent of its quote amount; only when sized so.
+    pub open_quote: Option<Decimal>,
+    /// Held off the book until a trade reaches its trigger.
+    pub waiting: bool,
+}
+
+impl Reservation {
+    /// What these terms hold: a buy its price times its open quantity (or
+    /// the quote it may still spend), a sell its open quantity; a market
+    /// buy sized by base quantity holds nothing (its cost is checked
+    /// against the trades of its one decision).
+    fn cost(&self) -> Decimal {
+        open_cost(self.side, self.price, self.open_quantity, self.open_quote).unwrap_or_default()
+    }
 }
 
 /// One trader's account.
@@ -38,15 +68,17 @@ pub struct Account {
     pub username: String,
     pub password_hash: String,
     pub balances: BTreeMap<String, Balance>,
-    /// Open reservations by market and order id.
+    /// Open orders by market and order id, with what each holds.
     pub reservations: BTreeMap<(String, OrderId), Reservation>,
-    /// Per market, the last market stream revision settled into this account.
+    /// Per market, the last market revision a ledger event of a log
+    /// written before schema 3 settled into this account (such logs
+    /// settled trades with `TradeSettled`; see `Ledger::legacy_settlement`).
     pub settled: BTreeMap<String, u64>,
     /// Per asset, what the faucet has credited so far.
     pub faucet_received: BTreeMap<String, Decimal>,
     /// Hashes of the session tokens that are logged in.
     pub sessions: Vec<String>,
-    /// Every fill, oldest first.
+    /// Every fill, in the order the log has them.
     pub trades: Vec<TradeSettled>,
     /// How many events of the account's own stream are folded in.
     pub stream_events: u64,
@@ -57,7 +89,8 @@ impl Account {
         self.balances.get(asset).copied().unwrap_or_default()
     }
 
-    /// Whether a market event at this revision is already in this account.
+    /// Whether a market event at this revision was settled into this
+    /// account by a ledger event (logs before schema 3).
     pub fn has_settled(&self, symbol: &str, revision: u64) -> bool {
         self.settled.get(symbol).is_some_and(|&r| r >= revision)
     }
@@ -72,6 +105,46 @@ impl Account {
     fn balance_mut(&mut self, asset: &str) -> &mut Balance {
         self.balances.entry(asset.to_string()).or_default()
     }
+
+    /// Puts an order's new terms in place (or takes it away), keeping the
+    /// balance's reserved the sum of what the open orders hold.
+    fn set_reservation(&mut self, key: (String, OrderId), new: Option<Reservation>) {
+        let old = match &new {
+            Some(r) => self.reservations.insert(key, r.clone()),
+            None => self.reservations.remove(&key),
+        };
+        if let Some(old) = old {
+            self.balance_mut(&old.asset).reserved -= old.amount;
+        }
+        if let Some(new) = new {
+            self.balance_mut(&new.asset).reserved += new.amount;
+        }
+    }
+
+    /// Changes an open order's terms with `change`, then holds their cost.
+    fn amend_reservation(
+        &mut self,
+        symbol: &str,
+        order_id: OrderId,
+        change: impl FnOnce(&mut Reservation),
+    ) {
+        let key = (symbol.to_string(), order_id);
+        let Some(mut r) = self.reservations.get(&key).cloned() else {
+            return;
+        };
+        change(&mut r);
+        r.amount = r.cost();
+        self.set_reservation(key, Some(r));
+    }
+}
+
+/// A market event that does not follow the last one folded for its market.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{symbol}: the ledger has folded {folded} events, so it cannot fold revision {revision}")]
+pub struct LedgerGap {
+    pub symbol: String,
+    pub folded: u64,
+    pub revision: u64,
 }
 
 /// Every account, the fees collected and the deposits made.
@@ -85,11 +158,10 @@ pub struct Ledger {
     pub fees: BTreeMap<String, Decimal>,
     /// Money that came in from outside, per asset.
     pub deposits: BTreeMap<String, Decimal>,
-    /// Per market, the highest order id any reservation named: a restarted
-    /// book must not hand out an id whose reservation already exists.
-    pub(crate) highest_order_id: HashMap<String, OrderId>,
     /// How many accounts the registry stream holds.
     pub registry_events: u64,
+    /// Per market, how many of its stream's events are folded in.
+    pub(crate) market_events: BTreeMap<String, u64>,
 }
 
 impl Ledger {
@@ -121,12 +193,14 @@ impl Ledger {
         self.sessions.get(token_hash).copied()
     }
 
-    pub fn highest_order_id(&self, symbol: &str) -> OrderId {
-        self.highest_order_id.get(symbol).copied().unwrap_or(0)
+    /// How many events of a market's stream are folded in: the revision
+    /// the next one must have.
+    pub fn market_events(&self, symbol: &str) -> u64 {
+        self.market_events.get(symbol).copied().unwrap_or(0)
     }
 
-    /// Folds one event in. Events come from the decide methods or the log of
-    /// earlier decisions; an event for an unknown account is ignored.
+    /// Folds one account event in. An event for an unknown account is
+    /// ignored.
     pub fn apply(&mut self, event: &AccountEvent) {
         if let AccountEvent::AccountOpened {
             account,
@@ -165,61 +239,25 @@ impl Ledger {
                 *acc.faucet_received.entry(asset.clone()).or_default() += amount;
                 *self.deposits.entry(asset.clone()).or_default() += amount;
             }
-            AccountEvent::FundsReserved {
-                symbol,
-                order_id,
-                asset,
-                amount,
-                ..
-            } => {
-                acc.balance_mut(asset).reserved += amount;
-                acc.reservations.insert(
-                    (symbol.clone(), *order_id),
-                    Reservation {
-                        symbol: symbol.clone(),
-                        order_id: *order_id,
-                        asset: asset.clone(),
-                        amount: *amount,
-                    },
-                );
-                let high = self.highest_order_id.entry(symbol.clone()).or_default();
-                *high = (*high).max(*order_id);
-            }
+            // Logs before schema 3 held and released funds with their own
+            // events; what an order holds now follows from the market
+            // stream alone, which those logs have too.
+            AccountEvent::FundsReserved { .. } => {}
             AccountEvent::FundsReleased {
                 symbol,
-                order_id,
-                asset,
-                amount,
                 market_revision,
                 ..
-            } => {
-                acc.balance_mut(asset).reserved -= amount;
-                acc.reservations.remove(&(symbol.clone(), *order_id));
-                acc.mark_settled(symbol, *market_revision);
             }
-            AccountEvent::ReservationChanged {
+            | AccountEvent::ReservationChanged {
                 symbol,
-                order_id,
-                asset,
-                change,
                 market_revision,
                 ..
-            } => {
-                acc.balance_mut(asset).reserved += change;
-                if let Some(r) = acc.reservations.get_mut(&(symbol.clone(), *order_id)) {
-                    r.amount += change;
-                }
-                acc.mark_settled(symbol, *market_revision);
-            }
+            } => acc.mark_settled(symbol, *market_revision),
+            // A trade of a log before schema 3: its money moved here (its
+            // market event carries no fees).
             AccountEvent::TradeSettled(t) => {
-                let paid = acc.balance_mut(&t.paid_asset);
-                paid.total -= t.paid;
-                paid.reserved -= t.paid;
+                acc.balance_mut(&t.paid_asset).total -= t.paid;
                 acc.balance_mut(&t.received_asset).total += t.received - t.fee;
-                let key = (t.symbol.clone(), t.order_id);
-                if let Some(r) = acc.reservations.get_mut(&key) {
-                    r.amount -= t.paid;
-                }
                 acc.mark_settled(&t.symbol, Some(t.market_revision));
                 acc.trades.push(t.clone());
                 *self.fees.entry(t.received_asset.clone()).or_default() += t.fee;
@@ -237,7 +275,121 @@ impl Ledger {
         }
     }
 
-    /// The reservations of one market, for reconciling with its book.
+    /// Folds in one event of a market's stream, at its revision there.
+    /// A revision already folded is passed over (answers `false`); one
+    /// past the next is a gap, and an error.
+    pub fn apply_market(
+        &mut self,
+        market: &MarketSpec,
+        revision: u64,
+        event: &Event,
+    ) -> Result<bool, LedgerGap> {
+        let symbol = market.symbol.as_str();
+        let folded = self.market_events(symbol);
+        if revision < folded {
+            return Ok(false);
+        }
+        if revision > folded {
+            return Err(LedgerGap {
+                symbol: symbol.to_string(),
+                folded,
+                revision,
+            });
+        }
+        self.market_events.insert(symbol.to_string(), folded + 1);
+        self.fold_market(market, revision, event);
+        Ok(true)
+    }
+
+    fn fold_market(&mut self, market: &MarketSpec, revision: u64, event: &Event) {
+        let symbol = market.symbol.as_str();
+        match event {
+            Event::OrderAccepted(a) => {
+                let Some(acc) = self.accounts.get_mut(&a.account) else {
+                    return;
+                };
+                let asset = match a.side {
+                    Side::Buy => &market.quote,
+                    Side::Sell => &market.base,
+                };
+                let mut r = Reservation {
+                    symbol: symbol.to_string(),
+                    order_id: a.order_id,
+                    asset: asset.clone(),
+                    amount: Decimal::ZERO,
+                    side: a.side,
+                    price: a.price,
+                    open_quantity: a.quantity,
+                    open_quote: a.quote_amount,
+                    waiting: a.trigger.is_some(),
+                };
+                r.amount = r.cost();
+                acc.set_reservation((symbol.to_string(), a.order_id), Some(r));
+            }
+            Event::TradeExecuted(t) => {
+                let quote = (t.price * t.quantity).normalize();
+                for (account, order_id) in [
+                    (t.maker_account, t.maker_order_id),
+                    (t.taker_account, t.taker_order_id),
+                ] {
+                    if let Some(acc) = self.accounts.get_mut(&account) {
+                        acc.amend_reservation(symbol, order_id, |r| {
+                            r.open_quantity = r.open_quantity.map(|q| q - t.quantity);
+                            r.open_quote = r.open_quote.map(|q| q - quote);
+                        });
+                    }
+                }
+                // A trade written before schema 3 has no fees: its money
+                // moved through `TradeSettled` in the accounts.
+                if t.fees.is_some() {
+                    for fill in fills(market, revision, t) {
+                        let Some(acc) = self.accounts.get_mut(&fill.account) else {
+                            continue;
+                        };
+                        acc.balance_mut(&fill.paid_asset).total -= fill.paid;
+                        acc.balance_mut(&fill.received_asset).total += fill.received - fill.fee;
+                        *self.fees.entry(fill.received_asset.clone()).or_default() += fill.fee;
+                        acc.trades.push(fill);
+                    }
+                }
+            }
+            Event::OrderAmended(a) => {
+                if let Some(acc) = self.accounts.get_mut(&a.account) {
+                    acc.amend_reservation(symbol, a.order_id, |r| {
+                        r.price = Some(a.price);
+                        r.open_quantity = Some(a.quantity);
+                    });
+                }
+            }
+            Event::StopAmended(a) => {
+                if let Some(acc) = self.accounts.get_mut(&a.account) {
+                    acc.amend_reservation(symbol, a.order_id, |r| {
+                        r.price = a.price.or(r.price);
+                        r.open_quantity = a.quantity.or(r.open_quantity);
+                    });
+                }
+            }
+            Event::OrderFilled(_) | Event::OrderCancelled(_) => {
+                let (account, order_id) = match event {
+                    Event::OrderFilled(e) => (e.account, e.order_id),
+                    Event::OrderCancelled(e) => (e.account, e.order_id),
+                    _ => unreachable!("matched just above"),
+                };
+                if let Some(acc) = self.accounts.get_mut(&account) {
+                    acc.set_reservation((symbol.to_string(), order_id), None);
+                }
+            }
+            // A fired stop enters with the terms it held for.
+            Event::StopTriggered(t) => {
+                if let Some(acc) = self.accounts.get_mut(&t.account) {
+                    acc.amend_reservation(symbol, t.order_id, |r| r.waiting = false);
+                }
+            }
+            Event::OrderRejected(_) => {}
+        }
+    }
+
+    /// The open orders of one market that hold funds, by account.
     pub fn reservations(&self, symbol: &str) -> Vec<(AccountId, OrderId)> {
         self.accounts
             .values()
@@ -249,4 +401,54 @@ impl Ledger {
             })
             .collect()
     }
+}
+
+/// The two sides of a trade as each account sees it: what it paid (out of
+/// what its order held), received, and paid in fees (the trade's own; none
+/// for a trade written before schema 3).
+pub fn fills(market: &MarketSpec, revision: u64, t: &TradeExecuted) -> [TradeSettled; 2] {
+    let quote_amount = (t.price * t.quantity).normalize();
+    let fees = t.fees.as_deref().copied().unwrap_or(orderbook::TradeFees {
+        maker: Decimal::ZERO,
+        taker: Decimal::ZERO,
+    });
+    let side = |account, order_id, role, side, fee| {
+        let (paid_asset, paid, received_asset, received) = match side {
+            Side::Buy => (&market.quote, quote_amount, &market.base, t.quantity),
+            Side::Sell => (&market.base, t.quantity, &market.quote, quote_amount),
+        };
+        TradeSettled {
+            account,
+            symbol: market.symbol.clone(),
+            trade_id: t.trade_id,
+            order_id,
+            role,
+            side,
+            price: t.price,
+            quantity: t.quantity,
+            paid_asset: paid_asset.clone(),
+            paid,
+            received_asset: received_asset.clone(),
+            received,
+            fee,
+            market_revision: revision,
+            at: t.executed_at,
+        }
+    };
+    [
+        side(
+            t.maker_account,
+            t.maker_order_id,
+            Role::Maker,
+            t.taker_side.opposite(),
+            fees.maker,
+        ),
+        side(
+            t.taker_account,
+            t.taker_order_id,
+            Role::Taker,
+            t.taker_side,
+            fees.taker,
+        ),
+    ]
 }

@@ -2,18 +2,23 @@
 //!
 //! This crate owns the exchange's money. A [`Ledger`] holds every account's
 //! balances per asset (total and reserved; available is the difference),
-//! the reservations behind open orders, the fees the exchange collected and
-//! the deposits that brought money in. Like `orderbook` it is a pure core:
-//! the `decide` methods read the state and return [`AccountEvent`]s (or a
-//! typed [`AccountError`]); [`Ledger::apply`] is the only way the state
-//! changes, so the ledger is always the fold of its events.
+//! what each open order holds, the fees the exchange collected and the
+//! deposits that brought money in. Like `orderbook` it is a pure core, and
+//! the ledger is always the fold of the log:
 //!
-//! Settlement is driven by the order books' events. [`Ledger::settle`] turns
-//! one market event (a `TradeExecuted`, an `OrderAmended`, or the `OrderFilled` /
-//! `OrderCancelled` that closes an order) into account events that carry the
-//! market stream revision they came from; each account remembers the last
-//! revision it settled per market, so replaying a market's log after a crash
-//! settles every trade exactly once.
+//! - the account streams bring identities, sessions and deposits
+//!   ([`Ledger::apply`]);
+//! - the market streams bring everything orders do to money
+//!   ([`Ledger::apply_market`]). What an open order holds is its open cost,
+//!   a function of its terms and fills as its book's events say them
+//!   ([`open_cost`]), and a trade moves both sides' funds with the fees
+//!   written in it ([`Fees::stamp`]).
+//!
+//! So no order ever writes to an account stream, and what an order holds
+//! can never lag behind its book. Before the book decides a command, the
+//! exchange asks [`Ledger::needs`] what it must have available and checks
+//! it ([`Ledger::check_available`]) against the ledger with every earlier
+//! decision folded in; [`invariants`] proves the rules from outside.
 //!
 //! # Events
 //!
@@ -24,24 +29,28 @@
 //!
 //! - `AccountOpened`: `account`, `username`, `password_hash` (PHC string), `at`.
 //! - `FundsDeposited`: `account`, `asset`, `amount`, `source` (`faucet`), `at`.
-//! - `FundsReserved`: `account`, `symbol`, `order_id`, `asset`, `amount`, `at`.
-//! - `FundsReleased`: `account`, `symbol`, `order_id`, `asset`, `amount`,
-//!   `reason` (`order_closed`, `order_not_placed`), `market_revision`, `at`.
+//! - `OrderRefused` (version 2): `account`, `symbol`, `side`, `order_type`,
+//!   `price`, `quantity`, `quote_amount` (as asked), `trigger`, `reason`
+//!   (the words the trader was answered with), `at`. Moves no money; it
+//!   keeps a refused order in the trader's history.
+//! - `SessionStarted` / `SessionEnded`: `account`, `token_hash`, `at`.
+//!
+//! Logs written before version 3 also hold the events with which orders
+//! used to hold and settle funds; they are still read, and fold to the
+//! same balances:
+//!
+//! - `FundsReserved`: `account`, `symbol`, `order_id`, `asset`, `amount`,
+//!   `at`; `FundsReleased` (… `reason`, `market_revision`) and
+//!   `ReservationChanged` (version 2: … `change`, `market_revision`). What
+//!   an order holds now follows from its market stream, which such logs
+//!   have too, so these move nothing.
 //! - `TradeSettled`: `account`, `symbol`, `trade_id`, `order_id`, `role`
 //!   (`maker`/`taker`), `side`, `price`, `quantity`, `paid_asset`, `paid`,
 //!   `received_asset`, `received` (before the fee), `fee` (in the received
-//!   asset), `market_revision`, `at`.
-//! - `ReservationChanged` (version 2): `account`, `symbol`, `order_id`,
-//!   `asset`, `change` (signed: added to the order's reservation),
-//!   `market_revision` (the `OrderAmended` that let it shrink), `at`. An
-//!   amendment that needs more is reserved for before it goes to the book;
-//!   settling its `OrderAmended` gives back what the order holds beyond
-//!   its new terms.
-//! - `OrderRefused` (version 2): `account`, `symbol`, `side`, `order_type`,
-//!   `price`, `quantity`, `quote_amount` (as asked), `reason` (the words
-//!   the trader was answered with), `at`. Moves no money; it keeps a
-//!   refused order in the trader's history.
-//! - `SessionStarted` / `SessionEnded`: `account`, `token_hash`, `at`.
+//!   asset), `market_revision`, `at`: the money of a trade written without
+//!   fees. A trade of such a log that no `TradeSettled` settled yet (a
+//!   crash came between) is settled once at start
+//!   ([`Ledger::legacy_settlement`]).
 
 mod config;
 mod decide;
@@ -57,4 +66,4 @@ pub use event::{
     AccountEvent, AccountEventDecodeError, DepositSource, ReleaseReason, SCHEMA_VERSION,
     TradeSettled,
 };
-pub use ledger::{Account, Balance, Ledger, Reservation};
+pub use ledger::{Account, Balance, Ledger, LedgerGap, Reservation, fills};

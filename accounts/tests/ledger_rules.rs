@@ -1,12 +1,12 @@
-//! The ledger's rules, driven the way the exchange drives it: reserve, let
-//! the book decide, settle each market event at its revision.
+//! The ledger's rules, driven the way the exchange drives it: ask what a
+//! decided command needs, check it is available, stamp the fees and fold
+//! the market events in at their revisions; after every command every
+//! rule holds, and every hold agrees with its book.
 
 use std::collections::{BTreeMap, HashMap};
 
-use accounts::invariants::check_ledger;
-use accounts::{
-    AccountError, AccountEvent, FaucetGrant, Fees, Ledger, Role, amend_cost, order_cost,
-};
+use accounts::invariants::{book_violations, check_ledger, ledger_violations};
+use accounts::{AccountError, AccountEvent, FaucetGrant, Fees, Ledger, Role};
 use orderbook::sim::Flow;
 use orderbook::{Book, Command, Event, Market, OrderType, PlaceOrder, Side};
 use rust_decimal::Decimal;
@@ -31,11 +31,10 @@ fn faucet(usd: &str, btc: &str, eth: &str) -> BTreeMap<String, FaucetGrant> {
         .collect()
 }
 
-/// One process's worth of exchange: books, the ledger and every market
-/// event's revision, with no I/O.
+/// One process's worth of exchange: books, the ledger and every market's
+/// log, with no I/O.
 struct Venue {
     books: HashMap<String, Book>,
-    revisions: HashMap<String, u64>,
     log: HashMap<String, Vec<Event>>,
     ledger: Ledger,
     fees: Fees,
@@ -49,7 +48,6 @@ impl Venue {
             .collect();
         Venue {
             books,
-            revisions: HashMap::new(),
             log: HashMap::new(),
             ledger: Ledger::new(),
             fees: Fees::default(),
@@ -69,44 +67,32 @@ impl Venue {
         e.account()
     }
 
-    /// Runs a command as the server does; returns the book's events.
+    /// Runs a command as the exchange does; returns the book's events.
     fn run(&mut self, command: &Command) -> Result<Vec<Event>, String> {
         let symbol = command.symbol().to_string();
         let book = &self.books[&symbol];
-        let decided = book.decide(command);
+        let spec = book.market().spec.clone();
+        let mut decided = book.decide(command);
         if let Some(Event::OrderRejected(r)) = decided.first() {
             return Err(r.reason.to_string());
         }
-        if let Command::Place(p) = command {
-            let (asset, amount) = order_cost(&book.market().spec, p, &decided);
-            let e = self
-                .ledger
-                .reserve(p.account, &symbol, p.order_id, &asset, amount, p.at)
+        if let Some((account, asset, amount)) = self.ledger.needs(&spec, command, &decided) {
+            self.ledger
+                .check_available(account, &asset, amount, Decimal::ZERO)
                 .map_err(|e| e.to_string())?;
-            self.apply(&[e]);
         }
-        // An amendment that needs more holds it before the book sees it.
-        if let Some(first @ Event::OrderAmended(a)) = decided.first() {
-            let spec = &self.books[&symbol].market().spec;
-            let (_, need) = amend_cost(spec, first).expect("an amendment has a cost");
-            let more = self
-                .ledger
-                .reserve_more(a.account, &symbol, a.order_id, need, a.at)
-                .map_err(|e| e.to_string())?;
-            self.apply(&Vec::from_iter(more));
-        }
-        let spec = self.books[&symbol].market().spec.clone();
-        for event in &decided {
+        for event in &mut decided {
+            self.fees.stamp(event);
             self.books.get_mut(&symbol).unwrap().apply(event);
-            let rev = self.revisions.entry(symbol.clone()).or_insert(0);
-            let revision = *rev;
-            *rev += 1;
-            self.log
-                .entry(symbol.clone())
-                .or_default()
-                .push(event.clone());
-            let settled = self.ledger.settle(&spec, &self.fees, revision, event);
-            self.apply(&settled);
+            let log = self.log.entry(symbol.clone()).or_default();
+            let revision = log.len() as u64;
+            log.push(event.clone());
+            assert!(self.ledger.apply_market(&spec, revision, event).unwrap());
+            // Between any two events, nothing is negative or over-held.
+            assert_eq!(ledger_violations(&self.ledger), vec![], "after {event:?}");
+        }
+        for book in self.books.values() {
+            assert_eq!(book_violations(&self.ledger, book), vec![], "{command:?}");
         }
         Ok(decided)
     }
@@ -252,7 +238,7 @@ fn a_trade_settles_both_sides_with_fees_and_releases_the_rest() {
 }
 
 #[test]
-fn settling_a_market_log_twice_changes_nothing() {
+fn folding_a_market_event_twice_changes_nothing() {
     let mut x = Venue::new();
     let (a, b) = (x.open("alice"), x.open("bob"));
     x.apply(
@@ -270,12 +256,15 @@ fn settling_a_market_log_twice_changes_nothing() {
     x.run(&limit("BTC-USD", 2, b, Side::Buy, "100", "0.5"))
         .unwrap();
     let spec = x.books["BTC-USD"].market().spec.clone();
-    for (rev, e) in x.log["BTC-USD"].iter().enumerate() {
-        assert!(
-            x.ledger.settle(&spec, &x.fees, rev as u64, e).is_empty(),
-            "{e:?}"
-        );
+    let before = x.ledger.account(a).unwrap().clone();
+    let log = x.log["BTC-USD"].clone();
+    for (rev, e) in log.iter().enumerate() {
+        assert!(!x.ledger.apply_market(&spec, rev as u64, e).unwrap());
     }
+    assert_eq!(x.ledger.account(a).unwrap(), &before);
+    // One past the next is a gap, not a silent skip.
+    let gap = x.ledger.apply_market(&spec, log.len() as u64 + 1, &log[0]);
+    assert!(gap.is_err(), "{gap:?}");
 }
 
 #[test]
@@ -350,35 +339,12 @@ fn random_trading_keeps_every_ledger_rule() {
     );
     let trades: usize = x.ledger.accounts().map(|a| a.trades.len()).sum();
     assert!(trades > 500, "{trades} fills");
-    // Every open order still holds a reservation and nothing else does.
-    for (symbol, book) in &x.books {
-        let mut open: Vec<_> = book
-            .resting_orders()
-            .iter()
-            .map(|o| (o.account, o.order_id))
-            .collect();
-        let mut held = x.ledger.reservations(symbol);
-        open.sort();
-        held.sort();
-        assert_eq!(open, held, "{symbol}");
-        // And each holds at least what the rest of it can still cost.
-        let spec = book.market().spec.clone();
-        for o in book.resting_orders() {
-            let r =
-                &x.ledger.account(o.account).unwrap().reservations[&(symbol.clone(), o.order_id)];
-            let need = match o.side {
-                Side::Buy => o.price * o.remaining_quantity,
-                Side::Sell => o.remaining_quantity,
-            };
-            assert!(r.amount >= need, "{symbol} order {}: {r:?}", o.order_id);
-            let asset = if o.side == Side::Buy {
-                &spec.quote
-            } else {
-                &spec.base
-            };
-            assert_eq!(&r.asset, asset);
-        }
+    // Every open order holds exactly its open cost and nothing else holds
+    // anything (checked after every command by `run`, and once more here).
+    for book in x.books.values() {
+        assert_eq!(book_violations(&x.ledger, book), vec![]);
     }
+    check_ledger(&x.ledger).unwrap();
 }
 
 fn amend(id: u64, account: u64, price: Option<&str>, qty: Option<&str>) -> Command {
@@ -447,12 +413,186 @@ fn an_amended_order_holds_what_its_new_terms_cost() {
         x.ledger.account(b).unwrap().balance("BTC").reserved,
         d("0.1")
     );
-    // Settling the log again gives nothing twice.
-    let spec = x.books["BTC-USD"].market().spec.clone();
-    for (rev, e) in x.log["BTC-USD"].iter().enumerate() {
-        assert!(
-            x.ledger.settle(&spec, &x.fees, rev as u64, e).is_empty(),
-            "{e:?}"
-        );
+}
+
+fn ioc_buy(id: u64, account: u64, price: &str, qty: &str) -> Command {
+    Command::Place(PlaceOrder {
+        time_in_force: Some(orderbook::TimeInForce::ImmediateOrCancel),
+        ..match limit("BTC-USD", id, account, Side::Buy, price, qty) {
+            Command::Place(p) => p,
+            _ => unreachable!(),
+        }
+    })
+}
+
+/// The finding that opened the order-path issue: a fill and an amendment
+/// of the same order decided one after the other, before anything was
+/// written. The amendment's extra is measured against what the order holds
+/// after the fill, so amending back up needs the sold part again: refused
+/// when it is not there, and never an order held for less than it costs.
+#[test]
+fn an_amendment_right_after_a_fill_needs_what_the_fill_took() {
+    let mut x = Venue::new();
+    let (a, b) = (x.open("alice"), x.open("bob"));
+    x.apply(
+        &x.ledger
+            .claim_faucet(a, &faucet("1", "0.01", "1"), 2)
+            .unwrap(),
+    );
+    x.apply(
+        &x.ledger
+            .claim_faucet(b, &faucet("10000", "1", "1"), 2)
+            .unwrap(),
+    );
+    x.run(&limit("BTC-USD", 1, a, Side::Sell, "30000", "0.01"))
+        .unwrap();
+    // Bob's IOC takes 0.002; Alice has 0.008 BTC left, all of it held.
+    x.run(&ioc_buy(2, b, "30000", "0.002")).unwrap();
+    let btc = x.ledger.account(a).unwrap().balance("BTC");
+    assert_eq!((btc.total, btc.reserved), (d("0.008"), d("0.008")));
+    // Back up to 0.01 needs 0.002 more, which she does not have.
+    let err = x.run(&amend(1, a, None, Some("0.01"))).unwrap_err();
+    assert_eq!(err, "insufficient BTC: 0 available, 0.002 needed");
+    // With 0.002 more deposited it is allowed, and held in full.
+    x.apply(&[AccountEvent::FundsDeposited {
+        account: a,
+        asset: "BTC".into(),
+        amount: d("0.002"),
+        source: accounts::DepositSource::Faucet,
+        at: 3,
+    }]);
+    x.run(&amend(1, a, None, Some("0.01"))).unwrap();
+    let btc = x.ledger.account(a).unwrap().balance("BTC");
+    assert_eq!((btc.total, btc.reserved), (d("0.01"), d("0.01")));
+    // Filled in full, it pays exactly what it held.
+    x.run(&ioc_buy(3, b, "30000", "0.01")).unwrap();
+    let btc = x.ledger.account(a).unwrap().balance("BTC");
+    assert_eq!((btc.total, btc.reserved), (d("0"), d("0")));
+}
+
+/// A log written before schema 3, in the JSON that version wrote: orders
+/// held and settled funds with account events, trades had no fees. It
+/// folds to the balances that version showed, and a trade whose settlement
+/// a crash took away is settled once, as that version would have.
+#[test]
+fn a_log_written_before_fees_were_in_trades_folds_to_the_same_balances() {
+    let account = |json: &str| AccountEvent::from_json(json.as_bytes()).unwrap();
+    let market = |json: &str| Event::from_json(json).unwrap();
+    let mut ledger = Ledger::new();
+    for json in [
+        r#"{"schema_version":1,"type":"AccountOpened","account":1,"username":"alice","password_hash":"h","at":1}"#,
+        r#"{"schema_version":1,"type":"AccountOpened","account":2,"username":"bob","password_hash":"h","at":1}"#,
+        r#"{"schema_version":1,"type":"FundsDeposited","account":1,"asset":"BTC","amount":"1","source":"faucet","at":2}"#,
+        r#"{"schema_version":1,"type":"FundsDeposited","account":2,"asset":"USD","amount":"10000","source":"faucet","at":2}"#,
+        r#"{"schema_version":1,"type":"FundsReserved","account":1,"symbol":"BTC-USD","order_id":1,"asset":"BTC","amount":"0.5","at":3}"#,
+        r#"{"schema_version":1,"type":"FundsReserved","account":2,"symbol":"BTC-USD","order_id":2,"asset":"USD","amount":"22","at":4}"#,
+        r#"{"schema_version":2,"type":"TradeSettled","account":1,"symbol":"BTC-USD","trade_id":1,"order_id":1,"role":"maker","side":"sell","price":"100","quantity":"0.2","paid_asset":"BTC","paid":"0.2","received_asset":"USD","received":"20","fee":"0.02","market_revision":2,"at":4}"#,
+        r#"{"schema_version":2,"type":"ReservationChanged","account":1,"symbol":"BTC-USD","order_id":1,"asset":"BTC","change":"0.1","at":5}"#,
+    ] {
+        ledger.apply(&account(json));
     }
+    let spec = Market::defaults().remove(0).spec;
+    let log: Vec<Event> = [
+        r#"{"schema_version":1,"type":"OrderAccepted","symbol":"BTC-USD","order_id":1,"account":1,"side":"sell","order_type":"limit","price":"100","quantity":"0.5","time_in_force":"GTC","post_only":false,"self_trade_prevention":"cancel_taker","at":3}"#,
+        r#"{"schema_version":1,"type":"OrderAccepted","symbol":"BTC-USD","order_id":2,"account":2,"side":"buy","order_type":"limit","price":"110","quantity":"0.2","time_in_force":"GTC","post_only":false,"self_trade_prevention":"cancel_taker","at":4}"#,
+        r#"{"schema_version":1,"type":"TradeExecuted","symbol":"BTC-USD","trade_id":1,"price":"100","quantity":"0.2","maker_order_id":1,"taker_order_id":2,"maker_account":1,"taker_account":2,"taker_side":"buy","executed_at":4}"#,
+        r#"{"schema_version":1,"type":"OrderFilled","symbol":"BTC-USD","order_id":2,"account":2,"side":"buy","at":4}"#,
+    ]
+    .into_iter()
+    .map(market)
+    .collect();
+    for (revision, e) in log.iter().enumerate() {
+        ledger.apply_market(&spec, revision as u64, e).unwrap();
+    }
+    // A crash took Bob's settlement of trade 1 (and the release of his
+    // order's rest) away: the settlement is due, once.
+    let fees = Fees::default();
+    let due: Vec<AccountEvent> = log
+        .iter()
+        .enumerate()
+        .flat_map(|(r, e)| ledger.legacy_settlement(&spec, &fees, r as u64, e))
+        .collect();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].account(), 2);
+    for e in &due {
+        ledger.apply(e);
+    }
+    let again = log
+        .iter()
+        .enumerate()
+        .flat_map(|(r, e)| ledger.legacy_settlement(&spec, &fees, r as u64, e));
+    assert_eq!(again.count(), 0);
+    // What that version showed: Alice 0.8 BTC with 0.3 on the book (the
+    // extra a lost amendment held is not held: her order costs 0.3) and
+    // 19.98 USD; Bob 9980 USD and 0.2 BTC less the 0.0004 taker fee.
+    let alice = ledger.account(1).unwrap();
+    assert_eq!(
+        alice.balance("BTC"),
+        accounts::Balance {
+            total: d("0.8"),
+            reserved: d("0.3")
+        }
+    );
+    assert_eq!(alice.balance("USD").total, d("19.98"));
+    let bob = ledger.account(2).unwrap();
+    assert_eq!(
+        bob.balance("USD"),
+        accounts::Balance {
+            total: d("9980"),
+            reserved: d("0")
+        }
+    );
+    assert_eq!(bob.balance("BTC").total, d("0.1996"));
+    assert_eq!((bob.trades.len(), alice.trades.len()), (1, 1));
+    check_ledger(&ledger).unwrap();
+    let mut book = Book::new(Market::defaults().remove(0));
+    for e in &log {
+        book.apply(e);
+    }
+    assert_eq!(book_violations(&ledger, &book), vec![]);
+}
+
+/// The checks can fail: a hold that disagrees with its book, a reserved
+/// that is not the sum of the holds, and money from nowhere are each found.
+#[test]
+fn the_invariant_checks_find_what_is_wrong() {
+    let mut x = Venue::new();
+    let a = x.open("alice");
+    x.apply(
+        &x.ledger
+            .claim_faucet(a, &faucet("100", "1", "1"), 2)
+            .unwrap(),
+    );
+    x.run(&limit("BTC-USD", 1, a, Side::Buy, "50", "1"))
+        .unwrap();
+    let spec = x.books["BTC-USD"].market().spec.clone();
+    // The book forgets the order (its cancel folded into the book only).
+    let mut book = x.books["BTC-USD"].clone();
+    let cancel = book.decide(&Command::Cancel(orderbook::CancelOrder {
+        symbol: orderbook::Symbol::new("BTC-USD"),
+        order_id: 1,
+        account: a,
+        at: 20,
+    }));
+    for e in &cancel {
+        book.apply(e);
+    }
+    let found = book_violations(&x.ledger, &book);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].account, found[0].asset.as_deref()),
+        (Some(a), Some("USD"))
+    );
+    // A deposit the deposits never counted: money from nowhere.
+    let mut forged = x.ledger.clone();
+    let trade = Event::from_json(r#"{"schema_version":3,"type":"TradeExecuted","symbol":"BTC-USD","trade_id":1,"price":"50","quantity":"1","maker_order_id":1,"taker_order_id":9,"maker_account":1,"taker_account":7,"taker_side":"sell","executed_at":30,"fees":{"maker":"0","taker":"0"}}"#).unwrap();
+    let next = x.log["BTC-USD"].len() as u64;
+    forged.apply_market(&spec, next, &trade).unwrap();
+    let found = ledger_violations(&forged);
+    assert!(
+        found
+            .iter()
+            .any(|v| v.asset.as_deref() == Some("BTC") && v.account.is_none()),
+        "{found:?}"
+    );
 }

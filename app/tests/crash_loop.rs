@@ -1,8 +1,10 @@
 //! The whole exchange (server and embedded store, one process) killed with
 //! SIGKILL at random moments under order load, again and again. After each
 //! restart every acknowledged order is in its market stream exactly once,
-//! every trade is settled exactly once to both of its accounts, and the
-//! ledger's rules hold (per asset, balances plus fees equal deposits).
+//! every trade carries its fees and is a fill of both of its accounts
+//! exactly once, and the ledger the log folds to keeps its rules (0 ≤
+//! reserved ≤ total; per asset, balances plus fees equal deposits), with
+//! every order holding exactly what its book says it costs.
 //!
 //! The traders talk HTTP to the server binary as browsers do. The log is
 //! read straight from the data folder (with `store::recovery::examine`,
@@ -157,36 +159,52 @@ async fn trade(addr: SocketAddr, cookie: String, seed: u64, acked: Acked, stop: 
     }
 }
 
-/// What the log holds, checked against what was acknowledged.
+/// What the log holds, checked against what was acknowledged: every
+/// acknowledged order is in its market stream once, every trade carries
+/// its fees (it is the whole of its settlement), and the ledger the log
+/// folds to keeps every rule, each order holding what its book says.
 fn verify(data: &Path, acked: &[(String, u64)], round: usize) {
+    let markets: BTreeMap<String, orderbook::Market> = orderbook::Market::defaults()
+        .into_iter()
+        .map(|m| (m.symbol.to_string(), m))
+        .collect();
+    let mut books: BTreeMap<String, orderbook::Book> = markets
+        .iter()
+        .map(|(s, m)| (s.clone(), orderbook::Book::new(m.clone())))
+        .collect();
     let mut ledger = Ledger::new();
     let mut accepted: BTreeMap<(String, u64), usize> = BTreeMap::new();
-    let mut trades: BTreeSet<(String, u64, u64)> = BTreeSet::new();
-    let mut settled: BTreeMap<(String, u64, u64), usize> = BTreeMap::new();
+    let mut trades: BTreeSet<(String, u64)> = BTreeSet::new();
     store::recovery::examine(data, |record| {
         let stream = String::from_utf8_lossy(&record.stream).into_owned();
         if let Some(symbol) = stream.strip_prefix("orderbook-") {
             let text = std::str::from_utf8(&record.data).unwrap();
-            match Event::from_json(text).unwrap() {
+            let event = Event::from_json(text).unwrap();
+            match &event {
                 Event::OrderAccepted(o) => {
                     *accepted
                         .entry((symbol.to_string(), o.order_id))
                         .or_default() += 1;
                 }
                 Event::TradeExecuted(t) => {
-                    let fresh = trades.insert((symbol.to_string(), t.trade_id, t.maker_account));
+                    let fresh = trades.insert((symbol.to_string(), t.trade_id));
                     assert!(fresh, "round {round}: trade {symbol} {} twice", t.trade_id);
-                    trades.insert((symbol.to_string(), t.trade_id, t.taker_account));
+                    assert!(
+                        t.fees.is_some(),
+                        "round {round}: trade {symbol} {} has no fees",
+                        t.trade_id
+                    );
                 }
                 _ => {}
             }
+            let book = books.get_mut(symbol).expect("a known market");
+            let revision = book.events_applied();
+            book.apply(&event);
+            let spec = &markets[symbol].spec;
+            let folded = ledger.apply_market(spec, revision, &event);
+            assert_eq!(folded, Ok(true), "round {round}: {symbol}@{revision}");
         } else if stream == "accounts" || stream.starts_with("account-") {
             let event = AccountEvent::from_json(&record.data).unwrap();
-            if let AccountEvent::TradeSettled(t) = &event {
-                *settled
-                    .entry((t.symbol.clone(), t.trade_id, t.account))
-                    .or_default() += 1;
-            }
             ledger.apply(&event);
         }
     })
@@ -200,19 +218,32 @@ fn verify(data: &Path, acked: &[(String, u64)], round: usize) {
             "round {round}: acknowledged order {order:?} is not in its market stream"
         );
     }
-    let settled_keys: BTreeSet<_> = settled.keys().cloned().collect();
-    let unsettled: Vec<_> = trades.difference(&settled_keys).collect();
-    let unknown: Vec<_> = settled_keys.difference(&trades).collect();
-    assert!(
-        unsettled.is_empty() && unknown.is_empty(),
-        "round {round}: every trade is settled to both accounts, and nothing else is: \
-         unsettled (symbol, trade, account) {unsettled:?}; settled but never traded {unknown:?}"
-    );
-    for (key, n) in &settled {
-        assert_eq!(*n, 1, "round {round}: trade {key:?} settled {n} times");
+    // Each trade is in both of its accounts' fills exactly once.
+    let mut fills: BTreeMap<(String, u64), usize> = BTreeMap::new();
+    for acc in ledger.accounts() {
+        for f in &acc.trades {
+            *fills.entry((f.symbol.clone(), f.trade_id)).or_default() += 1;
+        }
     }
-    accounts::invariants::check_ledger(&ledger)
-        .unwrap_or_else(|v| panic!("round {round}: the ledger's rules break: {v:?}"));
+    for trade in &trades {
+        assert_eq!(
+            fills.get(trade),
+            Some(&2),
+            "round {round}: trade {trade:?} in its accounts"
+        );
+    }
+    let broken = accounts::invariants::ledger_violations(&ledger);
+    assert!(
+        broken.is_empty(),
+        "round {round}: the ledger's rules break: {broken:?}"
+    );
+    for book in books.values() {
+        let broken = accounts::invariants::book_violations(&ledger, book);
+        assert!(
+            broken.is_empty(),
+            "round {round}: holds and books disagree: {broken:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

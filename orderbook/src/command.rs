@@ -27,6 +27,15 @@ impl Command {
         }
     }
 
+    /// The order it places, cancels or amends.
+    pub fn order_id(&self) -> OrderId {
+        match self {
+            Command::Place(c) => c.order_id,
+            Command::Cancel(c) => c.order_id,
+            Command::Amend(c) => c.order_id,
+        }
+    }
+
     /// When the command was received.
     pub fn at(&self) -> Timestamp {
         match self {

@@ -517,6 +517,7 @@ impl Book {
                         taker_account: t.account,
                         taker_side: t.side,
                         executed_at: t.at,
+                        fees: None,
                     }));
                     if lots == maker.remaining {
                         out.push(Event::OrderFilled(OrderFilled {

@@ -17,7 +17,9 @@ use crate::reason::{CancelReason, RejectReason};
 /// version and every earlier one. Version 2 added stop and take-profit
 /// orders: `trigger` on `OrderAccepted`, and `StopTriggered` and
 /// `StopAmended`; a version-1 log has none of them and reads the same.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 3 added `fees` on `TradeExecuted` (the exchange writes what each
+/// side paid); a trade without them was settled by the ledger's own events.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Something that happened to a book. In JSON, `type` names the variant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,6 +96,19 @@ pub struct TradeExecuted {
     /// The incoming order's side: `buy` means the taker bought.
     pub taker_side: Side,
     pub executed_at: Timestamp,
+    /// What each side paid the exchange (schema version 3). The book leaves
+    /// it empty: fees are the exchange's business, which sets them before
+    /// the trade is written. Boxed, like the other rare fields, so every
+    /// event stays small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fees: Option<Box<TradeFees>>,
+}
+
+/// The fees of one trade, each in the asset its side received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeFees {
+    pub maker: Decimal,
+    pub taker: Decimal,
 }
 
 /// An order left the book with something unfilled.

@@ -36,8 +36,10 @@
 //! - [`TradeExecuted`]: two orders traded. Fields: `symbol`, `trade_id`
 //!   (sequential per market from 1), `price` (the maker's), `quantity`
 //!   (base), `maker_order_id`, `taker_order_id`, `maker_account`,
-//!   `taker_account`, `taker_side`, `executed_at`. The quote amount that
-//!   changed hands is exactly `price * quantity`.
+//!   `taker_account`, `taker_side`, `executed_at`, and (version 3) `fees`:
+//!   `maker` and `taker`, each in the asset that side received, set by the
+//!   exchange before it writes the trade (the book leaves it out). The
+//!   quote amount that changed hands is exactly `price * quantity`.
 //! - [`OrderCancelled`]: an order left with something unfilled. Fields:
 //!   `symbol`, `order_id`, `account`, `side`, `price` (limit orders),
 //!   `remaining_quantity` (base released; absent for quote-sized orders),
@@ -110,7 +112,7 @@ pub use book::{Book, Depth, OrderStatus, PriceLevel, RestingOrder, StopOrder};
 pub use command::{AmendOrder, CancelOrder, Command, PlaceOrder};
 pub use event::{
     Event, EventDecodeError, OrderAccepted, OrderAmended, OrderCancelled, OrderFilled,
-    OrderRejected, SCHEMA_VERSION, StopAmended, StopTriggered, TradeExecuted,
+    OrderRejected, SCHEMA_VERSION, StopAmended, StopTriggered, TradeExecuted, TradeFees,
 };
 pub use market::{MAX_LOTS, MAX_TICKS, Market, MarketError, MarketSpec, Symbol};
 pub use order::{

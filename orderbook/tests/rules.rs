@@ -631,7 +631,7 @@ fn events_round_trip_through_versioned_json() {
     for e in &ev {
         let json = e.to_json();
         assert!(
-            json.starts_with("{\"schema_version\":2,\"type\":"),
+            json.starts_with("{\"schema_version\":3,\"type\":"),
             "{json}"
         );
         assert_eq!(&Event::from_json(&json).unwrap(), e);
@@ -641,14 +641,31 @@ fn events_round_trip_through_versioned_json() {
         trade.contains("\"price\":\"100.5\"") && trade.contains("\"quantity\":\"0.25\""),
         "{trade}"
     );
-    // A log written before stop orders (version 1) reads the same.
+    // A log written before stop orders (version 1) or before fees were in
+    // trades (version 2) reads the same.
     for e in &ev {
-        let old = e
-            .to_json()
-            .replace("\"schema_version\":2", "\"schema_version\":1");
-        assert_eq!(&Event::from_json(&old).unwrap(), e);
+        for old in ["1", "2"] {
+            let old = e
+                .to_json()
+                .replace("\"schema_version\":3", &format!("\"schema_version\":{old}"));
+            assert_eq!(&Event::from_json(&old).unwrap(), e);
+        }
     }
-    let future = trade.replace("\"schema_version\":2", "\"schema_version\":99");
+    // A trade the exchange stamped with fees carries them, and reads back.
+    let Event::TradeExecuted(mut t) = ev[1].clone() else {
+        panic!("{:?}", ev[1])
+    };
+    t.fees = Some(Box::new(orderbook::TradeFees {
+        maker: d("0.1"),
+        taker: d("0.0005"),
+    }));
+    let stamped = Event::TradeExecuted(t).to_json();
+    assert!(
+        stamped.contains("\"fees\":{\"maker\":\"0.1\",\"taker\":\"0.0005\"}"),
+        "{stamped}"
+    );
+    assert_eq!(Event::from_json(&stamped).unwrap().to_json(), stamped);
+    let future = trade.replace("\"schema_version\":3", "\"schema_version\":99");
     assert!(matches!(
         Event::from_json(&future),
         Err(EventDecodeError::NewerSchema(99))

@@ -1,28 +1,28 @@
-//! The accounts task: the one writer of the account streams.
+//! The accounts task: the one writer of the account streams, and the
+//! keeper of the ledger every other part reads.
 //!
-//! It owns the [`Ledger`] (readers see it through a lock, only this task
-//! writes it) and handles requests one at a time: decide on the current
-//! state, append the events to the account streams with the expected
-//! revision, and only then fold them in. Settlement requests carry market
-//! events with their stream revisions; the ledger skips what an account has
-//! already settled, and derived event ids let the store drop a retried
-//! append, so every trade is settled exactly once. When the task starts (or
-//! restarts after a panic) it reloads every account and settles whatever
-//! the market streams hold that the accounts do not yet.
+//! It handles requests one at a time (accounts opened, sessions, the
+//! faucet, refused orders kept for the history): decide on the current
+//! ledger, append the events to the account streams with the expected
+//! revision, and only then fold them in. Orders never come here: what they
+//! hold and what their trades move is the fold of the market streams,
+//! which each market's task folds into the same ledger as it decides (see
+//! `market_task`).
 //!
-//! It also follows the account streams through the live tail, so what
-//! another exchange server on the same store wrote (accounts opened,
-//! reservations, settlements, sessions) reaches this ledger, and with it
-//! the balances and open orders this server shows, without waiting for a
-//! conflict.
+//! It also follows every account and market stream through the live tail,
+//! in the store's order, so what another exchange server on the same store
+//! wrote reaches this ledger (and with it the balances and open orders
+//! this server shows) as soon as the tail delivers it. When the task
+//! starts it folds the whole log; a trade of a log written before fees
+//! were in trades whose settlement a crash took away is settled then.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex as StdMutex, RwLock};
 use std::time::Duration;
 
-use accounts::{AccountEvent, Fees, Ledger, ReleaseReason};
+use accounts::{AccountEvent, Fees, Ledger};
 use eventstore::Client;
-use orderbook::{AccountId, Event, Market, OrderId, Timestamp};
+use orderbook::{AccountId, Event, Market, MarketSpec, Timestamp};
 use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -30,8 +30,8 @@ use super::exchange_error::ExchangeError;
 use super::live_tail::{Decoded, LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
 use super::streams::{
-    ACCOUNTS_STREAM, StreamError, account_event_data, account_stream, append, load_accounts,
-    load_market,
+    ACCOUNTS_STREAM, StreamError, account_event_data, account_stream, append, load_ledger,
+    market_stream,
 };
 use super::supervise::supervise;
 use crate::api::FeedPosition;
@@ -58,69 +58,69 @@ pub enum AccountsRequest {
         at: Timestamp,
         reply: Reply<()>,
     },
-    Reserve {
-        account: AccountId,
-        symbol: String,
-        order_id: OrderId,
-        asset: String,
-        amount: Decimal,
-        at: Timestamp,
-        reply: Reply<()>,
-    },
-    /// Holds more for an open order before an amendment needing `need` in
-    /// all goes to the book; answers what was added (zero when it already
-    /// held enough).
-    ReserveMore {
-        account: AccountId,
-        symbol: String,
-        order_id: OrderId,
-        need: Decimal,
-        at: Timestamp,
-        reply: Reply<Decimal>,
-    },
-    /// Gives back the reservations of orders that never reached the book,
-    /// and what was held more for amendments that never did.
-    ReleaseUnplaced {
-        symbol: String,
-        orders: Vec<(AccountId, OrderId)>,
-        amended: Vec<(AccountId, OrderId, Decimal)>,
-        at: Timestamp,
-        reply: Reply<()>,
-    },
-    /// At start, before the market's task runs (and after every event of
-    /// its stream is settled): releases the reservations of this market's
-    /// orders that are not open on its book, and what an open order holds
-    /// beyond what it can still cost (`open`: each open order's cost, where
-    /// its terms say; an amendment's extra held just before a crash, say).
-    Reconcile {
-        symbol: String,
-        open: HashMap<(AccountId, OrderId), Option<Decimal>>,
-        at: Timestamp,
-        reply: Reply<()>,
-    },
     /// Keeps a refused order (an `OrderRefused`) in its account's history.
     RecordRefusal {
         refusal: AccountEvent,
         reply: Reply<()>,
     },
-    /// Settles market events, each with its revision in the market stream.
-    Settle {
-        symbol: String,
-        events: Vec<(u64, Event)>,
-        reply: Reply<()>,
-    },
 }
 
-/// The way into the accounts task, and a read view of its ledger.
+/// What batches on their way to the store made available, per account and
+/// asset. A market's decisions may spend what its own earlier decisions
+/// made available (its stream orders them), but not what another market's
+/// unwritten batch did: if that batch never lands, it was never there.
+#[derive(Default)]
+pub struct InFlight(StdMutex<HashMap<(AccountId, String), Decimal>>);
+
+impl InFlight {
+    /// What is not to be spent yet of the account's `asset`.
+    pub fn credit(&self, account: AccountId, asset: &str) -> Decimal {
+        let credits = unpoisoned(self.0.lock());
+        credits
+            .get(&(account, asset.to_string()))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// A batch is on its way with these credits.
+    pub fn add(&self, batch: &HashMap<(AccountId, String), Decimal>) {
+        let mut credits = unpoisoned(self.0.lock());
+        for (key, amount) in batch {
+            *credits.entry(key.clone()).or_default() += amount;
+        }
+    }
+
+    /// A batch's fate is known (in the stream, or not): its credits are
+    /// the ledger's business again.
+    pub fn settle(&self, batch: &HashMap<(AccountId, String), Decimal>) {
+        let mut credits = unpoisoned(self.0.lock());
+        for (key, amount) in batch {
+            if let Some(c) = credits.get_mut(key) {
+                *c -= amount;
+                if *c <= Decimal::ZERO {
+                    credits.remove(key);
+                }
+            }
+        }
+    }
+}
+
+/// The way into the accounts task, and the ledger.
 #[derive(Clone)]
 pub struct AccountsHandle {
     tx: mpsc::Sender<AccountsRequest>,
     state: Arc<RwLock<Ledger>>,
+    in_flight: Arc<InFlight>,
+    client: Client,
+    markets: Arc<Vec<Market>>,
+    /// True once the task has folded the log at its start.
+    loaded: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AccountsHandle {
-    /// Starts the supervised accounts task.
-    /// `followed_from` is the tail's position before the accounts are read.
+    /// Starts the supervised accounts task on the ledger folded from the
+    /// whole log (`preloaded`: the market streams as read at start).
+    /// `followed_from` is the tail's position before anything was read.
     pub fn start(
         client: Client,
         markets: Vec<Market>,
@@ -132,24 +132,79 @@ impl AccountsHandle {
     ) -> AccountsHandle {
         let (tx, rx) = mpsc::channel(1024);
         let state = Arc::new(RwLock::new(Ledger::new()));
+        let markets = Arc::new(markets);
+        let (loaded_tx, loaded) = tokio::sync::watch::channel(false);
+        let handle = AccountsHandle {
+            tx,
+            state,
+            in_flight: Arc::default(),
+            client: client.clone(),
+            markets: markets.clone(),
+            loaded,
+        };
         let task = Arc::new(AccountsTask {
+            loaded: loaded_tx,
             client,
-            markets,
+            ledger: handle.clone(),
             fees,
             faucet,
-            state: state.clone(),
             requests: Mutex::new(rx),
             preloaded: std::sync::Mutex::new(Some((preloaded, followed_from))),
             tail,
         });
         supervise("accounts".into(), move || task.clone().run());
-        AccountsHandle { tx, state }
+        handle
+    }
+
+    /// Waits until the task has folded the log at its start.
+    pub async fn loaded(&self) {
+        let mut loaded = self.loaded.clone();
+        let _ = loaded.wait_for(|l| *l).await;
     }
 
     /// Reads the ledger as it is now.
     pub fn read<T>(&self, f: impl FnOnce(&Ledger) -> T) -> T {
         let ledger = unpoisoned(self.state.read());
         f(&ledger)
+    }
+
+    /// Changes the ledger, holding it throughout (a market's task decides
+    /// a batch so).
+    pub fn write<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> T {
+        let mut ledger = unpoisoned(self.state.write());
+        f(&mut ledger)
+    }
+
+    /// What batches on their way to the store credited.
+    pub fn in_flight(&self) -> Arc<InFlight> {
+        self.in_flight.clone()
+    }
+
+    /// Folds one market event in at its revision (once; one past the next
+    /// is left for the market's task to fill from the stream).
+    pub fn fold_market(&self, market: &MarketSpec, revision: u64, event: &Event) {
+        if let Err(gap) = self.write(|l| l.apply_market(market, revision, event)) {
+            tracing::debug!("{gap}; the market's task reads what is missing");
+        }
+    }
+
+    /// Folds the whole log again, retrying until the store answers: after
+    /// a batch that was folded in never reached its stream.
+    pub async fn reload(&self) {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match load_ledger(&self.client, &self.markets, &Preloaded::new()).await {
+                Ok(ledger) => {
+                    *unpoisoned(self.state.write()) = ledger;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("loading the ledger failed, retrying: {e}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
     }
 
     /// Sends a request and waits for its answer.
@@ -167,15 +222,15 @@ impl AccountsHandle {
 }
 
 struct AccountsTask {
+    loaded: tokio::sync::watch::Sender<bool>,
     client: Client,
-    markets: Vec<Market>,
+    ledger: AccountsHandle,
     fees: Fees,
     faucet: accounts::Faucet,
-    state: Arc<RwLock<Ledger>>,
     requests: Mutex<mpsc::Receiver<AccountsRequest>>,
     /// The market streams as the exchange read them at start, and the
-    /// tail's position before that, used once so the first recovery does
-    /// not read them again.
+    /// tail's position before that, used once so the first start does not
+    /// read them again.
     preloaded: std::sync::Mutex<Option<(Preloaded, Option<FeedPosition>)>>,
     tail: LiveTail,
 }
@@ -191,8 +246,12 @@ impl AccountsTask {
         let (preloaded, from) = unpoisoned(self.preloaded.lock())
             .take()
             .unwrap_or_else(|| (Preloaded::new(), self.tail.reached()));
-        let mut following = self.tail.reader(Streams::Accounts, from).into_stream();
+        let mut following = self
+            .tail
+            .reader(Streams::MarketsAndAccounts, from)
+            .into_stream();
         self.recover(&preloaded).await;
+        self.loaded.send_replace(true);
         loop {
             tokio::select! {
                 request = requests.recv() => match request {
@@ -211,46 +270,55 @@ impl AccountsTask {
         }
     }
 
-    /// Folds in what another writer appended to the account streams: each
-    /// stream's events from the revision the ledger is at, in order (this
-    /// task's own come back through the tail too, and are behind it by
-    /// then). A gap means the ledger missed something: it is reloaded.
+    /// Folds in what the tail delivers, in the store's order: each stream's
+    /// events from the revision the ledger is at (what this server wrote
+    /// is folded already and passed over). A gap in an account stream
+    /// means the ledger missed something: the log is folded again.
     async fn apply_others(&self, events: &[Arc<TailEvent>]) {
         let mut gap = false;
-        {
-            let mut ledger = unpoisoned(self.state.write());
+        self.ledger.write(|ledger| {
             for e in events {
-                let Decoded::Account(event) = &e.event else {
-                    continue;
-                };
-                let known = if e.stream == ACCOUNTS_STREAM {
-                    ledger.registry_events
-                } else {
-                    ledger
-                        .account(event.account())
-                        .map_or(0, |a| a.stream_events)
-                };
-                if e.revision < known {
-                    continue;
+                match &e.event {
+                    Decoded::Account(event) => {
+                        let known = if e.stream == ACCOUNTS_STREAM {
+                            ledger.registry_events
+                        } else {
+                            ledger
+                                .account(event.account())
+                                .map_or(0, |a| a.stream_events)
+                        };
+                        if e.revision < known {
+                            continue;
+                        }
+                        if e.revision > known {
+                            gap = true;
+                            break;
+                        }
+                        ledger.apply(event);
+                    }
+                    Decoded::Book(event) => {
+                        let market = self.ledger.markets.iter();
+                        let mut market =
+                            market.filter(|m| market_stream(m.symbol.as_str()) == e.stream);
+                        if let Some(m) = market.next()
+                            && ledger.apply_market(&m.spec, e.revision, event).is_err()
+                        {
+                            gap = true;
+                            break;
+                        }
+                    }
                 }
-                if e.revision > known {
-                    gap = true;
-                    break;
-                }
-                ledger.apply(event);
             }
-        }
+        });
         if gap {
-            tracing::warn!("an account stream moved on past this ledger; reloading accounts");
-            match load_accounts(&self.client).await {
-                Ok(ledger) => *unpoisoned(self.state.write()) = ledger,
-                Err(e) => tracing::warn!("reloading accounts failed: {e}"),
-            }
+            tracing::warn!("a stream moved on past this ledger; folding the log again");
+            self.ledger.reload().await;
         }
     }
 
-    /// Loads the ledger and settles what the market streams hold beyond it,
-    /// retrying until the store answers.
+    /// Folds the whole log into the ledger and settles what a log written
+    /// before fees were in trades left unsettled, retrying until the store
+    /// answers.
     async fn recover(&self, preloaded: &Preloaded) {
         let mut pause = Duration::from_millis(50);
         loop {
@@ -266,33 +334,38 @@ impl AccountsTask {
     }
 
     async fn try_recover(&self, preloaded: &Preloaded) -> Result<(), StreamError> {
-        let ledger = load_accounts(&self.client).await?;
-        *unpoisoned(self.state.write()) = ledger;
-        for market in &self.markets {
+        let markets = self.ledger.markets.clone();
+        let ledger = load_ledger(&self.client, &markets, preloaded).await?;
+        let mut due = Vec::new();
+        for market in markets.iter() {
             let symbol = market.symbol.as_str();
+            let read;
             let events = match preloaded.get(symbol) {
-                Some(events) => events.to_vec(),
-                None => load_market(&self.client, symbol).await?,
+                Some(events) => events.as_slice(),
+                None => {
+                    read = super::streams::load_market(&self.client, symbol).await?;
+                    read.as_slice()
+                }
             };
-            let events = events
-                .into_iter()
-                .enumerate()
-                .map(|(i, e)| (i as u64, e))
-                .collect();
-            self.settle(market.symbol.as_str(), events)
+            for (revision, e) in events.iter().enumerate() {
+                due.extend(ledger.legacy_settlement(&market.spec, &self.fees, revision as u64, e));
+            }
+        }
+        *unpoisoned(self.ledger.state.write()) = ledger;
+        if !due.is_empty() {
+            tracing::info!(
+                settlements = due.len(),
+                "settling trades a crash left unsettled (a log from before fees were in trades)"
+            );
+            self.commit(|_| Ok((due.clone(), ())))
                 .await
                 .map_err(|e| StreamError::Unavailable(e.to_string()))?;
         }
         tracing::info!(
-            accounts = self.read(|l| l.accounts().count()),
+            accounts = self.ledger.read(|l| l.accounts().count()),
             "accounts loaded"
         );
         Ok(())
-    }
-
-    fn read<T>(&self, f: impl FnOnce(&Ledger) -> T) -> T {
-        let ledger = unpoisoned(self.state.read());
-        f(&ledger)
     }
 
     async fn handle(&self, request: AccountsRequest) {
@@ -349,79 +422,6 @@ impl AccountsTask {
                     .await;
                 let _ = reply.send(result);
             }
-            AccountsRequest::Reserve {
-                account,
-                symbol,
-                order_id,
-                asset,
-                amount,
-                at,
-                reply,
-            } => {
-                let result = self
-                    .commit(|l| {
-                        Ok((
-                            vec![l.reserve(account, &symbol, order_id, &asset, amount, at)?],
-                            (),
-                        ))
-                    })
-                    .await;
-                let _ = reply.send(result);
-            }
-            AccountsRequest::ReserveMore {
-                account,
-                symbol,
-                order_id,
-                need,
-                at,
-                reply,
-            } => {
-                let result = self
-                    .commit(|l| {
-                        let more = l.reserve_more(account, &symbol, order_id, need, at)?;
-                        let added = match &more {
-                            Some(AccountEvent::ReservationChanged { change, .. }) => *change,
-                            _ => Decimal::ZERO,
-                        };
-                        Ok((Vec::from_iter(more), added))
-                    })
-                    .await;
-                let _ = reply.send(result);
-            }
-            AccountsRequest::ReleaseUnplaced {
-                symbol,
-                orders,
-                amended,
-                at,
-                reply,
-            } => {
-                let result = self
-                    .commit(|l| {
-                        let mut events = release_unplaced(l, &symbol, &orders, at);
-                        events.extend(amended.iter().filter_map(|&(account, order_id, amount)| {
-                            l.unreserve(account, &symbol, order_id, amount, at)
-                        }));
-                        Ok((events, ()))
-                    })
-                    .await;
-                let _ = reply.send(result);
-            }
-            AccountsRequest::Reconcile {
-                symbol,
-                open,
-                at,
-                reply,
-            } => {
-                let result = self
-                    .commit(|l| {
-                        let orders = unplaced(l, &symbol, &open);
-                        let mut events = release_unplaced(l, &symbol, &orders, at);
-                        events.extend(excess_held(l, &symbol, &open, at));
-                        Ok((events, ()))
-                    })
-                    .await;
-                let _ = reply.send(result);
-            }
             AccountsRequest::RecordRefusal { refusal, reply } => {
                 let result = self
                     .commit(|l| {
@@ -432,33 +432,7 @@ impl AccountsTask {
                     .await;
                 let _ = reply.send(result);
             }
-            AccountsRequest::Settle {
-                symbol,
-                events,
-                reply,
-            } => {
-                let _ = reply.send(self.settle(&symbol, events).await);
-            }
         }
-    }
-
-    /// Settles market events in revision order and stops at the first that
-    /// cannot be written, so no account settles a later revision before an
-    /// earlier one (its mark would then pass the missed one for good). The
-    /// caller keeps what is unsettled and asks again: the market task
-    /// pauses its market meanwhile, and recovery retries until it is done.
-    async fn settle(&self, symbol: &str, events: Vec<(u64, Event)>) -> Result<(), ExchangeError> {
-        let Some(market) = self.markets.iter().find(|m| m.symbol.as_str() == symbol) else {
-            return Err(ExchangeError::UnknownMarket(symbol.to_string()));
-        };
-        for (revision, event) in &events {
-            self.commit(|l| Ok((l.settle(&market.spec, &self.fees, *revision, event), ())))
-                .await
-                .inspect_err(|e| {
-                    tracing::warn!(%symbol, revision, "settlement could not be written yet: {e}")
-                })?;
-        }
-        Ok(())
     }
 
     /// Decides on the current ledger and appends what was decided; folds in
@@ -469,18 +443,12 @@ impl AccountsTask {
         mut decide: impl FnMut(&Ledger) -> Result<(Vec<AccountEvent>, T), ExchangeError>,
     ) -> Result<T, ExchangeError> {
         for _ in 0..5 {
-            let (events, out) = self.read(&mut decide)?;
+            let (events, out) = self.ledger.read(&mut decide)?;
             match self.write(events).await {
                 Ok(()) => return Ok(out),
                 Err(StreamError::WrongExpectedVersion) => {
                     tracing::info!("an account stream moved on elsewhere; reloading accounts");
-                    match load_accounts(&self.client).await {
-                        Ok(ledger) => *unpoisoned(self.state.write()) = ledger,
-                        Err(e) => {
-                            tracing::warn!("reloading accounts failed: {e}");
-                            return Err(ExchangeError::Unavailable);
-                        }
-                    }
+                    self.ledger.reload().await;
                 }
                 Err(e) => {
                     tracing::warn!("account append failed: {e}");
@@ -502,7 +470,7 @@ impl AccountsTask {
             streams.entry(stream).or_default().push(e);
         }
         for (stream, events) in streams {
-            let count = self.read(|l| {
+            let count = self.ledger.read(|l| {
                 if stream == ACCOUNTS_STREAM {
                     l.registry_events
                 } else {
@@ -512,61 +480,12 @@ impl AccountsTask {
             });
             let data = events.iter().map(account_event_data).collect();
             append(&self.client, &stream, count, data).await?;
-            let mut ledger = unpoisoned(self.state.write());
-            for e in &events {
-                ledger.apply(e);
-            }
+            self.ledger.write(|ledger| {
+                for e in &events {
+                    ledger.apply(e);
+                }
+            });
         }
         Ok(())
     }
-}
-
-/// The orders of a market that hold a reservation but are not on its book.
-pub fn unplaced(
-    ledger: &Ledger,
-    symbol: &str,
-    open: &HashMap<(AccountId, OrderId), Option<Decimal>>,
-) -> Vec<(AccountId, OrderId)> {
-    ledger
-        .reservations(symbol)
-        .into_iter()
-        .filter(|key| !open.contains_key(key))
-        .collect()
-}
-
-/// Gives back what open orders hold beyond what they can still cost.
-fn excess_held(
-    ledger: &Ledger,
-    symbol: &str,
-    open: &HashMap<(AccountId, OrderId), Option<Decimal>>,
-    at: Timestamp,
-) -> Vec<AccountEvent> {
-    let mut keys: Vec<_> = open.iter().collect();
-    keys.sort_by_key(|(key, _)| **key);
-    keys.into_iter()
-        .filter_map(|(&(account, order_id), need)| {
-            let r = ledger
-                .account(account)?
-                .reservations
-                .get(&(symbol.to_string(), order_id))?;
-            let excess = r.amount - (*need)?;
-            ledger.unreserve(account, symbol, order_id, excess, at)
-        })
-        .collect()
-}
-
-/// The releases of orders that never reached the book.
-fn release_unplaced(
-    ledger: &Ledger,
-    symbol: &str,
-    orders: &[(AccountId, OrderId)],
-    at: Timestamp,
-) -> Vec<AccountEvent> {
-    orders
-        .iter()
-        .filter_map(|&(account, order_id)| {
-            let reason = ReleaseReason::OrderNotPlaced;
-            ledger.release(account, symbol, order_id, reason, None, at)
-        })
-        .collect()
 }

@@ -37,7 +37,8 @@ impl From<ExchangeError> for UserError {
             | ExchangeError::Rejected(_)
             | ExchangeError::NoLiquidity { .. }
             | ExchangeError::TooManyOpenOrders(_)
-            | ExchangeError::TooManyStopOrders(_) => 400,
+            | ExchangeError::TooManyStopOrders(_)
+            | ExchangeError::TooLarge(_) => 400,
         };
         UserError::answering(status, field, e.to_string())
     }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accounts::{AccountEvent, open_cost, validate_password, validate_username};
+use accounts::{AccountEvent, validate_password, validate_username};
 use eventstore::{Client, ClientSettings};
 use orderbook::{AccountId, Book, OrderId};
 use rust_decimal::Decimal;
@@ -24,7 +24,7 @@ use super::live_tail::LiveTail;
 use super::lock::unpoisoned;
 use super::login_limits::{LoginLimits, Refusal};
 use super::market_data::{CANDLES_SENT, MarketData};
-use super::market_task::{Action, CommandOutcome, MarketHandle, OrderRequest};
+use super::market_task::{Action, Caps, CommandOutcome, MarketHandle, OrderRequest};
 use super::order_history::{OrderFilter, OrderHistoryHandle, OrderRecord, newest_first};
 use super::session::{self, SessionPolicy};
 use super::settings::Settings;
@@ -86,8 +86,6 @@ pub enum StartError {
     ConnectionString(String),
     #[error("cannot read the event store: {0}")]
     Read(#[from] StreamError),
-    #[error("the accounts task is not answering")]
-    Ledger,
 }
 
 /// A running exchange. Cheap to clone: every clone is the same exchange.
@@ -107,8 +105,6 @@ struct Inner {
     /// How often each name and address may try to log in or sign up.
     login_limits: std::sync::Mutex<LoginLimits>,
     sessions: SessionPolicy,
-    max_open_orders: usize,
-    max_stop_orders: usize,
     /// When each session (by token hash) was last used on this server.
     /// Not in the log: after a restart a session's idle time starts again.
     last_seen: std::sync::Mutex<HashMap<String, Instant>>,
@@ -141,9 +137,9 @@ impl Exchange {
         let market_streams = market_streams.map(|m| market_stream(m.symbol.as_str()));
         let tail = LiveTail::start(client.clone(), market_streams.collect()).await?;
         let followed_from = tail.reached();
-        // Each market stream is read once here; the accounts task settles
-        // from these events, and each market task starts from the book
-        // replayed here for reconciling.
+        // Each market stream is read once here; the accounts task folds
+        // the ledger from these events, and each market task starts from
+        // the book replayed here.
         let mut preloaded = Preloaded::new();
         for market in &settings.markets {
             let symbol = market.symbol.to_string();
@@ -159,38 +155,20 @@ impl Exchange {
             tail.clone(),
             followed_from,
         );
+        ledger.loaded().await;
         let mut markets = BTreeMap::new();
         for market in &settings.markets {
             let symbol = market.symbol.to_string();
             let book = Book::replay(market.clone(), preloaded[&symbol].iter());
-            // Open orders (resting, or held for their trigger) with what
-            // each can still cost. A reservation of any other order never
-            // reached the book.
-            let resting = book.resting_orders().into_iter().map(|o| {
-                let need = open_cost(o.side, Some(o.price), Some(o.remaining_quantity), None);
-                ((o.account, o.order_id), need)
-            });
-            let held = book.stop_orders().into_iter().map(|o| {
-                let need = open_cost(o.side, o.price, o.quantity, o.quote_amount);
-                ((o.account, o.order_id), need)
-            });
-            let open: HashMap<(AccountId, OrderId), Option<Decimal>> =
-                resting.chain(held).collect();
-            let at = now_micros();
-            let reconcile = symbol.clone();
-            ledger
-                .ask(|reply| AccountsRequest::Reconcile {
-                    symbol: reconcile,
-                    open,
-                    at,
-                    reply,
-                })
-                .await
-                .map_err(|_| StartError::Ledger)?;
+            let caps = Caps {
+                max_open_orders: settings.max_open_orders,
+                max_stop_orders: settings.max_stop_orders,
+            };
             let handle = MarketHandle::start(
                 client.clone(),
                 market.clone(),
                 ledger.clone(),
+                (settings.fees, caps),
                 book,
                 tail.clone(),
                 followed_from,
@@ -214,8 +192,6 @@ impl Exchange {
             order_history,
             login_limits: Default::default(),
             sessions: settings.sessions,
-            max_open_orders: settings.max_open_orders,
-            max_stop_orders: settings.max_stop_orders,
             last_seen: Default::default(),
             markets,
             store: std::sync::Mutex::new(embedded),
@@ -472,15 +448,9 @@ impl Exchange {
         order: OrderRequest,
     ) -> Result<CommandOutcome, ExchangeError> {
         let market = self.market(symbol)?;
-        let open = self.open_orders(account, None);
-        let waiting = order.trigger.map(|_| self.waiting(&open));
-        let result = if open.len() >= self.0.max_open_orders {
-            Err(ExchangeError::TooManyOpenOrders(open.len()))
-        } else if let Some(n) = waiting.filter(|n| *n >= self.0.max_stop_orders) {
-            Err(ExchangeError::TooManyStopOrders(n))
-        } else {
-            market.send(account, Action::Place(order.clone())).await
-        };
+        // The caps and the funds are checked by the market's sequencer,
+        // in the same decision as the order.
+        let result = market.send(account, Action::Place(order.clone())).await;
         if let Err(e) = &result
             && e.refuses_order()
         {
@@ -525,32 +495,6 @@ impl Exchange {
         }
     }
 
-    /// The account's open orders (those holding a reservation), in one
-    /// market or in all.
-    fn open_orders(&self, account: AccountId, symbol: Option<&str>) -> Vec<(String, OrderId)> {
-        self.0.ledger.read(|l| {
-            l.account(account)
-                .map(|a| {
-                    a.reservations
-                        .keys()
-                        .filter(|(s, _)| symbol.is_none_or(|wanted| s == wanted))
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
-    }
-
-    /// How many of an account's open orders (as [`Exchange::open_orders`]
-    /// gives them) wait for their trigger.
-    fn waiting(&self, open: &[(String, OrderId)]) -> usize {
-        let held = |(symbol, id): &&(String, OrderId)| {
-            let market = self.0.markets.get(symbol);
-            market.is_some_and(|m| m.book().stop_order(*id).is_some())
-        };
-        open.iter().filter(held).count()
-    }
-
     /// Cancels every open order of the account in one market, or in all of
     /// them; answers how many were cancelled. An order that filled or was
     /// cancelled meanwhile is passed over.
@@ -562,13 +506,15 @@ impl Exchange {
         if let Some(s) = symbol {
             self.market(s)?;
         }
+        // One decision per market, of the orders open when it is decided.
         let mut cancelled = 0;
-        for (market, order_id) in self.open_orders(account, symbol) {
-            match self.cancel(account, &market, order_id).await {
-                Ok(_) => cancelled += 1,
-                Err(ExchangeError::Rejected(_)) => {}
-                Err(e) => return Err(e),
-            }
+        let markets = self.0.markets.iter();
+        for (_, market) in markets.filter(|(s, _)| symbol.is_none_or(|wanted| wanted == *s)) {
+            let outcome = market.send(account, Action::CancelAll).await?;
+            let events = outcome.events.iter();
+            cancelled += events
+                .filter(|e| matches!(e, orderbook::Event::OrderCancelled(_)))
+                .count();
         }
         Ok(cancelled)
     }

@@ -39,10 +39,15 @@ pub enum ExchangeError {
     #[error("the exchange could not record this just now; nothing was changed, please try again")]
     Unavailable,
     #[error(
-        "market {0} is paused: its last trades are not settled yet; nothing was changed, \
-         please try again shortly"
+        "market {0} is paused: the event store has not yet confirmed its last write; \
+         nothing was changed, please try again shortly"
     )]
     MarketPaused(String),
+    #[error(
+        "this order would write {0} events at once, more than one write to the log can hold; \
+         place a smaller order"
+    )]
+    TooLarge(usize),
 }
 
 impl ExchangeError {
@@ -57,6 +62,7 @@ impl ExchangeError {
                 | ExchangeError::NoLiquidity { .. }
                 | ExchangeError::TooManyOpenOrders(_)
                 | ExchangeError::TooManyStopOrders(_)
+                | ExchangeError::TooLarge(_)
         )
     }
 }

@@ -43,7 +43,7 @@ use leptos::server_fn::BoxedStream;
 use tokio::sync::watch;
 
 use accounts::AccountEvent;
-use orderbook::AccountId;
+use orderbook::{AccountId, Event};
 
 use super::depth_updates::DepthUpdate;
 use super::exchange::Exchange;
@@ -318,7 +318,8 @@ impl Viewer {
         // From too far back, the view alone: its list of fills has them.
         let from = from.filter(|p| tail.bytes_behind(*p) <= self.limits.replay_bytes);
         let position = from.or_else(|| tail.reached());
-        let reader = tail.reader(Streams::Account(account_stream(account)), position);
+        let streams = Streams::AccountAndMarkets(account_stream(account));
+        let reader = tail.reader(streams, position);
         self.account_events = Some(reader.into_stream());
         self.trader = Some(Trader {
             account,
@@ -340,12 +341,26 @@ impl Viewer {
         match progress {
             Ok(progress) => {
                 for e in &progress.events {
-                    if let Decoded::Account(AccountEvent::TradeSettled(settled)) = &e.event
-                        && settled.account == t.account
-                    {
+                    // A fill is the account's side of a trade with its fees
+                    // (or, in a log from before fees were in trades, the
+                    // ledger event that settled it).
+                    let fill = match &e.event {
+                        Decoded::Account(AccountEvent::TradeSettled(settled)) => {
+                            Some(settled.clone())
+                        }
+                        Decoded::Book(Event::TradeExecuted(trade)) if trade.fees.is_some() => self
+                            .exchange
+                            .market_spec(trade.symbol.as_str())
+                            .and_then(|spec| {
+                                let [maker, taker] = accounts::fills(&spec, e.revision, trade);
+                                [maker, taker].into_iter().find(|f| f.account == t.account)
+                            }),
+                        _ => None,
+                    };
+                    if let Some(fill) = fill.filter(|f| f.account == t.account) {
                         self.pending.push_back(FeedMessage::Fill {
                             position: e.position,
-                            fill: Box::new(fill_view(settled)),
+                            fill: Box::new(fill_view(&fill)),
                         });
                     }
                 }

@@ -70,6 +70,9 @@ pub enum Streams {
     Account(String),
     /// Every market stream and every account stream, in the store's order.
     MarketsAndAccounts,
+    /// One account's stream, by name, and every market stream (where its
+    /// orders trade), in the store's order.
+    AccountAndMarkets(String),
 }
 
 impl Streams {
@@ -82,6 +85,7 @@ impl Streams {
             Streams::MarketsAndAccounts => {
                 Streams::Markets.covers(stream) || Streams::Accounts.covers(stream)
             }
+            Streams::AccountAndMarkets(name) => name == stream || Streams::Markets.covers(stream),
         }
     }
 }
@@ -374,7 +378,8 @@ impl LiveTail {
             Streams::Markets
             | Streams::Accounts
             | Streams::Account(_)
-            | Streams::MarketsAndAccounts => &self.end,
+            | Streams::MarketsAndAccounts
+            | Streams::AccountAndMarkets(_) => &self.end,
         };
         TailReader {
             end: end.subscribe(),

@@ -1,35 +1,40 @@
-//! One market's task: the one writer of that market's stream.
+//! One market's task: the sequencer of that market's stream.
 //!
 //! Commands for the market queue up in a channel and are handled in order.
 //! Under load the task takes everything queued (up to [`MAX_BATCH`]) and
-//! decides it against its book in one go: each new order first gets its
-//! funds reserved by the accounts task, then the book decides. All the
-//! batch's events go to the market stream in one append with the expected
-//! revision, and only when that append succeeded are the orders answered
-//! and their trades sent for settlement. If another writer appended first,
-//! the task releases the batch's reservations, reloads the book from the
-//! stream and decides the batch again. The task is supervised: when it
-//! panics it is started again from the stream, and no other market notices.
+//! decides it in one go, holding the ledger while it does: for each
+//! command the book decides, the ledger says what it needs available
+//! ([`accounts::Ledger::needs`]) with every earlier decision folded in
+//! (this batch's too), the caps are counted, and only then are its events
+//! (with their fees stamped in) applied to the book and folded into the
+//! ledger. So what an order holds always follows from the book, and no
+//! decision can spend what an earlier one already took.
 //!
-//! The task also follows its stream through the live tail: what another
-//! exchange server on the same store appended reaches this book (and so
-//! its depth, the viewers and the open orders shown) as soon as the tail
-//! delivers it, not only when this task's own append conflicts. Those
-//! events are that server's to settle.
+//! All the batch's events go to the market stream in one append with the
+//! expected revision, cut so that it fits in one write; that append is the
+//! only write an order makes. Only when it landed are the orders answered.
+//! An append whose answer is lost is retried identically (the same event
+//! ids, the same expected revision) until the store answers definitely,
+//! and the market is paused meanwhile (new requests are told so). If
+//! another writer appended first, the task reloads the book and the
+//! ledger from the log and decides the batch again. What a batch credits
+//! (a fill's proceeds, a cancelled order's release) cannot be spent in
+//! another market until the batch is in the store ([`InFlight`]): only
+//! this market's stream orders it before that market's decisions.
 //!
-//! Settlement follows the stream in revision order with no gap: what the
-//! accounts task could not write yet stays in the task's backlog. While it
-//! is there the market is paused (new requests get
-//! [`ExchangeError::MarketPaused`]) and the task keeps retrying, so a trade
-//! on the book always reaches its accounts, and no later trade is settled
-//! before it.
+//! The task is supervised: when it panics it is started again from the
+//! stream, and no other market notices. It also follows its stream
+//! through the live tail, so what another exchange server on the same
+//! store appended reaches this book and the ledger as soon as the tail
+//! delivers it.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use accounts::{amend_cost, order_cost};
-use eventstore::Client;
+use accounts::{Fees, Ledger};
+use eventstore::{Client, EventData};
 use orderbook::{
     AccountId, AmendOrder, Book, CancelOrder, Command, Event, Market, OrderId, OrderType,
     PlaceOrder, SelfTradePrevention, Side, TimeInForce, Trigger,
@@ -37,19 +42,28 @@ use orderbook::{
 use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
-use super::accounts_task::{AccountsHandle, AccountsRequest};
+use super::accounts_task::{AccountsHandle, InFlight};
 use super::clock::now_micros;
 use super::exchange_error::ExchangeError;
 use super::live_tail::{LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
-use super::streams::{StreamError, append, load_market, market_event_data, market_stream};
+use super::streams::{
+    Direction, StreamError, append, load_market, market_event_payload, market_stream, read_market,
+};
 use super::supervise::supervise;
 use crate::api::FeedPosition;
 
 /// The most commands decided together and written in one append.
 pub const MAX_BATCH: usize = 256;
-/// How long a paused market waits between settlement retries, at most.
-const SETTLE_RETRY_MAX: Duration = Duration::from_secs(2);
+/// The most bytes of event JSON one append carries: well inside the
+/// store's 1 MiB limit on an append, with room for each event's record
+/// header, stream name and type.
+pub const MAX_APPEND_BYTES: usize = 768 * 1024;
+/// What each event costs an append besides its JSON (record header, stream
+/// name, type), counted generously.
+const EVENT_OVERHEAD: usize = 160;
+/// How long an unanswered append waits before it is tried again, at most.
+const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// A new order as a trader asks for it; the exchange adds the id and time.
 #[derive(Clone, Debug)]
@@ -79,6 +93,9 @@ pub enum Action {
         quantity: Option<Decimal>,
         trigger_price: Option<Decimal>,
     },
+    /// Cancels every open order of the account in this market, in one
+    /// decision: an order placed after it is not touched.
+    CancelAll,
 }
 
 /// The events one command produced, once they are in the stream.
@@ -86,6 +103,14 @@ pub enum Action {
 pub struct CommandOutcome {
     pub order_id: OrderId,
     pub events: Vec<Event>,
+}
+
+/// The per-account caps the sequencer keeps, counted in the ledger with
+/// every earlier decision in (so concurrent placements cannot pass them).
+#[derive(Clone, Copy, Debug)]
+pub struct Caps {
+    pub max_open_orders: usize,
+    pub max_stop_orders: usize,
 }
 
 struct MarketRequest {
@@ -114,19 +139,24 @@ impl MarketHandle {
         client: Client,
         market: Market,
         ledger: AccountsHandle,
+        rules: (Fees, Caps),
         replayed: Book,
         tail: LiveTail,
         followed_from: Option<FeedPosition>,
     ) -> MarketHandle {
         let (tx, rx) = mpsc::channel(4096);
-        let book = Arc::new(RwLock::new(Arc::new(Book::new(market.clone()))));
-        let (revision_tx, revision) = watch::channel(0);
+        // Readers see the replayed book from the start, not an empty one
+        // until the task first runs.
+        let book = Arc::new(RwLock::new(Arc::new(replayed.clone())));
+        let (revision_tx, revision) = watch::channel(replayed.events_applied());
         let appends = Arc::new(AtomicU64::new(0));
         let paused = Arc::new(AtomicBool::new(false));
         let task = Arc::new(MarketTask {
             client,
             market: market.clone(),
             ledger,
+            fees: rules.0,
+            caps: rules.1,
             requests: Mutex::new(rx),
             published: book.clone(),
             revision: revision_tx,
@@ -153,7 +183,8 @@ impl MarketHandle {
         self.revision.clone()
     }
 
-    /// Whether the market is paused because settlement is behind.
+    /// Whether the market is paused: its last append has no definite
+    /// answer from the store yet, and is being tried again.
     pub fn paused(&self) -> bool {
         self.paused.load(Ordering::Relaxed)
     }
@@ -168,12 +199,16 @@ impl MarketHandle {
         unpoisoned(self.book.read()).clone()
     }
 
-    /// Sends an action and waits until it is decided and recorded.
+    /// Sends an action and waits until it is decided and recorded. While
+    /// the market is paused it is refused at once, changing nothing.
     pub async fn send(
         &self,
         account: AccountId,
         action: Action,
     ) -> Result<CommandOutcome, ExchangeError> {
+        if self.paused() {
+            return Err(ExchangeError::MarketPaused(self.market.symbol.to_string()));
+        }
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(MarketRequest {
@@ -191,6 +226,8 @@ struct MarketTask {
     client: Client,
     market: Market,
     ledger: AccountsHandle,
+    fees: Fees,
+    caps: Caps,
     requests: Mutex<mpsc::Receiver<MarketRequest>>,
     published: Arc<RwLock<Arc<Book>>>,
     revision: watch::Sender<u64>,
@@ -208,10 +245,6 @@ struct State {
     book: Book,
     /// Events in the stream (so the next one's revision).
     revision: u64,
-    next_order_id: OrderId,
-    /// Events in the stream not known to be settled, in revision order.
-    /// Not empty: the market is paused.
-    unsettled: Vec<(u64, Event)>,
 }
 
 /// A command decided in this batch, waiting for the append.
@@ -219,9 +252,26 @@ struct Decided {
     request: MarketRequest,
     order_id: OrderId,
     events: std::ops::Range<usize>,
-    reserved: bool,
-    /// What was held more for an amendment, to give back if it never lands.
-    reserved_more: Decimal,
+}
+
+/// One append's worth of decisions.
+#[derive(Default)]
+struct Batch {
+    decided: Vec<Decided>,
+    events: Vec<Event>,
+    /// The events as they are appended: built once, so a retry is the
+    /// same append (the same ids).
+    data: Vec<EventData>,
+    bytes: usize,
+    /// What the batch made available to each account, per asset.
+    credits: HashMap<(AccountId, String), Decimal>,
+}
+
+/// How an append ended, once the store said so.
+enum Written {
+    Landed,
+    /// Another writer appended first: this batch is not in the stream.
+    Conflict,
 }
 
 impl MarketTask {
@@ -232,34 +282,21 @@ impl MarketTask {
     async fn run(self: Arc<Self>) {
         let mut requests = self.requests.lock().await;
         let preloaded = unpoisoned(self.preloaded.lock()).take();
-        // The first run starts after recovery settled the whole stream; a
-        // restart after a panic cannot know what the panic left unsettled,
-        // so it has the whole stream settled again (what is settled is
-        // skipped).
-        let (mut state, unsettled, from) = match preloaded {
-            Some((book, from)) => (self.state_of(book), Vec::new(), from),
+        let (mut state, from) = match preloaded {
+            Some((book, from)) => (self.state_of(book), from),
             None => {
                 // Follow from before the read, so nothing falls between.
                 let from = self.tail.reached();
                 let events = self.read_stream().await;
-                let numbered = events.iter().cloned().enumerate();
-                let unsettled = numbered.map(|(i, e)| (i as u64, e)).collect();
-                (self.state_from(&events), unsettled, from)
+                (self.state_from(&events), from)
             }
         };
         let mut following = self
             .tail
             .reader(Streams::Market(market_stream(self.symbol())), from)
             .into_stream();
-        state.unsettled = unsettled;
-        self.settle_backlog(&mut state).await;
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        let mut pause = Duration::from_millis(50);
         loop {
-            let paused = !state.unsettled.is_empty();
-            if !paused {
-                pause = Duration::from_millis(50);
-            }
             tokio::select! {
                 n = requests.recv_many(&mut batch, MAX_BATCH) => {
                     if n == 0 {
@@ -275,11 +312,6 @@ impl MarketTask {
                     }
                     None => {}
                 },
-                // Paused: retry settlement now and then, requests or not.
-                () = tokio::time::sleep(pause), if paused => {
-                    pause = (pause * 2).min(SETTLE_RETRY_MAX);
-                    self.settle_backlog(&mut state).await;
-                }
             }
         }
     }
@@ -303,59 +335,17 @@ impl MarketTask {
                     "the stream moved on past this book; reloading it"
                 );
                 let now = self.read_stream().await;
-                let unsettled = std::mem::take(&mut state.unsettled);
                 *state = self.state_from(&now);
-                state.unsettled = unsettled;
                 return;
             }
             state.book.apply(event);
+            self.ledger
+                .fold_market(&self.market.spec, e.revision, event);
             state.revision += 1;
             applied.push(event.clone());
         }
-        if applied.is_empty() {
-            return;
-        }
-        state.next_order_id = state.next_order_id.max(state.book.last_order_id() + 1);
-        self.publish_batch(state, &applied);
-    }
-
-    /// Sends the backlog for settlement; what was settled leaves it. The
-    /// accounts task stops at the first event it cannot write, and those
-    /// before it are skipped next time, so the whole backlog is sent again
-    /// until it all goes through.
-    async fn settle_backlog(&self, state: &mut State) {
-        if state.unsettled.is_empty() {
-            return;
-        }
-        let symbol = self.symbol().to_string();
-        let events = state.unsettled.clone();
-        let settled = self
-            .ledger
-            .ask(|reply| AccountsRequest::Settle {
-                symbol,
-                events,
-                reply,
-            })
-            .await;
-        match settled {
-            Ok(()) => {
-                if self.paused.swap(false, Ordering::Relaxed) {
-                    tracing::info!(
-                        symbol = self.symbol(),
-                        "settled; the market takes orders again"
-                    );
-                }
-                state.unsettled.clear();
-            }
-            Err(e) => {
-                if !self.paused.swap(true, Ordering::Relaxed) {
-                    tracing::error!(
-                        symbol = self.symbol(),
-                        from = state.unsettled[0].0,
-                        "settlement cannot be written; the market is paused and retrying: {e}"
-                    );
-                }
-            }
+        if !applied.is_empty() {
+            self.publish_batch(state, &applied);
         }
     }
 
@@ -382,12 +372,9 @@ impl MarketTask {
 
     /// The task's state around a book holding the whole stream.
     fn state_of(&self, book: Book) -> State {
-        let reserved = self.ledger.read(|l| l.highest_order_id(self.symbol()));
         let state = State {
-            next_order_id: book.last_order_id().max(reserved) + 1,
             revision: book.events_applied(),
             book,
-            unsettled: Vec::new(),
         };
         self.publish(&state);
         state
@@ -416,275 +403,400 @@ impl MarketTask {
         self.revision.send_replace(state.book.events_applied());
     }
 
-    async fn handle(&self, state: &mut State, mut batch: Vec<MarketRequest>) {
-        self.settle_backlog(state).await;
-        if !state.unsettled.is_empty() {
-            for request in batch {
-                let paused = ExchangeError::MarketPaused(self.symbol().to_string());
-                let _ = request.reply.send(Err(paused));
-            }
-            return;
-        }
-        for _attempt in 0..5 {
-            let mut events = Vec::new();
-            let mut decided = Vec::new();
-            for request in batch.drain(..) {
-                if let Some(d) = self.decide(state, request, &mut events).await {
-                    decided.push(d);
-                }
-            }
-            if decided.is_empty() {
+    /// Makes the ledger hold exactly this market's stream up to the book:
+    /// what the tail has not folded yet is read from the store. (The
+    /// ledger may be behind after it was reloaded while this market's last
+    /// append was on its way; it can be ahead only of a book that missed
+    /// another writer's events, which the stream then gives.)
+    async fn sync_ledger(&self, state: &mut State) {
+        loop {
+            let folded = self.ledger.read(|l| l.market_events(self.symbol()));
+            if folded == state.revision {
                 return;
             }
-            let first = state.revision;
-            let data = events.iter().map(market_event_data).collect();
-            let result = append(&self.client, &market_stream(self.symbol()), first, data).await;
-            let landed = match &result {
-                Ok(()) => true,
-                // An append that failed may still have been written (a lost
-                // answer): the stream says which.
-                Err(_) => {
-                    let now = self.read_stream().await;
-                    let ours = now.get(first as usize..first as usize + events.len());
-                    let landed = ours == Some(&events[..]);
-                    if !landed {
-                        *state = self.state_from(&now);
-                    }
-                    landed
+            if folded > state.revision {
+                let now = self.read_stream().await;
+                *state = self.state_from(&now);
+                if self.ledger.read(|l| l.market_events(self.symbol())) > state.revision {
+                    // The ledger holds revisions the stream does not: a
+                    // batch of ours that never landed. Fold the log again.
+                    self.ledger.reload().await;
                 }
-            };
-            if landed {
-                self.appends.fetch_add(1, Ordering::Relaxed);
-                state.revision = first + events.len() as u64;
-                self.publish_batch(state, &events);
-                let numbered = events.iter().cloned().enumerate();
-                let numbered = numbered.map(|(i, e)| (first + i as u64, e));
-                state.unsettled.extend(numbered);
-                self.settle_backlog(state).await;
-                for d in decided {
+                continue;
+            }
+            let missing = state.revision - folded;
+            match read_market(
+                &self.client,
+                self.symbol(),
+                folded,
+                missing,
+                Direction::Forwards,
+            )
+            .await
+            {
+                Ok(events) => {
+                    for (i, e) in events.iter().enumerate() {
+                        self.ledger
+                            .fold_market(&self.market.spec, folded + i as u64, e);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        symbol = self.symbol(),
+                        "reading the stream failed, retrying: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, state: &mut State, batch: Vec<MarketRequest>) {
+        let mut queue: VecDeque<MarketRequest> = batch.into();
+        let mut conflicts = 0;
+        while !queue.is_empty() {
+            self.sync_ledger(state).await;
+            let batch = self.decide_batch(state, &mut queue);
+            if batch.events.is_empty() {
+                // Nothing to write (a cancel-all with nothing open).
+                for d in batch.decided {
                     let outcome = CommandOutcome {
                         order_id: d.order_id,
-                        events: events[d.events].to_vec(),
+                        events: Vec::new(),
                     };
                     let _ = d.request.reply.send(Ok(outcome));
                 }
-                return;
+                continue;
             }
-            self.release(&decided).await;
-            // Reservations are known now: order ids go on after them.
-            state.next_order_id = state
-                .next_order_id
-                .max(self.ledger.read(|l| l.highest_order_id(self.symbol())) + 1);
-            match result {
-                Err(StreamError::WrongExpectedVersion) => {
+            let first = state.revision;
+            match self.write(first, &batch).await {
+                Written::Landed => {
+                    self.ledger.in_flight().settle(&batch.credits);
+                    self.appends.fetch_add(1, Ordering::Relaxed);
+                    state.revision = first + batch.events.len() as u64;
+                    self.publish_batch(state, &batch.events);
+                    for d in batch.decided {
+                        let outcome = CommandOutcome {
+                            order_id: d.order_id,
+                            events: batch.events[d.events].to_vec(),
+                        };
+                        let _ = d.request.reply.send(Ok(outcome));
+                    }
+                }
+                Written::Conflict => {
+                    self.ledger.in_flight().settle(&batch.credits);
                     tracing::info!(
                         symbol = self.symbol(),
                         "stream moved on elsewhere; deciding again"
                     );
-                    batch = decided.into_iter().map(|d| d.request).collect();
-                }
-                e => {
-                    tracing::warn!(symbol = self.symbol(), "append failed: {e:?}");
-                    for d in decided {
-                        let _ = d.request.reply.send(Err(ExchangeError::Unavailable));
+                    // The book and the ledger hold decisions that are not
+                    // in the stream: both come from the log again.
+                    let now = self.read_stream().await;
+                    *state = self.state_from(&now);
+                    self.ledger.reload().await;
+                    conflicts += 1;
+                    let requests = batch.decided.into_iter().map(|d| d.request);
+                    if conflicts >= 5 {
+                        for r in requests {
+                            let _ = r.reply.send(Err(ExchangeError::Unavailable));
+                        }
+                    } else {
+                        for r in requests.rev() {
+                            queue.push_front(r);
+                        }
                     }
-                    return;
                 }
             }
         }
-        for request in batch {
-            let _ = request.reply.send(Err(ExchangeError::Unavailable));
+    }
+
+    /// Appends a batch at `first`, trying again identically while the
+    /// store's answer is unknown (a lost answer, a timeout, a reset
+    /// connection): the append may have landed, and only the store can
+    /// say. The market is paused meanwhile.
+    async fn write(&self, first: u64, batch: &Batch) -> Written {
+        let stream = market_stream(self.symbol());
+        let mut pause = Duration::from_millis(25);
+        loop {
+            match append(&self.client, &stream, first, batch.data.clone()).await {
+                Ok(()) => {
+                    self.resume();
+                    return Written::Landed;
+                }
+                Err(StreamError::WrongExpectedVersion) => {
+                    self.resume();
+                    return Written::Conflict;
+                }
+                Err(e) => {
+                    if !self.paused.swap(true, Ordering::Relaxed) {
+                        tracing::error!(
+                            symbol = self.symbol(),
+                            revision = first,
+                            "the store has not answered an append; the market is paused \
+                             and the same append is tried again until it does: {e}"
+                        );
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RETRY_MAX);
+                }
+            }
         }
     }
 
-    /// Gives back the reservations of a batch that did not reach the stream.
-    async fn release(&self, decided: &[Decided]) {
-        let orders: Vec<_> = decided
-            .iter()
-            .filter(|d| d.reserved)
-            .map(|d| (d.request.account, d.order_id))
-            .collect();
-        let amended: Vec<_> = decided
-            .iter()
-            .filter(|d| d.reserved_more > Decimal::ZERO)
-            .map(|d| (d.request.account, d.order_id, d.reserved_more))
-            .collect();
-        if orders.is_empty() && amended.is_empty() {
-            return;
-        }
-        let symbol = self.symbol().to_string();
-        let at = now_micros();
-        if let Err(e) = self
-            .ledger
-            .ask(|reply| AccountsRequest::ReleaseUnplaced {
-                symbol,
-                orders,
-                amended,
-                at,
-                reply,
-            })
-            .await
-        {
-            tracing::error!(
+    fn resume(&self) {
+        if self.paused.swap(false, Ordering::Relaxed) {
+            tracing::info!(
                 symbol = self.symbol(),
-                "releasing unplaced orders failed; the next start will: {e}"
+                "the store answered; the market takes orders again"
             );
         }
     }
 
-    /// Decides one request on the book and applies its events to it, or
-    /// answers it at once when it is refused.
-    async fn decide(
-        &self,
-        state: &mut State,
-        request: MarketRequest,
-        events: &mut Vec<Event>,
-    ) -> Option<Decided> {
+    /// Decides requests from the front of the queue against the book and
+    /// the ledger until the batch is full or the next would not fit one
+    /// append; refusals are answered at once. Holds the ledger throughout,
+    /// so no other market decides on what this batch spends.
+    fn decide_batch(&self, state: &mut State, queue: &mut VecDeque<MarketRequest>) -> Batch {
+        let mut batch = Batch::default();
+        let in_flight = self.ledger.in_flight();
+        self.ledger.write(|ledger| {
+            while let Some(request) = queue.pop_front() {
+                let command = self.command(state, &request);
+                match self.decide(state, ledger, &in_flight, &request, &command) {
+                    Err(e) => {
+                        let _ = request.reply.send(Err(e));
+                    }
+                    Ok(mut events) => {
+                        let payloads: Vec<(EventData, usize)> = events
+                            .iter_mut()
+                            .map(|e| {
+                                self.fees.stamp(e);
+                                market_event_payload(e)
+                            })
+                            .collect();
+                        let bytes: usize = payloads.iter().map(|(_, n)| n + EVENT_OVERHEAD).sum();
+                        if bytes > MAX_APPEND_BYTES {
+                            let _ = request
+                                .reply
+                                .send(Err(ExchangeError::TooLarge(events.len())));
+                            continue;
+                        }
+                        if batch.bytes + bytes > MAX_APPEND_BYTES {
+                            // The next append takes it, decided again then.
+                            queue.push_front(request);
+                            break;
+                        }
+                        let order_id = command.order_id();
+                        let before = available(ledger, &self.market, &events);
+                        let start = batch.events.len();
+                        for e in &events {
+                            let revision = state.revision + batch.events.len() as u64;
+                            state.book.apply(e);
+                            if let Err(gap) = ledger.apply_market(&self.market.spec, revision, e) {
+                                // sync_ledger ran just before: cannot be.
+                                tracing::error!(symbol = self.symbol(), "{gap}");
+                            }
+                            batch.events.push(e.clone());
+                        }
+                        for (key, was) in before {
+                            let now = ledger
+                                .account(key.0)
+                                .map_or(Decimal::ZERO, |a| a.balance(&key.1).available());
+                            if now > was {
+                                *batch.credits.entry(key).or_default() += now - was;
+                            }
+                        }
+                        batch.data.extend(payloads.into_iter().map(|(d, _)| d));
+                        batch.bytes += bytes;
+                        batch.decided.push(Decided {
+                            request,
+                            order_id,
+                            events: start..batch.events.len(),
+                        });
+                        if batch.decided.len() >= MAX_BATCH {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        in_flight.add(&batch.credits);
+        batch
+    }
+
+    /// The command a request asks for, with the next order id and the time.
+    fn command(&self, state: &State, request: &MarketRequest) -> Command {
         let at = now_micros();
         let symbol = self.market.symbol.clone();
-        let (command, order_id) = match &request.action {
-            Action::Place(o) => {
-                let order_id = state.next_order_id;
-                let command = Command::Place(PlaceOrder {
-                    symbol,
-                    order_id,
-                    account: request.account,
-                    side: o.side,
-                    order_type: o.order_type,
-                    price: o.price,
-                    quantity: o.quantity,
-                    quote_amount: o.quote_amount,
-                    time_in_force: o.time_in_force,
-                    post_only: o.post_only,
-                    self_trade_prevention: o.self_trade_prevention,
-                    at,
-                    trigger: o.trigger,
-                });
-                (command, order_id)
-            }
-            Action::Cancel(order_id) => {
-                let command = Command::Cancel(CancelOrder {
-                    symbol,
-                    order_id: *order_id,
-                    account: request.account,
-                    at,
-                });
-                (command, *order_id)
-            }
+        let account = request.account;
+        match &request.action {
+            Action::Place(o) => Command::Place(PlaceOrder {
+                symbol,
+                order_id: state.book.last_order_id() + 1,
+                account,
+                side: o.side,
+                order_type: o.order_type,
+                price: o.price,
+                quantity: o.quantity,
+                quote_amount: o.quote_amount,
+                time_in_force: o.time_in_force,
+                post_only: o.post_only,
+                self_trade_prevention: o.self_trade_prevention,
+                at,
+                trigger: o.trigger,
+            }),
+            Action::Cancel(order_id) => Command::Cancel(CancelOrder {
+                symbol,
+                order_id: *order_id,
+                account,
+                at,
+            }),
             Action::Amend {
                 order_id,
                 price,
                 quantity,
                 trigger_price,
-            } => {
-                let command = Command::Amend(AmendOrder {
-                    symbol,
-                    order_id: *order_id,
-                    account: request.account,
-                    price: *price,
-                    quantity: *quantity,
-                    at,
-                    trigger_price: *trigger_price,
-                });
-                (command, *order_id)
+            } => Command::Amend(AmendOrder {
+                symbol,
+                order_id: *order_id,
+                account,
+                price: *price,
+                quantity: *quantity,
+                at,
+                trigger_price: *trigger_price,
+            }),
+            // Decided order by order in `decide`; the command names none.
+            Action::CancelAll => Command::Cancel(CancelOrder {
+                symbol,
+                order_id: 0,
+                account,
+                at,
+            }),
+        }
+    }
+
+    /// Decides one request on the book as the batch has left it, and
+    /// checks it against the ledger: the caps, then the funds. Changes
+    /// nothing; answers the events to write, or why it is refused.
+    fn decide(
+        &self,
+        state: &State,
+        ledger: &Ledger,
+        in_flight: &InFlight,
+        request: &MarketRequest,
+        command: &Command,
+    ) -> Result<Vec<Event>, ExchangeError> {
+        if let Action::CancelAll = request.action {
+            return Ok(self.cancel_all(state, request.account, command.at()));
+        }
+        let account = request.account;
+        if let Action::Place(o) = &request.action {
+            let open = ledger.account(account).map(|a| &a.reservations);
+            let count = open.map_or(0, |r| r.len());
+            if count >= self.caps.max_open_orders {
+                return Err(ExchangeError::TooManyOpenOrders(count));
             }
-        };
-        // A market order with nothing on the other side would reserve
-        // nothing and do nothing: refuse it instead of accepting it empty.
-        // (A stop-market waits for its trigger, and is sized so that it
-        // reserves what it may spend: see `OrderForm::parse`.)
-        if let Action::Place(o) = &request.action
-            && o.order_type == OrderType::Market
-            && o.trigger.is_none()
-        {
-            let depth = state.book.depth(1);
-            let other = match o.side {
-                Side::Buy => &depth.asks,
-                Side::Sell => &depth.bids,
-            };
-            if other.is_empty() {
-                let refused = ExchangeError::NoLiquidity {
-                    symbol: self.symbol().to_string(),
-                    side: o.side,
+            let waiting = open.map_or(0, |r| r.values().filter(|r| r.waiting).count());
+            if o.trigger.is_some() && waiting >= self.caps.max_stop_orders {
+                return Err(ExchangeError::TooManyStopOrders(waiting));
+            }
+            // A market order with nothing on the other side would do
+            // nothing: refuse it instead of accepting it empty. (A
+            // stop-market waits for its trigger.)
+            if o.order_type == OrderType::Market && o.trigger.is_none() {
+                let depth = state.book.depth(1);
+                let other = match o.side {
+                    Side::Buy => &depth.asks,
+                    Side::Sell => &depth.bids,
                 };
-                let _ = request.reply.send(Err(refused));
-                return None;
+                if other.is_empty() {
+                    return Err(ExchangeError::NoLiquidity {
+                        symbol: self.symbol().to_string(),
+                        side: o.side,
+                    });
+                }
             }
         }
-        let decision = state.book.decide(&command);
+        let decision = state.book.decide(command);
         if let Some(Event::OrderRejected(r)) = decision.first() {
-            let _ = request.reply.send(Err(ExchangeError::Rejected(r.reason)));
-            return None;
+            return Err(ExchangeError::Rejected(r.reason));
         }
-        let mut reserved = false;
-        if let Command::Place(place) = &command {
-            let (asset, amount) = order_cost(&self.market.spec, place, &decision);
-            let account = request.account;
-            let symbol = self.symbol().to_string();
-            // The id is spent unless the ledger refused outright: a
-            // reservation that reached the store unacknowledged must never
-            // meet another order.
-            state.next_order_id += 1;
-            let result = self
-                .ledger
-                .ask(|reply| AccountsRequest::Reserve {
-                    account,
-                    symbol,
-                    order_id,
-                    asset,
-                    amount,
-                    at,
-                    reply,
-                })
-                .await;
-            if let Err(e) = result {
-                if matches!(e, ExchangeError::Account(_)) {
-                    state.next_order_id -= 1;
-                }
-                let _ = request.reply.send(Err(e));
-                return None;
-            }
-            reserved = true;
+        if let Some((who, asset, amount)) = ledger.needs(&self.market.spec, command, &decision) {
+            let unusable = in_flight.credit(who, &asset);
+            ledger.check_available(who, &asset, amount, unusable)?;
         }
-        // An amendment that needs more holds it before it reaches the book;
-        // what it no longer needs is given back when it is settled.
-        let mut reserved_more = Decimal::ZERO;
-        if let Some((_, need)) = decision
-            .first()
-            .and_then(|first| amend_cost(&self.market.spec, first))
-        {
-            let account = request.account;
-            let symbol = self.symbol().to_string();
-            let result = self
-                .ledger
-                .ask(|reply| AccountsRequest::ReserveMore {
-                    account,
-                    symbol,
-                    order_id,
-                    need,
-                    at,
-                    reply,
-                })
-                .await;
-            match result {
-                Ok(more) => reserved_more = more,
-                Err(e) => {
-                    let _ = request.reply.send(Err(e));
-                    return None;
+        Ok(decision)
+    }
+
+    /// Every open order of the account in this market cancelled, as one
+    /// decision on the book as it is now.
+    fn cancel_all(&self, state: &State, account: AccountId, at: u64) -> Vec<Event> {
+        let mut book = state.book.clone();
+        let mut ids: Vec<OrderId> = book
+            .resting_orders()
+            .iter()
+            .filter(|o| o.account == account)
+            .map(|o| o.order_id)
+            .collect();
+        ids.extend(
+            book.stop_orders()
+                .iter()
+                .filter(|o| o.account == account)
+                .map(|o| o.order_id),
+        );
+        ids.sort_unstable();
+        let mut events = Vec::new();
+        for order_id in ids {
+            let cancel = Command::Cancel(CancelOrder {
+                symbol: self.market.symbol.clone(),
+                order_id,
+                account,
+                at,
+            });
+            for e in book.decide(&cancel) {
+                if !matches!(e, Event::OrderRejected(_)) {
+                    book.apply(&e);
+                    events.push(e);
                 }
             }
         }
-        let start = events.len();
-        for e in &decision {
-            state.book.apply(e);
-        }
-        events.extend(decision);
-        Some(Decided {
-            request,
-            order_id,
-            events: start..events.len(),
-            reserved,
-            reserved_more,
+        events
+    }
+}
+
+/// The available balance of every account the events name, in the
+/// market's two assets, before they are folded in.
+fn available(
+    ledger: &Ledger,
+    market: &Market,
+    events: &[Event],
+) -> Vec<((AccountId, String), Decimal)> {
+    let mut accounts: Vec<AccountId> = events.iter().flat_map(accounts_of).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let spec = &market.spec;
+    accounts
+        .into_iter()
+        .flat_map(|a| [(a, spec.base.clone()), (a, spec.quote.clone())])
+        .map(|(a, asset)| {
+            let now = ledger
+                .account(a)
+                .map_or(Decimal::ZERO, |acc| acc.balance(&asset).available());
+            ((a, asset), now)
         })
+        .collect()
+}
+
+/// The accounts an event moves money or holds for.
+fn accounts_of(e: &Event) -> Vec<AccountId> {
+    match e {
+        Event::TradeExecuted(t) => vec![t.maker_account, t.taker_account],
+        Event::OrderAccepted(a) => vec![a.account],
+        Event::OrderCancelled(c) => vec![c.account],
+        Event::OrderAmended(a) => vec![a.account],
+        Event::OrderFilled(f) => vec![f.account],
+        Event::StopTriggered(t) => vec![t.account],
+        Event::StopAmended(a) => vec![a.account],
+        Event::OrderRejected(_) => Vec::new(),
     }
 }

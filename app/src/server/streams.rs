@@ -73,10 +73,19 @@ pub fn account_event_data(e: &AccountEvent) -> EventData {
     event_data(e.kind(), e.to_json(), account_event_id(e))
 }
 
-/// A market event as its market's task stores it: a new id each time (a
-/// retried append is recognised by the expected revision instead).
+/// A market event as its market's task stores it, with a new id: the task
+/// builds each batch's data once and sends that same data again when it
+/// retries, so the store recognises a retry by its ids and expected
+/// revision.
 pub fn market_event_data(e: &Event) -> EventData {
-    event_data(e.kind(), e.to_json(), Uuid::new_v4())
+    market_event_payload(e).0
+}
+
+/// [`market_event_data`], and how many bytes of JSON it carries.
+pub fn market_event_payload(e: &Event) -> (EventData, usize) {
+    let json = e.to_json();
+    let bytes = json.len();
+    (event_data(e.kind(), json, Uuid::new_v4()), bytes)
 }
 
 /// What the store said when it refused.
@@ -177,6 +186,31 @@ pub async fn load_accounts(client: &Client) -> Result<Ledger, StreamError> {
     while let Some(events) = streams.next().await {
         for e in events? {
             ledger.apply(&e);
+        }
+    }
+    Ok(ledger)
+}
+
+/// Folds the whole log into a ledger: every account, then every market's
+/// stream (`preloaded` where the caller read it already).
+pub async fn load_ledger(
+    client: &Client,
+    markets: &[orderbook::Market],
+    preloaded: &std::collections::BTreeMap<String, std::sync::Arc<Vec<Event>>>,
+) -> Result<Ledger, StreamError> {
+    let mut ledger = load_accounts(client).await?;
+    for market in markets {
+        let symbol = market.symbol.as_str();
+        let read;
+        let events = match preloaded.get(symbol) {
+            Some(events) => events.as_slice(),
+            None => {
+                read = load_market(client, symbol).await?;
+                read.as_slice()
+            }
+        };
+        for (revision, e) in events.iter().enumerate() {
+            let _ = ledger.apply_market(&market.spec, revision as u64, e);
         }
     }
     Ok(ledger)

@@ -341,6 +341,7 @@ mod tests {
             taker_account: 2,
             taker_side: Side::Buy,
             executed_at: 1_700_000_000_123_456,
+            fees: None,
         };
         let view = trade_view(&Event::TradeExecuted(trade)).unwrap();
         assert_eq!(
