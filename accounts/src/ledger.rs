@@ -388,19 +388,6 @@ impl Ledger {
             Event::OrderRejected(_) => {}
         }
     }
-
-    /// The open orders of one market that hold funds, by account.
-    pub fn reservations(&self, symbol: &str) -> Vec<(AccountId, OrderId)> {
-        self.accounts
-            .values()
-            .flat_map(|a| {
-                a.reservations
-                    .values()
-                    .filter(move |r| r.symbol == symbol)
-                    .map(move |r| (a.id, r.order_id))
-            })
-            .collect()
-    }
 }
 
 /// The two sides of a trade as each account sees it: what it paid (out of

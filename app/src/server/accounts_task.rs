@@ -151,6 +151,10 @@ impl AccountsHandle {
             requests: Mutex::new(rx),
             preloaded: std::sync::Mutex::new(Some((preloaded, followed_from))),
             tail,
+            specs: markets
+                .iter()
+                .map(|m| (market_stream(m.symbol.as_str()), m.spec.clone()))
+                .collect(),
         });
         supervise("accounts".into(), move || task.clone().run());
         handle
@@ -233,6 +237,9 @@ struct AccountsTask {
     /// read them again.
     preloaded: std::sync::Mutex<Option<(Preloaded, Option<FeedPosition>)>>,
     tail: LiveTail,
+    /// Each market's spec by its stream's name, for folding what the tail
+    /// delivers.
+    specs: HashMap<String, MarketSpec>,
 }
 
 /// Every market's events by symbol, read once at start and shared.
@@ -297,11 +304,8 @@ impl AccountsTask {
                         ledger.apply(event);
                     }
                     Decoded::Book(event) => {
-                        let market = self.ledger.markets.iter();
-                        let mut market =
-                            market.filter(|m| market_stream(m.symbol.as_str()) == e.stream);
-                        if let Some(m) = market.next()
-                            && ledger.apply_market(&m.spec, e.revision, event).is_err()
+                        if let Some(spec) = self.specs.get(&e.stream)
+                            && ledger.apply_market(spec, e.revision, event).is_err()
                         {
                             gap = true;
                             break;
@@ -335,19 +339,23 @@ impl AccountsTask {
 
     async fn try_recover(&self, preloaded: &Preloaded) -> Result<(), StreamError> {
         let markets = self.ledger.markets.clone();
-        let ledger = load_ledger(&self.client, &markets, preloaded).await?;
-        let mut due = Vec::new();
+        // Each market stream read once (a restart after a panic has none
+        // preloaded), for the fold and for what it left unsettled.
+        let mut streams = preloaded.clone();
         for market in markets.iter() {
             let symbol = market.symbol.as_str();
-            let read;
-            let events = match preloaded.get(symbol) {
-                Some(events) => events.as_slice(),
-                None => {
-                    read = super::streams::load_market(&self.client, symbol).await?;
-                    read.as_slice()
-                }
-            };
-            for (revision, e) in events.iter().enumerate() {
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                streams.entry(symbol.to_string())
+            {
+                let events = super::streams::load_market(&self.client, symbol).await?;
+                slot.insert(Arc::new(events));
+            }
+        }
+        let ledger = load_ledger(&self.client, &markets, &streams).await?;
+        let mut due = Vec::new();
+        for market in markets.iter() {
+            let events = streams[market.symbol.as_str()].iter().enumerate();
+            for (revision, e) in events {
                 due.extend(ledger.legacy_settlement(&market.spec, &self.fees, revision as u64, e));
             }
         }

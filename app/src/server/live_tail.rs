@@ -66,8 +66,6 @@ pub enum Streams {
     Market(String),
     /// The accounts registry and every account's stream.
     Accounts,
-    /// One account's stream, by name.
-    Account(String),
     /// Every market stream and every account stream, in the store's order.
     MarketsAndAccounts,
     /// One account's stream, by name, and every market stream (where its
@@ -81,7 +79,6 @@ impl Streams {
             Streams::Markets => stream.starts_with(MARKET_STREAM_PREFIX),
             Streams::Market(name) => name == stream,
             Streams::Accounts => stream.starts_with(ACCOUNT_STREAM_PREFIX),
-            Streams::Account(name) => name == stream,
             Streams::MarketsAndAccounts => {
                 Streams::Markets.covers(stream) || Streams::Accounts.covers(stream)
             }
@@ -377,7 +374,6 @@ impl LiveTail {
             // millions), and only logged-in pages read one.
             Streams::Markets
             | Streams::Accounts
-            | Streams::Account(_)
             | Streams::MarketsAndAccounts
             | Streams::AccountAndMarkets(_) => &self.end,
         };

@@ -469,9 +469,12 @@ impl MarketTask {
                 continue;
             }
             let first = state.revision;
-            match self.write(first, &batch).await {
+            let written = self.write(first, &batch).await;
+            // In the stream or not, the batch's credits are no longer on
+            // their way.
+            self.ledger.in_flight().settle(&batch.credits);
+            match written {
                 Written::Landed => {
-                    self.ledger.in_flight().settle(&batch.credits);
                     self.appends.fetch_add(1, Ordering::Relaxed);
                     state.revision = first + batch.events.len() as u64;
                     self.publish_batch(state, &batch.events);
@@ -484,7 +487,6 @@ impl MarketTask {
                     }
                 }
                 Written::Conflict => {
-                    self.ledger.in_flight().settle(&batch.credits);
                     tracing::info!(
                         symbol = self.symbol(),
                         "stream moved on elsewhere; deciding again"
@@ -561,8 +563,9 @@ impl MarketTask {
         let in_flight = self.ledger.in_flight();
         self.ledger.write(|ledger| {
             while let Some(request) = queue.pop_front() {
-                let command = self.command(state, &request);
-                match self.decide(state, ledger, &in_flight, &request, &command) {
+                let at = now_micros();
+                let command = self.command(state, &request, at);
+                match self.decide(state, ledger, &in_flight, &request, command.as_ref(), at) {
                     Err(e) => {
                         let _ = request.reply.send(Err(e));
                     }
@@ -586,7 +589,7 @@ impl MarketTask {
                             queue.push_front(request);
                             break;
                         }
-                        let order_id = command.order_id();
+                        let order_id = command.as_ref().map_or(0, Command::order_id);
                         let before = available(ledger, &self.market, &events);
                         let start = batch.events.len();
                         for e in &events {
@@ -624,12 +627,12 @@ impl MarketTask {
         batch
     }
 
-    /// The command a request asks for, with the next order id and the time.
-    fn command(&self, state: &State, request: &MarketRequest) -> Command {
-        let at = now_micros();
+    /// The book's command a request asks for, with the next order id and
+    /// the time; none for a cancel-all, which is decided order by order.
+    fn command(&self, state: &State, request: &MarketRequest, at: u64) -> Option<Command> {
         let symbol = self.market.symbol.clone();
         let account = request.account;
-        match &request.action {
+        let command = match &request.action {
             Action::Place(o) => Command::Place(PlaceOrder {
                 symbol,
                 order_id: state.book.last_order_id() + 1,
@@ -665,14 +668,9 @@ impl MarketTask {
                 at,
                 trigger_price: *trigger_price,
             }),
-            // Decided order by order in `decide`; the command names none.
-            Action::CancelAll => Command::Cancel(CancelOrder {
-                symbol,
-                order_id: 0,
-                account,
-                at,
-            }),
-        }
+            Action::CancelAll => return None,
+        };
+        Some(command)
     }
 
     /// Decides one request on the book as the batch has left it, and
@@ -684,11 +682,12 @@ impl MarketTask {
         ledger: &Ledger,
         in_flight: &InFlight,
         request: &MarketRequest,
-        command: &Command,
+        command: Option<&Command>,
+        at: u64,
     ) -> Result<Vec<Event>, ExchangeError> {
-        if let Action::CancelAll = request.action {
-            return Ok(self.cancel_all(state, request.account, command.at()));
-        }
+        let Some(command) = command else {
+            return Ok(self.cancel_all(state, request.account, at));
+        };
         let account = request.account;
         if let Action::Place(o) = &request.action {
             let open = ledger.account(account).map(|a| &a.reservations);
