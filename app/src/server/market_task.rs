@@ -25,8 +25,8 @@
 //! The task is supervised: when it panics it is started again from the
 //! stream, and no other market notices. It also follows its stream
 //! through the live tail, so what another exchange server on the same
-//! store appended reaches this book and the ledger as soon as the tail
-//! delivers it.
+//! store appended reaches this book as soon as the tail delivers it (and
+//! the ledger through the accounts task's fold of the same tail).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -338,9 +338,10 @@ impl MarketTask {
                 *state = self.state_from(&now);
                 return;
             }
+            // The ledger takes another writer's events from the accounts
+            // task, which folds every stream in the store's order (so an
+            // account is opened before its trades are folded).
             state.book.apply(event);
-            self.ledger
-                .fold_market(&self.market.spec, e.revision, event);
             state.revision += 1;
             applied.push(event.clone());
         }
