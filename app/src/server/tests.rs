@@ -2514,3 +2514,180 @@ async fn stop_orders_wait_hold_their_funds_and_fire_on_another_traders_trade() {
     );
     check_store(&s).await;
 }
+
+/// What one trader of the concurrent flow does, at random: limit orders
+/// around 100 (often more than it can pay for), market orders, stops,
+/// amendments and cancels of its own orders, and cancel-all.
+async fn random_trader(
+    exchange: Exchange,
+    account: orderbook::AccountId,
+    seed: u64,
+    actions: usize,
+) -> (usize, usize) {
+    use orderbook::{OrderType, Side, Trigger, TriggerKind};
+    let mut rng = orderbook::sim::Rng::new(seed);
+    let mut mine: Vec<(&'static str, u64)> = Vec::new();
+    let (mut done, mut refused) = (0, 0);
+    for _ in 0..actions {
+        let symbol = if rng.chance(30) { "ETH-USD" } else { "BTC-USD" };
+        let side = if rng.chance(50) {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        let price = Decimal::new(9_500 + rng.below(1_000) as i64, 2);
+        let quantity = Decimal::new(1 + rng.below(60) as i64, 2);
+        let order = |order_type, price, quantity, quote_amount, trigger| OrderRequest {
+            side,
+            order_type,
+            price,
+            quantity,
+            quote_amount,
+            time_in_force: None,
+            post_only: false,
+            self_trade_prevention: Default::default(),
+            trigger,
+        };
+        let result = match rng.below(100) {
+            0..=54 => {
+                let o = order(OrderType::Limit, Some(price), Some(quantity), None, None);
+                exchange.place(account, symbol, o).await
+            }
+            55..=62 => {
+                let o = match side {
+                    Side::Buy => order(OrderType::Market, None, None, Some(price * quantity), None),
+                    Side::Sell => order(OrderType::Market, None, Some(quantity), None, None),
+                };
+                exchange.place(account, symbol, o).await
+            }
+            63..=68 => {
+                let trigger = Some(Trigger {
+                    kind: if rng.chance(50) {
+                        TriggerKind::Stop
+                    } else {
+                        TriggerKind::TakeProfit
+                    },
+                    price,
+                });
+                let o = order(OrderType::Limit, Some(price), Some(quantity), None, trigger);
+                exchange.place(account, symbol, o).await
+            }
+            69..=84 if !mine.is_empty() => {
+                let (symbol, id) = mine[rng.below(mine.len() as u64) as usize];
+                let new_price = rng.chance(50).then_some(price);
+                let new_quantity = rng.chance(60).then_some(quantity);
+                let (p, q) = match (new_price, new_quantity) {
+                    (None, None) => (None, Some(quantity)),
+                    other => other,
+                };
+                exchange.amend(account, symbol, id, p, q, None).await
+            }
+            85..=96 if !mine.is_empty() => {
+                let (symbol, id) = mine.swap_remove(rng.below(mine.len() as u64) as usize);
+                exchange.cancel(account, symbol, id).await
+            }
+            _ => {
+                let one = rng.chance(50).then_some(symbol);
+                match exchange.cancel_all(account, one).await {
+                    Ok(_) => {
+                        done += 1;
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match result {
+            Ok(outcome) => {
+                done += 1;
+                let placed = outcome.events.iter().any(|e| {
+                    matches!(e, orderbook::Event::OrderAccepted(a) if a.order_id == outcome.order_id)
+                });
+                if placed {
+                    mine.push((symbol, outcome.order_id));
+                }
+            }
+            // The trader's own mistakes and the exchange's refusals are
+            // fine; the exchange failing is not.
+            Err(ExchangeError::Unavailable) | Err(ExchangeError::MarketPaused(_)) => {
+                panic!("seed {seed}: the exchange failed an order: {result:?}")
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    (done, refused)
+}
+
+/// Traders act at once on both markets (so their commands share batches,
+/// and a fill and an amendment of one order meet in one decision), with
+/// funds small enough that many orders are refused. Afterwards the whole
+/// log folds to a ledger that keeps every rule, every order holds what its
+/// book says, and the server's own ledger shows exactly those balances.
+/// The seed is printed (`EXCHANGE_TEST_SEED` replays one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_traders_on_both_markets_keep_every_ledger_rule() {
+    let seed = std::env::var("EXCHANGE_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            now.unwrap().as_nanos() as u64
+        });
+    eprintln!("concurrent traders: EXCHANGE_TEST_SEED={seed}");
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut accounts = Vec::new();
+    // Five: the most sign-ups one address may make at a time.
+    for i in 0..5 {
+        let b = Browser::sign_up(&s, &format!("trader{i}")).await;
+        accounts.push(
+            s.exchange
+                .account_for(b.cookie.as_deref().unwrap())
+                .unwrap(),
+        );
+    }
+    let traders = accounts.iter().enumerate().map(|(i, &account)| {
+        let exchange = s.exchange.clone();
+        tokio::spawn(random_trader(
+            exchange,
+            account,
+            seed.wrapping_add(i as u64),
+            250,
+        ))
+    });
+    let (mut done, mut refused) = (0, 0);
+    for t in futures::future::join_all(traders).await {
+        let (d, r) = t.unwrap();
+        done += d;
+        refused += r;
+    }
+    assert!(
+        done > 300 && refused > 10,
+        "seed {seed}: {done} done, {refused} refused"
+    );
+    let trades: usize = s
+        .exchange
+        .book("BTC-USD")
+        .map(|b| b.last_trade_id() as usize)
+        .unwrap_or(0);
+    assert!(trades > 20, "seed {seed}: {trades} trades");
+    check_store(&s).await;
+    // The ledger the server kept as it decided is the one the log folds to.
+    let folded = reload_ledger(&s).await;
+    for &account in &accounts {
+        let kept = s.exchange.view(account).unwrap();
+        let acc = folded.account(account).unwrap();
+        for b in &kept.balances {
+            let f = acc.balance(&b.asset);
+            assert_eq!(
+                (
+                    b.total.parse::<Decimal>().unwrap(),
+                    b.reserved.parse::<Decimal>().unwrap()
+                ),
+                (f.total, f.reserved),
+                "seed {seed}: account {account} {}",
+                b.asset
+            );
+        }
+    }
+}
