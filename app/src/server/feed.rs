@@ -32,7 +32,7 @@
 //! account event). The session is checked each time: a socket whose
 //! session ended is told so and stops following.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,9 @@ use super::feed_limits::{FeedLimits, SocketSlot, WatchRate};
 use super::live_tail::{Decoded, Progress, Streams, TailStream};
 use super::streams::{StreamError, account_stream, market_stream};
 use super::views::fill_view;
-use crate::api::{AccountView, DepthView, FeedMessage, FeedPosition, FeedRequest, TickerView};
+use crate::api::{
+    AccountView, DepthView, FeedMessage, FeedPosition, FeedRequest, FillView, TickerView,
+};
 
 /// The longest symbol a `Watch` may name.
 pub const MAX_SYMBOL: usize = 32;
@@ -325,6 +327,7 @@ impl Viewer {
             account,
             position,
             sent: None,
+            told: HashSet::new(),
         });
         self.refresh_account();
     }
@@ -358,9 +361,11 @@ impl Viewer {
                         _ => None,
                     };
                     if let Some(fill) = fill.filter(|f| f.account == t.account) {
+                        let fill = fill_view(&fill);
+                        t.told.insert(fill_key(&fill));
                         self.pending.push_back(FeedMessage::Fill {
                             position: e.position,
-                            fill: Box::new(fill_view(&fill)),
+                            fill: Box::new(fill),
                         });
                     }
                 }
@@ -394,6 +399,22 @@ impl Viewer {
         if t.sent.as_ref() == Some(&view) {
             return;
         }
+        // The ledger takes a fill in when its trade is decided, the tail
+        // brings the trade a moment later: a view that lists a fill the
+        // page has not been sent waits for that fill's message, which
+        // comes first (the page shows a notice only for a fill its list
+        // does not have). The first view is what the page starts from.
+        let fills = view.fills.iter().map(fill_key);
+        if t.sent.is_some() && fills.clone().any(|k| !t.told.contains(&k)) {
+            return;
+        }
+        // A fill sent on its own may reach the ledger only later (one
+        // another server wrote): what was told stays told.
+        t.told.extend(fills);
+        if t.told.len() > TOLD_KEPT {
+            let shown: HashSet<FillKey> = view.fills.iter().map(fill_key).collect();
+            t.told.retain(|k| shown.contains(k));
+        }
         t.sent = Some(view.clone());
         self.pending.push_back(FeedMessage::Account {
             view: Some(Box::new(view)),
@@ -416,6 +437,20 @@ struct Trader {
     position: Option<FeedPosition>,
     /// The view sent last.
     sent: Option<AccountView>,
+    /// The fills the page has been told of: those of the view sent last
+    /// and each sent on its own since.
+    told: HashSet<FillKey>,
+}
+
+/// How many fills a feed remembers telling its page of, before it keeps
+/// only those of the view it sent last (a view lists the last few).
+const TOLD_KEPT: usize = 1024;
+
+/// A fill, as one trade of one order.
+type FillKey = (String, u64, u64);
+
+fn fill_key(f: &FillView) -> FillKey {
+    (f.symbol.clone(), f.trade_id, f.order_id)
 }
 
 fn heartbeat_of(w: &Watch, ticker: &Arc<TickerView>) -> FeedMessage {

@@ -66,6 +66,12 @@ async fn trade(x: &Exchange, symbol: &str, seller: u64, buyer: u64, n: usize) {
 struct Feed {
     requests: mpsc::Sender<Result<FeedRequest, ServerFnError>>,
     messages: super::feed::FeedStream,
+    /// The account position as the page keeps it: the last account
+    /// message's, or the last fill's it took.
+    account_position: Option<FeedPosition>,
+    /// The fills the page was told of (listed in a view, or sent on their
+    /// own), once it has its first view.
+    told: Option<std::collections::HashSet<(String, u64, u64)>>,
 }
 
 impl Feed {
@@ -78,6 +84,8 @@ impl Feed {
         Feed {
             requests,
             messages: open(x.clone(), rx.into(), limits, None, None),
+            account_position: None,
+            told: None,
         }
     }
 
@@ -90,11 +98,49 @@ impl Feed {
     }
 
     async fn next(&mut self) -> FeedMessage {
-        tokio::time::timeout(Duration::from_secs(10), self.messages.next())
+        let message = tokio::time::timeout(Duration::from_secs(10), self.messages.next())
             .await
             .expect("the feed went quiet")
             .unwrap()
-            .unwrap()
+            .unwrap();
+        // The page takes a fill only past the account position it holds
+        // (so a resumed one is not shown twice): one at or before it is
+        // lost to the trader.
+        match &message {
+            FeedMessage::Account { position, view } => {
+                self.account_position = *position;
+                // The page shows a notice only for a fill its list does not
+                // have: a later view must not list a fill before the fill
+                // itself was sent.
+                let listed = view.iter().flat_map(|v| &v.fills);
+                let listed: Vec<_> = listed
+                    .map(|f| (f.symbol.clone(), f.trade_id, f.order_id))
+                    .collect();
+                if let Some(told) = &self.told {
+                    for f in &listed {
+                        assert!(
+                            told.contains(f),
+                            "a view lists fill {f:?} before it was sent"
+                        );
+                    }
+                }
+                self.told.get_or_insert_default().extend(listed);
+            }
+            FeedMessage::Fill { position, fill } => {
+                let key = (fill.symbol.clone(), fill.trade_id, fill.order_id);
+                self.told.get_or_insert_default().insert(key);
+                assert!(
+                    Some(*position) > self.account_position,
+                    "fill of trade {} at {position:?} comes after an account position \
+                     {:?}: the page would drop it",
+                    fill.trade_id,
+                    self.account_position
+                );
+                self.account_position = Some(*position);
+            }
+            _ => {}
+        }
+        message
     }
 
     /// The next `n` trades (symbol, trade id, position), skipping the rest.
@@ -601,6 +647,8 @@ impl Feed {
                 None,
                 session.map(str::to_string),
             ),
+            account_position: None,
+            told: None,
         }
     }
 
