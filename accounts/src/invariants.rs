@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use orderbook::{AccountId, Book, OrderId, Side};
 use rust_decimal::Decimal;
 
-use crate::ledger::Ledger;
+use crate::ledger::{Account, Ledger};
 
 /// A broken rule: whose, in which asset, and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -46,58 +46,66 @@ fn hold_of(
     }
 }
 
-/// Every rule of the ledger alone that is broken now:
-/// - each account's reserved, per asset, is the sum of what its open
-///   orders hold, and each order holds the cost of its open terms;
-/// - 0 ≤ reserved ≤ total, for every account and asset;
-/// - per asset, the accounts' totals plus the fees collected equal what
-///   was deposited.
+/// Every rule of one account that is broken now: each asset's reserved is
+/// the sum of what its open orders hold, each order holds the cost of its
+/// open terms, and 0 ≤ reserved ≤ total.
+pub fn account_violations(acc: &Account) -> Vec<LedgerViolation> {
+    let mut found = Vec::new();
+    let mut reserved: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for r in acc.reservations.values() {
+        let cost = hold_of(r.side, r.price, r.open_quantity, r.open_quote);
+        if r.amount != cost || r.amount < Decimal::ZERO {
+            found.push(LedgerViolation::new(
+                Some(acc.id),
+                Some(&r.asset),
+                format!(
+                    "order {} {} holds {} but its open terms cost {cost}",
+                    r.symbol, r.order_id, r.amount
+                ),
+            ));
+        }
+        *reserved.entry(&r.asset).or_default() += r.amount;
+    }
+    for (asset, b) in &acc.balances {
+        let sum = reserved.remove(asset.as_str()).unwrap_or_default();
+        if sum != b.reserved {
+            found.push(LedgerViolation::new(
+                Some(acc.id),
+                Some(asset),
+                format!("reserved {} but its open orders hold {sum}", b.reserved),
+            ));
+        }
+        if b.reserved < Decimal::ZERO || b.reserved > b.total {
+            found.push(LedgerViolation::new(
+                Some(acc.id),
+                Some(asset),
+                format!(
+                    "reserved {} is not between 0 and the total {}",
+                    b.reserved, b.total
+                ),
+            ));
+        }
+    }
+    for (asset, sum) in reserved.into_iter().filter(|(_, s)| !s.is_zero()) {
+        found.push(LedgerViolation::new(
+            Some(acc.id),
+            Some(asset),
+            format!("its open orders hold {sum} but it has no balance"),
+        ));
+    }
+    found
+}
+
+/// Every rule of the ledger alone that is broken now: each account's (see
+/// [`account_violations`]), and, per asset, the accounts' totals plus the
+/// fees collected equal what was deposited.
 pub fn ledger_violations(ledger: &Ledger) -> Vec<LedgerViolation> {
     let mut found = Vec::new();
     let mut held: BTreeMap<&str, Decimal> = BTreeMap::new();
     for acc in ledger.accounts() {
-        let mut reserved: BTreeMap<&str, Decimal> = BTreeMap::new();
-        for r in acc.reservations.values() {
-            let cost = hold_of(r.side, r.price, r.open_quantity, r.open_quote);
-            if r.amount != cost || r.amount < Decimal::ZERO {
-                found.push(LedgerViolation::new(
-                    Some(acc.id),
-                    Some(&r.asset),
-                    format!(
-                        "order {} {} holds {} but its open terms cost {cost}",
-                        r.symbol, r.order_id, r.amount
-                    ),
-                ));
-            }
-            *reserved.entry(&r.asset).or_default() += r.amount;
-        }
+        found.extend(account_violations(acc));
         for (asset, b) in &acc.balances {
-            let sum = reserved.remove(asset.as_str()).unwrap_or_default();
-            if sum != b.reserved {
-                found.push(LedgerViolation::new(
-                    Some(acc.id),
-                    Some(asset),
-                    format!("reserved {} but its open orders hold {sum}", b.reserved),
-                ));
-            }
-            if b.reserved < Decimal::ZERO || b.reserved > b.total {
-                found.push(LedgerViolation::new(
-                    Some(acc.id),
-                    Some(asset),
-                    format!(
-                        "reserved {} is not between 0 and the total {}",
-                        b.reserved, b.total
-                    ),
-                ));
-            }
             *held.entry(asset).or_default() += b.total;
-        }
-        for (asset, sum) in reserved.into_iter().filter(|(_, s)| !s.is_zero()) {
-            found.push(LedgerViolation::new(
-                Some(acc.id),
-                Some(asset),
-                format!("its open orders hold {sum} but it has no balance"),
-            ));
         }
     }
     let assets: std::collections::BTreeSet<&str> = held

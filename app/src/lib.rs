@@ -28,6 +28,8 @@ pub mod time_machine;
 pub mod trading;
 
 #[cfg(feature = "ssr")]
+pub mod check;
+#[cfg(feature = "ssr")]
 pub mod feed_socket;
 #[cfg(feature = "ssr")]
 pub mod server;

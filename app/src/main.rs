@@ -1,6 +1,28 @@
-//! The exchange server binary.
+//! The exchange server binary: `exchange` serves the site, `exchange
+//! check` proves the log's ledger rules.
 
 use clap::Parser;
+
+#[derive(clap::Parser)]
+#[command(
+    name = "exchange",
+    about = "Serves the exchange's web site, or checks its log.",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: app::site::Config,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Folds the whole log and checks every ledger rule: prints each broken
+    /// one with its account, asset and the event that broke it, and exits
+    /// 1 if any broke (2 if the log could not be read).
+    Check(app::check::CheckConfig),
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -10,7 +32,20 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let config = app::site::Config::parse();
-    app::site::serve(config).await?;
+    let cli = Cli::parse();
+    match cli.command {
+        None => app::site::serve(cli.serve).await?,
+        Some(Command::Check(config)) => {
+            let code = match app::check::check(config, &mut std::io::stdout()).await {
+                Ok(audit) if audit.findings.is_empty() => 0,
+                Ok(_) => 1,
+                Err(e) => {
+                    eprintln!("exchange check: {e}");
+                    2
+                }
+            };
+            std::process::exit(code);
+        }
+    }
     Ok(())
 }

@@ -2,13 +2,19 @@
 //! SIGKILL at random moments under order load, again and again. After each
 //! restart every acknowledged order is in its market stream exactly once,
 //! every trade carries its fees and is a fill of both of its accounts
-//! exactly once, and the ledger the log folds to keeps its rules (0 ≤
-//! reserved ≤ total; per asset, balances plus fees equal deposits), with
-//! every order holding exactly what its book says it costs.
+//! exactly once, and `exchange check` proves the ledger the log folds to
+//! keeps its rules (0 ≤ reserved ≤ total; per asset, balances plus fees
+//! equal deposits; every order holding exactly what its book says it
+//! costs), event by event.
 //!
-//! The traders talk HTTP to the server binary as browsers do. The log is
-//! read straight from the data folder (with `store::recovery::examine`,
-//! which changes nothing) while the exchange is stopped.
+//! The traders talk HTTP to the server binary as browsers do: limit,
+//! market and stop orders, amendments, cancels and cancel-all. Every
+//! answer must be an acknowledgement, a refusal (400/404) or "unavailable"
+//! (503); a 500, or a connection broken while no kill was under way, fails
+//! the test. The log is read straight from the data folder (with
+//! `store::recovery::examine`, which changes nothing) while the exchange
+//! is stopped. Also here: `exchange check` finding a forged trade, and a
+//! damaged log stopping the exchange from starting.
 #![cfg(feature = "ssr")]
 
 use orderbook::sim::Rng;
@@ -126,10 +132,45 @@ fn dechunk(mut body: &str) -> String {
 
 type Acked = Arc<Mutex<Vec<(String, u64)>>>;
 
-/// Places random crossing limit orders until told to stop or the server
-/// goes away; records every order the server acknowledged.
-async fn trade(addr: SocketAddr, cookie: String, seed: u64, acked: Acked, stop: Arc<AtomicBool>) {
+/// What the traders' requests came to, over the whole run.
+#[derive(Default)]
+struct Tally {
+    /// 400/404: refused by the exchange's rules (funds, caps, an order
+    /// that filled meanwhile).
+    refused: usize,
+    /// 503: the market paused or restarting.
+    unavailable: usize,
+    /// Requests cut by a SIGKILL.
+    cut: usize,
+}
+
+/// The order id an acknowledgement names: "Order 12 is on the book." and
+/// every other answer to a new order start so.
+fn acked_id(body: &str) -> u64 {
+    body.trim_matches('"')
+        .strip_prefix("Order ")
+        .map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n?.parse().ok())
+        .unwrap_or_else(|| panic!("an acknowledgement names its order: {body}"))
+}
+
+/// Trades at random until told to stop: limit, market and stop orders on
+/// both markets, amendments and cancels of its own acknowledged orders,
+/// cancel-all. Records every order the server acknowledged. An answer
+/// other than 200, a refusal (400, 404) or "unavailable" (503) fails the
+/// test, and so does a broken connection unless the server was being
+/// killed.
+async fn trade(
+    addr: SocketAddr,
+    cookie: String,
+    seed: u64,
+    acked: Acked,
+    tally: Arc<Mutex<Tally>>,
+    stop: Arc<AtomicBool>,
+    killing: Arc<AtomicBool>,
+) {
     let mut rng = Rng::new(seed);
+    let mut mine: Vec<(&str, u64)> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let (symbol, qty) = if rng.below(4) == 0 {
             ("ETH-USD", format!("0.{:03}", 1 + rng.below(50)))
@@ -138,23 +179,55 @@ async fn trade(addr: SocketAddr, cookie: String, seed: u64, acked: Acked, stop: 
         };
         let side = if rng.below(2) == 0 { "buy" } else { "sell" };
         let price = format!("{}.{:02}", 99 + rng.below(3), rng.below(100));
-        let form = format!(
-            "symbol={symbol}&side={side}&order_type=limit&price={price}&quantity={qty}&time_in_force=GTC"
-        );
-        match post(addr, "place_order", Some(&cookie), &form).await {
-            Ok((200, _, body)) => {
-                // "Order 12 is on the book." / "Order 12 filled ..."
-                let id = body
-                    .trim_matches('"')
-                    .strip_prefix("Order ")
-                    .map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-                    .and_then(|n| n?.parse().ok())
-                    .unwrap_or_else(|| panic!("an acknowledgement names its order: {body}"));
-                acked.lock().unwrap().push((symbol.to_string(), id));
+        let order = |kind: &str, terms: &str| {
+            format!("symbol={symbol}&side={side}&order_type={kind}&{terms}&time_in_force=GTC")
+        };
+        let (function, form, places) = match rng.below(100) {
+            0..=54 => {
+                let form = order("limit", &format!("price={price}&quantity={qty}"));
+                ("place_order", form, true)
             }
-            // Refused (funds, a paused or restarting market): not acknowledged.
-            Ok(_) => {}
-            Err(_) => return,
+            55..=64 => {
+                let terms = match side {
+                    "buy" => "quote_amount=0.5".to_string(),
+                    _ => format!("quantity={qty}"),
+                };
+                ("place_order", order("market", &terms), true)
+            }
+            65..=72 => {
+                let terms = format!("price={price}&quantity={qty}&trigger_price={price}");
+                ("place_order", order("stop_limit", &terms), true)
+            }
+            73..=84 if !mine.is_empty() => {
+                let (symbol, id) = mine[rng.below(mine.len() as u64) as usize];
+                let form = format!("symbol={symbol}&order_id={id}&price={price}&quantity={qty}");
+                ("amend_order", form, false)
+            }
+            85..=96 if !mine.is_empty() => {
+                let (symbol, id) = mine.swap_remove(rng.below(mine.len() as u64) as usize);
+                (
+                    "cancel_order",
+                    format!("symbol={symbol}&order_id={id}"),
+                    false,
+                )
+            }
+            _ => ("cancel_all", format!("symbol={symbol}"), false),
+        };
+        match post(addr, function, Some(&cookie), &form).await {
+            Ok((200, _, body)) if places => {
+                let id = acked_id(&body);
+                acked.lock().unwrap().push((symbol.to_string(), id));
+                mine.push((symbol, id));
+            }
+            Ok((200, _, _)) => {}
+            Ok((400 | 404, _, _)) => tally.lock().unwrap().refused += 1,
+            Ok((503, _, _)) => tally.lock().unwrap().unavailable += 1,
+            Ok((status, _, body)) => panic!("{function} {form}: answered {status}: {body}"),
+            Err(_) if killing.load(Ordering::Relaxed) => {
+                tally.lock().unwrap().cut += 1;
+                return;
+            }
+            Err(e) => panic!("{function} {form}: the connection broke while the server ran: {e}"),
         }
     }
 }
@@ -232,18 +305,29 @@ fn verify(data: &Path, acked: &[(String, u64)], round: usize) {
             "round {round}: trade {trade:?} in its accounts"
         );
     }
-    let broken = accounts::invariants::ledger_violations(&ledger);
+    check(data, round);
+}
+
+/// `exchange check` on the data folder: every ledger rule holds over the
+/// whole log, each order holding what its book says.
+fn check(data: &Path, round: usize) {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/exchange.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .arg("check")
+        .arg("--config")
+        .arg(config)
+        .arg("--data")
+        .arg(data)
+        .env_remove("EVENTSTORE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
     assert!(
-        broken.is_empty(),
-        "round {round}: the ledger's rules break: {broken:?}"
+        out.status.success() && report.contains("every ledger rule holds"),
+        "round {round}: exchange check: {report}{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    for book in books.values() {
-        let broken = accounts::invariants::book_violations(&ledger, book);
-        assert!(
-            broken.is_empty(),
-            "round {round}: holds and books disagree: {broken:?}"
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,19 +346,24 @@ async fn acknowledged_orders_and_trades_survive_sigkill_exactly_once() {
         cookies.push(cookie);
     }
     let acked: Acked = Arc::default();
+    let tally: Arc<Mutex<Tally>> = Arc::default();
     let mut rng = Rng::new(0x5eed_c0ff_ee15_900d);
     for round in 0..ROUNDS {
         // Load, then a SIGKILL at a random moment of it.
         let stop = Arc::new(AtomicBool::new(false));
+        let killing = Arc::new(AtomicBool::new(false));
         let traders: Vec<_> = cookies
             .iter()
             .enumerate()
             .map(|(i, c)| {
                 let seed = rng.next_u64() ^ i as u64;
-                tokio::spawn(trade(addr, c.clone(), seed, acked.clone(), stop.clone()))
+                let (acked, tally) = (acked.clone(), tally.clone());
+                let (stop, killing) = (stop.clone(), killing.clone());
+                tokio::spawn(trade(addr, c.clone(), seed, acked, tally, stop, killing))
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(50 + rng.below(450))).await;
+        killing.store(true, Ordering::Relaxed);
         child.kill().unwrap();
         child.wait().unwrap();
         stop.store(true, Ordering::Relaxed);
@@ -299,7 +388,14 @@ async fn acknowledged_orders_and_trades_survive_sigkill_exactly_once() {
         "the test must place orders under load: {} acknowledged",
         acked.len()
     );
-    eprintln!("{} orders acknowledged over {ROUNDS} kills", acked.len());
+    let tally = tally.lock().unwrap();
+    eprintln!(
+        "{} orders acknowledged, {} refused, {} unavailable, {} cut by kills over {ROUNDS} kills",
+        acked.len(),
+        tally.refused,
+        tally.unavailable,
+        tally.cut
+    );
 }
 
 /// Damage to acknowledged data stops the exchange from starting, with the
@@ -339,4 +435,67 @@ async fn a_damaged_log_stops_the_exchange_from_starting() {
         "{stderr}"
     );
     assert_eq!(std::fs::read(&segment).unwrap(), bytes, "nothing changed");
+}
+
+/// `exchange check` reports a trade that paid out coins nobody held: the
+/// account, the asset and the event, and exits 1. The trade is forged
+/// straight into the store, as a buggy or second writer could.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_money_that_was_never_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("events");
+    let (mut child, addr) = start(&data);
+    for name in ["seller", "buyer"] {
+        let form = format!("username={name}&password=correct+horse+battery");
+        let (status, cookie, body) = post(addr, "sign_up", None, &form).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let cookie = cookie.expect("a session cookie");
+        let (status, _, body) = post(addr, "claim_faucet", Some(&cookie), "").await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    check(&data, 0);
+    // Account 1 "sells" 1,000 BTC it never had to account 2.
+    let connection = app::server::Connection::Embedded { data: data.clone() };
+    let (client, store) = connection.open().await.unwrap();
+    let trade = orderbook::Event::TradeExecuted(orderbook::TradeExecuted {
+        symbol: orderbook::Symbol::new("BTC-USD"),
+        trade_id: 1,
+        maker_order_id: 1,
+        taker_order_id: 2,
+        maker_account: 1,
+        taker_account: 2,
+        taker_side: orderbook::Side::Buy,
+        price: "1".parse().unwrap(),
+        quantity: "1000".parse().unwrap(),
+        executed_at: 0,
+        fees: Some(Box::new(orderbook::TradeFees {
+            maker: Default::default(),
+            taker: Default::default(),
+        })),
+    });
+    let forged = app::server::streams::market_event_data(&trade);
+    client
+        .append_to_stream("orderbook-BTC-USD", &Default::default(), forged)
+        .await
+        .unwrap();
+    store.unwrap().stop().await.unwrap();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/exchange.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["check", "--config", config, "--data"])
+        .arg(&data)
+        .env_remove("EVENTSTORE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report
+            .contains("violation: account 1, BTC: reserved 0 is not between 0 and the total -999")
+            && report.contains("(first at orderbook-BTC-USD@0,"),
+        "{report}"
+    );
+    assert!(report.trim_end().ends_with(": 1 broken"), "{report}");
 }

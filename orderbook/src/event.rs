@@ -236,6 +236,22 @@ impl Event {
         }
     }
 
+    /// The accounts whose money or holds the event moves: a trade's two,
+    /// any other order event's one, none for a rejection (nothing held).
+    pub fn accounts(&self) -> impl Iterator<Item = AccountId> {
+        let (first, second) = match self {
+            Event::TradeExecuted(t) => (Some(t.maker_account), Some(t.taker_account)),
+            Event::OrderAccepted(a) => (Some(a.account), None),
+            Event::OrderCancelled(c) => (Some(c.account), None),
+            Event::OrderAmended(a) => (Some(a.account), None),
+            Event::OrderFilled(f) => (Some(f.account), None),
+            Event::StopTriggered(t) => (Some(t.account), None),
+            Event::StopAmended(a) => (Some(a.account), None),
+            Event::OrderRejected(_) => (None, None),
+        };
+        first.into_iter().chain(second)
+    }
+
     pub fn symbol(&self) -> &Symbol {
         match self {
             Event::OrderAccepted(e) => &e.symbol,

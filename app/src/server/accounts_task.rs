@@ -27,10 +27,10 @@ use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::exchange_error::ExchangeError;
-use super::live_tail::{Decoded, LiveTail, Streams, TailEvent};
+use super::live_tail::{LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
 use super::streams::{
-    ACCOUNTS_STREAM, StreamError, account_event_data, account_stream, append, load_ledger,
+    ACCOUNTS_STREAM, Decoded, StreamError, account_event_data, account_stream, append, load_ledger,
     market_stream,
 };
 use super::supervise::supervise;

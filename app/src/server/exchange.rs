@@ -77,6 +77,29 @@ pub enum Connection {
     External(String),
 }
 
+impl Connection {
+    /// A client of the store, starting the embedded one (returned: it
+    /// runs until it is stopped or dropped) if that is the store.
+    pub async fn open(self) -> Result<(Client, Option<EmbeddedStore>), StartError> {
+        let (url, embedded) = match self {
+            Connection::Embedded { data } => {
+                let store = EmbeddedStore::start(&data, ([127, 0, 0, 1], 0).into()).await?;
+                tracing::info!(data = %data.display(), "embedded event store at {}", store.public_connection_string());
+                (store.connection_string(), Some(store))
+            }
+            Connection::External(url) => (url, None),
+        };
+        let client_settings: ClientSettings =
+            url.parse()
+                .map_err(|e: eventstore::ClientSettingsParseError| {
+                    StartError::ConnectionString(e.to_string())
+                })?;
+        let client = Client::new(client_settings)
+            .map_err(|e| StartError::ConnectionString(e.to_string()))?;
+        Ok((client, embedded))
+    }
+}
+
 /// Why the exchange could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -115,21 +138,7 @@ impl Exchange {
     /// account and book from the events, gives back the funds of orders
     /// that never reached their book, and starts the tasks.
     pub async fn start(settings: Settings, connection: Connection) -> Result<Exchange, StartError> {
-        let (url, embedded) = match connection {
-            Connection::Embedded { data } => {
-                let store = EmbeddedStore::start(&data, ([127, 0, 0, 1], 0).into()).await?;
-                tracing::info!(data = %data.display(), "embedded event store at {}", store.public_connection_string());
-                (store.connection_string(), Some(store))
-            }
-            Connection::External(url) => (url, None),
-        };
-        let client_settings: ClientSettings =
-            url.parse()
-                .map_err(|e: eventstore::ClientSettingsParseError| {
-                    StartError::ConnectionString(e.to_string())
-                })?;
-        let client = Client::new(client_settings)
-            .map_err(|e| StartError::ConnectionString(e.to_string()))?;
+        let (client, embedded) = connection.open().await?;
         // The tail first: every stream read below is read after the
         // position it starts from, so following it from there misses
         // nothing another server appends meanwhile.

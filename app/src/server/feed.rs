@@ -48,8 +48,8 @@ use orderbook::{AccountId, Event};
 use super::depth_updates::DepthUpdate;
 use super::exchange::Exchange;
 use super::feed_limits::{FeedLimits, SocketSlot, WatchRate};
-use super::live_tail::{Decoded, Progress, Streams, TailStream};
-use super::streams::{StreamError, account_stream, market_stream};
+use super::live_tail::{Progress, Streams, TailStream};
+use super::streams::{Decoded, StreamError, account_stream, market_stream};
 use super::views::fill_view;
 use crate::api::{
     AccountView, DepthView, FeedMessage, FeedPosition, FeedRequest, FillView, TickerView,

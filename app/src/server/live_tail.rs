@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use accounts::AccountEvent;
 use eventstore::{
     Client, ReadAllOptions, StreamPosition, SubscribeToAllOptions, SubscriptionEvent,
     SubscriptionFilter,
@@ -36,7 +35,8 @@ use tokio::sync::watch;
 
 use super::lock::unpoisoned;
 use super::streams::{
-    ACCOUNT_STREAM_PREFIX, MARKET_STREAM_PREFIX, StreamError, feed_position, start_after,
+    ACCOUNT_STREAM_PREFIX, Decoded, MARKET_STREAM_PREFIX, StreamError, decode, feed_position,
+    start_after,
 };
 use super::supervise::supervise;
 use super::views::trade_view;
@@ -47,15 +47,6 @@ use crate::api::{FeedPosition, TradeView};
 pub const WINDOW: usize = 16_384;
 /// Events a reader behind the window reads from the store at a time.
 const PAGE: usize = 512;
-
-/// An event of the streams the tail follows, decoded.
-#[derive(Debug, PartialEq)]
-pub enum Decoded {
-    /// From a market stream.
-    Book(Event),
-    /// From the accounts registry or an account's stream.
-    Account(AccountEvent),
-}
 
 /// Which streams a reader wants.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,19 +94,7 @@ pub struct TailEvent {
 impl TailEvent {
     /// Decodes an event of a stream the tail follows.
     fn decode(e: &eventstore::RecordedEvent) -> Result<TailEvent, StreamError> {
-        let corrupt = |reason: String| StreamError::Corrupt {
-            stream: e.stream_id.clone(),
-            revision: e.revision,
-            reason,
-        };
-        let event = if e.stream_id.starts_with(MARKET_STREAM_PREFIX) {
-            let text = std::str::from_utf8(&e.data).map_err(|err| corrupt(err.to_string()))?;
-            Decoded::Book(Event::from_json(text).map_err(|err| corrupt(err.to_string()))?)
-        } else {
-            Decoded::Account(
-                AccountEvent::from_json(&e.data).map_err(|err| corrupt(err.to_string()))?,
-            )
-        };
+        let event = decode(e)?;
         let trade = match &event {
             Decoded::Book(event) => trade_view(event).map(Arc::new),
             Decoded::Account(_) => None,

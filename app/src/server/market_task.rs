@@ -771,7 +771,7 @@ fn available(
     market: &Market,
     events: &[Event],
 ) -> Vec<((AccountId, String), Decimal)> {
-    let mut accounts: Vec<AccountId> = events.iter().flat_map(accounts_of).collect();
+    let mut accounts: Vec<AccountId> = events.iter().flat_map(Event::accounts).collect();
     accounts.sort_unstable();
     accounts.dedup();
     let spec = &market.spec;
@@ -785,18 +785,4 @@ fn available(
             ((a, asset), now)
         })
         .collect()
-}
-
-/// The accounts an event moves money or holds for.
-fn accounts_of(e: &Event) -> Vec<AccountId> {
-    match e {
-        Event::TradeExecuted(t) => vec![t.maker_account, t.taker_account],
-        Event::OrderAccepted(a) => vec![a.account],
-        Event::OrderCancelled(c) => vec![c.account],
-        Event::OrderAmended(a) => vec![a.account],
-        Event::OrderFilled(f) => vec![f.account],
-        Event::StopTriggered(t) => vec![t.account],
-        Event::StopAmended(a) => vec![a.account],
-        Event::OrderRejected(_) => Vec::new(),
-    }
 }

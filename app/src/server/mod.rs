@@ -4,6 +4,7 @@
 //! or the site that serves them; they build on this.
 
 mod accounts_task;
+pub mod audit;
 mod book_history;
 mod clock;
 pub mod context;

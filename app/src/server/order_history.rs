@@ -21,8 +21,9 @@ use orderbook::{
 };
 use rust_decimal::Decimal;
 
-use super::live_tail::{Decoded, LiveTail, Streams};
+use super::live_tail::{LiveTail, Streams};
 use super::lock::unpoisoned;
+use super::streams::Decoded;
 use super::supervise::supervise;
 
 /// Where an order is in its life.

@@ -120,6 +120,34 @@ pub fn expected(count: u64) -> ExpectedRevision {
     }
 }
 
+/// An event of a market or account stream, decoded.
+#[derive(Debug, PartialEq)]
+pub enum Decoded {
+    /// From a market stream.
+    Book(Event),
+    /// From the accounts registry or an account's stream.
+    Account(AccountEvent),
+}
+
+/// Decodes an event of a market stream or of an account stream (the
+/// registry included), by the stream it is in.
+pub fn decode(e: &eventstore::RecordedEvent) -> Result<Decoded, StreamError> {
+    let corrupt = |reason: String| StreamError::Corrupt {
+        stream: e.stream_id.clone(),
+        revision: e.revision,
+        reason,
+    };
+    if e.stream_id.starts_with(MARKET_STREAM_PREFIX) {
+        decode_market_event(&e.data)
+            .map(Decoded::Book)
+            .map_err(corrupt)
+    } else {
+        AccountEvent::from_json(&e.data)
+            .map(Decoded::Account)
+            .map_err(|err| corrupt(err.to_string()))
+    }
+}
+
 /// Appends events atomically, only if the stream holds exactly `count`.
 pub async fn append(
     client: &Client,
