@@ -60,6 +60,9 @@ async fn a_full_disk_fails_appends_and_leaves_nothing_unacknowledged_behind() {
     let options = Options::default();
     let mut acknowledged = HashSet::new();
     let mut refused = HashSet::new();
+    // Room set aside on the disk, given back once it is full.
+    let ballast = disk.path().join("ballast");
+    std::fs::write(&ballast, vec![0u8; 32 * 1024]).unwrap();
     {
         let (store, _) = Store::open_with(&dir, options.clone()).unwrap();
         let mut next = 0u64;
@@ -103,22 +106,26 @@ async fn a_full_disk_fails_appends_and_leaves_nothing_unacknowledged_behind() {
             "{} acknowledged",
             acknowledged.len()
         );
-        // Smaller appends still fit in what is left, and are kept.
+        // Once the disk has room again, the same store writes again (no
+        // restart), and what it writes is kept.
+        std::fs::remove_file(&ballast).unwrap();
         let small = NewEvent {
             data: Bytes::from_static(b"{}"),
             ..batch(next, 1).remove(0)
         };
-        if let WriteOutcome::Written { .. } = store
+        let outcome = store
             .append(
                 Bytes::from_static(b"fill"),
                 Expected::Any,
                 vec![small.clone()],
             )
             .await
-            .unwrap()
-        {
-            acknowledged.insert(small.id);
-        }
+            .unwrap();
+        assert!(
+            matches!(outcome, WriteOutcome::Written { .. }),
+            "an append after room came back: {outcome:?}"
+        );
+        acknowledged.insert(small.id);
         store.close().await;
     }
     let (store, recovery) = Store::open_with(&dir, options).unwrap();

@@ -218,6 +218,7 @@ impl Exchange {
                 .map(|(symbol, m)| MarketStats {
                     symbol: symbol.clone(),
                     appends: m.appends(),
+                    unanswered: m.unanswered(),
                     paused: m.paused(),
                     viewers: self.0.depth_updates[symbol].receiver_count(),
                 })
@@ -233,7 +234,7 @@ impl Exchange {
     /// Stops the embedded store, if this exchange started one.
     pub async fn stop(&self) {
         for m in self.stats().markets {
-            tracing::info!(symbol = %m.symbol, appends = m.appends, paused = m.paused, "market stopping");
+            tracing::info!(symbol = %m.symbol, appends = m.appends, unanswered = m.unanswered, paused = m.paused, "market stopping");
         }
         let store = unpoisoned(self.0.store.lock()).take();
         if let Some(store) = store
@@ -800,6 +801,9 @@ pub struct MarketStats {
     pub symbol: String,
     /// Appends the market's task has written since start.
     pub appends: u64,
+    /// Tries of an append the store did not answer since start (each tried
+    /// again identically).
+    pub unanswered: u64,
     /// Refusing orders because settlement is behind.
     pub paused: bool,
     /// Feeds watching the market now.

@@ -127,8 +127,17 @@ pub struct MarketHandle {
     book: Arc<RwLock<Arc<Book>>>,
     /// The published book's revision (events applied), for viewers to wait on.
     revision: watch::Receiver<u64>,
-    appends: Arc<AtomicU64>,
+    appends: Arc<Appends>,
     paused: Arc<AtomicBool>,
+}
+
+/// What a market's task has done with the store since start, for the
+/// operator: appends written, and tries the store did not answer (each
+/// tried again, identically).
+#[derive(Debug, Default)]
+struct Appends {
+    written: AtomicU64,
+    unanswered: AtomicU64,
 }
 
 impl MarketHandle {
@@ -149,7 +158,7 @@ impl MarketHandle {
         // until the task first runs.
         let book = Arc::new(RwLock::new(Arc::new(replayed.clone())));
         let (revision_tx, revision) = watch::channel(replayed.events_applied());
-        let appends = Arc::new(AtomicU64::new(0));
+        let appends = Arc::new(Appends::default());
         let paused = Arc::new(AtomicBool::new(false));
         let task = Arc::new(MarketTask {
             client,
@@ -191,7 +200,13 @@ impl MarketHandle {
 
     /// How many appends this market's task has written since start.
     pub fn appends(&self) -> u64 {
-        self.appends.load(Ordering::Relaxed)
+        self.appends.written.load(Ordering::Relaxed)
+    }
+
+    /// How many tries of an append the store has not answered since start
+    /// (each was tried again).
+    pub fn unanswered(&self) -> u64 {
+        self.appends.unanswered.load(Ordering::Relaxed)
     }
 
     /// The book as of the last successful append.
@@ -231,7 +246,7 @@ struct MarketTask {
     requests: Mutex<mpsc::Receiver<MarketRequest>>,
     published: Arc<RwLock<Arc<Book>>>,
     revision: watch::Sender<u64>,
-    appends: Arc<AtomicU64>,
+    appends: Arc<Appends>,
     paused: Arc<AtomicBool>,
     /// The book replayed at start and the tail position it holds all
     /// before, for the first run only (a restart after a panic reads the
@@ -476,7 +491,7 @@ impl MarketTask {
             self.ledger.in_flight().settle(&batch.credits);
             match written {
                 Written::Landed => {
-                    self.appends.fetch_add(1, Ordering::Relaxed);
+                    self.appends.written.fetch_add(1, Ordering::Relaxed);
                     state.revision = first + batch.events.len() as u64;
                     self.publish_batch(state, &batch.events);
                     for d in batch.decided {
@@ -531,6 +546,7 @@ impl MarketTask {
                     return Written::Conflict;
                 }
                 Err(e) => {
+                    self.appends.unanswered.fetch_add(1, Ordering::Relaxed);
                     if !self.paused.swap(true, Ordering::Relaxed) {
                         tracing::error!(
                             symbol = self.symbol(),

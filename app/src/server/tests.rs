@@ -230,19 +230,30 @@ async fn append_account_events(
 async fn check_store(server: &Server) {
     let markets = settings().markets;
     let client = server.exchange.client();
+    for market in &markets {
+        let symbol = market.symbol.as_str();
+        // A batch still in flight (its caller gone, as an aborted bot's)
+        // lands and is published: wait for the two to agree.
+        let mut books = (None, None);
+        for _ in 0..400 {
+            let seen = server.exchange.book(symbol).unwrap().snapshot();
+            let events = streams::load_market(&client, symbol).await.unwrap();
+            let replayed = orderbook::Book::replay(market.clone(), &events).snapshot();
+            if seen == replayed {
+                books = (Some(seen), Some(replayed));
+                break;
+            }
+            books = (Some(seen), Some(replayed));
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        // The book readers see is the stream's, replayed.
+        assert_eq!(books.0, books.1, "{symbol}");
+    }
     // The operator's check, event by event over the whole log.
     let audit = super::audit::audit(&client, &markets).await.unwrap();
     let findings: Vec<String> = audit.findings.iter().map(|f| f.to_string()).collect();
     assert_eq!(findings, Vec::<String>::new(), "exchange check");
     assert!(audit.events > 0, "the check read the log");
-    for market in markets {
-        let symbol = market.symbol.as_str();
-        let seen = server.exchange.book(symbol).unwrap();
-        let events = streams::load_market(&client, symbol).await.unwrap();
-        let replayed = orderbook::Book::replay(market.clone(), &events);
-        // The book readers see is the stream's, replayed.
-        assert_eq!(seen.snapshot(), replayed.snapshot(), "{symbol}");
-    }
 }
 
 /// The exchange has one page; any other address gets a plain 404 page
@@ -883,9 +894,7 @@ async fn the_simulator_makes_a_market_that_keeps_every_rule() {
         assert!(trades >= 10, "{symbol}: {trades} trades");
     }
     assert!(s.exchange.account_id("bot-1").is_some());
-    // Let the last orders settle before reading every account.
     bots.abort();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     check_store(&s).await;
 }
 
@@ -935,7 +944,6 @@ async fn the_simulator_keeps_both_sides_of_every_book_deep_around_a_persons_orde
     // Carol's ask is the best, or below it: the bots bid under it.
     let book = s.exchange.book("BTC-USD").unwrap();
     assert!(book.best_bid().unwrap().price < d("29000"));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     check_store(&s).await;
 }
 
@@ -1075,6 +1083,30 @@ async fn an_append_whose_answer_is_lost_is_retried_identically_and_lands_once() 
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert_eq!(s.exchange.stats().paused(), ["BTC-USD"]);
+    // Retries go on, each the same append: three more tries, each lost
+    // (the connections cut until the try fails).
+    let unanswered = || {
+        let stats = s.exchange.stats();
+        let btc = stats.markets.iter().find(|m| m.symbol == "BTC-USD");
+        btc.unwrap().unanswered
+    };
+    for _ in 0..3 {
+        let before = unanswered();
+        for _ in 0..500 {
+            if unanswered() > before {
+                break;
+            }
+            proxy.cut();
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(unanswered() > before, "the append is tried again");
+        assert_eq!(s.exchange.stats().paused(), ["BTC-USD"]);
+    }
+    assert_eq!(
+        load_market(&direct, "BTC-USD").await.unwrap().len(),
+        landed.len(),
+        "the retries were the same append"
+    );
     let err = a.limit(&s, "buy", "29000", "0.1").await.unwrap_err();
     assert!(
         err.message.starts_with("market BTC-USD is paused"),
