@@ -385,7 +385,7 @@ impl Ledger {
                     acc.amend_reservation(symbol, t.order_id, |r| r.waiting = false);
                 }
             }
-            Event::OrderRejected(_) => {}
+            Event::OrderRejected(_) | Event::StreamFenced(_) => {}
         }
     }
 }

@@ -152,7 +152,7 @@ impl Book {
                     }
                 }
             }
-            Event::OrderRejected(_) => {}
+            Event::OrderRejected(_) | Event::StreamFenced(_) => {}
             Event::TradeExecuted(e) => {
                 self.last_trade_id = e.trade_id;
                 let lots = m.event_lots(e.quantity);

@@ -19,7 +19,8 @@ use crate::reason::{CancelReason, RejectReason};
 /// `StopAmended`; a version-1 log has none of them and reads the same.
 /// Version 3 added `fees` on `TradeExecuted` (the exchange writes what each
 /// side paid); a trade without them was settled by the ledger's own events.
-pub const SCHEMA_VERSION: u32 = 3;
+/// Version 4 added `StreamFenced`, which changes no book.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Something that happened to a book. In JSON, `type` names the variant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,6 +36,7 @@ pub enum Event {
     /// Boxed: it is the largest event and a rare one, and every event is
     /// as large as the largest kind (the matching loop moves many).
     StopAmended(Box<StopAmended>),
+    StreamFenced(StreamFenced),
 }
 
 /// An order passed validation and entered the book. Limit orders join the
@@ -198,6 +200,18 @@ pub struct StopAmended {
     pub at: Timestamp,
 }
 
+/// From here on the market's stream is written by the exchange's
+/// sequencer of `term` (a leader newly elected writes this first, into
+/// every market's stream): a writer of an earlier term that still appends
+/// at the revision it knew finds the stream moved on, and steps down. No
+/// book or balance changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamFenced {
+    pub symbol: Symbol,
+    pub term: u64,
+    pub at: Timestamp,
+}
+
 /// Why a line of event JSON could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum EventDecodeError {
@@ -233,6 +247,7 @@ impl Event {
             Event::OrderFilled(_) => "OrderFilled",
             Event::StopTriggered(_) => "StopTriggered",
             Event::StopAmended(_) => "StopAmended",
+            Event::StreamFenced(_) => "StreamFenced",
         }
     }
 
@@ -247,7 +262,7 @@ impl Event {
             Event::OrderFilled(f) => (Some(f.account), None),
             Event::StopTriggered(t) => (Some(t.account), None),
             Event::StopAmended(a) => (Some(a.account), None),
-            Event::OrderRejected(_) => (None, None),
+            Event::OrderRejected(_) | Event::StreamFenced(_) => (None, None),
         };
         first.into_iter().chain(second)
     }
@@ -262,6 +277,7 @@ impl Event {
             Event::OrderFilled(e) => &e.symbol,
             Event::StopTriggered(e) => &e.symbol,
             Event::StopAmended(e) => &e.symbol,
+            Event::StreamFenced(e) => &e.symbol,
         }
     }
 
@@ -276,6 +292,7 @@ impl Event {
             Event::OrderFilled(e) => e.at,
             Event::StopTriggered(e) => e.at,
             Event::StopAmended(e) => e.at,
+            Event::StreamFenced(e) => e.at,
         }
     }
 

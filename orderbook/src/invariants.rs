@@ -278,7 +278,7 @@ impl OrderAudit {
                     }
                     self.orders.remove(&e.order_id);
                 }
-                Event::OrderAmended(_) | Event::OrderRejected(_) => {}
+                Event::OrderAmended(_) | Event::OrderRejected(_) | Event::StreamFenced(_) => {}
             }
         }
         Ok(())
@@ -388,6 +388,7 @@ fn book_at<'a>(
 
 fn touched_orders(event: &Event) -> impl Iterator<Item = OrderId> {
     let (a, b) = match event {
+        Event::StreamFenced(_) => return None.into_iter().chain(None),
         Event::OrderAccepted(e) => (e.order_id, None),
         Event::OrderRejected(e) => (e.order_id, None),
         Event::TradeExecuted(e) => (e.maker_order_id, Some(e.taker_order_id)),
@@ -397,5 +398,5 @@ fn touched_orders(event: &Event) -> impl Iterator<Item = OrderId> {
         Event::StopTriggered(e) => (e.order_id, None),
         Event::StopAmended(e) => (e.order_id, None),
     };
-    std::iter::once(a).chain(b)
+    Some(a).into_iter().chain(b)
 }

@@ -112,7 +112,8 @@ pub use book::{Book, Depth, OrderStatus, PriceLevel, RestingOrder, StopOrder};
 pub use command::{AmendOrder, CancelOrder, Command, PlaceOrder};
 pub use event::{
     Event, EventDecodeError, OrderAccepted, OrderAmended, OrderCancelled, OrderFilled,
-    OrderRejected, SCHEMA_VERSION, StopAmended, StopTriggered, TradeExecuted, TradeFees,
+    OrderRejected, SCHEMA_VERSION, StopAmended, StopTriggered, StreamFenced, TradeExecuted,
+    TradeFees,
 };
 pub use market::{MAX_LOTS, MAX_TICKS, Market, MarketError, MarketSpec, Symbol};
 pub use order::{

@@ -218,7 +218,7 @@ impl OrderHistory {
             }
             // The exchange answers a rejection without writing it to the
             // book's stream; refusals come as `OrderRefused` instead.
-            Event::OrderRejected(_) => {}
+            Event::OrderRejected(_) | Event::StreamFenced(_) => {}
         }
     }
 

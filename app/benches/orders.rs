@@ -1,0 +1,332 @@
+//! Orders per second through the real HTTP order path of one server.
+//!
+//! The bench starts the `exchange` binary (its own embedded store in a
+//! temporary folder, fsync on), signs up TRADERS accounts (each from its
+//! own loopback address, as the per-address sign-up limit wants) with the
+//! faucet's whole allowance, and keeps that many HTTP/1.1 keep-alive
+//! connections posting `place_order` for SECONDS seconds: crossing limit
+//! orders on BTC-USD (buys at 100.5 and sells at 99.5 of 0.001 BTC,
+//! alternating), so most orders trade. It does so once for each number of
+//! requests in flight in INFLIGHT, each on a fresh server and traders (no
+//! level inherits the books, open orders and spent funds of another).
+//! Each order is timed from its request's first byte to its answer's last.
+//! Beside it, in the same run, the rate of the session-checked
+//! `my_account` at the highest INFLIGHT on a fresh server: what the
+//! server's HTTP side does when no order is written. Also reported: the
+//! server process's CPU per request, and why the first refused request of
+//! each level was refused.
+//!
+//! ```sh
+//! INFLIGHT=2,32,128 SECONDS=10 cargo bench -p app --features ssr --bench orders
+//! ```
+//!
+//! `EXCHANGE_BIN` runs another build of the server instead (the HTTP API
+//! is the same), to measure before and after a change in one session.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpSocket, TcpStream};
+
+mod figures;
+mod process;
+use figures::{env_list, percentile};
+use process::usage;
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    // A free port: bound here, released, then given to the server.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/exchange.json");
+    let bin =
+        std::env::var("EXCHANGE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_exchange").into());
+    let child = Command::new(bin)
+        .arg("--addr")
+        .arg(addr.to_string())
+        .arg("--data")
+        .arg(dir.path().join("events"))
+        .arg("--site-root")
+        .arg(dir.path().join("site"))
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the exchange binary starts");
+    let started = Instant::now();
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server listens within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection from a chosen loopback address.
+struct Connection {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    host: SocketAddr,
+}
+
+impl Connection {
+    async fn open(server: SocketAddr, from: Ipv4Addr) -> Connection {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(IpAddr::V4(from), 0)).unwrap();
+        let stream = socket.connect(server).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (read, writer) = stream.into_split();
+        Connection {
+            reader: BufReader::new(read),
+            writer,
+            host: server,
+        }
+    }
+
+    /// Posts a form to a server function; answers the status, the session
+    /// cookie if one was set, and the body.
+    async fn post(
+        &mut self,
+        name: &str,
+        cookie: Option<&str>,
+        form: &str,
+    ) -> (u16, Option<String>, String) {
+        let cookie = cookie.map_or(String::new(), |c| format!("Cookie: session={c}\r\n"));
+        let request = format!(
+            "POST /api/{name} HTTP/1.1\r\nHost: {}\r\nContent-Type: \
+             application/x-www-form-urlencoded\r\nAccept: application/json\r\nContent-Length: \
+             {}\r\n{cookie}\r\n{form}",
+            self.host,
+            form.len()
+        );
+        self.writer.write_all(request.as_bytes()).await.unwrap();
+        let mut line = String::new();
+        self.reader.read_line(&mut line).await.unwrap();
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {line:?}"));
+        let (mut length, mut chunked, mut session) = (0, false, None);
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).await.unwrap();
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let (k, v) = header.split_once(':').unwrap_or((header, ""));
+            match k.to_ascii_lowercase().as_str() {
+                "content-length" => length = v.trim().parse().unwrap(),
+                "transfer-encoding" => chunked = v.trim().eq_ignore_ascii_case("chunked"),
+                "set-cookie" => {
+                    if let Some(token) = v.trim().strip_prefix("session=") {
+                        session = token.split(';').next().map(str::to_string);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line).await.unwrap();
+                let size = usize::from_str_radix(line.trim(), 16).unwrap();
+                let mut chunk = vec![0; size + 2];
+                self.reader.read_exact(&mut chunk).await.unwrap();
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else {
+            body.resize(length, 0);
+            self.reader.read_exact(&mut body).await.unwrap();
+        }
+        (status, session, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+/// A trader's loopback address: one each, so sign-ups stay under the
+/// per-address limit.
+fn address(trader: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 1, 1 + trader as u8)
+}
+
+/// Signs a trader up and claims the faucet's whole allowance.
+async fn sign_up(server: SocketAddr, trader: usize) -> String {
+    let mut c = Connection::open(server, address(trader)).await;
+    let form = format!("username=bench{trader}&password=correct+horse+battery");
+    let (status, cookie, body) = c.post("sign_up", None, &form).await;
+    assert_eq!(status, 200, "{body}");
+    let cookie = cookie.expect("a session cookie");
+    for _ in 0..10 {
+        let (status, _, body) = c.post("claim_faucet", Some(&cookie), "").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    cookie
+}
+
+/// What one level measured: each request's latency, and the answers that
+/// were not 200.
+struct Run {
+    latencies: Vec<Duration>,
+    refused: usize,
+    /// The first answer that was not 200, to say why.
+    first_refusal: Option<String>,
+    elapsed: Duration,
+    server_cpu: Duration,
+}
+
+/// Keeps `inflight` connections posting `name` for `seconds`, each as the
+/// trader `i % traders` (forms from `form(connection, request)`).
+async fn run(
+    server: &Server,
+    cookies: &[String],
+    inflight: usize,
+    seconds: u64,
+    name: &'static str,
+    form: fn(usize, u64) -> String,
+) -> Run {
+    let pid = server.child.id();
+    let cpu_before = usage(pid).1;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let workers = (0..inflight).map(|i| {
+        let trader = i % cookies.len();
+        let cookie = cookies[trader].clone();
+        let addr = server.addr;
+        tokio::spawn(async move {
+            let mut c = Connection::open(addr, address(trader)).await;
+            let (mut latencies, mut refused, mut first) = (Vec::new(), 0, None);
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let body = form(i, n);
+                n += 1;
+                let sent = Instant::now();
+                let (status, _, answer) = c.post(name, Some(&cookie), &body).await;
+                latencies.push(sent.elapsed());
+                if status != 200 {
+                    refused += 1;
+                    first.get_or_insert(format!("{status} {answer}"));
+                }
+            }
+            (latencies, refused, first)
+        })
+    });
+    let mut out = Run {
+        latencies: Vec::new(),
+        refused: 0,
+        first_refusal: None,
+        elapsed: Duration::ZERO,
+        server_cpu: Duration::ZERO,
+    };
+    for w in futures::future::join_all(workers).await {
+        let (latencies, refused, first) = w.unwrap();
+        out.latencies.extend(latencies);
+        out.refused += refused;
+        out.first_refusal = out.first_refusal.or(first);
+    }
+    out.elapsed = started.elapsed();
+    out.server_cpu = usage(pid).1 - cpu_before;
+    out.latencies.sort();
+    out
+}
+
+/// A crossing limit order: buys at 100.5 and sells at 99.5, alternating.
+fn crossing_order(connection: usize, request: u64) -> String {
+    let (side, price) = if (connection as u64 + request).is_multiple_of(2) {
+        ("buy", "100.5")
+    } else {
+        ("sell", "99.5")
+    };
+    format!(
+        "symbol=BTC-USD&side={side}&order_type=limit&price={price}&quantity=0.001&time_in_force=GTC"
+    )
+}
+
+fn no_form(_: usize, _: u64) -> String {
+    String::new()
+}
+
+fn report(what: &str, inflight: usize, r: &Run) {
+    let rate = r.latencies.len() as f64 / r.elapsed.as_secs_f64();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "| {what} | {inflight} | {rate:.0}/s | {:.2} ms | {:.2} ms | {:.2} ms | {} of {} | {:.0} µs |",
+        ms(percentile(&r.latencies, 0.5)),
+        ms(percentile(&r.latencies, 0.99)),
+        ms(*r.latencies.last().unwrap()),
+        r.refused,
+        r.latencies.len(),
+        r.server_cpu.as_secs_f64() * 1e6 / r.latencies.len() as f64,
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let levels: Vec<usize> = env_list("INFLIGHT", "2,32,128");
+    let seconds: u64 = env_list("SECONDS", "10").first().copied().unwrap_or(10);
+    let traders: usize = env_list("TRADERS", "16").first().copied().unwrap_or(16);
+    println!("| request | in flight | rate | p50 | p99 | max | not 200 | server CPU per request |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    // A fresh server and traders for each level, so no level inherits the
+    // books, open orders and spent funds of the one before.
+    let mut refusals = Vec::new();
+    for &inflight in &levels {
+        let (server, cookies) = fresh(traders).await;
+        let r = run(
+            &server,
+            &cookies,
+            inflight,
+            seconds,
+            "place_order",
+            crossing_order,
+        )
+        .await;
+        report("place_order (crossing limit)", inflight, &r);
+        refusals.extend(r.first_refusal.map(|why| (inflight, why)));
+    }
+    let most = levels.iter().copied().max().unwrap_or(128);
+    let (server, cookies) = fresh(traders).await;
+    let r = run(&server, &cookies, most, seconds, "my_account", no_form).await;
+    report("my_account", most, &r);
+    for (inflight, why) in refusals {
+        println!("\nFirst refusal at {inflight} in flight: {why}");
+    }
+}
+
+/// A server just started, with `traders` signed up and funded.
+async fn fresh(traders: usize) -> (Server, Vec<String>) {
+    let server = start_server().await;
+    let mut cookies = Vec::new();
+    for t in 0..traders {
+        cookies.push(sign_up(server.addr, t).await);
+    }
+    (server, cookies)
+}
