@@ -32,6 +32,8 @@ pub mod check;
 #[cfg(feature = "ssr")]
 pub mod feed_socket;
 #[cfg(feature = "ssr")]
+pub mod forward;
+#[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod site;

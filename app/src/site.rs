@@ -21,6 +21,7 @@ use crate::feed_socket;
 use crate::live_market::MarketFeed;
 use crate::server::feed_limits::{FeedLimits, SocketCounts};
 use crate::server::history_export::{self, Export};
+use crate::server::leadership::LeaderSettings;
 use crate::server::{
     Connection, Exchange, MAX_OPEN_ORDERS, MAX_STOP_ORDERS, SessionPolicy, Settings, simulator,
 };
@@ -95,6 +96,15 @@ pub struct Config {
     /// server runs behind HTTPS.
     #[arg(long, env = "EXCHANGE_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Where other exchange servers on the same store reach this one to
+    /// pass it order actions when it leads (`http://10.0.0.5:3000`); also
+    /// its name in the leader's claim. Default: `http://` and `--addr`.
+    #[arg(long, env = "EXCHANGE_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// How long, in milliseconds, the leader's claim stands unrenewed
+    /// before another server on the same store takes over.
+    #[arg(long, env = "EXCHANGE_LEADER_LEASE_MS", default_value_t = 2000)]
+    pub leader_lease_ms: u64,
 }
 
 impl Config {
@@ -116,6 +126,16 @@ impl Config {
                 replay_bytes: self.feed_replay_bytes,
             },
             allowed_origins: self.allowed_origins.clone(),
+        }
+    }
+
+    pub fn leader_settings(&self, addr: SocketAddr) -> LeaderSettings {
+        LeaderSettings {
+            url: self
+                .advertise_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}")),
+            lease: Duration::from_millis(self.leader_lease_ms.max(100)),
         }
     }
 
@@ -150,6 +170,7 @@ pub fn router(
     // the session cookie.
     let (orders_csv, trades_csv) = (exchange.clone(), exchange.clone());
     let history_page = exchange.clone();
+    let forwarding = crate::forward::Forwarding::new(exchange.clone());
     // What every server function finds in its context.
     let context = move || {
         provide_context(exchange.clone());
@@ -190,6 +211,11 @@ pub fn router(
             get(move |request: Request| feed_socket::serve(request, context.clone())),
         )
         .fallback_service(site)
+        // Checked on the server the request came to, then passed on.
+        .layer(axum::middleware::from_fn_with_state(
+            forwarding,
+            crate::forward::to_leader,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(origins),
             same_origin_only,
@@ -319,6 +345,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     settings.sessions = config.session_policy();
     settings.max_open_orders = config.max_open_orders.max(1);
     settings.max_stop_orders = config.max_stop_orders;
+    // Bound first: the address (a port 0 made real) is the server's name
+    // in the leader's claim.
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    settings.leader = config.leader_settings(listener.local_addr()?);
     let markets = settings.markets.clone();
     let exchange = Exchange::start(settings, config.connection()).await?;
     if config.simulate {
@@ -333,7 +363,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         exchange.clone(),
         config.socket_policy(),
     );
-    let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     // The client's address counts its feed sockets.
     axum::serve(

@@ -32,7 +32,9 @@ impl From<ExchangeError> for UserError {
             ExchangeError::UnknownMarket(_) => 404,
             ExchangeError::NameLocked(_) | ExchangeError::AddressLocked(_) => 429,
             // The exchange's side: try again later.
-            ExchangeError::Unavailable | ExchangeError::MarketPaused(_) => 503,
+            ExchangeError::Unavailable
+            | ExchangeError::MarketPaused(_)
+            | ExchangeError::NotLeader => 503,
             ExchangeError::Account(_)
             | ExchangeError::Rejected(_)
             | ExchangeError::NoLiquidity { .. }

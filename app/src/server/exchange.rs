@@ -20,6 +20,7 @@ use super::accounts_task::{AccountsHandle, AccountsRequest, Preloaded};
 use super::clock::{now_micros, now_ms};
 use super::depth_updates::{self, DEPTH_LEVELS, DepthUpdate, DepthUpdates};
 use super::exchange_error::ExchangeError;
+use super::leadership::{Leadership, Role, fenced_term};
 use super::live_tail::LiveTail;
 use super::lock::unpoisoned;
 use super::login_limits::{LoginLimits, Refusal};
@@ -116,6 +117,7 @@ pub enum StartError {
 pub struct Exchange(Arc<Inner>);
 
 struct Inner {
+    leadership: Leadership,
     client: Client,
     tail: LiveTail,
     ledger: AccountsHandle,
@@ -165,10 +167,18 @@ impl Exchange {
             followed_from,
         );
         ledger.loaded().await;
+        let symbols = settings.markets.iter().map(|m| m.symbol.clone()).collect();
+        let leadership = Leadership::start(
+            client.clone(),
+            settings.leader.clone(),
+            symbols,
+            ledger.clone(),
+        );
         let mut markets = BTreeMap::new();
         for market in &settings.markets {
             let symbol = market.symbol.to_string();
             let book = Book::replay(market.clone(), preloaded[&symbol].iter());
+            let term = fenced_term(preloaded[&symbol].iter());
             let caps = Caps {
                 max_open_orders: settings.max_open_orders,
                 max_stop_orders: settings.max_stop_orders,
@@ -178,9 +188,10 @@ impl Exchange {
                 market.clone(),
                 ledger.clone(),
                 (settings.fees, caps),
-                book,
+                (book, term),
                 tail.clone(),
                 followed_from,
+                leadership.clone(),
             );
             markets.insert(symbol, handle);
         }
@@ -193,7 +204,10 @@ impl Exchange {
                 (symbol.clone(), updates)
             })
             .collect();
+        // Leading, or knowing who leads, before the first request.
+        leadership.settled().await;
         Ok(Exchange(Arc::new(Inner {
+            leadership,
             client,
             tail,
             ledger,
@@ -206,6 +220,13 @@ impl Exchange {
             store: std::sync::Mutex::new(embedded),
             depth_updates,
         })))
+    }
+
+    /// This server's part: leading (and deciding every order), or
+    /// following the leader (whose address it knows once it has seen its
+    /// claim).
+    pub fn role(&self) -> Role {
+        self.0.leadership.role()
     }
 
     /// What an operator watches: each market's appends, viewers and
@@ -437,6 +458,10 @@ impl Exchange {
     }
 
     pub async fn claim_faucet(&self, account: AccountId) -> Result<(), ExchangeError> {
+        // Money comes in through the leader only.
+        if self.0.leadership.term().is_none() {
+            return Err(ExchangeError::NotLeader);
+        }
         let at = now_micros();
         self.0
             .ledger

@@ -44,6 +44,11 @@ pub enum ExchangeError {
     )]
     MarketPaused(String),
     #[error(
+        "this server is not taking orders right now: another exchange server leads, or one is \
+         taking over; nothing was changed, please try again shortly"
+    )]
+    NotLeader,
+    #[error(
         "this order would write {0} events at once, more than one write to the log can hold; \
          place a smaller order"
     )]

@@ -562,7 +562,10 @@ async fn a_trade_through_one_server_reaches_the_others_tape_depth_book_and_accou
     let a = Exchange::start(settings(), Connection::External(url.clone()))
         .await
         .unwrap();
-    let b = Exchange::start(settings(), Connection::External(url))
+    // Another server (by its address), following A, which leads.
+    let mut follower = settings();
+    follower.leader.url = "http://127.0.0.1:9".into();
+    let b = Exchange::start(follower, Connection::External(url))
         .await
         .unwrap();
     let (seller, buyer) = (trader(&a, "alice").await, trader(&a, "bob").await);

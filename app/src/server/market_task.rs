@@ -45,6 +45,7 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use super::accounts_task::{AccountsHandle, InFlight};
 use super::clock::now_micros;
 use super::exchange_error::ExchangeError;
+use super::leadership::{Leadership, fenced_term};
 use super::live_tail::{LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
 use super::streams::{
@@ -129,6 +130,7 @@ pub struct MarketHandle {
     revision: watch::Receiver<u64>,
     appends: Arc<Appends>,
     paused: Arc<AtomicBool>,
+    leadership: Leadership,
 }
 
 /// What a market's task has done with the store since start, for the
@@ -143,16 +145,21 @@ struct Appends {
 impl MarketHandle {
     /// Starts the market's supervised task; its first run starts from
     /// `replayed` (the stream as the exchange read and replayed it at
-    /// start, after the tail had reached `followed_from`).
+    /// start, after the tail had reached `followed_from`, with the newest
+    /// term fenced into it). It decides only while `leadership` says this
+    /// server leads.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         client: Client,
         market: Market,
         ledger: AccountsHandle,
         rules: (Fees, Caps),
-        replayed: Book,
+        replayed: (Book, u64),
         tail: LiveTail,
         followed_from: Option<FeedPosition>,
+        leadership: Leadership,
     ) -> MarketHandle {
+        let (replayed, term) = replayed;
         let (tx, rx) = mpsc::channel(4096);
         // Readers see the replayed book from the start, not an empty one
         // until the task first runs.
@@ -171,8 +178,9 @@ impl MarketHandle {
             revision: revision_tx,
             appends: appends.clone(),
             paused: paused.clone(),
-            preloaded: std::sync::Mutex::new(Some((replayed, followed_from))),
+            preloaded: std::sync::Mutex::new(Some((replayed, term, followed_from))),
             tail,
+            leadership: leadership.clone(),
         });
         supervise(format!("market {}", market.symbol), move || {
             task.clone().run()
@@ -184,6 +192,7 @@ impl MarketHandle {
             revision,
             appends,
             paused,
+            leadership,
         }
     }
 
@@ -221,6 +230,9 @@ impl MarketHandle {
         account: AccountId,
         action: Action,
     ) -> Result<CommandOutcome, ExchangeError> {
+        if self.leadership.term().is_none() {
+            return Err(ExchangeError::NotLeader);
+        }
         if self.paused() {
             return Err(ExchangeError::MarketPaused(self.market.symbol.to_string()));
         }
@@ -251,8 +263,9 @@ struct MarketTask {
     /// The book replayed at start and the tail position it holds all
     /// before, for the first run only (a restart after a panic reads the
     /// stream again).
-    preloaded: std::sync::Mutex<Option<(Book, Option<FeedPosition>)>>,
+    preloaded: std::sync::Mutex<Option<(Book, u64, Option<FeedPosition>)>>,
     tail: LiveTail,
+    leadership: Leadership,
 }
 
 /// The task's own state: the book and where the stream is.
@@ -260,6 +273,9 @@ struct State {
     book: Book,
     /// Events in the stream (so the next one's revision).
     revision: u64,
+    /// The newest term fenced into the stream: only that term's leader
+    /// may append.
+    term: u64,
 }
 
 /// A command decided in this batch, waiting for the append.
@@ -298,7 +314,7 @@ impl MarketTask {
         let mut requests = self.requests.lock().await;
         let preloaded = unpoisoned(self.preloaded.lock()).take();
         let (mut state, from) = match preloaded {
-            Some((book, from)) => (self.state_of(book), from),
+            Some((book, term, from)) => (self.state_of(book, term), from),
             None => {
                 // Follow from before the read, so nothing falls between.
                 let from = self.tail.reached();
@@ -358,6 +374,10 @@ impl MarketTask {
             // account is opened before its trades are folded).
             state.book.apply(event);
             state.revision += 1;
+            if let Event::StreamFenced(f) = event {
+                state.term = state.term.max(f.term);
+                self.leadership.fenced_at(f.term);
+            }
             applied.push(event.clone());
         }
         if !applied.is_empty() {
@@ -383,14 +403,18 @@ impl MarketTask {
     }
 
     fn state_from(&self, events: &[Event]) -> State {
-        self.state_of(Book::replay(self.market.clone(), events))
+        let term = fenced_term(events);
+        self.leadership.fenced_at(term);
+        self.state_of(Book::replay(self.market.clone(), events), term)
     }
 
-    /// The task's state around a book holding the whole stream.
-    fn state_of(&self, book: Book) -> State {
+    /// The task's state around a book holding the whole stream, fenced at
+    /// `term`.
+    fn state_of(&self, book: Book, term: u64) -> State {
         let state = State {
             revision: book.events_applied(),
             book,
+            term,
         };
         self.publish(&state);
         state
@@ -471,6 +495,15 @@ impl MarketTask {
         let mut queue: VecDeque<MarketRequest> = batch.into();
         let mut conflicts = 0;
         while !queue.is_empty() {
+            // Only this term's leader decides: a stream fenced at a newer
+            // term means another server leads now.
+            if self.leadership.term().is_none_or(|term| term < state.term) {
+                self.leadership.fenced_at(state.term);
+                for r in queue.drain(..) {
+                    let _ = r.reply.send(Err(ExchangeError::NotLeader));
+                }
+                return;
+            }
             self.sync_ledger(state).await;
             let batch = self.decide_batch(state, &mut queue);
             if batch.events.is_empty() {

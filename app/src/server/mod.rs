@@ -16,6 +16,7 @@ pub mod feed_limits;
 #[cfg(test)]
 mod feed_tests;
 pub mod history_export;
+pub mod leadership;
 mod live_tail;
 mod lock;
 mod login_limits;

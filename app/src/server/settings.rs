@@ -31,6 +31,9 @@ pub struct Settings {
     /// trigger at once, over all markets (a server flag too). They count
     /// among its open orders as well.
     pub max_stop_orders: usize,
+    /// Not in the file: how this server takes part in choosing the leader
+    /// (its address, the claim's lease), from the server's flags.
+    pub leader: super::leadership::LeaderSettings,
 }
 
 /// The default of [`Settings::max_open_orders`].
@@ -103,6 +106,7 @@ impl Settings {
             sessions: Default::default(),
             max_open_orders: MAX_OPEN_ORDERS,
             max_stop_orders: MAX_STOP_ORDERS,
+            leader: Default::default(),
         })
     }
 

@@ -50,6 +50,26 @@ async fn start_on_with(settings: Settings, connection: Connection) -> Server {
     }
 }
 
+/// A server that listens on a port of its own (other servers pass order
+/// actions to it when it leads), named by that address, with a short
+/// lease so a follower takes over soon.
+async fn start_listening(connection: Connection) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = settings();
+    config.leader = leadership::LeaderSettings {
+        url: format!("http://{addr}"),
+        lease: std::time::Duration::from_millis(600),
+    };
+    let s = start_on_with(config, connection).await;
+    let app = s.router.clone();
+    tokio::spawn(async move {
+        let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service).await
+    });
+    s
+}
+
 async fn start(dir: &Path) -> Server {
     start_on(Connection::Embedded {
         data: dir.join("events"),
@@ -776,12 +796,23 @@ async fn two_servers_on_one_store_stay_correct() {
         .await
         .unwrap();
     let url = store.connection_string();
-    let s1 = start_on(Connection::External(url.clone())).await;
+    let s1 = start_listening(Connection::External(url.clone())).await;
+    assert!(matches!(
+        s1.exchange.role(),
+        leadership::Role::Leader { .. }
+    ));
     let mut a = Browser::sign_up(&s1, "alice").await;
-    let s2 = start_on(Connection::External(url.clone())).await;
+    let s2 = start_listening(Connection::External(url.clone())).await;
+    // The second follows the first, and passes its order actions on.
+    assert!(
+        matches!(
+            s2.exchange.role(),
+            leadership::Role::Follower { leader: Some(_) }
+        ),
+        "{:?}",
+        s2.exchange.role()
+    );
     let mut b = Browser::sign_up(&s2, "bob").await;
-    // Each server's ledger learns of the other's accounts when an append
-    // of its own meets the newer stream; the books likewise.
     a.limit(&s1, "sell", "100", "1").await.unwrap();
     let msg = b.limit(&s2, "buy", "100", "0.4").await.unwrap();
     assert!(msg.starts_with("Order 2 filled"), "{msg}");
@@ -790,45 +821,69 @@ async fn two_servers_on_one_store_stay_correct() {
     assert!(err.message.starts_with("insufficient BTC"), "{err:?}");
     let msg = b.limit(&s2, "buy", "100", "0.6").await.unwrap();
     assert!(msg.starts_with("Order 3 filled"), "{msg}");
-    let s3 = start_on(Connection::External(url)).await;
+    let s3 = start_listening(Connection::External(url)).await;
     assert_eq!(a.balance(&s3, "BTC").await, (d("0"), d("0")));
     assert_eq!(a.balance(&s3, "USD").await, (d("10099.9"), d("0")));
     assert_eq!(b.balance(&s3, "BTC").await, (d("1.998"), d("0")));
     check_store(&s3).await;
 }
 
-/// An amendment decided on a book another server had moved on (its
-/// append meets a newer stream) is decided again, and the order ends up
-/// holding exactly what its new terms cost: the extra held for the first
-/// decision is neither lost nor held twice.
+/// A server started under the name of one that still runs (as a restarted
+/// server is) takes the lead at once and fences every market stream; the
+/// old leader learns of the fence from the stream it follows and stops
+/// taking orders (503, nothing written), and the order it held still holds
+/// exactly what it held. Through the new leader an amendment then holds
+/// its extra once.
 #[tokio::test]
-async fn an_amendment_that_lost_the_race_for_the_stream_holds_its_extra_once() {
+async fn a_restarted_leader_fences_out_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = store::EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let url = store.connection_string();
+    let direct = eventstore::Client::new(url.parse().unwrap()).unwrap();
     let s1 = start_on(Connection::External(url.clone())).await;
     let mut a = Browser::sign_up(&s1, "alice").await;
     a.limit(&s1, "buy", "100", "0.1").await.unwrap();
     assert_eq!(a.balance(&s1, "USD").await, (d("9990"), d("10")));
-    // Another server writes the market stream: the first server's next
-    // append for it meets a stream that moved on.
     let s2 = start_on(Connection::External(url.clone())).await;
-    let mut b = Browser::sign_up(&s2, "bob").await;
-    b.limit(&s2, "sell", "200", "0.1").await.unwrap();
+    assert_eq!(s2.exchange.role(), leadership::Role::Leader { term: 2 });
+    let fenced = load_market(&direct, "BTC-USD").await.unwrap();
+    assert!(
+        matches!(fenced.last(), Some(orderbook::Event::StreamFenced(f)) if f.term == 2),
+        "{:?}",
+        fenced.last()
+    );
     let amend = [
         ("symbol", "BTC-USD"),
         ("order_id", "1"),
         ("price", "150"),
         ("quantity", "0.1"),
     ];
-    let said: String = a.call(&s1, "amend_order", &amend).await.unwrap();
+    let err = a
+        .call::<String>(&s1, "amend_order", &amend)
+        .await
+        .unwrap_err();
+    assert_eq!(a.status, Some(StatusCode::SERVICE_UNAVAILABLE), "{err:?}");
+    assert!(
+        err.message.starts_with("this server is not taking orders"),
+        "{err:?}"
+    );
+    assert!(
+        matches!(s1.exchange.role(), leadership::Role::Follower { .. }),
+        "the old leader stepped down: {:?}",
+        s1.exchange.role()
+    );
+    assert_eq!(
+        load_market(&direct, "BTC-USD").await.unwrap().len(),
+        fenced.len(),
+        "nothing of the old leader's decision is in the stream"
+    );
+    assert_eq!(a.balance(&s2, "USD").await, (d("9990"), d("10")));
+    let said: String = a.call(&s2, "amend_order", &amend).await.unwrap();
     assert!(said.starts_with("Order 1 amended to 0.1 at 150"), "{said}");
-    assert_eq!(a.balance(&s1, "USD").await, (d("9985"), d("15")));
-    let s3 = start_on(Connection::External(url)).await;
-    assert_eq!(a.balance(&s3, "USD").await, (d("9985"), d("15")));
-    check_store(&s3).await;
+    assert_eq!(a.balance(&s2, "USD").await, (d("9985"), d("15")));
+    check_store(&s2).await;
 }
 
 #[tokio::test]
@@ -953,6 +1008,8 @@ async fn the_simulator_keeps_both_sides_of_every_book_deep_around_a_persons_orde
 struct Proxy {
     addr: std::net::SocketAddr,
     swallow: Arc<std::sync::atomic::AtomicBool>,
+    /// Refusing every connection: the server behind it is cut off.
+    partitioned: Arc<std::sync::atomic::AtomicBool>,
     cut: tokio::sync::watch::Sender<u64>,
 }
 
@@ -965,8 +1022,13 @@ impl Proxy {
         let swallow = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (cut, cuts) = tokio::sync::watch::channel(0u64);
         let swallowing = swallow.clone();
+        let partitioned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refusing = partitioned.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if refusing.load(Ordering::SeqCst) {
+                    continue;
+                }
                 let Ok(server) = tokio::net::TcpStream::connect(to).await else {
                     continue;
                 };
@@ -1012,7 +1074,22 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, swallow, cut }
+        Proxy {
+            addr,
+            swallow,
+            partitioned,
+            cut,
+        }
+    }
+
+    /// Cuts the server behind the proxy off from the store (`true`: every
+    /// connection closed, new ones refused) or lets it back.
+    fn partition(&self, on: bool) {
+        self.partitioned
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+        if on {
+            self.cut();
+        }
     }
 
     fn swallow(&self, on: bool) {
@@ -1127,6 +1204,102 @@ async fn an_append_whose_answer_is_lost_is_retried_identically_and_lands_once() 
     assert_eq!(a.balance(&s, "BTC").await, (d("1.0998"), d("0")));
     assert_eq!(b.balance(&s, "BTC").await, (d("0.9"), d("0")));
     check_store(&s).await;
+}
+
+/// A leader cut off from the store past a follower's lease (its own lease
+/// is long, so it still believes it leads: a process paused and resumed
+/// is the same case) has an order in flight. The follower takes over and
+/// fences every market. When the old leader is back, its append meets the
+/// fence: nothing of it is written, it steps down and answers 503, and
+/// from then on passes order actions to the new leader.
+#[tokio::test]
+async fn an_old_leaders_append_meets_the_fence_and_it_steps_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let direct = eventstore::Client::new(store.connection_string().parse().unwrap()).unwrap();
+    let proxy = Proxy::start(store.addr()).await;
+    let through_proxy = store.connection_string().replace(
+        &store.addr().port().to_string(),
+        &proxy.addr.port().to_string(),
+    );
+    // The old leader: reached through the proxy, with a 30 s lease.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut config = settings();
+    config.leader = leadership::LeaderSettings {
+        url: format!("http://{}", listener.local_addr().unwrap()),
+        lease: std::time::Duration::from_secs(30),
+    };
+    let s1 = start_on_with(config, Connection::External(through_proxy)).await;
+    let app = s1.router.clone();
+    tokio::spawn(async move {
+        let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service).await
+    });
+    assert_eq!(s1.exchange.role(), leadership::Role::Leader { term: 1 });
+    let mut a = Browser::sign_up(&s1, "alice").await;
+    a.limit(&s1, "buy", "100", "0.1").await.unwrap();
+    let s2 = start_listening(Connection::External(store.connection_string())).await;
+    assert!(matches!(
+        s2.exchange.role(),
+        leadership::Role::Follower { leader: Some(_) }
+    ));
+    proxy.partition(true);
+    let order = {
+        let (router, exchange) = (s1.router.clone(), s1.exchange.clone());
+        let mut a1 = Browser {
+            cookie: a.cookie.clone(),
+            ..Browser::default()
+        };
+        tokio::spawn(async move {
+            let s = Server { router, exchange };
+            let answer = a1.limit(&s, "buy", "99", "0.1").await;
+            (answer, a1.status)
+        })
+    };
+    // The follower sees the claim stand still for its lease, and takes over.
+    for _ in 0..400 {
+        if s2.exchange.role() == (leadership::Role::Leader { term: 2 }) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(s2.exchange.role(), leadership::Role::Leader { term: 2 });
+    assert_eq!(s1.exchange.role(), leadership::Role::Leader { term: 1 });
+    let fenced = load_market(&direct, "BTC-USD").await.unwrap();
+    proxy.partition(false);
+    let (answer, status) = order.await.unwrap();
+    let err = answer.unwrap_err();
+    assert_eq!(status, Some(StatusCode::SERVICE_UNAVAILABLE), "{err:?}");
+    assert!(
+        err.message.starts_with("this server is not taking orders"),
+        "{err:?}"
+    );
+    assert_eq!(
+        load_market(&direct, "BTC-USD").await.unwrap().len(),
+        fenced.len(),
+        "nothing of the old leader's batch is in the stream"
+    );
+    assert!(
+        matches!(s1.exchange.role(), leadership::Role::Follower { .. }),
+        "{:?}",
+        s1.exchange.role()
+    );
+    // Once it has read the claim, it passes orders on to the new leader.
+    for _ in 0..400 {
+        if matches!(
+            s1.exchange.role(),
+            leadership::Role::Follower { leader: Some(_) }
+        ) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let msg = a.limit(&s1, "buy", "99", "0.1").await.unwrap();
+    assert!(msg.starts_with("Order 2 is on the book"), "{msg}");
+    assert_eq!(a.balance(&s2, "USD").await, (d("9980.1"), d("19.9")));
+    check_store(&s2).await;
 }
 
 /// A websocket upgrade of the market feed, as a page at `origin` opens it.

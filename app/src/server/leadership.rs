@@ -1,0 +1,417 @@
+//! Which server writes: one exchange server at a time is the sequencer of
+//! every market stream and of every event that moves money (the leader);
+//! the others follow the log and pass order actions on to it.
+//!
+//! The claim is a stream of its own ([`CLAIM_STREAM`]), written only with
+//! an expected revision, so two servers can never both claim one term:
+//! - the leader renews its claim every quarter of the lease;
+//! - a follower that has seen the claim stream stand still for a whole
+//!   lease (by its own clock: no two machines' clocks are compared) claims
+//!   the next term. A server that finds its own address holding the claim
+//!   is that server restarted, and claims the next term at once;
+//! - a new leader first writes [`StreamFenced`] of its term into every
+//!   market stream, then folds the whole ledger again, and only then
+//!   decides anything. Whatever the old leader appended before a fence is
+//!   in the new leader's fold; any append of the old leader after it meets
+//!   a stream that moved on, and on reading it the old leader steps down.
+//!   So two leaders never both write, whatever the timing: the lease only
+//!   decides how soon a follower takes over.
+//! - a leader that cannot renew within a lease (its store unreachable, the
+//!   process paused) steps down by itself too, and a follower that took
+//!   over meanwhile has fenced it out.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventstore::{AppendToStreamOptions, Client, EventData, ReadStreamOptions, StreamPosition};
+use orderbook::{Event, StreamFenced, Symbol};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::accounts_task::AccountsHandle;
+use super::clock::now_micros;
+use super::streams::{StreamError, derived_id, expected, market_event_payload, market_stream};
+use super::supervise::supervise;
+
+/// The leader's claim: `LeaderClaimed` for each new term, `LeaderRenewed`
+/// while it lives.
+pub const CLAIM_STREAM: &str = "exchange-leader";
+
+/// How a server takes part, as its flags set it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderSettings {
+    /// Where other servers reach this one to pass it order actions, such as
+    /// `http://10.0.0.5:3000`; also the server's name in the claim.
+    pub url: String,
+    /// How long a claim stands without renewal before a follower takes
+    /// over.
+    pub lease: Duration,
+}
+
+impl Default for LeaderSettings {
+    fn default() -> Self {
+        LeaderSettings {
+            url: "http://127.0.0.1:3000".into(),
+            lease: Duration::from_secs(2),
+        }
+    }
+}
+
+/// This server's part now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Another server leads (reached at `leader`), or none is known yet.
+    Follower { leader: Option<String> },
+    /// This server holds the claim of `term`, and has fenced every market
+    /// stream at it.
+    Leader { term: u64 },
+}
+
+/// An event of the claim stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+enum Claim {
+    LeaderClaimed { server: String, term: u64 },
+    LeaderRenewed { server: String, term: u64 },
+}
+
+impl Claim {
+    fn server(&self) -> &str {
+        match self {
+            Claim::LeaderClaimed { server, .. } | Claim::LeaderRenewed { server, .. } => server,
+        }
+    }
+
+    fn term(&self) -> u64 {
+        match self {
+            Claim::LeaderClaimed { term, .. } | Claim::LeaderRenewed { term, .. } => *term,
+        }
+    }
+
+    fn data(&self) -> EventData {
+        let kind = match self {
+            Claim::LeaderClaimed { .. } => "LeaderClaimed",
+            Claim::LeaderRenewed { .. } => "LeaderRenewed",
+        };
+        EventData::json(kind, self)
+            .expect("claims always serialise")
+            .id(Uuid::new_v4())
+    }
+}
+
+/// The server's role, shared by every part that writes or forwards.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Leadership {
+    role: Arc<watch::Sender<Role>>,
+    /// Whether the first look at the claim has been made.
+    settled: watch::Receiver<bool>,
+}
+
+impl Leadership {
+    /// Starts the supervised task that claims, renews and watches the
+    /// claim for the markets' streams in `markets`.
+    pub fn start(
+        client: Client,
+        settings: LeaderSettings,
+        markets: Vec<Symbol>,
+        ledger: AccountsHandle,
+    ) -> Leadership {
+        let role = Arc::new(watch::Sender::new(Role::Follower { leader: None }));
+        let (settled_tx, settled) = watch::channel(false);
+        let task = Arc::new(Claimant {
+            client,
+            settings,
+            markets,
+            ledger,
+            role: role.clone(),
+            settled: settled_tx,
+        });
+        supervise("leadership".into(), move || task.clone().run());
+        Leadership { role, settled }
+    }
+
+    /// Waits for the first look at the claim: after it this server leads,
+    /// or knows the leader (or that one must lapse first).
+    pub async fn settled(&self) {
+        let mut settled = self.settled.clone();
+        let _ = settled.wait_for(|s| *s).await;
+    }
+
+    pub fn role(&self) -> Role {
+        self.role.borrow().clone()
+    }
+
+    /// The term this server leads, if it does.
+    pub fn term(&self) -> Option<u64> {
+        match *self.role.borrow() {
+            Role::Leader { term } => Some(term),
+            Role::Follower { .. } => None,
+        }
+    }
+
+    /// A market stream holds a fence of `term`: if that is newer than the
+    /// term this server leads, another server has taken over and this one
+    /// stops writing at once.
+    pub fn fenced_at(&self, term: u64) {
+        self.role.send_if_modified(|role| match role {
+            Role::Leader { term: mine } if *mine < term => {
+                tracing::warn!(
+                    mine = *mine,
+                    newer = term,
+                    "another server leads now; this one stops writing"
+                );
+                *role = Role::Follower { leader: None };
+                true
+            }
+            _ => false,
+        });
+    }
+}
+
+/// The newest term fenced into a market stream, among `events`.
+pub fn fenced_term<'a>(events: impl IntoIterator<Item = &'a Event>) -> u64 {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::StreamFenced(f) => Some(f.term),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The task behind a [`Leadership`].
+struct Claimant {
+    client: Client,
+    settings: LeaderSettings,
+    markets: Vec<Symbol>,
+    ledger: AccountsHandle,
+    role: Arc<watch::Sender<Role>>,
+    settled: watch::Sender<bool>,
+}
+
+/// The claim stream's last event and its revision.
+type Seen = Option<(u64, Claim)>;
+
+impl Claimant {
+    fn me(&self) -> &str {
+        &self.settings.url
+    }
+
+    fn set_role(&self, new: Role) {
+        self.role.send_if_modified(|role| {
+            if *role == new {
+                return false;
+            }
+            tracing::info!(from = ?role, to = ?new, "leadership changed");
+            *role = new;
+            true
+        });
+    }
+
+    async fn run(self: Arc<Self>) {
+        let lease = self.settings.lease;
+        let tick = lease / 4;
+        let mut seen: Seen = None;
+        let mut seen_at = Instant::now();
+        let mut renewed_at = Instant::now();
+        loop {
+            match self.read_claim().await {
+                Ok(now) => {
+                    if now.as_ref().map(|s| s.0) != seen.as_ref().map(|s| s.0) {
+                        seen_at = Instant::now();
+                    }
+                    seen = now;
+                }
+                Err(e) => {
+                    tracing::warn!("reading the leader's claim failed: {e}");
+                    if self.role.borrow().clone() != (Role::Follower { leader: None })
+                        && renewed_at.elapsed() > lease
+                    {
+                        // Unrenewed past the lease: a follower may lead now.
+                        self.set_role(Role::Follower { leader: None });
+                    }
+                    tokio::time::sleep(tick).await;
+                    continue;
+                }
+            }
+            let role = self.role.borrow().clone();
+            match role {
+                Role::Leader { term } => {
+                    let ours = matches!(&seen, Some((_, c)) if c.server() == self.me() && c.term() == term);
+                    if !ours {
+                        self.set_role(self.follower_of(&seen));
+                    } else if self.renew(&seen, term).await {
+                        renewed_at = Instant::now();
+                    } else if renewed_at.elapsed() > lease {
+                        self.set_role(self.follower_of(&seen));
+                    }
+                }
+                Role::Follower { .. } => {
+                    let lapsed = match &seen {
+                        None => true,
+                        Some((_, c)) => c.server() == self.me() || seen_at.elapsed() >= lease,
+                    };
+                    if lapsed && let Some(term) = self.claim(&seen).await {
+                        // Renewed at once: a takeover that took longer than
+                        // a lease has lost it to another follower.
+                        let claimed = self.read_claim().await.ok().flatten();
+                        if self.renew(&claimed, term).await {
+                            renewed_at = Instant::now();
+                            self.set_role(Role::Leader { term });
+                        }
+                    } else {
+                        self.set_role(self.follower_of(&seen));
+                    }
+                }
+            }
+            self.settled.send_replace(true);
+            tokio::time::sleep(tick).await;
+        }
+    }
+
+    fn follower_of(&self, seen: &Seen) -> Role {
+        Role::Follower {
+            leader: seen
+                .as_ref()
+                .map(|(_, c)| c.server().to_string())
+                .filter(|s| s != self.me()),
+        }
+    }
+
+    async fn read_claim(&self) -> Result<Seen, StreamError> {
+        let options = ReadStreamOptions::default()
+            .position(StreamPosition::End)
+            .backwards()
+            .max_count(1);
+        let mut read = match self.client.read_stream(CLAIM_STREAM, &options).await {
+            Ok(read) => read,
+            Err(eventstore::Error::ResourceNotFound) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        match read.next().await {
+            Ok(Some(e)) => {
+                let e = e.get_original_event();
+                let claim: Claim =
+                    serde_json::from_slice(&e.data).map_err(|err| StreamError::Corrupt {
+                        stream: CLAIM_STREAM.into(),
+                        revision: e.revision,
+                        reason: err.to_string(),
+                    })?;
+                Ok(Some((e.revision, claim)))
+            }
+            Ok(None) | Err(eventstore::Error::ResourceNotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Appends a renewal right after `seen` (the claim as last read):
+    /// whether it landed.
+    async fn renew(&self, seen: &Seen, term: u64) -> bool {
+        let Some((revision, _)) = seen else {
+            return false;
+        };
+        let claim = Claim::LeaderRenewed {
+            server: self.me().to_string(),
+            term,
+        };
+        let options = AppendToStreamOptions::default().expected_revision(expected(revision + 1));
+        match self
+            .client
+            .append_to_stream(CLAIM_STREAM, &options, claim.data())
+            .await
+        {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!("renewing the leader's claim failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// Claims the term after `seen`'s, and on winning fences every market
+    /// stream at it and folds the ledger again: the term, once all that is
+    /// done; `None` if another server claimed first.
+    async fn claim(&self, seen: &Seen) -> Option<u64> {
+        let term = seen.as_ref().map_or(0, |(_, c)| c.term()) + 1;
+        let count = seen.as_ref().map_or(0, |(r, _)| r + 1);
+        let claim = Claim::LeaderClaimed {
+            server: self.me().to_string(),
+            term,
+        };
+        let options = AppendToStreamOptions::default().expected_revision(expected(count));
+        if let Err(e) = self
+            .client
+            .append_to_stream(CLAIM_STREAM, &options, claim.data())
+            .await
+        {
+            // Lost or refused, the claim is settled by reading it back.
+            tracing::info!("claiming term {term} did not go through: {e}");
+            let now = self.read_claim().await.ok().flatten();
+            if !matches!(&now, Some((r, c)) if *r == count && *c == claim) {
+                return None;
+            }
+        }
+        tracing::info!(term, "this server claimed the lead; fencing every market");
+        for symbol in &self.markets {
+            if let Err(e) = fence(&self.client, symbol, term).await {
+                tracing::warn!(%symbol, "fencing the market stream failed: {e}");
+                return None;
+            }
+        }
+        self.ledger.reload().await;
+        Some(term)
+    }
+}
+
+/// Writes a fence of `term` at the end of a market's stream, wherever the
+/// end is now (another writer may append meanwhile: the fence then goes
+/// after it). A lost answer is tried again identically.
+async fn fence(client: &Client, symbol: &Symbol, term: u64) -> Result<(), StreamError> {
+    let stream = market_stream(symbol.as_str());
+    let event = Event::StreamFenced(StreamFenced {
+        symbol: symbol.clone(),
+        term,
+        at: now_micros(),
+    });
+    let (data, _) = market_event_payload(&event);
+    let data = data.id(derived_id(&format!("fence {stream} {term}")));
+    for _ in 0..50 {
+        let count = stream_length(client, &stream).await?;
+        let options = AppendToStreamOptions::default().expected_revision(expected(count));
+        match client
+            .append_to_stream(stream.as_str(), &options, data.clone())
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(eventstore::Error::WrongExpectedVersion { .. }) => continue,
+            Err(e) => {
+                tracing::warn!(%stream, "fencing: {e}; trying again");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    Err(StreamError::Unavailable(format!(
+        "{stream} could not be fenced"
+    )))
+}
+
+/// How many events a stream holds.
+async fn stream_length(client: &Client, stream: &str) -> Result<u64, StreamError> {
+    let options = ReadStreamOptions::default()
+        .position(StreamPosition::End)
+        .backwards()
+        .max_count(1);
+    let mut read = match client.read_stream(stream, &options).await {
+        Ok(read) => read,
+        Err(eventstore::Error::ResourceNotFound) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    match read.next().await {
+        Ok(Some(e)) => Ok(e.get_original_event().revision + 1),
+        Ok(None) | Err(eventstore::Error::ResourceNotFound) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
