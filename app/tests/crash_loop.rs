@@ -19,118 +19,36 @@
 
 use orderbook::sim::Rng;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use accounts::{AccountEvent, Ledger};
 use orderbook::Event;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+mod client;
+use client::post;
 
 /// Kill cycles; the issue asks for at least 30.
 const ROUNDS: usize = 30;
 const TRADERS: usize = 4;
 
-/// The server binary on a fresh port, once it answers.
+/// The server binary on a fresh port with its own embedded store in
+/// `data`, once it answers.
 fn start(data: &Path) -> (Child, SocketAddr) {
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/exchange.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_exchange"))
-        .args(["--addr", "127.0.0.1:0", "--site-root", "/nonexistent"])
-        // One name across restarts on new ports: a restarted server takes
-        // the lead back at once instead of waiting out its own lease.
-        .args(["--advertise-url", "http://crash-loop.invalid"])
-        .arg("--config")
-        .arg(config)
-        .arg("--data")
-        .arg(data)
-        .env_remove("EVENTSTORE_URL")
-        .env("RUST_LOG", "warn,app::server=info,app::site=info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("the exchange binary starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the exchange says where it listens before it exits")
-            .unwrap();
-        if let Some(at) = line.find("listening on http://") {
-            let addr = &line[at + "listening on http://".len()..];
-            break addr.trim().parse().unwrap();
-        }
-    };
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
-/// A small HTTP/1.1 client, one request a connection, as much as the
-/// server functions need: status, the session cookie, the body.
-async fn post(
-    addr: SocketAddr,
-    name: &str,
-    cookie: Option<&str>,
-    form: &str,
-) -> std::io::Result<(u16, Option<String>, String)> {
-    let mut stream = TcpStream::connect(addr).await?;
-    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: session={c}\r\n"));
-    let request = format!(
-        "POST /api/{name} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: \
-         application/x-www-form-urlencoded\r\nAccept: application/json\r\nContent-Length: \
-         {}\r\nConnection: close\r\n{cookie}\r\n{form}",
-        form.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("a cut-off answer"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no status"))?;
-    let mut session = None;
-    let mut chunked = false;
-    for line in head.lines().skip(1) {
-        let (k, v) = line.split_once(':').unwrap_or((line, ""));
-        let k = k.to_ascii_lowercase();
-        if k == "set-cookie"
-            && let Some(token) = v.trim().strip_prefix("session=")
-        {
-            session = Some(token.split(';').next().unwrap().to_string());
-        }
-        if k == "transfer-encoding" && v.trim().eq_ignore_ascii_case("chunked") {
-            chunked = true;
-        }
-    }
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Ok((status, session, body))
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+    // One name across restarts on new ports: a restarted server takes the
+    // lead back at once instead of waiting out its own lease.
+    let data = data.to_str().unwrap();
+    let server = client::spawn(&[
+        "--advertise-url",
+        "http://crash-loop.invalid",
+        "--data",
+        data,
+    ]);
+    (server.child, server.addr)
 }
 
 type Acked = Arc<Mutex<Vec<(String, u64)>>>;

@@ -227,12 +227,13 @@ impl Claimant {
                 }
                 Err(e) => {
                     tracing::warn!("reading the leader's claim failed: {e}");
-                    if self.role.borrow().clone() != (Role::Follower { leader: None })
-                        && renewed_at.elapsed() > lease
-                    {
+                    let leads = matches!(*self.role.borrow(), Role::Leader { .. });
+                    if leads && renewed_at.elapsed() > lease {
                         // Unrenewed past the lease: a follower may lead now.
                         self.set_role(Role::Follower { leader: None });
                     }
+                    // Start-up goes on, taking no orders until this is known.
+                    self.settled.send_replace(true);
                     tokio::time::sleep(tick).await;
                     continue;
                 }
@@ -355,6 +356,17 @@ impl Claimant {
             }
         }
         tracing::info!(term, "this server claimed the lead; fencing every market");
+        // Only the newest claims matter: a store may drop older ones.
+        let keep = eventstore::StreamMetadataBuilder::new()
+            .max_count(64)
+            .build();
+        if let Err(e) = self
+            .client
+            .set_stream_metadata(CLAIM_STREAM, &Default::default(), &keep)
+            .await
+        {
+            tracing::warn!("limiting the claim stream's length failed: {e}");
+        }
         for symbol in &self.markets {
             if let Err(e) = fence(&self.client, symbol, term).await {
                 tracing::warn!(%symbol, "fencing the market stream failed: {e}");
