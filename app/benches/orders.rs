@@ -23,68 +23,16 @@
 //! `EXCHANGE_BIN` runs another build of the server instead (the HTTP API
 //! is the same), to measure before and after a change in one session.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
 
 mod figures;
 mod process;
 use figures::{env_list, percentile};
-use process::usage;
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    // A free port: bound here, released, then given to the server.
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/exchange.json");
-    let bin =
-        std::env::var("EXCHANGE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_exchange").into());
-    let child = Command::new(bin)
-        .arg("--addr")
-        .arg(addr.to_string())
-        .arg("--data")
-        .arg(dir.path().join("events"))
-        .arg("--site-root")
-        .arg(dir.path().join("site"))
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("the exchange binary starts");
-    let started = Instant::now();
-    while TcpStream::connect(addr).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the server listens within a minute"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Server {
-        child,
-        addr,
-        _dir: dir,
-    }
-}
+use process::{Server, start_server, usage};
 
 /// One keep-alive HTTP/1.1 connection from a chosen loopback address.
 struct Connection {
@@ -323,7 +271,9 @@ async fn main() {
 
 /// A server just started, with `traders` signed up and funded.
 async fn fresh(traders: usize) -> (Server, Vec<String>) {
-    let server = start_server().await;
+    let bin =
+        std::env::var("EXCHANGE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_exchange").into());
+    let server = start_server(&bin, &[]).await;
     let mut cookies = Vec::new();
     for t in 0..traders {
         cookies.push(sign_up(server.addr, t).await);

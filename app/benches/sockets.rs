@@ -18,8 +18,7 @@
 //! Each socket is a file descriptor on both sides: `ulimit -n` must allow
 //! SOCKETS plus a few dozen.
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use app::api::{FeedMessage, FeedRequest};
@@ -31,66 +30,13 @@ use tokio_tungstenite::tungstenite::Message;
 mod figures;
 mod process;
 use figures::{env_list, percentile};
-use process::usage;
+use process::{start_server, usage};
 
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
-}
-
-/// The server, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_server(sockets: u64) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    // A free port: bound here, released, then given to the server.
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/exchange.json");
-    let child = Command::new(env!("CARGO_BIN_EXE_exchange"))
-        .arg("--addr")
-        .arg(addr.to_string())
-        .arg("--data")
-        .arg(dir.path().join("events"))
-        .arg("--site-root")
-        .arg(dir.path().join("site"))
-        .arg("--config")
-        .arg(config)
-        .arg("--simulate")
-        .arg("--feed-sockets-per-address")
-        .arg((sockets + 16).to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("the exchange binary starts");
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the server listens within a minute"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Server {
-        child,
-        addr,
-        _dir: dir,
-    }
 }
 
 /// One socket watching BTC-USD: says when its snapshot came, then gathers
@@ -150,7 +96,9 @@ async fn viewer(
 }
 
 async fn run(sockets: u64, seconds: u64) {
-    let server = start_server(sockets).await;
+    let watchers = (sockets + 16).to_string();
+    let args = ["--simulate", "--feed-sockets-per-address", &watchers];
+    let server = start_server(env!("CARGO_BIN_EXE_exchange"), &args).await;
     let pid = server.child.id();
     // Let the simulator's bots sign up and start quoting.
     tokio::time::sleep(Duration::from_secs(3)).await;

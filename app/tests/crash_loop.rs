@@ -232,23 +232,8 @@ fn verify(data: &Path, acked: &[(String, u64)], round: usize) {
 /// `exchange check` on the data folder: every ledger rule holds over the
 /// whole log, each order holding what its book says.
 fn check(data: &Path, round: usize) {
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/exchange.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_exchange"))
-        .arg("check")
-        .arg("--config")
-        .arg(config)
-        .arg("--data")
-        .arg(data)
-        .env_remove("EVENTSTORE_URL")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && report.contains("every ledger rule holds"),
-        "round {round}: exchange check: {report}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (passed, report) = client::check(&["--data", data.to_str().unwrap()]);
+    assert!(passed, "round {round}: exchange check: {report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -270,17 +270,7 @@ async fn a_killed_or_paused_leader_is_replaced_and_the_ledger_stays_exact() {
         s.child.kill().unwrap();
         s.child.wait().unwrap();
     }
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/exchange.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_exchange"))
-        .args(["check", "--config", config, "--eventstore-url", &url])
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && report.contains("every ledger rule holds"),
-        "seed {seed}: {report}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (passed, report) = client::check(&["--eventstore-url", &url]);
+    assert!(passed, "seed {seed}: {report}");
     store.stop().await.unwrap();
 }

@@ -1102,14 +1102,12 @@ impl Proxy {
     }
 }
 
-/// An append the store wrote but whose answer was lost is tried again
-/// identically until the store answers: the market is paused meanwhile
-/// (the exchange's side, 503), and when the answer comes the order is in
-/// the stream once, answered once, and every balance follows.
-#[tokio::test]
-async fn an_append_whose_answer_is_lost_is_retried_identically_and_lands_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
+/// A store in `dir`, a client straight to it, a [`Proxy`] in front of it
+/// and the connection string through the proxy.
+async fn store_behind_proxy(
+    dir: &Path,
+) -> (store::EmbeddedStore, eventstore::Client, Proxy, String) {
+    let store = store::EmbeddedStore::start(dir, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let direct = eventstore::Client::new(store.connection_string().parse().unwrap()).unwrap();
@@ -1118,6 +1116,17 @@ async fn an_append_whose_answer_is_lost_is_retried_identically_and_lands_once() 
         &store.addr().port().to_string(),
         &proxy.addr.port().to_string(),
     );
+    (store, direct, proxy, url)
+}
+
+/// An append the store wrote but whose answer was lost is tried again
+/// identically until the store answers: the market is paused meanwhile
+/// (the exchange's side, 503), and when the answer comes the order is in
+/// the stream once, answered once, and every balance follows.
+#[tokio::test]
+async fn an_append_whose_answer_is_lost_is_retried_identically_and_lands_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, direct, proxy, url) = store_behind_proxy(dir.path()).await;
     let s = start_on(Connection::External(url)).await;
     let mut a = Browser::sign_up(&s, "alice").await;
     let mut b = Browser::sign_up(&s, "bob").await;
@@ -1215,15 +1224,7 @@ async fn an_append_whose_answer_is_lost_is_retried_identically_and_lands_once() 
 #[tokio::test]
 async fn an_old_leaders_append_meets_the_fence_and_it_steps_down() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store::EmbeddedStore::start(dir.path(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let direct = eventstore::Client::new(store.connection_string().parse().unwrap()).unwrap();
-    let proxy = Proxy::start(store.addr()).await;
-    let through_proxy = store.connection_string().replace(
-        &store.addr().port().to_string(),
-        &proxy.addr.port().to_string(),
-    );
+    let (store, direct, proxy, through_proxy) = store_behind_proxy(dir.path()).await;
     // The old leader: reached through the proxy, with a 30 s lease.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut config = settings();

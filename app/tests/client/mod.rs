@@ -11,6 +11,24 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Runs `exchange check` on the log `args` name (`--data DIR` or
+/// `--eventstore-url URL`): whether it passed, and its report (with what
+/// it said on stderr).
+pub fn check(args: &[&str]) -> (bool, String) {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/exchange.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["check", "--config", config])
+        .args(args)
+        .env_remove("EVENTSTORE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let passed = out.status.success() && report.contains("every ledger rule holds");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (passed, format!("{report}{stderr}"))
+}
+
 /// A running server binary, where it listens, and its log so far.
 pub struct Spawned {
     pub child: Child,
