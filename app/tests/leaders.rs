@@ -6,9 +6,10 @@
 //! - the new leader is SIGSTOPped past the lease: the other takes over;
 //!   resumed, the paused one must step down.
 //!
-//! After each fault the traders go on through both servers. At the end
-//! `exchange check` proves every ledger rule over the whole log, and every
-//! acknowledged order is in its market stream exactly once. The seed is
+//! After each fault `exchange check` proves every ledger rule over the
+//! whole log (the traders going on meanwhile), and so it does at the end,
+//! where also every acknowledged order is in its market stream exactly
+//! once. The seed is
 //! printed; `EXCHANGE_TEST_SEED` replays one.
 #![cfg(feature = "ssr")]
 
@@ -208,6 +209,8 @@ async fn a_killed_or_paused_leader_is_replaced_and_the_ledger_stays_exact() {
     a.child.kill().unwrap();
     a.child.wait().unwrap();
     until_leads(&b, true, "the follower takes over from a killed leader").await;
+    let (passed, report) = client::check(&["--eventstore-url", &url]);
+    assert!(passed, "seed {seed}: after the kill: {report}");
     a = server(&url);
     until_leads(&a, false, "the killed server comes back as a follower").await;
     *servers.lock().unwrap() = vec![a.addr, b.addr];
@@ -223,6 +226,11 @@ async fn a_killed_or_paused_leader_is_replaced_and_the_ledger_stays_exact() {
     signal("-STOP");
     until_leads(&a, true, "a follower takes over from a paused leader").await;
     tokio::time::sleep(Duration::from_millis(LEASE_MS)).await;
+    let (passed, report) = client::check(&["--eventstore-url", &url]);
+    assert!(
+        passed,
+        "seed {seed}: after the takeover from the paused: {report}"
+    );
     signal("-CONT");
     until_leads(&b, false, "the resumed leader steps down").await;
     settle().await;

@@ -631,7 +631,7 @@ fn events_round_trip_through_versioned_json() {
     for e in &ev {
         let json = e.to_json();
         assert!(
-            json.starts_with("{\"schema_version\":3,\"type\":"),
+            json.starts_with("{\"schema_version\":4,\"type\":"),
             "{json}"
         );
         assert_eq!(&Event::from_json(&json).unwrap(), e);
@@ -641,13 +641,13 @@ fn events_round_trip_through_versioned_json() {
         trade.contains("\"price\":\"100.5\"") && trade.contains("\"quantity\":\"0.25\""),
         "{trade}"
     );
-    // A log written before stop orders (version 1) or before fees were in
-    // trades (version 2) reads the same.
+    // A log written before stop orders (version 1), before fees were in
+    // trades (version 2) or before fences (version 3) reads the same.
     for e in &ev {
-        for old in ["1", "2"] {
+        for old in ["1", "2", "3"] {
             let old = e
                 .to_json()
-                .replace("\"schema_version\":3", &format!("\"schema_version\":{old}"));
+                .replace("\"schema_version\":4", &format!("\"schema_version\":{old}"));
             assert_eq!(&Event::from_json(&old).unwrap(), e);
         }
     }
@@ -665,7 +665,25 @@ fn events_round_trip_through_versioned_json() {
         "{stamped}"
     );
     assert_eq!(Event::from_json(&stamped).unwrap().to_json(), stamped);
-    let future = trade.replace("\"schema_version\":3", "\"schema_version\":99");
+    // A fence reads back, and changes no book.
+    let fence = Event::StreamFenced(orderbook::StreamFenced {
+        symbol: ev[1].symbol().clone(),
+        term: 7,
+        at: 30,
+    });
+    let json = fence.to_json();
+    assert_eq!(
+        json,
+        "{\"schema_version\":4,\"type\":\"StreamFenced\",\"symbol\":\"BTC-USD\",\"term\":7,\"at\":30}"
+    );
+    assert_eq!(Event::from_json(&json).unwrap(), fence);
+    let before = b.snapshot();
+    b.apply(&fence);
+    let mut after = b.snapshot();
+    assert_eq!(after.events_applied, before.events_applied + 1);
+    after.events_applied = before.events_applied;
+    assert_eq!(after, before);
+    let future = trade.replace("\"schema_version\":4", "\"schema_version\":99");
     assert!(matches!(
         Event::from_json(&future),
         Err(EventDecodeError::NewerSchema(99))
