@@ -1,6 +1,9 @@
 //! Two exchange servers (the binary) on one store (run by this test), with
 //! traders placing, amending and cancelling orders at random through both
-//! over HTTP. Then the faults a cluster meets:
+//! over HTTP. One server reaches the store through a TCP proxy that, all
+//! along, at random cuts its connections, swallows the store's answers
+//! for a moment (the store still writes: lost answers) and delays them.
+//! Then the faults a cluster meets:
 //! - the leader is SIGKILLed under load: the follower takes over, and the
 //!   killed server comes back as a follower;
 //! - the new leader is SIGSTOPped past the lease: the other takes over;
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 use orderbook::sim::Rng;
 
 mod client;
+use client::proxy::Proxy;
 use client::{Spawned, post};
 
 /// The lease the servers run with: short, so takeovers are quick.
@@ -73,6 +77,35 @@ async fn until_leads(s: &Spawned, leading: bool, what: &str) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Injects a random network fault between `proxy`'s server and the store
+/// every few hundred milliseconds until `stop`; answers how many.
+async fn chaos(proxy: Arc<Proxy>, seed: u64, stop: Arc<AtomicBool>) -> usize {
+    let mut rng = Rng::new(seed);
+    let mut faults = 0;
+    let ms = |n: u64| Duration::from_millis(n);
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(ms(100 + rng.below(300))).await;
+        faults += 1;
+        match rng.below(3) {
+            0 => proxy.cut(),
+            1 => {
+                // Lost answers; then the connections go, so the client
+                // learns of it rather than waiting out its deadline.
+                proxy.swallow(true);
+                tokio::time::sleep(ms(50 + rng.below(200))).await;
+                proxy.swallow(false);
+                proxy.cut();
+            }
+            _ => {
+                proxy.delay(ms(5 + rng.below(25)));
+                tokio::time::sleep(ms(200 + rng.below(300))).await;
+                proxy.delay(Duration::ZERO);
+            }
+        }
+    }
+    faults
 }
 
 /// What the traders' requests came to.
@@ -174,7 +207,12 @@ async fn a_killed_or_paused_leader_is_replaced_and_the_ledger_stays_exact() {
         .await
         .unwrap();
     let url = store.connection_string();
-    let mut a = server(&url);
+    let proxy = Arc::new(Proxy::start(store.addr()).await);
+    let through_proxy = url.replace(
+        &store.addr().port().to_string(),
+        &proxy.addr.port().to_string(),
+    );
+    let mut a = server(&through_proxy);
     until_leads(&a, true, "the first server leads").await;
     let mut b = server(&url);
     until_leads(&b, false, "the second follows").await;
@@ -202,6 +240,10 @@ async fn a_killed_or_paused_leader_is_replaced_and_the_ledger_stays_exact() {
             tokio::spawn(trade(servers, c.clone(), rng.next_u64(), tally, stop))
         })
         .collect();
+    let faulting = {
+        let (proxy, stop) = (proxy.clone(), stop.clone());
+        tokio::spawn(chaos(proxy, rng.next_u64(), stop))
+    };
     let settle = || tokio::time::sleep(Duration::from_millis(1000));
     settle().await;
 
@@ -211,7 +253,7 @@ async fn a_killed_or_paused_leader_is_replaced_and_the_ledger_stays_exact() {
     until_leads(&b, true, "the follower takes over from a killed leader").await;
     let (passed, report) = client::check(&["--eventstore-url", &url]);
     assert!(passed, "seed {seed}: after the kill: {report}");
-    a = server(&url);
+    a = server(&through_proxy);
     until_leads(&a, false, "the killed server comes back as a follower").await;
     *servers.lock().unwrap() = vec![a.addr, b.addr];
     settle().await;
@@ -239,9 +281,10 @@ async fn a_killed_or_paused_leader_is_replaced_and_the_ledger_stays_exact() {
     for t in traders {
         t.await.unwrap();
     }
+    let faults = faulting.await.unwrap();
     let tally = std::mem::take(&mut *tally.lock().unwrap());
     eprintln!(
-        "{} actions: {} orders acknowledged, {} refused, {} unavailable, {} cut",
+        "{faults} network faults; {} actions: {} orders acknowledged, {} refused, {} unavailable, {} cut",
         tally.done,
         tally.acked.len(),
         tally.refused,

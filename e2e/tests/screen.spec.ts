@@ -320,15 +320,17 @@ test('the time machine shows the book and tape as the log has them at any moment
   await page.screenshot({ path: testInfo.outputPath('replay.png') });
 
   // Scrubbing to another moment: the maker's first two asks, nothing else.
+  // The 3,000 seeded events, then the server's fence as it took the lead
+  // at start (3,001st), then the maker's asks (3,002nd and 3,003rd).
   const total = Number(await page.getByTestId('replay-scrub').getAttribute('max'));
   expect(total).toBe(at1501.total);
-  await page.getByTestId('replay-scrub').fill('3002');
+  await page.getByTestId('replay-scrub').fill('3003');
   await expect.poll(() => bookShown(page)).toEqual([
     ['30004', '0.02'],
     ['30001', '0.01'],
   ]);
-  expect(levelsOf(await replayed(3002))).toEqual(await bookShown(page));
-  expect(page.url()).toContain('replay=3002');
+  expect(levelsOf(await replayed(3003))).toEqual(await bookShown(page));
+  expect(page.url()).toContain('replay=3003');
 
   // Playing moves forward in time.
   await page.getByTestId('replay-scrub').fill('1501');

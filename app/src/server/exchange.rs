@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accounts::{AccountEvent, validate_password, validate_username};
-use eventstore::{Client, ClientSettings};
+use eventstore::{Client, ClientSettings, ReadAllOptions, StreamPosition};
 use orderbook::{AccountId, Book, OrderId};
 use rust_decimal::Decimal;
 use store::EmbeddedStore;
@@ -29,7 +29,9 @@ use super::market_task::{Action, Caps, CommandOutcome, MarketHandle, OrderReques
 use super::order_history::{OrderFilter, OrderHistoryHandle, OrderRecord, newest_first};
 use super::session::{self, SessionPolicy};
 use super::settings::Settings;
-use super::streams::{Direction, StreamError, load_market, market_stream, read_market};
+use super::streams::{
+    Direction, START_PATIENCE, StreamError, load_market, market_stream, read_market, until_answered,
+};
 use super::views::{
     account_view, depth_view, fill_view, market_view, open_order_view, order_record_view,
     stop_order_view, trade_view,
@@ -95,9 +97,43 @@ impl Connection {
                 .map_err(|e: eventstore::ClientSettingsParseError| {
                     StartError::ConnectionString(e.to_string())
                 })?;
-        let client = Client::new(client_settings)
-            .map_err(|e| StartError::ConnectionString(e.to_string()))?;
+        let client = reached(&client_settings).await?;
         Ok((client, embedded))
+    }
+}
+
+/// A client that has reached the store, asking again for up to
+/// [`START_PATIENCE`] while it does not answer. Each try is a new client:
+/// the official client (4.0.0) gives up for good when its first call to
+/// the store fails midway, and every later call then fails with
+/// "connection is closed" although the store is back.
+async fn reached(settings: &ClientSettings) -> Result<Client, StartError> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let client = Client::new(settings.clone())
+            .map_err(|e| StartError::ConnectionString(e.to_string()))?;
+        let last = ReadAllOptions::default()
+            .position(StreamPosition::End)
+            .backwards()
+            .max_count(1);
+        let answer = async {
+            let mut read = client.read_all(&last).await?;
+            read.next().await.map(|_| ())
+        }
+        .await;
+        match answer {
+            Ok(()) | Err(eventstore::Error::ResourceNotFound) => return Ok(client),
+            Err(eventstore::Error::AccessDenied) => {
+                return Err(StartError::Read(eventstore::Error::AccessDenied.into()));
+            }
+            Err(e) if started.elapsed() < START_PATIENCE => {
+                tracing::warn!("the event store did not answer, trying again: {e}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(StartError::Read(e.into())),
+        }
     }
 }
 
@@ -137,8 +173,9 @@ struct Inner {
 
 impl Exchange {
     /// Connects (starting the embedded store if asked), rebuilds every
-    /// account and book from the events, gives back the funds of orders
-    /// that never reached their book, and starts the tasks.
+    /// account and book from the events, starts the tasks, and returns
+    /// once this server leads or knows who does. A store that does not
+    /// answer is asked again for a while; a damaged log stops the start.
     pub async fn start(settings: Settings, connection: Connection) -> Result<Exchange, StartError> {
         let (client, embedded) = connection.open().await?;
         // The tail first: every stream read below is read after the
@@ -146,7 +183,11 @@ impl Exchange {
         // nothing another server appends meanwhile.
         let market_streams = settings.markets.iter();
         let market_streams = market_streams.map(|m| market_stream(m.symbol.as_str()));
-        let tail = LiveTail::start(client.clone(), market_streams.collect()).await?;
+        let market_streams: Vec<String> = market_streams.collect();
+        let tail = until_answered("following the log", || {
+            LiveTail::start(client.clone(), market_streams.clone())
+        })
+        .await?;
         let followed_from = tail.reached();
         // Each market stream is read once here; the accounts task folds
         // the ledger from these events, and each market task starts from
@@ -154,7 +195,8 @@ impl Exchange {
         let mut preloaded = Preloaded::new();
         for market in &settings.markets {
             let symbol = market.symbol.to_string();
-            let events = load_market(&client, &symbol).await?;
+            let events =
+                until_answered("reading a market", || load_market(&client, &symbol)).await?;
             preloaded.insert(symbol, Arc::new(events));
         }
         let ledger = AccountsHandle::start(

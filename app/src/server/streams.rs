@@ -112,6 +112,35 @@ impl From<Error> for StreamError {
     }
 }
 
+/// How long start-up waits for a store that does not answer before it
+/// gives up.
+pub const START_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs a read until the store answers: an unavailable store (a dropped
+/// connection, a node being elected) is asked again, with a growing
+/// pause, for up to [`START_PATIENCE`]; anything else the store says (a
+/// damaged event above all) is returned at once.
+pub async fn until_answered<T, Fut>(
+    what: &str,
+    mut read: impl FnMut() -> Fut,
+) -> Result<T, StreamError>
+where
+    Fut: std::future::Future<Output = Result<T, StreamError>>,
+{
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(50);
+    loop {
+        match read().await {
+            Err(StreamError::Unavailable(e)) if started.elapsed() < START_PATIENCE => {
+                tracing::warn!("{what}: the event store did not answer, asking again: {e}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The expected revision for a stream that holds `count` events.
 pub fn expected(count: u64) -> ExpectedRevision {
     match count {

@@ -2,7 +2,6 @@
 //! router (as a browser calls them) with the embedded store on disk.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -1002,105 +1001,12 @@ async fn the_simulator_keeps_both_sides_of_every_book_deep_around_a_persons_orde
     check_store(&s).await;
 }
 
-/// A TCP proxy between the exchange and its store that can swallow what
-/// the store answers (while the store still writes what it is sent) and
-/// cut every connection: the faults of a network that loses answers.
-struct Proxy {
-    addr: std::net::SocketAddr,
-    swallow: Arc<std::sync::atomic::AtomicBool>,
-    /// Refusing every connection: the server behind it is cut off.
-    partitioned: Arc<std::sync::atomic::AtomicBool>,
-    cut: tokio::sync::watch::Sender<u64>,
-}
-
-impl Proxy {
-    async fn start(to: std::net::SocketAddr) -> Proxy {
-        use std::sync::atomic::Ordering;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let swallow = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (cut, cuts) = tokio::sync::watch::channel(0u64);
-        let swallowing = swallow.clone();
-        let partitioned = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let refusing = partitioned.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                if refusing.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let Ok(server) = tokio::net::TcpStream::connect(to).await else {
-                    continue;
-                };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut server_read, mut server_write) = server.into_split();
-                let mut cut_up = cuts.clone();
-                cut_up.borrow_and_update();
-                let mut cut_down = cuts.clone();
-                cut_down.borrow_and_update();
-                let swallowing = swallowing.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        tokio::select! {
-                            n = client_read.read(&mut buf) => match n {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => if server_write.write_all(&buf[..n]).await.is_err() { return },
-                            },
-                            _ = cut_up.changed() => return,
-                        }
-                    }
-                });
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        tokio::select! {
-                            n = server_read.read(&mut buf) => match n {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => {
-                                    if swallowing.load(Ordering::SeqCst) {
-                                        continue;
-                                    }
-                                    if client_write.write_all(&buf[..n]).await.is_err() {
-                                        return;
-                                    }
-                                }
-                            },
-                            _ = cut_down.changed() => return,
-                        }
-                    }
-                });
-            }
-        });
-        Proxy {
-            addr,
-            swallow,
-            partitioned,
-            cut,
-        }
-    }
-
-    /// Cuts the server behind the proxy off from the store (`true`: every
-    /// connection closed, new ones refused) or lets it back.
-    fn partition(&self, on: bool) {
-        self.partitioned
-            .store(on, std::sync::atomic::Ordering::SeqCst);
-        if on {
-            self.cut();
-        }
-    }
-
-    fn swallow(&self, on: bool) {
-        self.swallow.store(on, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Closes every connection through the proxy (new ones go through).
-    fn cut(&self) {
-        self.cut.send_modify(|n| *n += 1);
-    }
-}
+// The fault-injecting proxy the binary tests use too: one file, compiled
+// into both (these tests use a part of it).
+#[path = "../../tests/client/proxy.rs"]
+#[allow(dead_code)]
+mod proxy;
+use proxy::Proxy;
 
 /// A store in `dir`, a client straight to it, a [`Proxy`] in front of it
 /// and the connection string through the proxy.
@@ -1301,6 +1207,54 @@ async fn an_old_leaders_append_meets_the_fence_and_it_steps_down() {
     assert!(msg.starts_with("Order 2 is on the book"), "{msg}");
     assert_eq!(a.balance(&s2, "USD").await, (d("9980.1"), d("19.9")));
     check_store(&s2).await;
+}
+
+/// A store out of reach for two seconds (a restart, a network fault)
+/// loses no server for good. One starting meanwhile waits for the store
+/// and starts once it is back (with a new client: the official one gives
+/// up for good when its first call fails midway). For a running one, the
+/// order in flight meanwhile waits (the market paused, others told so with
+/// a 503) and lands once the store is back, and it takes orders again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_trades_again_once_its_store_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, _direct, proxy, url) = store_behind_proxy(dir.path()).await;
+    proxy.partition(true);
+    let starting = tokio::spawn(start_on(Connection::External(url)));
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    proxy.partition(false);
+    let s = tokio::time::timeout(std::time::Duration::from_secs(20), starting)
+        .await
+        .expect("the server starts once its store is back")
+        .unwrap();
+    let mut a = Browser::sign_up(&s, "alice").await;
+    a.limit(&s, "buy", "100", "0.1").await.unwrap();
+    proxy.partition(true);
+    let in_flight = {
+        let (router, exchange) = (s.router.clone(), s.exchange.clone());
+        let mut a1 = Browser {
+            cookie: a.cookie.clone(),
+            ..Browser::default()
+        };
+        tokio::spawn(async move {
+            let s = Server { router, exchange };
+            a1.limit(&s, "buy", "99", "0.1").await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(s.exchange.stats().paused(), ["BTC-USD"]);
+    let err = a.limit(&s, "buy", "98", "0.1").await.unwrap_err();
+    assert_eq!(a.status, Some(StatusCode::SERVICE_UNAVAILABLE), "{err:?}");
+    proxy.partition(false);
+    let landed = tokio::time::timeout(std::time::Duration::from_secs(20), in_flight)
+        .await
+        .expect("the order in flight lands once the store is back")
+        .unwrap()
+        .unwrap();
+    assert!(landed.starts_with("Order 2 is on the book"), "{landed}");
+    let msg = a.limit(&s, "buy", "98", "0.1").await.unwrap();
+    assert!(msg.starts_with("Order 3 is on the book"), "{msg}");
+    check_store(&s).await;
 }
 
 /// A websocket upgrade of the market feed, as a page at `origin` opens it.

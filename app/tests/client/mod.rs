@@ -3,6 +3,8 @@
 //! binary uses a part of it.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -54,10 +56,10 @@ pub fn spawn(args: &[&str]) -> Spawned {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let log = Arc::new(Mutex::new(Vec::new()));
     let addr = loop {
-        let line = lines
-            .next()
-            .expect("the exchange says where it listens before it exits")
-            .unwrap();
+        let Some(Ok(line)) = lines.next() else {
+            let log = log.lock().unwrap().join("\n");
+            panic!("the exchange exited before it listened:\n{log}");
+        };
         let listening = line
             .find("listening on http://")
             .map(|at| line[at + "listening on http://".len()..].trim().to_string());
