@@ -25,7 +25,7 @@ use super::live_tail::LiveTail;
 use super::lock::unpoisoned;
 use super::login_limits::{LoginLimits, Refusal};
 use super::market_data::{CANDLES_SENT, MarketData};
-use super::market_task::{Action, Caps, CommandOutcome, MarketHandle, OrderRequest};
+use super::market_task::{Action, Caps, CommandOutcome, MarketHandle, OrderRequest, Replayed};
 use super::order_history::{OrderFilter, OrderHistoryHandle, OrderRecord, newest_first};
 use super::session::{self, SessionPolicy};
 use super::settings::Settings;
@@ -230,9 +230,12 @@ impl Exchange {
                 market.clone(),
                 ledger.clone(),
                 (settings.fees, caps),
-                (book, term),
+                Replayed {
+                    book,
+                    term,
+                    followed_from,
+                },
                 tail.clone(),
-                followed_from,
                 leadership.clone(),
             );
             markets.insert(symbol, handle);

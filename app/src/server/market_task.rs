@@ -15,9 +15,12 @@
 //! only write an order makes. Only when it landed are the orders answered.
 //! An append whose answer is lost is retried identically (the same event
 //! ids, the same expected revision) until the store answers definitely,
-//! and the market is paused meanwhile (new requests are told so). If
-//! another writer appended first, the task reloads the book and the
-//! ledger from the log and decides the batch again. What a batch credits
+//! and the market is paused meanwhile (new requests are told so). If the
+//! stream moved on (a new leader fenced it), the task reloads the book and
+//! the ledger from the log; it decides the batch again only while this
+//! server still leads the newest term fenced into the stream, and
+//! otherwise refuses it ("not taking orders") and this server steps down
+//! (see `leadership`). What a batch credits
 //! (a fill's proceeds, a cancelled order's release) cannot be spent in
 //! another market until the batch is in the store ([`InFlight`]): only
 //! this market's stream orders it before that market's decisions.
@@ -133,6 +136,14 @@ pub struct MarketHandle {
     leadership: Leadership,
 }
 
+/// A market's stream as the exchange read it at start: its book, the
+/// newest term fenced into it, and the tail position the read came after.
+pub struct Replayed {
+    pub book: Book,
+    pub term: u64,
+    pub followed_from: Option<FeedPosition>,
+}
+
 /// What a market's task has done with the store since start, for the
 /// operator: appends written, and tries the store did not answer (each
 /// tried again, identically).
@@ -144,22 +155,22 @@ struct Appends {
 
 impl MarketHandle {
     /// Starts the market's supervised task; its first run starts from
-    /// `replayed` (the stream as the exchange read and replayed it at
-    /// start, after the tail had reached `followed_from`, with the newest
-    /// term fenced into it). It decides only while `leadership` says this
-    /// server leads.
-    #[allow(clippy::too_many_arguments)]
+    /// `replayed` (the stream as the exchange read it at start). It
+    /// decides only while `leadership` says this server leads.
     pub fn start(
         client: Client,
         market: Market,
         ledger: AccountsHandle,
         rules: (Fees, Caps),
-        replayed: (Book, u64),
+        replayed: Replayed,
         tail: LiveTail,
-        followed_from: Option<FeedPosition>,
         leadership: Leadership,
     ) -> MarketHandle {
-        let (replayed, term) = replayed;
+        let Replayed {
+            book: replayed,
+            term,
+            followed_from,
+        } = replayed;
         let (tx, rx) = mpsc::channel(4096);
         // Readers see the replayed book from the start, not an empty one
         // until the task first runs.
