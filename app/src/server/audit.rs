@@ -24,13 +24,13 @@ use accounts::invariants::{
     LedgerViolation, account_violations, book_violations, ledger_violations,
 };
 use accounts::{AccountEvent, Ledger};
-use eventstore::{Client, ReadAllOptions};
+use eventstore::Client;
 use orderbook::{AccountId, Book, Market};
 use rust_decimal::Decimal;
 
 use super::streams::{
     ACCOUNT_STREAM_PREFIX, ACCOUNTS_STREAM, Decoded, MARKET_STREAM_PREFIX, StreamError, decode,
-    feed_position, market_stream, start_after,
+    feed_position, market_stream, read_all_after,
 };
 use crate::api::FeedPosition;
 
@@ -243,21 +243,13 @@ pub async fn audit(client: &Client, markets: &[Market]) -> Result<Audit, StreamE
     };
     let mut position = None;
     loop {
-        let options = ReadAllOptions::default()
-            .position(start_after(position))
-            .forwards()
-            .max_count(PAGE);
-        let mut read = client.read_all(&options).await?;
-        let mut moved = false;
-        while let Some(resolved) = read.next().await? {
-            let e = resolved.get_original_event();
+        let page = read_all_after(client, position, PAGE).await?;
+        if page.is_empty() {
+            break;
+        }
+        for e in &page {
             let at = feed_position(e.position);
-            // Reading from a position includes the event at it.
-            if Some(at) <= position {
-                continue;
-            }
             position = Some(at);
-            moved = true;
             let ours = e.stream_id.starts_with(MARKET_STREAM_PREFIX)
                 || e.stream_id.starts_with(ACCOUNT_STREAM_PREFIX);
             if !ours {
@@ -269,9 +261,6 @@ pub async fn audit(client: &Client, markets: &[Market]) -> Result<Audit, StreamE
                 position: at,
             };
             fold.apply(&place, decode(e)?);
-        }
-        if !moved {
-            break;
         }
     }
     fold.audit.reached = position;

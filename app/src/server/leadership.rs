@@ -23,7 +23,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventstore::{AppendToStreamOptions, Client, EventData, ReadStreamOptions, StreamPosition};
+use eventstore::{AppendToStreamOptions, Client, EventData};
 use orderbook::{Event, StreamFenced, Symbol};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -31,7 +31,9 @@ use uuid::Uuid;
 
 use super::accounts_task::AccountsHandle;
 use super::clock::now_micros;
-use super::streams::{StreamError, derived_id, expected, market_event_payload, market_stream};
+use super::streams::{
+    StreamError, derived_id, expected, last_event, market_event_payload, market_stream,
+};
 use super::supervise::supervise;
 
 /// The leader's claim: `LeaderClaimed` for each new term, `LeaderRenewed`
@@ -283,29 +285,15 @@ impl Claimant {
     }
 
     async fn read_claim(&self) -> Result<Seen, StreamError> {
-        let options = ReadStreamOptions::default()
-            .position(StreamPosition::End)
-            .backwards()
-            .max_count(1);
-        let mut read = match self.client.read_stream(CLAIM_STREAM, &options).await {
-            Ok(read) => read,
-            Err(eventstore::Error::ResourceNotFound) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(e) = last_event(&self.client, CLAIM_STREAM).await? else {
+            return Ok(None);
         };
-        match read.next().await {
-            Ok(Some(e)) => {
-                let e = e.get_original_event();
-                let claim: Claim =
-                    serde_json::from_slice(&e.data).map_err(|err| StreamError::Corrupt {
-                        stream: CLAIM_STREAM.into(),
-                        revision: e.revision,
-                        reason: err.to_string(),
-                    })?;
-                Ok(Some((e.revision, claim)))
-            }
-            Ok(None) | Err(eventstore::Error::ResourceNotFound) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        let claim: Claim = serde_json::from_slice(&e.data).map_err(|err| StreamError::Corrupt {
+            stream: CLAIM_STREAM.into(),
+            revision: e.revision,
+            reason: err.to_string(),
+        })?;
+        Ok(Some((e.revision, claim)))
     }
 
     /// Appends a renewal right after `seen` (the claim as last read):
@@ -391,7 +379,8 @@ async fn fence(client: &Client, symbol: &Symbol, term: u64) -> Result<(), Stream
     let (data, _) = market_event_payload(&event);
     let data = data.id(derived_id(&format!("fence {stream} {term}")));
     for _ in 0..50 {
-        let count = stream_length(client, &stream).await?;
+        let last = last_event(client, &stream).await?;
+        let count = last.map_or(0, |e| e.revision + 1);
         let options = AppendToStreamOptions::default().expected_revision(expected(count));
         match client
             .append_to_stream(stream.as_str(), &options, data.clone())
@@ -408,22 +397,4 @@ async fn fence(client: &Client, symbol: &Symbol, term: u64) -> Result<(), Stream
     Err(StreamError::Unavailable(format!(
         "{stream} could not be fenced"
     )))
-}
-
-/// How many events a stream holds.
-async fn stream_length(client: &Client, stream: &str) -> Result<u64, StreamError> {
-    let options = ReadStreamOptions::default()
-        .position(StreamPosition::End)
-        .backwards()
-        .max_count(1);
-    let mut read = match client.read_stream(stream, &options).await {
-        Ok(read) => read,
-        Err(eventstore::Error::ResourceNotFound) => return Ok(0),
-        Err(e) => return Err(e.into()),
-    };
-    match read.next().await {
-        Ok(Some(e)) => Ok(e.get_original_event().revision + 1),
-        Ok(None) | Err(eventstore::Error::ResourceNotFound) => Ok(0),
-        Err(e) => Err(e.into()),
-    }
 }

@@ -24,10 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use eventstore::{
-    Client, ReadAllOptions, StreamPosition, SubscribeToAllOptions, SubscriptionEvent,
-    SubscriptionFilter,
-};
+use eventstore::{Client, SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use orderbook::Event;
@@ -36,7 +33,7 @@ use tokio::sync::watch;
 use super::lock::unpoisoned;
 use super::streams::{
     ACCOUNT_STREAM_PREFIX, Decoded, MARKET_STREAM_PREFIX, StreamError, decode, feed_position,
-    start_after,
+    last_position, read_all_after, start_after,
 };
 use super::supervise::supervise;
 use super::views::trade_view;
@@ -425,19 +422,6 @@ impl LiveTail {
     }
 }
 
-/// The position of the last event in `$all`, `None` for an empty store.
-async fn last_position(client: &Client) -> Result<Option<FeedPosition>, StreamError> {
-    let options = ReadAllOptions::default()
-        .position(StreamPosition::End)
-        .backwards()
-        .max_count(1);
-    let mut read = client.read_all(&options).await?;
-    Ok(read
-        .next()
-        .await?
-        .map(|e| feed_position(e.get_original_event().position)))
-}
-
 /// What a reader got: the events of its streams after its last position
 /// (possibly none, when a page read from the store held only others'), and
 /// the position it has now seen everything up to.
@@ -530,25 +514,14 @@ impl TailReader {
 
     /// One page of `$all` after the reader's position, from the store.
     async fn read_store(&mut self) -> Result<Progress, StreamError> {
-        let options = ReadAllOptions::default()
-            .position(start_after(self.position))
-            .forwards()
-            .max_count(PAGE);
-        let mut read = self.tail.client.read_all(&options).await?;
+        let page = read_all_after(&self.tail.client, self.position, PAGE).await?;
         let mut events = Vec::new();
         let mut position = self.position;
-        while let Some(resolved) = read.next().await? {
-            let e = resolved.get_original_event();
-            let at = feed_position(e.position);
-            // Reading from a position includes the event at it.
-            if Some(at) <= position {
-                continue;
+        for e in &page {
+            position = Some(feed_position(e.position));
+            if self.streams.covers(&e.stream_id) {
+                events.push(Arc::new(TailEvent::decode(e)?));
             }
-            position = Some(at);
-            if !self.streams.covers(&e.stream_id) {
-                continue;
-            }
-            events.push(Arc::new(TailEvent::decode(e)?));
         }
         if position == self.position {
             // Nothing after it in the store, yet the window does not cover

@@ -5,8 +5,8 @@
 
 use accounts::{AccountEvent, Ledger};
 use eventstore::{
-    AppendToStreamOptions, Client, Error, EventData, ExpectedRevision, Position, ReadStreamOptions,
-    StreamPosition,
+    AppendToStreamOptions, Client, Error, EventData, ExpectedRevision, Position, ReadAllOptions,
+    ReadStreamOptions, StreamPosition,
 };
 use futures::StreamExt;
 use orderbook::{AccountId, Event};
@@ -316,6 +316,68 @@ pub async fn read_market(
         decode_market_event,
     )
     .await
+}
+
+/// The last event of a stream, `None` for a stream that holds none.
+pub async fn last_event(
+    client: &Client,
+    stream: &str,
+) -> Result<Option<eventstore::RecordedEvent>, StreamError> {
+    let options = ReadStreamOptions::default()
+        .position(StreamPosition::End)
+        .backwards()
+        .max_count(1);
+    let mut read = match client.read_stream(stream, &options).await {
+        Ok(read) => read,
+        Err(Error::ResourceNotFound) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    match read.next().await {
+        Ok(e) => Ok(e.and_then(original)),
+        Err(Error::ResourceNotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The position of the last event in `$all`, `None` for an empty store.
+pub async fn last_position(client: &Client) -> Result<Option<FeedPosition>, StreamError> {
+    let options = ReadAllOptions::default()
+        .position(StreamPosition::End)
+        .backwards()
+        .max_count(1);
+    let mut read = client.read_all(&options).await?;
+    Ok(read
+        .next()
+        .await?
+        .map(|e| feed_position(e.get_original_event().position)))
+}
+
+/// Up to `max` events of `$all` after `from` (from the beginning for
+/// `None`), in order.
+pub async fn read_all_after(
+    client: &Client,
+    from: Option<FeedPosition>,
+    max: usize,
+) -> Result<Vec<eventstore::RecordedEvent>, StreamError> {
+    let options = ReadAllOptions::default()
+        .position(start_after(from))
+        .forwards()
+        .max_count(max);
+    let mut read = client.read_all(&options).await?;
+    let mut events = Vec::new();
+    while let Some(e) = read.next().await?.and_then(original) {
+        // Reading from a position includes the event at it.
+        if Some(feed_position(e.position)) > from {
+            events.push(e);
+        }
+    }
+    Ok(events)
+}
+
+/// The event a read gave, taken out of it (as `get_original_event` shows
+/// it: the link, if the read resolved one).
+fn original(e: eventstore::ResolvedEvent) -> Option<eventstore::RecordedEvent> {
+    e.link.or(e.event)
 }
 
 /// Where a subscription to `$all` starts: after `from`, or at the beginning.
