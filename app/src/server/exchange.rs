@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accounts::{AccountEvent, validate_password, validate_username};
-use eventstore::{Client, ClientSettings, ReadAllOptions, StreamPosition};
+use eventstore::{Client, ClientSettings};
 use orderbook::{AccountId, Book, OrderId};
 use rust_decimal::Decimal;
 use store::EmbeddedStore;
@@ -30,7 +30,7 @@ use super::order_history::{OrderFilter, OrderHistoryHandle, OrderRecord, newest_
 use super::session::{self, SessionPolicy};
 use super::settings::Settings;
 use super::streams::{
-    Direction, START_PATIENCE, StreamError, load_market, market_stream, read_market, until_answered,
+    Direction, StreamError, last_position, load_market, market_stream, read_market, until_answered,
 };
 use super::views::{
     account_view, depth_view, fill_view, market_view, open_order_view, order_record_view,
@@ -102,39 +102,22 @@ impl Connection {
     }
 }
 
-/// A client that has reached the store, asking again for up to
-/// [`START_PATIENCE`] while it does not answer. Each try is a new client:
+/// A client that has reached the store, asking again while it does not
+/// answer (as [`until_answered`] does). Each try is a new client:
 /// the official client (4.0.0) gives up for good when its first call to
 /// the store fails midway, and every later call then fails with
 /// "connection is closed" although the store is back.
 async fn reached(settings: &ClientSettings) -> Result<Client, StartError> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(50);
-    loop {
-        let client = Client::new(settings.clone())
-            .map_err(|e| StartError::ConnectionString(e.to_string()))?;
-        let last = ReadAllOptions::default()
-            .position(StreamPosition::End)
-            .backwards()
-            .max_count(1);
-        let answer = async {
-            let mut read = client.read_all(&last).await?;
-            read.next().await.map(|_| ())
-        }
-        .await;
-        match answer {
-            Ok(()) | Err(eventstore::Error::ResourceNotFound) => return Ok(client),
-            Err(eventstore::Error::AccessDenied) => {
-                return Err(StartError::Read(eventstore::Error::AccessDenied.into()));
-            }
-            Err(e) if started.elapsed() < START_PATIENCE => {
-                tracing::warn!("the event store did not answer, trying again: {e}");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
-            Err(e) => return Err(StartError::Read(e.into())),
-        }
-    }
+    let new = || Client::new(settings.clone());
+    // A mistake in the settings shows at once, not after the patience.
+    new().map_err(|e| StartError::ConnectionString(e.to_string()))?;
+    let client = until_answered("reaching the event store", || async {
+        let client = new().map_err(|e| StreamError::Unavailable(e.to_string()))?;
+        last_position(&client).await?;
+        Ok(client)
+    })
+    .await?;
+    Ok(client)
 }
 
 /// Why the exchange could not start.

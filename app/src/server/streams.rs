@@ -95,6 +95,8 @@ pub enum StreamError {
     WrongExpectedVersion,
     #[error("the event store is unavailable: {0}")]
     Unavailable(String),
+    #[error("the event store refused these credentials")]
+    AccessDenied,
     #[error("stored event {stream}@{revision} cannot be read: {reason}")]
     Corrupt {
         stream: String,
@@ -107,6 +109,8 @@ impl From<Error> for StreamError {
     fn from(e: Error) -> Self {
         match e {
             Error::WrongExpectedVersion { .. } => StreamError::WrongExpectedVersion,
+            // Asking again will not change it.
+            Error::AccessDenied => StreamError::AccessDenied,
             other => StreamError::Unavailable(other.to_string()),
         }
     }
