@@ -1,12 +1,13 @@
 //! Decisions: what a request does to the ledger, as events, without
 //! changing it.
 
-use orderbook::{AccountId, Command, Event, MarketSpec, Side, Timestamp};
+use orderbook::{AccountId, Command, Event, MarketSpec, Timestamp};
 use rust_decimal::Decimal;
 
 use crate::config::{Faucet, Fees};
+use crate::cost::{amend_cost, fills, order_cost};
 use crate::event::{AccountEvent, DepositSource};
-use crate::ledger::{Ledger, fills};
+use crate::ledger::Ledger;
 
 /// Why a request was refused, in words a trader can act on.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -180,81 +181,5 @@ impl Ledger {
                 AccountEvent::TradeSettled(f)
             })
             .collect()
-    }
-}
-
-/// What an open order must hold once amended by `event` (an
-/// `OrderAmended`, or a `StopAmended` of an order held for its trigger):
-/// `(asset, amount)`. A buy holds its new price times its new open
-/// quantity in quote, a sell its new open quantity of base. `None` for any
-/// other event, and for a held order whose cost the amendment cannot
-/// change (a stop-market buy holds the quote amount it will spend).
-pub fn amend_cost(market: &MarketSpec, event: &Event) -> Option<(String, Decimal)> {
-    let (side, price, quantity) = match event {
-        Event::OrderAmended(a) => (a.side, Some(a.price), Some(a.quantity)),
-        Event::StopAmended(a) => (a.side, a.price, a.quantity),
-        _ => return None,
-    };
-    let need = open_cost(side, price, quantity, None)?;
-    let asset = match side {
-        Side::Buy => &market.quote,
-        Side::Sell => &market.base,
-    };
-    Some((asset.clone(), need))
-}
-
-/// What an open order (resting, or held for its trigger) must still hold:
-/// a buy its limit price times its open quantity (a stop-market buy the
-/// quote amount it will spend), a sell its open quantity. `None` when its
-/// terms do not say (a market order).
-pub fn open_cost(
-    side: Side,
-    price: Option<Decimal>,
-    open_quantity: Option<Decimal>,
-    quote_amount: Option<Decimal>,
-) -> Option<Decimal> {
-    match (side, price, open_quantity, quote_amount) {
-        (Side::Buy, Some(price), Some(quantity), _) => Some((price * quantity).normalize()),
-        (Side::Buy, None, None, Some(quote)) => Some(quote),
-        (Side::Sell, _, Some(quantity), _) => Some(quantity),
-        _ => None,
-    }
-}
-
-/// What an order must hold before it reaches the book: `(asset, amount)`.
-///
-/// A limit buy holds its limit price times its quantity in quote; a sell
-/// sized by quantity holds that quantity of base; a market buy sized by
-/// quote holds that quote amount. A market order sized the other way holds
-/// exactly what the book's decision (`decided`, the events the same command
-/// gives on the same state) will trade.
-pub fn order_cost(
-    market: &MarketSpec,
-    order: &orderbook::PlaceOrder,
-    decided: &[Event],
-) -> (String, Decimal) {
-    let traded = || {
-        decided.iter().filter_map(|e| match e {
-            Event::TradeExecuted(t) if t.taker_order_id == order.order_id => Some(t),
-            _ => None,
-        })
-    };
-    match (order.side, order.price, order.quantity, order.quote_amount) {
-        (Side::Buy, Some(price), Some(quantity), _) => {
-            (market.quote.clone(), (price * quantity).normalize())
-        }
-        (Side::Buy, _, _, Some(quote)) => (market.quote.clone(), quote),
-        (Side::Buy, ..) => (
-            market.quote.clone(),
-            traded()
-                .map(|t| t.price * t.quantity)
-                .sum::<Decimal>()
-                .normalize(),
-        ),
-        (Side::Sell, _, Some(quantity), _) => (market.base.clone(), quantity),
-        (Side::Sell, ..) => (
-            market.base.clone(),
-            traded().map(|t| t.quantity).sum::<Decimal>().normalize(),
-        ),
     }
 }

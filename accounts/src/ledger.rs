@@ -10,12 +10,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use orderbook::{AccountId, Event, MarketSpec, OrderId, Side, Timestamp, TradeExecuted};
+use orderbook::{AccountId, Event, MarketSpec, OrderId, Side, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Role;
-use crate::decide::open_cost;
+use crate::cost::{fills, open_cost};
 use crate::event::{AccountEvent, TradeSettled};
 
 /// One asset in one account. Available is `total - reserved`.
@@ -388,54 +387,4 @@ impl Ledger {
             Event::OrderRejected(_) | Event::StreamFenced(_) => {}
         }
     }
-}
-
-/// The two sides of a trade as each account sees it: what it paid (out of
-/// what its order held), received, and paid in fees (the trade's own; none
-/// for a trade written before schema 3).
-pub fn fills(market: &MarketSpec, revision: u64, t: &TradeExecuted) -> [TradeSettled; 2] {
-    let quote_amount = (t.price * t.quantity).normalize();
-    let fees = t.fees.as_deref().copied().unwrap_or(orderbook::TradeFees {
-        maker: Decimal::ZERO,
-        taker: Decimal::ZERO,
-    });
-    let side = |account, order_id, role, side, fee| {
-        let (paid_asset, paid, received_asset, received) = match side {
-            Side::Buy => (&market.quote, quote_amount, &market.base, t.quantity),
-            Side::Sell => (&market.base, t.quantity, &market.quote, quote_amount),
-        };
-        TradeSettled {
-            account,
-            symbol: market.symbol.clone(),
-            trade_id: t.trade_id,
-            order_id,
-            role,
-            side,
-            price: t.price,
-            quantity: t.quantity,
-            paid_asset: paid_asset.clone(),
-            paid,
-            received_asset: received_asset.clone(),
-            received,
-            fee,
-            market_revision: revision,
-            at: t.executed_at,
-        }
-    };
-    [
-        side(
-            t.maker_account,
-            t.maker_order_id,
-            Role::Maker,
-            t.taker_side.opposite(),
-            fees.maker,
-        ),
-        side(
-            t.taker_account,
-            t.taker_order_id,
-            Role::Taker,
-            t.taker_side,
-            fees.taker,
-        ),
-    ]
 }

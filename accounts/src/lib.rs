@@ -53,17 +53,17 @@
 //!   ([`Ledger::legacy_settlement`]).
 
 mod config;
+mod cost;
 mod decide;
 mod event;
 pub mod invariants;
 mod ledger;
 
 pub use config::{Faucet, FaucetGrant, Fees, Role};
-pub use decide::{
-    AccountError, amend_cost, open_cost, order_cost, validate_password, validate_username,
-};
+pub use cost::{amend_cost, fills, open_cost, order_cost};
+pub use decide::{AccountError, validate_password, validate_username};
 pub use event::{
     AccountEvent, AccountEventDecodeError, DepositSource, ReleaseReason, SCHEMA_VERSION,
     TradeSettled,
 };
-pub use ledger::{Account, Balance, Ledger, LedgerGap, Reservation, fills};
+pub use ledger::{Account, Balance, Ledger, LedgerGap, Reservation};

@@ -4,20 +4,11 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt, channel::mpsc};
 use leptos::prelude::ServerFnError;
-use rust_decimal::Decimal;
 
-use super::feed::open;
-use super::feed_limits::FeedLimits;
 use super::*;
 use crate::api::{FeedMessage, FeedPosition, FeedRequest};
-
-fn settings() -> Settings {
-    Settings::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../config/exchange.json"
-    )))
-    .unwrap()
-}
+use crate::server::feed::open;
+use crate::server::feed_limits::FeedLimits;
 
 async fn exchange(dir: &std::path::Path) -> Exchange {
     Exchange::start(
@@ -65,7 +56,7 @@ async fn trade(x: &Exchange, symbol: &str, seller: u64, buyer: u64, n: usize) {
 
 struct Feed {
     requests: mpsc::Sender<Result<FeedRequest, ServerFnError>>,
-    messages: super::feed::FeedStream,
+    messages: crate::server::feed::FeedStream,
     /// The account position as the page keeps it: the last account
     /// message's, or the last fill's it took.
     account_position: Option<FeedPosition>,

@@ -1,0 +1,289 @@
+//! The exchange's rules, exercised through its server functions over the
+//! router (as a browser calls them) with the embedded store on disk, and
+//! the live feed driven as its websocket server function drives it. One
+//! test binary; a file per feature, and here the helpers they share: a
+//! [`Server`] on a store in a temporary folder, and a [`Browser`] that
+//! keeps cookies and calls server functions as a page does.
+
+mod feed;
+mod feed_sockets;
+mod history;
+mod market_data;
+mod orders;
+mod restarts;
+mod security;
+mod sessions;
+mod stops_and_amends;
+
+use std::path::Path;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use rust_decimal::Decimal;
+use tower::ServiceExt;
+
+use crate::api::AccountView;
+use crate::error::UserError;
+use crate::server::streams::{
+    account_event_data, account_stream, load_accounts, load_market, market_event_data,
+};
+use crate::server::*;
+use crate::site::router;
+
+fn settings() -> Settings {
+    Settings::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/exchange.json"
+    )))
+    .unwrap()
+}
+
+struct Server {
+    exchange: Exchange,
+    router: Router,
+}
+
+async fn start_on(connection: Connection) -> Server {
+    start_on_with(settings(), connection).await
+}
+
+async fn start_on_with(settings: Settings, connection: Connection) -> Server {
+    let exchange = Exchange::start(settings, connection).await.unwrap();
+    Server {
+        router: router(
+            Path::new("target/site"),
+            "127.0.0.1:0".parse().unwrap(),
+            exchange.clone(),
+            Default::default(),
+        ),
+        exchange,
+    }
+}
+
+/// A server that listens on a port of its own (other servers pass order
+/// actions to it when it leads), named by that address, with a short
+/// lease so a follower takes over soon.
+async fn start_listening(connection: Connection) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = settings();
+    config.leader = leadership::LeaderSettings {
+        url: format!("http://{addr}"),
+        lease: std::time::Duration::from_millis(600),
+    };
+    let s = start_on_with(config, connection).await;
+    let app = s.router.clone();
+    tokio::spawn(async move {
+        let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service).await
+    });
+    s
+}
+
+async fn start(dir: &Path) -> Server {
+    start_on(Connection::Embedded {
+        data: dir.join("events"),
+    })
+    .await
+}
+
+fn encode(form: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    form.iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A browser: remembers its session cookie between calls, and the status
+/// of the last answer.
+#[derive(Default)]
+struct Browser {
+    cookie: Option<String>,
+    status: Option<StatusCode>,
+}
+
+impl Browser {
+    /// Calls a server function; returns its JSON answer or its error.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &mut self,
+        server: &Server,
+        name: &str,
+        form: &[(&str, &str)],
+    ) -> Result<T, UserError> {
+        let mut request = Request::post(format!("/api/{name}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json");
+        if let Some(c) = &self.cookie {
+            request = request.header(header::COOKIE, format!("session={c}"));
+        }
+        let response = server
+            .router
+            .clone()
+            .oneshot(request.body(Body::from(encode(form))).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        self.status = Some(status);
+        for value in response.headers().get_all(header::SET_COOKIE) {
+            let token =
+                session::token_from_cookies(value.to_str().unwrap().split(';').next().unwrap());
+            self.cookie = token.map(str::to_string);
+        }
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        if status == StatusCode::OK {
+            Ok(serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{name}: {e}: {body:?}")))
+        } else {
+            Err(serde_json::from_slice(&body)
+                .unwrap_or_else(|e| panic!("{name} {status}: {e}: {body:?}")))
+        }
+    }
+
+    async fn sign_up(server: &Server, name: &str) -> Browser {
+        let mut b = Browser::default();
+        b.call::<()>(
+            server,
+            "sign_up",
+            &[("username", name), ("password", "correct horse")],
+        )
+        .await
+        .unwrap();
+        b.call::<()>(server, "claim_faucet", &[]).await.unwrap();
+        b
+    }
+
+    async fn account(&mut self, server: &Server) -> Option<AccountView> {
+        self.call(server, "my_account", &[]).await.unwrap()
+    }
+
+    async fn balance(&mut self, server: &Server, asset: &str) -> (Decimal, Decimal) {
+        let view = self.account(server).await.unwrap();
+        let b = view.balances.iter().find(|b| b.asset == asset).unwrap();
+        (b.available.parse().unwrap(), b.reserved.parse().unwrap())
+    }
+
+    async fn limit(
+        &mut self,
+        server: &Server,
+        side: &str,
+        price: &str,
+        qty: &str,
+    ) -> Result<String, UserError> {
+        self.call(
+            server,
+            "place_order",
+            &[
+                ("symbol", "BTC-USD"),
+                ("side", side),
+                ("order_type", "limit"),
+                ("price", price),
+                ("quantity", qty),
+                ("time_in_force", "GTC"),
+            ],
+        )
+        .await
+    }
+}
+
+impl Browser {
+    /// Buys 1 ETH at 2,000 USD: an order on the other market.
+    async fn buy_one_eth(&mut self, server: &Server) -> Result<String, UserError> {
+        let order = [
+            ("symbol", "ETH-USD"),
+            ("side", "buy"),
+            ("order_type", "limit"),
+            ("price", "2000"),
+            ("quantity", "1"),
+        ];
+        self.call(server, "place_order", &order).await
+    }
+}
+
+pub(super) fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+/// The ledger as the store's whole log folds to now.
+async fn reload_ledger(server: &Server) -> accounts::Ledger {
+    let markets = settings().markets;
+    let client = server.exchange.client();
+    streams::load_ledger(&client, &markets, &Default::default())
+        .await
+        .unwrap()
+}
+
+/// The store a stopped exchange left in `dir`, opened to write into it the
+/// events a crash would have left behind.
+async fn open_stopped(dir: &Path) -> (store::EmbeddedStore, eventstore::Client) {
+    let store = store::EmbeddedStore::start(&dir.join("events"), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let client = eventstore::Client::new(store.connection_string().parse().unwrap()).unwrap();
+    (store, client)
+}
+
+/// Appends account events as the accounts task writes them (its event ids,
+/// the account's expected revision); gives the ledger with them folded in.
+async fn append_account_events(
+    client: &eventstore::Client,
+    events: &[accounts::AccountEvent],
+) -> accounts::Ledger {
+    let mut ledger = load_accounts(client).await.unwrap();
+    for e in events {
+        let account = ledger.account(e.account()).unwrap();
+        let data = account_event_data(e);
+        streams::append(
+            client,
+            &account_stream(e.account()),
+            account.stream_events,
+            vec![data],
+        )
+        .await
+        .unwrap();
+        ledger.apply(e);
+    }
+    ledger
+}
+
+/// Folds the whole log through the operator's check (`exchange check`):
+/// every ledger rule holds event by event, every order holds what its book
+/// says; and each market's book as readers see it is its stream replayed.
+async fn check_store(server: &Server) {
+    let markets = settings().markets;
+    let client = server.exchange.client();
+    for market in &markets {
+        let symbol = market.symbol.as_str();
+        // A batch still in flight (its caller gone, as an aborted bot's)
+        // lands and is published: wait for the two to agree.
+        let mut books = (None, None);
+        for _ in 0..400 {
+            let seen = server.exchange.book(symbol).unwrap().snapshot();
+            let events = streams::load_market(&client, symbol).await.unwrap();
+            let replayed = orderbook::Book::replay(market.clone(), &events).snapshot();
+            if seen == replayed {
+                books = (Some(seen), Some(replayed));
+                break;
+            }
+            books = (Some(seen), Some(replayed));
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        // The book readers see is the stream's, replayed.
+        assert_eq!(books.0, books.1, "{symbol}");
+    }
+    // The operator's check, event by event over the whole log.
+    let audit = crate::server::audit::audit(&client, &markets).await.unwrap();
+    let findings: Vec<String> = audit.findings.iter().map(|f| f.to_string()).collect();
+    assert_eq!(findings, Vec::<String>::new(), "exchange check");
+    assert!(audit.events > 0, "the check read the log");
+}

@@ -1,0 +1,271 @@
+//! What the site refuses: unknown addresses, other sites' pages, and
+//! user errors answered 4xx; the security headers on every answer.
+
+use super::*;
+
+/// The exchange has one page; any other address gets a plain 404 page
+/// that leads back to it, not the terminal.
+#[tokio::test]
+async fn an_unknown_address_gets_page_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let request = Request::get("/markets/nowhere")
+        .body(Body::empty())
+        .unwrap();
+    let response = s.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let html = String::from_utf8(body.to_vec()).unwrap();
+    assert!(html.contains("Page not found."), "{html}");
+    assert!(html.contains(r#"<a href="/">"#), "{html}");
+    assert!(html.contains(r#"name="viewport""#), "{html}");
+    assert!(!html.contains("<canvas"), "{html}");
+}
+
+/// A websocket upgrade of the market feed, as a page at `origin` opens it.
+fn feed_upgrade(origin: Option<&str>) -> Request<Body> {
+    use leptos::server_fn::ServerFn;
+    let mut request = Request::get(<crate::live_market::MarketFeed as ServerFn>::PATH)
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "upgrade")
+        .header(header::SEC_WEBSOCKET_VERSION, "13")
+        .header(header::SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==");
+    if let Some(origin) = origin {
+        request = request.header(header::ORIGIN, origin);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn a_page_of_another_site_cannot_open_the_market_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let status = |router: Router, origin: Option<&'static str>| async move {
+        let response = router.oneshot(feed_upgrade(origin)).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).to_string())
+    };
+    let (refused, why) = status(s.router.clone(), Some("https://evil.example")).await;
+    assert_eq!(refused, StatusCode::FORBIDDEN);
+    assert!(why.contains("https://evil.example"), "{why}");
+    // The site's own pages, clients that are not pages, and origins the
+    // operator allowed get through to the feed.
+    for origin in [Some("http://127.0.0.1:3000"), None] {
+        assert_ne!(
+            status(s.router.clone(), origin).await.0,
+            StatusCode::FORBIDDEN
+        );
+    }
+    let allowing = router(
+        Path::new("target/site"),
+        "127.0.0.1:0".parse().unwrap(),
+        s.exchange.clone(),
+        crate::site::SocketPolicy {
+            allowed_origins: vec!["https://app.example".into()],
+            ..Default::default()
+        },
+    );
+    let (allowed, _) = status(allowing.clone(), Some("https://app.example")).await;
+    assert_ne!(allowed, StatusCode::FORBIDDEN);
+    assert_eq!(
+        status(allowing, Some("https://evil.example")).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+/// A page of another site cannot act in a visitor's name: a server
+/// function posted from a foreign origin, or with a body no page of this
+/// site sends (`text/plain`, which any page may post across sites), gets
+/// 403 and changes nothing; log-in forgery included. The site's own pages
+/// and clients that are not pages go through.
+#[tokio::test]
+async fn a_page_of_another_site_cannot_call_a_server_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut alice = Browser::sign_up(&s, "alice").await;
+    let cookie = format!("session={}", alice.cookie.clone().unwrap());
+    let post = |name: &str, origin: Option<&str>, body_type: &str, body: &str| {
+        let mut request = Request::post(format!("/api/{name}"))
+            .header(header::HOST, "127.0.0.1:3000")
+            .header(header::CONTENT_TYPE, body_type)
+            .header(header::ACCEPT, "application/json")
+            .header(header::COOKIE, &cookie);
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        let request = request.body(Body::from(body.to_string())).unwrap();
+        let router = s.router.clone();
+        async move {
+            let response = router.oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).to_string())
+        }
+    };
+    let order = encode(&[
+        ("symbol", "BTC-USD"),
+        ("side", "buy"),
+        ("order_type", "limit"),
+        ("price", "20000"),
+        ("quantity", "0.1"),
+        ("time_in_force", "GTC"),
+    ]);
+    let form = "application/x-www-form-urlencoded";
+    let (status, why) = post("place_order", Some("https://evil.example"), form, &order).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        why.contains("from https://evil.example is refused"),
+        "{why}"
+    );
+    let (status, why) = post("place_order", None, "text/plain", &order).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(why.contains("text/plain is refused"), "{why}");
+    let (status, _) = post(
+        "place_order",
+        Some("http://127.0.0.1:3000"),
+        "text/plain;charset=UTF-8",
+        &order,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Log-in forgery: the attacker's own credentials, posted from their page.
+    let login = encode(&[("username", "alice"), ("password", "correct horse")]);
+    let (status, _) = post("log_in", Some("https://evil.example"), form, &login).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Nothing was placed.
+    assert!(alice.account(&s).await.unwrap().open_orders.is_empty());
+    // The site's own page and a client that is not a page go through.
+    for origin in [Some("http://127.0.0.1:3000"), None] {
+        let (status, body) = post("place_order", origin, form, &order).await;
+        assert_eq!(status, StatusCode::OK, "{origin:?}: {body}");
+    }
+    assert_eq!(alice.account(&s).await.unwrap().open_orders.len(), 2);
+    s.exchange.stop().await;
+}
+
+/// What the caller can change answers 4xx with the error body: a bad
+/// field 400 (the field named), no session or wrong password 401, no such
+/// market 404, a malformed request 400. Success stays 200.
+#[tokio::test]
+async fn user_errors_answer_4xx_with_their_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut visitor = Browser::default();
+    let err = visitor.limit(&s, "buy", "30000", "0.1").await.unwrap_err();
+    assert_eq!(
+        (visitor.status, &err.message[..]),
+        (Some(StatusCode::UNAUTHORIZED), "please log in first")
+    );
+    let mut a = Browser::sign_up(&s, "alice").await;
+    assert_eq!(a.status, Some(StatusCode::OK));
+    let err = a.limit(&s, "buy", "abc", "0.1").await.unwrap_err();
+    assert_eq!(a.status, Some(StatusCode::BAD_REQUEST));
+    assert_eq!(err.field.as_deref(), Some("price"));
+    let err = a.limit(&s, "buy", "30000", "500").await.unwrap_err();
+    assert_eq!(a.status, Some(StatusCode::BAD_REQUEST), "{}", err.message);
+    let wrong = [("username", "alice"), ("password", "not her password")];
+    let err = visitor.call::<()>(&s, "log_in", &wrong).await.unwrap_err();
+    assert_eq!(
+        (visitor.status, &err.message[..]),
+        (Some(StatusCode::UNAUTHORIZED), "wrong username or password")
+    );
+    let unknown = [
+        ("symbol", "DOGE-USD"),
+        ("interval", "1m"),
+        ("before_ms", "1"),
+        ("limit", "1"),
+    ];
+    let err = visitor
+        .call::<crate::api::CandleHistory>(&s, "candles_before", &unknown)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (visitor.status, &err.message[..]),
+        (Some(StatusCode::NOT_FOUND), "there is no market DOGE-USD")
+    );
+    let malformed = [
+        ("symbol", "BTC-USD"),
+        ("interval", "1m"),
+        ("before_ms", "soon"),
+        ("limit", "1"),
+    ];
+    visitor
+        .call::<crate::api::CandleHistory>(&s, "candles_before", &malformed)
+        .await
+        .unwrap_err();
+    assert_eq!(visitor.status, Some(StatusCode::BAD_REQUEST));
+    s.exchange.stop().await;
+}
+
+/// Every answer carries the security headers; the page's policy lets only
+/// its own scripts run: the nonce in the header is the one on the page's
+/// scripts, and nothing else is allowed inline.
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let get = |path: &'static str| {
+        let router = s.router.clone();
+        async move {
+            let request = Request::get(path).body(Body::empty()).unwrap();
+            let response = router.oneshot(request).await.unwrap();
+            let headers = response.headers().clone();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (headers, String::from_utf8_lossy(&body).to_string())
+        }
+    };
+    let (headers, page) = get("/").await;
+    let policy = headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap();
+    assert!(nonce.len() >= 16, "{policy}");
+    let scripts = page.matches("<script").count();
+    assert!(scripts > 0);
+    assert_eq!(
+        page.matches(&format!("nonce=\"{nonce}\"")).count(),
+        scripts,
+        "every script has the nonce"
+    );
+    for part in [
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "connect-src 'self'",
+    ] {
+        assert!(policy.contains(part), "{policy}");
+    }
+    // Scripts: no eval (WebAssembly only) and nothing inline without the nonce.
+    let scripts_from = policy
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .unwrap();
+    assert!(
+        !scripts_from.contains(" 'unsafe-eval'") && !scripts_from.contains("'unsafe-inline'"),
+        "{policy}"
+    );
+    // Another page's nonce is another.
+    let (again, _) = get("/").await;
+    assert_ne!(
+        again[header::CONTENT_SECURITY_POLICY],
+        headers[header::CONTENT_SECURITY_POLICY]
+    );
+    for path in ["/", "/no-such-page", "/pkg/none.js"] {
+        let (headers, _) = get(path).await;
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY", "{path}");
+        let policy = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+    }
+    s.exchange.stop().await;
+}
