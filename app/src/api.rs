@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::candles::{Candle, Series};
 
+/// Trades a tape shows: the live one on the page, and a replayed moment's.
+pub const TAPE: usize = 50;
+
 /// A position in the event store's `$all`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FeedPosition {

@@ -75,11 +75,11 @@ mod page {
 
     use super::PAGE;
     use crate::api::{FillView, OrderRecordView};
-    use crate::chart::labels::utc_time;
     use crate::server::Exchange;
     use crate::server::OrderFilter;
     use crate::server::context::token_in;
     use crate::server::history_export::history_filter;
+    use crate::time_format::utc_time;
 
     /// What the page is asked for, and what its links ask for:
     /// `/history?tab=trades&market=BTC-USD&state=filled&before=40`, every

@@ -24,6 +24,7 @@ pub mod history;
 pub mod live_market;
 pub mod shell;
 pub mod terminal;
+pub mod time_format;
 pub mod time_machine;
 pub mod trading;
 
@@ -37,5 +38,7 @@ pub mod forward;
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod site;
+#[cfg(all(test, feature = "ssr"))]
+mod tests;
 
 pub use shell::{App, shell};

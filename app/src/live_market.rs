@@ -22,7 +22,7 @@ use leptos::server_fn::{BoxedStream, Websocket, codec::JsonEncoding};
 
 use crate::api::{
     AccountView, DepthView, FeedMessage, FeedPosition, FeedRequest, FillView, LevelView,
-    MarketSnapshot, TickerView, TradeView,
+    MarketSnapshot, TAPE, TickerView, TradeView,
 };
 use crate::boundary::boundary;
 use crate::chart::{ChartHandle, PriceChart};
@@ -48,9 +48,6 @@ pub async fn market_feed(
     let session = context::request_session();
     Ok(feed::open(exchange, requests, limits, Some(slot), session).into())
 }
-
-/// Trades the tape shows.
-pub const TAPE: usize = 50;
 
 /// Whether the page's live link is up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,7 +233,7 @@ pub fn Tape(state: MarketState) -> impl IntoView {
             <thead><tr><th>"Time"</th><th>"Price"</th><th>"Size"</th></tr></thead>
             <tbody>
                 {move || state.replay.trades_or(state.trades).into_iter().map(|t| {
-                    let time = crate::chart::time_label(t.at_ms as f64, crate::candles::Interval::M1);
+                    let time = crate::time_format::time_label(t.at_ms as f64, crate::candles::Interval::M1);
                     let seconds = format!("{time}:{:02}", t.at_ms / 1000 % 60);
                     view! {
                         <tr class=t.taker_side.clone() data-trade-id=t.trade_id.to_string()>

@@ -19,8 +19,9 @@ use leptos::prelude::*;
 use crate::api::{DepthView, ReplayView, TradeView};
 use crate::boundary::boundary;
 use crate::candles::Interval;
-use crate::chart::{ChartHandle, time_label};
+use crate::chart::ChartHandle;
 use crate::error::UserError;
+use crate::time_format::time_label;
 
 /// How often playing moves the replay on.
 const PLAY_STEP_MS: u64 = 250;

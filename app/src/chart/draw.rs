@@ -13,8 +13,8 @@ use wasm_bindgen::prelude::Closure;
 
 use super::axes::Axes;
 use super::handle::{AVERAGES, ChartHandle, ChartState, Style};
-use super::labels::time_label;
 use crate::candles::Candle;
+use crate::time_format::time_label;
 
 const BG: RGBColor = RGBColor(0x11, 0x15, 0x1c);
 const GRID: RGBColor = RGBColor(0x22, 0x29, 0x34);

@@ -20,7 +20,7 @@
 //! One concern per file: [`axes`] maps data to the plot and holds the
 //! [`View`] (zoom and pan), [`handle`] holds the data and decides what a
 //! trade needs drawn, `draw` paints with plotters (browser only),
-//! [`gestures`] reads the pointer, [`labels`] formats the time axis,
+//! [`gestures`] reads the pointer, [`crate::time_format`] formats the time axis,
 //! [`panel`] is the component, and `bench` times it all in a real browser.
 
 pub mod axes;
@@ -30,10 +30,8 @@ pub mod bench;
 mod draw;
 pub mod gestures;
 pub mod handle;
-pub mod labels;
 pub mod panel;
 
 pub use axes::{Axes, HEADROOM, VISIBLE, View};
 pub use handle::{AVERAGES, ChartHandle, ChartState, Drawn, Overlay, Style};
-pub use labels::time_label;
 pub use panel::PriceChart;

@@ -9,11 +9,11 @@ use leptos::prelude::*;
 use super::axes::View;
 use super::gestures::{self, Gesture, Pointers};
 use super::handle::{AVERAGES, ChartHandle, Style};
-use super::labels::time_label;
 use crate::api::CandleHistory;
 use crate::boundary::boundary;
 use crate::candles::Interval;
 use crate::error::UserError;
+use crate::time_format::time_label;
 
 /// Candles one history request asks for.
 const HISTORY_PAGE: usize = 500;

@@ -26,7 +26,8 @@ use super::lock::unpoisoned;
 use super::login_limits::{LoginLimits, Refusal};
 use super::market_data::{CANDLES_SENT, MarketData};
 use super::market_task::{Action, Caps, CommandOutcome, MarketHandle, OrderRequest, Replayed};
-use super::order_history::{OrderFilter, OrderHistoryHandle, OrderRecord, newest_first};
+use super::order_history::{OrderFilter, OrderRecord, newest_first};
+use super::order_history_task::OrderHistoryHandle;
 use super::session::{self, SessionPolicy};
 use super::settings::Settings;
 use super::streams::{
@@ -38,12 +39,10 @@ use super::views::{
 };
 use crate::api::{
     AccountView, CandleHistory, DepthView, MarketSnapshot, MarketView, OrderHistoryPage,
-    OrderRecordView, ReplayView, TickerView, TradeHistoryPage,
+    OrderRecordView, ReplayView, TAPE, TickerView, TradeHistoryPage,
 };
 use crate::candles::Interval;
 
-/// Trades a replayed tape shows, as the live one does.
-const TAPE: usize = 50;
 /// Events read back from a replayed moment to find its tape's trades.
 const REPLAY_TAPE_READ: u64 = 2_000;
 

@@ -13,7 +13,7 @@ use super::context::token_in;
 use super::exchange::Exchange;
 use super::order_history::OrderFilter;
 use crate::api::{FillView, OrderRecordView};
-use crate::chart::labels::rfc3339;
+use crate::time_format::rfc3339;
 
 /// The columns of `orders.csv`, in order.
 pub const ORDER_COLUMNS: [&str; 19] = [

@@ -6,32 +6,29 @@
 mod accounts_task;
 pub mod audit;
 mod book_history;
-mod clock;
+pub(crate) mod clock;
 pub mod context;
 pub mod depth_updates;
 mod exchange;
 mod exchange_error;
 pub mod feed;
 pub mod feed_limits;
-#[cfg(test)]
-mod feed_tests;
 pub mod history_export;
 pub mod leadership;
 mod live_tail;
 mod lock;
-mod login_limits;
-mod market_data;
+pub(crate) mod login_limits;
+pub(crate) mod market_data;
 mod market_task;
 mod order_history;
+mod order_history_task;
 pub mod orders;
-mod session;
+pub(crate) mod session;
 mod settings;
 pub mod simulator;
 pub mod streams;
 mod supervise;
-#[cfg(test)]
-mod tests;
-mod views;
+pub(crate) mod views;
 
 pub use exchange::{Connection, Exchange, MarketStats, ReplayTo, StartError, Stats, StoreStats};
 pub use exchange_error::ExchangeError;

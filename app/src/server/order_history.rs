@@ -3,7 +3,7 @@
 //! refused. It is folded from the market streams (`OrderAccepted`, the
 //! trades, `OrderAmended`, `OrderFilled`, `OrderCancelled`) and the account
 //! streams (`OrderRefused`) in the store's order, read from the beginning
-//! at start and kept current by the live tail, so it always is the fold of
+//! at start and kept current by the live tail (`order_history_task.rs`), so it always is the fold of
 //! the log, whichever exchange server wrote it.
 //!
 //! Each account's orders are kept in the order they entered the log, so a
@@ -12,19 +12,12 @@
 //! of the next page: paging stays right while new orders come in.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use accounts::AccountEvent;
 use orderbook::{
     AccountId, CancelReason, Event, OrderId, OrderType, Side, TimeInForce, Timestamp, Trigger,
 };
 use rust_decimal::Decimal;
-
-use super::live_tail::{LiveTail, Streams};
-use super::lock::unpoisoned;
-use super::streams::Decoded;
-use super::supervise::supervise;
 
 /// Where an order is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -286,52 +279,6 @@ impl OrderHistory {
     /// Every order of the account the filter keeps, newest first.
     pub fn all(&self, account: AccountId, filter: &OrderFilter) -> Vec<OrderRecord> {
         self.page(account, filter, None, usize::MAX).orders
-    }
-}
-
-/// A handle on the read model its task keeps current. Cheap to clone.
-#[derive(Clone, Default)]
-pub struct OrderHistoryHandle {
-    state: Arc<RwLock<OrderHistory>>,
-}
-
-impl OrderHistoryHandle {
-    /// Starts the supervised task that folds the log in from the beginning.
-    /// A restart after a panic folds it again from the beginning.
-    pub fn start(tail: LiveTail) -> OrderHistoryHandle {
-        let handle = OrderHistoryHandle::default();
-        let task = handle.clone();
-        supervise("order history".into(), move || {
-            task.clone().run(tail.clone())
-        });
-        handle
-    }
-
-    pub fn read<T>(&self, f: impl FnOnce(&OrderHistory) -> T) -> T {
-        let history = unpoisoned(self.state.read());
-        f(&history)
-    }
-
-    async fn run(self, tail: LiveTail) {
-        *unpoisoned(self.state.write()) = OrderHistory::default();
-        let mut reader = tail.reader(Streams::MarketsAndAccounts, None);
-        loop {
-            match reader.next().await {
-                Ok(progress) => {
-                    let mut history = unpoisoned(self.state.write());
-                    for e in &progress.events {
-                        match &e.event {
-                            Decoded::Book(event) => history.apply_market(event),
-                            Decoded::Account(event) => history.apply_account(event),
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!("the order history cannot read the store, retrying: {e}");
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
-        }
     }
 }
 

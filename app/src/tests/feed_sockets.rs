@@ -12,9 +12,8 @@ use crate::api::{FeedMessage, FeedRequest};
 use crate::feed_socket::MAX_MESSAGE;
 use crate::server::{Connection, Exchange};
 
-type Socket = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Serves the whole site on a loopback port, as the binary does.
 async fn serve(dir: &Path) -> (Exchange, SocketAddr) {

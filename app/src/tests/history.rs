@@ -21,23 +21,6 @@ async fn orders_when(
     panic!("the order history never held {count} orders for {form:?}");
 }
 
-async fn download(s: &Server, b: &Browser, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
-    let mut request = Request::get(path);
-    if let Some(c) = &b.cookie {
-        request = request.header(header::COOKIE, format!("session={c}"));
-    }
-    let response = s
-        .router
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, String::from_utf8(body.to_vec()).unwrap())
-}
-
 /// Every order with its state, fills and reason, and every trade, newest
 /// first, paged by a cursor that holds while new orders arrive, filtered
 /// by market and state, downloadable as CSV, and the same after a restart.

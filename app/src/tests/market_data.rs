@@ -117,8 +117,14 @@ async fn older_candles_come_from_every_trade_ever_made() {
             .iter()
             .find(|s| s.interval == Interval::M1)
             .unwrap();
-        assert_eq!(minutes.candles.len(), market_data::CANDLES_SENT);
-        assert_eq!(minutes.candles[..], all[600 - market_data::CANDLES_SENT..]);
+        assert_eq!(
+            minutes.candles.len(),
+            crate::server::market_data::CANDLES_SENT
+        );
+        assert_eq!(
+            minutes.candles[..],
+            all[600 - crate::server::market_data::CANDLES_SENT..]
+        );
         // Every interval holds every trade: the volumes add up.
         for interval in Interval::ALL {
             let got = history(&s, interval.label(), now, 1000).await.unwrap();

@@ -282,8 +282,31 @@ async fn check_store(server: &Server) {
         assert_eq!(books.0, books.1, "{symbol}");
     }
     // The operator's check, event by event over the whole log.
-    let audit = crate::server::audit::audit(&client, &markets).await.unwrap();
+    let audit = crate::server::audit::audit(&client, &markets)
+        .await
+        .unwrap();
     let findings: Vec<String> = audit.findings.iter().map(|f| f.to_string()).collect();
     assert_eq!(findings, Vec::<String>::new(), "exchange check");
     assert!(audit.events > 0, "the check read the log");
+}
+
+async fn download(
+    s: &Server,
+    b: &Browser,
+    path: &str,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut request = Request::get(path);
+    if let Some(c) = &b.cookie {
+        request = request.header(header::COOKIE, format!("session={c}"));
+    }
+    let response = s
+        .router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8(body.to_vec()).unwrap())
 }
