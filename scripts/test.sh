@@ -15,6 +15,12 @@ step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 step "formatting"
 cargo fmt --all --check
 
+step "imports"
+# No two modules of a crate import each other (directly or in a loop), and
+# nothing under app/src/server imports the pages, the browser code or the
+# HTTP edge above it. How it reads the code: the script's own docs.
+python3 scripts/imports.py
+
 step "clippy"
 # The app is linted as the server builds it (ssr) and as the browser does.
 cargo clippy --workspace --all-targets --features app/ssr -- -D warnings
