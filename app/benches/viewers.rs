@@ -70,7 +70,7 @@ fn resident() -> u64 {
 
 async fn trader(x: &Exchange, name: &str) -> AccountId {
     let token = x.sign_up(name, "correct horse").await.unwrap();
-    let id = x.account_for(&token).unwrap();
+    let id = x.use_session(&token).unwrap();
     x.claim_faucet(id).await.unwrap();
     id
 }

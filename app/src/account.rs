@@ -66,7 +66,7 @@ pub async fn claim_faucet() -> Result<(), UserError> {
 pub async fn my_account() -> Result<Option<AccountView>, UserError> {
     use crate::server::context::{exchange, session_token};
     let exchange = exchange()?;
-    let account = session_token().await.and_then(|t| exchange.account_for(&t));
+    let account = session_token().await.and_then(|t| exchange.use_session(&t));
     Ok(account.and_then(|a| exchange.view(a)))
 }
 

@@ -183,7 +183,7 @@ mod page {
         headers: HeaderMap,
         Query(query): Query<HistoryQuery>,
     ) -> Response {
-        let account = token_in(&headers).and_then(|t| exchange.account_for(&t));
+        let account = token_in(&headers).and_then(|t| exchange.use_session(&t));
         let (status, html) = match account {
             None => (
                 StatusCode::UNAUTHORIZED,

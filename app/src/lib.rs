@@ -26,7 +26,7 @@ pub mod shell;
 pub mod terminal;
 pub mod time_format;
 pub mod time_machine;
-pub mod trading;
+pub mod trader_panel;
 
 #[cfg(feature = "ssr")]
 pub mod check;

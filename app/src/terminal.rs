@@ -23,7 +23,7 @@ use crate::live_market::{
     ChartPanel, DepthBook, LevelPick, LinkStatus, MarketState, Tape, Ticker, connect,
 };
 use crate::time_machine::{ReplayBar, ReplayButton, linked_moment};
-use crate::trading::TraderPanel;
+use crate::trader_panel::TraderPanel;
 
 /// The market a page opens on.
 pub const DEFAULT_MARKET: &str = "BTC-USD";

@@ -9,10 +9,10 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use leptos::prelude::*;
 use orderbook::AccountId;
 
+use super::credentials;
 use super::exchange::Exchange;
 use super::exchange_error::ExchangeError;
 use super::feed_limits::{FeedLimits, SocketCounts};
-use super::session;
 use crate::api::AccountView;
 use crate::error::UserError;
 
@@ -82,7 +82,7 @@ pub fn token_in(headers: &HeaderMap) -> Option<String> {
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(session::token_from_cookies)
+        .find_map(credentials::token_from_cookies)
         .map(str::to_string)
 }
 
@@ -92,7 +92,7 @@ pub fn token_in(headers: &HeaderMap) -> Option<String> {
 pub fn account_view_now() -> Option<AccountView> {
     let token = request_session()?;
     let exchange = exchange().ok()?;
-    let account = exchange.account_for(&token)?;
+    let account = exchange.use_session(&token)?;
     exchange.view(account)
 }
 
@@ -106,7 +106,7 @@ pub async fn current_account() -> Result<(Exchange, AccountId), UserError> {
     let exchange = exchange()?;
     let account = session_token()
         .await
-        .and_then(|t| exchange.account_for(&t))
+        .and_then(|t| exchange.use_session(&t))
         .ok_or_else(|| UserError::from(ExchangeError::NotLoggedIn))?;
     Ok((exchange, account))
 }
@@ -116,7 +116,7 @@ pub fn set_session_cookie(token: Option<&str>) {
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>()
         && let Ok(exchange) = exchange()
         && let Ok(value) =
-            HeaderValue::from_str(&session::set_cookie(token, &exchange.session_policy()))
+            HeaderValue::from_str(&credentials::set_cookie(token, &exchange.session_policy()))
     {
         response.append_header(header::SET_COOKIE, value);
     }

@@ -334,7 +334,7 @@ impl Viewer {
 
     /// The account of the socket's session, while the session lasts.
     fn session_account(&self) -> Option<AccountId> {
-        self.exchange.account_for(self.session.as_deref()?)
+        self.exchange.use_session(self.session.as_deref()?)
     }
 
     async fn account_progress(&mut self, progress: Result<Progress, StreamError>) {

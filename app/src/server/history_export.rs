@@ -78,7 +78,7 @@ pub async fn serve(
     headers: HeaderMap,
     Query(query): Query<ExportQuery>,
 ) -> Response {
-    let Some(account) = token_in(&headers).and_then(|t| exchange.account_for(&t)) else {
+    let Some(account) = token_in(&headers).and_then(|t| exchange.use_session(&t)) else {
         return (StatusCode::UNAUTHORIZED, "please log in first\n").into_response();
     };
     let filter = match history_filter(&exchange, query.market, query.state) {

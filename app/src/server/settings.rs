@@ -2,6 +2,7 @@
 //! markets are listed on which grids, the fee rates and the faucet.
 
 use std::path::Path;
+use std::time::Duration;
 
 use accounts::{FaucetGrant, Fees};
 use orderbook::{Market, MarketSpec};
@@ -23,7 +24,7 @@ pub struct Settings {
     pub fees: Fees,
     pub faucet: accounts::Faucet,
     /// Not in the file: the server's flags set it.
-    pub sessions: super::session::SessionPolicy,
+    pub sessions: SessionPolicy,
     /// Orders one account may have open at once, over all markets (a
     /// server flag too).
     pub max_open_orders: usize,
@@ -112,5 +113,31 @@ impl Settings {
 
     pub fn market(&self, symbol: &str) -> Option<&Market> {
         self.markets.iter().find(|m| m.spec.symbol == symbol)
+    }
+}
+
+/// How long sessions last on the server, how many an account may hold,
+/// and whether the cookie is sent only over TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// A session not used for this long ends (an open page uses it every
+    /// second, so this is time away from the exchange).
+    pub idle: Duration,
+    /// A session ends this long after it began, used or not.
+    pub absolute: Duration,
+    /// Sessions one account may hold; a new one ends the oldest beyond it.
+    pub per_account: usize,
+    /// Mark the cookie `Secure`: for a server behind TLS.
+    pub secure_cookie: bool,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> SessionPolicy {
+        SessionPolicy {
+            idle: Duration::from_secs(12 * 3600),
+            absolute: Duration::from_secs(30 * 24 * 3600),
+            per_account: 10,
+            secure_cookie: false,
+        }
     }
 }

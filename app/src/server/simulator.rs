@@ -92,9 +92,11 @@ async fn bot_account(exchange: &Exchange, name: &str) -> Result<AccountId, super
         return Ok(id);
     }
     // Bots never log in: their password is random and thrown away.
-    let token = exchange.sign_up(name, &super::session::new_token()).await?;
+    let token = exchange
+        .sign_up(name, &super::credentials::new_token())
+        .await?;
     let id = exchange
-        .account_for(&token)
+        .use_session(&token)
         .ok_or(super::ExchangeError::Unavailable)?;
     while exchange.claim_faucet(id).await.is_ok() {}
     Ok(id)

@@ -5,15 +5,15 @@
 //! [`Server`] on a store in a temporary folder, and a [`Browser`] that
 //! keeps cookies and calls server functions as a page does.
 
-mod feed;
+mod candles_and_replays;
 mod feed_sockets;
-mod history;
-mod market_data;
-mod orders;
+mod history_pages;
+mod live_feed;
+mod log_ins;
 mod restarts;
 mod security;
-mod sessions;
 mod stops_and_amends;
+mod trading_rules;
 
 use std::path::Path;
 
@@ -138,7 +138,7 @@ impl Browser {
         self.status = Some(status);
         for value in response.headers().get_all(header::SET_COOKIE) {
             let token =
-                session::token_from_cookies(value.to_str().unwrap().split(';').next().unwrap());
+                credentials::token_from_cookies(value.to_str().unwrap().split(';').next().unwrap());
             self.cookie = token.map(str::to_string);
         }
         let body = response.into_body().collect().await.unwrap().to_bytes();

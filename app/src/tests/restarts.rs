@@ -45,7 +45,7 @@ async fn a_settlement_an_old_log_lost_in_a_crash_is_made_exactly_once_at_restart
         a.limit(&s, "sell", "30000", "0.5").await.unwrap();
         bob = s
             .exchange
-            .account_for(b.cookie.as_deref().unwrap())
+            .use_session(b.cookie.as_deref().unwrap())
             .unwrap();
         s.exchange.stop().await;
     }
@@ -119,7 +119,7 @@ async fn an_old_reservation_whose_order_never_reached_the_book_holds_nothing() {
         a = Browser::sign_up(&s, "alice").await;
         alice = s
             .exchange
-            .account_for(a.cookie.as_deref().unwrap())
+            .use_session(a.cookie.as_deref().unwrap())
             .unwrap();
         s.exchange.stop().await;
     }
@@ -157,7 +157,7 @@ async fn an_extra_an_old_log_held_for_a_lost_amendment_is_not_held() {
         a = Browser::sign_up(&s, "alice").await;
         alice = s
             .exchange
-            .account_for(a.cookie.as_deref().unwrap())
+            .use_session(a.cookie.as_deref().unwrap())
             .unwrap();
         a.limit(&s, "buy", "100", "0.5").await.unwrap();
         a.limit(&s, "sell", "30000", "0.2").await.unwrap();

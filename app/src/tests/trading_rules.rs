@@ -222,7 +222,7 @@ async fn concurrent_orders_share_appends() {
     let a = Browser::sign_up(&s, "alice").await;
     let account = s
         .exchange
-        .account_for(a.cookie.as_deref().unwrap())
+        .use_session(a.cookie.as_deref().unwrap())
         .unwrap();
     let order = |i: u64| OrderRequest {
         side: orderbook::Side::Buy,
@@ -291,7 +291,7 @@ async fn the_simulator_keeps_both_sides_of_every_book_deep_around_a_persons_orde
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path()).await;
     let token = s.exchange.sign_up("carol", "correct horse").await.unwrap();
-    let carol = s.exchange.account_for(&token).unwrap();
+    let carol = s.exchange.use_session(&token).unwrap();
     s.exchange.claim_faucet(carol).await.unwrap();
     let ask = OrderRequest {
         side: orderbook::Side::Sell,
@@ -587,7 +587,7 @@ async fn concurrent_traders_on_both_markets_keep_every_ledger_rule() {
         let b = Browser::sign_up(&s, &format!("trader{i}")).await;
         accounts.push(
             s.exchange
-                .account_for(b.cookie.as_deref().unwrap())
+                .use_session(b.cookie.as_deref().unwrap())
                 .unwrap(),
         );
     }

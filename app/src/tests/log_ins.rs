@@ -178,7 +178,7 @@ async fn sessions_expire_are_capped_and_end_everywhere() {
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let mut config = settings();
-    config.sessions = session::SessionPolicy {
+    config.sessions = SessionPolicy {
         idle: Duration::from_millis(800),
         absolute: Duration::from_millis(3000),
         per_account: 2,

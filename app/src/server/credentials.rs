@@ -1,4 +1,4 @@
-//! Passwords, session tokens and how long sessions last.
+//! Credentials: passwords, session tokens and the session cookie.
 //!
 //! Passwords are hashed with argon2id (the crate's default parameters) and
 //! stored only as PHC strings. A session token is 32 random bytes shown to
@@ -11,36 +11,11 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use blake2::{Blake2s256, Digest};
-use std::time::Duration;
+
+use super::settings::SessionPolicy;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "session";
-
-/// How long sessions last on the server, how many an account may hold,
-/// and whether the cookie is sent only over TLS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SessionPolicy {
-    /// A session not used for this long ends (an open page uses it every
-    /// second, so this is time away from the exchange).
-    pub idle: Duration,
-    /// A session ends this long after it began, used or not.
-    pub absolute: Duration,
-    /// Sessions one account may hold; a new one ends the oldest beyond it.
-    pub per_account: usize,
-    /// Mark the cookie `Secure`: for a server behind TLS.
-    pub secure_cookie: bool,
-}
-
-impl Default for SessionPolicy {
-    fn default() -> SessionPolicy {
-        SessionPolicy {
-            idle: Duration::from_secs(12 * 3600),
-            absolute: Duration::from_secs(30 * 24 * 3600),
-            per_account: 10,
-            secure_cookie: false,
-        }
-    }
-}
 
 pub fn hash_password(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);

@@ -23,7 +23,7 @@ async fn exchange(dir: &std::path::Path) -> Exchange {
 
 async fn trader(x: &Exchange, name: &str) -> orderbook::AccountId {
     let token = x.sign_up(name, "correct horse").await.unwrap();
-    let account = x.account_for(&token).unwrap();
+    let account = x.use_session(&token).unwrap();
     x.claim_faucet(account).await.unwrap();
     account
 }
@@ -683,7 +683,7 @@ async fn a_feed_follows_its_sessions_account_and_resumes_without_missing_a_fill(
     let dir = tempfile::tempdir().unwrap();
     let x = exchange(dir.path()).await;
     let token = x.sign_up("alice", "correct horse").await.unwrap();
-    let a = x.account_for(&token).unwrap();
+    let a = x.use_session(&token).unwrap();
     x.claim_faucet(a).await.unwrap();
     let b = trader(&x, "bob").await;
 

@@ -1,0 +1,114 @@
+//! What a trader may see of their own account: balances, open orders,
+//! and the pages of their order and trade history.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use orderbook::{AccountId, Book, OrderId};
+
+use super::Exchange;
+use crate::api::{AccountView, OrderHistoryPage, OrderRecordView, TradeHistoryPage};
+use crate::server::order_history::{OrderFilter, OrderRecord, newest_first};
+use crate::server::views::{
+    account_view, fill_view, open_order_view, order_record_view, stop_order_view,
+};
+
+impl Exchange {
+    /// A page of the account's orders, newest first: up to `limit` that
+    /// `filter` keeps, from just before the cursor `before`; each with its
+    /// fills from the ledger.
+    pub fn order_history(
+        &self,
+        account: AccountId,
+        filter: &OrderFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> OrderHistoryPage {
+        let page = self
+            .0
+            .order_history
+            .read(|h| h.page(account, filter, before, limit));
+        OrderHistoryPage {
+            orders: self.with_fills(account, &page.orders),
+            next: page.next,
+        }
+    }
+
+    /// Every order of the account that `filter` keeps, newest first.
+    pub fn all_orders(&self, account: AccountId, filter: &OrderFilter) -> Vec<OrderRecordView> {
+        let orders = self.0.order_history.read(|h| h.all(account, filter));
+        self.with_fills(account, &orders)
+    }
+
+    fn with_fills(&self, account: AccountId, orders: &[OrderRecord]) -> Vec<OrderRecordView> {
+        self.0.ledger.read(|l| {
+            let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
+            let mut fills: HashMap<(&str, OrderId), Vec<&accounts::TradeSettled>> = orders
+                .iter()
+                .filter_map(|o| Some(((o.symbol.as_str(), o.order_id?), Vec::new())))
+                .collect();
+            for t in trades {
+                if let Some(f) = fills.get_mut(&(t.symbol.as_str(), t.order_id)) {
+                    f.push(t);
+                }
+            }
+            orders
+                .iter()
+                .map(|o| {
+                    let key = o.order_id.map(|id| (o.symbol.as_str(), id));
+                    let of = key.and_then(|k| fills.remove(&k)).unwrap_or_default();
+                    order_record_view(o, of)
+                })
+                .collect()
+        })
+    }
+
+    /// A page of the account's trades (one market's, or all), newest
+    /// first, from just before the cursor `before`.
+    pub fn trade_history(
+        &self,
+        account: AccountId,
+        symbol: Option<&str>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> TradeHistoryPage {
+        self.0.ledger.read(|l| {
+            let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
+            let keep = |t: &accounts::TradeSettled| symbol.is_none_or(|s| s == t.symbol);
+            let (page, next) = newest_first(trades, before, limit, keep);
+            TradeHistoryPage {
+                trades: page.into_iter().map(fill_view).collect(),
+                next,
+            }
+        })
+    }
+
+    /// Everything a trader sees of their own account.
+    pub fn view(&self, account: AccountId) -> Option<AccountView> {
+        // The account's reservations name its open orders: look just those
+        // up in the books instead of scanning every resting order.
+        let reserved: Vec<(String, OrderId)> = self.0.ledger.read(|l| {
+            l.account(account)
+                .map(|a| a.reservations.keys().cloned().collect())
+                .unwrap_or_default()
+        });
+        let mut books: BTreeMap<&str, Arc<Book>> = BTreeMap::new();
+        let mut open_orders = Vec::new();
+        for (symbol, order_id) in &reserved {
+            let Some(market) = self.0.markets.get(symbol) else {
+                continue;
+            };
+            let book = books.entry(symbol).or_insert_with(|| market.book());
+            // Reserved but not in the book: still on its way, or already
+            // done and waiting for settlement. Either way not resting.
+            if let Some(o) = book.order(*order_id).filter(|o| o.account == account) {
+                open_orders.push(open_order_view(symbol, &o));
+            } else if let Some(o) = book.stop_order(*order_id).filter(|o| o.account == account) {
+                open_orders.push(stop_order_view(symbol, &o));
+            }
+        }
+        self.0
+            .ledger
+            .read(|l| Some(account_view(l.account(account)?, open_orders)))
+    }
+}

@@ -1,0 +1,149 @@
+//! What anyone may see of a market: its terms, book, depth, ticker, tape
+//! and candles, live or replayed to a moment of its history.
+
+use std::sync::Arc;
+
+use orderbook::Book;
+use tokio::sync::watch;
+
+use super::Exchange;
+use crate::api::{
+    CandleHistory, DepthView, MarketSnapshot, MarketView, ReplayView, TAPE, TickerView,
+};
+use crate::candles::Interval;
+use crate::server::clock::now_ms;
+use crate::server::depth_updates::{DEPTH_LEVELS, DepthUpdate};
+use crate::server::exchange_error::ExchangeError;
+use crate::server::market_data::CANDLES_SENT;
+use crate::server::streams::{Direction, StreamError, read_market};
+use crate::server::views::{depth_view, market_view, trade_view};
+
+/// Events read back from a replayed moment to find its tape's trades.
+const REPLAY_TAPE_READ: u64 = 2_000;
+
+/// How far [`Exchange::replay`] goes into a market's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayTo {
+    /// Its stream's first this many events.
+    Events(u64),
+    /// Every event up to this time (milliseconds since the Unix epoch).
+    Time(u64),
+}
+
+impl Exchange {
+    pub fn market_spec(&self, symbol: &str) -> Option<orderbook::MarketSpec> {
+        self.0.markets.get(symbol).map(|m| m.market.spec.clone())
+    }
+
+    /// A market's published depth and ticker, to follow as it moves.
+    /// The receiver has seen the update published last.
+    pub fn depth_updates(&self, symbol: &str) -> Option<watch::Receiver<Arc<DepthUpdate>>> {
+        self.0.depth_updates.get(symbol).map(|u| u.subscribe())
+    }
+
+    /// The best levels of a market's book, with running totals.
+    pub fn depth(&self, symbol: &str) -> Option<DepthView> {
+        let book = self.book(symbol)?;
+        Some(depth_view(book.depth(DEPTH_LEVELS)))
+    }
+
+    pub fn ticker(&self, symbol: &str) -> Option<TickerView> {
+        self.0
+            .market_data
+            .read(symbol, |tape, _| tape.ticker(now_ms()))
+    }
+
+    /// What a market page shows first, as of the position the market data
+    /// has reached.
+    pub fn snapshot(&self, symbol: &str) -> Option<MarketSnapshot> {
+        let depth = self.depth(symbol)?;
+        self.0
+            .market_data
+            .read(symbol, |tape, position| MarketSnapshot {
+                symbol: symbol.to_string(),
+                position,
+                trades: tape.trades.iter().rev().take(TAPE).cloned().collect(),
+                series: tape.recent(CANDLES_SENT),
+                ticker: tape.ticker(now_ms()),
+                depth,
+            })
+    }
+
+    /// Up to `limit` candles of a market that start before `before_ms`.
+    pub fn candles_before(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        before_ms: u64,
+        limit: usize,
+    ) -> Option<CandleHistory> {
+        self.0
+            .market_data
+            .read(symbol, |tape, _| tape.history(interval, before_ms, limit))
+    }
+
+    /// A market as it was after its first events (see [`ReplayTo`]): the
+    /// book from the nearest checkpoint and the events after it (read from
+    /// the store, at most `CHECKPOINT_EVERY`), the tape from the events
+    /// just before, the candles from the trades up to then.
+    pub async fn replay(&self, symbol: &str, to: ReplayTo) -> Result<ReplayView, ExchangeError> {
+        let unknown = || ExchangeError::UnknownMarket(symbol.to_string());
+        let (events, total, at_ms, (from, start), series) = self
+            .0
+            .market_data
+            .read(symbol, |tape, _| {
+                let h = &tape.history;
+                let events = match to {
+                    ReplayTo::Events(n) => n.min(h.events()),
+                    ReplayTo::Time(at_ms) => h.events_at(at_ms),
+                };
+                let series = h.series(events, CANDLES_SENT);
+                (
+                    events,
+                    h.events(),
+                    h.time_after(events),
+                    h.checkpoint(events),
+                    series,
+                )
+            })
+            .ok_or_else(unknown)?;
+        let client = &self.0.client;
+        let unavailable = |e: StreamError| {
+            tracing::warn!("replay of {symbol} cannot read the store: {e}");
+            ExchangeError::Unavailable
+        };
+        let after = read_market(client, symbol, from, events - from, Direction::Forwards)
+            .await
+            .map_err(unavailable)?;
+        let mut book = Book::clone(&start);
+        for e in &after {
+            book.apply(e);
+        }
+        let mut trades = Vec::new();
+        if let Some(last) = events.checked_sub(1) {
+            let before = read_market(client, symbol, last, REPLAY_TAPE_READ, Direction::Backwards)
+                .await
+                .map_err(unavailable)?;
+            trades = before.iter().filter_map(trade_view).take(TAPE).collect();
+        }
+        Ok(ReplayView {
+            symbol: symbol.to_string(),
+            events,
+            total,
+            at_ms,
+            depth: depth_view(book.depth(DEPTH_LEVELS)),
+            trades,
+            series,
+        })
+    }
+
+    /// The book of a market as of its last append.
+    pub fn book(&self, symbol: &str) -> Option<Arc<Book>> {
+        self.0.markets.get(symbol).map(|m| m.book())
+    }
+
+    pub fn markets(&self) -> Vec<MarketView> {
+        let markets = self.0.markets.values();
+        markets.map(|m| market_view(&m.market.spec)).collect()
+    }
+}

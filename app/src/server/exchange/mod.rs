@@ -1,0 +1,316 @@
+//! The exchange as the web server sees it: start it on an event store, then
+//! sign traders up and in, route their orders to the markets, and hand out
+//! what the books, the ledger and the market data hold (as wire types, made
+//! in `views`).
+//!
+//! One type, [`Exchange`], in five files, one per kind of caller: this one
+//! starts and stops it and reports its stats; `sessions` signs traders up,
+//! in and out; `trading` routes their orders to the markets;
+//! `market_reads` and `account_reads` answer what anyone may see of a
+//! market and what a trader may see of their own account.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use eventstore::{Client, ClientSettings};
+use orderbook::Book;
+use store::EmbeddedStore;
+
+use super::accounts_task::{AccountsHandle, Preloaded};
+use super::depth_updates::{self, DepthUpdates};
+use super::leadership::{Leadership, Role, fenced_term};
+use super::live_tail::LiveTail;
+use super::lock::unpoisoned;
+use super::login_limits::LoginLimits;
+use super::market_data::MarketData;
+use super::market_task::{Caps, MarketHandle, Replayed};
+use super::order_history_task::OrderHistoryHandle;
+use super::settings::{SessionPolicy, Settings};
+use super::streams::{StreamError, last_position, load_market, market_stream, until_answered};
+
+mod account_reads;
+pub(super) mod market_reads;
+mod sessions;
+mod trading;
+
+/// Where the events live.
+#[derive(Clone, Debug)]
+pub enum Connection {
+    /// Our own store, started in this process on a loopback port.
+    Embedded { data: PathBuf },
+    /// An EventStoreDB/KurrentDB connection string.
+    External(String),
+}
+
+impl Connection {
+    /// A client of the store, starting the embedded one (returned: it
+    /// runs until it is stopped or dropped) if that is the store.
+    pub async fn open(self) -> Result<(Client, Option<EmbeddedStore>), StartError> {
+        let (url, embedded) = match self {
+            Connection::Embedded { data } => {
+                let store = EmbeddedStore::start(&data, ([127, 0, 0, 1], 0).into()).await?;
+                tracing::info!(data = %data.display(), "embedded event store at {}", store.public_connection_string());
+                (store.connection_string(), Some(store))
+            }
+            Connection::External(url) => (url, None),
+        };
+        let client_settings: ClientSettings =
+            url.parse()
+                .map_err(|e: eventstore::ClientSettingsParseError| {
+                    StartError::ConnectionString(e.to_string())
+                })?;
+        let client = reached(&client_settings).await?;
+        Ok((client, embedded))
+    }
+}
+
+/// A client that has reached the store, asking again while it does not
+/// answer (as [`until_answered`] does). Each try is a new client:
+/// the official client (4.0.0) gives up for good when its first call to
+/// the store fails midway, and every later call then fails with
+/// "connection is closed" although the store is back.
+async fn reached(settings: &ClientSettings) -> Result<Client, StartError> {
+    let new = || Client::new(settings.clone());
+    // A mistake in the settings shows at once, not after the patience.
+    new().map_err(|e| StartError::ConnectionString(e.to_string()))?;
+    let client = until_answered("reaching the event store", || async {
+        let client = new().map_err(|e| StreamError::Unavailable(e.to_string()))?;
+        last_position(&client).await?;
+        Ok(client)
+    })
+    .await?;
+    Ok(client)
+}
+
+/// Why the exchange could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot start the embedded event store: {0}")]
+    EmbeddedStore(#[from] store::StoreError),
+    #[error("invalid event store connection string: {0}")]
+    ConnectionString(String),
+    #[error("cannot read the event store: {0}")]
+    Read(#[from] StreamError),
+}
+
+/// What this server keeps about sessions beside the log: how long they
+/// last, when each was last used here, and how often each name and
+/// address may try to log in or sign up. None of it is in the log: after
+/// a restart a session's idle time starts again, and so do the counts.
+struct Sessions {
+    policy: SessionPolicy,
+    /// When each session (by token hash) was last used on this server.
+    last_seen: Mutex<HashMap<String, Instant>>,
+    login_limits: Mutex<LoginLimits>,
+}
+
+/// A running exchange. Cheap to clone: every clone is the same exchange.
+#[derive(Clone)]
+pub struct Exchange(Arc<Inner>);
+
+struct Inner {
+    leadership: Leadership,
+    client: Client,
+    tail: LiveTail,
+    ledger: AccountsHandle,
+    market_data: MarketData,
+    order_history: OrderHistoryHandle,
+    markets: BTreeMap<String, MarketHandle>,
+    store: std::sync::Mutex<Option<EmbeddedStore>>,
+    /// Each market's published depth and ticker, which its viewers follow.
+    depth_updates: BTreeMap<String, DepthUpdates>,
+    /// Who is logged in here, and how often one may try.
+    sessions: Sessions,
+}
+
+impl Exchange {
+    /// Connects (starting the embedded store if asked), rebuilds every
+    /// account and book from the events, starts the tasks, and returns
+    /// once this server leads or knows who does. A store that does not
+    /// answer is asked again for a while; a damaged log stops the start.
+    pub async fn start(settings: Settings, connection: Connection) -> Result<Exchange, StartError> {
+        let (client, embedded) = connection.open().await?;
+        // The tail first: every stream read below is read after the
+        // position it starts from, so following it from there misses
+        // nothing another server appends meanwhile.
+        let market_streams = settings.markets.iter();
+        let market_streams = market_streams.map(|m| market_stream(m.symbol.as_str()));
+        let market_streams: Vec<String> = market_streams.collect();
+        let tail = until_answered("following the log", || {
+            LiveTail::start(client.clone(), market_streams.clone())
+        })
+        .await?;
+        let followed_from = tail.reached();
+        // Each market stream is read once here; the accounts task folds
+        // the ledger from these events, and each market task starts from
+        // the book replayed here.
+        let mut preloaded = Preloaded::new();
+        for market in &settings.markets {
+            let symbol = market.symbol.to_string();
+            let events =
+                until_answered("reading a market", || load_market(&client, &symbol)).await?;
+            preloaded.insert(symbol, Arc::new(events));
+        }
+        let ledger = AccountsHandle::start(
+            client.clone(),
+            settings.markets.clone(),
+            settings.fees,
+            settings.faucet.clone(),
+            preloaded.clone(),
+            tail.clone(),
+            followed_from,
+        );
+        ledger.loaded().await;
+        let symbols = settings.markets.iter().map(|m| m.symbol.clone()).collect();
+        let leadership = Leadership::start(
+            client.clone(),
+            settings.leader.clone(),
+            symbols,
+            ledger.clone(),
+        );
+        let mut markets = BTreeMap::new();
+        for market in &settings.markets {
+            let symbol = market.symbol.to_string();
+            let book = Book::replay(market.clone(), preloaded[&symbol].iter());
+            let term = fenced_term(preloaded[&symbol].iter());
+            let caps = Caps {
+                max_open_orders: settings.max_open_orders,
+                max_stop_orders: settings.max_stop_orders,
+            };
+            let handle = MarketHandle::start(
+                client.clone(),
+                market.clone(),
+                ledger.clone(),
+                (settings.fees, caps),
+                Replayed {
+                    book,
+                    term,
+                    followed_from,
+                },
+                tail.clone(),
+                leadership.clone(),
+            );
+            markets.insert(symbol, handle);
+        }
+        let market_data = MarketData::start(tail.clone(), settings.markets.clone());
+        let order_history = OrderHistoryHandle::start(tail.clone());
+        let depth_updates = markets
+            .iter()
+            .map(|(symbol, m)| {
+                let updates = depth_updates::start(m.clone(), market_data.clone());
+                (symbol.clone(), updates)
+            })
+            .collect();
+        // Leading, or knowing who leads, before the first request.
+        leadership.settled().await;
+        Ok(Exchange(Arc::new(Inner {
+            leadership,
+            client,
+            tail,
+            ledger,
+            market_data,
+            order_history,
+            sessions: Sessions::new(settings.sessions),
+            markets,
+            store: std::sync::Mutex::new(embedded),
+            depth_updates,
+        })))
+    }
+
+    /// This server's part: leading (and deciding every order), or
+    /// following the leader (whose address it knows once it has seen its
+    /// claim).
+    pub fn role(&self) -> Role {
+        self.0.leadership.role()
+    }
+
+    /// What an operator watches: each market's appends, viewers and
+    /// whether it is paused, and the embedded store's subscriptions.
+    pub fn stats(&self) -> Stats {
+        let markets = self.0.markets.iter();
+        let store = unpoisoned(self.0.store.lock());
+        Stats {
+            markets: markets
+                .map(|(symbol, m)| MarketStats {
+                    symbol: symbol.clone(),
+                    appends: m.appends(),
+                    unanswered: m.unanswered(),
+                    paused: m.paused(),
+                    viewers: self.0.depth_updates[symbol].receiver_count(),
+                })
+                .collect(),
+            tail_readers: self.0.tail.readers(),
+            store: store.as_ref().map(|s| StoreStats {
+                live_subscribers: s.store().live_subscribers(),
+                subscriptions_opened: s.store().subscriptions_opened(),
+            }),
+        }
+    }
+
+    /// Stops the embedded store, if this exchange started one.
+    pub async fn stop(&self) {
+        for m in self.stats().markets {
+            tracing::info!(symbol = %m.symbol, appends = m.appends, unanswered = m.unanswered, paused = m.paused, "market stopping");
+        }
+        let store = unpoisoned(self.0.store.lock()).take();
+        if let Some(store) = store
+            && let Err(e) = store.stop().await
+        {
+            tracing::warn!("stopping the embedded store: {e}");
+        }
+    }
+
+    /// The event store client.
+    pub fn client(&self) -> Client {
+        self.0.client.clone()
+    }
+
+    /// The server's one live subscription, for a reader of one's own.
+    pub fn tail(&self) -> &LiveTail {
+        &self.0.tail
+    }
+}
+
+/// What [`Exchange::stats`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stats {
+    pub markets: Vec<MarketStats>,
+    /// Readers of the live tail: one per viewer's feed, the market data,
+    /// the accounts task and one per market task.
+    pub tail_readers: usize,
+    /// `None` when the exchange runs on an external store.
+    pub store: Option<StoreStats>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarketStats {
+    pub symbol: String,
+    /// Appends the market's task has written since start.
+    pub appends: u64,
+    /// Tries of an append the store did not answer since start (each tried
+    /// again identically).
+    pub unanswered: u64,
+    /// Refusing orders because settlement is behind.
+    pub paused: bool,
+    /// Feeds watching the market now.
+    pub viewers: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Live subscriptions the embedded store is serving now.
+    pub live_subscribers: usize,
+    /// Subscriptions it has opened since it started.
+    pub subscriptions_opened: u64,
+}
+
+impl Stats {
+    /// The markets paused because their settlement is behind (they refuse
+    /// orders until it is written).
+    pub fn paused(&self) -> Vec<String> {
+        let markets = self.markets.iter().filter(|m| m.paused);
+        markets.map(|m| m.symbol.clone()).collect()
+    }
+}

@@ -1,0 +1,142 @@
+//! Orders, routed to their market's sequencer, and the faucet, which
+//! brings money in through the leader only.
+
+use accounts::AccountEvent;
+use orderbook::{AccountId, OrderId};
+use rust_decimal::Decimal;
+
+use super::Exchange;
+use crate::server::accounts_task::AccountsRequest;
+use crate::server::clock::now_micros;
+use crate::server::exchange_error::ExchangeError;
+use crate::server::market_task::{Action, CommandOutcome, MarketHandle, OrderRequest};
+
+impl Exchange {
+    pub async fn claim_faucet(&self, account: AccountId) -> Result<(), ExchangeError> {
+        // Money comes in through the leader only.
+        if self.0.leadership.term().is_none() {
+            return Err(ExchangeError::NotLeader);
+        }
+        let at = now_micros();
+        self.0
+            .ledger
+            .ask(|reply| AccountsRequest::Faucet { account, at, reply })
+            .await
+    }
+
+    fn market(&self, symbol: &str) -> Result<&MarketHandle, ExchangeError> {
+        self.0
+            .markets
+            .get(symbol)
+            .ok_or_else(|| ExchangeError::UnknownMarket(symbol.to_string()))
+    }
+
+    pub async fn place(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        order: OrderRequest,
+    ) -> Result<CommandOutcome, ExchangeError> {
+        let market = self.market(symbol)?;
+        // The caps and the funds are checked by the market's sequencer,
+        // in the same decision as the order.
+        let result = market.send(account, Action::Place(order.clone())).await;
+        if let Err(e) = &result
+            && e.refuses_order()
+        {
+            self.record_refusal(account, symbol, &order, e).await;
+        }
+        result
+    }
+
+    /// Writes a refused order to its account's stream for the history. The
+    /// trader is answered either way: when this cannot be written, the
+    /// history misses the refusal, and the log says so.
+    async fn record_refusal(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        order: &OrderRequest,
+        why: &ExchangeError,
+    ) {
+        let refusal = AccountEvent::OrderRefused {
+            account,
+            symbol: symbol.to_string(),
+            side: order.side,
+            order_type: order.order_type,
+            price: order.price,
+            quantity: order.quantity,
+            quote_amount: order.quote_amount,
+            trigger: order.trigger,
+            reason: why.to_string(),
+            at: now_micros(),
+        };
+        let written = self
+            .0
+            .ledger
+            .ask(|reply| AccountsRequest::RecordRefusal { refusal, reply })
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(
+                account,
+                symbol,
+                "a refused order is missing from its history: {e}"
+            );
+        }
+    }
+
+    /// Cancels every open order of the account in one market, or in all of
+    /// them; answers how many were cancelled. An order that filled or was
+    /// cancelled meanwhile is passed over.
+    pub async fn cancel_all(
+        &self,
+        account: AccountId,
+        symbol: Option<&str>,
+    ) -> Result<usize, ExchangeError> {
+        if let Some(s) = symbol {
+            self.market(s)?;
+        }
+        // One decision per market, of the orders open when it is decided.
+        let mut cancelled = 0;
+        let markets = self.0.markets.iter();
+        for (_, market) in markets.filter(|(s, _)| symbol.is_none_or(|wanted| wanted == *s)) {
+            let outcome = market.send(account, Action::CancelAll).await?;
+            let events = outcome.events.iter();
+            cancelled += events
+                .filter(|e| matches!(e, orderbook::Event::OrderCancelled(_)))
+                .count();
+        }
+        Ok(cancelled)
+    }
+
+    pub async fn cancel(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        order_id: OrderId,
+    ) -> Result<CommandOutcome, ExchangeError> {
+        self.market(symbol)?
+            .send(account, Action::Cancel(order_id))
+            .await
+    }
+
+    /// Gives a resting order a new price and/or open quantity; an order
+    /// waiting for its trigger a new trigger price too.
+    pub async fn amend(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        order_id: OrderId,
+        price: Option<Decimal>,
+        quantity: Option<Decimal>,
+        trigger_price: Option<Decimal>,
+    ) -> Result<CommandOutcome, ExchangeError> {
+        let action = Action::Amend {
+            order_id,
+            price,
+            quantity,
+            trigger_price,
+        };
+        self.market(symbol)?.send(account, action).await
+    }
+}
