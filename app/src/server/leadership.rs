@@ -23,7 +23,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventstore::{AppendToStreamOptions, Client, EventData};
+use eventstore::{Client, EventData};
 use orderbook::{Event, StreamFenced, Symbol};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -32,7 +32,7 @@ use uuid::Uuid;
 use super::accounts_task::AccountsHandle;
 use super::clock::now_micros;
 use super::streams::{
-    StreamError, derived_id, expected, last_event, market_event_payload, market_stream,
+    StreamError, append, derived_id, keep_newest, last_event, market_event_payload, market_stream,
 };
 use super::supervise::supervise;
 
@@ -306,12 +306,7 @@ impl Claimant {
             server: self.me().to_string(),
             term,
         };
-        let options = AppendToStreamOptions::default().expected_revision(expected(revision + 1));
-        match self
-            .client
-            .append_to_stream(CLAIM_STREAM, &options, claim.data())
-            .await
-        {
+        match append(&self.client, CLAIM_STREAM, revision + 1, vec![claim.data()]).await {
             Ok(_) => true,
             Err(e) => {
                 tracing::warn!("renewing the leader's claim failed: {e}");
@@ -330,12 +325,7 @@ impl Claimant {
             server: self.me().to_string(),
             term,
         };
-        let options = AppendToStreamOptions::default().expected_revision(expected(count));
-        if let Err(e) = self
-            .client
-            .append_to_stream(CLAIM_STREAM, &options, claim.data())
-            .await
-        {
+        if let Err(e) = append(&self.client, CLAIM_STREAM, count, vec![claim.data()]).await {
             // Lost or refused, the claim is settled by reading it back.
             tracing::info!("claiming term {term} did not go through: {e}");
             let now = self.read_claim().await.ok().flatten();
@@ -345,14 +335,7 @@ impl Claimant {
         }
         tracing::info!(term, "this server claimed the lead; fencing every market");
         // Only the newest claims matter: a store may drop older ones.
-        let keep = eventstore::StreamMetadataBuilder::new()
-            .max_count(64)
-            .build();
-        if let Err(e) = self
-            .client
-            .set_stream_metadata(CLAIM_STREAM, &Default::default(), &keep)
-            .await
-        {
+        if let Err(e) = keep_newest(&self.client, CLAIM_STREAM, 64).await {
             tracing::warn!("limiting the claim stream's length failed: {e}");
         }
         for symbol in &self.markets {
@@ -381,13 +364,9 @@ async fn fence(client: &Client, symbol: &Symbol, term: u64) -> Result<(), Stream
     for _ in 0..50 {
         let last = last_event(client, &stream).await?;
         let count = last.map_or(0, |e| e.revision + 1);
-        let options = AppendToStreamOptions::default().expected_revision(expected(count));
-        match client
-            .append_to_stream(stream.as_str(), &options, data.clone())
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(eventstore::Error::WrongExpectedVersion { .. }) => continue,
+        match append(client, &stream, count, vec![data.clone()]).await {
+            Ok(()) => return Ok(()),
+            Err(StreamError::WrongExpectedVersion) => continue,
             Err(e) => {
                 tracing::warn!(%stream, "fencing: {e}; trying again");
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -29,6 +29,7 @@ pub mod simulator;
 pub mod streams;
 mod supervise;
 pub(crate) mod views;
+mod window;
 
 pub use exchange::market_reads::ReplayTo;
 pub use exchange::{Connection, Exchange, MarketStats, StartError, Stats, StoreStats};

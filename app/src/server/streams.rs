@@ -6,7 +6,7 @@
 use accounts::{AccountEvent, Ledger};
 use eventstore::{
     AppendToStreamOptions, Client, Error, EventData, ExpectedRevision, Position, ReadAllOptions,
-    ReadStreamOptions, StreamPosition,
+    ReadStreamOptions, StreamPosition, SubscribeToAllOptions, SubscriptionFilter,
 };
 use futures::StreamExt;
 use orderbook::{AccountId, Event};
@@ -190,6 +190,18 @@ pub async fn append(
 ) -> Result<(), StreamError> {
     let options = AppendToStreamOptions::default().expected_revision(expected(count));
     client.append_to_stream(stream, &options, events).await?;
+    Ok(())
+}
+
+/// Lets the store drop all but the newest `count` events of a stream
+/// (its `$maxCount`).
+pub async fn keep_newest(client: &Client, stream: &str, count: u64) -> Result<(), StreamError> {
+    let keep = eventstore::StreamMetadataBuilder::new()
+        .max_count(count)
+        .build();
+    client
+        .set_stream_metadata(stream, &Default::default(), &keep)
+        .await?;
     Ok(())
 }
 
@@ -382,6 +394,22 @@ pub async fn read_all_after(
 /// it: the link, if the read resolved one).
 fn original(e: eventstore::ResolvedEvent) -> Option<eventstore::RecordedEvent> {
     e.link.or(e.event)
+}
+
+/// A subscription to `$all` after `from` (`None`: from the beginning),
+/// filtered by the store to the market and account streams.
+pub async fn subscribe_to_markets_and_accounts(
+    client: &Client,
+    from: Option<FeedPosition>,
+) -> eventstore::Subscription {
+    let options = SubscribeToAllOptions::default()
+        .position(start_after(from))
+        .filter(
+            SubscriptionFilter::on_stream_name()
+                .add_prefix(MARKET_STREAM_PREFIX)
+                .add_prefix(ACCOUNT_STREAM_PREFIX),
+        );
+    client.subscribe_to_all(&options).await
 }
 
 /// Where a subscription to `$all` starts: after `from`, or at the beginning.
