@@ -30,32 +30,36 @@
 //! through the live tail, so what another exchange server on the same
 //! store appended reaches this book as soon as the tail delivers it (and
 //! the ledger through the accounts task's fold of the same tail).
+//!
+//! Here are the handle, the task's loop and its append; how a batch is
+//! decided is in `batch_decision`, how the task keeps level with its stream
+//! in `stream_sync`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use accounts::{Fees, Ledger};
+use accounts::Fees;
 use eventstore::{Client, EventData};
 use orderbook::{
-    AccountId, AmendOrder, Book, CancelOrder, Command, Event, Market, OrderId, OrderType,
-    PlaceOrder, SelfTradePrevention, Side, TimeInForce, Trigger,
+    AccountId, Book, Event, Market, OrderId, OrderType, SelfTradePrevention, Side, TimeInForce,
+    Trigger,
 };
 use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
-use super::accounts_task::{AccountsHandle, InFlight};
-use super::clock::now_micros;
+use super::accounts_task::AccountsHandle;
 use super::exchange_error::ExchangeError;
-use super::leadership::{Leadership, fenced_term};
-use super::live_tail::{LiveTail, Streams, TailEvent};
+use super::leadership::Leadership;
+use super::live_tail::{LiveTail, Streams};
 use super::lock::unpoisoned;
-use super::streams::{
-    Direction, StreamError, append, load_market, market_event_payload, market_stream, read_market,
-};
+use super::streams::{StreamError, append, market_stream};
 use super::supervise::supervise;
 use crate::api::FeedPosition;
+
+mod batch_decision;
+mod stream_sync;
 
 /// The most commands decided together and written in one append.
 pub const MAX_BATCH: usize = 256;
@@ -358,150 +362,6 @@ impl MarketTask {
         }
     }
 
-    /// Applies what another writer appended to the stream: events at the
-    /// task's revision and on, in order (its own come back through the tail
-    /// too, and are behind it by then). A gap means the tail and the task
-    /// disagree about the stream: the stream decides.
-    async fn apply_others(&self, state: &mut State, events: &[Arc<TailEvent>]) {
-        let mut applied = Vec::new();
-        for e in events {
-            let Some(event) = e.book() else { continue };
-            if e.revision < state.revision {
-                continue;
-            }
-            if e.revision > state.revision {
-                tracing::warn!(
-                    symbol = self.symbol(),
-                    at = state.revision,
-                    seen = e.revision,
-                    "the stream moved on past this book; reloading it"
-                );
-                let now = self.read_stream().await;
-                *state = self.state_from(&now);
-                return;
-            }
-            // The ledger takes another writer's events from the accounts
-            // task, which folds every stream in the store's order (so an
-            // account is opened before its trades are folded).
-            state.book.apply(event);
-            state.revision += 1;
-            if let Event::StreamFenced(f) = event {
-                state.term = state.term.max(f.term);
-                self.leadership.fenced_at(f.term);
-            }
-            applied.push(event.clone());
-        }
-        if !applied.is_empty() {
-            self.publish_batch(state, &applied);
-        }
-    }
-
-    async fn read_stream(&self) -> Vec<Event> {
-        let mut pause = Duration::from_millis(50);
-        loop {
-            match load_market(&self.client, self.symbol()).await {
-                Ok(events) => return events,
-                Err(e) => {
-                    tracing::warn!(
-                        symbol = self.symbol(),
-                        "loading the book failed, retrying: {e}"
-                    );
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-
-    fn state_from(&self, events: &[Event]) -> State {
-        let term = fenced_term(events);
-        self.leadership.fenced_at(term);
-        self.state_of(Book::replay(self.market.clone(), events), term)
-    }
-
-    /// The task's state around a book holding the whole stream, fenced at
-    /// `term`.
-    fn state_of(&self, book: Book, term: u64) -> State {
-        let state = State {
-            revision: book.events_applied(),
-            book,
-            term,
-        };
-        self.publish(&state);
-        state
-    }
-
-    /// Makes the task's book the one readers see (at start and after a
-    /// reload: a copy of the whole book).
-    fn publish(&self, state: &State) {
-        *unpoisoned(self.published.write()) = Arc::new(state.book.clone());
-        self.revision.send_replace(state.book.events_applied());
-    }
-
-    /// Brings the readers' book up to the task's after a batch landed, by
-    /// applying the batch's events to it: copying the whole book after every
-    /// append cost time in the size of the book (77 us at 10,000 resting
-    /// orders, 1.3 ms at 100,000). A reader still holding the old book
-    /// keeps it; only then is a copy made.
-    fn publish_batch(&self, state: &State, events: &[Event]) {
-        let mut published = unpoisoned(self.published.write());
-        let book = Arc::make_mut(&mut published);
-        for e in events {
-            book.apply(e);
-        }
-        debug_assert_eq!(book.events_applied(), state.book.events_applied());
-        drop(published);
-        self.revision.send_replace(state.book.events_applied());
-    }
-
-    /// Makes the ledger hold exactly this market's stream up to the book:
-    /// what the tail has not folded yet is read from the store. (The
-    /// ledger may be behind after it was reloaded while this market's last
-    /// append was on its way; it can be ahead only of a book that missed
-    /// another writer's events, which the stream then gives.)
-    async fn sync_ledger(&self, state: &mut State) {
-        loop {
-            let folded = self.ledger.read(|l| l.market_events(self.symbol()));
-            if folded == state.revision {
-                return;
-            }
-            if folded > state.revision {
-                let now = self.read_stream().await;
-                *state = self.state_from(&now);
-                if self.ledger.read(|l| l.market_events(self.symbol())) > state.revision {
-                    // The ledger holds revisions the stream does not: a
-                    // batch of ours that never landed. Fold the log again.
-                    self.ledger.reload().await;
-                }
-                continue;
-            }
-            let missing = state.revision - folded;
-            match read_market(
-                &self.client,
-                self.symbol(),
-                folded,
-                missing,
-                Direction::Forwards,
-            )
-            .await
-            {
-                Ok(events) => {
-                    for (i, e) in events.iter().enumerate() {
-                        self.ledger
-                            .fold_market(&self.market.spec, folded + i as u64, e);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        symbol = self.symbol(),
-                        "reading the stream failed, retrying: {e}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
-        }
-    }
-
     async fn handle(&self, state: &mut State, batch: Vec<MarketRequest>) {
         let mut queue: VecDeque<MarketRequest> = batch.into();
         let mut conflicts = 0;
@@ -614,235 +474,4 @@ impl MarketTask {
             );
         }
     }
-
-    /// Decides requests from the front of the queue against the book and
-    /// the ledger until the batch is full or the next would not fit one
-    /// append; refusals are answered at once. Holds the ledger throughout,
-    /// so no other market decides on what this batch spends.
-    fn decide_batch(&self, state: &mut State, queue: &mut VecDeque<MarketRequest>) -> Batch {
-        let mut batch = Batch::default();
-        let in_flight = self.ledger.in_flight();
-        self.ledger.write(|ledger| {
-            while let Some(request) = queue.pop_front() {
-                let at = now_micros();
-                let command = self.command(state, &request, at);
-                match self.decide(state, ledger, &in_flight, &request, command.as_ref(), at) {
-                    Err(e) => {
-                        let _ = request.reply.send(Err(e));
-                    }
-                    Ok(mut events) => {
-                        let payloads: Vec<(EventData, usize)> = events
-                            .iter_mut()
-                            .map(|e| {
-                                self.fees.stamp(e);
-                                market_event_payload(e)
-                            })
-                            .collect();
-                        let bytes: usize = payloads.iter().map(|(_, n)| n + EVENT_OVERHEAD).sum();
-                        if bytes > MAX_APPEND_BYTES {
-                            let _ = request
-                                .reply
-                                .send(Err(ExchangeError::TooLarge(events.len())));
-                            continue;
-                        }
-                        if batch.bytes + bytes > MAX_APPEND_BYTES {
-                            // The next append takes it, decided again then.
-                            queue.push_front(request);
-                            break;
-                        }
-                        let order_id = command.as_ref().map_or(0, Command::order_id);
-                        let before = available(ledger, &self.market, &events);
-                        let start = batch.events.len();
-                        for e in &events {
-                            let revision = state.revision + batch.events.len() as u64;
-                            state.book.apply(e);
-                            if let Err(gap) = ledger.apply_market(&self.market.spec, revision, e) {
-                                // sync_ledger ran just before: cannot be.
-                                tracing::error!(symbol = self.symbol(), "{gap}");
-                            }
-                            batch.events.push(e.clone());
-                        }
-                        for (key, was) in before {
-                            let now = ledger
-                                .account(key.0)
-                                .map_or(Decimal::ZERO, |a| a.balance(&key.1).available());
-                            if now > was {
-                                *batch.credits.entry(key).or_default() += now - was;
-                            }
-                        }
-                        batch.data.extend(payloads.into_iter().map(|(d, _)| d));
-                        batch.bytes += bytes;
-                        batch.decided.push(Decided {
-                            request,
-                            order_id,
-                            events: start..batch.events.len(),
-                        });
-                        if batch.decided.len() >= MAX_BATCH {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        in_flight.add(&batch.credits);
-        batch
-    }
-
-    /// The book's command a request asks for, with the next order id and
-    /// the time; none for a cancel-all, which is decided order by order.
-    fn command(&self, state: &State, request: &MarketRequest, at: u64) -> Option<Command> {
-        let symbol = self.market.symbol.clone();
-        let account = request.account;
-        let command = match &request.action {
-            Action::Place(o) => Command::Place(PlaceOrder {
-                symbol,
-                order_id: state.book.last_order_id() + 1,
-                account,
-                side: o.side,
-                order_type: o.order_type,
-                price: o.price,
-                quantity: o.quantity,
-                quote_amount: o.quote_amount,
-                time_in_force: o.time_in_force,
-                post_only: o.post_only,
-                self_trade_prevention: o.self_trade_prevention,
-                at,
-                trigger: o.trigger,
-            }),
-            Action::Cancel(order_id) => Command::Cancel(CancelOrder {
-                symbol,
-                order_id: *order_id,
-                account,
-                at,
-            }),
-            Action::Amend {
-                order_id,
-                price,
-                quantity,
-                trigger_price,
-            } => Command::Amend(AmendOrder {
-                symbol,
-                order_id: *order_id,
-                account,
-                price: *price,
-                quantity: *quantity,
-                at,
-                trigger_price: *trigger_price,
-            }),
-            Action::CancelAll => return None,
-        };
-        Some(command)
-    }
-
-    /// Decides one request on the book as the batch has left it, and
-    /// checks it against the ledger: the caps, then the funds. Changes
-    /// nothing; answers the events to write, or why it is refused.
-    fn decide(
-        &self,
-        state: &State,
-        ledger: &Ledger,
-        in_flight: &InFlight,
-        request: &MarketRequest,
-        command: Option<&Command>,
-        at: u64,
-    ) -> Result<Vec<Event>, ExchangeError> {
-        let Some(command) = command else {
-            return Ok(self.cancel_all(state, request.account, at));
-        };
-        let account = request.account;
-        if let Action::Place(o) = &request.action {
-            let open = ledger.account(account).map(|a| &a.reservations);
-            let count = open.map_or(0, |r| r.len());
-            if count >= self.caps.max_open_orders {
-                return Err(ExchangeError::TooManyOpenOrders(count));
-            }
-            let waiting = open.map_or(0, |r| r.values().filter(|r| r.waiting).count());
-            if o.trigger.is_some() && waiting >= self.caps.max_stop_orders {
-                return Err(ExchangeError::TooManyStopOrders(waiting));
-            }
-            // A market order with nothing on the other side would do
-            // nothing: refuse it instead of accepting it empty. (A
-            // stop-market waits for its trigger.)
-            if o.order_type == OrderType::Market && o.trigger.is_none() {
-                let depth = state.book.depth(1);
-                let other = match o.side {
-                    Side::Buy => &depth.asks,
-                    Side::Sell => &depth.bids,
-                };
-                if other.is_empty() {
-                    return Err(ExchangeError::NoLiquidity {
-                        symbol: self.symbol().to_string(),
-                        side: o.side,
-                    });
-                }
-            }
-        }
-        let decision = state.book.decide(command);
-        if let Some(Event::OrderRejected(r)) = decision.first() {
-            return Err(ExchangeError::Rejected(r.reason));
-        }
-        if let Some((who, asset, amount)) = ledger.needs(&self.market.spec, command, &decision) {
-            let unusable = in_flight.credit(who, &asset);
-            ledger.check_available(who, &asset, amount, unusable)?;
-        }
-        Ok(decision)
-    }
-
-    /// Every open order of the account in this market cancelled, as one
-    /// decision on the book as it is now.
-    fn cancel_all(&self, state: &State, account: AccountId, at: u64) -> Vec<Event> {
-        let mut book = state.book.clone();
-        let mut ids: Vec<OrderId> = book
-            .resting_orders()
-            .iter()
-            .filter(|o| o.account == account)
-            .map(|o| o.order_id)
-            .collect();
-        ids.extend(
-            book.stop_orders()
-                .iter()
-                .filter(|o| o.account == account)
-                .map(|o| o.order_id),
-        );
-        ids.sort_unstable();
-        let mut events = Vec::new();
-        for order_id in ids {
-            let cancel = Command::Cancel(CancelOrder {
-                symbol: self.market.symbol.clone(),
-                order_id,
-                account,
-                at,
-            });
-            for e in book.decide(&cancel) {
-                if !matches!(e, Event::OrderRejected(_)) {
-                    book.apply(&e);
-                    events.push(e);
-                }
-            }
-        }
-        events
-    }
-}
-
-/// The available balance of every account the events name, in the
-/// market's two assets, before they are folded in.
-fn available(
-    ledger: &Ledger,
-    market: &Market,
-    events: &[Event],
-) -> Vec<((AccountId, String), Decimal)> {
-    let mut accounts: Vec<AccountId> = events.iter().flat_map(Event::accounts).collect();
-    accounts.sort_unstable();
-    accounts.dedup();
-    let spec = &market.spec;
-    accounts
-        .into_iter()
-        .flat_map(|a| [(a, spec.base.clone()), (a, spec.quote.clone())])
-        .map(|(a, asset)| {
-            let now = ledger
-                .account(a)
-                .map_or(Decimal::ZERO, |acc| acc.balance(&asset).available());
-            ((a, asset), now)
-        })
-        .collect()
 }
