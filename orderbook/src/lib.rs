@@ -102,6 +102,7 @@ mod event;
 pub mod invariants;
 mod ladder;
 mod market;
+mod matching;
 mod order;
 mod reason;
 pub mod sim;
