@@ -7,7 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
 export PATH="$HOME/.cargo/bin:$PATH"
-export LEPTOS_OUTPUT_NAME=exchange
 cargo build -p frontend --lib --no-default-features --features bench-chart \
   --profile wasm-release --target wasm32-unknown-unknown
 out=target/bench-chart

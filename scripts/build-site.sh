@@ -16,8 +16,8 @@ case "$mode" in
   release) server=(--release); wasm_profile=wasm-release; wasm=(--profile wasm-release) ;;
   *) echo "usage: scripts/build-site.sh [debug|release]" >&2; exit 2 ;;
 esac
-# Leptos reads this at compile time to name the WASM file the page loads.
-export LEPTOS_OUTPUT_NAME=exchange
+# The name of the WASM file the page loads is set for every build in
+# .cargo/config.toml.
 cargo build "${server[@]}" -p app --no-default-features --features ssr --bin exchange
 cargo build "${wasm[@]}" -p frontend --lib --no-default-features --features hydrate \
   --target wasm32-unknown-unknown

@@ -6,9 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PWD/scripts/node_modules/.bin:$PATH"
-# Every build below sees the same compile-time environment as the site
-# build, so they share compiled crates instead of rebuilding them.
-export LEPTOS_OUTPUT_NAME=exchange
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 

@@ -1,5 +1,6 @@
-//! What the site refuses: unknown addresses, other sites' pages, and
-//! user errors answered 4xx; the security headers on every answer.
+//! What the site serves and refuses: the page and its bundle, unknown
+//! addresses, other sites' pages, and user errors answered 4xx; the
+//! security headers on every answer.
 
 use super::*;
 
@@ -20,6 +21,25 @@ async fn an_unknown_address_gets_page_not_found() {
     assert!(html.contains(r#"<a href="/">"#), "{html}");
     assert!(html.contains(r#"name="viewport""#), "{html}");
     assert!(!html.contains("<canvas"), "{html}");
+}
+
+/// The page asks for the files `scripts/build-site.sh` makes, whichever
+/// way the server was built: leptos compiles the bundle's name in, and
+/// a build without `LEPTOS_OUTPUT_NAME` (`.cargo/config.toml` sets it for
+/// every build) would ask for `exchange_bg.wasm`, which nobody makes.
+#[tokio::test]
+async fn the_page_asks_for_the_bundle_the_site_build_makes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let request = Request::get("/").body(Body::empty()).unwrap();
+    let response = s.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let html = String::from_utf8(body.to_vec()).unwrap();
+    for file in ["/pkg/exchange.js", "/pkg/exchange.wasm", "/pkg/exchange.css"] {
+        assert!(html.contains(file), "{file} missing from {html}");
+    }
+    assert!(!html.contains("_bg.wasm"), "{html}");
 }
 
 /// A websocket upgrade of the market feed, as a page at `origin` opens it.
