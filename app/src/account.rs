@@ -11,7 +11,7 @@ use crate::error::UserError;
 /// Opens an account and logs the browser in.
 #[server(endpoint = "sign_up")]
 pub async fn sign_up(username: String, password: String) -> Result<(), UserError> {
-    use crate::server::context::{client_address, exchange, set_session_cookie};
+    use crate::site::context::{client_address, exchange, set_session_cookie};
     let address = client_address().await;
     let token = exchange()?
         .sign_up_from(username.trim(), &password, address)
@@ -22,7 +22,7 @@ pub async fn sign_up(username: String, password: String) -> Result<(), UserError
 
 #[server(endpoint = "log_in")]
 pub async fn log_in(username: String, password: String) -> Result<(), UserError> {
-    use crate::server::context::{client_address, exchange, set_session_cookie};
+    use crate::site::context::{client_address, exchange, set_session_cookie};
     let address = client_address().await;
     let token = exchange()?
         .log_in_from(username.trim(), &password, address)
@@ -34,9 +34,9 @@ pub async fn log_in(username: String, password: String) -> Result<(), UserError>
 /// Ends every session of the caller's account, this one included.
 #[server(endpoint = "log_out_everywhere")]
 pub async fn log_out_everywhere() -> Result<(), UserError> {
-    use crate::server::context::{exchange, session_token, set_session_cookie};
-    if let Some(token) = session_token().await {
-        exchange()?.log_out_everywhere(&token).await?;
+    use crate::site::context::{current_trader, exchange, set_session_cookie};
+    if let Some(trader) = current_trader().await {
+        exchange()?.log_out_everywhere(&trader.session).await?;
     }
     set_session_cookie(None);
     Ok(())
@@ -44,9 +44,9 @@ pub async fn log_out_everywhere() -> Result<(), UserError> {
 
 #[server(endpoint = "log_out")]
 pub async fn log_out() -> Result<(), UserError> {
-    use crate::server::context::{exchange, session_token, set_session_cookie};
-    if let Some(token) = session_token().await {
-        exchange()?.log_out(&token).await?;
+    use crate::site::context::{current_trader, exchange, set_session_cookie};
+    if let Some(trader) = current_trader().await {
+        exchange()?.log_out(&trader.session).await?;
     }
     set_session_cookie(None);
     Ok(())
@@ -55,7 +55,7 @@ pub async fn log_out() -> Result<(), UserError> {
 /// Credits one faucet claim of demo funds.
 #[server(endpoint = "claim_faucet")]
 pub async fn claim_faucet() -> Result<(), UserError> {
-    use crate::server::context::current_account;
+    use crate::site::context::current_account;
     let (exchange, account) = current_account().await?;
     exchange.claim_faucet(account).await?;
     Ok(())
@@ -64,10 +64,10 @@ pub async fn claim_faucet() -> Result<(), UserError> {
 /// The caller's account, or `None` when the browser is not logged in.
 #[server(endpoint = "my_account")]
 pub async fn my_account() -> Result<Option<AccountView>, UserError> {
-    use crate::server::context::{exchange, session_token};
+    use crate::site::context::{current_trader, exchange};
     let exchange = exchange()?;
-    let account = session_token().await.and_then(|t| exchange.use_session(&t));
-    Ok(account.and_then(|a| exchange.view(a)))
+    let trader = current_trader().await;
+    Ok(trader.and_then(|t| exchange.view(t.account)))
 }
 
 /// The message of a failed action, if it failed about this field (or about

@@ -6,25 +6,10 @@
 //! The fold and the rules are `server::audit`'s; this is their command.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use crate::server::audit::{Audit, audit};
-use crate::server::{Connection, Settings, SettingsError, StartError, streams::StreamError};
-
-/// Where the log to check is, and which markets it trades.
-#[derive(Clone, Debug, clap::Args)]
-pub struct CheckConfig {
-    /// An EventStoreDB/KurrentDB connection string; without one the
-    /// embedded store's data folder (`--data`) is opened.
-    #[arg(long, env = "EVENTSTORE_URL")]
-    pub eventstore_url: Option<String>,
-    /// The embedded event store's files.
-    #[arg(long, env = "EXCHANGE_DATA", default_value = "data/events")]
-    pub data: PathBuf,
-    /// The trading configuration the log was written under (its markets).
-    #[arg(long, env = "EXCHANGE_CONFIG", default_value = "config/exchange.json")]
-    pub config: PathBuf,
-}
+use crate::server::{Settings, SettingsError, StartError, streams::StreamError};
+use crate::store_flags::StoreFlags;
 
 /// Why the check could not be made (which is not a finding: nothing was
 /// proved either way).
@@ -42,13 +27,9 @@ pub enum CheckError {
 
 /// Checks the log and writes the report to `out`: one line per broken
 /// rule, then a summary. Returns what was found.
-pub async fn check(config: CheckConfig, out: &mut impl Write) -> Result<Audit, CheckError> {
-    let settings = Settings::load(&config.config)?;
-    let connection = match config.eventstore_url {
-        Some(url) => Connection::External(url),
-        None => Connection::Embedded { data: config.data },
-    };
-    let (client, embedded) = connection.open().await?;
+pub async fn check(store: StoreFlags, out: &mut impl Write) -> Result<Audit, CheckError> {
+    let settings = Settings::load(&store.config)?;
+    let (client, embedded) = store.connection().open().await?;
     let audited = audit(&client, &settings.markets).await;
     if let Some(store) = embedded
         && let Err(e) = store.stop().await

@@ -29,8 +29,8 @@ pub async fn my_orders(
     before: Option<u64>,
     limit: Option<usize>,
 ) -> Result<OrderHistoryPage, UserError> {
-    use crate::server::context::current_account;
-    use crate::server::history_export::history_filter;
+    use crate::site::context::current_account;
+    use crate::site::history_export::history_filter;
     let (exchange, account) = current_account().await?;
     let filter = history_filter(&exchange, market, state).map_err(UserError::new)?;
     let limit = page_limit(limit)?;
@@ -45,8 +45,8 @@ pub async fn my_trades(
     before: Option<u64>,
     limit: Option<usize>,
 ) -> Result<TradeHistoryPage, UserError> {
-    use crate::server::context::current_account;
-    use crate::server::history_export::history_filter;
+    use crate::site::context::current_account;
+    use crate::site::history_export::history_filter;
     let (exchange, account) = current_account().await?;
     let filter = history_filter(&exchange, market, None).map_err(UserError::new)?;
     let limit = page_limit(limit)?;
@@ -68,7 +68,7 @@ pub use page::serve;
 #[cfg(feature = "ssr")]
 mod page {
     use axum::extract::Query;
-    use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+    use axum::http::{HeaderValue, StatusCode, header};
     use axum::response::{IntoResponse, Response};
     use leptos::prelude::*;
     use serde::{Deserialize, Serialize};
@@ -77,8 +77,8 @@ mod page {
     use crate::api::{FillView, OrderRecordView};
     use crate::server::Exchange;
     use crate::server::OrderFilter;
-    use crate::server::context::token_in;
-    use crate::server::history_export::history_filter;
+    use crate::site::history_export::history_filter;
+    use crate::site::trader::Trader;
     use crate::time_format::utc_time;
 
     /// What the page is asked for, and what its links ask for:
@@ -180,11 +180,10 @@ mod page {
     /// (400). Never cached: it is one trader's own.
     pub async fn serve(
         exchange: Exchange,
-        headers: HeaderMap,
+        trader: Option<Trader>,
         Query(query): Query<HistoryQuery>,
     ) -> Response {
-        let account = token_in(&headers).and_then(|t| exchange.use_session(&t));
-        let (status, html) = match account {
+        let (status, html) = match trader.map(|t| t.account) {
             None => (
                 StatusCode::UNAUTHORIZED,
                 document(

@@ -31,13 +31,11 @@ pub mod trader_panel;
 #[cfg(feature = "ssr")]
 pub mod check;
 #[cfg(feature = "ssr")]
-pub mod feed_socket;
-#[cfg(feature = "ssr")]
-pub mod forward;
-#[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod site;
+#[cfg(feature = "ssr")]
+pub mod store_flags;
 #[cfg(all(test, feature = "ssr"))]
 mod tests;
 

@@ -34,7 +34,8 @@ use crate::time_machine::Replay;
 pub async fn market_feed(
     requests: BoxedStream<FeedRequest, ServerFnError>,
 ) -> Result<BoxedStream<FeedMessage, ServerFnError>, ServerFnError> {
-    use crate::server::{context, feed};
+    use crate::server::feed;
+    use crate::site::context;
     let exchange = context::exchange().map_err(|e| ServerFnError::new(e.message))?;
     let (limits, counts, address) = context::feed_admission().await;
     let Some(slot) = counts.admit(address, limits.sockets_per_address) else {
@@ -45,7 +46,7 @@ pub async fn market_feed(
         return Ok(feed::refuse(why).into());
     };
     // The socket's session names the account it may follow: nobody else's.
-    let session = context::request_session();
+    let session = context::request_trader().map(|t| t.session);
     Ok(feed::open(exchange, requests, limits, Some(slot), session).into())
 }
 

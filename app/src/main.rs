@@ -21,7 +21,7 @@ enum Command {
     /// Folds the whole log and checks every ledger rule: prints each broken
     /// one with its account, asset and the event that broke it, and exits
     /// 1 if any broke (2 if the log could not be read).
-    Check(app::check::CheckConfig),
+    Check(app::store_flags::StoreFlags),
 }
 
 #[tokio::main]

@@ -34,7 +34,7 @@ fn first_paint() -> Result<(MarketSnapshot, Vec<MarketView>), UserError> {
     #[cfg(feature = "ssr")]
     {
         use crate::server::ExchangeError;
-        let exchange = crate::server::context::exchange()?;
+        let exchange = crate::site::context::exchange()?;
         let snapshot = exchange
             .snapshot(DEFAULT_MARKET)
             .ok_or_else(|| ExchangeError::UnknownMarket(DEFAULT_MARKET.into()))?;
@@ -49,7 +49,7 @@ fn first_paint() -> Result<(MarketSnapshot, Vec<MarketView>), UserError> {
 /// A market's data as of now, as the page paints it first.
 #[server(endpoint = "market_page")]
 pub async fn market_page(symbol: String) -> Result<MarketSnapshot, UserError> {
-    let exchange = crate::server::context::exchange()?;
+    let exchange = crate::site::context::exchange()?;
     exchange
         .snapshot(&symbol)
         .ok_or_else(|| crate::server::ExchangeError::UnknownMarket(symbol).into())

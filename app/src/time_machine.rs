@@ -47,7 +47,7 @@ pub async fn replay_market(
             ));
         }
     };
-    let exchange = crate::server::context::exchange()?;
+    let exchange = crate::site::context::exchange()?;
     Ok(exchange.replay(&symbol, to).await?)
 }
 

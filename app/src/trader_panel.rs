@@ -19,8 +19,8 @@ use leptos::server_fn::ServerFn;
 /// what happened to it.
 #[server(endpoint = "place_order")]
 pub async fn place_order(#[server(flatten)] form: OrderForm) -> Result<String, UserError> {
-    use crate::server::context::current_account;
     use crate::server::orders::{describe, field_error};
+    use crate::site::context::current_account;
     let (exchange, account) = current_account().await?;
     let order = form.parse()?;
     let symbol = form.symbol;
@@ -40,7 +40,7 @@ pub async fn place_order(#[server(flatten)] form: OrderForm) -> Result<String, U
 /// Cancels one of the caller's open orders.
 #[server(endpoint = "cancel_order")]
 pub async fn cancel_order(symbol: String, order_id: u64) -> Result<String, UserError> {
-    use crate::server::context::current_account;
+    use crate::site::context::current_account;
     let (exchange, account) = current_account().await?;
     exchange.cancel(account, &symbol, order_id).await?;
     Ok(format!("Order {order_id} cancelled."))
@@ -59,8 +59,8 @@ pub async fn amend_order(
     quantity: Option<String>,
     trigger_price: Option<String>,
 ) -> Result<String, UserError> {
-    use crate::server::context::current_account;
     use crate::server::orders::{amendment, describe_amendment, field_error};
+    use crate::site::context::current_account;
     let (exchange, account) = current_account().await?;
     let (price, quantity, trigger_price) = amendment(&price, &quantity, &trigger_price)?;
     let outcome = exchange
@@ -74,7 +74,7 @@ pub async fn amend_order(
 /// market) in all; answers how many.
 #[server(endpoint = "cancel_all")]
 pub async fn cancel_all(symbol: Option<String>) -> Result<String, UserError> {
-    use crate::server::context::current_account;
+    use crate::site::context::current_account;
     let (exchange, account) = current_account().await?;
     let symbol = symbol.filter(|s| !s.is_empty());
     let n = exchange.cancel_all(account, symbol.as_deref()).await?;
@@ -234,7 +234,7 @@ pub fn TraderPanel(
 /// The account of the page's session cookie, as the page paints it first.
 #[cfg(feature = "ssr")]
 fn first_account() -> Option<AccountView> {
-    crate::server::context::account_view_now()
+    crate::site::context::account_view_now()
 }
 
 /// In the browser the first paint's account comes with the page.

@@ -33,7 +33,7 @@ pub async fn candles_before(
     limit: usize,
 ) -> Result<CandleHistory, UserError> {
     use crate::server::HISTORY_LIMIT;
-    let exchange = crate::server::context::exchange()?;
+    let exchange = crate::site::context::exchange()?;
     let Some(interval) = Interval::from_label(&interval) else {
         let known: Vec<_> = Interval::ALL.iter().map(|i| i.label()).collect();
         return Err(UserError::new(format!(

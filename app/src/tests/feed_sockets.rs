@@ -9,8 +9,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::settings;
 use crate::api::{FeedMessage, FeedRequest};
-use crate::feed_socket::MAX_MESSAGE;
 use crate::server::{Connection, Exchange};
+use crate::site::feed_socket::MAX_MESSAGE;
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

@@ -2,6 +2,7 @@
 //! plain HTML page.
 
 use super::*;
+use crate::site::history_export;
 
 /// Asks for the caller's orders until the history holds `count` of them
 /// (it follows the store, a moment behind the answer to an order).

@@ -36,7 +36,11 @@ async fn the_page_asks_for_the_bundle_the_site_build_makes() {
     assert_eq!(response.status(), StatusCode::OK);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let html = String::from_utf8(body.to_vec()).unwrap();
-    for file in ["/pkg/exchange.js", "/pkg/exchange.wasm", "/pkg/exchange.css"] {
+    for file in [
+        "/pkg/exchange.js",
+        "/pkg/exchange.wasm",
+        "/pkg/exchange.css",
+    ] {
         assert!(html.contains(file), "{file} missing from {html}");
     }
     assert!(!html.contains("_bg.wasm"), "{html}");

@@ -1,20 +1,20 @@
 //! What server functions need from the request they serve: the exchange,
-//! the account whose session cookie came with the request, and for the
-//! market feed the socket limits and the client's address.
+//! the trader the request comes from ([`Trader`]), and for the market feed
+//! the socket limits and the client's address.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use leptos::prelude::*;
 use orderbook::AccountId;
 
-use super::credentials;
-use super::exchange::Exchange;
-use super::exchange_error::ExchangeError;
-use super::feed_limits::{FeedLimits, SocketCounts};
+use super::trader::Trader;
 use crate::api::AccountView;
 use crate::error::UserError;
+use crate::server::credentials;
+use crate::server::feed_limits::{FeedLimits, SocketCounts};
+use crate::server::{Exchange, ExchangeError};
 
 impl From<ExchangeError> for UserError {
     fn from(e: ExchangeError) -> Self {
@@ -70,45 +70,34 @@ pub async fn client_address() -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
-/// The session token the browser sent, if any.
-pub async fn session_token() -> Option<String> {
-    let headers: HeaderMap = leptos_axum::extract().await.ok()?;
-    token_in(&headers)
+/// The trader the request being served comes from, if logged in.
+pub async fn current_trader() -> Option<Trader> {
+    leptos_axum::extract::<Option<Trader>>()
+        .await
+        .ok()
+        .flatten()
 }
 
-/// The session token among a request's cookies.
-pub fn token_in(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(credentials::token_from_cookies)
-        .map(str::to_string)
+/// The trader of the request being served, read synchronously from its
+/// parts (a page being rendered, a socket's upgrade).
+pub fn request_trader() -> Option<Trader> {
+    Trader::of_parts(&use_context::<axum::http::request::Parts>()?)
 }
 
-/// The logged-in account of the page being rendered, read synchronously
-/// from its request's session cookie: what the trader's panel paints
-/// first.
+/// The logged-in account of the page being rendered: what the trader's
+/// panel paints first.
 pub fn account_view_now() -> Option<AccountView> {
-    let token = request_session()?;
-    let exchange = exchange().ok()?;
-    let account = exchange.use_session(&token)?;
-    exchange.view(account)
-}
-
-/// The session token of the request being served (a socket's upgrade, say).
-pub fn request_session() -> Option<String> {
-    token_in(&use_context::<axum::http::request::Parts>()?.headers)
+    let trader = request_trader()?;
+    exchange().ok()?.view(trader.account)
 }
 
 /// The logged-in account, or a "please log in" error.
 pub async fn current_account() -> Result<(Exchange, AccountId), UserError> {
     let exchange = exchange()?;
-    let account = session_token()
+    let trader = current_trader()
         .await
-        .and_then(|t| exchange.use_session(&t))
         .ok_or_else(|| UserError::from(ExchangeError::NotLoggedIn))?;
-    Ok((exchange, account))
+    Ok((exchange, trader.account))
 }
 
 /// Sets (or, with `None`, clears) the session cookie on the response.

@@ -5,14 +5,14 @@
 //! to the millisecond.
 
 use axum::extract::Query;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::context::token_in;
-use super::exchange::Exchange;
-use super::order_history::OrderFilter;
+use super::trader::Trader;
 use crate::api::{FillView, OrderRecordView};
+use crate::server::Exchange;
+use crate::server::OrderFilter;
 use crate::time_format::rfc3339;
 
 /// The columns of `orders.csv`, in order.
@@ -70,17 +70,14 @@ pub enum Export {
     Trades,
 }
 
-/// Answers a download: the CSV, or 401 without a session and 400 for an
-/// unknown market or state.
+/// Answers a download: the CSV, or 400 for an unknown market or state
+/// (without a session, [`Trader`] answers 401).
 pub async fn serve(
     exchange: Exchange,
     export: Export,
-    headers: HeaderMap,
+    Trader { account, .. }: Trader,
     Query(query): Query<ExportQuery>,
 ) -> Response {
-    let Some(account) = token_in(&headers).and_then(|t| exchange.use_session(&t)) else {
-        return (StatusCode::UNAUTHORIZED, "please log in first\n").into_response();
-    };
     let filter = match history_filter(&exchange, query.market, query.state) {
         Ok(f) => f,
         Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),

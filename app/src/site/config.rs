@@ -1,0 +1,124 @@
+//! How the server is configured: its command line, every flag also read
+//! from an environment variable, and what the flags make of it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::server::feed_limits::FeedLimits;
+use crate::server::leadership::LeaderSettings;
+use crate::server::{MAX_OPEN_ORDERS, MAX_STOP_ORDERS, SessionPolicy};
+use crate::store_flags::StoreFlags;
+
+/// How the server is configured: every flag also reads an environment
+/// variable, and every value has a default that works from the repository
+/// root after `scripts/build-site.sh` (or `cargo leptos build`).
+#[derive(Clone, Debug, clap::Parser)]
+#[command(name = "exchange", about = "Serves the exchange's web site.")]
+pub struct Config {
+    /// Address the web server listens on.
+    #[arg(long, env = "EXCHANGE_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// Folder holding the built site (the WASM bundle, JS and CSS).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+    #[command(flatten)]
+    pub store: StoreFlags,
+    /// Run the market simulator: bot accounts that trade every market.
+    #[arg(long, env = "EXCHANGE_SIMULATE")]
+    pub simulate: bool,
+    /// How often each market's simulated traders act, in milliseconds.
+    #[arg(long, env = "EXCHANGE_SIMULATE_EVERY_MS", default_value_t = 250)]
+    pub simulate_every_ms: u64,
+    /// Market-feed sockets one client address may hold open.
+    #[arg(long, env = "EXCHANGE_FEED_SOCKETS_PER_ADDRESS", default_value_t = FeedLimits::default().sockets_per_address)]
+    pub feed_sockets_per_address: usize,
+    /// Requests (market switches, account follows) a feed socket may send
+    /// per second.
+    #[arg(long, env = "EXCHANGE_FEED_WATCHES_PER_SECOND", default_value_t = FeedLimits::default().watches_per_second)]
+    pub feed_watches_per_second: u32,
+    /// ...and in a burst.
+    #[arg(long, env = "EXCHANGE_FEED_WATCH_BURST", default_value_t = FeedLimits::default().watch_burst)]
+    pub feed_watch_burst: u32,
+    /// How far back (bytes of the store's log behind the live window) a
+    /// page may resume and be sent every trade it missed; from further back
+    /// it gets a fresh snapshot.
+    #[arg(long, env = "EXCHANGE_FEED_REPLAY_BYTES", default_value_t = FeedLimits::default().replay_bytes)]
+    pub feed_replay_bytes: u64,
+    /// Other origins (`https://example.com`, comma-separated) whose pages
+    /// may open the market feed and call the server functions; the site's
+    /// own origin always may.
+    #[arg(long, env = "EXCHANGE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Minutes a session may go unused before the server ends it.
+    #[arg(long, env = "EXCHANGE_SESSION_IDLE_MINUTES", default_value_t = SessionPolicy::default().idle.as_secs() / 60)]
+    pub session_idle_minutes: u64,
+    /// Days a session lasts at most, used or not.
+    #[arg(long, env = "EXCHANGE_SESSION_MAX_DAYS", default_value_t = SessionPolicy::default().absolute.as_secs() / 86_400)]
+    pub session_max_days: u64,
+    /// Sessions one account may hold; logging in once more ends the oldest.
+    #[arg(long, env = "EXCHANGE_SESSIONS_PER_ACCOUNT", default_value_t = SessionPolicy::default().per_account)]
+    pub sessions_per_account: usize,
+    /// Orders one account may have open at once, over all markets.
+    #[arg(long, env = "EXCHANGE_MAX_OPEN_ORDERS", default_value_t = MAX_OPEN_ORDERS)]
+    pub max_open_orders: usize,
+    /// Stop and take-profit orders one account may have waiting for their
+    /// trigger at once, over all markets (they count as open orders too).
+    #[arg(long, env = "EXCHANGE_MAX_STOP_ORDERS", default_value_t = MAX_STOP_ORDERS)]
+    pub max_stop_orders: usize,
+    /// Send the session cookie only over TLS (`Secure`): set it when the
+    /// server runs behind HTTPS.
+    #[arg(long, env = "EXCHANGE_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// Where other exchange servers on the same store reach this one to
+    /// pass it order actions when it leads (`http://10.0.0.5:3000`); also
+    /// its name in the leader's claim. Default: `http://` and `--addr`.
+    #[arg(long, env = "EXCHANGE_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// How long, in milliseconds, the leader's claim stands unrenewed
+    /// before another server on the same store takes over.
+    #[arg(long, env = "EXCHANGE_LEADER_LEASE_MS", default_value_t = 2000)]
+    pub leader_lease_ms: u64,
+}
+
+impl Config {
+    pub fn session_policy(&self) -> SessionPolicy {
+        SessionPolicy {
+            idle: Duration::from_secs(self.session_idle_minutes.max(1) * 60),
+            absolute: Duration::from_secs(self.session_max_days.max(1) * 86_400),
+            per_account: self.sessions_per_account.max(1),
+            secure_cookie: self.secure_cookies,
+        }
+    }
+
+    pub fn socket_policy(&self) -> SocketPolicy {
+        SocketPolicy {
+            feed: FeedLimits {
+                sockets_per_address: self.feed_sockets_per_address,
+                watches_per_second: self.feed_watches_per_second,
+                watch_burst: self.feed_watch_burst,
+                replay_bytes: self.feed_replay_bytes,
+            },
+            allowed_origins: self.allowed_origins.clone(),
+        }
+    }
+
+    pub fn leader_settings(&self, addr: SocketAddr) -> LeaderSettings {
+        LeaderSettings {
+            url: self
+                .advertise_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}")),
+            lease: Duration::from_millis(self.leader_lease_ms.max(100)),
+        }
+    }
+}
+
+/// Who may open which sockets (see [`FeedLimits`]).
+#[derive(Clone, Debug, Default)]
+pub struct SocketPolicy {
+    pub feed: FeedLimits,
+    /// Origins besides the site's own whose pages may open a websocket or
+    /// call a server function.
+    pub allowed_origins: Vec<String>,
+}

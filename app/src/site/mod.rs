@@ -1,0 +1,178 @@
+//! The HTTP edge: the axum router in front of a running [`Exchange`] (the
+//! pages, the server functions, the history downloads, the market feed's
+//! socket and the built site's files), its configuration, and the `serve`
+//! loop the binary runs until Ctrl-C or SIGTERM. Everything that reads a
+//! request is here; `server` below it holds no handler.
+//!
+//! - `config`: the command line and what it makes of it;
+//! - `security`: the content security policy, the headers on every answer
+//!   and the refusal of other sites' pages;
+//! - `trader`: who a request comes from (the [`Trader`] extractor);
+//! - `context`: what server functions find in their context;
+//! - `forward`: a follower passing order actions to the leader;
+//! - `feed_socket` and `history_export`: the market feed's bounded socket
+//!   and the CSV downloads.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::routing::get;
+use axum::{Extension, Router};
+use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+
+use crate::live_market::MarketFeed;
+use crate::server::feed_limits::SocketCounts;
+use crate::server::{Exchange, Settings, simulator};
+use crate::shell::{App, not_found, shell};
+use history_export::Export;
+use security::{content_security_policy, same_origin_only, security_headers};
+
+mod config;
+pub mod context;
+pub mod feed_socket;
+mod forward;
+pub mod history_export;
+mod security;
+pub mod trader;
+
+pub use config::{Config, SocketPolicy};
+pub use trader::Trader;
+
+/// Builds the router for a running exchange: its pages, server functions
+/// and the built site's files under `site_root`, served at `addr`.
+pub fn router(
+    site_root: &Path,
+    addr: SocketAddr,
+    exchange: Exchange,
+    policy: SocketPolicy,
+) -> Router {
+    let options = LeptosOptions::builder()
+        .output_name("exchange")
+        .site_root(site_root.to_string_lossy().as_ref())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build();
+    let routes = generate_route_list(App);
+    let (feed, origins) = (policy.feed, policy.allowed_origins);
+    let counts = SocketCounts::default();
+    // The history page and its downloads are plain HTML and files behind
+    // the session cookie.
+    let (orders_csv, trades_csv) = (exchange.clone(), exchange.clone());
+    let history_page = exchange.clone();
+    let router_exchange = exchange.clone();
+    let forwarding = forward::Forwarding::new(exchange.clone());
+    // What every server function finds in its context.
+    let context = move || {
+        provide_context(exchange.clone());
+        provide_context(feed);
+        provide_context(counts.clone());
+    };
+    let site = Router::new()
+        .leptos_routes_with_context(&options, routes, context.clone(), {
+            let options = options.clone();
+            move || {
+                content_security_policy();
+                shell(options.clone())
+            }
+        })
+        .fallback(leptos_axum::file_and_error_handler(not_found))
+        .with_state(options);
+    // The market feed is served on a socket with a message bound (see
+    // `feed_socket`); its path is matched before the site's routes.
+    Router::new()
+        .route(
+            "/history",
+            get(move |trader, query| crate::history::serve(history_page.clone(), trader, query)),
+        )
+        .route(
+            "/history/orders.csv",
+            get(move |trader, query| {
+                history_export::serve(orders_csv.clone(), Export::Orders, trader, query)
+            }),
+        )
+        .route(
+            "/history/trades.csv",
+            get(move |trader, query| {
+                history_export::serve(trades_csv.clone(), Export::Trades, trader, query)
+            }),
+        )
+        .route(
+            <MarketFeed as ServerFn>::PATH,
+            get(move |request: Request| feed_socket::serve(request, context.clone())),
+        )
+        .fallback_service(site)
+        // Checked on the server the request came to, then passed on.
+        .layer(axum::middleware::from_fn_with_state(
+            forwarding,
+            forward::to_leader,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(origins),
+            same_origin_only,
+        ))
+        .layer(axum::middleware::map_response(security_headers))
+        // Where a request's `Trader` is looked up.
+        .layer(Extension(router_exchange))
+}
+
+/// Starts the exchange and serves it until Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let mut settings = Settings::load(&config.store.config)?;
+    settings.sessions = config.session_policy();
+    settings.max_open_orders = config.max_open_orders.max(1);
+    settings.max_stop_orders = config.max_stop_orders;
+    // Bound first: the address (a port 0 made real) is the server's name
+    // in the leader's claim.
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    settings.leader = config.leader_settings(listener.local_addr()?);
+    let markets = settings.markets.clone();
+    let exchange = Exchange::start(settings, config.store.connection()).await?;
+    if config.simulate {
+        let every = std::time::Duration::from_millis(config.simulate_every_ms.max(10));
+        // The bots run for as long as the server does.
+        drop(simulator::start(exchange.clone(), markets, every));
+        tracing::info!("market simulator on");
+    }
+    let app = router(
+        &config.site_root,
+        config.addr,
+        exchange.clone(),
+        config.socket_policy(),
+    );
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    // The client's address counts its feed sockets.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    exchange.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
