@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::market::Symbol;
 use crate::order::{
-    AccountId, OrderId, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp, Trigger,
+    AccountId, OrderId, OrderKind, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp,
+    Trigger,
 };
 
 /// A command for one market's book, as one JSON object tagged by `command`.
@@ -78,6 +79,97 @@ pub struct PlaceOrder {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
     pub at: Timestamp,
+}
+
+impl PlaceOrder {
+    /// The command that places an order of these `terms`.
+    pub fn new(
+        symbol: Symbol,
+        order_id: OrderId,
+        account: AccountId,
+        terms: OrderTerms,
+        at: Timestamp,
+    ) -> PlaceOrder {
+        let OrderTerms {
+            side,
+            order_type,
+            price,
+            quantity,
+            quote_amount,
+            time_in_force,
+            post_only,
+            self_trade_prevention,
+            trigger,
+        } = terms;
+        PlaceOrder {
+            symbol,
+            order_id,
+            account,
+            side,
+            order_type,
+            price,
+            quantity,
+            quote_amount,
+            time_in_force,
+            post_only,
+            self_trade_prevention,
+            trigger,
+            at,
+        }
+    }
+
+    /// What the order asks for.
+    pub fn terms(&self) -> OrderTerms {
+        OrderTerms {
+            side: self.side,
+            order_type: self.order_type,
+            price: self.price,
+            quantity: self.quantity,
+            quote_amount: self.quote_amount,
+            time_in_force: self.time_in_force,
+            post_only: self.post_only,
+            self_trade_prevention: self.self_trade_prevention,
+            trigger: self.trigger,
+        }
+    }
+}
+
+/// An order's terms: everything a trader asks of a new order, written once.
+/// The order form parses into them; the command that places the order, a
+/// refusal kept in the trader's history and the history's record of the
+/// order are all made from them. What the book makes of them (the defaults,
+/// the rules) is [`Book::decide`](crate::Book::decide)'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderTerms {
+    pub side: Side,
+    #[serde(rename = "type")]
+    pub order_type: OrderType,
+    /// The limit price: for limit orders only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Decimal>,
+    /// The base quantity. Exactly one of `quantity` and `quote_amount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<Decimal>,
+    /// The quote amount to spend or receive: market orders only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_amount: Option<Decimal>,
+    /// `None`: GTC for a limit order, IOC for a market order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_in_force: Option<TimeInForce>,
+    #[serde(default)]
+    pub post_only: bool,
+    #[serde(default)]
+    pub self_trade_prevention: SelfTradePrevention,
+    /// A stop or take-profit order's trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+}
+
+impl OrderTerms {
+    /// The kind of order these terms describe.
+    pub fn kind(&self) -> OrderKind {
+        OrderKind::new(self.order_type, self.trigger.map(|t| t.kind))
+    }
 }
 
 /// Cancel an open order (resting, or held waiting for its trigger).

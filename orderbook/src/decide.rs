@@ -188,6 +188,12 @@ impl Book {
                 })
             }
         };
+        if trigger.is_none()
+            && c.order_type == OrderType::Market
+            && self.ladder.side(c.side.opposite()).best().is_none()
+        {
+            return Err(reject(RejectReason::NoLiquidity));
+        }
         if c.post_only {
             if c.order_type != OrderType::Limit || tif != TimeInForce::GoodTillCancelled {
                 return Err(reject(RejectReason::PostOnlyNeedsGtcLimit));

@@ -6,6 +6,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::command::OrderTerms;
 use crate::market::Symbol;
 use crate::order::{
     AccountId, OrderId, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp, TradeId,
@@ -68,6 +69,24 @@ pub struct OrderAccepted {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Box<Trigger>>,
     pub at: Timestamp,
+}
+
+impl OrderAccepted {
+    /// The terms the order was accepted with, the book's defaults filled in
+    /// (its time in force).
+    pub fn terms(&self) -> OrderTerms {
+        OrderTerms {
+            side: self.side,
+            order_type: self.order_type,
+            price: self.price,
+            quantity: self.quantity,
+            quote_amount: self.quote_amount,
+            time_in_force: Some(self.time_in_force),
+            post_only: self.post_only,
+            self_trade_prevention: self.self_trade_prevention,
+            trigger: self.trigger.as_deref().copied(),
+        }
+    }
 }
 
 /// A command was refused; nothing changed. `order_id` is the order the

@@ -110,7 +110,7 @@ mod snapshot;
 mod stops;
 
 pub use book::{Book, Depth, OrderStatus, PriceLevel, RestingOrder, StopOrder};
-pub use command::{AmendOrder, CancelOrder, Command, PlaceOrder};
+pub use command::{AmendOrder, CancelOrder, Command, OrderTerms, PlaceOrder};
 pub use event::{
     Event, EventDecodeError, OrderAccepted, OrderAmended, OrderCancelled, OrderFilled,
     OrderRejected, SCHEMA_VERSION, StopAmended, StopTriggered, StreamFenced, TradeExecuted,
@@ -118,8 +118,8 @@ pub use event::{
 };
 pub use market::{MAX_LOTS, MAX_TICKS, Market, MarketError, MarketSpec, Symbol};
 pub use order::{
-    AccountId, OrderId, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp, TradeId,
-    Trigger, TriggerKind,
+    AccountId, OrderId, OrderKind, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp,
+    TradeId, Trigger, TriggerKind, UnknownWord,
 };
 pub use reason::{CancelReason, RejectReason};
 pub use snapshot::{SNAPSHOT_VERSION, Snapshot, SnapshotError};

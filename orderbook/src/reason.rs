@@ -64,6 +64,13 @@ pub enum RejectReason {
     PostOnlyWithTrigger,
     #[error("only an order held for its trigger has a trigger price to change")]
     NotATriggerOrder,
+    /// A market order into an empty side would do nothing: it is refused
+    /// instead of accepted and cancelled at once. (A stop-market order
+    /// waits for its trigger, and enters whatever the book holds then.)
+    #[error(
+        "there is nothing on the other side of the book to trade with: place a limit order instead"
+    )]
+    NoLiquidity,
 }
 
 /// Why an accepted order left the book before it filled completely.

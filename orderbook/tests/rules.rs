@@ -371,9 +371,9 @@ fn market_orders_by_quantity_sweep_and_cancel_the_rest() {
         (c.reason, c.remaining_quantity, c.price),
         (CancelReason::MarketOrderRemainder, Some(d("1")), None)
     );
-    // On an empty book, a market order is accepted and cancelled whole.
+    // Into an empty side a market order would do nothing: it is refused.
     let ev = place(&mut b, market(4, 2, Side::Buy, Some("1"), None));
-    assert_eq!(kinds(&ev), ["OrderAccepted", "OrderCancelled"]);
+    assert_eq!(rejection(&ev), Some(RejectReason::NoLiquidity));
 }
 
 #[test]
