@@ -1,7 +1,7 @@
 //! Account events: the published vocabulary of the ledger. Fields are only
 //! ever added; every event written carries `schema_version`.
 
-use orderbook::{AccountId, OrderId, OrderType, Side, Timestamp, TradeId};
+use orderbook::{AccountId, OrderId, OrderTerms, OrderType, Side, Timestamp, TradeId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -170,6 +170,58 @@ struct VersionedAccountEvent {
 }
 
 impl AccountEvent {
+    /// The refusal of an order of `terms`, kept for the trader's history,
+    /// with the words the trader was answered with.
+    pub fn order_refused(
+        account: AccountId,
+        symbol: &str,
+        terms: &OrderTerms,
+        reason: String,
+        at: Timestamp,
+    ) -> AccountEvent {
+        AccountEvent::OrderRefused {
+            account,
+            symbol: symbol.to_string(),
+            side: terms.side,
+            order_type: terms.order_type,
+            price: terms.price,
+            quantity: terms.quantity,
+            quote_amount: terms.quote_amount,
+            trigger: terms.trigger,
+            reason,
+            at,
+        }
+    }
+
+    /// The terms of a refused order, as far as its event keeps them (not
+    /// its time in force, post-only or self-trade prevention: those are
+    /// left at the book's defaults).
+    pub fn refused_terms(&self) -> Option<OrderTerms> {
+        let AccountEvent::OrderRefused {
+            side,
+            order_type,
+            price,
+            quantity,
+            quote_amount,
+            trigger,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        Some(OrderTerms {
+            side: *side,
+            order_type: *order_type,
+            price: *price,
+            quantity: *quantity,
+            quote_amount: *quote_amount,
+            time_in_force: None,
+            post_only: false,
+            self_trade_prevention: Default::default(),
+            trigger: *trigger,
+        })
+    }
+
     /// The variant name: the JSON `type` and the event-store event type.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -32,8 +32,9 @@ use std::time::{Duration, Instant};
 
 use app::api::{FeedMessage, FeedPosition, FeedRequest};
 use app::server::feed_limits::FeedLimits;
-use app::server::{Connection, Exchange, OrderRequest, Settings};
+use app::server::{Connection, Exchange, Settings};
 use futures::{SinkExt, StreamExt};
+use orderbook::OrderTerms;
 use orderbook::{AccountId, Side};
 use rust_decimal::Decimal;
 use tokio::task::JoinHandle;
@@ -43,8 +44,8 @@ mod history;
 use figures::{env_list, percentile};
 use history::{SYMBOL, write_history};
 
-fn order(side: Side) -> OrderRequest {
-    OrderRequest {
+fn order(side: Side) -> OrderTerms {
+    OrderTerms {
         side,
         order_type: orderbook::OrderType::Limit,
         price: Some(Decimal::from(30_000)),

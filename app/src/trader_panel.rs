@@ -24,16 +24,13 @@ pub async fn place_order(#[server(flatten)] form: OrderForm) -> Result<String, U
     let (exchange, account) = current_account().await?;
     let order = form.parse()?;
     let symbol = form.symbol;
-    let outcome = exchange
-        .place(account, &symbol, order.clone())
-        .await
-        .map_err(|e| {
-            field_error(
-                e,
-                order.quote_amount.is_some(),
-                exchange.market_spec(&symbol),
-            )
-        })?;
+    let outcome = exchange.place(account, &symbol, order).await.map_err(|e| {
+        field_error(
+            e,
+            order.quote_amount.is_some(),
+            exchange.market_spec(&symbol),
+        )
+    })?;
     Ok(describe(&outcome, exchange.market_spec(&symbol)))
 }
 
@@ -253,7 +250,8 @@ fn OrderEntry(
     pick: RwSignal<Option<LevelPick>>,
 ) -> impl IntoView {
     use leptos::html::{Input, Select};
-    let order_type = RwSignal::new("limit".to_string());
+    use orderbook::OrderKind;
+    let order_kind = RwSignal::new(OrderKind::Limit);
     let (price_input, quantity_input) = (NodeRef::<Input>::new(), NodeRef::<Input>::new());
     let (market_select, type_select) = (NodeRef::<Select>::new(), NodeRef::<Select>::new());
     Effect::new(move |_| {
@@ -262,9 +260,9 @@ fn OrderEntry(
             select.set_value(&picked.symbol);
         }
         if let Some(select) = type_select.get() {
-            select.set_value("limit");
+            select.set_value(OrderKind::Limit.as_str());
         }
-        order_type.set("limit".into());
+        order_kind.set(OrderKind::Limit);
         if let Some(input) = price_input.get() {
             input.set_value(&picked.price);
         }
@@ -273,10 +271,8 @@ fn OrderEntry(
         }
     });
     let side = RwSignal::new("buy".to_string());
-    // `market` and `stop_market`, `take_profit_market`; `stop_*` and
-    // `take_profit_*` wait for a trigger.
-    let is_market = move || order_type.with(|t| t.ends_with("market"));
-    let has_trigger = move || order_type.with(|t| t.starts_with("stop") || t.starts_with("take"));
+    let is_market = move || order_kind.get().is_market();
+    let has_trigger = move || order_kind.get().has_trigger();
     let result = place.value();
     let ok = move || result.get().and_then(Result::ok);
     let field = move |name: &'static str,
@@ -321,13 +317,15 @@ fn OrderEntry(
                 </fieldset>
                 <div class="field">
                     <label for="order-type">"Order type"</label>
-                    <select id="order-type" name="order_type" node_ref=type_select on:change=move |ev| order_type.set(event_target_value(&ev))>
-                        <option value="limit">"Limit"</option>
-                        <option value="market">"Market"</option>
-                        <option value="stop_limit">"Stop-limit"</option>
-                        <option value="stop_market">"Stop-market"</option>
-                        <option value="take_profit_limit">"Take-profit limit"</option>
-                        <option value="take_profit_market">"Take-profit market"</option>
+                    <select id="order-type" name="order_type" node_ref=type_select on:change=move |ev| {
+                        if let Ok(kind) = event_target_value(&ev).parse() {
+                            order_kind.set(kind);
+                        }
+                    }>
+                        {OrderKind::ALL
+                            .iter()
+                            .map(|kind| view! { <option value=kind.as_str()>{kind.label()}</option> })
+                            .collect_view()}
                     </select>
                 </div>
                 {field(

@@ -33,7 +33,7 @@ pub use exchange::market_reads::ReplayTo;
 pub use exchange::{Connection, Exchange, MarketStats, StartError, Stats, StoreStats};
 pub use exchange_error::ExchangeError;
 pub use market_data::HISTORY_LIMIT;
-pub use market_task::{CommandOutcome, OrderRequest};
+pub use market_task::CommandOutcome;
 pub use order_history::OrderFilter;
 pub use settings::{MAX_OPEN_ORDERS, MAX_STOP_ORDERS, SessionPolicy, Settings, SettingsError};
 pub use views::depth_view;

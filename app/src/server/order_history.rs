@@ -14,9 +14,7 @@
 use std::collections::HashMap;
 
 use accounts::AccountEvent;
-use orderbook::{
-    AccountId, CancelReason, Event, OrderId, OrderType, Side, TimeInForce, Timestamp, Trigger,
-};
+use orderbook::{AccountId, CancelReason, Event, OrderId, OrderTerms, Timestamp};
 use rust_decimal::Decimal;
 
 /// Where an order is in its life.
@@ -69,21 +67,15 @@ pub struct OrderRecord {
     pub symbol: String,
     /// None for an order refused before it was given an id.
     pub order_id: Option<OrderId>,
-    pub side: Side,
-    pub order_type: OrderType,
-    pub time_in_force: Option<TimeInForce>,
-    /// The limit price, after any amendment.
-    pub price: Option<Decimal>,
-    /// The whole base quantity (filled and open), after any amendment.
-    pub quantity: Option<Decimal>,
-    pub quote_amount: Option<Decimal>,
+    /// As accepted (a refusal's as asked), after any amendment: the
+    /// limit price, the whole base quantity (filled and open) and the
+    /// trigger's price are the amended ones.
+    pub terms: OrderTerms,
     /// Base quantity filled, and the quote amount it traded for.
     pub filled: Decimal,
     pub filled_quote: Decimal,
     pub state: OrderState,
-    /// A stop or take-profit order's trigger (its price after any
-    /// amendment), and when it fired.
-    pub trigger: Option<Trigger>,
+    /// When a stop or take-profit order's trigger fired.
     pub triggered_at: Option<Timestamp>,
     pub placed_at: Timestamp,
     /// The last time anything happened to it.
@@ -149,16 +141,10 @@ impl OrderHistory {
                 orders.push(OrderRecord {
                     symbol: symbol.to_string(),
                     order_id: Some(a.order_id),
-                    side: a.side,
-                    order_type: a.order_type,
-                    time_in_force: Some(a.time_in_force),
-                    price: a.price,
-                    quantity: a.quantity,
-                    quote_amount: a.quote_amount,
+                    terms: a.terms(),
                     filled: Decimal::ZERO,
                     filled_quote: Decimal::ZERO,
                     state: OrderState::Open,
-                    trigger: a.trigger.as_deref().copied(),
                     triggered_at: None,
                     placed_at: a.at,
                     updated_at: a.at,
@@ -176,16 +162,16 @@ impl OrderHistory {
             }
             Event::OrderAmended(a) => {
                 if let Some(o) = self.order_mut(symbol, a.order_id) {
-                    o.price = Some(a.price);
-                    o.quantity = Some(o.filled + a.quantity);
+                    o.terms.price = Some(a.price);
+                    o.terms.quantity = Some(o.filled + a.quantity);
                     o.updated_at = a.at;
                 }
             }
             Event::StopAmended(a) => {
                 if let Some(o) = self.order_mut(symbol, a.order_id) {
-                    o.price = a.price.or(o.price);
-                    o.quantity = a.quantity.or(o.quantity);
-                    if let Some(t) = &mut o.trigger {
+                    o.terms.price = a.price.or(o.terms.price);
+                    o.terms.quantity = a.quantity.or(o.terms.quantity);
+                    if let Some(t) = &mut o.terms.trigger {
                         t.price = a.trigger_price;
                     }
                     o.updated_at = a.at;
@@ -217,18 +203,16 @@ impl OrderHistory {
 
     /// Folds in one account event (only refusals are history).
     pub fn apply_account(&mut self, event: &AccountEvent) {
-        if let AccountEvent::OrderRefused {
-            account,
-            symbol,
-            side,
-            order_type,
-            price,
-            quantity,
-            quote_amount,
-            trigger,
-            reason,
-            at,
-        } = event
+        if let (
+            Some(terms),
+            AccountEvent::OrderRefused {
+                account,
+                symbol,
+                reason,
+                at,
+                ..
+            },
+        ) = (event.refused_terms(), event)
         {
             self.accounts
                 .entry(*account)
@@ -236,16 +220,10 @@ impl OrderHistory {
                 .push(OrderRecord {
                     symbol: symbol.clone(),
                     order_id: None,
-                    side: *side,
-                    order_type: *order_type,
-                    time_in_force: None,
-                    price: *price,
-                    quantity: *quantity,
-                    quote_amount: *quote_amount,
+                    terms,
                     filled: Decimal::ZERO,
                     filled_quote: Decimal::ZERO,
                     state: OrderState::Rejected(reason.clone()),
-                    trigger: *trigger,
                     triggered_at: None,
                     placed_at: *at,
                     updated_at: *at,
@@ -284,7 +262,7 @@ impl OrderHistory {
 
 #[cfg(test)]
 mod tests {
-    use orderbook::{Book, Command, Market, PlaceOrder, SelfTradePrevention};
+    use orderbook::{Book, Command, Market, OrderType, PlaceOrder, SelfTradePrevention, Side};
 
     use super::*;
 
@@ -340,7 +318,7 @@ mod tests {
         let seller = h.all(7, &OrderFilter::default());
         let o = &seller[0];
         assert_eq!(
-            (o.price, o.quantity, o.filled),
+            (o.terms.price, o.terms.quantity, o.filled),
             (Some(d("101")), Some(d("0.75")), d("0.25"))
         );
         assert_eq!(

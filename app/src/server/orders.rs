@@ -1,17 +1,26 @@
-//! The order form ([`OrderForm`]) as the server reads it: text fields into an
-//! [`OrderRequest`], refusals into messages beside the right field, and an
-//! order's events into one sentence.
+//! The order form ([`OrderForm`]) as the server reads it: text fields into
+//! an order's [`OrderTerms`], refusals into messages beside the right
+//! field, and an order's events into one sentence.
 
 use orderbook::{
-    CancelReason, Event, MarketSpec, OrderType, RejectReason, SelfTradePrevention, Side,
-    TimeInForce, Trigger, TriggerKind,
+    CancelReason, Event, MarketSpec, OrderKind, OrderTerms, RejectReason, SelfTradePrevention,
+    Side, TimeInForce, Trigger, UnknownWord,
 };
 use rust_decimal::Decimal;
 
 use super::exchange_error::ExchangeError;
-use super::market_task::{CommandOutcome, OrderRequest};
+use super::market_task::CommandOutcome;
 use crate::api::OrderForm;
 use crate::error::UserError;
+
+/// What a field that took an unknown word says: `choose a, b or c`.
+fn choose(e: &UnknownWord) -> String {
+    match e.expected.split_last() {
+        Some((last, [])) => format!("choose {last}"),
+        Some((last, rest)) => format!("choose {} or {last}", rest.join(", ")),
+        None => "choose one".to_string(),
+    }
+}
 
 /// A decimal field: empty is absent; anything else must be a plain number.
 fn decimal(field: &str, value: &Option<String>) -> Result<Option<Decimal>, UserError> {
@@ -27,25 +36,6 @@ fn decimal(field: &str, value: &Option<String>) -> Result<Option<Decimal>, UserE
     }
 }
 
-/// The order types the form offers: what the order enters as, and the
-/// trigger it waits for first, if any.
-const ORDER_TYPES: [(&str, OrderType, Option<TriggerKind>); 6] = [
-    ("limit", OrderType::Limit, None),
-    ("market", OrderType::Market, None),
-    ("stop_limit", OrderType::Limit, Some(TriggerKind::Stop)),
-    ("stop_market", OrderType::Market, Some(TriggerKind::Stop)),
-    (
-        "take_profit_limit",
-        OrderType::Limit,
-        Some(TriggerKind::TakeProfit),
-    ),
-    (
-        "take_profit_market",
-        OrderType::Market,
-        Some(TriggerKind::TakeProfit),
-    ),
-];
-
 impl OrderForm {
     /// Reads the form. A market order ignores the fields the form hides
     /// for it (price, post-only, good-till-cancelled); a limit order
@@ -55,27 +45,25 @@ impl OrderForm {
     /// A stop or take-profit market order must reserve at placement what
     /// it may spend, before anyone knows the prices it will trade at: a buy
     /// is sized by the quote amount to spend, a sell by its quantity.
-    pub fn parse(&self) -> Result<OrderRequest, UserError> {
-        let side = match self.side.as_str() {
-            "buy" => Side::Buy,
-            "sell" => Side::Sell,
-            _ => return Err(UserError::field("side", "choose buy or sell")),
-        };
-        let Some(&(_, order_type, trigger_kind)) = ORDER_TYPES
-            .iter()
-            .find(|(name, ..)| *name == self.order_type)
-        else {
-            let names: Vec<&str> = ORDER_TYPES.iter().map(|t| t.0).collect();
-            let msg = format!("choose an order type of {}", names.join(", "));
-            return Err(UserError::field("order_type", msg));
-        };
-        let market = order_type == OrderType::Market;
+    pub fn parse(&self) -> Result<OrderTerms, UserError> {
+        let side: Side = self
+            .side
+            .parse()
+            .map_err(|e: UnknownWord| UserError::field("side", choose(&e)))?;
+        let kind: OrderKind = self.order_type.parse().map_err(|e: UnknownWord| {
+            let msg = format!("choose an order type of {}", e.expected.join(", "));
+            UserError::field("order_type", msg)
+        })?;
+        let (order_type, trigger_kind) = (kind.order_type(), kind.trigger());
+        let market = kind.is_market();
         let time_in_force = match self.time_in_force.as_deref().unwrap_or("") {
-            "" | "GTC" if market => None,
-            "" | "GTC" => Some(TimeInForce::GoodTillCancelled),
-            "IOC" => Some(TimeInForce::ImmediateOrCancel),
-            "FOK" => Some(TimeInForce::FillOrKill),
-            _ => return Err(UserError::field("time_in_force", "choose GTC, IOC or FOK")),
+            "" if market => None,
+            "" => Some(TimeInForce::GoodTillCancelled),
+            word => match word.parse() {
+                Ok(TimeInForce::GoodTillCancelled) if market => None,
+                Ok(tif) => Some(tif),
+                Err(e) => return Err(UserError::field("time_in_force", choose(&e))),
+            },
         };
         let price = if market {
             None
@@ -122,17 +110,12 @@ impl OrderForm {
             return Err(UserError::field("quantity", msg));
         }
         let self_trade_prevention = match self.self_trade_prevention.as_deref().unwrap_or("") {
-            "" | "cancel_taker" => SelfTradePrevention::CancelTaker,
-            "cancel_maker" => SelfTradePrevention::CancelMaker,
-            "cancel_both" => SelfTradePrevention::CancelBoth,
-            _ => {
-                return Err(UserError::field(
-                    "self_trade_prevention",
-                    "choose cancel_taker, cancel_maker or cancel_both",
-                ));
-            }
+            "" => SelfTradePrevention::default(),
+            word => word
+                .parse()
+                .map_err(|e: UnknownWord| UserError::field("self_trade_prevention", choose(&e)))?,
         };
-        Ok(OrderRequest {
+        Ok(OrderTerms {
             side,
             order_type,
             price,

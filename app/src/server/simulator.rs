@@ -15,11 +15,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use orderbook::sim::Rng;
-use orderbook::{AccountId, Book, Market, OrderId, OrderType, Side};
+use orderbook::{AccountId, Book, Market, OrderId, OrderTerms, OrderType, Side};
 use rust_decimal::Decimal;
 
 use super::exchange::Exchange;
-use super::market_task::OrderRequest;
 
 /// How many bots trade.
 pub const BOTS: usize = 6;
@@ -134,7 +133,7 @@ async fn step(
     let quantity = market.spec.min_quantity * Decimal::from(lots);
     let order = if rng.chance(25) {
         // Take liquidity.
-        OrderRequest {
+        OrderTerms {
             side,
             order_type: OrderType::Market,
             price: None,
@@ -165,7 +164,7 @@ async fn step(
         if price <= Decimal::ZERO {
             return;
         }
-        OrderRequest {
+        OrderTerms {
             side,
             order_type: OrderType::Limit,
             price: Some(price),

@@ -5,8 +5,8 @@
 
 use accounts::{Account, Role, TradeSettled};
 use orderbook::{
-    CancelReason, Depth, Event, MarketSpec, OrderStatus, OrderType, PriceLevel, RestingOrder, Side,
-    StopOrder, TimeInForce, TriggerKind,
+    CancelReason, Depth, Event, MarketSpec, OrderStatus, OrderType, PriceLevel, RestingOrder,
+    StopOrder,
 };
 use rust_decimal::Decimal;
 
@@ -25,20 +25,6 @@ fn amount(d: Decimal) -> String {
     d.normalize().to_string()
 }
 
-fn side_name(side: Side) -> &'static str {
-    match side {
-        Side::Buy => "buy",
-        Side::Sell => "sell",
-    }
-}
-
-fn order_type_name(order_type: OrderType) -> &'static str {
-    match order_type {
-        OrderType::Limit => "limit",
-        OrderType::Market => "market",
-    }
-}
-
 fn role_name(role: Role) -> &'static str {
     match role {
         Role::Maker => "maker",
@@ -55,7 +41,7 @@ pub fn trade_view(event: &Event) -> Option<TradeView> {
         trade_id: t.trade_id,
         price: amount(t.price),
         quantity: amount(t.quantity),
-        taker_side: side_name(t.taker_side).to_string(),
+        taker_side: t.taker_side.as_str().to_string(),
         at_ms: t.executed_at / 1000,
     })
 }
@@ -121,7 +107,7 @@ pub fn fill_view(t: &TradeSettled) -> FillView {
         symbol: t.symbol.clone(),
         trade_id: t.trade_id,
         order_id: t.order_id,
-        side: side_name(t.side).to_string(),
+        side: t.side.as_str().to_string(),
         role: role_name(t.role).to_string(),
         price: amount(t.price),
         quantity: amount(t.quantity),
@@ -158,22 +144,15 @@ pub fn order_record_view(o: &OrderRecord, mut fills: Vec<&TradeSettled>) -> Orde
     OrderRecordView {
         symbol: o.symbol.clone(),
         order_id: o.order_id,
-        side: side_name(o.side).to_string(),
-        order_type: order_type_name(o.order_type).to_string(),
-        trigger: o.trigger.map(|t| trigger_name(t.kind).to_string()),
-        trigger_price: o.trigger.map(|t| amount(t.price)),
+        side: o.terms.side.as_str().to_string(),
+        order_type: o.terms.order_type.as_str().to_string(),
+        trigger: o.terms.trigger.map(|t| t.kind.as_str().to_string()),
+        trigger_price: o.terms.trigger.map(|t| amount(t.price)),
         triggered_ms: o.triggered_at.map(|t| t / 1000),
-        time_in_force: o.time_in_force.map(|t| {
-            match t {
-                TimeInForce::GoodTillCancelled => "GTC",
-                TimeInForce::ImmediateOrCancel => "IOC",
-                TimeInForce::FillOrKill => "FOK",
-            }
-            .to_string()
-        }),
-        price: o.price.map(amount),
-        quantity: o.quantity.map(amount),
-        quote_amount: o.quote_amount.map(amount),
+        time_in_force: o.terms.time_in_force.map(|t| t.as_str().to_string()),
+        price: o.terms.price.map(amount),
+        quantity: o.terms.quantity.map(amount),
+        quote_amount: o.terms.quote_amount.map(amount),
         filled: amount(o.filled),
         average_price: o.average_price().map(amount),
         fee,
@@ -195,7 +174,7 @@ pub fn open_order_view(symbol: &str, o: &RestingOrder) -> OpenOrderView {
     OpenOrderView {
         symbol: symbol.to_string(),
         order_id: o.order_id,
-        side: side_name(o.side).to_string(),
+        side: o.side.as_str().to_string(),
         price: amount(o.price),
         quantity: amount(o.remaining_quantity + o.filled_quantity),
         filled: amount(o.filled_quantity),
@@ -205,7 +184,7 @@ pub fn open_order_view(symbol: &str, o: &RestingOrder) -> OpenOrderView {
             OrderStatus::PartiallyFilled => "partially filled",
         }
         .to_string(),
-        order_type: "limit".to_string(),
+        order_type: OrderType::Limit.as_str().to_string(),
         quote_amount: None,
         trigger: None,
         trigger_price: None,
@@ -220,25 +199,17 @@ pub fn stop_order_view(symbol: &str, o: &StopOrder) -> OpenOrderView {
     OpenOrderView {
         symbol: symbol.to_string(),
         order_id: o.order_id,
-        side: side_name(o.side).to_string(),
-        order_type: order_type_name(o.order_type).to_string(),
+        side: o.side.as_str().to_string(),
+        order_type: o.order_type.as_str().to_string(),
         price: o.price.map(amount).unwrap_or_default(),
         quantity: quantity.clone(),
         quote_amount: o.quote_amount.map(amount),
         filled: "0".to_string(),
         remaining: quantity,
         status: "waiting".to_string(),
-        trigger: Some(trigger_name(o.trigger.kind).to_string()),
+        trigger: Some(o.trigger.kind.as_str().to_string()),
         trigger_price: Some(amount(o.trigger.price)),
         at_ms: o.accepted_at / 1000,
-    }
-}
-
-/// A trigger kind as the wire and the CSV name it.
-pub fn trigger_name(kind: TriggerKind) -> &'static str {
-    match kind {
-        TriggerKind::Stop => "stop",
-        TriggerKind::TakeProfit => "take_profit",
     }
 }
 
@@ -274,7 +245,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use accounts::Balance;
-    use orderbook::SelfTradePrevention;
+    use orderbook::{SelfTradePrevention, Side};
 
     use super::*;
 

@@ -28,8 +28,8 @@ async fn trader(x: &Exchange, name: &str) -> orderbook::AccountId {
     account
 }
 
-fn limit(side: orderbook::Side, price: u64, qty: &str) -> OrderRequest {
-    OrderRequest {
+fn limit(side: orderbook::Side, price: u64, qty: &str) -> OrderTerms {
+    OrderTerms {
         side,
         order_type: orderbook::OrderType::Limit,
         price: Some(Decimal::from(price)),

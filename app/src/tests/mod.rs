@@ -21,6 +21,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
+use orderbook::OrderTerms;
 use rust_decimal::Decimal;
 use tower::ServiceExt;
 

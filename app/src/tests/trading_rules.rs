@@ -224,7 +224,7 @@ async fn concurrent_orders_share_appends() {
         .exchange
         .use_session(a.cookie.as_deref().unwrap())
         .unwrap();
-    let order = |i: u64| OrderRequest {
+    let order = |i: u64| OrderTerms {
         side: orderbook::Side::Buy,
         order_type: orderbook::OrderType::Limit,
         price: Some(Decimal::from(100 + i)),
@@ -293,7 +293,7 @@ async fn the_simulator_keeps_both_sides_of_every_book_deep_around_a_persons_orde
     let token = s.exchange.sign_up("carol", "correct horse").await.unwrap();
     let carol = s.exchange.use_session(&token).unwrap();
     s.exchange.claim_faucet(carol).await.unwrap();
-    let ask = OrderRequest {
+    let ask = OrderTerms {
         side: orderbook::Side::Sell,
         order_type: orderbook::OrderType::Limit,
         price: Some(d("29000")),
@@ -482,7 +482,7 @@ async fn random_trader(
         };
         let price = Decimal::new(9_500 + rng.below(1_000) as i64, 2);
         let quantity = Decimal::new(1 + rng.below(60) as i64, 2);
-        let order = |order_type, price, quantity, quote_amount, trigger| OrderRequest {
+        let order = |order_type, price, quantity, quote_amount, trigger| OrderTerms {
             side,
             order_type,
             price,

@@ -2,14 +2,14 @@
 //! brings money in through the leader only.
 
 use accounts::AccountEvent;
-use orderbook::{AccountId, OrderId};
+use orderbook::{AccountId, OrderId, OrderTerms};
 use rust_decimal::Decimal;
 
 use super::Exchange;
 use crate::server::accounts_task::AccountsRequest;
 use crate::server::clock::now_micros;
 use crate::server::exchange_error::ExchangeError;
-use crate::server::market_task::{Action, CommandOutcome, MarketHandle, OrderRequest};
+use crate::server::market_task::{Action, CommandOutcome, MarketHandle};
 
 impl Exchange {
     pub async fn claim_faucet(&self, account: AccountId) -> Result<(), ExchangeError> {
@@ -35,12 +35,12 @@ impl Exchange {
         &self,
         account: AccountId,
         symbol: &str,
-        order: OrderRequest,
+        order: OrderTerms,
     ) -> Result<CommandOutcome, ExchangeError> {
         let market = self.market(symbol)?;
         // The caps and the funds are checked by the market's sequencer,
         // in the same decision as the order.
-        let result = market.send(account, Action::Place(order.clone())).await;
+        let result = market.send(account, Action::Place(order)).await;
         if let Err(e) = &result
             && e.refuses_order()
         {
@@ -56,21 +56,11 @@ impl Exchange {
         &self,
         account: AccountId,
         symbol: &str,
-        order: &OrderRequest,
+        order: &OrderTerms,
         why: &ExchangeError,
     ) {
-        let refusal = AccountEvent::OrderRefused {
-            account,
-            symbol: symbol.to_string(),
-            side: order.side,
-            order_type: order.order_type,
-            price: order.price,
-            quantity: order.quantity,
-            quote_amount: order.quote_amount,
-            trigger: order.trigger,
-            reason: why.to_string(),
-            at: now_micros(),
-        };
+        let refusal =
+            AccountEvent::order_refused(account, symbol, order, why.to_string(), now_micros());
         let written = self
             .0
             .ledger

@@ -9,8 +9,7 @@ use std::collections::VecDeque;
 use accounts::Ledger;
 use eventstore::EventData;
 use orderbook::{
-    AccountId, AmendOrder, CancelOrder, Command, Event, Market, OrderId, OrderType, PlaceOrder,
-    Side,
+    AccountId, AmendOrder, CancelOrder, Command, Event, Market, OrderId, PlaceOrder, RejectReason,
 };
 use rust_decimal::Decimal;
 
@@ -107,21 +106,13 @@ impl MarketTask {
         let symbol = self.market.symbol.clone();
         let account = request.account;
         let command = match &request.action {
-            Action::Place(o) => Command::Place(PlaceOrder {
+            Action::Place(terms) => Command::Place(PlaceOrder::new(
                 symbol,
-                order_id: state.book.last_order_id() + 1,
+                state.book.last_order_id() + 1,
                 account,
-                side: o.side,
-                order_type: o.order_type,
-                price: o.price,
-                quantity: o.quantity,
-                quote_amount: o.quote_amount,
-                time_in_force: o.time_in_force,
-                post_only: o.post_only,
-                self_trade_prevention: o.self_trade_prevention,
+                *terms,
                 at,
-                trigger: o.trigger,
-            }),
+            )),
             Action::Cancel(order_id) => Command::Cancel(CancelOrder {
                 symbol,
                 order_id: *order_id,
@@ -173,26 +164,17 @@ impl MarketTask {
             if o.trigger.is_some() && waiting >= self.caps.max_stop_orders {
                 return Err(ExchangeError::TooManyStopOrders(waiting));
             }
-            // A market order with nothing on the other side would do
-            // nothing: refuse it instead of accepting it empty. (A
-            // stop-market waits for its trigger.)
-            if o.order_type == OrderType::Market && o.trigger.is_none() {
-                let depth = state.book.depth(1);
-                let other = match o.side {
-                    Side::Buy => &depth.asks,
-                    Side::Sell => &depth.bids,
-                };
-                if other.is_empty() {
-                    return Err(ExchangeError::NoLiquidity {
-                        symbol: self.symbol().to_string(),
-                        side: o.side,
-                    });
-                }
-            }
         }
         let decision = state.book.decide(command);
         if let Some(Event::OrderRejected(r)) = decision.first() {
-            return Err(ExchangeError::Rejected(r.reason));
+            return Err(match (r.reason, &request.action) {
+                // Said with the market and the side the trader sees.
+                (RejectReason::NoLiquidity, Action::Place(terms)) => ExchangeError::NoLiquidity {
+                    symbol: self.symbol().to_string(),
+                    side: terms.side,
+                },
+                (reason, _) => ExchangeError::Rejected(reason),
+            });
         }
         if let Some((who, asset, amount)) = ledger.needs(&self.market.spec, command, &decision) {
             let unusable = in_flight.credit(who, &asset);

@@ -42,10 +42,7 @@ use std::time::Duration;
 
 use accounts::Fees;
 use eventstore::{Client, EventData};
-use orderbook::{
-    AccountId, Book, Event, Market, OrderId, OrderType, SelfTradePrevention, Side, TimeInForce,
-    Trigger,
-};
+use orderbook::{AccountId, Book, Event, Market, OrderId, OrderTerms};
 use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
@@ -73,25 +70,9 @@ const EVENT_OVERHEAD: usize = 160;
 /// How long an unanswered append waits before it is tried again, at most.
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
-/// A new order as a trader asks for it; the exchange adds the id and time.
-#[derive(Clone, Debug)]
-pub struct OrderRequest {
-    pub side: Side,
-    pub order_type: OrderType,
-    pub price: Option<Decimal>,
-    pub quantity: Option<Decimal>,
-    pub quote_amount: Option<Decimal>,
-    pub time_in_force: Option<TimeInForce>,
-    pub post_only: bool,
-    /// What happens when it would trade with the same account's order.
-    pub self_trade_prevention: SelfTradePrevention,
-    /// A stop or take-profit: held off the book until a trade reaches it.
-    pub trigger: Option<Trigger>,
-}
-
 /// What a trader asks one market to do.
 pub enum Action {
-    Place(OrderRequest),
+    Place(OrderTerms),
     Cancel(OrderId),
     /// A new price and/or open quantity for a resting order (and a new
     /// trigger price for one held for its trigger).
