@@ -1,7 +1,7 @@
 //! The trader's history as CSV files to download: every order, and every
 //! trade, of the account whose session cookie comes with the request,
 //! newest first, filtered like the history on the page. The columns are
-//! listed in the README; amounts are exact decimals, times RFC 3339 in UTC
+//! listed in docs/trading.md; amounts are exact decimals, times RFC 3339 in UTC
 //! to the millisecond.
 
 use axum::extract::Query;
