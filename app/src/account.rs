@@ -35,7 +35,7 @@ pub async fn log_in(username: String, password: String) -> Result<(), UserError>
 #[server(endpoint = "log_out_everywhere")]
 pub async fn log_out_everywhere() -> Result<(), UserError> {
     use crate::site::context::{current_trader, exchange, set_session_cookie};
-    if let Some(trader) = current_trader().await {
+    if let Some(trader) = current_trader() {
         exchange()?.log_out_everywhere(&trader.session).await?;
     }
     set_session_cookie(None);
@@ -45,7 +45,7 @@ pub async fn log_out_everywhere() -> Result<(), UserError> {
 #[server(endpoint = "log_out")]
 pub async fn log_out() -> Result<(), UserError> {
     use crate::site::context::{current_trader, exchange, set_session_cookie};
-    if let Some(trader) = current_trader().await {
+    if let Some(trader) = current_trader() {
         exchange()?.log_out(&trader.session).await?;
     }
     set_session_cookie(None);
@@ -56,7 +56,7 @@ pub async fn log_out() -> Result<(), UserError> {
 #[server(endpoint = "claim_faucet")]
 pub async fn claim_faucet() -> Result<(), UserError> {
     use crate::site::context::current_account;
-    let (exchange, account) = current_account().await?;
+    let (exchange, account) = current_account()?;
     exchange.claim_faucet(account).await?;
     Ok(())
 }
@@ -66,7 +66,7 @@ pub async fn claim_faucet() -> Result<(), UserError> {
 pub async fn my_account() -> Result<Option<AccountView>, UserError> {
     use crate::site::context::{current_trader, exchange};
     let exchange = exchange()?;
-    let trader = current_trader().await;
+    let trader = current_trader();
     Ok(trader.and_then(|t| exchange.view(t.account)))
 }
 

@@ -31,7 +31,7 @@ pub async fn my_orders(
 ) -> Result<OrderHistoryPage, UserError> {
     use crate::site::context::current_account;
     use crate::site::history_export::history_filter;
-    let (exchange, account) = current_account().await?;
+    let (exchange, account) = current_account()?;
     let filter = history_filter(&exchange, market, state).map_err(UserError::new)?;
     let limit = page_limit(limit)?;
     Ok(exchange.order_history(account, &filter, before, limit))
@@ -47,7 +47,7 @@ pub async fn my_trades(
 ) -> Result<TradeHistoryPage, UserError> {
     use crate::site::context::current_account;
     use crate::site::history_export::history_filter;
-    let (exchange, account) = current_account().await?;
+    let (exchange, account) = current_account()?;
     let filter = history_filter(&exchange, market, None).map_err(UserError::new)?;
     let limit = page_limit(limit)?;
     Ok(exchange.trade_history(account, filter.symbol.as_deref(), before, limit))
@@ -67,6 +67,7 @@ pub use page::serve;
 /// The server-rendered history page.
 #[cfg(feature = "ssr")]
 mod page {
+    use axum::Extension;
     use axum::extract::Query;
     use axum::http::{HeaderValue, StatusCode, header};
     use axum::response::{IntoResponse, Response};
@@ -179,7 +180,7 @@ mod page {
     /// (401 without a session), or one saying what is wrong with the address
     /// (400). Never cached: it is one trader's own.
     pub async fn serve(
-        exchange: Exchange,
+        Extension(exchange): Extension<Exchange>,
         trader: Option<Trader>,
         Query(query): Query<HistoryQuery>,
     ) -> Response {

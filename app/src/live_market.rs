@@ -46,7 +46,7 @@ pub async fn market_feed(
         return Ok(feed::refuse(why).into());
     };
     // The socket's session names the account it may follow: nobody else's.
-    let session = context::request_trader().map(|t| t.session);
+    let session = context::current_trader().map(|t| t.session);
     Ok(feed::open(exchange, requests, limits, Some(slot), session).into())
 }
 

@@ -21,7 +21,7 @@ use leptos::server_fn::ServerFn;
 pub async fn place_order(#[server(flatten)] form: OrderForm) -> Result<String, UserError> {
     use crate::server::orders::{describe, field_error};
     use crate::site::context::current_account;
-    let (exchange, account) = current_account().await?;
+    let (exchange, account) = current_account()?;
     let order = form.parse()?;
     let symbol = form.symbol;
     let outcome = exchange.place(account, &symbol, order).await.map_err(|e| {
@@ -38,7 +38,7 @@ pub async fn place_order(#[server(flatten)] form: OrderForm) -> Result<String, U
 #[server(endpoint = "cancel_order")]
 pub async fn cancel_order(symbol: String, order_id: u64) -> Result<String, UserError> {
     use crate::site::context::current_account;
-    let (exchange, account) = current_account().await?;
+    let (exchange, account) = current_account()?;
     exchange.cancel(account, &symbol, order_id).await?;
     Ok(format!("Order {order_id} cancelled."))
 }
@@ -58,7 +58,7 @@ pub async fn amend_order(
 ) -> Result<String, UserError> {
     use crate::server::orders::{amendment, describe_amendment, field_error};
     use crate::site::context::current_account;
-    let (exchange, account) = current_account().await?;
+    let (exchange, account) = current_account()?;
     let (price, quantity, trigger_price) = amendment(&price, &quantity, &trigger_price)?;
     let outcome = exchange
         .amend(account, &symbol, order_id, price, quantity, trigger_price)
@@ -72,7 +72,7 @@ pub async fn amend_order(
 #[server(endpoint = "cancel_all")]
 pub async fn cancel_all(symbol: Option<String>) -> Result<String, UserError> {
     use crate::site::context::current_account;
-    let (exchange, account) = current_account().await?;
+    let (exchange, account) = current_account()?;
     let symbol = symbol.filter(|s| !s.is_empty());
     let n = exchange.cancel_all(account, symbol.as_deref()).await?;
     let orders = if n == 1 { "order" } else { "orders" };

@@ -203,16 +203,14 @@ impl OrderHistory {
 
     /// Folds in one account event (only refusals are history).
     pub fn apply_account(&mut self, event: &AccountEvent) {
-        if let (
-            Some(terms),
-            AccountEvent::OrderRefused {
-                account,
-                symbol,
-                reason,
-                at,
-                ..
-            },
-        ) = (event.refused_terms(), event)
+        if let AccountEvent::OrderRefused {
+            account,
+            symbol,
+            reason,
+            at,
+            ..
+        } = event
+            && let Some(terms) = event.refused_terms()
         {
             self.accounts
                 .entry(*account)

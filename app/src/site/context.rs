@@ -70,33 +70,23 @@ pub async fn client_address() -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
-/// The trader the request being served comes from, if logged in.
-pub async fn current_trader() -> Option<Trader> {
-    leptos_axum::extract::<Option<Trader>>()
-        .await
-        .ok()
-        .flatten()
-}
-
-/// The trader of the request being served, read synchronously from its
-/// parts (a page being rendered, a socket's upgrade).
-pub fn request_trader() -> Option<Trader> {
+/// The trader the request being served comes from (a server function's
+/// call, a page being rendered, a socket's upgrade), if logged in.
+pub fn current_trader() -> Option<Trader> {
     Trader::of_parts(&use_context::<axum::http::request::Parts>()?)
 }
 
 /// The logged-in account of the page being rendered: what the trader's
 /// panel paints first.
 pub fn account_view_now() -> Option<AccountView> {
-    let trader = request_trader()?;
+    let trader = current_trader()?;
     exchange().ok()?.view(trader.account)
 }
 
 /// The logged-in account, or a "please log in" error.
-pub async fn current_account() -> Result<(Exchange, AccountId), UserError> {
+pub fn current_account() -> Result<(Exchange, AccountId), UserError> {
     let exchange = exchange()?;
-    let trader = current_trader()
-        .await
-        .ok_or_else(|| UserError::from(ExchangeError::NotLoggedIn))?;
+    let trader = current_trader().ok_or_else(|| UserError::from(ExchangeError::NotLoggedIn))?;
     Ok((exchange, trader.account))
 }
 

@@ -4,6 +4,7 @@
 //! listed in docs/trading.md; amounts are exact decimals, times RFC 3339 in UTC
 //! to the millisecond.
 
+use axum::Extension;
 use axum::extract::Query;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -73,8 +74,8 @@ pub enum Export {
 /// Answers a download: the CSV, or 400 for an unknown market or state
 /// (without a session, [`Trader`] answers 401).
 pub async fn serve(
-    exchange: Exchange,
     export: Export,
+    Extension(exchange): Extension<Exchange>,
     Trader { account, .. }: Trader,
     Query(query): Query<ExportQuery>,
 ) -> Response {

@@ -59,10 +59,6 @@ pub fn router(
     let routes = generate_route_list(App);
     let (feed, origins) = (policy.feed, policy.allowed_origins);
     let counts = SocketCounts::default();
-    // The history page and its downloads are plain HTML and files behind
-    // the session cookie.
-    let (orders_csv, trades_csv) = (exchange.clone(), exchange.clone());
-    let history_page = exchange.clone();
     let router_exchange = exchange.clone();
     let forwarding = forward::Forwarding::new(exchange.clone());
     // What every server function finds in its context.
@@ -81,23 +77,22 @@ pub fn router(
         })
         .fallback(leptos_axum::file_and_error_handler(not_found))
         .with_state(options);
-    // The market feed is served on a socket with a message bound (see
-    // `feed_socket`); its path is matched before the site's routes.
+    // The history page and its downloads are plain HTML and files behind
+    // the session cookie. The market feed is served on a socket with a
+    // message bound (see `feed_socket`); its path is matched before the
+    // site's routes.
     Router::new()
-        .route(
-            "/history",
-            get(move |trader, query| crate::history::serve(history_page.clone(), trader, query)),
-        )
+        .route("/history", get(crate::history::serve))
         .route(
             "/history/orders.csv",
-            get(move |trader, query| {
-                history_export::serve(orders_csv.clone(), Export::Orders, trader, query)
+            get(|exchange, trader, query| {
+                history_export::serve(Export::Orders, exchange, trader, query)
             }),
         )
         .route(
             "/history/trades.csv",
-            get(move |trader, query| {
-                history_export::serve(trades_csv.clone(), Export::Trades, trader, query)
+            get(|exchange, trader, query| {
+                history_export::serve(Export::Trades, exchange, trader, query)
             }),
         )
         .route(
@@ -115,7 +110,8 @@ pub fn router(
             same_origin_only,
         ))
         .layer(axum::middleware::map_response(security_headers))
-        // Where a request's `Trader` is looked up.
+        // Every request carries the exchange: the history's handlers take
+        // it, and a request's `Trader` is looked up in it.
         .layer(Extension(router_exchange))
 }
 

@@ -49,7 +49,12 @@ impl Sessions {
             seen.remove(token_hash);
             return false;
         }
-        seen.insert(token_hash.to_string(), Instant::now());
+        match seen.get_mut(token_hash) {
+            Some(last) => *last = Instant::now(),
+            None => {
+                seen.insert(token_hash.to_string(), Instant::now());
+            }
+        }
         true
     }
 }
