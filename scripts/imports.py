@@ -138,8 +138,7 @@ class Crate:
     def __init__(self, root: str, name: str):
         self.name = name
         self.src = os.path.join(root, name, "src")
-        # module path (tuple) -> file; one tree per root file
-        self.files: dict[tuple[str, ...], str] = {}
+        # per root file: module path (tuple) -> file
         self.trees: dict[str, dict[tuple[str, ...], str]] = {}
         for root_file in ("lib.rs", "main.rs"):
             path = os.path.join(self.src, root_file)
@@ -155,11 +154,8 @@ class Crate:
         if os.path.basename(path) not in ("lib.rs", "main.rs", "mod.rs"):
             directory = os.path.join(directory, os.path.basename(path)[:-3])
         for m in re.finditer(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(" + IDENT + r")\s*;", text, re.M):
-            attr_start = text.rfind("\n", 0, m.start())
-            preceding = text[max(0, attr_start - 200):m.start()]
-            explicit = re.search(r'#\[path\s*=\s*$', preceding)
-            if explicit:
-                continue  # a #[path] module lives outside src; not part of the tree
+            # A `#[path]` module (a file shared from outside src) has no file
+            # at the usual place, and is left out.
             name = m.group(1)
             for candidate in (os.path.join(directory, name + ".rs"), os.path.join(directory, name, "mod.rs")):
                 if os.path.exists(candidate):
@@ -204,7 +200,8 @@ def references(text: str, module: tuple[str, ...], children: set[str]):
             target = absolute(segs, m.start())
             if target is not None:
                 yield line_of(m.start()), target
-    head = r"\b(?:crate|super|self|" + "|".join(map(re.escape, sorted(children)) or ["\\$none"]) + r")"
+    heads = ["crate", "super", "self"] + [re.escape(c) for c in sorted(children)]
+    head = r"\b(?:" + "|".join(heads) + r")"
     for m in re.finditer(head + r"(?:\s*::\s*" + IDENT + r")+", text):
         if any(a <= m.start() < b for a, b in used):
             continue
