@@ -4,6 +4,7 @@
 use orderbook::{AccountId, Command, Event, MarketSpec, Timestamp};
 use rust_decimal::Decimal;
 
+use crate::api_key::{ApiKey, MAX_ALLOWED_IPS, MAX_KEYS_PER_ACCOUNT, MAX_LABEL_LEN};
 use crate::config::{Faucet, Fees};
 use crate::cost::{amend_cost, fills, order_cost};
 use crate::event::{AccountEvent, DepositSource};
@@ -28,6 +29,22 @@ pub enum AccountError {
     },
     #[error("the faucet limit for this account is reached")]
     FaucetLimitReached,
+    #[error("an API key's label is 1 to {MAX_LABEL_LEN} characters")]
+    InvalidKeyLabel,
+    #[error("an API key needs at least one scope (read, trade)")]
+    NoKeyScope,
+    #[error("an API key's allow-list holds at most {MAX_ALLOWED_IPS} addresses or networks")]
+    TooManyAllowedIps,
+    #[error("{0:?} is not an IP address or network (a.b.c.d, a.b.c.d/n, x:y::z or x:y::/n)")]
+    InvalidAllowedIp(String),
+    #[error("an API key's expiry must be in the future")]
+    KeyExpiryPassed,
+    #[error("an account has at most {MAX_KEYS_PER_ACCOUNT} API keys that are not revoked")]
+    TooManyKeys,
+    #[error("that key id is taken")]
+    KeyIdTaken,
+    #[error("no such API key on this account")]
+    UnknownKey,
 }
 
 /// Checks a username's shape (uniqueness is the ledger's business).
@@ -181,5 +198,70 @@ impl Ledger {
                 AccountEvent::TradeSettled(f)
             })
             .collect()
+    }
+}
+
+/// Whether `entry` is an address or a network (`address/prefix`).
+pub fn valid_ip_or_network(entry: &str) -> bool {
+    let (address, prefix) = match entry.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (entry, None),
+    };
+    let Ok(address) = address.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let most = if address.is_ipv4() { 32 } else { 128 };
+    prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= most))
+}
+
+impl Ledger {
+    /// A new API key: its label, scopes, allow-list and expiry checked,
+    /// and the account under its key limit. The key id and the credential
+    /// are the shell's (random, and sealed or public).
+    pub fn create_api_key(&self, key: ApiKey) -> Result<AccountEvent, AccountError> {
+        self.account(key.account)
+            .ok_or(AccountError::UnknownAccount)?;
+        if key.label.trim().is_empty() || key.label.chars().count() > MAX_LABEL_LEN {
+            return Err(AccountError::InvalidKeyLabel);
+        }
+        if key.scopes.is_empty() {
+            return Err(AccountError::NoKeyScope);
+        }
+        if key.allowed_ips.len() > MAX_ALLOWED_IPS {
+            return Err(AccountError::TooManyAllowedIps);
+        }
+        if let Some(bad) = key.allowed_ips.iter().find(|e| !valid_ip_or_network(e)) {
+            return Err(AccountError::InvalidAllowedIp(bad.clone()));
+        }
+        if key.expires_at.is_some_and(|e| e <= key.created_at) {
+            return Err(AccountError::KeyExpiryPassed);
+        }
+        if self.api_key(&key.key_id).is_some() {
+            return Err(AccountError::KeyIdTaken);
+        }
+        let live = self.api_keys_of(key.account);
+        if live.iter().filter(|k| k.revoked_at.is_none()).count() >= MAX_KEYS_PER_ACCOUNT {
+            return Err(AccountError::TooManyKeys);
+        }
+        Ok(AccountEvent::ApiKeyCreated(Box::new(key)))
+    }
+
+    /// Revokes one of the account's keys; revoking a revoked key again
+    /// changes nothing (answers no event).
+    pub fn revoke_api_key(
+        &self,
+        account: AccountId,
+        key_id: &str,
+        at: Timestamp,
+    ) -> Result<Option<AccountEvent>, AccountError> {
+        let key = self
+            .api_key(key_id)
+            .filter(|k| k.key.account == account)
+            .ok_or(AccountError::UnknownKey)?;
+        Ok(key.revoked_at.is_none().then(|| AccountEvent::ApiKeyRevoked {
+            account,
+            key_id: key_id.to_string(),
+            at,
+        }))
     }
 }

@@ -5,6 +5,7 @@ use orderbook::{AccountId, OrderId, OrderTerms, OrderType, Side, Timestamp, Trad
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::api_key::ApiKey;
 use crate::config::Role;
 
 /// The version of the event JSON this crate writes. Version 2 added
@@ -12,8 +13,9 @@ use crate::config::Role;
 /// a refused stop order; without it, none); version 1 logs read unchanged.
 /// Version 3 writes no event about orders (`FundsReserved`,
 /// `FundsReleased`, `ReservationChanged`, `TradeSettled`): the market
-/// streams say it all. Earlier logs' events still read.
-pub const SCHEMA_VERSION: u32 = 3;
+/// streams say it all. Earlier logs' events still read. Version 4 added
+/// `ApiKeyCreated` and `ApiKeyRevoked`.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Something that happened to an account. In JSON, `type` names the variant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,6 +105,15 @@ pub enum AccountEvent {
     SessionEnded {
         account: AccountId,
         token_hash: String,
+        at: Timestamp,
+    },
+    /// A new API key for the account (version 4). Boxed: the largest
+    /// variant, and a rare one.
+    ApiKeyCreated(Box<ApiKey>),
+    /// The key is refused from now on (version 4).
+    ApiKeyRevoked {
+        account: AccountId,
+        key_id: String,
         at: Timestamp,
     },
 }
@@ -234,6 +245,8 @@ impl AccountEvent {
             AccountEvent::OrderRefused { .. } => "OrderRefused",
             AccountEvent::SessionStarted { .. } => "SessionStarted",
             AccountEvent::SessionEnded { .. } => "SessionEnded",
+            AccountEvent::ApiKeyCreated(_) => "ApiKeyCreated",
+            AccountEvent::ApiKeyRevoked { .. } => "ApiKeyRevoked",
         }
     }
 
@@ -247,8 +260,10 @@ impl AccountEvent {
             | AccountEvent::ReservationChanged { account, .. }
             | AccountEvent::OrderRefused { account, .. }
             | AccountEvent::SessionStarted { account, .. }
-            | AccountEvent::SessionEnded { account, .. } => *account,
+            | AccountEvent::SessionEnded { account, .. }
+            | AccountEvent::ApiKeyRevoked { account, .. } => *account,
             AccountEvent::TradeSettled(t) => t.account,
+            AccountEvent::ApiKeyCreated(k) => k.account,
         }
     }
 

@@ -14,6 +14,7 @@ use orderbook::{AccountId, Event, MarketSpec, OrderId, Side, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::api_key::KeyRecord;
 use crate::cost::{fills, open_cost};
 use crate::event::{AccountEvent, TradeSettled};
 
@@ -153,6 +154,8 @@ pub struct Ledger {
     pub(crate) by_username: HashMap<String, AccountId>,
     /// Each logged-in token hash: its account and when its session began.
     pub(crate) sessions: HashMap<String, (AccountId, Timestamp)>,
+    /// Every API key ever created, by key id, revoked or not.
+    pub(crate) api_keys: HashMap<String, KeyRecord>,
     /// Fees collected, per asset.
     pub fees: BTreeMap<String, Decimal>,
     /// Money that came in from outside, per asset.
@@ -190,6 +193,22 @@ impl Ledger {
     /// session began (so the shell can end sessions that are too old).
     pub fn session_since(&self, token_hash: &str) -> Option<(AccountId, Timestamp)> {
         self.sessions.get(token_hash).copied()
+    }
+
+    /// The API key of this id, revoked or not.
+    pub fn api_key(&self, key_id: &str) -> Option<&KeyRecord> {
+        self.api_keys.get(key_id)
+    }
+
+    /// An account's API keys, revoked ones too, oldest first.
+    pub fn api_keys_of(&self, account: AccountId) -> Vec<&KeyRecord> {
+        let mut keys: Vec<&KeyRecord> = self
+            .api_keys
+            .values()
+            .filter(|k| k.key.account == account)
+            .collect();
+        keys.sort_by(|a, b| (a.key.created_at, &a.key.key_id).cmp(&(b.key.created_at, &b.key.key_id)));
+        keys
     }
 
     /// How many events of a market's stream are folded in: the revision
@@ -270,6 +289,20 @@ impl Ledger {
             AccountEvent::SessionEnded { token_hash, .. } => {
                 acc.sessions.retain(|t| t != token_hash);
                 self.sessions.remove(token_hash);
+            }
+            AccountEvent::ApiKeyCreated(key) => {
+                let record = KeyRecord {
+                    key: (**key).clone(),
+                    revoked_at: None,
+                };
+                self.api_keys.insert(key.key_id.clone(), record);
+            }
+            AccountEvent::ApiKeyRevoked { key_id, at, .. } => {
+                if let Some(k) = self.api_keys.get_mut(key_id)
+                    && k.key.account == acc.id
+                {
+                    k.revoked_at.get_or_insert(*at);
+                }
             }
         }
     }

@@ -52,6 +52,7 @@
 //!   crash came between) is settled once at start
 //!   ([`Ledger::legacy_settlement`]).
 
+pub mod api_key;
 mod config;
 mod cost;
 mod decide;

@@ -100,6 +100,7 @@ impl Venue {
 
 fn limit(symbol: &str, id: u64, account: u64, side: Side, price: &str, qty: &str) -> Command {
     Command::Place(PlaceOrder {
+        client_order_id: None,
         symbol: orderbook::Symbol::new(symbol),
         order_id: id,
         account,
@@ -594,5 +595,78 @@ fn the_invariant_checks_find_what_is_wrong() {
             .iter()
             .any(|v| v.asset.as_deref() == Some("BTC") && v.account.is_none()),
         "{found:?}"
+    );
+}
+
+fn key(account: u64, id: &str) -> accounts::api_key::ApiKey {
+    use accounts::api_key::{ApiKey, KeyCredential, Scope};
+    ApiKey {
+        key_id: id.to_string(),
+        account,
+        label: "bot".to_string(),
+        credential: KeyCredential::Ed25519 {
+            public_key: "AAAA".to_string(),
+        },
+        scopes: vec![Scope::Read, Scope::Trade],
+        allowed_ips: vec!["10.0.0.0/8".to_string(), "2001:db8::1".to_string()],
+        expires_at: Some(100),
+        created_at: 10,
+    }
+}
+
+#[test]
+fn api_keys_are_created_checked_and_revoked_by_events_that_fold_back() {
+    let mut ledger = Ledger::new();
+    let opened = ledger.open_account("alice", "hash", 1).unwrap();
+    ledger.apply(&opened);
+    let alice = opened.account();
+    // Each rule of a key, refused with its reason.
+    let mut bad = key(alice, "k0");
+    bad.label = String::new();
+    assert_eq!(ledger.create_api_key(bad), Err(AccountError::InvalidKeyLabel));
+    let mut bad = key(alice, "k0");
+    bad.scopes.clear();
+    assert_eq!(ledger.create_api_key(bad), Err(AccountError::NoKeyScope));
+    let mut bad = key(alice, "k0");
+    bad.allowed_ips = vec!["10.0.0.0/33".to_string()];
+    assert!(matches!(
+        ledger.create_api_key(bad),
+        Err(AccountError::InvalidAllowedIp(_))
+    ));
+    let mut bad = key(alice, "k0");
+    bad.expires_at = Some(5);
+    assert_eq!(ledger.create_api_key(bad), Err(AccountError::KeyExpiryPassed));
+    assert_eq!(
+        ledger.create_api_key(key(99, "k0")),
+        Err(AccountError::UnknownAccount)
+    );
+    // A good key goes through the log's JSON and folds in.
+    let created = ledger.create_api_key(key(alice, "k1")).unwrap();
+    let json = created.to_json();
+    let read = AccountEvent::from_json(json.as_bytes()).unwrap();
+    assert_eq!(read, created);
+    ledger.apply(&read);
+    let record = ledger.api_key("k1").unwrap();
+    assert_eq!(record.key, key(alice, "k1"));
+    assert_eq!(record.revoked_at, None);
+    assert_eq!(ledger.create_api_key(key(alice, "k1")), Err(AccountError::KeyIdTaken));
+    // Only its owner revokes it, once.
+    assert_eq!(
+        ledger.revoke_api_key(alice + 1, "k1", 20),
+        Err(AccountError::UnknownKey)
+    );
+    let revoked = ledger.revoke_api_key(alice, "k1", 20).unwrap().unwrap();
+    ledger.apply(&AccountEvent::from_json(revoked.to_json().as_bytes()).unwrap());
+    assert_eq!(ledger.api_key("k1").unwrap().revoked_at, Some(20));
+    assert_eq!(ledger.revoke_api_key(alice, "k1", 30), Ok(None));
+    assert_eq!(ledger.api_keys_of(alice).len(), 1);
+    // At most MAX_KEYS_PER_ACCOUNT live keys; revoked ones do not count.
+    for i in 0..accounts::api_key::MAX_KEYS_PER_ACCOUNT {
+        let e = ledger.create_api_key(key(alice, &format!("n{i}"))).unwrap();
+        ledger.apply(&e);
+    }
+    assert_eq!(
+        ledger.create_api_key(key(alice, "one-more")),
+        Err(AccountError::TooManyKeys)
     );
 }

@@ -46,6 +46,7 @@ fn liquibook_flow() -> Vec<(bool, u64, u64)> {
 
 fn place(m: &Market, id: u64, side: Side, price: u64, qty: u64, tif: TimeInForce) -> Command {
     Command::Place(PlaceOrder {
+        client_order_id: None,
         symbol: m.symbol.clone(),
         order_id: id,
         account: id % 1_000,

@@ -3,6 +3,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::client_ids::{ClientIds, ClientOrderId};
 use crate::event::{Event, OrderAccepted};
 use crate::ladder::{Ladder, NIL, Node};
 use crate::market::{Market, Symbol};
@@ -24,6 +25,8 @@ pub struct Book {
     pub(crate) last_price: Option<u64>,
     /// Stop and take-profit orders waiting for their trigger.
     pub(crate) stops: HeldStops,
+    /// The client ids of the open orders that have one.
+    pub(crate) client_ids: ClientIds,
     pub(crate) events_applied: u64,
 }
 
@@ -72,6 +75,8 @@ pub struct StopOrder {
     pub quote_amount: Option<Decimal>,
     pub time_in_force: TimeInForce,
     pub self_trade_prevention: SelfTradePrevention,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_order_id: Option<ClientOrderId>,
     pub accepted_at: Timestamp,
 }
 
@@ -88,6 +93,8 @@ pub struct RestingOrder {
     pub status: OrderStatus,
     pub post_only: bool,
     pub self_trade_prevention: SelfTradePrevention,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_order_id: Option<ClientOrderId>,
     pub accepted_at: Timestamp,
 }
 
@@ -100,6 +107,7 @@ impl Book {
             last_trade_id: 0,
             last_price: None,
             stops: HeldStops::default(),
+            client_ids: ClientIds::default(),
             events_applied: 0,
         }
     }
@@ -139,6 +147,9 @@ impl Book {
         match event {
             Event::OrderAccepted(e) => {
                 self.last_order_id = self.last_order_id.max(e.order_id);
+                if let Some(id) = &e.client_order_id {
+                    self.client_ids.insert(e.account, id.clone(), e.order_id);
+                }
                 let node = accepted_node(m, e);
                 match e.trigger.as_deref() {
                     Some(t) => self.stops.insert(HeldStop {
@@ -175,9 +186,11 @@ impl Book {
                 if self.ladder.remove(e.order_id).is_none() {
                     self.stops.remove(e.order_id);
                 }
+                self.client_ids.remove(e.order_id);
             }
             Event::OrderFilled(e) => {
                 self.ladder.remove(e.order_id);
+                self.client_ids.remove(e.order_id);
             }
             Event::OrderAmended(e) => {
                 let Some((slot, _)) = self.ladder.get(e.order_id) else {
@@ -268,6 +281,21 @@ impl Book {
         out
     }
 
+    /// The open order (resting or held for its trigger) that `account`
+    /// placed under its own id `client_order_id`.
+    pub fn order_by_client_id(
+        &self,
+        account: AccountId,
+        client_order_id: &ClientOrderId,
+    ) -> Option<OrderId> {
+        self.client_ids.order(account, client_order_id)
+    }
+
+    /// An open order's client id, when it was placed with one.
+    pub fn client_order_id(&self, order: OrderId) -> Option<&ClientOrderId> {
+        self.client_ids.of_order(order)
+    }
+
     /// A stop or take-profit order still waiting for its trigger.
     pub fn stop_order(&self, id: OrderId) -> Option<StopOrder> {
         self.stops.get(id).map(|h| self.stop_view(h))
@@ -297,6 +325,7 @@ impl Book {
             quote_amount: n.quote_sized.then(|| m.quote_amount(n.quote_remaining)),
             time_in_force: h.time_in_force,
             self_trade_prevention: n.stp,
+            client_order_id: self.client_ids.of_order(n.id).cloned(),
             accepted_at: n.accepted_at,
         }
     }
@@ -324,6 +353,7 @@ impl Book {
             },
             post_only: n.post_only,
             self_trade_prevention: n.stp,
+            client_order_id: self.client_ids.of_order(n.id).cloned(),
             accepted_at: n.accepted_at,
         }
     }
@@ -357,6 +387,9 @@ impl Book {
             prev: NIL,
             next: NIL,
         });
+        if let Some(id) = &o.client_order_id {
+            self.client_ids.insert(o.account, id.clone(), o.order_id);
+        }
     }
 
     /// Restores a held order from a snapshot: as its acceptance put it.
@@ -375,8 +408,12 @@ impl Book {
             post_only: false,
             self_trade_prevention: o.self_trade_prevention,
             trigger: Some(Box::new(o.trigger)),
+            client_order_id: o.client_order_id.clone(),
             at: o.accepted_at,
         };
+        if let Some(id) = &o.client_order_id {
+            self.client_ids.insert(o.account, id.clone(), o.order_id);
+        }
         self.stops.insert(HeldStop {
             node: accepted_node(m, &accepted),
             kind: o.trigger.kind,

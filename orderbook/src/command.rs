@@ -4,6 +4,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::client_ids::ClientOrderId;
 use crate::market::Symbol;
 use crate::order::{
     AccountId, OrderId, OrderKind, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp,
@@ -78,6 +79,10 @@ pub struct PlaceOrder {
     /// describes. Without one the order enters at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
+    /// The trader's own id for the order: refused while another open order
+    /// of the account in this market has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_order_id: Option<ClientOrderId>,
     pub at: Timestamp,
 }
 
@@ -114,8 +119,15 @@ impl PlaceOrder {
             post_only,
             self_trade_prevention,
             trigger,
+            client_order_id: None,
             at,
         }
+    }
+
+    /// The same order, under the trader's own id too.
+    pub fn with_client_order_id(mut self, id: Option<ClientOrderId>) -> PlaceOrder {
+        self.client_order_id = id;
+        self
     }
 
     /// What the order asks for.

@@ -149,6 +149,11 @@ impl Book {
         if c.order_id <= self.last_order_id {
             return Err(reject(RejectReason::DuplicateOrderId));
         }
+        if let Some(id) = &c.client_order_id
+            && self.client_ids.order(c.account, id).is_some()
+        {
+            return Err(reject(RejectReason::DuplicateClientOrderId));
+        }
         let limit = match (c.order_type, c.price) {
             (OrderType::Limit, Some(p)) => Some(m.ticks(p).map_err(reject)?),
             (OrderType::Limit, None) => return Err(reject(RejectReason::MissingPrice)),
@@ -222,6 +227,7 @@ impl Book {
             post_only: c.post_only,
             self_trade_prevention: c.self_trade_prevention,
             trigger: trigger.map(Box::new),
+            client_order_id: c.client_order_id.clone(),
             at: c.at,
         }));
         if trigger.is_some() {

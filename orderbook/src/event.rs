@@ -6,6 +6,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::client_ids::ClientOrderId;
 use crate::command::OrderTerms;
 use crate::market::Symbol;
 use crate::order::{
@@ -21,7 +22,8 @@ use crate::reason::{CancelReason, RejectReason};
 /// Version 3 added `fees` on `TradeExecuted` (the exchange writes what each
 /// side paid); a trade without them was settled by the ledger's own events.
 /// Version 4 added `StreamFenced`, which changes no book.
-pub const SCHEMA_VERSION: u32 = 4;
+/// Version 5 added `client_order_id` on `OrderAccepted`.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Something that happened to a book. In JSON, `type` names the variant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,6 +70,10 @@ pub struct OrderAccepted {
     /// moves many; few orders have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Box<Trigger>>,
+    /// The trader's own id for the order, when they gave one (schema
+    /// version 5): unique among their open orders in this market.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_order_id: Option<ClientOrderId>,
     pub at: Timestamp,
 }
 

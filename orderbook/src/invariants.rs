@@ -77,7 +77,40 @@ pub fn check_book(book: &Book) -> Result<(), BookViolation> {
             book.ladder.index.len()
         ));
     }
-    check_held(book)
+    check_held(book)?;
+    check_client_ids(book)
+}
+
+/// Every client id names an open order of its own account, resting or
+/// held: a closed order's id is free again.
+fn check_client_ids(book: &Book) -> Result<(), BookViolation> {
+    let mut open = 0;
+    for (id, account) in book
+        .ladder
+        .index
+        .keys()
+        .map(|&id| {
+            let (_, n) = book.ladder.get(id).expect("indexed order");
+            (id, n.account)
+        })
+        .chain(book.stops.iter().map(|h| (h.node.id, h.node.account)))
+    {
+        if let Some(client_id) = book.client_ids.of_order(id) {
+            if book.client_ids.order(account, client_id) != Some(id) {
+                return fail(format!(
+                    "order {id}'s client id {client_id} names another order"
+                ));
+            }
+            open += 1;
+        }
+    }
+    if open != book.client_ids.len() {
+        return fail(format!(
+            "{} client ids kept but {open} open orders have one",
+            book.client_ids.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Held orders are off the book, and none is left waiting with its trigger

@@ -29,7 +29,8 @@
 //!   `time_in_force` (`GTC`/`IOC`/`FOK`), `post_only`,
 //!   `self_trade_prevention` (`cancel_taker`/`cancel_maker`/`cancel_both`),
 //!   `trigger` (stop and take-profit orders only: `kind` `stop` or
-//!   `take_profit`, and `price`), `at`.
+//!   `take_profit`, and `price`), `client_order_id` (version 5: the
+//!   trader's own id for the order, when given), `at`.
 //! - [`OrderRejected`]: a command was refused and changed nothing. Fields:
 //!   `symbol`, `order_id`, `account`, `reason` ([`RejectReason`], snake
 //!   case), `at`.
@@ -96,6 +97,7 @@
 //! order: its `StopTriggered` and its own events in the same shape.
 
 mod book;
+mod client_ids;
 mod command;
 mod decide;
 mod event;
@@ -110,6 +112,7 @@ mod snapshot;
 mod stops;
 
 pub use book::{Book, Depth, OrderStatus, PriceLevel, RestingOrder, StopOrder};
+pub use client_ids::{BadClientOrderId, ClientOrderId, MAX_CLIENT_ORDER_ID_LEN};
 pub use command::{AmendOrder, CancelOrder, Command, OrderTerms, PlaceOrder};
 pub use event::{
     Event, EventDecodeError, OrderAccepted, OrderAmended, OrderCancelled, OrderFilled,

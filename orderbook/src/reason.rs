@@ -71,6 +71,8 @@ pub enum RejectReason {
         "there is nothing on the other side of the book to trade with: place a limit order instead"
     )]
     NoLiquidity,
+    #[error("another open order of yours in this market has this client order id")]
+    DuplicateClientOrderId,
 }
 
 /// Why an accepted order left the book before it filled completely.

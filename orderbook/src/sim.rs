@@ -140,8 +140,16 @@ impl Flow {
                 at,
             });
         }
-        let order_id = self.next_id[mi] * 16 + account;
+        let n = self.next_id[mi];
+        let order_id = n * 16 + account;
         self.next_id[mi] += 1;
+        // A third of the orders carry a client id from a small set, so an
+        // account sometimes reuses one still open (refused) or freed.
+        let client_order_id = (n % 3 == 0).then(|| {
+            format!("leg-{}", n % 5)
+                .parse()
+                .expect("a valid client order id")
+        });
         let side = if r.chance(50) { Side::Buy } else { Side::Sell };
         let stp = match r.below(3) {
             0 => SelfTradePrevention::CancelTaker,
@@ -150,6 +158,7 @@ impl Flow {
         };
         let lots = m.min_lots() * (1 + r.below(10));
         let mut place = PlaceOrder {
+            client_order_id,
             symbol,
             order_id,
             account,

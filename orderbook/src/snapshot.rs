@@ -10,8 +10,9 @@ use crate::market::Market;
 use crate::order::{OrderId, TradeId};
 
 /// The snapshot format's version; readers accept this and earlier.
-/// Version 2 added the last trade price and the held stop orders.
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// Version 2 added the last trade price and the held stop orders; version
+/// 3 the open orders' client ids.
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// A book's state between two commands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -96,6 +96,7 @@ fn commands(ops: &[Step]) -> Vec<Command> {
             } => {
                 placed.push((id, account));
                 Command::Place(PlaceOrder {
+                    client_order_id: None,
                     symbol: sym.clone(),
                     order_id: id,
                     account,
@@ -124,6 +125,7 @@ fn commands(ops: &[Step]) -> Vec<Command> {
                 by_quote,
                 stp: s,
             } => Command::Place(PlaceOrder {
+                client_order_id: None,
                 symbol: sym.clone(),
                 order_id: id,
                 account,
@@ -154,6 +156,7 @@ fn commands(ops: &[Step]) -> Vec<Command> {
                     TriggerKind::Stop
                 };
                 Command::Place(PlaceOrder {
+                    client_order_id: None,
                     symbol: sym.clone(),
                     order_id: id,
                     account,

@@ -18,6 +18,7 @@ fn book() -> Book {
 /// A GTC limit order with cancel-taker self-trade prevention.
 fn limit(id: u64, account: u64, side: Side, price: &str, qty: &str) -> PlaceOrder {
     PlaceOrder {
+        client_order_id: None,
         symbol: Symbol::new("BTC-USD"),
         order_id: id,
         account,
@@ -631,7 +632,7 @@ fn events_round_trip_through_versioned_json() {
     for e in &ev {
         let json = e.to_json();
         assert!(
-            json.starts_with("{\"schema_version\":4,\"type\":"),
+            json.starts_with("{\"schema_version\":5,\"type\":"),
             "{json}"
         );
         assert_eq!(&Event::from_json(&json).unwrap(), e);
@@ -642,12 +643,13 @@ fn events_round_trip_through_versioned_json() {
         "{trade}"
     );
     // A log written before stop orders (version 1), before fees were in
-    // trades (version 2) or before fences (version 3) reads the same.
+    // trades (version 2), before fences (version 3) or before client ids
+    // (version 4) reads the same.
     for e in &ev {
-        for old in ["1", "2", "3"] {
+        for old in ["1", "2", "3", "4"] {
             let old = e
                 .to_json()
-                .replace("\"schema_version\":4", &format!("\"schema_version\":{old}"));
+                .replace("\"schema_version\":5", &format!("\"schema_version\":{old}"));
             assert_eq!(&Event::from_json(&old).unwrap(), e);
         }
     }
@@ -674,7 +676,7 @@ fn events_round_trip_through_versioned_json() {
     let json = fence.to_json();
     assert_eq!(
         json,
-        "{\"schema_version\":4,\"type\":\"StreamFenced\",\"symbol\":\"BTC-USD\",\"term\":7,\"at\":30}"
+        "{\"schema_version\":5,\"type\":\"StreamFenced\",\"symbol\":\"BTC-USD\",\"term\":7,\"at\":30}"
     );
     assert_eq!(Event::from_json(&json).unwrap(), fence);
     let before = b.snapshot();
@@ -683,7 +685,7 @@ fn events_round_trip_through_versioned_json() {
     assert_eq!(after.events_applied, before.events_applied + 1);
     after.events_applied = before.events_applied;
     assert_eq!(after, before);
-    let future = trade.replace("\"schema_version\":4", "\"schema_version\":99");
+    let future = trade.replace("\"schema_version\":5", "\"schema_version\":99");
     assert!(matches!(
         Event::from_json(&future),
         Err(EventDecodeError::NewerSchema(99))
@@ -739,4 +741,66 @@ fn a_quote_sized_sell_never_skips_a_better_bid_for_a_worse_one() {
         panic!()
     };
     assert_eq!(c.remaining_quote_amount, Some(d("0.010475")));
+}
+
+fn named(o: PlaceOrder, client_id: &str) -> PlaceOrder {
+    o.with_client_order_id(Some(client_id.parse().unwrap()))
+}
+
+#[test]
+fn a_client_order_id_is_unique_among_an_accounts_open_orders_and_freed_when_it_closes() {
+    let mut b = book();
+    let e = place(&mut b, named(limit(1, 7, Side::Sell, "101", "1"), "mm-1"));
+    assert_eq!(kinds(&e), ["OrderAccepted"]);
+    assert_eq!(b.order_by_client_id(7, &"mm-1".parse().unwrap()), Some(1));
+    assert_eq!(b.order(1).unwrap().client_order_id.unwrap().as_str(), "mm-1");
+    // The same account cannot name a second open order so; another can.
+    let e = place(&mut b, named(limit(2, 7, Side::Sell, "102", "1"), "mm-1"));
+    assert_eq!(rejection(&e), Some(RejectReason::DuplicateClientOrderId));
+    let e = place(&mut b, named(limit(3, 8, Side::Sell, "102", "1"), "mm-1"));
+    assert_eq!(kinds(&e), ["OrderAccepted"]);
+    assert_eq!(b.order_by_client_id(8, &"mm-1".parse().unwrap()), Some(3));
+    // Filled, order 1 frees its id for the account's next order.
+    place(&mut b, limit(4, 9, Side::Buy, "101", "1"));
+    assert_eq!(b.order_by_client_id(7, &"mm-1".parse().unwrap()), None);
+    let e = place(&mut b, named(limit(5, 7, Side::Sell, "103", "1"), "mm-1"));
+    assert_eq!(kinds(&e), ["OrderAccepted"]);
+    // A cancel frees it as well.
+    b.execute(&Command::Cancel(CancelOrder {
+        symbol: Symbol::new("BTC-USD"),
+        order_id: 5,
+        account: 7,
+        at: 60,
+    }));
+    assert_eq!(b.order_by_client_id(7, &"mm-1".parse().unwrap()), None);
+    orderbook::invariants::check_book(&b).unwrap();
+}
+
+#[test]
+fn an_order_that_closes_in_its_own_decision_keeps_no_client_id() {
+    let mut b = book();
+    place(&mut b, limit(1, 7, Side::Sell, "101", "1"));
+    // An IOC remainder is cancelled, a filled taker is done: neither keeps
+    // its name.
+    let e = place(&mut b, named(market(2, 8, Side::Buy, Some("2"), None), "take"));
+    assert_eq!(kinds(&e).last(), Some(&"OrderCancelled"));
+    assert_eq!(b.order_by_client_id(8, &"take".parse().unwrap()), None);
+    orderbook::invariants::check_book(&b).unwrap();
+}
+
+#[test]
+fn client_ids_survive_a_snapshot_and_are_written_on_the_acceptance() {
+    let mut b = book();
+    place(&mut b, limit(1, 7, Side::Buy, "99", "1"));
+    let e = place(&mut b, named(limit(2, 7, Side::Sell, "101", "1"), "ask-1"));
+    let Event::OrderAccepted(accepted) = &e[0] else {
+        panic!("{e:?}")
+    };
+    assert_eq!(accepted.client_order_id.as_ref().unwrap().as_str(), "ask-1");
+    let json = e[0].to_json();
+    assert!(json.contains(r#""client_order_id":"ask-1""#), "{json}");
+    let back = Book::from_snapshot(btc(), &b.snapshot()).unwrap();
+    assert_eq!(back.order_by_client_id(7, &"ask-1".parse().unwrap()), Some(2));
+    assert_eq!(back.order(1).unwrap().client_order_id, None);
+    orderbook::invariants::check_book(&back).unwrap();
 }

@@ -16,6 +16,7 @@ fn btc() -> Market {
 
 fn limit(id: u64, account: u64, side: Side, price: &str, qty: &str) -> PlaceOrder {
     PlaceOrder {
+        client_order_id: None,
         symbol: Symbol::new("BTC-USD"),
         order_id: id,
         account,

@@ -145,6 +145,7 @@ mod tests {
                 30_000 + (i % 7) as i64
             };
             let command = Command::Place(PlaceOrder {
+                client_order_id: None,
                 symbol: market.symbol.clone(),
                 order_id: book.last_order_id() + 1,
                 account: 1 + i % 3,

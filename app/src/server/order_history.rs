@@ -278,6 +278,7 @@ mod tests {
 
     fn limit(id: u64, account: u64, side: Side, price: &str, qty: &str, at: u64) -> Command {
         Command::Place(PlaceOrder {
+            client_order_id: None,
             symbol: orderbook::Symbol::new("BTC-USD"),
             order_id: id,
             account,
