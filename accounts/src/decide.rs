@@ -258,10 +258,13 @@ impl Ledger {
             .api_key(key_id)
             .filter(|k| k.key.account == account)
             .ok_or(AccountError::UnknownKey)?;
-        Ok(key.revoked_at.is_none().then(|| AccountEvent::ApiKeyRevoked {
-            account,
-            key_id: key_id.to_string(),
-            at,
-        }))
+        Ok(key
+            .revoked_at
+            .is_none()
+            .then(|| AccountEvent::ApiKeyRevoked {
+                account,
+                key_id: key_id.to_string(),
+                at,
+            }))
     }
 }

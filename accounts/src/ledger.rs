@@ -207,7 +207,9 @@ impl Ledger {
             .values()
             .filter(|k| k.key.account == account)
             .collect();
-        keys.sort_by(|a, b| (a.key.created_at, &a.key.key_id).cmp(&(b.key.created_at, &b.key.key_id)));
+        keys.sort_by(|a, b| {
+            (a.key.created_at, &a.key.key_id).cmp(&(b.key.created_at, &b.key.key_id))
+        });
         keys
     }
 

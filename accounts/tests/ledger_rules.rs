@@ -623,7 +623,10 @@ fn api_keys_are_created_checked_and_revoked_by_events_that_fold_back() {
     // Each rule of a key, refused with its reason.
     let mut bad = key(alice, "k0");
     bad.label = String::new();
-    assert_eq!(ledger.create_api_key(bad), Err(AccountError::InvalidKeyLabel));
+    assert_eq!(
+        ledger.create_api_key(bad),
+        Err(AccountError::InvalidKeyLabel)
+    );
     let mut bad = key(alice, "k0");
     bad.scopes.clear();
     assert_eq!(ledger.create_api_key(bad), Err(AccountError::NoKeyScope));
@@ -635,7 +638,10 @@ fn api_keys_are_created_checked_and_revoked_by_events_that_fold_back() {
     ));
     let mut bad = key(alice, "k0");
     bad.expires_at = Some(5);
-    assert_eq!(ledger.create_api_key(bad), Err(AccountError::KeyExpiryPassed));
+    assert_eq!(
+        ledger.create_api_key(bad),
+        Err(AccountError::KeyExpiryPassed)
+    );
     assert_eq!(
         ledger.create_api_key(key(99, "k0")),
         Err(AccountError::UnknownAccount)
@@ -649,7 +655,10 @@ fn api_keys_are_created_checked_and_revoked_by_events_that_fold_back() {
     let record = ledger.api_key("k1").unwrap();
     assert_eq!(record.key, key(alice, "k1"));
     assert_eq!(record.revoked_at, None);
-    assert_eq!(ledger.create_api_key(key(alice, "k1")), Err(AccountError::KeyIdTaken));
+    assert_eq!(
+        ledger.create_api_key(key(alice, "k1")),
+        Err(AccountError::KeyIdTaken)
+    );
     // Only its owner revokes it, once.
     assert_eq!(
         ledger.revoke_api_key(alice + 1, "k1", 20),

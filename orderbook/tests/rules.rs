@@ -753,7 +753,10 @@ fn a_client_order_id_is_unique_among_an_accounts_open_orders_and_freed_when_it_c
     let e = place(&mut b, named(limit(1, 7, Side::Sell, "101", "1"), "mm-1"));
     assert_eq!(kinds(&e), ["OrderAccepted"]);
     assert_eq!(b.order_by_client_id(7, &"mm-1".parse().unwrap()), Some(1));
-    assert_eq!(b.order(1).unwrap().client_order_id.unwrap().as_str(), "mm-1");
+    assert_eq!(
+        b.order(1).unwrap().client_order_id.unwrap().as_str(),
+        "mm-1"
+    );
     // The same account cannot name a second open order so; another can.
     let e = place(&mut b, named(limit(2, 7, Side::Sell, "102", "1"), "mm-1"));
     assert_eq!(rejection(&e), Some(RejectReason::DuplicateClientOrderId));
@@ -782,7 +785,10 @@ fn an_order_that_closes_in_its_own_decision_keeps_no_client_id() {
     place(&mut b, limit(1, 7, Side::Sell, "101", "1"));
     // An IOC remainder is cancelled, a filled taker is done: neither keeps
     // its name.
-    let e = place(&mut b, named(market(2, 8, Side::Buy, Some("2"), None), "take"));
+    let e = place(
+        &mut b,
+        named(market(2, 8, Side::Buy, Some("2"), None), "take"),
+    );
     assert_eq!(kinds(&e).last(), Some(&"OrderCancelled"));
     assert_eq!(b.order_by_client_id(8, &"take".parse().unwrap()), None);
     orderbook::invariants::check_book(&b).unwrap();
@@ -800,7 +806,10 @@ fn client_ids_survive_a_snapshot_and_are_written_on_the_acceptance() {
     let json = e[0].to_json();
     assert!(json.contains(r#""client_order_id":"ask-1""#), "{json}");
     let back = Book::from_snapshot(btc(), &b.snapshot()).unwrap();
-    assert_eq!(back.order_by_client_id(7, &"ask-1".parse().unwrap()), Some(2));
+    assert_eq!(
+        back.order_by_client_id(7, &"ask-1".parse().unwrap()),
+        Some(2)
+    );
     assert_eq!(back.order(1).unwrap().client_order_id, None);
     orderbook::invariants::check_book(&back).unwrap();
 }

@@ -63,6 +63,16 @@ pub enum AccountsRequest {
         refusal: AccountEvent,
         reply: Reply<()>,
     },
+    CreateKey {
+        key: accounts::api_key::ApiKey,
+        reply: Reply<()>,
+    },
+    RevokeKey {
+        account: AccountId,
+        key_id: String,
+        at: Timestamp,
+        reply: Reply<()>,
+    },
 }
 
 /// What batches on their way to the store made available, per account and
@@ -436,6 +446,26 @@ impl AccountsTask {
                         l.account(refusal.account())
                             .ok_or(accounts::AccountError::UnknownAccount)?;
                         Ok((vec![refusal.clone()], ()))
+                    })
+                    .await;
+                let _ = reply.send(result);
+            }
+            AccountsRequest::CreateKey { key, reply } => {
+                let result = self
+                    .commit(|l| Ok((vec![l.create_api_key(key.clone())?], ())))
+                    .await;
+                let _ = reply.send(result);
+            }
+            AccountsRequest::RevokeKey {
+                account,
+                key_id,
+                at,
+                reply,
+            } => {
+                let result = self
+                    .commit(|l| {
+                        let revoked = l.revoke_api_key(account, &key_id, at)?;
+                        Ok((revoked.into_iter().collect(), ()))
                     })
                     .await;
                 let _ = reply.send(result);

@@ -28,6 +28,17 @@ pub struct TradePoint {
     pub quantity: f64,
 }
 
+/// Which trades a read of the tape starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TradesFrom {
+    /// The trade of this id (ids run from 1).
+    Id(u64),
+    /// The first trade at or after this time (ms).
+    Time(u64),
+    /// The newest this many.
+    Newest(usize),
+}
+
 /// One market's history: see the module docs.
 #[derive(Debug)]
 pub struct BookHistory {
@@ -75,6 +86,20 @@ impl BookHistory {
         if self.events().is_multiple_of(CHECKPOINT_EVERY) {
             self.checkpoints.push(Arc::new(self.book.clone()));
         }
+    }
+
+    /// Where in the stream (its revision) the first trade a trade read
+    /// asks for is, and how many trades there are from it on: the trade of
+    /// id `from` (ids run from 1), the first at or after a time, or the
+    /// newest `newest` trades.
+    pub fn trades_from(&self, from: TradesFrom) -> Option<(u64, usize)> {
+        let index = match from {
+            TradesFrom::Id(id) => usize::try_from(id.checked_sub(1)?).ok()?,
+            TradesFrom::Time(at_ms) => self.trades.partition_point(|t| t.at_ms < at_ms),
+            TradesFrom::Newest(n) => self.trades.len().saturating_sub(n),
+        };
+        let first = self.trades.get(index)?;
+        Some((first.events - 1, self.trades.len() - index))
     }
 
     /// The market's events up to `at_ms`: how far a replay to that time goes.

@@ -53,6 +53,11 @@ pub enum ExchangeError {
          place a smaller order"
     )]
     TooLarge(usize),
+    #[error(
+        "not an Ed25519 public key: paste the PEM (-----BEGIN PUBLIC KEY-----), \
+         or base64 of its 32 bytes"
+    )]
+    BadPublicKey,
 }
 
 impl ExchangeError {

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use accounts::AccountEvent;
-use orderbook::{AccountId, CancelReason, Event, OrderId, OrderTerms, Timestamp};
+use orderbook::{AccountId, CancelReason, ClientOrderId, Event, OrderId, OrderTerms, Timestamp};
 use rust_decimal::Decimal;
 
 /// Where an order is in its life.
@@ -71,6 +71,8 @@ pub struct OrderRecord {
     /// limit price, the whole base quantity (filled and open) and the
     /// trigger's price are the amended ones.
     pub terms: OrderTerms,
+    /// The trader's own id for it, when they gave one.
+    pub client_order_id: Option<ClientOrderId>,
     /// Base quantity filled, and the quote amount it traded for.
     pub filled: Decimal,
     pub filled_quote: Decimal,
@@ -83,6 +85,39 @@ pub struct OrderRecord {
 }
 
 impl OrderRecord {
+    /// One order as the events of its decision leave it (those of the
+    /// command that placed it, say), before the history has folded them.
+    pub fn from_events(symbol: &str, order_id: OrderId, events: &[Event]) -> Option<OrderRecord> {
+        let mut history = OrderHistory::default();
+        for e in events {
+            history.apply_market(e);
+        }
+        let (account, at) = *history.index.get(&(symbol.to_string(), order_id))?;
+        Some(history.accounts[&account][at].clone())
+    }
+
+    /// The record with a decision's events about it folded in: its fills
+    /// and how it ended (a cancel's answer, before the history has it).
+    pub fn with_events(mut self, events: &[Event]) -> OrderRecord {
+        let Some(id) = self.order_id else {
+            return self;
+        };
+        for e in events {
+            match e {
+                Event::OrderCancelled(c) if c.order_id == id => {
+                    self.state = OrderState::Cancelled(c.reason);
+                    self.updated_at = c.at;
+                }
+                Event::OrderFilled(f) if f.order_id == id => {
+                    self.state = OrderState::Filled;
+                    self.updated_at = f.at;
+                }
+                _ => {}
+            }
+        }
+        self
+    }
+
     /// The average price of what filled, if anything did.
     pub fn average_price(&self) -> Option<Decimal> {
         (!self.filled.is_zero()).then(|| (self.filled_quote / self.filled).round_dp(8))
@@ -142,6 +177,7 @@ impl OrderHistory {
                     symbol: symbol.to_string(),
                     order_id: Some(a.order_id),
                     terms: a.terms(),
+                    client_order_id: a.client_order_id.clone(),
                     filled: Decimal::ZERO,
                     filled_quote: Decimal::ZERO,
                     state: OrderState::Open,
@@ -201,6 +237,28 @@ impl OrderHistory {
         }
     }
 
+    /// One of the account's orders in a market, by the exchange's id.
+    pub fn order(&self, account: AccountId, symbol: &str, id: OrderId) -> Option<&OrderRecord> {
+        let (owner, at) = self.index.get(&(symbol.to_string(), id))?;
+        (*owner == account).then(|| &self.accounts[owner][*at])
+    }
+
+    /// The account's newest order in a market placed under its own id
+    /// `client_order_id` (an id is free again once its order closed, so an
+    /// older order may have had it too).
+    pub fn by_client_id(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        client_order_id: &ClientOrderId,
+    ) -> Option<&OrderRecord> {
+        let orders = self.accounts.get(&account)?;
+        orders
+            .iter()
+            .rev()
+            .find(|o| o.symbol == symbol && o.client_order_id.as_ref() == Some(client_order_id))
+    }
+
     /// Folds in one account event (only refusals are history).
     pub fn apply_account(&mut self, event: &AccountEvent) {
         if let AccountEvent::OrderRefused {
@@ -219,6 +277,7 @@ impl OrderHistory {
                     symbol: symbol.clone(),
                     order_id: None,
                     terms,
+                    client_order_id: None,
                     filled: Decimal::ZERO,
                     filled_quote: Decimal::ZERO,
                     state: OrderState::Rejected(reason.clone()),

@@ -2,11 +2,14 @@
 //! markets are listed on which grids, the fee rates and the faucet.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use accounts::{FaucetGrant, Fees};
 use orderbook::{Market, MarketSpec};
 use serde::Deserialize;
+
+use super::key_crypto::SealingKey;
 
 /// The file's shape. See `config/exchange.json` for the shipped one.
 #[derive(Clone, Debug, Deserialize)]
@@ -35,6 +38,9 @@ pub struct Settings {
     /// Not in the file: how this server takes part in choosing the leader
     /// (its address, the claim's lease), from the server's flags.
     pub leader: super::leadership::LeaderSettings,
+    /// Not in the file: the key that seals API keys' HMAC secrets, from
+    /// `--api-key-secret-file` (a random one held in memory otherwise).
+    pub sealing: Arc<SealingKey>,
 }
 
 /// The default of [`Settings::max_open_orders`].
@@ -108,6 +114,9 @@ impl Settings {
             max_open_orders: MAX_OPEN_ORDERS,
             max_stop_orders: MAX_STOP_ORDERS,
             leader: Default::default(),
+            sealing: Arc::new(
+                SealingKey::random().map_err(|e| SettingsError::Invalid(e.to_string()))?,
+            ),
         })
     }
 

@@ -276,6 +276,7 @@ mod tests {
             },
             post_only: false,
             self_trade_prevention: SelfTradePrevention::CancelTaker,
+            client_order_id: None,
             accepted_at,
         }
     }

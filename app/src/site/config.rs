@@ -79,9 +79,24 @@ pub struct Config {
     /// before another server on the same store takes over.
     #[arg(long, env = "EXCHANGE_LEADER_LEASE_MS", default_value_t = 2000)]
     pub leader_lease_ms: u64,
+    /// The file holding the 32-byte key that seals API keys' HMAC secrets
+    /// (made on first start if missing). Every server on one store needs
+    /// the same file. Default: `api-key.secret` beside `--data` with the
+    /// embedded store; with an external store, none (a key held in memory
+    /// only, so HMAC keys stop working when the server restarts).
+    #[arg(long, env = "EXCHANGE_API_KEY_SECRET_FILE")]
+    pub api_key_secret_file: Option<PathBuf>,
 }
 
 impl Config {
+    /// Where the API key sealing key is kept, if anywhere.
+    pub fn api_key_secret_path(&self) -> Option<PathBuf> {
+        self.api_key_secret_file.clone().or_else(|| {
+            let embedded = self.store.eventstore_url.is_none();
+            embedded.then(|| self.store.data.with_file_name("api-key.secret"))
+        })
+    }
+
     pub fn session_policy(&self) -> SessionPolicy {
         SessionPolicy {
             idle: Duration::from_secs(self.session_idle_minutes.max(1) * 60),

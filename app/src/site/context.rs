@@ -40,7 +40,8 @@ impl From<ExchangeError> for UserError {
             | ExchangeError::NoLiquidity { .. }
             | ExchangeError::TooManyOpenOrders(_)
             | ExchangeError::TooManyStopOrders(_)
-            | ExchangeError::TooLarge(_) => 400,
+            | ExchangeError::TooLarge(_)
+            | ExchangeError::BadPublicKey => 400,
         };
         UserError::answering(status, field, e.to_string())
     }

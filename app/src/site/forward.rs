@@ -54,8 +54,9 @@ impl Forwarding {
 
 /// The middleware: an order action on a follower goes to the leader.
 pub async fn to_leader(State(f): State<Forwarding>, request: Request, next: Next) -> Response {
-    let action = request.method() == Method::POST
-        && ORDER_ACTIONS.contains(&request.uri().path())
+    let (method, path) = (request.method(), request.uri().path());
+    let action = ((method == Method::POST && ORDER_ACTIONS.contains(&path))
+        || super::binance::is_order_action(method, path))
         && !request.headers().contains_key(FORWARDED);
     let leader = match f.exchange.role() {
         Role::Follower { leader: Some(url) } if action => url,

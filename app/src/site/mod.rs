@@ -26,17 +26,21 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 
 use crate::live_market::MarketFeed;
 use crate::server::feed_limits::SocketCounts;
+use crate::server::key_crypto::SealingKey;
 use crate::server::{Exchange, Settings, simulator};
 use crate::shell::{App, not_found, shell};
 use history_export::Export;
 use security::{content_security_policy, same_origin_only, security_headers};
 
+pub mod binance;
 mod config;
 pub mod context;
 pub mod feed_socket;
 mod forward;
 pub mod history_export;
+pub mod keys_page;
 mod security;
+pub mod signed;
 pub mod trader;
 
 pub use config::{Config, SocketPolicy};
@@ -95,10 +99,13 @@ pub fn router(
                 history_export::serve(Export::Trades, exchange, trader, query)
             }),
         )
+        .route("/keys", get(keys_page::show).post(keys_page::create))
+        .route("/keys/revoke", axum::routing::post(keys_page::revoke))
         .route(
             <MarketFeed as ServerFn>::PATH,
             get(move |request: Request| feed_socket::serve(request, context.clone())),
         )
+        .nest(binance::PREFIX, binance::routes())
         .fallback_service(site)
         // Checked on the server the request came to, then passed on.
         .layer(axum::middleware::from_fn_with_state(
@@ -121,6 +128,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     settings.sessions = config.session_policy();
     settings.max_open_orders = config.max_open_orders.max(1);
     settings.max_stop_orders = config.max_stop_orders;
+    match config.api_key_secret_path() {
+        Some(path) => settings.sealing = Arc::new(SealingKey::load_or_create(&path)?),
+        None => tracing::warn!(
+            "no --api-key-secret-file: HMAC API keys made now stop working when this server \
+             restarts, and other servers cannot check them"
+        ),
+    }
     // Bound first: the address (a port 0 made real) is the server's name
     // in the leader's claim.
     let listener = tokio::net::TcpListener::bind(config.addr).await?;

@@ -86,7 +86,10 @@ pub(super) async fn same_origin_only(
     let headers = request.headers();
     let upgrade = headers.get(header::UPGRADE).and_then(|v| v.to_str().ok());
     let socket = upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    let server_fn = request.method() == Method::POST && request.uri().path().starts_with("/api/");
+    let path = request.uri().path();
+    // The server functions, and the key page's forms.
+    let server_fn = request.method() == Method::POST
+        && (path.starts_with("/api/") || path.starts_with("/keys"));
     if (socket || server_fn)
         && let Some(origin) = foreign_origin(headers, &allowed)
     {

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use orderbook::{AccountId, Book, OrderId};
+use std::time::Duration;
+
+use orderbook::{AccountId, Book, ClientOrderId, OrderId};
 
 use super::Exchange;
 use crate::api::{AccountView, OrderHistoryPage, OrderRecordView, TradeHistoryPage};
@@ -13,7 +15,79 @@ use crate::server::views::{
     account_view, fill_view, open_order_view, order_record_view, stop_order_view,
 };
 
+/// Which of a trader's orders: by the exchange's id or by their own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderRef {
+    Id(OrderId),
+    Client(ClientOrderId),
+}
+
+/// How long a read waits for the order history to catch up with an order
+/// the book already has (the history follows the log a moment behind).
+const HISTORY_CATCH_UP: Duration = Duration::from_secs(2);
+
 impl Exchange {
+    /// One of the account's orders in a market, as the history has it.
+    /// An order the book has already decided but the history has not yet
+    /// folded is waited for, so a trader reads their own writes.
+    pub async fn order_record(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        which: &OrderRef,
+    ) -> Option<OrderRecord> {
+        let find = || {
+            self.0.order_history.read(|h| match which {
+                OrderRef::Id(id) => h.order(account, symbol, *id).cloned(),
+                OrderRef::Client(c) => h.by_client_id(account, symbol, c).cloned(),
+            })
+        };
+        if let Some(found) = find() {
+            return Some(found);
+        }
+        let book = self.book(symbol)?;
+        let decided = match which {
+            OrderRef::Id(id) => *id <= book.last_order_id(),
+            OrderRef::Client(c) => book.order_by_client_id(account, c).is_some(),
+        };
+        if !decided {
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + HISTORY_CATCH_UP;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if let Some(found) = find() {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    /// Every order of the account that `filter` keeps, newest first, as
+    /// the history has them.
+    pub fn order_records(&self, account: AccountId, filter: &OrderFilter) -> Vec<OrderRecord> {
+        self.0.order_history.read(|h| h.all(account, filter))
+    }
+
+    /// The account's fills in one market (or all), oldest first.
+    pub fn fills(&self, account: AccountId, symbol: Option<&str>) -> Vec<accounts::TradeSettled> {
+        self.0.ledger.read(|l| {
+            let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
+            let mine = trades
+                .iter()
+                .filter(|t| symbol.is_none_or(|s| t.symbol == s));
+            mine.cloned().collect()
+        })
+    }
+
+    /// The account's balances per asset.
+    pub fn balances(&self, account: AccountId) -> BTreeMap<String, accounts::Balance> {
+        self.0
+            .ledger
+            .read(|l| l.account(account).map(|a| a.balances.clone()))
+            .unwrap_or_default()
+    }
+
     /// A page of the account's orders, newest first: up to `limit` that
     /// `filter` keeps, from just before the cursor `before`; each with its
     /// fills from the ledger.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use orderbook::Book;
+use orderbook::{Book, Event, TradeExecuted};
 use tokio::sync::watch;
 
 use super::Exchange;
@@ -11,12 +11,16 @@ use crate::api::{
     CandleHistory, DepthView, MarketSnapshot, MarketView, ReplayView, TAPE, TickerView,
 };
 use crate::candles::Interval;
+use crate::server::book_history::TradesFrom;
 use crate::server::clock::now_ms;
 use crate::server::depth_updates::{DEPTH_LEVELS, DepthUpdate};
 use crate::server::exchange_error::ExchangeError;
 use crate::server::market_data::CANDLES_SENT;
 use crate::server::streams::{Direction, StreamError, read_market};
 use crate::server::views::{depth_view, market_view, trade_view};
+
+/// The most events one trade read takes from the store.
+const TRADE_READ_BUDGET: u64 = 20_000;
 
 /// Events read back from a replayed moment to find its tape's trades.
 const REPLAY_TAPE_READ: u64 = 2_000;
@@ -31,6 +35,12 @@ pub enum ReplayTo {
 }
 
 impl Exchange {
+    /// Every market's terms, in symbol order.
+    pub fn market_specs(&self) -> Vec<orderbook::MarketSpec> {
+        let markets = self.0.markets.values();
+        markets.map(|m| m.market.spec.clone()).collect()
+    }
+
     pub fn market_spec(&self, symbol: &str) -> Option<orderbook::MarketSpec> {
         self.0.markets.get(symbol).map(|m| m.market.spec.clone())
     }
@@ -135,6 +145,55 @@ impl Exchange {
             trades,
             series,
         })
+    }
+
+    /// Up to `limit` of a market's trades, oldest first, from `from` and
+    /// none after `until_ms`: read from the store, at most
+    /// `TRADE_READ_BUDGET` events per call however the trades are spread.
+    pub async fn trades(
+        &self,
+        symbol: &str,
+        from: TradesFrom,
+        until_ms: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<TradeExecuted>, ExchangeError> {
+        let unknown = || ExchangeError::UnknownMarket(symbol.to_string());
+        let start = self
+            .0
+            .market_data
+            .read(symbol, |tape, _| tape.history.trades_from(from))
+            .ok_or_else(unknown)?;
+        let Some((mut revision, available)) = start else {
+            return Ok(Vec::new());
+        };
+        let want = limit.min(available);
+        let mut trades = Vec::with_capacity(want);
+        let mut read = 0;
+        while trades.len() < want && read < TRADE_READ_BUDGET {
+            let chunk = read_market(&self.0.client, symbol, revision, 1000, Direction::Forwards)
+                .await
+                .map_err(|e| {
+                    tracing::warn!("a trade read of {symbol} cannot read the store: {e}");
+                    ExchangeError::Unavailable
+                })?;
+            if chunk.is_empty() {
+                break;
+            }
+            read += chunk.len() as u64;
+            revision += chunk.len() as u64;
+            for e in chunk {
+                if let Event::TradeExecuted(t) = e {
+                    if until_ms.is_some_and(|u| t.executed_at / 1000 > u) {
+                        return Ok(trades);
+                    }
+                    trades.push(t);
+                    if trades.len() == want {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(trades)
     }
 
     /// The book of a market as of its last append.

@@ -20,6 +20,7 @@ use store::EmbeddedStore;
 
 use super::accounts_task::{AccountsHandle, Preloaded};
 use super::depth_updates::{self, DepthUpdates};
+use super::key_crypto::SealingKey;
 use super::leadership::{Leadership, Role, fenced_term};
 use super::live_tail::LiveTail;
 use super::lock::unpoisoned;
@@ -30,7 +31,8 @@ use super::order_history_task::OrderHistoryHandle;
 use super::settings::{SessionPolicy, Settings};
 use super::streams::{StreamError, last_position, load_market, market_stream, until_answered};
 
-mod account_reads;
+pub(super) mod account_reads;
+pub(super) mod api_keys;
 pub(super) mod market_reads;
 mod sessions;
 mod trading;
@@ -123,6 +125,10 @@ struct Inner {
     depth_updates: BTreeMap<String, DepthUpdates>,
     /// Who is logged in here, and how often one may try.
     sessions: Sessions,
+    /// Seals API keys' HMAC secrets.
+    sealing: Arc<SealingKey>,
+    /// When each API key was last used here (ms).
+    key_last_used: Mutex<HashMap<String, u64>>,
 }
 
 impl Exchange {
@@ -216,6 +222,8 @@ impl Exchange {
             markets,
             store: std::sync::Mutex::new(embedded),
             depth_updates,
+            sealing: settings.sealing.clone(),
+            key_last_used: Mutex::new(HashMap::new()),
         })))
     }
 

@@ -2,7 +2,7 @@
 //! brings money in through the leader only.
 
 use accounts::AccountEvent;
-use orderbook::{AccountId, OrderId, OrderTerms};
+use orderbook::{AccountId, ClientOrderId, OrderCancelled, OrderId, OrderTerms};
 use rust_decimal::Decimal;
 
 use super::Exchange;
@@ -37,10 +37,24 @@ impl Exchange {
         symbol: &str,
         order: OrderTerms,
     ) -> Result<CommandOutcome, ExchangeError> {
+        self.place_named(account, symbol, order, None).await
+    }
+
+    /// Places an order under the trader's own id too (refused while
+    /// another open order of theirs in the market has it).
+    pub async fn place_named(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        order: OrderTerms,
+        client_order_id: Option<ClientOrderId>,
+    ) -> Result<CommandOutcome, ExchangeError> {
         let market = self.market(symbol)?;
         // The caps and the funds are checked by the market's sequencer,
         // in the same decision as the order.
-        let result = market.send(account, Action::Place(order)).await;
+        let result = market
+            .send(account, Action::Place(order, client_order_id))
+            .await;
         if let Err(e) = &result
             && e.refuses_order()
         {
@@ -83,18 +97,27 @@ impl Exchange {
         account: AccountId,
         symbol: Option<&str>,
     ) -> Result<usize, ExchangeError> {
+        Ok(self.cancel_all_orders(account, symbol).await?.len())
+    }
+
+    /// As [`Exchange::cancel_all`], answering the cancellations themselves.
+    pub async fn cancel_all_orders(
+        &self,
+        account: AccountId,
+        symbol: Option<&str>,
+    ) -> Result<Vec<OrderCancelled>, ExchangeError> {
         if let Some(s) = symbol {
             self.market(s)?;
         }
         // One decision per market, of the orders open when it is decided.
-        let mut cancelled = 0;
+        let mut cancelled = Vec::new();
         let markets = self.0.markets.iter();
         for (_, market) in markets.filter(|(s, _)| symbol.is_none_or(|wanted| wanted == *s)) {
             let outcome = market.send(account, Action::CancelAll).await?;
-            let events = outcome.events.iter();
-            cancelled += events
-                .filter(|e| matches!(e, orderbook::Event::OrderCancelled(_)))
-                .count();
+            cancelled.extend(outcome.events.into_iter().filter_map(|e| match e {
+                orderbook::Event::OrderCancelled(c) => Some(c),
+                _ => None,
+            }));
         }
         Ok(cancelled)
     }

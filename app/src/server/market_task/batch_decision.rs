@@ -106,13 +106,10 @@ impl MarketTask {
         let symbol = self.market.symbol.clone();
         let account = request.account;
         let command = match &request.action {
-            Action::Place(terms) => Command::Place(PlaceOrder::new(
-                symbol,
-                state.book.last_order_id() + 1,
-                account,
-                *terms,
-                at,
-            )),
+            Action::Place(terms, client_order_id) => Command::Place(
+                PlaceOrder::new(symbol, state.book.last_order_id() + 1, account, *terms, at)
+                    .with_client_order_id(client_order_id.clone()),
+            ),
             Action::Cancel(order_id) => Command::Cancel(CancelOrder {
                 symbol,
                 order_id: *order_id,
@@ -154,7 +151,7 @@ impl MarketTask {
             return Ok(self.cancel_all(state, request.account, at));
         };
         let account = request.account;
-        if let Action::Place(o) = &request.action {
+        if let Action::Place(o, _) = &request.action {
             let open = ledger.account(account).map(|a| &a.reservations);
             let count = open.map_or(0, |r| r.len());
             if count >= self.caps.max_open_orders {
@@ -169,10 +166,12 @@ impl MarketTask {
         if let Some(Event::OrderRejected(r)) = decision.first() {
             return Err(match (r.reason, &request.action) {
                 // Said with the market and the side the trader sees.
-                (RejectReason::NoLiquidity, Action::Place(terms)) => ExchangeError::NoLiquidity {
-                    symbol: self.symbol().to_string(),
-                    side: terms.side,
-                },
+                (RejectReason::NoLiquidity, Action::Place(terms, _)) => {
+                    ExchangeError::NoLiquidity {
+                        symbol: self.symbol().to_string(),
+                        side: terms.side,
+                    }
+                }
                 (reason, _) => ExchangeError::Rejected(reason),
             });
         }

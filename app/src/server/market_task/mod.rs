@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use accounts::Fees;
 use eventstore::{Client, EventData};
-use orderbook::{AccountId, Book, Event, Market, OrderId, OrderTerms};
+use orderbook::{AccountId, Book, ClientOrderId, Event, Market, OrderId, OrderTerms};
 use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
@@ -72,7 +72,8 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// What a trader asks one market to do.
 pub enum Action {
-    Place(OrderTerms),
+    /// A new order, under the trader's own id when they gave one.
+    Place(OrderTerms, Option<ClientOrderId>),
     Cancel(OrderId),
     /// A new price and/or open quantity for a resting order (and a new
     /// trigger price for one held for its trigger).

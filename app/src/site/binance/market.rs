@@ -1,0 +1,380 @@
+//! The public endpoints: anyone may call them, no key needed. `ping`,
+//! `time`, `exchangeInfo`, `depth`, `trades`, `aggTrades`, `klines` and
+//! the tickers, each as Binance answers it.
+
+use axum::Json;
+use axum::extract::{Extension, RawQuery};
+use orderbook::{MarketSpec, Side, TradeExecuted};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use super::reply::{Refusal, market, market_id};
+use super::wire::{ORDER_TYPES, STP_MODES, number};
+use crate::candles::{Candle, Interval};
+use crate::server::clock::now_ms;
+use crate::server::{Exchange, TradesFrom};
+use crate::site::signed::Params;
+
+type Answer = Result<Json<Value>, Refusal>;
+
+/// The query's parameters.
+pub fn query(raw: Option<String>) -> Result<Params, Refusal> {
+    Params::parse(raw.as_deref().unwrap_or_default(), "").map_err(|e| Refusal::bad(-1100, e))
+}
+
+/// A whole-number parameter within `1..=most` (`default` when absent).
+pub fn count(params: &Params, name: &str, default: usize, most: usize) -> Result<usize, Refusal> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=most).contains(n))
+            .ok_or_else(|| Refusal::bad(-1100, format!("'{name}' must be 1 to {most}, not {v:?}"))),
+    }
+}
+
+/// A time in ms (or µs, told apart by size) parameter.
+pub fn time_ms(params: &Params, name: &str) -> Result<Option<u64>, Refusal> {
+    params
+        .get(name)
+        .map(|v| {
+            v.parse::<u64>()
+                .map(|t| if t > 100_000_000_000_000 { t / 1000 } else { t })
+                .map_err(|_| Refusal::illegal(name, format!("{v:?} is not a time in ms")))
+        })
+        .transpose()
+}
+
+pub async fn ping() -> Json<Value> {
+    Json(json!({}))
+}
+
+pub async fn time() -> Json<Value> {
+    Json(json!({ "serverTime": now_ms() }))
+}
+
+pub async fn exchange_info(Extension(x): Extension<Exchange>, RawQuery(q): RawQuery) -> Answer {
+    let params = query(q)?;
+    let paused = x.stats().paused();
+    let wanted: Option<Vec<String>> = match (params.get("symbol"), params.get("symbols")) {
+        (Some(s), _) => Some(vec![s.to_string()]),
+        (None, Some(list)) => Some(
+            serde_json::from_str(list)
+                .map_err(|_| Refusal::illegal("symbols", "give a JSON list of symbols"))?,
+        ),
+        (None, None) => None,
+    };
+    let specs = match &wanted {
+        None => x.market_specs(),
+        Some(ids) => ids
+            .iter()
+            .map(|id| market(&x, Some(id)))
+            .collect::<Result<_, _>>()?,
+    };
+    let symbols: Vec<Value> = specs
+        .iter()
+        .map(|spec| symbol_info(spec, paused.contains(&spec.symbol)))
+        .collect();
+    Ok(Json(json!({
+        "timezone": "UTC",
+        "serverTime": now_ms(),
+        "rateLimits": [],
+        "exchangeFilters": [],
+        "symbols": symbols,
+    })))
+}
+
+fn symbol_info(spec: &MarketSpec, paused: bool) -> Value {
+    let price_scale = spec.tick_size.scale();
+    let qty_scale = spec.lot_size.scale();
+    let max_price = spec.tick_size * Decimal::from(orderbook::MAX_TICKS);
+    let max_qty = spec.lot_size * Decimal::from(orderbook::MAX_LOTS);
+    json!({
+        "symbol": market_id(spec),
+        "status": if paused { "HALT" } else { "TRADING" },
+        "baseAsset": spec.base,
+        "baseAssetPrecision": qty_scale,
+        "quoteAsset": spec.quote,
+        "quotePrecision": price_scale,
+        "quoteAssetPrecision": price_scale,
+        "baseCommissionPrecision": qty_scale,
+        "quoteCommissionPrecision": price_scale,
+        "orderTypes": ORDER_TYPES,
+        "icebergAllowed": false,
+        "ocoAllowed": false,
+        "otoAllowed": false,
+        "quoteOrderQtyMarketAllowed": true,
+        "allowTrailingStop": false,
+        "cancelReplaceAllowed": true,
+        "isSpotTradingAllowed": true,
+        "isMarginTradingAllowed": false,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": number(spec.tick_size),
+                "maxPrice": number(max_price),
+                "tickSize": number(spec.tick_size),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": number(spec.min_quantity),
+                "maxQty": number(max_qty),
+                "stepSize": number(spec.lot_size),
+            },
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": number(spec.min_quantity),
+                "maxQty": number(max_qty),
+                "stepSize": number(spec.lot_size),
+            },
+        ],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_TAKER",
+        "allowedSelfTradePreventionModes": STP_MODES,
+    })
+}
+
+pub async fn depth(Extension(x): Extension<Exchange>, RawQuery(q): RawQuery) -> Answer {
+    let params = query(q)?;
+    let spec = market(&x, params.get("symbol"))?;
+    let limit = count(&params, "limit", 100, 5000)?;
+    let book = x
+        .book(&spec.symbol)
+        .ok_or_else(|| Refusal::unknown_symbol(&spec.symbol))?;
+    let depth = book.depth(limit);
+    let side = |levels: &[orderbook::PriceLevel]| -> Vec<[String; 2]> {
+        levels
+            .iter()
+            .map(|l| [number(l.price), number(l.quantity)])
+            .collect()
+    };
+    Ok(Json(json!({
+        // The market stream's revision: one counter for every change.
+        "lastUpdateId": book.events_applied(),
+        "bids": side(&depth.bids),
+        "asks": side(&depth.asks),
+    })))
+}
+
+/// Recent trades: the newest `limit` (up to 1000), oldest first.
+pub async fn trades(Extension(x): Extension<Exchange>, RawQuery(q): RawQuery) -> Answer {
+    let params = query(q)?;
+    let spec = market(&x, params.get("symbol"))?;
+    let limit = count(&params, "limit", 500, 1000)?;
+    let trades = x
+        .trades(&spec.symbol, TradesFrom::Newest(limit), None, limit)
+        .await?;
+    let out: Vec<Value> = trades
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.trade_id,
+                "price": number(t.price),
+                "qty": number(t.quantity),
+                "quoteQty": number(t.price * t.quantity),
+                "time": t.executed_at / 1000,
+                "isBuyerMaker": t.taker_side == Side::Sell,
+                "isBestMatch": true,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(out)))
+}
+
+/// Trades as aggregates (one per trade here: every trade is one price and
+/// one taker), by id (`fromId`), by time (`startTime`/`endTime`, at most
+/// an hour apart, as on Binance), or the newest.
+pub async fn agg_trades(Extension(x): Extension<Exchange>, RawQuery(q): RawQuery) -> Answer {
+    let params = query(q)?;
+    let spec = market(&x, params.get("symbol"))?;
+    let limit = count(&params, "limit", 500, 1000)?;
+    let start = time_ms(&params, "startTime")?;
+    let end = time_ms(&params, "endTime")?;
+    let from_id = params
+        .get("fromId")
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| Refusal::illegal("fromId", "not a trade id"))
+        })
+        .transpose()?;
+    if let (Some(s), Some(e)) = (start, end)
+        && (e < s || e - s > 3_600_000)
+    {
+        return Err(Refusal::bad(
+            -1127,
+            "More than 1 hours between startTime and endTime (or endTime before startTime).",
+        ));
+    }
+    let from = match (from_id, start) {
+        (Some(_), Some(_)) => {
+            return Err(Refusal::bad(-1128, "Give fromId or startTime, not both."));
+        }
+        (Some(id), None) => TradesFrom::Id(id),
+        (None, Some(s)) => TradesFrom::Time(s),
+        (None, None) if end.is_some() => return Err(Refusal::missing("startTime")),
+        (None, None) => TradesFrom::Newest(limit),
+    };
+    let trades = x.trades(&spec.symbol, from, end, limit).await?;
+    Ok(Json(Value::Array(trades.iter().map(agg_trade).collect())))
+}
+
+fn agg_trade(t: &TradeExecuted) -> Value {
+    json!({
+        "a": t.trade_id,
+        "p": number(t.price),
+        "q": number(t.quantity),
+        "f": t.trade_id,
+        "l": t.trade_id,
+        "T": t.executed_at / 1000,
+        "m": t.taker_side == Side::Sell,
+        "M": true,
+    })
+}
+
+/// Candles: the newest `limit`, or from `startTime`, or up to `endTime`.
+pub async fn klines(Extension(x): Extension<Exchange>, RawQuery(q): RawQuery) -> Answer {
+    let params = query(q)?;
+    let spec = market(&x, params.get("symbol"))?;
+    let label = params
+        .get("interval")
+        .ok_or_else(|| Refusal::missing("interval"))?;
+    let interval = Interval::from_label(label).ok_or_else(|| {
+        let offered: Vec<&str> = Interval::ALL.iter().map(|i| i.label()).collect();
+        Refusal::bad(
+            -1120,
+            format!(
+                "Invalid interval {label}: this exchange keeps {}.",
+                offered.join(", ")
+            ),
+        )
+    })?;
+    let limit = count(&params, "limit", 500, crate::server::HISTORY_LIMIT)?;
+    let start = time_ms(&params, "startTime")?;
+    let end = time_ms(&params, "endTime")?;
+    let before = end.map_or(u64::MAX, |e| e.saturating_add(1));
+    let history = x
+        .candles_before(&spec.symbol, interval, before, crate::server::HISTORY_LIMIT)
+        .ok_or_else(|| Refusal::unknown_symbol(&spec.symbol))?;
+    let mut candles: Vec<&Candle> = history
+        .candles
+        .iter()
+        .filter(|c| start.is_none_or(|s| c.start_ms + interval.millis() > s))
+        .collect();
+    if start.is_some() {
+        candles.truncate(limit);
+    } else {
+        let skip = candles.len().saturating_sub(limit);
+        candles.drain(..skip);
+    }
+    let out: Vec<Value> = candles
+        .iter()
+        .map(|c| {
+            let price = |p: f64| on_grid(p, spec.tick_size.scale());
+            json!([
+                c.start_ms,
+                price(c.open),
+                price(c.high),
+                price(c.low),
+                price(c.close),
+                on_grid(c.volume, spec.lot_size.scale()),
+                c.start_ms + interval.millis() - 1,
+                "0",
+                0,
+                "0",
+                "0",
+                "0"
+            ])
+        })
+        .collect();
+    Ok(Json(Value::Array(out)))
+}
+
+/// A chart's number as the decimal it stands for, to `scale` places.
+/// (Candles are kept as floating point for drawing: a price is a whole
+/// number of ticks and comes back exactly; a volume is rounded to the lot.)
+fn on_grid(value: f64, scale: u32) -> String {
+    let text = format!("{value:.*}", scale as usize);
+    text.parse::<Decimal>().map(number).unwrap_or(text)
+}
+
+/// The 24-hour ticker of one market, or of every market.
+pub async fn ticker_24hr(Extension(x): Extension<Exchange>, RawQuery(q): RawQuery) -> Answer {
+    per_market(&x, q, |x, spec| {
+        let ticker = x.ticker(&spec.symbol).unwrap_or_default();
+        let (bid, ask) = best(x, spec);
+        let last: Option<Decimal> = ticker.last.as_deref().and_then(|l| l.parse().ok());
+        let scale = spec.tick_size.scale();
+        let open = match (last, ticker.change_pct) {
+            (Some(l), Some(pct)) => {
+                let l: f64 = l.try_into().unwrap_or(0.0);
+                Some(on_grid(l / (1.0 + pct / 100.0), scale))
+            }
+            _ => last.map(number),
+        };
+        let now = now_ms();
+        json!({
+            "symbol": market_id(spec),
+            "priceChange": match (&open, last) {
+                (Some(o), Some(l)) => o.parse::<Decimal>().map(|o| number(l - o)).unwrap_or_default(),
+                _ => "0".to_string(),
+            },
+            "priceChangePercent": format!("{:.3}", ticker.change_pct.unwrap_or(0.0)),
+            "lastPrice": last.map(number).unwrap_or_else(|| "0".into()),
+            "openPrice": open.unwrap_or_else(|| "0".into()),
+            "highPrice": ticker.high.map_or("0".into(), |h| on_grid(h, scale)),
+            "lowPrice": ticker.low.map_or("0".into(), |l| on_grid(l, scale)),
+            "volume": on_grid(ticker.volume, spec.lot_size.scale()),
+            "bidPrice": bid.0, "bidQty": bid.1,
+            "askPrice": ask.0, "askQty": ask.1,
+            "openTime": now - 86_400_000,
+            "closeTime": now,
+        })
+    })
+}
+
+pub async fn ticker_price(Extension(x): Extension<Exchange>, RawQuery(q): RawQuery) -> Answer {
+    per_market(&x, q, |x, spec| {
+        let last = x.ticker(&spec.symbol).and_then(|t| t.last);
+        json!({ "symbol": market_id(spec), "price": last.unwrap_or_else(|| "0".into()) })
+    })
+}
+
+pub async fn book_ticker(Extension(x): Extension<Exchange>, RawQuery(q): RawQuery) -> Answer {
+    per_market(&x, q, |x, spec| {
+        let (bid, ask) = best(x, spec);
+        json!({
+            "symbol": market_id(spec),
+            "bidPrice": bid.0, "bidQty": bid.1,
+            "askPrice": ask.0, "askQty": ask.1,
+        })
+    })
+}
+
+/// The best bid and ask (price, quantity), exactly, from the book.
+fn best(x: &Exchange, spec: &MarketSpec) -> ((String, String), (String, String)) {
+    let zero = || ("0".to_string(), "0".to_string());
+    let Some(book) = x.book(&spec.symbol) else {
+        return (zero(), zero());
+    };
+    let level = |l: Option<orderbook::PriceLevel>| {
+        l.map_or_else(zero, |l| (number(l.price), number(l.quantity)))
+    };
+    (level(book.best_bid()), level(book.best_ask()))
+}
+
+/// One market's answer for `symbol`, or a list of every market's.
+fn per_market(
+    x: &Exchange,
+    q: Option<String>,
+    one: impl Fn(&Exchange, &MarketSpec) -> Value,
+) -> Answer {
+    let params = query(q)?;
+    if params.get("symbol").is_some() {
+        let spec = market(x, params.get("symbol"))?;
+        return Ok(Json(one(x, &spec)));
+    }
+    let all = x.market_specs().iter().map(|s| one(x, s)).collect();
+    Ok(Json(Value::Array(all)))
+}
