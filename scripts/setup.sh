@@ -6,7 +6,7 @@
 #         wasm-bindgen-cli and binaryen's wasm-opt;
 #   test  what the test command needs: wasm-bindgen-cli, Chromium, the
 #         e2e test packages and a Python venv with the second official
-#         EventStoreDB client;
+#         EventStoreDB client and ccxt;
 #   dev   what `run` needs and cargo-leptos 0.3.10, for `cargo leptos
 #         watch` (about 12 minutes to compile, so only on request).
 set -euo pipefail
@@ -56,14 +56,17 @@ if [ "$mode" = test ]; then
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium
   fi
-  # The store's tests through the Python client kurrentdbclient, pinned in
-  # store/tests/python/requirements.txt, in a venv of the project's own.
-  reqs=store/tests/python/requirements.txt
-  if ! cmp -s "$reqs" .tools/venv/installed.txt 2>/dev/null; then
-    step "installing the Python test client (kurrentdbclient)"
+  # Two Python test clients, each pinned with everything it needs, in a
+  # venv of the project's own: kurrentdbclient for the store
+  # (store/tests/python) and ccxt for the Binance-compatible API
+  # (clients/tests). Installed again only when a pin changes.
+  wanted=$(cat store/tests/python/requirements.txt clients/tests/requirements.txt)
+  if [ "$wanted" != "$(cat .tools/venv/installed.txt 2>/dev/null)" ]; then
+    step "installing the Python test clients (kurrentdbclient, ccxt)"
     python3 -m venv .tools/venv
-    .tools/venv/bin/pip install -q --disable-pip-version-check -r "$reqs"
-    cp "$reqs" .tools/venv/installed.txt
+    .tools/venv/bin/pip install -q --disable-pip-version-check \
+      -r store/tests/python/requirements.txt -r clients/tests/requirements.txt
+    printf '%s\n' "$wanted" > .tools/venv/installed.txt
   fi
   if [ ! -d e2e/node_modules/@playwright/test ]; then
     step "installing the e2e test packages"

@@ -30,6 +30,10 @@ cargo test --workspace --features app/ssr
 step "the store through a second official client (Python kurrentdbclient)"
 STORE_BIN=target/debug/store .tools/venv/bin/python -m pytest -q -p no:cacheprovider store/tests/python
 
+step "trading programs: ccxt's Binance class against the server (Python ccxt)"
+cargo build -p app --features ssr --bin exchange
+EXCHANGE_BIN=target/debug/exchange .tools/venv/bin/python -m pytest -q -p no:cacheprovider clients/tests
+
 step "end-to-end tests"
 scripts/build-site.sh
 # The screen tests write a market's history with these before a server starts.

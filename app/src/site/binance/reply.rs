@@ -114,11 +114,21 @@ impl From<ExchangeError> for Refusal {
                 | R::QuoteAmountOffGrid
                 | R::QuoteAmountTooLarge,
             ) => Refusal::bad(-1013, format!("Filter failure: {msg}.")),
+            // Binance's own words where clients match them exactly.
+            ExchangeError::Rejected(R::TriggerAlreadyReached) => {
+                Refusal::bad(-2010, "Stop price would trigger immediately.")
+            }
+            ExchangeError::Rejected(R::PostOnlyWouldTake) => {
+                Refusal::bad(-2010, "Order would immediately match and take.")
+            }
             ExchangeError::Rejected(_) => Refusal::bad(-2010, msg),
-            ExchangeError::Account(AccountError::InsufficientFunds { .. }) => Refusal::bad(
-                -2010,
-                format!("Account has insufficient balance for requested action: {msg}."),
-            ),
+            ExchangeError::Account(AccountError::InsufficientFunds { .. }) => {
+                tracing::debug!("refused for funds: {msg}");
+                Refusal::bad(
+                    -2010,
+                    "Account has insufficient balance for requested action.",
+                )
+            }
             ExchangeError::NoLiquidity { .. }
             | ExchangeError::TooManyOpenOrders(_)
             | ExchangeError::TooManyStopOrders(_)
