@@ -23,6 +23,7 @@ mod market_task;
 mod order_history;
 mod order_history_task;
 pub mod orders;
+pub mod request_limits;
 mod settings;
 pub mod simulator;
 pub mod streams;

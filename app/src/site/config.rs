@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::server::feed_limits::FeedLimits;
 use crate::server::leadership::LeaderSettings;
+use crate::server::request_limits::ApiLimits;
 use crate::server::{MAX_OPEN_ORDERS, MAX_STOP_ORDERS, SessionPolicy};
 use crate::store_flags::StoreFlags;
 
@@ -86,6 +87,16 @@ pub struct Config {
     /// only, so HMAC keys stop working when the server restarts).
     #[arg(long, env = "EXCHANGE_API_KEY_SECRET_FILE")]
     pub api_key_secret_file: Option<PathBuf>,
+    /// Request weight (Binance's weights) one address may spend on the
+    /// API per minute.
+    #[arg(long, env = "EXCHANGE_API_WEIGHT_PER_MINUTE", default_value_t = ApiLimits::default().weight_per_minute_per_address)]
+    pub api_weight_per_minute: u32,
+    /// Request weight one API key may spend per minute.
+    #[arg(long, env = "EXCHANGE_API_KEY_WEIGHT_PER_MINUTE", default_value_t = ApiLimits::default().weight_per_minute_per_key)]
+    pub api_key_weight_per_minute: u32,
+    /// New orders one account may place through the API per 10 seconds.
+    #[arg(long, env = "EXCHANGE_API_ORDERS_PER_10S", default_value_t = ApiLimits::default().orders_per_10s)]
+    pub api_orders_per_10s: u32,
 }
 
 impl Config {
@@ -115,6 +126,11 @@ impl Config {
                 replay_bytes: self.feed_replay_bytes,
             },
             allowed_origins: self.allowed_origins.clone(),
+            api: ApiLimits {
+                weight_per_minute_per_address: self.api_weight_per_minute,
+                weight_per_minute_per_key: self.api_key_weight_per_minute,
+                orders_per_10s: self.api_orders_per_10s,
+            },
         }
     }
 
@@ -129,10 +145,12 @@ impl Config {
     }
 }
 
-/// Who may open which sockets (see [`FeedLimits`]).
+/// Who may open which sockets (see [`FeedLimits`]), and how much a
+/// program may ask of the API (see [`ApiLimits`]).
 #[derive(Clone, Debug, Default)]
 pub struct SocketPolicy {
     pub feed: FeedLimits,
+    pub api: ApiLimits,
     /// Origins besides the site's own whose pages may open a websocket or
     /// call a server function.
     pub allowed_origins: Vec<String>,

@@ -27,6 +27,7 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use crate::live_market::MarketFeed;
 use crate::server::feed_limits::SocketCounts;
 use crate::server::key_crypto::SealingKey;
+use crate::server::request_limits::RequestLimits;
 use crate::server::{Exchange, Settings, simulator};
 use crate::shell::{App, not_found, shell};
 use history_export::Export;
@@ -62,6 +63,7 @@ pub fn router(
         .build();
     let routes = generate_route_list(App);
     let (feed, origins) = (policy.feed, policy.allowed_origins);
+    let request_limits = RequestLimits::new(policy.api);
     let counts = SocketCounts::default();
     let router_exchange = exchange.clone();
     let forwarding = forward::Forwarding::new(exchange.clone());
@@ -120,6 +122,7 @@ pub fn router(
         // Every request carries the exchange: the history's handlers take
         // it, and a request's `Trader` is looked up in it.
         .layer(Extension(router_exchange))
+        .layer(Extension(request_limits))
 }
 
 /// Starts the exchange and serves it until Ctrl-C or SIGTERM.

@@ -619,3 +619,71 @@ async fn the_public_endpoints_describe_markets_books_and_trades_exactly() {
         .unwrap();
     assert_eq!(answer(&server, request).await.1["code"], -1121);
 }
+
+#[tokio::test]
+async fn requests_over_their_limits_are_answered_429_with_when_to_retry_and_do_nothing() {
+    use crate::server::request_limits::ApiLimits;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path()).await;
+    let policy = crate::site::SocketPolicy {
+        api: ApiLimits {
+            weight_per_minute_per_address: 30,
+            weight_per_minute_per_key: 1000,
+            orders_per_10s: 2,
+        },
+        ..Default::default()
+    };
+    server.router = router(
+        Path::new("target/site"),
+        "127.0.0.1:0".parse().unwrap(),
+        server.exchange.clone(),
+        policy,
+    );
+    // Per address: exchangeInfo weighs 20, so the second is over 30.
+    let info = || {
+        Request::get(format!("{V3}/exchangeInfo"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(answer(&server, info()).await.0, StatusCode::OK);
+    let response = server.router.clone().oneshot(info()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Per account: the third new order in 10 s is refused before the book.
+    let alice = Browser::sign_up(&server, "alice").await;
+    let mut bot = hmac_bot(&server, &alice, &["read", "trade"], "").await;
+    bot.from = Some("192.0.2.9:1".parse().unwrap());
+    let order = [
+        ("symbol", "BTCUSD"),
+        ("side", "BUY"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("price", "20000"),
+        ("quantity", "0.01"),
+    ];
+    for _ in 0..2 {
+        assert_eq!(
+            bot.send(&server, Method::POST, "/order", &order).await.0,
+            StatusCode::OK
+        );
+    }
+    let (status, over) = bot.send(&server, Method::POST, "/order", &order).await;
+    assert_eq!(
+        (status, over["code"].as_i64()),
+        (StatusCode::TOO_MANY_REQUESTS, Some(-1003)),
+        "{over}"
+    );
+    assert!(
+        over["msg"]
+            .as_str()
+            .unwrap()
+            .contains("new orders per account"),
+        "{over}"
+    );
+    assert_eq!(open_orders(&server), 2);
+}

@@ -7,6 +7,7 @@
 //! - `market`: the public endpoints;
 //! - `orders`: the signed ones (orders, trades, the account);
 //! - `wire`: Binance's JSON shapes and words, made from ours;
+//! - `weights`: what each request costs from its address's limit;
 //! - `reply`: refusals as `{"code","msg"}` with Binance's codes, and
 //!   market ids without the dash (`BTCUSD`).
 //!
@@ -19,6 +20,7 @@ use axum::routing::{get, post};
 mod market;
 mod orders;
 mod reply;
+mod weights;
 mod wire;
 
 /// Where the surface is mounted.
@@ -50,6 +52,8 @@ pub fn routes() -> Router {
         .route("/allOrders", get(orders::all_orders))
         .route("/myTrades", get(orders::my_trades))
         .route("/account", get(orders::account))
+        // Every request spends its weight from its address's bucket first.
+        .route_layer(axum::middleware::from_fn(weights::by_address))
 }
 
 /// Whether a request to the surface changes orders: a follower passes

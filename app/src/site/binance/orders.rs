@@ -6,17 +6,21 @@
 use accounts::api_key::Scope;
 use axum::Json;
 use axum::extract::{Extension, Request};
-use axum::http::StatusCode;
+use std::time::Instant;
+
+use axum::http::{Method, StatusCode};
 use orderbook::{AccountId, ClientOrderId, Command, Event, OrderId, PlaceOrder};
 use serde_json::{Value, json};
 
 use super::market::{count, time_ms};
 use super::reply::{Refusal, market, market_id};
+use super::weights::weight;
 use super::wire::{my_trade_json, new_order_json, number, order_json, order_terms};
 use crate::server::clock::{now_micros, now_ms};
 use crate::server::key_crypto::random_token;
+use crate::server::request_limits::RequestLimits;
 use crate::server::{Exchange, OrderFilter, OrderRecord, OrderRef};
-use crate::site::signed::{Params, RawRequest, authenticate};
+use crate::site::signed::{KEY_HEADER, Params, RawRequest, authenticate};
 
 type Answer = Result<Json<Value>, Refusal>;
 
@@ -40,6 +44,17 @@ async fn signed(
     let params = Params::parse(query, body).map_err(|e| Refusal::bad(-1100, e))?;
     let raw = RawRequest { query, body };
     let account = authenticate(x, &parts, &raw, &params, scope, now_ms())?;
+    // The key's own bucket, once the key is known to be real.
+    if let (Some(limits), Some(key)) = (
+        parts.extensions.get::<RequestLimits>(),
+        parts.headers.get(KEY_HEADER).and_then(|k| k.to_str().ok()),
+    ) {
+        let weight = weight(&parts.method, parts.uri.path(), &params);
+        limits.key(key, weight, Instant::now())?;
+        if parts.method == Method::POST && parts.uri.path().starts_with("/order") {
+            limits.order(account, Instant::now())?;
+        }
+    }
     Ok((account, params))
 }
 

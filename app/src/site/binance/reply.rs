@@ -5,11 +5,14 @@
 
 use accounts::AccountError;
 use axum::Json;
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orderbook::{MarketSpec, RejectReason};
 use serde_json::json;
 
+use crate::server::request_limits::OverLimit;
 use crate::server::{Exchange, ExchangeError, KeyRefusal};
 use crate::site::signed::SignedRefusal;
 
@@ -19,6 +22,8 @@ pub struct Refusal {
     pub status: StatusCode,
     pub code: i32,
     pub msg: String,
+    /// For a request over a limit: when to try again.
+    pub retry_after: Option<Duration>,
 }
 
 impl Refusal {
@@ -27,6 +32,7 @@ impl Refusal {
             status,
             code,
             msg: msg.into(),
+            retry_after: None,
         }
     }
 
@@ -63,7 +69,28 @@ impl Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let body = Json(json!({ "code": self.code, "msg": self.msg }));
-        (self.status, body).into_response()
+        let mut response = (self.status, body).into_response();
+        if let Some(wait) = self.retry_after {
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<OverLimit> for Refusal {
+    fn from(o: OverLimit) -> Refusal {
+        let seconds = o.retry_after.as_secs_f64().ceil().max(1.0);
+        let msg = format!(
+            "Too many requests: {} is limited to {} per {}; retry after {seconds} s.",
+            o.what, o.limit, o.per
+        );
+        Refusal {
+            retry_after: Some(o.retry_after),
+            ..Refusal::new(StatusCode::TOO_MANY_REQUESTS, -1003, msg)
+        }
     }
 }
 
