@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use orderbook::{Book, Event, Market};
 
+use super::exact_candles::MinuteCandles;
 use crate::candles::{Interval, Series};
 
 /// Events between two checkpoints.
@@ -47,6 +48,8 @@ pub struct BookHistory {
     /// The book after `k * CHECKPOINT_EVERY` events, for k = 0, 1, ...
     checkpoints: Vec<Arc<Book>>,
     trades: Vec<TradePoint>,
+    /// The same trades as exact candles, a minute each.
+    pub minutes: MinuteCandles,
 }
 
 impl BookHistory {
@@ -57,6 +60,7 @@ impl BookHistory {
             book,
             times_ms: Vec::new(),
             trades: Vec::new(),
+            minutes: MinuteCandles::default(),
         }
     }
 
@@ -76,6 +80,7 @@ impl BookHistory {
         let at_ms = event.at() / 1000;
         self.times_ms.push(at_ms);
         if let Event::TradeExecuted(t) = event {
+            self.minutes.add(at_ms, t.price, t.quantity);
             self.trades.push(TradePoint {
                 events: self.events(),
                 at_ms,

@@ -9,6 +9,7 @@ mod book_history;
 pub(crate) mod clock;
 pub(crate) mod credentials;
 pub mod depth_updates;
+pub mod exact_candles;
 mod exchange;
 mod exchange_error;
 pub mod feed;

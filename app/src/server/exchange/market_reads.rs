@@ -14,6 +14,7 @@ use crate::candles::Interval;
 use crate::server::book_history::TradesFrom;
 use crate::server::clock::now_ms;
 use crate::server::depth_updates::{DEPTH_LEVELS, DepthUpdate};
+use crate::server::exact_candles::ExactCandle;
 use crate::server::exchange_error::ExchangeError;
 use crate::server::market_data::CANDLES_SENT;
 use crate::server::streams::{Direction, StreamError, read_market};
@@ -194,6 +195,31 @@ impl Exchange {
             }
         }
         Ok(trades)
+    }
+
+    /// A market's candles of `interval` in exact decimals (see
+    /// `exact_candles::MinuteCandles::candles`); none for an unknown market.
+    pub fn exact_candles(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        start_ms: Option<u64>,
+        end_ms: Option<u64>,
+        limit: usize,
+    ) -> Option<Vec<ExactCandle>> {
+        self.0.market_data.read(symbol, |tape, _| {
+            tape.history
+                .minutes
+                .candles(interval, start_ms, end_ms, limit)
+        })
+    }
+
+    /// A market's last 24 hours as one exact candle: none for an unknown
+    /// market, `Some(None)` when it did not trade in them.
+    pub fn last_day(&self, symbol: &str) -> Option<Option<ExactCandle>> {
+        self.0
+            .market_data
+            .read(symbol, |tape, _| tape.history.minutes.day(now_ms()))
     }
 
     /// The book of a market as of its last append.

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 
 use super::reply::{Refusal, market, market_id};
 use super::wire::{ORDER_TYPES, STP_MODES, number};
-use crate::candles::{Candle, Interval};
+use crate::candles::Interval;
 use crate::server::clock::now_ms;
+use crate::server::exact_candles::ExactCandle;
 use crate::server::{Exchange, TradesFrom};
 use crate::site::signed::Params;
 
@@ -233,7 +234,8 @@ fn agg_trade(t: &TradeExecuted) -> Value {
     })
 }
 
-/// Candles: the newest `limit`, or from `startTime`, or up to `endTime`.
+/// Candles: the newest `limit`, or from `startTime`, or up to `endTime`,
+/// in exact decimals. Only intervals that had trades have one.
 pub async fn klines(Extension(x): Extension<Exchange>, RawQuery(q): RawQuery) -> Answer {
     let params = query(q)?;
     let spec = market(&x, params.get("symbol"))?;
@@ -250,38 +252,25 @@ pub async fn klines(Extension(x): Extension<Exchange>, RawQuery(q): RawQuery) ->
             ),
         )
     })?;
-    let limit = count(&params, "limit", 500, crate::server::HISTORY_LIMIT)?;
+    let limit = count(&params, "limit", 500, 1000)?;
     let start = time_ms(&params, "startTime")?;
     let end = time_ms(&params, "endTime")?;
-    let before = end.map_or(u64::MAX, |e| e.saturating_add(1));
-    let history = x
-        .candles_before(&spec.symbol, interval, before, crate::server::HISTORY_LIMIT)
+    let candles = x
+        .exact_candles(&spec.symbol, interval, start, end, limit)
         .ok_or_else(|| Refusal::unknown_symbol(&spec.symbol))?;
-    let mut candles: Vec<&Candle> = history
-        .candles
-        .iter()
-        .filter(|c| start.is_none_or(|s| c.start_ms + interval.millis() > s))
-        .collect();
-    if start.is_some() {
-        candles.truncate(limit);
-    } else {
-        let skip = candles.len().saturating_sub(limit);
-        candles.drain(..skip);
-    }
     let out: Vec<Value> = candles
         .iter()
         .map(|c| {
-            let price = |p: f64| on_grid(p, spec.tick_size.scale());
             json!([
                 c.start_ms,
-                price(c.open),
-                price(c.high),
-                price(c.low),
-                price(c.close),
-                on_grid(c.volume, spec.lot_size.scale()),
+                number(c.open),
+                number(c.high),
+                number(c.low),
+                number(c.close),
+                number(c.volume),
                 c.start_ms + interval.millis() - 1,
-                "0",
-                0,
+                number(c.quote_volume),
+                c.trades,
                 "0",
                 "0",
                 "0"
@@ -291,53 +280,44 @@ pub async fn klines(Extension(x): Extension<Exchange>, RawQuery(q): RawQuery) ->
     Ok(Json(Value::Array(out)))
 }
 
-/// A chart's number as the decimal it stands for, to `scale` places.
-/// (Candles are kept as floating point for drawing: a price is a whole
-/// number of ticks and comes back exactly; a volume is rounded to the lot.)
-fn on_grid(value: f64, scale: u32) -> String {
-    let text = format!("{value:.*}", scale as usize);
-    text.parse::<Decimal>().map(number).unwrap_or(text)
-}
-
-/// The 24-hour ticker of one market, or of every market.
+/// The 24-hour ticker of one market, or of every market, exact: folded
+/// from the minutes of the last 24 hours.
 pub async fn ticker_24hr(Extension(x): Extension<Exchange>, RawQuery(q): RawQuery) -> Answer {
     per_market(&x, q, |x, spec| {
-        let ticker = x.ticker(&spec.symbol).unwrap_or_default();
+        let day = x.last_day(&spec.symbol).flatten();
         let (bid, ask) = best(x, spec);
-        let last: Option<Decimal> = ticker.last.as_deref().and_then(|l| l.parse().ok());
-        let scale = spec.tick_size.scale();
-        let open = match (last, ticker.change_pct) {
-            (Some(l), Some(pct)) => {
-                let l: f64 = l.try_into().unwrap_or(0.0);
-                Some(on_grid(l / (1.0 + pct / 100.0), scale))
-            }
-            _ => last.map(number),
-        };
         let now = now_ms();
+        let zero = || "0".to_string();
+        let (change, change_pct) = day.map_or((Decimal::ZERO, Decimal::ZERO), |d| {
+            let change = d.close - d.open;
+            (change, (change * Decimal::ONE_HUNDRED / d.open).round_dp(3))
+        });
+        let average = |d: ExactCandle| (d.quote_volume / d.volume).round_dp(spec.tick_size.scale());
         json!({
             "symbol": market_id(spec),
-            "priceChange": match (&open, last) {
-                (Some(o), Some(l)) => o.parse::<Decimal>().map(|o| number(l - o)).unwrap_or_default(),
-                _ => "0".to_string(),
-            },
-            "priceChangePercent": format!("{:.3}", ticker.change_pct.unwrap_or(0.0)),
-            "lastPrice": last.map(number).unwrap_or_else(|| "0".into()),
-            "openPrice": open.unwrap_or_else(|| "0".into()),
-            "highPrice": ticker.high.map_or("0".into(), |h| on_grid(h, scale)),
-            "lowPrice": ticker.low.map_or("0".into(), |l| on_grid(l, scale)),
-            "volume": on_grid(ticker.volume, spec.lot_size.scale()),
+            "priceChange": number(change),
+            "priceChangePercent": number(change_pct),
+            "weightedAvgPrice": day.map_or_else(zero, |d| number(average(d))),
+            "lastPrice": day.map_or_else(zero, |d| number(d.close)),
+            "openPrice": day.map_or_else(zero, |d| number(d.open)),
+            "highPrice": day.map_or_else(zero, |d| number(d.high)),
+            "lowPrice": day.map_or_else(zero, |d| number(d.low)),
+            "volume": day.map_or_else(zero, |d| number(d.volume)),
+            "quoteVolume": day.map_or_else(zero, |d| number(d.quote_volume)),
+            "count": day.map_or(0, |d| d.trades),
             "bidPrice": bid.0, "bidQty": bid.1,
             "askPrice": ask.0, "askQty": ask.1,
-            "openTime": now - 86_400_000,
+            "openTime": day.map_or(now - 86_400_000, |d| d.start_ms),
             "closeTime": now,
         })
     })
 }
 
+/// The last trade's price (of every trade ever, not just today's).
 pub async fn ticker_price(Extension(x): Extension<Exchange>, RawQuery(q): RawQuery) -> Answer {
     per_market(&x, q, |x, spec| {
-        let last = x.ticker(&spec.symbol).and_then(|t| t.last);
-        json!({ "symbol": market_id(spec), "price": last.unwrap_or_else(|| "0".into()) })
+        let last = x.book(&spec.symbol).and_then(|b| b.last_price());
+        json!({ "symbol": market_id(spec), "price": number(last.unwrap_or_default()) })
     })
 }
 
