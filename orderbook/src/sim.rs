@@ -145,7 +145,7 @@ impl Flow {
         self.next_id[mi] += 1;
         // A third of the orders carry a client id from a small set, so an
         // account sometimes reuses one still open (refused) or freed.
-        let client_order_id = (n % 3 == 0).then(|| {
+        let client_order_id = n.is_multiple_of(3).then(|| {
             format!("leg-{}", n % 5)
                 .parse()
                 .expect("a valid client order id")

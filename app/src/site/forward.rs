@@ -56,7 +56,8 @@ impl Forwarding {
 pub async fn to_leader(State(f): State<Forwarding>, request: Request, next: Next) -> Response {
     let (method, path) = (request.method(), request.uri().path());
     let action = ((method == Method::POST && ORDER_ACTIONS.contains(&path))
-        || super::binance::is_order_action(method, path))
+        || super::binance::is_order_action(method, path)
+        || super::api_v1::is_order_action(method, path))
         && !request.headers().contains_key(FORWARDED);
     let leader = match f.exchange.role() {
         Role::Follower { leader: Some(url) } if action => url,

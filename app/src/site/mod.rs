@@ -33,6 +33,7 @@ use crate::shell::{App, not_found, shell};
 use history_export::Export;
 use security::{content_security_policy, same_origin_only, security_headers};
 
+pub mod api_v1;
 pub mod binance;
 mod config;
 pub mod context;
@@ -108,6 +109,8 @@ pub fn router(
             get(move |request: Request| feed_socket::serve(request, context.clone())),
         )
         .nest(binance::PREFIX, binance::routes())
+        .nest(api_v1::PREFIX, api_v1::routes())
+        .route("/api/docs", get(api_v1::docs_page))
         .fallback_service(site)
         // Checked on the server the request came to, then passed on.
         .layer(axum::middleware::from_fn_with_state(

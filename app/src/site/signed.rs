@@ -6,6 +6,13 @@
 //! HMAC key signs with the hex of HMAC-SHA256, an Ed25519 key with the
 //! base64 of its signature.
 //!
+//! The native API (`/api/v1`) signs the same keys its own way, in headers:
+//! `X-API-KEY`, `X-API-TIMESTAMP` (ms), an optional `X-API-RECV-WINDOW`,
+//! and `X-API-SIGNATURE` over `timestamp`, the method, the path, the query
+//! and the body, each followed by a newline but the last
+//! (`{timestamp}\n{METHOD}\n{path}\n{query}\n{body}`): unlike Binance's, the
+//! signature covers the method and the path too.
+//!
 //! A session cookie never authenticates such a request: only the key does.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -55,11 +62,20 @@ impl Params {
 /// Why a signed request is refused, before anything it asks is done.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SignedRefusal {
-    #[error("an API key is required: send it in the X-MBX-APIKEY header")]
+    #[error(
+        "an API key is required: in the X-MBX-APIKEY header (the Binance-compatible API) or \
+         X-API-KEY (/api/v1)"
+    )]
     NoKey,
-    #[error("this request must be signed: add timestamp and signature")]
+    #[error(
+        "this request must be signed: the signature parameter (the Binance-compatible API) or \
+         X-API-SIGNATURE (/api/v1)"
+    )]
     NoSignature,
-    #[error("Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.")]
+    #[error(
+        "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed (on /api/v1: \
+         the X-API-TIMESTAMP header, in ms)."
+    )]
     NoTimestamp,
     #[error("recvWindow must be 1 to {MAX_RECV_WINDOW_MS} ms")]
     BadRecvWindow,
@@ -106,17 +122,31 @@ pub fn authenticate(
         .filter(|v| !v.is_empty())
         .ok_or(SignedRefusal::NoKey)?;
     let signature = params.get("signature").ok_or(SignedRefusal::NoSignature)?;
-    let timestamp: u64 = params
-        .get("timestamp")
-        .and_then(|t| t.parse().ok())
-        .ok_or(SignedRefusal::NoTimestamp)?;
-    // Microseconds are told apart by their size, as Binance does.
+    let timestamp = params.get("timestamp").ok_or(SignedRefusal::NoTimestamp)?;
+    fresh(timestamp, params.get("recvWindow"), now_ms)?;
+    let mut payload = without_signature(raw.query);
+    payload.push_str(&without_signature(raw.body));
+    let account = exchange.authenticate(&SignedRequest {
+        key_id,
+        payload: payload.as_bytes(),
+        signature,
+        from: peer(parts),
+        scope,
+    })?;
+    Ok(account)
+}
+
+/// Checks a request's timestamp (ms, or µs told apart by size, as Binance
+/// does) against the server's clock: at most 1 s ahead, and at most the
+/// request's window (5 s unless it says, 60 s at most) behind.
+pub fn fresh(timestamp: &str, window: Option<&str>, now_ms: u64) -> Result<(), SignedRefusal> {
+    let timestamp: u64 = timestamp.parse().map_err(|_| SignedRefusal::NoTimestamp)?;
     let timestamp_ms = if timestamp > 100_000_000_000_000 {
         timestamp / 1000
     } else {
         timestamp
     };
-    let window = match params.get("recvWindow") {
+    let window = match window {
         None => DEFAULT_RECV_WINDOW_MS,
         Some(w) => w
             .split('.')
@@ -129,8 +159,50 @@ pub fn authenticate(
     if skew >= AHEAD_MS as i64 || -skew > window as i64 {
         return Err(SignedRefusal::Timestamp(skew));
     }
-    let mut payload = without_signature(raw.query);
-    payload.push_str(&without_signature(raw.body));
+    Ok(())
+}
+
+/// The native API's headers.
+pub const NATIVE_KEY: &str = "x-api-key";
+pub const NATIVE_TIMESTAMP: &str = "x-api-timestamp";
+pub const NATIVE_WINDOW: &str = "x-api-recv-window";
+pub const NATIVE_SIGNATURE: &str = "x-api-signature";
+
+/// What the native API's signature is over.
+pub fn native_payload(
+    timestamp: &str,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: &str,
+) -> String {
+    format!("{timestamp}\n{method}\n{path}\n{query}\n{body}")
+}
+
+/// The account a request to the native API acts for, and its key id, once
+/// its key allows `scope`, its timestamp is fresh and its signature holds
+/// over exactly what was sent.
+pub fn authenticate_native(
+    exchange: &Exchange,
+    parts: &Parts,
+    path: &str,
+    body: &str,
+    scope: Scope,
+    now_ms: u64,
+) -> Result<(AccountId, String), SignedRefusal> {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+    };
+    let key_id = header(NATIVE_KEY).ok_or(SignedRefusal::NoKey)?;
+    let timestamp = header(NATIVE_TIMESTAMP).ok_or(SignedRefusal::NoTimestamp)?;
+    let signature = header(NATIVE_SIGNATURE).ok_or(SignedRefusal::NoSignature)?;
+    fresh(timestamp, header(NATIVE_WINDOW), now_ms)?;
+    let query = parts.uri.query().unwrap_or_default();
+    let payload = native_payload(timestamp, parts.method.as_str(), path, query, body);
     let account = exchange.authenticate(&SignedRequest {
         key_id,
         payload: payload.as_bytes(),
@@ -138,7 +210,7 @@ pub fn authenticate(
         from: peer(parts),
         scope,
     })?;
-    Ok(account)
+    Ok((account, key_id.to_string()))
 }
 
 /// Parameters as sent, with the `signature` one taken out.

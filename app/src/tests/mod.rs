@@ -10,6 +10,7 @@ mod feed_sockets;
 mod history_pages;
 mod live_feed;
 mod log_ins;
+mod native_api;
 mod programs;
 mod restarts;
 mod security;

@@ -67,10 +67,7 @@ impl Bot {
         payload: &str,
         signature: &str,
     ) -> (StatusCode, Value) {
-        let signed = format!(
-            "{payload}&signature={}",
-            encode(&[("s", signature)])[2..].to_string()
-        );
+        let signed = format!("{payload}&signature={}", &encode(&[("s", signature)])[2..]);
         let in_body = method == Method::POST;
         let uri = if in_body {
             format!("{V3}{path}")

@@ -69,6 +69,39 @@ impl Exchange {
         self.0.order_history.read(|h| h.all(account, filter))
     }
 
+    /// A page of the account's orders as the history has them, newest
+    /// first, and the cursor of the next (older) page.
+    pub fn order_record_page(
+        &self,
+        account: AccountId,
+        filter: &OrderFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> (Vec<OrderRecord>, Option<u64>) {
+        let page = self
+            .0
+            .order_history
+            .read(|h| h.page(account, filter, before, limit));
+        (page.orders, page.next)
+    }
+
+    /// A page of the account's fills, newest first, and the cursor of the
+    /// next (older) page.
+    pub fn fill_page(
+        &self,
+        account: AccountId,
+        symbol: Option<&str>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> (Vec<accounts::TradeSettled>, Option<u64>) {
+        self.0.ledger.read(|l| {
+            let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
+            let keep = |t: &accounts::TradeSettled| symbol.is_none_or(|s| s == t.symbol);
+            let (page, next) = newest_first(trades, before, limit, keep);
+            (page.into_iter().cloned().collect(), next)
+        })
+    }
+
     /// The account's fills in one market (or all), oldest first.
     pub fn fills(&self, account: AccountId, symbol: Option<&str>) -> Vec<accounts::TradeSettled> {
         self.0.ledger.read(|l| {

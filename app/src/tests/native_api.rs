@@ -1,0 +1,360 @@
+//! The native API, `/api/v1`: its OpenAPI document matches its routes,
+//! and a program signs requests to it with a key made on `/keys`.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::*;
+use crate::server::clock::now_ms;
+use crate::server::key_crypto::hmac_hex;
+use crate::site::signed::native_payload;
+
+async fn send(server: &Server, request: Request<Body>) -> (StatusCode, Value) {
+    let response = server.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// A key's id and secret, made on the keys page.
+async fn key(server: &Server, browser: &Browser, scopes: &[&str]) -> (String, String) {
+    let mut form = vec![("label", "native")];
+    form.extend(scopes.iter().map(|s| (*s, "on")));
+    let request = Request::post("/keys")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(
+            header::COOKIE,
+            format!("session={}", browser.cookie.as_ref().unwrap()),
+        )
+        .body(Body::from(encode(&form)))
+        .unwrap();
+    let response = server.router.clone().oneshot(request).await.unwrap();
+    let html = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    let marked = |a: &str| {
+        let at = html.find(a).unwrap();
+        let start = at + html[at..].find('>').unwrap() + 1;
+        html[start..start + html[start..].find('<').unwrap()].to_string()
+    };
+    (marked("data-key-id"), marked("data-secret"))
+}
+
+/// A request signed the native way; `signed_path` is what the signature
+/// says the path is (the real one, unless a test lies).
+fn signed(
+    key: &(String, String),
+    method: Method,
+    path_and_query: &str,
+    body: Option<Value>,
+    signed_path: Option<&str>,
+) -> Request<Body> {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let timestamp = now_ms().to_string();
+    let payload = native_payload(
+        &timestamp,
+        method.as_str(),
+        signed_path.unwrap_or(path),
+        query,
+        &body,
+    );
+    Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header("X-API-KEY", &key.0)
+        .header("X-API-TIMESTAMP", &timestamp)
+        .header("X-API-SIGNATURE", hmac_hex(&key.1, payload.as_bytes()))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_every_route_in_it_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let (status, doc) = send(
+        &server,
+        Request::get("/api/v1/openapi.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let mut listed: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            listed.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    listed.sort();
+    // Every route the API's router has (the router and the document are
+    // made from the same registrations; this list is what they hold).
+    let mut routed = vec![
+        "GET /time",
+        "GET /markets",
+        "GET /markets/{symbol}/depth",
+        "GET /markets/{symbol}/trades",
+        "GET /markets/{symbol}/candles",
+        "GET /markets/{symbol}/ticker",
+        "POST /orders",
+        "GET /orders",
+        "DELETE /orders",
+        "GET /orders/{symbol}/{order_id}",
+        "DELETE /orders/{symbol}/{order_id}",
+        "PATCH /orders/{symbol}/{order_id}",
+        "GET /orders/{symbol}/client/{client_order_id}",
+        "DELETE /orders/{symbol}/client/{client_order_id}",
+        "GET /history/orders",
+        "GET /history/fills",
+        "GET /balances",
+    ];
+    routed.sort();
+    assert_eq!(listed, routed);
+    // And each is served: no route answers axum's bare 404 or 405.
+    for entry in &listed {
+        let (method, path) = entry.split_once(' ').unwrap();
+        let path = path
+            .replace("{symbol}", "BTC-USD")
+            .replace("{order_id}", "1")
+            .replace("{client_order_id}", "x");
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("/api/v1{path}?interval=1m"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = send(&server, request).await;
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{entry}");
+        assert!(
+            status != StatusCode::NOT_FOUND || body["code"].is_string(),
+            "{entry}: not routed"
+        );
+    }
+    // Amounts are strings in the document too.
+    let level = &doc["components"]["schemas"]["Level"]["properties"]["price"];
+    assert_eq!(level["type"], "string", "{level}");
+    let (status, _) = send(
+        &server,
+        Request::get("/api/docs").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_program_trades_through_the_native_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let alice = Browser::sign_up(&server, "alice").await;
+    let k = key(&server, &alice, &["read", "trade"]).await;
+
+    let order = json!({"symbol": "BTC-USD", "side": "sell", "kind": "limit", "price": "30000",
+        "quantity": "0.5", "client_order_id": "ask-1"});
+    let (status, placed) = send(
+        &server,
+        signed(
+            &k,
+            Method::POST,
+            "/api/v1/orders",
+            Some(order.clone()),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{placed}");
+    assert_eq!(placed["order"]["state"], "open");
+    assert_eq!(placed["order"]["price"], "30000");
+    let id = placed["order"]["order_id"].as_u64().unwrap();
+    let (status, dup) = send(
+        &server,
+        signed(&k, Method::POST, "/api/v1/orders", Some(order), None),
+    )
+    .await;
+    assert_eq!(
+        (status, dup["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("rejected")),
+        "{dup}"
+    );
+
+    let bob = Browser::sign_up(&server, "bob").await;
+    let kb = key(&server, &bob, &["read", "trade"]).await;
+    let buy = json!({"symbol": "BTC-USD", "side": "buy", "kind": "market", "quantity": "0.2"});
+    let (status, bought) = send(
+        &server,
+        signed(&kb, Method::POST, "/api/v1/orders", Some(buy), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{bought}");
+    assert_eq!(bought["order"]["state"], "filled");
+    assert_eq!(bought["fills"][0]["quantity"], "0.2");
+    assert_eq!(bought["fills"][0]["role"], "taker");
+
+    let (_, got) = send(
+        &server,
+        signed(
+            &k,
+            Method::GET,
+            "/api/v1/orders/BTC-USD/client/ask-1",
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (got["order_id"].as_u64(), got["filled"].as_str()),
+        (Some(id), Some("0.2")),
+        "{got}"
+    );
+    let path = format!("/api/v1/orders/BTC-USD/{id}");
+    let (status, amended) = send(
+        &server,
+        signed(
+            &k,
+            Method::PATCH,
+            &path,
+            Some(json!({"price": "30100"})),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{amended}");
+    assert_eq!(amended["price"], "30100");
+    let (_, depth) = send(
+        &server,
+        Request::get("/api/v1/markets/BTC-USD/depth?levels=5")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        depth["asks"],
+        json!([{"price": "30100", "quantity": "0.3", "orders": 1}])
+    );
+    assert_eq!(
+        depth["update_id"],
+        server.exchange.book("BTC-USD").unwrap().events_applied()
+    );
+    let (_, candles) = send(
+        &server,
+        Request::get("/api/v1/markets/BTC-USD/candles?interval=1m")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(candles[0]["volume"], "0.2");
+    assert_eq!(candles[0]["quote_volume"], "6000");
+
+    let (_, balances) = send(
+        &server,
+        signed(&k, Method::GET, "/api/v1/balances", None, None),
+    )
+    .await;
+    let btc = balances
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["asset"] == "BTC")
+        .unwrap();
+    assert_eq!(btc["reserved"], "0.3");
+    let (_, fills) = send(
+        &server,
+        signed(
+            &kb,
+            Method::GET,
+            "/api/v1/history/fills?symbol=BTC-USD",
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(fills["fills"].as_array().unwrap().len(), 1);
+
+    // A signature over another path is refused, and so is trading with a
+    // key that may only read; neither changes anything.
+    let (status, lied) = send(
+        &server,
+        signed(
+            &k,
+            Method::DELETE,
+            "/api/v1/orders?symbol=BTC-USD",
+            None,
+            Some("/api/v1/balances"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, lied["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let reader = key(&server, &alice, &["read"]).await;
+    let (status, _) = send(
+        &server,
+        signed(
+            &reader,
+            Method::DELETE,
+            "/api/v1/orders?symbol=BTC-USD",
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, open) = send(
+        &server,
+        signed(&k, Method::GET, "/api/v1/orders", None, None),
+    )
+    .await;
+    assert_eq!(open.as_array().unwrap().len(), 1);
+
+    let (status, all) = send(
+        &server,
+        signed(
+            &k,
+            Method::DELETE,
+            "/api/v1/orders?symbol=BTC-USD",
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all["orders"][0]["state"], "cancelled");
+    assert_eq!(all["orders"][0]["reason"], "user");
+    let (_, history) = send(
+        &server,
+        signed(&k, Method::GET, "/api/v1/history/orders", None, None),
+    )
+    .await;
+    assert_eq!(history["orders"][0]["state"], "cancelled");
+    // Bad input is a clear 400 in the API's shape.
+    let bad = json!({"symbol": "BTC-USD", "side": "sideways", "kind": "limit", "price": "1", "quantity": "1"});
+    let (status, err) = send(
+        &server,
+        signed(&k, Method::POST, "/api/v1/orders", Some(bad), None),
+    )
+    .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request")),
+        "{err}"
+    );
+}
