@@ -263,6 +263,19 @@ impl Book {
         }
     }
 
+    /// The open quantity resting at one price on one side (zero for a
+    /// price off the grid or with no order).
+    pub fn quantity_at(&self, side: Side, price: Decimal) -> Decimal {
+        let Ok(ticks) = self.market.ticks(price) else {
+            return Decimal::ZERO;
+        };
+        let levels = self.ladder.side(side);
+        match levels.find(ticks) {
+            Ok(i) => self.market.quantity(levels.levels[i].total),
+            Err(_) => Decimal::ZERO,
+        }
+    }
+
     /// An open order, or `None` when no order with that id rests here.
     pub fn order(&self, id: OrderId) -> Option<RestingOrder> {
         let (_, n) = self.ladder.get(id)?;

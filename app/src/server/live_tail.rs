@@ -168,6 +168,11 @@ impl LiveTail {
 
     /// The newest position the tail has reached: a reader from here gets
     /// everything appended after it.
+    /// The store's client the tail reads with.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     pub fn reached(&self) -> Option<FeedPosition> {
         unpoisoned(self.window.read()).reached()
     }

@@ -5,6 +5,7 @@
 
 mod accounts_task;
 pub mod audit;
+pub mod book_diffs;
 mod book_history;
 pub(crate) mod clock;
 pub(crate) mod credentials;

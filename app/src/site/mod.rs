@@ -66,6 +66,7 @@ pub fn router(
     let (feed, origins) = (policy.feed, policy.allowed_origins);
     let request_limits = RequestLimits::new(policy.api);
     let counts = SocketCounts::default();
+    let stream_counts = counts.clone();
     let router_exchange = exchange.clone();
     let forwarding = forward::Forwarding::new(exchange.clone());
     // What every server function finds in its context.
@@ -110,6 +111,7 @@ pub fn router(
         )
         .nest(binance::PREFIX, binance::routes())
         .nest(api_v1::PREFIX, api_v1::routes())
+        .merge(binance::stream_routes())
         .route("/api/docs", get(api_v1::docs_page))
         .fallback_service(site)
         // Checked on the server the request came to, then passed on.
@@ -126,6 +128,8 @@ pub fn router(
         // it, and a request's `Trader` is looked up in it.
         .layer(Extension(router_exchange))
         .layer(Extension(request_limits))
+        .layer(Extension(stream_counts))
+        .layer(Extension(feed))
 }
 
 /// Starts the exchange and serves it until Ctrl-C or SIGTERM.

@@ -46,6 +46,14 @@ impl Exchange {
         self.0.markets.get(symbol).map(|m| m.market.spec.clone())
     }
 
+    /// A market's whole-book diffs and trades, from the next one on.
+    pub fn book_diffs(
+        &self,
+        symbol: &str,
+    ) -> Option<tokio::sync::broadcast::Receiver<Arc<crate::server::book_diffs::BookDiff>>> {
+        self.0.book_diffs.get(symbol).map(|d| d.subscribe())
+    }
+
     /// A market's published depth and ticker, to follow as it moves.
     /// The receiver has seen the update published last.
     pub fn depth_updates(&self, symbol: &str) -> Option<watch::Receiver<Arc<DepthUpdate>>> {

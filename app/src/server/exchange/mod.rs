@@ -19,6 +19,7 @@ use orderbook::Book;
 use store::EmbeddedStore;
 
 use super::accounts_task::{AccountsHandle, Preloaded};
+use super::book_diffs::{self, BookDiffs};
 use super::depth_updates::{self, DepthUpdates};
 use super::key_crypto::SealingKey;
 use super::leadership::{Leadership, Role, fenced_term};
@@ -125,6 +126,8 @@ struct Inner {
     depth_updates: BTreeMap<String, DepthUpdates>,
     /// Who is logged in here, and how often one may try.
     sessions: Sessions,
+    /// Each market's whole-book diffs, for programs' depth streams.
+    book_diffs: BTreeMap<String, BookDiffs>,
     /// Seals API keys' HMAC secrets.
     sealing: Arc<SealingKey>,
     /// When each API key was last used here (ms).
@@ -200,6 +203,16 @@ impl Exchange {
             );
             markets.insert(symbol, handle);
         }
+        let book_diffs = settings
+            .markets
+            .iter()
+            .map(|market| {
+                let symbol = market.symbol.to_string();
+                let book = Book::replay(market.clone(), preloaded[&symbol].iter());
+                let diffs = book_diffs::start(market.clone(), book, tail.clone(), followed_from);
+                (symbol, diffs)
+            })
+            .collect();
         let market_data = MarketData::start(tail.clone(), settings.markets.clone());
         let order_history = OrderHistoryHandle::start(tail.clone());
         let depth_updates = markets
@@ -223,6 +236,7 @@ impl Exchange {
             store: std::sync::Mutex::new(embedded),
             depth_updates,
             sealing: settings.sealing.clone(),
+            book_diffs,
             key_last_used: Mutex::new(HashMap::new()),
         })))
     }

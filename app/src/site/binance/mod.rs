@@ -18,6 +18,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 mod market;
+mod market_streams;
 mod orders;
 mod reply;
 mod weights;
@@ -54,6 +55,16 @@ pub fn routes() -> Router {
         .route("/account", get(orders::account))
         // Every request spends its weight from its address's bucket first.
         .route_layer(axum::middleware::from_fn(weights::by_address))
+}
+
+/// Where the market streams are served (a websocket; any path under it).
+pub const STREAMS: &str = "/compat/binance/ws";
+
+/// The market streams' routes, absolute.
+pub fn stream_routes() -> Router {
+    Router::new()
+        .route(STREAMS, get(market_streams::serve))
+        .route(&format!("{STREAMS}/{{*rest}}"), get(market_streams::serve))
 }
 
 /// Whether a request to the surface changes orders: a follower passes

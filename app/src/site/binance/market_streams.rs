@@ -1,0 +1,466 @@
+//! Binance's market streams over a websocket, at `/compat/binance/ws` and
+//! any path under it (ccxt opens `/ws/0`, `/ws/1`, ...; `/ws/<stream>`
+//! subscribes to that stream at once). A client sends
+//! `{"method":"SUBSCRIBE","params":["btcusd@trade"],"id":1}` (and
+//! `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`) and gets each stream's events:
+//!
+//! - `<symbol>@trade` and `<symbol>@aggTrade`: every trade;
+//! - `<symbol>@kline_<interval>`: the current candle after each trade;
+//! - `<symbol>@ticker` and `<symbol>@miniTicker`: the 24-hour ticker,
+//!   each second;
+//! - `<symbol>@depth` and `<symbol>@depth@100ms`: the whole book's diffs
+//!   every second or 100 ms, with `U`/`u` from the counter the REST
+//!   depth's `lastUpdateId` reports, so a local book syncs without gaps.
+//!
+//! A client that falls too far behind is closed (it reconnects and syncs
+//! again); one address holds at most the feed's socket limit.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use orderbook::{MarketSpec, Side};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+use super::reply::market_id;
+use super::wire::number;
+use crate::candles::Interval;
+use crate::server::Exchange;
+use crate::server::book_diffs::BookDiff;
+use crate::server::clock::now_ms;
+use crate::server::feed_limits::{FeedLimits, SocketCounts};
+
+/// The most streams one connection may follow.
+const MAX_STREAMS: usize = 200;
+/// The most requests a connection may send per second (Binance's five).
+const REQUESTS_PER_SECOND: u32 = 5;
+
+/// One stream a client follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Trade,
+    AggTrade,
+    Kline(Interval),
+    Ticker,
+    MiniTicker,
+    Depth { every_ms: u64 },
+}
+
+/// `/ws` and anything under it: a stream name in the path is subscribed.
+pub async fn serve(request: Request) -> Response {
+    let ext = request.extensions();
+    let (Some(x), Some(counts), Some(limits)) = (
+        ext.get::<Exchange>().cloned(),
+        ext.get::<SocketCounts>().cloned(),
+        ext.get::<FeedLimits>().copied(),
+    ) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the exchange is not running",
+        )
+            .into_response();
+    };
+    let ip = ext
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0u8; 16]), |c| c.0.ip());
+    let first: Vec<String> = request
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| s.contains('@'))
+        .map(str::to_string)
+        .collect();
+    let upgrade = match WebSocketUpgrade::from_request(request, &()).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
+    let Some(slot) = counts.admit(ip, limits.sockets_per_address) else {
+        let why = format!(
+            "this address already has {} sockets open, the most it may",
+            limits.sockets_per_address
+        );
+        return (StatusCode::TOO_MANY_REQUESTS, why).into_response();
+    };
+    upgrade.on_upgrade(move |socket| async move {
+        let _slot = slot;
+        Connection::new(x).run(socket, first).await;
+    })
+}
+
+/// What a connection follows, and the tasks that bring it each market's
+/// diffs.
+struct Connection {
+    x: Exchange,
+    streams: BTreeMap<String, (MarketSpec, Kind)>,
+    /// Per market followed: the task forwarding its diffs.
+    forwarders: BTreeMap<String, JoinHandle<()>>,
+    tx: mpsc::Sender<Incoming>,
+    rx: mpsc::Receiver<Incoming>,
+    /// Depth diffs gathered since the last send, per market.
+    pending: BTreeMap<String, Pending>,
+}
+
+enum Incoming {
+    Diff(String, Arc<BookDiff>),
+    Lagged(String),
+}
+
+#[derive(Default)]
+struct Pending {
+    first_update: Option<u64>,
+    last_update: u64,
+    bids: BTreeMap<Decimal, Decimal>,
+    asks: BTreeMap<Decimal, Decimal>,
+    last_sent_ms: u64,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for task in self.forwarders.values() {
+            task.abort();
+        }
+    }
+}
+
+impl Connection {
+    fn new(x: Exchange) -> Connection {
+        let (tx, rx) = mpsc::channel(256);
+        Connection {
+            x,
+            streams: BTreeMap::new(),
+            forwarders: BTreeMap::new(),
+            tx,
+            rx,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    async fn run(mut self, mut socket: WebSocket, first: Vec<String>) {
+        if !first.is_empty()
+            && let Err(e) = self.subscribe(&first)
+        {
+            let _ = socket
+                .send(text(json!({ "error": { "code": 2, "msg": e } })))
+                .await;
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut budget = (REQUESTS_PER_SECOND, now_ms() / 1000);
+        loop {
+            tokio::select! {
+                message = socket.recv() => {
+                    let Some(Ok(message)) = message else { return };
+                    let text = match message {
+                        Message::Text(t) => t.to_string(),
+                        Message::Close(_) => return,
+                        _ => continue,
+                    };
+                    let second = now_ms() / 1000;
+                    if budget.1 != second {
+                        budget = (REQUESTS_PER_SECOND, second);
+                    }
+                    if budget.0 == 0 {
+                        let _ = socket.send(text_error(None, 3, "too many requests: at most 5 a second")).await;
+                        return;
+                    }
+                    budget.0 -= 1;
+                    let answer = self.request(&text);
+                    if socket.send(answer).await.is_err() {
+                        return;
+                    }
+                }
+                Some(incoming) = self.rx.recv() => {
+                    match incoming {
+                        Incoming::Diff(symbol, diff) => {
+                            for m in self.on_diff(&symbol, &diff) {
+                                if socket.send(m).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Incoming::Lagged(symbol) => {
+                            tracing::info!(symbol, "a market stream client fell behind; closing it");
+                            let _ = socket.send(Message::Close(None)).await;
+                            return;
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    for m in self.on_tick() {
+                        if socket.send(m).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A client's request, answered.
+    fn request(&mut self, body: &str) -> Message {
+        let Ok(request) = serde_json::from_str::<Value>(body) else {
+            return text_error(None, 2, "the request is not JSON");
+        };
+        let id = request.get("id").cloned();
+        let params: Vec<String> = request
+            .get("params")
+            .and_then(|p| p.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let result = match request.get("method").and_then(|m| m.as_str()) {
+            Some("SUBSCRIBE") => self.subscribe(&params).map(|()| Value::Null),
+            Some("UNSUBSCRIBE") => {
+                for p in &params {
+                    self.streams.remove(&p.to_lowercase());
+                }
+                self.drop_unfollowed();
+                Ok(Value::Null)
+            }
+            Some("LIST_SUBSCRIPTIONS") => Ok(json!(self.streams.keys().collect::<Vec<_>>())),
+            Some(other) => Err(format!(
+                "unknown method {other}: use SUBSCRIBE, UNSUBSCRIBE or LIST_SUBSCRIPTIONS"
+            )),
+            None => Err("a request needs a method".to_string()),
+        };
+        match result {
+            Ok(result) => text(json!({ "result": result, "id": id })),
+            Err(msg) => text_error(id, 2, &msg),
+        }
+    }
+
+    fn subscribe(&mut self, names: &[String]) -> Result<(), String> {
+        let specs = self.x.market_specs();
+        let mut parsed = Vec::new();
+        for name in names {
+            parsed.push((name.to_lowercase(), parse_stream(&specs, name)?));
+        }
+        if self.streams.len() + parsed.len() > MAX_STREAMS {
+            return Err(format!(
+                "a connection follows at most {MAX_STREAMS} streams"
+            ));
+        }
+        for (name, (spec, kind)) in parsed {
+            self.follow(&spec.symbol);
+            self.streams.insert(name, (spec, kind));
+        }
+        Ok(())
+    }
+
+    /// Starts bringing a market's diffs here, if nothing does yet.
+    fn follow(&mut self, symbol: &str) {
+        if self.forwarders.contains_key(symbol) {
+            return;
+        }
+        let Some(mut diffs) = self.x.book_diffs(symbol) else {
+            return;
+        };
+        let (tx, symbol_owned) = (self.tx.clone(), symbol.to_string());
+        let task = tokio::spawn(async move {
+            loop {
+                let incoming = match diffs.recv().await {
+                    Ok(d) => Incoming::Diff(symbol_owned.clone(), d),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        Incoming::Lagged(symbol_owned.clone())
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                let lagged = matches!(incoming, Incoming::Lagged(_));
+                if tx.send(incoming).await.is_err() || lagged {
+                    return;
+                }
+            }
+        });
+        self.forwarders.insert(symbol.to_string(), task);
+    }
+
+    /// Stops the forwarders of markets no stream follows any more.
+    fn drop_unfollowed(&mut self) {
+        let followed: BTreeSet<String> = self
+            .streams
+            .values()
+            .map(|(s, _)| s.symbol.clone())
+            .collect();
+        self.forwarders.retain(|symbol, task| {
+            let keep = followed.contains(symbol);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        self.pending.retain(|symbol, _| followed.contains(symbol));
+    }
+
+    /// What a diff sends now: trades and candles at once; depth is
+    /// gathered for the next tick.
+    fn on_diff(&mut self, symbol: &str, diff: &BookDiff) -> Vec<Message> {
+        let mut out = Vec::new();
+        let now = now_ms();
+        let mut depth = false;
+        for (spec, kind) in self.streams.values().filter(|(s, _)| s.symbol == symbol) {
+            let id = market_id(spec);
+            match kind {
+                Kind::Trade => out.extend(diff.trades.iter().map(|t| {
+                    text(json!({
+                        "e": "trade", "E": now, "s": id, "t": t.trade_id, "p": number(t.price),
+                        "q": number(t.quantity), "T": t.executed_at / 1000,
+                        "m": t.taker_side == Side::Sell, "M": true,
+                    }))
+                })),
+                Kind::AggTrade => out.extend(diff.trades.iter().map(|t| {
+                    text(json!({
+                        "e": "aggTrade", "E": now, "s": id, "a": t.trade_id, "p": number(t.price),
+                        "q": number(t.quantity), "f": t.trade_id, "l": t.trade_id,
+                        "T": t.executed_at / 1000, "m": t.taker_side == Side::Sell, "M": true,
+                    }))
+                })),
+                Kind::Kline(interval) if !diff.trades.is_empty() => {
+                    if let Some(c) = self
+                        .x
+                        .exact_candles(symbol, *interval, None, None, 1)
+                        .and_then(|c| c.last().copied())
+                    {
+                        out.push(text(json!({
+                            "e": "kline", "E": now, "s": id,
+                            "k": {
+                                "t": c.start_ms, "T": c.start_ms + interval.millis() - 1, "s": id,
+                                "i": interval.label(), "f": -1, "L": -1,
+                                "o": number(c.open), "c": number(c.close), "h": number(c.high),
+                                "l": number(c.low), "v": number(c.volume), "n": c.trades,
+                                "x": false, "q": number(c.quote_volume), "V": "0", "Q": "0", "B": "0",
+                            }
+                        })));
+                    }
+                }
+                Kind::Depth { .. } => depth = true,
+                _ => {}
+            }
+        }
+        if depth {
+            let p = self.pending.entry(symbol.to_string()).or_default();
+            p.first_update.get_or_insert(diff.first_update);
+            p.last_update = diff.last_update;
+            p.bids.extend(diff.bids.iter().copied());
+            p.asks.extend(diff.asks.iter().copied());
+        }
+        out
+    }
+
+    /// Every 100 ms: the depth diffs that are due, and each second the
+    /// tickers.
+    fn on_tick(&mut self) -> Vec<Message> {
+        let now = now_ms();
+        let mut out = Vec::new();
+        let streams: Vec<(MarketSpec, Kind)> = self.streams.values().cloned().collect();
+        for (spec, kind) in &streams {
+            let id = market_id(spec);
+            match kind {
+                Kind::Depth { every_ms } => {
+                    let Some(p) = self.pending.get_mut(&spec.symbol) else {
+                        continue;
+                    };
+                    if now < p.last_sent_ms + every_ms {
+                        continue;
+                    }
+                    let Some(first) = p.first_update.take() else {
+                        continue;
+                    };
+                    p.last_sent_ms = now;
+                    let side = |levels: &BTreeMap<Decimal, Decimal>, best_high: bool| {
+                        let mut v: Vec<[String; 2]> = levels
+                            .iter()
+                            .map(|(p, q)| [number(*p), number(*q)])
+                            .collect();
+                        if best_high {
+                            v.reverse();
+                        }
+                        v
+                    };
+                    out.push(text(json!({
+                        "e": "depthUpdate", "E": now, "s": id, "U": first, "u": p.last_update,
+                        "b": side(&p.bids, true), "a": side(&p.asks, false),
+                    })));
+                    p.bids.clear();
+                    p.asks.clear();
+                }
+                Kind::MiniTicker if now % 1000 < 100 => {
+                    let Some(Some(d)) = self.x.last_day(&spec.symbol) else {
+                        continue;
+                    };
+                    out.push(text(json!({
+                        "e": "24hrMiniTicker", "E": now, "s": id,
+                        "c": number(d.close), "o": number(d.open), "h": number(d.high),
+                        "l": number(d.low), "v": number(d.volume), "q": number(d.quote_volume),
+                    })));
+                }
+                Kind::Ticker if now % 1000 < 100 => {
+                    let Some(Some(d)) = self.x.last_day(&spec.symbol) else {
+                        continue;
+                    };
+                    let change = d.close - d.open;
+                    out.push(text(json!({
+                        "e": "24hrTicker", "E": now, "s": id,
+                        "p": number(change),
+                        "P": number((change * Decimal::ONE_HUNDRED / d.open).round_dp(3)),
+                        "w": number((d.quote_volume / d.volume).round_dp(spec.tick_size.scale())),
+                        "c": number(d.close), "o": number(d.open), "h": number(d.high),
+                        "l": number(d.low), "v": number(d.volume), "q": number(d.quote_volume),
+                        "O": d.start_ms, "C": now, "n": d.trades,
+                    })));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// A stream's name read: `<symbol>@<kind>`.
+fn parse_stream(specs: &[MarketSpec], name: &str) -> Result<(MarketSpec, Kind), String> {
+    let lower = name.to_lowercase();
+    let (id, kind) = lower
+        .split_once('@')
+        .ok_or_else(|| format!("{name}: a stream is <symbol>@<kind>"))?;
+    let spec = specs
+        .iter()
+        .find(|s| market_id(s).to_lowercase() == id)
+        .ok_or_else(|| format!("{name}: there is no market {id}"))?
+        .clone();
+    let kind = match kind {
+        "trade" => Kind::Trade,
+        "aggtrade" => Kind::AggTrade,
+        "ticker" => Kind::Ticker,
+        "miniticker" => Kind::MiniTicker,
+        "depth" | "depth@1000ms" => Kind::Depth { every_ms: 1000 },
+        "depth@100ms" => Kind::Depth { every_ms: 100 },
+        k => match k.strip_prefix("kline_").and_then(Interval::from_label) {
+            Some(i) => Kind::Kline(i),
+            None => {
+                return Err(format!(
+                    "{name}: the streams are trade, aggTrade, kline_<interval>, ticker, miniTicker, depth \
+                     and depth@100ms"
+                ));
+            }
+        },
+    };
+    Ok((spec, kind))
+}
+
+fn text(value: Value) -> Message {
+    Message::Text(value.to_string().into())
+}
+
+fn text_error(id: Option<Value>, code: i32, msg: &str) -> Message {
+    text(json!({ "error": { "code": code, "msg": msg }, "id": id }))
+}
