@@ -72,3 +72,45 @@ def test_ccxt_pro_watches_trades_candles_ticker_and_a_book_kept_from_diffs(serve
             await ex.close()
 
     asyncio.run(run())
+
+
+def test_ccxt_pro_watches_its_own_orders_and_balance(server):
+    key, secret = server.api_key(server.trader("follower"))
+    rest = client(server, key, secret)
+    other = client(server, *server.api_key(server.trader("counterparty")))
+
+    async def run():
+        ex = pro_client(server)
+        ex.apiKey, ex.secret = key, secret
+        ex.urls["api"]["ws"]["ws-api"]["spot"] = (
+            server.url.replace("http", "ws") + "/compat/binance/ws-api/v3")
+        try:
+            await ex.load_markets()
+            orders_task = asyncio.create_task(ex.watch_orders("BTC/USD"))
+            await asyncio.sleep(1.0)
+            # Below every other ask this module's tests leave, above every bid.
+            placed = await asyncio.to_thread(rest.create_order, "BTC/USD", "limit", "sell", 0.4, 29500)
+            orders = await asyncio.wait_for(orders_task, 20)
+            assert [(o["id"], o["status"], o["amount"]) for o in orders] == [(placed["id"], "open", 0.4)]
+            # (A watch hears what comes after it is called: each is started
+            # before the action it waits for.)
+            balance_task = asyncio.create_task(ex.watch_balance())
+            trade_task = asyncio.create_task(ex.watch_orders("BTC/USD"))
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(other.create_order, "BTC/USD", "limit", "buy", 0.1, 29500)
+            orders = await asyncio.wait_for(trade_task, 20)
+            assert orders[-1]["id"] == placed["id"] and orders[-1]["filled"] == 0.1
+            assert orders[-1]["remaining"] == 0.3 and orders[-1]["status"] == "open"
+            balance = await asyncio.wait_for(balance_task, 20)
+            mine = await asyncio.to_thread(rest.fetch_balance)
+            assert balance["BTC"]["used"] == 0.3 == mine["BTC"]["used"]
+            assert balance["USD"]["free"] == mine["USD"]["free"]
+            cancel_task = asyncio.create_task(ex.watch_orders("BTC/USD"))
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(rest.cancel_order, placed["id"], "BTC/USD")
+            orders = await asyncio.wait_for(cancel_task, 20)
+            assert orders[-1]["status"] == "canceled"
+        finally:
+            await ex.close()
+
+    asyncio.run(run())

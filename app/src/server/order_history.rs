@@ -237,6 +237,17 @@ impl OrderHistory {
         }
     }
 
+    /// Takes in an order another history folded (a copy that follows the
+    /// log from where that one stood).
+    pub fn adopt(&mut self, account: AccountId, record: OrderRecord) {
+        let orders = self.accounts.entry(account).or_default();
+        if let Some(id) = record.order_id {
+            self.index
+                .insert((record.symbol.clone(), id), (account, orders.len()));
+        }
+        orders.push(record);
+    }
+
     /// One of the account's orders in a market, by the exchange's id.
     pub fn order(&self, account: AccountId, symbol: &str, id: OrderId) -> Option<&OrderRecord> {
         let (owner, at) = self.index.get(&(symbol.to_string(), id))?;

@@ -10,11 +10,12 @@ use super::lock::unpoisoned;
 use super::order_history::OrderHistory;
 use super::streams::Decoded;
 use super::supervise::supervise;
+use crate::api::FeedPosition;
 
 /// A handle on the read model its task keeps current. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct OrderHistoryHandle {
-    state: Arc<RwLock<OrderHistory>>,
+    state: Arc<RwLock<(OrderHistory, Option<FeedPosition>)>>,
 }
 
 impl OrderHistoryHandle {
@@ -31,22 +32,32 @@ impl OrderHistoryHandle {
 
     pub fn read<T>(&self, f: impl FnOnce(&OrderHistory) -> T) -> T {
         let history = unpoisoned(self.state.read());
-        f(&history)
+        f(&history.0)
+    }
+
+    /// Reads the history together with the log position it is the fold
+    /// of: following the tail from there misses nothing and repeats
+    /// nothing.
+    pub fn read_at<T>(&self, f: impl FnOnce(&OrderHistory, Option<FeedPosition>) -> T) -> T {
+        let history = unpoisoned(self.state.read());
+        f(&history.0, history.1)
     }
 
     async fn run(self, tail: LiveTail) {
-        *unpoisoned(self.state.write()) = OrderHistory::default();
+        *unpoisoned(self.state.write()) = (OrderHistory::default(), None);
         let mut reader = tail.reader(Streams::MarketsAndAccounts, None);
         loop {
             match reader.next().await {
                 Ok(progress) => {
-                    let mut history = unpoisoned(self.state.write());
+                    let mut state = unpoisoned(self.state.write());
+                    let (history, position) = &mut *state;
                     for e in &progress.events {
                         match &e.event {
                             Decoded::Book(event) => history.apply_market(event),
                             Decoded::Account(event) => history.apply_account(event),
                         }
                     }
+                    *position = progress.position.or(*position);
                 }
                 Err(e) => {
                     tracing::warn!("the order history cannot read the store, retrying: {e}");

@@ -102,6 +102,26 @@ impl Exchange {
         })
     }
 
+    /// The account's open orders as the history has them, and the log
+    /// position that history is the fold of.
+    pub fn open_orders_at(
+        &self,
+        account: AccountId,
+    ) -> (Vec<OrderRecord>, Option<crate::api::FeedPosition>) {
+        let filter = OrderFilter {
+            symbol: None,
+            state: Some("open".into()),
+        };
+        self.0
+            .order_history
+            .read_at(|h, position| (h.all(account, &filter), position))
+    }
+
+    /// How many of a market's events the ledger has folded.
+    pub fn ledger_reached(&self, symbol: &str) -> u64 {
+        self.0.ledger.read(|l| l.market_events(symbol))
+    }
+
     /// The account's fills in one market (or all), oldest first.
     pub fn fills(&self, account: AccountId, symbol: Option<&str>) -> Vec<accounts::TradeSettled> {
         self.0.ledger.read(|l| {

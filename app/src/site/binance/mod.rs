@@ -21,6 +21,7 @@ mod market;
 mod market_streams;
 mod orders;
 mod reply;
+mod user_stream;
 mod weights;
 mod wire;
 
@@ -65,6 +66,7 @@ pub fn stream_routes() -> Router {
     Router::new()
         .route(STREAMS, get(market_streams::serve))
         .route(&format!("{STREAMS}/{{*rest}}"), get(market_streams::serve))
+        .route(user_stream::WS_API, get(user_stream::serve))
 }
 
 /// Whether a request to the surface changes orders: a follower passes
