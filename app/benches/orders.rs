@@ -22,6 +22,14 @@
 //!
 //! `EXCHANGE_BIN` runs another build of the server instead (the HTTP API
 //! is the same), to measure before and after a change in one session.
+//!
+//! With `API=1` (the default) each level also runs the same crossing
+//! orders through the Binance-compatible REST API (`POST
+//! /compat/binance/api/v3/order`, `newOrderRespType=ACK`), each signed
+//! with the trader's HMAC key, on a fresh server with the API's per-key
+//! and per-account limits raised out of the way: what checking a key, a
+//! timestamp and a signature adds to the order path. `API=0` leaves it
+//! out (a build without the API).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -64,10 +72,15 @@ impl Connection {
         form: &str,
     ) -> (u16, Option<String>, String) {
         let cookie = cookie.map_or(String::new(), |c| format!("Cookie: session={c}\r\n"));
+        self.form(&format!("/api/{name}"), &cookie, form).await
+    }
+
+    /// Posts a form to `path` with extra header lines (each ending in CRLF).
+    async fn form(&mut self, path: &str, headers: &str, form: &str) -> (u16, Option<String>, String) {
         let request = format!(
-            "POST /api/{name} HTTP/1.1\r\nHost: {}\r\nContent-Type: \
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: \
              application/x-www-form-urlencoded\r\nAccept: application/json\r\nContent-Length: \
-             {}\r\n{cookie}\r\n{form}",
+             {}\r\n{headers}\r\n{form}",
             self.host,
             form.len()
         );
@@ -126,6 +139,27 @@ fn address(trader: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 1, 1 + trader as u8)
 }
 
+/// A signed-up trader: their session, and an API key of theirs.
+#[derive(Clone)]
+struct Trader {
+    cookie: String,
+    key: Option<(String, String)>,
+}
+
+/// Makes the trader an HMAC key on the keys page: its id and secret.
+async fn api_key(server: SocketAddr, trader: usize, cookie: &str) -> (String, String) {
+    let mut c = Connection::open(server, address(trader)).await;
+    let headers = format!("Cookie: session={cookie}\r\n");
+    let (status, _, page) = c.form("/keys", &headers, "label=bench&read=on&trade=on").await;
+    assert_eq!(status, 200, "{page}");
+    let marked = |a: &str| {
+        let at = page.find(a).expect("the key on the page");
+        let start = at + page[at..].find('>').unwrap() + 1;
+        page[start..start + page[start..].find('<').unwrap()].to_string()
+    };
+    (marked("data-key-id"), marked("data-secret"))
+}
+
 /// Signs a trader up and claims the faucet's whole allowance.
 async fn sign_up(server: SocketAddr, trader: usize) -> String {
     let mut c = Connection::open(server, address(trader)).await;
@@ -151,33 +185,47 @@ struct Run {
     server_cpu: Duration,
 }
 
-/// Keeps `inflight` connections posting `name` for `seconds`, each as the
+/// What a level posts: a server function with the trader's cookie, or a
+/// signed order to the Binance-compatible API with the trader's key.
+#[derive(Clone, Copy)]
+enum Post {
+    Web(&'static str, fn(usize, u64) -> String),
+    Signed(fn(usize, u64) -> String),
+}
+
+/// Keeps `inflight` connections posting for `seconds`, each as the
 /// trader `i % traders` (forms from `form(connection, request)`).
-async fn run(
-    server: &Server,
-    cookies: &[String],
-    inflight: usize,
-    seconds: u64,
-    name: &'static str,
-    form: fn(usize, u64) -> String,
-) -> Run {
+async fn run(server: &Server, traders: &[Trader], inflight: usize, seconds: u64, post: Post) -> Run {
     let pid = server.child.id();
     let cpu_before = usage(pid).1;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let workers = (0..inflight).map(|i| {
-        let trader = i % cookies.len();
-        let cookie = cookies[trader].clone();
+        let trader = i % traders.len();
+        let who = traders[trader].clone();
         let addr = server.addr;
         tokio::spawn(async move {
             let mut c = Connection::open(addr, address(trader)).await;
             let (mut latencies, mut refused, mut first) = (Vec::new(), 0, None);
             let mut n = 0u64;
             while Instant::now() < deadline {
-                let body = form(i, n);
-                n += 1;
                 let sent = Instant::now();
-                let (status, _, answer) = c.post(name, Some(&cookie), &body).await;
+                let (status, _, answer) = match post {
+                    Post::Web(name, form) => c.post(name, Some(&who.cookie), &form(i, n)).await,
+                    Post::Signed(form) => {
+                        // Signing is the client's work, timed with the request.
+                        let (key, secret) = who.key.as_ref().expect("a key");
+                        let stamp = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_millis();
+                        let body = format!("{}&timestamp={stamp}", form(i, n));
+                        let sig = hmac_hex(secret, &body);
+                        let headers = format!("X-MBX-APIKEY: {key}\r\n");
+                        c.form(ORDER_API, &headers, &format!("{body}&signature={sig}")).await
+                    }
+                };
+                n += 1;
                 latencies.push(sent.elapsed());
                 if status != 200 {
                     refused += 1;
@@ -222,6 +270,39 @@ fn no_form(_: usize, _: u64) -> String {
     String::new()
 }
 
+/// Where the signed orders go.
+const ORDER_API: &str = "/compat/binance/api/v3/order";
+
+/// The same crossing order in Binance's words, answered with ids only.
+fn crossing_api_order(connection: usize, request: u64) -> String {
+    let (side, price) = if (connection as u64 + request).is_multiple_of(2) {
+        ("BUY", "100.5")
+    } else {
+        ("SELL", "99.5")
+    };
+    format!(
+        "symbol=BTCUSD&side={side}&type=LIMIT&timeInForce=GTC&price={price}&quantity=0.001&\
+         newOrderRespType=ACK"
+    )
+}
+
+/// The lower-case hex of HMAC-SHA256: how the client signs.
+fn hmac_hex(secret: &str, payload: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, payload.as_bytes());
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The API's limits, raised out of the way of the measurement.
+const UNLIMITED: [&str; 6] = [
+    "--api-weight-per-minute",
+    "4000000000",
+    "--api-key-weight-per-minute",
+    "4000000000",
+    "--api-orders-per-10s",
+    "4000000000",
+];
+
 fn report(what: &str, inflight: usize, r: &Run) {
     let rate = r.latencies.len() as f64 / r.elapsed.as_secs_f64();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -245,38 +326,45 @@ async fn main() {
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     // A fresh server and traders for each level, so no level inherits the
     // books, open orders and spent funds of the one before.
+    let api = env_list("API", "1").first().copied().unwrap_or(1) == 1;
     let mut refusals = Vec::new();
     for &inflight in &levels {
-        let (server, cookies) = fresh(traders).await;
-        let r = run(
-            &server,
-            &cookies,
-            inflight,
-            seconds,
-            "place_order",
-            crossing_order,
-        )
-        .await;
+        let (server, who) = fresh(traders, &[], false).await;
+        let post = Post::Web("place_order", crossing_order);
+        let r = run(&server, &who, inflight, seconds, post).await;
         report("place_order (crossing limit)", inflight, &r);
         refusals.extend(r.first_refusal.map(|why| (inflight, why)));
+        drop(server);
+        if api {
+            let (server, who) = fresh(traders, &UNLIMITED, true).await;
+            let r = run(&server, &who, inflight, seconds, Post::Signed(crossing_api_order)).await;
+            report("signed API order (crossing limit)", inflight, &r);
+            refusals.extend(r.first_refusal.map(|why| (inflight, why)));
+        }
     }
     let most = levels.iter().copied().max().unwrap_or(128);
-    let (server, cookies) = fresh(traders).await;
-    let r = run(&server, &cookies, most, seconds, "my_account", no_form).await;
+    let (server, who) = fresh(traders, &[], false).await;
+    let r = run(&server, &who, most, seconds, Post::Web("my_account", no_form)).await;
     report("my_account", most, &r);
     for (inflight, why) in refusals {
         println!("\nFirst refusal at {inflight} in flight: {why}");
     }
 }
 
-/// A server just started, with `traders` signed up and funded.
-async fn fresh(traders: usize) -> (Server, Vec<String>) {
+/// A server just started with `args`, with `traders` signed up and
+/// funded (and each given an API key, with `keys`).
+async fn fresh(traders: usize, args: &[&str], keys: bool) -> (Server, Vec<Trader>) {
     let bin =
         std::env::var("EXCHANGE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_exchange").into());
-    let server = start_server(&bin, &[]).await;
-    let mut cookies = Vec::new();
+    let server = start_server(&bin, args).await;
+    let mut who = Vec::new();
     for t in 0..traders {
-        cookies.push(sign_up(server.addr, t).await);
+        let cookie = sign_up(server.addr, t).await;
+        let key = match keys {
+            true => Some(api_key(server.addr, t, &cookie).await),
+            false => None,
+        };
+        who.push(Trader { cookie, key });
     }
-    (server, cookies)
+    (server, who)
 }
