@@ -76,7 +76,12 @@ impl Connection {
     }
 
     /// Posts a form to `path` with extra header lines (each ending in CRLF).
-    async fn form(&mut self, path: &str, headers: &str, form: &str) -> (u16, Option<String>, String) {
+    async fn form(
+        &mut self,
+        path: &str,
+        headers: &str,
+        form: &str,
+    ) -> (u16, Option<String>, String) {
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: \
              application/x-www-form-urlencoded\r\nAccept: application/json\r\nContent-Length: \
@@ -150,7 +155,9 @@ struct Trader {
 async fn api_key(server: SocketAddr, trader: usize, cookie: &str) -> (String, String) {
     let mut c = Connection::open(server, address(trader)).await;
     let headers = format!("Cookie: session={cookie}\r\n");
-    let (status, _, page) = c.form("/keys", &headers, "label=bench&read=on&trade=on").await;
+    let (status, _, page) = c
+        .form("/keys", &headers, "label=bench&read=on&trade=on")
+        .await;
     assert_eq!(status, 200, "{page}");
     let marked = |a: &str| {
         let at = page.find(a).expect("the key on the page");
@@ -195,7 +202,13 @@ enum Post {
 
 /// Keeps `inflight` connections posting for `seconds`, each as the
 /// trader `i % traders` (forms from `form(connection, request)`).
-async fn run(server: &Server, traders: &[Trader], inflight: usize, seconds: u64, post: Post) -> Run {
+async fn run(
+    server: &Server,
+    traders: &[Trader],
+    inflight: usize,
+    seconds: u64,
+    post: Post,
+) -> Run {
     let pid = server.child.id();
     let cpu_before = usage(pid).1;
     let started = Instant::now();
@@ -222,7 +235,8 @@ async fn run(server: &Server, traders: &[Trader], inflight: usize, seconds: u64,
                         let body = format!("{}&timestamp={stamp}", form(i, n));
                         let sig = hmac_hex(secret, &body);
                         let headers = format!("X-MBX-APIKEY: {key}\r\n");
-                        c.form(ORDER_API, &headers, &format!("{body}&signature={sig}")).await
+                        c.form(ORDER_API, &headers, &format!("{body}&signature={sig}"))
+                            .await
                     }
                 };
                 n += 1;
@@ -337,14 +351,28 @@ async fn main() {
         drop(server);
         if api {
             let (server, who) = fresh(traders, &UNLIMITED, true).await;
-            let r = run(&server, &who, inflight, seconds, Post::Signed(crossing_api_order)).await;
+            let r = run(
+                &server,
+                &who,
+                inflight,
+                seconds,
+                Post::Signed(crossing_api_order),
+            )
+            .await;
             report("signed API order (crossing limit)", inflight, &r);
             refusals.extend(r.first_refusal.map(|why| (inflight, why)));
         }
     }
     let most = levels.iter().copied().max().unwrap_or(128);
     let (server, who) = fresh(traders, &[], false).await;
-    let r = run(&server, &who, most, seconds, Post::Web("my_account", no_form)).await;
+    let r = run(
+        &server,
+        &who,
+        most,
+        seconds,
+        Post::Web("my_account", no_form),
+    )
+    .await;
     report("my_account", most, &r);
     for (inflight, why) in refusals {
         println!("\nFirst refusal at {inflight} in flight: {why}");

@@ -43,7 +43,12 @@ fn main() {
         let started = Instant::now();
         for _ in 0..ROUNDS {
             fresh("1796499271758", Some("5000"), 1_796_499_271_800).unwrap();
-            assert!(signature_holds(credential, &sealing, payload.as_bytes(), sig));
+            assert!(signature_holds(
+                credential,
+                &sealing,
+                payload.as_bytes(),
+                sig
+            ));
         }
         let per = started.elapsed().as_secs_f64() * 1e6 / f64::from(ROUNDS);
         println!("| {name} (timestamp, open, verify) | {per:.2} µs |");

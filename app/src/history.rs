@@ -69,8 +69,8 @@ pub use page::serve;
 mod page {
     use axum::Extension;
     use axum::extract::Query;
-    use axum::http::{HeaderValue, StatusCode, header};
-    use axum::response::{IntoResponse, Response};
+    use axum::http::StatusCode;
+    use axum::response::Response;
     use leptos::prelude::*;
     use serde::{Deserialize, Serialize};
 
@@ -79,6 +79,7 @@ mod page {
     use crate::server::Exchange;
     use crate::server::OrderFilter;
     use crate::site::history_export::history_filter;
+    use crate::site::plain_page::page;
     use crate::site::trader::Trader;
     use crate::time_format::utc_time;
 
@@ -184,71 +185,27 @@ mod page {
         trader: Option<Trader>,
         Query(query): Query<HistoryQuery>,
     ) -> Response {
-        let (status, html) = match trader.map(|t| t.account) {
+        let (status, body) = match trader.map(|t| t.account) {
             None => (
                 StatusCode::UNAUTHORIZED,
-                document(
-                    view! {
-                        <p role="alert">"Log in on the trading terminal to see your history."</p>
-                    }
-                    .into_any(),
-                ),
+                view! {
+                    <p role="alert">"Log in on the trading terminal to see your history."</p>
+                }
+                .into_any(),
             ),
             Some(account) => match Shown::read(&exchange, query) {
                 Err(message) => (
                     StatusCode::BAD_REQUEST,
-                    document(
-                        view! {
-                            <p role="alert">{message}</p>
-                            <p><a href="/history">"Show all your orders"</a></p>
-                        }
-                        .into_any(),
-                    ),
+                    view! {
+                        <p role="alert">{message}</p>
+                        <p><a href="/history">"Show all your orders"</a></p>
+                    }
+                    .into_any(),
                 ),
-                Ok(shown) => {
-                    let body = history(&exchange, account, &shown);
-                    (StatusCode::OK, document(body))
-                }
+                Ok(shown) => (StatusCode::OK, history(&exchange, account, &shown)),
             },
         };
-        let mut response = (status, axum::response::Html(html)).into_response();
-        let h = response.headers_mut();
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        // No script of any kind runs on this page.
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'none'; style-src 'self'; img-src 'self' data:; \
-                 frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-            ),
-        );
-        response
-    }
-
-    /// The whole document around a page's body.
-    fn document(body: AnyView) -> String {
-        let page = view! {
-            <!DOCTYPE html>
-            <html lang="en">
-                <head>
-                    <meta charset="utf-8" />
-                    <meta name="viewport" content="width=device-width, initial-scale=1" />
-                    <meta name="color-scheme" content="dark" />
-                    <title>"History · Satoshi Exchange"</title>
-                    <link rel="stylesheet" href="/pkg/exchange.css" />
-                </head>
-                <body>
-                    <main class="history">
-                        <div class="history-head">
-                            <h1>"History"</h1>
-                            <a href="/">"Back to trading"</a>
-                        </div>
-                        {body}
-                    </main>
-                </body>
-            </html>
-        };
-        Owner::new().with(|| page.to_html())
+        page(status, "History", "History", body)
     }
 
     /// Tabs, the filter form, the rows of one page, and the way to older ones.

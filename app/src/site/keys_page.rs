@@ -8,7 +8,7 @@
 //! creation, and never again: the server keeps it only sealed.
 
 use axum::extract::{Extension, Form};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use leptos::prelude::*;
 use serde::Deserialize;
@@ -232,37 +232,5 @@ fn key_row(k: KeyListing) -> impl IntoView {
 }
 
 fn page(status: StatusCode, body: AnyView) -> Response {
-    let document = view! {
-        <!DOCTYPE html>
-        <html lang="en">
-            <head>
-                <meta charset="utf-8" />
-                <meta name="viewport" content="width=device-width, initial-scale=1" />
-                <meta name="color-scheme" content="dark" />
-                <title>"API keys · Satoshi Exchange"</title>
-                <link rel="stylesheet" href="/pkg/exchange.css" />
-            </head>
-            <body>
-                <main class="history">
-                    <div class="history-head">
-                        <h1>"API keys"</h1>
-                        <a href="/">"Back to trading"</a>
-                    </div>
-                    {body}
-                </main>
-            </body>
-        </html>
-    };
-    let html = Owner::new().with(|| document.to_html());
-    let mut response = (status, axum::response::Html(html)).into_response();
-    let h = response.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
-             form-action 'self'",
-        ),
-    );
-    response
+    super::plain_page::page(status, "API keys", "API keys", body)
 }

@@ -41,6 +41,7 @@ pub mod feed_socket;
 mod forward;
 pub mod history_export;
 pub mod keys_page;
+pub mod plain_page;
 mod security;
 pub mod signed;
 pub mod trader;

@@ -98,8 +98,12 @@ pub struct RawRequest<'a> {
 /// (the router driven in-process) it is the unspecified address, which no
 /// allow-list entry but `::/0` admits.
 pub fn peer(parts: &Parts) -> IpAddr {
-    parts
-        .extensions
+    peer_ip(&parts.extensions)
+}
+
+/// The same, from a request's extensions.
+pub fn peer_ip(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |c| c.0.ip())
 }

@@ -10,10 +10,9 @@
 //! - `schema`: the wire types, every amount an exact decimal string;
 //! - `refusal`: errors as `{"code", "message"}`.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
@@ -215,10 +214,7 @@ async fn by_address(request: Request, next: Next) -> Response {
     let Some(limits) = request.extensions().get::<RequestLimits>().cloned() else {
         return next.run(request).await;
     };
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0u8; 16]), |c| c.0.ip());
+    let ip = crate::site::signed::peer_ip(request.extensions());
     let weight = weight(request.method(), request.uri().path());
     match limits.address(ip, weight, Instant::now()) {
         Ok(()) => next.run(request).await,

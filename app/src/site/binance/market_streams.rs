@@ -16,14 +16,12 @@
 //! again); one address holds at most the feed's socket limit.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, FromRequest, Request};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::Request;
+use axum::extract::ws::{Message, WebSocket};
+use axum::response::Response;
 use orderbook::{MarketSpec, Side};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -31,12 +29,12 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use super::reply::market_id;
+use super::socket_admission::admit;
 use super::wire::number;
 use crate::candles::Interval;
 use crate::server::Exchange;
 use crate::server::book_diffs::BookDiff;
 use crate::server::clock::now_ms;
-use crate::server::feed_limits::{FeedLimits, SocketCounts};
 
 /// The most streams one connection may follow.
 const MAX_STREAMS: usize = 200;
@@ -56,21 +54,6 @@ enum Kind {
 
 /// `/ws` and anything under it: a stream name in the path is subscribed.
 pub async fn serve(request: Request) -> Response {
-    let ext = request.extensions();
-    let (Some(x), Some(counts), Some(limits)) = (
-        ext.get::<Exchange>().cloned(),
-        ext.get::<SocketCounts>().cloned(),
-        ext.get::<FeedLimits>().copied(),
-    ) else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the exchange is not running",
-        )
-            .into_response();
-    };
-    let ip = ext
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0u8; 16]), |c| c.0.ip());
     let first: Vec<String> = request
         .uri()
         .path()
@@ -78,21 +61,13 @@ pub async fn serve(request: Request) -> Response {
         .filter(|s| s.contains('@'))
         .map(str::to_string)
         .collect();
-    let upgrade = match WebSocketUpgrade::from_request(request, &()).await {
-        Ok(u) => u,
-        Err(e) => return e.into_response(),
-    };
-    let Some(slot) = counts.admit(ip, limits.sockets_per_address) else {
-        let why = format!(
-            "this address already has {} sockets open, the most it may",
-            limits.sockets_per_address
-        );
-        return (StatusCode::TOO_MANY_REQUESTS, why).into_response();
-    };
-    upgrade.on_upgrade(move |socket| async move {
-        let _slot = slot;
-        Connection::new(x).run(socket, first).await;
-    })
+    match admit(request).await {
+        Err(refused) => refused,
+        Ok(a) => a.upgrade.on_upgrade(move |socket| async move {
+            let _slot = a.slot;
+            Connection::new(a.exchange).run(socket, first).await;
+        }),
+    }
 }
 
 /// What a connection follows, and the tasks that bring it each market's

@@ -11,22 +11,20 @@
 //! the log position it is the fold of, so no change is missed or sent
 //! twice; the balances are the ledger's once it has folded the change.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use accounts::api_key::Scope;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, FromRequest, Request};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::Request;
+use axum::extract::ws::{Message, WebSocket};
+use axum::response::Response;
 use orderbook::{AccountId, CancelReason, Event, Side};
 use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 
 use super::reply::market_id;
+use super::socket_admission::admit;
 use super::wire::{number, side_word, status_word, stp_word, type_word};
 use crate::server::clock::now_ms;
-use crate::server::feed_limits::{FeedLimits, SocketCounts};
 use crate::server::live_tail::Streams;
 use crate::server::order_history::OrderHistory;
 use crate::server::{Exchange, OrderRecord, SignedRequest};
@@ -37,36 +35,13 @@ pub const WS_API: &str = "/compat/binance/ws-api/v3";
 
 /// The WebSocket API's socket.
 pub async fn serve(request: Request) -> Response {
-    let ext = request.extensions();
-    let (Some(x), Some(counts), Some(limits)) = (
-        ext.get::<Exchange>().cloned(),
-        ext.get::<SocketCounts>().cloned(),
-        ext.get::<FeedLimits>().copied(),
-    ) else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the exchange is not running",
-        )
-            .into_response();
-    };
-    let ip = ext
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0u8; 16]), |c| c.0.ip());
-    let upgrade = match WebSocketUpgrade::from_request(request, &()).await {
-        Ok(u) => u,
-        Err(e) => return e.into_response(),
-    };
-    let Some(slot) = counts.admit(ip, limits.sockets_per_address) else {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many sockets from this address",
-        )
-            .into_response();
-    };
-    upgrade.on_upgrade(move |socket| async move {
-        let _slot = slot;
-        run(x, socket, ip).await;
-    })
+    match admit(request).await {
+        Err(refused) => refused,
+        Ok(a) => a.upgrade.on_upgrade(move |socket| async move {
+            let _slot = a.slot;
+            run(a.exchange, socket, a.ip).await;
+        }),
+    }
 }
 
 async fn run(x: Exchange, mut socket: WebSocket, ip: std::net::IpAddr) {

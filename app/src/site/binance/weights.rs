@@ -2,10 +2,9 @@
 //! weights (a depth of many levels or every market's ticker costs more),
 //! and the middleware that spends it before the request is read further.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -43,10 +42,7 @@ pub async fn by_address(request: Request, next: Next) -> Response {
     let Some(limits) = request.extensions().get::<RequestLimits>().cloned() else {
         return next.run(request).await;
     };
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0u8; 16]), |c| c.0.ip());
+    let ip = crate::site::signed::peer_ip(request.extensions());
     let params = Params::parse(request.uri().query().unwrap_or_default(), "").unwrap_or_default();
     let weight = weight(request.method(), request.uri().path(), &params);
     match limits.address(ip, weight, Instant::now()) {
