@@ -33,6 +33,7 @@ use crate::shell::{App, not_found, shell};
 use history_export::Export;
 use security::{content_security_policy, same_origin_only, security_headers};
 
+pub mod account_changes;
 pub mod api_v1;
 pub mod binance;
 mod config;

@@ -11,13 +11,12 @@
 //! the log position it is the fold of, so no change is missed or sent
 //! twice; the balances are the ledger's once it has folded the change.
 
-use std::time::Duration;
-
 use accounts::api_key::Scope;
 use axum::extract::Request;
 use axum::extract::ws::{Message, WebSocket};
 use axum::response::Response;
-use orderbook::{AccountId, CancelReason, Event, Side};
+use orderbook::{AccountId, CancelReason};
+use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 
@@ -25,9 +24,8 @@ use super::reply::market_id;
 use super::socket_admission::admit;
 use super::wire::{number, side_word, status_word, stp_word, type_word};
 use crate::server::clock::now_ms;
-use crate::server::live_tail::Streams;
-use crate::server::order_history::OrderHistory;
 use crate::server::{Exchange, OrderRecord, SignedRequest};
+use crate::site::account_changes::{self, AccountChange, OrderChange};
 use crate::site::signed::{SignedRefusal, fresh};
 
 /// Where the WebSocket API is served.
@@ -145,158 +143,104 @@ fn subscriber(
     })?)
 }
 
-/// Follows the account's orders from the history's position on, sending
-/// each change and then the balances.
+/// The account's changes in Binance's words: an `executionReport` per
+/// order change, an `outboundAccountPosition` per balance update.
 async fn follow(x: Exchange, account: AccountId, tx: tokio::sync::mpsc::Sender<Value>) {
-    let (open, position) = x.open_orders_at(account);
-    let mut mine = OrderHistory::default();
-    for o in open {
-        mine.adopt(account, o);
-    }
-    let mut reader = x.tail().reader(Streams::Markets, position);
-    loop {
-        let progress = match reader.next().await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!("a user data stream cannot read the store, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
+    let (changes_tx, mut changes) = tokio::sync::mpsc::channel(256);
+    let producer = tokio::spawn(account_changes::follow(x.clone(), account, changes_tx));
+    while let Some(change) = changes.recv().await {
+        let event = match change {
+            AccountChange::Order {
+                symbol,
+                record,
+                change,
+                filled,
+                at_ms,
+            } => {
+                let Some(spec) = x.market_spec(&symbol) else {
+                    continue;
+                };
+                execution_report(&spec, &record, &change, filled, at_ms)
+            }
+            AccountChange::Balances(balances) => {
+                let balances: Vec<Value> = balances
+                    .iter()
+                    .map(|(a, b)| {
+                        json!({ "a": a, "f": number(b.available()), "l": number(b.reserved) })
+                    })
+                    .collect();
+                let now = now_ms();
+                json!({ "e": "outboundAccountPosition", "E": now, "u": now, "B": balances })
             }
         };
-        let events: Vec<(&str, u64, &Event)> = progress
-            .events
-            .iter()
-            .filter_map(|e| Some((e.book()?.symbol().as_str(), e.revision, e.book()?)))
-            .collect();
-        let mut touched: Option<(String, u64)> = None;
-        for (i, (symbol, revision, event)) in events.iter().enumerate() {
-            mine.apply_market(event);
-            let Some(report) = report(&x, &mine, account, symbol, event, &events[i + 1..]) else {
-                continue;
-            };
-            touched = Some((symbol.to_string(), *revision));
-            if tx.send(report).await.is_err() {
-                return;
-            }
-        }
-        if let Some((symbol, revision)) = touched {
-            // The balances once the ledger has folded the change.
-            for _ in 0..400 {
-                if x.ledger_reached(&symbol) > revision {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            let balances: Vec<Value> = x
-                .balances(account)
-                .iter()
-                .map(
-                    |(a, b)| json!({ "a": a, "f": number(b.available()), "l": number(b.reserved) }),
-                )
-                .collect();
-            let now = now_ms();
-            let position =
-                json!({ "e": "outboundAccountPosition", "E": now, "u": now, "B": balances });
-            if tx.send(position).await.is_err() {
-                return;
-            }
+        if tx.send(event).await.is_err() {
+            break;
         }
     }
+    producer.abort();
 }
 
-/// The `executionReport` an event makes for one of the account's orders.
-fn report(
-    x: &Exchange,
-    mine: &OrderHistory,
-    account: AccountId,
-    symbol: &str,
-    event: &Event,
-    after: &[(&str, u64, &Event)],
-) -> Option<Value> {
-    let (order_id, exec) = match event {
-        Event::OrderAccepted(a) if a.account == account => (a.order_id, "NEW"),
-        Event::StopTriggered(s) if s.account == account => (s.order_id, "NEW"),
-        Event::OrderAmended(a) if a.account == account => (a.order_id, "AMENDMENT"),
-        Event::OrderCancelled(c) if c.account == account => (
-            c.order_id,
-            match c.reason {
-                CancelReason::User => "CANCELED",
-                CancelReason::SelfTradePrevention => "TRADE_PREVENTION",
-                _ => "EXPIRED",
-            },
-        ),
-        Event::TradeExecuted(t) if t.maker_account == account => (t.maker_order_id, "TRADE"),
-        Event::TradeExecuted(t) if t.taker_account == account => (t.taker_order_id, "TRADE"),
-        _ => return None,
+/// One order change as Binance's `executionReport`.
+fn execution_report(
+    spec: &orderbook::MarketSpec,
+    record: &OrderRecord,
+    change: &OrderChange,
+    filled: bool,
+    at_ms: u64,
+) -> Value {
+    let exec = match change {
+        OrderChange::New | OrderChange::Triggered => "NEW",
+        OrderChange::Amended => "AMENDMENT",
+        OrderChange::Trade { .. } => "TRADE",
+        OrderChange::Cancelled(CancelReason::User) => "CANCELED",
+        OrderChange::Cancelled(CancelReason::SelfTradePrevention) => "TRADE_PREVENTION",
+        OrderChange::Cancelled(_) => "EXPIRED",
     };
-    let record: &OrderRecord = mine.order(account, symbol, order_id)?;
-    let spec = x.market_spec(symbol)?;
-    let mut status = status_word(&record.state);
-    let (mut last_qty, mut last_price, mut fee, mut fee_asset, mut trade_id, mut maker) = (
-        Default::default(),
-        Default::default(),
-        Default::default(),
-        String::new(),
-        -1i64,
-        false,
-    );
-    if let Event::TradeExecuted(t) = event {
-        maker = t.maker_order_id == order_id && t.maker_account == account;
-        let side = if maker {
-            t.taker_side.opposite()
-        } else {
-            t.taker_side
-        };
-        last_qty = t.quantity;
-        last_price = t.price;
-        fee = t.fees.as_deref().map_or(
-            Default::default(),
-            |f| if maker { f.maker } else { f.taker },
-        );
-        fee_asset = if side == Side::Buy {
-            spec.base.clone()
-        } else {
-            spec.quote.clone()
-        };
-        trade_id = t.trade_id as i64;
-        if completes(order_id, after) {
-            status = "FILLED";
-        }
-    }
+    let status = if filled {
+        "FILLED"
+    } else {
+        status_word(&record.state)
+    };
+    let (last_qty, last_price, fee, fee_asset, trade_id, maker) = match change {
+        OrderChange::Trade {
+            trade,
+            maker,
+            fee,
+            fee_asset,
+        } => (
+            trade.quantity,
+            trade.price,
+            *fee,
+            json!(fee_asset),
+            trade.trade_id as i64,
+            *maker,
+        ),
+        _ => (
+            Decimal::ZERO,
+            Decimal::ZERO,
+            Decimal::ZERO,
+            Value::Null,
+            -1,
+            false,
+        ),
+    };
     let t = &record.terms;
-    let now = now_ms();
-    Some(json!({
-        "e": "executionReport", "E": now, "s": market_id(&spec),
+    let working = t.trigger.is_none() || record.triggered_at.is_some();
+    json!({
+        "e": "executionReport", "E": now_ms(), "s": market_id(spec),
         "c": record.client_order_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
         "S": side_word(t.side), "o": type_word(t),
         "f": t.time_in_force.map_or("GTC", |f| f.as_str()),
         "q": number(t.quantity.unwrap_or_default()), "p": number(t.price.unwrap_or_default()),
         "P": number(t.trigger.map(|x| x.price).unwrap_or_default()), "F": "0", "g": -1, "C": "",
-        "x": exec, "X": status, "r": "NONE", "i": order_id,
+        "x": exec, "X": status, "r": "NONE", "i": record.order_id.unwrap_or_default(),
         "l": number(last_qty), "z": number(record.filled), "L": number(last_price),
-        "n": number(fee), "N": if fee_asset.is_empty() { Value::Null } else { json!(fee_asset) },
-        "T": event.at() / 1000, "t": trade_id, "I": 0,
-        "w": matches!(status, "NEW" | "PARTIALLY_FILLED") && (t.trigger.is_none() || record.triggered_at.is_some()),
+        "n": number(fee), "N": fee_asset, "T": at_ms, "t": trade_id, "I": 0,
+        "w": matches!(status, "NEW" | "PARTIALLY_FILLED") && working,
         "m": maker, "M": false, "O": record.placed_at / 1000, "Z": number(record.filled_quote),
         "Y": number(last_price * last_qty), "Q": number(t.quote_amount.unwrap_or_default()),
         "W": record.placed_at / 1000, "V": stp_word(t.self_trade_prevention),
-    }))
-}
-
-/// Whether the order's next word in these events is that it filled.
-fn completes(order_id: u64, after: &[(&str, u64, &Event)]) -> bool {
-    for (_, _, e) in after {
-        match e {
-            Event::OrderFilled(f) if f.order_id == order_id => return true,
-            Event::TradeExecuted(t)
-                if t.maker_order_id == order_id || t.taker_order_id == order_id =>
-            {
-                return false;
-            }
-            _ => {}
-        }
-    }
-    false
+    })
 }
 
 fn ok(id: Value, result: Value) -> Value {
