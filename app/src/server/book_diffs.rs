@@ -39,6 +39,41 @@ pub struct BookDiff {
     pub at_ms: u64,
 }
 
+/// Diffs gathered for one send: a socket that sends every 100 ms or
+/// every second adds each diff as it comes and takes their sum when due.
+#[derive(Debug, Default)]
+pub struct DiffSum {
+    first_update: Option<u64>,
+    last_update: u64,
+    bids: BTreeMap<Decimal, Decimal>,
+    asks: BTreeMap<Decimal, Decimal>,
+}
+
+impl DiffSum {
+    pub fn add(&mut self, diff: &BookDiff) {
+        self.first_update.get_or_insert(diff.first_update);
+        self.last_update = diff.last_update;
+        self.bids.extend(diff.bids.iter().copied());
+        self.asks.extend(diff.asks.iter().copied());
+    }
+
+    /// The diffs added since the last take, as one (levels best first; no
+    /// trades), or none when nothing was added.
+    pub fn take(&mut self) -> Option<BookDiff> {
+        let first_update = self.first_update.take()?;
+        let bids = std::mem::take(&mut self.bids).into_iter().rev().collect();
+        let asks = std::mem::take(&mut self.asks).into_iter().collect();
+        Some(BookDiff {
+            first_update,
+            last_update: self.last_update,
+            bids,
+            asks,
+            trades: Vec::new(),
+            at_ms: 0,
+        })
+    }
+}
+
 /// Where one market's diffs are published.
 pub type BookDiffs = broadcast::Sender<Arc<BookDiff>>;
 

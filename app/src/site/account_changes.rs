@@ -38,18 +38,22 @@ pub enum OrderChange {
     Cancelled(CancelReason),
 }
 
+/// A change of one of the account's orders.
+#[derive(Clone, Debug)]
+pub struct OrderUpdate {
+    pub symbol: String,
+    /// The order after the change; `filled` says when a trade was its
+    /// last (its state says so only once its `OrderFilled` is folded).
+    pub record: OrderRecord,
+    pub change: OrderChange,
+    pub filled: bool,
+    pub at_ms: u64,
+}
+
 /// One change the account's socket is told of.
 #[derive(Clone, Debug)]
 pub enum AccountChange {
-    Order {
-        symbol: String,
-        /// The order after the change; `filled` says when a trade was its
-        /// last (its state says so only once its `OrderFilled` is folded).
-        record: OrderRecord,
-        change: OrderChange,
-        filled: bool,
-        at_ms: u64,
-    },
+    Order(Box<OrderUpdate>),
     Balances(BTreeMap<String, Balance>),
 }
 
@@ -158,13 +162,13 @@ fn order_change(
     };
     let record = mine.order(account, symbol, order_id)?.clone();
     let filled = matches!(change, OrderChange::Trade { .. }) && completes(order_id, after);
-    Some(AccountChange::Order {
+    Some(AccountChange::Order(Box::new(OrderUpdate {
         symbol: symbol.to_string(),
         record,
         change,
         filled,
         at_ms: event.at() / 1000,
-    })
+    })))
 }
 
 /// Whether the order's next word in these events is that it filled.

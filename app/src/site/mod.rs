@@ -45,6 +45,7 @@ pub mod keys_page;
 pub mod plain_page;
 mod security;
 pub mod signed;
+pub mod socket_admission;
 pub mod trader;
 
 pub use config::{Config, SocketPolicy};

@@ -16,7 +16,7 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Serves the whole site on a loopback port, as the binary does.
-async fn serve(dir: &Path) -> (Exchange, SocketAddr) {
+pub(super) async fn serve(dir: &Path) -> (Exchange, SocketAddr) {
     let exchange = Exchange::start(
         settings(),
         Connection::Embedded {

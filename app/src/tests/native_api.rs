@@ -358,3 +358,198 @@ async fn a_program_trades_through_the_native_api() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_native_socket_sends_trades_depth_diffs_that_join_the_rest_depth_and_the_account() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let (exchange, addr) = super::feed_sockets::serve(dir.path()).await;
+    let server = Server {
+        router: router(
+            Path::new("target/site"),
+            addr,
+            exchange.clone(),
+            Default::default(),
+        ),
+        exchange,
+    };
+    let alice = Browser::sign_up(&server, "alice").await;
+    let k = key(&server, &alice, &["read", "trade"]).await;
+    let bob = Browser::sign_up(&server, "bob").await;
+    let kb = key(&server, &bob, &["read", "trade"]).await;
+    let order = |side: &str, price: &str, qty: &str| json!({"symbol": "BTC-USD", "side": side, "kind": "limit", "price": price, "quantity": qty});
+    // A book before the socket: the REST depth it joins.
+    send(
+        &server,
+        signed(
+            &k,
+            Method::POST,
+            "/api/v1/orders",
+            Some(order("sell", "30100", "0.2")),
+            None,
+        ),
+    )
+    .await;
+    let (_, before) = send(
+        &server,
+        Request::get("/api/v1/markets/BTC-USD/depth")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let mut book: std::collections::BTreeMap<(bool, String), String> =
+        std::collections::BTreeMap::new();
+    for (bid, side) in [(true, "bids"), (false, "asks")] {
+        for l in before[side].as_array().unwrap() {
+            book.insert(
+                (bid, l["price"].as_str().unwrap().into()),
+                l["quantity"].as_str().unwrap().into(),
+            );
+        }
+    }
+    let mut update_id = before["update_id"].as_u64().unwrap();
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws"))
+        .await
+        .unwrap();
+    let say = async |ws: &mut tokio_tungstenite::WebSocketStream<_>, v: Value| {
+        ws.send(Message::Text(v.to_string().into())).await.unwrap();
+    };
+    say(&mut ws, json!({"op": "subscribe", "channels": ["account"]})).await;
+    let timestamp = now_ms().to_string();
+    let payload = native_payload(&timestamp, "GET", "/api/v1/ws", "", "");
+    say(&mut ws, json!({"op": "login", "key": k.0, "timestamp": timestamp, "signature": hmac_hex(&k.1, payload.as_bytes())})).await;
+    say(
+        &mut ws,
+        json!({"op": "subscribe", "channels": ["trades:BTC-USD", "depth:BTC-USD", "account"]}),
+    )
+    .await;
+    let mut next = async || -> Value {
+        loop {
+            let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if let Message::Text(t) = m {
+                return serde_json::from_str(&t).unwrap();
+            }
+        }
+    };
+    let refused = next().await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("log in first")
+    );
+    assert_eq!(next().await["type"], "logged_in");
+    let subscribed = next().await;
+    assert_eq!(
+        subscribed["channels"].as_array().unwrap().len(),
+        3,
+        "{subscribed}"
+    );
+
+    send(
+        &server,
+        signed(
+            &k,
+            Method::POST,
+            "/api/v1/orders",
+            Some(order("sell", "30000", "0.5")),
+            None,
+        ),
+    )
+    .await;
+    send(
+        &server,
+        signed(
+            &kb,
+            Method::POST,
+            "/api/v1/orders",
+            Some(order("buy", "30000", "0.2")),
+            None,
+        ),
+    )
+    .await;
+    send(
+        &server,
+        signed(
+            &kb,
+            Method::POST,
+            "/api/v1/orders",
+            Some(order("buy", "29000", "0.1")),
+            None,
+        ),
+    )
+    .await;
+    let last = server.exchange.book("BTC-USD").unwrap().events_applied();
+    let (mut trades, mut changes) = (Vec::new(), Vec::new());
+    while update_id < last || trades.is_empty() || changes.len() < 2 {
+        let m = next().await;
+        match m["channel"].as_str().unwrap() {
+            "trades:BTC-USD" => trades.push(m["data"].clone()),
+            "account" => changes.push(m["data"].clone()),
+            "depth:BTC-USD" => {
+                let d = &m["data"];
+                let (first, last_update) = (
+                    d["first_update"].as_u64().unwrap(),
+                    d["last_update"].as_u64().unwrap(),
+                );
+                if last_update <= update_id {
+                    continue;
+                }
+                assert!(first <= update_id + 1, "a gap: {first} after {update_id}");
+                for (bid, side) in [(true, "bids"), (false, "asks")] {
+                    for l in d[side].as_array().unwrap() {
+                        let (p, q) = (
+                            l["price"].as_str().unwrap().to_string(),
+                            l["quantity"].as_str().unwrap(),
+                        );
+                        if q == "0" {
+                            book.remove(&(bid, p));
+                        } else {
+                            book.insert((bid, p), q.to_string());
+                        }
+                    }
+                }
+                update_id = last_update;
+            }
+            other => panic!("{other}: {m}"),
+        }
+    }
+    assert_eq!(trades.len(), 1);
+    assert_eq!(
+        (trades[0]["price"].as_str(), trades[0]["quantity"].as_str()),
+        (Some("30000"), Some("0.2"))
+    );
+    assert_eq!(changes[0]["change"], "new");
+    assert!(
+        changes.iter().any(|c| c["change"] == "trade"
+            && c["fill"]["role"] == "maker"
+            && c["order"]["filled"] == "0.2"),
+        "{changes:?}"
+    );
+    // The book kept from the diffs is the REST depth.
+    let (_, after) = send(
+        &server,
+        Request::get("/api/v1/markets/BTC-USD/depth")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(after["update_id"].as_u64(), Some(update_id));
+    let mut rest = std::collections::BTreeMap::new();
+    for (bid, side) in [(true, "bids"), (false, "asks")] {
+        for l in after[side].as_array().unwrap() {
+            rest.insert(
+                (bid, l["price"].as_str().unwrap().to_string()),
+                l["quantity"].as_str().unwrap().to_string(),
+            );
+        }
+    }
+    assert_eq!(book, rest);
+}

@@ -8,7 +8,9 @@
 //! - `private`: a trader's orders, fills and balances, signed with an API
 //!   key (see `site::signed` for how);
 //! - `schema`: the wire types, every amount an exact decimal string;
-//! - `refusal`: errors as `{"code", "message"}`.
+//! - `refusal`: errors as `{"code", "message"}`;
+//! - `channels`: the websocket at `/api/v1/ws` (trades, candles, ticker,
+//!   depth diffs, and the account after a login).
 
 use std::time::Instant;
 
@@ -25,6 +27,7 @@ use utoipa_axum::routes;
 
 use crate::server::request_limits::RequestLimits;
 
+mod channels;
 mod private;
 mod public;
 mod refusal;
@@ -108,6 +111,8 @@ pub fn routes() -> Router {
     router
         .route("/openapi.json", get(move || async move { Json(doc) }))
         .route_layer(axum::middleware::from_fn(by_address))
+        // The socket counts against the feed's sockets per address instead.
+        .route(channels::PATH, get(channels::serve))
 }
 
 /// `/api/docs`: the document as a page to read, with no script.

@@ -29,12 +29,12 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use super::reply::market_id;
-use super::socket_admission::admit;
 use super::wire::number;
 use crate::candles::Interval;
 use crate::server::Exchange;
-use crate::server::book_diffs::BookDiff;
+use crate::server::book_diffs::{BookDiff, DiffSum};
 use crate::server::clock::now_ms;
+use crate::site::socket_admission::admit;
 
 /// The most streams one connection may follow.
 const MAX_STREAMS: usize = 200;
@@ -79,22 +79,14 @@ struct Connection {
     forwarders: BTreeMap<String, JoinHandle<()>>,
     tx: mpsc::Sender<Incoming>,
     rx: mpsc::Receiver<Incoming>,
-    /// Depth diffs gathered since the last send, per market.
-    pending: BTreeMap<String, Pending>,
+    /// Depth diffs gathered since the last send, per market, and when the
+    /// last was sent.
+    pending: BTreeMap<String, (DiffSum, u64)>,
 }
 
 enum Incoming {
     Diff(String, Arc<BookDiff>),
     Lagged(String),
-}
-
-#[derive(Default)]
-struct Pending {
-    first_update: Option<u64>,
-    last_update: u64,
-    bids: BTreeMap<Decimal, Decimal>,
-    asks: BTreeMap<Decimal, Decimal>,
-    last_sent_ms: u64,
 }
 
 impl Drop for Connection {
@@ -323,11 +315,11 @@ impl Connection {
             }
         }
         if depth {
-            let p = self.pending.entry(symbol.to_string()).or_default();
-            p.first_update.get_or_insert(diff.first_update);
-            p.last_update = diff.last_update;
-            p.bids.extend(diff.bids.iter().copied());
-            p.asks.extend(diff.asks.iter().copied());
+            self.pending
+                .entry(symbol.to_string())
+                .or_default()
+                .0
+                .add(diff);
         }
         out
     }
@@ -342,32 +334,26 @@ impl Connection {
             let id = market_id(spec);
             match kind {
                 Kind::Depth { every_ms } => {
-                    let Some(p) = self.pending.get_mut(&spec.symbol) else {
+                    let Some((sum, last_sent)) = self.pending.get_mut(&spec.symbol) else {
                         continue;
                     };
-                    if now < p.last_sent_ms + every_ms {
+                    if now < *last_sent + every_ms {
                         continue;
                     }
-                    let Some(first) = p.first_update.take() else {
+                    let Some(d) = sum.take() else {
                         continue;
                     };
-                    p.last_sent_ms = now;
-                    let side = |levels: &BTreeMap<Decimal, Decimal>, best_high: bool| {
-                        let mut v: Vec<[String; 2]> = levels
+                    *last_sent = now;
+                    let side = |levels: &[(Decimal, Decimal)]| -> Vec<[String; 2]> {
+                        levels
                             .iter()
                             .map(|(p, q)| [number(*p), number(*q)])
-                            .collect();
-                        if best_high {
-                            v.reverse();
-                        }
-                        v
+                            .collect()
                     };
                     out.push(text(json!({
-                        "e": "depthUpdate", "E": now, "s": id, "U": first, "u": p.last_update,
-                        "b": side(&p.bids, true), "a": side(&p.asks, false),
+                        "e": "depthUpdate", "E": now, "s": id, "U": d.first_update,
+                        "u": d.last_update, "b": side(&d.bids), "a": side(&d.asks),
                     })));
-                    p.bids.clear();
-                    p.asks.clear();
                 }
                 Kind::MiniTicker if now % 1000 < 100 => {
                     let Some(Some(d)) = self.x.last_day(&spec.symbol) else {

@@ -21,7 +21,6 @@ mod market;
 mod market_streams;
 mod orders;
 mod reply;
-mod socket_admission;
 mod user_stream;
 mod weights;
 mod wire;

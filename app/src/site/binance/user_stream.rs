@@ -21,12 +21,12 @@ use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 
 use super::reply::market_id;
-use super::socket_admission::admit;
 use super::wire::{number, side_word, status_word, stp_word, type_word};
 use crate::server::clock::now_ms;
 use crate::server::{Exchange, OrderRecord, SignedRequest};
 use crate::site::account_changes::{self, AccountChange, OrderChange};
 use crate::site::signed::{SignedRefusal, fresh};
+use crate::site::socket_admission::admit;
 
 /// Where the WebSocket API is served.
 pub const WS_API: &str = "/compat/binance/ws-api/v3";
@@ -150,17 +150,11 @@ async fn follow(x: Exchange, account: AccountId, tx: tokio::sync::mpsc::Sender<V
     let producer = tokio::spawn(account_changes::follow(x.clone(), account, changes_tx));
     while let Some(change) = changes.recv().await {
         let event = match change {
-            AccountChange::Order {
-                symbol,
-                record,
-                change,
-                filled,
-                at_ms,
-            } => {
-                let Some(spec) = x.market_spec(&symbol) else {
+            AccountChange::Order(u) => {
+                let Some(spec) = x.market_spec(&u.symbol) else {
                     continue;
                 };
-                execution_report(&spec, &record, &change, filled, at_ms)
+                execution_report(&spec, &u.record, &u.change, u.filled, u.at_ms)
             }
             AccountChange::Balances(balances) => {
                 let balances: Vec<Value> = balances

@@ -1,4 +1,4 @@
-//! What every socket of the compatible surface passes first: the
+//! What every socket of the APIs passes first: the
 //! exchange running, the upgrade itself, and a place among the sockets
 //! its address may hold (the feed's `--feed-sockets-per-address`).
 
