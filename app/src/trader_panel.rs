@@ -207,6 +207,7 @@ pub fn TraderPanel(
                         <button type="submit">"Get demo funds"</button>
                     </form>
                     <a class="history-link" href="/history" target="_blank">"History"</a>
+                    <a class="history-link" href="/keys" target="_blank">"API keys"</a>
                     <form action=LogOut::url() method="post" on:submit=move |ev| submit_to(log_out, &ev)>
                         <button type="submit" class="secondary">"Log out"</button>
                     </form>

@@ -271,3 +271,40 @@ test("a stop order waits, is amended, and fires when another trader's trade reac
   await expect(balance(erin, 'BTC', 'available')).toHaveText('0.99');
   await erin.screenshot({ path: testInfo.outputPath('stop-fired.png') });
 });
+
+test('a trader makes an API key for a program, sees it listed, and revokes it', async ({ browser }, testInfo) => {
+  const gina = await signUp(browser, 'gina');
+  // The keys page opens beside the terminal: plain HTML, no script.
+  const opened = gina.waitForEvent('popup');
+  await gina.getByRole('link', { name: 'API keys' }).click();
+  const keys = await opened;
+  await expect(keys).toHaveTitle('API keys · Satoshi Exchange');
+  expect(await keys.evaluate(() => document.scripts.length)).toBe(0);
+  await keys.getByLabel('Label').fill('my bot');
+  await keys.getByLabel('trade').check();
+  await keys.getByLabel(/Allowed addresses/).fill('127.0.0.1, 10.0.0.0/8');
+  await keys.getByRole('button', { name: 'Create key' }).click();
+  const created = keys.getByRole('status');
+  await expect(created.getByRole('heading')).toHaveText('Key created');
+  const keyId = await keys.locator('[data-key-id]').textContent();
+  expect(keyId).toMatch(/^[A-Za-z0-9]{64}$/);
+  const secret = await keys.locator('[data-secret]').textContent();
+  expect(secret).toMatch(/^[A-Za-z0-9]{64}$/);
+  const row = keys.locator('table.keys tbody tr', { hasText: keyId! });
+  await expect(row.locator('td').nth(2)).toHaveText('hmac');
+  await expect(row.locator('td').nth(3)).toHaveText('read, trade');
+  await expect(row.locator('td').nth(4)).toHaveText('127.0.0.1, 10.0.0.0/8');
+  await keys.screenshot({ path: testInfo.outputPath('api-key-created.png') });
+  // The secret is shown once: the list never shows it again.
+  await keys.reload();
+  await expect(keys.locator('[data-secret]')).toHaveCount(0);
+  expect(await keys.content()).not.toContain(secret!);
+  // A bad allow-list is refused with the reason, and makes no key.
+  await keys.getByLabel('Label').fill('bad');
+  await keys.getByLabel(/Allowed addresses/).fill('10.0.0.0/99');
+  await keys.getByRole('button', { name: 'Create key' }).click();
+  await expect(keys.getByRole('alert')).toContainText('is not an IP address or network');
+  await expect(keys.locator('table.keys tbody tr')).toHaveCount(1);
+  await row.getByRole('button', { name: 'Revoke' }).click();
+  await expect(keys.locator('table.keys tbody tr', { hasText: keyId! }).locator('td').nth(8)).toContainText('revoked');
+});
