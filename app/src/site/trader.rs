@@ -1,8 +1,9 @@
-//! Who a request comes from: the [`Trader`] extractor. Every way into a
-//! trader's account starts here (the pages' server functions, the history
-//! page and its downloads, the market feed's socket), so there is one
-//! place that reads the session cookie, and one place where an API key
-//! will be a second way in.
+//! Who a request of the site comes from: the [`Trader`] extractor. Every
+//! way into a trader's account from the site starts here (the pages'
+//! server functions, the history and keys pages, the CSV downloads, the
+//! market feed's socket), so there is one place that reads the session
+//! cookie. Programs come in through API keys instead (`signed.rs`), never
+//! through the cookie.
 
 use std::convert::Infallible;
 

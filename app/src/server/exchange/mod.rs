@@ -3,9 +3,10 @@
 //! what the books, the ledger and the market data hold (as wire types, made
 //! in `views`).
 //!
-//! One type, [`Exchange`], in five files, one per kind of caller: this one
+//! One type, [`Exchange`], in six files, one per kind of caller: this one
 //! starts and stops it and reports its stats; `sessions` signs traders up,
-//! in and out; `trading` routes their orders to the markets;
+//! in and out; `api_keys` makes, lists and revokes programs' keys and
+//! checks their requests; `trading` routes orders to the markets;
 //! `market_reads` and `account_reads` answer what anyone may see of a
 //! market and what a trader may see of their own account.
 
