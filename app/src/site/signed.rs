@@ -38,13 +38,16 @@ const AHEAD_MS: u64 = 1_000;
 pub struct Params(pub Vec<(String, String)>);
 
 impl Params {
-    /// The query string and a form body, as sent.
+    /// The query string and a form body, as sent. A malformed escape or
+    /// bytes that are not UTF-8 are refused, never read as something else.
     pub fn parse(query: &str, body: &str) -> Result<Params, String> {
         let mut all = Vec::new();
-        for part in [query, body] {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(part)
-                .map_err(|e| format!("the parameters cannot be read: {e}"))?;
-            all.extend(pairs);
+        for pair in [query, body].iter().flat_map(|p| p.split('&')) {
+            if pair.is_empty() {
+                continue;
+            }
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            all.push((decoded(k)?, decoded(v)?));
         }
         Ok(Params(all))
     }
@@ -57,6 +60,26 @@ impl Params {
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
     }
+}
+
+/// One form-encoded word: `+` is a space, `%XX` a byte, and the bytes
+/// must be UTF-8.
+fn decoded(word: &str) -> Result<String, String> {
+    let bad = || format!("{word:?} is not form-encoded UTF-8");
+    let mut bytes = Vec::with_capacity(word.len());
+    let mut rest = word.bytes();
+    while let Some(b) = rest.next() {
+        match b {
+            b'+' => bytes.push(b' '),
+            b'%' => {
+                let hex = [rest.next().ok_or_else(bad)?, rest.next().ok_or_else(bad)?];
+                let hex = std::str::from_utf8(&hex).map_err(|_| bad())?;
+                bytes.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            }
+            b => bytes.push(b),
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| bad())
 }
 
 /// Why a signed request is refused, before anything it asks is done.
@@ -246,6 +269,11 @@ mod tests {
         assert_eq!(p.get("price"), Some("1.5"));
         assert_eq!(p.get("quantity"), Some("2"));
         assert_eq!(p.get("note"), None);
-        assert!(Params::parse("a=%zz", "").is_err());
+        // Malformed escapes and bytes that are not UTF-8 are refused.
+        for bad in ["a=%ff", "a=%zz", "a=%4"] {
+            assert!(Params::parse(bad, "").is_err(), "{bad}");
+        }
+        let spaced = Params::parse("note=a+b%20c", "").unwrap();
+        assert_eq!(spaced.get("note"), Some("a b c"));
     }
 }

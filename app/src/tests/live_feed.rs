@@ -323,9 +323,10 @@ async fn wait_for_readers(x: &Exchange, n: usize) {
 }
 
 /// The tail's readers before any viewer: the market data, the order
-/// history, the accounts task and one per market task.
+/// history, the accounts task, and per market its task and its book
+/// diffs' publisher.
 fn base_readers(x: &Exchange) -> usize {
-    3 + x.markets().len()
+    3 + 2 * x.markets().len()
 }
 
 #[tokio::test]

@@ -64,6 +64,8 @@ impl Signed {
 
     fn query<T: DeserializeOwned>(&self) -> Result<T, Refused> {
         let q = self.parts.uri.query().unwrap_or_default();
+        // Refuses what is not form-encoded UTF-8 rather than read it lossily.
+        crate::site::signed::Params::parse(q, "").map_err(Refused::bad)?;
         serde_urlencoded::from_str(q)
             .map_err(|e| Refused::bad(format!("the query cannot be read: {e}")))
     }
