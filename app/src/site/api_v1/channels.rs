@@ -391,19 +391,7 @@ impl Socket {
                     && let Some(book) = self.x.book(symbol)
                 {
                     let day = self.x.last_day(symbol).flatten();
-                    let ticker = Ticker {
-                        symbol: symbol.clone(),
-                        open: day.map(|d| d.open),
-                        high: day.map(|d| d.high),
-                        low: day.map(|d| d.low),
-                        close: day.map(|d| d.close),
-                        volume: day.map(|d| d.volume).unwrap_or_default(),
-                        quote_volume: day.map(|d| d.quote_volume).unwrap_or_default(),
-                        trades: day.map_or(0, |d| d.trades),
-                        last_price: book.last_price(),
-                        best_bid: book.best_bid().map(|l| l.price),
-                        best_ask: book.best_ask().map(|l| l.price),
-                    };
+                    let ticker = Ticker::of(symbol, day, &book);
                     out.push(json!({ "channel": c.name(), "data": ticker }));
                 }
             }

@@ -158,17 +158,5 @@ pub async fn ticker(
     let book = x
         .book(&symbol)
         .ok_or_else(|| Refused::not_found(symbol.clone()))?;
-    Ok(Json(Ticker {
-        open: day.map(|d| d.open),
-        high: day.map(|d| d.high),
-        low: day.map(|d| d.low),
-        close: day.map(|d| d.close),
-        volume: day.map(|d| d.volume).unwrap_or_default(),
-        quote_volume: day.map(|d| d.quote_volume).unwrap_or_default(),
-        trades: day.map_or(0, |d| d.trades),
-        last_price: book.last_price(),
-        best_bid: book.best_bid().map(|l| l.price),
-        best_ask: book.best_ask().map(|l| l.price),
-        symbol,
-    }))
+    Ok(Json(Ticker::of(&symbol, day, &book)))
 }

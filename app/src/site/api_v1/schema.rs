@@ -364,6 +364,30 @@ impl Trade {
     }
 }
 
+impl Ticker {
+    /// A market's last 24 hours (none when it did not trade in them) and
+    /// its book now.
+    pub fn of(
+        symbol: &str,
+        day: Option<crate::server::exact_candles::ExactCandle>,
+        book: &orderbook::Book,
+    ) -> Ticker {
+        Ticker {
+            symbol: symbol.to_string(),
+            open: day.map(|d| d.open),
+            high: day.map(|d| d.high),
+            low: day.map(|d| d.low),
+            close: day.map(|d| d.close),
+            volume: day.map(|d| d.volume).unwrap_or_default(),
+            quote_volume: day.map(|d| d.quote_volume).unwrap_or_default(),
+            trades: day.map_or(0, |d| d.trades),
+            last_price: book.last_price(),
+            best_bid: book.best_bid().map(|l| l.price),
+            best_ask: book.best_ask().map(|l| l.price),
+        }
+    }
+}
+
 impl Candle {
     pub fn of(c: &crate::server::exact_candles::ExactCandle) -> Candle {
         Candle {
