@@ -28,14 +28,20 @@
 //! /compat/binance/api/v3/order`, `newOrderRespType=ACK`), each signed
 //! with the trader's HMAC key, on a fresh server with the API's per-key
 //! and per-account limits raised out of the way: what checking a key, a
-//! timestamp and a signature adds to the order path. `API=0` leaves it
-//! out (a build without the API).
+//! timestamp and a signature adds to the order path. `KEYS` says which
+//! kinds of key sign, each a run of its own (`hmac,ed25519` by default;
+//! an Ed25519 key's pair is made here and only its public half given to
+//! the keys page). `API=0` leaves them out (a build without the API).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpSocket;
+
+use base64::Engine;
+use ring::signature::{Ed25519KeyPair, KeyPair};
 
 mod figures;
 mod process;
@@ -148,23 +154,78 @@ fn address(trader: usize) -> Ipv4Addr {
 #[derive(Clone)]
 struct Trader {
     cookie: String,
-    key: Option<(String, String)>,
+    key: Option<(String, Signer)>,
 }
 
-/// Makes the trader an HMAC key on the keys page: its id and secret.
-async fn api_key(server: SocketAddr, trader: usize, cookie: &str) -> (String, String) {
+/// The kinds of key a signed run may use.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum KeyKind {
+    Hmac,
+    Ed25519,
+}
+
+/// What the client signs with.
+#[derive(Clone)]
+enum Signer {
+    Hmac(String),
+    Ed25519(Arc<Ed25519KeyPair>),
+}
+
+impl Signer {
+    /// The `signature` parameter's value for `payload`.
+    fn sign(&self, payload: &str) -> String {
+        match self {
+            Signer::Hmac(secret) => hmac_hex(secret, payload),
+            Signer::Ed25519(pair) => {
+                let b64 = base64::engine::general_purpose::STANDARD;
+                let sig = b64.encode(pair.sign(payload.as_bytes()).as_ref());
+                sig.replace('+', "%2B")
+                    .replace('/', "%2F")
+                    .replace('=', "%3D")
+            }
+        }
+    }
+}
+
+/// Makes the trader a key of `kind` on the keys page: its id, and what
+/// signs for it.
+async fn api_key(
+    server: SocketAddr,
+    trader: usize,
+    cookie: &str,
+    kind: KeyKind,
+) -> (String, Signer) {
     let mut c = Connection::open(server, address(trader)).await;
     let headers = format!("Cookie: session={cookie}\r\n");
-    let (status, _, page) = c
-        .form("/keys", &headers, "label=bench&read=on&trade=on")
-        .await;
+    let mut form = "label=bench&read=on&trade=on".to_string();
+    let pair = match kind {
+        KeyKind::Hmac => None,
+        KeyKind::Ed25519 => {
+            let rng = ring::rand::SystemRandom::new();
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("a key pair");
+            let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("a key pair");
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let public = b64.encode(pair.public_key().as_ref());
+            let public = public
+                .replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D");
+            form.push_str(&format!("&public_key={public}"));
+            Some(Arc::new(pair))
+        }
+    };
+    let (status, _, page) = c.form("/keys", &headers, &form).await;
     assert_eq!(status, 200, "{page}");
     let marked = |a: &str| {
         let at = page.find(a).expect("the key on the page");
         let start = at + page[at..].find('>').unwrap() + 1;
         page[start..start + page[start..].find('<').unwrap()].to_string()
     };
-    (marked("data-key-id"), marked("data-secret"))
+    let signer = match pair {
+        Some(pair) => Signer::Ed25519(pair),
+        None => Signer::Hmac(marked("data-secret")),
+    };
+    (marked("data-key-id"), signer)
 }
 
 /// Signs a trader up and claims the faucet's whole allowance.
@@ -227,13 +288,13 @@ async fn run(
                     Post::Web(name, form) => c.post(name, Some(&who.cookie), &form(i, n)).await,
                     Post::Signed(form) => {
                         // Signing is the client's work, timed with the request.
-                        let (key, secret) = who.key.as_ref().expect("a key");
+                        let (key, signer) = who.key.as_ref().expect("a key");
                         let stamp = std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
                             .unwrap()
                             .as_millis();
                         let body = format!("{}&timestamp={stamp}", form(i, n));
-                        let sig = hmac_hex(secret, &body);
+                        let sig = signer.sign(&body);
                         let headers = format!("X-MBX-APIKEY: {key}\r\n");
                         c.form(ORDER_API, &headers, &format!("{body}&signature={sig}"))
                             .await
@@ -341,16 +402,25 @@ async fn main() {
     // A fresh server and traders for each level, so no level inherits the
     // books, open orders and spent funds of the one before.
     let api = env_list("API", "1").first().copied().unwrap_or(1) == 1;
+    let kinds: Vec<KeyKind> = std::env::var("KEYS")
+        .unwrap_or_else(|_| "hmac,ed25519".into())
+        .split(',')
+        .map(|k| match k.trim() {
+            "hmac" => KeyKind::Hmac,
+            "ed25519" => KeyKind::Ed25519,
+            other => panic!("KEYS lists hmac and ed25519, not {other}"),
+        })
+        .collect();
     let mut refusals = Vec::new();
     for &inflight in &levels {
-        let (server, who) = fresh(traders, &[], false).await;
+        let (server, who) = fresh(traders, &[], None).await;
         let post = Post::Web("place_order", crossing_order);
         let r = run(&server, &who, inflight, seconds, post).await;
         report("place_order (crossing limit)", inflight, &r);
         refusals.extend(r.first_refusal.map(|why| (inflight, why)));
         drop(server);
-        if api {
-            let (server, who) = fresh(traders, &UNLIMITED, true).await;
+        for &kind in kinds.iter().filter(|_| api) {
+            let (server, who) = fresh(traders, &UNLIMITED, Some(kind)).await;
             let r = run(
                 &server,
                 &who,
@@ -359,12 +429,16 @@ async fn main() {
                 Post::Signed(crossing_api_order),
             )
             .await;
-            report("signed API order (crossing limit)", inflight, &r);
+            let what = match kind {
+                KeyKind::Hmac => "signed API order, HMAC (crossing limit)",
+                KeyKind::Ed25519 => "signed API order, Ed25519 (crossing limit)",
+            };
+            report(what, inflight, &r);
             refusals.extend(r.first_refusal.map(|why| (inflight, why)));
         }
     }
     let most = levels.iter().copied().max().unwrap_or(128);
-    let (server, who) = fresh(traders, &[], false).await;
+    let (server, who) = fresh(traders, &[], None).await;
     let r = run(
         &server,
         &who,
@@ -380,8 +454,8 @@ async fn main() {
 }
 
 /// A server just started with `args`, with `traders` signed up and
-/// funded (and each given an API key, with `keys`).
-async fn fresh(traders: usize, args: &[&str], keys: bool) -> (Server, Vec<Trader>) {
+/// funded (and each given an API key of the kind given).
+async fn fresh(traders: usize, args: &[&str], keys: Option<KeyKind>) -> (Server, Vec<Trader>) {
     let bin =
         std::env::var("EXCHANGE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_exchange").into());
     let server = start_server(&bin, args).await;
@@ -389,8 +463,8 @@ async fn fresh(traders: usize, args: &[&str], keys: bool) -> (Server, Vec<Trader
     for t in 0..traders {
         let cookie = sign_up(server.addr, t).await;
         let key = match keys {
-            true => Some(api_key(server.addr, t, &cookie).await),
-            false => None,
+            Some(kind) => Some(api_key(server.addr, t, &cookie, kind).await),
+            None => None,
         };
         who.push(Trader { cookie, key });
     }

@@ -6,14 +6,21 @@
 //! revision, the same counter the REST depth reports as its update id.
 //! The trades of the run go with it. A subscriber that falls too far
 //! behind is told so (it lagged) and must start again from a fresh depth.
+//!
+//! The newest [`RECENT`] diffs are also kept, so a program that lost its
+//! connection can resume from the update id (or trade id) it reached
+//! instead of reading the whole depth again: [`BookDiffs::follow`] hands
+//! it the kept diffs after that point and the live ones from there, with
+//! nothing missed between them. Further back than that it is told so.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use orderbook::{Book, Event, Market, Side, TradeExecuted};
 use rust_decimal::Decimal;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
 
 use super::live_tail::{LiveTail, Streams};
 use super::streams::{load_market, market_stream, until_answered};
@@ -22,6 +29,9 @@ use crate::api::FeedPosition;
 
 /// Diffs a subscriber may fall behind by before it lags.
 const KEPT: usize = 4096;
+
+/// Diffs kept for subscribers that resume.
+pub const RECENT: usize = 2048;
 
 /// The book's changes over a run of its stream's events.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,6 +45,8 @@ pub struct BookDiff {
     pub asks: Vec<(Decimal, Decimal)>,
     /// The run's trades, in order.
     pub trades: Vec<TradeExecuted>,
+    /// The id of the market's last trade before the run (0: none).
+    pub trades_before: u64,
     /// When the last event of the run happened (ms).
     pub at_ms: u64,
 }
@@ -69,19 +81,142 @@ impl DiffSum {
             bids,
             asks,
             trades: Vec::new(),
+            trades_before: 0,
             at_ms: 0,
         })
     }
 }
 
-/// Where one market's diffs are published.
-pub type BookDiffs = broadcast::Sender<Arc<BookDiff>>;
+/// Where a resumed subscription starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// After this update id: the kept diffs whose runs end past it.
+    Update(u64),
+    /// After this trade id: the kept diffs whose runs hold a later trade.
+    Trade(u64),
+}
+
+/// A resume from further back than the kept diffs reach.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("that is further back than the {RECENT} changes kept; read it over REST")]
+pub struct TooFarBack;
+
+/// A market's diffs from now on.
+pub type DiffReceiver = broadcast::Receiver<Arc<BookDiff>>;
+
+/// Where one market's diffs are published, with the newest kept.
+#[derive(Clone, Debug)]
+pub struct BookDiffs(Arc<Mutex<Published>>);
+
+#[derive(Debug)]
+struct Published {
+    tx: broadcast::Sender<Arc<BookDiff>>,
+    recent: VecDeque<Arc<BookDiff>>,
+    /// The update id and the trade id the kept diffs start after.
+    after: (u64, u64),
+}
+
+impl BookDiffs {
+    /// Diffs to be published from `book` on.
+    fn new(book: &Book) -> BookDiffs {
+        BookDiffs(Arc::new(Mutex::new(Published {
+            tx: broadcast::channel(KEPT).0,
+            recent: VecDeque::with_capacity(RECENT),
+            after: (book.events_applied(), book.last_trade_id()),
+        })))
+    }
+
+    fn published(&self) -> std::sync::MutexGuard<'_, Published> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The diffs from now on.
+    pub fn subscribe(&self) -> DiffReceiver {
+        self.published().tx.subscribe()
+    }
+
+    /// The kept diffs after each of `from` (in order, each once, from the
+    /// earliest any of them needs), and the diffs published after those.
+    pub fn follow(
+        &self,
+        from: &[Resume],
+    ) -> Result<(Vec<Arc<BookDiff>>, DiffReceiver), TooFarBack> {
+        // One lock for the kept diffs and the subscription, the one the
+        // publisher takes to keep and send: the receiver starts exactly
+        // after the last kept diff.
+        let p = self.published();
+        let (recent, (after_update, after_trade)) = (&p.recent, p.after);
+        let mut start = recent.len();
+        for resume in from {
+            let (covered, first) = match *resume {
+                Resume::Update(u) => (
+                    u >= after_update,
+                    recent.partition_point(|d| d.last_update <= u),
+                ),
+                Resume::Trade(t) => (
+                    t >= after_trade,
+                    recent.partition_point(|d| d.trades_before + d.trades.len() as u64 <= t),
+                ),
+            };
+            if !covered {
+                return Err(TooFarBack);
+            }
+            start = start.min(first);
+        }
+        Ok((recent.range(start..).cloned().collect(), p.tx.subscribe()))
+    }
+
+    fn publish(&self, diff: BookDiff) {
+        let diff = Arc::new(diff);
+        let mut p = self.published();
+        if p.recent.len() == RECENT
+            && let Some(gone) = p.recent.pop_front()
+        {
+            let trades = gone.trades_before + gone.trades.len() as u64;
+            p.after = (gone.last_update, trades);
+        }
+        p.recent.push_back(diff.clone());
+        // Nobody listening is no error.
+        let _ = p.tx.send(diff);
+    }
+
+    /// After the publisher folded the stream again into `book`: what was
+    /// published no longer joins what comes, so every subscriber is
+    /// closed (and syncs again) and a resume is offered only what comes
+    /// after `book`.
+    fn restart(&self, book: &Book) {
+        let mut p = self.published();
+        p.tx = broadcast::channel(KEPT).0;
+        p.recent.clear();
+        p.after = (book.events_applied(), book.last_trade_id());
+    }
+}
+
+/// Hands each diff `rx` gets to `out`, made into a socket's message by
+/// `wrap`, until either end goes. A subscriber that fell behind, or whose
+/// publisher started again, is handed `wrap(None)` last: it must sync
+/// again from a fresh depth.
+pub fn forward<T: Send + 'static>(
+    mut rx: DiffReceiver,
+    out: mpsc::Sender<T>,
+    wrap: impl Fn(Option<Arc<BookDiff>>) -> T + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let diff = rx.recv().await.ok();
+            let behind = diff.is_none();
+            if out.send(wrap(diff)).await.is_err() || behind {
+                return;
+            }
+        }
+    })
+}
 
 /// Starts the supervised publisher of one market's diffs from `book`, the
 /// fold of the stream as it was when the tail stood at `from`. After a
 /// panic it folds the stream again from the store.
 pub fn start(market: Market, book: Book, tail: LiveTail, from: Option<FeedPosition>) -> BookDiffs {
-    let (tx, _) = broadcast::channel(KEPT);
+    let tx = BookDiffs::new(&book);
     let out = tx.clone();
     let symbol = market.symbol.to_string();
     let mut first = Some((book, from));
@@ -91,9 +226,13 @@ pub fn start(market: Market, book: Book, tail: LiveTail, from: Option<FeedPositi
         async move {
             let (book, from) = match start {
                 Some(s) => s,
-                None => reload(&tail, &market).await,
+                None => {
+                    let (book, from) = reload(&tail, &market).await;
+                    tx.restart(&book);
+                    (book, from)
+                }
             };
-            publish(book, tail, from, tx).await
+            follow_stream(book, tail, from, tx).await
         }
     });
     out
@@ -111,7 +250,7 @@ async fn reload(tail: &LiveTail, market: &Market) -> (Book, Option<FeedPosition>
     (Book::replay(market.clone(), events.iter()), from)
 }
 
-async fn publish(mut book: Book, tail: LiveTail, from: Option<FeedPosition>, tx: BookDiffs) {
+async fn follow_stream(mut book: Book, tail: LiveTail, from: Option<FeedPosition>, tx: BookDiffs) {
     let stream = market_stream(book.symbol().as_str());
     let mut reader = tail.reader(Streams::Market(stream), from);
     loop {
@@ -125,6 +264,7 @@ async fn publish(mut book: Book, tail: LiveTail, from: Option<FeedPosition>, tx:
         };
         let mut touched: BTreeMap<(bool, Decimal), ()> = BTreeMap::new();
         let mut trades = Vec::new();
+        let trades_before = book.last_trade_id();
         let (mut first_update, mut at_ms) = (None, 0);
         for e in &progress.events {
             let Some(event) = e.book() else { continue };
@@ -158,15 +298,15 @@ async fn publish(mut book: Book, tail: LiveTail, from: Option<FeedPosition>, tx:
             .filter(|(b, _)| !*b)
             .map(|(_, p)| level(Side::Sell, *p))
             .collect();
-        // Nobody listening is no error.
-        let _ = tx.send(Arc::new(BookDiff {
+        tx.publish(BookDiff {
             first_update,
             last_update: book.events_applied(),
             bids,
             asks,
             trades,
+            trades_before,
             at_ms,
-        }));
+        });
     }
 }
 
@@ -244,5 +384,74 @@ mod tests {
         );
         assert_eq!(book.quantity_at(Side::Sell, d("101")), Decimal::ZERO);
         assert_eq!(book.quantity_at(Side::Sell, d("102")), d("0.5"));
+    }
+
+    /// A run of `events` events from update `first` holding `trades` trades
+    /// after `trades_before`.
+    fn run(first: u64, events: u64, trades_before: u64, trades: u64) -> BookDiff {
+        let trade = |id| TradeExecuted {
+            trade_id: id,
+            ..serde_json::from_value(serde_json::json!({
+                "symbol": "BTC-USD", "trade_id": 0, "maker_order_id": 1, "taker_order_id": 2,
+                "maker_account": 1, "taker_account": 2, "taker_side": "buy",
+                "price": "1", "quantity": "1", "executed_at": 0
+            }))
+            .unwrap()
+        };
+        BookDiff {
+            first_update: first,
+            last_update: first + events - 1,
+            bids: Vec::new(),
+            asks: Vec::new(),
+            trades: (trades_before + 1..=trades_before + trades)
+                .map(trade)
+                .collect(),
+            trades_before,
+            at_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resume_gets_the_kept_diffs_after_its_point_and_then_the_live_ones() {
+        let diffs = BookDiffs::new(&Book::new(Market::defaults().remove(0)));
+        // Updates 1..=3 (trades 1, 2), 4..=5 (none), 6..=8 (trade 3).
+        diffs.publish(run(1, 3, 0, 2));
+        diffs.publish(run(4, 2, 2, 0));
+        diffs.publish(run(6, 3, 2, 1));
+        let firsts = |from: &[Resume]| -> Vec<u64> {
+            let (kept, _) = diffs.follow(from).unwrap();
+            kept.iter().map(|d| d.first_update).collect()
+        };
+        assert_eq!(firsts(&[Resume::Update(0)]), [1, 4, 6]);
+        // Mid-run: the run that ends past it (its levels are absolute).
+        assert_eq!(firsts(&[Resume::Update(4)]), [4, 6]);
+        assert_eq!(firsts(&[Resume::Update(5)]), [6]);
+        assert_eq!(firsts(&[Resume::Update(8)]), Vec::<u64>::new());
+        assert_eq!(firsts(&[Resume::Trade(1)]), [1, 4, 6]);
+        assert_eq!(firsts(&[Resume::Trade(2)]), [6]);
+        assert_eq!(firsts(&[Resume::Trade(2), Resume::Update(2)]), [1, 4, 6]);
+        // The receiver starts after the last kept diff.
+        let (_, mut rx) = diffs.follow(&[Resume::Update(8)]).unwrap();
+        diffs.publish(run(9, 1, 3, 0));
+        assert_eq!(rx.recv().await.unwrap().first_update, 9);
+        // Only RECENT are kept: further back is refused, not cut short.
+        for i in 0..RECENT as u64 {
+            diffs.publish(run(10 + i, 1, 3, 0));
+        }
+        assert_eq!(diffs.follow(&[Resume::Update(8)]).unwrap_err(), TooFarBack);
+        assert_eq!(diffs.follow(&[Resume::Trade(2)]).unwrap_err(), TooFarBack);
+        assert_eq!(firsts(&[Resume::Update(9)]).len(), RECENT);
+        // A restarted publisher closes its subscribers, and offers only
+        // what comes after the book it starts from.
+        let mut book = Book::new(Market::defaults().remove(0));
+        book.execute(&place(1, Side::Sell, "101", "1"));
+        diffs.restart(&book);
+        let mut before_restart = 0;
+        while rx.recv().await.is_ok() {
+            before_restart += 1;
+        }
+        assert_eq!(before_restart, RECENT);
+        assert_eq!(diffs.follow(&[Resume::Update(0)]).unwrap_err(), TooFarBack);
+        assert_eq!(diffs.follow(&[Resume::Update(1)]).unwrap().0.len(), 0);
     }
 }

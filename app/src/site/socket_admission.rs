@@ -13,11 +13,13 @@ use crate::server::Exchange;
 use crate::server::feed_limits::{FeedLimits, SocketCounts, SocketSlot};
 use crate::site::signed::peer_ip;
 
-/// A socket let in: the exchange, the client's address, its place (held
+/// A socket let in: the exchange, the client's address, the feed's limits
+/// (requests per second, how far back a resume may read), its place (held
 /// while the socket lives) and the upgrade.
 pub struct Admitted {
     pub exchange: Exchange,
     pub ip: IpAddr,
+    pub limits: FeedLimits,
     pub slot: SocketSlot,
     pub upgrade: WebSocketUpgrade,
 }
@@ -47,6 +49,7 @@ pub async fn admit(request: Request) -> Result<Admitted, Response> {
     Ok(Admitted {
         exchange,
         ip,
+        limits,
         slot,
         upgrade,
     })

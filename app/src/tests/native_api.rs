@@ -553,3 +553,237 @@ async fn the_native_socket_sends_trades_depth_diffs_that_join_the_rest_depth_and
     }
     assert_eq!(book, rest);
 }
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A native socket logged in with `key`.
+async fn logged_in(addr: std::net::SocketAddr, key: &(String, String)) -> Socket {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws"))
+        .await
+        .unwrap();
+    let timestamp = now_ms().to_string();
+    let payload = native_payload(&timestamp, "GET", "/api/v1/ws", "", "");
+    let login = json!({"op": "login", "key": key.0, "timestamp": timestamp,
+        "signature": hmac_hex(&key.1, payload.as_bytes())});
+    say(&mut ws, login).await;
+    assert_eq!(hear(&mut ws).await["type"], "logged_in");
+    ws
+}
+
+async fn say(ws: &mut Socket, v: Value) {
+    use futures::SinkExt;
+    let text = tokio_tungstenite::tungstenite::Message::Text(v.to_string().into());
+    ws.send(text).await.unwrap();
+}
+
+/// The socket's next message (it must come within 10 s).
+async fn hear(ws: &mut Socket) -> Value {
+    use futures::StreamExt;
+    loop {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+            .unwrap()
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+/// A depth as price → quantity per side (`true`: bids).
+type Levels = std::collections::BTreeMap<(bool, String), String>;
+
+fn apply_levels(book: &mut Levels, d: &Value) {
+    for (bid, side) in [(true, "bids"), (false, "asks")] {
+        for l in d[side].as_array().unwrap() {
+            let p = l["price"].as_str().unwrap().to_string();
+            match l["quantity"].as_str().unwrap() {
+                "0" => book.remove(&(bid, p)),
+                q => book.insert((bid, p), q.to_string()),
+            };
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_native_socket_resumes_trades_depth_and_the_account_after_a_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exchange, addr) = super::feed_sockets::serve(dir.path()).await;
+    let server = Server {
+        router: router(
+            Path::new("target/site"),
+            addr,
+            exchange.clone(),
+            Default::default(),
+        ),
+        exchange,
+    };
+    let alice = Browser::sign_up(&server, "alice").await;
+    let k = key(&server, &alice, &["read", "trade"]).await;
+    let bob = Browser::sign_up(&server, "bob").await;
+    let kb = key(&server, &bob, &["read", "trade"]).await;
+    let place = async |key: &(String, String), side: &str, price: &str, qty: &str| {
+        let order = json!({"symbol": "BTC-USD", "side": side, "kind": "limit", "price": price, "quantity": qty});
+        let (status, placed) = send(
+            &server,
+            signed(key, Method::POST, "/api/v1/orders", Some(order), None),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{placed}");
+        placed["order"]["order_id"].as_u64().unwrap()
+    };
+    let depth = async || {
+        let get = Request::get("/api/v1/markets/BTC-USD/depth").body(Body::empty());
+        let (_, d) = send(&server, get.unwrap()).await;
+        let mut book = Levels::new();
+        apply_levels(&mut book, &d);
+        (d["update_id"].as_u64().unwrap(), book)
+    };
+
+    // The first connection: its book from the REST depth and the diffs.
+    let (mut update_id, mut book) = depth().await;
+    let mut ws = logged_in(addr, &k).await;
+    let channels = ["trades:BTC-USD", "depth:BTC-USD", "account"];
+    say(&mut ws, json!({"op": "subscribe", "channels": channels})).await;
+    assert_eq!(hear(&mut ws).await["type"], "subscribed");
+    let ask = place(&k, "sell", "30000", "0.5").await;
+    place(&kb, "buy", "30000", "0.2").await;
+    let last = server.exchange.book("BTC-USD").unwrap().events_applied();
+    let (mut last_trade, mut position, mut balances_seen) = (0, Value::Null, false);
+    while update_id < last || last_trade == 0 || !balances_seen {
+        let m = hear(&mut ws).await;
+        match m["channel"].as_str().unwrap() {
+            "trades:BTC-USD" => last_trade = m["data"]["trade_id"].as_u64().unwrap(),
+            "account" => {
+                position = m["position"].clone();
+                balances_seen |= m["data"]["balances"].is_array();
+            }
+            _ => {
+                let d = &m["data"];
+                if d["last_update"].as_u64().unwrap() > update_id {
+                    apply_levels(&mut book, d);
+                    update_id = d["last_update"].as_u64().unwrap();
+                }
+            }
+        }
+    }
+    drop(ws);
+
+    // While it is away: a second trade on alice's ask, a new ask of hers.
+    place(&kb, "buy", "30000", "0.1").await;
+    let second = place(&k, "sell", "30500", "0.3").await;
+    // Read back, so the order history has folded both.
+    let get = signed(
+        &k,
+        Method::GET,
+        &format!("/api/v1/orders/BTC-USD/{second}"),
+        None,
+        None,
+    );
+    assert_eq!(send(&server, get).await.0, StatusCode::OK);
+
+    let mut ws = logged_in(addr, &k).await;
+    // Resuming a market needs a whole number; candles need no since.
+    say(&mut ws, json!({"op": "subscribe", "channels": ["candles:BTC-USD:1m"], "since": {"candles:BTC-USD:1m": 1}})).await;
+    assert!(
+        hear(&mut ws).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs no since")
+    );
+    let since =
+        json!({"trades:BTC-USD": last_trade, "depth:BTC-USD": update_id, "account": position});
+    say(
+        &mut ws,
+        json!({"op": "subscribe", "channels": channels, "since": since}),
+    )
+    .await;
+    let subscribed = hear(&mut ws).await;
+    assert_eq!(
+        subscribed["channels"].as_array().unwrap().len(),
+        3,
+        "{subscribed}"
+    );
+    // Subscribing to an already followed market from a point is refused.
+    say(
+        &mut ws,
+        json!({"op": "subscribe", "channels": ["trades:BTC-USD"], "since": {"trades:BTC-USD": 0}}),
+    )
+    .await;
+
+    let last = server.exchange.book("BTC-USD").unwrap().events_applied();
+    let (mut trades, mut resumed, mut refused) = (Vec::new(), None, None);
+    while update_id < last || resumed.is_none() || refused.is_none() || trades.is_empty() {
+        let m = hear(&mut ws).await;
+        match (m["type"].as_str(), m["channel"].as_str()) {
+            (Some("error"), _) => refused = Some(m),
+            (_, Some("trades:BTC-USD")) => trades.push(m["data"]["trade_id"].as_u64().unwrap()),
+            (_, Some("account")) if m["data"]["change"] == "resumed" => {
+                resumed = Some(m["data"]["resumed"].clone())
+            }
+            (_, Some("depth:BTC-USD")) => {
+                let d = &m["data"];
+                let first = d["first_update"].as_u64().unwrap();
+                assert!(first <= update_id + 1, "a gap: {first} after {update_id}");
+                apply_levels(&mut book, d);
+                update_id = d["last_update"].as_u64().unwrap();
+            }
+            _ => {}
+        }
+    }
+    let refused = refused.unwrap();
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("already follows"),
+        "{refused}"
+    );
+    // Exactly the trade it missed, not the one it had.
+    assert_eq!(trades, [last_trade + 1]);
+    let resumed = resumed.unwrap();
+    let missed = resumed["trades"].as_array().unwrap();
+    assert_eq!(missed.len(), 1, "{resumed}");
+    assert_eq!(
+        (
+            missed[0]["order_id"].as_u64(),
+            missed[0]["quantity"].as_str(),
+            missed[0]["role"].as_str()
+        ),
+        (Some(ask), Some("0.1"), Some("maker"))
+    );
+    let orders: Vec<(u64, String, String)> = resumed["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let filled = o["filled"].as_str().unwrap().to_string();
+            (
+                o["order_id"].as_u64().unwrap(),
+                filled,
+                o["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        orders,
+        [
+            (ask, "0.3".to_string(), "partially_filled".to_string()),
+            (second, "0".to_string(), "open".to_string())
+        ]
+    );
+    // The book kept across the reconnect is the REST depth.
+    assert_eq!(depth().await, (update_id, book));
+
+    // And it goes on live, each trade once.
+    place(&kb, "buy", "30000", "0.02").await;
+    loop {
+        let m = hear(&mut ws).await;
+        if m["channel"] == "trades:BTC-USD" {
+            assert_eq!(m["data"]["trade_id"].as_u64(), Some(last_trade + 2));
+            break;
+        }
+    }
+}

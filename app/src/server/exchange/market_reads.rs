@@ -47,11 +47,8 @@ impl Exchange {
     }
 
     /// A market's whole-book diffs and trades, from the next one on.
-    pub fn book_diffs(
-        &self,
-        symbol: &str,
-    ) -> Option<tokio::sync::broadcast::Receiver<Arc<crate::server::book_diffs::BookDiff>>> {
-        self.0.book_diffs.get(symbol).map(|d| d.subscribe())
+    pub fn book_diffs(&self, symbol: &str) -> Option<crate::server::book_diffs::BookDiffs> {
+        self.0.book_diffs.get(symbol).cloned()
     }
 
     /// A market's published depth and ticker, to follow as it moves.

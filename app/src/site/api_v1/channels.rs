@@ -19,12 +19,28 @@
 //! ...}`, and `{"op":"login","key","timestamp","signature"}` signed as a
 //! REST request to `GET /api/v1/ws` with no query and no body. A client
 //! that falls too far behind a market is closed (it syncs again from the
-//! REST depth). Not yet: resuming a channel from a position after a
-//! reconnect; a client re-reads REST and subscribes again.
+//! REST depth). Subscribing to a candles channel sends its current candle
+//! at once; a ticker comes within the second.
+//!
+//! **Resuming** after a reconnect: a subscribe may carry `"since"`, an
+//! object from channel names to where the client got to:
+//! - `trades:<symbol>`: the last trade id it has; it is sent every trade
+//!   after it, then the live ones, none twice;
+//! - `depth:<symbol>`: the `last_update` its book stands at; the next
+//!   depth message joins it (its `first_update` at most that plus one);
+//! - `account`: the `position` of the last account message it has; it is
+//!   sent one `resumed` message (every trade of its orders since, and each
+//!   order those events touched as it stands now), its balances, and then
+//!   each change as ever.
+//!
+//! A market resumes only when the socket does not follow it yet. A point
+//! further back than the server keeps (the last 2,048 changes of a
+//! market; the feed's `--feed-replay-bytes` of the log for the account) is
+//! refused with an error and nothing is subscribed: read REST instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use accounts::api_key::Scope;
 use axum::extract::Request;
@@ -33,14 +49,16 @@ use axum::response::Response;
 use orderbook::AccountId;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::schema::{Balance, Candle, Fill, Order, Ticker, Trade};
+use crate::api::FeedPosition;
 use crate::candles::Interval;
-use crate::server::book_diffs::{BookDiff, DiffSum};
+use crate::server::book_diffs::{self, BookDiff, DiffReceiver, DiffSum, Resume};
 use crate::server::clock::now_ms;
-use crate::server::{Exchange, SignedRequest};
+use crate::server::feed_limits::{FeedLimits, WatchRate};
+use crate::server::{Exchange, OrderRecord, SignedRequest};
 use crate::site::account_changes::{self, AccountChange, OrderChange};
 use crate::site::signed::{SignedRefusal, fresh, native_payload};
 use crate::site::socket_admission::admit;
@@ -109,7 +127,7 @@ pub async fn serve(request: Request) -> Response {
         Err(refused) => refused,
         Ok(a) => a.upgrade.on_upgrade(move |socket| async move {
             let _slot = a.slot;
-            Socket::new(a.exchange, a.ip).run(socket).await;
+            Socket::new(a.exchange, a.ip, a.limits).run(socket).await;
         }),
     }
 }
@@ -120,9 +138,15 @@ enum Incoming {
     Account(Box<AccountChange>),
 }
 
+/// Where a subscribe asked its channels to start.
+type Since = BTreeMap<Channel, Value>;
+
 struct Socket {
     x: Exchange,
     ip: std::net::IpAddr,
+    limits: FeedLimits,
+    /// Per market: the id of the last trade sent.
+    trades_sent: BTreeMap<String, u64>,
     account: Option<AccountId>,
     channels: BTreeSet<Channel>,
     markets: BTreeMap<String, JoinHandle<()>>,
@@ -143,11 +167,13 @@ impl Drop for Socket {
 }
 
 impl Socket {
-    fn new(x: Exchange, ip: std::net::IpAddr) -> Socket {
+    fn new(x: Exchange, ip: std::net::IpAddr, limits: FeedLimits) -> Socket {
         let (tx, rx) = mpsc::channel(256);
         Socket {
             x,
             ip,
+            limits,
+            trades_sent: BTreeMap::new(),
             account: None,
             channels: BTreeSet::new(),
             markets: BTreeMap::new(),
@@ -160,7 +186,7 @@ impl Socket {
 
     async fn run(mut self, mut socket: WebSocket) {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
-        let mut requests = (0u32, now_ms() / 1000);
+        let mut rate = WatchRate::new(&self.limits, Instant::now());
         loop {
             let out: Vec<Value> = tokio::select! {
                 message = socket.recv() => {
@@ -170,16 +196,11 @@ impl Socket {
                         Message::Close(_) => return,
                         _ => continue,
                     };
-                    let second = now_ms() / 1000;
-                    if requests.1 != second {
-                        requests = (0, second);
-                    }
-                    requests.0 += 1;
-                    if requests.0 > 5 {
-                        let _ = socket.send(text(json!({ "type": "error", "message": "at most 5 requests a second" }))).await;
+                    if !rate.allow(Instant::now()) {
+                        let _ = socket.send(text(json!({ "type": "error", "message": "too many requests on this socket" }))).await;
                         return;
                     }
-                    vec![self.request(&body)]
+                    self.request(&body).await
                 }
                 Some(incoming) = self.rx.recv() => match incoming {
                     Incoming::Diff(symbol, diff) => self.on_diff(&symbol, &diff),
@@ -200,8 +221,10 @@ impl Socket {
         }
     }
 
-    fn request(&mut self, body: &str) -> Value {
-        let error = |message: String| json!({ "type": "error", "message": message });
+    /// A client's request: its answer first, then what a subscribe sends
+    /// at once (missed trades, current candles).
+    async fn request(&mut self, body: &str) -> Vec<Value> {
+        let error = |message: String| vec![json!({ "type": "error", "message": message })];
         let Ok(request) = serde_json::from_str::<Value>(body) else {
             return error("a request is a JSON object with an op".into());
         };
@@ -217,32 +240,18 @@ impl Socket {
             Some("login") => match self.login(&request) {
                 Ok(account) => {
                     self.account = Some(account);
-                    json!({ "type": "logged_in" })
+                    vec![json!({ "type": "logged_in" })]
                 }
                 Err(e) => error(e.to_string()),
             },
-            Some("subscribe") => {
-                let mut parsed = Vec::new();
-                for name in &names {
-                    match Channel::parse(&self.x, name) {
-                        Ok(c) => parsed.push(c),
-                        Err(e) => return error(e),
-                    }
+            Some("subscribe") => match self.subscribe(&names, &request["since"]) {
+                Ok(sent) => {
+                    let mut out = vec![self.subscribed()];
+                    out.extend(sent);
+                    out
                 }
-                if self.channels.len() + parsed.len() > MAX_CHANNELS {
-                    return error(format!("a socket follows at most {MAX_CHANNELS} channels"));
-                }
-                if parsed.contains(&Channel::Account) && self.account.is_none() {
-                    return error(
-                        "log in first: the account channel needs a key with the read scope".into(),
-                    );
-                }
-                for c in parsed {
-                    self.follow(&c);
-                    self.channels.insert(c);
-                }
-                json!({ "type": "subscribed", "channels": self.channels.iter().map(Channel::name).collect::<Vec<_>>() })
-            }
+                Err(e) => error(e),
+            },
             Some("unsubscribe") => {
                 for name in &names {
                     if let Ok(c) = Channel::parse(&self.x, name) {
@@ -250,10 +259,143 @@ impl Socket {
                     }
                 }
                 self.unfollow();
-                json!({ "type": "subscribed", "channels": self.channels.iter().map(Channel::name).collect::<Vec<_>>() })
+                vec![self.subscribed()]
             }
             _ => error("op is login, subscribe or unsubscribe".into()),
         }
+    }
+
+    fn subscribed(&self) -> Value {
+        let channels: Vec<String> = self.channels.iter().map(Channel::name).collect();
+        json!({ "type": "subscribed", "channels": channels })
+    }
+
+    /// Subscribes to `names`, each from where `since` says (see the module
+    /// docs), and gives what is sent at once; or why not, having changed
+    /// nothing.
+    fn subscribe(&mut self, names: &[String], since: &Value) -> Result<Vec<Value>, String> {
+        let mut parsed = Vec::new();
+        for name in names {
+            parsed.push(Channel::parse(&self.x, name)?);
+        }
+        if self.channels.len() + parsed.len() > MAX_CHANNELS {
+            return Err(format!("a socket follows at most {MAX_CHANNELS} channels"));
+        }
+        if parsed.contains(&Channel::Account) && self.account.is_none() {
+            return Err("log in first: the account channel needs a key with the read scope".into());
+        }
+        let since = self.since(&parsed, since)?;
+        // Every market resumed, checked before anything is followed.
+        let mut resumed = BTreeMap::new();
+        for (channel, at) in &since {
+            let (Some(symbol), Some(at)) = (channel.symbol(), at.as_u64()) else {
+                continue;
+            };
+            let resume = match channel {
+                Channel::Trades(_) => Resume::Trade(at),
+                _ => Resume::Update(at),
+            };
+            let entry: &mut Vec<Resume> = resumed.entry(symbol.to_string()).or_default();
+            entry.push(resume);
+        }
+        let mut follows = BTreeMap::new();
+        for (symbol, from) in &resumed {
+            let diffs = self
+                .x
+                .book_diffs(symbol)
+                .ok_or(format!("there is no market {symbol}"))?;
+            let followed = diffs.follow(from).map_err(|e| format!("{symbol}: {e}"))?;
+            follows.insert(symbol.clone(), followed);
+        }
+        let account_since = match since.get(&Channel::Account) {
+            Some(at) => {
+                Some(position(at).ok_or("account: since is a position an account message gave")?)
+            }
+            None => None,
+        };
+        if let Some(at) = account_since
+            && !account_changes::may_resume(&self.x, at, self.limits.replay_bytes)
+        {
+            return Err("account: that position is further back than a resume may read; read the orders over REST".into());
+        }
+        let mut out = Vec::new();
+        for (symbol, (kept, rx)) in follows {
+            for diff in &kept {
+                for (channel, at) in &since {
+                    match channel {
+                        Channel::Trades(s) if *s == symbol => {
+                            let after = at.as_u64().unwrap_or(u64::MAX);
+                            for t in diff.trades.iter().filter(|t| t.trade_id > after) {
+                                out.push(trade_message(&symbol, t));
+                                self.trades_sent.insert(symbol.clone(), t.trade_id);
+                            }
+                        }
+                        Channel::Depth(s)
+                            if *s == symbol
+                                && diff.last_update > at.as_u64().unwrap_or(u64::MAX) =>
+                        {
+                            self.pending.entry(symbol.clone()).or_default().add(diff);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            self.start_market(&symbol, rx);
+        }
+        for c in parsed {
+            self.follow(&c, account_since);
+            if let Channel::Candles(symbol, label) = &c
+                && let Some(candle) = self.current_candle(symbol, label)
+            {
+                out.push(json!({ "channel": c.name(), "data": candle }));
+            }
+            self.channels.insert(c);
+        }
+        Ok(out)
+    }
+
+    /// `since` read against the channels subscribed: each names one of
+    /// them, of a market the socket does not follow yet.
+    fn since(&self, parsed: &[Channel], since: &Value) -> Result<Since, String> {
+        let Some(asked) = since.as_object() else {
+            return match since {
+                Value::Null => Ok(Since::new()),
+                _ => Err("since is an object from channel names to where each got to".into()),
+            };
+        };
+        let mut out = Since::new();
+        for (name, at) in asked {
+            let channel = Channel::parse(&self.x, name)?;
+            if !parsed.contains(&channel) {
+                return Err(format!("since names {name}, which this subscribe does not"));
+            }
+            match &channel {
+                Channel::Trades(_) | Channel::Depth(_) if at.as_u64().is_none() => {
+                    return Err(format!("since of {name} is a whole number"));
+                }
+                Channel::Candles(..) | Channel::Ticker(_) => {
+                    return Err(format!(
+                        "{name} needs no since: subscribing sends the current one"
+                    ));
+                }
+                _ => {}
+            }
+            if let Some(symbol) = channel.symbol()
+                && self.markets.contains_key(symbol)
+            {
+                return Err(format!(
+                    "{name}: this socket already follows {symbol}; a market resumes only when first subscribed"
+                ));
+            }
+            out.insert(channel, at.clone());
+        }
+        Ok(out)
+    }
+
+    fn current_candle(&self, symbol: &str, label: &str) -> Option<Candle> {
+        let interval = Interval::from_label(label)?;
+        let candles = self.x.exact_candles(symbol, interval, None, None, 1)?;
+        candles.last().map(Candle::of)
     }
 
     fn login(&self, request: &Value) -> Result<AccountId, SignedRefusal> {
@@ -272,13 +414,14 @@ impl Socket {
         })?)
     }
 
-    fn follow(&mut self, channel: &Channel) {
+    fn follow(&mut self, channel: &Channel, since: Option<FeedPosition>) {
         if let Channel::Account = channel {
             if self.following.is_none()
                 && let Some(account) = self.account
             {
                 let (tx, mut changes) = mpsc::channel(256);
-                let producer = tokio::spawn(account_changes::follow(self.x.clone(), account, tx));
+                let x = self.x.clone();
+                let producer = tokio::spawn(account_changes::follow(x, account, since, tx));
                 let out = self.tx.clone();
                 self.following = Some(tokio::spawn(async move {
                     while let Some(change) = changes.recv().await {
@@ -297,22 +440,17 @@ impl Socket {
         if self.markets.contains_key(symbol) {
             return;
         }
-        let Some(mut diffs) = self.x.book_diffs(symbol) else {
-            return;
-        };
-        let (out, name) = (self.tx.clone(), symbol.to_string());
-        let task = tokio::spawn(async move {
-            loop {
-                let incoming = match diffs.recv().await {
-                    Ok(d) => Incoming::Diff(name.clone(), d),
-                    Err(broadcast::error::RecvError::Lagged(_)) => Incoming::Lagged(name.clone()),
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                let lagged = matches!(incoming, Incoming::Lagged(_));
-                if out.send(incoming).await.is_err() || lagged {
-                    return;
-                }
-            }
+        if let Some(diffs) = self.x.book_diffs(symbol) {
+            self.start_market(symbol, diffs.subscribe());
+        }
+    }
+
+    /// Brings a market's diffs from `rx` to this socket.
+    fn start_market(&mut self, symbol: &str, rx: DiffReceiver) {
+        let name = symbol.to_string();
+        let task = book_diffs::forward(rx, self.tx.clone(), move |d| match d {
+            Some(d) => Incoming::Diff(name.clone(), d),
+            None => Incoming::Lagged(name.clone()),
         });
         self.markets.insert(symbol.to_string(), task);
     }
@@ -331,6 +469,7 @@ impl Socket {
             keep
         });
         self.pending.retain(|s, _| wanted.contains(s));
+        self.trades_sent.retain(|s, _| wanted.contains(s));
         if !self.channels.contains(&Channel::Account)
             && let Some(t) = self.following.take()
         {
@@ -341,21 +480,19 @@ impl Socket {
     fn on_diff(&mut self, symbol: &str, diff: &BookDiff) -> Vec<Value> {
         let mut out = Vec::new();
         if self.channels.contains(&Channel::Trades(symbol.to_string())) {
-            for t in &diff.trades {
-                out.push(json!({ "channel": format!("trades:{symbol}"), "data": Trade::of(t) }));
+            let sent = self.trades_sent.get(symbol).copied().unwrap_or(0);
+            for t in diff.trades.iter().filter(|t| t.trade_id > sent) {
+                out.push(trade_message(symbol, t));
+                self.trades_sent.insert(symbol.to_string(), t.trade_id);
             }
         }
         if !diff.trades.is_empty() {
             for c in &self.channels {
                 if let Channel::Candles(s, label) = c
                     && s == symbol
-                    && let Some(interval) = Interval::from_label(label)
-                    && let Some(candle) = self
-                        .x
-                        .exact_candles(symbol, interval, None, None, 1)
-                        .and_then(|c| c.last().copied())
+                    && let Some(candle) = self.current_candle(symbol, label)
                 {
-                    out.push(json!({ "channel": c.name(), "data": Candle::of(&candle) }));
+                    out.push(json!({ "channel": c.name(), "data": candle }));
                 }
             }
         }
@@ -400,44 +537,42 @@ impl Socket {
     }
 }
 
-/// An account change as the `account` channel's message.
+/// An account change as the `account` channel's message, with the
+/// position a client resumes from.
 fn account_message(change: &AccountChange) -> Value {
-    let data = match change {
+    let (data, at) = match change {
+        AccountChange::Caught(caught) => {
+            let trades: Vec<Fill> = caught
+                .trades
+                .iter()
+                .filter_map(|m| fill(&m.symbol, m.order_id, &m.change))
+                .collect();
+            let orders: Vec<Order> = caught.orders.iter().map(Order::of).collect();
+            let resumed = json!({ "trades": trades, "orders": orders });
+            (
+                json!({ "change": "resumed", "resumed": resumed }),
+                caught.position,
+            )
+        }
         AccountChange::Order(u) => {
-            let (record, change) = (&u.record, &u.change);
-            let mut order = Order::of(record);
+            let mut order = Order::of(&u.record);
             if u.filled {
                 order.state = "filled".to_string();
             }
-            let (what, fill) = match change {
-                OrderChange::New => ("new", None),
-                OrderChange::Triggered => ("triggered", None),
-                OrderChange::Amended => ("amended", None),
-                OrderChange::Trade {
-                    trade,
-                    maker,
-                    fee,
-                    fee_asset,
-                } => (
-                    "trade",
-                    Some(Fill {
-                        symbol: record.symbol.clone(),
-                        trade_id: trade.trade_id,
-                        order_id: record.order_id.unwrap_or_default(),
-                        side: record.terms.side.as_str().to_string(),
-                        role: if *maker { "maker" } else { "taker" }.to_string(),
-                        price: trade.price,
-                        quantity: trade.quantity,
-                        fee: *fee,
-                        fee_asset: fee_asset.clone(),
-                        at_ms: trade.executed_at / 1000,
-                    }),
-                ),
-                OrderChange::Cancelled(_) => ("cancelled", None),
+            let what = match &u.change {
+                OrderChange::New => "new",
+                OrderChange::Triggered => "triggered",
+                OrderChange::Amended => "amended",
+                OrderChange::Trade { .. } => "trade",
+                OrderChange::Cancelled(_) => "cancelled",
             };
-            json!({ "change": what, "order": order, "fill": fill })
+            let fill = record_fill(&u.record, &u.change);
+            (
+                json!({ "change": what, "order": order, "fill": fill }),
+                u.position,
+            )
         }
-        AccountChange::Balances(balances) => {
+        AccountChange::Balances(balances, at) => {
             let balances: Vec<Balance> = balances
                 .iter()
                 .map(|(asset, b)| Balance {
@@ -447,10 +582,61 @@ fn account_message(change: &AccountChange) -> Value {
                     available: b.available(),
                 })
                 .collect();
-            json!({ "balances": balances })
+            (json!({ "balances": balances }), *at)
         }
     };
-    json!({ "channel": "account", "data": data })
+    json!({ "channel": "account", "position": position_text(at), "data": data })
+}
+
+fn record_fill(record: &OrderRecord, change: &OrderChange) -> Option<Fill> {
+    fill(&record.symbol, record.order_id?, change)
+}
+
+/// A trade of one of the account's orders, as a [`Fill`].
+fn fill(symbol: &str, order_id: u64, change: &OrderChange) -> Option<Fill> {
+    let OrderChange::Trade {
+        trade,
+        maker,
+        fee,
+        fee_asset,
+    } = change
+    else {
+        return None;
+    };
+    let side = if *maker {
+        trade.taker_side.opposite()
+    } else {
+        trade.taker_side
+    };
+    Some(Fill {
+        symbol: symbol.to_string(),
+        trade_id: trade.trade_id,
+        order_id,
+        side: side.as_str().to_string(),
+        role: if *maker { "maker" } else { "taker" }.to_string(),
+        price: trade.price,
+        quantity: trade.quantity,
+        fee: *fee,
+        fee_asset: fee_asset.clone(),
+        at_ms: trade.executed_at / 1000,
+    })
+}
+
+fn trade_message(symbol: &str, trade: &orderbook::TradeExecuted) -> Value {
+    json!({ "channel": format!("trades:{symbol}"), "data": Trade::of(trade) })
+}
+
+/// A log position as the account channel writes it: `commit-prepare`.
+fn position_text(p: FeedPosition) -> String {
+    format!("{}-{}", p.commit, p.prepare)
+}
+
+fn position(v: &Value) -> Option<FeedPosition> {
+    let (commit, prepare) = v.as_str()?.split_once('-')?;
+    Some(FeedPosition {
+        commit: commit.parse().ok()?,
+        prepare: prepare.parse().ok()?,
+    })
 }
 
 fn text(value: Value) -> Message {

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::Request;
 use axum::extract::ws::{Message, WebSocket};
@@ -25,21 +25,20 @@ use axum::response::Response;
 use orderbook::{MarketSpec, Side};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::reply::market_id;
 use super::wire::number;
 use crate::candles::Interval;
 use crate::server::Exchange;
-use crate::server::book_diffs::{BookDiff, DiffSum};
+use crate::server::book_diffs::{self, BookDiff, DiffSum};
 use crate::server::clock::now_ms;
+use crate::server::feed_limits::WatchRate;
 use crate::site::socket_admission::admit;
 
 /// The most streams one connection may follow.
 const MAX_STREAMS: usize = 200;
-/// The most requests a connection may send per second (Binance's five).
-const REQUESTS_PER_SECOND: u32 = 5;
 
 /// One stream a client follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +64,8 @@ pub async fn serve(request: Request) -> Response {
         Err(refused) => refused,
         Ok(a) => a.upgrade.on_upgrade(move |socket| async move {
             let _slot = a.slot;
-            Connection::new(a.exchange).run(socket, first).await;
+            let rate = WatchRate::new(&a.limits, Instant::now());
+            Connection::new(a.exchange).run(socket, first, rate).await;
         }),
     }
 }
@@ -110,7 +110,9 @@ impl Connection {
         }
     }
 
-    async fn run(mut self, mut socket: WebSocket, first: Vec<String>) {
+    /// Serves the connection, taking requests at `rate` (the feed's:
+    /// five a second, as Binance's, unless the operator says otherwise).
+    async fn run(mut self, mut socket: WebSocket, first: Vec<String>, mut rate: WatchRate) {
         if !first.is_empty()
             && let Err(e) = self.subscribe(&first)
         {
@@ -120,7 +122,6 @@ impl Connection {
             return;
         }
         let mut tick = tokio::time::interval(Duration::from_millis(100));
-        let mut budget = (REQUESTS_PER_SECOND, now_ms() / 1000);
         loop {
             tokio::select! {
                 message = socket.recv() => {
@@ -130,15 +131,10 @@ impl Connection {
                         Message::Close(_) => return,
                         _ => continue,
                     };
-                    let second = now_ms() / 1000;
-                    if budget.1 != second {
-                        budget = (REQUESTS_PER_SECOND, second);
-                    }
-                    if budget.0 == 0 {
-                        let _ = socket.send(text_error(None, 3, "too many requests: at most 5 a second")).await;
+                    if !rate.allow(Instant::now()) {
+                        let _ = socket.send(text_error(None, 3, "too many requests on this connection")).await;
                         return;
                     }
-                    budget.0 -= 1;
                     let answer = self.request(&text);
                     if socket.send(answer).await.is_err() {
                         return;
@@ -230,24 +226,13 @@ impl Connection {
         if self.forwarders.contains_key(symbol) {
             return;
         }
-        let Some(mut diffs) = self.x.book_diffs(symbol) else {
+        let Some(diffs) = self.x.book_diffs(symbol) else {
             return;
         };
-        let (tx, symbol_owned) = (self.tx.clone(), symbol.to_string());
-        let task = tokio::spawn(async move {
-            loop {
-                let incoming = match diffs.recv().await {
-                    Ok(d) => Incoming::Diff(symbol_owned.clone(), d),
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        Incoming::Lagged(symbol_owned.clone())
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                let lagged = matches!(incoming, Incoming::Lagged(_));
-                if tx.send(incoming).await.is_err() || lagged {
-                    return;
-                }
-            }
+        let name = symbol.to_string();
+        let task = book_diffs::forward(diffs.subscribe(), self.tx.clone(), move |d| match d {
+            Some(d) => Incoming::Diff(name.clone(), d),
+            None => Incoming::Lagged(name.clone()),
         });
         self.forwarders.insert(symbol.to_string(), task);
     }

@@ -11,6 +11,8 @@
 //! the log position it is the fold of, so no change is missed or sent
 //! twice; the balances are the ledger's once it has folded the change.
 
+use std::time::Instant;
+
 use accounts::api_key::Scope;
 use axum::extract::Request;
 use axum::extract::ws::{Message, WebSocket};
@@ -23,6 +25,7 @@ use tokio::task::JoinHandle;
 use super::reply::market_id;
 use super::wire::{number, side_word, status_word, stp_word, type_word};
 use crate::server::clock::now_ms;
+use crate::server::feed_limits::WatchRate;
 use crate::server::{Exchange, OrderRecord, SignedRequest};
 use crate::site::account_changes::{self, AccountChange, OrderChange};
 use crate::site::signed::{SignedRefusal, fresh};
@@ -37,12 +40,14 @@ pub async fn serve(request: Request) -> Response {
         Err(refused) => refused,
         Ok(a) => a.upgrade.on_upgrade(move |socket| async move {
             let _slot = a.slot;
-            run(a.exchange, socket, a.ip).await;
+            let rate = WatchRate::new(&a.limits, Instant::now());
+            run(a.exchange, socket, a.ip, rate).await;
         }),
     }
 }
 
-async fn run(x: Exchange, mut socket: WebSocket, ip: std::net::IpAddr) {
+/// Serves the connection, taking requests at `rate` (the feed's).
+async fn run(x: Exchange, mut socket: WebSocket, ip: std::net::IpAddr, mut rate: WatchRate) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(1024);
     let mut following: Option<(AccountId, JoinHandle<()>)> = None;
     loop {
@@ -54,6 +59,11 @@ async fn run(x: Exchange, mut socket: WebSocket, ip: std::net::IpAddr) {
                     Message::Close(_) => break,
                     _ => continue,
                 };
+                if !rate.allow(Instant::now()) {
+                    let answer = error(Value::Null, 429, -1003, "too many requests on this connection");
+                    let _ = socket.send(text(answer)).await;
+                    break;
+                }
                 let answer = match serde_json::from_str::<Value>(&body) {
                     Err(_) => error(Value::Null, 400, -1100, "the request is not JSON"),
                     Ok(request) => {
@@ -147,7 +157,12 @@ fn subscriber(
 /// order change, an `outboundAccountPosition` per balance update.
 async fn follow(x: Exchange, account: AccountId, tx: tokio::sync::mpsc::Sender<Value>) {
     let (changes_tx, mut changes) = tokio::sync::mpsc::channel(256);
-    let producer = tokio::spawn(account_changes::follow(x.clone(), account, changes_tx));
+    let producer = tokio::spawn(account_changes::follow(
+        x.clone(),
+        account,
+        None,
+        changes_tx,
+    ));
     while let Some(change) = changes.recv().await {
         let event = match change {
             AccountChange::Order(u) => {
@@ -156,7 +171,10 @@ async fn follow(x: Exchange, account: AccountId, tx: tokio::sync::mpsc::Sender<V
                 };
                 execution_report(&spec, &u.record, &u.change, u.filled, u.at_ms)
             }
-            AccountChange::Balances(balances) => {
+            // Binance's stream does not resume: a client reads the
+            // account over REST after a reconnect.
+            AccountChange::Caught(_) => continue,
+            AccountChange::Balances(balances, _) => {
                 let balances: Vec<Value> = balances
                     .iter()
                     .map(|(a, b)| {
