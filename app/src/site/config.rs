@@ -34,16 +34,17 @@ pub struct Config {
     /// Market-feed sockets one client address may hold open.
     #[arg(long, env = "EXCHANGE_FEED_SOCKETS_PER_ADDRESS", default_value_t = FeedLimits::default().sockets_per_address)]
     pub feed_sockets_per_address: usize,
-    /// Requests (market switches, account follows) a feed socket may send
-    /// per second.
+    /// Requests (market switches, account follows, subscriptions) a page's
+    /// feed socket or an API socket may send per second.
     #[arg(long, env = "EXCHANGE_FEED_WATCHES_PER_SECOND", default_value_t = FeedLimits::default().watches_per_second)]
     pub feed_watches_per_second: u32,
     /// ...and in a burst.
     #[arg(long, env = "EXCHANGE_FEED_WATCH_BURST", default_value_t = FeedLimits::default().watch_burst)]
     pub feed_watch_burst: u32,
     /// How far back (bytes of the store's log behind the live window) a
-    /// page may resume and be sent every trade it missed; from further back
-    /// it gets a fresh snapshot.
+    /// page may resume and be sent every trade it missed (from further back
+    /// it gets a fresh snapshot), and an API socket's account channel may
+    /// resume (from further back it is refused).
     #[arg(long, env = "EXCHANGE_FEED_REPLAY_BYTES", default_value_t = FeedLimits::default().replay_bytes)]
     pub feed_replay_bytes: u64,
     /// Other origins (`https://example.com`, comma-separated) whose pages
