@@ -22,10 +22,11 @@ pub async fn sign_up(username: String, password: String) -> Result<(), UserError
 
 #[server(endpoint = "log_in")]
 pub async fn log_in(username: String, password: String) -> Result<(), UserError> {
-    use crate::site::context::{client_address, exchange, set_session_cookie};
+    use crate::site::context::{client_address, current_trader, exchange, set_session_cookie};
     let address = client_address().await;
+    let session = current_trader().map(|t| t.account);
     let token = exchange()?
-        .log_in_from(username.trim(), &password, address)
+        .log_in_from(username.trim(), &password, address, session)
         .await?;
     set_session_cookie(Some(&token));
     Ok(())

@@ -170,7 +170,7 @@ impl RequestLimits {
 
 /// An address as its bucket knows it: IPv6 by its /64 (an IPv4 address
 /// seen through an IPv6 socket as itself).
-fn grouped(ip: IpAddr) -> IpAddr {
+pub fn grouped(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),

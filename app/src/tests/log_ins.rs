@@ -263,3 +263,96 @@ async fn sessions_expire_are_capped_and_end_everywhere() {
     assert!(cookie.ends_with("; Max-Age=3; Secure"), "{cookie}");
     s.exchange.stop().await;
 }
+
+/// A server function called from `peer`, with `X-Forwarded-For` if given:
+/// its status.
+async fn call_from(
+    router: &Router,
+    name: &str,
+    form: &[(&str, &str)],
+    peer: &str,
+    forwarded_for: Option<&str>,
+) -> StatusCode {
+    let mut request = Request::post(format!("/api/{name}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json");
+    if let Some(hops) = forwarded_for {
+        request = request.header("x-forwarded-for", hops);
+    }
+    let mut request = request.body(Body::from(encode(form))).unwrap();
+    let peer: std::net::SocketAddr = peer.parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    router.clone().oneshot(request).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_passwords_checks_only_the_free_ones_and_its_owner_gets_in_elsewhere() {
+    use crate::server::login_limits::FREE_FAILURES;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    Browser::sign_up(&s, "alice").await;
+    let wrong = [("username", "alice"), ("password", "a wrong password")];
+    let tries = (0..40).map(|_| call_from(&s.router, "log_in", &wrong, "203.0.113.9:1", None));
+    let statuses = futures::future::join_all(tries).await;
+    let count = |want| statuses.iter().filter(|s| **s == want).count();
+    let free = FREE_FAILURES as usize;
+    assert_eq!(
+        (
+            count(StatusCode::UNAUTHORIZED),
+            count(StatusCode::TOO_MANY_REQUESTS)
+        ),
+        (free, 40 - free),
+        "{statuses:?}"
+    );
+    // The guessing was from one address: alice, from hers, gets in.
+    let right = [("username", "alice"), ("password", "correct horse")];
+    let home = call_from(&s.router, "log_in", &right, "198.51.100.4:1", None).await;
+    assert_eq!(home, StatusCode::OK);
+    let guesser = call_from(&s.router, "log_in", &right, "203.0.113.9:1", None).await;
+    assert_eq!(guesser, StatusCode::TOO_MANY_REQUESTS);
+    s.exchange.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_limited_by_its_own_address() {
+    use crate::server::login_limits::ADDRESS_SIGN_UPS;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let policy = crate::site::SocketPolicy {
+        trusted_proxies: vec!["10.0.0.0/8".into()],
+        ..Default::default()
+    };
+    let router = router(
+        Path::new("target/site"),
+        "127.0.0.1:0".parse().unwrap(),
+        s.exchange.clone(),
+        policy,
+    );
+    let mut n = 0;
+    let mut sign_up = async |peer: &str, hops: Option<&str>| {
+        n += 1;
+        let name = format!("trader{n}");
+        let form = [("username", name.as_str()), ("password", "correct horse")];
+        call_from(&router, "sign_up", &form, peer, hops).await
+    };
+    // Through the proxy: the client's address counts, not the proxy's.
+    for _ in 0..ADDRESS_SIGN_UPS {
+        let status = sign_up("10.0.0.2:443", Some("6.6.6.6, 198.51.100.1")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let again = sign_up("10.0.0.2:443", Some("7.7.7.7, 198.51.100.1")).await;
+    assert_eq!(again, StatusCode::TOO_MANY_REQUESTS);
+    let other = sign_up("10.0.0.3:443", Some("198.51.100.2, 10.0.0.2")).await;
+    assert_eq!(other, StatusCode::OK);
+    // Anyone else's header is not believed.
+    for i in 0..ADDRESS_SIGN_UPS {
+        let claim = format!("198.51.100.{}", 100 + i);
+        let status = sign_up("192.0.2.9:5000", Some(&claim)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let claim = sign_up("192.0.2.9:5000", Some("198.51.100.200")).await;
+    assert_eq!(claim, StatusCode::TOO_MANY_REQUESTS);
+    s.exchange.stop().await;
+}

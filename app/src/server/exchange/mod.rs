@@ -108,6 +108,10 @@ struct Sessions {
     /// When each session (by token hash) was last used on this server.
     last_seen: Mutex<HashMap<String, Instant>>,
     login_limits: Mutex<LoginLimits>,
+    /// Password hashes made or checked at once: each takes argon2's
+    /// 19 MiB and a core, so a crowd of tries waits here instead of
+    /// filling the blocking pool's 512 threads.
+    password_checks: tokio::sync::Semaphore,
 }
 
 /// A running exchange. Cheap to clone: every clone is the same exchange.

@@ -15,7 +15,7 @@ use crate::server::clock::now_micros;
 use crate::server::credentials;
 use crate::server::exchange_error::ExchangeError;
 use crate::server::lock::unpoisoned;
-use crate::server::login_limits::Refusal;
+use crate::server::login_limits::{Outcome, Refusal};
 use crate::server::settings::SessionPolicy;
 
 impl Sessions {
@@ -24,7 +24,26 @@ impl Sessions {
             policy,
             last_seen: Mutex::default(),
             login_limits: Mutex::default(),
+            password_checks: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         }
+    }
+
+    /// Runs an argon2 hash or check on the blocking pool, at most one per
+    /// core at once.
+    async fn password_work<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ExchangeError> {
+        let _permit = self
+            .password_checks
+            .acquire()
+            .await
+            .map_err(|_| ExchangeError::Unavailable)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| ExchangeError::Unavailable)
     }
 
     /// A session was used (or began) now.
@@ -83,10 +102,11 @@ impl Exchange {
             return Err(accounts::AccountError::UsernameTaken.into());
         }
         let password = password.to_string();
-        let password_hash =
-            tokio::task::spawn_blocking(move || credentials::hash_password(&password))
-                .await
-                .map_err(|_| ExchangeError::Unavailable)?;
+        let password_hash = self
+            .0
+            .sessions
+            .password_work(move || credentials::hash_password(&password))
+            .await?;
         let username = username.to_string();
         let at = now_micros();
         let account = self
@@ -117,25 +137,31 @@ impl Exchange {
     }
 
     /// [`Exchange::log_in`] for a visitor at `address`, within the tries a
-    /// name and an address may make (`login_limits`).
+    /// name and an address may make (`login_limits`); `session` is the
+    /// account the browser is already logged in to, if any (its owner is
+    /// not held up by a name-wide lock).
     pub async fn log_in_from(
         &self,
         username: &str,
         password: &str,
         address: IpAddr,
+        session: Option<AccountId>,
     ) -> Result<String, ExchangeError> {
-        let admitted = unpoisoned(self.0.sessions.login_limits.lock()).may_log_in(
+        let owner = session.is_some_and(|a| self.account_id(username) == Some(a));
+        let attempt = unpoisoned(self.0.sessions.login_limits.lock()).begin(
             username,
             address,
+            owner,
             Instant::now(),
         );
-        admitted.map_err(locked)?;
+        let attempt = attempt.map_err(locked)?;
         let result = self.log_in(username, password).await;
-        let failed = matches!(result, Err(ExchangeError::BadCredentials));
-        if failed || result.is_ok() {
-            let mut limits = unpoisoned(self.0.sessions.login_limits.lock());
-            limits.logged_in(username, address, !failed, Instant::now());
-        }
+        let outcome = match &result {
+            Ok(_) => Outcome::Succeeded,
+            Err(ExchangeError::BadCredentials) => Outcome::Failed,
+            Err(_) => Outcome::Unchecked,
+        };
+        unpoisoned(self.0.sessions.login_limits.lock()).finish(attempt, outcome);
         result
     }
 
@@ -151,10 +177,11 @@ impl Exchange {
             .as_ref()
             .map_or_else(|| unknown_name_hash().to_string(), |f| f.1.clone());
         let password = password.to_string();
-        let ok =
-            tokio::task::spawn_blocking(move || credentials::verify_password(&password, &hash))
-                .await
-                .map_err(|_| ExchangeError::Unavailable)?;
+        let ok = self
+            .0
+            .sessions
+            .password_work(move || credentials::verify_password(&password, &hash))
+            .await?;
         match found {
             Some((account, _)) if ok => self.start_session(account).await,
             _ => Err(ExchangeError::BadCredentials),
