@@ -62,7 +62,7 @@ mod ledger;
 
 pub use config::{Faucet, FaucetGrant, Fees, Role};
 pub use cost::{amend_cost, fills, open_cost, order_cost};
-pub use decide::{AccountError, validate_password, validate_username};
+pub use decide::{AccountError, valid_ip_or_network, validate_password, validate_username};
 pub use event::{
     AccountEvent, AccountEventDecodeError, DepositSource, ReleaseReason, SCHEMA_VERSION,
     TradeSettled,

@@ -238,12 +238,12 @@ fn from_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Whether `ip` is in a key's allow-list (empty allows every address).
-/// Entries are addresses or `address/prefix` networks, checked when the
-/// key was made.
-pub fn address_allowed(allowed: &[String], ip: IpAddr) -> bool {
+/// Whether `ip` is in one of `networks`: addresses or `address/prefix`
+/// networks (a key's allow-list, the trusted proxies), checked when they
+/// were given. None is in an empty list.
+pub fn in_networks(networks: &[String], ip: IpAddr) -> bool {
     let ip = canonical(ip);
-    allowed.is_empty() || allowed.iter().any(|entry| in_network(entry, ip))
+    networks.iter().any(|entry| in_network(entry, ip))
 }
 
 fn in_network(entry: &str, ip: IpAddr) -> bool {
@@ -344,17 +344,14 @@ mod tests {
     fn allow_lists_match_addresses_and_networks() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let list = vec!["10.1.0.0/16".to_string(), "2001:db8::/32".to_string()];
-        assert!(address_allowed(&list, ip("10.1.200.3")));
-        assert!(address_allowed(&list, ip("::ffff:10.1.0.9")));
-        assert!(!address_allowed(&list, ip("10.2.0.1")));
-        assert!(address_allowed(&list, ip("2001:db8:5::1")));
-        assert!(!address_allowed(&list, ip("2001:db9::1")));
-        assert!(address_allowed(&[], ip("192.0.2.1")));
-        assert!(address_allowed(&["192.0.2.1".to_string()], ip("192.0.2.1")));
-        assert!(!address_allowed(
-            &["192.0.2.1".to_string()],
-            ip("192.0.2.2")
-        ));
-        assert!(address_allowed(&["0.0.0.0/0".to_string()], ip("192.0.2.2")));
+        assert!(in_networks(&list, ip("10.1.200.3")));
+        assert!(in_networks(&list, ip("::ffff:10.1.0.9")));
+        assert!(!in_networks(&list, ip("10.2.0.1")));
+        assert!(in_networks(&list, ip("2001:db8:5::1")));
+        assert!(!in_networks(&list, ip("2001:db9::1")));
+        assert!(!in_networks(&[], ip("192.0.2.1")));
+        assert!(in_networks(&["192.0.2.1".to_string()], ip("192.0.2.1")));
+        assert!(!in_networks(&["192.0.2.1".to_string()], ip("192.0.2.2")));
+        assert!(in_networks(&["0.0.0.0/0".to_string()], ip("192.0.2.2")));
     }
 }

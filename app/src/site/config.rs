@@ -72,6 +72,12 @@ pub struct Config {
     /// server runs behind HTTPS.
     #[arg(long, env = "EXCHANGE_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Reverse proxies (addresses or networks such as `10.0.0.0/8`,
+    /// comma-separated) whose `Forwarded`/`X-Forwarded-For` name the
+    /// client: every per-address limit then counts the client, not the
+    /// proxy. Nobody else's such headers are believed.
+    #[arg(long, env = "EXCHANGE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = network)]
+    pub trusted_proxies: Vec<String>,
     /// Where other exchange servers on the same store reach this one to
     /// pass it order actions when it leads (`http://10.0.0.5:3000`); also
     /// its name in the leader's claim. Default: `http://` and `--addr`.
@@ -127,6 +133,7 @@ impl Config {
                 replay_bytes: self.feed_replay_bytes,
             },
             allowed_origins: self.allowed_origins.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
             api: ApiLimits {
                 weight_per_minute_per_address: self.api_weight_per_minute,
                 weight_per_minute_per_key: self.api_key_weight_per_minute,
@@ -155,4 +162,17 @@ pub struct SocketPolicy {
     /// Origins besides the site's own whose pages may open a websocket or
     /// call a server function.
     pub allowed_origins: Vec<String>,
+    /// Proxies whose word on the client's address is taken (see `proxies`).
+    pub trusted_proxies: Vec<String>,
+}
+
+/// A `--trusted-proxies` entry: an address or a network.
+fn network(entry: &str) -> Result<String, String> {
+    let entry = entry.trim();
+    match accounts::valid_ip_or_network(entry) {
+        true => Ok(entry.to_string()),
+        false => Err(format!(
+            "{entry} is not an address or a network (such as 10.0.0.0/8 or 2001:db8::/32)"
+        )),
+    }
 }

@@ -5,7 +5,10 @@
 //! request passed on once is not passed on again: a server that is not the
 //! leader when it arrives answers "not taking orders" (503) instead, so
 //! two servers that disagree about who leads cannot bounce a request
-//! between them.
+//! between them. The follower adds the client's address to
+//! `X-Forwarded-For`: a leader that lists its followers in
+//! `--trusted-proxies` then limits and checks allow-lists by the client's
+//! address, not the follower's.
 
 use std::time::Duration;
 
@@ -24,6 +27,8 @@ use crate::server::leadership::Role;
 
 /// The header marking a request one server passed on to another.
 pub const FORWARDED: &str = "x-exchange-forwarded";
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// The server functions that change orders or move money: only the leader
 /// decides them.
@@ -104,6 +109,16 @@ async fn pass_on(
     parts
         .headers
         .insert(FORWARDED, HeaderValue::from_static("1"));
+    let from = super::signed::peer_ip(&parts.extensions);
+    let mut hops: Vec<String> = (parts.headers.get_all(X_FORWARDED_FOR).iter())
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    hops.push(from.to_string());
+    let hops = hops.join(", ");
+    parts.headers.remove(X_FORWARDED_FOR);
+    if let Ok(hops) = HeaderValue::from_str(&hops) {
+        parts.headers.insert(X_FORWARDED_FOR, hops);
+    }
     let request = Request::from_parts(parts, body);
     let answer = tokio::time::timeout(LEADER_DEADLINE, client.request(request))
         .await

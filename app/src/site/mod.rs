@@ -43,6 +43,7 @@ mod forward;
 pub mod history_export;
 pub mod keys_page;
 pub mod plain_page;
+mod proxies;
 mod security;
 pub mod signed;
 pub mod socket_admission;
@@ -67,6 +68,7 @@ pub fn router(
         .build();
     let routes = generate_route_list(App);
     let (feed, origins) = (policy.feed, policy.allowed_origins);
+    let trusted: proxies::TrustedProxies = Arc::new(policy.trusted_proxies);
     let request_limits = RequestLimits::new(policy.api);
     let counts = SocketCounts::default();
     let stream_counts = counts.clone();
@@ -133,6 +135,11 @@ pub fn router(
         .layer(Extension(request_limits))
         .layer(Extension(stream_counts))
         .layer(Extension(feed))
+        // Outermost: everything inside sees the client behind the proxies.
+        .layer(axum::middleware::from_fn_with_state(
+            trusted,
+            proxies::resolve,
+        ))
 }
 
 /// Starts the exchange and serves it until Ctrl-C or SIGTERM.

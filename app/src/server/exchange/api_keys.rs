@@ -15,7 +15,7 @@ use crate::server::accounts_task::AccountsRequest;
 use crate::server::clock::now_micros;
 use crate::server::exchange_error::ExchangeError;
 use crate::server::key_crypto::{
-    KeyCryptoError, address_allowed, ed25519_public_key, random_token, signature_holds,
+    KeyCryptoError, ed25519_public_key, in_networks, random_token, signature_holds,
 };
 use crate::server::lock::unpoisoned;
 
@@ -171,7 +171,7 @@ impl Exchange {
         if key.expires_at.is_some_and(|e| e <= now) {
             return Err(KeyRefusal::Expired);
         }
-        if !address_allowed(&key.allowed_ips, request.from) {
+        if !key.allowed_ips.is_empty() && !in_networks(&key.allowed_ips, request.from) {
             return Err(KeyRefusal::AddressNotAllowed(request.from));
         }
         if !signature_holds(
