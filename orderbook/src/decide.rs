@@ -168,6 +168,9 @@ impl Book {
             (None, Some(_)) => return Err(reject(RejectReason::QuoteAmountNeedsMarketOrder)),
             _ => return Err(reject(RejectReason::QuantityOrQuoteAmount)),
         };
+        if let (Some(ticks), Want::Lots(lots)) = (limit, &want) {
+            m.check_value(ticks, *lots).map_err(reject)?;
+        }
         let tif = c.time_in_force.unwrap_or(match c.order_type {
             OrderType::Limit => TimeInForce::GoodTillCancelled,
             OrderType::Market => TimeInForce::ImmediateOrCancel,
@@ -321,6 +324,7 @@ impl Book {
         if price == n.price && lots == n.remaining {
             return Err(reject(RejectReason::AmendmentChangesNothing));
         }
+        m.check_value(price, lots).map_err(reject)?;
         let crosses = price != n.price && self.crosses(n.side, price);
         if n.post_only && crosses {
             return Err(reject(RejectReason::PostOnlyWouldTake));
@@ -389,6 +393,9 @@ impl Book {
         };
         if trigger == h.trigger && price == n.price && lots == n.remaining {
             return Err(reject(RejectReason::AmendmentChangesNothing));
+        }
+        if limit && !n.quote_sized {
+            m.check_value(price, lots).map_err(reject)?;
         }
         if self
             .last_price

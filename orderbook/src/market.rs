@@ -38,6 +38,11 @@ impl fmt::Display for Symbol {
 pub const MAX_TICKS: u64 = 1_000_000_000_000_000;
 /// Sizes above this many lots are rejected as absurd.
 pub const MAX_LOTS: u64 = 1_000_000_000_000_000;
+/// The largest mantissa an order's value (price × quantity, or a quote
+/// amount) may have: 28 digits, which `rust_decimal` holds exactly and can
+/// add a few of without overflowing (its limit is 2^96, about 7.9e28).
+/// `MAX_TICKS × MAX_LOTS` alone would allow 1e36.
+const MAX_VALUE_MANTISSA: u128 = 10u128.pow(28) - 1;
 
 /// A market definition as configured: what trades, and on which grid.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +163,9 @@ pub struct Market {
     lot: Unit,
     /// One lot at one tick: the smallest quote amount that can change hands.
     notional: Unit,
+    /// The most notional units an order may be worth, so its value is an
+    /// exact decimal of at most 28 digits.
+    max_notional: u128,
     min_lots: u64,
 }
 
@@ -195,6 +203,7 @@ impl Market {
             tick,
             lot,
             notional,
+            max_notional: MAX_VALUE_MANTISSA / notional.mantissa,
             min_lots,
         })
     }
@@ -238,10 +247,25 @@ impl Market {
             .notional
             .count(amount)
             .ok_or(RejectReason::QuoteAmountOffGrid)?;
-        if n > MAX_TICKS as u128 * MAX_LOTS as u128 {
+        if n > self.max_notional {
             return Err(RejectReason::QuoteAmountTooLarge);
         }
         Ok(n)
+    }
+
+    /// The most an order may be worth (price × quantity, or a quote
+    /// amount).
+    pub fn max_value(&self) -> Decimal {
+        self.notional.decimal(self.max_notional)
+    }
+
+    /// Whether an order of `lots` at `ticks` is worth an exact decimal:
+    /// refused at the edge, never rounded and never an overflow later.
+    pub fn check_value(&self, ticks: u64, lots: u64) -> Result<(), RejectReason> {
+        match u128::from(ticks) * u128::from(lots) > self.max_notional {
+            true => Err(RejectReason::ValueTooLarge),
+            false => Ok(()),
+        }
     }
 
     pub fn price(&self, ticks: u64) -> Decimal {

@@ -73,6 +73,9 @@ pub enum RejectReason {
     NoLiquidity,
     #[error("another open order of yours in this market has this client order id")]
     DuplicateClientOrderId,
+    /// Price × quantity past 28 digits: more than a decimal holds exactly.
+    #[error("price × quantity is too large: an order's value must fit in 28 digits")]
+    ValueTooLarge,
 }
 
 /// Why an accepted order left the book before it filled completely.

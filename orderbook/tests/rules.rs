@@ -813,3 +813,30 @@ fn client_ids_survive_a_snapshot_and_are_written_on_the_acceptance() {
     assert_eq!(back.order(1).unwrap().client_order_id, None);
     orderbook::invariants::check_book(&back).unwrap();
 }
+
+#[test]
+fn an_order_worth_more_than_28_digits_is_refused_not_rounded() {
+    let mut b = book();
+    let max = btc().max_value();
+    // The most an order may be worth is itself an exact 28-digit decimal.
+    assert!(max.mantissa() < 10i128.pow(28), "{max}");
+    assert!(max > d("1e20") && max < d("1e22"), "{max}");
+    // Each of price and quantity is within its own bound; the product is not.
+    let huge = limit(1, 1, Side::Sell, "1000000000000", "10000000000");
+    assert_eq!(
+        rejection(&place(&mut b, huge)),
+        Some(RejectReason::ValueTooLarge)
+    );
+    let big = limit(2, 1, Side::Sell, "10000000000", "10000000000");
+    assert_eq!(rejection(&place(&mut b, big)), None);
+    // An amendment may not take it past the bound either.
+    let bigger = b.execute(&amend(2, 1, Some("1000000000000"), None));
+    assert_eq!(rejection(&bigger), Some(RejectReason::ValueTooLarge));
+    assert_eq!(b.order(2).map(|o| o.price), Some(d("10000000000")));
+    // Nor a market order's quote amount.
+    let quote = market(3, 2, Side::Buy, None, Some("10000000000000000000000"));
+    assert_eq!(
+        rejection(&place(&mut b, quote)),
+        Some(RejectReason::QuoteAmountTooLarge)
+    );
+}

@@ -55,6 +55,8 @@ pub async fn markets(Extension(x): Extension<Exchange>) -> Json<Vec<Market>> {
         .to_string(),
         max_price: s.tick_size * rust_decimal::Decimal::from(orderbook::MAX_TICKS),
         max_quantity: s.lot_size * rust_decimal::Decimal::from(orderbook::MAX_LOTS),
+        max_value: orderbook::Market::new(s.clone())
+            .map_or(rust_decimal::Decimal::ZERO, |m| m.max_value()),
         order_kinds: orderbook::OrderKind::ALL
             .iter()
             .map(|k| k.as_str().to_string())

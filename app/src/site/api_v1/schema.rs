@@ -27,6 +27,8 @@ pub struct Market {
     pub min_quantity: Decimal,
     pub max_price: Decimal,
     pub max_quantity: Decimal,
+    /// The most an order may be worth: price × quantity, or a quote amount.
+    pub max_value: Decimal,
     /// `trading`, or `paused` (orders refused until its last write is
     /// confirmed).
     pub status: String,

@@ -139,7 +139,8 @@ impl From<ExchangeError> for Refusal {
                 | R::QuantityTooLarge
                 | R::QuoteAmountNotPositive
                 | R::QuoteAmountOffGrid
-                | R::QuoteAmountTooLarge,
+                | R::QuoteAmountTooLarge
+                | R::ValueTooLarge,
             ) => Refusal::bad(-1013, format!("Filter failure: {msg}.")),
             // Binance's own words where clients match them exactly.
             ExchangeError::Rejected(R::TriggerAlreadyReached) => {
