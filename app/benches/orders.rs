@@ -31,7 +31,12 @@
 //! timestamp and a signature adds to the order path. `KEYS` says which
 //! kinds of key sign, each a run of its own (`hmac,ed25519` by default;
 //! an Ed25519 key's pair is made here and only its public half given to
-//! the keys page). `API=0` leaves them out (a build without the API).
+//! the keys page). With `SESSION=1` (the default) each level also sends
+//! the orders as `order.place` over WebSocket API connections, one per
+//! request in flight, each logged on once with an Ed25519 key
+//! (`session.logon`): what trading with such a key costs when its
+//! signature is checked once per connection. `API=0` leaves all of these
+//! out (a build without the API).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -253,12 +258,78 @@ struct Run {
     server_cpu: Duration,
 }
 
-/// What a level posts: a server function with the trader's cookie, or a
-/// signed order to the Binance-compatible API with the trader's key.
+/// What a level posts: a server function with the trader's cookie, a
+/// signed order to the Binance-compatible API with the trader's key, or
+/// an order over a WebSocket API connection logged on with that key.
 #[derive(Clone, Copy)]
 enum Post {
     Web(&'static str, fn(usize, u64) -> String),
     Signed(fn(usize, u64) -> String),
+    Session,
+}
+
+/// A WebSocket API connection logged on with a trader's key.
+struct Session {
+    ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+}
+
+impl Session {
+    async fn open(server: SocketAddr, from: Ipv4Addr, key: &str, signer: &Signer) -> Session {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(IpAddr::V4(from), 0)).unwrap();
+        let stream = socket.connect(server).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let url = format!("ws://{server}/compat/binance/ws-api/v3");
+        let (ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+        let mut session = Session { ws };
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let payload = format!("apiKey={key}&timestamp={stamp}");
+        // The socket's parameters are JSON: the signature as it is.
+        let sig = signer
+            .sign(&payload)
+            .replace("%2B", "+")
+            .replace("%2F", "/")
+            .replace("%3D", "=");
+        let logon = format!(
+            r#"{{"id":0,"method":"session.logon","params":{{"apiKey":"{key}","timestamp":{stamp},"signature":"{sig}"}}}}"#
+        );
+        let (status, answer) = session.ask(logon).await;
+        assert_eq!(status, 200, "{answer}");
+        session
+    }
+
+    /// Sends a request and waits for its answer: its status and text.
+    async fn ask(&mut self, request: String) -> (u16, String) {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        self.ws.send(Message::Text(request.into())).await.unwrap();
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let answer: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
+                    let status = answer["status"].as_u64().unwrap_or(0) as u16;
+                    return (status, t.to_string());
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("the WebSocket API connection ended: {other:?}"),
+            }
+        }
+    }
+}
+
+/// The crossing order as an `order.place` request.
+fn crossing_socket_order(connection: usize, request: u64) -> String {
+    let (side, price) = if (connection as u64 + request).is_multiple_of(2) {
+        ("BUY", "100.5")
+    } else {
+        ("SELL", "99.5")
+    };
+    format!(
+        r#"{{"id":{request},"method":"order.place","params":{{"symbol":"BTCUSD","side":"{side}","type":"LIMIT","timeInForce":"GTC","price":"{price}","quantity":"0.001","newOrderRespType":"ACK"}}}}"#
+    )
 }
 
 /// Keeps `inflight` connections posting for `seconds`, each as the
@@ -280,6 +351,12 @@ async fn run(
         let addr = server.addr;
         tokio::spawn(async move {
             let mut c = Connection::open(addr, address(trader)).await;
+            let mut session = match (post, &who.key) {
+                (Post::Session, Some((key, signer))) => {
+                    Some(Session::open(addr, address(trader), key, signer).await)
+                }
+                _ => None,
+            };
             let (mut latencies, mut refused, mut first) = (Vec::new(), 0, None);
             let mut n = 0u64;
             while Instant::now() < deadline {
@@ -298,6 +375,11 @@ async fn run(
                         let headers = format!("X-MBX-APIKEY: {key}\r\n");
                         c.form(ORDER_API, &headers, &format!("{body}&signature={sig}"))
                             .await
+                    }
+                    Post::Session => {
+                        let s = session.as_mut().expect("a logged-on session");
+                        let (status, answer) = s.ask(crossing_socket_order(i, n)).await;
+                        (status, None, answer)
                     }
                 };
                 n += 1;
@@ -411,6 +493,7 @@ async fn main() {
             other => panic!("KEYS lists hmac and ed25519, not {other}"),
         })
         .collect();
+    let session = env_list("SESSION", "1").first().copied().unwrap_or(1) == 1;
     let mut refusals = Vec::new();
     for &inflight in &levels {
         let (server, who) = fresh(traders, &[], None).await;
@@ -434,6 +517,12 @@ async fn main() {
                 KeyKind::Ed25519 => "signed API order, Ed25519 (crossing limit)",
             };
             report(what, inflight, &r);
+            refusals.extend(r.first_refusal.map(|why| (inflight, why)));
+        }
+        if api && session {
+            let (server, who) = fresh(traders, &UNLIMITED, Some(KeyKind::Ed25519)).await;
+            let r = run(&server, &who, inflight, seconds, Post::Session).await;
+            report("WebSocket API session order, Ed25519", inflight, &r);
             refusals.extend(r.first_refusal.map(|why| (inflight, why)));
         }
     }

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::server::Exchange;
 use crate::server::feed_limits::{FeedLimits, SocketCounts, SocketSlot};
+use crate::server::request_limits::RequestLimits;
 use crate::site::signed::peer_ip;
 
 /// A socket let in: the exchange, the client's address, the feed's limits
@@ -20,6 +21,8 @@ pub struct Admitted {
     pub exchange: Exchange,
     pub ip: IpAddr,
     pub limits: FeedLimits,
+    /// The API's request limits, for sockets that take orders.
+    pub request_limits: Option<RequestLimits>,
     pub slot: SocketSlot,
     pub upgrade: WebSocketUpgrade,
 }
@@ -36,6 +39,7 @@ pub async fn admit(request: Request) -> Result<Admitted, Response> {
         return Err((StatusCode::SERVICE_UNAVAILABLE, why).into_response());
     };
     let ip = peer_ip(ext);
+    let request_limits = ext.get::<RequestLimits>().cloned();
     let upgrade = WebSocketUpgrade::from_request(request, &())
         .await
         .map_err(IntoResponse::into_response)?;
@@ -50,6 +54,7 @@ pub async fn admit(request: Request) -> Result<Admitted, Response> {
         exchange,
         ip,
         limits,
+        request_limits,
         slot,
         upgrade,
     })

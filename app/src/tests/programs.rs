@@ -684,3 +684,164 @@ async fn requests_over_their_limits_are_answered_429_with_when_to_retry_and_do_n
     );
     assert_eq!(open_orders(&server), 2);
 }
+
+#[tokio::test]
+async fn an_ed25519_session_on_the_websocket_api_places_and_cancels_orders_unsigned() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let (exchange, addr) = super::feed_sockets::serve(dir.path()).await;
+    let server = Server {
+        router: router(
+            Path::new("target/site"),
+            addr,
+            exchange.clone(),
+            Default::default(),
+        ),
+        exchange,
+    };
+    let alice = Browser::sign_up(&server, "alice").await;
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let public = BASE64.encode(pair.public_key().as_ref());
+    let form = [
+        ("label", "ws"),
+        ("read", "on"),
+        ("trade", "on"),
+        ("public_key", public.as_str()),
+    ];
+    let (_, html) = key_page_post(&server, &alice, &form).await;
+    let key_id = marked(&html, "data-key-id").unwrap();
+    let hmac = hmac_bot(&server, &alice, &["read", "trade"], "").await;
+
+    let url = format!("ws://{addr}/compat/binance/ws-api/v3");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let ask = async |ws: &mut tokio_tungstenite::WebSocketStream<_>, v: Value| -> Value {
+        ws.send(Message::Text(v.to_string().into())).await.unwrap();
+        loop {
+            let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if let Message::Text(t) = m {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v.get("id").is_some() {
+                    return v;
+                }
+            }
+        }
+    };
+    // Parameters signed Binance's way: sorted by name, joined by `&`.
+    let signed = |params: Value, sign: &dyn Fn(&str) -> String| -> Value {
+        let mut params = params;
+        params["timestamp"] = now_ms().into();
+        let map = params.as_object().unwrap();
+        let mut names: Vec<&String> = map.keys().collect();
+        names.sort();
+        let payload: Vec<String> = names
+            .iter()
+            .map(|k| match &map[*k] {
+                Value::String(s) => format!("{k}={s}"),
+                v => format!("{k}={v}"),
+            })
+            .collect();
+        params["signature"] = sign(&payload.join("&")).into();
+        params
+    };
+    let ed = |payload: &str| BASE64.encode(pair.sign(payload.as_bytes()).as_ref());
+    let order = serde_json::json!({"symbol": "BTCUSD", "side": "SELL", "type": "LIMIT",
+        "timeInForce": "GTC", "price": "31000", "quantity": "0.01",
+        "newClientOrderId": "ws-1"});
+
+    // Before logging on, an unsigned order is refused and changes nothing.
+    let refused = ask(
+        &mut ws,
+        serde_json::json!({"id": 1, "method": "order.place", "params": order}),
+    )
+    .await;
+    assert_eq!(refused["status"], 401, "{refused}");
+    assert_eq!(open_orders(&server), 0);
+    let status = ask(
+        &mut ws,
+        serde_json::json!({"id": 2, "method": "session.status"}),
+    )
+    .await;
+    assert_eq!(status["result"]["apiKey"], Value::Null);
+    // A logon with a wrong signature is refused.
+    let mut bad = signed(serde_json::json!({"apiKey": key_id}), &ed);
+    bad["timestamp"] = (now_ms() + 1).into();
+    let refused = ask(
+        &mut ws,
+        serde_json::json!({"id": 3, "method": "session.logon", "params": bad}),
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], -1022, "{refused}");
+    let logon = signed(serde_json::json!({"apiKey": key_id}), &ed);
+    let on = ask(
+        &mut ws,
+        serde_json::json!({"id": 4, "method": "session.logon", "params": logon}),
+    )
+    .await;
+    assert_eq!(on["status"], 200, "{on}");
+    assert_eq!(on["result"]["apiKey"], key_id.as_str());
+
+    // Logged on: orders need no signature.
+    let placed = ask(
+        &mut ws,
+        serde_json::json!({"id": 5, "method": "order.place", "params": order}),
+    )
+    .await;
+    assert_eq!(placed["status"], 200, "{placed}");
+    assert_eq!(placed["result"]["clientOrderId"], "ws-1");
+    assert_eq!(placed["result"]["status"], "NEW");
+    assert_eq!(open_orders(&server), 1);
+    let cancel = serde_json::json!({"symbol": "BTCUSD", "origClientOrderId": "ws-1"});
+    let cancelled = ask(
+        &mut ws,
+        serde_json::json!({"id": 6, "method": "order.cancel", "params": cancel}),
+    )
+    .await;
+    assert_eq!(cancelled["result"]["status"], "CANCELED", "{cancelled}");
+    assert_eq!(open_orders(&server), 0);
+    // A request signed by another key is checked as that key's.
+    let by_hmac = signed(
+        serde_json::json!({"apiKey": hmac.key_id, "symbol": "BTCUSD", "side": "SELL",
+            "type": "LIMIT", "timeInForce": "GTC", "price": "31000", "quantity": "0.01"}),
+        &|p: &str| hmac.sign(p),
+    );
+    let placed = ask(
+        &mut ws,
+        serde_json::json!({"id": 7, "method": "order.place", "params": by_hmac}),
+    )
+    .await;
+    assert_eq!(placed["status"], 200, "{placed}");
+    assert_eq!(open_orders(&server), 1);
+
+    // The session's key revoked: its next order is refused.
+    let request = Request::post("/keys/revoke")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(
+            header::COOKIE,
+            format!("session={}", alice.cookie.as_ref().unwrap()),
+        )
+        .body(Body::from(encode(&[("key_id", &key_id)])))
+        .unwrap();
+    assert_eq!(answer(&server, request).await.0, StatusCode::SEE_OTHER);
+    let mut again = order.clone();
+    again["newClientOrderId"] = "ws-2".into();
+    let refused = ask(
+        &mut ws,
+        serde_json::json!({"id": 8, "method": "order.place", "params": again}),
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], -2015, "{refused}");
+    assert_eq!(open_orders(&server), 1);
+    let off = ask(
+        &mut ws,
+        serde_json::json!({"id": 9, "method": "session.logout"}),
+    )
+    .await;
+    assert_eq!(off["result"]["apiKey"], Value::Null);
+}

@@ -158,10 +158,49 @@ impl Exchange {
     /// scope and signature all hold. (Its timestamp is the route's to
     /// check: each API says it its own way.)
     pub fn authenticate(&self, request: &SignedRequest<'_>) -> Result<AccountId, KeyRefusal> {
+        self.key_in_force(request.key_id, request.from, |key| {
+            if !signature_holds(
+                &key.credential,
+                &self.0.sealing,
+                request.payload,
+                request.signature,
+            ) {
+                return Err(KeyRefusal::BadSignature);
+            }
+            match key.allows(request.scope) {
+                true => Ok(()),
+                false => Err(KeyRefusal::MissingScope(request.scope)),
+            }
+        })
+    }
+
+    /// The account of a key that signed once already (a socket's session
+    /// logged on with it), checked again for this request: still live,
+    /// not expired, `from` allowed, and `scope` in its scopes. No
+    /// signature is checked: the session's was.
+    pub fn key_still_allows(
+        &self,
+        key_id: &str,
+        from: IpAddr,
+        scope: Scope,
+    ) -> Result<AccountId, KeyRefusal> {
+        self.key_in_force(key_id, from, |key| match key.allows(scope) {
+            true => Ok(()),
+            false => Err(KeyRefusal::MissingScope(scope)),
+        })
+    }
+
+    /// A live key's account once `check` passes on it, its use noted.
+    fn key_in_force(
+        &self,
+        key_id: &str,
+        from: IpAddr,
+        check: impl FnOnce(&ApiKey) -> Result<(), KeyRefusal>,
+    ) -> Result<AccountId, KeyRefusal> {
         let record = self
             .0
             .ledger
-            .read(|l| l.api_key(request.key_id).cloned())
+            .read(|l| l.api_key(key_id).cloned())
             .ok_or(KeyRefusal::UnknownKey)?;
         let key = &record.key;
         if record.revoked_at.is_some() {
@@ -171,20 +210,10 @@ impl Exchange {
         if key.expires_at.is_some_and(|e| e <= now) {
             return Err(KeyRefusal::Expired);
         }
-        if !key.allowed_ips.is_empty() && !in_networks(&key.allowed_ips, request.from) {
-            return Err(KeyRefusal::AddressNotAllowed(request.from));
+        if !key.allowed_ips.is_empty() && !in_networks(&key.allowed_ips, from) {
+            return Err(KeyRefusal::AddressNotAllowed(from));
         }
-        if !signature_holds(
-            &key.credential,
-            &self.0.sealing,
-            request.payload,
-            request.signature,
-        ) {
-            return Err(KeyRefusal::BadSignature);
-        }
-        if !key.allows(request.scope) {
-            return Err(KeyRefusal::MissingScope(request.scope));
-        }
+        check(key)?;
         unpoisoned(self.0.key_last_used.lock()).insert(key.key_id.clone(), now / 1000);
         Ok(key.account)
     }

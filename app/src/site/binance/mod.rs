@@ -21,9 +21,9 @@ mod market;
 mod market_streams;
 mod orders;
 mod reply;
-mod user_stream;
 mod weights;
 mod wire;
+mod ws_api;
 
 /// Where the surface is mounted.
 pub const PREFIX: &str = "/compat/binance/api/v3";
@@ -66,7 +66,7 @@ pub fn stream_routes() -> Router {
     Router::new()
         .route(STREAMS, get(market_streams::serve))
         .route(&format!("{STREAMS}/{{*rest}}"), get(market_streams::serve))
-        .route(user_stream::WS_API, get(user_stream::serve))
+        .route(ws_api::WS_API, get(ws_api::serve))
 }
 
 /// Whether a request to the surface changes orders: a follower passes

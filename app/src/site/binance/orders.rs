@@ -105,7 +105,11 @@ pub async fn place(Extension(x): Extension<Exchange>, request: Request) -> Answe
     Ok(Json(place_order(&x, account, &params).await?))
 }
 
-async fn place_order(x: &Exchange, account: AccountId, params: &Params) -> Result<Value, Refusal> {
+pub(super) async fn place_order(
+    x: &Exchange,
+    account: AccountId,
+    params: &Params,
+) -> Result<Value, Refusal> {
     let spec = market(x, params.get("symbol"))?;
     let terms = order_terms(|n| params.get(n).map(str::to_string))?;
     let client = match client_id(params, "newClientOrderId")? {
@@ -196,7 +200,7 @@ pub async fn cancel(Extension(x): Extension<Exchange>, request: Request) -> Answ
     ))
 }
 
-async fn cancel_order(
+pub(super) async fn cancel_order(
     x: &Exchange,
     account: AccountId,
     params: &Params,
