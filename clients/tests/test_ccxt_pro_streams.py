@@ -114,3 +114,28 @@ def test_ccxt_pro_watches_its_own_orders_and_balance(server):
             await ex.close()
 
     asyncio.run(run())
+
+
+def test_ccxt_pro_places_and_cancels_orders_over_the_websocket_api(server):
+    key, secret = server.api_key(server.trader("sockettrader"))
+    rest = client(server, key, secret)
+
+    async def run():
+        ex = pro_client(server)
+        ex.apiKey, ex.secret = key, secret
+        ex.urls["api"]["ws"]["ws-api"]["spot"] = (
+            server.url.replace("http", "ws") + "/compat/binance/ws-api/v3")
+        try:
+            await ex.load_markets()
+            # Above every ask this module's other tests leave: it rests.
+            placed = await ex.create_order_ws("BTC/USD", "limit", "sell", 0.2, 31500)
+            assert placed["status"] == "open" and placed["amount"] == 0.2
+            seen = await asyncio.to_thread(rest.fetch_order, placed["id"], "BTC/USD")
+            assert seen["status"] == "open" and seen["price"] == 31500
+            cancelled = await ex.cancel_order_ws(placed["id"], "BTC/USD")
+            assert cancelled["status"] == "canceled"
+            assert await asyncio.to_thread(rest.fetch_open_orders, "BTC/USD") == []
+        finally:
+            await ex.close()
+
+    asyncio.run(run())
