@@ -8,8 +8,10 @@ use orderbook::RejectReason;
 pub enum ExchangeError {
     #[error(transparent)]
     Account(#[from] AccountError),
+    /// A rule of the book refused it. Someone else's order reads as no
+    /// order at all (see the `From` below).
     #[error("{0}")]
-    Rejected(#[from] RejectReason),
+    Rejected(RejectReason),
     #[error("wrong username or password")]
     BadCredentials,
     #[error("too many failed log-ins for this name; try again in {} s", .0.as_millis().div_ceil(1000).max(1))]
@@ -74,5 +76,18 @@ impl ExchangeError {
                 | ExchangeError::TooManyStopOrders(_)
                 | ExchangeError::TooLarge(_)
         )
+    }
+}
+
+impl From<RejectReason> for ExchangeError {
+    /// A book's refusal, as the trader is told it: an order of someone
+    /// else's is answered as unknown, like an id nobody holds, so the
+    /// answer does not tell a stranger which ids are live orders. (The
+    /// log keeps the book's own reason.)
+    fn from(reason: RejectReason) -> ExchangeError {
+        ExchangeError::Rejected(match reason {
+            RejectReason::NotOrderOwner => RejectReason::UnknownOrder,
+            other => other,
+        })
     }
 }

@@ -87,7 +87,8 @@ async fn an_open_order_is_amended_from_the_table() {
         .await
         .unwrap_err();
     assert_eq!(b.status, Some(StatusCode::BAD_REQUEST));
-    assert_eq!(err.message, "the order belongs to another account");
+    // Someone else's order is answered as no order at all.
+    assert_eq!(err.message, "no open order with this id");
     assert_eq!(a.balance(&s, "USD").await, (d("8950"), d("1050")));
 
     // Bob offers 0.02 at 21500; Alice's bid moved up to it trades that

@@ -172,7 +172,7 @@ impl MarketTask {
                         side: terms.side,
                     }
                 }
-                (reason, _) => ExchangeError::Rejected(reason),
+                (reason, _) => ExchangeError::from(reason),
             });
         }
         if let Some((who, asset, amount)) = ledger.needs(&self.market.spec, command, &decision) {

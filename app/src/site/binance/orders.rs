@@ -175,7 +175,7 @@ pub async fn test(Extension(x): Extension<Exchange>, request: Request) -> Answer
     .with_client_order_id(client);
     let decision = book.decide(&Command::Place(command));
     if let Some(Event::OrderRejected(r)) = decision.first() {
-        return Err(crate::server::ExchangeError::Rejected(r.reason).into());
+        return Err(crate::server::ExchangeError::from(r.reason).into());
     }
     Ok(Json(json!({})))
 }
