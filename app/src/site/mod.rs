@@ -129,6 +129,7 @@ pub fn router(
             same_origin_only,
         ))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(security::private_no_store))
         // Every request carries the exchange: the history's handlers take
         // it, and a request's `Trader` is looked up in it.
         .layer(Extension(router_exchange))

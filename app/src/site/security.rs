@@ -56,6 +56,32 @@ pub(super) async fn security_headers(mut response: Response) -> Response {
     response
 }
 
+/// Private answers are not kept by browsers or caches on the way
+/// (`Cache-Control: no-store`): every answer to a request carrying a
+/// session (the terminal with its account, server functions, `/history`,
+/// its CSV downloads, `/keys`) and every signed API request's, except
+/// the site's static files.
+pub(super) async fn private_no_store(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let headers = request.headers();
+    let static_file = path.starts_with("/pkg/") || path == "/favicon.ico";
+    let private = headers.get_all(header::COOKIE).iter().any(|c| {
+        c.to_str()
+            .is_ok_and(|c| crate::server::credentials::token_from_cookies(c).is_some())
+    }) || headers.contains_key("x-mbx-apikey")
+        || headers.contains_key("x-api-key")
+        || path.starts_with("/history")
+        || path.starts_with("/keys");
+    let no_store = private && !static_file;
+    let mut response = next.run(request).await;
+    if no_store {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
 /// Whether a request came from a page of another origin than this site's
 /// (and not one of the origins allowed besides it). Browsers send `Origin`
 /// on every websocket and every cross-origin post; a client that sends

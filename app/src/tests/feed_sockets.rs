@@ -15,6 +15,19 @@ use crate::site::feed_socket::MAX_MESSAGE;
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// The site served on a loopback port (see [`serve`]), and a router of its
+/// own for the requests a test sends without a socket.
+pub(super) async fn served(dir: &Path) -> (super::Server, SocketAddr) {
+    let (exchange, addr) = serve(dir).await;
+    let router = crate::site::router(
+        Path::new("target/site"),
+        addr,
+        exchange.clone(),
+        Default::default(),
+    );
+    (super::Server { router, exchange }, addr)
+}
+
 /// Serves the whole site on a loopback port, as the binary does.
 pub(super) async fn serve(dir: &Path) -> (Exchange, SocketAddr) {
     let exchange = Exchange::start(

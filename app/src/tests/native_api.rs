@@ -364,16 +364,7 @@ async fn the_native_socket_sends_trades_depth_diffs_that_join_the_rest_depth_and
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().unwrap();
-    let (exchange, addr) = super::feed_sockets::serve(dir.path()).await;
-    let server = Server {
-        router: router(
-            Path::new("target/site"),
-            addr,
-            exchange.clone(),
-            Default::default(),
-        ),
-        exchange,
-    };
+    let (server, addr) = super::feed_sockets::served(dir.path()).await;
     let alice = Browser::sign_up(&server, "alice").await;
     let k = key(&server, &alice, &["read", "trade"]).await;
     let bob = Browser::sign_up(&server, "bob").await;
@@ -610,16 +601,7 @@ fn apply_levels(book: &mut Levels, d: &Value) {
 #[tokio::test]
 async fn a_native_socket_resumes_trades_depth_and_the_account_after_a_reconnect() {
     let dir = tempfile::tempdir().unwrap();
-    let (exchange, addr) = super::feed_sockets::serve(dir.path()).await;
-    let server = Server {
-        router: router(
-            Path::new("target/site"),
-            addr,
-            exchange.clone(),
-            Default::default(),
-        ),
-        exchange,
-    };
+    let (server, addr) = super::feed_sockets::served(dir.path()).await;
     let alice = Browser::sign_up(&server, "alice").await;
     let k = key(&server, &alice, &["read", "trade"]).await;
     let bob = Browser::sign_up(&server, "bob").await;

@@ -690,16 +690,7 @@ async fn an_ed25519_session_on_the_websocket_api_places_and_cancels_orders_unsig
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().unwrap();
-    let (exchange, addr) = super::feed_sockets::serve(dir.path()).await;
-    let server = Server {
-        router: router(
-            Path::new("target/site"),
-            addr,
-            exchange.clone(),
-            Default::default(),
-        ),
-        exchange,
-    };
+    let (server, addr) = super::feed_sockets::served(dir.path()).await;
     let alice = Browser::sign_up(&server, "alice").await;
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();

@@ -293,3 +293,33 @@ async fn every_answer_carries_the_security_headers() {
     }
     s.exchange.stop().await;
 }
+
+/// What carries a trader's data is not kept by browsers or caches; the
+/// public page and the static files are.
+#[tokio::test]
+async fn private_answers_are_sent_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let alice = Browser::sign_up(&s, "alice").await;
+    let cookie = format!("session={}", alice.cookie.as_ref().unwrap());
+    let cache = |path: &str, with_session: bool| {
+        let mut request = Request::get(path);
+        if with_session {
+            request = request.header(header::COOKIE, &cookie);
+        }
+        let router = s.router.clone();
+        let request = request.body(Body::empty()).unwrap();
+        async move {
+            let response = router.oneshot(request).await.unwrap();
+            let value = response.headers().get(header::CACHE_CONTROL);
+            value.map(|v| v.to_str().unwrap().to_string())
+        }
+    };
+    let no_store = Some("no-store".to_string());
+    assert_eq!(cache("/", true).await, no_store);
+    assert_eq!(cache("/history", true).await, no_store);
+    assert_eq!(cache("/history/trades.csv", true).await, no_store);
+    assert_eq!(cache("/keys", true).await, no_store);
+    assert_ne!(cache("/", false).await, no_store);
+    assert_ne!(cache("/pkg/exchange.js", true).await, no_store);
+}
