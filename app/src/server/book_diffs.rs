@@ -15,7 +15,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use orderbook::{Book, Event, Market, Side, TradeExecuted};
 use rust_decimal::Decimal;
@@ -254,14 +253,7 @@ async fn follow_stream(mut book: Book, tail: LiveTail, from: Option<FeedPosition
     let stream = market_stream(book.symbol().as_str());
     let mut reader = tail.reader(Streams::Market(stream), from);
     loop {
-        let progress = match reader.next().await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!("the book diffs cannot read the store, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
-        };
+        let progress = reader.next_retrying("the book diffs").await;
         let mut touched: BTreeMap<(bool, Decimal), ()> = BTreeMap::new();
         let mut trades = Vec::new();
         let trades_before = book.last_trade_id();

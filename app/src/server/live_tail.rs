@@ -296,6 +296,20 @@ impl TailReader {
         .boxed()
     }
 
+    /// [`TailReader::next`] for a follower that can only wait: a failed
+    /// store read is logged (as `who`'s) and tried again after 250 ms.
+    pub async fn next_retrying(&mut self, who: &str) -> Progress {
+        loop {
+            match self.next().await {
+                Ok(p) => return p,
+                Err(e) => {
+                    tracing::warn!("{who} cannot read the store, retrying: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+
     /// Waits for what comes after the reader's position. Cancel-safe: the
     /// reader moves on only when this returns.
     pub async fn next(&mut self) -> Result<Progress, StreamError> {

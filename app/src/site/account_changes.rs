@@ -116,15 +116,7 @@ pub async fn follow(
         {
             return;
         }
-        for (symbol, revision) in last {
-            folded(&x, &symbol, revision).await;
-        }
-        let balances = x.balances(account);
-        if tx
-            .send(AccountChange::Balances(balances, now))
-            .await
-            .is_err()
-        {
+        if !send_balances(&x, account, last, now, &tx).await {
             return;
         }
     }
@@ -134,14 +126,7 @@ pub async fn follow(
     }
     let mut reader = x.tail().reader(Streams::Markets, position);
     loop {
-        let progress = match reader.next().await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!("an account stream cannot read the store, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
-        };
+        let progress = reader.next_retrying("an account stream").await;
         let events: Vec<Mine> = progress
             .events
             .iter()
@@ -161,29 +146,34 @@ pub async fn follow(
                 return;
             }
         }
-        if let Some((symbol, revision, position)) = touched {
-            folded(&x, &symbol, revision).await;
-            let balances = x.balances(account);
-            if tx
-                .send(AccountChange::Balances(balances, position))
-                .await
-                .is_err()
-            {
-                return;
-            }
+        if let Some((symbol, revision, position)) = touched
+            && !send_balances(&x, account, [(symbol, revision)], position, &tx).await
+        {
+            return;
         }
     }
 }
 
-/// Waits (up to two seconds) for the ledger to fold a market's event,
-/// so the balances read next include it.
-async fn folded(x: &Exchange, symbol: &str, revision: u64) {
-    for _ in 0..400 {
-        if x.ledger_reached(symbol) > revision {
-            return;
+/// Sends the account's balances as of `position`, once the ledger has
+/// folded each market's event at the revision given (waiting up to two
+/// seconds for each); false when the receiver is gone.
+async fn send_balances(
+    x: &Exchange,
+    account: AccountId,
+    folded: impl IntoIterator<Item = (String, u64)>,
+    position: FeedPosition,
+    tx: &mpsc::Sender<AccountChange>,
+) -> bool {
+    for (symbol, revision) in folded {
+        for _ in 0..400 {
+            if x.ledger_reached(&symbol) > revision {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let balances = AccountChange::Balances(x.balances(account), position);
+    tx.send(balances).await.is_ok()
 }
 
 /// A market event read: its market, revision, the event and its position.
@@ -205,14 +195,7 @@ async fn catch_up(
     let mut touched = std::collections::BTreeSet::new();
     let mut reader = x.tail().reader(Streams::Markets, Some(since));
     'read: loop {
-        let progress = match reader.next().await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!("an account stream cannot read the store, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
-        };
+        let progress = reader.next_retrying("an account stream").await;
         for e in &progress.events {
             if e.position > now {
                 break 'read;
