@@ -419,7 +419,7 @@ impl Ledger {
                     acc.amend_reservation(symbol, t.order_id, |r| r.waiting = false);
                 }
             }
-            Event::OrderRejected(_) | Event::StreamFenced(_) => {}
+            Event::OrderRejected(_) | Event::StreamFenced(_) | Event::OrderRefused(_) => {}
         }
     }
 }

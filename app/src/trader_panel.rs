@@ -20,8 +20,9 @@ use leptos::server_fn::ServerFn;
 #[server(endpoint = "place_order")]
 pub async fn place_order(#[server(flatten)] form: OrderForm) -> Result<String, UserError> {
     use crate::server::orders::{describe, field_error};
-    use crate::site::context::current_account;
+    use crate::site::context::{count_new_order, current_account};
     let (exchange, account) = current_account()?;
+    count_new_order(account)?;
     let order = form.parse()?;
     let symbol = form.symbol;
     let outcome = exchange.place(account, &symbol, order).await.map_err(|e| {

@@ -163,7 +163,7 @@ impl Book {
                     }
                 }
             }
-            Event::OrderRejected(_) | Event::StreamFenced(_) => {}
+            Event::OrderRejected(_) | Event::StreamFenced(_) | Event::OrderRefused(_) => {}
             Event::TradeExecuted(e) => {
                 self.last_trade_id = e.trade_id;
                 let lots = m.event_lots(e.quantity);

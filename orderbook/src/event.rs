@@ -23,7 +23,8 @@ use crate::reason::{CancelReason, RejectReason};
 /// side paid); a trade without them was settled by the ledger's own events.
 /// Version 4 added `StreamFenced`, which changes no book.
 /// Version 5 added `client_order_id` on `OrderAccepted`.
-pub const SCHEMA_VERSION: u32 = 5;
+/// Version 6 added `OrderRefused`, which changes no book.
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Something that happened to a book. In JSON, `type` names the variant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,6 +41,8 @@ pub enum Event {
     /// as large as the largest kind (the matching loop moves many).
     StopAmended(Box<StopAmended>),
     StreamFenced(StreamFenced),
+    /// Boxed, like `StopAmended`: it carries the order's whole terms.
+    OrderRefused(Box<OrderRefused>),
 }
 
 /// An order passed validation and entered the book. Limit orders join the
@@ -237,6 +240,24 @@ pub struct StreamFenced {
     pub at: Timestamp,
 }
 
+/// A placement the exchange refused (version 6): by the book's rules, the
+/// account's funds or a cap. Nothing was held and no book changed. It is
+/// written with the batch it was decided in, so the refusal costs no write
+/// of its own and its trader's history shows it with the words they were
+/// answered with. (Before version 6 refusals were kept in the account's
+/// own stream, as the ledger's `OrderRefused`, with the same meaning.)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderRefused {
+    pub symbol: Symbol,
+    pub account: AccountId,
+    pub terms: OrderTerms,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_order_id: Option<ClientOrderId>,
+    /// Why, in the words the trader was answered with.
+    pub reason: String,
+    pub at: Timestamp,
+}
+
 /// Why a line of event JSON could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum EventDecodeError {
@@ -273,6 +294,7 @@ impl Event {
             Event::StopTriggered(_) => "StopTriggered",
             Event::StopAmended(_) => "StopAmended",
             Event::StreamFenced(_) => "StreamFenced",
+            Event::OrderRefused(_) => "OrderRefused",
         }
     }
 
@@ -287,7 +309,9 @@ impl Event {
             Event::OrderFilled(f) => (Some(f.account), None),
             Event::StopTriggered(t) => (Some(t.account), None),
             Event::StopAmended(a) => (Some(a.account), None),
-            Event::OrderRejected(_) | Event::StreamFenced(_) => (None, None),
+            Event::OrderRejected(_) | Event::StreamFenced(_) | Event::OrderRefused(_) => {
+                (None, None)
+            }
         };
         first.into_iter().chain(second)
     }
@@ -303,6 +327,7 @@ impl Event {
             Event::StopTriggered(e) => &e.symbol,
             Event::StopAmended(e) => &e.symbol,
             Event::StreamFenced(e) => &e.symbol,
+            Event::OrderRefused(e) => &e.symbol,
         }
     }
 
@@ -318,6 +343,7 @@ impl Event {
             Event::StopTriggered(e) => e.at,
             Event::StopAmended(e) => e.at,
             Event::StreamFenced(e) => e.at,
+            Event::OrderRefused(e) => e.at,
         }
     }
 

@@ -311,7 +311,10 @@ impl OrderAudit {
                     }
                     self.orders.remove(&e.order_id);
                 }
-                Event::OrderAmended(_) | Event::OrderRejected(_) | Event::StreamFenced(_) => {}
+                Event::OrderAmended(_)
+                | Event::OrderRejected(_)
+                | Event::StreamFenced(_)
+                | Event::OrderRefused(_) => {}
             }
         }
         Ok(())
@@ -421,7 +424,7 @@ fn book_at<'a>(
 
 fn touched_orders(event: &Event) -> impl Iterator<Item = OrderId> {
     let (a, b) = match event {
-        Event::StreamFenced(_) => return None.into_iter().chain(None),
+        Event::StreamFenced(_) | Event::OrderRefused(_) => return None.into_iter().chain(None),
         Event::OrderAccepted(e) => (e.order_id, None),
         Event::OrderRejected(e) => (e.order_id, None),
         Event::TradeExecuted(e) => (e.maker_order_id, Some(e.taker_order_id)),

@@ -61,6 +61,13 @@
 //!   `order_id`, `account`, `side`, `old_trigger_price`, `trigger_price`,
 //!   `old_price`/`price` (stop-limits), `old_quantity`/`quantity` (orders
 //!   sized by quantity), `at`.
+//! - [`OrderRefused`] (version 6): a placement the exchange refused (the
+//!   book's rules, the account's funds, a cap), written with the batch it
+//!   was decided in so its trader's history keeps it; no book changes.
+//!   Fields: `symbol`, `account`, `terms` (`side`, `type`, `price`,
+//!   `quantity`, `quote_amount`, `time_in_force`, `post_only`,
+//!   `self_trade_prevention`, `trigger`), `client_order_id`, `reason` (the
+//!   words the trader was answered with), `at`.
 //!
 //! # Stop and take-profit orders
 //!
@@ -116,8 +123,8 @@ pub use client_ids::{BadClientOrderId, ClientOrderId, MAX_CLIENT_ORDER_ID_LEN};
 pub use command::{AmendOrder, CancelOrder, Command, OrderTerms, PlaceOrder};
 pub use event::{
     Event, EventDecodeError, OrderAccepted, OrderAmended, OrderCancelled, OrderFilled,
-    OrderRejected, SCHEMA_VERSION, StopAmended, StopTriggered, StreamFenced, TradeExecuted,
-    TradeFees,
+    OrderRefused, OrderRejected, SCHEMA_VERSION, StopAmended, StopTriggered, StreamFenced,
+    TradeExecuted, TradeFees,
 };
 pub use market::{MAX_LOTS, MAX_TICKS, Market, MarketError, MarketSpec, Symbol};
 pub use order::{

@@ -2,7 +2,7 @@
 //! keeper of the ledger every other part reads.
 //!
 //! It handles requests one at a time (accounts opened, sessions, the
-//! faucet, refused orders kept for the history): decide on the current
+//! faucet, API keys): decide on the current
 //! ledger, append the events to the account streams with the expected
 //! revision, and only then fold them in. Orders never come here: what they
 //! hold and what their trades move is the fold of the market streams,
@@ -56,11 +56,6 @@ pub enum AccountsRequest {
     Faucet {
         account: AccountId,
         at: Timestamp,
-        reply: Reply<()>,
-    },
-    /// Keeps a refused order (an `OrderRefused`) in its account's history.
-    RecordRefusal {
-        refusal: AccountEvent,
         reply: Reply<()>,
     },
     CreateKey {
@@ -437,16 +432,6 @@ impl AccountsTask {
                 let faucet = &self.faucet;
                 let result = self
                     .commit(|l| Ok((l.claim_faucet(account, faucet, at)?, ())))
-                    .await;
-                let _ = reply.send(result);
-            }
-            AccountsRequest::RecordRefusal { refusal, reply } => {
-                let result = self
-                    .commit(|l| {
-                        l.account(refusal.account())
-                            .ok_or(accounts::AccountError::UnknownAccount)?;
-                        Ok((vec![refusal.clone()], ()))
-                    })
                     .await;
                 let _ = reply.send(result);
             }

@@ -85,6 +85,28 @@ pub struct OrderRecord {
 }
 
 impl OrderRecord {
+    /// A placement refused before it was given an id.
+    fn refused(
+        symbol: &str,
+        terms: OrderTerms,
+        client_order_id: Option<ClientOrderId>,
+        reason: &str,
+        at: Timestamp,
+    ) -> OrderRecord {
+        OrderRecord {
+            symbol: symbol.to_string(),
+            order_id: None,
+            terms,
+            client_order_id,
+            filled: Decimal::ZERO,
+            filled_quote: Decimal::ZERO,
+            state: OrderState::Rejected(reason.to_string()),
+            triggered_at: None,
+            placed_at: at,
+            updated_at: at,
+        }
+    }
+
     /// One order as the events of its decision leave it (those of the
     /// command that placed it, say), before the history has folded them.
     pub fn from_events(symbol: &str, order_id: OrderId, events: &[Event]) -> Option<OrderRecord> {
@@ -231,8 +253,12 @@ impl OrderHistory {
                     o.updated_at = c.at;
                 }
             }
+            Event::OrderRefused(r) => self.refused(
+                r.account,
+                OrderRecord::refused(symbol, r.terms, r.client_order_id.clone(), &r.reason, r.at),
+            ),
             // The exchange answers a rejection without writing it to the
-            // book's stream; refusals come as `OrderRefused` instead.
+            // book's stream; refused placements come as `OrderRefused`.
             Event::OrderRejected(_) | Event::StreamFenced(_) => {}
         }
     }
@@ -256,7 +282,8 @@ impl OrderHistory {
 
     /// The account's newest order in a market placed under its own id
     /// `client_order_id` (an id is free again once its order closed, so an
-    /// older order may have had it too).
+    /// older order may have had it too). A refused placement is not an
+    /// order: it is never the one found.
     pub fn by_client_id(
         &self,
         account: AccountId,
@@ -264,13 +291,15 @@ impl OrderHistory {
         client_order_id: &ClientOrderId,
     ) -> Option<&OrderRecord> {
         let orders = self.accounts.get(&account)?;
-        orders
-            .iter()
-            .rev()
-            .find(|o| o.symbol == symbol && o.client_order_id.as_ref() == Some(client_order_id))
+        orders.iter().rev().find(|o| {
+            o.order_id.is_some()
+                && o.symbol == symbol
+                && o.client_order_id.as_ref() == Some(client_order_id)
+        })
     }
 
-    /// Folds in one account event (only refusals are history).
+    /// Folds in one account event (only refusals are history: those of
+    /// logs before refusals were written to the market's stream).
     pub fn apply_account(&mut self, event: &AccountEvent) {
         if let AccountEvent::OrderRefused {
             account,
@@ -281,22 +310,15 @@ impl OrderHistory {
         } = event
             && let Some(terms) = event.refused_terms()
         {
-            self.accounts
-                .entry(*account)
-                .or_default()
-                .push(OrderRecord {
-                    symbol: symbol.clone(),
-                    order_id: None,
-                    terms,
-                    client_order_id: None,
-                    filled: Decimal::ZERO,
-                    filled_quote: Decimal::ZERO,
-                    state: OrderState::Rejected(reason.clone()),
-                    triggered_at: None,
-                    placed_at: *at,
-                    updated_at: *at,
-                });
+            self.refused(
+                *account,
+                OrderRecord::refused(symbol, terms, None, reason, *at),
+            );
         }
+    }
+
+    fn refused(&mut self, account: AccountId, record: OrderRecord) {
+        self.accounts.entry(account).or_default().push(record);
     }
 
     fn order_mut(&mut self, symbol: &str, id: OrderId) -> Option<&mut OrderRecord> {

@@ -59,6 +59,27 @@ pub struct OverLimit {
     pub retry_after: Duration,
 }
 
+impl OverLimit {
+    /// The wait in whole seconds, rounded up (at least one), as
+    /// `Retry-After` says it.
+    pub fn retry_after_s(&self) -> u64 {
+        self.retry_after.as_secs_f64().ceil().max(1.0) as u64
+    }
+}
+
+impl std::fmt::Display for OverLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "too many requests: {} is limited to {} per {}; retry after {} s",
+            self.what,
+            self.limit,
+            self.per,
+            self.retry_after_s()
+        )
+    }
+}
+
 /// The buckets. Cheap to clone: every clone is the same limits.
 #[derive(Clone, Default)]
 pub struct RequestLimits {

@@ -101,9 +101,10 @@ pub struct Config {
     /// Request weight one API key may spend per minute.
     #[arg(long, env = "EXCHANGE_API_KEY_WEIGHT_PER_MINUTE", default_value_t = ApiLimits::default().weight_per_minute_per_key)]
     pub api_key_weight_per_minute: u32,
-    /// New orders one account may place through the API per 10 seconds.
-    #[arg(long, env = "EXCHANGE_API_ORDERS_PER_10S", default_value_t = ApiLimits::default().orders_per_10s)]
-    pub api_orders_per_10s: u32,
+    /// New orders one account may place per 10 seconds, from the page
+    /// and the API together.
+    #[arg(long, alias = "api-orders-per-10s", env = "EXCHANGE_ORDERS_PER_10S", default_value_t = ApiLimits::default().orders_per_10s)]
+    pub orders_per_10s: u32,
 }
 
 impl Config {
@@ -137,7 +138,7 @@ impl Config {
             api: ApiLimits {
                 weight_per_minute_per_address: self.api_weight_per_minute,
                 weight_per_minute_per_key: self.api_key_weight_per_minute,
-                orders_per_10s: self.api_orders_per_10s,
+                orders_per_10s: self.orders_per_10s,
             },
         }
     }

@@ -3,6 +3,7 @@
 //! the socket limits and the client's address.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
 
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, header};
@@ -14,6 +15,7 @@ use crate::api::AccountView;
 use crate::error::UserError;
 use crate::server::credentials;
 use crate::server::feed_limits::{FeedLimits, SocketCounts};
+use crate::server::request_limits::RequestLimits;
 use crate::server::{Exchange, ExchangeError};
 
 impl From<ExchangeError> for UserError {
@@ -89,6 +91,24 @@ pub fn current_account() -> Result<(Exchange, AccountId), UserError> {
     let exchange = exchange()?;
     let trader = current_trader().ok_or_else(|| UserError::from(ExchangeError::NotLoggedIn))?;
     Ok((exchange, trader.account))
+}
+
+/// Counts one new order of `account` against its order rate (the bucket
+/// its API orders spend too) before any work is done for it; over the
+/// rate, a 429 with `Retry-After`. Without the site's limits (a test
+/// serving the router alone) nothing is counted.
+pub fn count_new_order(account: AccountId) -> Result<(), UserError> {
+    let Some(limits) = use_context::<axum::http::request::Parts>()
+        .and_then(|p| p.extensions.get::<RequestLimits>().cloned())
+    else {
+        return Ok(());
+    };
+    limits.order(account, Instant::now()).map_err(|over| {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.insert_header(header::RETRY_AFTER, HeaderValue::from(over.retry_after_s()));
+        }
+        UserError::answering(429, None, over.to_string())
+    })
 }
 
 /// Sets (or, with `None`, clears) the session cookie on the response.

@@ -183,7 +183,7 @@ async fn order_and_trade_history_pages_filters_and_csv() {
         let rejected = lines[3];
         assert!(
             rejected.contains(
-                ",BTC-USD,,buy,limit,,30000,5,,0,,,,rejected,\"insufficient USD: 10000 available, 150000 needed\""
+                ",BTC-USD,,buy,limit,GTC,30000,5,,0,,,,rejected,\"insufficient USD: 10000 available, 150000 needed\""
             ),
             "{rejected}"
         );
@@ -219,7 +219,16 @@ async fn order_and_trade_history_pages_filters_and_csv() {
 #[tokio::test]
 async fn the_history_page_is_plain_html_paged_by_links() {
     let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
+    // 52 orders at once: more than one account may place by default.
+    let s = start(dir.path())
+        .await
+        .with_policy(crate::site::SocketPolicy {
+            api: crate::server::request_limits::ApiLimits {
+                orders_per_10s: 100,
+                ..Default::default()
+            },
+            ..Default::default()
+        });
     let mut a = Browser::sign_up(&s, "alice").await;
     let mut b = Browser::sign_up(&s, "bob").await;
     for i in 0..52 {

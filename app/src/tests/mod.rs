@@ -48,6 +48,21 @@ struct Server {
     router: Router,
 }
 
+impl Server {
+    /// The same exchange served under other socket and request limits.
+    fn with_policy(self, policy: crate::site::SocketPolicy) -> Server {
+        Server {
+            router: router(
+                Path::new("target/site"),
+                "127.0.0.1:0".parse().unwrap(),
+                self.exchange.clone(),
+                policy,
+            ),
+            exchange: self.exchange,
+        }
+    }
+}
+
 async fn start_on(connection: Connection) -> Server {
     start_on_with(settings(), connection).await
 }

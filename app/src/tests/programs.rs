@@ -621,21 +621,16 @@ async fn the_public_endpoints_describe_markets_books_and_trades_exactly() {
 async fn requests_over_their_limits_are_answered_429_with_when_to_retry_and_do_nothing() {
     use crate::server::request_limits::ApiLimits;
     let dir = tempfile::tempdir().unwrap();
-    let mut server = start(dir.path()).await;
-    let policy = crate::site::SocketPolicy {
-        api: ApiLimits {
-            weight_per_minute_per_address: 30,
-            weight_per_minute_per_key: 1000,
-            orders_per_10s: 2,
-        },
-        ..Default::default()
-    };
-    server.router = router(
-        Path::new("target/site"),
-        "127.0.0.1:0".parse().unwrap(),
-        server.exchange.clone(),
-        policy,
-    );
+    let server = start(dir.path())
+        .await
+        .with_policy(crate::site::SocketPolicy {
+            api: ApiLimits {
+                weight_per_minute_per_address: 30,
+                weight_per_minute_per_key: 1000,
+                orders_per_10s: 2,
+            },
+            ..Default::default()
+        });
     // Per address: exchangeInfo weighs 20, so the second is over 30.
     let info = || {
         Request::get(format!("{V3}/exchangeInfo"))
@@ -681,6 +676,35 @@ async fn requests_over_their_limits_are_answered_429_with_when_to_retry_and_do_n
             .unwrap()
             .contains("new orders per account"),
         "{over}"
+    );
+    assert_eq!(open_orders(&server), 2);
+    // The page's orders spend the same account's bucket: refused before
+    // the book too, with when to retry.
+    let form = "symbol=BTC-USD&side=buy&order_type=limit&price=20000&quantity=0.01";
+    let page_order = Request::post("/api/place_order")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json")
+        .header(
+            header::COOKIE,
+            format!("session={}", alice.cookie.as_deref().unwrap()),
+        )
+        .body(Body::from(form))
+        .unwrap();
+    let response = server.router.clone().oneshot(page_order).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&retry), "{retry}");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let refused: UserError = serde_json::from_slice(&body).unwrap();
+    assert!(
+        refused
+            .message
+            .contains("new orders per account is limited to 2 per 10 seconds"),
+        "{refused:?}"
     );
     assert_eq!(open_orders(&server), 2);
 }

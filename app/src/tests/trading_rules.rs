@@ -257,6 +257,99 @@ async fn concurrent_orders_share_appends() {
     check_store(&s).await;
 }
 
+/// A refused placement costs no write of its own: its `OrderRefused` goes
+/// into the market's stream with the batch it was decided in (nothing into
+/// the account's stream), the trader is told once that landed, and the
+/// history shows each refusal with its reason, after a restart too.
+#[tokio::test]
+async fn refused_orders_are_written_with_their_batch_and_kept_in_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a;
+    {
+        let s = start(dir.path()).await;
+        a = Browser::sign_up(&s, "alice").await;
+        let account = s
+            .exchange
+            .use_session(a.cookie.as_deref().unwrap())
+            .unwrap();
+        let client = s.exchange.client();
+        let account_events = || async {
+            streams::read_stream(&client, &account_stream(account), |d| {
+                accounts::AccountEvent::from_json(d).map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap()
+        };
+        let account_before = account_events().await;
+        let appends = || {
+            let stats = s.exchange.stats();
+            let btc = stats.markets.iter().find(|m| m.symbol == "BTC-USD");
+            btc.unwrap().appends
+        };
+        let appends_before = appends();
+        // 5 BTC at 30,000 is 150,000 USD; the faucet gave 10,000.
+        let too_big = OrderTerms {
+            side: orderbook::Side::Buy,
+            order_type: orderbook::OrderType::Limit,
+            price: Some(d("30000")),
+            quantity: Some(d("5")),
+            quote_amount: None,
+            time_in_force: None,
+            post_only: false,
+            self_trade_prevention: Default::default(),
+            trigger: None,
+        };
+        let answers = futures::future::join_all(
+            (0..40).map(|_| s.exchange.place(account, "BTC-USD", too_big)),
+        )
+        .await;
+        for answer in answers {
+            let e = answer.unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "insufficient USD: 10000 available, 150000 needed"
+            );
+        }
+        let appends = appends() - appends_before;
+        assert!(appends < 40, "{appends} appends for 40 refusals");
+        assert_eq!(account_events().await, account_before);
+        let refusals: Vec<_> = load_market(&client, "BTC-USD")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e {
+                orderbook::Event::OrderRefused(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(refusals.len(), 40);
+        for r in &refusals {
+            assert_eq!((r.account, r.terms), (account, too_big));
+            assert_eq!(r.reason, "insufficient USD: 10000 available, 150000 needed");
+        }
+        // Told only once written: the history has every one already.
+        let page: crate::api::OrderHistoryPage = a
+            .call(&s, "my_orders", &[("state", "rejected")])
+            .await
+            .unwrap();
+        assert_eq!(page.orders.len(), 40);
+        check_store(&s).await;
+        s.exchange.stop().await;
+    }
+    let s = start(dir.path()).await;
+    let page: crate::api::OrderHistoryPage = a
+        .call(&s, "my_orders", &[("state", "rejected")])
+        .await
+        .unwrap();
+    assert_eq!(page.orders.len(), 40);
+    assert!(
+        page.orders.iter().all(
+            |o| o.reason.as_deref() == Some("insufficient USD: 10000 available, 150000 needed")
+        ),
+        "{page:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_simulator_makes_a_market_that_keeps_every_rule() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,6 @@
 //! Orders, routed to their market's sequencer, and the faucet, which
 //! brings money in through the leader only.
 
-use accounts::AccountEvent;
 use orderbook::{AccountId, ClientOrderId, OrderCancelled, OrderId, OrderTerms};
 use rust_decimal::Decimal;
 
@@ -49,44 +48,12 @@ impl Exchange {
         order: OrderTerms,
         client_order_id: Option<ClientOrderId>,
     ) -> Result<CommandOutcome, ExchangeError> {
-        let market = self.market(symbol)?;
         // The caps and the funds are checked by the market's sequencer,
-        // in the same decision as the order.
-        let result = market
+        // in the same decision as the order; a refusal is written with
+        // that decision's batch.
+        self.market(symbol)?
             .send(account, Action::Place(order, client_order_id))
-            .await;
-        if let Err(e) = &result
-            && e.refuses_order()
-        {
-            self.record_refusal(account, symbol, &order, e).await;
-        }
-        result
-    }
-
-    /// Writes a refused order to its account's stream for the history. The
-    /// trader is answered either way: when this cannot be written, the
-    /// history misses the refusal, and the log says so.
-    async fn record_refusal(
-        &self,
-        account: AccountId,
-        symbol: &str,
-        order: &OrderTerms,
-        why: &ExchangeError,
-    ) {
-        let refusal =
-            AccountEvent::order_refused(account, symbol, order, why.to_string(), now_micros());
-        let written = self
-            .0
-            .ledger
-            .ask(|reply| AccountsRequest::RecordRefusal { refusal, reply })
-            .await;
-        if let Err(e) = written {
-            tracing::warn!(
-                account,
-                symbol,
-                "a refused order is missing from its history: {e}"
-            );
-        }
+            .await
     }
 
     /// Cancels every open order of the account in one market, or in all of

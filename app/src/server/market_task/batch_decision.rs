@@ -1,15 +1,19 @@
 //! One batch decided: each request the queue holds goes through the book
 //! and then the ledger's checks (the caps, the funds, what earlier
 //! decisions of the batch already took), gets its fees stamped in, and is
-//! cut to fit one append. The matching is the book's; this is the stage
-//! before and around it, as exchange-core keeps risk apart from matching.
+//! cut to fit one append. A placement refused for what it asks (the book's
+//! rules, the funds, a cap) goes into the same append as an
+//! `OrderRefused`, so a refusal costs no write of its own. The matching is
+//! the book's; this is the stage before and around it, as exchange-core
+//! keeps risk apart from matching.
 
 use std::collections::VecDeque;
 
 use accounts::Ledger;
 use eventstore::EventData;
 use orderbook::{
-    AccountId, AmendOrder, CancelOrder, Command, Event, Market, OrderId, PlaceOrder, RejectReason,
+    AccountId, AmendOrder, CancelOrder, Command, Event, Market, OrderId, OrderRefused, PlaceOrder,
+    RejectReason,
 };
 use rust_decimal::Decimal;
 
@@ -25,8 +29,10 @@ use crate::server::streams::market_event_payload;
 impl MarketTask {
     /// Decides requests from the front of the queue against the book and
     /// the ledger until the batch is full or the next would not fit one
-    /// append; refusals are answered at once. Holds the ledger throughout,
-    /// so no other market decides on what this batch spends.
+    /// append; a refused placement is kept in the batch as its
+    /// `OrderRefused`, any other refusal is answered at once. Holds the
+    /// ledger throughout, so no other market decides on what this batch
+    /// spends.
     pub(super) fn decide_batch(
         &self,
         state: &mut State,
@@ -40,7 +46,29 @@ impl MarketTask {
                 let command = self.command(state, &request, at);
                 match self.decide(state, ledger, &in_flight, &request, command.as_ref(), at) {
                     Err(e) => {
-                        let _ = request.reply.send(Err(e));
+                        let Some(refusal) = self.refusal(&request, &e, at) else {
+                            let _ = request.reply.send(Err(e));
+                            continue;
+                        };
+                        let (data, n) = market_event_payload(&refusal);
+                        let bytes = n + EVENT_OVERHEAD;
+                        if batch.bytes + bytes > MAX_APPEND_BYTES {
+                            queue.push_front(request);
+                            break;
+                        }
+                        let start = batch.events.len();
+                        fold_in(state, ledger, &self.market, &mut batch, refusal);
+                        batch.data.push(data);
+                        batch.bytes += bytes;
+                        batch.decided.push(Decided {
+                            request,
+                            order_id: 0,
+                            events: start..batch.events.len(),
+                            refused: Some(e),
+                        });
+                        if batch.decided.len() >= MAX_BATCH {
+                            break;
+                        }
                     }
                     Ok(mut events) => {
                         let payloads: Vec<(EventData, usize)> = events
@@ -65,14 +93,8 @@ impl MarketTask {
                         let order_id = command.as_ref().map_or(0, Command::order_id);
                         let before = available(ledger, &self.market, &events);
                         let start = batch.events.len();
-                        for e in &events {
-                            let revision = state.revision + batch.events.len() as u64;
-                            state.book.apply(e);
-                            if let Err(gap) = ledger.apply_market(&self.market.spec, revision, e) {
-                                // sync_ledger ran just before: cannot be.
-                                tracing::error!(symbol = self.symbol(), "{gap}");
-                            }
-                            batch.events.push(e.clone());
+                        for e in events {
+                            fold_in(state, ledger, &self.market, &mut batch, e);
                         }
                         for (key, was) in before {
                             let now = ledger
@@ -88,6 +110,7 @@ impl MarketTask {
                             request,
                             order_id,
                             events: start..batch.events.len(),
+                            refused: None,
                         });
                         if batch.decided.len() >= MAX_BATCH {
                             break;
@@ -98,6 +121,25 @@ impl MarketTask {
         });
         in_flight.add(&batch.credits);
         batch
+    }
+
+    /// The record of a placement refused for what it asks (not for a
+    /// fault, which is no refusal of the order): what the trader's history
+    /// keeps.
+    fn refusal(&self, request: &MarketRequest, why: &ExchangeError, at: u64) -> Option<Event> {
+        let Action::Place(terms, client_order_id) = &request.action else {
+            return None;
+        };
+        why.refuses_order().then(|| {
+            Event::OrderRefused(Box::new(OrderRefused {
+                symbol: self.market.symbol.clone(),
+                account: request.account,
+                terms: *terms,
+                client_order_id: client_order_id.clone(),
+                reason: why.to_string(),
+                at,
+            }))
+        })
     }
 
     /// The book's command a request asks for, with the next order id and
@@ -216,6 +258,18 @@ impl MarketTask {
         }
         events
     }
+}
+
+/// Takes a decided event into the batch: applied to the book and folded
+/// into the ledger at the revision it will have in the stream.
+fn fold_in(state: &mut State, ledger: &mut Ledger, market: &Market, batch: &mut Batch, e: Event) {
+    let revision = state.revision + batch.events.len() as u64;
+    state.book.apply(&e);
+    if let Err(gap) = ledger.apply_market(&market.spec, revision, &e) {
+        // sync_ledger ran just before: cannot be.
+        tracing::error!(symbol = %market.symbol, "{gap}");
+    }
+    batch.events.push(e);
 }
 
 /// The available balance of every account the events name, in the

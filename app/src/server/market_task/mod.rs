@@ -280,6 +280,10 @@ struct Decided {
     request: MarketRequest,
     order_id: OrderId,
     events: std::ops::Range<usize>,
+    /// Why a placement was refused: its `OrderRefused` is in the batch,
+    /// and the trader is told once it landed (so their history shows the
+    /// refusal as soon as they hear of it).
+    refused: Option<ExchangeError>,
 }
 
 /// One append's worth of decisions.
@@ -381,11 +385,14 @@ impl MarketTask {
                     state.revision = first + batch.events.len() as u64;
                     self.publish_batch(state, &batch.events);
                     for d in batch.decided {
-                        let outcome = CommandOutcome {
-                            order_id: d.order_id,
-                            events: batch.events[d.events].to_vec(),
+                        let answer = match d.refused {
+                            Some(why) => Err(why),
+                            None => Ok(CommandOutcome {
+                                order_id: d.order_id,
+                                events: batch.events[d.events].to_vec(),
+                            }),
                         };
-                        let _ = d.request.reply.send(Ok(outcome));
+                        let _ = d.request.reply.send(answer);
                     }
                 }
                 Written::Conflict => {

@@ -106,16 +106,12 @@ impl From<SignedRefusal> for Refused {
 
 impl From<OverLimit> for Refused {
     fn from(o: OverLimit) -> Refused {
-        let seconds = o.retry_after.as_secs_f64().ceil().max(1.0) as u64;
         Refused {
-            retry_after_s: Some(seconds),
+            retry_after_s: Some(o.retry_after_s()),
             ..Refused::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
-                format!(
-                    "too many requests: {} is limited to {} per {}; retry after {seconds} s",
-                    o.what, o.limit, o.per
-                ),
+                o.to_string(),
             )
         }
     }

@@ -82,11 +82,7 @@ impl IntoResponse for Refusal {
 
 impl From<OverLimit> for Refusal {
     fn from(o: OverLimit) -> Refusal {
-        let seconds = o.retry_after.as_secs_f64().ceil().max(1.0);
-        let msg = format!(
-            "Too many requests: {} is limited to {} per {}; retry after {seconds} s.",
-            o.what, o.limit, o.per
-        );
+        let msg = format!("{o}.");
         Refusal {
             retry_after: Some(o.retry_after),
             ..Refusal::new(StatusCode::TOO_MANY_REQUESTS, -1003, msg)
