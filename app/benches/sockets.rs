@@ -96,8 +96,15 @@ async fn viewer(
 }
 
 async fn run(sockets: u64, seconds: u64) {
+    // Every socket comes from this one address: its caps are raised.
     let watchers = (sockets + 16).to_string();
-    let args = ["--simulate", "--feed-sockets-per-address", &watchers];
+    let args = [
+        "--simulate",
+        "--feed-sockets-per-address",
+        &watchers,
+        "--connections-per-address",
+        &watchers,
+    ];
     let server = start_server(env!("CARGO_BIN_EXE_exchange"), &args).await;
     let pid = server.child.id();
     // Let the simulator's bots sign up and start quoting.

@@ -41,12 +41,16 @@ const TRADERS: usize = 4;
 fn start(data: &Path) -> (Child, SocketAddr) {
     // One name across restarts on new ports: a restarted server takes the
     // lead back at once instead of waiting out its own lease.
+    // The traders place as fast as they are answered: no order rate
+    // limit stands in the way of what is measured here, durability.
     let data = data.to_str().unwrap();
     let server = client::spawn(&[
         "--advertise-url",
         "http://crash-loop.invalid",
         "--data",
         data,
+        "--orders-per-10s",
+        "1000000",
     ]);
     (server.child, server.addr)
 }

@@ -34,11 +34,15 @@ const LEASE_MS: u64 = 600;
 const TRADERS: usize = 4;
 
 fn server(store: &str) -> Spawned {
+    // The traders place as fast as they are answered: no order rate
+    // limit stands in the way of what is tested here.
     client::spawn(&[
         "--eventstore-url",
         store,
         "--leader-lease-ms",
         &LEASE_MS.to_string(),
+        "--orders-per-10s",
+        "1000000",
     ])
 }
 

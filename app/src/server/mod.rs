@@ -18,7 +18,7 @@ pub mod feed_limits;
 pub mod key_crypto;
 pub mod leadership;
 pub mod live_tail;
-mod lock;
+pub mod lock;
 pub(crate) mod login_limits;
 pub(crate) mod market_data;
 mod market_task;

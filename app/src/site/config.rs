@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::connections::ConnectionLimits;
 use crate::server::feed_limits::FeedLimits;
 use crate::server::leadership::LeaderSettings;
 use crate::server::request_limits::ApiLimits;
@@ -68,6 +69,23 @@ pub struct Config {
     /// trigger at once, over all markets (they count as open orders too).
     #[arg(long, env = "EXCHANGE_MAX_STOP_ORDERS", default_value_t = MAX_STOP_ORDERS)]
     pub max_stop_orders: usize,
+    /// Connections the server holds open at once, from everyone; one more
+    /// is closed as soon as it is accepted.
+    #[arg(long, env = "EXCHANGE_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
+    pub max_connections: usize,
+    /// Connections one address (IPv6: one /64) may hold open at once; a
+    /// trusted proxy is exempt. Websockets count in the feed's own cap
+    /// once upgraded.
+    #[arg(long, env = "EXCHANGE_CONNECTIONS_PER_ADDRESS", default_value_t = ConnectionLimits::default().per_address)]
+    pub connections_per_address: usize,
+    /// Milliseconds a connection may take to send a request's head (its
+    /// line and headers) before it is closed.
+    #[arg(long, env = "EXCHANGE_HEADER_TIMEOUT_MS", default_value_t = ConnectionLimits::default().header_timeout.as_millis() as u64)]
+    pub header_timeout_ms: u64,
+    /// Milliseconds a request's body may take to arrive once it is read;
+    /// past it the request fails and does nothing.
+    #[arg(long, env = "EXCHANGE_BODY_TIMEOUT_MS", default_value_t = ConnectionLimits::default().body_timeout.as_millis() as u64)]
+    pub body_timeout_ms: u64,
     /// Send the session cookie only over TLS (`Secure`): set it when the
     /// server runs behind HTTPS.
     #[arg(long, env = "EXCHANGE_SECURE_COOKIES")]
@@ -140,6 +158,15 @@ impl Config {
                 weight_per_minute_per_key: self.api_key_weight_per_minute,
                 orders_per_10s: self.orders_per_10s,
             },
+        }
+    }
+
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections.max(1),
+            per_address: self.connections_per_address.max(1),
+            header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
+            body_timeout: Duration::from_millis(self.body_timeout_ms.max(1)),
         }
     }
 

@@ -11,7 +11,8 @@
 //! - `context`: what server functions find in their context;
 //! - `forward`: a follower passing order actions to the leader;
 //! - `feed_socket` and `history_export`: the market feed's bounded socket
-//!   and the CSV downloads.
+//!   and the CSV downloads;
+//! - `connections`: the accept loop, with its caps and timeouts.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -37,6 +38,7 @@ pub mod account_changes;
 pub mod api_v1;
 pub mod binance;
 mod config;
+pub mod connections;
 pub mod context;
 pub mod feed_socket;
 mod forward;
@@ -175,12 +177,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.socket_policy(),
     );
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    // The client's address counts its feed sockets.
-    axum::serve(
+    connections::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app,
+        config.connection_limits(),
+        config.trusted_proxies.clone(),
+        shutdown_signal(),
     )
-    .with_graceful_shutdown(shutdown_signal())
     .await?;
     exchange.stop().await;
     Ok(())

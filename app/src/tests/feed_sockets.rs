@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use super::settings;
 use crate::api::{FeedMessage, FeedRequest};
 use crate::server::{Connection, Exchange};
+use crate::site::connections::ConnectionLimits;
 use crate::site::feed_socket::MAX_MESSAGE;
 
 type Socket =
@@ -30,6 +31,11 @@ pub(super) async fn served(dir: &Path) -> (super::Server, SocketAddr) {
 
 /// Serves the whole site on a loopback port, as the binary does.
 pub(super) async fn serve(dir: &Path) -> (Exchange, SocketAddr) {
+    serve_with(dir, Default::default()).await
+}
+
+/// As [`serve`], under these connection caps and timeouts.
+pub(super) async fn serve_with(dir: &Path, limits: ConnectionLimits) -> (Exchange, SocketAddr) {
     let exchange = Exchange::start(
         settings(),
         Connection::Embedded {
@@ -46,13 +52,7 @@ pub(super) async fn serve(dir: &Path) -> (Exchange, SocketAddr) {
         exchange.clone(),
         Default::default(),
     );
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            site.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
+    super::serve_on(listener, site, limits);
     (exchange, addr)
 }
 

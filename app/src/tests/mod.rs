@@ -92,12 +92,24 @@ async fn start_listening(connection: Connection) -> Server {
         lease: std::time::Duration::from_millis(600),
     };
     let s = start_on_with(config, connection).await;
-    let app = s.router.clone();
-    tokio::spawn(async move {
-        let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, service).await
-    });
+    serve_on(listener, s.router.clone(), Default::default());
     s
+}
+
+/// Serves `app` on `listener` through the binary's own accept loop, with
+/// its caps and timeouts, until the test ends.
+fn serve_on(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: crate::site::connections::ConnectionLimits,
+) {
+    tokio::spawn(crate::site::connections::serve(
+        listener,
+        app,
+        limits,
+        Vec::new(),
+        std::future::pending(),
+    ));
 }
 
 async fn start(dir: &Path) -> Server {

@@ -420,11 +420,7 @@ async fn an_old_leaders_append_meets_the_fence_and_it_steps_down() {
         lease: std::time::Duration::from_secs(30),
     };
     let s1 = start_on_with(config, Connection::External(through_proxy)).await;
-    let app = s1.router.clone();
-    tokio::spawn(async move {
-        let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, service).await
-    });
+    serve_on(listener, s1.router.clone(), Default::default());
     assert_eq!(s1.exchange.role(), leadership::Role::Leader { term: 1 });
     let mut a = Browser::sign_up(&s1, "alice").await;
     a.limit(&s1, "buy", "100", "0.1").await.unwrap();

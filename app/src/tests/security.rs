@@ -323,3 +323,107 @@ async fn private_answers_are_sent_no_store() {
     assert_ne!(cache("/", false).await, no_store);
     assert_ne!(cache("/pkg/exchange.js", true).await, no_store);
 }
+
+/// Over real sockets, through the binary's accept loop: a client that
+/// opens connections and never finishes a request's head loses each one
+/// to the header timeout while others are answered; a body that stalls
+/// fails its request, which does nothing; one address holds at most its
+/// cap of connections (one more is closed at once, unanswered) and a
+/// place it frees can be taken again.
+#[tokio::test]
+async fn slow_and_greedy_clients_are_cut_off_while_others_are_served() {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use crate::site::connections::ConnectionLimits;
+
+    /// What the server sent until it closed the connection.
+    async fn until_closed(s: &mut TcpStream) -> String {
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut got)).await;
+        read.expect("the server never closed the connection").ok();
+        String::from_utf8_lossy(&got).into_owned()
+    }
+    /// One whole request on its own connection: the answer's status line.
+    async fn ping(addr: std::net::SocketAddr) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let request =
+            "GET /compat/binance/api/v3/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        s.write_all(request.as_bytes()).await.unwrap();
+        let answer = until_closed(&mut s).await;
+        answer.lines().next().unwrap_or_default().to_string()
+    }
+
+    let slow = tempfile::tempdir().unwrap();
+    let limits = ConnectionLimits {
+        max_connections: 1000,
+        per_address: 32,
+        header_timeout: Duration::from_millis(300),
+        body_timeout: Duration::from_millis(300),
+    };
+    let (exchange, addr) = super::feed_sockets::serve_with(slow.path(), limits).await;
+    let mut half_open = Vec::new();
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n")
+            .await
+            .unwrap();
+        half_open.push(s);
+    }
+    assert_eq!(ping(addr).await, "HTTP/1.1 200 OK");
+    for s in &mut half_open {
+        let said = until_closed(s).await;
+        assert!(!said.contains("200 OK"), "{said}");
+    }
+    // A body that never finishes: the sign-up fails and signs nobody up.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let head = "POST /api/sign_up HTTP/1.1\r\nHost: x\r\n\
+                Content-Type: application/x-www-form-urlencoded\r\n\
+                Accept: application/json\r\nContent-Length: 200\r\n\r\n";
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(b"username=mallory&password=correct+horse")
+        .await
+        .unwrap();
+    let said = until_closed(&mut s).await;
+    assert!(said.starts_with("HTTP/1.1 400"), "{said}");
+    assert!(exchange.account_id("mallory").is_none());
+
+    // The per-address cap, with time enough for the head.
+    let greedy = tempfile::tempdir().unwrap();
+    let limits = ConnectionLimits {
+        per_address: 4,
+        header_timeout: Duration::from_secs(60),
+        ..limits
+    };
+    let (_exchange, addr) = super::feed_sockets::serve_with(greedy.path(), limits).await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        // Answered once, then kept open (keep-alive): admitted for sure.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /compat/binance/api/v3/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 12];
+        s.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200");
+        held.push(s);
+    }
+    assert_eq!(
+        ping(addr).await,
+        "",
+        "a fifth connection is closed unanswered"
+    );
+    drop(held.pop());
+    // The place comes free once the server has seen the close.
+    let mut answered = String::new();
+    for _ in 0..200 {
+        answered = ping(addr).await;
+        if !answered.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(answered, "HTTP/1.1 200 OK");
+}
