@@ -6,6 +6,12 @@
 //! hash, so the event log never holds a credential. The server ends a
 //! session that was not used for [`SessionPolicy::idle`] or began more than
 //! [`SessionPolicy::absolute`] ago, whatever the browser's cookie says.
+//!
+//! Behind HTTPS (`--secure-cookies`) the cookie is `Secure` and named
+//! with the `__Host-` prefix, so a browser takes it only over TLS, from
+//! this very host, for the whole site: neither a plain-HTTP answer on the
+//! way nor a sibling subdomain can plant a session cookie of its choosing.
+//! Such a server reads only the prefixed cookie.
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
@@ -16,6 +22,17 @@ use super::settings::SessionPolicy;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "session";
+/// Its name behind HTTPS.
+pub const SECURE_COOKIE: &str = "__Host-session";
+
+/// The name the session cookie has under `policy`.
+pub fn cookie_name(policy: &SessionPolicy) -> &'static str {
+    if policy.secure_cookie {
+        SECURE_COOKIE
+    } else {
+        COOKIE
+    }
+}
 
 pub fn hash_password(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
@@ -49,12 +66,13 @@ pub fn token_hash(token: &str) -> String {
     hex(&Blake2s256::digest(token.as_bytes()))
 }
 
-/// The session token in a `Cookie` header, if there is one.
-pub fn token_from_cookies(header: &str) -> Option<&str> {
+/// The session token in a `Cookie` header (the cookie called `name`), if
+/// there is one.
+pub fn token_from_cookies<'h>(header: &'h str, name: &str) -> Option<&'h str> {
     header
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value)
         .filter(|v| !v.is_empty())
 }
@@ -67,7 +85,8 @@ pub fn set_cookie(token: Option<&str>, policy: &SessionPolicy) -> String {
         Some(t) => (t, policy.absolute.as_secs()),
         None => ("", 0),
     };
-    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={age}{secure}")
+    let name = cookie_name(policy);
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={age}{secure}")
 }
 
 #[cfg(test)]
@@ -85,9 +104,16 @@ mod tests {
 
     #[test]
     fn cookies_are_found_among_others() {
-        assert_eq!(token_from_cookies("a=1; session=abc; b=2"), Some("abc"));
-        assert_eq!(token_from_cookies("a=1"), None);
-        assert_eq!(token_from_cookies("session="), None);
+        assert_eq!(
+            token_from_cookies("a=1; session=abc; b=2", COOKIE),
+            Some("abc")
+        );
+        assert_eq!(token_from_cookies("a=1", COOKIE), None);
+        assert_eq!(token_from_cookies("session=", COOKIE), None);
+        // Behind HTTPS only the prefixed cookie is a session.
+        let both = "session=planted; __Host-session=mine";
+        assert_eq!(token_from_cookies(both, SECURE_COOKIE), Some("mine"));
+        assert_eq!(token_from_cookies("session=planted", SECURE_COOKIE), None);
         assert_ne!(new_token(), new_token());
         assert_eq!(token_hash("t").len(), 64);
     }
@@ -100,10 +126,13 @@ mod tests {
             "session=abc; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000"
         );
         policy.secure_cookie = true;
-        assert!(set_cookie(Some("abc"), &policy).ends_with("; Secure"));
-        assert!(
-            set_cookie(None, &policy)
-                .contains("session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+        assert_eq!(
+            set_cookie(Some("abc"), &policy),
+            "__Host-session=abc; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000; Secure"
+        );
+        assert_eq!(
+            set_cookie(None, &policy),
+            "__Host-session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure"
         );
     }
 }

@@ -75,6 +75,7 @@ pub fn router(
     let counts = SocketCounts::default();
     let stream_counts = counts.clone();
     let router_exchange = exchange.clone();
+    let behind_tls = exchange.session_policy().secure_cookie;
     let forwarding = forward::Forwarding::new(exchange.clone());
     // What every server function finds in its context.
     let context = move || {
@@ -130,7 +131,10 @@ pub fn router(
             Arc::new(origins),
             same_origin_only,
         ))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response_with_state(
+            behind_tls,
+            security_headers,
+        ))
         .layer(axum::middleware::from_fn(security::private_no_store))
         // Every request carries the exchange: the history's handlers take
         // it, and a request's `Trader` is looked up in it.

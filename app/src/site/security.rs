@@ -36,8 +36,20 @@ pub(super) fn content_security_policy() {
 
 /// Headers on every answer: no type sniffing, no framing (also for answers
 /// that carry no page policy), and no full address sent to other sites.
-pub(super) async fn security_headers(mut response: Response) -> Response {
+/// Behind HTTPS (`--secure-cookies`, so `behind_tls`), also HSTS: the
+/// browser comes back over TLS only, for a year, so nobody on the way can
+/// strip TLS from its next visit.
+pub(super) async fn security_headers(
+    State(behind_tls): State<bool>,
+    mut response: Response,
+) -> Response {
     let headers = response.headers_mut();
+    if behind_tls {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -66,8 +78,11 @@ pub(super) async fn private_no_store(request: Request, next: Next) -> Response {
     let headers = request.headers();
     let static_file = path.starts_with("/pkg/") || path == "/favicon.ico";
     let private = headers.get_all(header::COOKIE).iter().any(|c| {
-        c.to_str()
-            .is_ok_and(|c| crate::server::credentials::token_from_cookies(c).is_some())
+        use crate::server::credentials::{COOKIE, SECURE_COOKIE, token_from_cookies};
+        c.to_str().is_ok_and(|c| {
+            token_from_cookies(c, COOKIE).is_some()
+                || token_from_cookies(c, SECURE_COOKIE).is_some()
+        })
     }) || headers.contains_key("x-mbx-apikey")
         || headers.contains_key("x-api-key")
         || path.starts_with("/history")

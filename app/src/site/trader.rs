@@ -34,7 +34,10 @@ pub struct Trader {
 impl Trader {
     /// The trader of a request's headers on `exchange`.
     pub fn of(exchange: &Exchange, headers: &HeaderMap) -> Option<Trader> {
-        let session = session_token(headers)?;
+        let session = session_token(
+            headers,
+            credentials::cookie_name(&exchange.session_policy()),
+        )?;
         let account = exchange.use_session(&session)?;
         Some(Trader { account, session })
     }
@@ -46,13 +49,14 @@ impl Trader {
     }
 }
 
-/// The session token among a request's cookies, logged in or not.
-pub fn session_token(headers: &HeaderMap) -> Option<String> {
+/// The session token among a request's cookies (the one called `name`),
+/// logged in or not.
+pub fn session_token(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(credentials::token_from_cookies)
+        .find_map(|c| credentials::token_from_cookies(c, name))
         .map(str::to_string)
 }
 

@@ -167,8 +167,10 @@ impl Browser {
         let status = response.status();
         self.status = Some(status);
         for value in response.headers().get_all(header::SET_COOKIE) {
-            let token =
-                credentials::token_from_cookies(value.to_str().unwrap().split(';').next().unwrap());
+            let token = credentials::token_from_cookies(
+                value.to_str().unwrap().split(';').next().unwrap(),
+                credentials::COOKIE,
+            );
             self.cookie = token.map(str::to_string);
         }
         let body = response.into_body().collect().await.unwrap().to_bytes();

@@ -427,3 +427,79 @@ async fn slow_and_greedy_clients_are_cut_off_while_others_are_served() {
     }
     assert_eq!(answered, "HTTP/1.1 200 OK");
 }
+
+/// Behind HTTPS (`--secure-cookies`) the session cookie is `Secure` with
+/// the `__Host-` prefix, a cookie under the plain name is no session, and
+/// every answer carries HSTS; without it, no HSTS is sent.
+#[tokio::test]
+async fn behind_tls_the_cookie_is_host_prefixed_and_answers_send_hsts() {
+    async fn post(
+        s: &Server,
+        path: &str,
+        cookie: Option<String>,
+        form: &str,
+    ) -> axum::http::Response<Body> {
+        let mut request = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json");
+        if let Some(c) = cookie {
+            request = request.header(header::COOKIE, c);
+        }
+        let request = request.body(Body::from(form.to_string())).unwrap();
+        s.router.clone().oneshot(request).await.unwrap()
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = settings();
+    config.sessions.secure_cookie = true;
+    let connection = Connection::Embedded {
+        data: dir.path().join("events"),
+    };
+    let s = start_on_with(config, connection).await;
+    let signed_up = post(
+        &s,
+        "/api/sign_up",
+        None,
+        "username=alice&password=correct+horse",
+    )
+    .await;
+    assert_eq!(signed_up.status(), StatusCode::OK);
+    assert_eq!(
+        signed_up.headers()[header::STRICT_TRANSPORT_SECURITY],
+        "max-age=31536000"
+    );
+    let set = signed_up.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(set.starts_with("__Host-session="), "{set}");
+    assert!(
+        set.contains("; Path=/;") && set.ends_with("; Secure"),
+        "{set}"
+    );
+    let token = set.split(';').next().unwrap().split_once('=').unwrap().1;
+    let account = |cookie: String| async {
+        let answer = post(&s, "/api/my_account", Some(cookie), "").await;
+        let body = answer.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice::<Option<AccountView>>(&body).unwrap()
+    };
+    let mine = account(format!("__Host-session={token}")).await;
+    assert_eq!(mine.unwrap().username, "alice");
+    assert_eq!(account(format!("session={token}")).await, None);
+
+    let plain = tempfile::tempdir().unwrap();
+    let s = start(plain.path()).await;
+    let signed_up = post(
+        &s,
+        "/api/sign_up",
+        None,
+        "username=bob&password=correct+horse",
+    )
+    .await;
+    assert!(
+        !signed_up
+            .headers()
+            .contains_key(header::STRICT_TRANSPORT_SECURITY)
+    );
+    let set = signed_up.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        set.starts_with("session=") && !set.contains("Secure"),
+        "{set}"
+    );
+}
