@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::connections::ConnectionLimits;
+use super::known_hosts::KnownHosts;
 use crate::server::feed_limits::FeedLimits;
 use crate::server::leadership::LeaderSettings;
 use crate::server::request_limits::ApiLimits;
@@ -53,6 +54,12 @@ pub struct Config {
     /// own origin always may.
     #[arg(long, env = "EXCHANGE_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// Host names (comma-separated) requests may name in `Host` besides
+    /// `localhost`, addresses, and the hosts of `--advertise-url` and
+    /// `--allowed-origins`: the site's public name behind a reverse proxy.
+    /// A request for any other host is refused (DNS rebinding).
+    #[arg(long, env = "EXCHANGE_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     /// Minutes a session may go unused before the server ends it.
     #[arg(long, env = "EXCHANGE_SESSION_IDLE_MINUTES", default_value_t = SessionPolicy::default().idle.as_secs() / 60)]
     pub session_idle_minutes: u64,
@@ -152,6 +159,13 @@ impl Config {
                 replay_bytes: self.feed_replay_bytes,
             },
             allowed_origins: self.allowed_origins.clone(),
+            known_hosts: KnownHosts::new(
+                &self.allowed_hosts,
+                self.advertise_url
+                    .iter()
+                    .chain(&self.allowed_origins)
+                    .map(String::as_str),
+            ),
             trusted_proxies: self.trusted_proxies.clone(),
             api: ApiLimits {
                 weight_per_minute_per_address: self.api_weight_per_minute,
@@ -190,6 +204,8 @@ pub struct SocketPolicy {
     /// Origins besides the site's own whose pages may open a websocket or
     /// call a server function.
     pub allowed_origins: Vec<String>,
+    /// The hosts requests may name (see `known_hosts`).
+    pub known_hosts: KnownHosts,
     /// Proxies whose word on the client's address is taken (see `proxies`).
     pub trusted_proxies: Vec<String>,
 }

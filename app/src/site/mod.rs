@@ -12,7 +12,8 @@
 //! - `forward`: a follower passing order actions to the leader;
 //! - `feed_socket` and `history_export`: the market feed's bounded socket
 //!   and the CSV downloads;
-//! - `connections`: the accept loop, with its caps and timeouts.
+//! - `connections`: the accept loop, with its caps and timeouts;
+//! - `known_hosts`: the host names the server answers for.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -44,6 +45,7 @@ pub mod feed_socket;
 mod forward;
 pub mod history_export;
 pub mod keys_page;
+pub mod known_hosts;
 pub mod plain_page;
 mod proxies;
 mod security;
@@ -52,6 +54,7 @@ pub mod socket_admission;
 pub mod trader;
 
 pub use config::{Config, SocketPolicy};
+pub use known_hosts::KnownHosts;
 pub use trader::Trader;
 
 /// Builds the router for a running exchange: its pages, server functions
@@ -70,6 +73,7 @@ pub fn router(
         .build();
     let routes = generate_route_list(App);
     let (feed, origins) = (policy.feed, policy.allowed_origins);
+    let known_hosts = policy.known_hosts;
     let trusted: proxies::TrustedProxies = Arc::new(policy.trusted_proxies);
     let request_limits = RequestLimits::new(policy.api);
     let counts = SocketCounts::default();
@@ -131,6 +135,10 @@ pub fn router(
             Arc::new(origins),
             same_origin_only,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            known_hosts,
+            known_hosts::known_host_only,
+        ))
         .layer(axum::middleware::map_response_with_state(
             behind_tls,
             security_headers,
@@ -176,7 +184,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let app = router(
         &config.site_root,
-        config.addr,
+        listener.local_addr()?,
         exchange.clone(),
         config.socket_policy(),
     );

@@ -503,3 +503,58 @@ async fn behind_tls_the_cookie_is_host_prefixed_and_answers_send_hsts() {
         "{set}"
     );
 }
+
+/// DNS rebinding: a request naming a host that is not this server's
+/// (an attacker's name pointed at the server's address) is refused with
+/// 421 and does nothing; the server's own names, `localhost` and
+/// addresses are served.
+#[tokio::test]
+async fn requests_for_another_host_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["exchange.example.com".to_string()];
+    let s = start(dir.path())
+        .await
+        .with_policy(crate::site::SocketPolicy {
+            known_hosts: crate::site::KnownHosts::new(&names, ["https://trade.example.org"]),
+            ..Default::default()
+        });
+    let sign_up = |host: &str| {
+        Request::post("/api/sign_up")
+            .header(header::HOST, host)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from("username=alice&password=correct+horse"))
+            .unwrap()
+    };
+    let refused = s
+        .router
+        .clone()
+        .oneshot(sign_up("attacker.example:3000"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::MISDIRECTED_REQUEST);
+    let body = refused.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("--allowed-hosts"),
+        "{body:?}"
+    );
+    assert!(s.exchange.account_id("alice").is_none());
+    for host in [
+        "localhost:3000",
+        "127.0.0.1:3000",
+        "Exchange.Example.com",
+        "trade.example.org",
+    ] {
+        let page = Request::get("/").header(header::HOST, host);
+        let answer = s
+            .router
+            .clone()
+            .oneshot(page.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{host}");
+    }
+    let answer = s.router.clone().oneshot(sign_up("localhost:3000")).await;
+    assert_eq!(answer.unwrap().status(), StatusCode::OK);
+    assert!(s.exchange.account_id("alice").is_some());
+}
