@@ -61,15 +61,26 @@ struct Serve {
     /// A file of users, one `name:password` a line.
     #[arg(long, env = "STORE_USERS_FILE", conflicts_with = "users")]
     users_file: Option<PathBuf>,
+    /// Run without users: any process that can reach the address may read
+    /// and write every stream. Only on a loopback address, and only when
+    /// asked for by this flag (as EventStoreDB's `--insecure`).
+    #[arg(long, env = "STORE_INSECURE", conflicts_with_all = ["users", "users_file"])]
+    insecure: bool,
 }
 
 impl Serve {
-    /// The access the flags ask for: their users, or none (insecure).
-    fn access(&self) -> Result<Access, store::auth::AccessError> {
+    /// The access the flags ask for: their users, or none (insecure) when
+    /// `--insecure` says so.
+    fn access(&self) -> anyhow::Result<Access> {
         Ok(match (&self.users, &self.users_file) {
             (Some(text), _) => Access::Users(Users::parse(text)?),
             (None, Some(path)) => Access::Users(Users::from_file(path)?),
-            (None, None) => Access::Insecure,
+            (None, None) if self.insecure => Access::Insecure,
+            (None, None) => anyhow::bail!(
+                "no users given: give --users-file (or --users) naming who may read and write, \
+                 or --insecure to let any process that can reach {} do so (loopback only)",
+                self.listen
+            ),
         })
     }
 }

@@ -18,7 +18,7 @@ const WRITERS: u64 = 8;
 
 fn spawn_store(dir: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_store"))
-        .args(["--listen", "127.0.0.1:0", "--data"])
+        .args(["--listen", "127.0.0.1:0", "--insecure", "--data"])
         .arg(dir)
         .env(
             "RUST_LOG",

@@ -136,6 +136,7 @@ fn spawn(args: &[&str]) -> Result<(std::process::Child, String, tempfile::TempDi
         .env("RUST_LOG", "warn")
         .env_remove("STORE_USERS")
         .env_remove("STORE_USERS_FILE")
+        .env_remove("STORE_INSECURE")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -154,8 +155,14 @@ fn spawn(args: &[&str]) -> Result<(std::process::Child, String, tempfile::TempDi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standalone_store_takes_its_users_and_is_insecure_only_on_loopback() {
-    let refused = spawn(&["--listen", "0.0.0.0:0"]).expect_err("no users on 0.0.0.0");
+    let refused = spawn(&["--listen", "0.0.0.0:0", "--insecure"]).expect_err("insecure on 0.0.0.0");
     assert!(refused.contains("not a loopback address"), "{refused}");
+    // Without users, insecure only when asked for.
+    let unasked = spawn(&["--listen", "127.0.0.1:0"]).expect_err("no users, no --insecure");
+    assert!(
+        unasked.contains("no users given") && unasked.contains("--insecure"),
+        "{unasked}"
+    );
     let bad = spawn(&["--listen", "127.0.0.1:0", "--users", "admin"]).expect_err("bad entry");
     assert!(bad.contains("name:password"), "{bad}");
 
@@ -194,7 +201,7 @@ async fn the_standalone_store_takes_its_users_and_is_insecure_only_on_loopback()
         child.wait().unwrap();
     }
     // Insecure on loopback: it starts, and anyone there may write.
-    let (mut child, line, _data) = spawn(&["--listen", "127.0.0.1:0"]).unwrap();
+    let (mut child, line, _data) = spawn(&["--listen", "127.0.0.1:0", "--insecure"]).unwrap();
     let addr = line.split_whitespace().nth(2).unwrap();
     let anyone = client(&format!("esdb://{addr}?tls=false&discoveryInterval=0"));
     append(&anyone, "s").await.unwrap();

@@ -310,7 +310,7 @@ async fn verify_reports_and_repair_cuts_only_where_a_person_says() {
         "verify names the damaged record: {text}"
     );
     // The server refuses to start with the same words and a failing status.
-    let (code, serve_text) = store_bin(&["--listen", "127.0.0.1:0"], dir.path());
+    let (code, serve_text) = store_bin(&["--listen", "127.0.0.1:0", "--insecure"], dir.path());
     assert_eq!(code, 1, "{serve_text}");
     assert!(
         serve_text.contains(&format!("log position {victim}")),

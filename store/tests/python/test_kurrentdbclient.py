@@ -31,7 +31,7 @@ def store():
     data = tempfile.mkdtemp(prefix="store-py-")
     binary = os.environ.get("STORE_BIN", "target/debug/store")
     proc = subprocess.Popen(
-        [binary, "--listen", "127.0.0.1:0", "--data", data],
+        [binary, "--listen", "127.0.0.1:0", "--insecure", "--data", data],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "RUST_LOG": "warn"},
