@@ -2,25 +2,50 @@
 //! touching any other task.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Runs `start()` as a task, and again whenever it panics, with a short
-/// growing pause so a task that always panics does not spin. A task that
-/// returns is done (its work ran out: its request channel closed).
+/// The pause before the first restart.
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+/// The longest pause between restarts.
+const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+/// A run this long went well: a panic after it starts the pauses over.
+const RAN_WELL: Duration = Duration::from_secs(60);
+
+/// The pause before starting a task again that panicked after running for
+/// `ran`, the pause before its last start being `previous` (none if it
+/// never panicked): twice the last, up to [`LONGEST_PAUSE`], so a task that
+/// always panics does not spin; the first again after a run that went
+/// well, so one panic a day is not met with the pause of a crash loop.
+fn pause_after(previous: Option<Duration>, ran: Duration) -> Duration {
+    match previous {
+        Some(p) if ran < RAN_WELL => (p * 2).min(LONGEST_PAUSE),
+        _ => FIRST_PAUSE,
+    }
+}
+
+/// Runs `start()` as a task, and again whenever it panics, after a pause
+/// (see [`pause_after`]). A task that returns is done (its work ran out:
+/// its request channel closed).
 pub fn supervise<F, Fut>(name: String, mut start: F)
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     tokio::spawn(async move {
-        let mut pause = Duration::from_millis(10);
+        let mut pause = None;
         loop {
+            let started = Instant::now();
             match tokio::spawn(start()).await {
                 Ok(()) => return,
                 Err(e) if e.is_panic() => {
-                    tracing::error!(task = %name, "task panicked; restarting it from its events");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
+                    let next = pause_after(pause, started.elapsed());
+                    tracing::error!(
+                        task = %name,
+                        pause_ms = next.as_millis() as u64,
+                        "task panicked; restarting it from its events"
+                    );
+                    tokio::time::sleep(next).await;
+                    pause = Some(next);
                 }
                 Err(_) => return,
             }
@@ -85,6 +110,27 @@ mod tests {
         assert_eq!(ask(&a_tx, false).await, Some(2));
         assert_eq!(a_runs.load(Ordering::SeqCst), 2);
         assert_eq!(b_runs.load(Ordering::SeqCst), 1);
+    }
+
+    /// Restarts come after growing pauses while the task keeps panicking
+    /// at once, never longer than the longest; after a run that went well
+    /// the pauses start over.
+    #[test]
+    fn pauses_grow_in_a_crash_loop_and_start_over_after_a_good_run() {
+        let quick = Duration::from_millis(3);
+        let mut pauses = Vec::new();
+        let mut pause = None;
+        for _ in 0..12 {
+            let next = pause_after(pause, quick);
+            pauses.push(next.as_millis());
+            pause = Some(next);
+        }
+        assert_eq!(
+            pauses,
+            [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5000, 5000, 5000]
+        );
+        assert_eq!(pause_after(pause, RAN_WELL), FIRST_PAUSE);
+        assert_eq!(pause_after(pause, RAN_WELL - quick), LONGEST_PAUSE);
     }
 
     /// A task that returns (its requests ran out) is not started again.
