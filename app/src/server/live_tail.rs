@@ -128,6 +128,11 @@ pub struct LiveTail {
     followed: Arc<HashMap<String, watch::Sender<u64>>>,
     /// Readers alive now.
     readers: Arc<AtomicUsize>,
+    /// Set when the server stops: the subscription ends before the store
+    /// goes down under it.
+    stopping: watch::Sender<bool>,
+    /// Whether the subscription is still open.
+    running: watch::Sender<bool>,
 }
 
 impl LiveTail {
@@ -160,6 +165,8 @@ impl LiveTail {
                     .collect(),
             ),
             readers: Arc::default(),
+            stopping: watch::Sender::new(false),
+            running: watch::Sender::new(true),
         };
         let task = tail.clone();
         supervise("live tail".into(), move || task.clone().run());
@@ -211,7 +218,25 @@ impl LiveTail {
         self.readers.load(Ordering::Relaxed)
     }
 
+    /// Ends the subscription (and with it the tail: readers get nothing
+    /// more) and waits until it is closed, so the store can stop without
+    /// a subscriber to tell.
+    pub async fn stop(&self) {
+        self.stopping.send_replace(true);
+        let mut running = self.running.subscribe();
+        let _ = running.wait_for(|r| !*r).await;
+    }
+
     async fn run(self) {
+        let mut stopping = self.stopping.subscribe();
+        tokio::select! {
+            () = self.follow() => {}
+            _ = stopping.wait_for(|s| *s) => {}
+        }
+        self.running.send_replace(false);
+    }
+
+    async fn follow(&self) {
         let mut pause = Duration::from_millis(50);
         loop {
             let from = self.reached();

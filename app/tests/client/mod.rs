@@ -36,6 +36,8 @@ pub struct Spawned {
     pub child: Child,
     pub addr: SocketAddr,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The thread reading the log: done once the server closed its end.
+    pub reader: std::thread::JoinHandle<()>,
 }
 
 /// Starts the server binary on a fresh loopback port with the repository's
@@ -70,12 +72,17 @@ pub fn spawn(args: &[&str]) -> Spawned {
     };
     // Keep reading the log so the child never blocks on a full pipe.
     let kept = log.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
             kept.lock().unwrap().push(line);
         }
     });
-    Spawned { child, addr, log }
+    Spawned {
+        child,
+        addr,
+        log,
+        reader,
+    }
 }
 
 /// A small HTTP/1.1 client, one request a connection, as much as the

@@ -281,6 +281,9 @@ impl Exchange {
         for m in self.stats().markets {
             tracing::info!(symbol = %m.symbol, appends = m.appends, unanswered = m.unanswered, paused = m.paused, "market stopping");
         }
+        // The live subscription first, so the store does not go down
+        // under it (and its client log the loss as an error).
+        self.0.tail.stop().await;
         let store = unpoisoned(self.0.store.lock()).take();
         if let Some(store) = store
             && let Err(e) = store.stop().await
