@@ -425,6 +425,86 @@ async fn the_simulator_keeps_both_sides_of_every_book_deep_around_a_persons_orde
     check_store(&s).await;
 }
 
+/// The caps are counted in the sequencer's decision, not checked before
+/// it: placements of one account racing on both markets from several
+/// threads end with exactly the open-order cap on the books, never more,
+/// and at most the stop cap waiting; the rest are refused by the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_placements_never_pass_the_caps() {
+    use orderbook::{OrderType, Side, Trigger, TriggerKind};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = settings();
+    config.max_open_orders = 6;
+    config.max_stop_orders = 2;
+    let data = dir.path().join("events");
+    let s = start_on_with(config, Connection::Embedded { data }).await;
+    let (a, b) = (
+        Browser::sign_up(&s, "alice").await,
+        Browser::sign_up(&s, "bob").await,
+    );
+    let id = |b: &Browser| {
+        s.exchange
+            .use_session(b.cookie.as_deref().unwrap())
+            .unwrap()
+    };
+    let (alice, bob) = (id(&a), id(&b));
+    let terms = |side, price: &str, trigger: Option<Trigger>| OrderTerms {
+        side,
+        order_type: if trigger.is_some() {
+            OrderType::Market
+        } else {
+            OrderType::Limit
+        },
+        price: trigger.is_none().then(|| d(price)),
+        quantity: Some(d("0.01")),
+        quote_amount: None,
+        time_in_force: None,
+        post_only: false,
+        self_trade_prevention: Default::default(),
+        trigger,
+    };
+    // A last price for the stops to trigger from.
+    s.exchange
+        .place(alice, "BTC-USD", terms(Side::Sell, "20000", None))
+        .await
+        .unwrap();
+    s.exchange
+        .place(bob, "BTC-USD", terms(Side::Buy, "20000", None))
+        .await
+        .unwrap();
+    let stop = Trigger {
+        kind: TriggerKind::Stop,
+        price: d("25000"),
+    };
+    let mut racing = Vec::new();
+    for i in 0..30u32 {
+        let exchange = s.exchange.clone();
+        let (symbol, order) = match i % 3 {
+            0 => ("BTC-USD", terms(Side::Buy, "100", None)),
+            1 => ("ETH-USD", terms(Side::Buy, "10", None)),
+            _ => ("BTC-USD", terms(Side::Buy, "", Some(stop))),
+        };
+        racing.push(tokio::spawn(async move {
+            exchange.place(bob, symbol, order).await
+        }));
+    }
+    let mut placed = 0;
+    for r in racing {
+        match r.await.unwrap() {
+            Ok(_) => placed += 1,
+            Err(ExchangeError::TooManyOpenOrders(6) | ExchangeError::TooManyStopOrders(2)) => {}
+            Err(e) => panic!("refused for another reason: {e}"),
+        }
+    }
+    let books = ["BTC-USD", "ETH-USD"].map(|m| s.exchange.book(m).unwrap());
+    let resting: usize = books.iter().map(|b| b.resting_orders().len()).sum();
+    let waiting = books[0].stop_orders().len();
+    assert_eq!(placed, 6);
+    assert_eq!(resting + waiting, 6);
+    assert!(waiting <= 2, "{waiting} stops waiting");
+    check_store(&s).await;
+}
+
 /// The trader's order tools: cancel all (one market or every market), the
 /// self-trade-prevention mode chosen in the form, the cap on open orders,
 /// and a market order with nothing to trade against refused, not accepted
