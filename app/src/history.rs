@@ -29,8 +29,10 @@ pub async fn my_orders(
     before: Option<u64>,
     limit: Option<usize>,
 ) -> Result<OrderHistoryPage, UserError> {
-    use crate::site::context::current_account;
+    use crate::server::request_limits::HISTORY_WEIGHT;
+    use crate::site::context::{current_account, spend_weight};
     use crate::site::history_export::history_filter;
+    spend_weight(HISTORY_WEIGHT).await?;
     let (exchange, account) = current_account()?;
     let filter = history_filter(&exchange, market, state).map_err(UserError::new)?;
     let limit = page_limit(limit)?;
@@ -45,8 +47,10 @@ pub async fn my_trades(
     before: Option<u64>,
     limit: Option<usize>,
 ) -> Result<TradeHistoryPage, UserError> {
-    use crate::site::context::current_account;
+    use crate::server::request_limits::HISTORY_WEIGHT;
+    use crate::site::context::{current_account, spend_weight};
     use crate::site::history_export::history_filter;
+    spend_weight(HISTORY_WEIGHT).await?;
     let (exchange, account) = current_account()?;
     let filter = history_filter(&exchange, market, None).map_err(UserError::new)?;
     let limit = page_limit(limit)?;
@@ -179,12 +183,18 @@ mod page {
 
     /// Answers `/history`: the caller's page (200), a page saying to log in
     /// (401 without a session), or one saying what is wrong with the address
-    /// (400). Never cached: it is one trader's own.
+    /// (400). Never cached: it is one trader's own. Each page spends
+    /// `HISTORY_WEIGHT` of the address's request weight first (429 over it).
     pub async fn serve(
         Extension(exchange): Extension<Exchange>,
         trader: Option<Trader>,
+        extensions: axum::http::Extensions,
         Query(query): Query<HistoryQuery>,
     ) -> Response {
+        use crate::server::request_limits::HISTORY_WEIGHT;
+        if let Err(refused) = crate::site::history_export::paced(&extensions, HISTORY_WEIGHT) {
+            return refused;
+        }
         let (status, body) = match trader.map(|t| t.account) {
             None => (
                 StatusCode::UNAUTHORIZED,

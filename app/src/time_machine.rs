@@ -37,6 +37,8 @@ pub async fn replay_market(
     at_ms: Option<u64>,
 ) -> Result<ReplayView, UserError> {
     use crate::server::ReplayTo;
+    use crate::server::request_limits::REPLAY_WEIGHT;
+    crate::site::context::spend_weight(REPLAY_WEIGHT).await?;
     let to = match (events, at_ms) {
         (Some(n), None) => ReplayTo::Events(n),
         (None, Some(t)) => ReplayTo::Time(t),

@@ -33,6 +33,8 @@ pub async fn candles_before(
     limit: usize,
 ) -> Result<CandleHistory, UserError> {
     use crate::server::HISTORY_LIMIT;
+    use crate::server::request_limits::CANDLES_WEIGHT;
+    crate::site::context::spend_weight(CANDLES_WEIGHT).await?;
     let exchange = crate::site::context::exchange()?;
     let Some(interval) = Interval::from_label(&interval) else {
         let known: Vec<_> = Interval::ALL.iter().map(|i| i.label()).collect();

@@ -12,6 +12,7 @@
 //! of the next page: paging stays right while new orders come in.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use accounts::AccountEvent;
 use orderbook::{AccountId, CancelReason, ClientOrderId, Event, OrderId, OrderTerms, Timestamp};
@@ -347,6 +348,16 @@ impl OrderHistory {
     /// Every order of the account the filter keeps, newest first.
     pub fn all(&self, account: AccountId, filter: &OrderFilter) -> Vec<OrderRecord> {
         self.page(account, filter, None, usize::MAX).orders
+    }
+
+    /// How many of the account's orders the filter keeps that were placed
+    /// in `placed_ms` (milliseconds since the Unix epoch).
+    pub fn count(&self, account: AccountId, filter: &OrderFilter, placed_ms: &Range<u64>) -> usize {
+        let orders = self.accounts.get(&account).map_or(&[][..], Vec::as_slice);
+        orders
+            .iter()
+            .filter(|o| filter.keeps(o) && placed_ms.contains(&(o.placed_at / 1000)))
+            .count()
     }
 }
 

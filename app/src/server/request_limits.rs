@@ -34,6 +34,15 @@ impl Default for ApiLimits {
     }
 }
 
+/// The request weight of the page's reads that cost the server most, spent
+/// from the asking address's bucket (the one its API requests spend too):
+/// a replay of a market's past (a store read and a book rebuilt), a page
+/// of older candles, a page of the trader's history, a CSV download.
+pub const REPLAY_WEIGHT: u32 = 20;
+pub const CANDLES_WEIGHT: u32 = 10;
+pub const HISTORY_WEIGHT: u32 = 5;
+pub const EXPORT_WEIGHT: u32 = 50;
+
 /// Whose bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Holder {

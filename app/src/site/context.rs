@@ -15,7 +15,7 @@ use crate::api::AccountView;
 use crate::error::UserError;
 use crate::server::credentials;
 use crate::server::feed_limits::{FeedLimits, SocketCounts};
-use crate::server::request_limits::RequestLimits;
+use crate::server::request_limits::{OverLimit, RequestLimits};
 use crate::server::{Exchange, ExchangeError};
 
 impl From<ExchangeError> for UserError {
@@ -98,17 +98,37 @@ pub fn current_account() -> Result<(Exchange, AccountId), UserError> {
 /// rate, a 429 with `Retry-After`. Without the site's limits (a test
 /// serving the router alone) nothing is counted.
 pub fn count_new_order(account: AccountId) -> Result<(), UserError> {
-    let Some(limits) = use_context::<axum::http::request::Parts>()
-        .and_then(|p| p.extensions.get::<RequestLimits>().cloned())
-    else {
+    let Some(limits) = request_limits() else {
         return Ok(());
     };
-    limits.order(account, Instant::now()).map_err(|over| {
-        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            response.insert_header(header::RETRY_AFTER, HeaderValue::from(over.retry_after_s()));
-        }
-        UserError::answering(429, None, over.to_string())
-    })
+    limits.order(account, Instant::now()).map_err(over_limit)
+}
+
+/// Spends `weight` of the asking address's request weight (the bucket its
+/// API requests spend too) before any work: the reads that cost the server
+/// most are paced per address (see `request_limits`). Over it, a 429 with
+/// `Retry-After`.
+pub async fn spend_weight(weight: u32) -> Result<(), UserError> {
+    let Some(limits) = request_limits() else {
+        return Ok(());
+    };
+    let address = client_address().await;
+    limits
+        .address(address, weight, Instant::now())
+        .map_err(over_limit)
+}
+
+fn request_limits() -> Option<RequestLimits> {
+    use_context::<axum::http::request::Parts>()
+        .and_then(|p| p.extensions.get::<RequestLimits>().cloned())
+}
+
+/// A limit's refusal as the page is told it.
+fn over_limit(over: OverLimit) -> UserError {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.insert_header(header::RETRY_AFTER, HeaderValue::from(over.retry_after_s()));
+    }
+    UserError::answering(429, None, over.to_string())
 }
 
 /// Sets (or, with `None`, clears) the session cookie on the response.

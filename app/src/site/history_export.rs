@@ -1,12 +1,24 @@
 //! The trader's history as CSV files to download: every order, and every
 //! trade, of the account whose session cookie comes with the request,
-//! newest first, filtered like the history on the page. The columns are
-//! listed in docs/trading.md; amounts are exact decimals, times RFC 3339 in UTC
-//! to the millisecond.
+//! newest first, filtered like the history on the page and by a time
+//! range. The columns are listed in docs/trading.md; amounts are exact
+//! decimals, times RFC 3339 in UTC to the millisecond.
+//!
+//! A file is streamed a chunk of rows at a time, each chunk read under the
+//! history's lock only while it is copied, so a long history never holds
+//! the lock others wait on, nor the whole file in memory. A download that
+//! would hold more than [`MAX_ROWS`] rows is refused (400, saying how many)
+//! rather than cut short: narrow the range or the market. Each download
+//! spends [`EXPORT_WEIGHT`] of its address's request weight first.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Instant;
 
 use axum::Extension;
-use axum::extract::Query;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Query};
+use axum::http::{Extensions, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -14,7 +26,13 @@ use super::trader::Trader;
 use crate::api::{FillView, OrderRecordView};
 use crate::server::Exchange;
 use crate::server::OrderFilter;
+use crate::server::request_limits::{EXPORT_WEIGHT, RequestLimits};
 use crate::time_format::rfc3339;
+
+/// The most rows one file holds.
+pub const MAX_ROWS: usize = 100_000;
+/// Rows read and sent at a time.
+const CHUNK: usize = 1_000;
 
 /// The columns of `orders.csv`, in order.
 pub const ORDER_COLUMNS: [&str; 19] = [
@@ -54,14 +72,20 @@ pub const TRADE_COLUMNS: [&str; 11] = [
     "fee_asset",
 ];
 
-/// What the download asks for: `?market=BTC-USD&state=filled`, both
-/// optional (empty is all).
+/// What the download asks for: `?market=BTC-USD&state=filled&from_ms=…&to_ms=…`,
+/// all optional (empty is all): orders placed, or trades made, from
+/// `from_ms` up to but not including `to_ms` (milliseconds since the Unix
+/// epoch).
 #[derive(Debug, Default, Deserialize)]
 pub struct ExportQuery {
     #[serde(default)]
     pub market: Option<String>,
     #[serde(default)]
     pub state: Option<String>,
+    #[serde(default)]
+    pub from_ms: Option<u64>,
+    #[serde(default)]
+    pub to_ms: Option<u64>,
 }
 
 /// Which file.
@@ -77,20 +101,49 @@ pub async fn serve(
     export: Export,
     Extension(exchange): Extension<Exchange>,
     Trader { account, .. }: Trader,
+    extensions: Extensions,
     Query(query): Query<ExportQuery>,
 ) -> Response {
+    if let Err(refused) = paced(&extensions, EXPORT_WEIGHT) {
+        return refused;
+    }
+    let bad = |message: String| (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response();
     let filter = match history_filter(&exchange, query.market, query.state) {
         Ok(f) => f,
-        Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
+        Err(message) => return bad(message),
     };
-    let (name, body) = match export {
-        Export::Orders => ("orders", orders_csv(&exchange.all_orders(account, &filter))),
-        Export::Trades => {
-            let trades =
-                exchange.trade_history(account, filter.symbol.as_deref(), None, usize::MAX);
-            ("trades", trades_csv(&trades.trades))
-        }
+    let range = query.from_ms.unwrap_or(0)..query.to_ms.unwrap_or(u64::MAX);
+    if range.is_empty() {
+        return bad("from_ms must come before to_ms".to_string());
+    }
+    let rows = match export {
+        Export::Orders => exchange.count_orders(account, &filter, &range),
+        Export::Trades => exchange.count_trades(account, filter.symbol.as_deref(), &range),
     };
+    if rows > MAX_ROWS {
+        return bad(format!(
+            "this download would hold {rows} rows, more than the {MAX_ROWS} one file holds: \
+             narrow it with from_ms and to_ms, or a market"
+        ));
+    }
+    let name = match export {
+        Export::Orders => "orders",
+        Export::Trades => "trades",
+    };
+    let rows = Rows {
+        export,
+        exchange,
+        account,
+        filter,
+        range,
+        cursor: None,
+        header: true,
+        done: false,
+    };
+    let body = Body::from_stream(futures::stream::unfold(rows, |mut rows| async move {
+        let chunk = rows.next()?;
+        Some((Ok::<_, std::convert::Infallible>(Bytes::from(chunk)), rows))
+    }));
     let disposition = format!("attachment; filename=\"{name}.csv\"");
     let mut response = body.into_response();
     let h = response.headers_mut();
@@ -103,6 +156,90 @@ pub async fn serve(
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// Spends `weight` of the asking address's request weight (see
+/// `request_limits`); over it, the 429 to answer.
+pub fn paced(extensions: &Extensions, weight: u32) -> Result<(), Response> {
+    let Some(limits) = extensions.get::<RequestLimits>() else {
+        return Ok(());
+    };
+    let address = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip());
+    limits
+        .address(address, weight, Instant::now())
+        .map_err(|over| {
+            let retry = HeaderValue::from(over.retry_after_s());
+            let mut answer = (StatusCode::TOO_MANY_REQUESTS, format!("{over}\n")).into_response();
+            answer.headers_mut().insert(header::RETRY_AFTER, retry);
+            answer
+        })
+}
+
+/// A download under way: where it has got to.
+struct Rows {
+    export: Export,
+    exchange: Exchange,
+    account: orderbook::AccountId,
+    filter: OrderFilter,
+    /// Orders placed, or trades made, in this range (milliseconds).
+    range: Range<u64>,
+    /// The history's cursor for the next (older) chunk.
+    cursor: Option<u64>,
+    header: bool,
+    done: bool,
+}
+
+impl Rows {
+    /// The next chunk of the file, if any is left: newest first, each row
+    /// read from the history as it stands when its chunk is read.
+    fn next(&mut self) -> Option<String> {
+        if self.done {
+            return None;
+        }
+        let mut out = String::new();
+        if std::mem::take(&mut self.header) {
+            match self.export {
+                Export::Orders => line(&mut out, &ORDER_COLUMNS),
+                Export::Trades => line(&mut out, &TRADE_COLUMNS),
+            }
+        }
+        let (times, next) = match self.export {
+            Export::Orders => {
+                let page =
+                    self.exchange
+                        .order_history(self.account, &self.filter, self.cursor, CHUNK);
+                let kept: Vec<_> = page
+                    .orders
+                    .into_iter()
+                    .filter(|o| self.range.contains(&o.placed_ms))
+                    .collect();
+                order_rows(&mut out, &kept);
+                let oldest = kept.last().map(|o| o.placed_ms);
+                (oldest, page.next)
+            }
+            Export::Trades => {
+                let symbol = self.filter.symbol.as_deref();
+                let page = self
+                    .exchange
+                    .trade_history(self.account, symbol, self.cursor, CHUNK);
+                let kept: Vec<_> = page
+                    .trades
+                    .into_iter()
+                    .filter(|t| self.range.contains(&t.at_ms))
+                    .collect();
+                trade_rows(&mut out, &kept);
+                (kept.last().map(|t| t.at_ms), page.next)
+            }
+        };
+        // Newest first: once a chunk reaches back before the range, or the
+        // history ends, there is nothing more to send.
+        let before_range = times.is_some_and(|t| t <= self.range.start) && self.range.start > 0;
+        self.cursor = next;
+        self.done = next.is_none() || before_range;
+        Some(out)
+    }
 }
 
 /// The states a history can be filtered by.
@@ -145,14 +282,13 @@ fn line(out: &mut String, fields: &[&str]) {
     out.push_str("\r\n");
 }
 
-pub fn orders_csv(orders: &[OrderRecordView]) -> String {
-    let mut out = String::new();
-    line(&mut out, &ORDER_COLUMNS);
+/// Rows of `orders.csv`.
+fn order_rows(out: &mut String, orders: &[OrderRecordView]) {
     for o in orders {
         let id = o.order_id.map(|i| i.to_string()).unwrap_or_default();
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
         line(
-            &mut out,
+            out,
             &[
                 &rfc3339(o.placed_ms),
                 &rfc3339(o.updated_ms),
@@ -176,15 +312,13 @@ pub fn orders_csv(orders: &[OrderRecordView]) -> String {
             ],
         );
     }
-    out
 }
 
-pub fn trades_csv(trades: &[FillView]) -> String {
-    let mut out = String::new();
-    line(&mut out, &TRADE_COLUMNS);
+/// Rows of `trades.csv`.
+fn trade_rows(out: &mut String, trades: &[FillView]) {
     for t in trades {
         line(
-            &mut out,
+            out,
             &[
                 &rfc3339(t.at_ms),
                 &t.symbol,
@@ -200,7 +334,6 @@ pub fn trades_csv(trades: &[FillView]) -> String {
             ],
         );
     }
-    out
 }
 
 #[cfg(test)]

@@ -105,14 +105,14 @@ pub fn router(
         .route("/history", get(crate::history::serve))
         .route(
             "/history/orders.csv",
-            get(|exchange, trader, query| {
-                history_export::serve(Export::Orders, exchange, trader, query)
+            get(|exchange, trader, extensions, query| {
+                history_export::serve(Export::Orders, exchange, trader, extensions, query)
             }),
         )
         .route(
             "/history/trades.csv",
-            get(|exchange, trader, query| {
-                history_export::serve(Export::Trades, exchange, trader, query)
+            get(|exchange, trader, extensions, query| {
+                history_export::serve(Export::Trades, exchange, trader, extensions, query)
             }),
         )
         .route("/keys", get(keys_page::show).post(keys_page::create))

@@ -316,3 +316,89 @@ async fn the_history_page_is_plain_html_paged_by_links() {
         assert!(html.contains(message), "{path}: {html}");
     }
 }
+
+/// The CSV is streamed in chunks (more rows than one chunk come whole and
+/// newest first), cut to a time range when asked, refuses a range that
+/// ends before it starts, and every download spends its address's
+/// request weight (429 with `Retry-After` over it).
+#[tokio::test]
+async fn the_orders_csv_streams_every_row_of_a_time_range_and_is_paced() {
+    use crate::server::request_limits::{ApiLimits, EXPORT_WEIGHT, HISTORY_WEIGHT};
+    let dir = tempfile::tempdir().unwrap();
+    // Room for 3 downloads and the history pages read below.
+    let weight = 3 * EXPORT_WEIGHT + 10 * HISTORY_WEIGHT;
+    let s = start(dir.path())
+        .await
+        .with_policy(crate::site::SocketPolicy {
+            api: ApiLimits {
+                weight_per_minute_per_address: weight,
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+    let mut a = Browser::sign_up(&s, "alice").await;
+    let account = s
+        .exchange
+        .use_session(a.cookie.as_deref().unwrap())
+        .unwrap();
+    let terms = |quantity: &str| OrderTerms {
+        side: orderbook::Side::Buy,
+        order_type: orderbook::OrderType::Limit,
+        price: Some(d("30000")),
+        quantity: Some(d(quantity)),
+        quote_amount: None,
+        time_in_force: None,
+        post_only: false,
+        self_trade_prevention: Default::default(),
+        trigger: None,
+    };
+    // 1,200 refused orders (too big for her funds) and one that rests.
+    for _ in 0..4 {
+        let refused = (0..300).map(|_| s.exchange.place(account, "BTC-USD", terms("5")));
+        for r in futures::future::join_all(refused).await {
+            r.unwrap_err();
+        }
+    }
+    s.exchange
+        .place(account, "BTC-USD", terms("0.01"))
+        .await
+        .unwrap();
+    let (status, _, csv) = download(&s, &a, "/history/orders.csv").await;
+    assert_eq!(status, StatusCode::OK);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 1201);
+    assert_eq!(lines[0], history_export::ORDER_COLUMNS.join(","));
+    assert!(lines[1].contains(",open,"), "{}", lines[1]);
+    assert_eq!(csv.matches(",rejected,").count(), 1200);
+
+    // From the 600th newest order's time on: exactly the orders placed
+    // since, as the history's own pages say.
+    let mut placed = Vec::new();
+    let mut before = None;
+    loop {
+        let mut form = vec![("limit", "200".to_string())];
+        form.extend(before.map(|b: u64| ("before", b.to_string())));
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let page: crate::api::OrderHistoryPage = a.call(&s, "my_orders", &form).await.unwrap();
+        placed.extend(page.orders.iter().map(|o| o.placed_ms));
+        match page.next {
+            Some(n) => before = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(placed.len(), 1201);
+    let from = placed[599];
+    let expected = placed.iter().filter(|&&t| t >= from).count();
+    let (status, _, csv) = download(&s, &a, &format!("/history/orders.csv?from_ms={from}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(csv.lines().count(), 1 + expected, "from {from}");
+    let (status, _, said) = download(&s, &a, "/history/orders.csv?from_ms=2000&to_ms=1000").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{said}");
+    assert!(said.contains("from_ms must come before to_ms"), "{said}");
+
+    // The address's weight is spent: the next download waits.
+    let (status, headers, said) = download(&s, &a, "/history/orders.csv").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{said}");
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert!(said.contains("request weight per address"), "{said}");
+}

@@ -161,10 +161,34 @@ impl Exchange {
         }
     }
 
-    /// Every order of the account that `filter` keeps, newest first.
-    pub fn all_orders(&self, account: AccountId, filter: &OrderFilter) -> Vec<OrderRecordView> {
-        let orders = self.0.order_history.read(|h| h.all(account, filter));
-        self.with_fills(account, &orders)
+    /// How many of the account's orders `filter` keeps were placed in
+    /// `placed_ms` (milliseconds since the Unix epoch).
+    pub fn count_orders(
+        &self,
+        account: AccountId,
+        filter: &OrderFilter,
+        placed_ms: &std::ops::Range<u64>,
+    ) -> usize {
+        self.0
+            .order_history
+            .read(|h| h.count(account, filter, placed_ms))
+    }
+
+    /// How many of the account's trades in `symbol` (or all) were made in
+    /// `at_ms` (milliseconds since the Unix epoch).
+    pub fn count_trades(
+        &self,
+        account: AccountId,
+        symbol: Option<&str>,
+        at_ms: &std::ops::Range<u64>,
+    ) -> usize {
+        self.0.ledger.read(|l| {
+            let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
+            trades
+                .iter()
+                .filter(|t| symbol.is_none_or(|s| s == t.symbol) && at_ms.contains(&(t.at / 1000)))
+                .count()
+        })
     }
 
     fn with_fills(&self, account: AccountId, orders: &[OrderRecord]) -> Vec<OrderRecordView> {
