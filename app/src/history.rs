@@ -192,7 +192,8 @@ mod page {
         Query(query): Query<HistoryQuery>,
     ) -> Response {
         use crate::server::request_limits::HISTORY_WEIGHT;
-        if let Err(refused) = crate::site::history_export::paced(&extensions, HISTORY_WEIGHT) {
+        if let Some(refused) = crate::site::history_export::over_weight(&extensions, HISTORY_WEIGHT)
+        {
             return refused;
         }
         let (status, body) = match trader.map(|t| t.account) {

@@ -104,7 +104,7 @@ pub async fn serve(
     extensions: Extensions,
     Query(query): Query<ExportQuery>,
 ) -> Response {
-    if let Err(refused) = paced(&extensions, EXPORT_WEIGHT) {
+    if let Some(refused) = over_weight(&extensions, EXPORT_WEIGHT) {
         return refused;
     }
     let bad = |message: String| (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response();
@@ -159,22 +159,17 @@ pub async fn serve(
 }
 
 /// Spends `weight` of the asking address's request weight (see
-/// `request_limits`); over it, the 429 to answer.
-pub fn paced(extensions: &Extensions, weight: u32) -> Result<(), Response> {
-    let Some(limits) = extensions.get::<RequestLimits>() else {
-        return Ok(());
-    };
+/// `request_limits`); over it, the 429 to answer instead.
+pub fn over_weight(extensions: &Extensions, weight: u32) -> Option<Response> {
+    let limits = extensions.get::<RequestLimits>()?;
     let address = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip());
-    limits
-        .address(address, weight, Instant::now())
-        .map_err(|over| {
-            let retry = HeaderValue::from(over.retry_after_s());
-            let mut answer = (StatusCode::TOO_MANY_REQUESTS, format!("{over}\n")).into_response();
-            answer.headers_mut().insert(header::RETRY_AFTER, retry);
-            answer
-        })
+    let over = limits.address(address, weight, Instant::now()).err()?;
+    let retry = HeaderValue::from(over.retry_after_s());
+    let mut answer = (StatusCode::TOO_MANY_REQUESTS, format!("{over}\n")).into_response();
+    answer.headers_mut().insert(header::RETRY_AFTER, retry);
+    Some(answer)
 }
 
 /// A download under way: where it has got to.
