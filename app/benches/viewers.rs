@@ -100,7 +100,7 @@ fn resumer(x: &Exchange, limits: FeedLimits, received: Arc<Resumed>) -> JoinHand
     let x = x.clone();
     tokio::spawn(async move {
         let (mut requests, rx) = futures::channel::mpsc::channel(1);
-        let mut feed = app::server::feed::open(x, rx.into(), limits, None, None);
+        let mut feed = app::server::feed::open(x, rx.into(), limits, None, None, None);
         requests
             .send(Ok(FeedRequest::Watch {
                 symbol: SYMBOL.into(),
@@ -166,7 +166,8 @@ async fn measure(x: &Exchange, t: &Traders, run: &Run) {
         let (x, sent, ready) = (x.clone(), sent.clone(), ready_tx.clone());
         handles.push(tokio::spawn(async move {
             let (mut requests, rx) = futures::channel::mpsc::channel(1);
-            let mut feed = app::server::feed::open(x, rx.into(), FeedLimits::default(), None, None);
+            let mut feed =
+                app::server::feed::open(x, rx.into(), FeedLimits::default(), None, None, None);
             requests
                 .send(Ok(FeedRequest::Watch {
                     symbol: SYMBOL.into(),

@@ -47,7 +47,8 @@ pub async fn market_feed(
     };
     // The socket's session names the account it may follow: nobody else's.
     let session = context::current_trader().map(|t| t.session);
-    Ok(feed::open(exchange, requests, limits, Some(slot), session).into())
+    let resumes = context::request_limits().map(|limits| feed::Resumes { limits, address });
+    Ok(feed::open(exchange, requests, limits, Some(slot), session, resumes).into())
 }
 
 /// Whether the page's live link is up.

@@ -12,7 +12,10 @@
 //! that resumes from further back than [`FeedLimits::replay_bytes`] is sent
 //! a fresh snapshot instead of every trade since: its chart and tape end up
 //! the same, and a crowd of pages waking from sleep does not turn into a
-//! crowd of long store reads that slow every live viewer. Depth and
+//! crowd of long store reads that slow every live viewer. Each resume also
+//! spends [`RESUME_WEIGHT`] of its address's request weight ([`Resumes`]);
+//! an address over it gets the snapshot too, so one client's many sockets
+//! cannot turn into many long reads either. Depth and
 //! heartbeats follow the market's published depth updates
 //! (`depth_updates`): worked out once for all viewers, at most every
 //! [`DEPTH_EVERY`](super::depth_updates::DEPTH_EVERY) and at least every
@@ -49,6 +52,7 @@ use super::depth_updates::DepthUpdate;
 use super::exchange::Exchange;
 use super::feed_limits::{FeedLimits, SocketSlot, WatchRate};
 use super::live_tail::{Progress, Streams, TailStream};
+use super::request_limits::{RESUME_WEIGHT, RequestLimits};
 use super::streams::{Decoded, StreamError, account_stream, market_stream};
 use super::views::fill_view;
 use crate::api::{
@@ -66,20 +70,29 @@ type Out = Result<FeedMessage, ServerFnError>;
 /// nobody up and falls behind by itself.
 pub type FeedStream = BoxStream<'static, Out>;
 
+/// Whose request weight a socket's resumes spend: its address's.
+pub struct Resumes {
+    pub limits: RequestLimits,
+    pub address: std::net::IpAddr,
+}
+
 /// The feed for one socket. `slot` is the socket's place among its
 /// address's sockets, held as long as the feed lives; `session` the session
-/// token that came with the socket's upgrade, if any.
+/// token that came with the socket's upgrade, if any; `resumes` what its
+/// resumes spend (none: they are not paced).
 pub fn open(
     exchange: Exchange,
     requests: BoxedStream<FeedRequest, ServerFnError>,
     limits: FeedLimits,
     slot: Option<SocketSlot>,
     session: Option<String>,
+    resumes: Option<Resumes>,
 ) -> FeedStream {
     let viewer = Viewer {
         exchange,
         requests,
         session,
+        resumes,
         trader: None,
         rate: WatchRate::new(&limits, Instant::now()),
         limits,
@@ -179,6 +192,7 @@ struct Viewer {
     ending: bool,
     /// The session token of the socket's upgrade.
     session: Option<String>,
+    resumes: Option<Resumes>,
     /// The account followed, once the page asked for it.
     trader: Option<Trader>,
     /// Held as long as the feed lives.
@@ -228,6 +242,9 @@ impl Viewer {
             FeedRequest::Watch { symbol, from } => (symbol, from),
             FeedRequest::Account { from } => return self.follow_account(from),
         };
+        // Too far back to replay, or over the address's pace: start over
+        // from a snapshot.
+        let from = from.filter(|p| self.may_resume(*p));
         self.watch = None;
         self.events = None;
         self.updates = self.exchange.depth_updates(&symbol);
@@ -237,8 +254,6 @@ impl Viewer {
             return;
         };
         let tail = self.exchange.tail();
-        // Too far back to replay: start over from a snapshot.
-        let from = from.filter(|p| tail.bytes_behind(*p) <= self.limits.replay_bytes);
         let position = match from {
             Some(p) => Some(p),
             None => {
@@ -308,6 +323,16 @@ impl Viewer {
         self.refresh_account();
     }
 
+    /// Whether a resume from `from` is replayed: within the replay bound,
+    /// and (spending its weight) within the address's pace.
+    fn may_resume(&self, from: FeedPosition) -> bool {
+        self.exchange.tail().bytes_behind(from) <= self.limits.replay_bytes
+            && self.resumes.as_ref().is_none_or(|r| {
+                let spent = r.limits.address(r.address, RESUME_WEIGHT, Instant::now());
+                spent.is_ok()
+            })
+    }
+
     /// Follows the account of the socket's session from `from` (every fill
     /// after it), or from now; or says there is none.
     fn follow_account(&mut self, from: Option<FeedPosition>) {
@@ -317,8 +342,9 @@ impl Viewer {
             return self.pending.push_back(NO_ACCOUNT);
         };
         let tail = self.exchange.tail();
-        // From too far back, the view alone: its list of fills has them.
-        let from = from.filter(|p| tail.bytes_behind(*p) <= self.limits.replay_bytes);
+        // From too far back (or over the pace), the view alone: its list
+        // of fills has them.
+        let from = from.filter(|p| self.may_resume(*p));
         let position = from.or_else(|| tail.reached());
         let streams = Streams::AccountAndMarkets(account_stream(account));
         let reader = tail.reader(streams, position);

@@ -42,6 +42,9 @@ pub const REPLAY_WEIGHT: u32 = 20;
 pub const CANDLES_WEIGHT: u32 = 10;
 pub const HISTORY_WEIGHT: u32 = 5;
 pub const EXPORT_WEIGHT: u32 = 50;
+/// A page's feed resuming from a position (a replay of the tail, or of the
+/// store, up to `--feed-replay-bytes`); over the pace it gets a snapshot.
+pub const RESUME_WEIGHT: u32 = 20;
 
 /// Whose bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

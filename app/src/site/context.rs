@@ -118,7 +118,8 @@ pub async fn spend_weight(weight: u32) -> Result<(), UserError> {
         .map_err(over_limit)
 }
 
-fn request_limits() -> Option<RequestLimits> {
+/// The site's request buckets (none for a router served without them).
+pub fn request_limits() -> Option<RequestLimits> {
     use_context::<axum::http::request::Parts>()
         .and_then(|p| p.extensions.get::<RequestLimits>().cloned())
 }

@@ -74,7 +74,7 @@ impl Feed {
         let (requests, rx) = mpsc::channel(4);
         Feed {
             requests,
-            messages: open(x.clone(), rx.into(), limits, None, None),
+            messages: open(x.clone(), rx.into(), limits, None, None, None),
             account_position: None,
             told: None,
         }
@@ -501,6 +501,43 @@ async fn a_page_resuming_from_further_back_than_the_replay_bound_gets_a_fresh_sn
     trade(&x, "BTC-USD", a, b, 2).await;
     let ids: Vec<u64> = feed.trades(2).await.iter().map(|t| t.1).collect();
     assert_eq!(ids, [31, 32]);
+
+    // Within the bound but over the address's pace: one resume a minute
+    // replays, the next socket of the same address gets a snapshot.
+    use crate::server::request_limits::{ApiLimits, RESUME_WEIGHT, RequestLimits};
+    let limits = RequestLimits::new(ApiLimits {
+        weight_per_minute_per_address: RESUME_WEIGHT,
+        ..ApiLimits::default()
+    });
+    let address = std::net::IpAddr::from([192, 0, 2, 1]);
+    let paced = |x: &Exchange| {
+        let (requests, rx) = mpsc::channel(4);
+        let resumes = crate::server::feed::Resumes {
+            limits: limits.clone(),
+            address,
+        };
+        let unbounded = FeedLimits {
+            replay_bytes: u64::MAX,
+            ..FeedLimits::default()
+        };
+        let messages = open(x.clone(), rx.into(), unbounded, None, None, Some(resumes));
+        Feed {
+            requests,
+            messages,
+            account_position: None,
+            told: None,
+        }
+    };
+    let mut first = paced(&x);
+    first.watch("BTC-USD", Some(START)).await;
+    let ids: Vec<u64> = first.trades(32).await.iter().map(|t| t.1).collect();
+    assert_eq!(ids, (1..=32).collect::<Vec<_>>());
+    let mut second = paced(&x);
+    second.watch("BTC-USD", Some(START)).await;
+    let FeedMessage::Snapshot(snapshot) = second.next().await else {
+        panic!("over the pace: a snapshot first")
+    };
+    assert_eq!(snapshot.trades.first().map(|t| t.trade_id), Some(32));
 }
 
 #[tokio::test]
@@ -641,6 +678,7 @@ impl Feed {
                 FeedLimits::default(),
                 None,
                 session.map(str::to_string),
+                None,
             ),
             account_position: None,
             told: None,
