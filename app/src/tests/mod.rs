@@ -141,6 +141,8 @@ fn encode(form: &[(&str, &str)]) -> String {
 #[derive(Default)]
 struct Browser {
     cookie: Option<String>,
+    /// The cookie came as `__Host-session` (a server behind HTTPS).
+    host_cookie: bool,
     status: Option<StatusCode>,
 }
 
@@ -156,7 +158,11 @@ impl Browser {
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json");
         if let Some(c) = &self.cookie {
-            request = request.header(header::COOKIE, format!("session={c}"));
+            let name = match self.host_cookie {
+                true => credentials::SECURE_COOKIE,
+                false => credentials::COOKIE,
+            };
+            request = request.header(header::COOKIE, format!("{name}={c}"));
         }
         let response = server
             .router
@@ -167,11 +173,13 @@ impl Browser {
         let status = response.status();
         self.status = Some(status);
         for value in response.headers().get_all(header::SET_COOKIE) {
-            let token = credentials::token_from_cookies(
-                value.to_str().unwrap().split(';').next().unwrap(),
-                credentials::COOKIE,
-            );
-            self.cookie = token.map(str::to_string);
+            let pair = value.to_str().unwrap().split(';').next().unwrap();
+            self.host_cookie = pair.starts_with(credentials::SECURE_COOKIE);
+            let name = match self.host_cookie {
+                true => credentials::SECURE_COOKIE,
+                false => credentials::COOKIE,
+            };
+            self.cookie = credentials::token_from_cookies(pair, name).map(str::to_string);
         }
         let body = response.into_body().collect().await.unwrap().to_bytes();
         if status == StatusCode::OK {

@@ -349,8 +349,7 @@ async fn slow_and_greedy_clients_are_cut_off_while_others_are_served() {
     /// One whole request on its own connection: the answer's status line.
     async fn ping(addr: std::net::SocketAddr) -> String {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        let request =
-            "GET /compat/binance/api/v3/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let request = "GET /compat/binance/api/v3/ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
         s.write_all(request.as_bytes()).await.unwrap();
         let answer = until_closed(&mut s).await;
         answer.lines().next().unwrap_or_default().to_string()
@@ -367,7 +366,7 @@ async fn slow_and_greedy_clients_are_cut_off_while_others_are_served() {
     let mut half_open = Vec::new();
     for _ in 0..20 {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n")
+        s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1\r\n")
             .await
             .unwrap();
         half_open.push(s);
@@ -379,7 +378,7 @@ async fn slow_and_greedy_clients_are_cut_off_while_others_are_served() {
     }
     // A body that never finishes: the sign-up fails and signs nobody up.
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let head = "POST /api/sign_up HTTP/1.1\r\nHost: x\r\n\
+    let head = "POST /api/sign_up HTTP/1.1\r\nHost: localhost\r\n\
                 Content-Type: application/x-www-form-urlencoded\r\n\
                 Accept: application/json\r\nContent-Length: 200\r\n\r\n";
     s.write_all(head.as_bytes()).await.unwrap();
@@ -402,7 +401,7 @@ async fn slow_and_greedy_clients_are_cut_off_while_others_are_served() {
     for _ in 0..4 {
         // Answered once, then kept open (keep-alive): admitted for sure.
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /compat/binance/api/v3/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.write_all(b"GET /compat/binance/api/v3/ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .await
             .unwrap();
         let mut answer = [0u8; 12];
