@@ -632,7 +632,7 @@ fn events_round_trip_through_versioned_json() {
     for e in &ev {
         let json = e.to_json();
         assert!(
-            json.starts_with("{\"schema_version\":5,\"type\":"),
+            json.starts_with("{\"schema_version\":6,\"type\":"),
             "{json}"
         );
         assert_eq!(&Event::from_json(&json).unwrap(), e);
@@ -643,13 +643,14 @@ fn events_round_trip_through_versioned_json() {
         "{trade}"
     );
     // A log written before stop orders (version 1), before fees were in
-    // trades (version 2), before fences (version 3) or before client ids
-    // (version 4) reads the same.
+    // trades (version 2), before fences (version 3), before client ids
+    // (version 4) or before refusals were kept in it (version 5) reads the
+    // same.
     for e in &ev {
-        for old in ["1", "2", "3", "4"] {
+        for old in ["1", "2", "3", "4", "5"] {
             let old = e
                 .to_json()
-                .replace("\"schema_version\":5", &format!("\"schema_version\":{old}"));
+                .replace("\"schema_version\":6", &format!("\"schema_version\":{old}"));
             assert_eq!(&Event::from_json(&old).unwrap(), e);
         }
     }
@@ -676,7 +677,7 @@ fn events_round_trip_through_versioned_json() {
     let json = fence.to_json();
     assert_eq!(
         json,
-        "{\"schema_version\":5,\"type\":\"StreamFenced\",\"symbol\":\"BTC-USD\",\"term\":7,\"at\":30}"
+        "{\"schema_version\":6,\"type\":\"StreamFenced\",\"symbol\":\"BTC-USD\",\"term\":7,\"at\":30}"
     );
     assert_eq!(Event::from_json(&json).unwrap(), fence);
     let before = b.snapshot();
@@ -685,7 +686,35 @@ fn events_round_trip_through_versioned_json() {
     assert_eq!(after.events_applied, before.events_applied + 1);
     after.events_applied = before.events_applied;
     assert_eq!(after, before);
-    let future = trade.replace("\"schema_version\":5", "\"schema_version\":99");
+    // A refused placement (version 6) reads back with its terms, and
+    // changes no book either.
+    let refused = Event::OrderRefused(Box::new(orderbook::OrderRefused {
+        symbol: ev[1].symbol().clone(),
+        account: 2,
+        terms: orderbook::OrderTerms {
+            side: Side::Buy,
+            order_type: orderbook::OrderType::Limit,
+            price: Some(d("30000")),
+            quantity: Some(d("5")),
+            quote_amount: None,
+            time_in_force: None,
+            post_only: false,
+            self_trade_prevention: Default::default(),
+            trigger: None,
+        },
+        client_order_id: Some("mine-1".parse().unwrap()),
+        reason: "insufficient USD: 10000 available, 150000 needed".into(),
+        at: 31,
+    }));
+    let json = refused.to_json();
+    assert!(json.contains("\"type\":\"OrderRefused\""), "{json}");
+    assert_eq!(Event::from_json(&json).unwrap(), refused);
+    let before = b.snapshot();
+    b.apply(&refused);
+    let mut after = b.snapshot();
+    after.events_applied = before.events_applied;
+    assert_eq!(after, before);
+    let future = trade.replace("\"schema_version\":6", "\"schema_version\":99");
     assert!(matches!(
         Event::from_json(&future),
         Err(EventDecodeError::NewerSchema(99))

@@ -31,11 +31,16 @@ pub(super) async fn served(dir: &Path) -> (super::Server, SocketAddr) {
 
 /// Serves the whole site on a loopback port, as the binary does.
 pub(super) async fn serve(dir: &Path) -> (Exchange, SocketAddr) {
-    serve_with(dir, Default::default()).await
+    serve_with(dir, Default::default(), Default::default()).await
 }
 
-/// As [`serve`], under these connection caps and timeouts.
-pub(super) async fn serve_with(dir: &Path, limits: ConnectionLimits) -> (Exchange, SocketAddr) {
+/// As [`serve`], under these connection caps and timeouts and this
+/// router's policy.
+pub(super) async fn serve_with(
+    dir: &Path,
+    limits: ConnectionLimits,
+    policy: crate::site::SocketPolicy,
+) -> (Exchange, SocketAddr) {
     let exchange = Exchange::start(
         settings(),
         Connection::Embedded {
@@ -46,12 +51,7 @@ pub(super) async fn serve_with(dir: &Path, limits: ConnectionLimits) -> (Exchang
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let site = crate::site::router(
-        Path::new("target/site"),
-        addr,
-        exchange.clone(),
-        Default::default(),
-    );
+    let site = crate::site::router(Path::new("target/site"), addr, exchange.clone(), policy);
     super::serve_on(listener, site, limits);
     (exchange, addr)
 }

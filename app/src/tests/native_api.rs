@@ -769,3 +769,43 @@ async fn a_native_socket_resumes_trades_depth_and_the_account_after_a_reconnect(
         }
     }
 }
+
+/// A resume reads what the client missed, so it spends its address's
+/// request weight like a page's feed resume: over it, the subscribe is
+/// refused with when to retry and nothing is followed; a subscribe without
+/// `since` still goes through.
+#[tokio::test]
+async fn native_socket_resumes_spend_the_addresss_weight() {
+    use crate::server::request_limits::{ApiLimits, RESUME_WEIGHT};
+    let dir = tempfile::tempdir().unwrap();
+    let policy = crate::site::SocketPolicy {
+        api: ApiLimits {
+            weight_per_minute_per_address: RESUME_WEIGHT,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (_exchange, addr) =
+        super::feed_sockets::serve_with(dir.path(), Default::default(), policy).await;
+    let open = || async {
+        let url = format!("ws://{addr}/api/v1/ws");
+        tokio_tungstenite::connect_async(url).await.unwrap().0
+    };
+    let resume = json!({"op": "subscribe", "channels": ["trades:BTC-USD"],
+        "since": {"trades:BTC-USD": 0}});
+    let mut first = open().await;
+    say(&mut first, resume.clone()).await;
+    assert_eq!(hear(&mut first).await["type"], "subscribed");
+    let mut second = open().await;
+    say(&mut second, resume).await;
+    let refused = hear(&mut second).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("request weight per address") && message.contains("retry after"),
+        "{message}"
+    );
+    let live = json!({"op": "subscribe", "channels": ["trades:BTC-USD"]});
+    say(&mut second, live).await;
+    assert_eq!(hear(&mut second).await["type"], "subscribed");
+}

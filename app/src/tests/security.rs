@@ -362,7 +362,8 @@ async fn slow_and_greedy_clients_are_cut_off_while_others_are_served() {
         header_timeout: Duration::from_millis(300),
         body_timeout: Duration::from_millis(300),
     };
-    let (exchange, addr) = super::feed_sockets::serve_with(slow.path(), limits).await;
+    let (exchange, addr) =
+        super::feed_sockets::serve_with(slow.path(), limits, Default::default()).await;
     let mut half_open = Vec::new();
     for _ in 0..20 {
         let mut s = TcpStream::connect(addr).await.unwrap();
@@ -396,7 +397,8 @@ async fn slow_and_greedy_clients_are_cut_off_while_others_are_served() {
         header_timeout: Duration::from_secs(60),
         ..limits
     };
-    let (_exchange, addr) = super::feed_sockets::serve_with(greedy.path(), limits).await;
+    let (_exchange, addr) =
+        super::feed_sockets::serve_with(greedy.path(), limits, Default::default()).await;
     let mut held = Vec::new();
     for _ in 0..4 {
         // Answered once, then kept open (keep-alive): admitted for sure.

@@ -58,6 +58,7 @@ use crate::candles::Interval;
 use crate::server::book_diffs::{self, BookDiff, DiffReceiver, DiffSum, Resume};
 use crate::server::clock::now_ms;
 use crate::server::feed_limits::{FeedLimits, WatchRate};
+use crate::server::request_limits::{RESUME_WEIGHT, RequestLimits};
 use crate::server::{Exchange, OrderRecord, SignedRequest};
 use crate::site::account_changes::{self, AccountChange, OrderChange};
 use crate::site::signed::{SignedRefusal, fresh, native_payload};
@@ -127,7 +128,9 @@ pub async fn serve(request: Request) -> Response {
         Err(refused) => refused,
         Ok(a) => a.upgrade.on_upgrade(move |socket| async move {
             let _slot = a.slot;
-            Socket::new(a.exchange, a.ip, a.limits).run(socket).await;
+            Socket::new(a.exchange, a.ip, a.limits, a.request_limits)
+                .run(socket)
+                .await;
         }),
     }
 }
@@ -145,6 +148,8 @@ struct Socket {
     x: Exchange,
     ip: std::net::IpAddr,
     limits: FeedLimits,
+    /// The address's request weight, which each resume spends.
+    request_limits: Option<RequestLimits>,
     /// Per market: the id of the last trade sent.
     trades_sent: BTreeMap<String, u64>,
     account: Option<AccountId>,
@@ -167,12 +172,18 @@ impl Drop for Socket {
 }
 
 impl Socket {
-    fn new(x: Exchange, ip: std::net::IpAddr, limits: FeedLimits) -> Socket {
+    fn new(
+        x: Exchange,
+        ip: std::net::IpAddr,
+        limits: FeedLimits,
+        request_limits: Option<RequestLimits>,
+    ) -> Socket {
         let (tx, rx) = mpsc::channel(256);
         Socket {
             x,
             ip,
             limits,
+            request_limits,
             trades_sent: BTreeMap::new(),
             account: None,
             channels: BTreeSet::new(),
@@ -285,6 +296,15 @@ impl Socket {
             return Err("log in first: the account channel needs a key with the read scope".into());
         }
         let since = self.since(&parsed, since)?;
+        // A resume reads what was missed: it spends the address's weight
+        // (as a page's feed resume does) before anything is read.
+        if !since.is_empty()
+            && let Some(limits) = &self.request_limits
+        {
+            limits
+                .address(self.ip, RESUME_WEIGHT, Instant::now())
+                .map_err(|over| format!("{over}; or subscribe without since"))?;
+        }
         // Every market resumed, checked before anything is followed.
         let mut resumed = BTreeMap::new();
         for (channel, at) in &since {
