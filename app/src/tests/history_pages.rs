@@ -341,17 +341,7 @@ async fn the_orders_csv_streams_every_row_of_a_time_range_and_is_paced() {
         .exchange
         .use_session(a.cookie.as_deref().unwrap())
         .unwrap();
-    let terms = |quantity: &str| OrderTerms {
-        side: orderbook::Side::Buy,
-        order_type: orderbook::OrderType::Limit,
-        price: Some(d("30000")),
-        quantity: Some(d(quantity)),
-        quote_amount: None,
-        time_in_force: None,
-        post_only: false,
-        self_trade_prevention: Default::default(),
-        trigger: None,
-    };
+    let terms = |quantity: &str| limit_terms(orderbook::Side::Buy, "30000", quantity);
     // 1,200 refused orders (too big for her funds) and one that rests.
     for _ in 0..4 {
         let refused = (0..300).map(|_| s.exchange.place(account, "BTC-USD", terms("5")));

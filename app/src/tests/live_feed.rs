@@ -29,17 +29,7 @@ async fn trader(x: &Exchange, name: &str) -> orderbook::AccountId {
 }
 
 fn limit(side: orderbook::Side, price: u64, qty: &str) -> OrderTerms {
-    OrderTerms {
-        side,
-        order_type: orderbook::OrderType::Limit,
-        price: Some(Decimal::from(price)),
-        quantity: Some(qty.parse().unwrap()),
-        quote_amount: None,
-        time_in_force: None,
-        post_only: false,
-        self_trade_prevention: Default::default(),
-        trigger: None,
-    }
+    limit_terms(side, &price.to_string(), qty)
 }
 
 /// `n` trades on a market: sells resting, buys crossing them.

@@ -254,6 +254,30 @@ pub(super) fn d(s: &str) -> Decimal {
     s.parse().unwrap()
 }
 
+/// A limit order's terms; the book's defaults for the rest.
+fn limit_terms(side: orderbook::Side, price: &str, quantity: &str) -> OrderTerms {
+    OrderTerms {
+        side,
+        order_type: orderbook::OrderType::Limit,
+        price: Some(d(price)),
+        quantity: Some(d(quantity)),
+        quote_amount: None,
+        time_in_force: None,
+        post_only: false,
+        self_trade_prevention: Default::default(),
+        trigger: None,
+    }
+}
+
+/// The whole seconds an answer's `Retry-After` says to wait.
+fn retry_after(headers: &axum::http::HeaderMap) -> u64 {
+    headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// The ledger as the store's whole log folds to now.
 async fn reload_ledger(server: &Server) -> accounts::Ledger {
     let markets = settings().markets;

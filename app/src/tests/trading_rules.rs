@@ -288,17 +288,7 @@ async fn refused_orders_are_written_with_their_batch_and_kept_in_the_history() {
         };
         let appends_before = appends();
         // 5 BTC at 30,000 is 150,000 USD; the faucet gave 10,000.
-        let too_big = OrderTerms {
-            side: orderbook::Side::Buy,
-            order_type: orderbook::OrderType::Limit,
-            price: Some(d("30000")),
-            quantity: Some(d("5")),
-            quote_amount: None,
-            time_in_force: None,
-            post_only: false,
-            self_trade_prevention: Default::default(),
-            trigger: None,
-        };
+        let too_big = limit_terms(orderbook::Side::Buy, "30000", "5");
         let answers = futures::future::join_all(
             (0..40).map(|_| s.exchange.place(account, "BTC-USD", too_big)),
         )
@@ -448,20 +438,14 @@ async fn concurrent_placements_never_pass_the_caps() {
             .unwrap()
     };
     let (alice, bob) = (id(&a), id(&b));
-    let terms = |side, price: &str, trigger: Option<Trigger>| OrderTerms {
-        side,
-        order_type: if trigger.is_some() {
-            OrderType::Market
-        } else {
-            OrderType::Limit
+    let terms = |side, price: &str, trigger: Option<Trigger>| match trigger {
+        None => limit_terms(side, price, "0.01"),
+        Some(t) => OrderTerms {
+            order_type: OrderType::Market,
+            price: None,
+            trigger: Some(t),
+            ..limit_terms(side, "1", "0.01")
         },
-        price: trigger.is_none().then(|| d(price)),
-        quantity: Some(d("0.01")),
-        quote_amount: None,
-        time_in_force: None,
-        post_only: false,
-        self_trade_prevention: Default::default(),
-        trigger,
     };
     // A last price for the stops to trigger from.
     s.exchange
