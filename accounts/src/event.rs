@@ -78,7 +78,10 @@ pub enum AccountEvent {
     },
     /// An order the exchange refused (the book, the funds or a cap): it
     /// never reached the book, and nothing was held for it. Kept so the
-    /// trader's order history shows it with its reason.
+    /// trader's order history shows it with its reason. Written by logs
+    /// before market schema version 6 only: refusals now go into the
+    /// market's stream with the batch they were decided in (the book's
+    /// `OrderRefused`); these still read.
     OrderRefused {
         account: AccountId,
         symbol: String,
@@ -181,29 +184,6 @@ struct VersionedAccountEvent {
 }
 
 impl AccountEvent {
-    /// The refusal of an order of `terms`, kept for the trader's history,
-    /// with the words the trader was answered with.
-    pub fn order_refused(
-        account: AccountId,
-        symbol: &str,
-        terms: &OrderTerms,
-        reason: String,
-        at: Timestamp,
-    ) -> AccountEvent {
-        AccountEvent::OrderRefused {
-            account,
-            symbol: symbol.to_string(),
-            side: terms.side,
-            order_type: terms.order_type,
-            price: terms.price,
-            quantity: terms.quantity,
-            quote_amount: terms.quote_amount,
-            trigger: terms.trigger,
-            reason,
-            at,
-        }
-    }
-
     /// The terms of a refused order, as far as its event keeps them (not
     /// its time in force, post-only or self-trade prevention: those are
     /// left at the book's defaults).

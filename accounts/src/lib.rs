@@ -32,7 +32,9 @@
 //! - `OrderRefused` (version 2): `account`, `symbol`, `side`, `order_type`,
 //!   `price`, `quantity`, `quote_amount` (as asked), `trigger`, `reason`
 //!   (the words the trader was answered with), `at`. Moves no money; it
-//!   keeps a refused order in the trader's history.
+//!   keeps a refused order in the trader's history. Only logs written
+//!   before market schema version 6 hold it: refusals are now the book's
+//!   `OrderRefused`, in the market's stream.
 //! - `SessionStarted` / `SessionEnded`: `account`, `token_hash`, `at`.
 //!
 //! Logs written before version 3 also hold the events with which orders
