@@ -6,9 +6,10 @@
 //! resume from), lets it run WARMUP seconds, then measures TRADERS
 //! ordinary traders, each from its own loopback address, each placing a
 //! resting limit order and cancelling all its orders (two requests, timed
-//! together) every 250 ms, within the default order rate. First SECONDS
-//! seconds quiet, then SECONDS seconds while one client (one address, one
-//! account) runs FLOODERS loops of each of these, every loop as fast as
+//! together) every 250 ms, within the default order rate. ROUNDS times
+//! (2 by default): SECONDS seconds quiet, then SECONDS seconds while one
+//! client (one address, one account) runs FLOODERS loops of each of these,
+//! every loop as fast as
 //! the server answers, so the flood goes on at whatever rate the limits
 //! allow:
 //! - orders refused for their size (a buy far beyond the account's funds);
@@ -17,9 +18,11 @@
 //! - native API sockets resuming `trades:BTC-USD` from trade 1, each on a
 //!   new connection.
 //!
-//! It reports the pair's p50 and p99 in both phases and their ratio, the
-//! server's CPU in each, and what the flood's requests were answered. The
-//! goal (issue #29): the flood's p99 within 1.5× of the quiet one.
+//! It reports the pair's p50 and p99 over all quiet and all flooded
+//! phases and their ratio (alternating the two keeps the VM's drift out of
+//! the ratio), the server's CPU in each, and what the flood's requests
+//! were answered. The goal (issue #29): the flood's p99 within 1.5× of the
+//! quiet one.
 //!
 //! ```sh
 //! SECONDS=20 cargo bench -p app --features ssr --bench soak
@@ -84,16 +87,22 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_secs(warmup)).await;
 
-    let quiet = measure(addr, pid, &cookies, seconds).await;
-    let answers: Answers = Arc::default();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let kinds: Vec<String> = env_list("FLOOD", "orders,logins,replays,resumes");
-    let flood = start_flood(addr, flooders, &kinds, answers.clone(), stop.clone()).await;
-    let flooded = measure(addr, pid, &cookies, seconds).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for f in flood {
-        let _ = f.await;
+    let answers: Answers = Arc::default();
+    let flooder = sign_up_flooder(addr).await;
+    let (mut quiet, mut flooded) = (Run::default(), Run::default());
+    for _ in 0..number("ROUNDS", 2) {
+        quiet.add(measure(addr, pid, &cookies, seconds).await);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flood = start_flood(addr, &flooder, flooders, &kinds, &answers, &stop);
+        flooded.add(measure(addr, pid, &cookies, seconds).await);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for f in flood {
+            let _ = f.await;
+        }
     }
+    quiet.latencies.sort();
+    flooded.latencies.sort();
 
     println!("| phase | pairs | p50 | p99 | max | server CPU |");
     println!("| --- | --- | --- | --- | --- | --- |");
@@ -127,11 +136,21 @@ async fn main() {
     }
 }
 
+#[derive(Default)]
 struct Run {
     latencies: Vec<Duration>,
     failures: u64,
     elapsed: Duration,
     cpu: Duration,
+}
+
+impl Run {
+    fn add(&mut self, other: Run) {
+        self.latencies.extend(other.latencies);
+        self.failures += other.failures;
+        self.elapsed += other.elapsed;
+        self.cpu += other.cpu;
+    }
 }
 
 /// Every ordinary trader places and cancels every 250 ms for `seconds`.
@@ -172,24 +191,28 @@ async fn measure(addr: SocketAddr, pid: u32, cookies: &[String], seconds: u64) -
     }
     run.elapsed = started.elapsed();
     run.cpu = usage(pid).1 - cpu_before;
-    run.latencies.sort();
     run
 }
 
-/// Starts the flood's loops (see the module docs); they run until `stop`.
-async fn start_flood(
-    addr: SocketAddr,
-    loops: usize,
-    kinds: &[String],
-    answers: Answers,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+/// The flooding client's account: its session.
+async fn sign_up_flooder(addr: SocketAddr) -> String {
     let mut c = Connection::open(addr, FLOODER).await;
     let (status, cookie, body) = c
         .post("sign_up", None, "username=flooder&password=correct+horse")
         .await;
     assert_eq!(status, 200, "{body}");
-    let cookie = cookie.expect("a session");
+    cookie.expect("a session")
+}
+
+/// Starts the flood's loops (see the module docs); they run until `stop`.
+fn start_flood(
+    addr: SocketAddr,
+    cookie: &str,
+    loops: usize,
+    kinds: &[String],
+    answers: &Answers,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let posts: [(&'static str, &'static str, &'static str, bool); 3] = [
         (
             "orders",
@@ -214,7 +237,7 @@ async fn start_flood(
     let mut tasks = Vec::new();
     for _ in 0..loops {
         for (kind, function, form, with_session) in posts.clone() {
-            let (answers, stop, cookie) = (answers.clone(), stop.clone(), cookie.clone());
+            let (answers, stop, cookie) = (answers.clone(), stop.clone(), cookie.to_string());
             tasks.push(tokio::spawn(async move {
                 let mut c = Connection::open(addr, FLOODER).await;
                 let session = with_session.then_some(cookie.as_str());
