@@ -9,9 +9,10 @@
 //! together) every 250 ms, within the default order rate. ROUNDS times
 //! (2 by default): SECONDS seconds quiet, then SECONDS seconds while one
 //! client (one address, one account) runs FLOODERS loops of each of these,
-//! every loop as fast as
-//! the server answers, so the flood goes on at whatever rate the limits
-//! allow:
+//! every loop as fast as the server answers and the limits allow (told to
+//! wait, a 429 or a refused resume, it waits the second `Retry-After`
+//! says, as a client that keeps to the limits does), so the flood goes on
+//! at the rate the limits allow:
 //! - orders refused for their size (a buy far beyond the account's funds);
 //! - log-ins to an ordinary trader's name with a wrong password;
 //! - replays of BTC-USD's past (`replay_market`), anonymous;
@@ -244,6 +245,9 @@ fn start_flood(
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let (status, _, _) = c.post(function, session, form).await;
                     count(&answers, kind, status.to_string());
+                    if status == 429 {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             }));
         }
@@ -254,7 +258,11 @@ fn start_flood(
         tasks.push(tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let answer = resume(addr).await;
+                let refused = answer == "error";
                 count(&answers, "resumes", answer);
+                if refused {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
         }));
     }
