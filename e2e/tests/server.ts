@@ -56,7 +56,7 @@ export class ExchangeServer {
       maxBuffer: 1 << 28,
     });
     if (matched.status !== 0) throw new Error(`orderbook match failed: ${matched.stderr}`);
-    const store = spawn('../target/debug/store', ['--listen', '127.0.0.1:0', '--data', join(this.data, 'events')], {
+    const store = spawn('../target/debug/store', ['--listen', '127.0.0.1:0', '--insecure', '--data', join(this.data, 'events')], {
       env: { ...process.env, RUST_LOG: 'warn' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
