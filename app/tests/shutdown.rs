@@ -26,6 +26,9 @@ async fn ctrl_c_stops_a_busy_exchange_without_an_error() {
             .unwrap();
         assert_eq!(status, 200, "{body}");
     }
+    // A moment for the simulator's bots to be trading when the stop comes
+    // (what is asserted holds whenever it comes; this only makes it busy).
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = server.child.id().to_string();
     let sent = std::process::Command::new("kill")
         .args(["-INT", &pid])

@@ -176,12 +176,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     settings.leader = config.leader_settings(listener.local_addr()?);
     let markets = settings.markets.clone();
     let exchange = Exchange::start(settings, config.store.connection()).await?;
-    if config.simulate {
+    // The bots run until the server stops, and stop before it does.
+    let bots = config.simulate.then(|| {
         let every = std::time::Duration::from_millis(config.simulate_every_ms.max(10));
-        // The bots run for as long as the server does.
-        drop(simulator::start(exchange.clone(), markets, every));
         tracing::info!("market simulator on");
-    }
+        simulator::start(exchange.clone(), markets, every)
+    });
     let app = router(
         &config.site_root,
         listener.local_addr()?,
@@ -197,6 +197,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         shutdown_signal(),
     )
     .await?;
+    if let Some(bots) = bots {
+        bots.abort();
+        let _ = bots.await;
+    }
     exchange.stop().await;
     Ok(())
 }

@@ -28,7 +28,7 @@ use super::live_tail::LiveTail;
 use super::lock::unpoisoned;
 use super::login_limits::LoginLimits;
 use super::market_data::MarketData;
-use super::market_task::{Caps, MarketHandle, Replayed};
+use super::market_task::{Action, Caps, MarketHandle, Replayed};
 use super::order_history_task::OrderHistoryHandle;
 use super::settings::{SessionPolicy, Settings};
 use super::streams::{StreamError, last_position, load_market, market_stream, until_answered};
@@ -281,8 +281,14 @@ impl Exchange {
         for m in self.stats().markets {
             tracing::info!(symbol = %m.symbol, appends = m.appends, unanswered = m.unanswered, paused = m.paused, "market stopping");
         }
-        // The live subscription first, so the store does not go down
-        // under it (and its client log the loss as an error).
+        // Every order already asked for is decided and written first: a
+        // cancel-all of nobody's orders queues behind them and writes
+        // nothing.
+        for market in self.0.markets.values() {
+            let _ = market.send(0, Action::CancelAll).await;
+        }
+        // Then the live subscription, so the store does not go down under
+        // it (and its client log the loss as an error).
         self.0.tail.stop().await;
         let store = unpoisoned(self.0.store.lock()).take();
         if let Some(store) = store
