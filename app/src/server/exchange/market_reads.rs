@@ -219,6 +219,26 @@ impl Exchange {
         })
     }
 
+    /// A market's newest candle of `interval` once its candles hold the
+    /// first `events` events of its stream: `Some(None)` when it never
+    /// traded; `None` while the candles are still behind (they fold the
+    /// stream apart from the book's diffs, so a diff can come first) and
+    /// for an unknown market.
+    pub fn newest_candle_through(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        events: u64,
+    ) -> Option<Option<ExactCandle>> {
+        self.0
+            .market_data
+            .read(symbol, |tape, _| {
+                (tape.history.events() >= events)
+                    .then(|| tape.history.minutes.candles(interval, None, None, 1).pop())
+            })
+            .flatten()
+    }
+
     /// A market's last 24 hours as one exact candle: none for an unknown
     /// market, `Some(None)` when it did not trade in them.
     pub fn last_day(&self, symbol: &str) -> Option<Option<ExactCandle>> {

@@ -82,6 +82,9 @@ struct Connection {
     /// Depth diffs gathered since the last send, per market, and when the
     /// last was sent.
     pending: BTreeMap<String, (DiffSum, u64)>,
+    /// Per market with a kline stream: the update id its candles must
+    /// reach before the candle after its last trades is sent.
+    klines_due: BTreeMap<String, u64>,
 }
 
 enum Incoming {
@@ -107,6 +110,7 @@ impl Connection {
             tx,
             rx,
             pending: BTreeMap::new(),
+            klines_due: BTreeMap::new(),
         }
     }
 
@@ -252,6 +256,8 @@ impl Connection {
             keep
         });
         self.pending.retain(|symbol, _| followed.contains(symbol));
+        self.klines_due
+            .retain(|symbol, _| followed.contains(symbol));
     }
 
     /// What a diff sends now: trades and candles at once; depth is
@@ -277,23 +283,8 @@ impl Connection {
                         "T": t.executed_at / 1000, "m": t.taker_side == Side::Sell, "M": true,
                     }))
                 })),
-                Kind::Kline(interval) if !diff.trades.is_empty() => {
-                    if let Some(c) = self
-                        .x
-                        .exact_candles(symbol, *interval, None, None, 1)
-                        .and_then(|c| c.last().copied())
-                    {
-                        out.push(text(json!({
-                            "e": "kline", "E": now, "s": id,
-                            "k": {
-                                "t": c.start_ms, "T": c.start_ms + interval.millis() - 1, "s": id,
-                                "i": interval.label(), "f": -1, "L": -1,
-                                "o": number(c.open), "c": number(c.close), "h": number(c.high),
-                                "l": number(c.low), "v": number(c.volume), "n": c.trades,
-                                "x": false, "q": number(c.quote_volume), "V": "0", "Q": "0", "B": "0",
-                            }
-                        })));
-                    }
+                Kind::Kline(_) if !diff.trades.is_empty() => {
+                    self.klines_due.insert(symbol.to_string(), diff.last_update);
                 }
                 Kind::Depth { .. } => depth = true,
                 _ => {}
@@ -306,14 +297,56 @@ impl Connection {
                 .0
                 .add(diff);
         }
+        out.extend(self.due_klines());
         out
     }
 
-    /// Every 100 ms: the depth diffs that are due, and each second the
-    /// tickers.
-    fn on_tick(&mut self) -> Vec<Message> {
+    /// The candles after the trades seen, for each market whose candles
+    /// now hold them; the others stay due and are tried at the next tick.
+    fn due_klines(&mut self) -> Vec<Message> {
         let now = now_ms();
         let mut out = Vec::new();
+        let mut sent = Vec::new();
+        for (symbol, &events) in &self.klines_due {
+            let klines = self.streams.values().filter_map(|(spec, kind)| match kind {
+                Kind::Kline(interval) if &spec.symbol == symbol => Some((spec, *interval)),
+                _ => None,
+            });
+            let mut ready = true;
+            for (spec, interval) in klines {
+                let Some(candle) = self.x.newest_candle_through(symbol, interval, events) else {
+                    ready = false;
+                    break;
+                };
+                let id = market_id(spec);
+                out.extend(candle.map(|c| {
+                    text(json!({
+                        "e": "kline", "E": now, "s": id,
+                        "k": {
+                            "t": c.start_ms, "T": c.start_ms + interval.millis() - 1, "s": id,
+                            "i": interval.label(), "f": -1, "L": -1,
+                            "o": number(c.open), "c": number(c.close), "h": number(c.high),
+                            "l": number(c.low), "v": number(c.volume), "n": c.trades,
+                            "x": false, "q": number(c.quote_volume), "V": "0", "Q": "0", "B": "0",
+                        }
+                    }))
+                }));
+            }
+            if ready {
+                sent.push(symbol.clone());
+            }
+        }
+        for symbol in sent {
+            self.klines_due.remove(&symbol);
+        }
+        out
+    }
+
+    /// Every 100 ms: the klines and depth diffs that are due, and each
+    /// second the tickers.
+    fn on_tick(&mut self) -> Vec<Message> {
+        let now = now_ms();
+        let mut out = self.due_klines();
         let streams: Vec<(MarketSpec, Kind)> = self.streams.values().cloned().collect();
         for (spec, kind) in &streams {
             let id = market_id(spec);
