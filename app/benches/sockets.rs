@@ -8,12 +8,18 @@
 //! socket is sent. Latency runs from the trade's own time (the engine's
 //! timestamp, in whole milliseconds) to the moment this process has read
 //! and decoded it from the socket; both processes read the same clock.
-//! Also reported: the server's resident memory growth per socket and the
-//! CPU each process spent while measuring.
+//! Also reported: the server's resident memory growth per socket, the
+//! CPU each process spent while measuring, and the server's CPU per
+//! delivery (its CPU time over the trades delivered: what one delivered
+//! trade costs it, with the depth and heartbeats that go with them).
 //!
 //! ```sh
 //! SOCKETS=2000,5000 SECONDS=20 cargo bench -p app --features ssr --bench sockets
 //! ```
+//!
+//! `EXCHANGE_BIN` runs another build of the server instead (one from
+//! before frames, whose socket messages are one feed message each, is
+//! read as well).
 //!
 //! Each socket is a file descriptor on both sides: `ulimit -n` must allow
 //! SOCKETS plus a few dozen.
@@ -79,16 +85,26 @@ async fn viewer(
                         other => panic!("the socket ended: {other:?}"),
                     }
                 };
-                match serde_json::from_slice::<FeedMessage>(&bytes[1..]) {
-                    Ok(FeedMessage::Snapshot(_)) => {
-                        let _ = ready.send(()).await;
+                // A frame of messages; a single message from an older
+                // server.
+                let json = &bytes[1..];
+                let frame = if json.first() == Some(&b'[') {
+                    serde_json::from_slice::<Vec<FeedMessage>>(json)
+                } else {
+                    serde_json::from_slice::<FeedMessage>(json).map(|m| vec![m])
+                };
+                let frame = frame.unwrap_or_else(|e| panic!("unreadable feed message: {e}"));
+                for message in frame {
+                    match message {
+                        FeedMessage::Snapshot(_) => {
+                            let _ = ready.send(()).await;
+                        }
+                        FeedMessage::Trade { trade, .. } if measuring => {
+                            latencies.push(now_ms().saturating_sub(trade.at_ms));
+                        }
+                        FeedMessage::Refused(why) => panic!("refused: {why}"),
+                        _ => {}
                     }
-                    Ok(FeedMessage::Trade { trade, .. }) if measuring => {
-                        latencies.push(now_ms().saturating_sub(trade.at_ms));
-                    }
-                    Ok(FeedMessage::Refused(why)) => panic!("refused: {why}"),
-                    Ok(_) => {}
-                    Err(e) => panic!("unreadable feed message: {e}"),
                 }
             }
         }
@@ -105,7 +121,9 @@ async fn run(sockets: u64, seconds: u64) {
         "--connections-per-address",
         &watchers,
     ];
-    let server = start_server(env!("CARGO_BIN_EXE_exchange"), &args).await;
+    let binary =
+        std::env::var("EXCHANGE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_exchange").into());
+    let server = start_server(&binary, &args).await;
     let pid = server.child.id();
     // Let the simulator's bots sign up and start quoting.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -144,16 +162,18 @@ async fn run(sockets: u64, seconds: u64) {
         !all.is_empty(),
         "no trade reached the sockets in {seconds} s"
     );
+    let server_cpu = (server_cpu - server_cpu_before).as_secs_f64();
     println!(
-        "sockets {sockets:>6}  connected in {connected:>7.2?}  deliveries {:>8}  p50 {:>4} ms  p99 {:>4} ms  max {:>5} ms  {:>7.0} deliveries/s  server {:>5.1} KB/socket  cpu: server {:>4.0}%, client {:>4.0}%",
+        "sockets {sockets:>6}  connected in {connected:>7.2?}  deliveries {:>8}  p50 {:>4} ms  p99 {:>4} ms  max {:>5} ms  {:>7.0} deliveries/s  server {:>5.1} KB/socket  cpu: server {:>4.0}%, client {:>4.0}%  server cpu per delivery {:>5.1} µs",
         all.len(),
         percentile(&all, 0.5),
         percentile(&all, 0.99),
         all.last().unwrap(),
         all.len() as f64 / elapsed.as_secs_f64(),
         memory_after.saturating_sub(memory_before) as f64 / sockets as f64 / 1000.0,
-        (server_cpu - server_cpu_before).as_secs_f64() / elapsed.as_secs_f64() * 100.0,
+        server_cpu / elapsed.as_secs_f64() * 100.0,
         (client_cpu - client_cpu_before).as_secs_f64() / elapsed.as_secs_f64() * 100.0,
+        server_cpu / all.len() as f64 * 1e6,
     );
 }
 

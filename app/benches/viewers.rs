@@ -111,7 +111,7 @@ fn resumer(x: &Exchange, limits: FeedLimits, received: Arc<Resumed>) -> JoinHand
             }))
             .await
             .unwrap();
-        while let Some(Ok(message)) = feed.next().await {
+        while let Some(message) = feed.next().await {
             match message {
                 FeedMessage::Trade { .. } => received.trades.fetch_add(1, Ordering::Relaxed),
                 FeedMessage::Snapshot(_) => received.snapshots.fetch_add(1, Ordering::Relaxed),
@@ -177,7 +177,7 @@ async fn measure(x: &Exchange, t: &Traders, run: &Run) {
                 .unwrap();
             let mut latencies = Vec::with_capacity(trades as usize);
             let mut said_ready = false;
-            while let Some(Ok(message)) = feed.next().await {
+            while let Some(message) = feed.next().await {
                 match message {
                     FeedMessage::Heartbeat { .. } if !said_ready => {
                         said_ready = true;

@@ -3,15 +3,15 @@
 //! the order form as it is posted.
 //!
 //! This is the bottom of the app: pages and the server both build on it, and
-//! it imports nothing of the app but the candle series it carries. Amounts
+//! it imports nothing of the app but the candle series it carries and
+//! the wrapper that shares a value's JSON among viewers. Amounts
 //! are exact decimal strings as the engine wrote them; the page only parses
 //! them to draw.
-
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::candles::{Candle, Series};
+use crate::shared_json::SharedJson;
 
 /// Trades a tape shows: the live one on the page, and a replayed moment's.
 pub const TAPE: usize = 50;
@@ -135,12 +135,12 @@ pub enum FeedMessage {
     Trade {
         symbol: String,
         position: FeedPosition,
-        trade: Arc<TradeView>,
+        trade: SharedJson<TradeView>,
     },
     /// Shared: one market's depth goes to every viewer of it as is.
     Depth {
         symbol: String,
-        depth: Arc<DepthView>,
+        depth: SharedJson<DepthView>,
     },
     /// Sent every couple of seconds, and after trades: keeps idle proxies
     /// from closing the socket and moves the resume point forward.
@@ -148,7 +148,7 @@ pub enum FeedMessage {
         symbol: String,
         position: Option<FeedPosition>,
         /// Shared by every viewer of the market.
-        ticker: Arc<TickerView>,
+        ticker: SharedJson<TickerView>,
     },
     /// The account of the socket's session, as the trade panel shows it,
     /// whenever it changed, with the position of the account's stream it

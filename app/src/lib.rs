@@ -22,6 +22,7 @@ pub mod depth_chart;
 pub mod error;
 pub mod history;
 pub mod live_market;
+pub mod shared_json;
 pub mod shell;
 pub mod terminal;
 pub mod time_format;

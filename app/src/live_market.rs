@@ -8,7 +8,8 @@
 //! client the server keeps a subscription of its own inside the server's one
 //! store subscription (`server::live_tail`), and forwards the trades of the
 //! watched market, depth when the book changed, and a heartbeat with the
-//! ticker and the position reached. Asking to watch another market switches
+//! ticker and the position reached, the messages ready at once in one frame.
+//! Asking to watch another market switches
 //! the subscription on the same socket. When the socket drops, the browser
 //! reconnects with backoff and resumes from the
 //! last position it received, so no trade is missed or shown twice.
@@ -33,7 +34,7 @@ use crate::time_machine::Replay;
 #[server(endpoint = "market_feed", protocol = Websocket<JsonEncoding, JsonEncoding>)]
 pub async fn market_feed(
     requests: BoxedStream<FeedRequest, ServerFnError>,
-) -> Result<BoxedStream<FeedMessage, ServerFnError>, ServerFnError> {
+) -> Result<BoxedStream<Vec<FeedMessage>, ServerFnError>, ServerFnError> {
     use crate::server::feed;
     use crate::site::context;
     let exchange = context::exchange().map_err(|e| ServerFnError::new(e.message))?;
@@ -43,12 +44,13 @@ pub async fn market_feed(
             "too many open market feeds from your address (at most {}); close another tab",
             limits.sockets_per_address
         );
-        return Ok(feed::refuse(why).into());
+        return Ok(feed::frames(feed::refuse(why)).into());
     };
     // The socket's session names the account it may follow: nobody else's.
     let session = context::current_trader().map(|t| t.session);
     let resumes = context::request_limits().map(|limits| feed::Resumes { limits, address });
-    Ok(feed::open(exchange, requests, limits, Some(slot), session, resumes).into())
+    let feed = feed::open(exchange, requests, limits, Some(slot), session, resumes);
+    Ok(feed::frames(feed).into())
 }
 
 /// Whether the page's live link is up.
@@ -158,13 +160,13 @@ impl MarketState {
                 self.position.set(Some(position));
                 self.chart.push(&trade);
                 self.trades.update(|t| {
-                    t.insert(0, std::sync::Arc::unwrap_or_clone(trade));
+                    t.insert(0, trade.into_value());
                     t.truncate(TAPE);
                 });
                 self.received.update(|n| *n += 1);
             }
             FeedMessage::Depth { symbol, depth } if symbol == self.symbol.get_untracked() => {
-                self.depth.set(std::sync::Arc::unwrap_or_clone(depth))
+                self.depth.set(depth.into_value())
             }
             FeedMessage::Heartbeat {
                 symbol,
@@ -174,7 +176,7 @@ impl MarketState {
                 if position > self.position.get_untracked() {
                     self.position.set(position);
                 }
-                self.ticker.set(std::sync::Arc::unwrap_or_clone(ticker));
+                self.ticker.set(ticker.into_value());
             }
             FeedMessage::Account { view, position } => {
                 self.account.position.set(position);
@@ -450,10 +452,12 @@ mod browser {
                 if let Ok(mut messages) = market_feed(rx.into()).await {
                     loop {
                         match select(messages.next(), restart.next()).await {
-                            Either::Left((Some(Ok(message)), _)) => {
+                            Either::Left((Some(Ok(frame)), _)) => {
                                 retry_ms = FIRST_RETRY_MS;
                                 state.link.set(Link::Live);
-                                state.apply(message);
+                                for message in frame {
+                                    state.apply(message);
+                                }
                             }
                             Either::Left(_) => break,
                             Either::Right(_) => {

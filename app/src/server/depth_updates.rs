@@ -22,6 +22,7 @@ use super::market_task::MarketHandle;
 use super::supervise::supervise;
 use super::views::depth_view;
 use crate::api::{DepthView, TickerView};
+use crate::shared_json::SharedJson;
 
 /// Price levels shown per side of the depth view.
 pub const DEPTH_LEVELS: usize = 20;
@@ -30,13 +31,14 @@ pub const DEPTH_EVERY: Duration = Duration::from_millis(100);
 /// The longest time between two publications.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 
-/// One publication: the same `Arc`s go to every viewer.
+/// One publication: the same shared values (and their JSON, made once)
+/// go to every viewer.
 #[derive(Clone, Debug)]
 pub struct DepthUpdate {
     /// The book revision (events applied) the depth is of.
     pub revision: u64,
-    pub depth: Arc<DepthView>,
-    pub ticker: Arc<TickerView>,
+    pub depth: SharedJson<DepthView>,
+    pub ticker: SharedJson<TickerView>,
 }
 
 /// Where a market's depth updates are published: each viewer subscribes,
@@ -62,7 +64,7 @@ fn update(market: &MarketHandle, data: &MarketData, last: Option<&DepthUpdate>) 
     let revision = book.events_applied();
     let depth = match last {
         Some(last) if last.revision == revision => last.depth.clone(),
-        _ => Arc::new(depth_view(book.depth(DEPTH_LEVELS))),
+        _ => SharedJson::new(depth_view(book.depth(DEPTH_LEVELS))),
     };
     let symbol = market.market.symbol.as_str();
     let ticker = data
@@ -70,7 +72,7 @@ fn update(market: &MarketHandle, data: &MarketData, last: Option<&DepthUpdate>) 
         .unwrap_or_default();
     let ticker = match last {
         Some(last) if *last.ticker == ticker => last.ticker.clone(),
-        _ => Arc::new(ticker),
+        _ => SharedJson::new(ticker),
     };
     DepthUpdate {
         revision,

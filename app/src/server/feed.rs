@@ -58,17 +58,26 @@ use super::views::fill_view;
 use crate::api::{
     AccountView, DepthView, FeedMessage, FeedPosition, FeedRequest, FillView, TickerView,
 };
+use crate::shared_json::SharedJson;
 
 /// The longest symbol a `Watch` may name.
 pub const MAX_SYMBOL: usize = 32;
 
-type Out = Result<FeedMessage, ServerFnError>;
+/// A browser's feed, as the stream of messages its socket sends. It does
+/// its work as the socket takes messages: no task of its own, and nothing
+/// queued beyond what the socket holds, so a browser that does not read
+/// holds nobody up and falls behind by itself.
+pub type FeedStream = BoxStream<'static, FeedMessage>;
 
-/// A browser's feed, as the stream its socket sends. It does its work as
-/// the socket takes messages: no task of its own, and nothing queued
-/// beyond what the socket holds, so a browser that does not read holds
-/// nobody up and falls behind by itself.
-pub type FeedStream = BoxStream<'static, Out>;
+/// The most messages one frame carries.
+const FRAME_MESSAGES: usize = 64;
+
+/// A feed as its socket sends it: the messages ready at once go out
+/// together, as one websocket message (one write), not one each. A depth
+/// publication is a depth and a heartbeat; a batch of trades is many.
+pub fn frames(feed: FeedStream) -> BoxStream<'static, Result<Vec<FeedMessage>, ServerFnError>> {
+    feed.ready_chunks(FRAME_MESSAGES).map(Ok).boxed()
+}
 
 /// Whose request weight a socket's resumes spend: its address's.
 pub struct Resumes {
@@ -114,7 +123,7 @@ pub fn open(
 
 /// A feed that only refuses: says why and closes.
 pub fn refuse(why: String) -> FeedStream {
-    futures::stream::iter([Ok(FeedMessage::Refused(why))]).boxed()
+    futures::stream::iter([FeedMessage::Refused(why)]).boxed()
 }
 
 /// What the feed is watching now.
@@ -186,7 +195,7 @@ struct Viewer {
     account_events: Option<TailStream>,
     updates: Option<watch::Receiver<Arc<DepthUpdate>>>,
     /// The depth the browser was sent last (or has in its snapshot).
-    sent_depth: Option<Arc<DepthView>>,
+    sent_depth: Option<SharedJson<DepthView>>,
     pending: VecDeque<FeedMessage>,
     /// Set once the feed has said why it ends: it ends when that is sent.
     ending: bool,
@@ -201,10 +210,10 @@ struct Viewer {
 
 impl Viewer {
     /// The next message for the browser; `None` ends the feed.
-    async fn next(&mut self) -> Option<Out> {
+    async fn next(&mut self) -> Option<FeedMessage> {
         loop {
             if let Some(message) = self.pending.pop_front() {
-                return Some(Ok(message));
+                return Some(message);
             }
             if self.ending {
                 return None;
@@ -310,7 +319,7 @@ impl Viewer {
         };
         let update = u.borrow_and_update().clone();
         let sent = self.sent_depth.as_ref();
-        if !sent.is_some_and(|d| Arc::ptr_eq(d, &update.depth)) {
+        if !sent.is_some_and(|d| SharedJson::ptr_eq(d, &update.depth)) {
             let depth = update.depth.clone();
             let symbol = w.symbol.clone();
             self.pending.push_back(FeedMessage::Depth {
@@ -479,7 +488,7 @@ fn fill_key(f: &FillView) -> FillKey {
     (f.symbol.clone(), f.trade_id, f.order_id)
 }
 
-fn heartbeat_of(w: &Watch, ticker: &Arc<TickerView>) -> FeedMessage {
+fn heartbeat_of(w: &Watch, ticker: &SharedJson<TickerView>) -> FeedMessage {
     FeedMessage::Heartbeat {
         symbol: w.symbol.clone(),
         position: w.position,

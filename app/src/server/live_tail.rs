@@ -39,6 +39,7 @@ use super::supervise::supervise;
 use super::views::trade_view;
 use super::window::Window;
 use crate::api::{FeedPosition, TradeView};
+use crate::shared_json::SharedJson;
 
 /// Events the window keeps: at a few hundred bytes each, a few MB, and at
 /// a thousand trades a second some seconds of every market.
@@ -86,7 +87,7 @@ pub struct TailEvent {
     pub event: Decoded,
     /// The trade as the tape shows it, made once here rather than by each
     /// of the viewers it goes to.
-    pub trade: Option<Arc<TradeView>>,
+    pub trade: Option<SharedJson<TradeView>>,
 }
 
 impl TailEvent {
@@ -94,7 +95,7 @@ impl TailEvent {
     fn decode(e: &eventstore::RecordedEvent) -> Result<TailEvent, StreamError> {
         let event = decode(e)?;
         let trade = match &event {
-            Decoded::Book(event) => trade_view(event).map(Arc::new),
+            Decoded::Book(event) => trade_view(event).map(SharedJson::new),
             Decoded::Account(_) => None,
         };
         Ok(TailEvent {

@@ -1,5 +1,6 @@
 //! The feed's socket limits over real websockets to a served site.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -13,8 +14,20 @@ use crate::server::{Connection, Exchange};
 use crate::site::connections::ConnectionLimits;
 use crate::site::feed_socket::MAX_MESSAGE;
 
-type Socket =
+type WebSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A feed's socket, and the messages of the last frame not yet looked at.
+struct Socket {
+    ws: WebSocket,
+    ready: VecDeque<FeedMessage>,
+}
+
+impl Socket {
+    async fn send(&mut self, message: Message) -> Result<(), tungstenite::Error> {
+        self.ws.send(message).await
+    }
+}
 
 /// The site served on a loopback port (see [`serve`]), and a router of its
 /// own for the requests a test sends without a socket.
@@ -62,7 +75,10 @@ async fn connect(addr: SocketAddr) -> Socket {
         "ws://{addr}{}",
         <crate::live_market::MarketFeed as ServerFn>::PATH
     );
-    tokio_tungstenite::connect_async(url).await.unwrap().0
+    Socket {
+        ws: tokio_tungstenite::connect_async(url).await.unwrap().0,
+        ready: VecDeque::new(),
+    }
 }
 
 /// One request framed as the Leptos client frames it: a tag byte (0:
@@ -81,15 +97,22 @@ fn watch(symbol: &str) -> Message {
 }
 
 /// The next feed message, or `None` once the server closed the socket.
+/// Each websocket message is a frame: a tag byte (0: a value) and the
+/// JSON array of the messages the feed had ready at once.
 async fn next(socket: &mut Socket) -> Option<FeedMessage> {
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        if let Some(message) = socket.ready.pop_front() {
+            return Some(message);
+        }
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.ws.next())
             .await
             .expect("the feed answers within 5 s");
         match message {
             Some(Ok(Message::Binary(bytes))) => {
                 assert_eq!(bytes[0], 0, "a value, not a transport error");
-                return Some(serde_json::from_slice(&bytes[1..]).unwrap());
+                let frame: Vec<FeedMessage> = serde_json::from_slice(&bytes[1..]).unwrap();
+                assert!(!frame.is_empty(), "a frame carries a message at least");
+                socket.ready.extend(frame);
             }
             Some(Ok(Message::Close(_))) | None => return None,
             Some(Ok(_)) => continue,
@@ -140,7 +163,7 @@ async fn the_seventeenth_socket_of_one_address_is_refused_and_a_closed_one_frees
     open[0].send(watch("ETH-USD")).await.unwrap();
     snapshot_of(&mut open[0], "ETH-USD").await;
     // A socket that closes gives its place back once its feed ended.
-    open.pop().unwrap().close(None).await.unwrap();
+    open.pop().unwrap().ws.close(None).await.unwrap();
     let mut waited = Duration::ZERO;
     loop {
         let mut again = connect(addr).await;
@@ -179,10 +202,10 @@ async fn a_message_over_the_bound_is_refused_by_the_socket_and_nobody_else_notic
     let mut big = connect(addr).await;
     let _ = big.send(watch(&"X".repeat(1 << 20))).await;
     let ended = loop {
-        match tokio::time::timeout(Duration::from_secs(5), big.next()).await {
+        match tokio::time::timeout(Duration::from_secs(5), big.ws.next()).await {
             Ok(Some(Ok(Message::Binary(bytes)))) => {
-                let message: FeedMessage = serde_json::from_slice(&bytes[1..]).unwrap();
-                assert!(matches!(message, FeedMessage::Refused(_)), "{message:?}");
+                let frame: Vec<FeedMessage> = serde_json::from_slice(&bytes[1..]).unwrap();
+                assert!(matches!(frame[..], [FeedMessage::Refused(_)]), "{frame:?}");
             }
             Ok(Some(Ok(_))) => continue,
             Ok(None | Some(Err(_))) => break true,
@@ -215,5 +238,28 @@ async fn a_message_over_the_bound_is_refused_by_the_socket_and_nobody_else_notic
     // The first socket is still served.
     other.send(watch("ETH-USD")).await.unwrap();
     snapshot_of(&mut other, "ETH-USD").await;
+    exchange.stop().await;
+}
+
+/// What the feed has ready at once goes out as one websocket message: a
+/// watch's snapshot and the heartbeat that says where it stands come in
+/// one frame, not two.
+#[tokio::test]
+async fn messages_ready_at_once_share_one_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exchange, addr) = serve(dir.path()).await;
+    let mut socket = connect(addr).await;
+    socket.send(watch("BTC-USD")).await.unwrap();
+    assert!(matches!(
+        next(&mut socket).await,
+        Some(FeedMessage::Snapshot(_))
+    ));
+    assert!(
+        matches!(
+            socket.ready.pop_front(),
+            Some(FeedMessage::Heartbeat { symbol, .. }) if symbol == "BTC-USD"
+        ),
+        "the heartbeat is in the snapshot's frame"
+    );
     exchange.stop().await;
 }

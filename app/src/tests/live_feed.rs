@@ -82,7 +82,6 @@ impl Feed {
         let message = tokio::time::timeout(Duration::from_secs(10), self.messages.next())
             .await
             .expect("the feed went quiet")
-            .unwrap()
             .unwrap();
         // The page takes a fill only past the account position it holds
         // (so a resumed one is not shown twice): one at or before it is
@@ -558,7 +557,7 @@ async fn a_socket_over_its_limits_is_told_why_and_closed() {
         }
     });
     let mut refused = None;
-    while let Some(Ok(m)) = feed.messages.next().await {
+    while let Some(m) = feed.messages.next().await {
         if let FeedMessage::Refused(why) = m {
             refused = Some(why);
         }
