@@ -37,6 +37,7 @@ pub async fn market_feed(
 ) -> Result<BoxedStream<Vec<FeedMessage>, ServerFnError>, ServerFnError> {
     use crate::server::feed;
     use crate::site::context;
+    use std::time::Duration;
     let exchange = context::exchange().map_err(|e| ServerFnError::new(e.message))?;
     let (limits, counts, address) = context::feed_admission().await;
     let Some(slot) = counts.admit(address, limits.sockets_per_address) else {
@@ -44,13 +45,14 @@ pub async fn market_feed(
             "too many open market feeds from your address (at most {}); close another tab",
             limits.sockets_per_address
         );
-        return Ok(feed::frames(feed::refuse(why)).into());
+        return Ok(feed::frames(feed::refuse(why), Duration::ZERO).into());
     };
     // The socket's session names the account it may follow: nobody else's.
     let session = context::current_trader().map(|t| t.session);
     let resumes = context::request_limits().map(|limits| feed::Resumes { limits, address });
+    let gather = Duration::from_millis(limits.gather_ms);
     let feed = feed::open(exchange, requests, limits, Some(slot), session, resumes);
-    Ok(feed::frames(feed).into())
+    Ok(feed::frames(feed, gather).into())
 }
 
 /// Whether the page's live link is up.

@@ -39,8 +39,8 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use leptos::prelude::ServerFnError;
 use leptos::server_fn::BoxedStream;
 use tokio::sync::watch;
@@ -73,10 +73,31 @@ pub type FeedStream = BoxStream<'static, FeedMessage>;
 const FRAME_MESSAGES: usize = 64;
 
 /// A feed as its socket sends it: the messages ready at once go out
-/// together, as one websocket message (one write), not one each. A depth
-/// publication is a depth and a heartbeat; a batch of trades is many.
-pub fn frames(feed: FeedStream) -> BoxStream<'static, Result<Vec<FeedMessage>, ServerFnError>> {
-    feed.ready_chunks(FRAME_MESSAGES).map(Ok).boxed()
+/// together, as one websocket message (one write), not one each, and the
+/// first waits `gather` for others to join it (see
+/// [`FeedLimits::gather_ms`]). A depth publication is a depth and a
+/// heartbeat; a trade is mostly followed by the depth it changed.
+pub fn frames(
+    feed: FeedStream,
+    gather: Duration,
+) -> BoxStream<'static, Result<Vec<FeedMessage>, ServerFnError>> {
+    futures::stream::unfold(feed.fuse(), move |mut feed| async move {
+        let first = feed.next().await?;
+        let mut frame = vec![first];
+        if !gather.is_zero() {
+            tokio::time::sleep(gather).await;
+        }
+        // A feed's messages are made as they are polled for; what is not
+        // ready now waits for the next frame (the feed keeps it).
+        while frame.len() < FRAME_MESSAGES {
+            match feed.next().now_or_never() {
+                Some(Some(message)) => frame.push(message),
+                _ => break,
+            }
+        }
+        Some((Ok(frame), feed))
+    })
+    .boxed()
 }
 
 /// Whose request weight a socket's resumes spend: its address's.
@@ -493,5 +514,38 @@ fn heartbeat_of(w: &Watch, ticker: &SharedJson<TickerView>) -> FeedMessage {
         symbol: w.symbol.clone(),
         position: w.position,
         ticker: ticker.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Messages that come at 0, 5 and 105 ms, whether or not the feed is
+    /// polled meanwhile (as trades and depth do: the tail and the depth
+    /// publisher keep them until the feed looks).
+    fn spaced() -> FeedStream {
+        let start = tokio::time::Instant::now();
+        let at = [0u64, 5, 105];
+        futures::stream::iter(at.into_iter().enumerate())
+            .then(move |(n, ms)| async move {
+                tokio::time::sleep_until(start + Duration::from_millis(ms)).await;
+                FeedMessage::Refused(n.to_string())
+            })
+            .boxed()
+    }
+
+    fn sizes(frames: Vec<Result<Vec<FeedMessage>, ServerFnError>>) -> Vec<usize> {
+        frames.into_iter().map(|f| f.unwrap().len()).collect()
+    }
+
+    /// Gathered for 20 ms, the two close messages share a write and the
+    /// late one goes alone; not gathered, each goes as it comes.
+    #[tokio::test(start_paused = true)]
+    async fn messages_close_together_are_gathered_into_one_frame() {
+        let gathered = frames(spaced(), Duration::from_millis(20));
+        assert_eq!(sizes(gathered.collect().await), [2, 1]);
+        let at_once = frames(spaced(), Duration::ZERO);
+        assert_eq!(sizes(at_once.collect().await), [1, 1, 1]);
     }
 }

@@ -1,7 +1,8 @@
 //! What one anonymous websocket may ask of the server: how many sockets a
 //! client address may hold open, how often a socket may switch markets, how
 //! much history a resume may replay (how large a message may be is
-//! `feed_socket::MAX_MESSAGE`). A client over a limit is told why and its
+//! `feed_socket::MAX_MESSAGE`), and how long its messages are gathered
+//! before a write. A client over a limit is told why and its
 //! socket closed; nobody else notices.
 
 use std::collections::HashMap;
@@ -26,6 +27,12 @@ pub struct FeedLimits {
     /// chart's candles and tape as they are now), so one resume never costs
     /// the server more than this much reading.
     pub replay_bytes: u64,
+    /// How long a socket's first ready message waits for others to go out
+    /// with it in one write (ms; 0: none). A trade and the depth change it
+    /// makes come a moment apart: gathered, they cost the server one write
+    /// per socket instead of two, which at thousands of sockets is most of
+    /// what it spends.
+    pub gather_ms: u64,
 }
 
 impl Default for FeedLimits {
@@ -35,6 +42,7 @@ impl Default for FeedLimits {
             watches_per_second: 5,
             watch_burst: 20,
             replay_bytes: 4 << 20,
+            gather_ms: 20,
         }
     }
 }

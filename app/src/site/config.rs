@@ -49,6 +49,11 @@ pub struct Config {
     /// resume (from further back it is refused).
     #[arg(long, env = "EXCHANGE_FEED_REPLAY_BYTES", default_value_t = FeedLimits::default().replay_bytes)]
     pub feed_replay_bytes: u64,
+    /// How long (ms) a market-feed socket's first ready message waits for
+    /// others to go out in the same write (0: none): a trade and the depth
+    /// change it makes then cost one write per socket, not two.
+    #[arg(long, env = "EXCHANGE_FEED_GATHER_MS", default_value_t = FeedLimits::default().gather_ms)]
+    pub feed_gather_ms: u64,
     /// Other origins (`https://example.com`, comma-separated) whose pages
     /// may open the market feed and call the server functions; the site's
     /// own origin always may.
@@ -157,6 +162,7 @@ impl Config {
                 watches_per_second: self.feed_watches_per_second,
                 watch_burst: self.feed_watch_burst,
                 replay_bytes: self.feed_replay_bytes,
+                gather_ms: self.feed_gather_ms,
             },
             allowed_origins: self.allowed_origins.clone(),
             known_hosts: KnownHosts::new(
