@@ -68,6 +68,9 @@ pub enum AccountsRequest {
         at: Timestamp,
         reply: Reply<()>,
     },
+    /// Answered once every request sent before it has been: the task
+    /// takes requests one at a time, in order.
+    Barrier { reply: Reply<()> },
 }
 
 /// What batches on their way to the store made available, per account and
@@ -214,6 +217,12 @@ impl AccountsHandle {
                 }
             }
         }
+    }
+
+    /// Waits until every request sent before this one has been answered
+    /// (written, or refused).
+    pub async fn barrier(&self) {
+        let _ = self.ask(|reply| AccountsRequest::Barrier { reply }).await;
     }
 
     /// Sends a request and waits for its answer.
@@ -440,6 +449,9 @@ impl AccountsTask {
                     .commit(|l| Ok((vec![l.create_api_key(key.clone())?], ())))
                     .await;
                 let _ = reply.send(result);
+            }
+            AccountsRequest::Barrier { reply } => {
+                let _ = reply.send(Ok(()));
             }
             AccountsRequest::RevokeKey {
                 account,

@@ -109,6 +109,10 @@ pub struct Leadership {
     role: Arc<watch::Sender<Role>>,
     /// Whether the first look at the claim has been made.
     settled: watch::Receiver<bool>,
+    /// Set to stop the task (see [`Leadership::stop`]).
+    stopping: Arc<watch::Sender<bool>>,
+    /// True while the task runs.
+    running: Arc<watch::Sender<bool>>,
 }
 
 impl Leadership {
@@ -122,6 +126,8 @@ impl Leadership {
     ) -> Leadership {
         let role = Arc::new(watch::Sender::new(Role::Follower { leader: None }));
         let (settled_tx, settled) = watch::channel(false);
+        let stopping = Arc::new(watch::Sender::new(false));
+        let running = Arc::new(watch::Sender::new(true));
         let task = Arc::new(Claimant {
             client,
             settings,
@@ -129,9 +135,25 @@ impl Leadership {
             ledger,
             role: role.clone(),
             settled: settled_tx,
+            stopping: stopping.subscribe(),
+            running: running.clone(),
         });
         supervise("leadership".into(), move || task.clone().run());
-        Leadership { role, settled }
+        Leadership {
+            role,
+            settled,
+            stopping,
+            running,
+        }
+    }
+
+    /// Stops claiming and renewing, once the read or renewal under way has
+    /// been answered: the server is stopping, and its store may go next.
+    /// The claim then lapses after its lease, as a failed leader's does.
+    pub async fn stop(&self) {
+        self.stopping.send_replace(true);
+        let mut running = self.running.subscribe();
+        let _ = running.wait_for(|r| !*r).await;
     }
 
     /// Waits for the first look at the claim: after it this server leads,
@@ -192,6 +214,8 @@ struct Claimant {
     ledger: AccountsHandle,
     role: Arc<watch::Sender<Role>>,
     settled: watch::Sender<bool>,
+    stopping: watch::Receiver<bool>,
+    running: Arc<watch::Sender<bool>>,
 }
 
 /// The claim stream's last event and its revision.
@@ -214,6 +238,20 @@ impl Claimant {
     }
 
     async fn run(self: Arc<Self>) {
+        self.claim_and_renew().await;
+        self.running.send_replace(false);
+    }
+
+    /// Waits `tick`: whether to go on (not stopping).
+    async fn wait(&self, tick: std::time::Duration) -> bool {
+        let mut stopping = self.stopping.clone();
+        tokio::select! {
+            () = tokio::time::sleep(tick) => true,
+            _ = stopping.wait_for(|s| *s) => false,
+        }
+    }
+
+    async fn claim_and_renew(&self) {
         let lease = self.settings.lease;
         let tick = lease / 4;
         let mut seen: Seen = None;
@@ -236,7 +274,9 @@ impl Claimant {
                     }
                     // Start-up goes on, taking no orders until this is known.
                     self.settled.send_replace(true);
-                    tokio::time::sleep(tick).await;
+                    if !self.wait(tick).await {
+                        return;
+                    }
                     continue;
                 }
             }
@@ -271,7 +311,9 @@ impl Claimant {
                 }
             }
             self.settled.send_replace(true);
-            tokio::time::sleep(tick).await;
+            if !self.wait(tick).await {
+                return;
+            }
         }
     }
 

@@ -287,6 +287,10 @@ impl Exchange {
         for market in self.0.markets.values() {
             let _ = market.send(0, Action::CancelAll).await;
         }
+        // Then whatever the accounts task was asked (a sign-up, a session),
+        // and the leader's claim renewals.
+        self.0.ledger.barrier().await;
+        self.0.leadership.stop().await;
         // Then the live subscription, so the store does not go down under
         // it (and its client log the loss as an error).
         self.0.tail.stop().await;
