@@ -219,24 +219,13 @@ impl Exchange {
         })
     }
 
-    /// A market's newest candle of `interval` once its candles hold the
-    /// first `events` events of its stream: `Some(None)` when it never
-    /// traded; `None` while the candles are still behind (they fold the
-    /// stream apart from the book's diffs, so a diff can come first) and
-    /// for an unknown market.
-    pub fn newest_candle_through(
-        &self,
-        symbol: &str,
-        interval: Interval,
-        events: u64,
-    ) -> Option<Option<ExactCandle>> {
+    /// How many of a market's stream events its candles hold (they fold
+    /// the stream apart from the book's diffs, so a diff can come first);
+    /// none for an unknown market.
+    pub fn candle_events(&self, symbol: &str) -> Option<u64> {
         self.0
             .market_data
-            .read(symbol, |tape, _| {
-                (tape.history.events() >= events)
-                    .then(|| tape.history.minutes.candles(interval, None, None, 1).pop())
-            })
-            .flatten()
+            .read(symbol, |tape, _| tape.history.events())
     }
 
     /// A market's last 24 hours as one exact candle: none for an unknown

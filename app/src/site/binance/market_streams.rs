@@ -306,39 +306,36 @@ impl Connection {
     fn due_klines(&mut self) -> Vec<Message> {
         let now = now_ms();
         let mut out = Vec::new();
-        let mut sent = Vec::new();
-        for (symbol, &events) in &self.klines_due {
-            let klines = self.streams.values().filter_map(|(spec, kind)| match kind {
-                Kind::Kline(interval) if &spec.symbol == symbol => Some((spec, *interval)),
-                _ => None,
-            });
-            let mut ready = true;
-            for (spec, interval) in klines {
-                let Some(candle) = self.x.newest_candle_through(symbol, interval, events) else {
-                    ready = false;
-                    break;
+        self.klines_due.retain(|symbol, events| {
+            let ready = self.x.candle_events(symbol).unwrap_or(0) >= *events;
+            if !ready {
+                return true;
+            }
+            for (spec, kind) in self.streams.values() {
+                let Kind::Kline(interval) = *kind else {
+                    continue;
+                };
+                if spec.symbol != *symbol {
+                    continue;
+                }
+                let candle = self.x.exact_candles(symbol, interval, None, None, 1);
+                let Some(c) = candle.and_then(|c| c.last().copied()) else {
+                    continue;
                 };
                 let id = market_id(spec);
-                out.extend(candle.map(|c| {
-                    text(json!({
-                        "e": "kline", "E": now, "s": id,
-                        "k": {
-                            "t": c.start_ms, "T": c.start_ms + interval.millis() - 1, "s": id,
-                            "i": interval.label(), "f": -1, "L": -1,
-                            "o": number(c.open), "c": number(c.close), "h": number(c.high),
-                            "l": number(c.low), "v": number(c.volume), "n": c.trades,
-                            "x": false, "q": number(c.quote_volume), "V": "0", "Q": "0", "B": "0",
-                        }
-                    }))
-                }));
+                out.push(text(json!({
+                    "e": "kline", "E": now, "s": id,
+                    "k": {
+                        "t": c.start_ms, "T": c.start_ms + interval.millis() - 1, "s": id,
+                        "i": interval.label(), "f": -1, "L": -1,
+                        "o": number(c.open), "c": number(c.close), "h": number(c.high),
+                        "l": number(c.low), "v": number(c.volume), "n": c.trades,
+                        "x": false, "q": number(c.quote_volume), "V": "0", "Q": "0", "B": "0",
+                    }
+                })));
             }
-            if ready {
-                sent.push(symbol.clone());
-            }
-        }
-        for symbol in sent {
-            self.klines_due.remove(&symbol);
-        }
+            false
+        });
         out
     }
 
