@@ -82,6 +82,10 @@ pub struct Account {
     pub trades: Vec<TradeSettled>,
     /// How many events of the account's own stream are folded in.
     pub stream_events: u64,
+    /// How many events (of any stream) changed this account: a reader
+    /// that kept what it made of the account knows it is still current
+    /// while this has not moved.
+    pub changes: u64,
 }
 
 impl Account {
@@ -244,11 +248,12 @@ impl Ledger {
                     sessions: Vec::new(),
                     trades: Vec::new(),
                     stream_events: 0,
+                    changes: 0,
                 },
             );
             return;
         }
-        let Some(acc) = self.accounts.get_mut(&event.account()) else {
+        let Some(acc) = changed(&mut self.accounts, event.account()) else {
             return;
         };
         acc.stream_events += 1;
@@ -339,7 +344,7 @@ impl Ledger {
         let symbol = market.symbol.as_str();
         match event {
             Event::OrderAccepted(a) => {
-                let Some(acc) = self.accounts.get_mut(&a.account) else {
+                let Some(acc) = changed(&mut self.accounts, a.account) else {
                     return;
                 };
                 let asset = match a.side {
@@ -366,7 +371,7 @@ impl Ledger {
                     (t.maker_account, t.maker_order_id),
                     (t.taker_account, t.taker_order_id),
                 ] {
-                    if let Some(acc) = self.accounts.get_mut(&account) {
+                    if let Some(acc) = changed(&mut self.accounts, account) {
                         acc.amend_reservation(symbol, order_id, |r| {
                             r.open_quantity = r.open_quantity.map(|q| q - t.quantity);
                             r.open_quote = r.open_quote.map(|q| q - quote);
@@ -377,7 +382,7 @@ impl Ledger {
                 // moved through `TradeSettled` in the accounts.
                 if t.fees.is_some() {
                     for fill in fills(market, revision, t) {
-                        let Some(acc) = self.accounts.get_mut(&fill.account) else {
+                        let Some(acc) = changed(&mut self.accounts, fill.account) else {
                             continue;
                         };
                         acc.balance_mut(&fill.paid_asset).total -= fill.paid;
@@ -388,7 +393,7 @@ impl Ledger {
                 }
             }
             Event::OrderAmended(a) => {
-                if let Some(acc) = self.accounts.get_mut(&a.account) {
+                if let Some(acc) = changed(&mut self.accounts, a.account) {
                     acc.amend_reservation(symbol, a.order_id, |r| {
                         r.price = Some(a.price);
                         r.open_quantity = Some(a.quantity);
@@ -396,7 +401,7 @@ impl Ledger {
                 }
             }
             Event::StopAmended(a) => {
-                if let Some(acc) = self.accounts.get_mut(&a.account) {
+                if let Some(acc) = changed(&mut self.accounts, a.account) {
                     acc.amend_reservation(symbol, a.order_id, |r| {
                         r.price = a.price.or(r.price);
                         r.open_quantity = a.quantity.or(r.open_quantity);
@@ -409,17 +414,25 @@ impl Ledger {
                     Event::OrderCancelled(e) => (e.account, e.order_id),
                     _ => unreachable!("matched just above"),
                 };
-                if let Some(acc) = self.accounts.get_mut(&account) {
+                if let Some(acc) = changed(&mut self.accounts, account) {
                     acc.set_reservation((symbol.to_string(), order_id), None);
                 }
             }
             // A fired stop enters with the terms it held for.
             Event::StopTriggered(t) => {
-                if let Some(acc) = self.accounts.get_mut(&t.account) {
+                if let Some(acc) = changed(&mut self.accounts, t.account) {
                     acc.amend_reservation(symbol, t.order_id, |r| r.waiting = false);
                 }
             }
             Event::OrderRejected(_) | Event::StreamFenced(_) | Event::OrderRefused(_) => {}
         }
     }
+}
+
+/// The account to change, counted as changed: every change to an account
+/// goes through here, so `Account::changes` misses none.
+fn changed(accounts: &mut BTreeMap<AccountId, Account>, id: AccountId) -> Option<&mut Account> {
+    let acc = accounts.get_mut(&id)?;
+    acc.changes += 1;
+    Some(acc)
 }

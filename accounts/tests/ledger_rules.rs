@@ -679,3 +679,40 @@ fn api_keys_are_created_checked_and_revoked_by_events_that_fold_back() {
         Err(AccountError::TooManyKeys)
     );
 }
+
+/// Every change to an account is counted in `Account::changes`: a reader
+/// that kept what it made of an account (a socket's last view of it)
+/// skips building it again while the count has not moved.
+#[test]
+fn every_change_to_an_account_is_counted() {
+    let mut x = Venue::new();
+    for i in 1..=4 {
+        let id = x.open(&format!("trader{i}"));
+        x.apply(
+            &x.ledger
+                .claim_faucet(id, &faucet("60", "0.004", "0.04"), 1)
+                .unwrap(),
+        );
+    }
+    let uncounted = |a: &accounts::Account| accounts::Account {
+        changes: 0,
+        ..a.clone()
+    };
+    let mut flow = Flow::new(11, Market::defaults());
+    let mut moved = 0;
+    for _ in 0..3_000 {
+        let before: BTreeMap<u64, accounts::Account> =
+            x.ledger.accounts().map(|a| (a.id, a.clone())).collect();
+        let _ = x.run(&flow.next_command());
+        for a in x.ledger.accounts() {
+            let b = &before[&a.id];
+            if uncounted(a) != uncounted(b) {
+                moved += 1;
+                assert!(a.changes > b.changes, "{b:?} became {a:?} uncounted");
+            } else {
+                assert!(a.changes >= b.changes);
+            }
+        }
+    }
+    assert!(moved > 1_000, "only {moved} changes");
+}

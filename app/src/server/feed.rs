@@ -32,7 +32,8 @@
 //! account's view whenever it changed. The view is looked at again after
 //! the account's events and with each depth update of the watched market
 //! (an order resting there changes with market events that need no
-//! account event). The session is checked each time: a socket whose
+//! account event). The view is built again only when the account or a
+//! book it has open orders in has moved since (`Exchange::view_since`). The session is checked each time: a socket whose
 //! session ended is told so and stops following.
 
 use std::collections::{HashSet, VecDeque};
@@ -50,6 +51,8 @@ use orderbook::{AccountId, Event};
 
 use super::depth_updates::DepthUpdate;
 use super::exchange::Exchange;
+use super::{AccountRead, ViewInputs};
+
 use super::feed_limits::{FeedLimits, SocketSlot, WatchRate};
 use super::live_tail::{Progress, Streams, TailStream};
 use super::request_limits::{RESUME_WEIGHT, RequestLimits};
@@ -383,6 +386,7 @@ impl Viewer {
             account,
             position,
             sent: None,
+            inputs: None,
             told: HashSet::new(),
         });
         self.refresh_account();
@@ -446,13 +450,15 @@ impl Viewer {
             self.account_events = None;
             return self.pending.push_back(NO_ACCOUNT);
         }
-        let Some(view) = self.exchange.view(account) else {
-            return;
-        };
         let Some(t) = self.trader.as_mut() else {
             return;
         };
+        let (inputs, view) = match self.exchange.view_since(account, t.inputs.as_ref()) {
+            AccountRead::Changed(inputs, view) => (inputs, *view),
+            AccountRead::Unchanged | AccountRead::Unknown => return,
+        };
         if t.sent.as_ref() == Some(&view) {
+            t.inputs = Some(inputs);
             return;
         }
         // The ledger takes a fill in when its trade is decided, the tail
@@ -472,6 +478,7 @@ impl Viewer {
             t.told.retain(|k| shown.contains(k));
         }
         t.sent = Some(view.clone());
+        t.inputs = Some(inputs);
         self.pending.push_back(FeedMessage::Account {
             view: Some(Box::new(view)),
             position: t.position,
@@ -493,6 +500,10 @@ struct Trader {
     position: Option<FeedPosition>,
     /// The view sent last.
     sent: Option<AccountView>,
+    /// What the view sent last (or found the same as it) was made from:
+    /// while they stay the same, no view is built. A view held back for
+    /// a fill's message leaves them, so the next look builds it again.
+    inputs: Option<ViewInputs>,
     /// The fills the page has been told of: those of the view sent last
     /// and each sent on its own since.
     told: HashSet<FillKey>,

@@ -34,7 +34,7 @@ pub(crate) mod views;
 mod window;
 
 pub use book_history::TradesFrom;
-pub use exchange::account_reads::OrderRef;
+pub use exchange::account_reads::{AccountRead, OrderRef, ViewInputs};
 pub use exchange::api_keys::{CreatedKey, KeyListing, KeyRefusal, NewKey, SignedRequest};
 pub use exchange::market_reads::ReplayTo;
 pub use exchange::{Connection, Exchange, MarketStats, StartError, Stats, StoreStats};

@@ -349,6 +349,7 @@ mod tests {
             sessions: Vec::new(),
             trades: Vec::new(),
             stream_events: 3,
+            changes: 0,
         };
         let orders = vec![
             open_order_view("BTC-USD", &resting(1, "0", 5_000)),

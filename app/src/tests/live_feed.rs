@@ -751,3 +751,58 @@ async fn a_feed_follows_its_sessions_account_and_resumes_without_missing_a_fill(
     trade(&x, "BTC-USD", b, a, 1).await;
     assert_eq!(feed.account().await, (None, None));
 }
+
+/// A following socket asks for its account's view at every depth
+/// publication: the view is built again only when the account or a book
+/// it has open orders in moved, and then it shows what moved.
+#[tokio::test]
+async fn an_accounts_view_is_built_again_only_when_what_it_is_made_from_moved() {
+    use crate::server::AccountRead;
+    let dir = tempfile::tempdir().unwrap();
+    let x = exchange(dir.path()).await;
+    let (alice, bob, carol) = (
+        trader(&x, "alice").await,
+        trader(&x, "bob").await,
+        trader(&x, "carol").await,
+    );
+    let changed = |read: AccountRead| match read {
+        AccountRead::Changed(inputs, view) => (inputs, *view),
+        other => panic!("expected a new view, got {other:?}"),
+    };
+    let (inputs, first) = changed(x.view_since(alice, None));
+    assert!(matches!(
+        x.view_since(alice, Some(&inputs)),
+        AccountRead::Unchanged
+    ));
+    // Other traders' trades in a book she has no order in change nothing
+    // she is shown.
+    trade(&x, "BTC-USD", bob, carol, 2).await;
+    assert!(matches!(
+        x.view_since(alice, Some(&inputs)),
+        AccountRead::Unchanged
+    ));
+    // Her own order changes her account.
+    x.place(alice, "BTC-USD", limit(orderbook::Side::Sell, 101, "0.5"))
+        .await
+        .unwrap();
+    let (inputs, resting) = changed(x.view_since(alice, Some(&inputs)));
+    assert_ne!(resting, first);
+    assert_eq!(resting.open_orders.len(), 1);
+    assert!(matches!(
+        x.view_since(alice, Some(&inputs)),
+        AccountRead::Unchanged
+    ));
+    // A trade against it changes her balances and what is still open.
+    x.place(bob, "BTC-USD", limit(orderbook::Side::Buy, 101, "0.2"))
+        .await
+        .unwrap();
+    let (inputs, filled) = changed(x.view_since(alice, Some(&inputs)));
+    assert_eq!(filled.open_orders[0].remaining, "0.3");
+    assert_eq!(Some(&filled), x.view(alice).as_ref());
+    assert!(matches!(
+        x.view_since(alice, Some(&inputs)),
+        AccountRead::Unchanged
+    ));
+    assert!(matches!(x.view_since(999, None), AccountRead::Unknown));
+    x.stop().await;
+}

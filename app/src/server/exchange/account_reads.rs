@@ -22,6 +22,25 @@ pub enum OrderRef {
     Client(ClientOrderId),
 }
 
+/// What an account's view is made from: how many events changed the
+/// account, and how many events each book it has open orders in holds.
+/// The same inputs make the same view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewInputs {
+    changes: u64,
+    books: Vec<u64>,
+}
+
+/// An account's view, read only when it may have changed.
+#[derive(Debug)]
+pub enum AccountRead {
+    /// No such account.
+    Unknown,
+    /// Made from the same inputs as the view given.
+    Unchanged,
+    Changed(ViewInputs, Box<AccountView>),
+}
+
 /// How long a read waits for the order history to catch up with an order
 /// the book already has (the history follows the log a moment behind).
 const HISTORY_CATCH_UP: Duration = Duration::from_secs(2);
@@ -236,20 +255,45 @@ impl Exchange {
 
     /// Everything a trader sees of their own account.
     pub fn view(&self, account: AccountId) -> Option<AccountView> {
+        match self.view_since(account, None) {
+            AccountRead::Changed(_, view) => Some(*view),
+            AccountRead::Unchanged | AccountRead::Unknown => None,
+        }
+    }
+
+    /// The account's view, unless what it is made from is still `since`
+    /// (then nothing is built: a socket following an account asks at
+    /// every depth publication, and most find nothing changed).
+    pub fn view_since(&self, account: AccountId, since: Option<&ViewInputs>) -> AccountRead {
         // The account's reservations name its open orders: look just those
         // up in the books instead of scanning every resting order.
-        let reserved: Vec<(String, OrderId)> = self.0.ledger.read(|l| {
-            l.account(account)
-                .map(|a| a.reservations.keys().cloned().collect())
-                .unwrap_or_default()
-        });
+        let Some((changes, reserved)) = self.0.ledger.read(|l| {
+            let a = l.account(account)?;
+            let reserved: Vec<(String, OrderId)> = a.reservations.keys().cloned().collect();
+            Some((a.changes, reserved))
+        }) else {
+            return AccountRead::Unknown;
+        };
         let mut books: BTreeMap<&str, Arc<Book>> = BTreeMap::new();
+        for (symbol, _) in &reserved {
+            if let Some(market) = self.0.markets.get(symbol) {
+                books.entry(symbol).or_insert_with(|| market.book());
+            }
+        }
+        // Read before the view is built, so the view is never older than
+        // what it is said to be made from.
+        let inputs = ViewInputs {
+            changes,
+            books: books.values().map(|b| b.events_applied()).collect(),
+        };
+        if since == Some(&inputs) {
+            return AccountRead::Unchanged;
+        }
         let mut open_orders = Vec::new();
         for (symbol, order_id) in &reserved {
-            let Some(market) = self.0.markets.get(symbol) else {
+            let Some(book) = books.get(symbol.as_str()) else {
                 continue;
             };
-            let book = books.entry(symbol).or_insert_with(|| market.book());
             // Reserved but not in the book: still on its way, or already
             // done and waiting for settlement. Either way not resting.
             if let Some(o) = book.order(*order_id).filter(|o| o.account == account) {
@@ -258,8 +302,13 @@ impl Exchange {
                 open_orders.push(stop_order_view(symbol, &o));
             }
         }
-        self.0
+        let view = self
+            .0
             .ledger
-            .read(|l| Some(account_view(l.account(account)?, open_orders)))
+            .read(|l| Some(account_view(l.account(account)?, open_orders)));
+        match view {
+            Some(view) => AccountRead::Changed(inputs, Box::new(view)),
+            None => AccountRead::Unknown,
+        }
     }
 }
