@@ -61,6 +61,20 @@ impl Venue {
         check_ledger(&self.ledger).unwrap();
     }
 
+    /// A venue with `n` traders, each with the faucet's grant.
+    fn with_traders(n: usize) -> Venue {
+        let mut x = Venue::new();
+        for i in 1..=n {
+            let id = x.open(&format!("trader{i}"));
+            x.apply(
+                &x.ledger
+                    .claim_faucet(id, &faucet("60", "0.004", "0.04"), 1)
+                    .unwrap(),
+            );
+        }
+        x
+    }
+
     fn open(&mut self, name: &str) -> u64 {
         let e = self.ledger.open_account(name, "hash", 1).unwrap();
         self.apply(std::slice::from_ref(&e));
@@ -313,15 +327,7 @@ fn market_orders_hold_what_they_will_trade() {
 /// refused for funds: after every command every ledger rule holds.
 #[test]
 fn random_trading_keeps_every_ledger_rule() {
-    let mut x = Venue::new();
-    for i in 1..=6 {
-        let id = x.open(&format!("trader{i}"));
-        x.apply(
-            &x.ledger
-                .claim_faucet(id, &faucet("60", "0.004", "0.04"), 1)
-                .unwrap(),
-        );
-    }
+    let mut x = Venue::with_traders(6);
     let mut flow = Flow::new(7, Market::defaults()).with_stops(false);
     let (mut placed, mut refused, mut amends) = (0, 0, 0);
     for _ in 0..20_000 {
@@ -685,15 +691,7 @@ fn api_keys_are_created_checked_and_revoked_by_events_that_fold_back() {
 /// skips building it again while the count has not moved.
 #[test]
 fn every_change_to_an_account_is_counted() {
-    let mut x = Venue::new();
-    for i in 1..=4 {
-        let id = x.open(&format!("trader{i}"));
-        x.apply(
-            &x.ledger
-                .claim_faucet(id, &faucet("60", "0.004", "0.04"), 1)
-                .unwrap(),
-        );
-    }
+    let mut x = Venue::with_traders(4);
     let uncounted = |a: &accounts::Account| accounts::Account {
         changes: 0,
         ..a.clone()
