@@ -33,8 +33,9 @@
 //! the account's events and with each depth update of the watched market
 //! (an order resting there changes with market events that need no
 //! account event). The view is built again only when the account or a
-//! book it has open orders in has moved since (`Exchange::view_since`). The session is checked each time: a socket whose
-//! session ended is told so and stops following.
+//! book it has open orders in has moved since (`Exchange::view_since`).
+//! The session is checked each time: a socket whose session ended is told
+//! so and stops following.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -51,13 +52,12 @@ use orderbook::{AccountId, Event};
 
 use super::depth_updates::DepthUpdate;
 use super::exchange::Exchange;
-use super::{AccountRead, ViewInputs};
-
 use super::feed_limits::{FeedLimits, SocketSlot, WatchRate};
 use super::live_tail::{Progress, Streams, TailStream};
 use super::request_limits::{RESUME_WEIGHT, RequestLimits};
 use super::streams::{Decoded, StreamError, account_stream, market_stream};
 use super::views::fill_view;
+use super::{AccountRead, ViewInputs};
 use crate::api::{
     AccountView, DepthView, FeedMessage, FeedPosition, FeedRequest, FillView, TickerView,
 };
