@@ -29,6 +29,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use super::exchange_error::ExchangeError;
 use super::live_tail::{LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
+use super::preloaded::Preloaded;
 use super::streams::{
     ACCOUNTS_STREAM, Decoded, StreamError, account_event_data, account_stream, append, load_ledger,
     market_stream,
@@ -123,25 +124,27 @@ pub struct AccountsHandle {
     markets: Arc<Vec<Market>>,
     /// True once the task has folded the log at its start.
     loaded: tokio::sync::watch::Receiver<bool>,
+    /// How far the task has read each market stream, in the store's order
+    /// (see [`AccountsHandle::read_past`]).
+    read: tokio::sync::watch::Receiver<HashMap<String, u64>>,
 }
 
 impl AccountsHandle {
     /// Starts the supervised accounts task on the ledger folded from the
-    /// whole log (`preloaded`: the market streams as read at start).
-    /// `followed_from` is the tail's position before anything was read.
+    /// whole log (`preloaded`: the log as read at start; the task follows
+    /// the tail from where that read ended).
     pub fn start(
         client: Client,
         markets: Vec<Market>,
-        fees: Fees,
-        faucet: accounts::Faucet,
-        preloaded: Preloaded,
+        (fees, faucet): (Fees, accounts::Faucet),
+        preloaded: Arc<Preloaded>,
         tail: LiveTail,
-        followed_from: Option<FeedPosition>,
     ) -> AccountsHandle {
         let (tx, rx) = mpsc::channel(1024);
         let state = Arc::new(RwLock::new(Ledger::new()));
         let markets = Arc::new(markets);
         let (loaded_tx, loaded) = tokio::sync::watch::channel(false);
+        let (read_tx, read) = tokio::sync::watch::channel(HashMap::new());
         let handle = AccountsHandle {
             tx,
             state,
@@ -149,15 +152,17 @@ impl AccountsHandle {
             client: client.clone(),
             markets: markets.clone(),
             loaded,
+            read,
         };
         let task = Arc::new(AccountsTask {
             loaded: loaded_tx,
+            read: read_tx,
             client,
             ledger: handle.clone(),
             fees,
             faucet,
             requests: Mutex::new(rx),
-            preloaded: std::sync::Mutex::new(Some((preloaded, followed_from))),
+            preloaded: std::sync::Mutex::new(Some(preloaded)),
             tail,
             specs: markets
                 .iter()
@@ -172,6 +177,23 @@ impl AccountsHandle {
     pub async fn loaded(&self) {
         let mut loaded = self.loaded.clone();
         let _ = loaded.wait_for(|l| *l).await;
+    }
+
+    /// Waits until the task has read each of these market streams (by
+    /// stream name) up to the revision given. It reads the log in the
+    /// store's order, so the ledger then holds every event the store had
+    /// before those: what a new leader waits for after fencing the
+    /// streams, instead of folding the whole log again.
+    pub async fn read_past(&self, revisions: &[(String, u64)]) {
+        let mut read = self.read.clone();
+        let _ = read
+            .wait_for(|read| {
+                let past = |(stream, revision): &(String, u64)| {
+                    read.get(stream).is_some_and(|r| r >= revision)
+                };
+                revisions.iter().all(past)
+            })
+            .await;
     }
 
     /// Reads the ledger as it is now.
@@ -205,7 +227,7 @@ impl AccountsHandle {
     pub async fn reload(&self) {
         let mut pause = Duration::from_millis(50);
         loop {
-            match load_ledger(&self.client, &self.markets, &Preloaded::new()).await {
+            match load_ledger(&self.client, &self.markets).await {
                 Ok(ledger) => {
                     *unpoisoned(self.state.write()) = ledger;
                     return;
@@ -241,37 +263,31 @@ impl AccountsHandle {
 
 struct AccountsTask {
     loaded: tokio::sync::watch::Sender<bool>,
+    read: tokio::sync::watch::Sender<HashMap<String, u64>>,
     client: Client,
     ledger: AccountsHandle,
     fees: Fees,
     faucet: accounts::Faucet,
     requests: Mutex<mpsc::Receiver<AccountsRequest>>,
-    /// The market streams as the exchange read them at start, and the
-    /// tail's position before that, used once so the first start does not
-    /// read them again.
-    preloaded: std::sync::Mutex<Option<(Preloaded, Option<FeedPosition>)>>,
+    /// The log as the exchange read it at start, used once so the first
+    /// start does not read it again.
+    preloaded: std::sync::Mutex<Option<Arc<Preloaded>>>,
     tail: LiveTail,
     /// Each market's spec by its stream's name, for folding what the tail
     /// delivers.
     specs: HashMap<String, MarketSpec>,
 }
 
-/// Every market's events by symbol, read once at start and shared.
-pub type Preloaded = BTreeMap<String, Arc<Vec<Event>>>;
-
 impl AccountsTask {
     async fn run(self: Arc<Self>) {
         let mut requests = self.requests.lock().await;
-        // Only the first start has them; a restart reads the streams again,
-        // following from before it reads them.
-        let (preloaded, from) = unpoisoned(self.preloaded.lock())
-            .take()
-            .unwrap_or_else(|| (Preloaded::new(), self.tail.reached()));
+        // Only the first start has the log read; a restart reads it again.
+        let preloaded = unpoisoned(self.preloaded.lock()).take();
+        let from = self.recover(preloaded).await;
         let mut following = self
             .tail
             .reader(Streams::MarketsAndAccounts, from)
             .into_stream();
-        self.recover(&preloaded).await;
         self.loaded.send_replace(true);
         loop {
             tokio::select! {
@@ -280,7 +296,10 @@ impl AccountsTask {
                     None => return,
                 },
                 progress = futures::StreamExt::next(&mut following) => match progress {
-                    Some(Ok(progress)) => self.apply_others(&progress.events).await,
+                    Some(Ok(progress)) => {
+                        self.apply_others(&progress.events).await;
+                        self.mark_read(&progress.events);
+                    }
                     Some(Err(e)) => {
                         tracing::warn!("following the account streams failed, retrying: {e}");
                         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -289,6 +308,25 @@ impl AccountsTask {
                 },
             }
         }
+    }
+
+    /// Notes how far the market streams have been read: up to the newest of
+    /// `events`' of each.
+    fn mark_read(&self, events: &[Arc<TailEvent>]) {
+        let mut newest: HashMap<&str, u64> = HashMap::new();
+        for e in events.iter().filter(|e| self.specs.contains_key(&e.stream)) {
+            let revision = newest.entry(&e.stream).or_insert(e.revision);
+            *revision = e.revision.max(*revision);
+        }
+        if newest.is_empty() {
+            return;
+        }
+        self.read.send_modify(|read| {
+            for (stream, revision) in newest {
+                let known = read.entry(stream.to_string()).or_insert(revision);
+                *known = revision.max(*known);
+            }
+        });
     }
 
     /// Folds in what the tail delivers, in the store's order: each stream's
@@ -334,14 +372,24 @@ impl AccountsTask {
         }
     }
 
-    /// Folds the whole log into the ledger and settles what a log written
-    /// before fees were in trades left unsettled, retrying until the store
-    /// answers.
-    async fn recover(&self, preloaded: &Preloaded) {
+    /// Folds the whole log (`preloaded`, or read now) into the ledger and
+    /// settles what a log written before fees were in trades left
+    /// unsettled, retrying until the store answers: the position the
+    /// ledger is the fold of, to follow the tail from.
+    async fn recover(&self, mut preloaded: Option<Arc<Preloaded>>) -> Option<FeedPosition> {
         let mut pause = Duration::from_millis(50);
         loop {
-            match self.try_recover(preloaded).await {
-                Ok(()) => return,
+            let recovered = async {
+                let log = match preloaded.take() {
+                    Some(log) => log,
+                    None => Arc::new(Preloaded::read(&self.client).await?),
+                };
+                self.try_recover(&log).await?;
+                self.mark_read(&log.events);
+                Ok::<_, StreamError>(log.position)
+            };
+            match recovered.await {
+                Ok(position) => return position,
                 Err(e) => {
                     tracing::warn!("loading accounts failed, retrying: {e}");
                     tokio::time::sleep(pause).await;
@@ -351,26 +399,13 @@ impl AccountsTask {
         }
     }
 
-    async fn try_recover(&self, preloaded: &Preloaded) -> Result<(), StreamError> {
+    async fn try_recover(&self, log: &Preloaded) -> Result<(), StreamError> {
         let markets = self.ledger.markets.clone();
-        // Each market stream read once (a restart after a panic has none
-        // preloaded), for the fold and for what it left unsettled.
-        let mut streams = preloaded.clone();
-        for market in markets.iter() {
-            let symbol = market.symbol.as_str();
-            if let std::collections::btree_map::Entry::Vacant(slot) =
-                streams.entry(symbol.to_string())
-            {
-                let events = super::streams::load_market(&self.client, symbol).await?;
-                slot.insert(Arc::new(events));
-            }
-        }
-        let ledger = load_ledger(&self.client, &markets, &streams).await?;
+        let ledger = log.ledger(&markets)?;
         let mut due = Vec::new();
         for market in markets.iter() {
-            let events = streams[market.symbol.as_str()].iter().enumerate();
-            for (revision, e) in events {
-                due.extend(ledger.legacy_settlement(&market.spec, &self.fees, revision as u64, e));
+            for (revision, e) in log.market(market) {
+                due.extend(ledger.legacy_settlement(&market.spec, &self.fees, revision, e));
             }
         }
         *unpoisoned(self.ledger.state.write()) = ledger;

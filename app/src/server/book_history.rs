@@ -64,6 +64,11 @@ impl BookHistory {
         }
     }
 
+    /// The book after every event folded in so far.
+    pub fn book(&self) -> &Book {
+        &self.book
+    }
+
     /// Events folded in so far.
     pub fn events(&self) -> u64 {
         self.times_ms.len() as u64

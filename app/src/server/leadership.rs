@@ -137,6 +137,7 @@ impl Leadership {
             settled: settled_tx,
             stopping: stopping.subscribe(),
             running: running.clone(),
+            has_led: std::sync::atomic::AtomicBool::new(false),
         });
         supervise("leadership".into(), move || task.clone().run());
         Leadership {
@@ -216,6 +217,9 @@ struct Claimant {
     settled: watch::Sender<bool>,
     stopping: watch::Receiver<bool>,
     running: Arc<watch::Sender<bool>>,
+    /// Whether this server has led since it started: only then can its
+    /// ledger hold decisions of its own that never reached the log.
+    has_led: std::sync::atomic::AtomicBool,
 }
 
 /// The claim stream's last event and its revision.
@@ -358,8 +362,15 @@ impl Claimant {
     }
 
     /// Claims the term after `seen`'s, and on winning fences every market
-    /// stream at it and folds the ledger again: the term, once all that is
-    /// done; `None` if another server claimed first.
+    /// stream at it and brings the ledger up to the fences: the term, once
+    /// all that is done; `None` if another server claimed first.
+    ///
+    /// A server that has not led since it started holds nothing in its
+    /// ledger but the fold of the log, so it waits for its ledger to have
+    /// read past every fence (everything before them is then folded in).
+    /// One that has led may hold a decision of its own that never landed,
+    /// so it folds the whole log again (as does one whose wait outlasts a
+    /// lease).
     async fn claim(&self, seen: &Seen) -> Option<u64> {
         let term = seen.as_ref().map_or(0, |(_, c)| c.term()) + 1;
         let count = seen.as_ref().map_or(0, |(r, _)| r + 1);
@@ -380,21 +391,34 @@ impl Claimant {
         if let Err(e) = keep_newest(&self.client, CLAIM_STREAM, 64).await {
             tracing::warn!("limiting the claim stream's length failed: {e}");
         }
+        let mut fences = Vec::new();
         for symbol in &self.markets {
-            if let Err(e) = fence(&self.client, symbol, term).await {
-                tracing::warn!(%symbol, "fencing the market stream failed: {e}");
-                return None;
+            match fence(&self.client, symbol, term).await {
+                Ok(revision) => fences.push((market_stream(symbol.as_str()), revision)),
+                Err(e) => {
+                    tracing::warn!(%symbol, "fencing the market stream failed: {e}");
+                    return None;
+                }
             }
         }
-        self.ledger.reload().await;
+        let has_led = self
+            .has_led
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        let read_past = tokio::time::timeout(self.settings.lease, self.ledger.read_past(&fences));
+        // A fence whose first answer was lost may stand at another
+        // revision than the one answered: past the lease, fold it all.
+        if has_led || read_past.await.is_err() {
+            self.ledger.reload().await;
+        }
         Some(term)
     }
 }
 
 /// Writes a fence of `term` at the end of a market's stream, wherever the
 /// end is now (another writer may append meanwhile: the fence then goes
-/// after it). A lost answer is tried again identically.
-async fn fence(client: &Client, symbol: &Symbol, term: u64) -> Result<(), StreamError> {
+/// after it), and answers its revision. A lost answer is tried again
+/// identically.
+async fn fence(client: &Client, symbol: &Symbol, term: u64) -> Result<u64, StreamError> {
     let stream = market_stream(symbol.as_str());
     let event = Event::StreamFenced(StreamFenced {
         symbol: symbol.clone(),
@@ -407,7 +431,7 @@ async fn fence(client: &Client, symbol: &Symbol, term: u64) -> Result<(), Stream
         let last = last_event(client, &stream).await?;
         let count = last.map_or(0, |e| e.revision + 1);
         match append(client, &stream, count, vec![data.clone()]).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(count),
             Err(StreamError::WrongExpectedVersion) => continue,
             Err(e) => {
                 tracing::warn!(%stream, "fencing: {e}; trying again");

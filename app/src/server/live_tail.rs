@@ -64,7 +64,7 @@ pub enum Streams {
 }
 
 impl Streams {
-    fn covers(&self, stream: &str) -> bool {
+    pub(super) fn covers(&self, stream: &str) -> bool {
         match self {
             Streams::Markets => stream.starts_with(MARKET_STREAM_PREFIX),
             Streams::Market(name) => name == stream,
@@ -92,7 +92,7 @@ pub struct TailEvent {
 
 impl TailEvent {
     /// Decodes an event of a stream the tail follows.
-    fn decode(e: &eventstore::RecordedEvent) -> Result<TailEvent, StreamError> {
+    pub(super) fn decode(e: &eventstore::RecordedEvent) -> Result<TailEvent, StreamError> {
         let event = decode(e)?;
         let trade = match &event {
             Decoded::Book(event) => trade_view(event).map(SharedJson::new),

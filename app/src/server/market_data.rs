@@ -1,6 +1,6 @@
 //! The market data projection: recent trades, candles and the 24-hour
-//! ticker of every market, built from every trade ever made (read from the
-//! store from the beginning) and kept current by the live tail. Pages take
+//! ticker of every market, built from every trade ever made (the log as
+//! start read it) and kept current by the live tail. Pages take
 //! their first paint from it, at the position it has reached, and each
 //! page's own feed goes on from there.
 
@@ -8,11 +8,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use orderbook::Market;
+use orderbook::{Book, Market};
 
 use super::book_history::BookHistory;
-use super::live_tail::{LiveTail, Streams};
+use super::live_tail::{LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
+use super::preloaded::Preloaded;
 use super::supervise::supervise;
 use super::views::ticker_view;
 use crate::api::{CandleHistory, FeedPosition, TickerView, TradeView};
@@ -123,6 +124,23 @@ struct Projection {
     markets: HashMap<String, MarketTape>,
 }
 
+impl Projection {
+    /// Folds in events of the market streams, in the store's order (others
+    /// are passed over).
+    fn fold(&mut self, events: &[Arc<TailEvent>]) {
+        for e in events {
+            let Some(event) = e.book() else { continue };
+            let Some(m) = self.markets.get_mut(event.symbol().as_str()) else {
+                continue;
+            };
+            m.history.apply(e.revision, event);
+            if let Some(view) = &e.trade {
+                m.add(TradeView::clone(view));
+            }
+        }
+    }
+}
+
 /// A handle on the projection. Cheap to clone.
 #[derive(Clone)]
 pub struct MarketData {
@@ -130,14 +148,17 @@ pub struct MarketData {
 }
 
 impl MarketData {
-    /// Starts the supervised projection task.
-    pub fn start(tail: LiveTail, markets: Vec<Market>) -> MarketData {
+    /// Folds the log as start read it, then starts the supervised task
+    /// that follows the tail from there.
+    pub fn start(tail: LiveTail, markets: Vec<Market>, preloaded: &Preloaded) -> MarketData {
         let mut projection = Projection::default();
         for m in markets {
             projection
                 .markets
                 .insert(m.spec.symbol.to_string(), MarketTape::new(m));
         }
+        projection.fold(&preloaded.events);
+        projection.position = preloaded.position;
         let state = Arc::new(RwLock::new(projection));
         let data = MarketData { state };
         let task = data.clone();
@@ -155,6 +176,11 @@ impl MarketData {
         p.markets.get(symbol).map(|m| f(m, p.position))
     }
 
+    /// A market's book after every event folded in so far.
+    pub fn book(&self, symbol: &str) -> Option<Book> {
+        self.read(symbol, |tape, _| tape.history.book().clone())
+    }
+
     async fn run(self, tail: LiveTail) {
         let from = unpoisoned(self.state.read()).position;
         let mut reader = tail.reader(Streams::Markets, from);
@@ -162,16 +188,7 @@ impl MarketData {
             match reader.next().await {
                 Ok(progress) => {
                     let mut p = unpoisoned(self.state.write());
-                    for e in &progress.events {
-                        let Some(event) = e.book() else { continue };
-                        let Some(m) = p.markets.get_mut(event.symbol().as_str()) else {
-                            continue;
-                        };
-                        m.history.apply(e.revision, event);
-                        if let Some(view) = &e.trade {
-                            m.add(TradeView::clone(view));
-                        }
-                    }
+                    p.fold(&progress.events);
                     p.position = progress.position;
                 }
                 Err(e) => {

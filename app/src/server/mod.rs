@@ -25,6 +25,7 @@ mod market_task;
 pub mod order_history;
 mod order_history_task;
 pub mod orders;
+mod preloaded;
 pub mod request_limits;
 mod settings;
 pub mod simulator;

@@ -1,13 +1,14 @@
-//! The task that keeps the order history current: it folds the market and
-//! account streams into an [`OrderHistory`] from the beginning, then
-//! follows the live tail, and readers borrow the state it keeps.
+//! The task that keeps the order history current: it starts from the
+//! fold of the log as start read it, then follows the live tail, and
+//! readers borrow the state it keeps.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use super::live_tail::{LiveTail, Streams};
+use super::live_tail::{LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
 use super::order_history::OrderHistory;
+use super::preloaded::Preloaded;
 use super::streams::Decoded;
 use super::supervise::supervise;
 use crate::api::FeedPosition;
@@ -18,14 +19,33 @@ pub struct OrderHistoryHandle {
     state: Arc<RwLock<(OrderHistory, Option<FeedPosition>)>>,
 }
 
+/// Folds market and account events in, in the store's order.
+fn fold(history: &mut OrderHistory, events: &[Arc<TailEvent>]) {
+    for e in events {
+        match &e.event {
+            Decoded::Book(event) => history.apply_market(event),
+            Decoded::Account(event) => history.apply_account(event),
+        }
+    }
+}
+
 impl OrderHistoryHandle {
-    /// Starts the supervised task that folds the log in from the beginning.
-    /// A restart after a panic folds it again from the beginning.
-    pub fn start(tail: LiveTail) -> OrderHistoryHandle {
-        let handle = OrderHistoryHandle::default();
+    /// Folds the log as start read it, then starts the supervised task
+    /// that follows the tail from there. A restart after a panic (which
+    /// may have left a fold half done) folds the log again from the
+    /// beginning.
+    pub fn start(tail: LiveTail, preloaded: &Preloaded) -> OrderHistoryHandle {
+        let mut history = OrderHistory::default();
+        fold(&mut history, &preloaded.events);
+        let handle = OrderHistoryHandle {
+            state: Arc::new(RwLock::new((history, preloaded.position))),
+        };
         let task = handle.clone();
+        let mut restarted = false;
         supervise("order history".into(), move || {
-            task.clone().run(tail.clone())
+            let run = task.clone().run(tail.clone(), restarted);
+            restarted = true;
+            run
         });
         handle
     }
@@ -43,20 +63,18 @@ impl OrderHistoryHandle {
         f(&history.0, history.1)
     }
 
-    async fn run(self, tail: LiveTail) {
-        *unpoisoned(self.state.write()) = (OrderHistory::default(), None);
-        let mut reader = tail.reader(Streams::MarketsAndAccounts, None);
+    async fn run(self, tail: LiveTail, restarted: bool) {
+        if restarted {
+            *unpoisoned(self.state.write()) = (OrderHistory::default(), None);
+        }
+        let from = unpoisoned(self.state.read()).1;
+        let mut reader = tail.reader(Streams::MarketsAndAccounts, from);
         loop {
             match reader.next().await {
                 Ok(progress) => {
                     let mut state = unpoisoned(self.state.write());
                     let (history, position) = &mut *state;
-                    for e in &progress.events {
-                        match &e.event {
-                            Decoded::Book(event) => history.apply_market(event),
-                            Decoded::Account(event) => history.apply_account(event),
-                        }
-                    }
+                    fold(history, &progress.events);
                     *position = progress.position.or(*position);
                 }
                 Err(e) => {

@@ -264,24 +264,15 @@ pub async fn load_accounts(client: &Client) -> Result<Ledger, StreamError> {
     Ok(ledger)
 }
 
-/// Folds the whole log into a ledger: every account, then every market's
-/// stream (`preloaded` where the caller read it already).
+/// Folds the whole log into a ledger, reading it stream by stream: every
+/// account, then every market's stream.
 pub async fn load_ledger(
     client: &Client,
     markets: &[orderbook::Market],
-    preloaded: &std::collections::BTreeMap<String, std::sync::Arc<Vec<Event>>>,
 ) -> Result<Ledger, StreamError> {
     let mut ledger = load_accounts(client).await?;
     for market in markets {
-        let symbol = market.symbol.as_str();
-        let read;
-        let events = match preloaded.get(symbol) {
-            Some(events) => events.as_slice(),
-            None => {
-                read = load_market(client, symbol).await?;
-                read.as_slice()
-            }
-        };
+        let events = load_market(client, market.symbol.as_str()).await?;
         for (revision, e) in events.iter().enumerate() {
             let _ = ledger.apply_market(&market.spec, revision as u64, e);
         }
@@ -388,6 +379,23 @@ pub async fn read_all_after(
         }
     }
     Ok(events)
+}
+
+/// Reads `$all` from the beginning to its end, handing each event to
+/// `each` in order as it arrives (the whole log is never held as raw
+/// records at once).
+pub async fn read_all_from_start(
+    client: &Client,
+    mut each: impl FnMut(eventstore::RecordedEvent) -> Result<(), StreamError>,
+) -> Result<(), StreamError> {
+    let options = ReadAllOptions::default()
+        .position(StreamPosition::Start)
+        .forwards();
+    let mut read = client.read_all(&options).await?;
+    while let Some(e) = read.next().await?.and_then(original) {
+        each(e)?;
+    }
+    Ok(())
 }
 
 /// The event a read gave, taken out of it (as `get_original_event` shows

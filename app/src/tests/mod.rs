@@ -282,9 +282,7 @@ fn retry_after(headers: &axum::http::HeaderMap) -> u64 {
 async fn reload_ledger(server: &Server) -> accounts::Ledger {
     let markets = settings().markets;
     let client = server.exchange.client();
-    streams::load_ledger(&client, &markets, &Default::default())
-        .await
-        .unwrap()
+    streams::load_ledger(&client, &markets).await.unwrap()
 }
 
 /// The store a stopped exchange left in `dir`, opened to write into it the

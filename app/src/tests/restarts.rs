@@ -1,6 +1,8 @@
 //! Restarts, old logs, two servers on one store, leadership, and a store
 //! that stops answering.
 
+use std::collections::BTreeMap;
+
 use super::*;
 
 #[tokio::test]
@@ -24,6 +26,123 @@ async fn a_restart_rebuilds_books_accounts_and_sessions() {
     // Order ids go on from where they were.
     let msg = a.limit(&s, "sell", "29000", "0.1").await.unwrap();
     assert!(msg.starts_with("Order 4 filled"), "{msg}");
+    check_store(&s).await;
+}
+
+/// What a server shows of every account and market, for comparing two
+/// servers' folds of one log: each account's view, orders and fills, and
+/// each market's depth, tape, candles and moments replayed (the fences a
+/// restart writes change none of these).
+///
+/// An account's fills are listed in the order its ledger folded them: as
+/// decided on the live server, in the log's order after a restart. Across
+/// two markets decided at once these may differ, so fills are compared in
+/// the order of their markets and trade ids.
+async fn everything_shown(
+    s: &Server,
+    accounts: &[orderbook::AccountId],
+    events: &BTreeMap<&str, u64>,
+) -> Vec<String> {
+    let mut shown = Vec::new();
+    for &account in accounts {
+        let orders = s.exchange.order_records(account, &OrderFilter::default());
+        let mut view = s.exchange.view(account).unwrap();
+        view.fills
+            .sort_by(|a, b| (&a.symbol, a.trade_id).cmp(&(&b.symbol, b.trade_id)));
+        let mut fills = s.exchange.fills(account, None);
+        fills.sort_by(|a, b| (&a.symbol, a.trade_id).cmp(&(&b.symbol, b.trade_id)));
+        assert!(
+            fills.len() <= crate::server::views::FILLS_SHOWN,
+            "the view shows every fill"
+        );
+        shown.push(format!("{account}: {view:?}"));
+        shown.push(format!("{account}: {orders:?}"));
+        shown.push(format!("{account}: {fills:?}"));
+    }
+    for symbol in ["BTC-USD", "ETH-USD"] {
+        let snapshot = s.exchange.snapshot(symbol).unwrap();
+        shown.push(format!("{symbol}: {:?}", snapshot.depth));
+        shown.push(format!("{symbol}: {:?}", snapshot.trades));
+        shown.push(format!("{symbol}: {:?}", snapshot.series));
+        let events = events[symbol];
+        for n in [0, 1, events / 3, events / 2, events - 1, events] {
+            let mut moment = s
+                .exchange
+                .replay(symbol, ReplayTo::Events(n))
+                .await
+                .unwrap();
+            // The restart's fence is one more event after the last moment.
+            moment.total = 0;
+            shown.push(format!("{symbol} after {n}: {moment:?}"));
+        }
+    }
+    shown
+}
+
+/// A restart reads the log once and builds every fold from that read: the
+/// ledger, the books, the market data with the time machine, and the order
+/// history. After a busy random flow on both markets (trades, refusals,
+/// amendments, stops, cancels), everything the restarted server shows is
+/// what the first server showed, which it had folded live, event by event,
+/// as it decided; and its ledger is the one the log folds to read stream
+/// by stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_folds_one_read_of_the_log_into_what_the_live_server_showed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut accounts = Vec::new();
+    let mut events = BTreeMap::new();
+    let before;
+    {
+        let s = start(dir.path()).await;
+        for i in 0..4 {
+            let b = Browser::sign_up(&s, &format!("trader{i}")).await;
+            accounts.push(
+                s.exchange
+                    .use_session(b.cookie.as_deref().unwrap())
+                    .unwrap(),
+            );
+        }
+        let traders = accounts.iter().enumerate().map(|(i, &account)| {
+            let flow =
+                super::trading_rules::random_trader(s.exchange.clone(), account, i as u64, 80);
+            tokio::spawn(flow)
+        });
+        for t in futures::future::join_all(traders).await {
+            t.unwrap();
+        }
+        let trades = s.exchange.book("BTC-USD").unwrap().last_trade_id();
+        assert!(trades > 10, "{trades} trades");
+        for symbol in ["BTC-USD", "ETH-USD"] {
+            events.insert(symbol, s.exchange.book(symbol).unwrap().events_applied());
+        }
+        // The market data and the order history follow the tail: what
+        // they show is read once they have stopped moving.
+        let mut shown = everything_shown(&s, &accounts, &events).await;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let again = everything_shown(&s, &accounts, &events).await;
+            if again == shown {
+                break;
+            }
+            shown = again;
+        }
+        before = shown;
+        s.exchange.stop().await;
+    }
+    let s = start(dir.path()).await;
+    let after = everything_shown(&s, &accounts, &events).await;
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b, a);
+    }
+    assert_eq!(before.len(), after.len());
+    let folded = reload_ledger(&s).await;
+    for &account in &accounts {
+        let kept = s.exchange.balances(account);
+        let folded = folded.account(account).unwrap();
+        for (asset, balance) in kept {
+            assert_eq!(balance, folded.balance(&asset), "{account} {asset}");
+        }
+    }
     check_store(&s).await;
 }
 

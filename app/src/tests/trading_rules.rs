@@ -621,7 +621,7 @@ async fn cancel_all_self_trade_modes_and_order_caps() {
 /// What one trader of the concurrent flow does, at random: limit orders
 /// around 100 (often more than it can pay for), market orders, stops,
 /// amendments and cancels of its own orders, and cancel-all.
-async fn random_trader(
+pub(super) async fn random_trader(
     exchange: Exchange,
     account: orderbook::AccountId,
     seed: u64,

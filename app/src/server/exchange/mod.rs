@@ -19,7 +19,7 @@ use eventstore::{Client, ClientSettings};
 use orderbook::Book;
 use store::EmbeddedStore;
 
-use super::accounts_task::{AccountsHandle, Preloaded};
+use super::accounts_task::AccountsHandle;
 use super::book_diffs::{self, BookDiffs};
 use super::depth_updates::{self, DepthUpdates};
 use super::key_crypto::SealingKey;
@@ -30,8 +30,9 @@ use super::login_limits::LoginLimits;
 use super::market_data::MarketData;
 use super::market_task::{Action, Caps, MarketHandle, Replayed};
 use super::order_history_task::OrderHistoryHandle;
+use super::preloaded::Preloaded;
 use super::settings::{SessionPolicy, Settings};
-use super::streams::{StreamError, last_position, load_market, market_stream, until_answered};
+use super::streams::{StreamError, last_position, market_stream, until_answered};
 
 pub(super) mod account_reads;
 pub(super) mod api_keys;
@@ -156,26 +157,23 @@ impl Exchange {
             LiveTail::start(client.clone(), market_streams.clone())
         })
         .await?;
-        let followed_from = tail.reached();
-        // Each market stream is read once here; the accounts task folds
-        // the ledger from these events, and each market task starts from
-        // the book replayed here.
-        let mut preloaded = Preloaded::new();
-        for market in &settings.markets {
-            let symbol = market.symbol.to_string();
-            let events =
-                until_answered("reading a market", || load_market(&client, &symbol)).await?;
-            preloaded.insert(symbol, Arc::new(events));
-        }
+        // The whole log, read once after the tail started: every fold below
+        // starts from it and follows the tail from where the read ended.
+        let preloaded = until_answered("reading the log", || Preloaded::read(&client)).await?;
+        let preloaded = Arc::new(preloaded);
+        let followed_from = preloaded.position;
         let ledger = AccountsHandle::start(
             client.clone(),
             settings.markets.clone(),
-            settings.fees,
-            settings.faucet.clone(),
+            (settings.fees, settings.faucet.clone()),
             preloaded.clone(),
             tail.clone(),
-            followed_from,
         );
+        // Folded here while the accounts task folds the ledger. The market
+        // data's fold is the books' one fold: each market's task and its
+        // book diffs start from the book it reached.
+        let market_data = MarketData::start(tail.clone(), settings.markets.clone(), &preloaded);
+        let order_history = OrderHistoryHandle::start(tail.clone(), &preloaded);
         ledger.loaded().await;
         let symbols = settings.markets.iter().map(|m| m.symbol.clone()).collect();
         let leadership = Leadership::start(
@@ -185,14 +183,20 @@ impl Exchange {
             ledger.clone(),
         );
         let mut markets = BTreeMap::new();
+        let mut book_diffs = BTreeMap::new();
         for market in &settings.markets {
             let symbol = market.symbol.to_string();
-            let book = Book::replay(market.clone(), preloaded[&symbol].iter());
-            let term = fenced_term(preloaded[&symbol].iter());
+            let book = market_data
+                .book(&symbol)
+                .unwrap_or_else(|| Book::new(market.clone()));
+            let term = fenced_term(preloaded.market(market).map(|(_, e)| e));
             let caps = Caps {
                 max_open_orders: settings.max_open_orders,
                 max_stop_orders: settings.max_stop_orders,
             };
+            let diffs =
+                book_diffs::start(market.clone(), book.clone(), tail.clone(), followed_from);
+            book_diffs.insert(symbol.clone(), diffs);
             let handle = MarketHandle::start(
                 client.clone(),
                 market.clone(),
@@ -208,18 +212,7 @@ impl Exchange {
             );
             markets.insert(symbol, handle);
         }
-        let book_diffs = settings
-            .markets
-            .iter()
-            .map(|market| {
-                let symbol = market.symbol.to_string();
-                let book = Book::replay(market.clone(), preloaded[&symbol].iter());
-                let diffs = book_diffs::start(market.clone(), book, tail.clone(), followed_from);
-                (symbol, diffs)
-            })
-            .collect();
-        let market_data = MarketData::start(tail.clone(), settings.markets.clone());
-        let order_history = OrderHistoryHandle::start(tail.clone());
+        drop(preloaded);
         let depth_updates = markets
             .iter()
             .map(|(symbol, m)| {
