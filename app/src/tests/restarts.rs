@@ -89,27 +89,11 @@ async fn everything_shown(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_folds_one_read_of_the_log_into_what_the_live_server_showed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut accounts = Vec::new();
     let mut events = BTreeMap::new();
-    let before;
+    let (accounts, before);
     {
         let s = start(dir.path()).await;
-        for i in 0..4 {
-            let b = Browser::sign_up(&s, &format!("trader{i}")).await;
-            accounts.push(
-                s.exchange
-                    .use_session(b.cookie.as_deref().unwrap())
-                    .unwrap(),
-            );
-        }
-        let traders = accounts.iter().enumerate().map(|(i, &account)| {
-            let flow =
-                super::trading_rules::random_trader(s.exchange.clone(), account, i as u64, 80);
-            tokio::spawn(flow)
-        });
-        for t in futures::future::join_all(traders).await {
-            t.unwrap();
-        }
+        (accounts, _, _) = super::trading_rules::random_traders(&s, 4, 0, 80).await;
         let trades = s.exchange.book("BTC-USD").unwrap().last_trade_id();
         assert!(trades > 10, "{trades} trades");
         for symbol in ["BTC-USD", "ETH-USD"] {

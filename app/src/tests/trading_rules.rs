@@ -618,10 +618,38 @@ async fn cancel_all_self_trade_modes_and_order_caps() {
     s.exchange.stop().await;
 }
 
+/// Signs up `traders` traders (five at most: the sign-ups one address may
+/// make at a time) and runs [`random_trader`]'s flow for each at once, from
+/// `seed` on: their accounts, and the actions done and refused in all.
+pub(super) async fn random_traders(
+    s: &Server,
+    traders: usize,
+    seed: u64,
+    actions: usize,
+) -> (Vec<orderbook::AccountId>, usize, usize) {
+    let mut accounts = Vec::new();
+    for i in 0..traders {
+        let b = Browser::sign_up(s, &format!("trader{i}")).await;
+        let account = s.exchange.use_session(b.cookie.as_deref().unwrap());
+        accounts.push(account.unwrap());
+    }
+    let flows = accounts.iter().enumerate().map(|(i, &account)| {
+        let seed = seed.wrapping_add(i as u64);
+        tokio::spawn(random_trader(s.exchange.clone(), account, seed, actions))
+    });
+    let (mut done, mut refused) = (0, 0);
+    for t in futures::future::join_all(flows).await {
+        let (d, r) = t.unwrap();
+        done += d;
+        refused += r;
+    }
+    (accounts, done, refused)
+}
+
 /// What one trader of the concurrent flow does, at random: limit orders
 /// around 100 (often more than it can pay for), market orders, stops,
 /// amendments and cancels of its own orders, and cancel-all.
-pub(super) async fn random_trader(
+async fn random_trader(
     exchange: Exchange,
     account: orderbook::AccountId,
     seed: u64,
@@ -739,31 +767,7 @@ async fn concurrent_traders_on_both_markets_keep_every_ledger_rule() {
     eprintln!("concurrent traders: EXCHANGE_TEST_SEED={seed}");
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path()).await;
-    let mut accounts = Vec::new();
-    // Five: the most sign-ups one address may make at a time.
-    for i in 0..5 {
-        let b = Browser::sign_up(&s, &format!("trader{i}")).await;
-        accounts.push(
-            s.exchange
-                .use_session(b.cookie.as_deref().unwrap())
-                .unwrap(),
-        );
-    }
-    let traders = accounts.iter().enumerate().map(|(i, &account)| {
-        let exchange = s.exchange.clone();
-        tokio::spawn(random_trader(
-            exchange,
-            account,
-            seed.wrapping_add(i as u64),
-            250,
-        ))
-    });
-    let (mut done, mut refused) = (0, 0);
-    for t in futures::future::join_all(traders).await {
-        let (d, r) = t.unwrap();
-        done += d;
-        refused += r;
-    }
+    let (accounts, done, refused) = random_traders(&s, 5, seed, 250).await;
     assert!(
         done > 300 && refused > 10,
         "seed {seed}: {done} done, {refused} refused"
