@@ -115,7 +115,7 @@ impl Venue {
 fn limit(symbol: &str, id: u64, account: u64, side: Side, price: &str, qty: &str) -> Command {
     Command::Place(PlaceOrder {
         client_order_id: None,
-        symbol: orderbook::Symbol::new(symbol),
+        symbol: orderbook::Symbol::new(symbol).unwrap(),
         order_id: id,
         account,
         side,
@@ -241,7 +241,7 @@ fn a_trade_settles_both_sides_with_fees_and_releases_the_rest() {
     assert_eq!(x.ledger.fees["BTC"], d("0.0004"));
     // Cancelling releases Alice's remaining 0.3 BTC.
     let cancel = Command::Cancel(orderbook::CancelOrder {
-        symbol: orderbook::Symbol::new("BTC-USD"),
+        symbol: orderbook::Symbol::new("BTC-USD").unwrap(),
         order_id: 1,
         account: a,
         at: 50,
@@ -356,7 +356,7 @@ fn random_trading_keeps_every_ledger_rule() {
 
 fn amend(id: u64, account: u64, price: Option<&str>, qty: Option<&str>) -> Command {
     Command::Amend(orderbook::AmendOrder {
-        symbol: orderbook::Symbol::new("BTC-USD"),
+        symbol: orderbook::Symbol::new("BTC-USD").unwrap(),
         order_id: id,
         account,
         price: price.map(d),
@@ -576,7 +576,7 @@ fn the_invariant_checks_find_what_is_wrong() {
     // The book forgets the order (its cancel folded into the book only).
     let mut book = x.books["BTC-USD"].clone();
     let cancel = book.decide(&Command::Cancel(orderbook::CancelOrder {
-        symbol: orderbook::Symbol::new("BTC-USD"),
+        symbol: orderbook::Symbol::new("BTC-USD").unwrap(),
         order_id: 1,
         account: a,
         at: 20,

@@ -370,7 +370,7 @@ async fn check_reports_money_that_was_never_held() {
     let connection = app::server::Connection::Embedded { data: data.clone() };
     let (client, store) = connection.open().await.unwrap();
     let trade = orderbook::Event::TradeExecuted(orderbook::TradeExecuted {
-        symbol: orderbook::Symbol::new("BTC-USD"),
+        symbol: orderbook::Symbol::new("BTC-USD").unwrap(),
         trade_id: 1,
         maker_order_id: 1,
         taker_order_id: 2,

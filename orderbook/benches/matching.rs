@@ -47,7 +47,7 @@ fn liquibook_flow() -> Vec<(bool, u64, u64)> {
 fn place(m: &Market, id: u64, side: Side, price: u64, qty: u64, tif: TimeInForce) -> Command {
     Command::Place(PlaceOrder {
         client_order_id: None,
-        symbol: m.symbol.clone(),
+        symbol: m.symbol,
         order_id: id,
         account: id % 1_000,
         side,
@@ -208,14 +208,14 @@ fn exchange_core_flow() -> (Book, Vec<Command>) {
             let (order_id, side) = live[rng.below(live.len() as u64) as usize];
             if pick < 18 {
                 Command::Cancel(CancelOrder {
-                    symbol: m.symbol.clone(),
+                    symbol: m.symbol,
                     order_id,
                     account: order_id % 1_000,
                     at: i,
                 })
             } else {
                 Command::Amend(AmendOrder {
-                    symbol: m.symbol.clone(),
+                    symbol: m.symbol,
                     order_id,
                     account: order_id % 1_000,
                     price: Some(Decimal::from(resting_price(&mut rng, side))),

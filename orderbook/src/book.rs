@@ -167,11 +167,17 @@ impl Book {
             Event::TradeExecuted(e) => {
                 self.last_trade_id = e.trade_id;
                 let lots = m.event_lots(e.quantity);
-                let price = m.event_ticks(e.price);
+                // A trade is at the maker's price: read it from the maker
+                // rather than convert the event's decimal again.
+                let price = match self.ladder.get(e.maker_order_id) {
+                    Some((slot, maker)) => {
+                        let price = maker.price;
+                        self.ladder.reduce(slot, lots);
+                        price
+                    }
+                    None => m.event_ticks(e.price),
+                };
                 self.last_price = Some(price);
-                if let Some((slot, _)) = self.ladder.get(e.maker_order_id) {
-                    self.ladder.reduce(slot, lots);
-                }
                 if let Some((slot, taker)) = self.ladder.get(e.taker_order_id) {
                     if taker.quote_sized {
                         let n = &mut self.ladder.nodes[slot as usize];
@@ -183,7 +189,7 @@ impl Book {
                 }
             }
             Event::OrderCancelled(e) => {
-                if self.ladder.remove(e.order_id).is_none() {
+                if !self.ladder.remove(e.order_id) {
                     self.stops.remove(e.order_id);
                 }
                 self.client_ids.remove(e.order_id);
@@ -205,7 +211,7 @@ impl Book {
                     let n = &mut self.ladder.nodes[slot as usize];
                     n.price = price;
                     n.remaining = lots;
-                    self.ladder.enqueue(slot);
+                    self.ladder.join(slot);
                 }
             }
             Event::StopTriggered(e) => {
@@ -226,6 +232,7 @@ impl Book {
                 }
             }
         }
+        self.ladder.settle_crossing();
     }
 
     /// Folds a sequence of events into a new book.
@@ -269,17 +276,16 @@ impl Book {
         let Ok(ticks) = self.market.ticks(price) else {
             return Decimal::ZERO;
         };
-        let levels = self.ladder.side(side);
-        match levels.find(ticks) {
-            Ok(i) => self.market.quantity(levels.levels[i].total),
-            Err(_) => Decimal::ZERO,
+        match self.ladder.side(side).level_at(ticks) {
+            Some(level) => self.market.quantity(level.total),
+            None => Decimal::ZERO,
         }
     }
 
     /// An open order, or `None` when no order with that id rests here.
     pub fn order(&self, id: OrderId) -> Option<RestingOrder> {
         let (_, n) = self.ladder.get(id)?;
-        n.queued.then(|| self.order_view(n))
+        n.queued().then(|| self.order_view(n))
     }
 
     /// Every resting order in priority order: bids best first, then asks
@@ -373,11 +379,7 @@ impl Book {
 
     /// Whether an order on `side` at `price` ticks would trade at once.
     pub(crate) fn crosses(&self, side: Side, price: u64) -> bool {
-        match (side, self.ladder.side(side.opposite()).best()) {
-            (Side::Buy, Some(ask)) => price >= ask.price,
-            (Side::Sell, Some(bid)) => price <= bid.price,
-            (_, None) => false,
-        }
+        self.ladder.crosses(side, price)
     }
 
     /// Restores a resting order from a snapshot at the back of its level.
@@ -396,7 +398,7 @@ impl Book {
             post_only: o.post_only,
             stp: o.self_trade_prevention,
             accepted_at: o.accepted_at,
-            queued: false,
+            level: NIL,
             prev: NIL,
             next: NIL,
         });
@@ -409,7 +411,7 @@ impl Book {
     pub(crate) fn restore_stop(&mut self, o: &StopOrder) {
         let m = &self.market;
         let accepted = OrderAccepted {
-            symbol: m.symbol.clone(),
+            symbol: m.symbol,
             order_id: o.order_id,
             account: o.account,
             side: o.side,
@@ -453,7 +455,7 @@ fn accepted_node(m: &Market, e: &OrderAccepted) -> Node {
         post_only: e.post_only,
         stp: e.self_trade_prevention,
         accepted_at: e.at,
-        queued: false,
+        level: NIL,
         prev: NIL,
         next: NIL,
     }

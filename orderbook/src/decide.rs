@@ -33,7 +33,7 @@ impl Book {
         };
         if let Err((order_id, account, at, reason)) = rejected {
             out.push(Event::OrderRejected(OrderRejected {
-                symbol: self.market.symbol.clone(),
+                symbol: self.market.symbol,
                 order_id,
                 account,
                 reason,
@@ -100,7 +100,7 @@ impl Book {
         };
         let (m, n) = (&self.market, &held.node);
         out.push(Event::StopTriggered(StopTriggered {
-            symbol: m.symbol.clone(),
+            symbol: m.symbol,
             order_id: n.id,
             account: n.account,
             side: n.side,
@@ -212,7 +212,7 @@ impl Book {
         }
 
         out.push(Event::OrderAccepted(OrderAccepted {
-            symbol: m.symbol.clone(),
+            symbol: m.symbol,
             order_id: c.order_id,
             account: c.account,
             side: c.side,
@@ -290,7 +290,7 @@ impl Book {
             }
         };
         out.push(Event::OrderCancelled(OrderCancelled {
-            symbol: self.market.symbol.clone(),
+            symbol: self.market.symbol,
             order_id: n.id,
             account: n.account,
             side: n.side,
@@ -330,7 +330,7 @@ impl Book {
             return Err(reject(RejectReason::PostOnlyWouldTake));
         }
         out.push(Event::OrderAmended(OrderAmended {
-            symbol: m.symbol.clone(),
+            symbol: m.symbol,
             order_id: n.id,
             account: n.account,
             side: n.side,
@@ -405,7 +405,7 @@ impl Book {
         }
         let sized = !n.quote_sized;
         out.push(Event::StopAmended(Box::new(StopAmended {
-            symbol: m.symbol.clone(),
+            symbol: m.symbol,
             order_id: n.id,
             account: n.account,
             side: n.side,
@@ -433,7 +433,7 @@ impl Book {
             return Err((id, account, at, RejectReason::WrongMarket));
         }
         let (owner, owned) = match (self.ladder.get(id), self.stops.get(id)) {
-            (Some((_, n)), _) if n.queued => (n.account, Owned::Resting(n)),
+            (Some((_, n)), _) if n.queued() => (n.account, Owned::Resting(n)),
             (_, Some(h)) => (h.node.account, Owned::Held(h)),
             _ => return Err((id, account, at, RejectReason::UnknownOrder)),
         };

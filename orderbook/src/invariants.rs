@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use crate::book::Book;
 use crate::command::Command;
 use crate::event::Event;
-use crate::ladder::NIL;
+use crate::ladder::{Level, NIL};
 use crate::order::{OrderId, OrderType, Side, TriggerKind};
 
 /// A broken rule, in words.
@@ -25,9 +25,10 @@ fn fail<T>(msg: String) -> Result<T, BookViolation> {
     Err(BookViolation(msg))
 }
 
-/// Checks a book between commands: not crossed, levels sorted and non-empty,
-/// totals and counts equal to their queues, no order with nothing open, and
-/// no order outside a level.
+/// Checks a book between commands: not crossed, no incoming order held out
+/// as crossing, levels sorted (the empty ones kept for reuse truly empty,
+/// and never the best), totals and counts equal to their queues, no order
+/// with nothing open, and no order outside a level.
 pub fn check_book(book: &Book) -> Result<(), BookViolation> {
     if let (Some(bid), Some(ask)) = (book.ladder.bids.best(), book.ladder.asks.best())
         && bid.price >= ask.price
@@ -37,22 +38,52 @@ pub fn check_book(book: &Book) -> Result<(), BookViolation> {
             bid.price, ask.price
         ));
     }
+    if book.ladder.crossing != NIL {
+        return fail(format!(
+            "order {} still held out as crossing between commands",
+            book.ladder.nodes[book.ladder.crossing as usize].id
+        ));
+    }
     let mut queued = 0usize;
     for side in [Side::Buy, Side::Sell] {
         let s = book.ladder.side(side);
-        for pair in s.levels.windows(2) {
+        let levels: Vec<(u32, &Level)> = s
+            .sorted
+            .iter()
+            .map(|&(_, slot)| (slot, &s.levels[slot as usize]))
+            .collect();
+        for pair in levels.windows(2) {
             let in_order = match side {
-                Side::Buy => pair[0].price < pair[1].price,
-                Side::Sell => pair[0].price > pair[1].price,
+                Side::Buy => pair[0].1.price < pair[1].1.price,
+                Side::Sell => pair[0].1.price > pair[1].1.price,
             };
             if !in_order {
-                return fail(format!("{side:?} levels out of order at {}", pair[1].price));
+                return fail(format!(
+                    "{side:?} levels out of order at {}",
+                    pair[1].1.price
+                ));
             }
         }
-        for level in &s.levels {
+        if levels.last().is_some_and(|(_, l)| l.count == 0) {
+            return fail(format!("{side:?} best level is empty"));
+        }
+        let empty = levels.iter().filter(|(_, l)| l.count == 0).count();
+        if empty != s.empty {
+            return fail(format!(
+                "{side:?} has {empty} empty levels but counts {}",
+                s.empty
+            ));
+        }
+        for &(at, level) in &levels {
+            if level.count == 0 {
+                if level.total != 0 || level.head != NIL || level.tail != NIL {
+                    return fail(format!("empty level {} holds something", level.price));
+                }
+                continue;
+            }
             let (mut total, mut count, mut prev) = (0u64, 0u32, NIL);
             for (slot, n) in book.ladder.queue(level) {
-                if n.prev != prev || n.price != level.price || n.side != side || !n.queued {
+                if n.prev != prev || n.price != level.price || n.side != side || n.level != at {
                     return fail(format!("order {} misplaced in level {}", n.id, level.price));
                 }
                 if n.remaining == 0 {

@@ -5,7 +5,8 @@
 //! level, leaving from anywhere and walking in priority order are all cheap.
 //! Each side keeps its levels in a sorted `Vec` with the best price at the
 //! end: almost all activity is near the touch, where inserting and removing
-//! moves little memory.
+//! moves little memory, and a level that empties elsewhere is kept, empty,
+//! for the next order at its price (see [`BookSide`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -32,10 +33,19 @@ pub(crate) struct Node {
     pub post_only: bool,
     pub stp: SelfTradePrevention,
     pub accepted_at: Timestamp,
-    /// Whether the node is queued in a price level.
-    pub queued: bool,
+    /// The slot of the level the node is queued in (see [`BookSide`]), or
+    /// `NIL` when it is not queued.
+    pub level: u32,
     pub prev: u32,
     pub next: u32,
+}
+
+impl Node {
+    /// Whether the node is queued in a price level.
+    #[inline]
+    pub fn queued(&self) -> bool {
+        self.level != NIL
+    }
 }
 
 /// One price level: its queue and its total open quantity.
@@ -48,18 +58,103 @@ pub(crate) struct Level {
     pub tail: u32,
 }
 
-/// One side's levels, best price last.
+/// One side's levels. Each level lives in a slot of `levels` that does not
+/// move while it is open, so a queued order names its level's slot and
+/// leaving or shrinking never searches. `sorted` orders the slots by price,
+/// best last, each beside its sort key so a search reads one array.
+///
+/// A level that empties away from the best end stays in `sorted`, empty,
+/// so an order that later comes to its price (an amendment, a new order
+/// near the touch) finds it without moving the entries after it. Empty
+/// levels at the best end are dropped at once, so the last entry is always
+/// the best open level, and all of them are swept out when they outnumber
+/// the open ones, so they never cost more than the open levels do.
 #[derive(Clone, Debug)]
 pub(crate) struct BookSide {
     pub side: Side,
+    /// (sort key, level slot), best last.
+    pub sorted: Vec<(u64, u32)>,
     pub levels: Vec<Level>,
+    free: Vec<u32>,
+    /// How many entries of `sorted` are empty levels.
+    pub empty: usize,
 }
+
+/// How many empty levels a side keeps before sweeping, however few open
+/// ones it has.
+const KEPT_EMPTY: usize = 64;
 
 impl BookSide {
     pub fn new(side: Side) -> Self {
         BookSide {
             side,
+            sorted: Vec::new(),
             levels: Vec::new(),
+            free: Vec::new(),
+            empty: 0,
+        }
+    }
+
+    /// The slot of the level at `price`, made (or an empty one reused) if
+    /// there is none.
+    fn open_level(&mut self, price: u64) -> u32 {
+        match self.find(price) {
+            Ok(i) => {
+                let slot = self.sorted[i].1;
+                if self.levels[slot as usize].count == 0 {
+                    self.empty -= 1;
+                }
+                slot
+            }
+            Err(i) => {
+                let level = Level {
+                    price,
+                    total: 0,
+                    count: 0,
+                    head: NIL,
+                    tail: NIL,
+                };
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.levels[slot as usize] = level;
+                        slot
+                    }
+                    None => {
+                        self.levels.push(level);
+                        (self.levels.len() - 1) as u32
+                    }
+                };
+                self.sorted.insert(i, (self.key(price), slot));
+                slot
+            }
+        }
+    }
+
+    /// Accounts for the level in `slot` having just emptied.
+    fn level_emptied(&mut self, slot: u32) {
+        if self.sorted.last().is_some_and(|&(_, s)| s == slot) {
+            self.sorted.pop();
+            self.free.push(slot);
+            while let Some(&(_, s)) = self.sorted.last()
+                && self.levels[s as usize].count == 0
+            {
+                self.sorted.pop();
+                self.free.push(s);
+                self.empty -= 1;
+            }
+            return;
+        }
+        self.empty += 1;
+        if self.empty > KEPT_EMPTY.max(self.sorted.len() - self.empty) {
+            let (levels, free) = (&self.levels, &mut self.free);
+            self.sorted.retain(|&(_, s)| {
+                let open = levels[s as usize].count > 0;
+                if !open {
+                    free.push(s);
+                }
+                open
+            });
+            self.empty = 0;
         }
     }
 
@@ -72,13 +167,13 @@ impl BookSide {
         }
     }
 
+    /// Where `price` is (or would go) in `sorted`.
     #[inline]
-    pub fn find(&self, price: u64) -> Result<usize, usize> {
+    fn find(&self, price: u64) -> Result<usize, usize> {
         let key = self.key(price);
-        // Search from the best end: most lookups are near it.
-        let n = self.levels.len();
-        if let Some(best) = self.levels.last() {
-            let best_key = self.key(best.price);
+        // Look at the best end first: most lookups are near it.
+        let n = self.sorted.len();
+        if let Some(&(best_key, _)) = self.sorted.last() {
             if key == best_key {
                 return Ok(n - 1);
             }
@@ -86,17 +181,27 @@ impl BookSide {
                 return Err(n);
             }
         }
-        self.levels
-            .binary_search_by_key(&key, |l| self.key(l.price))
+        self.sorted.binary_search_by_key(&key, |&(k, _)| k)
+    }
+
+    /// The level at `price`, open or kept empty.
+    pub fn level_at(&self, price: u64) -> Option<&Level> {
+        let i = self.find(price).ok()?;
+        Some(&self.levels[self.sorted[i].1 as usize])
     }
 
     pub fn best(&self) -> Option<&Level> {
-        self.levels.last()
+        let &(_, slot) = self.sorted.last()?;
+        Some(&self.levels[slot as usize])
     }
 
-    /// Levels from best to worst.
+    /// Open levels from best to worst.
     pub fn iter_best_first(&self) -> impl Iterator<Item = &Level> {
-        self.levels.iter().rev()
+        self.sorted
+            .iter()
+            .rev()
+            .map(|&(_, slot)| &self.levels[slot as usize])
+            .filter(|l| l.count > 0)
     }
 }
 
@@ -130,6 +235,11 @@ pub(crate) struct Ladder {
     pub nodes: Vec<Node>,
     free: Vec<u32>,
     pub index: IdMap,
+    /// The incoming limit order while it crosses the other side (its
+    /// trades are being folded), or `NIL`. It joins its level only once
+    /// nothing crosses it, so a taker that fills never touches its own
+    /// side, and the book is never crossed between events.
+    pub crossing: u32,
 }
 
 impl Default for Ladder {
@@ -140,6 +250,7 @@ impl Default for Ladder {
             nodes: Vec::new(),
             free: Vec::new(),
             index: IdMap::default(),
+            crossing: NIL,
         }
     }
 }
@@ -181,9 +292,44 @@ impl Ladder {
         };
         self.index.insert(id, slot);
         if limit {
-            self.enqueue(slot);
+            self.join(slot);
         }
         slot
+    }
+
+    /// Whether a price on `side` reaches the other side's best level.
+    #[inline]
+    pub fn crosses(&self, side: Side, price: u64) -> bool {
+        match (side, self.side(side.opposite()).best()) {
+            (Side::Buy, Some(ask)) => price >= ask.price,
+            (Side::Sell, Some(bid)) => price <= bid.price,
+            (_, None) => false,
+        }
+    }
+
+    /// Queues a limit order at its price, or holds it out as the crossing
+    /// order when it reaches the other side (its trades follow).
+    pub fn join(&mut self, slot: u32) {
+        let n = &self.nodes[slot as usize];
+        if self.crosses(n.side, n.price) {
+            self.crossing = slot;
+        } else {
+            self.enqueue(slot);
+        }
+    }
+
+    /// Queues the crossing order once nothing on the other side crosses it
+    /// and some of it is left; run after every event.
+    #[inline]
+    pub fn settle_crossing(&mut self) {
+        if self.crossing == NIL {
+            return;
+        }
+        let n = &self.nodes[self.crossing as usize];
+        if n.remaining > 0 && !self.crosses(n.side, n.price) {
+            let slot = std::mem::replace(&mut self.crossing, NIL);
+            self.enqueue(slot);
+        }
     }
 
     /// Puts a node at the back of the level for its price.
@@ -193,23 +339,8 @@ impl Ladder {
             (n.side, n.price, n.remaining)
         };
         let s = self.side_mut(side);
-        let at = match s.find(price) {
-            Ok(i) => i,
-            Err(i) => {
-                s.levels.insert(
-                    i,
-                    Level {
-                        price,
-                        total: 0,
-                        count: 0,
-                        head: NIL,
-                        tail: NIL,
-                    },
-                );
-                i
-            }
-        };
-        let level = &mut s.levels[at];
+        let at = s.open_level(price);
+        let level = &mut s.levels[at as usize];
         let old_tail = level.tail;
         level.tail = slot;
         if old_tail == NIL {
@@ -223,17 +354,17 @@ impl Ladder {
         let n = &mut self.nodes[slot as usize];
         n.prev = old_tail;
         n.next = NIL;
-        n.queued = true;
+        n.level = at;
     }
 
     /// Takes a node out of its level, dropping the level when it empties.
     pub fn dequeue(&mut self, slot: u32) {
-        let (side, price, qty, prev, next) = {
+        let (side, at, qty, prev, next) = {
             let n = &self.nodes[slot as usize];
-            if !n.queued {
+            if !n.queued() {
                 return;
             }
-            (n.side, n.price, n.remaining, n.prev, n.next)
+            (n.side, n.level, n.remaining, n.prev, n.next)
         };
         if prev != NIL {
             self.nodes[prev as usize].next = next;
@@ -242,32 +373,35 @@ impl Ladder {
             self.nodes[next as usize].prev = prev;
         }
         let s = self.side_mut(side);
-        if let Ok(i) = s.find(price) {
-            let level = &mut s.levels[i];
-            if level.head == slot {
-                level.head = next;
-            }
-            if level.tail == slot {
-                level.tail = prev;
-            }
-            level.total -= qty;
-            level.count -= 1;
-            if level.count == 0 {
-                s.levels.remove(i);
-            }
+        let level = &mut s.levels[at as usize];
+        if level.head == slot {
+            level.head = next;
+        }
+        if level.tail == slot {
+            level.tail = prev;
+        }
+        level.total -= qty;
+        level.count -= 1;
+        if level.count == 0 {
+            s.level_emptied(at);
         }
         let n = &mut self.nodes[slot as usize];
-        n.queued = false;
+        n.level = NIL;
         n.prev = NIL;
         n.next = NIL;
     }
 
-    /// Removes an order from the book entirely.
-    pub fn remove(&mut self, id: OrderId) -> Option<Node> {
-        let slot = self.index.remove(&id)?;
+    /// Removes an order from the book entirely; whether it was here.
+    pub fn remove(&mut self, id: OrderId) -> bool {
+        let Some(slot) = self.index.remove(&id) else {
+            return false;
+        };
+        if self.crossing == slot {
+            self.crossing = NIL;
+        }
         self.dequeue(slot);
         self.free.push(slot);
-        Some(self.nodes[slot as usize].clone())
+        true
     }
 
     /// Reduces a node's open quantity by `lots` (a fill), keeping its level
@@ -276,12 +410,9 @@ impl Ladder {
         let n = &mut self.nodes[slot as usize];
         n.remaining -= lots;
         n.filled += lots;
-        let (queued, side, price) = (n.queued, n.side, n.price);
-        if queued {
-            let s = self.side_mut(side);
-            if let Ok(i) = s.find(price) {
-                s.levels[i].total -= lots;
-            }
+        let (at, side) = (n.level, n.side);
+        if at != NIL {
+            self.side_mut(side).levels[at as usize].total -= lots;
         }
     }
 
@@ -290,10 +421,10 @@ impl Ladder {
         let n = &mut self.nodes[slot as usize];
         let old = n.remaining;
         n.remaining = lots;
-        let (side, price) = (n.side, n.price);
-        let s = self.side_mut(side);
-        if let Ok(i) = s.find(price) {
-            s.levels[i].total = s.levels[i].total - old + lots;
+        let (at, side) = (n.level, n.side);
+        if at != NIL {
+            let level = &mut self.side_mut(side).levels[at as usize];
+            level.total = level.total - old + lots;
         }
     }
 

@@ -126,7 +126,9 @@ pub use event::{
     OrderRefused, OrderRejected, SCHEMA_VERSION, StopAmended, StopTriggered, StreamFenced,
     TradeExecuted, TradeFees,
 };
-pub use market::{MAX_LOTS, MAX_TICKS, Market, MarketError, MarketSpec, Symbol};
+pub use market::{
+    MAX_LOTS, MAX_SYMBOL_LEN, MAX_TICKS, Market, MarketError, MarketSpec, Symbol, SymbolError,
+};
 pub use order::{
     AccountId, OrderId, OrderKind, OrderType, SelfTradePrevention, Side, TimeInForce, Timestamp,
     TradeId, Trigger, TriggerKind, UnknownWord,

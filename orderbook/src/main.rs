@@ -106,7 +106,7 @@ fn read_lines<T>(parse: impl Fn(&str) -> anyhow::Result<T>) -> anyhow::Result<Ve
 fn books(markets: &[Market]) -> HashMap<Symbol, Book> {
     markets
         .iter()
-        .map(|m| (m.symbol.clone(), Book::new(m.clone())))
+        .map(|m| (m.symbol, Book::new(m.clone())))
         .collect()
 }
 

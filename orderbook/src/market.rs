@@ -6,31 +6,111 @@
 //! the grid instead of rounding it.
 
 use std::fmt;
-use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::reason::RejectReason;
 
-/// A market's name, such as `BTC-USD`. Cheap to clone: events carry it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Symbol(Arc<str>);
+/// The most bytes a market's name may have.
+pub const MAX_SYMBOL_LEN: usize = 15;
+
+/// A market's name, such as `BTC-USD`: 1 to [`MAX_SYMBOL_LEN`] bytes of
+/// UTF-8 with no NUL. Held inline and `Copy`: every event carries one, and
+/// a shared pointer would cost two atomic counts per event on the matching
+/// path and a string comparison per command.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Symbol {
+    /// The name's bytes, then zeros.
+    bytes: [u8; MAX_SYMBOL_LEN],
+    len: u8,
+}
+
+/// A market name that cannot be a [`Symbol`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SymbolError {
+    #[error("a market symbol must not be empty or blank")]
+    Empty,
+    #[error("a market symbol is at most {MAX_SYMBOL_LEN} bytes, not {0}")]
+    TooLong(usize),
+    #[error("a market symbol must not contain a NUL character")]
+    Nul,
+}
 
 impl Symbol {
-    pub fn new(name: &str) -> Self {
-        Symbol(Arc::from(name))
+    pub fn new(name: &str) -> Result<Self, SymbolError> {
+        let src = name.as_bytes();
+        if name.trim().is_empty() {
+            return Err(SymbolError::Empty);
+        }
+        if src.len() > MAX_SYMBOL_LEN {
+            return Err(SymbolError::TooLong(src.len()));
+        }
+        if src.contains(&0) {
+            return Err(SymbolError::Nul);
+        }
+        let mut bytes = [0; MAX_SYMBOL_LEN];
+        bytes[..src.len()].copy_from_slice(src);
+        Ok(Symbol {
+            bytes,
+            len: src.len() as u8,
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only `new` fills the bytes, from a `&str`, so they are UTF-8.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl Ord for Symbol {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for Symbol {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
 impl fmt::Display for Symbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for Symbol {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Symbol {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(SymbolVisitor)
+    }
+}
+
+/// Reads a symbol from a string without allocating a copy of it.
+struct SymbolVisitor;
+
+impl serde::de::Visitor<'_> for SymbolVisitor {
+    type Value = Symbol;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a market symbol of 1 to {MAX_SYMBOL_LEN} bytes")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Symbol, E> {
+        Symbol::new(name).map_err(E::custom)
     }
 }
 
@@ -63,8 +143,8 @@ pub struct MarketSpec {
 /// Why a market definition cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MarketError {
-    #[error("market symbol must not be empty")]
-    EmptySymbol,
+    #[error(transparent)]
+    Symbol(#[from] SymbolError),
     #[error("{0} must be greater than zero")]
     NotPositive(&'static str),
     #[error("tick size and lot size have too many decimal places together (at most 28)")]
@@ -90,22 +170,38 @@ impl Unit {
     }
 
     /// How many whole units make `d`; `None` when `d` is off the grid.
+    ///
+    /// Inlined: it runs for every price and quantity the book sees, and in
+    /// the common case (everything fits in u64, so no u128 division, a
+    /// library call) it is a multiply and at most one division. A unit of
+    /// one (a power of ten, as most grids are) needs no division at all.
+    #[inline(always)]
     fn count(self, d: Decimal) -> Option<u128> {
-        let m = d.mantissa().unsigned_abs();
         let s = d.scale();
-        // Fast path: everything fits in u64, where division is cheap (u128
-        // division is a library call, and this runs for every price and
-        // quantity the book sees).
-        if let (Ok(m), Ok(unit)) = (u64::try_from(m), u64::try_from(self.mantissa))
-            && s <= self.scale
+        if let (Ok(m), Ok(unit)) = (
+            u64::try_from(d.mantissa().unsigned_abs()),
+            u64::try_from(self.mantissa),
+        ) && s <= self.scale
             && let Some(at_scale) = POW10
                 .get((self.scale - s) as usize)
                 .and_then(|p| m.checked_mul(*p))
         {
+            if unit == 1 {
+                return Some(u128::from(at_scale));
+            }
             return at_scale
                 .is_multiple_of(unit)
                 .then(|| u128::from(at_scale / unit));
         }
+        self.count_wide(d)
+    }
+
+    /// [`Unit::count`] in u128, for what does not fit the fast path.
+    #[cold]
+    #[inline(never)]
+    fn count_wide(self, d: Decimal) -> Option<u128> {
+        let m = d.mantissa().unsigned_abs();
+        let s = d.scale();
         // Bring `d` to the unit's scale exactly.
         let at_scale = if s <= self.scale {
             m.checked_mul(10u128.checked_pow(self.scale - s)?)?
@@ -171,9 +267,7 @@ pub struct Market {
 
 impl Market {
     pub fn new(spec: MarketSpec) -> Result<Market, MarketError> {
-        if spec.symbol.trim().is_empty() {
-            return Err(MarketError::EmptySymbol);
-        }
+        let symbol = Symbol::new(&spec.symbol)?;
         for (name, v) in [
             ("tick size", spec.tick_size),
             ("lot size", spec.lot_size),
@@ -198,7 +292,7 @@ impl Market {
             .and_then(|n| u64::try_from(n).ok())
             .ok_or(MarketError::MinimumOffLot)?;
         Ok(Market {
-            symbol: Symbol::new(&spec.symbol),
+            symbol,
             spec,
             tick,
             lot,
@@ -210,7 +304,7 @@ impl Market {
 
     /// A limit price in ticks, or why it is not acceptable.
     pub fn ticks(&self, price: Decimal) -> Result<u64, RejectReason> {
-        if price <= Decimal::ZERO {
+        if !price.is_sign_positive() || price.is_zero() {
             return Err(RejectReason::PriceNotPositive);
         }
         let n = self.tick.count(price).ok_or(RejectReason::PriceOffTick)?;
@@ -222,7 +316,7 @@ impl Market {
 
     /// A base quantity in lots, or why it is not acceptable.
     pub fn lots(&self, quantity: Decimal) -> Result<u64, RejectReason> {
-        if quantity <= Decimal::ZERO {
+        if !quantity.is_sign_positive() || quantity.is_zero() {
             return Err(RejectReason::QuantityNotPositive);
         }
         let n = self
@@ -240,7 +334,7 @@ impl Market {
 
     /// A quote amount in notional units (one lot at one tick).
     pub fn notional_units(&self, amount: Decimal) -> Result<u128, RejectReason> {
-        if amount <= Decimal::ZERO {
+        if !amount.is_sign_positive() || amount.is_zero() {
             return Err(RejectReason::QuoteAmountNotPositive);
         }
         let n = self
@@ -330,6 +424,52 @@ mod tests {
 
     fn btc() -> Market {
         Market::defaults().remove(0)
+    }
+
+    #[test]
+    fn a_symbol_holds_its_name_inline_and_refuses_what_does_not_fit() {
+        let s = Symbol::new("BTC-USD").unwrap();
+        assert_eq!(s.as_str(), "BTC-USD");
+        assert_eq!(s.to_string(), "BTC-USD");
+        assert_eq!(serde_json::to_string(&s).unwrap(), r#""BTC-USD""#);
+        assert_eq!(serde_json::from_str::<Symbol>(r#""BTC-USD""#).unwrap(), s);
+        let longest = "A".repeat(MAX_SYMBOL_LEN);
+        assert_eq!(Symbol::new(&longest).unwrap().as_str(), longest);
+        let long = "A".repeat(MAX_SYMBOL_LEN + 1);
+        assert_eq!(
+            Symbol::new(&long),
+            Err(SymbolError::TooLong(MAX_SYMBOL_LEN + 1))
+        );
+        assert_eq!(Symbol::new(" "), Err(SymbolError::Empty));
+        assert_eq!(Symbol::new("A\0B"), Err(SymbolError::Nul));
+        let json = format!("\"{long}\"");
+        let err = serde_json::from_str::<Symbol>(&json).unwrap_err();
+        assert!(err.to_string().contains("at most 15 bytes"), "{err}");
+        // Escaped JSON strings read too, multi-byte names count bytes.
+        assert_eq!(
+            serde_json::from_str::<Symbol>(r#""\u00c9TH-USD""#)
+                .unwrap()
+                .as_str(),
+            "ÉTH-USD"
+        );
+        let spec = MarketSpec {
+            symbol: long,
+            ..btc().spec
+        };
+        assert_eq!(
+            Market::new(spec),
+            Err(MarketError::Symbol(SymbolError::TooLong(16)))
+        );
+    }
+
+    #[test]
+    fn symbols_sort_as_their_names_do() {
+        let mut names = ["BTC-USD", "BTC", "BTC-EUR", "ETH-USD", "AB", "B"];
+        let mut symbols: Vec<Symbol> = names.iter().map(|n| Symbol::new(n).unwrap()).collect();
+        names.sort();
+        symbols.sort();
+        let sorted: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+        assert_eq!(sorted, names);
     }
 
     #[test]

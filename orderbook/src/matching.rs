@@ -89,7 +89,7 @@ impl Book {
                 if let Some(out) = out.as_deref_mut() {
                     trade_id += 1;
                     out.push(Event::TradeExecuted(TradeExecuted {
-                        symbol: m.symbol.clone(),
+                        symbol: m.symbol,
                         trade_id,
                         price: m.price(level.price),
                         quantity: m.quantity(lots),
@@ -103,7 +103,7 @@ impl Book {
                     }));
                     if lots == maker.remaining {
                         out.push(Event::OrderFilled(OrderFilled {
-                            symbol: m.symbol.clone(),
+                            symbol: m.symbol,
                             order_id: maker.id,
                             account: maker.account,
                             side: maker.side,
@@ -127,7 +127,7 @@ impl Book {
 
     pub(crate) fn filled(&self, t: &Taker) -> Event {
         Event::OrderFilled(OrderFilled {
-            symbol: self.market.symbol.clone(),
+            symbol: self.market.symbol,
             order_id: t.id,
             account: t.account,
             side: t.side,
@@ -144,7 +144,7 @@ impl Book {
     ) -> Event {
         let m = &self.market;
         Event::OrderCancelled(OrderCancelled {
-            symbol: m.symbol.clone(),
+            symbol: m.symbol,
             order_id: t.id,
             account: t.account,
             side: t.side,
@@ -165,7 +165,7 @@ impl Book {
     pub(crate) fn maker_cancelled(&self, n: &Node, at: Timestamp) -> Event {
         let m = &self.market;
         Event::OrderCancelled(OrderCancelled {
-            symbol: m.symbol.clone(),
+            symbol: m.symbol,
             order_id: n.id,
             account: n.account,
             side: n.side,

@@ -93,7 +93,7 @@ impl Flow {
         self.clock += 1 + r.below(1_000);
         let at = self.clock;
         let m = &self.markets[mi];
-        let symbol = m.symbol.clone();
+        let symbol = m.symbol;
         let account = 1 + r.below(6);
         // Let the mid wander so levels come and go.
         let mid = &mut self.mids[mi];
@@ -288,7 +288,7 @@ impl CheckedRun {
         CheckedRun {
             books: markets
                 .iter()
-                .map(|m| (m.symbol.clone(), (Book::new(m.clone()), OrderAudit::new())))
+                .map(|m| (m.symbol, (Book::new(m.clone()), OrderAudit::new())))
                 .collect(),
             commands: Vec::new(),
             events: Vec::new(),
@@ -330,7 +330,7 @@ impl CheckedRun {
     pub fn snapshot_now(&mut self) {
         for (symbol, (book, _)) in &self.books {
             self.snapshots
-                .insert(symbol.clone(), (book.snapshot(), self.events.len()));
+                .insert(*symbol, (book.snapshot(), self.events.len()));
         }
     }
 

@@ -82,14 +82,24 @@ fn replay_shows_the_book_at_the_end_or_at_an_event() {
     let end = text(&run(&["replay"], &events).stdout);
     assert!(end.contains("\"remaining_quantity\": \"0.7\""), "{end}");
     assert!(end.contains("\"symbol\": \"ETH-USD\""), "{end}");
-    // After two events both orders rest, untraded, and ETH-USD has nothing.
+    // After two events the sell rests untraded. The buy that crosses it is
+    // accepted but not on the book yet (its trade is the next event): the
+    // book is never shown crossed. ETH-USD has nothing.
     let early = text(&run(&["replay", "--at", "2"], &events).stdout);
     assert!(
         early.contains("\"remaining_quantity\": \"0.3\"")
-            && early.contains("\"remaining_quantity\": \"1\""),
+            && !early.contains("\"remaining_quantity\": \"1\"")
+            && !early.contains("\"bids\": [\n      {"),
         "{early}"
     );
     assert!(!early.contains("ETH-USD"), "{early}");
+    // Once the sell is filled, what is left of the buy rests.
+    let traded = text(&run(&["replay", "--at", "4"], &events).stdout);
+    assert!(
+        traded.contains("\"remaining_quantity\": \"0.7\"")
+            && !traded.contains("\"remaining_quantity\": \"0.3\""),
+        "{traded}"
+    );
     let bad = run(&["replay"], "{\"schema_version\":1}\n");
     assert!(
         !bad.status.success() && text(&bad.stderr).contains("line 1"),

@@ -75,7 +75,7 @@ fn stp(n: u8) -> SelfTradePrevention {
 /// Turns ops into commands on BTC-USD, prices between 99.95 and 100.06.
 fn commands(ops: &[Step]) -> Vec<Command> {
     let m = Market::defaults().remove(0);
-    let sym = m.symbol.clone();
+    let sym = m.symbol;
     let mut placed: Vec<(u64, u64)> = Vec::new();
     let mut out = Vec::new();
     for (i, op) in ops.iter().enumerate() {
@@ -97,7 +97,7 @@ fn commands(ops: &[Step]) -> Vec<Command> {
                 placed.push((id, account));
                 Command::Place(PlaceOrder {
                     client_order_id: None,
-                    symbol: sym.clone(),
+                    symbol: sym,
                     order_id: id,
                     account,
                     side: side(buy),
@@ -126,7 +126,7 @@ fn commands(ops: &[Step]) -> Vec<Command> {
                 stp: s,
             } => Command::Place(PlaceOrder {
                 client_order_id: None,
-                symbol: sym.clone(),
+                symbol: sym,
                 order_id: id,
                 account,
                 side: side(buy),
@@ -157,7 +157,7 @@ fn commands(ops: &[Step]) -> Vec<Command> {
                 };
                 Command::Place(PlaceOrder {
                     client_order_id: None,
-                    symbol: sym.clone(),
+                    symbol: sym,
                     order_id: id,
                     account,
                     side: side(buy),
@@ -182,7 +182,7 @@ fn commands(ops: &[Step]) -> Vec<Command> {
             Step::Cancel { pick } if !placed.is_empty() => {
                 let (order_id, account) = placed[pick % placed.len()];
                 Command::Cancel(CancelOrder {
-                    symbol: sym.clone(),
+                    symbol: sym,
                     order_id,
                     account,
                     at,
@@ -196,7 +196,7 @@ fn commands(ops: &[Step]) -> Vec<Command> {
             } if !placed.is_empty() => {
                 let (order_id, account) = placed[pick % placed.len()];
                 Command::Amend(AmendOrder {
-                    symbol: sym.clone(),
+                    symbol: sym,
                     order_id,
                     account,
                     price: offset.map(price),

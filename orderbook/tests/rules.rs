@@ -19,7 +19,7 @@ fn book() -> Book {
 fn limit(id: u64, account: u64, side: Side, price: &str, qty: &str) -> PlaceOrder {
     PlaceOrder {
         client_order_id: None,
-        symbol: Symbol::new("BTC-USD"),
+        symbol: Symbol::new("BTC-USD").unwrap(),
         order_id: id,
         account,
         side,
@@ -224,7 +224,7 @@ fn off_grid_and_nonsense_orders_are_rejected_with_a_reason() {
         ),
         (
             PlaceOrder {
-                symbol: Symbol::new("ETH-USD"),
+                symbol: Symbol::new("ETH-USD").unwrap(),
                 ..limit(1, 1, Side::Buy, "1", "1")
             },
             RejectReason::WrongMarket,
@@ -407,7 +407,7 @@ fn cancel_removes_the_order_and_only_its_owner_may() {
     place(&mut b, limit(1, 1, Side::Buy, "100", "1"));
     let cancel = |account| {
         Command::Cancel(CancelOrder {
-            symbol: Symbol::new("BTC-USD"),
+            symbol: Symbol::new("BTC-USD").unwrap(),
             order_id: 1,
             account,
             at: 99,
@@ -428,7 +428,7 @@ fn cancel_removes_the_order_and_only_its_owner_may() {
 
 fn amend(id: u64, account: u64, price: Option<&str>, qty: Option<&str>) -> Command {
     Command::Amend(AmendOrder {
-        symbol: Symbol::new("BTC-USD"),
+        symbol: Symbol::new("BTC-USD").unwrap(),
         order_id: id,
         account,
         price: price.map(d),
@@ -670,7 +670,7 @@ fn events_round_trip_through_versioned_json() {
     assert_eq!(Event::from_json(&stamped).unwrap().to_json(), stamped);
     // A fence reads back, and changes no book.
     let fence = Event::StreamFenced(orderbook::StreamFenced {
-        symbol: ev[1].symbol().clone(),
+        symbol: *ev[1].symbol(),
         term: 7,
         at: 30,
     });
@@ -689,7 +689,7 @@ fn events_round_trip_through_versioned_json() {
     // A refused placement (version 6) reads back with its terms, and
     // changes no book either.
     let refused = Event::OrderRefused(Box::new(orderbook::OrderRefused {
-        symbol: ev[1].symbol().clone(),
+        symbol: *ev[1].symbol(),
         account: 2,
         terms: orderbook::OrderTerms {
             side: Side::Buy,
@@ -760,7 +760,7 @@ fn a_quote_sized_sell_never_skips_a_better_bid_for_a_worse_one() {
     let mut o2 = limit(2, 4, Side::Buy, "105.75", "0.007");
     let mut sell = market(3, 1, Side::Sell, None, Some("0.52865"));
     for o in [&mut o1, &mut o2, &mut sell] {
-        o.symbol = Symbol::new("ETH-USD");
+        o.symbol = Symbol::new("ETH-USD").unwrap();
     }
     place(&mut b, o1);
     place(&mut b, o2);
@@ -799,7 +799,7 @@ fn a_client_order_id_is_unique_among_an_accounts_open_orders_and_freed_when_it_c
     assert_eq!(kinds(&e), ["OrderAccepted"]);
     // A cancel frees it as well.
     b.execute(&Command::Cancel(CancelOrder {
-        symbol: Symbol::new("BTC-USD"),
+        symbol: Symbol::new("BTC-USD").unwrap(),
         order_id: 5,
         account: 7,
         at: 60,
@@ -868,4 +868,119 @@ fn an_order_worth_more_than_28_digits_is_refused_not_rounded() {
         rejection(&place(&mut b, quote)),
         Some(RejectReason::QuoteAmountTooLarge)
     );
+}
+
+/// The ladder keeps a level that empties away from the touch, empty, for
+/// the next order at its price, and sweeps the empty ones out when they
+/// outnumber the open ones. None of that may show: after every command the
+/// depth is exactly the open orders summed by price, best first.
+#[test]
+fn levels_emptied_away_from_the_touch_are_reused_and_swept_without_showing() {
+    use std::collections::{BTreeMap, HashMap};
+    let mut b = book();
+    let mut rng = orderbook::sim::Rng::new(11);
+    // id -> (side, price in dollars, quantity in 0.01 BTC)
+    let mut open: HashMap<u64, (Side, u64, u64)> = HashMap::new();
+    for id in 1..=4_500u64 {
+        let live: Vec<u64> = {
+            let mut v: Vec<u64> = open.keys().copied().collect();
+            v.sort();
+            v
+        };
+        // Fill the book, then empty most of it (so empty levels outnumber
+        // open ones and are swept), then fill it again over them.
+        let places = match id {
+            ..=1_500 => 70,
+            1_501..=3_000 => 10,
+            _ => 60,
+        };
+        let pick = rng.below(100);
+        let command = if pick < places || live.is_empty() {
+            // Bids over 1000..1400 and asks over 2000..2400 never cross.
+            let side = if rng.chance(50) {
+                Side::Buy
+            } else {
+                Side::Sell
+            };
+            let price = if side == Side::Buy { 1_000 } else { 2_000 } + rng.below(400);
+            let qty = 1 + rng.below(5);
+            open.insert(id, (side, price, qty));
+            let q = format!("0.0{qty}");
+            Command::Place(limit(id, id % 7, side, &price.to_string(), &q))
+        } else {
+            let order_id = live[rng.below(live.len() as u64) as usize];
+            if pick < places + (100 - places) * 3 / 4 {
+                open.remove(&order_id);
+                Command::Cancel(CancelOrder {
+                    symbol: Symbol::new("BTC-USD").unwrap(),
+                    order_id,
+                    account: order_id % 7,
+                    at: id * 10,
+                })
+            } else {
+                // A new price on the same side, losing priority.
+                let (side, _, qty) = open[&order_id];
+                let price = if side == Side::Buy { 1_000 } else { 2_000 } + rng.below(400);
+                if price == open[&order_id].1 {
+                    continue;
+                }
+                open.insert(order_id, (side, price, qty));
+                Command::Amend(AmendOrder {
+                    symbol: Symbol::new("BTC-USD").unwrap(),
+                    order_id,
+                    account: order_id % 7,
+                    price: Some(Decimal::from(price)),
+                    quantity: None,
+                    trigger_price: None,
+                    at: id * 10,
+                })
+            }
+        };
+        let events = b.execute(&command);
+        assert!(
+            !kinds(&events).contains(&"OrderRejected"),
+            "{command:?}: {events:?}"
+        );
+        orderbook::invariants::check_book(&b).unwrap();
+        let mut want: [BTreeMap<u64, (u64, u32)>; 2] = Default::default();
+        for &(side, price, qty) in open.values() {
+            let level = want[side as usize].entry(price).or_default();
+            level.0 += qty;
+            level.1 += 1;
+        }
+        let levels = |best_first: Vec<(&u64, &(u64, u32))>| -> Vec<PriceLevel> {
+            best_first
+                .into_iter()
+                .map(|(p, &(q, n))| PriceLevel {
+                    price: Decimal::from(*p),
+                    quantity: Decimal::new(q as i64, 2),
+                    orders: n,
+                })
+                .collect()
+        };
+        let depth = b.depth(usize::MAX);
+        assert_eq!(
+            depth.bids,
+            levels(want[Side::Buy as usize].iter().rev().collect())
+        );
+        assert_eq!(
+            depth.asks,
+            levels(want[Side::Sell as usize].iter().collect())
+        );
+        for (&price, &(q, _)) in &want[Side::Buy as usize] {
+            assert_eq!(
+                b.quantity_at(Side::Buy, Decimal::from(price)),
+                Decimal::new(q as i64, 2)
+            );
+        }
+        // A price whose level emptied reads as nothing there.
+        for price in 1_000..1_400u64 {
+            if !want[Side::Buy as usize].contains_key(&price) {
+                assert_eq!(
+                    b.quantity_at(Side::Buy, Decimal::from(price)),
+                    Decimal::ZERO
+                );
+            }
+        }
+    }
 }

@@ -17,7 +17,7 @@ fn btc() -> Market {
 fn limit(id: u64, account: u64, side: Side, price: &str, qty: &str) -> PlaceOrder {
     PlaceOrder {
         client_order_id: None,
-        symbol: Symbol::new("BTC-USD"),
+        symbol: Symbol::new("BTC-USD").unwrap(),
         order_id: id,
         account,
         side,
@@ -76,7 +76,7 @@ fn place(b: &mut Book, o: PlaceOrder) -> Vec<Event> {
 
 fn cancel(id: u64, account: u64) -> Command {
     Command::Cancel(CancelOrder {
-        symbol: Symbol::new("BTC-USD"),
+        symbol: Symbol::new("BTC-USD").unwrap(),
         order_id: id,
         account,
         at: 5_000,
@@ -91,7 +91,7 @@ fn amend(
     qty: Option<&str>,
 ) -> Command {
     Command::Amend(AmendOrder {
-        symbol: Symbol::new("BTC-USD"),
+        symbol: Symbol::new("BTC-USD").unwrap(),
         order_id: id,
         account,
         price: price.map(d),

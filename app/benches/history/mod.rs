@@ -49,7 +49,7 @@ pub async fn write_history(dir: &std::path::Path, settings: &Settings, events: u
         let ticks = Decimal::new((i / 2 % 200) as i64, 2);
         let command = Command::Place(PlaceOrder {
             client_order_id: None,
-            symbol: market.symbol.clone(),
+            symbol: market.symbol,
             order_id: book.last_order_id() + 1,
             account: 1_000_000_000 + i % 2,
             side,

@@ -329,7 +329,7 @@ mod tests {
 
     fn place(id: u64, side: Side, price: &str, qty: &str) -> Command {
         Command::Place(PlaceOrder {
-            symbol: Symbol::new("BTC-USD"),
+            symbol: Symbol::new("BTC-USD").unwrap(),
             order_id: id,
             account: id,
             side,

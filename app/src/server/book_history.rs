@@ -181,7 +181,7 @@ mod tests {
             };
             let command = Command::Place(PlaceOrder {
                 client_order_id: None,
-                symbol: market.symbol.clone(),
+                symbol: market.symbol,
                 order_id: book.last_order_id() + 1,
                 account: 1 + i % 3,
                 side,

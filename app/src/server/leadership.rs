@@ -421,7 +421,7 @@ impl Claimant {
 async fn fence(client: &Client, symbol: &Symbol, term: u64) -> Result<u64, StreamError> {
     let stream = market_stream(symbol.as_str());
     let event = Event::StreamFenced(StreamFenced {
-        symbol: symbol.clone(),
+        symbol: *symbol,
         term,
         at: now_micros(),
     });

@@ -416,7 +416,7 @@ mod tests {
     fn cancelled(order_id: u64) -> eventstore::EventData {
         super::super::streams::market_event_data(&Event::OrderCancelled(
             orderbook::OrderCancelled {
-                symbol: orderbook::Symbol::new("BTC-USD"),
+                symbol: orderbook::Symbol::new("BTC-USD").unwrap(),
                 order_id,
                 account: 1,
                 side: orderbook::Side::Buy,

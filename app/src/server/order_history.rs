@@ -382,7 +382,7 @@ mod tests {
     fn limit(id: u64, account: u64, side: Side, price: &str, qty: &str, at: u64) -> Command {
         Command::Place(PlaceOrder {
             client_order_id: None,
-            symbol: orderbook::Symbol::new("BTC-USD"),
+            symbol: orderbook::Symbol::new("BTC-USD").unwrap(),
             order_id: id,
             account,
             side,
@@ -408,7 +408,7 @@ mod tests {
         run(&mut book, &mut h, limit(1, 7, Side::Sell, "100", "1", 10));
         run(&mut book, &mut h, limit(2, 8, Side::Buy, "100", "0.25", 20));
         let amend = Command::Amend(orderbook::AmendOrder {
-            symbol: orderbook::Symbol::new("BTC-USD"),
+            symbol: orderbook::Symbol::new("BTC-USD").unwrap(),
             order_id: 1,
             account: 7,
             price: Some(d("101")),
@@ -438,7 +438,7 @@ mod tests {
             OrderState::Filled
         );
         let cancel = Command::Cancel(orderbook::CancelOrder {
-            symbol: orderbook::Symbol::new("BTC-USD"),
+            symbol: orderbook::Symbol::new("BTC-USD").unwrap(),
             order_id: 1,
             account: 7,
             at: 40,

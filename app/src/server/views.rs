@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn a_trade_shows_its_takers_side_and_milliseconds() {
         let trade = orderbook::TradeExecuted {
-            symbol: orderbook::Symbol::new("BTC-USD"),
+            symbol: orderbook::Symbol::new("BTC-USD").unwrap(),
             trade_id: 7,
             price: d("30000.00"),
             quantity: d("0.10"),

@@ -44,7 +44,7 @@ async fn older_candles_come_from_every_trade_ever_made() {
             for (side, account) in [(Side::Sell, 900_001), (Side::Buy, 900_002)] {
                 let command = Command::Place(PlaceOrder {
                     client_order_id: None,
-                    symbol: market.symbol.clone(),
+                    symbol: market.symbol,
                     order_id: book.last_order_id() + 1,
                     account,
                     side,

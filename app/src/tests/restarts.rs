@@ -161,7 +161,7 @@ async fn a_settlement_an_old_log_lost_in_a_crash_is_made_exactly_once_at_restart
         let order_id = book.last_order_id() + 1;
         let place = PlaceOrder {
             client_order_id: None,
-            symbol: market.symbol.clone(),
+            symbol: market.symbol,
             order_id,
             account: bob,
             side: orderbook::Side::Buy,

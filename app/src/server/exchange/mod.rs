@@ -175,7 +175,7 @@ impl Exchange {
         let market_data = MarketData::start(tail.clone(), settings.markets.clone(), &preloaded);
         let order_history = OrderHistoryHandle::start(tail.clone(), &preloaded);
         ledger.loaded().await;
-        let symbols = settings.markets.iter().map(|m| m.symbol.clone()).collect();
+        let symbols = settings.markets.iter().map(|m| m.symbol).collect();
         let leadership = Leadership::start(
             client.clone(),
             settings.leader.clone(),

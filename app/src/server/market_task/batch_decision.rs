@@ -132,7 +132,7 @@ impl MarketTask {
         };
         why.refuses_order().then(|| {
             Event::OrderRefused(Box::new(OrderRefused {
-                symbol: self.market.symbol.clone(),
+                symbol: self.market.symbol,
                 account: request.account,
                 terms: *terms,
                 client_order_id: client_order_id.clone(),
@@ -145,7 +145,7 @@ impl MarketTask {
     /// The book's command a request asks for, with the next order id and
     /// the time; none for a cancel-all, which is decided order by order.
     fn command(&self, state: &State, request: &MarketRequest, at: u64) -> Option<Command> {
-        let symbol = self.market.symbol.clone();
+        let symbol = self.market.symbol;
         let account = request.account;
         let command = match &request.action {
             Action::Place(terms, client_order_id) => Command::Place(
@@ -244,7 +244,7 @@ impl MarketTask {
         let mut events = Vec::new();
         for order_id in ids {
             let cancel = Command::Cancel(CancelOrder {
-                symbol: self.market.symbol.clone(),
+                symbol: self.market.symbol,
                 order_id,
                 account,
                 at,

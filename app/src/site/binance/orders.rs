@@ -166,7 +166,7 @@ pub async fn test(Extension(x): Extension<Exchange>, request: Request) -> Answer
         .book(&spec.symbol)
         .ok_or_else(|| Refusal::unknown_symbol(&spec.symbol))?;
     let command = PlaceOrder::new(
-        orderbook::Symbol::new(&spec.symbol),
+        *book.symbol(),
         book.last_order_id() + 1,
         account,
         terms,
