@@ -219,22 +219,35 @@ impl Unit {
     }
 
     /// `n` units as a decimal without trailing zeros.
+    #[inline]
     fn decimal(self, n: u128) -> Decimal {
+        // Fast path: the value fits in u64 (every price and quantity the
+        // book's limits allow at a grid of ordinary precision).
+        if let (Ok(n), Ok(unit)) = (u64::try_from(n), u64::try_from(self.mantissa))
+            && let Some(mut small) = n.checked_mul(unit)
+        {
+            let mut scale = self.scale;
+            while scale > 0 && small != 0 && small.is_multiple_of(10) {
+                small /= 10;
+                scale -= 1;
+            }
+            // The scale is at most the unit's, which a Decimal held.
+            return Decimal::from_parts(small as u32, (small >> 32) as u32, 0, false, scale);
+        }
+        self.decimal_wide(n)
+    }
+
+    /// [`Unit::decimal`] in u128, for what does not fit the fast path.
+    #[cold]
+    #[inline(never)]
+    fn decimal_wide(self, n: u128) -> Decimal {
         let Some(mut m) = n.checked_mul(self.mantissa) else {
             return Decimal::MAX;
         };
         let mut scale = self.scale;
-        if let Ok(mut small) = u64::try_from(m) {
-            while scale > 0 && small.is_multiple_of(10) && small != 0 {
-                small /= 10;
-                scale -= 1;
-            }
-            m = u128::from(small);
-        } else {
-            while scale > 0 && m.is_multiple_of(10) {
-                m /= 10;
-                scale -= 1;
-            }
+        while scale > 0 && m.is_multiple_of(10) {
+            m /= 10;
+            scale -= 1;
         }
         Decimal::try_from_i128_with_scale(m as i128, scale).unwrap_or(Decimal::MAX)
     }

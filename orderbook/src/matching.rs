@@ -61,6 +61,8 @@ impl Book {
             if !acceptable {
                 break;
             }
+            // Every trade at this level is at its price.
+            let price = m.price(level.price);
             for (_, maker) in self.ladder.queue(level) {
                 if maker.account == t.account {
                     let cancel_maker = t.stp != SelfTradePrevention::CancelTaker;
@@ -91,7 +93,7 @@ impl Book {
                     out.push(Event::TradeExecuted(TradeExecuted {
                         symbol: m.symbol,
                         trade_id,
-                        price: m.price(level.price),
+                        price,
                         quantity: m.quantity(lots),
                         maker_order_id: maker.id,
                         taker_order_id: t.id,
