@@ -432,10 +432,13 @@ impl Book {
         if *symbol != self.market.symbol {
             return Err((id, account, at, RejectReason::WrongMarket));
         }
-        let (owner, owned) = match (self.ladder.get(id), self.stops.get(id)) {
-            (Some((_, n)), _) if n.queued() => (n.account, Owned::Resting(n)),
-            (_, Some(h)) => (h.node.account, Owned::Held(h)),
-            _ => return Err((id, account, at, RejectReason::UnknownOrder)),
+        // The held orders are looked in only when no order rests by that id.
+        let (owner, owned) = match self.ladder.get(id) {
+            Some((_, n)) if n.queued() => (n.account, Owned::Resting(n)),
+            _ => match self.stops.get(id) {
+                Some(h) => (h.node.account, Owned::Held(h)),
+                None => return Err((id, account, at, RejectReason::UnknownOrder)),
+            },
         };
         if owner != account {
             return Err((id, account, at, RejectReason::NotOrderOwner));

@@ -27,8 +27,9 @@ fn fail<T>(msg: String) -> Result<T, BookViolation> {
 
 /// Checks a book between commands: not crossed, no incoming order held out
 /// as crossing, levels sorted (the empty ones kept for reuse truly empty,
-/// and never the best), totals and counts equal to their queues, no order
-/// with nothing open, and no order outside a level.
+/// and never the best) and named rightly by the window of prices, totals
+/// and counts equal to their queues, no order with nothing open, and no
+/// order outside a level.
 pub fn check_book(book: &Book) -> Result<(), BookViolation> {
     if let (Some(bid), Some(ask)) = (book.ladder.bids.best(), book.ladder.asks.best())
         && bid.price >= ask.price
@@ -66,6 +67,25 @@ pub fn check_book(book: &Book) -> Result<(), BookViolation> {
         }
         if levels.last().is_some_and(|(_, l)| l.count == 0) {
             return fail(format!("{side:?} best level is empty"));
+        }
+        // The window of prices names exactly the levels in `sorted` at its
+        // prices.
+        let mut in_window = 0;
+        for &(slot, level) in &levels {
+            if let Some(offset) = level.price.checked_sub(s.window_base)
+                && let Some(&named) = s.window.get(offset as usize)
+            {
+                if named != slot {
+                    return fail(format!(
+                        "{side:?} window names slot {named} at {}, not {slot}",
+                        level.price
+                    ));
+                }
+                in_window += 1;
+            }
+        }
+        if s.window.iter().filter(|&&w| w != NIL).count() != in_window {
+            return fail(format!("{side:?} window names a level that is gone"));
         }
         let empty = levels.iter().filter(|(_, l)| l.count == 0).count();
         if empty != s.empty {

@@ -69,6 +69,10 @@ pub(crate) struct Level {
 /// levels at the best end are dropped at once, so the last entry is always
 /// the best open level, and all of them are swept out when they outnumber
 /// the open ones, so they never cost more than the open levels do.
+///
+/// Near where the side's first level opened, a window indexed by price
+/// gives a level's slot without searching (`WINDOW` prices; a price
+/// outside it is searched for in `sorted`).
 #[derive(Clone, Debug)]
 pub(crate) struct BookSide {
     pub side: Side,
@@ -78,11 +82,18 @@ pub(crate) struct BookSide {
     free: Vec<u32>,
     /// How many entries of `sorted` are empty levels.
     pub empty: usize,
+    /// The slot of the level in `sorted` at each price from `window_base`,
+    /// or `NIL`; empty until the side's first level opens.
+    pub window: Vec<u32>,
+    pub window_base: u64,
 }
 
 /// How many empty levels a side keeps before sweeping, however few open
 /// ones it has.
 const KEPT_EMPTY: usize = 64;
+
+/// How many prices the window spans (8 KiB of slots).
+const WINDOW: u64 = 2048;
 
 impl BookSide {
     pub fn new(side: Side) -> Self {
@@ -92,12 +103,44 @@ impl BookSide {
             levels: Vec::new(),
             free: Vec::new(),
             empty: 0,
+            window: Vec::new(),
+            window_base: 0,
+        }
+    }
+
+    /// Where `price` sits in the window, if it does.
+    #[inline]
+    fn window_index(&self, price: u64) -> Option<usize> {
+        let offset = price.checked_sub(self.window_base)?;
+        (offset < self.window.len() as u64).then_some(offset as usize)
+    }
+
+    /// Notes that the level in `slot` is (or, with `NIL`, no longer is) in
+    /// `sorted` at `price`.
+    #[inline]
+    fn note_in_window(&mut self, price: u64, slot: u32) {
+        if self.window.is_empty() && slot != NIL {
+            // Centred on the first level, which is near where trading is.
+            self.window = vec![NIL; WINDOW as usize];
+            self.window_base = price.saturating_sub(WINDOW / 2);
+        }
+        if let Some(i) = self.window_index(price) {
+            self.window[i] = slot;
         }
     }
 
     /// The slot of the level at `price`, made (or an empty one reused) if
     /// there is none.
     fn open_level(&mut self, price: u64) -> u32 {
+        if let Some(i) = self.window_index(price)
+            && self.window[i] != NIL
+        {
+            let slot = self.window[i];
+            if self.levels[slot as usize].count == 0 {
+                self.empty -= 1;
+            }
+            return slot;
+        }
         match self.find(price) {
             Ok(i) => {
                 let slot = self.sorted[i].1;
@@ -125,6 +168,7 @@ impl BookSide {
                     }
                 };
                 self.sorted.insert(i, (self.key(price), slot));
+                self.note_in_window(price, slot);
                 slot
             }
         }
@@ -133,29 +177,39 @@ impl BookSide {
     /// Accounts for the level in `slot` having just emptied.
     fn level_emptied(&mut self, slot: u32) {
         if self.sorted.last().is_some_and(|&(_, s)| s == slot) {
-            self.sorted.pop();
-            self.free.push(slot);
+            self.drop_level(slot);
             while let Some(&(_, s)) = self.sorted.last()
                 && self.levels[s as usize].count == 0
             {
-                self.sorted.pop();
-                self.free.push(s);
+                self.drop_level(s);
                 self.empty -= 1;
             }
             return;
         }
         self.empty += 1;
         if self.empty > KEPT_EMPTY.max(self.sorted.len() - self.empty) {
-            let (levels, free) = (&self.levels, &mut self.free);
+            let mut gone = Vec::with_capacity(self.empty);
+            let levels = &self.levels;
             self.sorted.retain(|&(_, s)| {
                 let open = levels[s as usize].count > 0;
                 if !open {
-                    free.push(s);
+                    gone.push(s);
                 }
                 open
             });
+            for s in gone {
+                self.note_in_window(self.levels[s as usize].price, NIL);
+                self.free.push(s);
+            }
             self.empty = 0;
         }
+    }
+
+    /// Drops the best entry of `sorted`, the level in `slot`.
+    fn drop_level(&mut self, slot: u32) {
+        self.sorted.pop();
+        self.note_in_window(self.levels[slot as usize].price, NIL);
+        self.free.push(slot);
     }
 
     /// A sort key that is larger for better prices on this side.
@@ -186,8 +240,11 @@ impl BookSide {
 
     /// The level at `price`, open or kept empty.
     pub fn level_at(&self, price: u64) -> Option<&Level> {
-        let i = self.find(price).ok()?;
-        Some(&self.levels[self.sorted[i].1 as usize])
+        let slot = match self.window_index(price) {
+            Some(i) => self.window[i],
+            None => self.sorted[self.find(price).ok()?].1,
+        };
+        self.levels.get(slot as usize)
     }
 
     pub fn best(&self) -> Option<&Level> {

@@ -896,13 +896,15 @@ fn levels_emptied_away_from_the_touch_are_reused_and_swept_without_showing() {
         };
         let pick = rng.below(100);
         let command = if pick < places || live.is_empty() {
-            // Bids over 1000..1400 and asks over 2000..2400 never cross.
+            // Bids over 10,000..12,800 and asks over 20,000..22,800 (400
+            // prices each, 7 apart: wider than the ladder's window of
+            // prices, so some are found by search) never cross.
             let side = if rng.chance(50) {
                 Side::Buy
             } else {
                 Side::Sell
             };
-            let price = if side == Side::Buy { 1_000 } else { 2_000 } + rng.below(400);
+            let price = if side == Side::Buy { 10_000 } else { 20_000 } + 7 * rng.below(400);
             let qty = 1 + rng.below(5);
             open.insert(id, (side, price, qty));
             let q = format!("0.0{qty}");
@@ -920,7 +922,7 @@ fn levels_emptied_away_from_the_touch_are_reused_and_swept_without_showing() {
             } else {
                 // A new price on the same side, losing priority.
                 let (side, _, qty) = open[&order_id];
-                let price = if side == Side::Buy { 1_000 } else { 2_000 } + rng.below(400);
+                let price = if side == Side::Buy { 10_000 } else { 20_000 } + 7 * rng.below(400);
                 if price == open[&order_id].1 {
                     continue;
                 }
@@ -974,7 +976,7 @@ fn levels_emptied_away_from_the_touch_are_reused_and_swept_without_showing() {
             );
         }
         // A price whose level emptied reads as nothing there.
-        for price in 1_000..1_400u64 {
+        for price in (10_000..12_800u64).step_by(7) {
             if !want[Side::Buy as usize].contains_key(&price) {
                 assert_eq!(
                     b.quantity_at(Side::Buy, Decimal::from(price)),
