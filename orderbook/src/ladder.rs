@@ -70,9 +70,10 @@ pub(crate) struct Level {
 /// the best open level, and all of them are swept out when they outnumber
 /// the open ones, so they never cost more than the open levels do.
 ///
-/// Near where the side's first level opened, a window indexed by price
-/// gives a level's slot without searching (`WINDOW` prices; a price
-/// outside it is searched for in `sorted`).
+/// Around the touch, a window indexed by price gives a level's slot without
+/// searching (`WINDOW` prices; a price outside it is searched for in
+/// `sorted`). It is centred where the side's first level opens, and again
+/// whenever a new best level opens outside it.
 #[derive(Clone, Debug)]
 pub(crate) struct BookSide {
     pub side: Side,
@@ -168,7 +169,12 @@ impl BookSide {
                     }
                 };
                 self.sorted.insert(i, (self.key(price), slot));
-                self.note_in_window(price, slot);
+                if i + 1 == self.sorted.len() && self.window_index(price).is_none() {
+                    // A new best outside the window: the touch has moved.
+                    self.recentre(price);
+                } else {
+                    self.note_in_window(price, slot);
+                }
                 slot
             }
         }
@@ -202,6 +208,22 @@ impl BookSide {
                 self.free.push(s);
             }
             self.empty = 0;
+        }
+    }
+
+    /// Centres the window on `price` and names in it the levels of
+    /// `sorted` that fall there.
+    fn recentre(&mut self, price: u64) {
+        self.window.clear();
+        self.window.resize(WINDOW as usize, NIL);
+        self.window_base = price.saturating_sub(WINDOW / 2);
+        for &(_, slot) in &self.sorted {
+            let price = self.levels[slot as usize].price;
+            if let Some(offset) = price.checked_sub(self.window_base)
+                && let Some(named) = self.window.get_mut(offset as usize)
+            {
+                *named = slot;
+            }
         }
     }
 
