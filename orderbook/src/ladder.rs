@@ -391,7 +391,13 @@ impl Ladder {
     pub fn join(&mut self, slot: u32) {
         let n = &self.nodes[slot as usize];
         if self.crosses(n.side, n.price) {
-            self.crossing = slot;
+            // This engine rests or closes one entering order before the
+            // next enters. Should a log do otherwise, the earlier one rests
+            // at once, as every order did before crossing ones were held.
+            let earlier = std::mem::replace(&mut self.crossing, slot);
+            if earlier != NIL {
+                self.enqueue(earlier);
+            }
         } else {
             self.enqueue(slot);
         }

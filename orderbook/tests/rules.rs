@@ -986,3 +986,26 @@ fn levels_emptied_away_from_the_touch_are_reused_and_swept_without_showing() {
         }
     }
 }
+
+/// A log this engine never writes, an order accepted across the book with
+/// no trade before the next one enters, still folds without losing it: the
+/// earlier order rests as it arrived.
+#[test]
+fn an_order_accepted_across_the_book_without_trades_rests_when_the_next_enters() {
+    let mut maker = book();
+    let resting = place(&mut maker, limit(1, 7, Side::Sell, "100", "1"));
+    let accepted = |id: u64, price: &str| {
+        let mut b = book();
+        b.apply(&resting[0]);
+        let events = place(&mut b, limit(id, 8, Side::Buy, price, "1"));
+        events[0].clone()
+    };
+    let (first, second) = (accepted(2, "101"), accepted(3, "102"));
+    let mut b = book();
+    for e in [&resting[0], &first, &second] {
+        b.apply(e);
+    }
+    let order = b.order(2).expect("the earlier order rests");
+    assert_eq!(order.price, d("101"));
+    assert_eq!(order.remaining_quantity, d("1"));
+}
