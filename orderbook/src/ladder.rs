@@ -84,7 +84,7 @@ pub(crate) struct BookSide {
     /// How many entries of `sorted` are empty levels.
     pub empty: usize,
     /// The slot of the level in `sorted` at each price from `window_base`,
-    /// or `NIL`; empty until the side's first level opens.
+    /// or `NIL`; empty until the side's first level opens (`recentre`).
     pub window: Vec<u32>,
     pub window_base: u64,
 }
@@ -120,31 +120,29 @@ impl BookSide {
     /// `sorted` at `price`.
     #[inline]
     fn note_in_window(&mut self, price: u64, slot: u32) {
-        if self.window.is_empty() && slot != NIL {
-            // Centred on the first level, which is near where trading is.
-            self.window = vec![NIL; WINDOW as usize];
-            self.window_base = price.saturating_sub(WINDOW / 2);
-        }
         if let Some(i) = self.window_index(price) {
             self.window[i] = slot;
         }
     }
 
-    /// The slot of the level at `price`, made (or an empty one reused) if
-    /// there is none.
-    fn open_level(&mut self, price: u64) -> u32 {
+    /// The slot of the level at `price` (open or kept empty), from the
+    /// window where it covers `price`, else by search; or where in `sorted`
+    /// a level at `price` would go.
+    #[inline]
+    fn slot_at(&self, price: u64) -> Result<u32, usize> {
         if let Some(i) = self.window_index(price)
             && self.window[i] != NIL
         {
-            let slot = self.window[i];
-            if self.levels[slot as usize].count == 0 {
-                self.empty -= 1;
-            }
-            return slot;
+            return Ok(self.window[i]);
         }
-        match self.find(price) {
-            Ok(i) => {
-                let slot = self.sorted[i].1;
+        self.find(price).map(|i| self.sorted[i].1)
+    }
+
+    /// The slot of the level at `price`, made (or an empty one reused) if
+    /// there is none.
+    fn open_level(&mut self, price: u64) -> u32 {
+        match self.slot_at(price) {
+            Ok(slot) => {
                 if self.levels[slot as usize].count == 0 {
                     self.empty -= 1;
                 }
@@ -170,7 +168,8 @@ impl BookSide {
                 };
                 self.sorted.insert(i, (self.key(price), slot));
                 if i + 1 == self.sorted.len() && self.window_index(price).is_none() {
-                    // A new best outside the window: the touch has moved.
+                    // A new best outside the window (or the side's first
+                    // level, before there is a window): the touch is here.
                     self.recentre(price);
                 } else {
                     self.note_in_window(price, slot);
@@ -262,11 +261,8 @@ impl BookSide {
 
     /// The level at `price`, open or kept empty.
     pub fn level_at(&self, price: u64) -> Option<&Level> {
-        let slot = match self.window_index(price) {
-            Some(i) => self.window[i],
-            None => self.sorted[self.find(price).ok()?].1,
-        };
-        self.levels.get(slot as usize)
+        let slot = self.slot_at(price).ok()?;
+        Some(&self.levels[slot as usize])
     }
 
     pub fn best(&self) -> Option<&Level> {
