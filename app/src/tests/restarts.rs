@@ -594,18 +594,22 @@ async fn an_old_leaders_append_meets_the_fence_and_it_steps_down() {
     check_store(&s2).await;
 }
 
-/// A store out of reach for two seconds (a restart, a network fault)
-/// loses no server for good. One starting meanwhile waits for the store
-/// and starts once it is back (with a new client: the official one gives
-/// up for good when its first call fails midway). For a running one, the
-/// order in flight meanwhile waits (the market paused, others told so with
-/// a 503) and lands once the store is back, and it takes orders again.
+/// A store out of reach (a restart, a network fault) loses no server for
+/// good. One starting meanwhile waits for the store and starts once it is
+/// back (with a new client: the official one gives up for good when its
+/// first call fails midway). For a running one, the order in flight
+/// meanwhile waits (the market paused, others told so with a 503) and
+/// lands once the store is back, and it takes orders again. Its outage
+/// lasts until more of its calls have failed than the client's discovery
+/// allows (`maxDiscoverAttempts` in the connection string): a client that
+/// has once connected to a single node reconnects on each call and never
+/// gives up, and the live tail it feeds the market data from resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_trades_again_once_its_store_is_back() {
     let dir = tempfile::tempdir().unwrap();
     let (_store, _direct, proxy, url) = store_behind_proxy(dir.path()).await;
     proxy.partition(true);
-    let starting = tokio::spawn(start_on(Connection::External(url)));
+    let starting = tokio::spawn(start_on(Connection::External(url.clone())));
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     proxy.partition(false);
     let s = tokio::time::timeout(std::time::Duration::from_secs(20), starting)
@@ -626,7 +630,23 @@ async fn a_server_trades_again_once_its_store_is_back() {
             a1.limit(&s, "buy", "99", "0.1").await
         })
     };
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let unanswered = || {
+        let stats = s.exchange.stats();
+        let btc = stats.markets.iter().find(|m| m.symbol == "BTC-USD");
+        btc.unwrap().unanswered
+    };
+    let patience: u64 = url_parameter(&url, "maxDiscoverAttempts");
+    for _ in 0..1200 {
+        if unanswered() > patience {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        unanswered() > patience,
+        "the append was tried {} times, not past the client's {patience} discovery attempts",
+        unanswered()
+    );
     assert_eq!(s.exchange.stats().paused(), ["BTC-USD"]);
     let err = a.limit(&s, "buy", "98", "0.1").await.unwrap_err();
     assert_eq!(a.status, Some(StatusCode::SERVICE_UNAVAILABLE), "{err:?}");
@@ -639,5 +659,27 @@ async fn a_server_trades_again_once_its_store_is_back() {
     assert!(landed.starts_with("Order 2 is on the book"), "{landed}");
     let msg = a.limit(&s, "buy", "98", "0.1").await.unwrap();
     assert!(msg.starts_with("Order 3 is on the book"), "{msg}");
+    // The live tail resumed: a trade after the outage reaches the tape.
+    let mut b = Browser::sign_up(&s, "bob").await;
+    let msg = b.limit(&s, "sell", "100", "0.1").await.unwrap();
+    assert!(msg.starts_with("Order 4 filled"), "{msg}");
+    let on_tape = || s.exchange.snapshot("BTC-USD").unwrap().trades.len();
+    for _ in 0..400 {
+        if on_tape() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(on_tape(), 1, "the market data follows the store again");
     check_store(&s).await;
+}
+
+/// The value of `name` in a connection string's query.
+fn url_parameter(url: &str, name: &str) -> u64 {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let value = query
+        .split('&')
+        .find_map(|p| p.strip_prefix(&format!("{name}=")));
+    let value = value.unwrap_or_else(|| panic!("{url} sets no {name}"));
+    value.parse().unwrap()
 }
