@@ -288,6 +288,25 @@ impl Book {
         n.queued().then(|| self.order_view(n))
     }
 
+    /// Whether every open order rests on its level or is held for its
+    /// trigger: none is part-way through entering (a limit order still
+    /// crossing, a market order still taking). Between two commands this
+    /// always holds, and inside one it holds wherever the entering order
+    /// has come to rest or gone; only there is a [`Snapshot`] the whole
+    /// state (it keeps resting and held orders, not an entering one).
+    /// Costs a walk of the open orders.
+    ///
+    /// [`Snapshot`]: crate::Snapshot
+    pub fn between_orders(&self) -> bool {
+        let nodes = &self.ladder.nodes;
+        self.ladder.crossing == NIL
+            && self
+                .ladder
+                .index
+                .values()
+                .all(|&slot| nodes[slot as usize].queued())
+    }
+
     /// Every resting order in priority order: bids best first, then asks
     /// best first, each level from its oldest order.
     pub fn resting_orders(&self) -> Vec<RestingOrder> {

@@ -14,7 +14,8 @@ use crate::order::{OrderId, TradeId};
 /// 3 the open orders' client ids.
 pub const SNAPSHOT_VERSION: u32 = 3;
 
-/// A book's state between two commands.
+/// A book's state where no order is part-way through entering (see
+/// [`Book::between_orders`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub schema_version: u32,
@@ -44,8 +45,9 @@ pub enum SnapshotError {
 }
 
 impl Book {
-    /// The state as a snapshot. Take it between commands, never halfway
-    /// through one command's events.
+    /// The state as a snapshot. Take it only where
+    /// [`Book::between_orders`] holds (always between two commands), never
+    /// while an order is part-way through entering.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             schema_version: SNAPSHOT_VERSION,

@@ -244,3 +244,41 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A snapshot taken at any event where no order is part-way through
+    /// entering, even inside one command's events, restores a book that
+    /// folds the rest of the events into exactly the book the whole fold
+    /// gives: the server's stored snapshots are taken at such events.
+    #[test]
+    fn a_snapshot_between_orders_inside_a_command_folds_on_to_the_same_book(
+        ops in proptest::collection::vec(op(), 1..80)
+    ) {
+        let market = Market::defaults().remove(0);
+        let mut book = Book::new(market.clone());
+        let mut events = Vec::new();
+        for c in commands(&ops) {
+            events.extend(book.execute(&c));
+        }
+        let whole = Book::replay(market.clone(), &events);
+        let (whole, whole_depth) = (whole.snapshot(), whole.depth(usize::MAX));
+        let mut fold = Book::new(market.clone());
+        for (i, e) in events.iter().enumerate() {
+            fold.apply(e);
+            if !fold.between_orders() {
+                continue;
+            }
+            let json = serde_json::to_string(&fold.snapshot()).unwrap();
+            let read: Snapshot = serde_json::from_str(&json).unwrap();
+            let mut restored = Book::from_snapshot(market.clone(), &read).unwrap();
+            prop_assert!(restored.between_orders());
+            for later in &events[i + 1..] {
+                restored.apply(later);
+            }
+            prop_assert_eq!(&restored.snapshot(), &whole, "restored after event {}", i);
+            prop_assert_eq!(restored.depth(usize::MAX), whole_depth.clone());
+        }
+    }
+}
