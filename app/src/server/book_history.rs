@@ -1,23 +1,15 @@
 //! What the time machine remembers of one market so that any moment of its
-//! history can be rebuilt quickly and exactly: the book after every
-//! [`CHECKPOINT_EVERY`] events (folded with the same pure `orderbook`
-//! crate as the market task), the time of every event, and every trade's
-//! price and size for the candles.
+//! history can be rebuilt quickly and exactly: the time of every event, and
+//! every trade's price and size for the candles. The books it starts from
+//! are the snapshots the leader stores (`book_snapshots`), not copies kept
+//! here.
 //!
-//! Replaying to a moment then starts from the checkpoint at or before it
-//! and reads at most `CHECKPOINT_EVERY` events from the store, however
-//! long the history: the cost does not grow with the log. Memory is about
-//! 32 bytes a trade and 8 an event, plus one book per checkpoint.
-
-use std::sync::Arc;
+//! Memory is about 32 bytes a trade and 8 an event.
 
 use orderbook::{Book, Event, Market};
 
 use super::exact_candles::MinuteCandles;
 use crate::candles::{Interval, Series};
-
-/// Events between two checkpoints.
-pub const CHECKPOINT_EVERY: u64 = 4096;
 
 /// One trade, as the candles need it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,8 +37,6 @@ pub enum TradesFrom {
 pub struct BookHistory {
     book: Book,
     times_ms: Vec<u64>,
-    /// The book after `k * CHECKPOINT_EVERY` events, for k = 0, 1, ...
-    checkpoints: Vec<Arc<Book>>,
     trades: Vec<TradePoint>,
     /// The same trades as exact candles, a minute each.
     pub minutes: MinuteCandles,
@@ -56,7 +46,6 @@ impl BookHistory {
     pub fn new(market: Market) -> BookHistory {
         let book = Book::new(market);
         BookHistory {
-            checkpoints: vec![Arc::new(book.clone())],
             book,
             times_ms: Vec::new(),
             trades: Vec::new(),
@@ -93,9 +82,6 @@ impl BookHistory {
                 quantity: t.quantity.try_into().unwrap_or(0.0),
             });
         }
-        if self.events().is_multiple_of(CHECKPOINT_EVERY) {
-            self.checkpoints.push(Arc::new(self.book.clone()));
-        }
     }
 
     /// Where in the stream (its revision) the first trade a trade read
@@ -121,12 +107,6 @@ impl BookHistory {
     pub fn time_after(&self, events: u64) -> Option<u64> {
         let last = usize::try_from(events.checked_sub(1)?).ok()?;
         self.times_ms.get(last).copied()
-    }
-
-    /// The checkpoint a replay to `events` starts from, and its events.
-    pub fn checkpoint(&self, events: u64) -> (u64, Arc<Book>) {
-        let k = (events / CHECKPOINT_EVERY).min(self.checkpoints.len() as u64 - 1);
-        (k * CHECKPOINT_EVERY, self.checkpoints[k as usize].clone())
     }
 
     /// The newest `count` candles of each interval made of the trades among
@@ -206,8 +186,8 @@ mod tests {
     }
 
     #[test]
-    fn a_checkpoint_and_the_events_after_it_are_the_book_at_any_moment() {
-        let all = events(3 * CHECKPOINT_EVERY + 100);
+    fn each_event_is_folded_once_and_a_time_finds_the_events_up_to_it() {
+        let all = events(3000);
         let mut history = BookHistory::new(market());
         for (revision, e) in all.iter().enumerate() {
             history.apply(revision as u64, e);
@@ -215,23 +195,8 @@ mod tests {
             history.apply(revision as u64, e);
         }
         assert_eq!(history.events(), all.len() as u64);
-        for n in [
-            0,
-            1,
-            CHECKPOINT_EVERY - 1,
-            CHECKPOINT_EVERY,
-            2 * CHECKPOINT_EVERY + 5,
-            all.len() as u64,
-        ] {
-            let (from, start) = history.checkpoint(n);
-            assert!(from <= n && n - from < CHECKPOINT_EVERY, "{n}: {from}");
-            let mut book = Book::clone(&start);
-            for e in &all[from as usize..n as usize] {
-                book.apply(e);
-            }
-            let replayed = Book::replay(market(), &all[..n as usize]);
-            assert_eq!(book.snapshot(), replayed.snapshot(), "after {n} events");
-        }
+        let replayed = Book::replay(market(), &all);
+        assert_eq!(history.book().snapshot(), replayed.snapshot());
         // Time finds the events up to it.
         let t = history.time_after(1000).unwrap();
         let n = history.events_at(t);

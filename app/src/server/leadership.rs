@@ -157,6 +157,11 @@ impl Leadership {
         let _ = running.wait_for(|r| !*r).await;
     }
 
+    /// Whether the server is stopping ([`Leadership::stop`] was called).
+    pub fn stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
     /// Waits for the first look at the claim: after it this server leads,
     /// or knows the leader (or that one must lapse first).
     pub async fn settled(&self) {

@@ -7,6 +7,7 @@ mod accounts_task;
 pub mod audit;
 pub mod book_diffs;
 mod book_history;
+pub(crate) mod book_snapshots;
 pub(crate) mod clock;
 pub(crate) mod credentials;
 pub mod depth_updates;
@@ -29,6 +30,7 @@ mod preloaded;
 pub mod request_limits;
 mod settings;
 pub mod simulator;
+mod snapshot_writer;
 pub mod streams;
 mod supervise;
 pub(crate) mod views;
@@ -43,5 +45,7 @@ pub use exchange_error::ExchangeError;
 pub use market_data::HISTORY_LIMIT;
 pub use market_task::CommandOutcome;
 pub use order_history::{OrderFilter, OrderRecord, OrderState};
-pub use settings::{MAX_OPEN_ORDERS, MAX_STOP_ORDERS, SessionPolicy, Settings, SettingsError};
+pub use settings::{
+    MAX_OPEN_ORDERS, MAX_STOP_ORDERS, SNAPSHOT_EVERY, SessionPolicy, Settings, SettingsError,
+};
 pub use views::depth_view;

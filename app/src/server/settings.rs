@@ -38,6 +38,9 @@ pub struct Settings {
     /// Not in the file: how this server takes part in choosing the leader
     /// (its address, the claim's lease), from the server's flags.
     pub leader: super::leadership::LeaderSettings,
+    /// Not in the file: events between two stored snapshots of a book
+    /// (`--snapshot-every`), where the time machine's replays start.
+    pub snapshot_every: u64,
     /// Not in the file: the key that seals API keys' HMAC secrets, from
     /// `--api-key-secret-file` (a random one held in memory otherwise).
     pub sealing: Arc<SealingKey>,
@@ -47,6 +50,8 @@ pub struct Settings {
 pub const MAX_OPEN_ORDERS: usize = 200;
 /// The default of [`Settings::max_stop_orders`].
 pub const MAX_STOP_ORDERS: usize = 20;
+/// The default of [`Settings::snapshot_every`].
+pub const SNAPSHOT_EVERY: u64 = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -113,6 +118,7 @@ impl Settings {
             sessions: Default::default(),
             max_open_orders: MAX_OPEN_ORDERS,
             max_stop_orders: MAX_STOP_ORDERS,
+            snapshot_every: SNAPSHOT_EVERY,
             leader: Default::default(),
             sealing: Arc::new(
                 SealingKey::random().map_err(|e| SettingsError::Invalid(e.to_string()))?,

@@ -325,6 +325,56 @@ pub async fn read_market(
     .await
 }
 
+/// Every event of a stream as stored (data and metadata), undecoded; a
+/// stream that does not exist reads as empty.
+pub async fn read_records(
+    client: &Client,
+    stream: &str,
+) -> Result<Vec<eventstore::RecordedEvent>, StreamError> {
+    let mut read = match client
+        .read_stream(stream, &ReadStreamOptions::default())
+        .await
+    {
+        Ok(read) => read,
+        Err(Error::ResourceNotFound) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    loop {
+        match read.next().await {
+            Ok(Some(e)) => out.extend(original(e)),
+            Ok(None) | Err(Error::ResourceNotFound) => return Ok(out),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The id the event at `revision` of a market's stream is stored under,
+/// `None` if the stream does not reach it.
+pub async fn market_event_id(
+    client: &Client,
+    symbol: &str,
+    revision: u64,
+) -> Result<Option<Uuid>, StreamError> {
+    let options = ReadStreamOptions::default()
+        .position(StreamPosition::Position(revision))
+        .forwards()
+        .max_count(1);
+    let mut read = match client.read_stream(market_stream(symbol), &options).await {
+        Ok(read) => read,
+        Err(Error::ResourceNotFound) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    match read.next().await {
+        Ok(e) => Ok(e
+            .and_then(original)
+            .filter(|e| e.revision == revision)
+            .map(|e| e.id)),
+        Err(Error::ResourceNotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The last event of a stream, `None` for a stream that holds none.
 pub async fn last_event(
     client: &Client,

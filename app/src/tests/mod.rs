@@ -14,6 +14,7 @@ mod native_api;
 mod programs;
 mod restarts;
 mod security;
+mod snapshots;
 mod stops_and_amends;
 mod trading_rules;
 

@@ -12,6 +12,7 @@ use crate::api::{
 };
 use crate::candles::Interval;
 use crate::server::book_history::TradesFrom;
+use crate::server::book_snapshots::latest_within;
 use crate::server::clock::now_ms;
 use crate::server::depth_updates::{DEPTH_LEVELS, DepthUpdate};
 use crate::server::exact_candles::ExactCandle;
@@ -22,6 +23,9 @@ use crate::server::views::{depth_view, market_view, trade_view};
 
 /// The most events one trade read takes from the store.
 const TRADE_READ_BUDGET: u64 = 20_000;
+
+/// Events a replay reads from the store at a time.
+const REPLAY_PAGE: u64 = 4096;
 
 /// Events read back from a replayed moment to find its tape's trades.
 const REPLAY_TAPE_READ: u64 = 2_000;
@@ -99,12 +103,14 @@ impl Exchange {
     }
 
     /// A market as it was after its first events (see [`ReplayTo`]): the
-    /// book from the nearest checkpoint and the events after it (read from
-    /// the store, at most `CHECKPOINT_EVERY`), the tape from the events
-    /// just before, the candles from the trades up to then.
+    /// book from the newest stored snapshot before that moment and the
+    /// events after it (both read from the store: about one to two
+    /// `--snapshot-every` of events), the tape from the events just
+    /// before, the candles from the trades up to then.
     pub async fn replay(&self, symbol: &str, to: ReplayTo) -> Result<ReplayView, ExchangeError> {
         let unknown = || ExchangeError::UnknownMarket(symbol.to_string());
-        let (events, total, at_ms, (from, start), series) = self
+        let market = &self.0.markets.get(symbol).ok_or_else(unknown)?.market;
+        let (events, total, at_ms, series) = self
             .0
             .market_data
             .read(symbol, |tape, _| {
@@ -114,13 +120,7 @@ impl Exchange {
                     ReplayTo::Time(at_ms) => h.events_at(at_ms),
                 };
                 let series = h.series(events, CANDLES_SENT);
-                (
-                    events,
-                    h.events(),
-                    h.time_after(events),
-                    h.checkpoint(events),
-                    series,
-                )
+                (events, h.events(), h.time_after(events), series)
             })
             .ok_or_else(unknown)?;
         let client = &self.0.client;
@@ -128,12 +128,23 @@ impl Exchange {
             tracing::warn!("replay of {symbol} cannot read the store: {e}");
             ExchangeError::Unavailable
         };
-        let after = read_market(client, symbol, from, events - from, Direction::Forwards)
+        let (_, mut book) = latest_within(client, market, self.0.snapshot_every, events)
             .await
             .map_err(unavailable)?;
-        let mut book = Book::clone(&start);
-        for e in &after {
-            book.apply(e);
+        // A page at a time: with snapshots missing (a history the leader
+        // has not written them for yet) this may be a long way.
+        while book.events_applied() < events {
+            let from = book.events_applied();
+            let count = (events - from).min(REPLAY_PAGE);
+            let page = read_market(client, symbol, from, count, Direction::Forwards)
+                .await
+                .map_err(unavailable)?;
+            if page.is_empty() {
+                break;
+            }
+            for e in &page {
+                book.apply(e);
+            }
         }
         let mut trades = Vec::new();
         if let Some(last) = events.checked_sub(1) {

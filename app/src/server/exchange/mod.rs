@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -32,6 +33,7 @@ use super::market_task::{Action, Caps, MarketHandle, Replayed};
 use super::order_history_task::OrderHistoryHandle;
 use super::preloaded::Preloaded;
 use super::settings::{SessionPolicy, Settings};
+use super::snapshot_writer::SnapshotWriter;
 use super::streams::{StreamError, last_position, market_stream, until_answered};
 
 pub(super) mod account_reads;
@@ -138,6 +140,10 @@ struct Inner {
     sealing: Arc<SealingKey>,
     /// When each API key was last used here (ms).
     key_last_used: Mutex<HashMap<String, u64>>,
+    /// Each market's newest book snapshot this server knows is stored.
+    snapshots: BTreeMap<String, Arc<AtomicU64>>,
+    /// Events between two stored snapshots of a book.
+    snapshot_every: u64,
 }
 
 impl Exchange {
@@ -184,6 +190,7 @@ impl Exchange {
         );
         let mut markets = BTreeMap::new();
         let mut book_diffs = BTreeMap::new();
+        let mut snapshots = BTreeMap::new();
         for market in &settings.markets {
             let symbol = market.symbol.to_string();
             let book = market_data
@@ -210,6 +217,15 @@ impl Exchange {
                 tail.clone(),
                 leadership.clone(),
             );
+            let published = handle.clone();
+            let writer = SnapshotWriter {
+                client: client.clone(),
+                market: market.clone(),
+                every: settings.snapshot_every,
+                leadership: leadership.clone(),
+                events: Arc::new(move || published.book().events_applied()),
+            };
+            snapshots.insert(symbol.clone(), writer.start());
             markets.insert(symbol, handle);
         }
         drop(preloaded);
@@ -235,6 +251,8 @@ impl Exchange {
             depth_updates,
             sealing: settings.sealing.clone(),
             book_diffs,
+            snapshots,
+            snapshot_every: settings.snapshot_every,
             key_last_used: Mutex::new(HashMap::new()),
         })))
     }
@@ -259,6 +277,7 @@ impl Exchange {
                     unanswered: m.unanswered(),
                     paused: m.paused(),
                     viewers: self.0.depth_updates[symbol].receiver_count(),
+                    snapshots: self.0.snapshots[symbol].load(Ordering::Relaxed),
                 })
                 .collect(),
             tail_readers: self.0.tail.readers(),
@@ -329,6 +348,10 @@ pub struct MarketStats {
     pub paused: bool,
     /// Feeds watching the market now.
     pub viewers: usize,
+    /// The newest snapshot of its book this server knows is stored
+    /// (snapshot `k` is taken at about `k * --snapshot-every` events; 0:
+    /// none yet, or this server does not lead).
+    pub snapshots: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
