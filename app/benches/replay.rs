@@ -1,12 +1,15 @@
 //! How fast the time machine rebuilds a moment of a long history: a market
 //! of `EVENTS` events (default 1,000,000) is written to the store, the
-//! exchange starts on it, and `exchange.replay` goes to `MOMENTS` moments
-//! spread over the history (default 200), each timed from the call to the
-//! view (book from the nearest checkpoint plus the events after it read
+//! exchange starts on it, writes its book's snapshots (a history written
+//! without them gets them all once a server leads it), and
+//! `exchange.replay` goes to `MOMENTS` moments spread over the history
+//! (default 200), each timed from the call to the view (book from the
+//! stored snapshot before the moment plus the events after it, both read
 //! from the store, tape read back, candles). The baseline, in the same
-//! run, is the replay without checkpoints: read the stream from the start
+//! run, is the replay without snapshots: read the stream from the start
 //! and fold every event up to the moment with the pure engine (`NAIVE`
-//! moments, default 5).
+//! moments, default 5). It also reports the process's resident memory
+//! once the history is read (the store runs in the same process).
 //!
 //! ```sh
 //! cargo bench -p app --features ssr --bench replay
@@ -18,6 +21,8 @@ use app::server::{Connection, Exchange, ReplayTo, Settings};
 
 mod figures;
 mod history;
+#[allow(dead_code)]
+mod process;
 use figures::{env_list, percentile};
 use history::{SYMBOL, write_history};
 
@@ -53,8 +58,7 @@ async fn main() {
     let exchange = Exchange::start(settings.clone(), Connection::Embedded { data })
         .await
         .unwrap();
-    // The time machine's checkpoints are built as the market data reads
-    // the history at start.
+    // The market data reads the history at start.
     let total = loop {
         let now = exchange
             .replay(SYMBOL, ReplayTo::Events(u64::MAX))
@@ -65,14 +69,31 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    eprintln!(
-        "start: {total} events read, checkpoints built, in {:.1?}",
-        started.elapsed()
+    eprintln!("start: {total} events read in {:.1?}", started.elapsed());
+    let every = settings.snapshot_every;
+    let writing = Instant::now();
+    loop {
+        let stats = exchange.stats();
+        let market = stats.markets.iter().find(|m| m.symbol == SYMBOL).unwrap();
+        if market.snapshots >= total / every {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "{} snapshots of the book (every {every} events) written in {:.1?} after start",
+        total / every,
+        writing.elapsed()
+    );
+    let (rss, _) = process::usage(std::process::id());
+    println!(
+        "resident memory with the history read: {:.0} MiB",
+        rss as f64 / 1048576.0
     );
     let mut timed = Vec::new();
     let mut depth_levels = 0;
     for k in 0..moments {
-        // Spread over the whole history, mostly between checkpoints.
+        // Spread over the whole history, mostly between snapshots.
         let n = (k * 7_919_993 + 1) % total;
         let began = Instant::now();
         let view = exchange.replay(SYMBOL, ReplayTo::Events(n)).await.unwrap();
@@ -81,7 +102,7 @@ async fn main() {
         depth_levels += view.depth.bids.len() + view.depth.asks.len();
     }
     println!(
-        "replay to a moment of {total} events (checkpoints): {}; {:.1} levels a moment",
+        "replay to a moment of {total} events (snapshots): {}; {:.1} levels a moment",
         summary(timed.clone()),
         depth_levels as f64 / moments as f64
     );
@@ -103,7 +124,7 @@ async fn main() {
         assert_eq!(
             app::server::depth_view(book.depth(20)),
             view.depth,
-            "the checkpointed replay is the stream's"
+            "the replay from a snapshot is the stream's"
         );
     }
     let mut sorted = timed;
@@ -115,7 +136,7 @@ async fn main() {
         percentile(&s, 0.5)
     };
     println!(
-        "baseline, read from the start and fold: {}; checkpointed p99 / baseline p50 = {:.4}",
+        "baseline, read from the start and fold: {}; replay p99 / baseline p50 = {:.4}",
         summary(from_start),
         p99 / naive_p50
     );

@@ -4,10 +4,16 @@
 //! string (which may be live), prints every broken ledger rule with its
 //! account, asset and the event that broke it, and says whether any broke.
 //! The fold and the rules are `server::audit`'s; this is their command.
+//! It then compares each market's stored book snapshots (of
+//! `--snapshot-every`) with the fold of its stream, with the rule and the
+//! reader the server uses (`server::book_snapshots`): a snapshot that
+//! differs breaks a rule (a replay from it would show a wrong book), one
+//! that replays pass over is reported.
 
 use std::io::Write;
 
 use crate::server::audit::{Audit, audit};
+use crate::server::book_snapshots::{self, SnapshotsChecked};
 use crate::server::{Settings, SettingsError, StartError, streams::StreamError};
 use crate::store_flags::StoreFlags;
 
@@ -25,18 +31,45 @@ pub enum CheckError {
     Report(#[from] std::io::Error),
 }
 
+/// What the check found.
+#[derive(Debug)]
+pub struct Checked {
+    /// The ledger's rules over the whole log.
+    pub audit: Audit,
+    /// Each market's stored snapshots, by symbol.
+    pub snapshots: Vec<(String, SnapshotsChecked)>,
+}
+
+impl Checked {
+    /// Whether every rule holds: no ledger rule broke and no snapshot
+    /// differs from its fold.
+    pub fn passed(&self) -> bool {
+        self.audit.findings.is_empty() && self.snapshots.iter().all(|(_, s)| s.differ.is_empty())
+    }
+}
+
 /// Checks the log and writes the report to `out`: one line per broken
 /// rule, then a summary. Returns what was found.
-pub async fn check(store: StoreFlags, out: &mut impl Write) -> Result<Audit, CheckError> {
+pub async fn check(store: StoreFlags, out: &mut impl Write) -> Result<Checked, CheckError> {
     let settings = Settings::load(&store.config)?;
+    let every = store.snapshot_every;
     let (client, embedded) = store.connection().open().await?;
     let audited = audit(&client, &settings.markets).await;
+    let snapshots = async {
+        let mut all = Vec::new();
+        for market in &settings.markets {
+            let checked = book_snapshots::check(&client, market, every).await?;
+            all.push((market.symbol.to_string(), checked));
+        }
+        Ok::<_, StreamError>(all)
+    }
+    .await;
     if let Some(store) = embedded
         && let Err(e) = store.stop().await
     {
         tracing::warn!("stopping the embedded store: {e}");
     }
-    let audited = audited?;
+    let (audited, snapshots) = (audited?, snapshots?);
     for finding in &audited.findings {
         writeln!(out, "violation: {finding}")?;
     }
@@ -53,5 +86,24 @@ pub async fn check(store: StoreFlags, out: &mut impl Write) -> Result<Audit, Che
             n => format!("{n} broken"),
         }
     )?;
-    Ok(audited)
+    for (symbol, s) in &snapshots {
+        for line in &s.differ {
+            writeln!(out, "violation: snapshot {line}")?;
+        }
+        for line in &s.passed_over {
+            writeln!(out, "snapshot passed over by replays: {line}")?;
+        }
+        writeln!(
+            out,
+            "snapshots of {symbol} (every {every} events): {} equal to the fold, {} not written, {} passed over, {} differ",
+            s.equal,
+            s.missing,
+            s.passed_over.len(),
+            s.differ.len()
+        )?;
+    }
+    Ok(Checked {
+        audit: audited,
+        snapshots,
+    })
 }

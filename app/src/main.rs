@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
         None => app::site::serve(cli.serve).await?,
         Some(Command::Check(config)) => {
             let code = match app::check::check(config, &mut std::io::stdout()).await {
-                Ok(audit) if audit.findings.is_empty() => 0,
+                Ok(checked) if checked.passed() => 0,
                 Ok(_) => 1,
                 Err(e) => {
                     eprintln!("exchange check: {e}");

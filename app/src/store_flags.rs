@@ -1,10 +1,11 @@
-//! Which log a command works on, and under which trading configuration:
+//! Which log a command works on, under which trading configuration, and
+//! how its books' snapshots are laid out:
 //! the flags the server (`exchange`) and the checker (`exchange check`)
 //! share, so both read a store the same way.
 
 use std::path::PathBuf;
 
-use crate::server::Connection;
+use crate::server::{Connection, SNAPSHOT_EVERY};
 
 /// The event store and the trading configuration.
 #[derive(Clone, Debug, clap::Args)]
@@ -21,6 +22,13 @@ pub struct StoreFlags {
     /// The trading configuration: markets, fees and the faucet.
     #[arg(long, env = "EXCHANGE_CONFIG", default_value = "config/exchange.json")]
     pub config: PathBuf,
+    /// Events of a market between two snapshots of its book that the
+    /// leader writes to the store (and the checker compares with the
+    /// fold); a replay to any moment starts from the snapshot before it.
+    /// Each interval is a series of its own: changing it makes the leader
+    /// write the new series over the whole history.
+    #[arg(long, env = "EXCHANGE_SNAPSHOT_EVERY", default_value_t = SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_every: u64,
 }
 
 impl StoreFlags {

@@ -6,12 +6,13 @@
 //!
 //! The moment is rebuilt on the server, with the same pure `orderbook`
 //! crate that matched the orders, from the market's stream: the book from
-//! the nearest checkpoint (every 4,096 events) and the events after it, so
-//! what the screen shows is what the log says. On the server because the
-//! browser would otherwise have to download the whole stream (a million
-//! events is hundreds of megabytes) and carry the engine and exact
-//! decimals in its bundle; the server has the log beside it and the
-//! checkpoints in memory, so a replay costs a read of at most 4,096 events
+//! the stored snapshot before the moment (the leader writes one every
+//! 4,096 events, `--snapshot-every`) and the events after it, so what the
+//! screen shows is what the log says. On the server because the browser
+//! would otherwise have to download the whole stream (a million events is
+//! hundreds of megabytes) and carry the engine and exact decimals in its
+//! bundle; the server has the log and the snapshots beside it, so a replay
+//! costs a read of a snapshot and about one to two intervals of events
 //! however long the history.
 
 use leptos::prelude::*;

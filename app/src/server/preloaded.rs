@@ -1,7 +1,7 @@
 //! The log as start-up reads it: `$all` read once from the beginning, each
 //! market and account event decoded once, and the same events handed to
-//! every fold start builds (the ledger, the books, the market data with
-//! the time machine's checkpoints, the order history). Each of them then
+//! every fold start builds (the ledger, the books, the market data, the
+//! order history). Each of them then
 //! follows the live tail from the position this read reached, so no event
 //! is read or folded twice at start and none between the read and the
 //! tail is missed.

@@ -10,7 +10,7 @@ use super::known_hosts::KnownHosts;
 use crate::server::feed_limits::FeedLimits;
 use crate::server::leadership::LeaderSettings;
 use crate::server::request_limits::ApiLimits;
-use crate::server::{MAX_OPEN_ORDERS, MAX_STOP_ORDERS, SNAPSHOT_EVERY, SessionPolicy};
+use crate::server::{MAX_OPEN_ORDERS, MAX_STOP_ORDERS, SessionPolicy};
 use crate::store_flags::StoreFlags;
 
 /// How the server is configured: every flag also reads an environment
@@ -81,12 +81,6 @@ pub struct Config {
     /// trigger at once, over all markets (they count as open orders too).
     #[arg(long, env = "EXCHANGE_MAX_STOP_ORDERS", default_value_t = MAX_STOP_ORDERS)]
     pub max_stop_orders: usize,
-    /// Events of a market between two snapshots of its book that the
-    /// leader writes to the store; a replay to any moment starts from the
-    /// snapshot before it. Each interval is a series of its own: changing
-    /// it makes the leader write the new series over the whole history.
-    #[arg(long, env = "EXCHANGE_SNAPSHOT_EVERY", default_value_t = SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
-    pub snapshot_every: u64,
     /// Connections the server holds open at once, from everyone; one more
     /// is closed as soon as it is accepted.
     #[arg(long, env = "EXCHANGE_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]

@@ -13,7 +13,7 @@ use eventstore::{AppendToStreamOptions, EventData};
 use orderbook::{Book, Market};
 
 use super::*;
-use crate::server::book_snapshots::{read, stream};
+use crate::server::book_snapshots::{check, read, stream};
 use crate::server::streams::{market_stream, read_all_from_start, read_records};
 use crate::server::views::depth_view;
 
@@ -149,11 +149,22 @@ async fn the_leader_stores_snapshots_and_replays_from_them_are_the_fold() {
     let any = AppendToStreamOptions::default();
     let name = stream(SYMBOL, every, 3);
     client
-        .append_to_stream(name, &any, vec![extra])
+        .append_to_stream(name.clone(), &any, vec![extra])
         .await
         .unwrap();
     assert!(read(&client, &btc(), every, 3).await.is_err());
     replays_are_the_fold(&s, every, &events).await;
+    // The operator's check: every other snapshot equal to the fold, the
+    // damaged one reported.
+    let checked = check(&client, &btc(), every).await.unwrap();
+    assert_eq!(
+        checked.equal,
+        events.len() as u64 / every - 1,
+        "{checked:?}"
+    );
+    assert_eq!(checked.passed_over.len(), 1, "{checked:?}");
+    assert!(checked.passed_over[0].contains(&name), "{checked:?}");
+    assert!(checked.differ.is_empty(), "{checked:?}");
     s.exchange.stop().await;
 }
 
@@ -280,12 +291,52 @@ async fn snapshots_of_another_history_of_the_stream_are_passed_over() {
     replays_are_the_fold(&s, every, &new).await;
     let client = s.exchange.client();
     let mut other = 0;
-    for k in cut / every + 2..=old.len() as u64 / every {
+    for k in 1..=old.len() as u64 / every {
         if let Err(e) = read(&client, &btc(), every, k).await {
             assert!(e.to_string().contains("another history"), "{e}");
             other += 1;
         }
     }
     assert!(other > 0, "no snapshot of the old history was left");
+    let checked = check(&client, &btc(), every).await.unwrap();
+    assert_eq!(checked.passed_over.len(), other, "{checked:?}");
+    assert!(checked.differ.is_empty(), "{checked:?}");
+    s.exchange.stop().await;
+}
+
+/// A snapshot that passes every check a reader can make (whole, intact,
+/// of its version, at its point, of this history) but holds another book:
+/// only a fold tells, so the operator's check compares each with the fold
+/// and reports it as a broken rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_finds_a_snapshot_that_differs_from_the_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), 8).await;
+    trade(&s, ["alice", "bob"], 2, 30).await;
+    let client = s.exchange.client();
+    let events = load_market(&client, SYMBOL).await.unwrap();
+    let records = read_records(&client, &market_stream(SYMBOL)).await.unwrap();
+    let ids: Vec<_> = records.iter().map(|r| r.id).collect();
+    // Of an interval nothing has written: snapshot 2 with a resting
+    // order's size changed.
+    let every = 7;
+    let part = crafted_part(&events, &ids, every, 2, |j| {
+        j["orders"][0]["remaining_quantity"] = "0.5".into();
+    });
+    let any = AppendToStreamOptions::default();
+    let name = stream(SYMBOL, every, 2);
+    client
+        .append_to_stream(name.clone(), &any, vec![part])
+        .await
+        .unwrap();
+    assert!(read(&client, &btc(), every, 2).await.unwrap().is_some());
+    let checked = check(&client, &btc(), every).await.unwrap();
+    assert_eq!(checked.differ.len(), 1, "{checked:?}");
+    assert!(checked.differ[0].starts_with(&name), "{checked:?}");
+    assert_eq!(
+        checked.missing,
+        events.len() as u64 / every - 1,
+        "{checked:?}"
+    );
     s.exchange.stop().await;
 }
