@@ -9,7 +9,6 @@
 use orderbook::{Book, Event, Market};
 
 use super::exact_candles::MinuteCandles;
-use crate::candles::{Interval, Series};
 
 /// One trade, as the candles need it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -109,30 +108,9 @@ impl BookHistory {
         self.times_ms.get(last).copied()
     }
 
-    /// The newest `count` candles of each interval made of the trades among
-    /// the first `events` events: the chart as it was then.
-    pub fn series(&self, events: u64, count: usize) -> Vec<Series> {
-        let end = self.trades.partition_point(|t| t.events <= events);
-        let trades = &self.trades[..end];
-        let Some(last) = trades.last() else {
-            return Interval::ALL
-                .iter()
-                .map(|&i| Series::new(i, count))
-                .collect();
-        };
-        Interval::ALL
-            .iter()
-            .map(|&interval| {
-                let reach = interval.millis() * (count as u64).saturating_sub(1);
-                let since = interval.start(last.at_ms).saturating_sub(reach);
-                let from = trades.partition_point(|t| t.at_ms < since);
-                let mut series = Series::new(interval, count);
-                for t in &trades[from..] {
-                    series.add(t.at_ms, t.price, t.quantity);
-                }
-                series
-            })
-            .collect()
+    /// The trades among the first `events` events, oldest first.
+    pub fn trades_within(&self, events: u64) -> &[TradePoint] {
+        &self.trades[..self.trades.partition_point(|t| t.events <= events)]
     }
 }
 
@@ -203,42 +181,5 @@ mod tests {
         assert!(n >= 1000 && history.time_after(n) == Some(t));
         assert_eq!(history.events_at(0), 0);
         assert_eq!(history.time_after(0), None);
-    }
-
-    #[test]
-    fn the_candles_of_a_moment_hold_only_the_trades_before_it() {
-        let all = events(2000);
-        let mut history = BookHistory::new(market());
-        for (revision, e) in all.iter().enumerate() {
-            history.apply(revision as u64, e);
-        }
-        let n = 1234;
-        let trades: Vec<_> = all[..n]
-            .iter()
-            .filter_map(|e| match e {
-                Event::TradeExecuted(t) => Some(t),
-                _ => None,
-            })
-            .collect();
-        let series = history.series(n as u64, 200);
-        for s in &series {
-            let volume: f64 = s.candles.iter().map(|c| c.volume).sum();
-            let last = trades.last().unwrap();
-            assert_eq!(
-                s.candles.last().unwrap().close,
-                f64::try_from(last.price).unwrap()
-            );
-            if s.interval != Interval::M1 {
-                // 200 candles of 5m and over reach back past the first
-                // trade (one command each 7 s): they hold every trade.
-                assert!(
-                    (volume - trades.len() as f64 * 0.01).abs() < 1e-9,
-                    "{:?}",
-                    s.interval
-                );
-            }
-            assert!(s.candles.len() <= 200);
-        }
-        assert!(history.series(0, 200).iter().all(|s| s.candles.is_empty()));
     }
 }

@@ -84,6 +84,65 @@ impl MarketTape {
         }
     }
 
+    /// The newest `count` candles of each interval made of the trades among
+    /// the market's first `events` events: the chart as it was then.
+    ///
+    /// Bounded however long the history: the candles of an interval that
+    /// closed before the moment's own are the live ones (every trade in
+    /// them came before it); the moment's own candle is the live candles
+    /// of the next finer interval that closed inside it, then that
+    /// interval's own candle made the same way, down to the minute, whose
+    /// trades up to the moment are the only ones walked. Intervals nest
+    /// (a week is Monday-aligned days, a day is 4-hour candles, and so on),
+    /// so that covers the moment's candle exactly.
+    pub fn series_at(&self, events: u64, count: usize) -> Vec<Series> {
+        let trades = self.history.trades_within(events);
+        let Some(last) = trades.last() else {
+            return Interval::ALL
+                .iter()
+                .map(|&i| Series::new(i, count))
+                .collect();
+        };
+        let moment = last.at_ms;
+        let minute = Interval::M1.start(moment);
+        let mut own: Option<Candle> = None;
+        for t in &trades[trades.partition_point(|t| t.at_ms < minute)..] {
+            own = Some(joined(own, &point_candle(minute, t.price, t.quantity)));
+        }
+        let mut out = Vec::with_capacity(Interval::ALL.len());
+        for (i, &interval) in Interval::ALL.iter().enumerate() {
+            let start = interval.start(moment);
+            if let Some(finer) = i.checked_sub(1) {
+                // The finer interval's candles that closed inside this one.
+                let candles = &self.series[finer].candles;
+                let own_finer = Interval::ALL[finer].start(moment);
+                let from = candles.partition_point(|c| c.start_ms < start);
+                let to = candles.partition_point(|c| c.start_ms < own_finer);
+                let mut closed: Option<Candle> = None;
+                for c in &candles[from..to] {
+                    closed = Some(joined(closed, c));
+                }
+                own = match (closed, own) {
+                    (Some(c), Some(o)) => Some(joined(Some(c), &o)),
+                    (c, o) => c.or(o),
+                };
+            }
+            let candles = &self.series[i].candles;
+            let end = candles.partition_point(|c| c.start_ms < start);
+            let mut series = Series::new(interval, count);
+            let before = count.saturating_sub(usize::from(own.is_some()));
+            series
+                .candles
+                .extend_from_slice(&candles[end.saturating_sub(before)..end]);
+            series.candles.extend(own.map(|c| Candle {
+                start_ms: start,
+                ..c
+            }));
+            out.push(series);
+        }
+        out
+    }
+
     /// The newest `count` candles of each interval: what a page starts with.
     pub fn recent(&self, count: usize) -> Vec<Series> {
         self.series
@@ -115,6 +174,34 @@ impl MarketTape {
                 ticker
             }
         }
+    }
+}
+
+/// One trade as a candle of its own.
+fn point_candle(start_ms: u64, price: f64, quantity: f64) -> Candle {
+    Candle {
+        start_ms,
+        open: price,
+        high: price,
+        low: price,
+        close: price,
+        volume: quantity,
+    }
+}
+
+/// `earlier` and `later` (of later trades) as one candle, starting where
+/// `earlier` does.
+fn joined(earlier: Option<Candle>, later: &Candle) -> Candle {
+    match earlier {
+        None => *later,
+        Some(e) => Candle {
+            start_ms: e.start_ms,
+            open: e.open,
+            high: e.high.max(later.high),
+            low: e.low.min(later.low),
+            close: later.close,
+            volume: e.volume + later.volume,
+        },
     }
 }
 
@@ -246,6 +333,104 @@ mod tests {
             boundary + 3 * MINUTE_MS,
         ] {
             assert_eq!(tape.ticker(now), fresh(&tape, now), "at {now}");
+        }
+    }
+
+    /// A market's events over weeks, with gaps of seconds to days between
+    /// commands: orders on both sides, a trade every fourth.
+    fn weeks_of_events(commands: u64) -> Vec<orderbook::Event> {
+        use orderbook::{Command, OrderType, PlaceOrder, SelfTradePrevention, Side};
+        let market = Market::defaults().remove(0);
+        let mut book = Book::new(market.clone());
+        let mut out = Vec::new();
+        let mut at = 1_700_000_000_000_000u64;
+        for i in 0..commands {
+            let side = if i % 4 == 3 { Side::Buy } else { Side::Sell };
+            let price = match side {
+                Side::Buy => 30_010,
+                Side::Sell => 30_000 + (i * 5 % 7) as i64,
+            };
+            // Seconds, most of an hour, hours, or days.
+            let gap_s = [7, 3_000, 18_000, 170_000][(i * 7 % 11 % 4) as usize];
+            at += gap_s * 1_000_000 + i % 1000;
+            let command = Command::Place(PlaceOrder {
+                client_order_id: None,
+                symbol: market.symbol,
+                order_id: book.last_order_id() + 1,
+                account: 1 + i % 3,
+                side,
+                order_type: OrderType::Limit,
+                price: Some(rust_decimal::Decimal::from(price)),
+                quantity: Some(rust_decimal::Decimal::new(1 + (i % 5) as i64, 3)),
+                quote_amount: None,
+                time_in_force: None,
+                post_only: false,
+                self_trade_prevention: SelfTradePrevention::default(),
+                at,
+                trigger: None,
+            });
+            for e in book.decide(&command) {
+                book.apply(&e);
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    /// The chart of any moment, made of the live candles that closed before
+    /// it and the moment's own candles, is the chart of that moment's
+    /// trades added one by one, for every interval: the same opens, highs,
+    /// lows and closes, and the same volumes to rounding.
+    #[test]
+    fn the_candles_of_a_moment_are_its_trades_added_one_by_one() {
+        let events = weeks_of_events(1200);
+        let mut tape = MarketTape::new(Market::defaults().remove(0));
+        for (revision, e) in events.iter().enumerate() {
+            tape.history.apply(revision as u64, e);
+            if let Some(view) = crate::server::views::trade_view(e) {
+                tape.add(view);
+            }
+        }
+        let weeks = (events.last().unwrap().at() - events[0].at()) / 604_800_000_000;
+        assert!(weeks >= 8, "{weeks} weeks");
+        for count in [1, 5, 200] {
+            for n in (0..=events.len()).step_by(7) {
+                let mut naive: Vec<Series> = Interval::ALL
+                    .iter()
+                    .map(|&i| Series::new(i, count))
+                    .collect();
+                for view in events[..n]
+                    .iter()
+                    .filter_map(crate::server::views::trade_view)
+                {
+                    let (price, quantity) = view.amounts();
+                    for s in &mut naive {
+                        s.add(view.at_ms, price, quantity);
+                    }
+                }
+                let got = tape.series_at(n as u64, count);
+                for (g, w) in got.iter().zip(&naive) {
+                    assert_eq!(g.interval, w.interval);
+                    assert_eq!(
+                        g.candles.len(),
+                        w.candles.len(),
+                        "{:?} after {n}",
+                        g.interval
+                    );
+                    for (a, b) in g.candles.iter().zip(&w.candles) {
+                        let at = format!("{:?} after {n}: {a:?} {b:?}", g.interval);
+                        assert_eq!(
+                            (a.start_ms, a.open, a.high, a.low, a.close),
+                            (b.start_ms, b.open, b.high, b.low, b.close),
+                            "{at}"
+                        );
+                        assert!(
+                            (a.volume - b.volume).abs() <= 1e-9 * b.volume.max(1.0),
+                            "{at}"
+                        );
+                    }
+                }
+            }
         }
     }
 }

@@ -119,7 +119,7 @@ impl Exchange {
                     ReplayTo::Events(n) => n.min(h.events()),
                     ReplayTo::Time(at_ms) => h.events_at(at_ms),
                 };
-                let series = h.series(events, CANDLES_SENT);
+                let series = tape.series_at(events, CANDLES_SENT);
                 (events, h.events(), h.time_after(events), series)
             })
             .ok_or_else(unknown)?;
