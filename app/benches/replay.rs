@@ -60,12 +60,9 @@ async fn main() {
         .unwrap();
     // The market data reads the history at start.
     let total = loop {
-        let now = exchange
-            .replay(SYMBOL, ReplayTo::Events(u64::MAX))
-            .await
-            .unwrap();
-        if now.total >= events {
-            break now.total;
+        let folded = exchange.candle_events(SYMBOL).unwrap();
+        if folded >= events {
+            break folded;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };

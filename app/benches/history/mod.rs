@@ -15,6 +15,9 @@ pub const SYMBOL: &str = "BTC-USD";
 /// traders crossing orders of 0.001 BTC around 30,000 (accepts, trades,
 /// fills), appended 1,000 events at a time. The traders' ids name no
 /// account, so the exchange has nothing of theirs to settle at start.
+/// With `RESTING=n` in the environment (default 0) the history starts
+/// with n sells far above the trading, which rest for the whole of it: a
+/// deep book.
 pub async fn write_history(dir: &std::path::Path, settings: &Settings, events: u64) {
     use app::server::streams::{expected, market_event_data, market_stream};
     use eventstore::AppendToStreamOptions;
@@ -39,12 +42,21 @@ pub async fn write_history(dir: &std::path::Path, settings: &Settings, events: u
         .unwrap()
         .as_micros() as u64;
     let at = now - events;
+    let resting: u64 = std::env::var("RESTING")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut i = 0u64;
     while written + (batch.len() as u64) < events {
         let side = if i.is_multiple_of(2) {
             Side::Sell
         } else {
             Side::Buy
+        };
+        let (side, base) = if i < resting {
+            (Side::Sell, 40_000 + i as i64)
+        } else {
+            (side, 30_000)
         };
         let ticks = Decimal::new((i / 2 % 200) as i64, 2);
         let command = Command::Place(PlaceOrder {
@@ -54,7 +66,7 @@ pub async fn write_history(dir: &std::path::Path, settings: &Settings, events: u
             account: 1_000_000_000 + i % 2,
             side,
             order_type: OrderType::Limit,
-            price: Some(Decimal::from(30_000) + ticks),
+            price: Some(Decimal::from(base) + ticks),
             quantity: Some(Decimal::new(1, 3)),
             quote_amount: None,
             time_in_force: None,
