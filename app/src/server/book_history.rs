@@ -115,7 +115,7 @@ impl BookHistory {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use orderbook::{Command, OrderType, PlaceOrder, SelfTradePrevention, Side};
     use rust_decimal::Decimal;
@@ -124,9 +124,17 @@ mod tests {
         Market::defaults().remove(0)
     }
 
-    /// A market's events: orders on both sides, a trade every fourth.
+    /// A market's events: orders on both sides, a trade every fourth, a
+    /// command each 7 s.
     fn events(n: u64) -> Vec<Event> {
+        spaced_events(n, |_| 7_000_000)
+    }
+
+    /// A market's first `n` events: orders on both sides, a trade every
+    /// fourth, command `i` coming `gap_us(i)` after the one before.
+    pub(in crate::server) fn spaced_events(n: u64, gap_us: impl Fn(u64) -> u64) -> Vec<Event> {
         let market = market();
+        let mut at = 1_700_000_000_000_000;
         let mut book = Book::new(market.clone());
         let mut out = Vec::new();
         let mut i = 0u64;
@@ -137,6 +145,7 @@ mod tests {
             } else {
                 30_000 + (i % 7) as i64
             };
+            at += gap_us(i);
             let command = Command::Place(PlaceOrder {
                 client_order_id: None,
                 symbol: market.symbol,
@@ -150,7 +159,7 @@ mod tests {
                 time_in_force: None,
                 post_only: false,
                 self_trade_prevention: SelfTradePrevention::default(),
-                at: 1_700_000_000_000_000 + i * 7_000_000,
+                at,
                 trigger: None,
             });
             for e in book.decide(&command) {

@@ -290,6 +290,7 @@ impl MarketData {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::book_history::tests::spaced_events;
 
     fn trade(trade_id: u64, price: &str, at_ms: u64) -> TradeView {
         TradeView {
@@ -336,54 +337,15 @@ mod tests {
         }
     }
 
-    /// A market's events over weeks, with gaps of seconds to days between
-    /// commands: orders on both sides, a trade every fourth.
-    fn weeks_of_events(commands: u64) -> Vec<orderbook::Event> {
-        use orderbook::{Command, OrderType, PlaceOrder, SelfTradePrevention, Side};
-        let market = Market::defaults().remove(0);
-        let mut book = Book::new(market.clone());
-        let mut out = Vec::new();
-        let mut at = 1_700_000_000_000_000u64;
-        for i in 0..commands {
-            let side = if i % 4 == 3 { Side::Buy } else { Side::Sell };
-            let price = match side {
-                Side::Buy => 30_010,
-                Side::Sell => 30_000 + (i * 5 % 7) as i64,
-            };
-            // Seconds, most of an hour, hours, or days.
-            let gap_s = [7, 3_000, 18_000, 170_000][(i * 7 % 11 % 4) as usize];
-            at += gap_s * 1_000_000 + i % 1000;
-            let command = Command::Place(PlaceOrder {
-                client_order_id: None,
-                symbol: market.symbol,
-                order_id: book.last_order_id() + 1,
-                account: 1 + i % 3,
-                side,
-                order_type: OrderType::Limit,
-                price: Some(rust_decimal::Decimal::from(price)),
-                quantity: Some(rust_decimal::Decimal::new(1 + (i % 5) as i64, 3)),
-                quote_amount: None,
-                time_in_force: None,
-                post_only: false,
-                self_trade_prevention: SelfTradePrevention::default(),
-                at,
-                trigger: None,
-            });
-            for e in book.decide(&command) {
-                book.apply(&e);
-                out.push(e);
-            }
-        }
-        out
-    }
-
     /// The chart of any moment, made of the live candles that closed before
     /// it and the moment's own candles, is the chart of that moment's
     /// trades added one by one, for every interval: the same opens, highs,
     /// lows and closes, and the same volumes to rounding.
     #[test]
     fn the_candles_of_a_moment_are_its_trades_added_one_by_one() {
-        let events = weeks_of_events(1200);
+        // Seconds, most of an hour, hours or days between commands.
+        let gap_s = |i: u64| [7, 3_000, 18_000, 170_000][(i * 7 % 11 % 4) as usize];
+        let events = spaced_events(1500, |i| gap_s(i) * 1_000_000 + i % 1000);
         let mut tape = MarketTape::new(Market::defaults().remove(0));
         for (revision, e) in events.iter().enumerate() {
             tape.history.apply(revision as u64, e);

@@ -222,24 +222,41 @@ async fn read_stream_with<T>(
     options: &ReadStreamOptions,
     decode: impl Fn(&[u8]) -> Result<T, String>,
 ) -> Result<Vec<T>, StreamError> {
+    let mut out = Vec::new();
+    each_record(client, stream, options, |e| {
+        let item = decode(&e.data).map_err(|reason| StreamError::Corrupt {
+            stream: stream.to_string(),
+            revision: e.revision,
+            reason,
+        })?;
+        out.push(item);
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Reads a stream as `options` say, handing each event as stored to
+/// `each` in order; a stream that does not exist reads as empty.
+async fn each_record(
+    client: &Client,
+    stream: &str,
+    options: &ReadStreamOptions,
+    mut each: impl FnMut(eventstore::RecordedEvent) -> Result<(), StreamError>,
+) -> Result<(), StreamError> {
     let mut read = match client.read_stream(stream, options).await {
         Ok(read) => read,
-        Err(Error::ResourceNotFound) => return Ok(Vec::new()),
+        Err(Error::ResourceNotFound) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let mut out = Vec::new();
     loop {
         match read.next().await {
-            Ok(Some(resolved)) => {
-                let e = resolved.get_original_event();
-                let item = decode(&e.data).map_err(|reason| StreamError::Corrupt {
-                    stream: stream.to_string(),
-                    revision: e.revision,
-                    reason,
-                })?;
-                out.push(item);
+            Ok(Some(e)) => {
+                if let Some(e) = original(e) {
+                    each(e)?;
+                }
             }
-            Ok(None) | Err(Error::ResourceNotFound) => return Ok(out),
+            Ok(None) | Err(Error::ResourceNotFound) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
     }
@@ -331,22 +348,13 @@ pub async fn read_records(
     client: &Client,
     stream: &str,
 ) -> Result<Vec<eventstore::RecordedEvent>, StreamError> {
-    let mut read = match client
-        .read_stream(stream, &ReadStreamOptions::default())
-        .await
-    {
-        Ok(read) => read,
-        Err(Error::ResourceNotFound) => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
     let mut out = Vec::new();
-    loop {
-        match read.next().await {
-            Ok(Some(e)) => out.extend(original(e)),
-            Ok(None) | Err(Error::ResourceNotFound) => return Ok(out),
-            Err(e) => return Err(e.into()),
-        }
-    }
+    each_record(client, stream, &ReadStreamOptions::default(), |e| {
+        out.push(e);
+        Ok(())
+    })
+    .await?;
+    Ok(out)
 }
 
 /// The id the event at `revision` of a market's stream is stored under,
@@ -360,19 +368,13 @@ pub async fn market_event_id(
         .position(StreamPosition::Position(revision))
         .forwards()
         .max_count(1);
-    let mut read = match client.read_stream(market_stream(symbol), &options).await {
-        Ok(read) => read,
-        Err(Error::ResourceNotFound) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    match read.next().await {
-        Ok(e) => Ok(e
-            .and_then(original)
-            .filter(|e| e.revision == revision)
-            .map(|e| e.id)),
-        Err(Error::ResourceNotFound) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    let mut id = None;
+    each_record(client, &market_stream(symbol), &options, |e| {
+        id = (e.revision == revision).then_some(e.id);
+        Ok(())
+    })
+    .await?;
+    Ok(id)
 }
 
 /// The last event of a stream, `None` for a stream that holds none.
