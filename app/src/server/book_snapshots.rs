@@ -16,16 +16,21 @@
 //! book can be larger than the store takes in one append (1 MiB), so a
 //! snapshot is cut into parts of [`PART`] bytes, each appended only after
 //! the one before it (by expected revision), and each carries the length
-//! and the hash of the whole. A reader takes a snapshot only whole and
-//! intact; one missing, cut short, damaged or of another version is passed
-//! over for the snapshot before it, and so on back to the empty book. So a
-//! damaged snapshot costs a longer fold, never a different answer.
+//! and the hash of the whole and the id of the last event of the market's
+//! stream the snapshot folded. A reader takes a snapshot only whole,
+//! intact, of its version, at its point and of the history the stream
+//! holds now (that event's id is the same: a store restored from an older
+//! backup and written on since holds snapshots of another history). One
+//! that is not is passed over for the snapshot before it, and so on back
+//! to the empty book; so a damaged snapshot costs a longer fold, never a
+//! different answer. What no reader can tell, a snapshot that passes all
+//! that and still holds another book, `exchange check` finds by comparing
+//! each with the fold ([`check`]).
 
 use blake2::{Blake2s256, Digest};
 use eventstore::{Client, EventData};
 use orderbook::{Book, Market, SNAPSHOT_VERSION, Snapshot};
 use serde::{Deserialize, Serialize};
-
 use uuid::Uuid;
 
 use super::streams::{
@@ -119,7 +124,7 @@ pub async fn write(client: &Client, every: u64, k: u64, book: &Book) -> Result<(
         return Ok(());
     };
     let (chunks, whole) = parts(&book.snapshot(), last_event);
-    let Some(mut have) = written(client, &name, &whole.hash).await? else {
+    let Some(mut have) = written(client, &name, &whole).await? else {
         tracing::warn!(stream = %name, "a snapshot's stream holds parts of another; left as it is");
         return Ok(());
     };
@@ -128,7 +133,10 @@ pub async fn write(client: &Client, every: u64, k: u64, book: &Book) -> Result<(
             part: have,
             ..whole.clone()
         };
-        let id = derived_id(&format!("{name}/{have}/{}", whole.hash));
+        let id = derived_id(&format!(
+            "{name}/{have}/{}/{}",
+            whole.hash, whole.last_event
+        ));
         let event = EventData::binary(PART_TYPE, bytes::Bytes::from(chunk.clone()))
             .id(id)
             .metadata_as_json(&meta)
@@ -137,7 +145,7 @@ pub async fn write(client: &Client, every: u64, k: u64, book: &Book) -> Result<(
             Ok(()) => have += 1,
             // Someone else wrote a part meanwhile: count again.
             Err(StreamError::WrongExpectedVersion) => {
-                let Some(now) = written(client, &name, &whole.hash).await? else {
+                let Some(now) = written(client, &name, &whole).await? else {
                     return Ok(());
                 };
                 have = now;
@@ -148,14 +156,17 @@ pub async fn write(client: &Client, every: u64, k: u64, book: &Book) -> Result<(
     Ok(())
 }
 
-/// How many parts of the snapshot of hash `hash` its stream holds, `None`
-/// if it holds parts of another.
-async fn written(client: &Client, name: &str, hash: &str) -> Result<Option<u32>, StreamError> {
+/// How many parts of the snapshot `whole` says its stream holds, `None`
+/// if it holds parts of another (or of the same book after another
+/// history of the market's stream).
+async fn written(client: &Client, name: &str, whole: &PartOf) -> Result<Option<u32>, StreamError> {
     let stored = read_records(client, name).await?;
     let mut have = 0;
     for e in &stored {
         match serde_json::from_slice::<PartOf>(&e.custom_metadata) {
-            Ok(p) if p.hash == hash && p.part == have => have += 1,
+            Ok(p) if p.hash == whole.hash && p.last_event == whole.last_event && p.part == have => {
+                have += 1
+            }
             _ => return Ok(None),
         }
     }
@@ -187,11 +198,9 @@ pub async fn read(
         let p: PartOf = serde_json::from_slice(&e.custom_metadata)
             .map_err(|err| damaged(format!("part {i} has no readable metadata: {err}")))?;
         let first = whole.get_or_insert_with(|| p.clone());
-        if p.part as usize != i
-            || p.part >= p.parts
-            || p.parts != first.parts
-            || p.hash != first.hash
-        {
+        let same_whole = (p.parts, p.bytes, &p.hash, p.last_event)
+            == (first.parts, first.bytes, &first.hash, first.last_event);
+        if p.part as usize != i || p.part >= p.parts || !same_whole {
             return Err(damaged(format!(
                 "part {i} is not the next part of one snapshot"
             )));
