@@ -217,13 +217,13 @@ impl Exchange {
                 tail.clone(),
                 leadership.clone(),
             );
-            let published = handle.clone();
+            let published = handle.revision();
             let writer = SnapshotWriter {
                 client: client.clone(),
                 market: market.clone(),
                 every: settings.snapshot_every,
                 leadership: leadership.clone(),
-                events: Arc::new(move || published.book().events_applied()),
+                events: Arc::new(move || *published.borrow()),
             };
             snapshots.insert(symbol.clone(), writer.start());
             markets.insert(symbol, handle);
