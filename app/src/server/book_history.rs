@@ -132,7 +132,7 @@ pub(super) mod tests {
 
     /// A market's first `n` events: orders on both sides, a trade every
     /// fourth, command `i` coming `gap_us(i)` after the one before.
-    pub(in crate::server) fn spaced_events(n: u64, gap_us: impl Fn(u64) -> u64) -> Vec<Event> {
+    pub(crate) fn spaced_events(n: u64, gap_us: impl Fn(u64) -> u64) -> Vec<Event> {
         let market = market();
         let mut at = 1_700_000_000_000_000;
         let mut book = Book::new(market.clone());
