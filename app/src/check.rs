@@ -49,7 +49,8 @@ impl Checked {
 }
 
 /// Checks the log and writes the report to `out`: one line per broken
-/// rule, then a summary. Returns what was found.
+/// rule, each market's snapshots, then the ledger's summary as the last
+/// line. Returns what was found.
 pub async fn check(store: StoreFlags, out: &mut impl Write) -> Result<Checked, CheckError> {
     let settings = Settings::load(&store.config)?;
     let every = store.snapshot_every;
@@ -73,19 +74,6 @@ pub async fn check(store: StoreFlags, out: &mut impl Write) -> Result<Checked, C
     for finding in &audited.findings {
         writeln!(out, "violation: {finding}")?;
     }
-    let reached = audited
-        .reached
-        .map(|p| format!("$all {}/{}", p.commit, p.prepare))
-        .unwrap_or_else(|| "an empty store".into());
-    writeln!(
-        out,
-        "{} events folded up to {reached}: {}",
-        audited.events,
-        match audited.findings.len() {
-            0 => "every ledger rule holds".to_string(),
-            n => format!("{n} broken"),
-        }
-    )?;
     for (symbol, s) in &snapshots {
         for line in &s.differ {
             writeln!(out, "violation: snapshot {line}")?;
@@ -102,6 +90,19 @@ pub async fn check(store: StoreFlags, out: &mut impl Write) -> Result<Checked, C
             s.differ.len()
         )?;
     }
+    let reached = audited
+        .reached
+        .map(|p| format!("$all {}/{}", p.commit, p.prepare))
+        .unwrap_or_else(|| "an empty store".into());
+    writeln!(
+        out,
+        "{} events folded up to {reached}: {}",
+        audited.events,
+        match audited.findings.len() {
+            0 => "every ledger rule holds".to_string(),
+            n => format!("{n} broken"),
+        }
+    )?;
     Ok(Checked {
         audit: audited,
         snapshots,
