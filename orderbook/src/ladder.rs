@@ -216,13 +216,9 @@ impl BookSide {
         self.window.clear();
         self.window.resize(WINDOW as usize, NIL);
         self.window_base = price.saturating_sub(WINDOW / 2);
-        for &(_, slot) in &self.sorted {
-            let price = self.levels[slot as usize].price;
-            if let Some(offset) = price.checked_sub(self.window_base)
-                && let Some(named) = self.window.get_mut(offset as usize)
-            {
-                *named = slot;
-            }
+        for i in 0..self.sorted.len() {
+            let slot = self.sorted[i].1;
+            self.note_in_window(self.levels[slot as usize].price, slot);
         }
     }
 
