@@ -286,8 +286,9 @@ async fn reload_ledger(server: &Server) -> accounts::Ledger {
     streams::load_ledger(&client, &markets).await.unwrap()
 }
 
-/// The store a stopped exchange left in `dir`, opened to write into it the
-/// events a crash would have left behind.
+/// The embedded store in `dir` (where a server there keeps it), opened by
+/// itself: to write into a stopped exchange's store the events a crash
+/// would have left behind, or to make a store for one to start on.
 async fn open_stopped(dir: &Path) -> (store::EmbeddedStore, eventstore::Client) {
     let store = store::EmbeddedStore::start(&dir.join("events"), "127.0.0.1:0".parse().unwrap())
         .await

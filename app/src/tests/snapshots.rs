@@ -185,14 +185,7 @@ async fn snapshots_that_are_not_what_their_name_says_are_passed_over() {
     drop(s);
     // Crafted for the interval 5, which nothing has written yet.
     let every = 5;
-    let direct = {
-        let store =
-            store::EmbeddedStore::start(&dir.path().join("events"), "127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-        let client = eventstore::Client::new(store.connection_string().parse().unwrap()).unwrap();
-        (store, client)
-    };
+    let (store, direct) = open_stopped(dir.path()).await;
     let any = AppendToStreamOptions::default();
     let crafted = [
         (
@@ -212,15 +205,14 @@ async fn snapshots_that_are_not_what_their_name_says_are_passed_over() {
     for (k, part) in crafted {
         let name = stream(SYMBOL, every, k);
         direct
-            .1
             .append_to_stream(name, &any, vec![part])
             .await
             .unwrap();
     }
     for k in [2, 3, 4] {
-        assert!(read(&direct.1, &btc(), every, k).await.is_err(), "{k}");
+        assert!(read(&direct, &btc(), every, k).await.is_err(), "{k}");
     }
-    direct.0.stop().await.unwrap();
+    store.stop().await.unwrap();
     let s = server(dir.path(), every).await;
     let events = snapshots_written(&s, every).await;
     replays_are_the_fold(&s, every, &events).await;
@@ -252,13 +244,7 @@ async fn snapshots_of_another_history_of_the_stream_are_passed_over() {
     // as well (a backup of the snapshots' streams taken later).
     let restored = tempfile::tempdir().unwrap();
     {
-        let store = store::EmbeddedStore::start(
-            &restored.path().join("events"),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
-        let to = eventstore::Client::new(store.connection_string().parse().unwrap()).unwrap();
+        let (store, to) = open_stopped(restored.path()).await;
         let mut copied = Vec::new();
         read_all_from_start(&s.exchange.client(), |e| {
             let skip = e.stream_id.starts_with('$')
