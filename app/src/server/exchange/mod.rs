@@ -349,8 +349,8 @@ pub struct MarketStats {
     /// Feeds watching the market now.
     pub viewers: usize,
     /// The newest snapshot of its book this server knows is stored
-    /// (snapshot `k` is taken at about `k * --snapshot-every` events; 0:
-    /// none yet, or this server does not lead).
+    /// (snapshot `k` is taken at about `k * --snapshot-every` events), as
+    /// of when it last led; 0 if it has not led or found none.
     pub snapshots: u64,
 }
 
