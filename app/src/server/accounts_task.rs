@@ -27,17 +27,33 @@ use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::exchange_error::ExchangeError;
+use super::ledger_fold::{LedgerFold, fold_in_log_order, specs_by_stream};
 use super::live_tail::{LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
-use super::preloaded::Preloaded;
+use super::log_read::{LOG_PAGE, LogRead};
 use super::streams::{
-    ACCOUNTS_STREAM, Decoded, StreamError, account_event_data, account_stream, append, load_ledger,
-    market_stream,
+    ACCOUNTS_STREAM, StreamError, account_event_data, account_stream, append, load_ledger,
 };
 use super::supervise::supervise;
 use crate::api::FeedPosition;
 
 type Reply<T> = oneshot::Sender<Result<T, ExchangeError>>;
+
+/// The ledger folded from the whole log, and where that read ended.
+pub type Folded = (LedgerFold, Option<FeedPosition>);
+
+/// Reads the whole log and folds it into the ledger alone (what a
+/// restarted accounts task does; start folds the ledger beside the other
+/// read models in its one read).
+async fn fold_ledger(
+    client: &Client,
+    specs: HashMap<String, MarketSpec>,
+) -> Result<Folded, StreamError> {
+    let mut read = LogRead::new(LOG_PAGE);
+    let ledger = read.fold(LedgerFold::new(specs));
+    read.run(client).await?;
+    ledger.finish().await
+}
 
 /// What the accounts task is asked to do.
 pub enum AccountsRequest {
@@ -131,13 +147,13 @@ pub struct AccountsHandle {
 
 impl AccountsHandle {
     /// Starts the supervised accounts task on the ledger folded from the
-    /// whole log (`preloaded`: the log as read at start; the task follows
-    /// the tail from where that read ended).
+    /// whole log at start (`folded`; the task follows the tail from where
+    /// that read ended).
     pub fn start(
         client: Client,
         markets: Vec<Market>,
         (fees, faucet): (Fees, accounts::Faucet),
-        preloaded: Arc<Preloaded>,
+        folded: Folded,
         tail: LiveTail,
     ) -> AccountsHandle {
         let (tx, rx) = mpsc::channel(1024);
@@ -162,12 +178,9 @@ impl AccountsHandle {
             fees,
             faucet,
             requests: Mutex::new(rx),
-            preloaded: std::sync::Mutex::new(Some(preloaded)),
+            folded: std::sync::Mutex::new(Some(folded)),
             tail,
-            specs: markets
-                .iter()
-                .map(|m| (market_stream(m.symbol.as_str()), m.spec.clone()))
-                .collect(),
+            specs: specs_by_stream(&markets),
         });
         supervise("accounts".into(), move || task.clone().run());
         handle
@@ -269,9 +282,9 @@ struct AccountsTask {
     fees: Fees,
     faucet: accounts::Faucet,
     requests: Mutex<mpsc::Receiver<AccountsRequest>>,
-    /// The log as the exchange read it at start, used once so the first
-    /// start does not read it again.
-    preloaded: std::sync::Mutex<Option<Arc<Preloaded>>>,
+    /// The ledger folded from the log as the exchange read it at start,
+    /// taken once so the first start does not read it again.
+    folded: std::sync::Mutex<Option<Folded>>,
     tail: LiveTail,
     /// Each market's spec by its stream's name, for folding what the tail
     /// delivers.
@@ -282,8 +295,8 @@ impl AccountsTask {
     async fn run(self: Arc<Self>) {
         let mut requests = self.requests.lock().await;
         // Only the first start has the log read; a restart reads it again.
-        let preloaded = unpoisoned(self.preloaded.lock()).take();
-        let from = self.recover(preloaded).await;
+        let folded = unpoisoned(self.folded.lock()).take();
+        let from = self.recover(folded).await;
         let mut following = self
             .tail
             .reader(Streams::MarketsAndAccounts, from)
@@ -298,7 +311,8 @@ impl AccountsTask {
                 progress = futures::StreamExt::next(&mut following) => match progress {
                     Some(Ok(progress)) => {
                         self.apply_others(&progress.events).await;
-                        self.mark_read(&progress.events);
+                        let read = progress.events.iter();
+                        self.mark_read(read.map(|e| (e.stream.as_str(), e.revision)));
                     }
                     Some(Err(e)) => {
                         tracing::warn!("following the account streams failed, retrying: {e}");
@@ -310,83 +324,56 @@ impl AccountsTask {
         }
     }
 
-    /// Notes how far the market streams have been read: up to the newest of
-    /// `events`' of each.
-    fn mark_read(&self, events: &[Arc<TailEvent>]) {
-        let mut newest: HashMap<&str, u64> = HashMap::new();
-        for e in events.iter().filter(|e| self.specs.contains_key(&e.stream)) {
-            let revision = newest.entry(&e.stream).or_insert(e.revision);
-            *revision = e.revision.max(*revision);
-        }
-        if newest.is_empty() {
-            return;
-        }
-        self.read.send_modify(|read| {
-            for (stream, revision) in newest {
-                let known = read.entry(stream.to_string()).or_insert(revision);
-                *known = revision.max(*known);
+    /// Notes how far the market streams have been read: up to the newest
+    /// revision given of each (of a market stream or not).
+    fn mark_read<'a>(&self, revisions: impl IntoIterator<Item = (&'a str, u64)>) {
+        self.read.send_if_modified(|read| {
+            let mut moved = false;
+            for (stream, revision) in revisions {
+                if !self.specs.contains_key(stream) {
+                    continue;
+                }
+                match read.get_mut(stream) {
+                    Some(known) if *known >= revision => continue,
+                    Some(known) => *known = revision,
+                    None => {
+                        read.insert(stream.to_string(), revision);
+                    }
+                }
+                moved = true;
             }
+            moved
         });
     }
 
-    /// Folds in what the tail delivers, in the store's order: each stream's
-    /// events from the revision the ledger is at (what this server wrote
-    /// is folded already and passed over). A gap in an account stream
-    /// means the ledger missed something: the log is folded again.
+    /// Folds in what the tail delivers, in the store's order, as start
+    /// folded the log (what this server wrote is folded already and passed
+    /// over). A gap means the ledger missed something: the log is folded
+    /// again.
     async fn apply_others(&self, events: &[Arc<TailEvent>]) {
-        let mut gap = false;
-        self.ledger.write(|ledger| {
-            for e in events {
-                match &e.event {
-                    Decoded::Account(event) => {
-                        let known = if e.stream == ACCOUNTS_STREAM {
-                            ledger.registry_events
-                        } else {
-                            ledger
-                                .account(event.account())
-                                .map_or(0, |a| a.stream_events)
-                        };
-                        if e.revision < known {
-                            continue;
-                        }
-                        if e.revision > known {
-                            gap = true;
-                            break;
-                        }
-                        ledger.apply(event);
-                    }
-                    Decoded::Book(event) => {
-                        if let Some(spec) = self.specs.get(&e.stream)
-                            && ledger.apply_market(spec, e.revision, event).is_err()
-                        {
-                            gap = true;
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        if gap {
-            tracing::warn!("a stream moved on past this ledger; folding the log again");
+        let folded = self
+            .ledger
+            .write(|ledger| fold_in_log_order(ledger, &self.specs, events));
+        if let Err(gap) = folded {
+            tracing::warn!("a stream moved on past this ledger ({gap}); folding the log again");
             self.ledger.reload().await;
         }
     }
 
-    /// Folds the whole log (`preloaded`, or read now) into the ledger and
-    /// settles what a log written before fees were in trades left
-    /// unsettled, retrying until the store answers: the position the
-    /// ledger is the fold of, to follow the tail from.
-    async fn recover(&self, mut preloaded: Option<Arc<Preloaded>>) -> Option<FeedPosition> {
+    /// Takes the ledger folded from the whole log (`folded` at start, or
+    /// read now) and settles what a log written before fees were in
+    /// trades left unsettled, retrying until the store answers: the
+    /// position the ledger is the fold of, to follow the tail from.
+    async fn recover(&self, mut folded: Option<Folded>) -> Option<FeedPosition> {
         let mut pause = Duration::from_millis(50);
         loop {
             let recovered = async {
-                let log = match preloaded.take() {
-                    Some(log) => log,
-                    None => Arc::new(Preloaded::read(&self.client).await?),
+                let (fold, position) = match folded.take() {
+                    Some(folded) => folded,
+                    None => fold_ledger(&self.client, self.specs.clone()).await?,
                 };
-                self.try_recover(&log).await?;
-                self.mark_read(&log.events);
-                Ok::<_, StreamError>(log.position)
+                self.try_recover(fold).await?;
+                Ok::<_, StreamError>(position)
             };
             match recovered.await {
                 Ok(position) => return position,
@@ -399,16 +386,10 @@ impl AccountsTask {
         }
     }
 
-    async fn try_recover(&self, log: &Preloaded) -> Result<(), StreamError> {
-        let markets = self.ledger.markets.clone();
-        let ledger = log.ledger(&markets)?;
-        let mut due = Vec::new();
-        for market in markets.iter() {
-            for (revision, e) in log.market(market) {
-                due.extend(ledger.legacy_settlement(&market.spec, &self.fees, revision, e));
-            }
-        }
-        *unpoisoned(self.ledger.state.write()) = ledger;
+    async fn try_recover(&self, fold: LedgerFold) -> Result<(), StreamError> {
+        let due = fold.legacy_settlements(&self.ledger.markets, &self.fees);
+        self.mark_read(fold.read.iter().map(|(s, r)| (s.as_str(), *r)));
+        *unpoisoned(self.ledger.state.write()) = fold.ledger;
         if !due.is_empty() {
             tracing::info!(
                 settlements = due.len(),

@@ -20,6 +20,7 @@
 //!   process paused) steps down by itself too, and a follower that took
 //!   over meanwhile has fenced it out.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,8 @@ use uuid::Uuid;
 
 use super::accounts_task::AccountsHandle;
 use super::clock::now_micros;
+use super::live_tail::TailEvent;
+use super::log_read::Fold;
 use super::streams::{
     StreamError, append, derived_id, keep_newest, last_event, market_event_payload, market_stream,
 };
@@ -210,6 +213,24 @@ pub fn fenced_term<'a>(events: impl IntoIterator<Item = &'a Event>) -> u64 {
         })
         .max()
         .unwrap_or(0)
+}
+
+/// The newest term fenced into each market stream (by the stream's name),
+/// as start folds the log.
+#[derive(Default)]
+pub struct FencedTerms(pub HashMap<String, u64>);
+
+impl Fold for FencedTerms {
+    fn fold_page(&mut self, events: &[Arc<TailEvent>]) -> Result<(), StreamError> {
+        for e in events {
+            if let Some(event) = e.book() {
+                let term = fenced_term([event]);
+                let newest = self.0.entry(e.stream.clone()).or_default();
+                *newest = term.max(*newest);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The task behind a [`Leadership`].

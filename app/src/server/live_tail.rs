@@ -64,7 +64,7 @@ pub enum Streams {
 }
 
 impl Streams {
-    pub(super) fn covers(&self, stream: &str) -> bool {
+    pub(crate) fn covers(&self, stream: &str) -> bool {
         match self {
             Streams::Markets => stream.starts_with(MARKET_STREAM_PREFIX),
             Streams::Market(name) => name == stream,

@@ -13,7 +13,8 @@ use orderbook::{Book, Market};
 use super::book_history::BookHistory;
 use super::live_tail::{LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
-use super::preloaded::Preloaded;
+use super::log_read::Fold;
+use super::streams::StreamError;
 use super::supervise::supervise;
 use super::views::ticker_view;
 use crate::api::{CandleHistory, FeedPosition, TickerView, TradeView};
@@ -205,13 +206,24 @@ fn joined(earlier: Option<Candle>, later: &Candle) -> Candle {
     }
 }
 
-#[derive(Default)]
-struct Projection {
+/// Every market's tape, and the log position they are the fold of.
+pub struct Projection {
     position: Option<FeedPosition>,
     markets: HashMap<String, MarketTape>,
 }
 
 impl Projection {
+    /// The tapes of these markets, before any event.
+    pub fn new(markets: Vec<Market>) -> Projection {
+        let markets = markets
+            .into_iter()
+            .map(|m| (m.spec.symbol.to_string(), MarketTape::new(m)));
+        Projection {
+            position: None,
+            markets: markets.collect(),
+        }
+    }
+
     /// Folds in events of the market streams, in the store's order (others
     /// are passed over).
     fn fold(&mut self, events: &[Arc<TailEvent>]) {
@@ -228,6 +240,13 @@ impl Projection {
     }
 }
 
+impl Fold for Projection {
+    fn fold_page(&mut self, events: &[Arc<TailEvent>]) -> Result<(), StreamError> {
+        self.fold(events);
+        Ok(())
+    }
+}
+
 /// A handle on the projection. Cheap to clone.
 #[derive(Clone)]
 pub struct MarketData {
@@ -235,17 +254,15 @@ pub struct MarketData {
 }
 
 impl MarketData {
-    /// Folds the log as start read it, then starts the supervised task
-    /// that follows the tail from there.
-    pub fn start(tail: LiveTail, markets: Vec<Market>, preloaded: &Preloaded) -> MarketData {
-        let mut projection = Projection::default();
-        for m in markets {
-            projection
-                .markets
-                .insert(m.spec.symbol.to_string(), MarketTape::new(m));
-        }
-        projection.fold(&preloaded.events);
-        projection.position = preloaded.position;
+    /// Starts the supervised task that follows the tail from `position`
+    /// (where start's read of the log ended), on the projection folded
+    /// from the log up to there.
+    pub fn start(
+        tail: LiveTail,
+        mut projection: Projection,
+        position: Option<FeedPosition>,
+    ) -> MarketData {
+        projection.position = position;
         let state = Arc::new(RwLock::new(projection));
         let data = MarketData { state };
         let task = data.clone();

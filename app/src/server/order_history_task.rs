@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use super::live_tail::{LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
+use super::log_read::Fold;
 use super::order_history::OrderHistory;
-use super::preloaded::Preloaded;
-use super::streams::Decoded;
+use super::streams::{Decoded, StreamError};
 use super::supervise::supervise;
 use crate::api::FeedPosition;
 
@@ -29,16 +29,25 @@ fn fold(history: &mut OrderHistory, events: &[Arc<TailEvent>]) {
     }
 }
 
+impl Fold for OrderHistory {
+    fn fold_page(&mut self, events: &[Arc<TailEvent>]) -> Result<(), StreamError> {
+        fold(self, events);
+        Ok(())
+    }
+}
+
 impl OrderHistoryHandle {
-    /// Folds the log as start read it, then starts the supervised task
-    /// that follows the tail from there. A restart after a panic (which
-    /// may have left a fold half done) folds the log again from the
-    /// beginning.
-    pub fn start(tail: LiveTail, preloaded: &Preloaded) -> OrderHistoryHandle {
-        let mut history = OrderHistory::default();
-        fold(&mut history, &preloaded.events);
+    /// Starts the supervised task that follows the tail from `position`
+    /// (where start's read of the log ended), on the history folded from
+    /// the log up to there. A restart after a panic (which may have left
+    /// a fold half done) folds the log again from the beginning.
+    pub fn start(
+        tail: LiveTail,
+        history: OrderHistory,
+        position: Option<FeedPosition>,
+    ) -> OrderHistoryHandle {
         let handle = OrderHistoryHandle {
-            state: Arc::new(RwLock::new((history, preloaded.position))),
+            state: Arc::new(RwLock::new((history, position))),
         };
         let task = handle.clone();
         let mut restarted = false;

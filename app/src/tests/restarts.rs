@@ -2,8 +2,11 @@
 //! that stops answering.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::*;
+use crate::server::live_tail::{self, TailEvent};
+use crate::server::log_read::{Fold, LOG_PAGE, LogRead};
 
 #[tokio::test]
 async fn a_restart_rebuilds_books_accounts_and_sessions() {
@@ -128,6 +131,83 @@ async fn a_restart_folds_one_read_of_the_log_into_what_the_live_server_showed() 
         }
     }
     check_store(&s).await;
+}
+
+/// What start's read of the log hands a fold: every market and account
+/// event (by stream and revision), the end position of `$all`, or the
+/// error the fold stopped on.
+#[derive(Default)]
+struct Seen {
+    events: Vec<(String, u64)>,
+    /// Fails on this page (counted from 0), to stop the fold there.
+    fails_on: Option<usize>,
+    pages: usize,
+}
+
+impl Fold for Seen {
+    fn fold_page(&mut self, events: &[Arc<TailEvent>]) -> Result<(), streams::StreamError> {
+        if self.fails_on == Some(self.pages) {
+            return Err(streams::StreamError::Unavailable("this fold stops".into()));
+        }
+        self.pages += 1;
+        self.events
+            .extend(events.iter().map(|e| (e.stream.clone(), e.revision)));
+        Ok(())
+    }
+}
+
+/// Start reads the log a page at a time into every fold at once. Each
+/// fold is handed every market and account event exactly once, in the
+/// store's order, whatever the page size and however many other events
+/// (the leader's claim, the books' snapshots) lie between; it learns
+/// where `$all` ends; and a fold that stops on an error stops nobody else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_read_at_start_hands_every_fold_each_event_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut config = settings();
+        config.snapshot_every = 4;
+        let data = dir.path().join("events");
+        let s = start_on_with(config, Connection::Embedded { data }).await;
+        super::trading_rules::random_traders(&s, 3, 0, 40).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        s.exchange.stop().await;
+    }
+    let (_store, client) = open_stopped(dir.path()).await;
+    let (mut expected, mut others, mut end) = (Vec::new(), 0, None);
+    streams::read_all_from_start(&client, |e| {
+        end = Some(streams::feed_position(e.position));
+        if live_tail::Streams::MarketsAndAccounts.covers(&e.stream_id) {
+            expected.push((e.stream_id.clone(), e.revision));
+        } else {
+            others += 1;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert!(expected.len() > 100, "{} events", expected.len());
+    assert!(others > 5, "{others} events of other streams");
+    assert!(expected.len() + others < LOG_PAGE);
+    for page in [2, 3, 7, 64, LOG_PAGE] {
+        let mut read = LogRead::new(page);
+        let first = read.fold(Seen::default());
+        let stopping = read.fold(Seen {
+            fails_on: Some(1),
+            ..Seen::default()
+        });
+        let second = read.fold(Seen::default());
+        read.run(&client).await.unwrap();
+        for folding in [first, second] {
+            let (seen, position) = folding.finish().await.unwrap();
+            assert_eq!(seen.events, expected, "pages of {page}");
+            assert_eq!(position, end, "pages of {page}");
+        }
+        // The whole log is one page of the largest size, and more of any
+        // other: the fold that stops on its second page stops there.
+        let stopped = stopping.finish().await;
+        assert_eq!(stopped.is_err(), page != LOG_PAGE, "pages of {page}");
+    }
 }
 
 /// A log written before fees were in trades settled each trade with ledger

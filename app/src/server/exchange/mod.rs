@@ -24,14 +24,16 @@ use super::accounts_task::AccountsHandle;
 use super::book_diffs::{self, BookDiffs};
 use super::depth_updates::{self, DepthUpdates};
 use super::key_crypto::SealingKey;
-use super::leadership::{Leadership, Role, fenced_term};
+use super::leadership::{FencedTerms, Leadership, Role};
+use super::ledger_fold::{LedgerFold, specs_by_stream};
 use super::live_tail::LiveTail;
 use super::lock::unpoisoned;
+use super::log_read::{LOG_PAGE, LogRead};
 use super::login_limits::LoginLimits;
-use super::market_data::MarketData;
+use super::market_data::{MarketData, Projection};
 use super::market_task::{Action, Caps, MarketHandle, Replayed};
+use super::order_history::OrderHistory;
 use super::order_history_task::OrderHistoryHandle;
-use super::preloaded::Preloaded;
 use super::settings::{SessionPolicy, Settings};
 use super::snapshot_writer::SnapshotWriter;
 use super::streams::{StreamError, last_position, market_stream, until_answered};
@@ -163,23 +165,28 @@ impl Exchange {
             LiveTail::start(client.clone(), market_streams.clone())
         })
         .await?;
-        // The whole log, read once after the tail started: every fold below
-        // starts from it and follows the tail from where the read ended.
-        let preloaded = until_answered("reading the log", || Preloaded::read(&client)).await?;
-        let preloaded = Arc::new(preloaded);
-        let followed_from = preloaded.position;
+        // The whole log, read once after the tail started, a page at a
+        // time into every fold start needs, each on a thread of its own.
+        // Each then follows the tail from where the read ended.
+        let mut read = LogRead::new(LOG_PAGE);
+        let ledger = read.fold(LedgerFold::new(specs_by_stream(&settings.markets)));
+        let market_data = read.fold(Projection::new(settings.markets.clone()));
+        let order_history = read.fold(OrderHistory::default());
+        let terms = read.fold(FencedTerms::default());
+        read.run(&client).await?;
+        let (ledger, followed_from) = ledger.finish().await?;
+        let (market_data, _) = market_data.finish().await?;
+        let (order_history, _) = order_history.finish().await?;
+        let (FencedTerms(terms), _) = terms.finish().await?;
         let ledger = AccountsHandle::start(
             client.clone(),
             settings.markets.clone(),
             (settings.fees, settings.faucet.clone()),
-            preloaded.clone(),
+            (ledger, followed_from),
             tail.clone(),
         );
-        // Folded here while the accounts task folds the ledger. The market
-        // data's fold is the books' one fold: each market's task and its
-        // book diffs start from the book it reached.
-        let market_data = MarketData::start(tail.clone(), settings.markets.clone(), &preloaded);
-        let order_history = OrderHistoryHandle::start(tail.clone(), &preloaded);
+        let market_data = MarketData::start(tail.clone(), market_data, followed_from);
+        let order_history = OrderHistoryHandle::start(tail.clone(), order_history, followed_from);
         ledger.loaded().await;
         let symbols = settings.markets.iter().map(|m| m.symbol).collect();
         let leadership = Leadership::start(
@@ -196,7 +203,7 @@ impl Exchange {
             let book = market_data
                 .book(&symbol)
                 .unwrap_or_else(|| Book::new(market.clone()));
-            let term = fenced_term(preloaded.market(market).map(|(_, e)| e));
+            let term = terms.get(&market_stream(&symbol)).copied().unwrap_or(0);
             let caps = Caps {
                 max_open_orders: settings.max_open_orders,
                 max_stop_orders: settings.max_stop_orders,
@@ -228,7 +235,6 @@ impl Exchange {
             snapshots.insert(symbol.clone(), writer.start());
             markets.insert(symbol, handle);
         }
-        drop(preloaded);
         let depth_updates = markets
             .iter()
             .map(|(symbol, m)| {

@@ -1,0 +1,128 @@
+//! The ledger as the fold of the log in the store's order: the accounts
+//! registry, every account's stream and the market streams, event by
+//! event as `$all` has them. Start folds the log this way a page at a
+//! time, and the accounts task folds what the live tail delivers after
+//! it with the same rule, so a ledger built at start and one kept current
+//! since are the same fold.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use accounts::{AccountEvent, Fees, Ledger};
+use orderbook::{Event, Market, MarketSpec};
+
+use super::live_tail::TailEvent;
+use super::log_read::Fold;
+use super::streams::{ACCOUNTS_STREAM, Decoded, StreamError, market_stream};
+
+/// Folds market and account events into `ledger`, in the store's order:
+/// each stream's events from the revision the ledger is at (earlier ones
+/// are in it already, as this server folds what it writes, and are
+/// passed over). An event past the next one of its stream is a gap: the
+/// ledger missed what lies between, and folding on would be wrong.
+pub fn fold_in_log_order(
+    ledger: &mut Ledger,
+    specs: &HashMap<String, MarketSpec>,
+    events: &[Arc<TailEvent>],
+) -> Result<(), StreamError> {
+    for e in events {
+        let gap = |folded: u64| StreamError::Corrupt {
+            stream: e.stream.clone(),
+            revision: e.revision,
+            reason: format!("the ledger has folded {folded} events of it, so one is missing"),
+        };
+        match &e.event {
+            Decoded::Account(event) => {
+                let folded = if e.stream == ACCOUNTS_STREAM {
+                    ledger.registry_events
+                } else {
+                    let account = ledger.account(event.account());
+                    account.map_or(0, |a| a.stream_events)
+                };
+                if e.revision > folded {
+                    return Err(gap(folded));
+                }
+                if e.revision == folded {
+                    ledger.apply(event);
+                }
+            }
+            Decoded::Book(event) => {
+                if let Some(spec) = specs.get(&e.stream) {
+                    ledger
+                        .apply_market(spec, e.revision, event)
+                        .map_err(|g| gap(g.folded))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each market's spec by the name of its stream.
+pub fn specs_by_stream(markets: &[Market]) -> HashMap<String, MarketSpec> {
+    let specs = markets
+        .iter()
+        .map(|m| (market_stream(m.symbol.as_str()), m.spec.clone()));
+    specs.collect()
+}
+
+/// The ledger folded from the whole log at start, with what start does
+/// once the fold is whole.
+pub struct LedgerFold {
+    pub ledger: Ledger,
+    specs: HashMap<String, MarketSpec>,
+    /// Trades of a log written before fees were in trades (stream,
+    /// revision, event): whether each was settled is known only once the
+    /// account events written after it are folded too.
+    unsettled: Vec<(String, u64, Event)>,
+    /// The newest revision read of each market stream.
+    pub read: HashMap<String, u64>,
+}
+
+impl LedgerFold {
+    pub fn new(specs: HashMap<String, MarketSpec>) -> LedgerFold {
+        LedgerFold {
+            ledger: Ledger::new(),
+            specs,
+            unsettled: Vec::new(),
+            read: HashMap::new(),
+        }
+    }
+
+    /// The settlements a crash took away from trades of a log written
+    /// before fees were in trades, market by market, each in its
+    /// stream's order.
+    pub fn legacy_settlements(&self, markets: &[Market], fees: &Fees) -> Vec<AccountEvent> {
+        let mut due = Vec::new();
+        for market in markets {
+            let stream = market_stream(market.symbol.as_str());
+            for (_, revision, event) in self.unsettled.iter().filter(|(s, ..)| *s == stream) {
+                let settlement =
+                    self.ledger
+                        .legacy_settlement(&market.spec, fees, *revision, event);
+                due.extend(settlement);
+            }
+        }
+        due
+    }
+}
+
+impl Fold for LedgerFold {
+    fn fold_page(&mut self, events: &[Arc<TailEvent>]) -> Result<(), StreamError> {
+        fold_in_log_order(&mut self.ledger, &self.specs, events)?;
+        for e in events {
+            let Some(event) = e.book() else { continue };
+            if !self.specs.contains_key(&e.stream) {
+                continue;
+            }
+            self.read.insert(e.stream.clone(), e.revision);
+            if let Event::TradeExecuted(t) = event
+                && t.fees.is_none()
+            {
+                self.unsettled
+                    .push((e.stream.clone(), e.revision, event.clone()));
+            }
+        }
+        Ok(())
+    }
+}
