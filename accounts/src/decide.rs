@@ -169,6 +169,22 @@ impl Ledger {
         }
     }
 
+    /// For a log written before schema 3: whether one of its trades (one
+    /// without fees) has a party with an account here that it is not
+    /// settled into yet, which [`Ledger::legacy_settlement`] would settle
+    /// if the log ended now. Once it is settled into both, the later
+    /// events of a log cannot unsettle it.
+    pub fn awaits_legacy_settlement(&self, symbol: &str, revision: u64, event: &Event) -> bool {
+        let Event::TradeExecuted(t) = event else {
+            return false;
+        };
+        let unsettled = |account| {
+            self.account(account)
+                .is_some_and(|a| !a.has_settled(symbol, revision))
+        };
+        t.fees.is_none() && (unsettled(t.maker_account) || unsettled(t.taker_account))
+    }
+
     /// For a log written before schema 3: the settlement of one of its
     /// trades (one without fees) into each account that has not settled
     /// it, as that version settled it. Such a log settled trades with

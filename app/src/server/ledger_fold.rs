@@ -72,8 +72,8 @@ pub struct LedgerFold {
     pub ledger: Ledger,
     specs: HashMap<String, MarketSpec>,
     /// Trades of a log written before fees were in trades (stream,
-    /// revision, event): whether each was settled is known only once the
-    /// account events written after it are folded too.
+    /// revision, event) that are not settled yet into every party with an
+    /// account: their settlement, written after them, may still come.
     unsettled: Vec<(String, u64, Event)>,
     /// The newest revision read of each market stream.
     pub read: HashMap<String, u64>,
@@ -112,17 +112,26 @@ impl Fold for LedgerFold {
         fold_in_log_order(&mut self.ledger, &self.specs, events)?;
         for e in events {
             let Some(event) = e.book() else { continue };
-            if !self.specs.contains_key(&e.stream) {
+            let Some(spec) = self.specs.get(&e.stream) else {
                 continue;
-            }
+            };
             self.read.insert(e.stream.clone(), e.revision);
-            if let Event::TradeExecuted(t) = event
-                && t.fees.is_none()
+            if self
+                .ledger
+                .awaits_legacy_settlement(spec.symbol.as_str(), e.revision, event)
             {
                 self.unsettled
                     .push((e.stream.clone(), e.revision, event.clone()));
             }
         }
+        // A settlement follows its trade closely in the log: what it has
+        // settled since is let go, so only the trades a crash left
+        // unsettled are kept to the end.
+        let (ledger, specs) = (&self.ledger, &self.specs);
+        self.unsettled.retain(|(stream, revision, event)| {
+            let symbol = specs[stream].symbol.as_str();
+            ledger.awaits_legacy_settlement(symbol, *revision, event)
+        });
         Ok(())
     }
 }
