@@ -21,8 +21,11 @@ const RECENT_IDS: usize = 1 << 20;
 
 #[derive(Clone, Debug, Default)]
 pub struct StreamState {
-    /// Position and id of each revision, from 0.
-    pub events: Vec<(u64, u128)>,
+    /// The position of each revision, from 0. An event's id is not kept
+    /// here: only an append that may be a retry needs it, and it reads it
+    /// from the log (`writer.rs`), where 16 bytes an event in memory would
+    /// grow the store's memory with every event ever written.
+    pub positions: Vec<u64>,
     /// Revisions below this are hidden (`$tb` from the stream's metadata).
     pub truncate_before: u64,
     pub tombstoned: bool,
@@ -31,12 +34,12 @@ pub struct StreamState {
 impl StreamState {
     /// The last revision, or `None` when nothing was ever written.
     pub fn last_revision(&self) -> Option<u64> {
-        self.events.len().checked_sub(1).map(|n| n as u64)
+        self.positions.len().checked_sub(1).map(|n| n as u64)
     }
 
     /// Soft-deleted: everything written so far is hidden.
     pub fn soft_deleted(&self) -> bool {
-        soft_deleted(self.truncate_before, self.events.len() as u64)
+        soft_deleted(self.truncate_before, self.positions.len() as u64)
     }
 }
 
@@ -92,7 +95,7 @@ impl Index {
                 .truncate_before = tb;
         }
         let state = self.streams.entry(e.stream.clone()).or_default();
-        state.events.push((e.position, e.id));
+        state.positions.push(e.position);
         self.recent.insert(e.id, (e.stream.clone(), e.revision));
         self.recent_order.push_back(e.id);
         if self.recent_order.len() > RECENT_IDS

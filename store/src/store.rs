@@ -261,10 +261,10 @@ impl Store {
         if s.tombstoned {
             return Err(StreamRead::Deleted);
         }
-        if s.events.is_empty() || s.soft_deleted() {
+        if s.positions.is_empty() || s.soft_deleted() {
             return Err(StreamRead::NotFound);
         }
-        let len = s.events.len() as u64;
+        let len = s.positions.len() as u64;
         // A metastream shows only its latest event ($maxCount 1).
         let first = if metastream_of(stream).is_some() {
             len - 1
@@ -313,7 +313,7 @@ impl Store {
         let positions: Vec<u64> = {
             let index = self.shared.index.read().expect("index lock");
             let s = index.stream(stream).expect("the stream was just seen");
-            revisions.iter().map(|r| s.events[*r as usize].0).collect()
+            revisions.iter().map(|r| s.positions[*r as usize]).collect()
         };
         StreamRead::Events {
             positions,
@@ -416,13 +416,10 @@ impl Store {
     pub fn stream_positions_from(&self, stream: &[u8], from: u64) -> Vec<(u64, u64)> {
         let index = self.shared.index.read().expect("index lock");
         index.stream(stream).map_or_else(Vec::new, |s| {
-            let start = from.max(s.truncate_before);
-            s.events
-                .iter()
-                .enumerate()
-                .skip(start as usize)
-                .map(|(r, (p, _))| (r as u64, *p))
-                .collect()
+            let start = from.max(s.truncate_before) as usize;
+            let positions = s.positions.get(start..).unwrap_or_default();
+            let revisions = (start as u64..).zip(positions.iter().copied());
+            revisions.collect()
         })
     }
 

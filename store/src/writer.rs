@@ -15,7 +15,7 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::index::{Index, METADATA, STREAM_DELETED, TOMBSTONE_REVISION, soft_deleted};
-use crate::log::Log;
+use crate::log::{Log, Segments};
 use crate::record::StoredEvent;
 
 /// The revision a write expects the stream to be at.
@@ -160,10 +160,19 @@ fn write_batch(log: &mut Log, shared: &Shared, batch: Vec<WriteRequest>) {
     let mut records: Vec<StoredEvent> = Vec::new();
     let mut plans = Vec::with_capacity(batch.len());
     {
+        let segments = log.segments();
         let index = shared.index.read().expect("index lock");
         let mut pending: HashMap<Bytes, Pending> = HashMap::new();
         for req in &batch {
-            plans.push(plan(&index, &mut pending, &req.op, created, &mut records));
+            let planned = plan(
+                &segments,
+                &index,
+                &mut pending,
+                &req.op,
+                created,
+                &mut records,
+            );
+            plans.push(planned);
         }
     }
     let written = place_and_write(log, &mut records);
@@ -219,7 +228,7 @@ fn pending_for<'a>(
         .entry(stream.clone())
         .or_insert_with(|| match index.stream(stream) {
             Some(s) => Pending {
-                len: s.events.len() as u64,
+                len: s.positions.len() as u64,
                 truncate_before: s.truncate_before,
                 tombstoned: s.tombstoned,
                 new_ids: Vec::new(),
@@ -228,21 +237,29 @@ fn pending_for<'a>(
         })
 }
 
-/// The id at `revision` of a stream, from the index or this batch.
-fn id_at(index: &Index, p: &Pending, stream: &Bytes, revision: u64) -> Option<u128> {
+/// The id at `revision` of a stream: read from the log, or of this batch.
+fn id_at(
+    log: &Segments,
+    index: &Index,
+    p: &Pending,
+    stream: &Bytes,
+    revision: u64,
+) -> std::io::Result<Option<u128>> {
     let durable = p.len - p.new_ids.len() as u64;
-    if revision < durable {
-        index
-            .stream(stream)?
-            .events
-            .get(revision as usize)
-            .map(|(_, id)| *id)
-    } else {
-        p.new_ids.get((revision - durable) as usize).copied()
+    if revision >= durable {
+        return Ok(p.new_ids.get((revision - durable) as usize).copied());
+    }
+    let position = index
+        .stream(stream)
+        .and_then(|s| s.positions.get(revision as usize));
+    match position {
+        Some(&position) => Ok(Some(log.read_at(position)?.id)),
+        None => Ok(None),
     }
 }
 
 fn plan(
+    log: &Segments,
     index: &Index,
     pending: &mut HashMap<Bytes, Pending>,
     op: &Op,
@@ -287,16 +304,25 @@ fn plan(
             if let Some(from) = retry_from
                 && !events.is_empty()
             {
-                let all_there = events
-                    .iter()
-                    .enumerate()
-                    .all(|(i, e)| id_at(index, &p, stream, from + i as u64) == Some(e.id));
+                let mut all_there = true;
+                for (e, revision) in events.iter().zip(from..) {
+                    match id_at(log, index, &p, stream, revision) {
+                        Ok(id) if id == Some(e.id) => {}
+                        Ok(_) => {
+                            all_there = false;
+                            break;
+                        }
+                        // Whether it is a retry is unknown: nothing is
+                        // written, and the caller asks again.
+                        Err(e) => return Planned::Done(WriteOutcome::Failed(e.to_string())),
+                    }
+                }
                 if all_there {
                     let last = from + events.len() as u64 - 1;
                     let position = index
                         .stream(stream)
-                        .and_then(|s| s.events.get(last as usize))
-                        .map(|(pos, _)| *pos);
+                        .and_then(|s| s.positions.get(last as usize))
+                        .copied();
                     if let Some(position) = position {
                         return Planned::Done(WriteOutcome::Written {
                             revision: Some(last),
@@ -324,8 +350,8 @@ fn plan(
             if events.is_empty() {
                 let position = index
                     .stream(stream)
-                    .and_then(|s| s.events.last())
-                    .map_or(0, |(pos, _)| *pos);
+                    .and_then(|s| s.positions.last())
+                    .map_or(0, |pos| *pos);
                 return Planned::Done(WriteOutcome::Written {
                     revision: current,
                     position,

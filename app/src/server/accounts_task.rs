@@ -325,7 +325,7 @@ impl AccountsTask {
     }
 
     /// Notes how far the market streams have been read: up to the newest
-    /// revision given of each (of a market stream or not).
+    /// revision given of each (those of other streams are passed over).
     fn mark_read<'a>(&self, revisions: impl IntoIterator<Item = (&'a str, u64)>) {
         self.read.send_if_modified(|read| {
             let mut moved = false;
