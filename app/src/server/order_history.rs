@@ -13,9 +13,12 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use accounts::AccountEvent;
-use orderbook::{AccountId, CancelReason, ClientOrderId, Event, OrderId, OrderTerms, Timestamp};
+use orderbook::{
+    AccountId, CancelReason, ClientOrderId, Event, OrderId, OrderTerms, Symbol, Timestamp,
+};
 use rust_decimal::Decimal;
 
 /// Where an order is in its life.
@@ -55,7 +58,7 @@ pub struct OrderFilter {
 impl OrderFilter {
     fn keeps(&self, o: &OrderRecord) -> bool {
         let state = o.state.name();
-        self.symbol.as_ref().is_none_or(|s| *s == o.symbol)
+        self.symbol.as_deref().is_none_or(|s| s == &*o.symbol)
             && self.state.as_deref().is_none_or(|wanted| {
                 wanted == state || (wanted == "open" && state == "partially_filled")
             })
@@ -65,7 +68,9 @@ impl OrderFilter {
 /// One order as the history knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderRecord {
-    pub symbol: String,
+    /// The market's name, shared by every record of it: a history of
+    /// millions of orders keeps one copy.
+    pub symbol: Arc<str>,
     /// None for an order refused before it was given an id.
     pub order_id: Option<OrderId>,
     /// As accepted (a refusal's as asked), after any amendment: the
@@ -88,14 +93,14 @@ pub struct OrderRecord {
 impl OrderRecord {
     /// A placement refused before it was given an id.
     fn refused(
-        symbol: &str,
+        symbol: Arc<str>,
         terms: OrderTerms,
         client_order_id: Option<ClientOrderId>,
         reason: &str,
         at: Timestamp,
     ) -> OrderRecord {
         OrderRecord {
-            symbol: symbol.to_string(),
+            symbol,
             order_id: None,
             terms,
             client_order_id,
@@ -115,7 +120,7 @@ impl OrderRecord {
         for e in events {
             history.apply_market(e);
         }
-        let (account, at) = *history.index.get(&(symbol.to_string(), order_id))?;
+        let (account, at) = *history.index.get(&(Symbol::new(symbol).ok()?, order_id))?;
         Some(history.accounts[&account][at].clone())
     }
 
@@ -184,20 +189,23 @@ pub fn newest_first<T>(
 pub struct OrderHistory {
     accounts: HashMap<AccountId, Vec<OrderRecord>>,
     /// Each accepted order's account and place in that account's list.
-    index: HashMap<(String, OrderId), (AccountId, usize)>,
+    index: HashMap<(Symbol, OrderId), (AccountId, usize)>,
+    /// The one shared copy of each market's name.
+    names: HashMap<String, Arc<str>>,
 }
 
 impl OrderHistory {
     /// Folds in one market event.
     pub fn apply_market(&mut self, event: &Event) {
-        let symbol = event.symbol().as_str();
+        let symbol = *event.symbol();
         match event {
             Event::OrderAccepted(a) => {
+                let name = self.name(symbol.as_str());
                 let orders = self.accounts.entry(a.account).or_default();
                 self.index
-                    .insert((symbol.to_string(), a.order_id), (a.account, orders.len()));
+                    .insert((symbol, a.order_id), (a.account, orders.len()));
                 orders.push(OrderRecord {
-                    symbol: symbol.to_string(),
+                    symbol: name,
                     order_id: Some(a.order_id),
                     terms: a.terms(),
                     client_order_id: a.client_order_id.clone(),
@@ -254,10 +262,12 @@ impl OrderHistory {
                     o.updated_at = c.at;
                 }
             }
-            Event::OrderRefused(r) => self.refused(
-                r.account,
-                OrderRecord::refused(symbol, r.terms, r.client_order_id.clone(), &r.reason, r.at),
-            ),
+            Event::OrderRefused(r) => {
+                let name = self.name(symbol.as_str());
+                let record =
+                    OrderRecord::refused(name, r.terms, r.client_order_id.clone(), &r.reason, r.at);
+                self.refused(r.account, record);
+            }
             // The exchange answers a rejection without writing it to the
             // book's stream; refused placements come as `OrderRefused`.
             Event::OrderRejected(_) | Event::StreamFenced(_) => {}
@@ -268,16 +278,17 @@ impl OrderHistory {
     /// log from where that one stood).
     pub fn adopt(&mut self, account: AccountId, record: OrderRecord) {
         let orders = self.accounts.entry(account).or_default();
-        if let Some(id) = record.order_id {
-            self.index
-                .insert((record.symbol.clone(), id), (account, orders.len()));
+        // An order with an id was accepted by a market, whose name is a
+        // symbol.
+        if let (Some(id), Ok(symbol)) = (record.order_id, Symbol::new(&record.symbol)) {
+            self.index.insert((symbol, id), (account, orders.len()));
         }
         orders.push(record);
     }
 
     /// One of the account's orders in a market, by the exchange's id.
     pub fn order(&self, account: AccountId, symbol: &str, id: OrderId) -> Option<&OrderRecord> {
-        let (owner, at) = self.index.get(&(symbol.to_string(), id))?;
+        let (owner, at) = self.index.get(&(Symbol::new(symbol).ok()?, id))?;
         (*owner == account).then(|| &self.accounts[owner][*at])
     }
 
@@ -294,7 +305,7 @@ impl OrderHistory {
         let orders = self.accounts.get(&account)?;
         orders.iter().rev().find(|o| {
             o.order_id.is_some()
-                && o.symbol == symbol
+                && &*o.symbol == symbol
                 && o.client_order_id.as_ref() == Some(client_order_id)
         })
     }
@@ -311,10 +322,8 @@ impl OrderHistory {
         } = event
             && let Some(terms) = event.refused_terms()
         {
-            self.refused(
-                *account,
-                OrderRecord::refused(symbol, terms, None, reason, *at),
-            );
+            let record = OrderRecord::refused(self.name(symbol), terms, None, reason, *at);
+            self.refused(*account, record);
         }
     }
 
@@ -322,8 +331,19 @@ impl OrderHistory {
         self.accounts.entry(account).or_default().push(record);
     }
 
-    fn order_mut(&mut self, symbol: &str, id: OrderId) -> Option<&mut OrderRecord> {
-        let &(account, i) = self.index.get(&(symbol.to_string(), id))?;
+    /// The shared copy of a market's name (of any name a refusal
+    /// carried, too: a log may hold refusals for markets that never were).
+    fn name(&mut self, symbol: &str) -> Arc<str> {
+        if let Some(name) = self.names.get(symbol) {
+            return name.clone();
+        }
+        let name: Arc<str> = symbol.into();
+        self.names.insert(symbol.to_string(), name.clone());
+        name
+    }
+
+    fn order_mut(&mut self, symbol: Symbol, id: OrderId) -> Option<&mut OrderRecord> {
+        let &(account, i) = self.index.get(&(symbol, id))?;
         self.accounts.get_mut(&account)?.get_mut(i)
     }
 

@@ -142,7 +142,7 @@ pub fn order_record_view(o: &OrderRecord, mut fills: Vec<&TradeSettled>) -> Orde
         .as_ref()
         .map(|_| amount(fills.iter().map(|t| t.fee).sum()));
     OrderRecordView {
-        symbol: o.symbol.clone(),
+        symbol: o.symbol.to_string(),
         order_id: o.order_id,
         side: o.terms.side.as_str().to_string(),
         order_type: o.terms.order_type.as_str().to_string(),

@@ -226,7 +226,7 @@ async fn catch_up(
     for (symbol, order_id) in touched {
         let record = match open
             .iter()
-            .find(|o| o.symbol == symbol && o.order_id == Some(order_id))
+            .find(|o| *o.symbol == *symbol && o.order_id == Some(order_id))
         {
             Some(o) => Some(o.clone()),
             None => {

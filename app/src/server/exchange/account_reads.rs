@@ -215,7 +215,7 @@ impl Exchange {
             let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
             let mut fills: HashMap<(&str, OrderId), Vec<&accounts::TradeSettled>> = orders
                 .iter()
-                .filter_map(|o| Some(((o.symbol.as_str(), o.order_id?), Vec::new())))
+                .filter_map(|o| Some(((&*o.symbol, o.order_id?), Vec::new())))
                 .collect();
             for t in trades {
                 if let Some(f) = fills.get_mut(&(t.symbol.as_str(), t.order_id)) {
@@ -225,7 +225,7 @@ impl Exchange {
             orders
                 .iter()
                 .map(|o| {
-                    let key = o.order_id.map(|id| (o.symbol.as_str(), id));
+                    let key = o.order_id.map(|id| (&*o.symbol, id));
                     let of = key.and_then(|k| fills.remove(&k)).unwrap_or_default();
                     order_record_view(o, of)
                 })

@@ -301,7 +301,7 @@ impl Order {
         use crate::server::OrderState;
         let t = &o.terms;
         Order {
-            symbol: o.symbol.clone(),
+            symbol: o.symbol.to_string(),
             order_id: o.order_id.unwrap_or_default(),
             client_order_id: o.client_order_id.as_ref().map(|c| c.to_string()),
             side: t.side.as_str().to_string(),
