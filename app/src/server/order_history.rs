@@ -120,7 +120,12 @@ impl OrderRecord {
         for e in events {
             history.apply_market(e);
         }
-        let (account, at) = *history.index.get(&(Symbol::new(symbol).ok()?, order_id))?;
+        let symbol = Symbol::new(symbol).ok()?;
+        let mut accounts = history.accounts.keys();
+        let (account, at) = accounts.find_map(|&account| {
+            let at = history.place(account, symbol, order_id)?;
+            Some((account, at))
+        })?;
         Some(history.accounts[&account][at].clone())
     }
 
@@ -188,8 +193,10 @@ pub fn newest_first<T>(
 #[derive(Debug, Default)]
 pub struct OrderHistory {
     accounts: HashMap<AccountId, Vec<OrderRecord>>,
-    /// Each accepted order's account and place in that account's list.
-    index: HashMap<(Symbol, OrderId), (AccountId, usize)>,
+    /// Per account and market, the places of its accepted orders in the
+    /// account's list, in order of their ids: a few bytes an order, where
+    /// a map entry for each order ever placed took tens.
+    places: HashMap<(AccountId, Symbol), Vec<usize>>,
     /// The one shared copy of each market's name.
     names: HashMap<String, Arc<str>>,
 }
@@ -200,12 +207,8 @@ impl OrderHistory {
         let symbol = *event.symbol();
         match event {
             Event::OrderAccepted(a) => {
-                let name = self.name(symbol.as_str());
-                let orders = self.accounts.entry(a.account).or_default();
-                self.index
-                    .insert((symbol, a.order_id), (a.account, orders.len()));
-                orders.push(OrderRecord {
-                    symbol: name,
+                let record = OrderRecord {
+                    symbol: self.name(symbol.as_str()),
                     order_id: Some(a.order_id),
                     terms: a.terms(),
                     client_order_id: a.client_order_id.clone(),
@@ -215,11 +218,16 @@ impl OrderHistory {
                     triggered_at: None,
                     placed_at: a.at,
                     updated_at: a.at,
-                });
+                };
+                self.add(a.account, symbol, record);
             }
             Event::TradeExecuted(t) => {
-                for id in [t.maker_order_id, t.taker_order_id] {
-                    if let Some(o) = self.order_mut(symbol, id) {
+                let orders = [
+                    (t.maker_account, t.maker_order_id),
+                    (t.taker_account, t.taker_order_id),
+                ];
+                for (account, id) in orders {
+                    if let Some(o) = self.order_mut(account, symbol, id) {
                         o.filled += t.quantity;
                         o.filled_quote += t.price * t.quantity;
                         o.state = OrderState::PartiallyFilled;
@@ -228,14 +236,14 @@ impl OrderHistory {
                 }
             }
             Event::OrderAmended(a) => {
-                if let Some(o) = self.order_mut(symbol, a.order_id) {
+                if let Some(o) = self.order_mut(a.account, symbol, a.order_id) {
                     o.terms.price = Some(a.price);
                     o.terms.quantity = Some(o.filled + a.quantity);
                     o.updated_at = a.at;
                 }
             }
             Event::StopAmended(a) => {
-                if let Some(o) = self.order_mut(symbol, a.order_id) {
+                if let Some(o) = self.order_mut(a.account, symbol, a.order_id) {
                     o.terms.price = a.price.or(o.terms.price);
                     o.terms.quantity = a.quantity.or(o.terms.quantity);
                     if let Some(t) = &mut o.terms.trigger {
@@ -245,19 +253,19 @@ impl OrderHistory {
                 }
             }
             Event::StopTriggered(t) => {
-                if let Some(o) = self.order_mut(symbol, t.order_id) {
+                if let Some(o) = self.order_mut(t.account, symbol, t.order_id) {
                     o.triggered_at = Some(t.at);
                     o.updated_at = t.at;
                 }
             }
             Event::OrderFilled(f) => {
-                if let Some(o) = self.order_mut(symbol, f.order_id) {
+                if let Some(o) = self.order_mut(f.account, symbol, f.order_id) {
                     o.state = OrderState::Filled;
                     o.updated_at = f.at;
                 }
             }
             Event::OrderCancelled(c) => {
-                if let Some(o) = self.order_mut(symbol, c.order_id) {
+                if let Some(o) = self.order_mut(c.account, symbol, c.order_id) {
                     o.state = OrderState::Cancelled(c.reason);
                     o.updated_at = c.at;
                 }
@@ -277,19 +285,39 @@ impl OrderHistory {
     /// Takes in an order another history folded (a copy that follows the
     /// log from where that one stood).
     pub fn adopt(&mut self, account: AccountId, record: OrderRecord) {
-        let orders = self.accounts.entry(account).or_default();
         // An order with an id was accepted by a market, whose name is a
         // symbol.
-        if let (Some(id), Ok(symbol)) = (record.order_id, Symbol::new(&record.symbol)) {
-            self.index.insert((symbol, id), (account, orders.len()));
+        match Symbol::new(&record.symbol) {
+            Ok(symbol) if record.order_id.is_some() => self.add(account, symbol, record),
+            _ => self.accounts.entry(account).or_default().push(record),
         }
+    }
+
+    /// Adds an accepted order to the account's list and finds it by its
+    /// id from then on. Ids grow as a market accepts orders, so its place
+    /// goes at the end; one adopted out of order is put where its id
+    /// belongs.
+    fn add(&mut self, account: AccountId, symbol: Symbol, record: OrderRecord) {
+        let orders = self.accounts.entry(account).or_default();
+        let places = self.places.entry((account, symbol)).or_default();
+        let id = record.order_id;
+        let at = places.partition_point(|&p| orders[p].order_id < id);
+        places.insert(at, orders.len());
         orders.push(record);
+    }
+
+    /// The place in the account's list of its order in a market.
+    fn place(&self, account: AccountId, symbol: Symbol, id: OrderId) -> Option<usize> {
+        let orders = self.accounts.get(&account)?;
+        let places = self.places.get(&(account, symbol))?;
+        let found = places.binary_search_by_key(&Some(id), |&p| orders[p].order_id);
+        found.ok().map(|i| places[i])
     }
 
     /// One of the account's orders in a market, by the exchange's id.
     pub fn order(&self, account: AccountId, symbol: &str, id: OrderId) -> Option<&OrderRecord> {
-        let (owner, at) = self.index.get(&(Symbol::new(symbol).ok()?, id))?;
-        (*owner == account).then(|| &self.accounts[owner][*at])
+        let at = self.place(account, Symbol::new(symbol).ok()?, id)?;
+        Some(&self.accounts[&account][at])
     }
 
     /// The account's newest order in a market placed under its own id
@@ -342,9 +370,14 @@ impl OrderHistory {
         name
     }
 
-    fn order_mut(&mut self, symbol: Symbol, id: OrderId) -> Option<&mut OrderRecord> {
-        let &(account, i) = self.index.get(&(symbol, id))?;
-        self.accounts.get_mut(&account)?.get_mut(i)
+    fn order_mut(
+        &mut self,
+        account: AccountId,
+        symbol: Symbol,
+        id: OrderId,
+    ) -> Option<&mut OrderRecord> {
+        let at = self.place(account, symbol, id)?;
+        self.accounts.get_mut(&account)?.get_mut(at)
     }
 
     /// Up to `limit` of the account's orders that the filter keeps, newest
@@ -489,5 +522,74 @@ mod tests {
             }
         }
         assert_eq!(seen, [14, 13, 12, 11, 10]);
+    }
+
+    /// Every order is found by its account, market and id, and its events
+    /// change it alone: across two markets whose ids overlap, two accounts,
+    /// and in a copy that adopted the orders out of their order.
+    #[test]
+    fn orders_are_found_by_account_market_and_id() {
+        let mut markets = Market::defaults();
+        let (btc, eth) = (markets.remove(0), markets.remove(0));
+        let mut books = [Book::new(btc.clone()), Book::new(eth.clone())];
+        let mut h = OrderHistory::default();
+        let mut placed = Vec::new();
+        for i in 0..40u64 {
+            let (market, book) = if i % 3 == 0 {
+                (&eth, &mut books[1])
+            } else {
+                (&btc, &mut books[0])
+            };
+            let id = book.last_order_id() + 1;
+            let account = 7 + i % 2;
+            let price = (100 + i % 5).to_string();
+            let mut command = limit(id, account, Side::Buy, &price, "1", i);
+            if let Command::Place(p) = &mut command {
+                p.symbol = market.symbol;
+            }
+            run(book, &mut h, command);
+            placed.push((account, market.symbol, id, price));
+        }
+        // Ids are unique in a market, so another account never has one.
+        let find = |h: &OrderHistory| {
+            for (account, symbol, id, price) in &placed {
+                let o = h.order(*account, symbol.as_str(), *id).unwrap();
+                assert_eq!((&*o.symbol, o.order_id), (symbol.as_str(), Some(*id)));
+                assert_eq!(o.terms.price, Some(d(price)));
+                let other = if *account == 7 { 8 } else { 7 };
+                assert!(h.order(other, symbol.as_str(), *id).is_none());
+            }
+        };
+        find(&h);
+        // A seller takes one BTC bid: that order alone is filled.
+        let id = books[0].last_order_id() + 1;
+        run(
+            &mut books[0],
+            &mut h,
+            limit(id, 9, Side::Sell, "100", "1", 99),
+        );
+        let filled = |h: &OrderHistory| {
+            let states = placed.iter().map(|(account, symbol, id, _)| {
+                let o = h.order(*account, symbol.as_str(), *id).unwrap();
+                o.state == OrderState::Filled
+            });
+            states.collect::<Vec<_>>()
+        };
+        let expected: Vec<bool> = placed
+            .iter()
+            .map(|(_, symbol, id, _)| *symbol == btc.symbol && books[0].order(*id).is_none())
+            .collect();
+        assert_eq!(filled(&h), expected);
+        assert_eq!(expected.iter().filter(|f| **f).count(), 1);
+        // Newest first: each market's ids come in falling.
+        let mut copy = OrderHistory::default();
+        for account in [7, 8] {
+            for o in h.all(account, &OrderFilter::default()) {
+                copy.adopt(account, o);
+            }
+        }
+        find(&copy);
+        assert_eq!(filled(&copy), expected);
+        assert!(copy.order(7, "NOT-A-MARKET", 1).is_none());
     }
 }
