@@ -13,13 +13,17 @@ pub const SYMBOL: &str = "BTC-USD";
 /// Writes a history of at least `events` events to the market's stream
 /// before the exchange starts: the pure engine's own decisions for two
 /// traders crossing orders of 0.001 BTC around 30,000 (accepts, trades,
-/// fills), appended 1,000 events at a time. The traders' ids name no
-/// account, so the exchange has nothing of theirs to settle at start.
-/// With `RESTING=n` in the environment (default 0) the history starts
-/// with n sells far above the trading, which rest for the whole of it: a
-/// deep book.
+/// fills), appended 1,000 events at a time, each trade with the fees the
+/// market task stamps in. The two traders have accounts (opened first in
+/// the accounts registry), so the server's ledger keeps their fills as a
+/// real one would; `ACCOUNTS=0` in the environment leaves them without,
+/// as the history was written before 2026-12-07. With `RESTING=n` (default
+/// 0) the history starts with n sells far above the trading, which rest
+/// for the whole of it: a deep book.
 pub async fn write_history(dir: &std::path::Path, settings: &Settings, events: u64) {
-    use app::server::streams::{expected, market_event_data, market_stream};
+    use app::server::streams::{
+        ACCOUNTS_STREAM, account_event_data, expected, market_event_data, market_stream,
+    };
     use eventstore::AppendToStreamOptions;
     use orderbook::{Book, Command, OrderType, PlaceOrder, SelfTradePrevention};
     let started = Instant::now();
@@ -46,6 +50,22 @@ pub async fn write_history(dir: &std::path::Path, settings: &Settings, events: u
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let accounts = std::env::var("ACCOUNTS").map_or(true, |v| v != "0");
+    if accounts {
+        let opened = (0..2).map(|i| {
+            account_event_data(&accounts::AccountEvent::AccountOpened {
+                account: 1_000_000_000 + i,
+                username: format!("trader{i}"),
+                password_hash: "not a hash: nobody logs in".into(),
+                at,
+            })
+        });
+        let options = AppendToStreamOptions::default().expected_revision(expected(0));
+        client
+            .append_to_stream(ACCOUNTS_STREAM, &options, opened.collect::<Vec<_>>())
+            .await
+            .unwrap();
+    }
     let mut i = 0u64;
     while written + (batch.len() as u64) < events {
         let side = if i.is_multiple_of(2) {
@@ -75,7 +95,10 @@ pub async fn write_history(dir: &std::path::Path, settings: &Settings, events: u
             at: at + i,
             trigger: None,
         });
-        for event in book.decide(&command) {
+        for mut event in book.decide(&command) {
+            if accounts {
+                settings.fees.stamp(&mut event);
+            }
             book.apply(&event);
             batch.push(market_event_data(&event));
         }
