@@ -1,6 +1,8 @@
 //! Account events: the published vocabulary of the ledger. Fields are only
 //! ever added; every event written carries `schema_version`.
 
+use std::sync::Arc;
+
 use orderbook::{AccountId, OrderId, OrderTerms, OrderType, Side, Timestamp, TradeId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -124,20 +126,22 @@ pub enum AccountEvent {
 /// One side of a trade, settled into one account: `paid` left the order's
 /// reservation, `received - fee` arrived, `fee` went to the exchange. As an
 /// event, the settlement of a trade written without fees (logs before
-/// version 3); the ledger keeps every fill in this shape either way.
+/// version 3); the ledger keeps every fill in this shape either way, and
+/// its fills share one copy of each market's and asset's name (the JSON is
+/// the same strings).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TradeSettled {
     pub account: AccountId,
-    pub symbol: String,
+    pub symbol: Arc<str>,
     pub trade_id: TradeId,
     pub order_id: OrderId,
     pub role: Role,
     pub side: Side,
     pub price: Decimal,
     pub quantity: Decimal,
-    pub paid_asset: String,
+    pub paid_asset: Arc<str>,
     pub paid: Decimal,
-    pub received_asset: String,
+    pub received_asset: Arc<str>,
     pub received: Decimal,
     pub fee: Decimal,
     pub market_revision: u64,

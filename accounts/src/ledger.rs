@@ -8,7 +8,8 @@
 //! fees written in it. Nothing about an order is written to an account
 //! stream, so the two can never disagree.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use orderbook::{AccountId, Event, MarketSpec, OrderId, Side, Timestamp};
 use rust_decimal::Decimal;
@@ -168,6 +169,9 @@ pub struct Ledger {
     pub registry_events: u64,
     /// Per market, how many of its stream's events are folded in.
     pub(crate) market_events: BTreeMap<String, u64>,
+    /// The one copy of each market's and asset's name that every fill
+    /// kept shares: millions of fills, a handful of names.
+    names: HashSet<Arc<str>>,
 }
 
 impl Ledger {
@@ -284,8 +288,8 @@ impl Ledger {
                 acc.balance_mut(&t.paid_asset).total -= t.paid;
                 acc.balance_mut(&t.received_asset).total += t.received - t.fee;
                 acc.mark_settled(&t.symbol, Some(t.market_revision));
-                acc.trades.push(t.clone());
-                *self.fees.entry(t.received_asset.clone()).or_default() += t.fee;
+                acc.trades.push(share_names(&mut self.names, t.clone()));
+                *self.fees.entry(t.received_asset.to_string()).or_default() += t.fee;
             }
             // History only: nothing was held, nothing moves.
             AccountEvent::OrderRefused { .. } => {}
@@ -387,8 +391,12 @@ impl Ledger {
                         };
                         acc.balance_mut(&fill.paid_asset).total -= fill.paid;
                         acc.balance_mut(&fill.received_asset).total += fill.received - fill.fee;
-                        *self.fees.entry(fill.received_asset.clone()).or_default() += fill.fee;
-                        acc.trades.push(fill);
+                        let fee = self
+                            .fees
+                            .entry(fill.received_asset.to_string())
+                            .or_default();
+                        *fee += fill.fee;
+                        acc.trades.push(share_names(&mut self.names, fill));
                     }
                 }
             }
@@ -427,6 +435,21 @@ impl Ledger {
             Event::OrderRejected(_) | Event::StreamFenced(_) | Event::OrderRefused(_) => {}
         }
     }
+}
+
+/// The fill with its names replaced by the ledger's shared copies.
+fn share_names(names: &mut HashSet<Arc<str>>, mut fill: TradeSettled) -> TradeSettled {
+    let mut shared = |name: &Arc<str>| match names.get(&**name) {
+        Some(kept) => kept.clone(),
+        None => {
+            names.insert(name.clone());
+            name.clone()
+        }
+    };
+    fill.symbol = shared(&fill.symbol);
+    fill.paid_asset = shared(&fill.paid_asset);
+    fill.received_asset = shared(&fill.received_asset);
+    fill
 }
 
 /// The account to change, counted as changed: every change to an account

@@ -250,6 +250,20 @@ fn a_trade_settles_both_sides_with_fees_and_releases_the_rest() {
     let alice = x.ledger.account(a).unwrap();
     assert_eq!(alice.balance("BTC").reserved, d("0"));
     assert!(alice.reservations.is_empty());
+    // Every fill the ledger keeps shares one copy of each name: Alice's
+    // USD and Bob's are one allocation.
+    let bob = x.ledger.account(b).unwrap();
+    let (sold, bought) = (&alice.trades[0], &bob.trades[0]);
+    assert_eq!((&*sold.symbol, &*sold.received_asset), ("BTC-USD", "USD"));
+    assert!(std::sync::Arc::ptr_eq(&sold.symbol, &bought.symbol));
+    assert!(std::sync::Arc::ptr_eq(
+        &sold.received_asset,
+        &bought.paid_asset
+    ));
+    assert!(std::sync::Arc::ptr_eq(
+        &sold.paid_asset,
+        &bought.received_asset
+    ));
 }
 
 #[test]

@@ -220,7 +220,7 @@ fn verify(data: &Path, acked: &[(String, u64)], round: usize) {
     let mut fills: BTreeMap<(String, u64), usize> = BTreeMap::new();
     for acc in ledger.accounts() {
         for f in &acc.trades {
-            *fills.entry((f.symbol.clone(), f.trade_id)).or_default() += 1;
+            *fills.entry((f.symbol.to_string(), f.trade_id)).or_default() += 1;
         }
     }
     for trade in &trades {

@@ -104,7 +104,7 @@ pub fn market_view(spec: &MarketSpec) -> MarketView {
 
 pub fn fill_view(t: &TradeSettled) -> FillView {
     FillView {
-        symbol: t.symbol.clone(),
+        symbol: t.symbol.to_string(),
         trade_id: t.trade_id,
         order_id: t.order_id,
         side: t.side.as_str().to_string(),
@@ -113,7 +113,7 @@ pub fn fill_view(t: &TradeSettled) -> FillView {
         quantity: amount(t.quantity),
         quote_amount: amount(t.price * t.quantity),
         fee: amount(t.fee),
-        fee_asset: t.received_asset.clone(),
+        fee_asset: t.received_asset.to_string(),
         at_ms: t.at / 1000,
     }
 }
@@ -137,7 +137,7 @@ pub fn cancel_reason(reason: CancelReason) -> &'static str {
 /// first).
 pub fn order_record_view(o: &OrderRecord, mut fills: Vec<&TradeSettled>) -> OrderRecordView {
     fills.sort_by_key(|t| t.trade_id);
-    let fee_asset = fills.first().map(|t| t.received_asset.clone());
+    let fee_asset = fills.first().map(|t| t.received_asset.to_string());
     let fee = fee_asset
         .as_ref()
         .map(|_| amount(fills.iter().map(|t| t.fee).sum()));

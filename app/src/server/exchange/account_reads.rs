@@ -115,7 +115,7 @@ impl Exchange {
     ) -> (Vec<accounts::TradeSettled>, Option<u64>) {
         self.0.ledger.read(|l| {
             let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
-            let keep = |t: &accounts::TradeSettled| symbol.is_none_or(|s| s == t.symbol);
+            let keep = |t: &accounts::TradeSettled| symbol.is_none_or(|s| s == &*t.symbol);
             let (page, next) = newest_first(trades, before, limit, keep);
             (page.into_iter().cloned().collect(), next)
         })
@@ -147,7 +147,7 @@ impl Exchange {
             let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
             let mine = trades
                 .iter()
-                .filter(|t| symbol.is_none_or(|s| t.symbol == s));
+                .filter(|t| symbol.is_none_or(|s| &*t.symbol == s));
             mine.cloned().collect()
         })
     }
@@ -205,7 +205,9 @@ impl Exchange {
             let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
             trades
                 .iter()
-                .filter(|t| symbol.is_none_or(|s| s == t.symbol) && at_ms.contains(&(t.at / 1000)))
+                .filter(|t| {
+                    symbol.is_none_or(|s| s == &*t.symbol) && at_ms.contains(&(t.at / 1000))
+                })
                 .count()
         })
     }
@@ -218,7 +220,7 @@ impl Exchange {
                 .filter_map(|o| Some(((&*o.symbol, o.order_id?), Vec::new())))
                 .collect();
             for t in trades {
-                if let Some(f) = fills.get_mut(&(t.symbol.as_str(), t.order_id)) {
+                if let Some(f) = fills.get_mut(&(&*t.symbol, t.order_id)) {
                     f.push(t);
                 }
             }
@@ -244,7 +246,7 @@ impl Exchange {
     ) -> TradeHistoryPage {
         self.0.ledger.read(|l| {
             let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
-            let keep = |t: &accounts::TradeSettled| symbol.is_none_or(|s| s == t.symbol);
+            let keep = |t: &accounts::TradeSettled| symbol.is_none_or(|s| s == &*t.symbol);
             let (page, next) = newest_first(trades, before, limit, keep);
             TradeHistoryPage {
                 trades: page.into_iter().map(fill_view).collect(),

@@ -167,7 +167,9 @@ impl Exchange {
         .await?;
         // The whole log, read once after the tail started, a page at a
         // time into every fold start needs, each on a thread of its own.
-        // Each then follows the tail from where the read ended.
+        // Each then follows the tail from where the read ended. The market
+        // data's fold is the books' one fold: each market's task and its
+        // book diffs start from the book it reached.
         let mut read = LogRead::new(LOG_PAGE);
         let ledger = read.fold(LedgerFold::new(specs_by_stream(&settings.markets)));
         let market_data = read.fold(Projection::new(settings.markets.clone()));

@@ -335,7 +335,7 @@ impl Order {
 impl Fill {
     pub fn of(t: &accounts::TradeSettled) -> Fill {
         Fill {
-            symbol: t.symbol.clone(),
+            symbol: t.symbol.to_string(),
             trade_id: t.trade_id,
             order_id: t.order_id,
             side: t.side.as_str().to_string(),
@@ -347,7 +347,7 @@ impl Fill {
             price: t.price,
             quantity: t.quantity,
             fee: t.fee,
-            fee_asset: t.received_asset.clone(),
+            fee_asset: t.received_asset.to_string(),
             at_ms: t.at / 1000,
         }
     }
