@@ -215,18 +215,17 @@ pub fn fenced_term<'a>(events: impl IntoIterator<Item = &'a Event>) -> u64 {
         .unwrap_or(0)
 }
 
-/// The newest term fenced into each market stream (by the stream's name),
-/// as start folds the log.
+/// The newest term fenced into each market stream (by the stream's name;
+/// a stream never fenced is not in it), as start folds the log.
 #[derive(Default)]
 pub struct FencedTerms(pub HashMap<String, u64>);
 
 impl Fold for FencedTerms {
     fn fold_page(&mut self, events: &[Arc<TailEvent>]) -> Result<(), StreamError> {
         for e in events {
-            if let Some(event) = e.book() {
-                let term = fenced_term([event]);
+            if let Some(Event::StreamFenced(f)) = e.book() {
                 let newest = self.0.entry(e.stream.clone()).or_default();
-                *newest = term.max(*newest);
+                *newest = f.term.max(*newest);
             }
         }
         Ok(())

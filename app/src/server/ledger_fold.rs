@@ -115,7 +115,12 @@ impl Fold for LedgerFold {
             let Some(spec) = self.specs.get(&e.stream) else {
                 continue;
             };
-            self.read.insert(e.stream.clone(), e.revision);
+            match self.read.get_mut(&e.stream) {
+                Some(read) => *read = e.revision,
+                None => {
+                    self.read.insert(e.stream.clone(), e.revision);
+                }
+            }
             if self
                 .ledger
                 .awaits_legacy_settlement(spec.symbol.as_str(), e.revision, event)
