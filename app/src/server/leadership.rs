@@ -33,7 +33,7 @@ use uuid::Uuid;
 use super::accounts_task::AccountsHandle;
 use super::clock::now_micros;
 use super::live_tail::TailEvent;
-use super::log_read::Fold;
+use super::log_read::LogFold;
 use super::streams::{
     StreamError, append, derived_id, keep_newest, last_event, market_event_payload, market_stream,
 };
@@ -220,7 +220,7 @@ pub fn fenced_term<'a>(events: impl IntoIterator<Item = &'a Event>) -> u64 {
 #[derive(Default)]
 pub struct FencedTerms(pub HashMap<String, u64>);
 
-impl Fold for FencedTerms {
+impl LogFold for FencedTerms {
     fn fold_page(&mut self, events: &[Arc<TailEvent>]) -> Result<(), StreamError> {
         for e in events {
             if let Some(Event::StreamFenced(f)) = e.book() {

@@ -12,7 +12,7 @@ use accounts::{AccountEvent, Fees, Ledger};
 use orderbook::{Event, Market, MarketSpec};
 
 use super::live_tail::TailEvent;
-use super::log_read::Fold;
+use super::log_read::LogFold;
 use super::streams::{ACCOUNTS_STREAM, Decoded, StreamError, market_stream};
 
 /// Folds market and account events into `ledger`, in the store's order:
@@ -107,7 +107,7 @@ impl LedgerFold {
     }
 }
 
-impl Fold for LedgerFold {
+impl LogFold for LedgerFold {
     fn fold_page(&mut self, events: &[Arc<TailEvent>]) -> Result<(), StreamError> {
         fold_in_log_order(&mut self.ledger, &self.specs, events)?;
         for e in events {

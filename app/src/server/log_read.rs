@@ -30,7 +30,7 @@ const QUEUED: usize = 2;
 
 /// What start folds the log into: the market and account events, a page
 /// at a time, in the store's order.
-pub trait Fold: Send + 'static {
+pub trait LogFold: Send + 'static {
     /// Folds in the next page. An error stops this fold (the others go
     /// on): its [`Folding::finish`] returns the error.
     fn fold_page(&mut self, events: &[Arc<TailEvent>]) -> Result<(), StreamError>;
@@ -67,7 +67,7 @@ impl LogRead {
     }
 
     /// Has `fold` fed every page of this read, on a thread of its own.
-    pub fn fold<F: Fold>(&mut self, mut fold: F) -> Folding<F> {
+    pub fn fold<F: LogFold>(&mut self, mut fold: F) -> Folding<F> {
         let (tx, mut rx) = mpsc::channel(QUEUED);
         self.folds.push(tx);
         let task = tokio::task::spawn_blocking(move || {

@@ -13,7 +13,7 @@ use orderbook::{Book, Market};
 use super::book_history::BookHistory;
 use super::live_tail::{LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
-use super::log_read::Fold;
+use super::log_read::LogFold;
 use super::streams::StreamError;
 use super::supervise::supervise;
 use super::views::ticker_view;
@@ -240,7 +240,7 @@ impl Projection {
     }
 }
 
-impl Fold for Projection {
+impl LogFold for Projection {
     fn fold_page(&mut self, events: &[Arc<TailEvent>]) -> Result<(), StreamError> {
         self.fold(events);
         Ok(())

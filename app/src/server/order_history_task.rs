@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::live_tail::{LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
-use super::log_read::Fold;
+use super::log_read::LogFold;
 use super::order_history::OrderHistory;
 use super::streams::{Decoded, StreamError};
 use super::supervise::supervise;
@@ -29,7 +29,7 @@ fn fold(history: &mut OrderHistory, events: &[Arc<TailEvent>]) {
     }
 }
 
-impl Fold for OrderHistory {
+impl LogFold for OrderHistory {
     fn fold_page(&mut self, events: &[Arc<TailEvent>]) -> Result<(), StreamError> {
         fold(self, events);
         Ok(())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::server::live_tail::{self, TailEvent};
-use crate::server::log_read::{Fold, LOG_PAGE, LogRead};
+use crate::server::log_read::{LOG_PAGE, LogFold, LogRead};
 
 #[tokio::test]
 async fn a_restart_rebuilds_books_accounts_and_sessions() {
@@ -144,7 +144,7 @@ struct Seen {
     pages: usize,
 }
 
-impl Fold for Seen {
+impl LogFold for Seen {
     fn fold_page(&mut self, events: &[Arc<TailEvent>]) -> Result<(), streams::StreamError> {
         if self.fails_on == Some(self.pages) {
             return Err(streams::StreamError::Unavailable("this fold stops".into()));
