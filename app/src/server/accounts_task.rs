@@ -388,7 +388,7 @@ impl AccountsTask {
 
     async fn try_recover(&self, fold: LedgerFold) -> Result<(), StreamError> {
         let due = fold.legacy_settlements(&self.ledger.markets, &self.fees);
-        self.mark_read(fold.read.iter().map(|(s, r)| (s.as_str(), *r)));
+        self.mark_read(fold.read());
         *unpoisoned(self.ledger.state.write()) = fold.ledger;
         if !due.is_empty() {
             tracing::info!(

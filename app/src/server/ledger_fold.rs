@@ -75,8 +75,6 @@ pub struct LedgerFold {
     /// revision, event) that are not settled yet into every party with an
     /// account: their settlement, written after them, may still come.
     unsettled: Vec<(String, u64, Event)>,
-    /// The newest revision read of each market stream.
-    pub read: HashMap<String, u64>,
 }
 
 impl LedgerFold {
@@ -85,8 +83,17 @@ impl LedgerFold {
             ledger: Ledger::new(),
             specs,
             unsettled: Vec::new(),
-            read: HashMap::new(),
         }
+    }
+
+    /// The newest revision folded of each market stream that has events:
+    /// the ledger folds each stream's events in order, so it is one less
+    /// than how many it folded.
+    pub fn read(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.specs.iter().filter_map(|(stream, spec)| {
+            let folded = self.ledger.market_events(spec.symbol.as_str());
+            Some((stream.as_str(), folded.checked_sub(1)?))
+        })
     }
 
     /// The settlements a crash took away from trades of a log written
@@ -110,33 +117,24 @@ impl LedgerFold {
 impl LogFold for LedgerFold {
     fn fold_page(&mut self, events: &[Arc<TailEvent>]) -> Result<(), StreamError> {
         fold_in_log_order(&mut self.ledger, &self.specs, events)?;
+        // A settlement follows its trade closely in the log: what it has
+        // settled since is let go, so only the trades a crash left
+        // unsettled are kept to the end.
+        let (ledger, specs) = (&self.ledger, &self.specs);
+        let awaits = |stream: &String, revision: u64, event: &Event| {
+            let symbol = specs[stream].symbol.as_str();
+            ledger.awaits_legacy_settlement(symbol, revision, event)
+        };
+        self.unsettled.retain(|(s, r, e)| awaits(s, *r, e));
         for e in events {
-            let Some(event) = e.book() else { continue };
-            let Some(spec) = self.specs.get(&e.stream) else {
-                continue;
-            };
-            match self.read.get_mut(&e.stream) {
-                Some(read) => *read = e.revision,
-                None => {
-                    self.read.insert(e.stream.clone(), e.revision);
-                }
-            }
-            if self
-                .ledger
-                .awaits_legacy_settlement(spec.symbol.as_str(), e.revision, event)
+            if let Some(event) = e.book()
+                && specs.contains_key(&e.stream)
+                && awaits(&e.stream, e.revision, event)
             {
                 self.unsettled
                     .push((e.stream.clone(), e.revision, event.clone()));
             }
         }
-        // A settlement follows its trade closely in the log: what it has
-        // settled since is let go, so only the trades a crash left
-        // unsettled are kept to the end.
-        let (ledger, specs) = (&self.ledger, &self.specs);
-        self.unsettled.retain(|(stream, revision, event)| {
-            let symbol = specs[stream].symbol.as_str();
-            ledger.awaits_legacy_settlement(symbol, *revision, event)
-        });
         Ok(())
     }
 }
