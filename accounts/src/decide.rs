@@ -178,11 +178,15 @@ impl Ledger {
         let Event::TradeExecuted(t) = event else {
             return false;
         };
-        let unsettled = |account| {
-            self.account(account)
-                .is_some_and(|a| !a.has_settled(symbol, revision))
-        };
+        let unsettled = |account| self.unsettled_into(account, symbol, revision);
         t.fees.is_none() && (unsettled(t.maker_account) || unsettled(t.taker_account))
+    }
+
+    /// Whether `account` exists and has not settled the market event at
+    /// `revision` (of a log written before schema 3).
+    fn unsettled_into(&self, account: AccountId, symbol: &str, revision: u64) -> bool {
+        self.account(account)
+            .is_some_and(|a| !a.has_settled(symbol, revision))
     }
 
     /// For a log written before schema 3: the settlement of one of its
@@ -205,10 +209,7 @@ impl Ledger {
         }
         fills(market, revision, t)
             .into_iter()
-            .filter(|f| {
-                self.account(f.account)
-                    .is_some_and(|a| !a.has_settled(&market.symbol, revision))
-            })
+            .filter(|f| self.unsettled_into(f.account, &market.symbol, revision))
             .map(|mut f| {
                 f.fee = fees.fee(f.role, f.received);
                 AccountEvent::TradeSettled(f)
