@@ -433,9 +433,11 @@ pub async fn read_all_after(
     Ok(events)
 }
 
-/// Reads `$all` from the beginning to its end, handing each event to
-/// `each` in order as it arrives (the whole log is never held as raw
-/// records at once).
+/// Reads `$all` from the beginning to its end in one read, handing each
+/// event to `each` in order as it arrives: the tests' reference for what
+/// the log holds, read otherwise than start's paged read (`log_read.rs`)
+/// and the checker's.
+#[cfg(test)]
 pub async fn read_all_from_start(
     client: &Client,
     mut each: impl FnMut(eventstore::RecordedEvent) -> Result<(), StreamError>,
