@@ -258,6 +258,22 @@ fn id_at(
     }
 }
 
+/// The revision of `stream` at which an event of this id was written
+/// recently, read from the log: the index knows only where a record with
+/// the id's fingerprint is.
+fn recent_in(
+    log: &Segments,
+    index: &Index,
+    stream: &Bytes,
+    id: u128,
+) -> std::io::Result<Option<u64>> {
+    let Some(position) = index.recent_id(id) else {
+        return Ok(None);
+    };
+    let record = log.read_at(position)?;
+    Ok((record.id == id && record.stream == *stream).then_some(record.revision))
+}
+
 fn plan(
     log: &Segments,
     index: &Index,
@@ -293,12 +309,13 @@ fn plan(
             let retry_from = match *expected {
                 Expected::Exact(e) if current.is_some_and(|c| e < c) => Some(e + 1),
                 Expected::NoStream if current.is_some() && !soft_deleted => Some(0),
-                Expected::Any | Expected::StreamExists => events.first().and_then(|e| {
-                    index
-                        .recent_id(e.id)
-                        .filter(|(s, _)| s == stream)
-                        .map(|(_, rev)| *rev)
-                }),
+                Expected::Any | Expected::StreamExists => {
+                    match events.first().map(|e| recent_in(log, index, stream, e.id)) {
+                        Some(Ok(from)) => from,
+                        Some(Err(e)) => return Planned::Done(WriteOutcome::Failed(e.to_string())),
+                        None => None,
+                    }
+                }
                 _ => None,
             };
             if let Some(from) = retry_from
