@@ -73,6 +73,9 @@ pub struct Replay {
     /// Whether an answer is still on its way: playing waits for it rather
     /// than ask again (and drop it) on a slow connection.
     waiting: RwSignal<bool>,
+    /// The moment the scrubber was moved to while an answer was on its
+    /// way, asked for once it came (see [`Replay::scrub`]).
+    scrubbed: RwSignal<Option<(String, u64)>>,
 }
 
 impl Default for Replay {
@@ -85,6 +88,7 @@ impl Default for Replay {
             clock_ms: RwSignal::new(None),
             asked: RwSignal::new(0),
             waiting: RwSignal::new(false),
+            scrubbed: RwSignal::new(None),
         }
     }
 }
@@ -119,7 +123,7 @@ impl Replay {
         this.waiting.set(true);
         leptos::task::spawn_local(async move {
             let answer = replay_market(symbol, events, at_ms).await;
-            this.waiting.set(false);
+            this.scrubbed_next();
             let Ok(view) = answer else {
                 this.playing.set(false);
                 return;
@@ -141,10 +145,46 @@ impl Replay {
         });
     }
 
+    /// Goes to the moment the scrubber was dragged to. A drag moves it
+    /// dozens of times a second, and each replay is one of the server's
+    /// costly reads (paced per address: a burst of them is refused). So
+    /// while an answer is on its way only the newest moment is kept, and
+    /// asked for a play step after that answer: a drag costs about four
+    /// replays a second, within the pace, and always ends on the moment
+    /// where it stopped.
+    pub fn scrub(&self, symbol: String, events: u64) {
+        if self.waiting.get_untracked() {
+            self.scrubbed.set(Some((symbol, events)));
+        } else {
+            self.go(symbol, Some(events), None);
+        }
+    }
+
+    /// An answer came: done waiting, unless the scrubber moved meanwhile;
+    /// then its newest moment is asked for a play step later (and until
+    /// then the replay still waits, so further moves only replace it).
+    fn scrubbed_next(&self) {
+        let this = *self;
+        if this.scrubbed.with_untracked(Option::is_none) {
+            this.waiting.set(false);
+            return;
+        }
+        set_timeout(
+            move || {
+                this.waiting.set(false);
+                if let Some((symbol, events)) = this.scrubbed.try_update(Option::take).flatten() {
+                    this.go(symbol, Some(events), None);
+                }
+            },
+            std::time::Duration::from_millis(PLAY_STEP_MS),
+        );
+    }
+
     /// Back to the live market.
     pub fn leave(&self) {
         self.asked.update(|n| *n += 1);
         self.playing.set(false);
+        self.scrubbed.set(None);
         self.view.set(None);
         remember(None);
     }
@@ -281,7 +321,7 @@ pub fn ReplayBar(replay: Replay, symbol: Signal<String>) -> impl IntoView {
                 prop:value=move || moment().map_or(0, |r| r.events).to_string()
                 on:input=move |ev| {
                     if let Ok(n) = event_target_value(&ev).parse() {
-                        replay.go(symbol.get_untracked(), Some(n), None);
+                        replay.scrub(symbol.get_untracked(), n);
                     }
                 } />
             <span class="replay-when" data-testid="replay-when">{when}</span>

@@ -332,6 +332,29 @@ test('the time machine shows the book and tape as the log has them at any moment
   expect(levelsOf(await replayed(3003))).toEqual(await bookShown(page));
   expect(page.url()).toContain('replay=3003');
 
+  // A drag: sixty moves in one go ask the server for the first moment and
+  // then once more, for where the drag stopped (replays are costly reads,
+  // paced per address).
+  await page.getByTestId('replay-scrub').fill('1501');
+  await expect.poll(() => bookShown(page)).toEqual(levelsOf(at1501));
+  const asked: string[] = [];
+  page.on('request', (r) => {
+    if (r.url().includes('replay_market')) asked.push(r.postData() ?? '');
+  });
+  await page.getByTestId('replay-scrub').evaluate((el: HTMLInputElement) => {
+    for (let n = 2944; n <= 3003; n += 1) {
+      el.value = String(n);
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+    }
+  });
+  await expect.poll(() => bookShown(page)).toEqual([
+    ['30004', '0.02'],
+    ['30001', '0.01'],
+  ]);
+  expect(asked.length).toBe(2);
+  expect(asked[0]).toContain('events=2944');
+  expect(asked[1]).toContain('events=3003');
+
   // Playing moves forward in time.
   await page.getByTestId('replay-scrub').fill('1501');
   await expect.poll(() => bookShown(page)).toEqual(levelsOf(at1501));

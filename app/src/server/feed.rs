@@ -361,7 +361,7 @@ impl Viewer {
     fn may_resume(&self, from: FeedPosition) -> bool {
         self.exchange.tail().bytes_behind(from) <= self.limits.replay_bytes
             && self.resumes.as_ref().is_none_or(|r| {
-                let spent = r.limits.address(r.address, RESUME_WEIGHT, Instant::now());
+                let spent = r.limits.costly(r.address, RESUME_WEIGHT, Instant::now());
                 spent.is_ok()
             })
     }

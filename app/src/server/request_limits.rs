@@ -22,6 +22,10 @@ pub struct ApiLimits {
     pub weight_per_minute_per_key: u32,
     /// New orders one account may place per 10 seconds (and at once).
     pub orders_per_10s: u32,
+    /// Of an address's request weight, how much its costly reads (see
+    /// [`RequestLimits::costly`]) may spend at once. They refill at the
+    /// address's per-minute rate, so this bounds only their burst.
+    pub costly_burst_per_address: u32,
 }
 
 impl Default for ApiLimits {
@@ -30,14 +34,16 @@ impl Default for ApiLimits {
             weight_per_minute_per_address: 6000,
             weight_per_minute_per_key: 6000,
             orders_per_10s: 50,
+            costly_burst_per_address: 200,
         }
     }
 }
 
 /// The request weight of the page's reads that cost the server most, spent
-/// from the asking address's bucket (the one its API requests spend too):
-/// a replay of a market's past (a store read and a book rebuilt), a page
-/// of older candles, a page of the trader's history, a CSV download.
+/// from the asking address's bucket (the one its API requests spend too)
+/// and its costly reads' bucket: a replay of a market's past (a store read
+/// and a book rebuilt), a page of older candles, a page of the trader's
+/// history, a CSV download.
 pub const REPLAY_WEIGHT: u32 = 20;
 pub const CANDLES_WEIGHT: u32 = 10;
 pub const HISTORY_WEIGHT: u32 = 5;
@@ -53,12 +59,26 @@ enum Holder {
     Address(IpAddr),
     Key(String),
     Orders(AccountId),
+    /// An address's costly reads (IPv6 by /64, as `Address`).
+    Costly(IpAddr),
+}
+
+/// One bucket a request spends from: whose, how much it holds, over how
+/// many seconds it refills, and what its refusal says.
+struct Draw {
+    holder: Holder,
+    capacity: u32,
+    period_s: f64,
+    over: OverLimit,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Bucket {
     tokens: f64,
     at: Instant,
+    /// What it holds full, and how fast it refills (per second).
+    capacity: f64,
+    rate: f64,
 }
 
 /// Which limit a refusal is of, and when to try again.
@@ -112,91 +132,125 @@ impl RequestLimits {
 
     /// Spends a request's `weight` from its address's bucket.
     pub fn address(&self, ip: IpAddr, weight: u32, now: Instant) -> Result<(), OverLimit> {
-        let per_minute = self.limits.weight_per_minute_per_address;
-        let over = OverLimit {
-            what: "request weight per address",
-            limit: per_minute,
-            per: "minute",
-            retry_after: Duration::ZERO,
+        self.spend(&[self.address_draw(ip)], weight, now)
+    }
+
+    /// Spends a costly read's `weight` (a replay, a page of older candles
+    /// or of history, a download, a feed resume) from its address's bucket
+    /// and, in the same step, from the address's costly reads' bucket,
+    /// which holds only `costly_burst_per_address`. So a client that saved
+    /// a minute's weight cannot spend it on hundreds of store reads at
+    /// once: a burst of those was what slowed every trader down (the soak
+    /// bench), while the steady rate (enough to play a replay at four
+    /// moments a second) stays the address's.
+    pub fn costly(&self, ip: IpAddr, weight: u32, now: Instant) -> Result<(), OverLimit> {
+        let per_minute = self.limits.weight_per_minute_per_address.max(1);
+        let burst = self.limits.costly_burst_per_address;
+        let costly = Draw {
+            holder: Holder::Costly(grouped(ip)),
+            capacity: burst,
+            period_s: 60.0 * f64::from(burst.max(1)) / f64::from(per_minute),
+            over: OverLimit {
+                what: "the weight of costly reads one address may spend at once",
+                limit: burst,
+                per: "burst, refilled at the address's request weight per minute",
+                retry_after: Duration::ZERO,
+            },
         };
-        self.spend(
-            Holder::Address(grouped(ip)),
-            weight,
-            per_minute,
-            60.0,
-            now,
-            over,
-        )
+        self.spend(&[self.address_draw(ip), costly], weight, now)
+    }
+
+    fn address_draw(&self, ip: IpAddr) -> Draw {
+        let per_minute = self.limits.weight_per_minute_per_address;
+        Draw {
+            holder: Holder::Address(grouped(ip)),
+            capacity: per_minute,
+            period_s: 60.0,
+            over: OverLimit {
+                what: "request weight per address",
+                limit: per_minute,
+                per: "minute",
+                retry_after: Duration::ZERO,
+            },
+        }
     }
 
     /// Spends a request's `weight` from its API key's bucket.
     pub fn key(&self, key_id: &str, weight: u32, now: Instant) -> Result<(), OverLimit> {
         let per_minute = self.limits.weight_per_minute_per_key;
-        let over = OverLimit {
-            what: "request weight per API key",
-            limit: per_minute,
-            per: "minute",
-            retry_after: Duration::ZERO,
+        let draw = Draw {
+            holder: Holder::Key(key_id.to_string()),
+            capacity: per_minute,
+            period_s: 60.0,
+            over: OverLimit {
+                what: "request weight per API key",
+                limit: per_minute,
+                per: "minute",
+                retry_after: Duration::ZERO,
+            },
         };
-        self.spend(
-            Holder::Key(key_id.to_string()),
-            weight,
-            per_minute,
-            60.0,
-            now,
-            over,
-        )
+        self.spend(&[draw], weight, now)
     }
 
     /// Counts one new order of `account`.
     pub fn order(&self, account: AccountId, now: Instant) -> Result<(), OverLimit> {
         let per = self.limits.orders_per_10s;
-        let over = OverLimit {
-            what: "new orders per account",
-            limit: per,
-            per: "10 seconds",
-            retry_after: Duration::ZERO,
+        let draw = Draw {
+            holder: Holder::Orders(account),
+            capacity: per,
+            period_s: 10.0,
+            over: OverLimit {
+                what: "new orders per account",
+                limit: per,
+                per: "10 seconds",
+                retry_after: Duration::ZERO,
+            },
         };
-        self.spend(Holder::Orders(account), 1, per, 10.0, now, over)
+        self.spend(&[draw], 1, now)
     }
 
-    fn spend(
-        &self,
-        holder: Holder,
-        weight: u32,
-        capacity: u32,
-        period_s: f64,
-        now: Instant,
-        over: OverLimit,
-    ) -> Result<(), OverLimit> {
-        let capacity = f64::from(capacity.max(1));
-        let rate = capacity / period_s;
+    /// Spends `weight` from every bucket of `draws`, or from none: the
+    /// first that cannot pay refuses it, with how long it takes to refill.
+    fn spend(&self, draws: &[Draw], weight: u32, now: Instant) -> Result<(), OverLimit> {
         let mut buckets = unpoisoned(self.buckets.lock());
         if buckets.len() >= KEPT {
             // Forget the buckets that have filled up again: they hold
             // nothing a new bucket would not.
-            buckets
-                .retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < capacity);
-        }
-        let bucket = buckets.entry(holder).or_insert(Bucket {
-            tokens: capacity,
-            at: now,
-        });
-        let refilled =
-            bucket.tokens + now.saturating_duration_since(bucket.at).as_secs_f64() * rate;
-        let tokens = refilled.min(capacity);
-        let weight = f64::from(weight);
-        if tokens < weight {
-            let wait = ((weight.min(capacity) - tokens) / rate).max(0.001);
-            return Err(OverLimit {
-                retry_after: Duration::from_secs_f64(wait),
-                ..over
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.at).as_secs_f64() * b.rate < b.capacity
             });
         }
-        *bucket = Bucket {
-            tokens: tokens - weight,
-            at: now,
-        };
+        let weight = f64::from(weight);
+        let mut paid = Vec::with_capacity(draws.len());
+        for d in draws {
+            let capacity = f64::from(d.capacity.max(1));
+            let rate = capacity / d.period_s;
+            let bucket = buckets.get(&d.holder).copied().unwrap_or(Bucket {
+                tokens: capacity,
+                at: now,
+                capacity,
+                rate,
+            });
+            let refilled =
+                bucket.tokens + now.saturating_duration_since(bucket.at).as_secs_f64() * rate;
+            let tokens = refilled.min(capacity);
+            if tokens < weight {
+                let wait = ((weight.min(capacity) - tokens) / rate).max(0.001);
+                return Err(OverLimit {
+                    retry_after: Duration::from_secs_f64(wait),
+                    ..d.over
+                });
+            }
+            paid.push(Bucket {
+                tokens: tokens - weight,
+                at: now,
+                capacity,
+                rate,
+            });
+        }
+        for (d, bucket) in draws.iter().zip(paid) {
+            buckets.insert(d.holder.clone(), bucket);
+        }
         Ok(())
     }
 }
@@ -222,7 +276,44 @@ mod tests {
             weight_per_minute_per_address: 60,
             weight_per_minute_per_key: 30,
             orders_per_10s: 5,
+            costly_burst_per_address: 20,
         })
+    }
+
+    #[test]
+    fn costly_reads_spend_the_address_weight_and_at_most_their_burst_at_once() {
+        let l = limits();
+        let t0 = Instant::now();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(l.costly(ip, 20, t0).is_ok());
+        // The burst is spent, though the address has 40 of 60 left.
+        let over = l.costly(ip, 5, t0).unwrap_err();
+        assert_eq!(
+            (over.limit, over.what),
+            (
+                20,
+                "the weight of costly reads one address may spend at once"
+            )
+        );
+        // It refills at the address's rate: one a second.
+        assert_eq!(over.retry_after, Duration::from_secs(5));
+        assert!(l.costly(ip, 5, t0 + Duration::from_secs(5)).is_ok());
+        // The address's own bucket paid for both reads it let through and
+        // nothing for the one refused: 60 - 20 - 5 + 5 refilled = 40.
+        let t1 = t0 + Duration::from_secs(5);
+        assert!(l.address(ip, 41, t1).is_err());
+        assert!(l.address(ip, 40, t1).is_ok());
+        // Ten seconds on, both hold 10: a read of 20 is refused by the
+        // address, a read of 10 passes both.
+        let t2 = t1 + Duration::from_secs(10);
+        assert_eq!(
+            l.costly(ip, 20, t2).unwrap_err().what,
+            "request weight per address"
+        );
+        assert!(l.costly(ip, 10, t2).is_ok());
+        assert!(l.costly(ip, 1, t2).is_err());
+        // Another address has its own burst.
+        assert!(l.costly("192.0.2.2".parse().unwrap(), 20, t0).is_ok());
     }
 
     #[test]

@@ -135,6 +135,11 @@ pub struct Config {
     /// and the API together.
     #[arg(long, alias = "api-orders-per-10s", env = "EXCHANGE_ORDERS_PER_10S", default_value_t = ApiLimits::default().orders_per_10s)]
     pub orders_per_10s: u32,
+    /// Of an address's request weight, how much its costly reads
+    /// (replays, older candles, history pages, downloads, feed resumes)
+    /// may spend at once.
+    #[arg(long, env = "EXCHANGE_COSTLY_BURST_PER_ADDRESS", default_value_t = ApiLimits::default().costly_burst_per_address)]
+    pub costly_burst_per_address: u32,
 }
 
 impl Config {
@@ -177,6 +182,7 @@ impl Config {
                 weight_per_minute_per_address: self.api_weight_per_minute,
                 weight_per_minute_per_key: self.api_key_weight_per_minute,
                 orders_per_10s: self.orders_per_10s,
+                costly_burst_per_address: self.costly_burst_per_address,
             },
         }
     }

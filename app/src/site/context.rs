@@ -105,16 +105,16 @@ pub fn count_new_order(account: AccountId) -> Result<(), UserError> {
 }
 
 /// Spends `weight` of the asking address's request weight (the bucket its
-/// API requests spend too) before any work: the reads that cost the server
-/// most are paced per address (see `request_limits`). Over it, a 429 with
-/// `Retry-After`.
+/// API requests spend too) and of its costly reads' burst before any work:
+/// the reads that cost the server most are paced per address (see
+/// `RequestLimits::costly`). Over either, a 429 with `Retry-After`.
 pub async fn spend_weight(weight: u32) -> Result<(), UserError> {
     let Some(limits) = request_limits() else {
         return Ok(());
     };
     let address = client_address().await;
     limits
-        .address(address, weight, Instant::now())
+        .costly(address, weight, Instant::now())
         .map_err(over_limit)
 }
 

@@ -158,14 +158,15 @@ pub async fn serve(
     response
 }
 
-/// Spends `weight` of the asking address's request weight (see
-/// `request_limits`); over it, the 429 to answer instead.
+/// Spends `weight` of the asking address's request weight and costly
+/// reads' burst (see `RequestLimits::costly`); over either, the 429 to
+/// answer instead.
 pub fn over_weight(extensions: &Extensions, weight: u32) -> Option<Response> {
     let limits = extensions.get::<RequestLimits>()?;
     let address = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip());
-    let over = limits.address(address, weight, Instant::now()).err()?;
+    let over = limits.costly(address, weight, Instant::now()).err()?;
     let retry = HeaderValue::from(over.retry_after_s());
     let mut answer = (StatusCode::TOO_MANY_REQUESTS, format!("{over}\n")).into_response();
     answer.headers_mut().insert(header::RETRY_AFTER, retry);

@@ -171,7 +171,7 @@ async fn older_candles_come_from_every_trade_ever_made() {
 async fn a_replay_is_the_stream_replayed_to_that_moment() {
     use crate::api::ReplayView;
     let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
+    let s = start(dir.path()).await.unpaced();
     let mut a = Browser::sign_up(&s, "alice").await;
     let mut b = Browser::sign_up(&s, "bob").await;
     for (price, qty) in [("30010", "0.01"), ("30020", "0.02"), ("30030", "0.03")] {

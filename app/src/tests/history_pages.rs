@@ -32,7 +32,7 @@ async fn order_and_trade_history_pages_filters_and_csv() {
     let (mut a, mut b);
     let first_page;
     {
-        let s = start(dir.path()).await;
+        let s = start(dir.path()).await.unpaced();
         a = Browser::sign_up(&s, "alice").await;
         b = Browser::sign_up(&s, "bob").await;
         a.limit(&s, "sell", "30000", "0.5").await.unwrap();
@@ -209,7 +209,7 @@ async fn order_and_trade_history_pages_filters_and_csv() {
         s.exchange.stop().await;
     }
     // Rebuilt from the events at start: the same history.
-    let s = start(dir.path()).await;
+    let s = start(dir.path()).await.unpaced();
     assert_eq!(orders_when(&mut a, &s, &[], 5).await, first_page);
 }
 
@@ -332,6 +332,7 @@ async fn the_orders_csv_streams_every_row_of_a_time_range_and_is_paced() {
         .with_policy(crate::site::SocketPolicy {
             api: ApiLimits {
                 weight_per_minute_per_address: weight,
+                costly_burst_per_address: weight,
                 ..Default::default()
             },
             ..Default::default()

@@ -50,6 +50,19 @@ struct Server {
 }
 
 impl Server {
+    /// The same exchange with the costly reads' burst as large as an
+    /// address's minute of weight: for tests whose many quick replays and
+    /// history pages are not about that limit.
+    fn unpaced(self) -> Server {
+        self.with_policy(crate::site::SocketPolicy {
+            api: crate::server::request_limits::ApiLimits {
+                costly_burst_per_address: 6000,
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+    }
+
     /// The same exchange served under other socket and request limits.
     fn with_policy(self, policy: crate::site::SocketPolicy) -> Server {
         Server {

@@ -628,6 +628,7 @@ async fn requests_over_their_limits_are_answered_429_with_when_to_retry_and_do_n
                 weight_per_minute_per_address: 30,
                 weight_per_minute_per_key: 1000,
                 orders_per_10s: 2,
+                ..Default::default()
             },
             ..Default::default()
         });

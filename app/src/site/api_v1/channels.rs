@@ -302,7 +302,7 @@ impl Socket {
             && let Some(limits) = &self.request_limits
         {
             limits
-                .address(self.ip, RESUME_WEIGHT, Instant::now())
+                .costly(self.ip, RESUME_WEIGHT, Instant::now())
                 .map_err(|over| format!("{over}; or subscribe without since"))?;
         }
         // Every market resumed, checked before anything is followed.
