@@ -112,7 +112,7 @@ impl Index {
         self.all.push(e.position);
         self.remember(e.id, e.position);
         if e.event_type.as_ref() == STREAM_DELETED.as_bytes() && e.revision == TOMBSTONE_REVISION {
-            self.streams.entry(e.stream.clone()).or_default().tombstoned = true;
+            self.stream_mut(&e.stream).tombstoned = true;
             return;
         }
         if e.event_type.as_ref() == METADATA.as_bytes()
@@ -122,13 +122,20 @@ impl Index {
                 .ok()
                 .and_then(|v| v.get("$tb").and_then(serde_json::Value::as_u64))
                 .unwrap_or(0);
-            self.streams
-                .entry(Bytes::copy_from_slice(target))
-                .or_default()
-                .truncate_before = tb;
+            self.stream_mut(target).truncate_before = tb;
         }
-        let state = self.streams.entry(e.stream.clone()).or_default();
-        state.positions.push(e.position);
+        self.stream_mut(&e.stream).positions.push(e.position);
+    }
+
+    /// A stream's state, made empty the first time. Its name is copied
+    /// only then: a record's name is a slice of the buffer it was read
+    /// from, which the index must not keep alive.
+    fn stream_mut(&mut self, name: &[u8]) -> &mut StreamState {
+        if !self.streams.contains_key(name) {
+            let owned = Bytes::copy_from_slice(name);
+            self.streams.insert(owned, StreamState::default());
+        }
+        self.streams.get_mut(name).expect("inserted above")
     }
 }
 

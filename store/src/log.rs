@@ -12,6 +12,7 @@
 //! recovery ([`crate::recovery`]) can tell a torn tail from damage to
 //! acknowledged data.
 
+use bytes::Bytes;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -69,7 +70,7 @@ impl Segments {
         let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
         let mut buf = vec![0u8; HEADER + len];
         file.read_exact_at(&mut buf, offset)?;
-        StoredEvent::decode(&buf, position)
+        StoredEvent::decode(&Bytes::from(buf), position)
             .map(|(e, _)| e)
             .map_err(|e| corrupt(&e.to_string()))
     }
@@ -82,18 +83,19 @@ impl Segments {
         to: u64,
         mut each: impl FnMut(StoredEvent) -> bool,
     ) -> io::Result<()> {
-        let mut buf = Vec::new();
         while from < to {
             let Located { base, file, next } = self
                 .locate(from)
                 .ok_or_else(|| corrupt("position before the log"))?;
             let seg_end = next.map_or(to, |(b, _)| b.min(to));
             let want = (seg_end - from).min(SCAN_CHUNK) as usize;
-            buf.resize(want, 0);
-            file.read_exact_at(&mut buf, from - base)?;
+            // A chunk of its own each time: its events are slices of it.
+            let mut chunk = vec![0u8; want];
+            file.read_exact_at(&mut chunk, from - base)?;
+            let buf = Bytes::from(chunk);
             let mut at = 0;
             while at < buf.len() {
-                match StoredEvent::decode(&buf[at..], from + at as u64) {
+                match StoredEvent::decode(&buf.slice(at..), from + at as u64) {
                     Ok((event, len)) => {
                         at += len;
                         if !each(event) {
