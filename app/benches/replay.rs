@@ -8,7 +8,8 @@
 //! from the store, tape read back, candles). The baseline, in the same
 //! run, is the replay without snapshots: read the stream from the start
 //! and fold every event up to the moment with the pure engine (`NAIVE`
-//! moments, default 5). It also reports the process's resident memory
+//! moments, default 5). It reports how long start takes, and of that how
+//! long the embedded store takes to open the log on its own; and the process's resident memory
 //! once the history is read (the store runs in the same process), and
 //! again once the allocator has given back what is free.
 //!
@@ -55,6 +56,17 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("events");
     write_history(&data, &settings, events).await;
+    // What the start below spends opening the embedded store (reading
+    // every record back and indexing it), measured on its own.
+    let opening = Instant::now();
+    let store = store::EmbeddedStore::start(&data, ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    eprintln!(
+        "the embedded store alone opens the log in {:.1?}",
+        opening.elapsed()
+    );
+    store.stop().await.unwrap();
     let started = Instant::now();
     let exchange = Exchange::start(settings.clone(), Connection::Embedded { data })
         .await
