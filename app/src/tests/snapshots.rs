@@ -15,7 +15,7 @@ use orderbook::{Book, Market};
 use super::*;
 use crate::server::book_snapshots::{check, read, stream};
 use crate::server::streams::{market_stream, read_all_from_start, read_records};
-use crate::server::views::depth_view;
+use crate::server::views::{depth_view, trade_view};
 
 const SYMBOL: &str = "BTC-USD";
 
@@ -82,6 +82,14 @@ async fn replays_are_the_fold(s: &Server, every: u64, events: &[orderbook::Event
             .unwrap();
         let book = Book::replay(btc(), &events[..n]);
         assert_eq!(got.depth, depth_view(book.depth(20)), "after {n} events");
+        // The tape: the trades among the moment's last 2,000 events,
+        // newest first, whether before the snapshot it starts from or not.
+        let recent = events[n.saturating_sub(2000)..n].iter().rev();
+        let tape: Vec<_> = recent
+            .filter_map(trade_view)
+            .take(crate::api::TAPE)
+            .collect();
+        assert_eq!(got.trades, tape, "the tape after {n} events");
     }
     let client = s.exchange.client();
     let mut taken = 0;

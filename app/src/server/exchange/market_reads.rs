@@ -1,6 +1,7 @@
 //! What anyone may see of a market: its terms, book, depth, ticker, tape
 //! and candles, live or replayed to a moment of its history.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use orderbook::{Book, Event, TradeExecuted};
@@ -8,7 +9,7 @@ use tokio::sync::watch;
 
 use super::Exchange;
 use crate::api::{
-    CandleHistory, DepthView, MarketSnapshot, MarketView, ReplayView, TAPE, TickerView,
+    CandleHistory, DepthView, MarketSnapshot, MarketView, ReplayView, TAPE, TickerView, TradeView,
 };
 use crate::candles::Interval;
 use crate::server::book_history::TradesFrom;
@@ -132,7 +133,10 @@ impl Exchange {
             .await
             .map_err(unavailable)?;
         // A page at a time: with snapshots missing (a history the leader
-        // has not written them for yet) this may be a long way.
+        // has not written them for yet) this may be a long way. The newest
+        // trades folded are kept for the tape.
+        let start = book.events_applied();
+        let mut newest = VecDeque::with_capacity(TAPE + 1);
         while book.events_applied() < events {
             let from = book.events_applied();
             let count = (events - from).min(REPLAY_PAGE);
@@ -143,15 +147,36 @@ impl Exchange {
                 break;
             }
             for e in &page {
+                let revision = book.events_applied();
                 book.apply(e);
+                if let Some(t) = trade_view(e) {
+                    newest.push_back((revision, t));
+                    if newest.len() > TAPE {
+                        newest.pop_front();
+                    }
+                }
             }
         }
-        let mut trades = Vec::new();
-        if let Some(last) = events.checked_sub(1) {
-            let before = read_market(client, symbol, last, REPLAY_TAPE_READ, Direction::Backwards)
-                .await
-                .map_err(unavailable)?;
-            trades = before.iter().filter_map(trade_view).take(TAPE).collect();
+        // The tape: the trades among the moment's last REPLAY_TAPE_READ
+        // events, newest first. Those the fold went through are at hand;
+        // the store is read only for older ones, before the snapshot the
+        // fold started from (a replay used to read them all back, which
+        // was half of what it read).
+        let floor = events.saturating_sub(REPLAY_TAPE_READ);
+        let at_hand = newest.into_iter().rev().filter(|(r, _)| *r >= floor);
+        let mut trades: Vec<TradeView> = at_hand.map(|(_, t)| t).collect();
+        if trades.len() < TAPE && start > floor {
+            let before = read_market(
+                client,
+                symbol,
+                start - 1,
+                start - floor,
+                Direction::Backwards,
+            )
+            .await
+            .map_err(unavailable)?;
+            let older = before.iter().filter_map(trade_view);
+            trades.extend(older.take(TAPE - trades.len()));
         }
         Ok(ReplayView {
             symbol: symbol.to_string(),
