@@ -32,8 +32,9 @@
 //! account's view whenever it changed. The view is looked at again after
 //! the account's events and with each depth update of the watched market
 //! (an order resting there changes with market events that need no
-//! account event). The view is built again only when the account or a
-//! book it has open orders in has moved since (`Exchange::view_since`).
+//! account event). The view is built again only when the account or one
+//! of its open orders has moved since (`Exchange::view_since`), not when
+//! others' orders move the book.
 //! The session is checked each time: a socket whose session ended is told
 //! so and stops following.
 

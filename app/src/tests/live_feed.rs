@@ -753,8 +753,8 @@ async fn a_feed_follows_its_sessions_account_and_resumes_without_missing_a_fill(
 }
 
 /// A following socket asks for its account's view at every depth
-/// publication: the view is built again only when the account or a book
-/// it has open orders in moved, and then it shows what moved.
+/// publication: the view is built again only when the account or one of
+/// its open orders moved, and then it shows what moved.
 #[tokio::test]
 async fn an_accounts_view_is_built_again_only_when_what_it_is_made_from_moved() {
     use crate::server::AccountRead;
@@ -799,6 +799,18 @@ async fn an_accounts_view_is_built_again_only_when_what_it_is_made_from_moved() 
     let (inputs, filled) = changed(x.view_since(alice, Some(&inputs)));
     assert_eq!(filled.open_orders[0].remaining, "0.3");
     assert_eq!(Some(&filled), x.view(alice).as_ref());
+    assert!(matches!(
+        x.view_since(alice, Some(&inputs)),
+        AccountRead::Unchanged
+    ));
+    // Others' orders in the book her order rests in move that book, not
+    // her order: nothing she is shown changed, and nothing is rebuilt.
+    x.place(carol, "BTC-USD", limit(orderbook::Side::Buy, 90, "0.1"))
+        .await
+        .unwrap();
+    x.place(bob, "BTC-USD", limit(orderbook::Side::Sell, 120, "0.1"))
+        .await
+        .unwrap();
     assert!(matches!(
         x.view_since(alice, Some(&inputs)),
         AccountRead::Unchanged
