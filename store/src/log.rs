@@ -12,7 +12,6 @@
 //! recovery ([`crate::recovery`]) can tell a torn tail from damage to
 //! acknowledged data.
 
-use bytes::Bytes;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -21,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self as std_mpsc, Sender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use crate::record::{HEADER, RecordError, StoredEvent};
 use crate::recovery::{self, LogError, Tail, io_at};
