@@ -113,20 +113,20 @@ impl OrderRecord {
         }
     }
 
-    /// One order as the events of its decision leave it (those of the
-    /// command that placed it, say), before the history has folded them.
-    pub fn from_events(symbol: &str, order_id: OrderId, events: &[Event]) -> Option<OrderRecord> {
+    /// One of `account`'s orders as the events of its decision leave it
+    /// (those of the command that placed it, say), before the history has
+    /// folded them.
+    pub fn from_events(
+        account: AccountId,
+        symbol: &str,
+        order_id: OrderId,
+        events: &[Event],
+    ) -> Option<OrderRecord> {
         let mut history = OrderHistory::default();
         for e in events {
             history.apply_market(e);
         }
-        let symbol = Symbol::new(symbol).ok()?;
-        let mut accounts = history.accounts.keys();
-        let (account, at) = accounts.find_map(|&account| {
-            let at = history.place(account, symbol, order_id)?;
-            Some((account, at))
-        })?;
-        Some(history.accounts[&account][at].clone())
+        history.order(account, symbol, order_id).cloned()
     }
 
     /// The record with a decision's events about it folded in: its fills

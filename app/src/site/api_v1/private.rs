@@ -159,8 +159,13 @@ pub async fn place(Extension(x): Extension<Exchange>, request: Request) -> Answe
     let outcome = x
         .place_named(signed.account, &new.symbol, terms, client)
         .await?;
-    let record = OrderRecord::from_events(&new.symbol, outcome.order_id, &outcome.events)
-        .ok_or_else(|| Refused::bad("the order's acceptance is missing from its outcome"))?;
+    let record = OrderRecord::from_events(
+        signed.account,
+        &new.symbol,
+        outcome.order_id,
+        &outcome.events,
+    )
+    .ok_or_else(|| Refused::bad("the order's acceptance is missing from its outcome"))?;
     let fills = x.fills(signed.account, Some(&new.symbol));
     let fills = fills
         .iter()

@@ -126,7 +126,7 @@ pub(super) async fn place_order(
     let outcome = x
         .place_named(account, &spec.symbol, terms, Some(client))
         .await?;
-    let record = OrderRecord::from_events(&spec.symbol, outcome.order_id, &outcome.events)
+    let record = OrderRecord::from_events(account, &spec.symbol, outcome.order_id, &outcome.events)
         .ok_or_else(|| {
             Refusal::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
