@@ -8,10 +8,10 @@
 //! fees written in it. Nothing about an order is written to an account
 //! stream, so the two can never disagree.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use orderbook::{AccountId, Event, MarketSpec, OrderId, Side, Timestamp};
+use orderbook::{AccountId, Event, MarketSpec, OrderId, Side, Timestamp, TradeId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +62,38 @@ impl Reservation {
     }
 }
 
+/// How many of an account's newest fills it keeps whole; the others are
+/// read back from the log when a page of history asks for them.
+pub const RECENT_FILLS: usize = 200;
+
+/// One of an account's fills as the ledger remembers it: where it is
+/// written, and what finding it by market, order, trade or time needs.
+/// The fill itself (its amounts and fee) is kept whole only while it is
+/// among the account's [`RECENT_FILLS`] newest; a history of millions of
+/// fills keeps these 56 bytes each instead of the whole fill's 180.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FillRef {
+    /// The market's name, one copy shared by every fill of it.
+    pub symbol: Arc<str>,
+    pub trade_id: TradeId,
+    pub order_id: OrderId,
+    pub at: Timestamp,
+    pub written: FillSource,
+}
+
+/// Where a fill's amounts are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FillSource {
+    /// In the trade at this revision of the market's stream, with its
+    /// fees: the fill is that trade's side for this account (see
+    /// [`crate::fills`]).
+    Trade { market_revision: u64 },
+    /// In a `TradeSettled` of the account's own stream (logs before
+    /// schema 3, whose trades carry no fees): kept whole in
+    /// [`Account::settled_fills`] at this index.
+    Settled { index: usize },
+}
+
 /// One trader's account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
@@ -80,7 +112,13 @@ pub struct Account {
     /// Hashes of the session tokens that are logged in.
     pub sessions: Vec<String>,
     /// Every fill, in the order the log has them.
-    pub trades: Vec<TradeSettled>,
+    pub fills: Vec<FillRef>,
+    /// The newest [`RECENT_FILLS`] of them whole, oldest first.
+    pub recent_fills: VecDeque<TradeSettled>,
+    /// The fills a log before schema 3 settled in this account's stream,
+    /// whole: their trades in the market streams carry no fees, so they
+    /// cannot be read back from there.
+    pub settled_fills: Vec<TradeSettled>,
     /// How many events of the account's own stream are folded in.
     pub stream_events: u64,
     /// How many events (of any stream) changed this account: a reader
@@ -98,6 +136,36 @@ impl Account {
     /// account by a ledger event (logs before schema 3).
     pub fn has_settled(&self, symbol: &str, revision: u64) -> bool {
         self.settled.get(symbol).is_some_and(|&r| r >= revision)
+    }
+
+    /// The fill `fills[index]` whole, if the account keeps it (one of the
+    /// newest, or one a log before schema 3 settled here); the others are
+    /// in their market streams.
+    pub fn kept_fill(&self, index: usize) -> Option<&TradeSettled> {
+        let r = self.fills.get(index)?;
+        if let FillSource::Settled { index } = r.written {
+            return self.settled_fills.get(index);
+        }
+        let recent_from = self.fills.len() - self.recent_fills.len();
+        index
+            .checked_sub(recent_from)
+            .and_then(|i| self.recent_fills.get(i))
+    }
+
+    /// Remembers a fill: where it is written, and the fill whole while it
+    /// is among the newest.
+    fn add_fill(&mut self, fill: TradeSettled, written: FillSource) {
+        self.fills.push(FillRef {
+            symbol: fill.symbol.clone(),
+            trade_id: fill.trade_id,
+            order_id: fill.order_id,
+            at: fill.at,
+            written,
+        });
+        if self.recent_fills.len() == RECENT_FILLS {
+            self.recent_fills.pop_front();
+        }
+        self.recent_fills.push_back(fill);
     }
 
     fn mark_settled(&mut self, symbol: &str, revision: Option<u64>) {
@@ -250,7 +318,9 @@ impl Ledger {
                     settled: BTreeMap::new(),
                     faucet_received: BTreeMap::new(),
                     sessions: Vec::new(),
-                    trades: Vec::new(),
+                    fills: Vec::new(),
+                    recent_fills: VecDeque::new(),
+                    settled_fills: Vec::new(),
                     stream_events: 0,
                     changes: 0,
                 },
@@ -288,7 +358,10 @@ impl Ledger {
                 acc.balance_mut(&t.paid_asset).total -= t.paid;
                 acc.balance_mut(&t.received_asset).total += t.received - t.fee;
                 acc.mark_settled(&t.symbol, Some(t.market_revision));
-                acc.trades.push(share_names(&mut self.names, t.clone()));
+                let fill = share_names(&mut self.names, t.clone());
+                let index = acc.settled_fills.len();
+                acc.settled_fills.push(fill.clone());
+                acc.add_fill(fill, FillSource::Settled { index });
                 *self.fees.entry(t.received_asset.to_string()).or_default() += t.fee;
             }
             // History only: nothing was held, nothing moves.
@@ -396,7 +469,12 @@ impl Ledger {
                             .entry(fill.received_asset.to_string())
                             .or_default();
                         *fee += fill.fee;
-                        acc.trades.push(share_names(&mut self.names, fill));
+                        acc.add_fill(
+                            share_names(&mut self.names, fill),
+                            FillSource::Trade {
+                                market_revision: revision,
+                            },
+                        );
                     }
                 }
             }

@@ -69,4 +69,6 @@ pub use event::{
     AccountEvent, AccountEventDecodeError, DepositSource, ReleaseReason, SCHEMA_VERSION,
     TradeSettled,
 };
-pub use ledger::{Account, Balance, Ledger, LedgerGap, Reservation};
+pub use ledger::{
+    Account, Balance, FillRef, FillSource, Ledger, LedgerGap, RECENT_FILLS, Reservation,
+};

@@ -235,8 +235,8 @@ fn a_trade_settles_both_sides_with_fees_and_releases_the_rest() {
     assert_eq!(bob.balance("USD").total, d("9980"));
     assert_eq!(bob.balance("USD").reserved, d("0"));
     assert_eq!(bob.balance("BTC").total, d("1.1996"));
-    assert_eq!(bob.trades[0].role, Role::Taker);
-    assert_eq!(bob.trades[0].fee, d("0.0004"));
+    assert_eq!(bob.recent_fills[0].role, Role::Taker);
+    assert_eq!(bob.recent_fills[0].fee, d("0.0004"));
     assert_eq!(x.ledger.fees["USD"], d("0.02"));
     assert_eq!(x.ledger.fees["BTC"], d("0.0004"));
     // Cancelling releases Alice's remaining 0.3 BTC.
@@ -253,7 +253,7 @@ fn a_trade_settles_both_sides_with_fees_and_releases_the_rest() {
     // Every fill the ledger keeps shares one copy of each name: Alice's
     // USD and Bob's are one allocation.
     let bob = x.ledger.account(b).unwrap();
-    let (sold, bought) = (&alice.trades[0], &bob.trades[0]);
+    let (sold, bought) = (&alice.recent_fills[0], &bob.recent_fills[0]);
     assert_eq!((&*sold.symbol, &*sold.received_asset), ("BTC-USD", "USD"));
     assert!(std::sync::Arc::ptr_eq(&sold.symbol, &bought.symbol));
     assert!(std::sync::Arc::ptr_eq(
@@ -358,7 +358,7 @@ fn random_trading_keeps_every_ledger_rule() {
         placed > 1_000 && refused > 100 && amends > 100,
         "placed {placed} refused {refused} amends {amends}"
     );
-    let trades: usize = x.ledger.accounts().map(|a| a.trades.len()).sum();
+    let trades: usize = x.ledger.accounts().map(|a| a.fills.len()).sum();
     assert!(trades > 500, "{trades} fills");
     // Every open order holds exactly its open cost and nothing else holds
     // anything (checked after every command by `run`, and once more here).
@@ -419,7 +419,7 @@ fn an_amended_order_holds_what_its_new_terms_cost() {
         .unwrap();
     x.run(&amend(1, a, Some("45"), None)).unwrap();
     let alice = x.ledger.account(a).unwrap();
-    assert_eq!(alice.trades.len(), 1);
+    assert_eq!(alice.fills.len(), 1);
     assert_eq!(alice.balance("USD").total, d("91"));
     assert_eq!(alice.balance("USD").reserved, d("13.5"));
     let open = x.books["BTC-USD"].order(1).unwrap();
@@ -564,13 +564,87 @@ fn a_log_written_before_fees_were_in_trades_folds_to_the_same_balances() {
         }
     );
     assert_eq!(bob.balance("BTC").total, d("0.1996"));
-    assert_eq!((bob.trades.len(), alice.trades.len()), (1, 1));
+    assert_eq!((bob.fills.len(), alice.fills.len()), (1, 1));
+    // Their fills were settled in their own streams (the market's trade
+    // has no fees), so each is kept whole however old it grows.
+    assert_eq!(
+        alice.fills[0].written,
+        accounts::FillSource::Settled { index: 0 }
+    );
+    assert_eq!(alice.kept_fill(0).map(|f| f.fee), Some(d("0.02")));
     check_ledger(&ledger).unwrap();
     let mut book = Book::new(Market::defaults().remove(0));
     for e in &log {
         book.apply(e);
     }
     assert_eq!(book_violations(&ledger, &book), vec![]);
+}
+
+/// An account keeps its newest fills whole and only where the older ones
+/// are written: each is the trade's side for it at that revision of the
+/// market's stream, so it reads back the same from the log.
+#[test]
+fn old_fills_are_kept_as_where_they_are_written() {
+    let mut x = Venue::new();
+    let ids = ["alice", "bob"].map(|name| {
+        let id = x.open(name);
+        let grant = x.ledger.claim_faucet(id, &faucet("100", "0", "10"), 1);
+        x.apply(&grant.unwrap());
+        id
+    });
+    let extra = 5;
+    let trades = accounts::RECENT_FILLS + extra;
+    for i in 0..trades as u64 {
+        x.run(&limit(
+            "ETH-USD",
+            2 * i + 1,
+            ids[0],
+            Side::Sell,
+            "1",
+            "0.001",
+        ))
+        .unwrap();
+        x.run(&limit(
+            "ETH-USD",
+            2 * i + 2,
+            ids[1],
+            Side::Buy,
+            "1",
+            "0.001",
+        ))
+        .unwrap();
+    }
+    let spec = x.books["ETH-USD"].market().spec.clone();
+    let log = &x.log["ETH-USD"];
+    for id in ids {
+        let a = x.ledger.account(id).unwrap();
+        assert_eq!(a.fills.len(), trades);
+        assert_eq!(a.recent_fills.len(), accounts::RECENT_FILLS);
+        for (i, r) in a.fills.iter().enumerate() {
+            let accounts::FillSource::Trade { market_revision } = r.written else {
+                panic!("fill {i} of {id} is not in its market: {r:?}");
+            };
+            let Event::TradeExecuted(t) = &log[market_revision as usize] else {
+                panic!(
+                    "fill {i} of {id} points at {:?}",
+                    log[market_revision as usize]
+                );
+            };
+            let [maker, taker] = accounts::fills(&spec, market_revision, t);
+            let fill = if maker.account == id { maker } else { taker };
+            assert_eq!(
+                (fill.trade_id, fill.order_id, fill.at, &*fill.symbol),
+                (r.trade_id, r.order_id, r.at, &*r.symbol)
+            );
+            match a.kept_fill(i) {
+                Some(kept) => {
+                    assert!(i >= extra, "fill {i} of {id} is kept");
+                    assert_eq!(kept, &fill);
+                }
+                None => assert!(i < extra, "fill {i} of {id} is not kept"),
+            }
+        }
+    }
 }
 
 /// The checks can fail: a hold that disagrees with its book, a reserved

@@ -36,7 +36,9 @@ pub async fn my_orders(
     let (exchange, account) = current_account()?;
     let filter = history_filter(&exchange, market, state).map_err(UserError::new)?;
     let limit = page_limit(limit)?;
-    Ok(exchange.order_history(account, &filter, before, limit))
+    Ok(exchange
+        .order_history(account, &filter, before, limit)
+        .await?)
 }
 
 /// A page of the caller's trades, newest first, in `market` (empty is
@@ -54,7 +56,9 @@ pub async fn my_trades(
     let (exchange, account) = current_account()?;
     let filter = history_filter(&exchange, market, None).map_err(UserError::new)?;
     let limit = page_limit(limit)?;
-    Ok(exchange.trade_history(account, filter.symbol.as_deref(), before, limit))
+    Ok(exchange
+        .trade_history(account, filter.symbol.as_deref(), before, limit)
+        .await?)
 }
 
 #[cfg(feature = "ssr")]
@@ -80,8 +84,8 @@ mod page {
 
     use super::PAGE;
     use crate::api::{FillView, OrderRecordView};
-    use crate::server::Exchange;
     use crate::server::OrderFilter;
+    use crate::server::{Exchange, ExchangeError};
     use crate::site::history_export::history_filter;
     use crate::site::plain_page::page;
     use crate::site::trader::Trader;
@@ -213,22 +217,37 @@ mod page {
                     }
                     .into_any(),
                 ),
-                Ok(shown) => (StatusCode::OK, history(&exchange, account, &shown)),
+                Ok(shown) => match history(&exchange, account, &shown).await {
+                    Ok(body) => (StatusCode::OK, body),
+                    // The store could not be read just now.
+                    Err(e) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        view! { <p role="alert">{e.to_string()}</p> }.into_any(),
+                    ),
+                },
             },
         };
         page(status, "History", "History", body)
     }
 
     /// Tabs, the filter form, the rows of one page, and the way to older ones.
-    fn history(exchange: &Exchange, account: orderbook::AccountId, shown: &Shown) -> AnyView {
+    async fn history(
+        exchange: &Exchange,
+        account: orderbook::AccountId,
+        shown: &Shown,
+    ) -> Result<AnyView, ExchangeError> {
         let (rows, next) = match shown.tab {
             Tab::Orders => {
-                let page = exchange.order_history(account, &shown.filter, shown.before, PAGE);
+                let page = exchange
+                    .order_history(account, &shown.filter, shown.before, PAGE)
+                    .await?;
                 (order_rows(page.orders), page.next)
             }
             Tab::Trades => {
                 let symbol = shown.filter.symbol.as_deref();
-                let page = exchange.trade_history(account, symbol, shown.before, PAGE);
+                let page = exchange
+                    .trade_history(account, symbol, shown.before, PAGE)
+                    .await?;
                 (trade_rows(page.trades), page.next)
             }
         };
@@ -263,7 +282,7 @@ mod page {
         });
         let older =
             next.map(|n| view! { <a href=shown.link(shown.tab, Some(n)) rel="next">"Older"</a> });
-        view! {
+        Ok(view! {
             <nav class="history-tabs" aria-label="History">
                 {tab(Tab::Orders, "Orders")}
                 {tab(Tab::Trades, "Trades")}
@@ -286,7 +305,7 @@ mod page {
             {rows}
             <nav class="pages" aria-label="Pages">{newest}{older}</nav>
         }
-        .into_any()
+        .into_any())
     }
 
     fn order_rows(rows: Vec<OrderRecordView>) -> AnyView {

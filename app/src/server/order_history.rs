@@ -168,13 +168,14 @@ pub struct OrderPage {
 /// A page of a list kept oldest first, read newest first: up to `limit` of
 /// the `items` that `keep` keeps, from just before the cursor `before` (an
 /// index; the end without one), and the cursor of the next, older page if
-/// there is more. Lists that only grow keep their cursors valid.
+/// there is more. The page is the items' indexes. Lists that only grow
+/// keep their cursors valid.
 pub fn newest_first<T>(
     items: &[T],
     before: Option<u64>,
     limit: usize,
     keep: impl Fn(&T) -> bool,
-) -> (Vec<&T>, Option<u64>) {
+) -> (Vec<usize>, Option<u64>) {
     let end = before.map_or(items.len(), |b| (b as usize).min(items.len()));
     let mut page = Vec::new();
     for (i, item) in items[..end].iter().enumerate().rev() {
@@ -184,7 +185,7 @@ pub fn newest_first<T>(
         if page.len() == limit {
             return (page, Some(i as u64 + 1));
         }
-        page.push(item);
+        page.push(i);
     }
     (page, None)
 }
@@ -393,7 +394,7 @@ impl OrderHistory {
         let orders = self.accounts.get(&account).map_or(&[][..], Vec::as_slice);
         let (page, next) = newest_first(orders, before, limit, |o| filter.keeps(o));
         OrderPage {
-            orders: page.into_iter().cloned().collect(),
+            orders: page.into_iter().map(|i| orders[i].clone()).collect(),
             next,
         }
     }

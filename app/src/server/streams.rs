@@ -342,6 +342,53 @@ pub async fn read_market(
     .await
 }
 
+/// Wanted revisions of a market closer together than this many events
+/// are read in one go (the events between come along and are passed over).
+const READ_GAP: u64 = 64;
+
+/// The most events one read of [`read_market_at`] asks for.
+const READ_MOST: u64 = 4096;
+
+/// The events at `revisions` (ascending) of a market's stream, in that
+/// order: a run of nearby revisions at a time, so a page of a trader's
+/// history spread over a long stream is a few reads, not one each. A
+/// revision the stream does not reach is an error: whoever asked knew an
+/// event to be there.
+pub async fn read_market_at(
+    client: &Client,
+    symbol: &str,
+    revisions: &[u64],
+) -> Result<Vec<Event>, StreamError> {
+    let mut out = Vec::with_capacity(revisions.len());
+    let mut rest = revisions;
+    while let Some(&first) = rest.first() {
+        let mut run = 1;
+        while run < rest.len()
+            && rest[run].saturating_sub(rest[run - 1]) <= READ_GAP
+            && rest[run] - first < READ_MOST
+        {
+            run += 1;
+        }
+        let (this, after) = rest.split_at(run);
+        rest = after;
+        let count = this[run - 1] - first + 1;
+        let events = read_market(client, symbol, first, count, Direction::Forwards).await?;
+        for &revision in this {
+            let at = revision
+                .checked_sub(first)
+                .and_then(|i| usize::try_from(i).ok());
+            let event = at.and_then(|i| events.get(i));
+            let event = event.ok_or_else(|| StreamError::Corrupt {
+                stream: market_stream(symbol),
+                revision,
+                reason: "the stream ends before it".to_string(),
+            })?;
+            out.push(event.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Every event of a stream as stored (data and metadata), undecoded; a
 /// stream that does not exist reads as empty.
 pub async fn read_records(

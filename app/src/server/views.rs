@@ -17,8 +17,9 @@ use crate::api::{
 };
 use crate::candles::Series;
 
-/// Fills an account view shows, newest first.
-pub const FILLS_SHOWN: usize = 200;
+/// Fills an account view shows, newest first: those the ledger keeps
+/// whole, so a view never reads the store.
+pub const FILLS_SHOWN: usize = accounts::RECENT_FILLS;
 
 /// An exact amount as the wire carries it.
 fn amount(d: Decimal) -> String {
@@ -231,7 +232,7 @@ pub fn account_view(a: &Account, mut open_orders: Vec<OpenOrderView>) -> Account
             .collect(),
         open_orders,
         fills: a
-            .trades
+            .recent_fills
             .iter()
             .rev()
             .take(FILLS_SHOWN)
@@ -347,7 +348,9 @@ mod tests {
             settled: BTreeMap::new(),
             faucet_received: BTreeMap::new(),
             sessions: Vec::new(),
-            trades: Vec::new(),
+            fills: Vec::new(),
+            recent_fills: Default::default(),
+            settled_fills: Vec::new(),
             stream_events: 3,
             changes: 0,
         };

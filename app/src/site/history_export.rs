@@ -24,9 +24,9 @@ use serde::Deserialize;
 
 use super::trader::Trader;
 use crate::api::{FillView, OrderRecordView};
-use crate::server::Exchange;
 use crate::server::OrderFilter;
 use crate::server::request_limits::{EXPORT_WEIGHT, RequestLimits};
+use crate::server::{Exchange, ExchangeError};
 use crate::time_format::rfc3339;
 
 /// The most rows one file holds.
@@ -140,9 +140,11 @@ pub async fn serve(
         header: true,
         done: false,
     };
+    // A chunk that cannot be read ends the body with an error, so the
+    // download is broken off where it stands, never passed off as whole.
     let body = Body::from_stream(futures::stream::unfold(rows, |mut rows| async move {
-        let chunk = rows.next()?;
-        Some((Ok::<_, std::convert::Infallible>(Bytes::from(chunk)), rows))
+        let chunk = rows.next().await?;
+        Some((chunk.map(Bytes::from), rows))
     }));
     let disposition = format!("attachment; filename=\"{name}.csv\"");
     let mut response = body.into_response();
@@ -190,7 +192,7 @@ struct Rows {
 impl Rows {
     /// The next chunk of the file, if any is left: newest first, each row
     /// read from the history as it stands when its chunk is read.
-    fn next(&mut self) -> Option<String> {
+    async fn next(&mut self) -> Option<Result<String, ExchangeError>> {
         if self.done {
             return None;
         }
@@ -203,9 +205,14 @@ impl Rows {
         }
         let (times, next) = match self.export {
             Export::Orders => {
-                let page =
-                    self.exchange
-                        .order_history(self.account, &self.filter, self.cursor, CHUNK);
+                let page = match self
+                    .exchange
+                    .order_history(self.account, &self.filter, self.cursor, CHUNK)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => return Some(Err(e)),
+                };
                 let kept: Vec<_> = page
                     .orders
                     .into_iter()
@@ -217,9 +224,14 @@ impl Rows {
             }
             Export::Trades => {
                 let symbol = self.filter.symbol.as_deref();
-                let page = self
+                let page = match self
                     .exchange
-                    .trade_history(self.account, symbol, self.cursor, CHUNK);
+                    .trade_history(self.account, symbol, self.cursor, CHUNK)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => return Some(Err(e)),
+                };
                 let kept: Vec<_> = page
                     .trades
                     .into_iter()
@@ -234,7 +246,7 @@ impl Rows {
         let before_range = times.is_some_and(|t| t <= self.range.start) && self.range.start > 0;
         self.cursor = next;
         self.done = next.is_none() || before_range;
-        Some(out)
+        Some(Ok(out))
     }
 }
 

@@ -393,3 +393,131 @@ async fn the_orders_csv_streams_every_row_of_a_time_range_and_is_paced() {
     assert!(headers.contains_key(header::RETRY_AFTER));
     assert!(said.contains("request weight per address"), "{said}");
 }
+
+/// Alice's fills as her market's stream has them, newest first: each
+/// trade's side for her account.
+async fn fills_in_log(s: &Server, account: orderbook::AccountId) -> Vec<crate::api::FillView> {
+    let spec = s.exchange.market_spec("BTC-USD").unwrap();
+    let events = load_market(&s.exchange.client(), "BTC-USD").await.unwrap();
+    let mut fills = Vec::new();
+    for (revision, e) in events.iter().enumerate() {
+        if let orderbook::Event::TradeExecuted(t) = e {
+            for f in accounts::fills(&spec, revision as u64, t) {
+                if f.account == account {
+                    fills.push(crate::server::views::fill_view(&f));
+                }
+            }
+        }
+    }
+    fills.reverse();
+    fills
+}
+
+/// Every page of a trader's trades, newest first, `limit` at a time, once
+/// the ledger (a moment behind the log) has `count` of them.
+async fn every_trade(
+    b: &mut Browser,
+    s: &Server,
+    limit: &str,
+    count: usize,
+) -> Vec<crate::api::FillView> {
+    for _ in 0..400 {
+        let all = trade_pages(b, s, limit).await;
+        if all.len() >= count {
+            return all;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the trade history never held {count} trades");
+}
+
+async fn trade_pages(b: &mut Browser, s: &Server, limit: &str) -> Vec<crate::api::FillView> {
+    let mut all = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let mut form = vec![("limit", limit)];
+        if let Some(c) = &before {
+            form.push(("before", c));
+        }
+        let page: crate::api::TradeHistoryPage = b.call(s, "my_trades", &form).await.unwrap();
+        all.extend(page.trades);
+        match page.next {
+            Some(n) => before = Some(n.to_string()),
+            None => return all,
+        }
+    }
+}
+
+/// The ledger keeps an account's newest fills whole and only where the
+/// older ones are written: the history reads those back from the market's
+/// stream, so every page, an order's fills and fee, and the CSV show what
+/// they showed while the fills were new, before and after a restart.
+#[tokio::test]
+async fn old_fills_read_back_from_the_log_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let trades = accounts::RECENT_FILLS + 30;
+    let mut a;
+    let (while_new, sold);
+    {
+        let s = start(dir.path()).await.unpaced();
+        a = Browser::sign_up(&s, "alice").await;
+        let _bob = Browser::sign_up(&s, "bob").await;
+        a.limit(&s, "sell", "30000", "0.5").await.unwrap();
+        let ledger = reload_ledger(&s).await;
+        let (alice, bob) = (
+            ledger.by_username("alice").unwrap().id,
+            ledger.by_username("bob").unwrap().id,
+        );
+        let buy = |s: &Server| {
+            let x = s.exchange.clone();
+            async move {
+                let terms = limit_terms(orderbook::Side::Buy, "30000", "0.0001");
+                x.place_named(bob, "BTC-USD", terms, None).await.unwrap();
+            }
+        };
+        for _ in 0..100 {
+            buy(&s).await;
+        }
+        // The first hundred, while the ledger keeps each whole.
+        while_new = every_trade(&mut a, &s, "500", 100).await;
+        assert_eq!(while_new, fills_in_log(&s, alice).await);
+        for _ in 100..trades {
+            buy(&s).await;
+        }
+        let log = fills_in_log(&s, alice).await;
+        assert_eq!(log.len(), trades);
+        let paged = every_trade(&mut a, &s, "37", trades).await;
+        let kept = reload_ledger(&s).await;
+        let kept = kept.account(alice).unwrap();
+        assert_eq!(kept.recent_fills.len(), accounts::RECENT_FILLS);
+        assert!(kept.kept_fill(0).is_none(), "the oldest fill is not kept");
+        // Paged across the kept and the read back, in pages that straddle
+        // the boundary; the oldest hundred as they were when new.
+        assert_eq!(paged, log);
+        assert_eq!(paged[trades - 100..], while_new[..]);
+        // The order's fills, read back too, make its fee: the sum of the
+        // maker fees of all its trades.
+        let fee: Decimal = log.iter().map(|f| d(&f.fee)).sum();
+        let page = orders_when(&mut a, &s, &[], 1).await;
+        sold = page.orders[0].clone();
+        assert_eq!(d(&sold.filled), d("0.0001") * Decimal::from(trades));
+        assert_eq!(sold.fee.as_deref().map(d), Some(fee));
+        let (status, _, csv) = download(&s, &a, "/history/trades.csv").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(csv.lines().count(), 1 + trades, "{csv}");
+        assert!(
+            csv.lines()
+                .last()
+                .unwrap()
+                .contains(&format!(",{},", log[trades - 1].trade_id))
+        );
+        s.exchange.stop().await;
+    }
+    // Folded again at start: the same pages.
+    let s = start(dir.path()).await.unpaced();
+    let ledger = reload_ledger(&s).await;
+    let alice = ledger.by_username("alice").unwrap().id;
+    let log = fills_in_log(&s, alice).await;
+    assert_eq!(every_trade(&mut a, &s, "50", trades).await, log);
+    assert_eq!(orders_when(&mut a, &s, &[], 1).await.orders[0], sold);
+}

@@ -1,15 +1,17 @@
 //! What a trader may see of their own account: balances, open orders,
 //! and the pages of their order and trade history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use std::time::Duration;
 
-use orderbook::{AccountId, Book, ClientOrderId, OrderId};
+use accounts::FillRef;
+use orderbook::{AccountId, Book, ClientOrderId, OrderId, TradeId};
 
 use super::Exchange;
 use crate::api::{AccountView, OrderHistoryPage, OrderRecordView, TradeHistoryPage};
+use crate::server::exchange_error::ExchangeError;
 use crate::server::order_history::{OrderFilter, OrderRecord, newest_first};
 use crate::server::views::{
     account_view, fill_view, open_order_view, order_record_view, stop_order_view,
@@ -106,19 +108,23 @@ impl Exchange {
 
     /// A page of the account's fills, newest first, and the cursor of the
     /// next (older) page.
-    pub fn fill_page(
+    pub async fn fill_page(
         &self,
         account: AccountId,
         symbol: Option<&str>,
         before: Option<u64>,
         limit: usize,
-    ) -> (Vec<accounts::TradeSettled>, Option<u64>) {
-        self.0.ledger.read(|l| {
-            let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
-            let keep = |t: &accounts::TradeSettled| symbol.is_none_or(|s| s == &*t.symbol);
-            let (page, next) = newest_first(trades, before, limit, keep);
-            (page.into_iter().cloned().collect(), next)
-        })
+    ) -> Result<(Vec<accounts::TradeSettled>, Option<u64>), ExchangeError> {
+        let mut next = None;
+        let page = self
+            .fills(account, |fills| {
+                let keep = |f: &FillRef| symbol.is_none_or(|s| s == &*f.symbol);
+                let (page, after) = newest_first(fills, before, limit, keep);
+                next = after;
+                page
+            })
+            .await?;
+        Ok((page, next))
     }
 
     /// The account's open orders as the history has them, and the log
@@ -141,15 +147,34 @@ impl Exchange {
         self.0.ledger.read(|l| l.market_events(symbol))
     }
 
-    /// The account's fills in one market (or all), oldest first.
-    pub fn fills(&self, account: AccountId, symbol: Option<&str>) -> Vec<accounts::TradeSettled> {
-        self.0.ledger.read(|l| {
-            let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
-            let mine = trades
-                .iter()
-                .filter(|t| symbol.is_none_or(|s| &*t.symbol == s));
-            mine.cloned().collect()
+    /// The account's fills of the trades of one decision in a market
+    /// (the ledger has folded it), oldest first.
+    pub async fn decision_fills(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        trades: &[TradeId],
+    ) -> Result<Vec<accounts::TradeSettled>, ExchangeError> {
+        self.fills(account, |fills| {
+            // The newest fills are the decision's: look back until each of
+            // its trades is found.
+            let mut left: Vec<TradeId> = trades.to_vec();
+            let mut found = Vec::new();
+            for (i, f) in fills.iter().enumerate().rev() {
+                if left.is_empty() {
+                    break;
+                }
+                if &*f.symbol == symbol
+                    && let Some(at) = left.iter().position(|t| *t == f.trade_id)
+                {
+                    left.swap_remove(at);
+                    found.push(i);
+                }
+            }
+            found.reverse();
+            found
         })
+        .await
     }
 
     /// The account's balances per asset.
@@ -162,22 +187,22 @@ impl Exchange {
 
     /// A page of the account's orders, newest first: up to `limit` that
     /// `filter` keeps, from just before the cursor `before`; each with its
-    /// fills from the ledger.
-    pub fn order_history(
+    /// fills.
+    pub async fn order_history(
         &self,
         account: AccountId,
         filter: &OrderFilter,
         before: Option<u64>,
         limit: usize,
-    ) -> OrderHistoryPage {
+    ) -> Result<OrderHistoryPage, ExchangeError> {
         let page = self
             .0
             .order_history
             .read(|h| h.page(account, filter, before, limit));
-        OrderHistoryPage {
-            orders: self.with_fills(account, &page.orders),
+        Ok(OrderHistoryPage {
+            orders: self.with_fills(account, &page.orders).await?,
             next: page.next,
-        }
+        })
     }
 
     /// How many of the account's orders `filter` keeps were placed in
@@ -202,56 +227,67 @@ impl Exchange {
         at_ms: &std::ops::Range<u64>,
     ) -> usize {
         self.0.ledger.read(|l| {
-            let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
-            trades
+            let fills = l.account(account).map_or(&[][..], |a| a.fills.as_slice());
+            fills
                 .iter()
-                .filter(|t| {
-                    symbol.is_none_or(|s| s == &*t.symbol) && at_ms.contains(&(t.at / 1000))
+                .filter(|f| {
+                    symbol.is_none_or(|s| s == &*f.symbol) && at_ms.contains(&(f.at / 1000))
                 })
                 .count()
         })
     }
 
-    fn with_fills(&self, account: AccountId, orders: &[OrderRecord]) -> Vec<OrderRecordView> {
-        self.0.ledger.read(|l| {
-            let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
-            let mut fills: HashMap<(&str, OrderId), Vec<&accounts::TradeSettled>> = orders
-                .iter()
-                .filter_map(|o| Some(((&*o.symbol, o.order_id?), Vec::new())))
-                .collect();
-            for t in trades {
-                if let Some(f) = fills.get_mut(&(&*t.symbol, t.order_id)) {
-                    f.push(t);
-                }
-            }
-            orders
-                .iter()
-                .map(|o| {
-                    let key = o.order_id.map(|id| (&*o.symbol, id));
-                    let of = key.and_then(|k| fills.remove(&k)).unwrap_or_default();
-                    order_record_view(o, of)
-                })
-                .collect()
-        })
+    /// Each order's view with its fills.
+    async fn with_fills(
+        &self,
+        account: AccountId,
+        orders: &[OrderRecord],
+    ) -> Result<Vec<OrderRecordView>, ExchangeError> {
+        let keys: HashSet<(&str, OrderId)> = orders
+            .iter()
+            .filter_map(|o| Some((&*o.symbol, o.order_id?)))
+            .collect();
+        let fills = self
+            .fills(account, |fills| {
+                let of_page = |(_, f): &(usize, &FillRef)| keys.contains(&(&*f.symbol, f.order_id));
+                fills
+                    .iter()
+                    .enumerate()
+                    .filter(of_page)
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .await?;
+        let mut by_order: HashMap<(&str, OrderId), Vec<&accounts::TradeSettled>> = HashMap::new();
+        for f in &fills {
+            by_order
+                .entry((&*f.symbol, f.order_id))
+                .or_default()
+                .push(f);
+        }
+        Ok(orders
+            .iter()
+            .map(|o| {
+                let key = o.order_id.map(|id| (&*o.symbol, id));
+                let of = key.and_then(|k| by_order.remove(&k)).unwrap_or_default();
+                order_record_view(o, of)
+            })
+            .collect())
     }
 
     /// A page of the account's trades (one market's, or all), newest
     /// first, from just before the cursor `before`.
-    pub fn trade_history(
+    pub async fn trade_history(
         &self,
         account: AccountId,
         symbol: Option<&str>,
         before: Option<u64>,
         limit: usize,
-    ) -> TradeHistoryPage {
-        self.0.ledger.read(|l| {
-            let trades = l.account(account).map_or(&[][..], |a| a.trades.as_slice());
-            let keep = |t: &accounts::TradeSettled| symbol.is_none_or(|s| s == &*t.symbol);
-            let (page, next) = newest_first(trades, before, limit, keep);
-            TradeHistoryPage {
-                trades: page.into_iter().map(fill_view).collect(),
-                next,
-            }
+    ) -> Result<TradeHistoryPage, ExchangeError> {
+        let (page, next) = self.fill_page(account, symbol, before, limit).await?;
+        Ok(TradeHistoryPage {
+            trades: page.iter().map(fill_view).collect(),
+            next,
         })
     }
 

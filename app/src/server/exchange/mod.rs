@@ -40,6 +40,7 @@ use super::streams::{StreamError, last_position, market_stream, until_answered};
 
 pub(super) mod account_reads;
 pub(super) mod api_keys;
+mod fill_reads;
 pub(super) mod market_reads;
 mod sessions;
 mod trading;

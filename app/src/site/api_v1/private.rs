@@ -166,16 +166,19 @@ pub async fn place(Extension(x): Extension<Exchange>, request: Request) -> Answe
         &outcome.events,
     )
     .ok_or_else(|| Refused::bad("the order's acceptance is missing from its outcome"))?;
-    let fills = x.fills(signed.account, Some(&new.symbol));
-    let fills = fills
+    let trades: Vec<_> = outcome
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TradeExecuted(t) => Some(t.trade_id),
+            _ => None,
+        })
+        .collect();
+    let fills = x
+        .decision_fills(signed.account, &new.symbol, &trades)
+        .await?
         .iter()
         .filter(|f| f.order_id == outcome.order_id)
-        .filter(|f| {
-            outcome
-                .events
-                .iter()
-                .any(|e| matches!(e, Event::TradeExecuted(t) if t.trade_id == f.trade_id))
-        })
         .map(Fill::of)
         .collect();
     Ok(Json(Placed {
@@ -375,7 +378,9 @@ pub async fn fill_history(Extension(x): Extension<Exchange>, request: Request) -
     let signed = Signed::check(&x, request, Scope::Read).await?;
     let q: HistoryQuery = signed.query()?;
     let limit = within(q.limit, "limit", 50, 500)?;
-    let (fills, next) = x.fill_page(signed.account, q.symbol.as_deref(), q.before, limit);
+    let (fills, next) = x
+        .fill_page(signed.account, q.symbol.as_deref(), q.before, limit)
+        .await?;
     Ok(Json(FillPage {
         fills: fills.iter().map(Fill::of).collect(),
         next,

@@ -323,20 +323,28 @@ pub async fn my_trades(Extension(x): Extension<Exchange>, request: Request) -> A
         })
         .transpose()?;
     let (start, end) = (time_ms(&params, "startTime")?, time_ms(&params, "endTime")?);
-    let mut fills: Vec<_> = x
-        .fills(account, Some(&spec.symbol))
-        .into_iter()
-        .filter(|t| order.is_none_or(|o| t.order_id == o))
-        .filter(|t| from.is_none_or(|f| t.trade_id >= f))
-        .filter(|t| start.is_none_or(|s| t.at / 1000 >= s))
-        .filter(|t| end.is_none_or(|e| t.at / 1000 <= e))
-        .collect();
-    if from.is_none() && start.is_none() {
-        let skip = fills.len().saturating_sub(limit);
-        fills.drain(..skip);
-    } else {
-        fills.truncate(limit);
-    }
+    let symbol = spec.symbol.as_str();
+    let fills = x
+        .fills(account, |fills| {
+            let mut chosen: Vec<usize> = fills
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| &*f.symbol == symbol)
+                .filter(|(_, f)| order.is_none_or(|o| f.order_id == o))
+                .filter(|(_, f)| from.is_none_or(|id| f.trade_id >= id))
+                .filter(|(_, f)| start.is_none_or(|s| f.at / 1000 >= s))
+                .filter(|(_, f)| end.is_none_or(|e| f.at / 1000 <= e))
+                .map(|(i, _)| i)
+                .collect();
+            if from.is_none() && start.is_none() {
+                let skip = chosen.len().saturating_sub(limit);
+                chosen.drain(..skip);
+            } else {
+                chosen.truncate(limit);
+            }
+            chosen
+        })
+        .await?;
     let id = market_id(&spec);
     Ok(Json(Value::Array(
         fills.iter().map(|t| my_trade_json(&id, t)).collect(),
