@@ -10,6 +10,13 @@
 //! page is a walk backwards from a place in that list, and the place (an
 //! index that never moves, as orders are only ever added) is the cursor
 //! of the next page: paging stays right while new orders come in.
+//!
+//! A history of millions of orders is mostly closed ones. Those closed
+//! with the terms they were accepted with are kept as a [`ClosedOrder`]:
+//! how they ended, and where their `OrderAccepted` is in the market's
+//! stream, from which a page reads their terms back. Open orders, refusals
+//! and orders whose terms changed (amended, or a stop that fired) are kept
+//! whole.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -17,7 +24,8 @@ use std::sync::Arc;
 
 use accounts::AccountEvent;
 use orderbook::{
-    AccountId, CancelReason, ClientOrderId, Event, OrderId, OrderTerms, Symbol, Timestamp,
+    AccountId, CancelReason, ClientOrderId, Event, OrderAccepted, OrderId, OrderTerms, Symbol,
+    Timestamp,
 };
 use rust_decimal::Decimal;
 
@@ -56,9 +64,9 @@ pub struct OrderFilter {
 }
 
 impl OrderFilter {
-    fn keeps(&self, o: &OrderRecord) -> bool {
-        let state = o.state.name();
-        self.symbol.as_deref().is_none_or(|s| s == &*o.symbol)
+    fn keeps(&self, o: &OrderEntry) -> bool {
+        let state = o.state_name();
+        self.symbol.as_deref().is_none_or(|s| s == o.symbol())
             && self.state.as_deref().is_none_or(|wanted| {
                 wanted == state || (wanted == "open" && state == "partially_filled")
             })
@@ -124,9 +132,9 @@ impl OrderRecord {
     ) -> Option<OrderRecord> {
         let mut history = OrderHistory::default();
         for e in events {
-            history.apply_market(e);
+            history.apply_market(e, None);
         }
-        history.order(account, symbol, order_id).cloned()
+        history.order(account, symbol, order_id)?.whole().cloned()
     }
 
     /// The record with a decision's events about it folded in: its fills
@@ -157,10 +165,150 @@ impl OrderRecord {
     }
 }
 
+/// A closed order whose terms are still those it was accepted with: how
+/// it ended, and where those terms are written (about 100 bytes, where the
+/// whole record takes over 200, and a trader's history is mostly these).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClosedOrder {
+    pub symbol: Arc<str>,
+    pub order_id: OrderId,
+    /// The revision of its `OrderAccepted` in the market's stream.
+    pub accepted_revision: u64,
+    pub client_order_id: Option<ClientOrderId>,
+    pub filled: Decimal,
+    pub filled_quote: Decimal,
+    /// Why it was cancelled; none if it filled.
+    pub cancelled: Option<CancelReason>,
+    pub placed_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl ClosedOrder {
+    /// The whole record, given the `OrderAccepted` it was accepted with.
+    pub fn record(&self, accepted: &OrderAccepted) -> OrderRecord {
+        OrderRecord {
+            symbol: self.symbol.clone(),
+            order_id: Some(self.order_id),
+            terms: accepted.terms(),
+            client_order_id: self.client_order_id.clone(),
+            filled: self.filled,
+            filled_quote: self.filled_quote,
+            state: match self.cancelled {
+                Some(reason) => OrderState::Cancelled(reason),
+                None => OrderState::Filled,
+            },
+            triggered_at: None,
+            placed_at: self.placed_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// One of an account's orders as the history keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderEntry {
+    /// Open, refused, or closed with other terms than it was accepted
+    /// with.
+    Whole {
+        record: Box<OrderRecord>,
+        /// The revision of its `OrderAccepted` while its terms are still
+        /// those written there: once it closes, it is kept as a
+        /// [`ClosedOrder`]. None once amended or triggered, and for an
+        /// order folded without its revision.
+        accepted_revision: Option<u64>,
+    },
+    Closed(ClosedOrder),
+}
+
+impl OrderEntry {
+    pub fn symbol(&self) -> &str {
+        match self {
+            OrderEntry::Whole { record, .. } => &record.symbol,
+            OrderEntry::Closed(c) => &c.symbol,
+        }
+    }
+
+    pub fn order_id(&self) -> Option<OrderId> {
+        match self {
+            OrderEntry::Whole { record, .. } => record.order_id,
+            OrderEntry::Closed(c) => Some(c.order_id),
+        }
+    }
+
+    pub fn placed_at(&self) -> Timestamp {
+        match self {
+            OrderEntry::Whole { record, .. } => record.placed_at,
+            OrderEntry::Closed(c) => c.placed_at,
+        }
+    }
+
+    /// Its state's [`OrderState::name`].
+    pub fn state_name(&self) -> &'static str {
+        match self {
+            OrderEntry::Whole { record, .. } => record.state.name(),
+            OrderEntry::Closed(c) if c.cancelled.is_some() => "cancelled",
+            OrderEntry::Closed(_) => "filled",
+        }
+    }
+
+    pub fn client_order_id(&self) -> Option<&ClientOrderId> {
+        match self {
+            OrderEntry::Whole { record, .. } => record.client_order_id.as_ref(),
+            OrderEntry::Closed(c) => c.client_order_id.as_ref(),
+        }
+    }
+
+    /// The record, if kept whole.
+    pub fn whole(&self) -> Option<&OrderRecord> {
+        match self {
+            OrderEntry::Whole { record, .. } => Some(record),
+            OrderEntry::Closed(_) => None,
+        }
+    }
+
+    fn whole_mut(&mut self) -> Option<&mut OrderRecord> {
+        match self {
+            OrderEntry::Whole { record, .. } => Some(record),
+            OrderEntry::Closed(_) => None,
+        }
+    }
+
+    /// Kept as a [`ClosedOrder`] if it has closed with the terms it was
+    /// accepted with.
+    fn settle(&mut self) {
+        let OrderEntry::Whole {
+            record,
+            accepted_revision: Some(accepted_revision),
+        } = self
+        else {
+            return;
+        };
+        let (Some(order_id), None) = (record.order_id, record.triggered_at) else {
+            return;
+        };
+        let cancelled = match &record.state {
+            OrderState::Filled => None,
+            OrderState::Cancelled(reason) => Some(*reason),
+            _ => return,
+        };
+        *self = OrderEntry::Closed(ClosedOrder {
+            symbol: record.symbol.clone(),
+            order_id,
+            accepted_revision: *accepted_revision,
+            client_order_id: record.client_order_id.take(),
+            filled: record.filled,
+            filled_quote: record.filled_quote,
+            cancelled,
+            placed_at: record.placed_at,
+            updated_at: record.updated_at,
+        });
+    }
+}
+
 /// A page of one account's history, newest first.
 #[derive(Debug, PartialEq, Eq)]
 pub struct OrderPage {
-    pub orders: Vec<OrderRecord>,
+    pub orders: Vec<OrderEntry>,
     /// The cursor of the next (older) page, if there are older orders.
     pub next: Option<u64>,
 }
@@ -193,7 +341,7 @@ pub fn newest_first<T>(
 /// Every account's orders. Pure: folded from events, no I/O.
 #[derive(Debug, Default)]
 pub struct OrderHistory {
-    accounts: HashMap<AccountId, Vec<OrderRecord>>,
+    accounts: HashMap<AccountId, Vec<OrderEntry>>,
     /// Per account and market, the places of its accepted orders in the
     /// account's list, in order of their ids: a few bytes an order, where
     /// a map entry for each order ever placed took tens.
@@ -203,8 +351,9 @@ pub struct OrderHistory {
 }
 
 impl OrderHistory {
-    /// Folds in one market event.
-    pub fn apply_market(&mut self, event: &Event) {
+    /// Folds in one market event, at its revision in the market's stream
+    /// when known (an order accepted without one is kept whole for good).
+    pub fn apply_market(&mut self, event: &Event, revision: Option<u64>) {
         let symbol = *event.symbol();
         match event {
             Event::OrderAccepted(a) => {
@@ -220,7 +369,7 @@ impl OrderHistory {
                     placed_at: a.at,
                     updated_at: a.at,
                 };
-                self.add(a.account, symbol, record);
+                self.add(a.account, symbol, record, revision);
             }
             Event::TradeExecuted(t) => {
                 let orders = [
@@ -237,6 +386,7 @@ impl OrderHistory {
                 }
             }
             Event::OrderAmended(a) => {
+                self.terms_changed(a.account, symbol, a.order_id);
                 if let Some(o) = self.order_mut(a.account, symbol, a.order_id) {
                     o.terms.price = Some(a.price);
                     o.terms.quantity = Some(o.filled + a.quantity);
@@ -244,6 +394,7 @@ impl OrderHistory {
                 }
             }
             Event::StopAmended(a) => {
+                self.terms_changed(a.account, symbol, a.order_id);
                 if let Some(o) = self.order_mut(a.account, symbol, a.order_id) {
                     o.terms.price = a.price.or(o.terms.price);
                     o.terms.quantity = a.quantity.or(o.terms.quantity);
@@ -254,6 +405,7 @@ impl OrderHistory {
                 }
             }
             Event::StopTriggered(t) => {
+                self.terms_changed(t.account, symbol, t.order_id);
                 if let Some(o) = self.order_mut(t.account, symbol, t.order_id) {
                     o.triggered_at = Some(t.at);
                     o.updated_at = t.at;
@@ -264,12 +416,14 @@ impl OrderHistory {
                     o.state = OrderState::Filled;
                     o.updated_at = f.at;
                 }
+                self.closed(f.account, symbol, f.order_id);
             }
             Event::OrderCancelled(c) => {
                 if let Some(o) = self.order_mut(c.account, symbol, c.order_id) {
                     o.state = OrderState::Cancelled(c.reason);
                     o.updated_at = c.at;
                 }
+                self.closed(c.account, symbol, c.order_id);
             }
             Event::OrderRefused(r) => {
                 let name = self.name(symbol.as_str());
@@ -289,8 +443,8 @@ impl OrderHistory {
         // An order with an id was accepted by a market, whose name is a
         // symbol.
         match Symbol::new(&record.symbol) {
-            Ok(symbol) if record.order_id.is_some() => self.add(account, symbol, record),
-            _ => self.accounts.entry(account).or_default().push(record),
+            Ok(symbol) if record.order_id.is_some() => self.add(account, symbol, record, None),
+            _ => self.refused(account, record),
         }
     }
 
@@ -298,25 +452,51 @@ impl OrderHistory {
     /// id from then on. Ids grow as a market accepts orders, so its place
     /// goes at the end; one adopted out of order is put where its id
     /// belongs.
-    fn add(&mut self, account: AccountId, symbol: Symbol, record: OrderRecord) {
+    fn add(
+        &mut self,
+        account: AccountId,
+        symbol: Symbol,
+        record: OrderRecord,
+        accepted_revision: Option<u64>,
+    ) {
         let orders = self.accounts.entry(account).or_default();
         let places = self.places.entry((account, symbol)).or_default();
         let id = record.order_id;
-        let at = places.partition_point(|&p| orders[p].order_id < id);
+        let at = places.partition_point(|&p| orders[p].order_id() < id);
         places.insert(at, orders.len());
-        orders.push(record);
+        orders.push(OrderEntry::Whole {
+            record: Box::new(record),
+            accepted_revision,
+        });
+    }
+
+    /// An order's terms are no longer those it was accepted with.
+    fn terms_changed(&mut self, account: AccountId, symbol: Symbol, id: OrderId) {
+        if let Some(OrderEntry::Whole {
+            accepted_revision, ..
+        }) = self.entry_mut(account, symbol, id)
+        {
+            *accepted_revision = None;
+        }
+    }
+
+    /// An order has closed: kept as a [`ClosedOrder`] if it can be.
+    fn closed(&mut self, account: AccountId, symbol: Symbol, id: OrderId) {
+        if let Some(entry) = self.entry_mut(account, symbol, id) {
+            entry.settle();
+        }
     }
 
     /// The place in the account's list of its order in a market.
     fn place(&self, account: AccountId, symbol: Symbol, id: OrderId) -> Option<usize> {
         let orders = self.accounts.get(&account)?;
         let places = self.places.get(&(account, symbol))?;
-        let found = places.binary_search_by_key(&Some(id), |&p| orders[p].order_id);
+        let found = places.binary_search_by_key(&Some(id), |&p| orders[p].order_id());
         found.ok().map(|i| places[i])
     }
 
     /// One of the account's orders in a market, by the exchange's id.
-    pub fn order(&self, account: AccountId, symbol: &str, id: OrderId) -> Option<&OrderRecord> {
+    pub fn order(&self, account: AccountId, symbol: &str, id: OrderId) -> Option<&OrderEntry> {
         let at = self.place(account, Symbol::new(symbol).ok()?, id)?;
         Some(&self.accounts[&account][at])
     }
@@ -330,12 +510,12 @@ impl OrderHistory {
         account: AccountId,
         symbol: &str,
         client_order_id: &ClientOrderId,
-    ) -> Option<&OrderRecord> {
+    ) -> Option<&OrderEntry> {
         let orders = self.accounts.get(&account)?;
         orders.iter().rev().find(|o| {
-            o.order_id.is_some()
-                && &*o.symbol == symbol
-                && o.client_order_id.as_ref() == Some(client_order_id)
+            o.order_id().is_some()
+                && o.symbol() == symbol
+                && o.client_order_id() == Some(client_order_id)
         })
     }
 
@@ -357,7 +537,13 @@ impl OrderHistory {
     }
 
     fn refused(&mut self, account: AccountId, record: OrderRecord) {
-        self.accounts.entry(account).or_default().push(record);
+        self.accounts
+            .entry(account)
+            .or_default()
+            .push(OrderEntry::Whole {
+                record: Box::new(record),
+                accepted_revision: None,
+            });
     }
 
     /// The shared copy of a market's name (of any name a refusal
@@ -371,14 +557,24 @@ impl OrderHistory {
         name
     }
 
+    fn entry_mut(
+        &mut self,
+        account: AccountId,
+        symbol: Symbol,
+        id: OrderId,
+    ) -> Option<&mut OrderEntry> {
+        let at = self.place(account, symbol, id)?;
+        self.accounts.get_mut(&account)?.get_mut(at)
+    }
+
+    /// An order kept whole (a closed one changes no more).
     fn order_mut(
         &mut self,
         account: AccountId,
         symbol: Symbol,
         id: OrderId,
     ) -> Option<&mut OrderRecord> {
-        let at = self.place(account, symbol, id)?;
-        self.accounts.get_mut(&account)?.get_mut(at)
+        self.entry_mut(account, symbol, id)?.whole_mut()
     }
 
     /// Up to `limit` of the account's orders that the filter keeps, newest
@@ -400,8 +596,13 @@ impl OrderHistory {
     }
 
     /// Every order of the account the filter keeps, newest first.
-    pub fn all(&self, account: AccountId, filter: &OrderFilter) -> Vec<OrderRecord> {
+    pub fn all(&self, account: AccountId, filter: &OrderFilter) -> Vec<OrderEntry> {
         self.page(account, filter, None, usize::MAX).orders
+    }
+
+    /// Every order of the account, oldest first.
+    pub fn entries(&self, account: AccountId) -> &[OrderEntry] {
+        self.accounts.get(&account).map_or(&[], Vec::as_slice)
     }
 
     /// How many of the account's orders the filter keeps that were placed
@@ -410,7 +611,7 @@ impl OrderHistory {
         let orders = self.accounts.get(&account).map_or(&[][..], Vec::as_slice);
         orders
             .iter()
-            .filter(|o| filter.keeps(o) && placed_ms.contains(&(o.placed_at / 1000)))
+            .filter(|o| filter.keeps(o) && placed_ms.contains(&(o.placed_at() / 1000)))
             .count()
     }
 }
@@ -425,11 +626,58 @@ mod tests {
         s.parse().unwrap()
     }
 
-    /// Runs commands on a real book and folds its events into a history.
-    fn run(book: &mut Book, history: &mut OrderHistory, command: Command) {
+    /// A history and the market events it folded, from which a closed
+    /// order's terms are read back as the exchange reads them from the
+    /// store.
+    #[derive(Default)]
+    struct Folded {
+        h: OrderHistory,
+        log: HashMap<String, Vec<Event>>,
+    }
+
+    impl Folded {
+        fn record(&self, entry: OrderEntry) -> OrderRecord {
+            match entry {
+                OrderEntry::Whole { record, .. } => *record,
+                OrderEntry::Closed(c) => {
+                    match &self.log[&*c.symbol][c.accepted_revision as usize] {
+                        Event::OrderAccepted(a) => c.record(a),
+                        other => panic!("{c:?} points at {other:?}"),
+                    }
+                }
+            }
+        }
+
+        fn all(&self, account: AccountId, filter: &OrderFilter) -> Vec<OrderRecord> {
+            let all = self.h.all(account, filter);
+            all.into_iter().map(|e| self.record(e)).collect()
+        }
+
+        fn page(
+            &self,
+            account: AccountId,
+            before: Option<u64>,
+            limit: usize,
+        ) -> (Vec<OrderRecord>, Option<u64>) {
+            let page = self.h.page(account, &OrderFilter::default(), before, limit);
+            let orders = page.orders.into_iter().map(|e| self.record(e));
+            (orders.collect(), page.next)
+        }
+
+        fn order(&self, account: AccountId, symbol: &str, id: OrderId) -> Option<OrderRecord> {
+            let entry = self.h.order(account, symbol, id)?.clone();
+            Some(self.record(entry))
+        }
+    }
+
+    /// Runs commands on a real book and folds its events into a history,
+    /// each at its revision in the market's stream.
+    fn run(book: &mut Book, history: &mut Folded, command: Command) {
         for e in book.decide(&command) {
             book.apply(&e);
-            history.apply_market(&e);
+            let log = history.log.entry(e.symbol().to_string()).or_default();
+            history.h.apply_market(&e, Some(log.len() as u64));
+            log.push(e);
         }
     }
 
@@ -458,7 +706,7 @@ mod tests {
     #[test]
     fn orders_follow_their_events_and_page_back() {
         let mut book = Book::new(Market::defaults().remove(0));
-        let mut h = OrderHistory::default();
+        let mut h = Folded::default();
         run(&mut book, &mut h, limit(1, 7, Side::Sell, "100", "1", 10));
         run(&mut book, &mut h, limit(2, 8, Side::Buy, "100", "0.25", 20));
         let amend = Command::Amend(orderbook::AmendOrder {
@@ -515,14 +763,85 @@ mod tests {
         let mut seen = Vec::new();
         let mut before = None;
         loop {
-            let page = h.page(9, &OrderFilter::default(), before, 2);
-            seen.extend(page.orders.iter().map(|o| o.order_id.unwrap()));
-            match page.next {
+            let (orders, next) = h.page(9, before, 2);
+            seen.extend(orders.iter().map(|o| o.order_id.unwrap()));
+            match next {
                 Some(next) => before = Some(next),
                 None => break,
             }
         }
         assert_eq!(seen, [14, 13, 12, 11, 10]);
+    }
+
+    /// A closed order with the terms it was accepted with is kept as how
+    /// it ended and where those terms are written; an open or amended one
+    /// whole. Read back, each record is what a history that keeps every
+    /// order whole has.
+    #[test]
+    fn closed_orders_are_kept_as_where_their_terms_are_written() {
+        let mut book = Book::new(Market::defaults().remove(0));
+        let mut h = Folded::default();
+        let cancel = |id, at| {
+            Command::Cancel(orderbook::CancelOrder {
+                symbol: orderbook::Symbol::new("BTC-USD").unwrap(),
+                order_id: id,
+                account: 7,
+                at,
+            })
+        };
+        run(&mut book, &mut h, limit(1, 7, Side::Sell, "100", "1", 10));
+        run(&mut book, &mut h, limit(2, 8, Side::Buy, "100", "1", 20));
+        run(&mut book, &mut h, limit(3, 7, Side::Sell, "105", "1", 30));
+        run(&mut book, &mut h, cancel(3, 35));
+        run(&mut book, &mut h, limit(4, 7, Side::Sell, "110", "1", 40));
+        let amend = Command::Amend(orderbook::AmendOrder {
+            symbol: orderbook::Symbol::new("BTC-USD").unwrap(),
+            order_id: 4,
+            account: 7,
+            price: Some(d("111")),
+            quantity: None,
+            at: 45,
+            trigger_price: None,
+        });
+        run(&mut book, &mut h, amend);
+        run(&mut book, &mut h, cancel(4, 47));
+        run(&mut book, &mut h, limit(5, 7, Side::Sell, "120", "1", 50));
+        let kinds: Vec<(Option<OrderId>, bool)> =
+            h.h.entries(7)
+                .iter()
+                .map(|e| (e.order_id(), matches!(e, OrderEntry::Closed(_))))
+                .collect();
+        assert_eq!(
+            kinds,
+            [
+                (Some(1), true),
+                (Some(3), true),
+                (Some(4), false),
+                (Some(5), false)
+            ]
+        );
+        assert!(matches!(h.h.entries(8), [OrderEntry::Closed(_)]));
+        let mut whole = OrderHistory::default();
+        for e in &h.log["BTC-USD"] {
+            whole.apply_market(e, None);
+        }
+        for account in [7, 8] {
+            let all = whole.all(account, &OrderFilter::default());
+            let expected: Vec<OrderRecord> =
+                all.iter().map(|e| e.whole().unwrap().clone()).collect();
+            assert_eq!(h.all(account, &OrderFilter::default()), expected);
+            for state in ["open", "filled", "cancelled"] {
+                let filter = OrderFilter {
+                    state: Some(state.into()),
+                    symbol: None,
+                };
+                assert_eq!(
+                    h.h.count(account, &filter, &(0..u64::MAX)),
+                    whole.count(account, &filter, &(0..u64::MAX)),
+                    "{account} {state}"
+                );
+            }
+        }
     }
 
     /// Every order is found by its account, market and id, and its events
@@ -533,7 +852,7 @@ mod tests {
         let mut markets = Market::defaults();
         let (btc, eth) = (markets.remove(0), markets.remove(0));
         let mut books = [Book::new(btc.clone()), Book::new(eth.clone())];
-        let mut h = OrderHistory::default();
+        let mut h = Folded::default();
         let mut placed = Vec::new();
         for i in 0..40u64 {
             let (market, book) = if i % 3 == 0 {
@@ -552,7 +871,7 @@ mod tests {
             placed.push((account, market.symbol, id, price));
         }
         // Ids are unique in a market, so another account never has one.
-        let find = |h: &OrderHistory| {
+        let find = |h: &Folded| {
             for (account, symbol, id, price) in &placed {
                 let o = h.order(*account, symbol.as_str(), *id).unwrap();
                 assert_eq!((&*o.symbol, o.order_id), (symbol.as_str(), Some(*id)));
@@ -569,7 +888,7 @@ mod tests {
             &mut h,
             limit(id, 9, Side::Sell, "100", "1", 99),
         );
-        let filled = |h: &OrderHistory| {
+        let filled = |h: &Folded| {
             let states = placed.iter().map(|(account, symbol, id, _)| {
                 let o = h.order(*account, symbol.as_str(), *id).unwrap();
                 o.state == OrderState::Filled
@@ -583,10 +902,10 @@ mod tests {
         assert_eq!(filled(&h), expected);
         assert_eq!(expected.iter().filter(|f| **f).count(), 1);
         // Newest first: each market's ids come in falling.
-        let mut copy = OrderHistory::default();
+        let mut copy = Folded::default();
         for account in [7, 8] {
             for o in h.all(account, &OrderFilter::default()) {
-                copy.adopt(account, o);
+                copy.h.adopt(account, o);
             }
         }
         find(&copy);

@@ -23,7 +23,7 @@ pub struct OrderHistoryHandle {
 fn fold(history: &mut OrderHistory, events: &[Arc<TailEvent>]) {
     for e in events {
         match &e.event {
-            Decoded::Book(event) => history.apply_market(event),
+            Decoded::Book(event) => history.apply_market(event, Some(e.revision)),
             Decoded::Account(event) => history.apply_account(event),
         }
     }

@@ -137,7 +137,8 @@ pub async fn follow(
             .collect();
         let mut touched: Option<(String, u64, FeedPosition)> = None;
         for (i, (symbol, revision, event, position)) in events.iter().enumerate() {
-            mine.apply_market(event);
+            // Kept whole: each change is sent with the order's record.
+            mine.apply_market(event, None);
             let Some(change) = order_change(&x, &mine, account, &events[i..]) else {
                 continue;
             };
@@ -229,10 +230,18 @@ async fn catch_up(
             .find(|o| *o.symbol == *symbol && o.order_id == Some(order_id))
         {
             Some(o) => Some(o.clone()),
-            None => {
+            // Read as the reader of the tail reads: again until the
+            // store answers, rather than leave the order out.
+            None => loop {
                 let which = crate::server::OrderRef::Id(order_id);
-                x.order_record(account, &symbol, &which).await
-            }
+                match x.order_record(account, &symbol, &which).await {
+                    Ok(record) => break record,
+                    Err(e) => {
+                        tracing::warn!("an account stream's catch-up, reading again: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            },
         };
         orders.extend(record);
     }
@@ -316,7 +325,8 @@ fn order_change(
     let (symbol, _, event, position) = events[0];
     let after = &events[1..];
     let (order_id, change) = change_of(x, account, symbol, event)?;
-    let record = mine.order(account, symbol, order_id)?.clone();
+    // `mine` folds without revisions, so it keeps every order whole.
+    let record = mine.order(account, symbol, order_id)?.whole()?.clone();
     let filled = matches!(change, OrderChange::Trade { .. }) && completes(order_id, after);
     Some(AccountChange::Order(Box::new(OrderUpdate {
         symbol: symbol.to_string(),

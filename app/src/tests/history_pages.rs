@@ -461,7 +461,7 @@ async fn old_fills_read_back_from_the_log_as_they_were() {
     {
         let s = start(dir.path()).await.unpaced();
         a = Browser::sign_up(&s, "alice").await;
-        let _bob = Browser::sign_up(&s, "bob").await;
+        let mut bob_browser = Browser::sign_up(&s, "bob").await;
         a.limit(&s, "sell", "30000", "0.5").await.unwrap();
         let ledger = reload_ledger(&s).await;
         let (alice, bob) = (
@@ -502,6 +502,16 @@ async fn old_fills_read_back_from_the_log_as_they_were() {
         sold = page.orders[0].clone();
         assert_eq!(d(&sold.filled), d("0.0001") * Decimal::from(trades));
         assert_eq!(sold.fee.as_deref().map(d), Some(fee));
+        // Bob's orders all closed as they were accepted: the history keeps
+        // each as how it ended and reads its terms back from the stream.
+        let bobs = orders_when(&mut bob_browser, &s, &[("limit", "500")], trades).await;
+        assert_eq!(bobs.orders.len(), trades);
+        for o in &bobs.orders {
+            let terms = (o.price.as_deref(), o.quantity.as_deref(), &o.filled[..]);
+            assert_eq!(terms, (Some("30000"), Some("0.0001"), "0.0001"), "{o:?}");
+            assert_eq!((&o.state[..], o.side.as_str()), ("filled", "buy"));
+            assert_eq!(o.fills.len(), 1, "{o:?}");
+        }
         let (status, _, csv) = download(&s, &a, "/history/trades.csv").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(csv.lines().count(), 1 + trades, "{csv}");

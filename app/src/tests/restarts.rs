@@ -48,7 +48,8 @@ async fn everything_shown(
 ) -> Vec<String> {
     let mut shown = Vec::new();
     for &account in accounts {
-        let orders = s.exchange.order_records(account, &OrderFilter::default());
+        let all = OrderFilter::default();
+        let orders = s.exchange.order_records(account, &all).await.unwrap();
         let mut view = s.exchange.view(account).unwrap();
         view.fills
             .sort_by(|a, b| (&a.symbol, a.trade_id).cmp(&(&b.symbol, b.trade_id)));

@@ -56,54 +56,59 @@ impl Exchange {
         account: AccountId,
         symbol: &str,
         which: &OrderRef,
-    ) -> Option<OrderRecord> {
+    ) -> Result<Option<OrderRecord>, ExchangeError> {
         let find = || {
             self.0.order_history.read(|h| match which {
                 OrderRef::Id(id) => h.order(account, symbol, *id).cloned(),
                 OrderRef::Client(c) => h.by_client_id(account, symbol, c).cloned(),
             })
         };
-        if let Some(found) = find() {
-            return Some(found);
-        }
-        let book = self.book(symbol)?;
-        let decided = match which {
-            OrderRef::Id(id) => *id <= book.last_order_id(),
-            OrderRef::Client(c) => book.order_by_client_id(account, c).is_some(),
-        };
-        if !decided {
-            return None;
-        }
-        let deadline = tokio::time::Instant::now() + HISTORY_CATCH_UP;
-        while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            if let Some(found) = find() {
-                return Some(found);
+        let mut found = find();
+        if found.is_none() {
+            let Some(book) = self.book(symbol) else {
+                return Ok(None);
+            };
+            let decided = match which {
+                OrderRef::Id(id) => *id <= book.last_order_id(),
+                OrderRef::Client(c) => book.order_by_client_id(account, c).is_some(),
+            };
+            let deadline = tokio::time::Instant::now() + HISTORY_CATCH_UP;
+            while decided && found.is_none() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                found = find();
             }
         }
-        None
+        let Some(entry) = found else {
+            return Ok(None);
+        };
+        Ok(self.records(vec![entry]).await?.pop())
     }
 
     /// Every order of the account that `filter` keeps, newest first, as
     /// the history has them.
-    pub fn order_records(&self, account: AccountId, filter: &OrderFilter) -> Vec<OrderRecord> {
-        self.0.order_history.read(|h| h.all(account, filter))
+    pub async fn order_records(
+        &self,
+        account: AccountId,
+        filter: &OrderFilter,
+    ) -> Result<Vec<OrderRecord>, ExchangeError> {
+        let entries = self.0.order_history.read(|h| h.all(account, filter));
+        self.records(entries).await
     }
 
     /// A page of the account's orders as the history has them, newest
     /// first, and the cursor of the next (older) page.
-    pub fn order_record_page(
+    pub async fn order_record_page(
         &self,
         account: AccountId,
         filter: &OrderFilter,
         before: Option<u64>,
         limit: usize,
-    ) -> (Vec<OrderRecord>, Option<u64>) {
+    ) -> Result<(Vec<OrderRecord>, Option<u64>), ExchangeError> {
         let page = self
             .0
             .order_history
             .read(|h| h.page(account, filter, before, limit));
-        (page.orders, page.next)
+        Ok((self.records(page.orders).await?, page.next))
     }
 
     /// A page of the account's fills, newest first, and the cursor of the
@@ -137,9 +142,12 @@ impl Exchange {
             symbol: None,
             state: Some("open".into()),
         };
-        self.0
-            .order_history
-            .read_at(|h, position| (h.all(account, &filter), position))
+        // Open orders are kept whole.
+        self.0.order_history.read_at(|h, position| {
+            let open = h.all(account, &filter);
+            let open = open.iter().filter_map(|o| o.whole().cloned()).collect();
+            (open, position)
+        })
     }
 
     /// How many of a market's events the ledger has folded.
@@ -195,13 +203,12 @@ impl Exchange {
         before: Option<u64>,
         limit: usize,
     ) -> Result<OrderHistoryPage, ExchangeError> {
-        let page = self
-            .0
-            .order_history
-            .read(|h| h.page(account, filter, before, limit));
+        let (orders, next) = self
+            .order_record_page(account, filter, before, limit)
+            .await?;
         Ok(OrderHistoryPage {
-            orders: self.with_fills(account, &page.orders).await?,
-            next: page.next,
+            orders: self.with_fills(account, &orders).await?,
+            next,
         })
     }
 

@@ -42,6 +42,7 @@ pub(super) mod account_reads;
 pub(super) mod api_keys;
 mod fill_reads;
 pub(super) mod market_reads;
+mod order_reads;
 mod sessions;
 mod trading;
 

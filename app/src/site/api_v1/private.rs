@@ -134,7 +134,7 @@ async fn record(
     x.market_spec(symbol)
         .ok_or_else(|| Refused::not_found(format!("there is no market {symbol}")))?;
     x.order_record(account, symbol, r)
-        .await
+        .await?
         .ok_or_else(|| Refused::not_found("you have no such order in this market"))
 }
 
@@ -202,6 +202,7 @@ pub async fn open_orders(
     };
     Ok(Json(
         x.order_records(signed.account, &filter)
+            .await?
             .iter()
             .map(Order::of)
             .collect(),
@@ -360,7 +361,9 @@ pub async fn order_history(
         symbol: q.symbol,
         state: q.state,
     };
-    let (orders, next) = x.order_record_page(signed.account, &filter, q.before, limit);
+    let (orders, next) = x
+        .order_record_page(signed.account, &filter, q.before, limit)
+        .await?;
     Ok(Json(OrderPage {
         orders: orders
             .iter()

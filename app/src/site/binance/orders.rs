@@ -187,7 +187,7 @@ pub async fn get(Extension(x): Extension<Exchange>, request: Request) -> Answer 
     let r = which(&params, "orderId", "origClientOrderId")?;
     let record = x
         .order_record(account, &spec.symbol, &r)
-        .await
+        .await?
         .ok_or_else(Refusal::unknown_order)?;
     Ok(Json(order_json(&market_id(&spec), &record)))
 }
@@ -214,7 +214,7 @@ pub(super) async fn cancel_order(
     let outcome = x.cancel(account, &spec.symbol, order_id).await?;
     let record = x
         .order_record(account, &spec.symbol, &OrderRef::Id(order_id))
-        .await
+        .await?
         .ok_or_else(unknown)?
         .with_events(&outcome.events);
     Ok(order_json(&market_id(&spec), &record))
@@ -232,7 +232,7 @@ pub async fn cancel_all(Extension(x): Extension<Exchange>, request: Request) -> 
         let events = [Event::OrderCancelled(c.clone())];
         if let Some(record) = x
             .order_record(account, &spec.symbol, &OrderRef::Id(c.order_id))
-            .await
+            .await?
         {
             out.push(order_json(&id, &record.with_events(&events)));
         }
@@ -253,7 +253,7 @@ pub async fn open_orders(Extension(x): Extension<Exchange>, request: Request) ->
     };
     Ok(Json(orders_json(
         &x,
-        x.order_records(account, &filter),
+        x.order_records(account, &filter).await?,
         true,
     )))
 }
@@ -266,27 +266,30 @@ pub async fn all_orders(Extension(x): Extension<Exchange>, request: Request) -> 
     let limit = count(&params, "limit", 500, 1000)?;
     let from = order_id(&params, "orderId")?;
     let (start, end) = (time_ms(&params, "startTime")?, time_ms(&params, "endTime")?);
-    let filter = OrderFilter {
-        symbol: Some(spec.symbol.clone()),
-        state: None,
-    };
-    let mut records: Vec<OrderRecord> = x
-        .order_records(account, &filter)
-        .into_iter()
-        .rev()
-        // Refused orders never had an id: Binance lists none of them.
-        .filter(|o| o.order_id.is_some())
-        .filter(|o| from.is_none_or(|f| o.order_id >= Some(f)))
-        .filter(|o| start.is_none_or(|s| o.placed_at / 1000 >= s))
-        .filter(|o| end.is_none_or(|e| o.placed_at / 1000 <= e))
-        .collect();
-    if from.is_none() && start.is_none() {
-        // The newest `limit`, oldest first.
-        let skip = records.len().saturating_sub(limit);
-        records.drain(..skip);
-    } else {
-        records.truncate(limit);
-    }
+    let symbol = spec.symbol.as_str();
+    let records = x
+        .orders(account, |orders| {
+            let mut chosen: Vec<usize> = orders
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.symbol() == symbol)
+                // Refused orders never had an id: Binance lists none of them.
+                .filter(|(_, o)| o.order_id().is_some())
+                .filter(|(_, o)| from.is_none_or(|f| o.order_id() >= Some(f)))
+                .filter(|(_, o)| start.is_none_or(|s| o.placed_at() / 1000 >= s))
+                .filter(|(_, o)| end.is_none_or(|e| o.placed_at() / 1000 <= e))
+                .map(|(i, _)| i)
+                .collect();
+            if from.is_none() && start.is_none() {
+                // The newest `limit`, oldest first.
+                let skip = chosen.len().saturating_sub(limit);
+                chosen.drain(..skip);
+            } else {
+                chosen.truncate(limit);
+            }
+            chosen
+        })
+        .await?;
     Ok(Json(orders_json(&x, records, false)))
 }
 
