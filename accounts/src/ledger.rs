@@ -70,7 +70,7 @@ pub const RECENT_FILLS: usize = 200;
 /// written, and what finding it by market, order, trade or time needs.
 /// The fill itself (its amounts and fee) is kept whole only while it is
 /// among the account's [`RECENT_FILLS`] newest; a history of millions of
-/// fills keeps these 56 bytes each instead of the whole fill's 180.
+/// fills keeps these 48 bytes each instead of the whole fill's 180.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FillRef {
     /// The market's name, one copy shared by every fill of it.
@@ -78,7 +78,28 @@ pub struct FillRef {
     pub trade_id: TradeId,
     pub order_id: OrderId,
     pub at: Timestamp,
-    pub written: FillSource,
+    /// [`FillSource`] in one word: a revision, or with the top bit set an
+    /// index into the settled fills.
+    written: u64,
+}
+
+/// The top bit of [`FillRef::written`]: the rest is an index into
+/// [`Account::settled_fills`], not a market revision (no stream reaches
+/// 2^63 events).
+const SETTLED: u64 = 1 << 63;
+
+impl FillRef {
+    /// Where the fill's amounts are written.
+    pub fn written(&self) -> FillSource {
+        match self.written & SETTLED {
+            0 => FillSource::Trade {
+                market_revision: self.written,
+            },
+            _ => FillSource::Settled {
+                index: (self.written & !SETTLED) as usize,
+            },
+        }
+    }
 }
 
 /// Where a fill's amounts are written.
@@ -143,7 +164,7 @@ impl Account {
     /// in their market streams.
     pub fn kept_fill(&self, index: usize) -> Option<&TradeSettled> {
         let r = self.fills.get(index)?;
-        if let FillSource::Settled { index } = r.written {
+        if let FillSource::Settled { index } = r.written() {
             return self.settled_fills.get(index);
         }
         let recent_from = self.fills.len() - self.recent_fills.len();
@@ -160,7 +181,10 @@ impl Account {
             trade_id: fill.trade_id,
             order_id: fill.order_id,
             at: fill.at,
-            written,
+            written: match written {
+                FillSource::Trade { market_revision } => market_revision,
+                FillSource::Settled { index } => index as u64 | SETTLED,
+            },
         });
         if self.recent_fills.len() == RECENT_FILLS {
             self.recent_fills.pop_front();

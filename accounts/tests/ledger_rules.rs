@@ -568,7 +568,7 @@ fn a_log_written_before_fees_were_in_trades_folds_to_the_same_balances() {
     // Their fills were settled in their own streams (the market's trade
     // has no fees), so each is kept whole however old it grows.
     assert_eq!(
-        alice.fills[0].written,
+        alice.fills[0].written(),
         accounts::FillSource::Settled { index: 0 }
     );
     assert_eq!(alice.kept_fill(0).map(|f| f.fee), Some(d("0.02")));
@@ -621,7 +621,7 @@ fn old_fills_are_kept_as_where_they_are_written() {
         assert_eq!(a.fills.len(), trades);
         assert_eq!(a.recent_fills.len(), accounts::RECENT_FILLS);
         for (i, r) in a.fills.iter().enumerate() {
-            let accounts::FillSource::Trade { market_revision } = r.written else {
+            let accounts::FillSource::Trade { market_revision } = r.written() else {
                 panic!("fill {i} of {id} is not in its market: {r:?}");
             };
             let Event::TradeExecuted(t) = &log[market_revision as usize] else {

@@ -4,7 +4,9 @@
 //! are the snapshots the leader stores (`book_snapshots`), not copies kept
 //! here.
 //!
-//! Memory is about 32 bytes a trade and 8 an event.
+//! Memory is about 32 bytes a trade and 16 a millisecond in which events
+//! happened: the events of one decision share their time, and a busy
+//! market has many in a millisecond.
 
 use orderbook::{Book, Event, Market};
 
@@ -35,7 +37,10 @@ pub enum TradesFrom {
 #[derive(Debug)]
 pub struct BookHistory {
     book: Book,
-    times_ms: Vec<u64>,
+    events: u64,
+    /// The time of every event as runs in order: the first event of each
+    /// run of events in one millisecond, and that millisecond.
+    times_ms: Vec<(u64, u64)>,
     trades: Vec<TradePoint>,
     /// The same trades as exact candles, a minute each.
     pub minutes: MinuteCandles,
@@ -46,6 +51,7 @@ impl BookHistory {
         let book = Book::new(market);
         BookHistory {
             book,
+            events: 0,
             times_ms: Vec::new(),
             trades: Vec::new(),
             minutes: MinuteCandles::default(),
@@ -59,7 +65,7 @@ impl BookHistory {
 
     /// Events folded in so far.
     pub fn events(&self) -> u64 {
-        self.times_ms.len() as u64
+        self.events
     }
 
     /// Folds in the event at `revision` of the market's stream. One seen
@@ -71,7 +77,10 @@ impl BookHistory {
         }
         self.book.apply(event);
         let at_ms = event.at() / 1000;
-        self.times_ms.push(at_ms);
+        if self.times_ms.last().is_none_or(|&(_, t)| t != at_ms) {
+            self.times_ms.push((self.events, at_ms));
+        }
+        self.events += 1;
         if let Event::TradeExecuted(t) = event {
             self.minutes.add(at_ms, t.price, t.quantity);
             self.trades.push(TradePoint {
@@ -99,13 +108,17 @@ impl BookHistory {
 
     /// The market's events up to `at_ms`: how far a replay to that time goes.
     pub fn events_at(&self, at_ms: u64) -> u64 {
-        self.times_ms.partition_point(|&t| t <= at_ms) as u64
+        let after = self.times_ms.partition_point(|&(_, t)| t <= at_ms);
+        self.times_ms
+            .get(after)
+            .map_or(self.events, |&(first, _)| first)
     }
 
     /// The time of the last of the first `events` events.
     pub fn time_after(&self, events: u64) -> Option<u64> {
-        let last = usize::try_from(events.checked_sub(1)?).ok()?;
-        self.times_ms.get(last).copied()
+        let last = events.checked_sub(1).filter(|&l| l < self.events)?;
+        let run = self.times_ms.partition_point(|&(first, _)| first <= last);
+        Some(self.times_ms[run.checked_sub(1)?].1)
     }
 
     /// The trades among the first `events` events, oldest first.
@@ -190,5 +203,36 @@ pub(super) mod tests {
         assert!(n >= 1000 && history.time_after(n) == Some(t));
         assert_eq!(history.events_at(0), 0);
         assert_eq!(history.time_after(0), None);
+    }
+
+    /// Kept as runs of one millisecond, the times answer as every
+    /// event's time would: events close together, far apart, and both.
+    #[test]
+    fn times_kept_as_runs_answer_as_every_events_time() {
+        let all = spaced_events(2000, |i| match i % 5 {
+            0 => 1_500_000,
+            1 => 300,
+            _ => 0,
+        });
+        let mut history = BookHistory::new(market());
+        for (revision, e) in all.iter().enumerate() {
+            history.apply(revision as u64, e);
+        }
+        let times: Vec<u64> = all.iter().map(|e| e.at() / 1000).collect();
+        assert!(history.times_ms.len() < times.len() / 2);
+        for n in 0..=times.len() as u64 + 1 {
+            let expected = n
+                .checked_sub(1)
+                .and_then(|l| times.get(l as usize).copied());
+            assert_eq!(history.time_after(n), expected, "after {n}");
+        }
+        let (first, last) = (times[0], times[times.len() - 1]);
+        for at_ms in (first - 2..last + 2)
+            .step_by(97)
+            .chain([first - 1, first, last])
+        {
+            let expected = times.partition_point(|&t| t <= at_ms) as u64;
+            assert_eq!(history.events_at(at_ms), expected, "at {at_ms}");
+        }
     }
 }

@@ -44,7 +44,7 @@ impl Exchange {
             };
             for i in choose(&a.fills) {
                 let Some(r) = a.fills.get(i) else { continue };
-                match (a.kept_fill(i), r.written) {
+                match (a.kept_fill(i), r.written()) {
                     (Some(kept), _) => found.push(Some(kept.clone())),
                     (None, FillSource::Trade { market_revision }) => {
                         to_read.entry(r.symbol.clone()).or_default().push(ToRead {
