@@ -64,9 +64,9 @@ pub struct OrderFilter {
 }
 
 impl OrderFilter {
-    fn keeps(&self, o: &OrderEntry) -> bool {
+    fn keeps(&self, symbol: &str, o: &OrderEntry) -> bool {
         let state = o.state_name();
-        self.symbol.as_deref().is_none_or(|s| s == o.symbol())
+        self.symbol.as_deref().is_none_or(|s| s == symbol)
             && self.state.as_deref().is_none_or(|wanted| {
                 wanted == state || (wanted == "open" && state == "partially_filled")
             })
@@ -134,7 +134,11 @@ impl OrderRecord {
         for e in events {
             history.apply_market(e, None);
         }
-        history.order(account, symbol, order_id)?.whole().cloned()
+        history
+            .order(account, symbol, order_id)?
+            .entry
+            .whole()
+            .cloned()
     }
 
     /// The record with a decision's events about it folded in: its fills
@@ -166,11 +170,13 @@ impl OrderRecord {
 }
 
 /// A closed order whose terms are still those it was accepted with: how
-/// it ended, and where those terms are written (about 100 bytes, where the
-/// whole record takes over 200, and a trader's history is mostly these).
+/// it ended, and where those terms are written (80 bytes, where the whole
+/// record takes over 200, and a trader's history is mostly these).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClosedOrder {
-    pub symbol: Arc<str>,
+    /// Its market's place in the history's list of market names (see
+    /// [`OrderHistory::symbol_of`]): two bytes, where the name takes 16.
+    market: u16,
     pub order_id: OrderId,
     /// The revision of its `OrderAccepted` in the market's stream.
     pub accepted_revision: u64,
@@ -184,10 +190,11 @@ pub struct ClosedOrder {
 }
 
 impl ClosedOrder {
-    /// The whole record, given the `OrderAccepted` it was accepted with.
-    pub fn record(&self, accepted: &OrderAccepted) -> OrderRecord {
+    /// The whole record, given its market's name and the `OrderAccepted`
+    /// it was accepted with.
+    pub fn record(&self, symbol: Arc<str>, accepted: &OrderAccepted) -> OrderRecord {
         OrderRecord {
-            symbol: self.symbol.clone(),
+            symbol,
             order_id: Some(self.order_id),
             terms: accepted.terms(),
             client_order_id: self.client_order_id.clone(),
@@ -220,14 +227,15 @@ pub enum OrderEntry {
     Closed(ClosedOrder),
 }
 
-impl OrderEntry {
-    pub fn symbol(&self) -> &str {
-        match self {
-            OrderEntry::Whole { record, .. } => &record.symbol,
-            OrderEntry::Closed(c) => &c.symbol,
-        }
-    }
+/// An order as a read takes it out of the history: its market's name and
+/// the order as kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub symbol: Arc<str>,
+    pub entry: OrderEntry,
+}
 
+impl OrderEntry {
     pub fn order_id(&self) -> Option<OrderId> {
         match self {
             OrderEntry::Whole { record, .. } => record.order_id,
@@ -274,8 +282,8 @@ impl OrderEntry {
     }
 
     /// Kept as a [`ClosedOrder`] if it has closed with the terms it was
-    /// accepted with.
-    fn settle(&mut self) {
+    /// accepted with; `market` is its market's place in the history's list.
+    fn settle(&mut self, market: u16) {
         let OrderEntry::Whole {
             record,
             accepted_revision: Some(accepted_revision),
@@ -292,7 +300,7 @@ impl OrderEntry {
             _ => return,
         };
         *self = OrderEntry::Closed(ClosedOrder {
-            symbol: record.symbol.clone(),
+            market,
             order_id,
             accepted_revision: *accepted_revision,
             client_order_id: record.client_order_id.take(),
@@ -308,7 +316,7 @@ impl OrderEntry {
 /// A page of one account's history, newest first.
 #[derive(Debug, PartialEq, Eq)]
 pub struct OrderPage {
-    pub orders: Vec<OrderEntry>,
+    pub orders: Vec<Listed>,
     /// The cursor of the next (older) page, if there are older orders.
     pub next: Option<u64>,
 }
@@ -348,6 +356,8 @@ pub struct OrderHistory {
     places: HashMap<(AccountId, Symbol), Vec<usize>>,
     /// The one shared copy of each market's name.
     names: HashMap<String, Arc<str>>,
+    /// The markets closed orders are in, by their place here.
+    markets: Vec<Arc<str>>,
 }
 
 impl OrderHistory {
@@ -482,8 +492,36 @@ impl OrderHistory {
 
     /// An order has closed: kept as a [`ClosedOrder`] if it can be.
     fn closed(&mut self, account: AccountId, symbol: Symbol, id: OrderId) {
-        if let Some(entry) = self.entry_mut(account, symbol, id) {
-            entry.settle();
+        let name = symbol.as_str();
+        let market = match self.markets.iter().position(|m| &**m == name) {
+            Some(at) => at,
+            None => {
+                let shared = self.name(name);
+                self.markets.push(shared);
+                self.markets.len() - 1
+            }
+        };
+        // Beyond 65,536 markets an order stays whole.
+        if let (Ok(market), Some(entry)) =
+            (u16::try_from(market), self.entry_mut(account, symbol, id))
+        {
+            entry.settle(market);
+        }
+    }
+
+    /// The name of the market an order is in.
+    pub fn symbol_of<'a>(&'a self, entry: &'a OrderEntry) -> &'a Arc<str> {
+        match entry {
+            OrderEntry::Whole { record, .. } => &record.symbol,
+            OrderEntry::Closed(c) => &self.markets[usize::from(c.market)],
+        }
+    }
+
+    /// The order with its market's name, as a read takes it out.
+    fn listed(&self, entry: &OrderEntry) -> Listed {
+        Listed {
+            symbol: self.symbol_of(entry).clone(),
+            entry: entry.clone(),
         }
     }
 
@@ -496,9 +534,21 @@ impl OrderHistory {
     }
 
     /// One of the account's orders in a market, by the exchange's id.
-    pub fn order(&self, account: AccountId, symbol: &str, id: OrderId) -> Option<&OrderEntry> {
+    pub fn order(&self, account: AccountId, symbol: &str, id: OrderId) -> Option<Listed> {
         let at = self.place(account, Symbol::new(symbol).ok()?, id)?;
-        Some(&self.accounts[&account][at])
+        Some(self.listed(&self.accounts[&account][at]))
+    }
+
+    /// The account's orders in one market, in the order of their ids.
+    pub fn in_market(&self, account: AccountId, symbol: &str) -> Vec<&OrderEntry> {
+        let (Some(orders), Ok(symbol)) = (self.accounts.get(&account), Symbol::new(symbol)) else {
+            return Vec::new();
+        };
+        let places = self
+            .places
+            .get(&(account, symbol))
+            .map_or(&[][..], Vec::as_slice);
+        places.iter().map(|&p| &orders[p]).collect()
     }
 
     /// The account's newest order in a market placed under its own id
@@ -510,13 +560,14 @@ impl OrderHistory {
         account: AccountId,
         symbol: &str,
         client_order_id: &ClientOrderId,
-    ) -> Option<&OrderEntry> {
+    ) -> Option<Listed> {
         let orders = self.accounts.get(&account)?;
-        orders.iter().rev().find(|o| {
+        let found = orders.iter().rev().find(|o| {
             o.order_id().is_some()
-                && o.symbol() == symbol
+                && &**self.symbol_of(o) == symbol
                 && o.client_order_id() == Some(client_order_id)
-        })
+        })?;
+        Some(self.listed(found))
     }
 
     /// Folds in one account event (only refusals are history: those of
@@ -588,21 +639,17 @@ impl OrderHistory {
         limit: usize,
     ) -> OrderPage {
         let orders = self.accounts.get(&account).map_or(&[][..], Vec::as_slice);
-        let (page, next) = newest_first(orders, before, limit, |o| filter.keeps(o));
+        let keeps = |o: &OrderEntry| filter.keeps(self.symbol_of(o), o);
+        let (page, next) = newest_first(orders, before, limit, keeps);
         OrderPage {
-            orders: page.into_iter().map(|i| orders[i].clone()).collect(),
+            orders: page.into_iter().map(|i| self.listed(&orders[i])).collect(),
             next,
         }
     }
 
     /// Every order of the account the filter keeps, newest first.
-    pub fn all(&self, account: AccountId, filter: &OrderFilter) -> Vec<OrderEntry> {
+    pub fn all(&self, account: AccountId, filter: &OrderFilter) -> Vec<Listed> {
         self.page(account, filter, None, usize::MAX).orders
-    }
-
-    /// Every order of the account, oldest first.
-    pub fn entries(&self, account: AccountId) -> &[OrderEntry] {
-        self.accounts.get(&account).map_or(&[], Vec::as_slice)
     }
 
     /// How many of the account's orders the filter keeps that were placed
@@ -611,7 +658,9 @@ impl OrderHistory {
         let orders = self.accounts.get(&account).map_or(&[][..], Vec::as_slice);
         orders
             .iter()
-            .filter(|o| filter.keeps(o) && placed_ms.contains(&(o.placed_at() / 1000)))
+            .filter(|o| {
+                filter.keeps(self.symbol_of(o), o) && placed_ms.contains(&(o.placed_at() / 1000))
+            })
             .count()
     }
 }
@@ -636,12 +685,12 @@ mod tests {
     }
 
     impl Folded {
-        fn record(&self, entry: OrderEntry) -> OrderRecord {
-            match entry {
+        fn record(&self, listed: Listed) -> OrderRecord {
+            match listed.entry {
                 OrderEntry::Whole { record, .. } => *record,
                 OrderEntry::Closed(c) => {
-                    match &self.log[&*c.symbol][c.accepted_revision as usize] {
-                        Event::OrderAccepted(a) => c.record(a),
+                    match &self.log[&*listed.symbol][c.accepted_revision as usize] {
+                        Event::OrderAccepted(a) => c.record(listed.symbol.clone(), a),
                         other => panic!("{c:?} points at {other:?}"),
                     }
                 }
@@ -665,8 +714,7 @@ mod tests {
         }
 
         fn order(&self, account: AccountId, symbol: &str, id: OrderId) -> Option<OrderRecord> {
-            let entry = self.h.order(account, symbol, id)?.clone();
-            Some(self.record(entry))
+            Some(self.record(self.h.order(account, symbol, id)?))
         }
     }
 
@@ -807,8 +855,8 @@ mod tests {
         run(&mut book, &mut h, cancel(4, 47));
         run(&mut book, &mut h, limit(5, 7, Side::Sell, "120", "1", 50));
         let kinds: Vec<(Option<OrderId>, bool)> =
-            h.h.entries(7)
-                .iter()
+            h.h.in_market(7, "BTC-USD")
+                .into_iter()
                 .map(|e| (e.order_id(), matches!(e, OrderEntry::Closed(_))))
                 .collect();
         assert_eq!(
@@ -820,15 +868,20 @@ mod tests {
                 (Some(5), false)
             ]
         );
-        assert!(matches!(h.h.entries(8), [OrderEntry::Closed(_)]));
+        assert!(matches!(
+            h.h.in_market(8, "BTC-USD")[..],
+            [OrderEntry::Closed(_)]
+        ));
         let mut whole = OrderHistory::default();
         for e in &h.log["BTC-USD"] {
             whole.apply_market(e, None);
         }
         for account in [7, 8] {
             let all = whole.all(account, &OrderFilter::default());
-            let expected: Vec<OrderRecord> =
-                all.iter().map(|e| e.whole().unwrap().clone()).collect();
+            let expected: Vec<OrderRecord> = all
+                .iter()
+                .map(|l| l.entry.whole().unwrap().clone())
+                .collect();
             assert_eq!(h.all(account, &OrderFilter::default()), expected);
             for state in ["open", "filled", "cancelled"] {
                 let filter = OrderFilter {

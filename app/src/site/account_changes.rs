@@ -326,7 +326,11 @@ fn order_change(
     let after = &events[1..];
     let (order_id, change) = change_of(x, account, symbol, event)?;
     // `mine` folds without revisions, so it keeps every order whole.
-    let record = mine.order(account, symbol, order_id)?.whole()?.clone();
+    let record = mine
+        .order(account, symbol, order_id)?
+        .entry
+        .whole()?
+        .clone();
     let filled = matches!(change, OrderChange::Trade { .. }) && completes(order_id, after);
     Some(AccountChange::Order(Box::new(OrderUpdate {
         symbol: symbol.to_string(),

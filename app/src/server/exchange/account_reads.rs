@@ -59,8 +59,8 @@ impl Exchange {
     ) -> Result<Option<OrderRecord>, ExchangeError> {
         let find = || {
             self.0.order_history.read(|h| match which {
-                OrderRef::Id(id) => h.order(account, symbol, *id).cloned(),
-                OrderRef::Client(c) => h.by_client_id(account, symbol, c).cloned(),
+                OrderRef::Id(id) => h.order(account, symbol, *id),
+                OrderRef::Client(c) => h.by_client_id(account, symbol, c),
             })
         };
         let mut found = find();
@@ -145,7 +145,10 @@ impl Exchange {
         // Open orders are kept whole.
         self.0.order_history.read_at(|h, position| {
             let open = h.all(account, &filter);
-            let open = open.iter().filter_map(|o| o.whole().cloned()).collect();
+            let open = open
+                .iter()
+                .filter_map(|o| o.entry.whole().cloned())
+                .collect();
             (open, position)
         })
     }

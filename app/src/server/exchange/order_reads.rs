@@ -10,24 +10,30 @@ use orderbook::{AccountId, Event};
 
 use super::Exchange;
 use crate::server::exchange_error::ExchangeError;
-use crate::server::order_history::{ClosedOrder, OrderEntry, OrderRecord};
+use crate::server::order_history::{ClosedOrder, Listed, OrderEntry, OrderRecord};
 use crate::server::streams::read_market_at;
 
 impl Exchange {
-    /// The account's orders that `choose` picks from all of them (by
-    /// their places in the list it is given, oldest first), whole and in
-    /// the order chosen.
-    pub async fn orders(
+    /// The account's orders in a market that `choose` picks from all of
+    /// them (by their places in the list it is given, in the order of
+    /// their ids), whole and in the order chosen.
+    pub async fn orders_in(
         &self,
         account: AccountId,
-        choose: impl FnOnce(&[OrderEntry]) -> Vec<usize>,
+        symbol: &str,
+        choose: impl FnOnce(&[&OrderEntry]) -> Vec<usize>,
     ) -> Result<Vec<OrderRecord>, ExchangeError> {
+        let name: Arc<str> = symbol.into();
         let entries = self.0.order_history.read(|h| {
-            let entries = h.entries(account);
-            let chosen = choose(entries);
+            let entries = h.in_market(account, symbol);
+            let chosen = choose(&entries);
             chosen
                 .into_iter()
-                .filter_map(|i| entries.get(i).cloned())
+                .filter_map(|i| entries.get(i))
+                .map(|&e| Listed {
+                    symbol: name.clone(),
+                    entry: e.clone(),
+                })
                 .collect()
         });
         self.records(entries).await
@@ -38,17 +44,17 @@ impl Exchange {
     /// that cannot be read answers [`ExchangeError::Unavailable`]).
     pub(super) async fn records(
         &self,
-        entries: Vec<OrderEntry>,
+        entries: Vec<Listed>,
     ) -> Result<Vec<OrderRecord>, ExchangeError> {
         let mut found: Vec<Option<OrderRecord>> = Vec::with_capacity(entries.len());
         // Per market, the closed orders to read and the answer each is.
         let mut to_read: BTreeMap<Arc<str>, Vec<(ClosedOrder, usize)>> = BTreeMap::new();
-        for entry in entries {
+        for Listed { symbol, entry } in entries {
             match entry {
                 OrderEntry::Whole { record, .. } => found.push(Some(*record)),
                 OrderEntry::Closed(c) => {
                     let slot = found.len();
-                    to_read.entry(c.symbol.clone()).or_default().push((c, slot));
+                    to_read.entry(symbol).or_default().push((c, slot));
                     found.push(None);
                 }
             }
@@ -65,7 +71,7 @@ impl Exchange {
             for ((c, slot), event) in closed.iter().zip(&events) {
                 match event {
                     Event::OrderAccepted(a) if a.order_id == c.order_id => {
-                        found[*slot] = Some(c.record(a));
+                        found[*slot] = Some(c.record(symbol.clone(), a));
                     }
                     _ => {
                         tracing::error!(

@@ -266,15 +266,13 @@ pub async fn all_orders(Extension(x): Extension<Exchange>, request: Request) -> 
     let limit = count(&params, "limit", 500, 1000)?;
     let from = order_id(&params, "orderId")?;
     let (start, end) = (time_ms(&params, "startTime")?, time_ms(&params, "endTime")?);
-    let symbol = spec.symbol.as_str();
+    // A market's orders are those it accepted: Binance lists no refused
+    // order (they never had an id).
     let records = x
-        .orders(account, |orders| {
+        .orders_in(account, &spec.symbol, |orders| {
             let mut chosen: Vec<usize> = orders
                 .iter()
                 .enumerate()
-                .filter(|(_, o)| o.symbol() == symbol)
-                // Refused orders never had an id: Binance lists none of them.
-                .filter(|(_, o)| o.order_id().is_some())
                 .filter(|(_, o)| from.is_none_or(|f| o.order_id() >= Some(f)))
                 .filter(|(_, o)| start.is_none_or(|s| o.placed_at() / 1000 >= s))
                 .filter(|(_, o)| end.is_none_or(|e| o.placed_at() / 1000 <= e))
