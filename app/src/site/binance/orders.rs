@@ -270,25 +270,29 @@ pub async fn all_orders(Extension(x): Extension<Exchange>, request: Request) -> 
     // order (they never had an id).
     let records = x
         .orders_in(account, &spec.symbol, |orders| {
-            let mut chosen: Vec<usize> = orders
+            let kept = orders
                 .iter()
                 .enumerate()
                 .filter(|(_, o)| from.is_none_or(|f| o.order_id() >= Some(f)))
                 .filter(|(_, o)| start.is_none_or(|s| o.placed_at() / 1000 >= s))
                 .filter(|(_, o)| end.is_none_or(|e| o.placed_at() / 1000 <= e))
-                .map(|(i, _)| i)
-                .collect();
-            if from.is_none() && start.is_none() {
-                // The newest `limit`, oldest first.
-                let skip = chosen.len().saturating_sub(limit);
-                chosen.drain(..skip);
-            } else {
-                chosen.truncate(limit);
-            }
-            chosen
+                .map(|(i, _)| i);
+            window(kept.collect(), limit, from.is_some() || start.is_some())
         })
         .await?;
     Ok(Json(orders_json(&x, records, false)))
+}
+
+/// Binance's window of a list kept oldest first: from a given start (an
+/// id or a time) the first `limit`; without one, the newest `limit`, still
+/// oldest first.
+fn window(mut kept: Vec<usize>, limit: usize, from_a_start: bool) -> Vec<usize> {
+    if from_a_start {
+        kept.truncate(limit);
+    } else {
+        kept.drain(..kept.len().saturating_sub(limit));
+    }
+    kept
 }
 
 fn orders_json(x: &Exchange, records: Vec<OrderRecord>, newest_first: bool) -> Value {
@@ -327,7 +331,7 @@ pub async fn my_trades(Extension(x): Extension<Exchange>, request: Request) -> A
     let symbol = spec.symbol.as_str();
     let fills = x
         .fills(account, |fills| {
-            let mut chosen: Vec<usize> = fills
+            let kept = fills
                 .iter()
                 .enumerate()
                 .filter(|(_, f)| &*f.symbol == symbol)
@@ -335,15 +339,8 @@ pub async fn my_trades(Extension(x): Extension<Exchange>, request: Request) -> A
                 .filter(|(_, f)| from.is_none_or(|id| f.trade_id >= id))
                 .filter(|(_, f)| start.is_none_or(|s| f.at / 1000 >= s))
                 .filter(|(_, f)| end.is_none_or(|e| f.at / 1000 <= e))
-                .map(|(i, _)| i)
-                .collect();
-            if from.is_none() && start.is_none() {
-                let skip = chosen.len().saturating_sub(limit);
-                chosen.drain(..skip);
-            } else {
-                chosen.truncate(limit);
-            }
-            chosen
+                .map(|(i, _)| i);
+            window(kept.collect(), limit, from.is_some() || start.is_some())
         })
         .await?;
     let id = market_id(&spec);
