@@ -4,7 +4,7 @@
 //! are the snapshots the leader stores (`book_snapshots`), not copies kept
 //! here.
 //!
-//! Memory is about 32 bytes a trade and 16 a millisecond in which events
+//! Memory is about 24 bytes a trade and 16 a millisecond in which events
 //! happened: the events of one decision share their time, and a busy
 //! market has many in a millisecond.
 
@@ -12,12 +12,12 @@ use orderbook::{Book, Event, Market};
 
 use super::exact_candles::MinuteCandles;
 
-/// One trade, as the candles need it.
+/// One trade, as the candles need it (its time is its event's: see
+/// [`BookHistory::time_of`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TradePoint {
     /// The market's events up to and including this trade.
     pub events: u64,
-    pub at_ms: u64,
     pub price: f64,
     pub quantity: f64,
 }
@@ -85,7 +85,6 @@ impl BookHistory {
             self.minutes.add(at_ms, t.price, t.quantity);
             self.trades.push(TradePoint {
                 events: self.events(),
-                at_ms,
                 price: t.price.try_into().unwrap_or(0.0),
                 quantity: t.quantity.try_into().unwrap_or(0.0),
             });
@@ -99,7 +98,7 @@ impl BookHistory {
     pub fn trades_from(&self, from: TradesFrom) -> Option<(u64, usize)> {
         let index = match from {
             TradesFrom::Id(id) => usize::try_from(id.checked_sub(1)?).ok()?,
-            TradesFrom::Time(at_ms) => self.trades.partition_point(|t| t.at_ms < at_ms),
+            TradesFrom::Time(at_ms) => self.trades.partition_point(|t| self.time_of(t) < at_ms),
             TradesFrom::Newest(n) => self.trades.len().saturating_sub(n),
         };
         let first = self.trades.get(index)?;
@@ -119,6 +118,11 @@ impl BookHistory {
         let last = events.checked_sub(1).filter(|&l| l < self.events)?;
         let run = self.times_ms.partition_point(|&(first, _)| first <= last);
         Some(self.times_ms[run.checked_sub(1)?].1)
+    }
+
+    /// When a trade was made (ms).
+    pub fn time_of(&self, trade: &TradePoint) -> u64 {
+        self.time_after(trade.events).unwrap_or_default()
     }
 
     /// The trades among the first `events` events, oldest first.

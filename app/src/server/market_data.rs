@@ -104,10 +104,11 @@ impl MarketTape {
                 .map(|&i| Series::new(i, count))
                 .collect();
         };
-        let moment = last.at_ms;
+        let moment = self.history.time_of(last);
         let minute = Interval::M1.start(moment);
         let mut own: Option<Candle> = None;
-        for t in &trades[trades.partition_point(|t| t.at_ms < minute)..] {
+        let in_minute = trades.partition_point(|t| self.history.time_of(t) < minute);
+        for t in &trades[in_minute..] {
             own = Some(joined(own, &point_candle(minute, t.price, t.quantity)));
         }
         let mut out = Vec::with_capacity(Interval::ALL.len());
