@@ -157,6 +157,14 @@ pub enum FeedMessage {
         view: Option<Box<AccountView>>,
         position: Option<FeedPosition>,
     },
+    /// What changed in the account's view since the one sent before on
+    /// this socket (see [`AccountView::changes_since`]), with the position
+    /// of the account's stream it includes: a fill moves the balances and
+    /// adds one line, not the whole view with its 200 fills.
+    AccountChanged {
+        changes: Box<AccountChanges>,
+        position: Option<FeedPosition>,
+    },
     /// One of the account's fills as it is settled, for a notice.
     Fill {
         position: FeedPosition,
@@ -286,6 +294,60 @@ pub struct AccountView {
     pub fills: Vec<FillView>,
 }
 
+/// The parts of an account's view that changed: applied to the view
+/// before ([`AccountView::apply`]), they make the view after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountChanges {
+    /// All the balances, if any changed.
+    pub balances: Option<Vec<BalanceView>>,
+    /// All the open orders, if any changed.
+    pub open_orders: Option<Vec<OpenOrderView>>,
+    /// The fills newer than the view before had, newest first.
+    pub new_fills: Vec<FillView>,
+    /// How many fills the view after lists: the new ones, then the newest
+    /// of those before.
+    pub fills_listed: usize,
+}
+
+impl AccountView {
+    /// What changed from `before` to this view, if the change is one
+    /// [`AccountChanges`] can say: the same trader, and fills that are
+    /// new ones followed by the newest of those before.
+    pub fn changes_since(&self, before: &AccountView) -> Option<AccountChanges> {
+        if self.username != before.username {
+            return None;
+        }
+        let new = match before.fills.first() {
+            Some(newest) => self.fills.iter().position(|f| f == newest)?,
+            None => self.fills.len(),
+        };
+        let kept = &self.fills[new..];
+        if before.fills.get(..kept.len()) != Some(kept) {
+            return None;
+        }
+        Some(AccountChanges {
+            balances: (self.balances != before.balances).then(|| self.balances.clone()),
+            open_orders: (self.open_orders != before.open_orders).then(|| self.open_orders.clone()),
+            new_fills: self.fills[..new].to_vec(),
+            fills_listed: self.fills.len(),
+        })
+    }
+
+    /// The view after `changes`.
+    pub fn apply(&mut self, changes: AccountChanges) {
+        if let Some(balances) = changes.balances {
+            self.balances = balances;
+        }
+        if let Some(open_orders) = changes.open_orders {
+            self.open_orders = open_orders;
+        }
+        let mut fills = changes.new_fills;
+        let kept = changes.fills_listed.saturating_sub(fills.len());
+        fills.extend(self.fills.drain(..).take(kept));
+        self.fills = fills;
+    }
+}
+
 /// The order form's fields as a plain HTML form posts them: text, with the
 /// fields the chosen order type hides left out. The server reads it into
 /// an order and says beside which field a value is wrong.
@@ -307,4 +369,80 @@ pub struct OrderForm {
     /// `stop_limit`, `stop_market`, `take_profit_limit` or
     /// `take_profit_market`).
     pub trigger_price: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(trade_id: u64) -> FillView {
+        FillView {
+            symbol: "BTC-USD".into(),
+            trade_id,
+            order_id: 1,
+            side: "buy".into(),
+            role: "taker".into(),
+            price: "30000".into(),
+            quantity: "0.01".into(),
+            quote_amount: "300".into(),
+            fee: "0".into(),
+            fee_asset: "BTC".into(),
+            at_ms: trade_id,
+        }
+    }
+
+    /// Newest first, `shown` of them, the newest being `newest`.
+    fn view(newest: u64, shown: u64, usd: &str) -> AccountView {
+        AccountView {
+            username: "alice".into(),
+            balances: vec![BalanceView {
+                asset: "USD".into(),
+                available: usd.into(),
+                reserved: "0".into(),
+                total: usd.into(),
+            }],
+            open_orders: Vec::new(),
+            fills: (newest.saturating_sub(shown) + 1..=newest)
+                .rev()
+                .map(fill)
+                .collect(),
+        }
+    }
+
+    /// Changes carry only what moved, and applied to the view before they
+    /// make the view after: new fills in front, the oldest falling off a
+    /// full list; what they cannot say is not said.
+    #[test]
+    fn an_accounts_changes_make_the_next_view() {
+        let pairs = [
+            (view(0, 0, "100"), view(1, 1, "70")),
+            (view(5, 5, "100"), view(7, 7, "40")),
+            (view(200, 200, "100"), view(203, 200, "10")),
+            (view(200, 200, "100"), view(200, 200, "100")),
+        ];
+        for (before, after) in pairs {
+            let changes = after.changes_since(&before).unwrap();
+            assert_eq!(
+                changes.new_fills.len() as u64,
+                after.fills.first().map_or(0, |f| f.trade_id)
+                    - before.fills.first().map_or(0, |f| f.trade_id)
+            );
+            assert_eq!(
+                changes.balances.is_some(),
+                after.balances != before.balances
+            );
+            assert_eq!(changes.open_orders, None);
+            let mut made = before.clone();
+            made.apply(changes);
+            assert_eq!(made, after);
+        }
+        // Another trader, or more new fills than a view lists: whole.
+        let mut bob = view(3, 3, "100");
+        bob.username = "bob".into();
+        assert_eq!(bob.changes_since(&view(2, 2, "100")), None);
+        assert_eq!(
+            view(500, 200, "1").changes_since(&view(200, 200, "1")),
+            None
+        );
+    }
 }

@@ -184,6 +184,15 @@ impl MarketState {
                 self.account.position.set(position);
                 self.account.latest.set(Some(view.map(|v| *v)));
             }
+            // Changes follow the whole view on the same socket.
+            FeedMessage::AccountChanged { changes, position } => {
+                self.account.position.set(position);
+                self.account.latest.update(|latest| {
+                    if let Some(Some(view)) = latest {
+                        view.apply(*changes);
+                    }
+                });
+            }
             FeedMessage::Fill { position, fill }
                 if Some(position) > self.account.position.get_untracked() =>
             {

@@ -478,12 +478,19 @@ impl Viewer {
             let shown: HashSet<FillKey> = view.fills.iter().map(fill_key).collect();
             t.told.retain(|k| shown.contains(k));
         }
-        t.sent = Some(view.clone());
+        let message = match t.sent.as_ref().and_then(|sent| view.changes_since(sent)) {
+            Some(changes) => FeedMessage::AccountChanged {
+                changes: Box::new(changes),
+                position: t.position,
+            },
+            None => FeedMessage::Account {
+                view: Some(Box::new(view.clone())),
+                position: t.position,
+            },
+        };
+        t.sent = Some(view);
         t.inputs = Some(inputs);
-        self.pending.push_back(FeedMessage::Account {
-            view: Some(Box::new(view)),
-            position: t.position,
-        });
+        self.pending.push_back(message);
     }
 }
 

@@ -53,6 +53,11 @@ struct Feed {
     /// The fills the page was told of (listed in a view, or sent on their
     /// own), once it has its first view.
     told: Option<std::collections::HashSet<(String, u64, u64)>>,
+    /// The account's view as the page holds it: the last whole one with
+    /// every change since applied.
+    view: Option<crate::api::AccountView>,
+    /// How many account messages came as changes.
+    changes: usize,
 }
 
 impl Feed {
@@ -62,11 +67,24 @@ impl Feed {
 
     fn open_with(x: &Exchange, limits: FeedLimits) -> Feed {
         let (requests, rx) = mpsc::channel(4);
+        Feed::over(
+            requests,
+            open(x.clone(), rx.into(), limits, None, None, None),
+        )
+    }
+
+    /// A page's end of a feed: its requests and the messages they bring.
+    fn over(
+        requests: mpsc::Sender<Result<FeedRequest, ServerFnError>>,
+        messages: crate::server::feed::FeedStream,
+    ) -> Feed {
         Feed {
             requests,
-            messages: open(x.clone(), rx.into(), limits, None, None, None),
+            messages,
             account_position: None,
             told: None,
+            view: None,
+            changes: 0,
         }
     }
 
@@ -79,10 +97,25 @@ impl Feed {
     }
 
     async fn next(&mut self) -> FeedMessage {
-        let message = tokio::time::timeout(Duration::from_secs(10), self.messages.next())
+        let mut message = tokio::time::timeout(Duration::from_secs(10), self.messages.next())
             .await
             .expect("the feed went quiet")
             .unwrap();
+        // Changes are applied to the view the page holds, as the page
+        // does: what a test sees is the view they make.
+        match message {
+            FeedMessage::AccountChanged { changes, position } => {
+                let view = self.view.as_mut().expect("changes before a whole view");
+                view.apply(*changes);
+                self.changes += 1;
+                message = FeedMessage::Account {
+                    view: Some(Box::new(view.clone())),
+                    position,
+                };
+            }
+            FeedMessage::Account { ref view, .. } => self.view = view.as_deref().cloned(),
+            _ => {}
+        }
         // The page takes a fill only past the account position it holds
         // (so a resumed one is not shown twice): one at or before it is
         // lost to the trader.
@@ -510,12 +543,7 @@ async fn a_page_resuming_from_further_back_than_the_replay_bound_gets_a_fresh_sn
             ..FeedLimits::default()
         };
         let messages = open(x.clone(), rx.into(), unbounded, None, None, Some(resumes));
-        Feed {
-            requests,
-            messages,
-            account_position: None,
-            told: None,
-        }
+        Feed::over(requests, messages)
     };
     let mut first = paced(&x);
     first.watch("BTC-USD", Some(START)).await;
@@ -659,9 +687,9 @@ async fn a_trade_through_one_server_reaches_the_others_tape_depth_book_and_accou
 impl Feed {
     fn open_as(x: &Exchange, session: Option<&str>) -> Feed {
         let (requests, rx) = mpsc::channel(4);
-        Feed {
+        Feed::over(
             requests,
-            messages: open(
+            open(
                 x.clone(),
                 rx.into(),
                 FeedLimits::default(),
@@ -669,9 +697,7 @@ impl Feed {
                 session.map(str::to_string),
                 None,
             ),
-            account_position: None,
-            told: None,
-        }
+        )
     }
 
     async fn follow(&mut self, from: Option<FeedPosition>) {
@@ -735,6 +761,10 @@ async fn a_feed_follows_its_sessions_account_and_resumes_without_missing_a_fill(
     while view.0.as_ref().unwrap().fills.len() < 2 {
         view = feed.account().await;
     }
+    // After the first whole view, what moved came as changes only, and
+    // they make the view the exchange has.
+    assert!(feed.changes > 0, "every view was sent whole");
+    assert_eq!(view.0.as_deref(), x.view(a).as_ref());
     let resume = fills[1].1;
     drop(feed);
 
