@@ -365,13 +365,13 @@ pub async fn read_market_at(
         let mut run = 1;
         while run < rest.len()
             && rest[run].saturating_sub(rest[run - 1]) <= READ_GAP
-            && rest[run] - first < READ_MOST
+            && rest[run].saturating_sub(first) < READ_MOST
         {
             run += 1;
         }
         let (this, after) = rest.split_at(run);
         rest = after;
-        let count = this[run - 1] - first + 1;
+        let count = this[run - 1].saturating_sub(first) + 1;
         let events = read_market(client, symbol, first, count, Direction::Forwards).await?;
         for &revision in this {
             let at = revision
