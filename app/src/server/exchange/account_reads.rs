@@ -257,9 +257,15 @@ impl Exchange {
             .iter()
             .filter_map(|o| Some((&*o.symbol, o.order_id?)))
             .collect();
+        // Every fill of the account is looked at (under the ledger's read
+        // lock): most fail the cheap test of the page's range of ids.
+        let ids = keys.iter().map(|k| k.1);
+        let ids = ids.clone().min().unwrap_or(1)..=ids.max().unwrap_or(0);
         let fills = self
             .fills(account, |fills| {
-                let of_page = |(_, f): &(usize, &FillRef)| keys.contains(&(&*f.symbol, f.order_id));
+                let of_page = |(_, f): &(usize, &FillRef)| {
+                    ids.contains(&f.order_id) && keys.contains(&(&*f.symbol, f.order_id))
+                };
                 fills
                     .iter()
                     .enumerate()
