@@ -248,7 +248,9 @@ impl AccountsHandle {
                 Err(e) => {
                     tracing::warn!("loading the ledger failed, retrying: {e}");
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
+                    // At most a second apart: a leader taking over waits
+                    // on this fold, and a flaky link fails many tries.
+                    pause = (pause * 2).min(Duration::from_secs(1));
                 }
             }
         }
@@ -380,7 +382,9 @@ impl AccountsTask {
                 Err(e) => {
                     tracing::warn!("loading accounts failed, retrying: {e}");
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
+                    // At most a second apart: a leader taking over waits
+                    // on this fold, and a flaky link fails many tries.
+                    pause = (pause * 2).min(Duration::from_secs(1));
                 }
             }
         }
