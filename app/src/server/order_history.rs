@@ -396,16 +396,14 @@ impl OrderHistory {
                 }
             }
             Event::OrderAmended(a) => {
-                self.terms_changed(a.account, symbol, a.order_id);
-                if let Some(o) = self.order_mut(a.account, symbol, a.order_id) {
+                if let Some(o) = self.terms_changed(a.account, symbol, a.order_id) {
                     o.terms.price = Some(a.price);
                     o.terms.quantity = Some(o.filled + a.quantity);
                     o.updated_at = a.at;
                 }
             }
             Event::StopAmended(a) => {
-                self.terms_changed(a.account, symbol, a.order_id);
-                if let Some(o) = self.order_mut(a.account, symbol, a.order_id) {
+                if let Some(o) = self.terms_changed(a.account, symbol, a.order_id) {
                     o.terms.price = a.price.or(o.terms.price);
                     o.terms.quantity = a.quantity.or(o.terms.quantity);
                     if let Some(t) = &mut o.terms.trigger {
@@ -415,25 +413,17 @@ impl OrderHistory {
                 }
             }
             Event::StopTriggered(t) => {
-                self.terms_changed(t.account, symbol, t.order_id);
-                if let Some(o) = self.order_mut(t.account, symbol, t.order_id) {
+                if let Some(o) = self.terms_changed(t.account, symbol, t.order_id) {
                     o.triggered_at = Some(t.at);
                     o.updated_at = t.at;
                 }
             }
             Event::OrderFilled(f) => {
-                if let Some(o) = self.order_mut(f.account, symbol, f.order_id) {
-                    o.state = OrderState::Filled;
-                    o.updated_at = f.at;
-                }
-                self.closed(f.account, symbol, f.order_id);
+                self.closed(f.account, symbol, f.order_id, OrderState::Filled, f.at);
             }
             Event::OrderCancelled(c) => {
-                if let Some(o) = self.order_mut(c.account, symbol, c.order_id) {
-                    o.state = OrderState::Cancelled(c.reason);
-                    o.updated_at = c.at;
-                }
-                self.closed(c.account, symbol, c.order_id);
+                let state = OrderState::Cancelled(c.reason);
+                self.closed(c.account, symbol, c.order_id, state, c.at);
             }
             Event::OrderRefused(r) => {
                 let name = self.name(symbol.as_str());
@@ -480,18 +470,36 @@ impl OrderHistory {
         });
     }
 
-    /// An order's terms are no longer those it was accepted with.
-    fn terms_changed(&mut self, account: AccountId, symbol: Symbol, id: OrderId) {
-        if let Some(OrderEntry::Whole {
-            accepted_revision, ..
-        }) = self.entry_mut(account, symbol, id)
-        {
-            *accepted_revision = None;
+    /// An open order whose terms are about to change: they are no longer
+    /// those it was accepted with.
+    fn terms_changed(
+        &mut self,
+        account: AccountId,
+        symbol: Symbol,
+        id: OrderId,
+    ) -> Option<&mut OrderRecord> {
+        match self.entry_mut(account, symbol, id)? {
+            OrderEntry::Whole {
+                record,
+                accepted_revision,
+            } => {
+                *accepted_revision = None;
+                Some(record)
+            }
+            OrderEntry::Closed(_) => None,
         }
     }
 
-    /// An order has closed: kept as a [`ClosedOrder`] if it can be.
-    fn closed(&mut self, account: AccountId, symbol: Symbol, id: OrderId) {
+    /// An order has closed, in `state` at `at`: kept as a [`ClosedOrder`]
+    /// if it can be.
+    fn closed(
+        &mut self,
+        account: AccountId,
+        symbol: Symbol,
+        id: OrderId,
+        state: OrderState,
+        at: Timestamp,
+    ) {
         let name = symbol.as_str();
         let market = match self.markets.iter().position(|m| &**m == name) {
             Some(at) => at,
@@ -501,10 +509,15 @@ impl OrderHistory {
                 self.markets.len() - 1
             }
         };
+        let Some(entry) = self.entry_mut(account, symbol, id) else {
+            return;
+        };
+        if let Some(o) = entry.whole_mut() {
+            o.state = state;
+            o.updated_at = at;
+        }
         // Beyond 65,536 markets an order stays whole.
-        if let (Ok(market), Some(entry)) =
-            (u16::try_from(market), self.entry_mut(account, symbol, id))
-        {
+        if let Ok(market) = u16::try_from(market) {
             entry.settle(market);
         }
     }
