@@ -4,6 +4,8 @@
 use accounts::AccountError;
 use orderbook::RejectReason;
 
+use super::streams::StreamError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
     #[error(transparent)]
@@ -76,6 +78,17 @@ impl ExchangeError {
                 | ExchangeError::TooManyStopOrders(_)
                 | ExchangeError::TooLarge(_)
         )
+    }
+
+    /// A trader's history (`what`) that could not be read back from the
+    /// store: logged, as an error where the stream disagrees with what the
+    /// server folded from it, and answered as unavailable.
+    pub fn history_unreadable(what: &str, e: StreamError) -> ExchangeError {
+        match e {
+            StreamError::Corrupt { .. } => tracing::error!("{what} cannot be read back: {e}"),
+            _ => tracing::warn!("{what} cannot be read from the store: {e}"),
+        }
+        ExchangeError::Unavailable
     }
 }
 

@@ -3,6 +3,9 @@
 //! uses, and where a subscription to `$all` starts. Every call the server
 //! makes to the store goes through here.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use accounts::{AccountEvent, Ledger};
 use eventstore::{
     AppendToStreamOptions, Client, Error, EventData, ExpectedRevision, Position, ReadAllOptions,
@@ -354,7 +357,7 @@ const READ_MOST: u64 = 4096;
 /// history spread over a long stream is a few reads, not one each. A
 /// revision the stream does not reach is an error: whoever asked knew an
 /// event to be there.
-pub async fn read_market_at(
+async fn read_market_at(
     client: &Client,
     symbol: &str,
     revisions: &[u64],
@@ -387,6 +390,36 @@ pub async fn read_market_at(
         }
     }
     Ok(out)
+}
+
+/// Answers made from events at known revisions of market streams: per
+/// market, the revisions wanted (in any order), each with the slot of
+/// `found` its answer goes to and what `make` needs to make it from the
+/// event there. `make` says why, when that event is not the one expected:
+/// the stream and the reader disagree, and the read fails as corrupt.
+pub async fn read_back<W, T>(
+    client: &Client,
+    wanted: BTreeMap<Arc<str>, Vec<(u64, usize, W)>>,
+    found: &mut [Option<T>],
+    mut make: impl FnMut(&Arc<str>, u64, &Event, W) -> Result<T, String>,
+) -> Result<(), StreamError> {
+    for (symbol, mut places) in wanted {
+        places.sort_unstable_by_key(|p| p.0);
+        let revisions: Vec<u64> = places.iter().map(|p| p.0).collect();
+        let events = read_market_at(client, &symbol, &revisions).await?;
+        for ((revision, slot, w), event) in places.into_iter().zip(&events) {
+            let answer =
+                make(&symbol, revision, event, w).map_err(|reason| StreamError::Corrupt {
+                    stream: market_stream(&symbol),
+                    revision,
+                    reason,
+                })?;
+            if let Some(f) = found.get_mut(slot) {
+                *f = Some(answer);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every event of a stream as stored (data and metadata), undecoded; a

@@ -13,15 +13,7 @@ use orderbook::{AccountId, Event, OrderId, TradeId};
 
 use super::Exchange;
 use crate::server::exchange_error::ExchangeError;
-use crate::server::streams::read_market_at;
-
-/// A fill to read from its market's stream, and the answer it is.
-struct ToRead {
-    market_revision: u64,
-    trade_id: TradeId,
-    order_id: OrderId,
-    slot: usize,
-}
+use crate::server::streams::read_back;
 
 impl Exchange {
     /// The account's fills that `choose` picks from all of them (by their
@@ -34,78 +26,47 @@ impl Exchange {
         account: AccountId,
         choose: impl FnOnce(&[FillRef]) -> Vec<usize>,
     ) -> Result<Vec<TradeSettled>, ExchangeError> {
-        // The kept fills now; per market, where the others are to be read
-        // and which answer each is.
-        let (mut found, to_read) = self.0.ledger.read(|l| {
+        // The kept fills now; per market, the revisions of the others, the
+        // answer each is, and its trade and order.
+        type Wanted = BTreeMap<Arc<str>, Vec<(u64, usize, (TradeId, OrderId))>>;
+        let (mut found, wanted) = self.0.ledger.read(|l| {
             let mut found: Vec<Option<TradeSettled>> = Vec::new();
-            let mut to_read: BTreeMap<Arc<str>, Vec<ToRead>> = BTreeMap::new();
+            let mut wanted = Wanted::new();
             let Some(a) = l.account(account) else {
-                return (found, to_read);
+                return (found, wanted);
             };
             for i in choose(&a.fills) {
                 let Some(r) = a.fills.get(i) else { continue };
                 match (a.kept_fill(i), r.written()) {
                     (Some(kept), _) => found.push(Some(kept.clone())),
                     (None, FillSource::Trade { market_revision }) => {
-                        to_read.entry(r.symbol.clone()).or_default().push(ToRead {
-                            market_revision,
-                            trade_id: r.trade_id,
-                            order_id: r.order_id,
-                            slot: found.len(),
-                        });
+                        let place = (market_revision, found.len(), (r.trade_id, r.order_id));
+                        wanted.entry(r.symbol.clone()).or_default().push(place);
                         found.push(None);
                     }
                     // Always kept (see `Account::kept_fill`).
                     (None, FillSource::Settled { .. }) => {}
                 }
             }
-            (found, to_read)
+            (found, wanted)
         });
-        for (symbol, mut places) in to_read {
-            places.sort_unstable_by_key(|p| p.market_revision);
-            self.read_fills(account, &symbol, &places, &mut found)
-                .await?;
-        }
-        Ok(found.into_iter().flatten().collect())
-    }
-
-    /// Reads the fills at `places` (by revision) of one market's stream
-    /// into `found`.
-    async fn read_fills(
-        &self,
-        account: AccountId,
-        symbol: &str,
-        places: &[ToRead],
-        found: &mut [Option<TradeSettled>],
-    ) -> Result<(), ExchangeError> {
-        let unknown = || ExchangeError::UnknownMarket(symbol.to_string());
-        let spec = &self.0.markets.get(symbol).ok_or_else(unknown)?.market.spec;
-        let revisions: Vec<u64> = places.iter().map(|p| p.market_revision).collect();
-        let events = read_market_at(&self.0.client, symbol, &revisions)
-            .await
-            .map_err(|e| {
-                tracing::warn!("an account's fills in {symbol} cannot be read from the store: {e}");
-                ExchangeError::Unavailable
-            })?;
-        for (p, event) in places.iter().zip(&events) {
-            let (revision, trade_id, order_id) = (p.market_revision, p.trade_id, p.order_id);
-            let fill = match event {
+        // Each is its account's side of the trade there.
+        let side = |symbol: &Arc<str>, revision, event: &Event, (trade_id, order_id)| {
+            let market = self.0.markets.get(&**symbol).ok_or("not a market here")?;
+            match event {
                 Event::TradeExecuted(t) if t.trade_id == trade_id => {
-                    accounts::fills(spec, revision, t)
+                    accounts::fills(&market.market.spec, revision, t)
                         .into_iter()
                         .find(|f| f.account == account && f.order_id == order_id)
+                        .ok_or("the trade is not this account's")
                 }
-                _ => None,
-            };
-            let Some(fill) = fill else {
-                tracing::error!(
-                    "{symbol}@{revision}: the ledger has account {account}'s fill of trade \
-                     {trade_id} there, and the stream does not"
-                );
-                return Err(ExchangeError::Unavailable);
-            };
-            found[p.slot] = Some(fill);
-        }
-        Ok(())
+                _ => Err("not the trade the ledger has there"),
+            }
+            .map_err(|why| format!("account {account}'s fill of trade {trade_id}: {why}"))
+        };
+        read_back(&self.0.client, wanted, &mut found, side)
+            .await
+            .map_err(|e| ExchangeError::history_unreadable("an account's fills", e))?;
+        Ok(found.into_iter().flatten().collect())
     }
 }

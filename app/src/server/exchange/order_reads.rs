@@ -11,7 +11,7 @@ use orderbook::{AccountId, Event};
 use super::Exchange;
 use crate::server::exchange_error::ExchangeError;
 use crate::server::order_history::{ClosedOrder, Listed, OrderEntry, OrderRecord};
-use crate::server::streams::read_market_at;
+use crate::server::streams::read_back;
 
 impl Exchange {
     /// The account's orders in a market that `choose` picks from all of
@@ -47,44 +47,26 @@ impl Exchange {
         entries: Vec<Listed>,
     ) -> Result<Vec<OrderRecord>, ExchangeError> {
         let mut found: Vec<Option<OrderRecord>> = Vec::with_capacity(entries.len());
-        // Per market, the closed orders to read and the answer each is.
-        let mut to_read: BTreeMap<Arc<str>, Vec<(ClosedOrder, usize)>> = BTreeMap::new();
+        // Per market, where each closed order was accepted, the answer it
+        // is, and the order.
+        let mut wanted: BTreeMap<Arc<str>, Vec<(u64, usize, ClosedOrder)>> = BTreeMap::new();
         for Listed { symbol, entry } in entries {
             match entry {
                 OrderEntry::Whole { record, .. } => found.push(Some(*record)),
                 OrderEntry::Closed(c) => {
-                    let slot = found.len();
-                    to_read.entry(symbol).or_default().push((c, slot));
+                    let place = (c.accepted_revision, found.len(), c);
+                    wanted.entry(symbol).or_default().push(place);
                     found.push(None);
                 }
             }
         }
-        for (symbol, mut closed) in to_read {
-            closed.sort_unstable_by_key(|(c, _)| c.accepted_revision);
-            let revisions: Vec<u64> = closed.iter().map(|(c, _)| c.accepted_revision).collect();
-            let events = read_market_at(&self.0.client, &symbol, &revisions)
-                .await
-                .map_err(|e| {
-                    tracing::warn!("an account's orders in {symbol} cannot be read: {e}");
-                    ExchangeError::Unavailable
-                })?;
-            for ((c, slot), event) in closed.iter().zip(&events) {
-                match event {
-                    Event::OrderAccepted(a) if a.order_id == c.order_id => {
-                        found[*slot] = Some(c.record(symbol.clone(), a));
-                    }
-                    _ => {
-                        tracing::error!(
-                            "{symbol}@{}: the order history has order {} accepted there, and \
-                             the stream does not",
-                            c.accepted_revision,
-                            c.order_id
-                        );
-                        return Err(ExchangeError::Unavailable);
-                    }
-                }
-            }
-        }
+        let whole = |symbol: &Arc<str>, _, event: &Event, c: ClosedOrder| match event {
+            Event::OrderAccepted(a) if a.order_id == c.order_id => Ok(c.record(symbol.clone(), a)),
+            _ => Err(format!("not the acceptance of order {}", c.order_id)),
+        };
+        read_back(&self.0.client, wanted, &mut found, whole)
+            .await
+            .map_err(|e| ExchangeError::history_unreadable("an account's orders", e))?;
         Ok(found.into_iter().flatten().collect())
     }
 }
