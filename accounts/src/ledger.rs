@@ -89,6 +89,29 @@ pub struct FillRef {
 const SETTLED: u64 = 1 << 63;
 
 impl FillRef {
+    /// A fill's place from its parts, `written` as [`FillRef::written_word`]
+    /// gave it.
+    pub(crate) fn from_word(
+        symbol: Arc<str>,
+        trade_id: TradeId,
+        order_id: OrderId,
+        at: Timestamp,
+        written: u64,
+    ) -> FillRef {
+        FillRef {
+            symbol,
+            trade_id,
+            order_id,
+            at,
+            written,
+        }
+    }
+
+    /// Where the fill's amounts are written, in one word.
+    pub(crate) fn written_word(&self) -> u64 {
+        self.written
+    }
+
     /// Where the fill's amounts are written.
     pub fn written(&self) -> FillSource {
         match self.written & SETTLED {
@@ -263,7 +286,7 @@ pub struct Ledger {
     pub(crate) market_events: BTreeMap<String, u64>,
     /// The one copy of each market's and asset's name that every fill
     /// kept shares: millions of fills, a handful of names.
-    names: HashSet<Arc<str>>,
+    pub(crate) names: HashSet<Arc<str>>,
 }
 
 impl Ledger {
@@ -540,7 +563,7 @@ impl Ledger {
 }
 
 /// The fill with its names replaced by the ledger's shared copies.
-fn share_names(names: &mut HashSet<Arc<str>>, mut fill: TradeSettled) -> TradeSettled {
+pub(crate) fn share_names(names: &mut HashSet<Arc<str>>, mut fill: TradeSettled) -> TradeSettled {
     let mut shared = |name: &Arc<str>| match names.get(&**name) {
         Some(kept) => kept.clone(),
         None => {

@@ -61,6 +61,7 @@ mod decide;
 mod event;
 pub mod invariants;
 mod ledger;
+mod ledger_snapshot;
 
 pub use config::{Faucet, FaucetGrant, Fees, Role};
 pub use cost::{amend_cost, fills, open_cost, order_cost};
@@ -72,3 +73,4 @@ pub use event::{
 pub use ledger::{
     Account, Balance, FillRef, FillSource, Ledger, LedgerGap, RECENT_FILLS, Reservation,
 };
+pub use ledger_snapshot::{LedgerSnapshot, LedgerSnapshotError};

@@ -8,12 +8,15 @@
 //! `--snapshot-every`) with the fold of its stream, with the rule and the
 //! reader the server uses (`server::book_snapshots`): a snapshot that
 //! differs breaks a rule (a replay from it would show a wrong book), one
-//! that replays pass over is reported.
+//! that replays pass over is reported. Last, the start snapshot a start
+//! would take is compared with the fold of the log up to its position
+//! (`server::start_snapshots`): one that differs breaks a rule too.
 
 use std::io::Write;
 
 use crate::server::audit::{Audit, audit};
 use crate::server::book_snapshots::{self, SnapshotsChecked};
+use crate::server::start_snapshots::{self, StartSnapshotChecked};
 use crate::server::{Settings, SettingsError, StartError, streams::StreamError};
 use crate::store_flags::StoreFlags;
 
@@ -38,13 +41,17 @@ pub struct Checked {
     pub audit: Audit,
     /// Each market's stored snapshots, by symbol.
     pub snapshots: Vec<(String, SnapshotsChecked)>,
+    /// The start snapshot a start would take.
+    pub start_snapshot: StartSnapshotChecked,
 }
 
 impl Checked {
     /// Whether every rule holds: no ledger rule broke and no snapshot
     /// differs from its fold.
     pub fn passed(&self) -> bool {
-        self.audit.findings.is_empty() && self.snapshots.iter().all(|(_, s)| s.differ.is_empty())
+        self.audit.findings.is_empty()
+            && self.snapshots.iter().all(|(_, s)| s.differ.is_empty())
+            && !matches!(self.start_snapshot, StartSnapshotChecked::Differs(_))
     }
 }
 
@@ -65,12 +72,13 @@ pub async fn check(store: StoreFlags, out: &mut impl Write) -> Result<Checked, C
         Ok::<_, StreamError>(all)
     }
     .await;
+    let start_snapshot = start_snapshots::check(&client, &settings.markets).await;
     if let Some(store) = embedded
         && let Err(e) = store.stop().await
     {
         tracing::warn!("stopping the embedded store: {e}");
     }
-    let (audited, snapshots) = (audited?, snapshots?);
+    let (audited, snapshots, start_snapshot) = (audited?, snapshots?, start_snapshot?);
     for finding in &audited.findings {
         writeln!(out, "violation: {finding}")?;
     }
@@ -90,6 +98,19 @@ pub async fn check(store: StoreFlags, out: &mut impl Write) -> Result<Checked, C
             s.differ.len()
         )?;
     }
+    match &start_snapshot {
+        StartSnapshotChecked::None => writeln!(out, "no start snapshot")?,
+        StartSnapshotChecked::Equal(t) => writeln!(
+            out,
+            "start snapshot at $all {}/{}: equal to the fold",
+            t.taken.covers.commit, t.taken.covers.prepare
+        )?,
+        StartSnapshotChecked::Differs(t) => writeln!(
+            out,
+            "violation: start snapshot at $all {}/{} differs from the fold of the log up to there",
+            t.taken.covers.commit, t.taken.covers.prepare
+        )?,
+    }
     let reached = audited
         .reached
         .map(|p| format!("$all {}/{}", p.commit, p.prepare))
@@ -106,5 +127,6 @@ pub async fn check(store: StoreFlags, out: &mut impl Write) -> Result<Checked, C
     Ok(Checked {
         audit: audited,
         snapshots,
+        start_snapshot,
     })
 }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::server::{Connection, SNAPSHOT_EVERY};
+use crate::server::{Connection, SNAPSHOT_EVERY, START_SNAPSHOT_EVERY};
 
 /// The event store and the trading configuration.
 #[derive(Clone, Debug, clap::Args)]
@@ -29,6 +29,13 @@ pub struct StoreFlags {
     /// write the new series over the whole history.
     #[arg(long, env = "EXCHANGE_SNAPSHOT_EVERY", default_value_t = SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
     pub snapshot_every: u64,
+    /// Bytes of log after which a start snapshot is written: the ledger,
+    /// the market data and the order history at one position, which a
+    /// start takes up instead of folding the log before it. A snapshot is
+    /// also never written before the log after the last one is as long as
+    /// that snapshot.
+    #[arg(long, env = "EXCHANGE_START_SNAPSHOT_EVERY", default_value_t = START_SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
+    pub start_snapshot_every: u64,
 }
 
 impl StoreFlags {

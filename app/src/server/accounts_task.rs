@@ -31,9 +31,8 @@ use super::ledger_fold::{LedgerFold, fold_in_log_order, specs_by_stream};
 use super::live_tail::{LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
 use super::log_read::{LOG_PAGE, LogRead};
-use super::streams::{
-    ACCOUNTS_STREAM, StreamError, account_event_data, account_stream, append, load_ledger,
-};
+use super::start_snapshots;
+use super::streams::{ACCOUNTS_STREAM, StreamError, account_event_data, account_stream, append};
 use super::supervise::supervise;
 use crate::api::FeedPosition;
 
@@ -42,15 +41,22 @@ type Reply<T> = oneshot::Sender<Result<T, ExchangeError>>;
 /// The ledger folded from the whole log, and where that read ended.
 pub type Folded = (LedgerFold, Option<FeedPosition>);
 
-/// Reads the whole log and folds it into the ledger alone (what a
-/// restarted accounts task does; start folds the ledger beside the other
-/// read models in its one read).
+/// Folds the ledger alone from the newest start snapshot and the log
+/// after it (what a restarted accounts task does, and one whose ledger
+/// folded a batch that never reached the log; start folds the ledger
+/// beside the other read models in its one read).
 async fn fold_ledger(
     client: &Client,
     specs: HashMap<String, MarketSpec>,
 ) -> Result<Folded, StreamError> {
-    let mut read = LogRead::new(LOG_PAGE);
-    let ledger = read.fold(LedgerFold::new(specs));
+    let mut fold = LedgerFold::new(specs);
+    let from = start_snapshots::newest_ledger(client).await?;
+    let after = from.map(|(ledger, announced)| {
+        fold.ledger = ledger;
+        announced.taken.covers
+    });
+    let mut read = LogRead::new(LOG_PAGE).after(after);
+    let ledger = read.fold(fold);
     read.run(client).await?;
     ledger.finish().await
 }
@@ -235,14 +241,15 @@ impl AccountsHandle {
         }
     }
 
-    /// Folds the whole log again, retrying until the store answers: after
-    /// a batch that was folded in never reached its stream.
+    /// Folds the ledger again (from the newest start snapshot and the log
+    /// after it), retrying until the store answers: after a batch that was
+    /// folded in never reached its stream.
     pub async fn reload(&self) {
         let mut pause = Duration::from_millis(50);
         loop {
-            match load_ledger(&self.client, &self.markets).await {
-                Ok(ledger) => {
-                    *unpoisoned(self.state.write()) = ledger;
+            match fold_ledger(&self.client, specs_by_stream(&self.markets)).await {
+                Ok((fold, _)) => {
+                    *unpoisoned(self.state.write()) = fold.ledger;
                     return;
                 }
                 Err(e) => {

@@ -8,7 +8,8 @@
 //! happened: the events of one decision share their time, and a busy
 //! market has many in a millisecond.
 
-use orderbook::{Book, Event, Market};
+use orderbook::{Book, Event, Market, SNAPSHOT_VERSION, Snapshot};
+use serde::{Deserialize, Serialize};
 
 use super::exact_candles::MinuteCandles;
 
@@ -128,6 +129,64 @@ impl BookHistory {
     /// The trades among the first `events` events, oldest first.
     pub fn trades_within(&self, events: u64) -> &[TradePoint] {
         &self.trades[..self.trades.partition_point(|t| t.events <= events)]
+    }
+}
+
+/// A market's [`BookHistory`] written down for a start to take up
+/// (`fold_snapshots.rs`). Prices and sizes of the trades are the bits of
+/// their `f64`: a decimal rendering would read back a hair off, and the
+/// candles made from them with it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BookHistorySnapshot {
+    book: Snapshot,
+    times_ms: Vec<(u64, u64)>,
+    /// Each trade's events up to it, price bits and quantity bits.
+    trades: Vec<(u64, u64, u64)>,
+    minutes: MinuteCandles,
+}
+
+impl BookHistory {
+    /// Written down, if its book is between two orders (where a book's
+    /// snapshot may be taken): a start fold's page or a tail's batch can
+    /// end part-way through a decision's events.
+    pub fn snapshot(&self) -> Option<BookHistorySnapshot> {
+        if !self.book.between_orders() {
+            return None;
+        }
+        let trades = self.trades.iter();
+        let trades = trades.map(|t| (t.events, t.price.to_bits(), t.quantity.to_bits()));
+        Some(BookHistorySnapshot {
+            book: self.book.snapshot(),
+            times_ms: self.times_ms.clone(),
+            trades: trades.collect(),
+            minutes: self.minutes.clone(),
+        })
+    }
+
+    /// The history a snapshot wrote down, of `market`.
+    pub fn from_snapshot(market: Market, s: BookHistorySnapshot) -> Result<BookHistory, String> {
+        if s.book.schema_version != SNAPSHOT_VERSION {
+            return Err(format!(
+                "its book is of snapshot version {}, not {SNAPSHOT_VERSION}",
+                s.book.schema_version
+            ));
+        }
+        let book = Book::from_snapshot(market, &s.book).map_err(|e| e.to_string())?;
+        let trades = s
+            .trades
+            .into_iter()
+            .map(|(events, price, quantity)| TradePoint {
+                events,
+                price: f64::from_bits(price),
+                quantity: f64::from_bits(quantity),
+            });
+        Ok(BookHistory {
+            events: book.events_applied(),
+            book,
+            times_ms: s.times_ms,
+            trades: trades.collect(),
+            minutes: s.minutes,
+        })
     }
 }
 

@@ -5,6 +5,7 @@
 //! so a request costs at most the minutes it covers, never the trades.
 
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 use crate::candles::Interval;
 
@@ -12,7 +13,7 @@ const MINUTE_MS: u64 = 60_000;
 
 /// One candle: the trades that started in `[start_ms, start_ms + its
 /// interval)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExactCandle {
     pub start_ms: u64,
     pub open: Decimal,
@@ -51,8 +52,10 @@ impl ExactCandle {
     }
 }
 
-/// A market's minutes that had trades, oldest first.
-#[derive(Clone, Debug, Default)]
+/// A market's minutes that had trades, oldest first. Written down as
+/// they are in a start's snapshot of the market data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct MinuteCandles {
     minutes: Vec<ExactCandle>,
 }

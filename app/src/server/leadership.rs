@@ -20,7 +20,6 @@
 //!   process paused) steps down by itself too, and a follower that took
 //!   over meanwhile has fenced it out.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,8 +31,6 @@ use uuid::Uuid;
 
 use super::accounts_task::AccountsHandle;
 use super::clock::now_micros;
-use super::live_tail::TailEvent;
-use super::log_read::LogFold;
 use super::streams::{
     StreamError, append, derived_id, keep_newest, last_event, market_event_payload, market_stream,
 };
@@ -213,23 +210,6 @@ pub fn fenced_term<'a>(events: impl IntoIterator<Item = &'a Event>) -> u64 {
         })
         .max()
         .unwrap_or(0)
-}
-
-/// The newest term fenced into each market stream (by the stream's name;
-/// a stream never fenced is not in it), as start folds the log.
-#[derive(Default)]
-pub struct FencedTerms(pub HashMap<String, u64>);
-
-impl LogFold for FencedTerms {
-    fn fold_page(&mut self, events: &[Arc<TailEvent>]) -> Result<(), StreamError> {
-        for e in events {
-            if let Some(Event::StreamFenced(f)) = e.book() {
-                let newest = self.0.entry(e.stream.clone()).or_default();
-                *newest = f.term.max(*newest);
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The task behind a [`Leadership`].

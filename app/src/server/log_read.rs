@@ -47,6 +47,11 @@ enum Handed {
 /// One read of the log and the folds it feeds.
 pub struct LogRead {
     page: usize,
+    /// Where the read starts: after this position (`None`: from the
+    /// beginning).
+    after: Option<FeedPosition>,
+    /// Where it ends: at this position (`None`: at the log's end).
+    until: Option<FeedPosition>,
     folds: Vec<mpsc::Sender<Handed>>,
 }
 
@@ -62,7 +67,27 @@ impl LogRead {
     pub fn new(page: usize) -> LogRead {
         LogRead {
             page: page.max(2),
+            after: None,
+            until: None,
             folds: Vec::new(),
+        }
+    }
+
+    /// The same read, of the log after `position` only (what a snapshot
+    /// the folds start from does not cover).
+    pub fn after(self, position: Option<FeedPosition>) -> LogRead {
+        LogRead {
+            after: position,
+            ..self
+        }
+    }
+
+    /// The same read, ending with the event at `position` (`None`: at the
+    /// log's end): the fold a snapshot of that position must equal.
+    pub fn until(self, position: Option<FeedPosition>) -> LogRead {
+        LogRead {
+            until: position,
+            ..self
         }
     }
 
@@ -84,17 +109,26 @@ impl LogRead {
         Folding { task }
     }
 
-    /// Reads the log from its beginning to its end and feeds every fold.
+    /// Reads the log from where it starts (its beginning, unless
+    /// [`LogRead::after`]) to where it ends (its end, unless
+    /// [`LogRead::until`]) and feeds every fold.
     /// A store that stops answering is asked again from the page where
     /// the read stopped (as [`until_answered`] does); an event that
     /// cannot be decoded stops the read, as the task that writes its
     /// stream could not start on it either. A fold that stopped on an
     /// error is passed over; it reports the error itself.
     pub async fn run(self, client: &Client) -> Result<(), StreamError> {
-        let mut position = None;
-        loop {
+        let mut position = self.after;
+        let mut reached = false;
+        while !reached {
             let read = || read_all_after(client, position, self.page);
-            let records = until_answered("reading the log", read).await?;
+            let mut records = until_answered("reading the log", read).await?;
+            if let Some(until) = self.until {
+                reached = records
+                    .last()
+                    .is_some_and(|e| feed_position(e.position) >= until);
+                records.retain(|e| feed_position(e.position) <= until);
+            }
             let Some(last) = records.last() else {
                 break;
             };

@@ -8,9 +8,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use orderbook::{Book, Market};
+use orderbook::{Book, Event, Market};
+use serde::{Deserialize, Serialize};
 
-use super::book_history::BookHistory;
+use super::book_history::{BookHistory, BookHistorySnapshot};
 use super::live_tail::{LiveTail, Streams, TailEvent};
 use super::lock::unpoisoned;
 use super::log_read::LogFold;
@@ -41,6 +42,9 @@ pub struct MarketTape {
     pub series: Vec<Series>,
     /// What replaying the market to a moment starts from.
     pub history: BookHistory,
+    /// The newest leader's term that fenced the market's stream (0: none
+    /// has): where this server's term must start if it leads.
+    pub fenced_term: u64,
     /// The ticker last worked out and the minute it holds for. Every viewer
     /// asks for the ticker after every change of the book, and working it
     /// out reads a day of minutes; it changes only with a trade or when a
@@ -52,6 +56,7 @@ impl MarketTape {
     fn new(market: Market) -> MarketTape {
         MarketTape {
             history: BookHistory::new(market),
+            fenced_term: 0,
             trades: VecDeque::new(),
             series: Interval::ALL
                 .iter()
@@ -233,11 +238,106 @@ impl Projection {
             let Some(m) = self.markets.get_mut(event.symbol().as_str()) else {
                 continue;
             };
+            if let Event::StreamFenced(f) = event
+                && e.revision == m.history.events()
+            {
+                m.fenced_term = m.fenced_term.max(f.term);
+            }
             m.history.apply(e.revision, event);
             if let Some(view) = &e.trade {
                 m.add(TradeView::clone(view));
             }
         }
+    }
+}
+
+/// The market data written down for a start to take up
+/// (`start_snapshots.rs`): each market's tape, candles and history. The
+/// candles' prices and volumes are the bits of their `f64`s, so they read
+/// back exactly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProjectionSnapshot {
+    markets: Vec<TapeSnapshot>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct TapeSnapshot {
+    symbol: String,
+    trades: VecDeque<TradeView>,
+    /// Each interval's candles, in [`Interval::ALL`]'s order: start and
+    /// the bits of open, high, low, close and volume.
+    series: Vec<Vec<(u64, [u64; 5])>>,
+    history: BookHistorySnapshot,
+    fenced_term: u64,
+}
+
+impl Projection {
+    /// Written down, if every book is between two orders (see
+    /// [`BookHistory::snapshot`]); markets in order of their names.
+    pub fn snapshot(&self) -> Option<ProjectionSnapshot> {
+        let mut markets = Vec::with_capacity(self.markets.len());
+        for (symbol, m) in &self.markets {
+            let candles = |s: &Series| {
+                let c = s.candles.iter();
+                c.map(|c| {
+                    (
+                        c.start_ms,
+                        [c.open, c.high, c.low, c.close, c.volume].map(f64::to_bits),
+                    )
+                })
+                .collect()
+            };
+            markets.push(TapeSnapshot {
+                symbol: symbol.clone(),
+                trades: m.trades.clone(),
+                series: m.series.iter().map(candles).collect(),
+                history: m.history.snapshot()?,
+                fenced_term: m.fenced_term,
+            });
+        }
+        markets.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+        Some(ProjectionSnapshot { markets })
+    }
+
+    /// Takes up what a snapshot wrote down. A market it does not have
+    /// stays as it is (a market added since starts empty, and the fold
+    /// goes on from the snapshot's position, where that market had no
+    /// events); a market it has that this server does not trade is an
+    /// error, as its events would be folded nowhere.
+    pub fn restore(&mut self, s: ProjectionSnapshot) -> Result<(), String> {
+        for t in s.markets {
+            let Some(m) = self.markets.get_mut(&t.symbol) else {
+                return Err(format!(
+                    "it holds market {}, which is not traded here",
+                    t.symbol
+                ));
+            };
+            if t.series.len() != Interval::ALL.len() {
+                return Err(format!("{} has {} candle series", t.symbol, t.series.len()));
+            }
+            let market = m.history.book().market().clone();
+            m.history = BookHistory::from_snapshot(market, t.history)
+                .map_err(|e| format!("{}: {e}", t.symbol))?;
+            for (series, candles) in m.series.iter_mut().zip(t.series) {
+                series.candles = (candles.into_iter())
+                    .map(|(start_ms, bits)| {
+                        let [open, high, low, close, volume] = bits.map(f64::from_bits);
+                        Candle {
+                            start_ms,
+                            open,
+                            high,
+                            low,
+                            close,
+                            volume,
+                        }
+                    })
+                    .collect();
+            }
+            m.trades = t.trades;
+            m.fenced_term = t.fenced_term;
+            *unpoisoned(m.ticker.get_mut()) = None;
+        }
+        Ok(())
     }
 }
 

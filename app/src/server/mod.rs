@@ -26,12 +26,15 @@ pub(crate) mod login_limits;
 pub(crate) mod market_data;
 mod market_task;
 pub mod order_history;
+mod order_history_snapshot;
 mod order_history_task;
 pub mod orders;
 pub mod request_limits;
 mod settings;
 pub mod simulator;
 mod snapshot_writer;
+mod start_snapshot_writer;
+pub(crate) mod start_snapshots;
 pub mod streams;
 mod supervise;
 pub(crate) mod views;
@@ -47,6 +50,7 @@ pub use market_data::HISTORY_LIMIT;
 pub use market_task::CommandOutcome;
 pub use order_history::{OrderFilter, OrderRecord, OrderState};
 pub use settings::{
-    MAX_OPEN_ORDERS, MAX_STOP_ORDERS, SNAPSHOT_EVERY, SessionPolicy, Settings, SettingsError,
+    MAX_OPEN_ORDERS, MAX_STOP_ORDERS, SNAPSHOT_EVERY, START_SNAPSHOT_EVERY, SessionPolicy,
+    Settings, SettingsError,
 };
 pub use views::depth_view;

@@ -176,7 +176,7 @@ impl OrderRecord {
 pub struct ClosedOrder {
     /// Its market's place in the history's list of market names (see
     /// [`OrderHistory::symbol_of`]): two bytes, where the name takes 16.
-    market: u16,
+    pub(super) market: u16,
     pub order_id: OrderId,
     /// The revision of its `OrderAccepted` in the market's stream.
     pub accepted_revision: u64,
@@ -349,15 +349,15 @@ pub fn newest_first<T>(
 /// Every account's orders. Pure: folded from events, no I/O.
 #[derive(Debug, Default)]
 pub struct OrderHistory {
-    accounts: HashMap<AccountId, Vec<OrderEntry>>,
+    pub(super) accounts: HashMap<AccountId, Vec<OrderEntry>>,
     /// Per account and market, the places of its accepted orders in the
     /// account's list, in order of their ids: a few bytes an order, where
     /// a map entry for each order ever placed took tens.
-    places: HashMap<(AccountId, Symbol), Vec<usize>>,
+    pub(super) places: HashMap<(AccountId, Symbol), Vec<usize>>,
     /// The one shared copy of each market's name.
     names: HashMap<String, Arc<str>>,
     /// The markets closed orders are in, by their place here.
-    markets: Vec<Arc<str>>,
+    pub(super) markets: Vec<Arc<str>>,
 }
 
 impl OrderHistory {
@@ -612,7 +612,7 @@ impl OrderHistory {
 
     /// The shared copy of a market's name (of any name a refusal
     /// carried, too: a log may hold refusals for markets that never were).
-    fn name(&mut self, symbol: &str) -> Arc<str> {
+    pub(super) fn name(&mut self, symbol: &str) -> Arc<str> {
         if let Some(name) = self.names.get(symbol) {
             return name.clone();
         }

@@ -41,6 +41,9 @@ pub struct Settings {
     /// Not in the file: events between two stored snapshots of a book
     /// (`--snapshot-every`), where the time machine's replays start.
     pub snapshot_every: u64,
+    /// Not in the file: bytes of log between two start snapshots at least
+    /// (`--start-snapshot-every`; see `start_snapshots.rs`).
+    pub start_snapshot_every: u64,
     /// Not in the file: the key that seals API keys' HMAC secrets, from
     /// `--api-key-secret-file` (a random one held in memory otherwise).
     pub sealing: Arc<SealingKey>,
@@ -52,6 +55,9 @@ pub const MAX_OPEN_ORDERS: usize = 200;
 pub const MAX_STOP_ORDERS: usize = 20;
 /// The default of [`Settings::snapshot_every`].
 pub const SNAPSHOT_EVERY: u64 = 4096;
+/// The default of [`Settings::start_snapshot_every`]: 32 MiB, about
+/// 100,000 events.
+pub const START_SNAPSHOT_EVERY: u64 = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -119,6 +125,7 @@ impl Settings {
             max_open_orders: MAX_OPEN_ORDERS,
             max_stop_orders: MAX_STOP_ORDERS,
             snapshot_every: SNAPSHOT_EVERY,
+            start_snapshot_every: START_SNAPSHOT_EVERY,
             leader: Default::default(),
             sealing: Arc::new(
                 SealingKey::random().map_err(|e| SettingsError::Invalid(e.to_string()))?,

@@ -6,13 +6,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use accounts::{AccountEvent, Ledger};
+use accounts::AccountEvent;
 use eventstore::{
     AppendToStreamOptions, Client, Error, EventData, ExpectedRevision, Position, ReadAllOptions,
     ReadStreamOptions, StreamPosition, SubscribeToAllOptions, SubscriptionFilter,
 };
-use futures::StreamExt;
-use orderbook::{AccountId, Event};
+use orderbook::Event;
 use uuid::Uuid;
 
 use crate::api::FeedPosition;
@@ -191,9 +190,19 @@ pub async fn append(
     count: u64,
     events: Vec<EventData>,
 ) -> Result<(), StreamError> {
+    append_at(client, stream, count, events).await.map(|_| ())
+}
+
+/// [`append`], answering where in `$all` the events were written.
+pub async fn append_at(
+    client: &Client,
+    stream: &str,
+    count: u64,
+    events: Vec<EventData>,
+) -> Result<FeedPosition, StreamError> {
     let options = AppendToStreamOptions::default().expected_revision(expected(count));
-    client.append_to_stream(stream, &options, events).await?;
-    Ok(())
+    let written = client.append_to_stream(stream, &options, events).await?;
+    Ok(feed_position(written.position))
 }
 
 /// Lets the store drop all but the newest `count` events of a stream
@@ -263,41 +272,6 @@ async fn each_record(
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-/// Reads every account from the store.
-pub async fn load_accounts(client: &Client) -> Result<Ledger, StreamError> {
-    let decode = |b: &[u8]| AccountEvent::from_json(b).map_err(|e| e.to_string());
-    let mut ledger = Ledger::new();
-    for e in read_stream(client, ACCOUNTS_STREAM, decode).await? {
-        ledger.apply(&e);
-    }
-    let ids: Vec<AccountId> = ledger.accounts().map(|a| a.id).collect();
-    let mut streams = futures::stream::iter(ids)
-        .map(|id| async move { read_stream(client, &account_stream(id), decode).await })
-        .buffered(16);
-    while let Some(events) = streams.next().await {
-        for e in events? {
-            ledger.apply(&e);
-        }
-    }
-    Ok(ledger)
-}
-
-/// Folds the whole log into a ledger, reading it stream by stream: every
-/// account, then every market's stream.
-pub async fn load_ledger(
-    client: &Client,
-    markets: &[orderbook::Market],
-) -> Result<Ledger, StreamError> {
-    let mut ledger = load_accounts(client).await?;
-    for market in markets {
-        let events = load_market(client, market.symbol.as_str()).await?;
-        for (revision, e) in events.iter().enumerate() {
-            let _ = ledger.apply_market(&market.spec, revision as u64, e);
-        }
-    }
-    Ok(ledger)
 }
 
 fn decode_market_event(b: &[u8]) -> Result<Event, String> {
@@ -435,6 +409,78 @@ pub async fn read_records(
     })
     .await?;
     Ok(out)
+}
+
+/// Up to `count` events of a stream from `revision` on, as stored.
+pub async fn read_from(
+    client: &Client,
+    stream: &str,
+    revision: u64,
+    count: u64,
+) -> Result<Vec<eventstore::RecordedEvent>, StreamError> {
+    let options = ReadStreamOptions::default()
+        .position(StreamPosition::Position(revision))
+        .forwards()
+        .max_count(count as usize);
+    let mut out = Vec::new();
+    each_record(client, stream, &options, |e| {
+        out.push(e);
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// The newest `count` events of a stream, newest first, as stored.
+pub async fn read_newest(
+    client: &Client,
+    stream: &str,
+    count: usize,
+) -> Result<Vec<eventstore::RecordedEvent>, StreamError> {
+    let options = ReadStreamOptions::default()
+        .position(StreamPosition::End)
+        .backwards()
+        .max_count(count);
+    let mut out = Vec::new();
+    each_record(client, stream, &options, |e| {
+        out.push(e);
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Hides a stream's events before `revision` (its `$tb`): the store may
+/// drop them.
+pub async fn truncate_before(
+    client: &Client,
+    stream: &str,
+    revision: u64,
+) -> Result<(), StreamError> {
+    let keep = eventstore::StreamMetadataBuilder::new()
+        .truncate_before(revision)
+        .build();
+    client
+        .set_stream_metadata(stream, &Default::default(), &keep)
+        .await?;
+    Ok(())
+}
+
+/// The id of the event at `position` of `$all`, `None` if the log holds
+/// no event there.
+pub async fn event_id_at(
+    client: &Client,
+    position: FeedPosition,
+) -> Result<Option<Uuid>, StreamError> {
+    let options = ReadAllOptions::default()
+        .position(start_after(Some(position)))
+        .forwards()
+        .max_count(1);
+    let mut read = client.read_all(&options).await?;
+    let first = read.next().await?.and_then(original);
+    Ok(first
+        .filter(|e| feed_position(e.position) == position)
+        .map(|e| e.id))
 }
 
 /// The id the event at `revision` of a market's stream is stored under,

@@ -164,6 +164,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     settings.max_open_orders = config.max_open_orders.max(1);
     settings.max_stop_orders = config.max_stop_orders;
     settings.snapshot_every = config.store.snapshot_every;
+    settings.start_snapshot_every = config.store.start_snapshot_every;
     match config.api_key_secret_path() {
         Some(path) => settings.sealing = Arc::new(SealingKey::load_or_create(&path)?),
         None => tracing::warn!(

@@ -15,6 +15,7 @@ mod programs;
 mod restarts;
 mod security;
 mod snapshots;
+mod start_snapshots;
 mod stops_and_amends;
 mod trading_rules;
 
@@ -30,9 +31,7 @@ use tower::ServiceExt;
 
 use crate::api::AccountView;
 use crate::error::UserError;
-use crate::server::streams::{
-    account_event_data, account_stream, load_accounts, load_market, market_event_data,
-};
+use crate::server::streams::{account_event_data, account_stream, load_market, market_event_data};
 use crate::server::*;
 use crate::site::router;
 
@@ -292,11 +291,41 @@ fn retry_after(headers: &axum::http::HeaderMap) -> u64 {
         .unwrap()
 }
 
-/// The ledger as the store's whole log folds to now.
+/// The ledger as the store's whole log folds to now, read stream by
+/// stream (every account, then every market's stream): the reference for
+/// what the ledger is, folded otherwise than the server's read of `$all`.
 async fn reload_ledger(server: &Server) -> accounts::Ledger {
-    let markets = settings().markets;
     let client = server.exchange.client();
-    streams::load_ledger(&client, &markets).await.unwrap()
+    let mut ledger = load_accounts(&client).await;
+    for market in settings().markets {
+        let events = load_market(&client, market.symbol.as_str()).await.unwrap();
+        for (revision, e) in events.iter().enumerate() {
+            let _ = ledger.apply_market(&market.spec, revision as u64, e);
+        }
+    }
+    ledger
+}
+
+/// Every account as the registry and the account streams fold to, read
+/// stream by stream.
+async fn load_accounts(client: &eventstore::Client) -> accounts::Ledger {
+    use futures::StreamExt;
+    let decode = |b: &[u8]| accounts::AccountEvent::from_json(b).map_err(|e| e.to_string());
+    let mut ledger = accounts::Ledger::new();
+    let registry = streams::read_stream(client, streams::ACCOUNTS_STREAM, decode);
+    for e in registry.await.unwrap() {
+        ledger.apply(&e);
+    }
+    let ids: Vec<u64> = ledger.accounts().map(|a| a.id).collect();
+    let mut reads = futures::stream::iter(ids)
+        .map(|id| async move { streams::read_stream(client, &account_stream(id), decode).await })
+        .buffered(16);
+    while let Some(events) = reads.next().await {
+        for e in events.unwrap() {
+            ledger.apply(&e);
+        }
+    }
+    ledger
 }
 
 /// The embedded store in `dir` (where a server there keeps it), opened by
@@ -316,7 +345,7 @@ async fn append_account_events(
     client: &eventstore::Client,
     events: &[accounts::AccountEvent],
 ) -> accounts::Ledger {
-    let mut ledger = load_accounts(client).await.unwrap();
+    let mut ledger = load_accounts(client).await;
     for e in events {
         let account = ledger.account(e.account()).unwrap();
         let data = account_event_data(e);

@@ -24,18 +24,17 @@ use super::accounts_task::AccountsHandle;
 use super::book_diffs::{self, BookDiffs};
 use super::depth_updates::{self, DepthUpdates};
 use super::key_crypto::SealingKey;
-use super::leadership::{FencedTerms, Leadership, Role};
-use super::ledger_fold::{LedgerFold, specs_by_stream};
+use super::leadership::{Leadership, Role};
 use super::live_tail::LiveTail;
 use super::lock::unpoisoned;
-use super::log_read::{LOG_PAGE, LogRead};
 use super::login_limits::LoginLimits;
-use super::market_data::{MarketData, Projection};
+use super::market_data::MarketData;
 use super::market_task::{Action, Caps, MarketHandle, Replayed};
-use super::order_history::OrderHistory;
 use super::order_history_task::OrderHistoryHandle;
 use super::settings::{SessionPolicy, Settings};
 use super::snapshot_writer::SnapshotWriter;
+use super::start_snapshot_writer::StartSnapshotWriter;
+use super::start_snapshots;
 use super::streams::{StreamError, last_position, market_stream, until_answered};
 
 pub(super) mod account_reads;
@@ -167,21 +166,20 @@ impl Exchange {
             LiveTail::start(client.clone(), market_streams.clone())
         })
         .await?;
-        // The whole log, read once after the tail started, a page at a
-        // time into every fold start needs, each on a thread of its own.
-        // Each then follows the tail from where the read ended. The market
-        // data's fold is the books' one fold: each market's task and its
-        // book diffs start from the book it reached.
-        let mut read = LogRead::new(LOG_PAGE);
-        let ledger = read.fold(LedgerFold::new(specs_by_stream(&settings.markets)));
-        let market_data = read.fold(Projection::new(settings.markets.clone()));
-        let order_history = read.fold(OrderHistory::default());
-        let terms = read.fold(FencedTerms::default());
-        read.run(&client).await?;
-        let (ledger, followed_from) = ledger.finish().await?;
-        let (market_data, _) = market_data.finish().await?;
-        let (order_history, _) = order_history.finish().await?;
-        let (FencedTerms(terms), _) = terms.finish().await?;
+        // What start folds, from the newest snapshot stored and the log
+        // after it, read once after the tail started, a page at a time
+        // into every fold, each on a thread of its own. Each then follows
+        // the tail from where the read ended. The market data's fold is
+        // the books' one fold: each market's task and its book diffs start
+        // from the book it reached.
+        let from = start_snapshots::FoldFrom::NewestSnapshot;
+        let folds = start_snapshots::fold_log(&client, &settings.markets, from, None).await?;
+        let folds =
+            start_snapshots::write_if_due(&client, folds, settings.start_snapshot_every).await;
+        let followed_from = folds.position;
+        let market_data = folds.market_data;
+        let order_history = folds.order_history;
+        let ledger = folds.ledger;
         let ledger = AccountsHandle::start(
             client.clone(),
             settings.markets.clone(),
@@ -199,6 +197,13 @@ impl Exchange {
             symbols,
             ledger.clone(),
         );
+        StartSnapshotWriter {
+            client: client.clone(),
+            markets: settings.markets.clone(),
+            every: settings.start_snapshot_every,
+            leadership: leadership.clone(),
+        }
+        .start();
         let mut markets = BTreeMap::new();
         let mut book_diffs = BTreeMap::new();
         let mut snapshots = BTreeMap::new();
@@ -207,7 +212,7 @@ impl Exchange {
             let book = market_data
                 .book(&symbol)
                 .unwrap_or_else(|| Book::new(market.clone()));
-            let term = terms.get(&market_stream(&symbol)).copied().unwrap_or(0);
+            let term = market_data.read(&symbol, |t, _| t.fenced_term).unwrap_or(0);
             let caps = Caps {
                 max_open_orders: settings.max_open_orders,
                 max_stop_orders: settings.max_stop_orders,

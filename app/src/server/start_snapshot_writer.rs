@@ -1,0 +1,91 @@
+//! The leader's writer of start snapshots (see `start_snapshots`): a
+//! supervised task that looks every little while whether the log has
+//! grown enough since the newest snapshot, and if so folds a new one from
+//! that snapshot and the log after it, and writes it.
+//!
+//! It folds on its own rather than writing down the server's live read
+//! models: those are the fold of the log at no one position (the ledger
+//! holds decisions on their way to the store, and each model follows the
+//! tail at its own pace), while a snapshot must be the fold of the log up
+//! to one position exactly. The price is a second copy of the folds while
+//! a snapshot is being made. Only the leader writes; a follower's writer
+//! waits to lead. A store that does not answer is asked again next time:
+//! a missing snapshot only makes a start read further.
+
+use std::time::Duration;
+
+use eventstore::Client;
+use orderbook::Market;
+
+use super::leadership::Leadership;
+use super::start_snapshots::{FoldFrom, due, encode, fold_log, newest_announced, write_logged};
+use super::streams::{StreamError, last_position};
+use super::supervise::supervise;
+
+/// How long the writer waits before looking again.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// What the writer needs.
+pub struct StartSnapshotWriter {
+    pub client: Client,
+    pub markets: Vec<Market>,
+    /// Bytes of log between two snapshots at least
+    /// (`--start-snapshot-every`).
+    pub every: u64,
+    pub leadership: Leadership,
+}
+
+impl StartSnapshotWriter {
+    /// Starts the writer, supervised.
+    pub fn start(self) {
+        let writer = std::sync::Arc::new(self);
+        supervise("start snapshots".into(), move || {
+            let writer = writer.clone();
+            async move { writer.run().await }
+        });
+    }
+
+    async fn run(&self) {
+        while !self.leadership.stopping() {
+            tokio::time::sleep(WAIT).await;
+            if self.leadership.term().is_none() {
+                continue;
+            }
+            if let Err(e) = self.write_if_due().await {
+                tracing::warn!("writing a start snapshot paused: {e}");
+            }
+        }
+    }
+
+    async fn write_if_due(&self) -> Result<(), StreamError> {
+        let newest = newest_announced(&self.client).await?;
+        let end = last_position(&self.client).await?;
+        if !due(newest.as_ref(), end, self.every) {
+            return Ok(());
+        }
+        let from = FoldFrom::NewestSnapshot;
+        let folds = fold_log(&self.client, &self.markets, from, None).await?;
+        let Some(covers) = folds.position else {
+            return Ok(());
+        };
+        let written_down = tokio::task::spawn_blocking(move || {
+            encode(
+                &folds.ledger.ledger,
+                &folds.market_data,
+                &folds.order_history,
+            )
+        });
+        match written_down.await {
+            Ok(Some(json)) => write_logged(&self.client, &json, covers).await,
+            Ok(None) => {
+                tracing::info!("no start snapshot now: a book is part-way through a decision")
+            }
+            Err(e) => {
+                return Err(StreamError::Unavailable(format!(
+                    "encoding a start snapshot: {e}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,499 @@
+//! Start's snapshots in the store: what start folds (the ledger, the
+//! market data, the order history) written down at one position of the
+//! log, so that a start reads the newest snapshot and only the log after
+//! it, instead of every event ever written.
+//!
+//! A snapshot is the three folds' written-down forms as one JSON document
+//! (`StartState`), cut into parts of [`PART`] bytes (the store takes at most
+//! 1 MiB in one append) in the parts stream, each appended only after the
+//! one before it (by expected revision), and then announced by one
+//! `StartSnapshotTaken` event in the taken stream: where its parts are,
+//! their length and hash, the position of `$all` it covers, and the id of
+//! the event at that position. Both streams carry the format's version in
+//! their names, so a program of another version writes a series of its own
+//! beside this one instead of misreading it.
+//!
+//! A reader takes a snapshot only whole, intact and of the history the log
+//! holds now (the event at its position has the id it names: a store
+//! restored from an older backup and written on since holds snapshots of
+//! another history). One that is not is passed over, and said so in the
+//! log, for the one before it, and then for a fold from the start: a
+//! damaged snapshot costs a longer start, never a different answer. The
+//! folds are pure functions of the log, so any server's snapshot of a
+//! position is every server's, and who wrote it does not matter.
+//!
+//! When: once the log after the newest snapshot is at least as long as
+//! that snapshot, and at least `--start-snapshot-every` bytes. So the
+//! snapshots never take more room than the log they stand for, and a
+//! start reads no more of the log than about one snapshot's length.
+
+use std::sync::Arc;
+
+use accounts::{Ledger, LedgerSnapshot};
+use blake2::{Blake2s256, Digest};
+use eventstore::{Client, EventData};
+use orderbook::Market;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::ledger_fold::{LedgerFold, specs_by_stream};
+use super::log_read::{LOG_PAGE, LogRead};
+use super::market_data::{Projection, ProjectionSnapshot};
+use super::order_history::OrderHistory;
+use super::order_history_snapshot::OrderHistorySnapshot;
+use super::streams::{
+    StreamError, append, append_at, derived_id, event_id_at, feed_position,
+    last_event as newest_event, read_from, read_newest, truncate_before, until_answered,
+};
+use crate::api::FeedPosition;
+
+/// The format's version: change it whenever any written-down form
+/// changes (the test `the_start_snapshot_format_is_pinned` fails until it
+/// is).
+pub const VERSION: u32 = 1;
+
+/// The most bytes of a snapshot's JSON one part carries: half of what the
+/// store takes in one append.
+pub const PART: usize = 512 * 1024;
+
+/// How many snapshots are kept: the newest, and the one before it for a
+/// start that finds the newest damaged.
+const KEPT: u64 = 2;
+
+const PART_TYPE: &str = "StartSnapshotPart";
+const TAKEN_TYPE: &str = "StartSnapshotTaken";
+
+/// The stream of snapshots' parts. Neither a market's nor an account's
+/// prefix: the live tail and the feeds never carry it.
+pub fn parts_stream() -> String {
+    format!("startsnapshot-v{VERSION}-parts")
+}
+
+/// The stream that announces each whole snapshot.
+pub fn taken_stream() -> String {
+    format!("startsnapshot-v{VERSION}-taken")
+}
+
+/// What start folds, written down.
+#[derive(Serialize, Deserialize)]
+struct StartState {
+    ledger: LedgerSnapshot,
+    market_data: ProjectionSnapshot,
+    order_history: OrderHistorySnapshot,
+}
+
+/// The ledger alone, read out of a written-down start (the rest is
+/// passed over unparsed): what an accounts task that folds its ledger
+/// again needs.
+#[derive(Deserialize)]
+struct LedgerOnly {
+    ledger: LedgerSnapshot,
+}
+
+/// A whole snapshot, as its announcement says it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Taken {
+    /// The revision of its first part in the parts stream.
+    pub first_part: u64,
+    pub parts: u32,
+    /// The length of its JSON.
+    pub bytes: u64,
+    /// BLAKE2s-256 of its JSON, in hex.
+    pub hash: String,
+    /// The position of `$all` it is the fold of, up to and including.
+    pub covers: FeedPosition,
+    /// The id of the event at `covers`.
+    pub last_event: Uuid,
+}
+
+/// A snapshot's announcement as read from the log: what it says, and
+/// where it is (after the snapshot's parts: how far the log has grown
+/// since is measured from there).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announced {
+    pub taken: Taken,
+    pub at: FeedPosition,
+}
+
+/// What start folds, at one position of the log.
+pub struct StartFolds {
+    pub ledger: LedgerFold,
+    pub market_data: Projection,
+    pub order_history: OrderHistory,
+    /// The position they are the fold of (`None`: the log is empty).
+    pub position: Option<FeedPosition>,
+    /// The snapshot they started from, if any.
+    pub from: Option<Announced>,
+}
+
+/// The folds written down as one JSON document, if every book is between
+/// two orders (a snapshot of a book may be taken only there; the end of
+/// the log always is).
+pub fn encode(
+    ledger: &Ledger,
+    market_data: &Projection,
+    order_history: &OrderHistory,
+) -> Option<Vec<u8>> {
+    let state = StartState {
+        ledger: ledger.snapshot(),
+        market_data: market_data.snapshot()?,
+        order_history: order_history.snapshot(),
+    };
+    Some(serde_json::to_vec(&state).expect("a start state always serialises"))
+}
+
+/// What [`encode`] wrote down, taken up again as the folds of `markets`.
+pub fn decode(
+    json: &[u8],
+    markets: &[Market],
+) -> Result<(LedgerFold, Projection, OrderHistory), String> {
+    let state: StartState = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    let mut ledger = LedgerFold::new(specs_by_stream(markets));
+    ledger.ledger = Ledger::from_snapshot(state.ledger).map_err(|e| e.to_string())?;
+    let mut market_data = Projection::new(markets.to_vec());
+    market_data.restore(state.market_data)?;
+    let order_history = OrderHistory::from_snapshot(state.order_history)?;
+    Ok((ledger, market_data, order_history))
+}
+
+/// Whether the log after the snapshot `from` up to `end` is long enough
+/// to write a new snapshot: at least `every` bytes and at least as long as
+/// `from` itself (measured from its announcement, so its own parts do not
+/// count).
+pub fn due(from: Option<&Announced>, end: Option<FeedPosition>, every: u64) -> bool {
+    let Some(end) = end else {
+        return false;
+    };
+    let (start, size) = from.map_or((0, 0), |a| (a.at.commit, a.taken.bytes));
+    end.commit.saturating_sub(start) >= every.max(size)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `json` (from [`encode`]) as the snapshot of the log up to and
+/// including `covers`, then lets the store drop all but the newest
+/// [`KEPT`]. Another writer appending meanwhile makes this one give up
+/// (its parts are passed over by readers, as no announcement names them).
+pub async fn write(
+    client: &Client,
+    json: &[u8],
+    covers: FeedPosition,
+) -> Result<Option<Announced>, StreamError> {
+    let Some(last_event) = event_id_at(client, covers).await? else {
+        return Err(StreamError::Unavailable(
+            "the log holds no event where the snapshot was taken".into(),
+        ));
+    };
+    let parts = parts_stream();
+    let next = |e: Option<eventstore::RecordedEvent>| e.map_or(0, |e| e.revision + 1);
+    let first_part = next(newest_event(client, &parts).await?);
+    let hash = hex(&Blake2s256::digest(json));
+    let chunks: Vec<&[u8]> = json.chunks(PART).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let revision = first_part + i as u64;
+        let id = derived_id(&format!("{parts}/{revision}/{hash}"));
+        let event = EventData::binary(PART_TYPE, bytes::Bytes::copy_from_slice(chunk)).id(id);
+        match append(client, &parts, revision, vec![event]).await {
+            Ok(()) => {}
+            Err(StreamError::WrongExpectedVersion) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    let taken = Taken {
+        first_part,
+        parts: chunks.len() as u32,
+        bytes: json.len() as u64,
+        hash,
+        covers,
+        last_event,
+    };
+    let announcements = taken_stream();
+    let count = next(newest_event(client, &announcements).await?);
+    let id = derived_id(&format!("{announcements}/{first_part}/{}", taken.hash));
+    let event = EventData::json(TAKEN_TYPE, &taken)
+        .expect("an announcement always serialises")
+        .id(id);
+    let at = match append_at(client, &announcements, count, vec![event]).await {
+        Ok(at) => at,
+        Err(StreamError::WrongExpectedVersion) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // Only the newest KEPT are read; the store may drop the rest.
+    if let Some(oldest_kept) = count.checked_sub(KEPT - 1) {
+        let kept = read_from(client, &announcements, oldest_kept, 1).await?;
+        if let Some(Ok(oldest)) = kept
+            .first()
+            .map(|e| serde_json::from_slice::<Taken>(&e.data))
+        {
+            truncate_before(client, &parts, oldest.first_part).await?;
+            truncate_before(client, &announcements, oldest_kept).await?;
+        }
+    }
+    Ok(Some(Announced { taken, at }))
+}
+
+/// Why a snapshot is passed over.
+#[derive(Debug, thiserror::Error)]
+enum Unusable {
+    #[error(transparent)]
+    Store(#[from] StreamError),
+    #[error("{0}")]
+    Damaged(String),
+}
+
+/// The JSON of the snapshot `taken` announces, if it is whole, intact and
+/// of the history the log holds now.
+async fn read_taken(client: &Client, taken: &Taken) -> Result<Vec<u8>, Unusable> {
+    let stored = read_from(
+        client,
+        &parts_stream(),
+        taken.first_part,
+        u64::from(taken.parts),
+    )
+    .await?;
+    if stored.len() != taken.parts as usize
+        || stored
+            .iter()
+            .enumerate()
+            .any(|(i, e)| e.revision != taken.first_part + i as u64 || e.event_type != PART_TYPE)
+    {
+        return Err(Unusable::Damaged(format!(
+            "{} of its {} parts are in the store",
+            stored.len(),
+            taken.parts
+        )));
+    }
+    let mut json = Vec::with_capacity(taken.bytes as usize);
+    for e in &stored {
+        json.extend_from_slice(&e.data);
+    }
+    if json.len() as u64 != taken.bytes || hex(&Blake2s256::digest(&json)) != taken.hash {
+        return Err(Unusable::Damaged(
+            "its bytes do not match their hash".into(),
+        ));
+    }
+    match event_id_at(client, taken.covers).await? {
+        Some(id) if id == taken.last_event => Ok(json),
+        Some(_) => Err(Unusable::Damaged(
+            "it is of another history of the log (the event where it was taken differs)".into(),
+        )),
+        None => Err(Unusable::Damaged(
+            "the log holds no event where it was taken (cut, or of another store)".into(),
+        )),
+    }
+}
+
+/// What the newest announcement says (not yet checked against its parts
+/// or the log): enough to know whether another snapshot is due.
+pub async fn newest_announced(client: &Client) -> Result<Option<Announced>, StreamError> {
+    let announced = read_newest(client, &taken_stream(), 1).await?;
+    Ok(announced.first().and_then(|e| {
+        let taken = serde_json::from_slice(&e.data).ok()?;
+        let at = feed_position(e.position);
+        Some(Announced { taken, at })
+    }))
+}
+
+/// How a snapshot's JSON is taken up (on a blocking thread: it can be
+/// hundreds of megabytes); it may refuse it too.
+type Parse<T> = Arc<dyn Fn(&[u8]) -> Result<T, String> + Send + Sync>;
+
+/// The newest usable snapshot, parsed, and what announced it; `None` if
+/// there is none. Those passed over are said so in the log.
+async fn newest<T: Send + 'static>(
+    client: &Client,
+    parse: Parse<T>,
+) -> Result<Option<(T, Announced)>, StreamError> {
+    let announced = read_newest(client, &taken_stream(), KEPT as usize).await?;
+    for e in announced {
+        let taken = match serde_json::from_slice::<Taken>(&e.data) {
+            Ok(taken) => taken,
+            Err(err) => {
+                tracing::warn!(
+                    revision = e.revision,
+                    "passing over an unreadable start snapshot announcement: {err}"
+                );
+                continue;
+            }
+        };
+        let parsed = match read_taken(client, &taken).await {
+            Ok(json) => {
+                let parse = parse.clone();
+                let parsed = tokio::task::spawn_blocking(move || parse(&json)).await;
+                parsed.unwrap_or_else(|e| Err(format!("its parse failed: {e}")))
+            }
+            Err(Unusable::Store(e)) => return Err(e),
+            Err(Unusable::Damaged(why)) => Err(why),
+        };
+        match parsed {
+            Ok(t) => {
+                let at = feed_position(e.position);
+                return Ok(Some((t, Announced { taken, at })));
+            }
+            Err(why) => tracing::warn!(
+                first_part = taken.first_part,
+                "passing over a start snapshot: {why}"
+            ),
+        }
+    }
+    Ok(None)
+}
+
+/// The newest usable snapshot as written (its JSON), and what announced
+/// it: what `exchange check` compares with the fold.
+pub async fn newest_written(client: &Client) -> Result<Option<(Vec<u8>, Announced)>, StreamError> {
+    newest(client, Arc::new(|json: &[u8]| Ok(json.to_vec()))).await
+}
+
+/// The ledger of the newest usable snapshot and the position it covers.
+pub async fn newest_ledger(client: &Client) -> Result<Option<(Ledger, Announced)>, StreamError> {
+    let parse: Parse<Ledger> = Arc::new(|json: &[u8]| {
+        let only: LedgerOnly = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+        Ledger::from_snapshot(only.ledger).map_err(|e| e.to_string())
+    });
+    newest(client, parse).await
+}
+
+/// Where a fold of the log starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FoldFrom {
+    /// The newest usable snapshot (none: the log's first event).
+    NewestSnapshot,
+    /// The log's first event: what `exchange check` compares a snapshot
+    /// with.
+    FirstEvent,
+}
+
+/// What start folds, from where `from` says and then the log after it up
+/// to `until` (its end for `None`), read once a page at a time into
+/// every fold. Start, the snapshot writer and `exchange check` all fold
+/// this way.
+pub async fn fold_log(
+    client: &Client,
+    markets: &[Market],
+    from: FoldFrom,
+    until: Option<FeedPosition>,
+) -> Result<StartFolds, StreamError> {
+    let owned = markets.to_vec();
+    let parse: Parse<_> = Arc::new(move |json: &[u8]| decode(json, &owned));
+    let newest = match from {
+        FoldFrom::NewestSnapshot => {
+            until_answered("reading the start snapshot", || {
+                newest(client, parse.clone())
+            })
+            .await?
+        }
+        FoldFrom::FirstEvent => None,
+    };
+    let (ledger, market_data, order_history, from) = match newest {
+        Some(((l, m, o), announced)) => (l, m, o, Some(announced)),
+        None => {
+            let ledger = LedgerFold::new(specs_by_stream(markets));
+            let market_data = Projection::new(markets.to_vec());
+            (ledger, market_data, OrderHistory::default(), None)
+        }
+    };
+    let read = LogRead::new(LOG_PAGE).after(from.as_ref().map(|a| a.taken.covers));
+    let mut read = read.until(until);
+    let ledger = read.fold(ledger);
+    let market_data = read.fold(market_data);
+    let order_history = read.fold(order_history);
+    read.run(client).await?;
+    let (ledger, position) = ledger.finish().await?;
+    let (market_data, _) = market_data.finish().await?;
+    let (order_history, _) = order_history.finish().await?;
+    Ok(StartFolds {
+        ledger,
+        market_data,
+        order_history,
+        position,
+        from,
+    })
+}
+
+/// Writes a snapshot of `folds` if one is [`due`] (in the background: the
+/// folds are handed back once written down, before the write), and
+/// hands them back.
+pub async fn write_if_due(client: &Client, folds: StartFolds, every: u64) -> StartFolds {
+    let (Some(covers), true) = (
+        folds.position,
+        due(folds.from.as_ref(), folds.position, every),
+    ) else {
+        return folds;
+    };
+    let written_down = tokio::task::spawn_blocking(move || {
+        let json = encode(
+            &folds.ledger.ledger,
+            &folds.market_data,
+            &folds.order_history,
+        );
+        (folds, json)
+    });
+    let (folds, json) = match written_down.await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    let Some(json) = json else {
+        tracing::info!("no start snapshot now: a book is part-way through a decision");
+        return folds;
+    };
+    let client = client.clone();
+    tokio::spawn(async move { write_logged(&client, &json, covers).await });
+    folds
+}
+
+/// [`write`], with what came of it in the log.
+pub async fn write_logged(client: &Client, json: &[u8], covers: FeedPosition) {
+    match write(client, json, covers).await {
+        Ok(Some(a)) => tracing::info!(
+            bytes = a.taken.bytes,
+            parts = a.taken.parts,
+            "wrote a start snapshot"
+        ),
+        Ok(None) => tracing::info!("another server wrote a start snapshot meanwhile"),
+        Err(e) => tracing::warn!("writing a start snapshot failed: {e}"),
+    }
+}
+
+/// What `exchange check` finds of the start snapshots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartSnapshotChecked {
+    /// None is stored (or none a start could take: those passed over are
+    /// said so in the log).
+    None,
+    /// The newest a start would take equals the fold of the log up to its
+    /// position.
+    Equal(Announced),
+    /// It differs: a start from it would not be the fold.
+    Differs(Announced),
+}
+
+/// Compares the snapshot a start would take with the fold of the log
+/// from its first event up to that snapshot's position, written down the
+/// same way.
+pub async fn check(
+    client: &Client,
+    markets: &[Market],
+) -> Result<StartSnapshotChecked, StreamError> {
+    let Some((json, taken)) = newest_written(client).await? else {
+        return Ok(StartSnapshotChecked::None);
+    };
+    let until = Some(taken.taken.covers);
+    let folds = fold_log(client, markets, FoldFrom::FirstEvent, until).await?;
+    let written = tokio::task::spawn_blocking(move || {
+        encode(
+            &folds.ledger.ledger,
+            &folds.market_data,
+            &folds.order_history,
+        )
+    });
+    let folded = written
+        .await
+        .map_err(|e| StreamError::Unavailable(format!("writing down the fold: {e}")))?;
+    Ok(match folded == Some(json) {
+        true => StartSnapshotChecked::Equal(taken),
+        false => StartSnapshotChecked::Differs(taken),
+    })
+}
