@@ -19,7 +19,7 @@
 
 use std::time::{Duration, Instant};
 
-use app::server::{Connection, Exchange, ReplayTo, Settings};
+use app::server::{Connection, Exchange, ReplayTo, Settings, start_snapshots};
 
 mod figures;
 mod history;
@@ -43,8 +43,71 @@ fn summary(mut samples: Vec<f64>) -> String {
     )
 }
 
+fn embedded(data: &std::path::Path) -> Connection {
+    Connection::Embedded {
+        data: data.to_path_buf(),
+    }
+}
+
+/// Once the first start's snapshot of what start folds is written, stops
+/// the exchange and starts it again on the same log, which now takes the
+/// snapshot up and folds only the log after it; reports both starts.
+async fn restart(
+    exchange: Exchange,
+    settings: &Settings,
+    data: &std::path::Path,
+    total: u64,
+    first_start: Duration,
+) -> Exchange {
+    let waiting = Instant::now();
+    while exchange.stats().start_snapshot == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "the start snapshot was written {:.1?} after the replays",
+        waiting.elapsed()
+    );
+    exchange.stop().await;
+    let started = Instant::now();
+    let exchange = Exchange::start(settings.clone(), embedded(data))
+        .await
+        .unwrap();
+    let again = started.elapsed();
+    assert!(
+        exchange.stats().start_snapshot > 0,
+        "the start took the snapshot up"
+    );
+    assert!(exchange.candle_events(SYMBOL) >= Some(total));
+    println!(
+        "start on {total} events: from the first event {first_start:.1?}, from the start snapshot {again:.1?} ({:.3}x)",
+        again.as_secs_f64() / first_start.as_secs_f64()
+    );
+    // Of that, what taking the snapshot up costs (read, checked, parsed,
+    // and the log after it folded), done again on its own.
+    let client = exchange.client();
+    let taking_up = Instant::now();
+    let from = start_snapshots::FoldFrom::NewestSnapshot;
+    let folds = start_snapshots::fold_log(&client, &settings.markets, from, None)
+        .await
+        .unwrap();
+    let taken = folds.from.expect("a snapshot to start from").taken;
+    println!(
+        "the start snapshot ({} bytes of JSON in {} parts) taken up in {:.1?}",
+        taken.bytes,
+        taken.parts,
+        taking_up.elapsed()
+    );
+    exchange
+}
+
 #[tokio::main]
 async fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
     let events: u64 = env_list("EVENTS", "1000000")[0];
     let moments: u64 = env_list("MOMENTS", "200")[0];
     let naive: u64 = env_list("NAIVE", "5")[0];
@@ -68,7 +131,7 @@ async fn main() {
     );
     store.stop().await.unwrap();
     let started = Instant::now();
-    let exchange = Exchange::start(settings.clone(), Connection::Embedded { data })
+    let exchange = Exchange::start(settings.clone(), embedded(&data))
         .await
         .unwrap();
     // The market data reads the history at start.
@@ -79,7 +142,8 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    eprintln!("start: {total} events read in {:.1?}", started.elapsed());
+    let first_start = started.elapsed();
+    eprintln!("start: {total} events read in {first_start:.1?}");
     let every = settings.snapshot_every;
     let writing = Instant::now();
     loop {
@@ -121,6 +185,7 @@ async fn main() {
         summary(timed.clone()),
         depth_levels as f64 / moments as f64
     );
+    let exchange = restart(exchange, &settings, &data, total, first_start).await;
     if naive == 0 {
         exchange.stop().await;
         return;

@@ -101,7 +101,8 @@ fn parts(snapshot: &Snapshot, last_event: Uuid) -> (Vec<Vec<u8>>, PartOf) {
     (chunks, whole)
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex: how the snapshots' hashes are written.
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -34,7 +34,7 @@ mod settings;
 pub mod simulator;
 mod snapshot_writer;
 mod start_snapshot_writer;
-pub(crate) mod start_snapshots;
+pub mod start_snapshots;
 pub mod streams;
 mod supervise;
 pub(crate) mod views;

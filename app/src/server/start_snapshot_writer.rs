@@ -12,15 +12,19 @@
 //! waits to lead. A store that does not answer is asked again next time:
 //! a missing snapshot only makes a start read further.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use eventstore::Client;
 use orderbook::Market;
 
 use super::leadership::Leadership;
+use super::lock::unpoisoned;
 use super::start_snapshots::{FoldFrom, due, encode, fold_log, newest_announced, write_logged};
 use super::streams::{StreamError, last_position};
 use super::supervise::supervise;
+use crate::api::FeedPosition;
 
 /// How long the writer waits before looking again.
 const WAIT: Duration = Duration::from_secs(10);
@@ -33,12 +37,19 @@ pub struct StartSnapshotWriter {
     /// (`--start-snapshot-every`).
     pub every: u64,
     pub leadership: Leadership,
+    /// The position the newest snapshot written covers (see
+    /// `Stats::start_snapshot`).
+    pub written: Arc<AtomicU64>,
+    /// A snapshot start wrote down (and the position it covers), written
+    /// first: by this task, so that two snapshots are never being made at
+    /// once by one server.
+    pub first: std::sync::Mutex<Option<(Vec<u8>, FeedPosition)>>,
 }
 
 impl StartSnapshotWriter {
     /// Starts the writer, supervised.
     pub fn start(self) {
-        let writer = std::sync::Arc::new(self);
+        let writer = Arc::new(self);
         supervise("start snapshots".into(), move || {
             let writer = writer.clone();
             async move { writer.run().await }
@@ -46,6 +57,10 @@ impl StartSnapshotWriter {
     }
 
     async fn run(&self) {
+        let first = unpoisoned(self.first.lock()).take();
+        if let Some((json, covers)) = first {
+            write_logged(&self.client, &json, covers, &self.written).await;
+        }
         while !self.leadership.stopping() {
             tokio::time::sleep(WAIT).await;
             if self.leadership.term().is_none() {
@@ -76,7 +91,7 @@ impl StartSnapshotWriter {
             )
         });
         match written_down.await {
-            Ok(Some(json)) => write_logged(&self.client, &json, covers).await,
+            Ok(Some(json)) => write_logged(&self.client, &json, covers, &self.written).await,
             Ok(None) => {
                 tracing::info!("no start snapshot now: a book is part-way through a decision")
             }

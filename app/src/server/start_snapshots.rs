@@ -3,8 +3,8 @@
 //! log, so that a start reads the newest snapshot and only the log after
 //! it, instead of every event ever written.
 //!
-//! A snapshot is the three folds' written-down forms as one JSON document
-//! (`StartState`), cut into parts of [`PART`] bytes (the store takes at most
+//! A snapshot is the three folds' written-down forms as three lines of
+//! JSON (see [`encode`]), cut into parts of [`PART`] bytes (the store takes at most
 //! 1 MiB in one append) in the parts stream, each appended only after the
 //! one before it (by expected revision), and then announced by one
 //! `StartSnapshotTaken` event in the taken stream: where its parts are,
@@ -28,21 +28,23 @@
 //! start reads no more of the log than about one snapshot's length.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use accounts::{Ledger, LedgerSnapshot};
-use blake2::{Blake2s256, Digest};
+use blake2::{Blake2b512, Digest};
 use eventstore::{Client, EventData};
 use orderbook::Market;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::book_snapshots::hex;
 use super::ledger_fold::{LedgerFold, specs_by_stream};
 use super::log_read::{LOG_PAGE, LogRead};
 use super::market_data::{Projection, ProjectionSnapshot};
 use super::order_history::OrderHistory;
 use super::order_history_snapshot::OrderHistorySnapshot;
 use super::streams::{
-    StreamError, append, append_at, derived_id, event_id_at, feed_position,
+    StreamError, append, append_at, derived_id, each_from, event_id_at, feed_position,
     last_event as newest_event, read_from, read_newest, truncate_before, until_answered,
 };
 use crate::api::FeedPosition;
@@ -50,9 +52,9 @@ use crate::api::FeedPosition;
 /// The format's version: change it whenever any written-down form
 /// changes (the test `the_start_snapshot_format_is_pinned` fails until it
 /// is).
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
-/// The most bytes of a snapshot's JSON one part carries: half of what the
+/// The most bytes of a snapshot one part carries: half of what the
 /// store takes in one append.
 pub const PART: usize = 512 * 1024;
 
@@ -74,31 +76,15 @@ pub fn taken_stream() -> String {
     format!("startsnapshot-v{VERSION}-taken")
 }
 
-/// What start folds, written down.
-#[derive(Serialize, Deserialize)]
-struct StartState {
-    ledger: LedgerSnapshot,
-    market_data: ProjectionSnapshot,
-    order_history: OrderHistorySnapshot,
-}
-
-/// The ledger alone, read out of a written-down start (the rest is
-/// passed over unparsed): what an accounts task that folds its ledger
-/// again needs.
-#[derive(Deserialize)]
-struct LedgerOnly {
-    ledger: LedgerSnapshot,
-}
-
 /// A whole snapshot, as its announcement says it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Taken {
     /// The revision of its first part in the parts stream.
     pub first_part: u64,
     pub parts: u32,
-    /// The length of its JSON.
+    /// Its length in bytes.
     pub bytes: u64,
-    /// BLAKE2s-256 of its JSON, in hex.
+    /// BLAKE2b-512 of its bytes, in hex.
     pub hash: String,
     /// The position of `$all` it is the fold of, up to and including.
     pub covers: FeedPosition,
@@ -126,34 +112,79 @@ pub struct StartFolds {
     pub from: Option<Announced>,
 }
 
-/// The folds written down as one JSON document, if every book is between
-/// two orders (a snapshot of a book may be taken only there; the end of
-/// the log always is).
+/// The folds written down, if every book is between two orders (a
+/// snapshot of a book may be taken only there; the end of the log always
+/// is): the ledger's, the market data's and the order history's forms as
+/// three JSON documents, one line each, each written (and read back) on a
+/// thread of its own.
 pub fn encode(
     ledger: &Ledger,
     market_data: &Projection,
     order_history: &OrderHistory,
 ) -> Option<Vec<u8>> {
-    let state = StartState {
-        ledger: ledger.snapshot(),
-        market_data: market_data.snapshot()?,
-        order_history: order_history.snapshot(),
-    };
-    Some(serde_json::to_vec(&state).expect("a start state always serialises"))
+    fn json(form: &impl Serialize) -> Vec<u8> {
+        serde_json::to_vec(form).expect("a start state always serialises")
+    }
+    let market_data = market_data.snapshot()?;
+    let [ledger, market_data, order_history] = std::thread::scope(|s| {
+        let ledger = s.spawn(|| json(&ledger.snapshot()));
+        let history = s.spawn(|| json(&order_history.snapshot()));
+        let market_data = json(&market_data);
+        let join = |h: std::thread::ScopedJoinHandle<'_, Vec<u8>>| {
+            h.join().expect("encoding does not panic")
+        };
+        [join(ledger), market_data, join(history)]
+    });
+    let mut lines = ledger;
+    for more in [market_data, order_history] {
+        lines.push(b'\n');
+        lines.extend_from_slice(&more);
+    }
+    Some(lines)
+}
+
+/// The three lines [`encode`] writes: the ledger's, the market data's and
+/// the order history's. JSON written compactly holds no line break.
+fn lines(written: &[u8]) -> Result<[&[u8]; 3], String> {
+    let mut lines = written.split(|&b| b == b'\n');
+    let mut next = || lines.next().ok_or("it has fewer than three lines");
+    let three = [next()?, next()?, next()?];
+    match lines.next() {
+        None => Ok(three),
+        Some(_) => Err("it has more than three lines".into()),
+    }
 }
 
 /// What [`encode`] wrote down, taken up again as the folds of `markets`.
 pub fn decode(
-    json: &[u8],
+    written: &[u8],
     markets: &[Market],
 ) -> Result<(LedgerFold, Projection, OrderHistory), String> {
-    let state: StartState = serde_json::from_slice(json).map_err(|e| e.to_string())?;
-    let mut ledger = LedgerFold::new(specs_by_stream(markets));
-    ledger.ledger = Ledger::from_snapshot(state.ledger).map_err(|e| e.to_string())?;
-    let mut market_data = Projection::new(markets.to_vec());
-    market_data.restore(state.market_data)?;
-    let order_history = OrderHistory::from_snapshot(state.order_history)?;
-    Ok((ledger, market_data, order_history))
+    let [ledger, market_data, order_history] = lines(written)?;
+    let (ledger, market_data, order_history) = std::thread::scope(|s| {
+        let ledger = s.spawn(|| {
+            let form: LedgerSnapshot = serde_json::from_slice(ledger).map_err(|e| e.to_string())?;
+            Ledger::from_snapshot(form).map_err(|e| e.to_string())
+        });
+        let history = s.spawn(|| {
+            let form: OrderHistorySnapshot =
+                serde_json::from_slice(order_history).map_err(|e| e.to_string())?;
+            OrderHistory::from_snapshot(form)
+        });
+        let form: Result<ProjectionSnapshot, _> = serde_json::from_slice(market_data);
+        let market_data = form.map_err(|e| e.to_string()).and_then(|form| {
+            let mut projection = Projection::new(markets.to_vec());
+            projection.restore(form).map(|()| projection)
+        });
+        let ledger = ledger.join().expect("decoding does not panic");
+        let history = history.join().expect("decoding does not panic");
+        (ledger, market_data, history)
+    });
+    let mut fold = LedgerFold::new(specs_by_stream(markets));
+    fold.ledger = ledger.map_err(|e| format!("its ledger: {e}"))?;
+    let market_data = market_data.map_err(|e| format!("its market data: {e}"))?;
+    let order_history = order_history.map_err(|e| format!("its order history: {e}"))?;
+    Ok((fold, market_data, order_history))
 }
 
 /// Whether the log after the snapshot `from` up to `end` is long enough
@@ -166,10 +197,6 @@ pub fn due(from: Option<&Announced>, end: Option<FeedPosition>, every: u64) -> b
     };
     let (start, size) = from.map_or((0, 0), |a| (a.at.commit, a.taken.bytes));
     end.commit.saturating_sub(start) >= every.max(size)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes `json` (from [`encode`]) as the snapshot of the log up to and
@@ -189,7 +216,7 @@ pub async fn write(
     let parts = parts_stream();
     let next = |e: Option<eventstore::RecordedEvent>| e.map_or(0, |e| e.revision + 1);
     let first_part = next(newest_event(client, &parts).await?);
-    let hash = hex(&Blake2s256::digest(json));
+    let hash = hex(&Blake2b512::digest(json));
     let chunks: Vec<&[u8]> = json.chunks(PART).collect();
     for (i, chunk) in chunks.iter().enumerate() {
         let revision = first_part + i as u64;
@@ -243,33 +270,44 @@ enum Unusable {
     Damaged(String),
 }
 
-/// The JSON of the snapshot `taken` announces, if it is whole, intact and
+/// The bytes of the snapshot `taken` announces, if it is whole, intact and
 /// of the history the log holds now.
 async fn read_taken(client: &Client, taken: &Taken) -> Result<Vec<u8>, Unusable> {
-    let stored = read_from(
+    // Room for what it says it holds, up to a bound: a damaged
+    // announcement may say anything.
+    let mut json = Vec::with_capacity(taken.bytes.min(1 << 28) as usize);
+    let mut hash = Blake2b512::new();
+    let mut parts = 0;
+    let mut not_a_part = None;
+    let parts_wanted = u64::from(taken.parts);
+    each_from(
         client,
         &parts_stream(),
         taken.first_part,
-        u64::from(taken.parts),
+        parts_wanted,
+        |e| {
+            if e.revision != taken.first_part + parts || e.event_type != PART_TYPE {
+                not_a_part.get_or_insert(e.revision);
+            }
+            hash.update(&e.data);
+            json.extend_from_slice(&e.data);
+            parts += 1;
+            Ok(())
+        },
     )
     .await?;
-    if stored.len() != taken.parts as usize
-        || stored
-            .iter()
-            .enumerate()
-            .any(|(i, e)| e.revision != taken.first_part + i as u64 || e.event_type != PART_TYPE)
-    {
+    if let Some(revision) = not_a_part {
         return Err(Unusable::Damaged(format!(
-            "{} of its {} parts are in the store",
-            stored.len(),
+            "event {revision} of the parts stream is not its part"
+        )));
+    }
+    if parts != parts_wanted {
+        return Err(Unusable::Damaged(format!(
+            "{parts} of its {} parts are in the store",
             taken.parts
         )));
     }
-    let mut json = Vec::with_capacity(taken.bytes as usize);
-    for e in &stored {
-        json.extend_from_slice(&e.data);
-    }
-    if json.len() as u64 != taken.bytes || hex(&Blake2s256::digest(&json)) != taken.hash {
+    if json.len() as u64 != taken.bytes || hex(&hash.finalize()) != taken.hash {
         return Err(Unusable::Damaged(
             "its bytes do not match their hash".into(),
         ));
@@ -296,7 +334,7 @@ pub async fn newest_announced(client: &Client) -> Result<Option<Announced>, Stre
     }))
 }
 
-/// How a snapshot's JSON is taken up (on a blocking thread: it can be
+/// How a snapshot's bytes are taken up (on a blocking thread: they can be
 /// hundreds of megabytes); it may refuse it too.
 type Parse<T> = Arc<dyn Fn(&[u8]) -> Result<T, String> + Send + Sync>;
 
@@ -318,10 +356,18 @@ async fn newest<T: Send + 'static>(
                 continue;
             }
         };
+        let reading = std::time::Instant::now();
         let parsed = match read_taken(client, &taken).await {
             Ok(json) => {
+                let (read, parsing) = (reading.elapsed(), std::time::Instant::now());
                 let parse = parse.clone();
                 let parsed = tokio::task::spawn_blocking(move || parse(&json)).await;
+                tracing::info!(
+                    bytes = taken.bytes,
+                    covers = taken.covers.commit,
+                    "a start snapshot read and checked in {read:.1?}, taken up in {:.1?}",
+                    parsing.elapsed()
+                );
                 parsed.unwrap_or_else(|e| Err(format!("its parse failed: {e}")))
             }
             Err(Unusable::Store(e)) => return Err(e),
@@ -341,7 +387,7 @@ async fn newest<T: Send + 'static>(
     Ok(None)
 }
 
-/// The newest usable snapshot as written (its JSON), and what announced
+/// The newest usable snapshot as written (its bytes), and what announced
 /// it: what `exchange check` compares with the fold.
 pub async fn newest_written(client: &Client) -> Result<Option<(Vec<u8>, Announced)>, StreamError> {
     newest(client, Arc::new(|json: &[u8]| Ok(json.to_vec()))).await
@@ -349,9 +395,10 @@ pub async fn newest_written(client: &Client) -> Result<Option<(Vec<u8>, Announce
 
 /// The ledger of the newest usable snapshot and the position it covers.
 pub async fn newest_ledger(client: &Client) -> Result<Option<(Ledger, Announced)>, StreamError> {
-    let parse: Parse<Ledger> = Arc::new(|json: &[u8]| {
-        let only: LedgerOnly = serde_json::from_slice(json).map_err(|e| e.to_string())?;
-        Ledger::from_snapshot(only.ledger).map_err(|e| e.to_string())
+    let parse: Parse<Ledger> = Arc::new(|written: &[u8]| {
+        let [ledger, ..] = lines(written)?;
+        let form: LedgerSnapshot = serde_json::from_slice(ledger).map_err(|e| e.to_string())?;
+        Ledger::from_snapshot(form).map_err(|e| e.to_string())
     });
     newest(client, parse).await
 }
@@ -413,15 +460,18 @@ pub async fn fold_log(
     })
 }
 
-/// Writes a snapshot of `folds` if one is [`due`] (in the background: the
-/// folds are handed back once written down, before the write), and
-/// hands them back.
-pub async fn write_if_due(client: &Client, folds: StartFolds, every: u64) -> StartFolds {
+/// The folds written down, with the position they cover, if a snapshot
+/// of them is [`due`] (for the snapshot writer to write first); and the
+/// folds handed back.
+pub async fn written_down_if_due(
+    folds: StartFolds,
+    every: u64,
+) -> (StartFolds, Option<(Vec<u8>, FeedPosition)>) {
     let (Some(covers), true) = (
         folds.position,
         due(folds.from.as_ref(), folds.position, every),
     ) else {
-        return folds;
+        return (folds, None);
     };
     let written_down = tokio::task::spawn_blocking(move || {
         let json = encode(
@@ -435,23 +485,24 @@ pub async fn write_if_due(client: &Client, folds: StartFolds, every: u64) -> Sta
         Ok(done) => done,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
-    let Some(json) = json else {
+    if json.is_none() {
         tracing::info!("no start snapshot now: a book is part-way through a decision");
-        return folds;
-    };
-    let client = client.clone();
-    tokio::spawn(async move { write_logged(&client, &json, covers).await });
-    folds
+    }
+    (folds, json.map(|json| (json, covers)))
 }
 
-/// [`write`], with what came of it in the log.
-pub async fn write_logged(client: &Client, json: &[u8], covers: FeedPosition) {
+/// [`write`], with what came of it in the log, and the position it
+/// covers in `written` once it is.
+pub async fn write_logged(client: &Client, json: &[u8], covers: FeedPosition, written: &AtomicU64) {
     match write(client, json, covers).await {
-        Ok(Some(a)) => tracing::info!(
-            bytes = a.taken.bytes,
-            parts = a.taken.parts,
-            "wrote a start snapshot"
-        ),
+        Ok(Some(a)) => {
+            written.store(covers.commit, Ordering::Relaxed);
+            tracing::info!(
+                bytes = a.taken.bytes,
+                parts = a.taken.parts,
+                "wrote a start snapshot"
+            )
+        }
         Ok(None) => tracing::info!("another server wrote a start snapshot meanwhile"),
         Err(e) => tracing::warn!("writing a start snapshot failed: {e}"),
     }

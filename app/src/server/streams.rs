@@ -418,17 +418,29 @@ pub async fn read_from(
     revision: u64,
     count: u64,
 ) -> Result<Vec<eventstore::RecordedEvent>, StreamError> {
-    let options = ReadStreamOptions::default()
-        .position(StreamPosition::Position(revision))
-        .forwards()
-        .max_count(count as usize);
     let mut out = Vec::new();
-    each_record(client, stream, &options, |e| {
+    each_from(client, stream, revision, count, |e| {
         out.push(e);
         Ok(())
     })
     .await?;
     Ok(out)
+}
+
+/// Hands each of up to `count` events of a stream from `revision` on to
+/// `each` as it arrives (so a long read holds one at a time).
+pub async fn each_from(
+    client: &Client,
+    stream: &str,
+    revision: u64,
+    count: u64,
+    each: impl FnMut(eventstore::RecordedEvent) -> Result<(), StreamError>,
+) -> Result<(), StreamError> {
+    let options = ReadStreamOptions::default()
+        .position(StreamPosition::Position(revision))
+        .forwards()
+        .max_count(count as usize);
+    each_record(client, stream, &options, each).await
 }
 
 /// The newest `count` events of a stream, newest first, as stored.

@@ -258,7 +258,7 @@ async fn forge(s: &Server, json: &[u8], covers: FeedPosition, last_event: uuid::
         .await
         .unwrap();
     use blake2::Digest;
-    let hash = blake2::Blake2s256::digest(json)
+    let hash = blake2::Blake2b512::digest(json)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -347,7 +347,7 @@ async fn snapshots_a_start_cannot_trust_are_passed_over() {
     // another version written under this version's name): passed over.
     let covers = newer.taken.covers;
     let last_event = newer.taken.last_event;
-    forge(&s, br#"{"ledger":{"accounts":7}}"#, covers, last_event).await;
+    forge(&s, b"{\"accounts\":7}\n{}\n{}", covers, last_event).await;
     let folded = fold(&s, FoldFrom::NewestSnapshot).await;
     assert_eq!(starts_from(folded.from.as_ref()), Some(newer.taken.clone()));
     assert_same(&written(&folded), &whole, "of another form");
@@ -371,9 +371,82 @@ async fn snapshots_a_start_cannot_trust_are_passed_over() {
 /// document be written again by the new version.
 #[test]
 fn the_start_snapshot_format_is_pinned() {
-    let pinned = include_bytes!("start_snapshot_v1.json");
-    assert_eq!(VERSION, 1, "a new version wants a document of its own");
+    let pinned = include_bytes!("start_snapshot_v2.jsonl");
+    assert_eq!(VERSION, 2, "a new version wants a document of its own");
     let (ledger, market_data, order_history) = decode(pinned, &settings().markets).unwrap();
     let again = encode(&ledger.ledger, &market_data, &order_history).unwrap();
-    assert_same(&again, pinned, "version 1 written down again");
+    assert_same(&again, pinned, "version 2 written down again");
+}
+
+/// A server on the store in `dir` that writes a start snapshot whenever
+/// the log has grown by `every` bytes (and by the last one's size).
+async fn server_writing(dir: &std::path::Path, every: u64) -> Server {
+    let mut config = settings();
+    config.start_snapshot_every = every;
+    let data = dir.join("events");
+    start_on_with(config, Connection::Embedded { data }).await
+}
+
+/// Waits until the server has written a snapshot that covers more than
+/// `than` of the log, and returns what it covers.
+async fn written_past(s: &Server, than: u64) -> u64 {
+    for _ in 0..600 {
+        let covers = s.exchange.stats().start_snapshot;
+        if covers > than {
+            return covers;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no start snapshot past {than} was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_writes_start_snapshots_as_the_log_grows_and_starts_take_them_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_writing(dir.path(), 1).await;
+    assert_eq!(s.exchange.stats().start_snapshot, 0, "an empty log");
+    let mut rng = Rng::new(11);
+    let mut traders = traders(&s, 3).await;
+    let mut placed = Vec::new();
+    flow(&s, &mut traders, &mut rng, 40, &mut placed).await;
+    // While it runs, the leader writes one of the log so far.
+    let first = written_past(&s, 0).await;
+    let mut moments = Default::default();
+    let before = views(&s, &mut traders, &mut moments).await;
+    s.exchange.stop().await;
+    // A start takes it up (and finds the log since too short for
+    // another), and serves what the server before it served.
+    let s = server_writing(dir.path(), 1).await;
+    assert_eq!(s.exchange.stats().start_snapshot, first);
+    let after = views(&s, &mut traders, &mut moments).await;
+    for (got, want) in after.iter().zip(&before) {
+        assert_same(got.as_bytes(), want.as_bytes(), "a page after the restart");
+    }
+    // Once the log after it is as long as it, another is written.
+    let size = fold(&s, FoldFrom::NewestSnapshot)
+        .await
+        .from
+        .unwrap()
+        .taken
+        .bytes;
+    let client = s.exchange.client();
+    let end = || async {
+        let end = crate::server::streams::last_position(&client)
+            .await
+            .unwrap();
+        end.map_or(0, |p| p.commit)
+    };
+    let mark = end().await;
+    while end().await < mark + size {
+        flow(&s, &mut traders, &mut rng, 20, &mut placed).await;
+    }
+    let second = written_past(&s, first).await;
+    let folded = fold(&s, FoldFrom::NewestSnapshot).await;
+    assert_eq!(folded.from.map(|a| a.taken.covers.commit), Some(second));
+    let markets = settings().markets;
+    match check(&s.exchange.client(), &markets).await.unwrap() {
+        StartSnapshotChecked::Equal(a) => assert_eq!(a.taken.covers.commit, second),
+        other => panic!("the check found {other:?}"),
+    }
+    s.exchange.stop().await;
 }

@@ -147,6 +147,8 @@ struct Inner {
     snapshots: BTreeMap<String, Arc<AtomicU64>>,
     /// Events between two stored snapshots of a book.
     snapshot_every: u64,
+    /// What [`Stats::start_snapshot`] says.
+    start_snapshot: Arc<AtomicU64>,
 }
 
 impl Exchange {
@@ -174,8 +176,11 @@ impl Exchange {
         // from the book it reached.
         let from = start_snapshots::FoldFrom::NewestSnapshot;
         let folds = start_snapshots::fold_log(&client, &settings.markets, from, None).await?;
-        let folds =
-            start_snapshots::write_if_due(&client, folds, settings.start_snapshot_every).await;
+        let start_snapshot = Arc::new(AtomicU64::new(
+            (folds.from.as_ref()).map_or(0, |a| a.taken.covers.commit),
+        ));
+        let every = settings.start_snapshot_every;
+        let (folds, written_down) = start_snapshots::written_down_if_due(folds, every).await;
         let followed_from = folds.position;
         let market_data = folds.market_data;
         let order_history = folds.order_history;
@@ -202,6 +207,8 @@ impl Exchange {
             markets: settings.markets.clone(),
             every: settings.start_snapshot_every,
             leadership: leadership.clone(),
+            written: start_snapshot.clone(),
+            first: std::sync::Mutex::new(written_down),
         }
         .start();
         let mut markets = BTreeMap::new();
@@ -268,6 +275,7 @@ impl Exchange {
             book_diffs,
             snapshots,
             snapshot_every: settings.snapshot_every,
+            start_snapshot,
             key_last_used: Mutex::new(HashMap::new()),
         })))
     }
@@ -296,6 +304,7 @@ impl Exchange {
                 })
                 .collect(),
             tail_readers: self.0.tail.readers(),
+            start_snapshot: self.0.start_snapshot.load(Ordering::Relaxed),
             store: store.as_ref().map(|s| StoreStats {
                 live_subscribers: s.store().live_subscribers(),
                 subscriptions_opened: s.store().subscriptions_opened(),
@@ -349,6 +358,9 @@ pub struct Stats {
     pub tail_readers: usize,
     /// `None` when the exchange runs on an external store.
     pub store: Option<StoreStats>,
+    /// The `$all` commit position the newest start snapshot this server
+    /// started from or wrote covers (0: none).
+    pub start_snapshot: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
