@@ -96,6 +96,12 @@ impl LedgerFold {
         })
     }
 
+    /// Whether a trade of a log written before fees were in trades has
+    /// been folded without its settlement so far.
+    pub fn awaits_legacy_settlements(&self) -> bool {
+        !self.unsettled.is_empty()
+    }
+
     /// The settlements a crash took away from trades of a log written
     /// before fees were in trades, market by market, each in its
     /// stream's order.

@@ -21,7 +21,7 @@ use orderbook::Market;
 
 use super::leadership::Leadership;
 use super::lock::unpoisoned;
-use super::start_snapshots::{FoldFrom, due, encode, fold_log, newest_announced, write_logged};
+use super::start_snapshots::{FoldFrom, due, fold_log, newest_announced, write_down, write_logged};
 use super::streams::{StreamError, last_position};
 use super::supervise::supervise;
 use crate::api::FeedPosition;
@@ -83,23 +83,8 @@ impl StartSnapshotWriter {
         let Some(covers) = folds.position else {
             return Ok(());
         };
-        let written_down = tokio::task::spawn_blocking(move || {
-            encode(
-                &folds.ledger.ledger,
-                &folds.market_data,
-                &folds.order_history,
-            )
-        });
-        match written_down.await {
-            Ok(Some(json)) => write_logged(&self.client, &json, covers, &self.written).await,
-            Ok(None) => {
-                tracing::info!("no start snapshot now: a book is part-way through a decision")
-            }
-            Err(e) => {
-                return Err(StreamError::Unavailable(format!(
-                    "encoding a start snapshot: {e}"
-                )));
-            }
+        if let (_, Some(json)) = write_down(folds).await {
+            write_logged(&self.client, &json, covers, &self.written).await;
         }
         Ok(())
     }

@@ -473,6 +473,21 @@ pub async fn written_down_if_due(
     ) else {
         return (folds, None);
     };
+    let (folds, written) = write_down(folds).await;
+    (folds, written.map(|json| (json, covers)))
+}
+
+/// The folds written down (on a blocking thread: it takes a while on a
+/// long history), unless this is no place for a snapshot: a book is
+/// part-way through a decision, or a trade of a log written before fees
+/// were in trades awaits its settlement (which start writes after the
+/// fold, and a start from this snapshot would not know to); and the folds
+/// handed back.
+pub async fn write_down(folds: StartFolds) -> (StartFolds, Option<Vec<u8>>) {
+    if folds.ledger.awaits_legacy_settlements() {
+        tracing::info!("no start snapshot now: a legacy trade awaits its settlement");
+        return (folds, None);
+    }
     let written_down = tokio::task::spawn_blocking(move || {
         let json = encode(
             &folds.ledger.ledger,
@@ -488,7 +503,7 @@ pub async fn written_down_if_due(
     if json.is_none() {
         tracing::info!("no start snapshot now: a book is part-way through a decision");
     }
-    (folds, json.map(|json| (json, covers)))
+    (folds, json)
 }
 
 /// [`write`], with what came of it in the log, and the position it
