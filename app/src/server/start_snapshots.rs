@@ -40,9 +40,8 @@ use uuid::Uuid;
 use super::book_snapshots::hex;
 use super::ledger_fold::{LedgerFold, specs_by_stream};
 use super::log_read::{LOG_PAGE, LogRead};
-use super::market_data::{Projection, ProjectionSnapshot};
+use super::market_data::Projection;
 use super::order_history::OrderHistory;
-use super::order_history_snapshot::OrderHistorySnapshot;
 use super::streams::{
     StreamError, append, append_at, derived_id, each_from, event_id_at, feed_position,
     last_event as newest_event, read_from, read_newest, truncate_before, until_answered,
@@ -143,36 +142,59 @@ pub fn encode(
     Some(lines)
 }
 
-/// The three lines [`encode`] writes: the ledger's, the market data's and
-/// the order history's. JSON written compactly holds no line break.
-fn lines(written: &[u8]) -> Result<[&[u8]; 3], String> {
-    let mut lines = written.split(|&b| b == b'\n');
-    let mut next = || lines.next().ok_or("it has fewer than three lines");
-    let three = [next()?, next()?, next()?];
-    match lines.next() {
-        None => Ok(three),
-        Some(_) => Err("it has more than three lines".into()),
+/// The three lines [`encode`] writes, each on its own: the ledger's, the
+/// market data's and the order history's (JSON written compactly holds no
+/// line break). Each is let go as soon as it is parsed, before the read
+/// models are built from it.
+pub type Lines = [Vec<u8>; 3];
+
+/// Cuts what [`encode`] wrote into its three [`Lines`].
+pub fn lines(written: &[u8]) -> Result<Lines, String> {
+    let mut lines = LineSplit::default();
+    lines.push(written);
+    lines.finish()
+}
+
+/// Cuts bytes into lines as they arrive (a snapshot's parts).
+#[derive(Default)]
+struct LineSplit {
+    done: Vec<Vec<u8>>,
+    current: Vec<u8>,
+}
+
+impl LineSplit {
+    fn push(&mut self, mut bytes: &[u8]) {
+        while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
+            self.current.extend_from_slice(&bytes[..end]);
+            self.done.push(std::mem::take(&mut self.current));
+            bytes = &bytes[end + 1..];
+        }
+        self.current.extend_from_slice(bytes);
+    }
+
+    fn finish(mut self) -> Result<Lines, String> {
+        self.done.push(self.current);
+        let count = self.done.len();
+        <Lines>::try_from(self.done).map_err(|_| format!("it has {count} lines, not 3"))
     }
 }
 
-/// What [`encode`] wrote down, taken up again as the folds of `markets`.
+/// What [`encode`] wrote down, taken up again as the folds of `markets`,
+/// each line parsed on a thread of its own.
 pub fn decode(
-    written: &[u8],
+    [ledger, market_data, order_history]: Lines,
     markets: &[Market],
 ) -> Result<(LedgerFold, Projection, OrderHistory), String> {
-    let [ledger, market_data, order_history] = lines(written)?;
+    fn parse<T: serde::de::DeserializeOwned>(line: Vec<u8>) -> Result<T, String> {
+        serde_json::from_slice(&line).map_err(|e| e.to_string())
+    }
     let (ledger, market_data, order_history) = std::thread::scope(|s| {
         let ledger = s.spawn(|| {
-            let form: LedgerSnapshot = serde_json::from_slice(ledger).map_err(|e| e.to_string())?;
+            let form: LedgerSnapshot = parse(ledger)?;
             Ledger::from_snapshot(form).map_err(|e| e.to_string())
         });
-        let history = s.spawn(|| {
-            let form: OrderHistorySnapshot =
-                serde_json::from_slice(order_history).map_err(|e| e.to_string())?;
-            OrderHistory::from_snapshot(form)
-        });
-        let form: Result<ProjectionSnapshot, _> = serde_json::from_slice(market_data);
-        let market_data = form.map_err(|e| e.to_string()).and_then(|form| {
+        let history = s.spawn(|| OrderHistory::from_snapshot(parse(order_history)?));
+        let market_data = parse(market_data).and_then(|form| {
             let mut projection = Projection::new(markets.to_vec());
             projection.restore(form).map(|()| projection)
         });
@@ -272,10 +294,9 @@ enum Unusable {
 
 /// The bytes of the snapshot `taken` announces, if it is whole, intact and
 /// of the history the log holds now.
-async fn read_taken(client: &Client, taken: &Taken) -> Result<Vec<u8>, Unusable> {
-    // Room for what it says it holds, up to a bound: a damaged
-    // announcement may say anything.
-    let mut json = Vec::with_capacity(taken.bytes.min(1 << 28) as usize);
+async fn read_taken(client: &Client, taken: &Taken) -> Result<Lines, Unusable> {
+    let mut lines = LineSplit::default();
+    let mut bytes = 0u64;
     let mut hash = Blake2b512::new();
     let mut parts = 0;
     let mut not_a_part = None;
@@ -290,7 +311,8 @@ async fn read_taken(client: &Client, taken: &Taken) -> Result<Vec<u8>, Unusable>
                 not_a_part.get_or_insert(e.revision);
             }
             hash.update(&e.data);
-            json.extend_from_slice(&e.data);
+            lines.push(&e.data);
+            bytes += e.data.len() as u64;
             parts += 1;
             Ok(())
         },
@@ -307,13 +329,13 @@ async fn read_taken(client: &Client, taken: &Taken) -> Result<Vec<u8>, Unusable>
             taken.parts
         )));
     }
-    if json.len() as u64 != taken.bytes || hex(&hash.finalize()) != taken.hash {
+    if bytes != taken.bytes || hex(&hash.finalize()) != taken.hash {
         return Err(Unusable::Damaged(
             "its bytes do not match their hash".into(),
         ));
     }
     match event_id_at(client, taken.covers).await? {
-        Some(id) if id == taken.last_event => Ok(json),
+        Some(id) if id == taken.last_event => lines.finish().map_err(Unusable::Damaged),
         Some(_) => Err(Unusable::Damaged(
             "it is of another history of the log (the event where it was taken differs)".into(),
         )),
@@ -336,7 +358,7 @@ pub async fn newest_announced(client: &Client) -> Result<Option<Announced>, Stre
 
 /// How a snapshot's bytes are taken up (on a blocking thread: they can be
 /// hundreds of megabytes); it may refuse it too.
-type Parse<T> = Arc<dyn Fn(&[u8]) -> Result<T, String> + Send + Sync>;
+type Parse<T> = Arc<dyn Fn(Lines) -> Result<T, String> + Send + Sync>;
 
 /// The newest usable snapshot, parsed, and what announced it; `None` if
 /// there is none. Those passed over are said so in the log.
@@ -358,10 +380,10 @@ async fn newest<T: Send + 'static>(
         };
         let reading = std::time::Instant::now();
         let parsed = match read_taken(client, &taken).await {
-            Ok(json) => {
+            Ok(lines) => {
                 let (read, parsing) = (reading.elapsed(), std::time::Instant::now());
                 let parse = parse.clone();
-                let parsed = tokio::task::spawn_blocking(move || parse(&json)).await;
+                let parsed = tokio::task::spawn_blocking(move || parse(lines)).await;
                 tracing::info!(
                     bytes = taken.bytes,
                     covers = taken.covers.commit,
@@ -389,15 +411,14 @@ async fn newest<T: Send + 'static>(
 
 /// The newest usable snapshot as written (its bytes), and what announced
 /// it: what `exchange check` compares with the fold.
-pub async fn newest_written(client: &Client) -> Result<Option<(Vec<u8>, Announced)>, StreamError> {
-    newest(client, Arc::new(|json: &[u8]| Ok(json.to_vec()))).await
+pub async fn newest_written(client: &Client) -> Result<Option<(Lines, Announced)>, StreamError> {
+    newest(client, Arc::new(Ok)).await
 }
 
 /// The ledger of the newest usable snapshot and the position it covers.
 pub async fn newest_ledger(client: &Client) -> Result<Option<(Ledger, Announced)>, StreamError> {
-    let parse: Parse<Ledger> = Arc::new(|written: &[u8]| {
-        let [ledger, ..] = lines(written)?;
-        let form: LedgerSnapshot = serde_json::from_slice(ledger).map_err(|e| e.to_string())?;
+    let parse: Parse<Ledger> = Arc::new(|[ledger, ..]: Lines| {
+        let form: LedgerSnapshot = serde_json::from_slice(&ledger).map_err(|e| e.to_string())?;
         Ledger::from_snapshot(form).map_err(|e| e.to_string())
     });
     newest(client, parse).await
@@ -424,7 +445,7 @@ pub async fn fold_log(
     until: Option<FeedPosition>,
 ) -> Result<StartFolds, StreamError> {
     let owned = markets.to_vec();
-    let parse: Parse<_> = Arc::new(move |json: &[u8]| decode(json, &owned));
+    let parse: Parse<_> = Arc::new(move |lines: Lines| decode(lines, &owned));
     let newest = match from {
         FoldFrom::NewestSnapshot => {
             until_answered("reading the start snapshot", || {
@@ -558,8 +579,29 @@ pub async fn check(
     let folded = written
         .await
         .map_err(|e| StreamError::Unavailable(format!("writing down the fold: {e}")))?;
-    Ok(match folded == Some(json) {
+    let folded = folded.map(|written| lines(&written));
+    Ok(match folded == Some(Ok(json)) {
         true => StartSnapshotChecked::Equal(taken),
         false => StartSnapshotChecked::Differs(taken),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_cut_wherever_the_parts_end() {
+        let written = b"{\"a\":1}\n[2,3]\n{}";
+        let want: Lines = [b"{\"a\":1}".to_vec(), b"[2,3]".to_vec(), b"{}".to_vec()];
+        for part in 1..=written.len() {
+            let mut split = LineSplit::default();
+            for chunk in written.chunks(part) {
+                split.push(chunk);
+            }
+            assert_eq!(split.finish(), Ok(want.clone()), "parts of {part} bytes");
+        }
+        assert!(lines(b"{}\n{}").is_err());
+        assert!(lines(b"{}\n{}\n{}\n").is_err());
+    }
 }

@@ -12,7 +12,7 @@ use super::*;
 use crate::api::FeedPosition;
 use crate::server::start_snapshots::{
     Announced, FoldFrom, StartFolds, StartSnapshotChecked, Taken, VERSION, check, decode, encode,
-    fold_log, parts_stream, taken_stream, write,
+    fold_log, lines, parts_stream, taken_stream, write,
 };
 
 const MARKETS: [(&str, u64, &str); 2] = [("BTC-USD", 30_000, "0.00"), ("ETH-USD", 2_000, "0.0")];
@@ -373,7 +373,8 @@ async fn snapshots_a_start_cannot_trust_are_passed_over() {
 fn the_start_snapshot_format_is_pinned() {
     let pinned = include_bytes!("start_snapshot_v2.jsonl");
     assert_eq!(VERSION, 2, "a new version wants a document of its own");
-    let (ledger, market_data, order_history) = decode(pinned, &settings().markets).unwrap();
+    let pinned_lines = lines(pinned).unwrap();
+    let (ledger, market_data, order_history) = decode(pinned_lines, &settings().markets).unwrap();
     let again = encode(&ledger.ledger, &market_data, &order_history).unwrap();
     assert_same(&again, pinned, "version 2 written down again");
 }
