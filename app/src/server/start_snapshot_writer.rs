@@ -66,8 +66,11 @@ impl StartSnapshotWriter {
             if self.leadership.term().is_none() {
                 continue;
             }
-            if let Err(e) = self.write_if_due().await {
-                tracing::warn!("writing a start snapshot paused: {e}");
+            match self.write_if_due().await {
+                // A server stopping stops its store too.
+                Err(_) if self.leadership.stopping() => return,
+                Err(e) => tracing::warn!("writing a start snapshot paused: {e}"),
+                Ok(()) => {}
             }
         }
     }
