@@ -133,7 +133,7 @@ impl BookHistory {
 }
 
 /// A market's [`BookHistory`] written down for a start to take up
-/// (`fold_snapshots.rs`). Prices and sizes of the trades are the bits of
+/// (`start_snapshots.rs`). Prices and sizes of the trades are the bits of
 /// their `f64`: a decimal rendering would read back a hair off, and the
 /// candles made from them with it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

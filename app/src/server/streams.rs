@@ -208,11 +208,19 @@ pub async fn append_at(
 /// Lets the store drop all but the newest `count` events of a stream
 /// (its `$maxCount`).
 pub async fn keep_newest(client: &Client, stream: &str, count: u64) -> Result<(), StreamError> {
-    let keep = eventstore::StreamMetadataBuilder::new()
-        .max_count(count)
-        .build();
+    let keep = eventstore::StreamMetadataBuilder::new().max_count(count);
+    set_metadata(client, stream, keep).await
+}
+
+/// Sets a stream's metadata (what the store may drop of it).
+async fn set_metadata(
+    client: &Client,
+    stream: &str,
+    metadata: eventstore::StreamMetadataBuilder,
+) -> Result<(), StreamError> {
+    let metadata = metadata.build();
     client
-        .set_stream_metadata(stream, &Default::default(), &keep)
+        .set_stream_metadata(stream, &Default::default(), &metadata)
         .await?;
     Ok(())
 }
@@ -469,13 +477,8 @@ pub async fn truncate_before(
     stream: &str,
     revision: u64,
 ) -> Result<(), StreamError> {
-    let keep = eventstore::StreamMetadataBuilder::new()
-        .truncate_before(revision)
-        .build();
-    client
-        .set_stream_metadata(stream, &Default::default(), &keep)
-        .await?;
-    Ok(())
+    let keep = eventstore::StreamMetadataBuilder::new().truncate_before(revision);
+    set_metadata(client, stream, keep).await
 }
 
 /// The id of the event at `position` of `$all`, `None` if the log holds
