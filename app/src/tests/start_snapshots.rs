@@ -12,7 +12,7 @@ use super::*;
 use crate::api::FeedPosition;
 use crate::server::start_snapshots::{
     Announced, FoldFrom, StartFolds, StartSnapshotChecked, Taken, VERSION, check, decode, encode,
-    fold_log, lines, parts_stream, taken_stream, write,
+    fold_log, lines, newest_ledger, parts_stream, taken_stream, write,
 };
 
 const MARKETS: [(&str, u64, &str); 2] = [("BTC-USD", 30_000, "0.00"), ("ETH-USD", 2_000, "0.0")];
@@ -162,6 +162,12 @@ async fn a_start_from_a_snapshot_is_the_fold_from_the_first_event() {
             &written(&at_snapshot),
             "at the snapshot",
         );
+        // What an accounts task that folds its ledger again takes up: the
+        // ledger alone, the same.
+        let client = s.exchange.client();
+        let (ledger, announced) = newest_ledger(&client).await.unwrap().unwrap();
+        assert_eq!(announced, taken);
+        assert_eq!(ledger.snapshot(), at_snapshot.ledger.ledger.snapshot());
         // Then the log goes on: the snapshot and the log after it fold to
         // what the whole log folds to.
         flow(&s, &mut traders, &mut rng, 40, &mut placed).await;
