@@ -509,6 +509,16 @@ pub async fn write_down(folds: StartFolds) -> (StartFolds, Option<Vec<u8>>) {
         tracing::info!("no start snapshot now: a legacy trade awaits its settlement");
         return (folds, None);
     }
+    let (folds, json) = encode_blocking(folds).await;
+    if json.is_none() {
+        tracing::info!("no start snapshot now: a book is part-way through a decision");
+    }
+    (folds, json)
+}
+
+/// [`encode`] of the folds on a blocking thread (it takes a while on a
+/// long history), and the folds handed back.
+async fn encode_blocking(folds: StartFolds) -> (StartFolds, Option<Vec<u8>>) {
     let written_down = tokio::task::spawn_blocking(move || {
         let json = encode(
             &folds.ledger.ledger,
@@ -517,14 +527,10 @@ pub async fn write_down(folds: StartFolds) -> (StartFolds, Option<Vec<u8>>) {
         );
         (folds, json)
     });
-    let (folds, json) = match written_down.await {
+    match written_down.await {
         Ok(done) => done,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
-    };
-    if json.is_none() {
-        tracing::info!("no start snapshot now: a book is part-way through a decision");
     }
-    (folds, json)
 }
 
 /// [`write`], with what came of it in the log, and the position it
@@ -569,16 +575,7 @@ pub async fn check(
     };
     let until = Some(taken.taken.covers);
     let folds = fold_log(client, markets, FoldFrom::FirstEvent, until).await?;
-    let written = tokio::task::spawn_blocking(move || {
-        encode(
-            &folds.ledger.ledger,
-            &folds.market_data,
-            &folds.order_history,
-        )
-    });
-    let folded = written
-        .await
-        .map_err(|e| StreamError::Unavailable(format!("writing down the fold: {e}")))?;
+    let (_, folded) = encode_blocking(folds).await;
     let folded = folded.map(|written| lines(&written));
     Ok(match folded == Some(Ok(json)) {
         true => StartSnapshotChecked::Equal(taken),

@@ -410,8 +410,17 @@ pub async fn read_records(
     client: &Client,
     stream: &str,
 ) -> Result<Vec<eventstore::RecordedEvent>, StreamError> {
+    records(client, stream, &ReadStreamOptions::default()).await
+}
+
+/// The events a read of a stream gives, as stored.
+async fn records(
+    client: &Client,
+    stream: &str,
+    options: &ReadStreamOptions,
+) -> Result<Vec<eventstore::RecordedEvent>, StreamError> {
     let mut out = Vec::new();
-    each_record(client, stream, &ReadStreamOptions::default(), |e| {
+    each_record(client, stream, options, |e| {
         out.push(e);
         Ok(())
     })
@@ -426,13 +435,7 @@ pub async fn read_from(
     revision: u64,
     count: u64,
 ) -> Result<Vec<eventstore::RecordedEvent>, StreamError> {
-    let mut out = Vec::new();
-    each_from(client, stream, revision, count, |e| {
-        out.push(e);
-        Ok(())
-    })
-    .await?;
-    Ok(out)
+    records(client, stream, &from_revision(revision, count)).await
 }
 
 /// Hands each of up to `count` events of a stream from `revision` on to
@@ -444,11 +447,15 @@ pub async fn each_from(
     count: u64,
     each: impl FnMut(eventstore::RecordedEvent) -> Result<(), StreamError>,
 ) -> Result<(), StreamError> {
-    let options = ReadStreamOptions::default()
+    each_record(client, stream, &from_revision(revision, count), each).await
+}
+
+/// A read of up to `count` events from `revision` on, forwards.
+fn from_revision(revision: u64, count: u64) -> ReadStreamOptions {
+    ReadStreamOptions::default()
         .position(StreamPosition::Position(revision))
         .forwards()
-        .max_count(count as usize);
-    each_record(client, stream, &options, each).await
+        .max_count(count as usize)
 }
 
 /// The newest `count` events of a stream, newest first, as stored.
@@ -461,13 +468,7 @@ pub async fn read_newest(
         .position(StreamPosition::End)
         .backwards()
         .max_count(count);
-    let mut out = Vec::new();
-    each_record(client, stream, &options, |e| {
-        out.push(e);
-        Ok(())
-    })
-    .await?;
-    Ok(out)
+    records(client, stream, &options).await
 }
 
 /// Hides a stream's events before `revision` (its `$tb`): the store may
@@ -505,17 +506,11 @@ pub async fn market_event_id(
     symbol: &str,
     revision: u64,
 ) -> Result<Option<Uuid>, StreamError> {
-    let options = ReadStreamOptions::default()
-        .position(StreamPosition::Position(revision))
-        .forwards()
-        .max_count(1);
-    let mut id = None;
-    each_record(client, &market_stream(symbol), &options, |e| {
-        id = (e.revision == revision).then_some(e.id);
-        Ok(())
-    })
-    .await?;
-    Ok(id)
+    let read = read_from(client, &market_stream(symbol), revision, 1).await?;
+    Ok(read
+        .first()
+        .filter(|e| e.revision == revision)
+        .map(|e| e.id))
 }
 
 /// The last event of a stream, `None` for a stream that holds none.
@@ -523,20 +518,7 @@ pub async fn last_event(
     client: &Client,
     stream: &str,
 ) -> Result<Option<eventstore::RecordedEvent>, StreamError> {
-    let options = ReadStreamOptions::default()
-        .position(StreamPosition::End)
-        .backwards()
-        .max_count(1);
-    let mut read = match client.read_stream(stream, &options).await {
-        Ok(read) => read,
-        Err(Error::ResourceNotFound) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    match read.next().await {
-        Ok(e) => Ok(e.and_then(original)),
-        Err(Error::ResourceNotFound) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    Ok(read_newest(client, stream, 1).await?.into_iter().next())
 }
 
 /// The position of the last event in `$all`, `None` for an empty store.
