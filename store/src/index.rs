@@ -1,7 +1,8 @@
 //! The in-memory index: for every stream, where each revision's record is;
 //! for `$all`, every record's position in order; and what deletes and
-//! metadata say. It is rebuilt from the log on start (a scan runs at disk
-//! speed), which keeps the on-disk format to the log alone.
+//! metadata say. It is rebuilt on start from the log, and from the seals
+//! beside its sealed segments ([`crate::seal`]), which say the same in a
+//! sixteenth of the bytes; the log alone is the truth.
 
 use std::collections::HashMap;
 
@@ -17,16 +18,16 @@ pub const METADATA: &str = "$metadata";
 pub const TOMBSTONE_REVISION: u64 = i64::MAX as u64;
 /// How many recent event ids are remembered for idempotent appends with
 /// `Any` or `StreamExists`.
-const RECENT_IDS: usize = 1 << 20;
+pub const RECENT_IDS: usize = 1 << 20;
 
 /// What the index remembers of an event id: 64 of its 128 bits. Two ids
 /// may share one; a hit is only a record to look at, and the writer reads
 /// that record's whole id from the log before calling anything a retry.
-fn fingerprint(id: u128) -> u64 {
+pub fn fingerprint(id: u128) -> u64 {
     (id as u64) ^ ((id >> 64) as u64)
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StreamState {
     /// The position of each revision, from 0. An event's id is not kept
     /// here: only an append that may be a retry needs it, and it reads it
@@ -52,6 +53,7 @@ impl StreamState {
 
 /// What the store knows without reading the log.
 #[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq, Eq))]
 pub struct Index {
     pub streams: HashMap<Bytes, StreamState>,
     /// Every record's position, in log order.
@@ -75,6 +77,41 @@ pub fn soft_deleted(tb: u64, len: u64) -> bool {
 /// The stream whose metadata `$$name` holds, if it is a metastream.
 pub fn metastream_of(stream: &[u8]) -> Option<&[u8]> {
     stream.strip_prefix(b"$$")
+}
+
+/// What a record does to the index besides taking its place in `$all`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect<'a> {
+    /// It is its stream's next revision.
+    Join,
+    /// It deletes its stream for good; a tombstone is no revision of it.
+    Tombstone,
+    /// It is its stream's next revision, and sets the truncate-before of
+    /// `target`, the stream whose metadata its stream holds.
+    Metadata {
+        target: &'a [u8],
+        truncate_before: u64,
+    },
+}
+
+/// What `e` does to the index.
+pub fn effect(e: &StoredEvent) -> Effect<'_> {
+    if e.event_type.as_ref() == STREAM_DELETED.as_bytes() && e.revision == TOMBSTONE_REVISION {
+        return Effect::Tombstone;
+    }
+    if e.event_type.as_ref() == METADATA.as_bytes()
+        && let Some(target) = metastream_of(&e.stream)
+    {
+        let truncate_before = serde_json::from_slice::<serde_json::Value>(&e.data)
+            .ok()
+            .and_then(|v| v.get("$tb").and_then(serde_json::Value::as_u64))
+            .unwrap_or(0);
+        return Effect::Metadata {
+            target,
+            truncate_before,
+        };
+    }
+    Effect::Join
 }
 
 impl Index {
@@ -109,28 +146,46 @@ impl Index {
 
     /// Records a durable event.
     pub fn add(&mut self, e: &StoredEvent) {
-        self.all.push(e.position);
+        self.place(e.position, &e.stream, effect(e));
         self.remember(e.id, e.position);
-        if e.event_type.as_ref() == STREAM_DELETED.as_bytes() && e.revision == TOMBSTONE_REVISION {
-            self.stream_mut(&e.stream).tombstoned = true;
-            return;
+    }
+
+    /// Puts a record in `$all` and, by what it does, in its stream, without
+    /// remembering its id (a start remembers only the newest ones, at the
+    /// end: [`Index::remember_newest`]).
+    pub fn place(&mut self, position: u64, stream: &[u8], effect: Effect<'_>) {
+        self.all.push(position);
+        match effect {
+            Effect::Tombstone => self.stream_mut(stream).tombstoned = true,
+            Effect::Join => self.stream_mut(stream).positions.push(position),
+            Effect::Metadata {
+                target,
+                truncate_before,
+            } => {
+                self.stream_mut(target).truncate_before = truncate_before;
+                self.stream_mut(stream).positions.push(position);
+            }
         }
-        if e.event_type.as_ref() == METADATA.as_bytes()
-            && let Some(target) = metastream_of(&e.stream)
-        {
-            let tb = serde_json::from_slice::<serde_json::Value>(&e.data)
-                .ok()
-                .and_then(|v| v.get("$tb").and_then(serde_json::Value::as_u64))
-                .unwrap_or(0);
-            self.stream_mut(target).truncate_before = tb;
+    }
+
+    /// Remembers the ids of the newest records at the end of a start, given
+    /// the fingerprints of the last `prints.len()` records placed (at most
+    /// [`RECENT_IDS`]): the same as remembering each in turn as it came.
+    pub fn remember_newest(&mut self, prints: impl ExactSizeIterator<Item = u64>) {
+        let total = self.all.len();
+        let first = total - prints.len();
+        self.recent.clear();
+        self.recent_ring = vec![0; total.min(RECENT_IDS)];
+        for (n, print) in (first..).zip(prints) {
+            self.recent_ring[n % RECENT_IDS] = print;
+            self.recent.insert(print, self.all[n]);
         }
-        self.stream_mut(&e.stream).positions.push(e.position);
     }
 
     /// A stream's state, made empty the first time. Its name is copied
     /// only then: a record's name is a slice of the buffer it was read
     /// from, which the index must not keep alive.
-    fn stream_mut(&mut self, name: &[u8]) -> &mut StreamState {
+    pub(crate) fn stream_mut(&mut self, name: &[u8]) -> &mut StreamState {
         if !self.streams.contains_key(name) {
             let owned = Bytes::copy_from_slice(name);
             self.streams.insert(owned, StreamState::default());

@@ -51,6 +51,8 @@ pub mod proto;
 mod reads;
 pub mod record;
 pub mod recovery;
+mod reindex;
+pub mod seal;
 pub mod segment;
 mod server;
 mod service;

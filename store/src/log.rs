@@ -10,7 +10,8 @@
 //! checkpoint slots say how far the log is acknowledged (claimed with a
 //! batch's own fsync, or by the syncer once the writer is idle), so
 //! recovery ([`crate::recovery`]) can tell a torn tail from damage to
-//! acknowledged data.
+//! acknowledged data. Each segment the writer moves on from is sealed in
+//! the background ([`crate::seal`]), so a start need not read it back.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -24,7 +25,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::record::{HEADER, RecordError, StoredEvent};
-use crate::recovery::{self, LogError, Tail, io_at};
+use crate::recovery::{self, Found, LogError, Tail, io_at};
+use crate::seal::Sealer;
 use crate::segment::{self, Checkpoint};
 
 /// A segment is closed and a new one started once it reaches this size
@@ -163,6 +165,7 @@ pub struct Log {
     /// fsync already made durable.
     fsyncs: Arc<AtomicU64>,
     syncer: Sender<u64>,
+    sealer: Sealer,
     /// The directory's lock ([`recovery::lock_dir`]), released when the
     /// log is dropped, after [`Log::close`] made the checkpoint durable.
     _locked: File,
@@ -227,17 +230,23 @@ const CLAIM_EVERY: Duration = Duration::from_millis(10);
 
 impl Log {
     /// Opens (or creates) the log in `dir`, calling `each` with every
-    /// record in order. A torn tail after the checkpoint is cut back to the
-    /// last complete record; damage before it is refused with
-    /// [`LogError::Corrupt`] and nothing on disk changes.
+    /// record in order, or a sealed segment's seal in place of its
+    /// records. A torn tail after the checkpoint is cut back to the last
+    /// complete record; damage before it is refused with
+    /// [`LogError::Corrupt`] and nothing on disk changes. Sealed segments
+    /// found without a seal are sealed in the background once it is open.
     pub fn open(
         dir: &Path,
         segment_size: u64,
-        each: impl FnMut(StoredEvent),
+        mut each: impl FnMut(Found<'_>),
     ) -> Result<(Log, Recovery), LogError> {
         std::fs::create_dir_all(dir).map_err(io_at(dir))?;
         let locked = recovery::lock_dir(dir)?;
-        let found = recovery::examine(dir, each)?;
+        let mut unsealed = Vec::new();
+        let found = recovery::read_back(dir, |found| match found {
+            Found::Unsealed(base) => unsealed.push(base),
+            found => each(found),
+        })?;
         let mut truncated_bytes = 0;
         match &found.tail {
             Some(Tail::Torn {
@@ -315,6 +324,10 @@ impl Log {
             .name("store-syncer".into())
             .spawn(move || sync_idle_checkpoints(to_sync, shared))
             .map_err(io_at(dir))?;
+        let sealer = Sealer::start(dir).map_err(io_at(dir))?;
+        for base in unsealed {
+            sealer.seal(base);
+        }
         let log = Log {
             dir: dir.to_path_buf(),
             segments: Segments(Arc::new(RwLock::new(list))),
@@ -327,6 +340,7 @@ impl Log {
             failed: None,
             fsyncs,
             syncer,
+            sealer,
             _locked: locked,
         };
         let recovery = Recovery {
@@ -368,6 +382,7 @@ impl Log {
             let mut claim = lock(&self.claim);
             claim.advance(self.end)?;
             self.active.sync_data()?;
+            self.sealer.seal(self.active_base);
             let base = self.end;
             let file = segment::create(&self.dir, base)?;
             self.segments.0.write().expect("segment list lock").push((
@@ -438,8 +453,10 @@ impl Log {
         }
     }
 
-    /// Makes the checkpoint durable at the end, when the writer stops.
-    pub fn close(self) {
+    /// Makes the checkpoint durable at the end, when the writer stops, and
+    /// waits for the segments being sealed.
+    pub fn close(mut self) {
+        self.sealer.finish();
         if self.failed.is_none() {
             let mut claim = lock(&self.claim);
             if let Err(e) = claim

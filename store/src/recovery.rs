@@ -14,8 +14,15 @@
 //! - a last segment too short to hold its header is one whose creation a
 //!   crash interrupted: it never held a record and is removed.
 //!
-//! [`examine`] only reads. The store opens through it and then cuts the
-//! tail; `store verify` prints what it found; [`repair`] is the one way to
+//! A sealed segment whose seal ([`crate::seal`]) still matches its bytes
+//! is not read record by record at start: the seal says what it holds. Its
+//! bytes are still read and checked against the seal's CRC-32, so damage
+//! there is refused all the same (it is then read record by record, which
+//! says where).
+//!
+//! [`examine`] only reads. The store opens through [`read_back`] (which
+//! only reads too) and then cuts the tail; `store verify` prints what
+//! [`examine`] found, reading every record; [`repair`] is the one way to
 //! cut acknowledged data, at a position a person chose.
 
 use std::fmt;
@@ -24,6 +31,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::record::StoredEvent;
+use crate::seal::{self, Seal};
 use crate::segment::{self, Checkpoint, HEADER, Header};
 
 /// Where the log is damaged and how.
@@ -148,10 +156,32 @@ pub struct Examined {
     pub beyond: Vec<PathBuf>,
 }
 
+/// What a start finds in the log, in order.
+pub enum Found<'a> {
+    /// A record read back.
+    Record(StoredEvent),
+    /// A sealed segment's records, from its seal, which matched it.
+    Sealed(&'a Seal),
+    /// A sealed segment without a seal that matched it, read record by
+    /// record (its records follow), by its base: one to seal.
+    Unsealed(u64),
+}
+
 /// Reads every segment of `dir`, calling `each` with every readable record
 /// in order. Changes nothing.
-pub fn examine(dir: &Path, each: impl FnMut(StoredEvent)) -> Result<Examined, LogError> {
-    walk(dir, None, each)
+pub fn examine(dir: &Path, mut each: impl FnMut(StoredEvent)) -> Result<Examined, LogError> {
+    walk(dir, None, false, |found| {
+        if let Found::Record(e) = found {
+            each(e);
+        }
+    })
+}
+
+/// What [`examine`] does for a start: the same checks, except that a
+/// sealed segment whose seal matches it is not read record by record.
+/// Changes nothing.
+pub fn read_back(dir: &Path, each: impl FnMut(Found<'_>)) -> Result<Examined, LogError> {
+    walk(dir, None, true, each)
 }
 
 /// The segment files of `dir` by base position. Another file ending in
@@ -183,16 +213,28 @@ fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
 
 /// Reads `dir`; with `stop`, only what lies before that position (every
 /// byte of which must be readable, ending on a record boundary).
+/// With `seals`, a sealed segment is taken from its seal where that
+/// matches, and otherwise sealed as it is read.
 fn walk(
     dir: &Path,
     stop: Option<u64>,
-    mut each: impl FnMut(StoredEvent),
+    seals: bool,
+    mut each: impl FnMut(Found<'_>),
 ) -> Result<Examined, LogError> {
     let files = segment_files(dir)?;
     let mut out = Examined::default();
     let mut expected = 0u64;
     let count = files.len();
     let mut reused = Vec::new();
+    // What a seal must match, for every segment followed by another.
+    let sealed: Vec<PathBuf> = match seals && stop.is_none() {
+        true => files[..count.saturating_sub(1)]
+            .iter()
+            .map(|(_, p)| p.clone())
+            .collect(),
+        false => Vec::new(),
+    };
+    let checksums = seal::checksums(&sealed);
     for (i, (base, path)) in files.into_iter().enumerate() {
         let corrupt = |offset: u64, problem: String| {
             LogError::Corrupt(Corruption {
@@ -219,21 +261,39 @@ fn walk(
                 },
             }));
         }
+        // A segment followed by another never changes again: one whose
+        // seal matches it is read for its header alone.
+        let checksum = checksums.get(i).copied().flatten();
+        let seal = checksum.and_then(|c| {
+            let seal = seal::read(dir, base)?;
+            let matches = seal.matches(base, c);
+            if !matches {
+                tracing::warn!(segment = %path.display(), "the segment's bytes are not those its seal names; reading it record by record");
+            }
+            matches.then_some(seal)
+        });
+        if i < checksums.len() && seal.is_none() {
+            each(Found::Unsealed(base));
+        }
         // One buffer for every segment (they are all of a size): a fresh
         // one each time was mostly the kernel zeroing and mapping 64 MB of
         // new pages per segment.
         reused.clear();
         File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut reused))
+            .and_then(|mut file| match &seal {
+                Some(_) => file.take(HEADER).read_to_end(&mut reused),
+                None => file.read_to_end(&mut reused),
+            })
             .map_err(io_at(&path))?;
         let bytes = bytes::Bytes::from(std::mem::take(&mut reused));
-        let file_end = base + bytes.len() as u64;
+        let file_len = seal.as_ref().map_or(bytes.len() as u64, |s| s.len);
+        let file_end = base + file_len;
         let header: Header = match segment::read_header(&bytes, base) {
             Ok(h) => h,
-            Err(_) if last && stop.is_none() && bytes.len() as u64 <= HEADER => {
+            Err(_) if last && stop.is_none() && file_len <= HEADER => {
                 out.tail = Some(Tail::Unfinished {
                     file: path,
-                    bytes: bytes.len() as u64,
+                    bytes: file_len,
                 });
                 break;
             }
@@ -257,7 +317,7 @@ fn walk(
             }
             if c.end > file_end {
                 return Err(corrupt(
-                    bytes.len() as u64,
+                    file_len,
                     format!(
                         "the segment ends here but its checkpoint says it was on disk up to \
                          position {}: acknowledged bytes are missing",
@@ -267,6 +327,11 @@ fn walk(
             }
         }
         let mut at = header.data_start;
+        if let Some(seal) = &seal {
+            out.records += seal.records() as u64;
+            each(Found::Sealed(seal));
+            at = file_end;
+        }
         while at < file_end && stop.is_none_or(|p| at < p) {
             let offset = at - base;
             match StoredEvent::decode(&bytes.slice(offset as usize..), at) {
@@ -287,7 +352,7 @@ fn walk(
                         });
                     }
                     out.records += 1;
-                    each(event);
+                    each(Found::Record(event));
                     at = next;
                 }
                 Err(e) if at < must => {
@@ -354,13 +419,23 @@ pub struct Repaired {
 /// Everything from there on is removed, acknowledged or not.
 pub fn repair(dir: &Path, position: u64) -> Result<Repaired, LogError> {
     let _writing = lock_dir(dir)?;
-    let found = walk(dir, Some(position), |_| {})?;
+    let found = walk(dir, Some(position), false, |_| {})?;
     let Some(seg) = found.segments.last() else {
         return Err(LogError::BadCut {
             position,
             why: "the log has no segment before it".into(),
         });
     };
+    // The seals of what changes go first: a seal never outlives its bytes.
+    let bases = found.beyond.iter().filter_map(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(segment::parse_name)
+    });
+    for base in bases.chain([seg.base]) {
+        seal::remove(dir, base).map_err(io_at(&seal::path(dir, base)))?;
+    }
+    segment::sync_dir(dir).map_err(io_at(dir))?;
     let file = OpenOptions::new()
         .write(true)
         .open(&seg.path)

@@ -8,9 +8,11 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::index::{Index, metastream_of};
+use crate::index::metastream_of;
 use crate::log::{Log, Recovery, Segments};
 use crate::record::StoredEvent;
+use crate::recovery::Found;
+use crate::reindex::Reindex;
 use crate::writer::{
     self, Expected, NewEvent, Op, Shared, WriteOutcome, WriteRequest, WriterMessage,
 };
@@ -108,8 +110,13 @@ impl Store {
 
     /// [`Store::open`] with options.
     pub fn open_with(dir: &Path, options: Options) -> Result<(Store, Recovery), StoreError> {
-        let mut index = Index::default();
-        let (log, recovery) = Log::open(dir, options.segment_size, |e| index.add(&e))?;
+        let mut reindex = Reindex::default();
+        let (log, recovery) = Log::open(dir, options.segment_size, |found| match found {
+            Found::Record(e) => reindex.record(&e),
+            Found::Sealed(seal) => reindex.sealed(seal),
+            Found::Unsealed(_) => {}
+        })?;
+        let index = reindex.finish();
         let shared = Shared {
             index: Arc::new(RwLock::new(index)),
             committed_end: Arc::new(AtomicU64::new(log.end())),
