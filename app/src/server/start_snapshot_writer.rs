@@ -59,7 +59,7 @@ impl StartSnapshotWriter {
     async fn run(&self) {
         let first = unpoisoned(self.first.lock()).take();
         if let Some((json, covers)) = first {
-            write_logged(&self.client, &json, covers, &self.written).await;
+            write_logged(&self.client, json, covers, &self.written).await;
         }
         while !self.leadership.stopping() {
             tokio::time::sleep(WAIT).await;
@@ -87,7 +87,7 @@ impl StartSnapshotWriter {
             return Ok(());
         };
         if let (_, Some(json)) = write_down(folds).await {
-            write_logged(&self.client, &json, covers, &self.written).await;
+            write_logged(&self.client, json, covers, &self.written).await;
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use super::*;
 use crate::api::FeedPosition;
 use crate::server::start_snapshots::{
     Announced, FoldFrom, StartFolds, StartSnapshotChecked, Taken, VERSION, check, decode, encode,
-    fold_log, lines, newest_ledger, parts_stream, taken_stream, write,
+    fold_log, lines, newest_ledger, pack, parts_stream, taken_stream, write,
 };
 
 const MARKETS: [(&str, u64, &str); 2] = [("BTC-USD", 30_000, "0.00"), ("ETH-USD", 2_000, "0.0")];
@@ -126,7 +126,7 @@ async fn snapshot_now(s: &Server) -> Announced {
     let folds = fold(s, FoldFrom::NewestSnapshot).await;
     let json = written(&folds);
     let client = s.exchange.client();
-    write(&client, &json, folds.position.unwrap())
+    write(&client, json, folds.position.unwrap())
         .await
         .unwrap()
         .unwrap()
@@ -253,25 +253,27 @@ async fn announce(s: &Server, taken: &Taken) {
         .unwrap();
 }
 
-/// Writes `json` as a snapshot's one part and announces it, hashed right.
-async fn forge(s: &Server, json: &[u8], covers: FeedPosition, last_event: uuid::Uuid) {
+/// Writes `stored` as a snapshot's one part and announces it, hashed
+/// right.
+async fn forge(s: &Server, stored: &[u8], covers: FeedPosition, last_event: uuid::Uuid) {
     let client = s.exchange.client();
     let part =
-        eventstore::EventData::binary("StartSnapshotPart", bytes::Bytes::copy_from_slice(json));
+        eventstore::EventData::binary("StartSnapshotPart", bytes::Bytes::copy_from_slice(stored));
     let options = eventstore::AppendToStreamOptions::default();
     let written = client
         .append_to_stream(parts_stream(), &options, vec![part])
         .await
         .unwrap();
     use blake2::Digest;
-    let hash = blake2::Blake2b512::digest(json)
+    let hash = blake2::Blake2b512::digest(stored)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
     let taken = Taken {
         first_part: written.next_expected_version,
         parts: 1,
-        bytes: json.len() as u64,
+        bytes: stored.len() as u64,
+        json_bytes: stored.len() as u64,
         hash,
         covers,
         last_event,
@@ -353,16 +355,23 @@ async fn snapshots_a_start_cannot_trust_are_passed_over() {
     // another version written under this version's name): passed over.
     let covers = newer.taken.covers;
     let last_event = newer.taken.last_event;
-    forge(&s, b"{\"accounts\":7}\n{}\n{}", covers, last_event).await;
+    let other_form = b"{\"accounts\":7}\n{}\n{}";
+    forge(&s, &pack(other_form), covers, last_event).await;
     let folded = fold(&s, FoldFrom::NewestSnapshot).await;
     assert_eq!(starts_from(folded.from.as_ref()), Some(newer.taken.clone()));
     assert_same(&written(&folded), &whole, "of another form");
+    // Nor are lines stored unpacked (as version 2 stored them).
+    announce(&s, &newer.taken).await;
+    forge(&s, &written(&folded), covers, last_event).await;
+    let folded = fold(&s, FoldFrom::NewestSnapshot).await;
+    assert_eq!(starts_from(folded.from.as_ref()), Some(newer.taken.clone()));
+    assert_same(&written(&folded), &whole, "not packed");
 
     // Whole, intact and of the form, but not the fold: a start cannot
     // tell (it is taken), the operator's check can.
     let mut other = folded;
     other.order_history = Default::default();
-    forge(&s, &written(&other), covers, last_event).await;
+    forge(&s, &pack(&written(&other)), covers, last_event).await;
     let markets = settings().markets;
     match check(&s.exchange.client(), &markets).await.unwrap() {
         StartSnapshotChecked::Differs(a) => assert_eq!(a.taken.covers, covers),
@@ -377,12 +386,12 @@ async fn snapshots_a_start_cannot_trust_are_passed_over() {
 /// document be written again by the new version.
 #[test]
 fn the_start_snapshot_format_is_pinned() {
-    let pinned = include_bytes!("start_snapshot_v2.jsonl");
-    assert_eq!(VERSION, 2, "a new version wants a document of its own");
+    let pinned = include_bytes!("start_snapshot_v3.jsonl");
+    assert_eq!(VERSION, 3, "a new version wants a document of its own");
     let pinned_lines = lines(pinned).unwrap();
     let (ledger, market_data, order_history) = decode(pinned_lines, &settings().markets).unwrap();
     let again = encode(&ledger.ledger, &market_data, &order_history).unwrap();
-    assert_same(&again, pinned, "version 2 written down again");
+    assert_same(&again, pinned, "version 3 written down again");
 }
 
 /// A server on the store in `dir` that writes a start snapshot whenever
@@ -429,13 +438,13 @@ async fn the_leader_writes_start_snapshots_as_the_log_grows_and_starts_take_them
     for (got, want) in after.iter().zip(&before) {
         assert_same(got.as_bytes(), want.as_bytes(), "a page after the restart");
     }
-    // Once the log after it is as long as it, another is written.
+    // Once the log after it is as long as its JSON, another is written.
     let size = fold(&s, FoldFrom::NewestSnapshot)
         .await
         .from
         .unwrap()
         .taken
-        .bytes;
+        .json_bytes;
     let client = s.exchange.client();
     let end = || async {
         let end = crate::server::streams::last_position(&client)

@@ -807,7 +807,7 @@ async fn concurrent_traders_on_both_markets_keep_every_ledger_rule() {
     let folds = folds.await.unwrap();
     let covers = folds.position.unwrap();
     let (_, written) = start_snapshots::write_down(folds).await;
-    start_snapshots::write(&client, &written.unwrap(), covers)
+    start_snapshots::write(&client, written.unwrap(), covers)
         .await
         .unwrap()
         .unwrap();

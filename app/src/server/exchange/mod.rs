@@ -157,7 +157,9 @@ impl Exchange {
     /// once this server leads or knows who does. A store that does not
     /// answer is asked again for a while; a damaged log stops the start.
     pub async fn start(settings: Settings, connection: Connection) -> Result<Exchange, StartError> {
+        let mut took = Phases::new();
         let (client, embedded) = connection.open().await?;
+        took.mark("connected");
         // The tail first: every stream read below is read after the
         // position it starts from, so following it from there misses
         // nothing another server appends meanwhile.
@@ -175,12 +177,15 @@ impl Exchange {
         // the books' one fold: each market's task and its book diffs start
         // from the book it reached.
         let from = start_snapshots::FoldFrom::NewestSnapshot;
+        took.mark("tail started");
         let folds = start_snapshots::fold_log(&client, &settings.markets, from, None).await?;
+        took.mark("log folded");
         let start_snapshot = Arc::new(AtomicU64::new(
             (folds.from.as_ref()).map_or(0, |a| a.taken.covers.commit),
         ));
         let every = settings.start_snapshot_every;
         let (folds, written_down) = start_snapshots::written_down_if_due(folds, every).await;
+        took.mark("snapshot written down");
         let followed_from = folds.position;
         let market_data = folds.market_data;
         let order_history = folds.order_history;
@@ -195,6 +200,7 @@ impl Exchange {
         let market_data = MarketData::start(tail.clone(), market_data, followed_from);
         let order_history = OrderHistoryHandle::start(tail.clone(), order_history, followed_from);
         ledger.loaded().await;
+        took.mark("accounts loaded");
         let symbols = settings.markets.iter().map(|m| m.symbol).collect();
         let leadership = Leadership::start(
             client.clone(),
@@ -258,8 +264,11 @@ impl Exchange {
                 (symbol.clone(), updates)
             })
             .collect();
+        took.mark("markets started");
         // Leading, or knowing who leads, before the first request.
         leadership.settled().await;
+        took.mark("leadership settled");
+        tracing::info!("started in {took}");
         Ok(Exchange(Arc::new(Inner {
             leadership,
             client,
@@ -395,5 +404,40 @@ impl Stats {
     pub fn paused(&self) -> Vec<String> {
         let markets = self.markets.iter().filter(|m| m.paused);
         markets.map(|m| m.symbol.clone()).collect()
+    }
+}
+
+/// How long each step of a start took, for the log.
+struct Phases {
+    began: std::time::Instant,
+    last: std::time::Instant,
+    steps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        let now = std::time::Instant::now();
+        Phases {
+            began: now,
+            last: now,
+            steps: Vec::new(),
+        }
+    }
+
+    /// The step that ends now.
+    fn mark(&mut self, step: &'static str) {
+        let now = std::time::Instant::now();
+        self.steps.push((step, now - self.last));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1?}:", self.last - self.began)?;
+        for (step, took) in &self.steps {
+            write!(f, " {step} {took:.1?};")?;
+        }
+        Ok(())
     }
 }
