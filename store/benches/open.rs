@@ -20,21 +20,12 @@ use store::{Store, StoreError};
 mod common;
 use common::fill;
 
-fn seals(dir: &Path) -> Vec<std::path::PathBuf> {
+/// The files of `dir` whose names end in `.extension`, in order.
+fn files(dir: &Path, extension: &str) -> Vec<std::path::PathBuf> {
     let mut found: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seal"))
-        .collect();
-    found.sort();
-    found
-}
-
-fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut found: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .filter(|p| p.extension().is_some_and(|x| x == extension))
         .collect();
     found.sort();
     found
@@ -64,14 +55,14 @@ fn main() {
         .await;
         store.close().await;
     });
-    let bytes: u64 = segments(&data)
+    let bytes: u64 = files(&data, "seg")
         .iter()
         .map(|p| std::fs::metadata(p).unwrap().len())
         .sum();
     println!(
         "{events} events written in {:.1?}: {} segments, {:.0} MB",
         written.elapsed(),
-        segments(&data).len(),
+        files(&data, "seg").len(),
         bytes as f64 / 1e6
     );
     runtime.block_on(async {
@@ -79,10 +70,10 @@ fn main() {
         assert_eq!(store.records(), events);
         println!(
             "1. open with the writer's seals ({} of them): {took:.1?}",
-            seals(&data).len()
+            files(&data, "seal").len()
         );
         store.close().await;
-        for seal in seals(&data) {
+        for seal in files(&data, "seal") {
             std::fs::remove_file(seal).unwrap();
         }
         let (scan, store) = open(&data).unwrap();
@@ -93,12 +84,12 @@ fn main() {
         assert_eq!(store.records(), events);
         println!(
             "3. open with the seals open wrote ({}): {sealed:.1?} ({:.3}x the baseline)",
-            seals(&data).len(),
+            files(&data, "seal").len(),
             sealed.as_secs_f64() / scan.as_secs_f64()
         );
         store.close().await;
     });
-    let first = &segments(&data)[0];
+    let first = &files(&data, "seg")[0];
     let file = std::fs::OpenOptions::new().write(true).open(first).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&file, b"\xff", 1_000).unwrap();
     match open(&data) {

@@ -376,17 +376,24 @@ pub fn read(dir: &Path, base: u64) -> Option<Seal> {
 
 /// Writes `seal` beside its segment, whole or not at all: to a file of its
 /// own, synced, then renamed into place.
+/// A seal that cannot be written (a full disk) leaves nothing behind.
 pub fn write(dir: &Path, seal: &Seal) -> io::Result<()> {
     let path = path(dir, seal.base);
     let partial = path.with_extension("seal.partial");
-    let mut file = OpenOptions::new()
+    let written = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&partial)?;
-    file.write_all(&seal.encode())?;
-    file.sync_all()?;
-    std::fs::rename(&partial, &path)?;
+        .open(&partial)
+        .and_then(|mut file| {
+            file.write_all(&seal.encode())?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&partial, &path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written?;
     segment::sync_dir(dir)
 }
 

@@ -12,24 +12,10 @@ use std::process::Command;
 use bytes::Bytes;
 use store::record::StoredEvent;
 use store::recovery::{self, LogError, Tail};
-use store::{Expected, NewEvent, Options, Store, StoreError, WriteOutcome};
+use store::{Expected, Store, StoreError, WriteOutcome};
 
-fn small_segments() -> Options {
-    Options {
-        segment_size: 4096,
-        ..Options::default()
-    }
-}
-
-fn event(i: u64) -> NewEvent {
-    NewEvent {
-        id: u128::from(i) + 1,
-        event_type: Bytes::from_static(b"Appended"),
-        is_json: true,
-        custom_metadata: Bytes::new(),
-        data: Bytes::from(format!("{{\"i\":{i},\"pad\":\"{}\"}}", "x".repeat(60))),
-    }
-}
+mod common;
+use common::{event, small_segments};
 
 /// A stopped store's log over several segments, with `torn` more records
 /// written after the last checkpoint, as a crash in the middle of a write

@@ -11,26 +11,12 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use store::recovery::{self, LogError};
 use store::{
-    AllStart, Direction, Expected, NewEvent, Options, Store, StoreError, StreamRead, StreamStart,
+    AllStart, Direction, Expected, NewEvent, Store, StoreError, StreamRead, StreamStart,
     WriteOutcome,
 };
 
-fn small_segments() -> Options {
-    Options {
-        segment_size: 4096,
-        ..Options::default()
-    }
-}
-
-fn event(i: u64) -> NewEvent {
-    NewEvent {
-        id: u128::from(i) + 1,
-        event_type: Bytes::from_static(b"Appended"),
-        is_json: true,
-        custom_metadata: Bytes::new(),
-        data: Bytes::from(format!("{{\"i\":{i},\"pad\":\"{}\"}}", "x".repeat(60))),
-    }
-}
+mod common;
+use common::{event, small_segments};
 
 fn metadata(truncate_before: u64) -> NewEvent {
     NewEvent {
