@@ -235,9 +235,15 @@ impl Seal {
                 r.take(len).map(Bytes::copy_from_slice)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let offsets = (0..n).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
-        let stream_of = (0..n).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
-        let prints = (0..n).map(|_| r.u64()).collect::<Result<Vec<_>, _>>()?;
+        let words = |bytes: &[u8]| -> Vec<u32> {
+            let word = |c: &[u8]| u32::from_le_bytes(c.try_into().expect("4 bytes"));
+            bytes.chunks_exact(4).map(word).collect()
+        };
+        let offsets = words(r.take(n * 4)?);
+        let stream_of = words(r.take(n * 4)?);
+        let prints: Vec<u64> = (r.take(n * 8)?.chunks_exact(8))
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
         let marks = (0..marks)
             .map(|_| {
                 let record = r.u32()?;
