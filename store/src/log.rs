@@ -382,7 +382,7 @@ impl Log {
             let mut claim = lock(&self.claim);
             claim.advance(self.end)?;
             self.active.sync_data()?;
-            self.sealer.seal(self.active_base);
+            let sealed = self.active_base;
             let base = self.end;
             let file = segment::create(&self.dir, base)?;
             self.segments.0.write().expect("segment list lock").push((
@@ -392,6 +392,8 @@ impl Log {
             ));
             self.active = file;
             self.active_base = base;
+            // Only now is the full one followed by another.
+            self.sealer.seal(sealed);
             self.end = base + segment::HEADER;
             *claim = Claim::new(
                 self.active.clone(),

@@ -214,7 +214,7 @@ fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
 /// Reads `dir`; with `stop`, only what lies before that position (every
 /// byte of which must be readable, ending on a record boundary).
 /// With `seals`, a sealed segment is taken from its seal where that
-/// matches, and otherwise sealed as it is read.
+/// matches, and otherwise read and said to want one ([`Found::Unsealed`]).
 fn walk(
     dir: &Path,
     stop: Option<u64>,
