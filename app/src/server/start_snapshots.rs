@@ -279,8 +279,8 @@ pub fn decode(
 
 /// Whether the log after the snapshot `from` up to `end` is long enough
 /// to write a new snapshot: at least `every` bytes and at least as long as
-/// `from` itself (measured from its announcement, so its own parts do not
-/// count).
+/// the JSON of `from` (measured from its announcement, so its own parts do
+/// not count).
 pub fn due(from: Option<&Announced>, end: Option<FeedPosition>, every: u64) -> bool {
     let Some(end) = end else {
         return false;
