@@ -21,7 +21,9 @@ use orderbook::Market;
 
 use super::leadership::Leadership;
 use super::lock::unpoisoned;
-use super::start_snapshots::{FoldFrom, due, fold_log, newest_announced, write_down, write_logged};
+use super::start_snapshots::{
+    FoldFrom, Lines, due, fold_log, newest_announced, write_down, write_logged,
+};
 use super::streams::{StreamError, last_position};
 use super::supervise::supervise;
 use crate::api::FeedPosition;
@@ -43,7 +45,7 @@ pub struct StartSnapshotWriter {
     /// A snapshot start wrote down (and the position it covers), written
     /// first: by this task, so that two snapshots are never being made at
     /// once by one server.
-    pub first: std::sync::Mutex<Option<(Vec<u8>, FeedPosition)>>,
+    pub first: std::sync::Mutex<Option<(Lines, FeedPosition)>>,
 }
 
 impl StartSnapshotWriter {
@@ -58,8 +60,8 @@ impl StartSnapshotWriter {
 
     async fn run(&self) {
         let first = unpoisoned(self.first.lock()).take();
-        if let Some((json, covers)) = first {
-            write_logged(&self.client, json, covers, &self.written).await;
+        if let Some((lines, covers)) = first {
+            write_logged(&self.client, lines, covers, &self.written).await;
         }
         while !self.leadership.stopping() {
             tokio::time::sleep(WAIT).await;
@@ -86,8 +88,8 @@ impl StartSnapshotWriter {
         let Some(covers) = folds.position else {
             return Ok(());
         };
-        if let (_, Some(json)) = write_down(folds).await {
-            write_logged(&self.client, json, covers, &self.written).await;
+        if let (_, Some(lines)) = write_down(folds).await {
+            write_logged(&self.client, lines, covers, &self.written).await;
         }
         Ok(())
     }

@@ -120,17 +120,17 @@ pub struct StartFolds {
 /// snapshot of a book may be taken only there; the end of the log always
 /// is): the ledger's, the market data's and the order history's forms as
 /// three JSON documents, one line each, each written (and read back) on a
-/// thread of its own.
+/// thread of its own, and [`pack`]ed as they are, never joined.
 pub fn encode(
     ledger: &Ledger,
     market_data: &Projection,
     order_history: &OrderHistory,
-) -> Option<Vec<u8>> {
+) -> Option<Lines> {
     fn json(form: &impl Serialize) -> Vec<u8> {
         serde_json::to_vec(form).expect("a start state always serialises")
     }
     let market_data = market_data.snapshot()?;
-    let [ledger, market_data, order_history] = std::thread::scope(|s| {
+    Some(std::thread::scope(|s| {
         let ledger = s.spawn(|| json(&ledger.snapshot()));
         let history = s.spawn(|| json(&order_history.snapshot()));
         let market_data = json(&market_data);
@@ -138,13 +138,7 @@ pub fn encode(
             h.join().expect("encoding does not panic")
         };
         [join(ledger), market_data, join(history)]
-    });
-    let mut lines = ledger;
-    for more in [market_data, order_history] {
-        lines.push(b'\n');
-        lines.extend_from_slice(&more);
-    }
-    Some(lines)
+    }))
 }
 
 /// The three lines [`encode`] writes, each on its own: the ledger's, the
@@ -153,7 +147,8 @@ pub fn encode(
 /// models are built from it.
 pub type Lines = [Vec<u8>; 3];
 
-/// Cuts what [`encode`] wrote into its three [`Lines`].
+/// Cuts [`Lines`] written one after another (a pinned document of them)
+/// into the three.
 pub fn lines(written: &[u8]) -> Result<Lines, String> {
     let lines: Vec<Vec<u8>> = written.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
     let count = lines.len();
@@ -168,8 +163,7 @@ const ZSTD_LEVEL: i32 = 1;
 /// length and packed length (u64 each), then each line compressed with
 /// zstd as a frame of its own, on a thread of its own, so that
 /// [`unpack`] can take them apart on as many.
-pub fn pack(written: &[u8]) -> Vec<u8> {
-    let lines: Vec<&[u8]> = written.split(|b| *b == b'\n').collect();
+pub fn pack(lines: &[Vec<u8>]) -> Vec<u8> {
     let frames: Vec<Vec<u8>> = std::thread::scope(|s| {
         let packing: Vec<_> = (lines.iter())
             .map(|line| s.spawn(move || zstd::bulk::compress(line, ZSTD_LEVEL)))
@@ -289,14 +283,14 @@ pub fn due(from: Option<&Announced>, end: Option<FeedPosition>, every: u64) -> b
     end.commit.saturating_sub(start) >= every.max(size)
 }
 
-/// Writes `json` (from [`encode`]), [`pack`]ed (on a blocking thread,
+/// Writes `lines` (from [`encode`]), [`pack`]ed (on a blocking thread,
 /// letting the JSON go once packed), as the snapshot of the log up to and
 /// including `covers`, then lets the store drop all but the newest
 /// [`KEPT`]. Another writer appending meanwhile makes this one give up
 /// (its parts are passed over by readers, as no announcement names them).
 pub async fn write(
     client: &Client,
-    json: Vec<u8>,
+    lines: Lines,
     covers: FeedPosition,
 ) -> Result<Option<Announced>, StreamError> {
     let Some(last_event) = event_id_at(client, covers).await? else {
@@ -307,8 +301,8 @@ pub async fn write(
     let parts = parts_stream();
     let next = |e: Option<eventstore::RecordedEvent>| e.map_or(0, |e| e.revision + 1);
     let first_part = next(newest_event(client, &parts).await?);
-    let json_bytes = json.len() as u64;
-    let packed = match tokio::task::spawn_blocking(move || pack(&json)).await {
+    let json_bytes = lines.iter().map(|l| l.len() as u64).sum();
+    let packed = match tokio::task::spawn_blocking(move || pack(&lines)).await {
         Ok(packed) => packed,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
@@ -562,7 +556,7 @@ pub async fn fold_log(
 pub async fn written_down_if_due(
     folds: StartFolds,
     every: u64,
-) -> (StartFolds, Option<(Vec<u8>, FeedPosition)>) {
+) -> (StartFolds, Option<(Lines, FeedPosition)>) {
     let (Some(covers), true) = (
         folds.position,
         due(folds.from.as_ref(), folds.position, every),
@@ -570,7 +564,7 @@ pub async fn written_down_if_due(
         return (folds, None);
     };
     let (folds, written) = write_down(folds).await;
-    (folds, written.map(|json| (json, covers)))
+    (folds, written.map(|lines| (lines, covers)))
 }
 
 /// The folds written down (on a blocking thread: it takes a while on a
@@ -579,7 +573,7 @@ pub async fn written_down_if_due(
 /// were in trades awaits its settlement (which start writes after the
 /// fold, and a start from this snapshot would not know to); and the folds
 /// handed back.
-pub async fn write_down(folds: StartFolds) -> (StartFolds, Option<Vec<u8>>) {
+pub async fn write_down(folds: StartFolds) -> (StartFolds, Option<Lines>) {
     if folds.ledger.awaits_legacy_settlements() {
         tracing::info!("no start snapshot now: a legacy trade awaits its settlement");
         return (folds, None);
@@ -593,7 +587,7 @@ pub async fn write_down(folds: StartFolds) -> (StartFolds, Option<Vec<u8>>) {
 
 /// [`encode`] of the folds on a blocking thread (it takes a while on a
 /// long history), and the folds handed back.
-async fn encode_blocking(folds: StartFolds) -> (StartFolds, Option<Vec<u8>>) {
+async fn encode_blocking(folds: StartFolds) -> (StartFolds, Option<Lines>) {
     let written_down = tokio::task::spawn_blocking(move || {
         let json = encode(
             &folds.ledger.ledger,
@@ -612,11 +606,11 @@ async fn encode_blocking(folds: StartFolds) -> (StartFolds, Option<Vec<u8>>) {
 /// covers in `written` once it is.
 pub async fn write_logged(
     client: &Client,
-    json: Vec<u8>,
+    lines: Lines,
     covers: FeedPosition,
     written: &AtomicU64,
 ) {
-    match write(client, json, covers).await {
+    match write(client, lines, covers).await {
         Ok(Some(a)) => {
             written.store(covers.commit, Ordering::Relaxed);
             tracing::info!(
@@ -650,14 +644,13 @@ pub async fn check(
     client: &Client,
     markets: &[Market],
 ) -> Result<StartSnapshotChecked, StreamError> {
-    let Some((json, taken)) = newest_written(client).await? else {
+    let Some((written, taken)) = newest_written(client).await? else {
         return Ok(StartSnapshotChecked::None);
     };
     let until = Some(taken.taken.covers);
     let folds = fold_log(client, markets, FoldFrom::FirstEvent, until).await?;
     let (_, folded) = encode_blocking(folds).await;
-    let folded = folded.map(|written| lines(&written));
-    Ok(match folded == Some(Ok(json)) {
+    Ok(match folded == Some(written) {
         true => StartSnapshotChecked::Equal(taken),
         false => StartSnapshotChecked::Differs(taken),
     })
@@ -674,16 +667,16 @@ mod tests {
         assert_eq!(lines(written), Ok(want.clone()));
         assert!(lines(b"{}\n{}").is_err());
         assert!(lines(b"{}\n{}\n{}\n").is_err());
-        let packed = pack(written);
-        assert_eq!(unpack(&packed), Ok(want));
+        let packed = pack(&want);
+        assert_eq!(unpack(&packed), Ok(want.clone()));
         // Cut anywhere, or with a byte more, it is refused.
         for cut in 0..packed.len() {
             assert!(unpack(&packed[..cut]).is_err(), "cut at {cut}");
         }
         assert!(unpack(&[packed.clone(), vec![0]].concat()).is_err());
         // Two lines, or four, are not a snapshot.
-        assert!(unpack(&pack(b"{}\n{}")).is_err());
-        assert!(unpack(&pack(b"{}\n{}\n{}\n{}")).is_err());
+        assert!(unpack(&pack(&want[..2])).is_err());
+        assert!(unpack(&pack(&[want.to_vec(), want[..1].to_vec()].concat())).is_err());
         // A line whose length lies, either way, is refused without
         // allocating what it claims.
         for len in [0, 6, 8, u64::MAX] {
