@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
@@ -83,7 +83,6 @@ pub enum SealError {
 
 /// A seal being made from a segment's records, in order.
 pub struct Sealing {
-    base: u64,
     names: HashMap<Bytes, u32>,
     seal: Seal,
 }
@@ -91,7 +90,6 @@ pub struct Sealing {
 impl Sealing {
     pub fn new(base: u64) -> Sealing {
         Sealing {
-            base,
             names: HashMap::new(),
             seal: Seal {
                 base,
@@ -120,7 +118,7 @@ impl Sealing {
     /// Adds the segment's next record. `None` when the segment is too
     /// large for a seal's offsets (it is then read record by record).
     pub fn add(&mut self, e: &StoredEvent) -> Option<()> {
-        let offset = u32::try_from(e.position - self.base).ok()?;
+        let offset = u32::try_from(e.position - self.seal.base).ok()?;
         let record = self.seal.offsets.len() as u32;
         let stream = self.stream(&e.stream);
         match effect(e) {
@@ -364,15 +362,14 @@ pub fn path(dir: &Path, base: u64) -> PathBuf {
 /// read. One that cannot be read is said in the log and passed over.
 pub fn read(dir: &Path, base: u64) -> Option<Seal> {
     let path = path(dir, base);
-    let mut bytes = Vec::new();
-    match File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)) {
-        Ok(_) => {}
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
         Err(e) => {
             tracing::warn!(seal = %path.display(), "the seal cannot be read ({e}); reading its segment instead");
             return None;
         }
-    }
+    };
     Seal::decode(&bytes)
         .inspect_err(|e| {
             tracing::warn!(seal = %path.display(), "passing over a seal: {e}; reading its segment instead");
