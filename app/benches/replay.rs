@@ -102,6 +102,17 @@ async fn restart(
     exchange
 }
 
+/// How long the embedded store takes to open the log in `data`, alone.
+async fn open_alone(data: &std::path::Path) -> Duration {
+    let opening = Instant::now();
+    let store = store::EmbeddedStore::start(data, ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let took = opening.elapsed();
+    store.stop().await.unwrap();
+    took
+}
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -121,28 +132,17 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("events");
     write_history(&data, &settings, events).await;
-    // What the start below spends opening the embedded store (reading
-    // every record back and indexing it), measured on its own.
-    let opening = Instant::now();
-    let store = store::EmbeddedStore::start(&data, ([127, 0, 0, 1], 0).into())
-        .await
-        .unwrap();
-    let with_seals = opening.elapsed();
-    store.stop().await.unwrap();
-    // The same open as before seals: every record read back.
+    // What the start below spends opening the embedded store, measured
+    // on its own: with its segments' seals, then as before seals, every
+    // record read back (stopping waits until they are sealed again).
+    let with_seals = open_alone(&data).await;
     for file in std::fs::read_dir(&data).unwrap() {
         let path = file.unwrap().path();
         if path.extension().is_some_and(|x| x == "seal") {
             std::fs::remove_file(path).unwrap();
         }
     }
-    let opening = Instant::now();
-    let store = store::EmbeddedStore::start(&data, ([127, 0, 0, 1], 0).into())
-        .await
-        .unwrap();
-    let without = opening.elapsed();
-    // Stopping waits until the segments are sealed again.
-    store.stop().await.unwrap();
+    let without = open_alone(&data).await;
     eprintln!(
         "the embedded store alone opens the log in {with_seals:.1?}; reading every record back (no seals) {without:.1?} ({:.3}x)",
         with_seals.as_secs_f64() / without.as_secs_f64()
