@@ -4,7 +4,8 @@
 //! it, instead of every event ever written.
 //!
 //! A snapshot is the three folds' written-down forms as three lines of
-//! JSON (see [`encode`]), each compressed with zstd ([`pack`]: the bench's
+//! JSON (see [`encode`]; the order history's closed orders are a compact
+//! table within its line, `compact_table.rs`), each compressed with zstd ([`pack`]: the bench's
 //! JSON of numbers packs to a fifteenth), cut into parts of [`PART`] bytes
 //! (the store takes at most 1 MiB in one append) in the parts stream, each
 //! appended only after the one before it (by expected revision), and then
@@ -54,7 +55,7 @@ use crate::api::FeedPosition;
 /// The format's version: change it whenever any written-down form
 /// changes (the test `the_start_snapshot_format_is_pinned` fails until it
 /// is).
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// The most bytes of a snapshot one part carries: half of what the
 /// store takes in one append.

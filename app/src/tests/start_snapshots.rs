@@ -391,12 +391,12 @@ async fn snapshots_a_start_cannot_trust_are_passed_over() {
 /// document be written again by the new version.
 #[test]
 fn the_start_snapshot_format_is_pinned() {
-    let pinned = include_bytes!("start_snapshot_v3.jsonl");
-    assert_eq!(VERSION, 3, "a new version wants a document of its own");
+    let pinned = include_bytes!("start_snapshot_v4.jsonl");
+    assert_eq!(VERSION, 4, "a new version wants a document of its own");
     let pinned_lines = lines(pinned).unwrap();
     let (ledger, market_data, order_history) = decode(pinned_lines, &settings().markets).unwrap();
     let again = encode(&ledger.ledger, &market_data, &order_history).unwrap();
-    assert_same(&again.join(&b'\n'), pinned, "version 3 written down again");
+    assert_same(&again.join(&b'\n'), pinned, "version 4 written down again");
 }
 
 /// A server on the store in `dir` that writes a start snapshot whenever
