@@ -8,6 +8,7 @@
 //! happened: the events of one decision share their time, and a busy
 //! market has many in a millisecond.
 
+use accounts::compact_table::{CompactTable, TableReader, TableWriter};
 use orderbook::{Book, Event, Market, SNAPSHOT_VERSION, Snapshot};
 use serde::{Deserialize, Serialize};
 
@@ -140,8 +141,9 @@ impl BookHistory {
 pub struct BookHistorySnapshot {
     book: Snapshot,
     times_ms: Vec<(u64, u64)>,
-    /// Each trade's events up to it, price bits and quantity bits.
-    trades: Vec<(u64, u64, u64)>,
+    /// Each trade's events up to it, price bits and quantity bits, as the
+    /// change from the trade before: a row of a compact table.
+    trades: CompactTable,
     minutes: MinuteCandles,
 }
 
@@ -153,12 +155,18 @@ impl BookHistory {
         if !self.book.between_orders() {
             return None;
         }
-        let trades = self.trades.iter();
-        let trades = trades.map(|t| (t.events, t.price.to_bits(), t.quantity.to_bits()));
+        let mut trades = TableWriter::default();
+        let mut last = [0; 3];
+        for t in &self.trades {
+            let columns = [t.events, t.price.to_bits(), t.quantity.to_bits()];
+            for (n, last) in columns.into_iter().zip(&mut last) {
+                trades.delta(n, last);
+            }
+        }
         Some(BookHistorySnapshot {
             book: self.book.snapshot(),
             times_ms: self.times_ms.clone(),
-            trades: trades.collect(),
+            trades: trades.finish(),
             minutes: self.minutes.clone(),
         })
     }
@@ -172,19 +180,23 @@ impl BookHistory {
             ));
         }
         let book = Book::from_snapshot(market, &s.book).map_err(|e| e.to_string())?;
-        let trades = s
-            .trades
-            .into_iter()
-            .map(|(events, price, quantity)| TradePoint {
+        let mut rows = TableReader::new(&s.trades);
+        let mut trades = Vec::new();
+        let mut last = [0; 3];
+        while !rows.is_empty() {
+            let mut column = |i: usize| rows.delta(&mut last[i]).map_err(|e| e.to_string());
+            let (events, price, quantity) = (column(0)?, column(1)?, column(2)?);
+            trades.push(TradePoint {
                 events,
                 price: f64::from_bits(price),
                 quantity: f64::from_bits(quantity),
             });
+        }
         Ok(BookHistory {
             events: book.events_applied(),
             book,
             times_ms: s.times_ms,
-            trades: trades.collect(),
+            trades,
             minutes: s.minutes,
         })
     }

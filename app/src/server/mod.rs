@@ -9,7 +9,6 @@ pub mod book_diffs;
 mod book_history;
 pub(crate) mod book_snapshots;
 pub(crate) mod clock;
-mod compact_table;
 pub(crate) mod credentials;
 pub mod depth_updates;
 pub mod exact_candles;

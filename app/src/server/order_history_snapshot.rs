@@ -7,8 +7,8 @@ use orderbook::{AccountId, CancelReason, ClientOrderId, OrderId, OrderTerms, Sym
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::compact_table::{CompactTable, TableError, TableReader, TableWriter};
 use super::order_history::{ClosedOrder, OrderEntry, OrderHistory, OrderRecord, OrderState};
+use accounts::compact_table::{CompactTable, TableError, TableReader, TableWriter};
 
 /// The order history as written down. Read back with
 /// [`OrderHistory::from_snapshot`], it is the same history.
@@ -96,8 +96,10 @@ impl OrderHistory {
                 return Err(format!("account {account} is written twice"));
             }
         }
-        // Where each account's orders in a market are, by id.
+        // Where each account's orders in a market are, by id: found per
+        // account among its few markets, not by a lookup an order.
         for (account, orders) in &history.accounts {
+            let mut by_market: Vec<(Symbol, Vec<usize>)> = Vec::new();
             for (place, o) in orders.iter().enumerate() {
                 let symbol = match o {
                     OrderEntry::Whole { record, .. } if record.order_id.is_some() => {
@@ -106,18 +108,16 @@ impl OrderHistory {
                     OrderEntry::Whole { .. } => None,
                     OrderEntry::Closed(c) => Some(symbols[usize::from(c.market)]),
                 };
-                if let Some(symbol) = symbol {
-                    history
-                        .places
-                        .entry((*account, symbol))
-                        .or_default()
-                        .push(place);
+                let Some(symbol) = symbol else { continue };
+                match by_market.iter_mut().find(|(s, _)| *s == symbol) {
+                    Some((_, places)) => places.push(place),
+                    None => by_market.push((symbol, vec![place])),
                 }
             }
-        }
-        for ((account, _), places) in history.places.iter_mut() {
-            let orders = &history.accounts[account];
-            places.sort_by_key(|&p| orders[p].order_id());
+            for (symbol, mut places) in by_market {
+                places.sort_by_key(|&p| orders[p].order_id());
+                history.places.insert((*account, symbol), places);
+            }
         }
         Ok(history)
     }

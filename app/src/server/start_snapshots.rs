@@ -253,13 +253,19 @@ pub fn decode(
     }
     let (ledger, market_data, order_history) = std::thread::scope(|s| {
         let ledger = s.spawn(|| {
-            let form: LedgerSnapshot = parse(ledger)?;
-            Ledger::from_snapshot(form).map_err(|e| e.to_string())
+            let form: LedgerSnapshot = timed("the ledger's line parsed", || parse(ledger))?;
+            timed("the ledger built", || Ledger::from_snapshot(form)).map_err(|e| e.to_string())
         });
-        let history = s.spawn(|| OrderHistory::from_snapshot(parse(order_history)?));
-        let market_data = parse(market_data).and_then(|form| {
+        let history = s.spawn(|| {
+            let form = timed("the order history's line parsed", || parse(order_history))?;
+            timed("the order history built", || {
+                OrderHistory::from_snapshot(form)
+            })
+        });
+        let market_data = timed("the market data's line parsed", || parse(market_data));
+        let market_data = market_data.and_then(|form| {
             let mut projection = Projection::new(markets.to_vec());
-            projection.restore(form).map(|()| projection)
+            timed("the market data built", || projection.restore(form)).map(|()| projection)
         });
         let ledger = ledger.join().expect("decoding does not panic");
         let history = history.join().expect("decoding does not panic");
@@ -270,6 +276,15 @@ pub fn decode(
     let market_data = market_data.map_err(|e| format!("its market data: {e}"))?;
     let order_history = order_history.map_err(|e| format!("its order history: {e}"))?;
     Ok((fold, market_data, order_history))
+}
+
+/// `f`'s answer, its time said in the log (at debug): where a start's
+/// time goes.
+fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let began = std::time::Instant::now();
+    let answer = f();
+    tracing::debug!("{what} in {:.1?}", began.elapsed());
+    answer
 }
 
 /// Whether the log after the snapshot `from` up to `end` is long enough
@@ -453,7 +468,10 @@ async fn newest<T: Send + 'static>(
             Ok(packed) => {
                 let (read, parsing) = (reading.elapsed(), std::time::Instant::now());
                 let parse = parse.clone();
-                let parsed = tokio::task::spawn_blocking(move || parse(unpack(&packed)?)).await;
+                let parsed = tokio::task::spawn_blocking(move || {
+                    parse(timed("unpacked", || unpack(&packed))?)
+                });
+                let parsed = parsed.await;
                 tracing::info!(
                     bytes = taken.bytes,
                     covers = taken.covers.commit,

@@ -5,10 +5,10 @@
 //! decimals as their scale and sign in a byte and their mantissa as a
 //! varint. Carried in a snapshot's JSON as one base64 string.
 //!
-//! Why not JSON rows: the bench's order history of 4 million closed
-//! orders took 0.9 s to parse as JSON arrays of numbers and decimal
-//! strings, most of a start at 10 million events. A varint reads in a few
-//! nanoseconds.
+//! Why not JSON rows: at 10 million events the bench's snapshot holds 4
+//! million closed orders and 4 million fills, which took 0.9 s each to
+//! parse as JSON arrays of numbers and decimal strings, most of a start.
+//! A varint reads in a few nanoseconds.
 //!
 //! A reader refuses what a writer cannot have written (a varint past 64
 //! bits, a decimal past 28 digits of scale or 96 bits of mantissa, a
@@ -166,6 +166,11 @@ impl<'a> TableReader<'a> {
         let (s, rest) = self.bytes.split_at(len);
         self.bytes = rest;
         std::str::from_utf8(s).map_err(|_| TableError::Bad("a text in a table is not UTF-8".into()))
+    }
+
+    /// Whether every row has been read.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
     }
 
     /// The end of the table: an error if bytes are left.
