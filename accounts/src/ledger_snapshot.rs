@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::api_key::{ApiKey, KeyRecord};
 use crate::compact_table::{CompactTable, TableError, TableReader, TableWriter};
 use crate::event::TradeSettled;
-use crate::ledger::{Account, Balance, FillRef, Ledger, Reservation, share_names};
+use crate::ledger::{Account, Balance, FillRef, Ledger, Reservation, fill_spans, share_names};
 
 /// The ledger as written down. Read back with [`Ledger::from_snapshot`],
 /// it is the same ledger, field for field.
@@ -152,6 +152,7 @@ impl Ledger {
                 settled: a.settled,
                 faucet_received: a.faucet_received,
                 sessions: a.sessions,
+                fill_spans: fill_spans(&fills),
                 fills,
                 recent_fills,
                 settled_fills,

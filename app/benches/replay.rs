@@ -103,6 +103,51 @@ async fn restart(
 }
 
 /// How long the embedded store takes to open the log in `data`, alone.
+/// How long a page of a trader's order history with its fills takes (50
+/// orders, the newest and from the middle of the history), against what
+/// each page did before the ledger kept its fills' spans (issue #29): a
+/// look at every fill of the account for the page's orders.
+async fn history_pages(exchange: &Exchange) {
+    use app::server::order_history::OrderFilter;
+    let trader = history::TRADERS[0];
+    let filter = OrderFilter::default();
+    let orders = exchange.count_orders(trader, &filter, &(0..u64::MAX)) as u64;
+    for (what, before) in [("newest", None), ("middle", Some(orders / 2))] {
+        let (mut page, mut every) = (Vec::new(), Vec::new());
+        for _ in 0..20 {
+            let began = Instant::now();
+            let got = exchange
+                .order_history(trader, &filter, before, 50)
+                .await
+                .unwrap();
+            page.push(ms(began.elapsed()));
+            let ids = got.orders.iter().filter_map(|o| o.order_id);
+            let ids = ids.clone().min().unwrap()..=ids.max().unwrap();
+            let began = Instant::now();
+            let scanned = exchange
+                .fills(trader, |a| {
+                    let of = a.fills().iter().enumerate();
+                    of.filter(|(_, f)| ids.contains(&f.order_id))
+                        .map(|(i, _)| i)
+                        .collect()
+                })
+                .await
+                .unwrap();
+            every.push(ms(began.elapsed()));
+            let filled: usize = got.orders.iter().map(|o| o.fills.len()).sum();
+            assert_eq!(
+                filled,
+                scanned.len(),
+                "the page has every fill of its orders"
+            );
+        }
+        let (page, every) = (summary(page), summary(every));
+        println!(
+            "order history page ({what}, 50 orders of {orders}): {page}; a look at every fill for its orders: {every}"
+        );
+    }
+}
+
 async fn open_alone(data: &std::path::Path) -> Duration {
     let opening = Instant::now();
     let store = store::EmbeddedStore::start(data, ([127, 0, 0, 1], 0).into())
@@ -186,6 +231,7 @@ async fn main() {
         "resident memory with the history read: {rss:.0} MiB; {:.0} MiB once the allocator gives back what is free",
         mib()
     );
+    history_pages(&exchange).await;
     let mut timed = Vec::new();
     let mut depth_levels = 0;
     for k in 0..moments {

@@ -10,6 +10,9 @@ use rust_decimal::Decimal;
 /// The market the history is written to.
 pub const SYMBOL: &str = "BTC-USD";
 
+/// The two traders' accounts.
+pub const TRADERS: [u64; 2] = [1_000_000_000, 1_000_000_001];
+
 /// Writes a history of at least `events` events to the market's stream
 /// before the exchange starts: the pure engine's own decisions for two
 /// traders crossing orders of 0.001 BTC around 30,000 (accepts, trades,
@@ -52,9 +55,9 @@ pub async fn write_history(dir: &std::path::Path, settings: &Settings, events: u
         .unwrap_or(0);
     let accounts = std::env::var("ACCOUNTS").map_or(true, |v| v != "0");
     if accounts {
-        let opened = (0..2).map(|i| {
+        let opened = (0..TRADERS.len()).map(|i| {
             account_event_data(&accounts::AccountEvent::AccountOpened {
-                account: 1_000_000_000 + i,
+                account: TRADERS[i],
                 username: format!("trader{i}"),
                 password_hash: "not a hash: nobody logs in".into(),
                 at,
@@ -83,7 +86,7 @@ pub async fn write_history(dir: &std::path::Path, settings: &Settings, events: u
             client_order_id: None,
             symbol: market.symbol,
             order_id: book.last_order_id() + 1,
-            account: 1_000_000_000 + i % 2,
+            account: TRADERS[(i % 2) as usize],
             side,
             order_type: OrderType::Limit,
             price: Some(Decimal::from(base) + ticks),

@@ -333,27 +333,15 @@ mod tests {
     /// come newest first, ties broken by the higher id.
     #[test]
     fn an_account_lists_its_orders_newest_first() {
-        let account = Account {
-            id: 1,
-            username: "alice".into(),
-            password_hash: String::new(),
-            balances: BTreeMap::from([(
-                "USD".to_string(),
-                Balance {
-                    total: d("100.00"),
-                    reserved: d("25.5"),
-                },
-            )]),
-            reservations: BTreeMap::new(),
-            settled: BTreeMap::new(),
-            faucet_received: BTreeMap::new(),
-            sessions: Vec::new(),
-            fills: Vec::new(),
-            recent_fills: Default::default(),
-            settled_fills: Vec::new(),
-            stream_events: 3,
-            changes: 0,
-        };
+        let mut account = Account::new(1, "alice".into(), String::new());
+        account.balances = BTreeMap::from([(
+            "USD".to_string(),
+            Balance {
+                total: d("100.00"),
+                reserved: d("25.5"),
+            },
+        )]);
+        account.stream_events = 3;
         let orders = vec![
             open_order_view("BTC-USD", &resting(1, "0", 5_000)),
             open_order_view("BTC-USD", &resting(3, "0.05", 9_000)),

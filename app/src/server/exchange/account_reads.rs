@@ -122,9 +122,9 @@ impl Exchange {
     ) -> Result<(Vec<accounts::TradeSettled>, Option<u64>), ExchangeError> {
         let mut next = None;
         let page = self
-            .fills(account, |fills| {
+            .fills(account, |a| {
                 let keep = |f: &FillRef| symbol.is_none_or(|s| s == &*f.symbol);
-                let (page, after) = newest_first(fills, before, limit, keep);
+                let (page, after) = newest_first(a.fills(), before, limit, keep);
                 next = after;
                 page
             })
@@ -166,12 +166,12 @@ impl Exchange {
         symbol: &str,
         trades: &[TradeId],
     ) -> Result<Vec<accounts::TradeSettled>, ExchangeError> {
-        self.fills(account, |fills| {
+        self.fills(account, |a| {
             // The newest fills are the decision's: look back until each of
             // its trades is found.
             let mut left: Vec<TradeId> = trades.to_vec();
             let mut found = Vec::new();
-            for (i, f) in fills.iter().enumerate().rev() {
+            for (i, f) in a.fills().iter().enumerate().rev() {
                 if left.is_empty() {
                     break;
                 }
@@ -237,7 +237,7 @@ impl Exchange {
         at_ms: &std::ops::Range<u64>,
     ) -> usize {
         self.0.ledger.read(|l| {
-            let fills = l.account(account).map_or(&[][..], |a| a.fills.as_slice());
+            let fills = l.account(account).map_or(&[][..], |a| a.fills());
             fills
                 .iter()
                 .filter(|f| {
@@ -257,21 +257,26 @@ impl Exchange {
             .iter()
             .filter_map(|o| Some((&*o.symbol, o.order_id?)))
             .collect();
-        // Every fill of the account is looked at (under the ledger's read
-        // lock): most fail the cheap test of the page's range of ids.
-        let ids = keys.iter().map(|k| k.1);
-        let ids = ids.clone().min().unwrap_or(1)..=ids.max().unwrap_or(0);
+        // Per market, the page's range of ids: only the runs of fills
+        // that can hold them are looked at (under the ledger's read lock),
+        // not every fill of the account.
+        let mut ranges: HashMap<&str, (OrderId, OrderId)> = HashMap::new();
+        for &(symbol, id) in &keys {
+            let r = ranges.entry(symbol).or_insert((id, id));
+            *r = (r.0.min(id), r.1.max(id));
+        }
         let fills = self
-            .fills(account, |fills| {
-                let of_page = |(_, f): &(usize, &FillRef)| {
-                    ids.contains(&f.order_id) && keys.contains(&(&*f.symbol, f.order_id))
-                };
-                fills
-                    .iter()
-                    .enumerate()
-                    .filter(of_page)
-                    .map(|(i, _)| i)
-                    .collect()
+            .fills(account, |a| {
+                let mut page: Vec<usize> = (ranges.values())
+                    .flat_map(|&(lo, hi)| a.fills_of_orders(lo..=hi))
+                    .filter(|&i| {
+                        let f = &a.fills()[i];
+                        keys.contains(&(&*f.symbol, f.order_id))
+                    })
+                    .collect();
+                page.sort_unstable();
+                page.dedup();
+                page
             })
             .await?;
         let mut by_order: HashMap<(&str, OrderId), Vec<&accounts::TradeSettled>> = HashMap::new();

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use accounts::{FillRef, FillSource, TradeSettled};
+use accounts::{Account, FillSource, TradeSettled};
 use orderbook::{AccountId, Event, OrderId, TradeId};
 
 use super::Exchange;
@@ -16,15 +16,15 @@ use crate::server::exchange_error::ExchangeError;
 use crate::server::streams::read_back;
 
 impl Exchange {
-    /// The account's fills that `choose` picks from all of them (by their
-    /// places in the list it is given, oldest first), whole and in the
-    /// order chosen. Those the ledger keeps are copied; the rest are read
+    /// The account's fills that `choose` picks from the account (by their
+    /// places in [`Account::fills`], oldest first), whole and in the order
+    /// chosen. Those the ledger keeps are copied; the rest are read
     /// from their market streams (a store that cannot be read answers
     /// [`ExchangeError::Unavailable`]).
     pub async fn fills(
         &self,
         account: AccountId,
-        choose: impl FnOnce(&[FillRef]) -> Vec<usize>,
+        choose: impl FnOnce(&Account) -> Vec<usize>,
     ) -> Result<Vec<TradeSettled>, ExchangeError> {
         // The kept fills now; per market, the revisions of the others, the
         // answer each is, and its trade and order.
@@ -35,8 +35,8 @@ impl Exchange {
             let Some(a) = l.account(account) else {
                 return (found, wanted);
             };
-            for i in choose(&a.fills) {
-                let Some(r) = a.fills.get(i) else { continue };
+            for i in choose(a) {
+                let Some(r) = a.fills().get(i) else { continue };
                 match (a.kept_fill(i), r.written()) {
                     (Some(kept), _) => found.push(Some(kept.clone())),
                     (None, FillSource::Trade { market_revision }) => {

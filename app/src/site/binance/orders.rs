@@ -330,10 +330,15 @@ pub async fn my_trades(Extension(x): Extension<Exchange>, request: Request) -> A
     let (start, end) = (time_ms(&params, "startTime")?, time_ms(&params, "endTime")?);
     let symbol = spec.symbol.as_str();
     let fills = x
-        .fills(account, |fills| {
-            let kept = fills
-                .iter()
-                .enumerate()
+        .fills(account, |a| {
+            let fills = a.fills();
+            // One order's fills are looked for only where they can be.
+            let places = match order {
+                Some(o) => a.fills_of_orders(o..=o),
+                None => (0..fills.len()).collect(),
+            };
+            let kept = (places.into_iter())
+                .map(|i| (i, &fills[i]))
                 .filter(|(_, f)| &*f.symbol == symbol)
                 .filter(|(_, f)| order.is_none_or(|o| f.order_id == o))
                 .filter(|(_, f)| from.is_none_or(|id| f.trade_id >= id))
