@@ -117,7 +117,12 @@ pub struct TableReader<'a> {
 
 impl<'a> TableReader<'a> {
     pub fn new(table: &'a CompactTable) -> TableReader<'a> {
-        TableReader { bytes: &table.0 }
+        TableReader::of_bytes(&table.0)
+    }
+
+    /// A reader of a table's bytes, wherever they are kept.
+    pub fn of_bytes(bytes: &'a [u8]) -> TableReader<'a> {
+        TableReader { bytes }
     }
 
     pub fn number(&mut self) -> Result<u64, TableError> {

@@ -9,16 +9,16 @@
 //! stream, so the two can never disagree.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use orderbook::{AccountId, Event, MarketSpec, OrderId, Side, Timestamp, TradeId};
+use orderbook::{AccountId, Event, MarketSpec, OrderId, Side, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::api_key::KeyRecord;
 use crate::cost::{fills, open_cost};
 use crate::event::{AccountEvent, TradeSettled};
+use crate::fill_log::{FillLog, FillRef, FillSource};
 
 /// One asset in one account. Available is `total - reserved`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,78 +67,6 @@ impl Reservation {
 /// read back from the log when a page of history asks for them.
 pub const RECENT_FILLS: usize = 200;
 
-/// One of an account's fills as the ledger remembers it: where it is
-/// written, and what finding it by market, order, trade or time needs.
-/// The fill itself (its amounts and fee) is kept whole only while it is
-/// among the account's [`RECENT_FILLS`] newest; a history of millions of
-/// fills keeps these 48 bytes each instead of the whole fill's 180.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FillRef {
-    /// The market's name, one copy shared by every fill of it.
-    pub symbol: Arc<str>,
-    pub trade_id: TradeId,
-    pub order_id: OrderId,
-    pub at: Timestamp,
-    /// [`FillSource`] in one word: a revision, or with the top bit set an
-    /// index into the settled fills.
-    written: u64,
-}
-
-/// The top bit of [`FillRef::written`]: the rest is an index into
-/// [`Account::settled_fills`], not a market revision (no stream reaches
-/// 2^63 events).
-const SETTLED: u64 = 1 << 63;
-
-impl FillRef {
-    /// A fill's place from its parts, `written` as [`FillRef::written_word`]
-    /// gave it.
-    pub(crate) fn from_word(
-        symbol: Arc<str>,
-        trade_id: TradeId,
-        order_id: OrderId,
-        at: Timestamp,
-        written: u64,
-    ) -> FillRef {
-        FillRef {
-            symbol,
-            trade_id,
-            order_id,
-            at,
-            written,
-        }
-    }
-
-    /// Where the fill's amounts are written, in one word.
-    pub(crate) fn written_word(&self) -> u64 {
-        self.written
-    }
-
-    /// Where the fill's amounts are written.
-    pub fn written(&self) -> FillSource {
-        match self.written & SETTLED {
-            0 => FillSource::Trade {
-                market_revision: self.written,
-            },
-            _ => FillSource::Settled {
-                index: (self.written & !SETTLED) as usize,
-            },
-        }
-    }
-}
-
-/// Where a fill's amounts are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FillSource {
-    /// In the trade at this revision of the market's stream, with its
-    /// fees: the fill is that trade's side for this account (see
-    /// [`crate::fills`]).
-    Trade { market_revision: u64 },
-    /// In a `TradeSettled` of the account's own stream (logs before
-    /// schema 3, whose trades carry no fees): kept whole in
-    /// [`Account::settled_fills`] at this index.
-    Settled { index: usize },
-}
-
 /// One trader's account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
@@ -156,14 +84,8 @@ pub struct Account {
     pub faucet_received: BTreeMap<String, Decimal>,
     /// Hashes of the session tokens that are logged in.
     pub sessions: Vec<String>,
-    /// Every fill, in the order the log has them (read with
-    /// [`Account::fills`]).
-    pub(crate) fills: Vec<FillRef>,
-    /// For each run of [`FILL_SPAN`] fills, the lowest and highest order
-    /// id among them: a read of some orders' fills looks only in the runs
-    /// that can hold them ([`Account::fills_of_orders`]). 16 bytes for
-    /// every thousand fills.
-    pub(crate) fill_spans: Vec<(OrderId, OrderId)>,
+    /// Every fill, in the order the log has them, packed.
+    pub fills: FillLog,
     /// The newest [`RECENT_FILLS`] of them whole, oldest first.
     pub recent_fills: VecDeque<TradeSettled>,
     /// The fills a log before schema 3 settled in this account's stream,
@@ -178,18 +100,6 @@ pub struct Account {
     pub changes: u64,
 }
 
-/// How many fills one of [`Account::fill_spans`] covers.
-const FILL_SPAN: usize = 1024;
-
-/// The spans of a list of fills: see [`Account::fill_spans`].
-pub(crate) fn fill_spans(fills: &[FillRef]) -> Vec<(OrderId, OrderId)> {
-    let span = |run: &[FillRef]| {
-        let ids = run.iter().map(|f| f.order_id);
-        (ids.clone().min().unwrap_or(0), ids.max().unwrap_or(0))
-    };
-    fills.chunks(FILL_SPAN).map(span).collect()
-}
-
 impl Account {
     /// An account just opened: nothing held, nothing traded.
     pub fn new(id: AccountId, username: String, password_hash: String) -> Account {
@@ -202,8 +112,7 @@ impl Account {
             settled: BTreeMap::new(),
             faucet_received: BTreeMap::new(),
             sessions: Vec::new(),
-            fills: Vec::new(),
-            fill_spans: Vec::new(),
+            fills: FillLog::default(),
             recent_fills: VecDeque::new(),
             settled_fills: Vec::new(),
             stream_events: 0,
@@ -221,11 +130,11 @@ impl Account {
         self.settled.get(symbol).is_some_and(|&r| r >= revision)
     }
 
-    /// The fill `fills[index]` whole, if the account keeps it (one of the
-    /// newest, or one a log before schema 3 settled here); the others are
-    /// in their market streams.
-    pub fn kept_fill(&self, index: usize) -> Option<&TradeSettled> {
-        let r = self.fills.get(index)?;
+    /// The fill at `index` of [`Account::fills`] whole (`r` is its place
+    /// there), if the account keeps it (one of the newest, or one a log
+    /// before schema 3 settled here); the others are in their market
+    /// streams.
+    pub fn kept_fill(&self, index: usize, r: &FillRef) -> Option<&TradeSettled> {
         if let FillSource::Settled { index } = r.written() {
             return self.settled_fills.get(index);
         }
@@ -235,55 +144,16 @@ impl Account {
             .and_then(|i| self.recent_fills.get(i))
     }
 
-    /// Every fill, in the order the log has them.
-    pub fn fills(&self) -> &[FillRef] {
-        &self.fills
-    }
-
-    /// The places in [`Account::fills`] of the fills whose order ids are in
-    /// `ids` (of any market), oldest first. Only the runs of fills whose
-    /// ids can hold them are looked at: the orders of a page, whose ids
-    /// are close, cost about the runs their fills are in, not every fill
-    /// the account ever had.
-    pub fn fills_of_orders(&self, ids: RangeInclusive<OrderId>) -> Vec<usize> {
-        let (lo, hi) = (*ids.start(), *ids.end());
-        let mut found = Vec::new();
-        for (run, &(min, max)) in self.fill_spans.iter().enumerate() {
-            if max < lo || min > hi {
-                continue;
-            }
-            let from = run * FILL_SPAN;
-            let run = &self.fills[from..(from + FILL_SPAN).min(self.fills.len())];
-            let of = run
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| ids.contains(&f.order_id));
-            found.extend(of.map(|(i, _)| from + i));
-        }
-        found
-    }
-
     /// Remembers a fill: where it is written, and the fill whole while it
     /// is among the newest.
     fn add_fill(&mut self, fill: TradeSettled, written: FillSource) {
-        let id = fill.order_id;
-        match self.fill_spans.last_mut() {
-            Some((min, max)) if !self.fills.len().is_multiple_of(FILL_SPAN) => {
-                *min = (*min).min(id);
-                *max = (*max).max(id);
-            }
-            _ => self.fill_spans.push((id, id)),
-        }
-        self.fills.push(FillRef {
-            symbol: fill.symbol.clone(),
-            trade_id: fill.trade_id,
-            order_id: fill.order_id,
-            at: fill.at,
-            written: match written {
-                FillSource::Trade { market_revision } => market_revision,
-                FillSource::Settled { index } => index as u64 | SETTLED,
-            },
-        });
+        self.fills.push(FillRef::new(
+            fill.symbol.clone(),
+            fill.trade_id,
+            fill.order_id,
+            fill.at,
+            written,
+        ));
         if self.recent_fills.len() == RECENT_FILLS {
             self.recent_fills.pop_front();
         }
@@ -644,93 +514,4 @@ fn changed(accounts: &mut BTreeMap<AccountId, Account>, id: AccountId) -> Option
     let acc = accounts.get_mut(&id)?;
     acc.changes += 1;
     Some(acc)
-}
-
-#[cfg(test)]
-mod tests {
-    use orderbook::sim::Rng;
-
-    use super::*;
-    use crate::config::Role;
-
-    /// The fills of any range of order ids, found through the spans, are
-    /// those a look at every fill finds: over many spans, with orders
-    /// that rest and fill long after newer ones (so spans overlap), and in
-    /// a ledger written down and read back (whose spans are found again).
-    #[test]
-    fn the_fills_of_some_orders_are_found_through_the_spans() {
-        let mut rng = Rng::new(3);
-        let mut ledger = Ledger::new();
-        let opened = AccountEvent::AccountOpened {
-            account: 1,
-            username: "alice".into(),
-            password_hash: "not a hash".into(),
-            at: 0,
-        };
-        ledger.apply(&opened);
-        let a = ledger.accounts.get_mut(&1).unwrap();
-        let symbol: Arc<str> = "BTC-USD".into();
-        let mut newest = 1u64;
-        for trade_id in 1..=5_000u64 {
-            // Mostly the newest orders; now and then one that rested.
-            newest += rng.below(3);
-            let order_id = match rng.chance(5) {
-                true => 1 + rng.below(newest),
-                false => newest,
-            };
-            let fill = TradeSettled {
-                account: 1,
-                symbol: symbol.clone(),
-                trade_id,
-                order_id,
-                role: Role::Maker,
-                side: Side::Buy,
-                price: Decimal::ONE,
-                quantity: Decimal::ONE,
-                paid_asset: "USD".into(),
-                paid: Decimal::ONE,
-                received_asset: "BTC".into(),
-                received: Decimal::ONE,
-                fee: Decimal::ZERO,
-                market_revision: trade_id,
-                at: trade_id,
-            };
-            a.add_fill(
-                fill,
-                FillSource::Trade {
-                    market_revision: trade_id,
-                },
-            );
-        }
-        assert!(a.fill_spans.len() > 4, "{} spans", a.fill_spans.len());
-        let back = Ledger::from_snapshot(ledger.snapshot()).unwrap();
-        assert_eq!(back.accounts, ledger.accounts, "the spans are found again");
-        let a = &ledger.accounts[&1];
-        let every = |lo: u64, hi: u64| -> Vec<usize> {
-            let of = a.fills().iter().enumerate();
-            of.filter(|(_, f)| (lo..=hi).contains(&f.order_id))
-                .map(|(i, _)| i)
-                .collect()
-        };
-        let mut looked = 0;
-        for _ in 0..500 {
-            let lo = rng.below(newest + 2);
-            let hi = lo + rng.below(40);
-            let found = a.fills_of_orders(lo..=hi);
-            assert_eq!(found, every(lo, hi), "{lo}..={hi}");
-            looked += found.len();
-        }
-        assert!(looked > 500, "the ranges hold fills: {looked}");
-        // Ranges that end where a span begins or begin where one ends.
-        for &(min, max) in &a.fill_spans {
-            for (lo, hi) in [(min, min), (max, max), (0, min), (max, u64::MAX)] {
-                assert_eq!(a.fills_of_orders(lo..=hi), every(lo, hi), "{lo}..={hi}");
-            }
-        }
-        assert_eq!(a.fills_of_orders(0..=u64::MAX).len(), 5_000);
-        assert_eq!(
-            a.fills_of_orders(newest + 1..=u64::MAX),
-            Vec::<usize>::new()
-        );
-    }
 }

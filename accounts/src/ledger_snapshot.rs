@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::api_key::{ApiKey, KeyRecord};
 use crate::compact_table::{CompactTable, TableError, TableReader, TableWriter};
 use crate::event::TradeSettled;
-use crate::ledger::{Account, Balance, FillRef, Ledger, Reservation, fill_spans, share_names};
+use crate::fill_log::{FillLog, FillRef};
+use crate::ledger::{Account, Balance, Ledger, Reservation, share_names};
 
 /// The ledger as written down. Read back with [`Ledger::from_snapshot`],
 /// it is the same ledger, field for field.
@@ -66,12 +67,12 @@ impl Ledger {
     /// This ledger written down.
     pub fn snapshot(&self) -> LedgerSnapshot {
         let mut fill_markets: Vec<String> = Vec::new();
-        let mut place_of = HashMap::<&str, u32>::new();
+        let mut place_of = HashMap::<Arc<str>, u32>::new();
         let accounts = self.accounts.values().map(|a| {
             let mut fills = TableWriter::default();
             let mut last = [0; 4];
-            for f in &a.fills {
-                let place = *place_of.entry(&f.symbol).or_insert_with(|| {
+            for (_, f) in a.fills.iter() {
+                let place = *place_of.entry(f.symbol.clone()).or_insert_with(|| {
                     fill_markets.push(f.symbol.to_string());
                     fill_markets.len() as u32 - 1
                 });
@@ -152,7 +153,6 @@ impl Ledger {
                 settled: a.settled,
                 faucet_received: a.faucet_received,
                 sessions: a.sessions,
-                fill_spans: fill_spans(&fills),
                 fills,
                 recent_fills,
                 settled_fills,
@@ -176,10 +176,10 @@ impl Ledger {
 }
 
 /// An account's fills as written down: see [`AccountSnapshot::fills`].
-fn fills_from(table: &CompactTable, markets: &[Arc<str>]) -> Result<Vec<FillRef>, String> {
+fn fills_from(table: &CompactTable, markets: &[Arc<str>]) -> Result<FillLog, String> {
     let text = |e: TableError| e.to_string();
     let mut rows = TableReader::new(table);
-    let mut fills = Vec::new();
+    let mut fills = FillLog::default();
     let mut last = [0; 4];
     while !rows.is_empty() {
         let place = rows.number().map_err(text)?;

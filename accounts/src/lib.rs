@@ -64,6 +64,7 @@ mod config;
 mod cost;
 mod decide;
 mod event;
+mod fill_log;
 pub mod invariants;
 mod ledger;
 mod ledger_snapshot;
@@ -75,7 +76,6 @@ pub use event::{
     AccountEvent, AccountEventDecodeError, DepositSource, ReleaseReason, SCHEMA_VERSION,
     TradeSettled,
 };
-pub use ledger::{
-    Account, Balance, FillRef, FillSource, Ledger, LedgerGap, RECENT_FILLS, Reservation,
-};
+pub use fill_log::{FillLog, FillRef, FillSource};
+pub use ledger::{Account, Balance, Ledger, LedgerGap, RECENT_FILLS, Reservation};
 pub use ledger_snapshot::{LedgerSnapshot, LedgerSnapshotError};

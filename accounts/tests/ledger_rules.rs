@@ -358,7 +358,7 @@ fn random_trading_keeps_every_ledger_rule() {
         placed > 1_000 && refused > 100 && amends > 100,
         "placed {placed} refused {refused} amends {amends}"
     );
-    let trades: usize = x.ledger.accounts().map(|a| a.fills().len()).sum();
+    let trades: usize = x.ledger.accounts().map(|a| a.fills.len()).sum();
     assert!(trades > 500, "{trades} fills");
     // Every open order holds exactly its open cost and nothing else holds
     // anything (checked after every command by `run`, and once more here).
@@ -419,7 +419,7 @@ fn an_amended_order_holds_what_its_new_terms_cost() {
         .unwrap();
     x.run(&amend(1, a, Some("45"), None)).unwrap();
     let alice = x.ledger.account(a).unwrap();
-    assert_eq!(alice.fills().len(), 1);
+    assert_eq!(alice.fills.len(), 1);
     assert_eq!(alice.balance("USD").total, d("91"));
     assert_eq!(alice.balance("USD").reserved, d("13.5"));
     let open = x.books["BTC-USD"].order(1).unwrap();
@@ -564,14 +564,19 @@ fn a_log_written_before_fees_were_in_trades_folds_to_the_same_balances() {
         }
     );
     assert_eq!(bob.balance("BTC").total, d("0.1996"));
-    assert_eq!((bob.fills().len(), alice.fills().len()), (1, 1));
+    assert_eq!((bob.fills.len(), alice.fills.len()), (1, 1));
     // Their fills were settled in their own streams (the market's trade
     // has no fees), so each is kept whole however old it grows.
     assert_eq!(
-        alice.fills()[0].written(),
+        alice.fills.get(0).unwrap().written(),
         accounts::FillSource::Settled { index: 0 }
     );
-    assert_eq!(alice.kept_fill(0).map(|f| f.fee), Some(d("0.02")));
+    assert_eq!(
+        alice
+            .kept_fill(0, &alice.fills.get(0).unwrap())
+            .map(|f| f.fee),
+        Some(d("0.02"))
+    );
     check_ledger(&ledger).unwrap();
     let mut book = Book::new(Market::defaults().remove(0));
     for e in &log {
@@ -618,9 +623,9 @@ fn old_fills_are_kept_as_where_they_are_written() {
     let log = &x.log["ETH-USD"];
     for id in ids {
         let a = x.ledger.account(id).unwrap();
-        assert_eq!(a.fills().len(), trades);
+        assert_eq!(a.fills.len(), trades);
         assert_eq!(a.recent_fills.len(), accounts::RECENT_FILLS);
-        for (i, r) in a.fills().iter().enumerate() {
+        for (i, r) in a.fills.iter() {
             let accounts::FillSource::Trade { market_revision } = r.written() else {
                 panic!("fill {i} of {id} is not in its market: {r:?}");
             };
@@ -636,7 +641,7 @@ fn old_fills_are_kept_as_where_they_are_written() {
                 (fill.trade_id, fill.order_id, fill.at, &*fill.symbol),
                 (r.trade_id, r.order_id, r.at, &*r.symbol)
             );
-            match a.kept_fill(i) {
+            match a.kept_fill(i, &r) {
                 Some(kept) => {
                     assert!(i >= extra, "fill {i} of {id} is kept");
                     assert_eq!(kept, &fill);

@@ -126,8 +126,8 @@ async fn history_pages(exchange: &Exchange) {
             let began = Instant::now();
             let scanned = exchange
                 .fills(trader, |a| {
-                    let of = a.fills().iter().enumerate();
-                    of.filter(|(_, f)| ids.contains(&f.order_id))
+                    (a.fills.iter())
+                        .filter(|(_, f)| ids.contains(&f.order_id))
                         .map(|(i, _)| i)
                         .collect()
                 })

@@ -219,7 +219,7 @@ fn verify(data: &Path, acked: &[(String, u64)], round: usize) {
     // Each trade is in both of its accounts' fills exactly once.
     let mut fills: BTreeMap<(String, u64), usize> = BTreeMap::new();
     for acc in ledger.accounts() {
-        for f in acc.fills() {
+        for (_, f) in acc.fills.iter() {
             *fills.entry((f.symbol.to_string(), f.trade_id)).or_default() += 1;
         }
     }

@@ -490,7 +490,10 @@ async fn old_fills_read_back_from_the_log_as_they_were() {
         let kept = reload_ledger(&s).await;
         let kept = kept.account(alice).unwrap();
         assert_eq!(kept.recent_fills.len(), accounts::RECENT_FILLS);
-        assert!(kept.kept_fill(0).is_none(), "the oldest fill is not kept");
+        assert!(
+            kept.kept_fill(0, &kept.fills.get(0).unwrap()).is_none(),
+            "the oldest fill is not kept"
+        );
         // Paged across the kept and the read back, in pages that straddle
         // the boundary; the oldest hundred as they were when new.
         assert_eq!(paged, log);

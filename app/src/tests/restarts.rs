@@ -54,7 +54,7 @@ async fn everything_shown(
         let mut view = s.exchange.view(account).unwrap();
         view.fills
             .sort_by(|a, b| (&a.symbol, a.trade_id).cmp(&(&b.symbol, b.trade_id)));
-        let all = |a: &accounts::Account| (0..a.fills().len()).collect();
+        let all = |a: &accounts::Account| (0..a.fills.len()).collect();
         let mut fills = s.exchange.fills(account, all).await.unwrap();
         fills.sort_by(|a, b| (&a.symbol, a.trade_id).cmp(&(&b.symbol, b.trade_id)));
         assert!(

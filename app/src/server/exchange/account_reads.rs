@@ -12,7 +12,7 @@ use orderbook::{AccountId, Book, ClientOrderId, OrderId, TradeId};
 use super::Exchange;
 use crate::api::{AccountView, OrderHistoryPage, OrderRecordView, TradeHistoryPage};
 use crate::server::exchange_error::ExchangeError;
-use crate::server::order_history::{OrderFilter, OrderRecord, newest_first};
+use crate::server::order_history::{OrderFilter, OrderRecord};
 use crate::server::views::{
     account_view, fill_view, open_order_view, order_record_view, stop_order_view,
 };
@@ -124,7 +124,7 @@ impl Exchange {
         let page = self
             .fills(account, |a| {
                 let keep = |f: &FillRef| symbol.is_none_or(|s| s == &*f.symbol);
-                let (page, after) = newest_first(a.fills(), before, limit, keep);
+                let (page, after) = a.fills.newest_first(before, limit, keep);
                 next = after;
                 page
             })
@@ -171,7 +171,7 @@ impl Exchange {
             // its trades is found.
             let mut left: Vec<TradeId> = trades.to_vec();
             let mut found = Vec::new();
-            for (i, f) in a.fills().iter().enumerate().rev() {
+            for (i, f) in a.fills.iter_newest_first() {
                 if left.is_empty() {
                     break;
                 }
@@ -237,10 +237,12 @@ impl Exchange {
         at_ms: &std::ops::Range<u64>,
     ) -> usize {
         self.0.ledger.read(|l| {
-            let fills = l.account(account).map_or(&[][..], |a| a.fills());
-            fills
+            let Some(a) = l.account(account) else {
+                return 0;
+            };
+            a.fills
                 .iter()
-                .filter(|f| {
+                .filter(|(_, f)| {
                     symbol.is_none_or(|s| s == &*f.symbol) && at_ms.contains(&(f.at / 1000))
                 })
                 .count()
@@ -268,11 +270,9 @@ impl Exchange {
         let fills = self
             .fills(account, |a| {
                 let mut page: Vec<usize> = (ranges.values())
-                    .flat_map(|&(lo, hi)| a.fills_of_orders(lo..=hi))
-                    .filter(|&i| {
-                        let f = &a.fills()[i];
-                        keys.contains(&(&*f.symbol, f.order_id))
-                    })
+                    .flat_map(|&(lo, hi)| a.fills.of_orders(lo..=hi))
+                    .filter(|(_, f)| keys.contains(&(&*f.symbol, f.order_id)))
+                    .map(|(i, _)| i)
                     .collect();
                 page.sort_unstable();
                 page.dedup();

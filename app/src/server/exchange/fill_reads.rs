@@ -35,9 +35,11 @@ impl Exchange {
             let Some(a) = l.account(account) else {
                 return (found, wanted);
             };
-            for i in choose(a) {
-                let Some(r) = a.fills().get(i) else { continue };
-                match (a.kept_fill(i), r.written()) {
+            let chosen = choose(a);
+            let refs = a.fills.get_many(&chosen);
+            for (i, r) in chosen.into_iter().zip(refs) {
+                let Some(r) = r else { continue };
+                match (a.kept_fill(i, &r), r.written()) {
                     (Some(kept), _) => found.push(Some(kept.clone())),
                     (None, FillSource::Trade { market_revision }) => {
                         let place = (market_revision, found.len(), (r.trade_id, r.order_id));

@@ -331,14 +331,12 @@ pub async fn my_trades(Extension(x): Extension<Exchange>, request: Request) -> A
     let symbol = spec.symbol.as_str();
     let fills = x
         .fills(account, |a| {
-            let fills = a.fills();
             // One order's fills are looked for only where they can be.
-            let places = match order {
-                Some(o) => a.fills_of_orders(o..=o),
-                None => (0..fills.len()).collect(),
+            let fills = match order {
+                Some(o) => a.fills.of_orders(o..=o),
+                None => a.fills.iter().collect(),
             };
-            let kept = (places.into_iter())
-                .map(|i| (i, &fills[i]))
+            let kept = (fills.into_iter())
                 .filter(|(_, f)| &*f.symbol == symbol)
                 .filter(|(_, f)| order.is_none_or(|o| f.order_id == o))
                 .filter(|(_, f)| from.is_none_or(|id| f.trade_id >= id))
