@@ -124,6 +124,10 @@ struct PackedRun {
     rows: Box<[u8]>,
     lowest: OrderId,
     highest: OrderId,
+    earliest: Timestamp,
+    latest: Timestamp,
+    /// How many of its fills each market has, by place.
+    counts: Box<[(usize, usize)]>,
 }
 
 impl FillLog {
@@ -163,10 +167,23 @@ impl FillLog {
             }
         }
         let ids = self.newest.iter().map(|f| f.order_id);
+        let times = self.newest.iter().map(|f| f.at);
+        let mut counts: Vec<(usize, usize)> = Vec::new();
+        for f in &self.newest {
+            let place = self.markets.iter().position(|m| *m == f.symbol);
+            let place = place.expect("every market of the run is listed above");
+            match counts.iter_mut().find(|(p, _)| *p == place) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((place, 1)),
+            }
+        }
         PackedRun {
             rows: rows.finish().0.into_boxed_slice(),
             lowest: ids.clone().min().unwrap_or(0),
             highest: ids.max().unwrap_or(0),
+            earliest: times.clone().min().unwrap_or(0),
+            latest: times.max().unwrap_or(0),
+            counts: counts.into_boxed_slice(),
         }
     }
 
@@ -263,6 +280,31 @@ impl FillLog {
             found.extend(of.map(|(i, f)| (from + i, f.clone())));
         }
         found
+    }
+
+    /// How many fills (of `symbol`, or of any market) were made in `at`
+    /// (microseconds): a run wholly in it or wholly out of it is counted
+    /// without being unpacked.
+    pub fn count(&self, symbol: Option<&str>, at: &std::ops::Range<Timestamp>) -> usize {
+        let of_market = |f: &FillRef| symbol.is_none_or(|s| *s == *f.symbol);
+        let counted = |fills: &[FillRef]| {
+            let of = fills.iter().filter(|f| of_market(f));
+            of.filter(|f| at.contains(&f.at)).count()
+        };
+        let mut n = counted(&self.newest);
+        for (i, r) in self.runs.iter().enumerate() {
+            if r.latest < at.start || r.earliest >= at.end {
+                continue;
+            }
+            if at.start <= r.earliest && r.latest < at.end {
+                let counts = r.counts.iter();
+                let of = counts.filter(|(p, _)| symbol.is_none_or(|s| *s == *self.markets[*p]));
+                n += of.map(|(_, c)| c).sum::<usize>();
+                continue;
+            }
+            n += counted(&self.unpack(i));
+        }
+        n
     }
 
     /// Up to `limit` of the places of the fills that `keep` keeps, newest
@@ -379,6 +421,33 @@ mod tests {
         }
         assert_eq!(log.of_orders(0..=u64::MAX).len(), 5_000);
         assert_eq!(log.of_orders(newest + 1..=u64::MAX), Vec::new());
+    }
+
+    /// Counts by market and time are those of the plain list, for ranges
+    /// that hold whole runs, cut runs, or nothing.
+    #[test]
+    fn counts_are_those_of_every_fill() {
+        let (log, all, _) = logged(5_000);
+        let first = all[0].at;
+        let mut rng = Rng::new(4);
+        let mut ranges = vec![
+            0..u64::MAX,
+            0..first,
+            first..first + 1,
+            u64::MAX - 1..u64::MAX,
+        ];
+        for _ in 0..200 {
+            let start = first + rng.below(5_200_000);
+            ranges.push(start..start + rng.below(3_000_000));
+        }
+        for at in ranges {
+            for symbol in [None, Some("BTC-USD"), Some("ETH-USD"), Some("XRP-USD")] {
+                let plain = (all.iter())
+                    .filter(|f| symbol.is_none_or(|s| s == &*f.symbol) && at.contains(&f.at))
+                    .count();
+                assert_eq!(log.count(symbol, &at), plain, "{symbol:?} {at:?}");
+            }
+        }
     }
 
     /// Pages newest first are those of the plain list, from any cursor,

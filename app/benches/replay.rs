@@ -146,6 +146,30 @@ async fn history_pages(exchange: &Exchange) {
             "order history page ({what}, 50 orders of {orders}): {page}; a look at every fill for its orders: {every}"
         );
     }
+    // What a trades download counts first, under the ledger's lock: every
+    // fill, and those of one market in the newest tenth of the history.
+    let trades = exchange.count_trades(trader, None, &(0..u64::MAX)) as u64;
+    let newest = exchange
+        .fills(trader, |a| vec![a.fills.len() - 1])
+        .await
+        .unwrap()[0]
+        .at
+        / 1000;
+    let oldest = exchange.fills(trader, |_| vec![0]).await.unwrap()[0].at / 1000;
+    let tenth = newest - (newest - oldest) / 10..u64::MAX;
+    for (what, symbol, at) in [
+        ("all", None, 0..u64::MAX),
+        ("one market, the newest tenth", Some(SYMBOL), tenth),
+    ] {
+        let mut timed = Vec::new();
+        for _ in 0..20 {
+            let began = Instant::now();
+            let n = exchange.count_trades(trader, symbol, &at);
+            timed.push(ms(began.elapsed()));
+            assert!(n as u64 <= trades);
+        }
+        println!("count of {trades} trades ({what}): {}", summary(timed));
+    }
 }
 
 async fn open_alone(data: &std::path::Path) -> Duration {
