@@ -243,13 +243,29 @@ impl FillLog {
 
     /// Each fill with its place, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = (usize, FillRef)> + '_ {
-        (0..self.run_count()).flat_map(move |run| {
+        self.iter_between(0..=Timestamp::MAX)
+    }
+
+    /// Each fill made in `at` (microseconds) with its place, oldest
+    /// first: a run wholly out of it is passed over without being
+    /// unpacked, and a run is unpacked only once the one before it has
+    /// been read.
+    pub fn iter_between(
+        &self,
+        at: RangeInclusive<Timestamp>,
+    ) -> impl Iterator<Item = (usize, FillRef)> + '_ {
+        let (start, end) = (*at.start(), *at.end());
+        let wanted = (0..self.run_count()).filter(move |run| {
+            (self.runs.get(*run)).is_none_or(|r| r.latest >= start && r.earliest <= end)
+        });
+        wanted.flat_map(move |run| {
             let (fills, from) = self.run(run);
             let fills: Vec<FillRef> = fills.into_owned();
-            fills
+            let of = fills
                 .into_iter()
                 .enumerate()
-                .map(move |(i, f)| (from + i, f))
+                .map(move |(i, f)| (from + i, f));
+            of.filter(move |(_, f)| (start..=end).contains(&f.at))
         })
     }
 
@@ -426,7 +442,7 @@ mod tests {
     /// Counts by market and time are those of the plain list, for ranges
     /// that hold whole runs, cut runs, or nothing.
     #[test]
-    fn counts_are_those_of_every_fill() {
+    fn counts_and_fills_by_time_are_those_of_every_fill() {
         let (log, all, _) = logged(5_000);
         let first = all[0].at;
         let mut rng = Rng::new(4);
@@ -441,6 +457,12 @@ mod tests {
             ranges.push(start..start + rng.below(3_000_000));
         }
         for at in ranges {
+            let inclusive = at.start..=at.end - 1;
+            let between: Vec<(usize, FillRef)> = log.iter_between(inclusive).collect();
+            let plain: Vec<(usize, FillRef)> = (all.iter().cloned().enumerate())
+                .filter(|(_, f)| at.contains(&f.at))
+                .collect();
+            assert_eq!(between, plain, "{at:?}");
             for symbol in [None, Some("BTC-USD"), Some("ETH-USD"), Some("XRP-USD")] {
                 let plain = (all.iter())
                     .filter(|f| symbol.is_none_or(|s| s == &*f.symbol) && at.contains(&f.at))

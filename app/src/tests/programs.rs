@@ -312,6 +312,73 @@ async fn a_program_trades_through_the_binance_compatible_surface_with_an_hmac_ke
     assert_eq!(no_market["code"], -1121);
 }
 
+/// `myTrades` picks from the caller's fills as Binance does: the newest
+/// `limit` oldest first, from a trade id or a time on, one order's.
+#[tokio::test]
+async fn my_trades_are_the_newest_or_those_from_an_id_a_time_or_an_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let alice = Browser::sign_up(&server, "alice").await;
+    let maker = hmac_bot(&server, &alice, &["read", "trade"], "").await;
+    let bob = Browser::sign_up(&server, "bob").await;
+    let taker = hmac_bot(&server, &bob, &["read", "trade"], "").await;
+    let sell = [
+        ("symbol", "BTCUSD"),
+        ("side", "SELL"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("price", "30000"),
+        ("quantity", "0.05"),
+    ];
+    let (status, placed) = maker.send(&server, Method::POST, "/order", &sell).await;
+    assert_eq!(status, StatusCode::OK, "{placed}");
+    let mut orders = Vec::new();
+    for qty in ["0.01", "0.02", "0.005"] {
+        let buy = [
+            ("symbol", "BTCUSD"),
+            ("side", "BUY"),
+            ("type", "MARKET"),
+            ("quantity", qty),
+        ];
+        let (status, bought) = taker.send(&server, Method::POST, "/order", &buy).await;
+        assert_eq!(
+            (status, bought["status"].as_str()),
+            (StatusCode::OK, Some("FILLED")),
+            "{bought}"
+        );
+        orders.push(bought["orderId"].as_u64().unwrap());
+    }
+    let trades = |params: Vec<(&'static str, String)>| {
+        let taker = &taker;
+        let server = &server;
+        async move {
+            let mut query: Vec<(&str, &str)> = vec![("symbol", "BTCUSD")];
+            query.extend(params.iter().map(|(k, v)| (*k, v.as_str())));
+            let (status, got) = taker.send(server, Method::GET, "/myTrades", &query).await;
+            assert_eq!(status, StatusCode::OK, "{got}");
+            let got = got.as_array().unwrap().clone();
+            let qty = |t: &Value| t["qty"].as_str().unwrap().to_string();
+            (got.iter().map(qty).collect::<Vec<_>>(), got)
+        }
+    };
+    let (all, every) = trades(vec![]).await;
+    assert_eq!(all, ["0.01", "0.02", "0.005"]);
+    let ids: Vec<u64> = every.iter().map(|t| t["id"].as_u64().unwrap()).collect();
+    let (newest, _) = trades(vec![("limit", "2".into())]).await;
+    assert_eq!(newest, ["0.02", "0.005"], "the newest two, oldest first");
+    let (from, _) = trades(vec![("fromId", ids[1].to_string()), ("limit", "1".into())]).await;
+    assert_eq!(from, ["0.02"], "from the second trade, one");
+    let (of_order, _) = trades(vec![("orderId", orders[2].to_string())]).await;
+    assert_eq!(of_order, ["0.005"]);
+    let first_ms = every[0]["time"].as_u64().unwrap();
+    let (since, _) = trades(vec![("startTime", first_ms.to_string())]).await;
+    assert_eq!(since, ["0.01", "0.02", "0.005"]);
+    let (later, _) = trades(vec![("startTime", (first_ms + 3_600_000).to_string())]).await;
+    assert_eq!(later, Vec::<String>::new());
+    let (before, _) = trades(vec![("endTime", (first_ms - 1).to_string())]).await;
+    assert_eq!(before, Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn every_wrong_signed_request_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 //! (`site::signed`), and only then does what it asks. Reads need a key
 //! with the `read` scope; placing and cancelling need `trade`.
 
+use accounts::FillRef;
 use accounts::api_key::Scope;
 use axum::Json;
 use axum::extract::{Extension, Request};
@@ -331,19 +332,34 @@ pub async fn my_trades(Extension(x): Extension<Exchange>, request: Request) -> A
     let symbol = spec.symbol.as_str();
     let fills = x
         .fills(account, |a| {
-            // One order's fills are looked for only where they can be.
-            let fills = match order {
-                Some(o) => a.fills.of_orders(o..=o),
-                None => a.fills.iter().collect(),
+            let keep = |f: &FillRef| {
+                &*f.symbol == symbol
+                    && order.is_none_or(|o| f.order_id == o)
+                    && from.is_none_or(|id| f.trade_id >= id)
+                    && start.is_none_or(|s| f.at / 1000 >= s)
+                    && end.is_none_or(|e| f.at / 1000 <= e)
             };
-            let kept = (fills.into_iter())
-                .filter(|(_, f)| &*f.symbol == symbol)
-                .filter(|(_, f)| order.is_none_or(|o| f.order_id == o))
-                .filter(|(_, f)| from.is_none_or(|id| f.trade_id >= id))
-                .filter(|(_, f)| start.is_none_or(|s| f.at / 1000 >= s))
-                .filter(|(_, f)| end.is_none_or(|e| f.at / 1000 <= e))
-                .map(|(i, _)| i);
-            window(kept.collect(), limit, from.is_some() || start.is_some())
+            // Only the fills that can be kept are looked at: one order's
+            // where its id can be; else the newest until `limit` are
+            // found, or from the start on until `limit` are.
+            match (order, from.is_some() || start.is_some()) {
+                (Some(o), from_a_start) => {
+                    let of = a.fills.of_orders(o..=o).into_iter();
+                    let kept = of.filter(|(_, f)| keep(f)).map(|(i, _)| i);
+                    window(kept.collect(), limit, from_a_start)
+                }
+                (None, false) => {
+                    let mut newest = a.fills.newest_first(None, limit, keep).0;
+                    newest.reverse();
+                    newest
+                }
+                (None, true) => {
+                    let last = end.map_or(u64::MAX, |e| e.saturating_mul(1000).saturating_add(999));
+                    let at = start.unwrap_or(0).saturating_mul(1000)..=last;
+                    let of = a.fills.iter_between(at).filter(|(_, f)| keep(f));
+                    of.map(|(i, _)| i).take(limit).collect()
+                }
+            }
         })
         .await?;
     let id = market_id(&spec);
