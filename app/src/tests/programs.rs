@@ -147,6 +147,18 @@ async fn hmac_bot(server: &Server, browser: &Browser, scopes: &[&str], ips: &str
     }
 }
 
+/// A good-till-cancelled limit sell of `quantity` BTC at 30,000.
+fn limit_sell(quantity: &'static str) -> [(&'static str, &'static str); 6] {
+    [
+        ("symbol", "BTCUSD"),
+        ("side", "SELL"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("price", "30000"),
+        ("quantity", quantity),
+    ]
+}
+
 fn open_orders(server: &Server) -> usize {
     let book = server.exchange.book("BTC-USD").unwrap();
     book.resting_orders().len() + book.stop_orders().len()
@@ -322,14 +334,7 @@ async fn my_trades_are_the_newest_or_those_from_an_id_a_time_or_an_order() {
     let maker = hmac_bot(&server, &alice, &["read", "trade"], "").await;
     let bob = Browser::sign_up(&server, "bob").await;
     let taker = hmac_bot(&server, &bob, &["read", "trade"], "").await;
-    let sell = [
-        ("symbol", "BTCUSD"),
-        ("side", "SELL"),
-        ("type", "LIMIT"),
-        ("timeInForce", "GTC"),
-        ("price", "30000"),
-        ("quantity", "0.05"),
-    ];
+    let sell = limit_sell("0.05");
     let (status, placed) = maker.send(&server, Method::POST, "/order", &sell).await;
     assert_eq!(status, StatusCode::OK, "{placed}");
     let mut orders = Vec::new();
@@ -385,14 +390,7 @@ async fn every_wrong_signed_request_is_refused_and_changes_nothing() {
     let server = start(dir.path()).await;
     let alice = Browser::sign_up(&server, "alice").await;
     let bot = hmac_bot(&server, &alice, &["read", "trade"], "").await;
-    let order = [
-        ("symbol", "BTCUSD"),
-        ("side", "SELL"),
-        ("type", "LIMIT"),
-        ("timeInForce", "GTC"),
-        ("price", "30000"),
-        ("quantity", "0.1"),
-    ];
+    let order = limit_sell("0.1");
     let code = |(status, json): (StatusCode, Value)| (status, json["code"].as_i64().unwrap_or(0));
 
     // A wrong signature.
