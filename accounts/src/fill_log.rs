@@ -54,8 +54,8 @@ impl FillRef {
         FillRef::from_word(symbol, trade_id, order_id, at, written)
     }
 
-    /// A fill's place from its parts, `written` as [`FillRef::written_word`]
-    /// gave it.
+    /// A fill's place from its parts, `written` in one word (see
+    /// [`FillRef::written`]).
     pub(crate) fn from_word(
         symbol: Arc<str>,
         trade_id: TradeId,
@@ -72,9 +72,30 @@ impl FillRef {
         }
     }
 
-    /// Where the fill's amounts are written, in one word.
-    pub(crate) fn written_word(&self) -> u64 {
-        self.written
+    /// Writes this fill as a row: its market's `place` (in a list the
+    /// reader has), then the change in its trade id, order id, time and
+    /// where it is written from `last`, the row before's (zeros for the
+    /// first), which become this one's.
+    pub(crate) fn write_row(&self, rows: &mut TableWriter, place: usize, last: &mut [u64; 4]) {
+        rows.number(place as u64);
+        let columns = [self.trade_id, self.order_id, self.at, self.written];
+        for (n, last) in columns.into_iter().zip(last) {
+            rows.delta(n, last);
+        }
+    }
+
+    /// Reads a row [`FillRef::write_row`] wrote, its market named by
+    /// `market` from its place.
+    pub(crate) fn read_row(
+        rows: &mut TableReader,
+        last: &mut [u64; 4],
+        market: impl FnOnce(u64) -> Result<Arc<str>, String>,
+    ) -> Result<FillRef, String> {
+        let text = |e: crate::compact_table::TableError| e.to_string();
+        let symbol = market(rows.number().map_err(text)?)?;
+        let mut column = |i: usize| rows.delta(&mut last[i]).map_err(text);
+        let (trade_id, order_id, at, written) = (column(0)?, column(1)?, column(2)?, column(3)?);
+        Ok(FillRef::from_word(symbol, trade_id, order_id, at, written))
     }
 
     /// Where the fill's amounts are written.
@@ -152,6 +173,7 @@ impl FillLog {
     fn pack(&mut self) -> PackedRun {
         let mut rows = TableWriter::default();
         let mut last = [0; 4];
+        let mut counts: Vec<(usize, usize)> = Vec::new();
         for f in &self.newest {
             let place = match self.markets.iter().position(|m| *m == f.symbol) {
                 Some(place) => place,
@@ -160,23 +182,14 @@ impl FillLog {
                     self.markets.len() - 1
                 }
             };
-            rows.number(place as u64);
-            let columns = [f.trade_id, f.order_id, f.at, f.written_word()];
-            for (n, last) in columns.into_iter().zip(&mut last) {
-                rows.delta(n, last);
-            }
-        }
-        let ids = self.newest.iter().map(|f| f.order_id);
-        let times = self.newest.iter().map(|f| f.at);
-        let mut counts: Vec<(usize, usize)> = Vec::new();
-        for f in &self.newest {
-            let place = self.markets.iter().position(|m| *m == f.symbol);
-            let place = place.expect("every market of the run is listed above");
+            f.write_row(&mut rows, place, &mut last);
             match counts.iter_mut().find(|(p, _)| *p == place) {
                 Some((_, n)) => *n += 1,
                 None => counts.push((place, 1)),
             }
         }
+        let ids = self.newest.iter().map(|f| f.order_id);
+        let times = self.newest.iter().map(|f| f.at);
         PackedRun {
             rows: rows.finish().0.into_boxed_slice(),
             lowest: ids.clone().min().unwrap_or(0),
@@ -192,13 +205,10 @@ impl FillLog {
         let mut rows = TableReader::of_bytes(&self.runs[run].rows);
         let mut fills = Vec::with_capacity(RUN);
         let mut last = [0; 4];
-        let unpacked = "a run this log packed unpacks";
         for _ in 0..RUN {
-            let place = rows.number().expect(unpacked) as usize;
-            let mut column = |i: usize| rows.delta(&mut last[i]).expect(unpacked);
-            let (trade_id, order_id, at, written) = (column(0), column(1), column(2), column(3));
-            let symbol = self.markets[place].clone();
-            fills.push(FillRef::from_word(symbol, trade_id, order_id, at, written));
+            let market = |place| Ok(self.markets[place as usize].clone());
+            let fill = FillRef::read_row(&mut rows, &mut last, market);
+            fills.push(fill.expect("a run this log packed unpacks"));
         }
         fills
     }

@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::api_key::{ApiKey, KeyRecord};
-use crate::compact_table::{CompactTable, TableError, TableReader, TableWriter};
+use crate::compact_table::{CompactTable, TableReader, TableWriter};
 use crate::event::TradeSettled;
 use crate::fill_log::{FillLog, FillRef};
 use crate::ledger::{Account, Balance, Ledger, Reservation, share_names};
@@ -76,11 +76,7 @@ impl Ledger {
                     fill_markets.push(f.symbol.to_string());
                     fill_markets.len() as u32 - 1
                 });
-                fills.number(u64::from(place));
-                let columns = [f.trade_id, f.order_id, f.at, f.written_word()];
-                for (n, last) in columns.into_iter().zip(&mut last) {
-                    fills.delta(n, last);
-                }
+                f.write_row(&mut fills, place as usize, &mut last);
             }
             AccountSnapshot {
                 id: a.id,
@@ -177,24 +173,16 @@ impl Ledger {
 
 /// An account's fills as written down: see [`AccountSnapshot::fills`].
 fn fills_from(table: &CompactTable, markets: &[Arc<str>]) -> Result<FillLog, String> {
-    let text = |e: TableError| e.to_string();
     let mut rows = TableReader::new(table);
     let mut fills = FillLog::default();
     let mut last = [0; 4];
     while !rows.is_empty() {
-        let place = rows.number().map_err(text)?;
-        let symbol = (usize::try_from(place).ok())
-            .and_then(|p| markets.get(p))
-            .ok_or_else(|| format!("a fill names market {place}"))?;
-        let mut column = |i: usize| rows.delta(&mut last[i]).map_err(text);
-        let (trade_id, order_id, at, written) = (column(0)?, column(1)?, column(2)?, column(3)?);
-        fills.push(FillRef::from_word(
-            symbol.clone(),
-            trade_id,
-            order_id,
-            at,
-            written,
-        ));
+        let market = |place: u64| {
+            (usize::try_from(place).ok())
+                .and_then(|p| markets.get(p).cloned())
+                .ok_or_else(|| format!("a fill names market {place}"))
+        };
+        fills.push(FillRef::read_row(&mut rows, &mut last, market)?);
     }
     Ok(fills)
 }
