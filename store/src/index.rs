@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use crate::positions::Positions;
 use crate::record::StoredEvent;
 
 /// The type of a tombstone event, written at revision `i64::MAX`.
@@ -33,7 +34,7 @@ pub struct StreamState {
     /// here: only an append that may be a retry needs it, and it reads it
     /// from the log (`writer.rs`), where 16 bytes an event in memory would
     /// grow the store's memory with every event ever written.
-    pub positions: Vec<u64>,
+    pub positions: Positions,
     /// Revisions below this are hidden (`$tb` from the stream's metadata).
     pub truncate_before: u64,
     pub tombstoned: bool,
@@ -57,7 +58,7 @@ impl StreamState {
 pub struct Index {
     pub streams: HashMap<Bytes, StreamState>,
     /// Every record's position, in log order.
-    pub all: Vec<u64>,
+    pub all: Positions,
     /// The newest record of each recent id's fingerprint, by position.
     /// Keeping the stream and revision here instead (as it once did) cost
     /// about 136 MB for a million ids; this is about 42 MB.
@@ -134,8 +135,8 @@ impl Index {
         if n >= RECENT_IDS {
             let old = std::mem::replace(&mut self.recent_ring[slot], print);
             // Unless a newer record of the same fingerprint took its place.
-            let old_position = self.all[n - RECENT_IDS];
-            if self.recent.get(&old) == Some(&old_position) {
+            let old_position = self.all.get(n - RECENT_IDS);
+            if self.recent.get(&old).copied() == old_position {
                 self.recent.remove(&old);
             }
         } else {
@@ -178,7 +179,8 @@ impl Index {
         self.recent_ring = vec![0; total.min(RECENT_IDS)];
         for (n, print) in (first..).zip(prints) {
             self.recent_ring[n % RECENT_IDS] = print;
-            self.recent.insert(print, self.all[n]);
+            let position = self.all.get(n).expect("a placed record");
+            self.recent.insert(print, position);
         }
     }
 

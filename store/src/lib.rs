@@ -47,6 +47,7 @@ mod filter;
 pub mod index;
 pub mod limits;
 pub mod log;
+pub mod positions;
 pub mod proto;
 mod reads;
 pub mod record;

@@ -320,7 +320,12 @@ impl Store {
         let positions: Vec<u64> = {
             let index = self.shared.index.read().expect("index lock");
             let s = index.stream(stream).expect("the stream was just seen");
-            revisions.iter().map(|r| s.positions[*r as usize]).collect()
+            let at = |r: &u64| {
+                s.positions
+                    .get(*r as usize)
+                    .expect("a revision of the stream")
+            };
+            revisions.iter().map(at).collect()
         };
         StreamRead::Events {
             positions,
@@ -333,8 +338,8 @@ impl Store {
     pub fn next_after(&self, position: Option<u64>) -> (Option<u64>, u64) {
         let index = self.shared.index.read().expect("index lock");
         let end = self.committed_end();
-        let i = position.map_or(0, |p| index.all.partition_point(|x| *x <= p));
-        (index.all.get(i).copied(), end)
+        let i = position.map_or(0, |p| index.all.partition_point(|x| x <= p));
+        (index.all.get(i), end)
     }
 
     /// Calls `each` for every record from `from` (a record position) up to
@@ -368,9 +373,9 @@ impl Store {
                     let i = match start {
                         AllStart::Start => 0,
                         AllStart::End => index.all.len(),
-                        AllStart::Position(p) => index.all.partition_point(|x| *x < p),
+                        AllStart::Position(p) => index.all.partition_point(|x| x < p),
                     };
-                    index.all.get(i).copied()
+                    index.all.get(i)
                 };
                 if let Some(from) = from {
                     self.segments.scan(from, self.committed_end(), |e| {
@@ -387,14 +392,17 @@ impl Store {
                     match start {
                         AllStart::Start => 0,
                         AllStart::End => index.all.len(),
-                        AllStart::Position(p) => index.all.partition_point(|x| *x < p),
+                        AllStart::Position(p) => index.all.partition_point(|x| x < p),
                     }
                 };
                 // Walk back a chunk of positions at a time, so a read that
                 // wants the last few events copies a few positions.
                 while i > 0 {
                     let from = i.saturating_sub(BACKWARDS_CHUNK);
-                    let chunk = self.shared.index.read().expect("index lock").all[from..i].to_vec();
+                    let chunk: Vec<u64> = {
+                        let index = self.shared.index.read().expect("index lock");
+                        index.all.iter_from(from).take(i - from).collect()
+                    };
                     for p in chunk.into_iter().rev() {
                         let e = self.segments.read_at(p)?;
                         if keep(&e) {
@@ -424,8 +432,7 @@ impl Store {
         let index = self.shared.index.read().expect("index lock");
         index.stream(stream).map_or_else(Vec::new, |s| {
             let start = from.max(s.truncate_before) as usize;
-            let positions = s.positions.get(start..).unwrap_or_default();
-            let revisions = (start as u64..).zip(positions.iter().copied());
+            let revisions = (start as u64..).zip(s.positions.iter_from(start));
             revisions.collect()
         })
     }

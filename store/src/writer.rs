@@ -253,7 +253,7 @@ fn id_at(
         .stream(stream)
         .and_then(|s| s.positions.get(revision as usize));
     match position {
-        Some(&position) => Ok(Some(log.read_at(position)?.id)),
+        Some(position) => Ok(Some(log.read_at(position)?.id)),
         None => Ok(None),
     }
 }
@@ -338,8 +338,7 @@ fn plan(
                     let last = from + events.len() as u64 - 1;
                     let position = index
                         .stream(stream)
-                        .and_then(|s| s.positions.get(last as usize))
-                        .copied();
+                        .and_then(|s| s.positions.get(last as usize));
                     if let Some(position) = position {
                         return Planned::Done(WriteOutcome::Written {
                             revision: Some(last),
@@ -368,7 +367,7 @@ fn plan(
                 let position = index
                     .stream(stream)
                     .and_then(|s| s.positions.last())
-                    .map_or(0, |pos| *pos);
+                    .unwrap_or(0);
                 return Planned::Done(WriteOutcome::Written {
                     revision: current,
                     position,
