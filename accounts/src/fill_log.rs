@@ -10,6 +10,7 @@
 //! runs that can hold them. A read unpacks the runs it looks in, one at a
 //! time (a run unpacks in a few microseconds).
 
+use std::borrow::Cow;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
@@ -215,7 +216,7 @@ impl FillLog {
 
     /// The fills of run `run` (the newest just past the packed ones, none
     /// further), and the place of its first.
-    fn run(&self, run: usize) -> (std::borrow::Cow<'_, [FillRef]>, usize) {
+    fn run(&self, run: usize) -> (Cow<'_, [FillRef]>, usize) {
         let from = run * RUN;
         match run.cmp(&self.runs.len()) {
             std::cmp::Ordering::Less => (self.unpack(run).into(), from),
@@ -238,12 +239,12 @@ impl FillLog {
     /// The fills at `places` (`None` past the end), each run unpacked
     /// once for a run of places in it.
     pub fn get_many(&self, places: &[usize]) -> Vec<Option<FillRef>> {
-        let mut unpacked: Option<(usize, Vec<FillRef>)> = None;
+        let mut unpacked: Option<(usize, Cow<'_, [FillRef]>)> = None;
         let mut found = Vec::with_capacity(places.len());
         for &place in places {
             let run = place / RUN;
             if unpacked.as_ref().is_none_or(|(r, _)| *r != run) {
-                unpacked = Some((run, self.run(run).0.into_owned()));
+                unpacked = Some((run, self.run(run).0));
             }
             let (_, fills) = unpacked.as_ref().expect("unpacked above");
             found.push(fills.get(place - run * RUN).cloned());
@@ -258,8 +259,8 @@ impl FillLog {
 
     /// Each fill made in `at` (microseconds) with its place, oldest
     /// first: a run wholly out of it is passed over without being
-    /// unpacked, and a run is unpacked only once the one before it has
-    /// been read.
+    /// unpacked, a run is unpacked only once the one before it has been
+    /// read, and a fill is copied out only as it is reached.
     pub fn iter_between(
         &self,
         at: RangeInclusive<Timestamp>,
@@ -270,21 +271,28 @@ impl FillLog {
         });
         wanted.flat_map(move |run| {
             let (fills, from) = self.run(run);
-            let fills: Vec<FillRef> = fills.into_owned();
-            let of = fills
-                .into_iter()
-                .enumerate()
-                .map(move |(i, f)| (from + i, f));
-            of.filter(move |(_, f)| (start..=end).contains(&f.at))
+            (0..fills.len()).filter_map(move |i| {
+                let f = &fills[i];
+                (start..=end).contains(&f.at).then(|| (from + i, f.clone()))
+            })
         })
     }
 
     /// Each fill with its place, newest first.
     pub fn iter_newest_first(&self) -> impl Iterator<Item = (usize, FillRef)> + '_ {
-        (0..self.run_count()).rev().flat_map(move |run| {
+        self.newest_before(self.len())
+    }
+
+    /// Each fill before the place `end` with its place, newest first: only
+    /// the runs reached are unpacked, and a fill is copied out only as it
+    /// is reached (the newest fills, kept as they are, are not copied
+    /// whole for a look at the last few).
+    fn newest_before(&self, end: usize) -> impl Iterator<Item = (usize, FillRef)> + '_ {
+        let end = end.min(self.len());
+        (0..end.div_ceil(RUN)).rev().flat_map(move |run| {
             let (fills, from) = self.run(run);
-            let fills: Vec<FillRef> = fills.into_owned();
-            (fills.into_iter().enumerate().rev()).map(move |(i, f)| (from + i, f))
+            let upto = (end - from).min(fills.len());
+            (0..upto).rev().map(move |i| (from + i, fills[i].clone()))
         })
     }
 
@@ -345,18 +353,14 @@ impl FillLog {
     ) -> (Vec<usize>, Option<u64>) {
         let end = before.map_or(self.len(), |b| (b as usize).min(self.len()));
         let mut page = Vec::new();
-        // Only the runs before `end` are unpacked, newest first.
-        for run in (0..end.div_ceil(RUN)).rev() {
-            let (fills, from) = self.run(run);
-            for i in (0..(end - from).min(fills.len())).rev() {
-                if !keep(&fills[i]) {
-                    continue;
-                }
-                if page.len() == limit {
-                    return (page, Some((from + i) as u64 + 1));
-                }
-                page.push(from + i);
+        for (i, f) in self.newest_before(end) {
+            if !keep(&f) {
+                continue;
             }
+            if page.len() == limit {
+                return (page, Some(i as u64 + 1));
+            }
+            page.push(i);
         }
         (page, None)
     }
