@@ -4,9 +4,10 @@
 //! it, instead of every event ever written.
 //!
 //! A snapshot is the three folds' written-down forms as three lines of
-//! JSON (see [`encode`]; the order history's closed orders are a compact
-//! table within its line, `compact_table.rs`), each compressed with zstd ([`pack`]: the bench's
-//! JSON of numbers packs to a fifteenth), cut into parts of [`PART`] bytes
+//! JSON (see [`encode`]; their long tables, the closed orders, the fills
+//! and the trades, are compact tables within them: `accounts`'
+//! `compact_table.rs`), each compressed with zstd ([`pack`]), cut into
+//! parts of [`PART`] bytes
 //! (the store takes at most 1 MiB in one append) in the parts stream, each
 //! appended only after the one before it (by expected revision), and then
 //! announced by one `StartSnapshotTaken` event in the taken stream: where
@@ -26,8 +27,8 @@
 //!
 //! When: once the log after the newest snapshot is at least as long as
 //! that snapshot's JSON, and at least `--start-snapshot-every` bytes. So
-//! the snapshots never take more room than the log they stand for (a
-//! fifteenth of it, packed), the work of writing one down is spread over
+//! the snapshots never take more room than the log they stand for (far
+//! less, packed), the work of writing one down is spread over
 //! as much log as it encodes, and a start reads no more of the log than
 //! about one snapshot's length.
 
@@ -157,7 +158,8 @@ pub fn lines(written: &[u8]) -> Result<Lines, String> {
 }
 
 /// How hard [`pack`] compresses: zstd's fastest level took the bench's
-/// 65.5 MB of JSON to 4.4 MB in 90 ms (its level 3 to 3.1 MB in 109 ms).
+/// 65.5 MB of JSON (before its long tables were compact) to 4.4 MB in 90
+/// ms (its level 3 to 3.1 MB in 109 ms).
 const ZSTD_LEVEL: i32 = 1;
 
 /// The lines [`encode`] wrote, as stored: their count (u32), each one's
