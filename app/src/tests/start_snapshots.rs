@@ -365,6 +365,15 @@ async fn snapshots_a_start_cannot_trust_are_passed_over() {
     let folded = fold(&s, FoldFrom::NewestSnapshot).await;
     assert_eq!(starts_from(folded.from.as_ref()), Some(newer.taken.clone()));
     assert_same(&written(&folded), &whole, "of another form");
+    // Nor is a whole snapshot version 3 wrote (its long tables as JSON
+    // rows), were it found under this version's name.
+    announce(&s, &newer.taken).await;
+    let version_3 = lines(include_bytes!("start_snapshot_v3.jsonl")).unwrap();
+    forge(&s, &pack(&version_3), covers, last_event).await;
+    let folded = fold(&s, FoldFrom::NewestSnapshot).await;
+    assert_eq!(starts_from(folded.from.as_ref()), Some(newer.taken.clone()));
+    assert_same(&written(&folded), &whole, "of version 3");
+    assert!(decode(version_3, &settings().markets).is_err());
     // Nor are lines stored unpacked (as version 2 stored them).
     announce(&s, &newer.taken).await;
     forge(&s, &written(&folded), covers, last_event).await;
