@@ -28,6 +28,8 @@ mod market_task;
 pub mod order_history;
 mod order_history_snapshot;
 mod order_history_task;
+mod order_list;
+mod order_record;
 pub mod orders;
 pub mod request_limits;
 mod settings;

@@ -14,44 +14,20 @@
 //! A history of millions of orders is mostly closed ones. Those closed
 //! with the terms they were accepted with are kept as a [`ClosedOrder`]:
 //! how they ended, and where their `OrderAccepted` is in the market's
-//! stream, from which a page reads their terms back. Open orders, refusals
-//! and orders whose terms changed (amended, or a stop that fired) are kept
-//! whole.
+//! stream, from which a page reads their terms back; runs of them are
+//! packed (`order_list.rs`). Open orders, refusals and orders whose terms
+//! changed (amended, or a stop that fired) are kept whole.
 
 use std::collections::HashMap;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::sync::Arc;
 
 use accounts::AccountEvent;
-use orderbook::{
-    AccountId, CancelReason, ClientOrderId, Event, OrderAccepted, OrderId, OrderTerms, Symbol,
-    Timestamp,
-};
+use orderbook::{AccountId, ClientOrderId, Event, OrderId, Symbol, Timestamp};
 use rust_decimal::Decimal;
 
-/// Where an order is in its life.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OrderState {
-    Open,
-    PartiallyFilled,
-    Filled,
-    Cancelled(CancelReason),
-    /// Refused before it reached the book, with the trader's reason.
-    Rejected(String),
-}
-
-impl OrderState {
-    /// The state's name, as the history shows and filters it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            OrderState::Open => "open",
-            OrderState::PartiallyFilled => "partially_filled",
-            OrderState::Filled => "filled",
-            OrderState::Cancelled(_) => "cancelled",
-            OrderState::Rejected(_) => "rejected",
-        }
-    }
-}
+use super::order_list::{OrderList, RunBounds};
+pub use super::order_record::{ClosedOrder, OrderEntry, OrderRecord, OrderState};
 
 /// Which orders a history page shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -73,54 +49,15 @@ impl OrderFilter {
     }
 }
 
-/// One order as the history knows it.
+/// An order as a read takes it out of the history: its market's name and
+/// the order as kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OrderRecord {
-    /// The market's name, shared by every record of it: a history of
-    /// millions of orders keeps one copy.
+pub struct Listed {
     pub symbol: Arc<str>,
-    /// None for an order refused before it was given an id.
-    pub order_id: Option<OrderId>,
-    /// As accepted (a refusal's as asked), after any amendment: the
-    /// limit price, the whole base quantity (filled and open) and the
-    /// trigger's price are the amended ones.
-    pub terms: OrderTerms,
-    /// The trader's own id for it, when they gave one.
-    pub client_order_id: Option<ClientOrderId>,
-    /// Base quantity filled, and the quote amount it traded for.
-    pub filled: Decimal,
-    pub filled_quote: Decimal,
-    pub state: OrderState,
-    /// When a stop or take-profit order's trigger fired.
-    pub triggered_at: Option<Timestamp>,
-    pub placed_at: Timestamp,
-    /// The last time anything happened to it.
-    pub updated_at: Timestamp,
+    pub entry: OrderEntry,
 }
 
 impl OrderRecord {
-    /// A placement refused before it was given an id.
-    fn refused(
-        symbol: Arc<str>,
-        terms: OrderTerms,
-        client_order_id: Option<ClientOrderId>,
-        reason: &str,
-        at: Timestamp,
-    ) -> OrderRecord {
-        OrderRecord {
-            symbol,
-            order_id: None,
-            terms,
-            client_order_id,
-            filled: Decimal::ZERO,
-            filled_quote: Decimal::ZERO,
-            state: OrderState::Rejected(reason.to_string()),
-            triggered_at: None,
-            placed_at: at,
-            updated_at: at,
-        }
-    }
-
     /// One of `account`'s orders as the events of its decision leave it
     /// (those of the command that placed it, say), before the history has
     /// folded them.
@@ -140,177 +77,6 @@ impl OrderRecord {
             .whole()
             .cloned()
     }
-
-    /// The record with a decision's events about it folded in: its fills
-    /// and how it ended (a cancel's answer, before the history has it).
-    pub fn with_events(mut self, events: &[Event]) -> OrderRecord {
-        let Some(id) = self.order_id else {
-            return self;
-        };
-        for e in events {
-            match e {
-                Event::OrderCancelled(c) if c.order_id == id => {
-                    self.state = OrderState::Cancelled(c.reason);
-                    self.updated_at = c.at;
-                }
-                Event::OrderFilled(f) if f.order_id == id => {
-                    self.state = OrderState::Filled;
-                    self.updated_at = f.at;
-                }
-                _ => {}
-            }
-        }
-        self
-    }
-
-    /// The average price of what filled, if anything did.
-    pub fn average_price(&self) -> Option<Decimal> {
-        (!self.filled.is_zero()).then(|| (self.filled_quote / self.filled).round_dp(8))
-    }
-}
-
-/// A closed order whose terms are still those it was accepted with: how
-/// it ended, and where those terms are written (80 bytes, where the whole
-/// record takes over 200, and a trader's history is mostly these).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClosedOrder {
-    /// Its market's place in the history's list of market names (see
-    /// [`OrderHistory::symbol_of`]): two bytes, where the name takes 16.
-    pub(super) market: u16,
-    pub order_id: OrderId,
-    /// The revision of its `OrderAccepted` in the market's stream.
-    pub accepted_revision: u64,
-    pub client_order_id: Option<ClientOrderId>,
-    pub filled: Decimal,
-    pub filled_quote: Decimal,
-    /// Why it was cancelled; none if it filled.
-    pub cancelled: Option<CancelReason>,
-    pub placed_at: Timestamp,
-    pub updated_at: Timestamp,
-}
-
-impl ClosedOrder {
-    /// The whole record, given its market's name and the `OrderAccepted`
-    /// it was accepted with.
-    pub fn record(&self, symbol: Arc<str>, accepted: &OrderAccepted) -> OrderRecord {
-        OrderRecord {
-            symbol,
-            order_id: Some(self.order_id),
-            terms: accepted.terms(),
-            client_order_id: self.client_order_id.clone(),
-            filled: self.filled,
-            filled_quote: self.filled_quote,
-            state: match self.cancelled {
-                Some(reason) => OrderState::Cancelled(reason),
-                None => OrderState::Filled,
-            },
-            triggered_at: None,
-            placed_at: self.placed_at,
-            updated_at: self.updated_at,
-        }
-    }
-}
-
-/// One of an account's orders as the history keeps it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OrderEntry {
-    /// Open, refused, or closed with other terms than it was accepted
-    /// with.
-    Whole {
-        record: Box<OrderRecord>,
-        /// The revision of its `OrderAccepted` while its terms are still
-        /// those written there: once it closes, it is kept as a
-        /// [`ClosedOrder`]. None once amended or triggered, and for an
-        /// order folded without its revision.
-        accepted_revision: Option<u64>,
-    },
-    Closed(ClosedOrder),
-}
-
-/// An order as a read takes it out of the history: its market's name and
-/// the order as kept.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Listed {
-    pub symbol: Arc<str>,
-    pub entry: OrderEntry,
-}
-
-impl OrderEntry {
-    pub fn order_id(&self) -> Option<OrderId> {
-        match self {
-            OrderEntry::Whole { record, .. } => record.order_id,
-            OrderEntry::Closed(c) => Some(c.order_id),
-        }
-    }
-
-    pub fn placed_at(&self) -> Timestamp {
-        match self {
-            OrderEntry::Whole { record, .. } => record.placed_at,
-            OrderEntry::Closed(c) => c.placed_at,
-        }
-    }
-
-    /// Its state's [`OrderState::name`].
-    pub fn state_name(&self) -> &'static str {
-        match self {
-            OrderEntry::Whole { record, .. } => record.state.name(),
-            OrderEntry::Closed(c) if c.cancelled.is_some() => "cancelled",
-            OrderEntry::Closed(_) => "filled",
-        }
-    }
-
-    pub fn client_order_id(&self) -> Option<&ClientOrderId> {
-        match self {
-            OrderEntry::Whole { record, .. } => record.client_order_id.as_ref(),
-            OrderEntry::Closed(c) => c.client_order_id.as_ref(),
-        }
-    }
-
-    /// The record, if kept whole.
-    pub fn whole(&self) -> Option<&OrderRecord> {
-        match self {
-            OrderEntry::Whole { record, .. } => Some(record),
-            OrderEntry::Closed(_) => None,
-        }
-    }
-
-    fn whole_mut(&mut self) -> Option<&mut OrderRecord> {
-        match self {
-            OrderEntry::Whole { record, .. } => Some(record),
-            OrderEntry::Closed(_) => None,
-        }
-    }
-
-    /// Kept as a [`ClosedOrder`] if it has closed with the terms it was
-    /// accepted with; `market` is its market's place in the history's list.
-    fn settle(&mut self, market: u16) {
-        let OrderEntry::Whole {
-            record,
-            accepted_revision: Some(accepted_revision),
-        } = self
-        else {
-            return;
-        };
-        let (Some(order_id), None) = (record.order_id, record.triggered_at) else {
-            return;
-        };
-        let cancelled = match &record.state {
-            OrderState::Filled => None,
-            OrderState::Cancelled(reason) => Some(*reason),
-            _ => return,
-        };
-        *self = OrderEntry::Closed(ClosedOrder {
-            market,
-            order_id,
-            accepted_revision: *accepted_revision,
-            client_order_id: record.client_order_id.take(),
-            filled: record.filled,
-            filled_quote: record.filled_quote,
-            cancelled,
-            placed_at: record.placed_at,
-            updated_at: record.updated_at,
-        });
-    }
 }
 
 /// A page of one account's history, newest first.
@@ -321,39 +87,10 @@ pub struct OrderPage {
     pub next: Option<u64>,
 }
 
-/// A page of a list kept oldest first, read newest first: up to `limit` of
-/// the `items` that `keep` keeps, from just before the cursor `before` (an
-/// index; the end without one), and the cursor of the next, older page if
-/// there is more. The page is the items' indexes. Lists that only grow
-/// keep their cursors valid.
-pub fn newest_first<T>(
-    items: &[T],
-    before: Option<u64>,
-    limit: usize,
-    keep: impl Fn(&T) -> bool,
-) -> (Vec<usize>, Option<u64>) {
-    let end = before.map_or(items.len(), |b| (b as usize).min(items.len()));
-    let mut page = Vec::new();
-    for (i, item) in items[..end].iter().enumerate().rev() {
-        if !keep(item) {
-            continue;
-        }
-        if page.len() == limit {
-            return (page, Some(i as u64 + 1));
-        }
-        page.push(i);
-    }
-    (page, None)
-}
-
 /// Every account's orders. Pure: folded from events, no I/O.
 #[derive(Debug, Default)]
 pub struct OrderHistory {
-    pub(super) accounts: HashMap<AccountId, Vec<OrderEntry>>,
-    /// Per account and market, the places of its accepted orders in the
-    /// account's list, in order of their ids: a few bytes an order, where
-    /// a map entry for each order ever placed took tens.
-    pub(super) places: HashMap<(AccountId, Symbol), Vec<usize>>,
+    pub(super) accounts: HashMap<AccountId, OrderList>,
     /// The one shared copy of each market's name.
     names: HashMap<String, Arc<str>>,
     /// The markets closed orders are in, by their place here.
@@ -379,7 +116,7 @@ impl OrderHistory {
                     placed_at: a.at,
                     updated_at: a.at,
                 };
-                self.add(a.account, symbol, record, revision);
+                self.add(a.account, record, revision);
             }
             Event::TradeExecuted(t) => {
                 let orders = [
@@ -443,31 +180,22 @@ impl OrderHistory {
         // An order with an id was accepted by a market, whose name is a
         // symbol.
         match Symbol::new(&record.symbol) {
-            Ok(symbol) if record.order_id.is_some() => self.add(account, symbol, record, None),
+            Ok(_) if record.order_id.is_some() => self.add(account, record, None),
             _ => self.refused(account, record),
         }
     }
 
-    /// Adds an accepted order to the account's list and finds it by its
-    /// id from then on. Ids grow as a market accepts orders, so its place
-    /// goes at the end; one adopted out of order is put where its id
-    /// belongs.
-    fn add(
-        &mut self,
-        account: AccountId,
-        symbol: Symbol,
-        record: OrderRecord,
-        accepted_revision: Option<u64>,
-    ) {
-        let orders = self.accounts.entry(account).or_default();
-        let places = self.places.entry((account, symbol)).or_default();
-        let id = record.order_id;
-        let at = places.partition_point(|&p| orders[p].order_id() < id);
-        places.insert(at, orders.len());
-        orders.push(OrderEntry::Whole {
-            record: Box::new(record),
-            accepted_revision,
-        });
+    /// Adds an accepted order to the end of the account's list (the
+    /// order it entered the log in). It is found by its market and id
+    /// while it can change, and by the runs' bounds once it is packed.
+    fn add(&mut self, account: AccountId, record: OrderRecord, accepted_revision: Option<u64>) {
+        self.accounts
+            .entry(account)
+            .or_default()
+            .push(OrderEntry::Whole {
+                record: Box::new(record),
+                accepted_revision,
+            });
     }
 
     /// An open order whose terms are about to change: they are no longer
@@ -478,7 +206,8 @@ impl OrderHistory {
         symbol: Symbol,
         id: OrderId,
     ) -> Option<&mut OrderRecord> {
-        match self.entry_mut(account, symbol, id)? {
+        let list = self.accounts.get_mut(&account)?;
+        match list.open_mut(symbol, id)? {
             OrderEntry::Whole {
                 record,
                 accepted_revision,
@@ -501,7 +230,7 @@ impl OrderHistory {
         at: Timestamp,
     ) {
         let name = symbol.as_str();
-        let market = match self.markets.iter().position(|m| &**m == name) {
+        let market = match self.market(name) {
             Some(at) => at,
             None => {
                 let shared = self.name(name);
@@ -509,17 +238,24 @@ impl OrderHistory {
                 self.markets.len() - 1
             }
         };
-        let Some(entry) = self.entry_mut(account, symbol, id) else {
+        let Some(list) = self.accounts.get_mut(&account) else {
             return;
         };
-        if let Some(o) = entry.whole_mut() {
-            o.state = state;
-            o.updated_at = at;
-        }
-        // Beyond 65,536 markets an order stays whole.
-        if let Ok(market) = u16::try_from(market) {
-            entry.settle(market);
-        }
+        list.close(symbol, id, |entry| {
+            if let Some(o) = entry.whole_mut() {
+                o.state = state;
+                o.updated_at = at;
+            }
+            // Beyond 65,536 markets an order stays whole.
+            if let Ok(market) = u16::try_from(market) {
+                entry.settle(market);
+            }
+        });
+    }
+
+    /// The place of market `name` in the list closed orders name.
+    fn market(&self, name: &str) -> Option<usize> {
+        self.markets.iter().position(|m| &**m == name)
     }
 
     /// The name of the market an order is in.
@@ -538,30 +274,68 @@ impl OrderHistory {
         }
     }
 
-    /// The place in the account's list of its order in a market.
-    fn place(&self, account: AccountId, symbol: Symbol, id: OrderId) -> Option<usize> {
-        let orders = self.accounts.get(&account)?;
-        let places = self.places.get(&(account, symbol))?;
-        let found = places.binary_search_by_key(&Some(id), |&p| orders[p].order_id());
-        found.ok().map(|i| places[i])
+    /// Whether the packed runs whose bounds these are can hold orders of
+    /// market `symbol` (of any, without one): `None` if no closed order is
+    /// in it, so no run can.
+    fn runs_of(&self, symbol: Option<&str>) -> Option<impl Fn(&RunBounds) -> bool + use<>> {
+        let market = match symbol {
+            Some(name) => Some(u16::try_from(self.market(name)?).ok()?),
+            None => None,
+        };
+        Some(move |b: &RunBounds| market.is_none_or(|m| b.has(m)))
+    }
+
+    /// The newest of the account's orders in market `symbol` that `found`
+    /// picks, looking only in the runs `wanted` lets through.
+    fn find(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        wanted: impl Fn(&RunBounds) -> bool,
+        found: impl Fn(&OrderEntry) -> bool,
+    ) -> Option<Listed> {
+        let list = self.accounts.get(&account)?;
+        let mut listed = None;
+        let _ = list.walk(0..list.len(), true, wanted, |_, o| {
+            if found(o) && &**self.symbol_of(o) == symbol {
+                listed = Some(self.listed(o));
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        });
+        listed
     }
 
     /// One of the account's orders in a market, by the exchange's id.
     pub fn order(&self, account: AccountId, symbol: &str, id: OrderId) -> Option<Listed> {
-        let at = self.place(account, Symbol::new(symbol).ok()?, id)?;
-        Some(self.listed(&self.accounts[&account][at]))
+        let market = Symbol::new(symbol).ok()?;
+        if let Some(open) = self.accounts.get(&account)?.open(market, id) {
+            return Some(self.listed(open));
+        }
+        let market = self.market(symbol).and_then(|m| u16::try_from(m).ok());
+        let wanted = |b: &RunBounds| market.is_some_and(|m| b.can_hold(m, id));
+        self.find(account, symbol, wanted, |o| o.order_id() == Some(id))
     }
 
     /// The account's orders in one market, in the order of their ids.
-    pub fn in_market(&self, account: AccountId, symbol: &str) -> Vec<&OrderEntry> {
-        let (Some(orders), Ok(symbol)) = (self.accounts.get(&account), Symbol::new(symbol)) else {
+    pub fn in_market(&self, account: AccountId, symbol: &str) -> Vec<OrderEntry> {
+        let Some(list) = self.accounts.get(&account) else {
             return Vec::new();
         };
-        let places = self
-            .places
-            .get(&(account, symbol))
-            .map_or(&[][..], Vec::as_slice);
-        places.iter().map(|&p| &orders[p]).collect()
+        let Some(wanted) = self.runs_of(Some(symbol)) else {
+            return Vec::new();
+        };
+        let mut orders = Vec::new();
+        let _ = list.walk(0..list.len(), false, wanted, |_, o| {
+            if o.order_id().is_some() && &**self.symbol_of(o) == symbol {
+                orders.push(o.clone());
+            }
+            ControlFlow::Continue(())
+        });
+        // Ids grow as a market accepts orders; one adopted out of order
+        // is put where its id belongs.
+        orders.sort_by_key(OrderEntry::order_id);
+        orders
     }
 
     /// The account's newest order in a market placed under its own id
@@ -574,13 +348,11 @@ impl OrderHistory {
         symbol: &str,
         client_order_id: &ClientOrderId,
     ) -> Option<Listed> {
-        let orders = self.accounts.get(&account)?;
-        let found = orders.iter().rev().find(|o| {
-            o.order_id().is_some()
-                && &**self.symbol_of(o) == symbol
-                && o.client_order_id() == Some(client_order_id)
-        })?;
-        Some(self.listed(found))
+        let wanted = self.runs_of(Some(symbol));
+        let wanted = |b: &RunBounds| wanted.as_ref().is_some_and(|w| w(b));
+        let found =
+            |o: &OrderEntry| o.order_id().is_some() && o.client_order_id() == Some(client_order_id);
+        self.find(account, symbol, wanted, found)
     }
 
     /// Folds in one account event (only refusals are history: those of
@@ -621,29 +393,30 @@ impl OrderHistory {
         name
     }
 
-    fn entry_mut(
-        &mut self,
-        account: AccountId,
-        symbol: Symbol,
-        id: OrderId,
-    ) -> Option<&mut OrderEntry> {
-        let at = self.place(account, symbol, id)?;
-        self.accounts.get_mut(&account)?.get_mut(at)
-    }
-
-    /// An order kept whole (a closed one changes no more).
+    /// An order kept whole that can still change.
     fn order_mut(
         &mut self,
         account: AccountId,
         symbol: Symbol,
         id: OrderId,
     ) -> Option<&mut OrderRecord> {
-        self.entry_mut(account, symbol, id)?.whole_mut()
+        let list = self.accounts.get_mut(&account)?;
+        list.open_mut(symbol, id)?.whole_mut()
+    }
+
+    /// Whether the rows of packed runs with these bounds (closed orders,
+    /// each filled or cancelled) can be among those `filter` keeps.
+    fn rows_kept_by(&self, filter: &OrderFilter) -> impl Fn(&RunBounds) -> bool + use<> {
+        let closed = (filter.state.as_deref()).is_none_or(|s| s == "filled" || s == "cancelled");
+        let of_market = self.runs_of(filter.symbol.as_deref()).filter(|_| closed);
+        move |b: &RunBounds| of_market.as_ref().is_some_and(|m| m(b))
     }
 
     /// Up to `limit` of the account's orders that the filter keeps, newest
-    /// first, from just before the cursor `before` (from the newest
-    /// without one).
+    /// first, from just before the cursor `before` (a place in the list;
+    /// from the newest without one), and the cursor of the next (older)
+    /// page if there are older orders. Lists that only grow keep their
+    /// cursors valid.
     pub fn page(
         &self,
         account: AccountId,
@@ -651,13 +424,22 @@ impl OrderHistory {
         before: Option<u64>,
         limit: usize,
     ) -> OrderPage {
-        let orders = self.accounts.get(&account).map_or(&[][..], Vec::as_slice);
-        let keeps = |o: &OrderEntry| filter.keeps(self.symbol_of(o), o);
-        let (page, next) = newest_first(orders, before, limit, keeps);
-        OrderPage {
-            orders: page.into_iter().map(|i| self.listed(&orders[i])).collect(),
-            next,
+        let (mut orders, mut next) = (Vec::new(), None);
+        if let Some(list) = self.accounts.get(&account) {
+            let end = before.map_or(list.len(), |b| usize::try_from(b).unwrap_or(usize::MAX));
+            let _ = list.walk(0..end, true, self.rows_kept_by(filter), |place, o| {
+                if !filter.keeps(self.symbol_of(o), o) {
+                    return ControlFlow::Continue(());
+                }
+                if orders.len() == limit {
+                    next = Some(place as u64 + 1);
+                    return ControlFlow::Break(());
+                }
+                orders.push(self.listed(o));
+                ControlFlow::Continue(())
+            });
         }
+        OrderPage { orders, next }
     }
 
     /// Every order of the account the filter keeps, newest first.
@@ -668,13 +450,19 @@ impl OrderHistory {
     /// How many of the account's orders the filter keeps that were placed
     /// in `placed_ms` (milliseconds since the Unix epoch).
     pub fn count(&self, account: AccountId, filter: &OrderFilter, placed_ms: &Range<u64>) -> usize {
-        let orders = self.accounts.get(&account).map_or(&[][..], Vec::as_slice);
-        orders
-            .iter()
-            .filter(|o| {
-                filter.keeps(self.symbol_of(o), o) && placed_ms.contains(&(o.placed_at() / 1000))
-            })
-            .count()
+        let Some(list) = self.accounts.get(&account) else {
+            return 0;
+        };
+        let placed = placed_ms.start.saturating_mul(1000)..placed_ms.end.saturating_mul(1000);
+        let kept = self.rows_kept_by(filter);
+        let wanted = |b: &RunBounds| kept(b) && b.placed_in(&placed);
+        let mut n = 0;
+        let _ = list.walk(0..list.len(), false, wanted, |_, o| {
+            let placed_ms = placed_ms.contains(&(o.placed_at() / 1000));
+            n += usize::from(placed_ms && filter.keeps(self.symbol_of(o), o));
+            ControlFlow::Continue(())
+        });
+        n
     }
 }
 
@@ -683,6 +471,7 @@ mod tests {
     use orderbook::{Book, Command, Market, OrderType, PlaceOrder, SelfTradePrevention, Side};
 
     use super::*;
+    use orderbook::CancelReason;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()

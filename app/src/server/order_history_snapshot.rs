@@ -3,11 +3,14 @@
 //! orders: each is a row of a compact table (`compact_table.rs`), which
 //! reads back many times faster than JSON. The others are written whole.
 
+use std::ops::ControlFlow;
+
 use orderbook::{AccountId, CancelReason, ClientOrderId, OrderId, OrderTerms, Symbol, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::order_history::{ClosedOrder, OrderEntry, OrderHistory, OrderRecord, OrderState};
+use super::order_list::OrderList;
 use accounts::compact_table::{CompactTable, TableError, TableReader, TableWriter};
 
 /// The order history as written down. Read back with
@@ -32,11 +35,8 @@ struct AccountOrders {
     /// Place, record, revision of its `OrderAccepted` (see
     /// [`OrderEntry::Whole`]).
     whole: Vec<(usize, RecordSnapshot, Option<u64>)>,
-    /// Each closed order: its market's place, and from the row before,
-    /// the change in its id, in the revision of its `OrderAccepted` and
-    /// in when it was placed; how long after that it last changed; what
-    /// filled and the quote it filled for; how it ended (0 filled, else
-    /// [`cancel_code`]); its client id (empty: none).
+    /// Each closed order, as [`ClosedOrder::write_row`] writes it, each
+    /// from the row before (the first from zeros).
     closed: CompactTable,
 }
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,44 +96,15 @@ impl OrderHistory {
                 return Err(format!("account {account} is written twice"));
             }
         }
-        // Where each account's orders in a market are, by id: found per
-        // account among its few markets, not by a lookup an order.
-        for (account, orders) in &history.accounts {
-            let mut by_market: Vec<(Symbol, Vec<usize>)> = Vec::new();
-            for (place, o) in orders.iter().enumerate() {
-                let symbol = match o {
-                    OrderEntry::Whole { record, .. } if record.order_id.is_some() => {
-                        Symbol::new(&record.symbol).ok()
-                    }
-                    OrderEntry::Whole { .. } => None,
-                    OrderEntry::Closed(c) => Some(symbols[usize::from(c.market)]),
-                };
-                let Some(symbol) = symbol else { continue };
-                match by_market.iter_mut().find(|(s, _)| *s == symbol) {
-                    Some((_, places)) => places.push(place),
-                    None => by_market.push((symbol, vec![place])),
-                }
-            }
-            for (symbol, mut places) in by_market {
-                places.sort_by_key(|&p| orders[p].order_id());
-                history.places.insert((*account, symbol), places);
-            }
-        }
         Ok(history)
     }
 
     /// One account's orders as written down.
-    fn account_from(
-        &mut self,
-        a: AccountOrders,
-        symbols: &[Symbol],
-    ) -> Result<Vec<OrderEntry>, String> {
-        let text = |e: TableError| e.to_string();
-        // Never more than there are rows and records for.
-        let mut kept = Vec::with_capacity(a.orders.min(a.whole.len() + a.closed.0.len()));
+    fn account_from(&mut self, a: AccountOrders, symbols: &[Symbol]) -> Result<OrderList, String> {
+        let mut kept = OrderList::default();
         let mut whole = a.whole.into_iter().peekable();
         let mut rows = TableReader::new(&a.closed);
-        let (mut id, mut revision, mut placed) = (0, 0, 0);
+        let mut last = [0; 3];
         for place in 0..a.orders {
             if let Some((_, record, accepted_revision)) = whole.next_if(|w| w.0 == place) {
                 kept.push(OrderEntry::Whole {
@@ -142,34 +113,8 @@ impl OrderHistory {
                 });
                 continue;
             }
-            let market = rows.number().map_err(text)?;
-            let market = (u16::try_from(market).ok())
-                .filter(|m| usize::from(*m) < symbols.len())
-                .ok_or_else(|| format!("an order is in market {market}, which it does not list"))?;
-            let order_id = rows.delta(&mut id).map_err(text)?;
-            let accepted_revision = rows.delta(&mut revision).map_err(text)?;
-            let placed_at = rows.delta(&mut placed).map_err(text)?;
-            let updated_at = rows.delta(&mut placed_at.clone()).map_err(text)?;
-            let filled = rows.decimal().map_err(text)?;
-            let filled_quote = rows.decimal().map_err(text)?;
-            let code = rows.number().map_err(text)?;
-            let cancelled =
-                cancel_reason(code).ok_or_else(|| format!("order {order_id} ended as {code}"))?;
-            let client_order_id = match rows.text().map_err(text)? {
-                "" => None,
-                id => Some(ClientOrderId::try_from(id.to_string()).map_err(|e| e.to_string())?),
-            };
-            kept.push(OrderEntry::Closed(ClosedOrder {
-                market,
-                order_id,
-                accepted_revision,
-                client_order_id,
-                filled,
-                filled_quote,
-                cancelled,
-                placed_at,
-                updated_at,
-            }));
+            let row = ClosedOrder::read_row(&mut rows, &mut last, symbols.len())?;
+            kept.push(OrderEntry::Closed(row));
         }
         if let Some((place, ..)) = whole.next() {
             return Err(format!(
@@ -177,7 +122,7 @@ impl OrderHistory {
                 a.orders
             ));
         }
-        rows.finish().map_err(text)?;
+        rows.finish().map_err(|e: TableError| e.to_string())?;
         Ok(kept)
     }
 
@@ -205,65 +150,30 @@ impl OrderHistory {
 }
 
 /// One account's orders written down.
-fn account_orders(account: AccountId, orders: &[OrderEntry]) -> AccountOrders {
+fn account_orders(account: AccountId, orders: &OrderList) -> AccountOrders {
     let mut whole = Vec::new();
     let mut rows = TableWriter::default();
-    let (mut id, mut revision, mut placed) = (0, 0, 0);
-    for (place, o) in orders.iter().enumerate() {
-        match o {
-            OrderEntry::Whole {
-                record,
-                accepted_revision,
-            } => whole.push((place, record_snapshot(record), *accepted_revision)),
-            OrderEntry::Closed(c) => {
-                rows.number(u64::from(c.market));
-                rows.delta(c.order_id, &mut id);
-                rows.delta(c.accepted_revision, &mut revision);
-                rows.delta(c.placed_at, &mut placed);
-                rows.delta(c.updated_at, &mut c.placed_at.clone());
-                rows.decimal(c.filled);
-                rows.decimal(c.filled_quote);
-                rows.number(c.cancelled.map_or(0, cancel_code));
-                rows.text(c.client_order_id.as_ref().map_or("", |c| c.as_str()));
+    let mut last = [0; 3];
+    let _ = orders.walk(
+        0..orders.len(),
+        false,
+        |_| true,
+        |place, o| {
+            match o {
+                OrderEntry::Whole {
+                    record,
+                    accepted_revision,
+                } => whole.push((place, record_snapshot(record), *accepted_revision)),
+                OrderEntry::Closed(c) => c.write_row(&mut rows, &mut last),
             }
-        }
-    }
+            ControlFlow::Continue(())
+        },
+    );
     AccountOrders {
         account,
         orders: orders.len(),
         whole,
         closed: rows.finish(),
-    }
-}
-
-/// How a cancelled order's reason is written in a row (0 is an order
-/// that filled).
-fn cancel_code(reason: CancelReason) -> u64 {
-    match reason {
-        CancelReason::User => 1,
-        CancelReason::ImmediateOrCancelRemainder => 2,
-        CancelReason::FillOrKillUnfilled => 3,
-        CancelReason::MarketOrderRemainder => 4,
-        CancelReason::SelfTradePrevention => 5,
-    }
-}
-
-/// How an order ended, from its row's code: `None` for a code
-/// [`cancel_code`] never writes.
-fn cancel_reason(code: u64) -> Option<Option<CancelReason>> {
-    let reasons = [
-        CancelReason::User,
-        CancelReason::ImmediateOrCancelRemainder,
-        CancelReason::FillOrKillUnfilled,
-        CancelReason::MarketOrderRemainder,
-        CancelReason::SelfTradePrevention,
-    ];
-    match code {
-        0 => Some(None),
-        _ => reasons
-            .into_iter()
-            .find(|r| cancel_code(*r) == code)
-            .map(Some),
     }
 }
 
@@ -299,6 +209,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::server::order_list::RUN;
 
     /// A random flow on two markets (every order type, stops, amends and
     /// cancels), a refusal, and an order adopted out of its order.
@@ -311,7 +222,7 @@ mod tests {
         let mut revisions: HashMap<Symbol, u64> = HashMap::new();
         let mut h = OrderHistory::default();
         let mut accepted: Option<OrderAccepted> = None;
-        for i in 0..4_000 {
+        for i in 0..40_000 {
             let command = flow.next_command();
             let book = books.get_mut(command.symbol()).unwrap();
             for e in book.decide(&command) {
@@ -353,16 +264,30 @@ mod tests {
         OrderHistory::from_snapshot(serde_json::from_value(form).map_err(|e| e.to_string())?)
     }
 
-    /// Written down and read back, the history is the same, field for
-    /// field: its orders, where each account's orders in a market are by
-    /// id (not written, but found again), and its markets. A form that
-    /// does not add up is refused.
+    /// Written down and read back, the history is the same: its orders
+    /// at their places, each order found by its id, and its markets. A
+    /// form that does not add up is refused.
     #[test]
     fn a_history_written_down_reads_back_the_same_and_damage_is_refused() {
         let h = folded();
-        let all = h.accounts.values().flatten();
-        let closed: Vec<&ClosedOrder> = (all.clone())
-            .filter_map(|o| match o {
+        let mut all = Vec::new();
+        for (account, list) in &h.accounts {
+            let _ = list.walk(
+                0..list.len(),
+                false,
+                |_| true,
+                |_, o| {
+                    all.push((*account, h.symbol_of(o).clone(), o.clone()));
+                    ControlFlow::Continue(())
+                },
+            );
+        }
+        assert!(
+            h.accounts.values().any(|l| l.len() > 3 * RUN),
+            "some runs are packed"
+        );
+        let closed: Vec<&ClosedOrder> = (all.iter())
+            .filter_map(|(_, _, o)| match o {
                 OrderEntry::Closed(c) => Some(c),
                 OrderEntry::Whole { .. } => None,
             })
@@ -378,14 +303,19 @@ mod tests {
             "filled and several reasons: {reasons:?}"
         );
         assert!(closed.iter().any(|c| c.client_order_id.is_some()));
-        assert!(all.clone().filter(|o| o.whole().is_some()).count() > 10);
+        assert!(all.iter().filter(|(_, _, o)| o.whole().is_some()).count() > 10);
         assert!(closed.len() > 1_000);
 
         let form = serde_json::to_value(h.snapshot()).unwrap();
         let back = changed(&form, |_| {}).unwrap();
         assert_eq!(back.accounts, h.accounts);
-        assert_eq!(back.places, h.places);
         assert_eq!(back.markets, h.markets);
+        for (account, symbol, o) in all.iter().step_by(17) {
+            let Some(id) = o.order_id() else { continue };
+            let found = back.order(*account, symbol, id);
+            assert_eq!(found, h.order(*account, symbol, id));
+            assert_eq!(found.map(|f| f.entry).as_ref(), Some(o));
+        }
 
         let orders = form["accounts"][0]["orders"].as_u64().unwrap();
         let damaged: Vec<(&str, Change)> = vec![

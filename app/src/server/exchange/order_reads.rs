@@ -21,7 +21,7 @@ impl Exchange {
         &self,
         account: AccountId,
         symbol: &str,
-        choose: impl FnOnce(&[&OrderEntry]) -> Vec<usize>,
+        choose: impl FnOnce(&[OrderEntry]) -> Vec<usize>,
     ) -> Result<Vec<OrderRecord>, ExchangeError> {
         let name: Arc<str> = symbol.into();
         let entries = self.0.order_history.read(|h| {
@@ -30,7 +30,7 @@ impl Exchange {
             chosen
                 .into_iter()
                 .filter_map(|i| entries.get(i))
-                .map(|&e| Listed {
+                .map(|e| Listed {
                     symbol: name.clone(),
                     entry: e.clone(),
                 })
