@@ -146,6 +146,27 @@ async fn history_pages(exchange: &Exchange) {
             "order history page ({what}, 50 orders of {orders}): {page}; a look at every fill for its orders: {every}"
         );
     }
+    // One order by its id, as a program asks for it: the newest, and one
+    // from the middle of the history (closed long ago).
+    for (what, before) in [("newest", None), ("middle", Some(orders / 2))] {
+        let got = exchange
+            .order_history(trader, &filter, before, 1)
+            .await
+            .unwrap();
+        let order = &got.orders[0];
+        let (symbol, id) = (order.symbol.clone(), order.order_id.unwrap());
+        let mut took = Vec::new();
+        for _ in 0..20 {
+            let began = Instant::now();
+            let found = exchange
+                .order_record(trader, &symbol, &app::server::OrderRef::Id(id))
+                .await
+                .unwrap();
+            took.push(ms(began.elapsed()));
+            assert_eq!(found.and_then(|f| f.order_id), Some(id));
+        }
+        println!("an order by its id ({what}): {}", summary(took));
+    }
     // What a trades download counts first, under the ledger's lock: every
     // fill, and those of one market in the newest tenth of the history.
     let trades = exchange.count_trades(trader, None, &(0..u64::MAX)) as u64;
