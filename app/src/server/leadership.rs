@@ -162,6 +162,12 @@ impl Leadership {
         *self.stopping.borrow()
     }
 
+    /// Waits until the server is stopping.
+    pub async fn stopped(&self) {
+        let mut stopping = self.stopping.subscribe();
+        let _ = stopping.wait_for(|s| *s).await;
+    }
+
     /// Waits for the first look at the claim: after it this server leads,
     /// or knows the leader (or that one must lapse first).
     pub async fn settled(&self) {

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use eventstore::Client;
 use orderbook::Market;
+use tokio::sync::watch;
 
 use super::leadership::Leadership;
 use super::lock::unpoisoned;
@@ -49,13 +50,21 @@ pub struct StartSnapshotWriter {
 }
 
 impl StartSnapshotWriter {
-    /// Starts the writer, supervised.
-    pub fn start(self) {
-        let writer = Arc::new(self);
+    /// Starts the writer, supervised. What it gives turns true once the
+    /// writer has stopped, when the server stops: a server stops its store
+    /// only after that, so no write is cut off under way (and the store's
+    /// client does not log the loss as an error).
+    pub fn start(self) -> watch::Receiver<bool> {
+        let (stopped, done) = watch::channel(false);
+        let writer = Arc::new((self, stopped));
         supervise("start snapshots".into(), move || {
             let writer = writer.clone();
-            async move { writer.run().await }
+            async move {
+                writer.0.run().await;
+                writer.1.send_replace(true);
+            }
         });
+        done
     }
 
     async fn run(&self) {
@@ -63,16 +72,16 @@ impl StartSnapshotWriter {
         if let Some((lines, covers)) = first {
             write_logged(&self.client, lines, covers, &self.written).await;
         }
-        while !self.leadership.stopping() {
-            tokio::time::sleep(WAIT).await;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(WAIT) => {}
+                () = self.leadership.stopped() => return,
+            }
             if self.leadership.term().is_none() {
                 continue;
             }
-            match self.write_if_due().await {
-                // A server stopping stops its store too.
-                Err(_) if self.leadership.stopping() => return,
-                Err(e) => tracing::warn!("writing a start snapshot paused: {e}"),
-                Ok(()) => {}
+            if let Err(e) = self.write_if_due().await {
+                tracing::warn!("writing a start snapshot paused: {e}");
             }
         }
     }

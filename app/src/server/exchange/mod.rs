@@ -149,6 +149,8 @@ struct Inner {
     snapshot_every: u64,
     /// What [`Stats::start_snapshot`] says.
     start_snapshot: Arc<AtomicU64>,
+    /// True once the start snapshot writer has stopped.
+    start_snapshots_stopped: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Exchange {
@@ -208,7 +210,7 @@ impl Exchange {
             symbols,
             ledger.clone(),
         );
-        StartSnapshotWriter {
+        let start_snapshots_stopped = StartSnapshotWriter {
             client: client.clone(),
             markets: settings.markets.clone(),
             every: settings.start_snapshot_every,
@@ -285,6 +287,7 @@ impl Exchange {
             snapshots,
             snapshot_every: settings.snapshot_every,
             start_snapshot,
+            start_snapshots_stopped,
             key_last_used: Mutex::new(HashMap::new()),
         })))
     }
@@ -333,9 +336,11 @@ impl Exchange {
             let _ = market.send(0, Action::CancelAll).await;
         }
         // Then whatever the accounts task was asked (a sign-up, a session),
-        // and the leader's claim renewals.
+        // the leader's claim renewals, and a start snapshot being written.
         self.0.ledger.barrier().await;
         self.0.leadership.stop().await;
+        let mut start_snapshots = self.0.start_snapshots_stopped.clone();
+        let _ = start_snapshots.wait_for(|stopped| *stopped).await;
         // Then the live subscription, so the store does not go down under
         // it (and its client log the loss as an error).
         self.0.tail.stop().await;
