@@ -207,7 +207,7 @@ impl OrderHistory {
         id: OrderId,
     ) -> Option<&mut OrderRecord> {
         let list = self.accounts.get_mut(&account)?;
-        match list.open_mut(symbol, id)? {
+        match list.whole_mut(symbol, id)? {
             OrderEntry::Whole {
                 record,
                 accepted_revision,
@@ -309,8 +309,8 @@ impl OrderHistory {
     /// One of the account's orders in a market, by the exchange's id.
     pub fn order(&self, account: AccountId, symbol: &str, id: OrderId) -> Option<Listed> {
         let market = Symbol::new(symbol).ok()?;
-        if let Some(open) = self.accounts.get(&account)?.open(market, id) {
-            return Some(self.listed(open));
+        if let Some(whole) = self.accounts.get(&account)?.whole(market, id) {
+            return Some(self.listed(whole));
         }
         let market = self.market(symbol).and_then(|m| u16::try_from(m).ok());
         let wanted = |b: &RunBounds| market.is_some_and(|m| b.can_hold(m, id));
@@ -393,7 +393,7 @@ impl OrderHistory {
         name
     }
 
-    /// An order kept whole that can still change.
+    /// An order kept whole (a closed order changes no more).
     fn order_mut(
         &mut self,
         account: AccountId,
@@ -401,7 +401,7 @@ impl OrderHistory {
         id: OrderId,
     ) -> Option<&mut OrderRecord> {
         let list = self.accounts.get_mut(&account)?;
-        list.open_mut(symbol, id)?.whole_mut()
+        list.whole_mut(symbol, id)?.whole_mut()
     }
 
     /// Whether the rows of packed runs with these bounds (closed orders,

@@ -9,8 +9,9 @@
 //! orders, up to two runs of them: most of those still open are among
 //! them, and an order packed as a row has closed for good.
 //!
-//! An order that can still change is found by its market and id without
-//! looking through the list. A run remembers, for each market among its
+//! An order kept whole (every order that can still change) is found by
+//! its market and id without looking through the list. A run remembers,
+//! for each market among its
 //! rows, the lowest and highest order id, and when its orders were
 //! placed, so a read unpacks only the runs that can hold what it looks for
 //! (a run unpacks in tens of microseconds).
@@ -45,9 +46,10 @@ pub struct OrderList {
     beside: BTreeMap<usize, OrderEntry>,
     /// The orders after the runs, fewer than [`KEPT`].
     newest: Vec<OrderEntry>,
-    /// Where each order that can still change is (see
-    /// [`OrderEntry::open_key`]).
-    open: HashMap<(Symbol, OrderId), usize>,
+    /// Where each order kept whole is, by market and id (see
+    /// [`OrderEntry::whole_key`]): every order that can still change,
+    /// and those that closed but are not [`ClosedOrder`]s.
+    whole: HashMap<(Symbol, OrderId), usize>,
 }
 
 /// What a read knows of a packed run's rows without unpacking it.
@@ -151,8 +153,8 @@ impl OrderList {
 
     /// Adds the newest order, at place [`OrderList::len`].
     pub fn push(&mut self, entry: OrderEntry) {
-        if let Some(key) = entry.open_key() {
-            self.open.insert(key, self.len());
+        if let Some(key) = entry.whole_key() {
+            self.whole.insert(key, self.len());
         }
         self.newest.push(entry);
         if self.newest.len() == KEPT {
@@ -177,36 +179,39 @@ impl OrderList {
         }
     }
 
-    /// The order of market `symbol` with id `id`, if it can still change.
-    pub fn open(&self, symbol: Symbol, id: OrderId) -> Option<&OrderEntry> {
-        let place = *self.open.get(&(symbol, id))?;
+    /// The order of market `symbol` with id `id`, if it is kept whole.
+    pub fn whole(&self, symbol: Symbol, id: OrderId) -> Option<&OrderEntry> {
+        let place = *self.whole.get(&(symbol, id))?;
         match place.checked_sub(self.packed()) {
             Some(i) => self.newest.get(i),
             None => self.beside.get(&place),
         }
     }
 
-    /// The order of market `symbol` with id `id`, to change, if it can
-    /// still change.
-    pub fn open_mut(&mut self, symbol: Symbol, id: OrderId) -> Option<&mut OrderEntry> {
-        let place = *self.open.get(&(symbol, id))?;
+    /// The order of market `symbol` with id `id`, to change, if it is
+    /// kept whole.
+    pub fn whole_mut(&mut self, symbol: Symbol, id: OrderId) -> Option<&mut OrderEntry> {
+        let place = *self.whole.get(&(symbol, id))?;
         self.kept_mut(place)
     }
 
-    /// The order of market `symbol` with id `id` closes: `close` changes
-    /// it (into a [`ClosedOrder`], if it can be), and it is no longer
-    /// found as one that can change. A run that has had [`REPACK`] of the
-    /// orders beside it close is packed again with them.
+    /// The order of market `symbol` with id `id`, kept whole, closes:
+    /// `close` changes it, into a [`ClosedOrder`] if it can be, and then
+    /// it is no longer kept whole. A run that has had [`REPACK`] of the
+    /// orders beside it become closed orders is packed again with them.
     pub fn close(&mut self, symbol: Symbol, id: OrderId, close: impl FnOnce(&mut OrderEntry)) {
-        let Some(place) = self.open.remove(&(symbol, id)) else {
+        let Some(&place) = self.whole.get(&(symbol, id)) else {
             return;
         };
         let Some(order) = self.kept_mut(place) else {
             return;
         };
         close(order);
-        let is_row = matches!(order, OrderEntry::Closed(_));
-        if place >= self.packed() || !is_row {
+        if !matches!(order, OrderEntry::Closed(_)) {
+            return;
+        }
+        self.whole.remove(&(symbol, id));
+        if place >= self.packed() {
             return;
         }
         let run = place / RUN;
@@ -473,11 +478,13 @@ mod tests {
                 list.close(symbol, id, |o| close(o, market, at, cancelled));
                 close(&mut plain[place], market, at, cancelled);
                 closed_late += usize::from(late && matches!(plain[place], OrderEntry::Closed(_)));
-                assert!(list.open(symbol, id).is_none());
+                let kept = list.whole(symbol, id);
+                assert_eq!(kept.is_some(), plain[place].whole().is_some());
+                assert!(kept.is_none_or(|o| o == &plain[place]));
             }
             if let Some(&(place, symbol, id)) = resting.first() {
-                assert_eq!(list.open(symbol, id), Some(&plain[place]));
-                if let Some(OrderEntry::Whole { record, .. }) = list.open_mut(symbol, id) {
+                assert_eq!(list.whole(symbol, id), Some(&plain[place]));
+                if let Some(OrderEntry::Whole { record, .. }) = list.whole_mut(symbol, id) {
                     record.updated_at = at;
                 }
                 if let OrderEntry::Whole { record, .. } = &mut plain[place] {
@@ -543,7 +550,7 @@ mod tests {
         );
         assert_eq!((stopped, seen), (ControlFlow::Break(()), 3_000));
         for (place, symbol, id) in open.into_iter().chain(resting) {
-            assert_eq!(list.open(symbol, id), Some(&plain[place]));
+            assert_eq!(list.whole(symbol, id), Some(&plain[place]));
         }
     }
 

@@ -291,16 +291,13 @@ impl OrderEntry {
         }
     }
 
-    /// The market and id by which an order that can still change is
-    /// found: one kept whole, on the book (open or partly filled). None
-    /// for every other.
-    pub fn open_key(&self) -> Option<(Symbol, OrderId)> {
+    /// The market and id by which an order kept whole is found: one with
+    /// an id (a refusal has none) in a market named by a symbol.
+    pub fn whole_key(&self) -> Option<(Symbol, OrderId)> {
         let OrderEntry::Whole { record, .. } = self else {
             return None;
         };
-        let on_book = matches!(record.state, OrderState::Open | OrderState::PartiallyFilled);
-        let id = record.order_id.filter(|_| on_book)?;
-        Some((Symbol::new(&record.symbol).ok()?, id))
+        Some((Symbol::new(&record.symbol).ok()?, record.order_id?))
     }
 
     /// The record, if kept whole.
