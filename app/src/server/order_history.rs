@@ -18,6 +18,7 @@
 //! packed (`order_list.rs`). Open orders, refusals and orders whose terms
 //! changed (amended, or a stop that fired) are kept whole.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ops::{ControlFlow, Range};
 use std::sync::Arc;
@@ -448,21 +449,43 @@ impl OrderHistory {
     }
 
     /// How many of the account's orders the filter keeps that were placed
-    /// in `placed_ms` (milliseconds since the Unix epoch).
+    /// in `placed_ms` (milliseconds since the Unix epoch). The rows of a
+    /// packed run placed wholly in it are counted from the run's bounds,
+    /// without unpacking it.
     pub fn count(&self, account: AccountId, filter: &OrderFilter, placed_ms: &Range<u64>) -> usize {
         let Some(list) = self.accounts.get(&account) else {
             return 0;
         };
         let placed = placed_ms.start.saturating_mul(1000)..placed_ms.end.saturating_mul(1000);
         let kept = self.rows_kept_by(filter);
-        let wanted = |b: &RunBounds| kept(b) && b.placed_in(&placed);
+        // Where `kept` lets a run through, a market the filter names has
+        // closed orders, so it has a place.
+        let market = (filter.symbol.as_deref())
+            .and_then(|s| self.market(s))
+            .and_then(|m| u16::try_from(m).ok());
+        let cancelled = match filter.state.as_deref() {
+            Some("cancelled") => Some(true),
+            Some("filled") => Some(false),
+            _ => None,
+        };
+        let from_bounds = Cell::new(0);
+        let wanted = |b: &RunBounds| {
+            if !kept(b) || !b.placed_in(&placed) {
+                return false;
+            }
+            if b.placed_within(&placed) {
+                from_bounds.set(from_bounds.get() + b.rows(market, cancelled));
+                return false;
+            }
+            true
+        };
         let mut n = 0;
         let _ = list.walk(0..list.len(), false, wanted, |_, o| {
             let placed_ms = placed_ms.contains(&(o.placed_at() / 1000));
             n += usize::from(placed_ms && filter.keeps(self.symbol_of(o), o));
             ControlFlow::Continue(())
         });
-        n
+        n + from_bounds.get()
     }
 }
 

@@ -209,6 +209,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::server::order_history::OrderFilter;
     use crate::server::order_list::RUN;
 
     /// A random flow on two markets (every order type, stops, amends and
@@ -254,6 +255,57 @@ mod tests {
         };
         h.adopt(2, refused);
         h
+    }
+
+    /// Counts of orders by market, state and when placed equal a look at
+    /// every order the filter keeps, though the rows of runs placed wholly
+    /// in the range are counted from the runs' bounds.
+    #[test]
+    fn counts_equal_a_look_at_every_order() {
+        let h = folded();
+        let mut rng = orderbook::sim::Rng::new(3);
+        let mut symbols: Vec<Option<String>> = vec![None, Some("NO-SUCH".into())];
+        symbols.extend(h.markets.iter().map(|m| Some(m.to_string())));
+        let states = [
+            None,
+            Some("filled"),
+            Some("cancelled"),
+            Some("open"),
+            Some("rejected"),
+        ];
+        let mut counted_some = false;
+        for account in h.accounts.keys() {
+            let every = h.all(*account, &OrderFilter::default());
+            let placed: Vec<u64> = every.iter().map(|o| o.entry.placed_at() / 1000).collect();
+            let (first, last) = (*placed.iter().min().unwrap(), *placed.iter().max().unwrap());
+            for symbol in &symbols {
+                for state in states {
+                    let filter = OrderFilter {
+                        symbol: symbol.clone(),
+                        state: state.map(str::to_string),
+                    };
+                    let kept = h.all(*account, &filter);
+                    let mut ranges = vec![0..u64::MAX, first..last + 1, first + 1..last];
+                    for _ in 0..8 {
+                        let a = first + rng.below(last - first + 1);
+                        let b = first + rng.below(last - first + 1);
+                        ranges.push(a.min(b)..a.max(b) + 1);
+                    }
+                    for range in ranges {
+                        let expected = (kept.iter())
+                            .filter(|o| range.contains(&(o.entry.placed_at() / 1000)))
+                            .count();
+                        assert_eq!(
+                            h.count(*account, &filter, &range),
+                            expected,
+                            "account {account}, {filter:?}, {range:?}"
+                        );
+                        counted_some |= expected > 2 * RUN;
+                    }
+                }
+            }
+        }
+        assert!(counted_some, "counts over several packed runs");
     }
 
     type Change = Box<dyn FnOnce(&mut Value)>;

@@ -55,28 +55,57 @@ pub struct OrderList {
 /// What a read knows of a packed run's rows without unpacking it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunBounds {
-    /// Each market among its rows (by its place in the history's list),
-    /// with the lowest and highest id of its orders there.
-    markets: Box<[(u16, OrderId, OrderId)]>,
+    markets: Box<[MarketRows]>,
     /// When the first and last of its rows' orders were placed.
     earliest: Timestamp,
     latest: Timestamp,
 }
 
+/// A run's rows in one market (by its place in the history's list).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct MarketRows {
+    market: u16,
+    /// The lowest and highest id of its orders there.
+    lowest: OrderId,
+    highest: OrderId,
+    /// How many of them filled, and how many were cancelled.
+    filled: u16,
+    cancelled: u16,
+}
+
 impl RunBounds {
     /// Whether any row is in market `market`.
     pub fn has(&self, market: u16) -> bool {
-        self.markets.iter().any(|(m, ..)| *m == market)
+        self.markets.iter().any(|m| m.market == market)
     }
 
     /// Whether a row can be order `id` of market `market`.
     pub fn can_hold(&self, market: u16, id: OrderId) -> bool {
-        (self.markets.iter()).any(|(m, lo, hi)| *m == market && (*lo..=*hi).contains(&id))
+        (self.markets.iter()).any(|m| m.market == market && (m.lowest..=m.highest).contains(&id))
     }
 
     /// Whether a row can have been placed in `placed` (microseconds).
     pub fn placed_in(&self, placed: &Range<Timestamp>) -> bool {
         self.latest >= placed.start && self.earliest < placed.end
+    }
+
+    /// Whether every row was placed in `placed` (microseconds).
+    pub fn placed_within(&self, placed: &Range<Timestamp>) -> bool {
+        self.earliest >= placed.start && self.latest < placed.end
+    }
+
+    /// How many rows are in market `market` (in any, without one) and,
+    /// with `cancelled`, were cancelled (`true`) or filled (`false`).
+    pub fn rows(&self, market: Option<u16>, cancelled: Option<bool>) -> usize {
+        let of_market = self.markets.iter();
+        let of_market = of_market.filter(|m| market.is_none_or(|want| m.market == want));
+        of_market
+            .map(|m| match cancelled {
+                Some(true) => usize::from(m.cancelled),
+                Some(false) => usize::from(m.filled),
+                None => usize::from(m.filled) + usize::from(m.cancelled),
+            })
+            .sum()
     }
 }
 
@@ -99,15 +128,30 @@ impl ClosedRun {
         let mut rows = TableWriter::default();
         let mut last = [0; 3];
         let mut rows_at = [0; RUN / 64];
-        let mut markets: Vec<(u16, OrderId, OrderId)> = Vec::new();
+        let mut markets: Vec<MarketRows> = Vec::new();
         let (mut earliest, mut latest) = (Timestamp::MAX, 0);
         for (i, slot) in slots.enumerate() {
             let Some(c) = slot else { continue };
             rows_at[i / 64] |= 1 << (i % 64);
             c.write_row(&mut rows, &mut last);
-            match markets.iter_mut().find(|(m, ..)| *m == c.market) {
-                Some((_, lo, hi)) => (*lo, *hi) = ((*lo).min(c.order_id), (*hi).max(c.order_id)),
-                None => markets.push((c.market, c.order_id, c.order_id)),
+            let at = match markets.iter().position(|m| m.market == c.market) {
+                Some(at) => at,
+                None => {
+                    markets.push(MarketRows {
+                        market: c.market,
+                        lowest: c.order_id,
+                        highest: c.order_id,
+                        filled: 0,
+                        cancelled: 0,
+                    });
+                    markets.len() - 1
+                }
+            };
+            let m = &mut markets[at];
+            (m.lowest, m.highest) = (m.lowest.min(c.order_id), m.highest.max(c.order_id));
+            match c.cancelled {
+                Some(_) => m.cancelled += 1,
+                None => m.filled += 1,
             }
             (earliest, latest) = (earliest.min(c.placed_at), latest.max(c.placed_at));
         }
@@ -573,6 +617,14 @@ mod tests {
         assert!(b.can_hold(0, 100) && b.can_hold(1, 101) && b.can_hold(1, 100 + RUN as u64 - 1));
         assert!(!b.can_hold(0, 99) && !b.can_hold(1, 100 + RUN as u64));
         assert!(b.placed_in(&(1_010..1_011)) && b.placed_in(&(0..u64::MAX)));
+        assert!(b.placed_within(&(1_010..1_011 + 10 * RUN as u64)));
+        assert!(!b.placed_within(&(1_011..u64::MAX)));
+        assert!(!b.placed_within(&(0..1_000 + 10 * RUN as u64)));
+        assert_eq!(b.rows(None, None), RUN);
+        assert_eq!(b.rows(Some(1), None), RUN / 2);
+        assert_eq!(b.rows(Some(0), Some(false)), RUN / 2);
+        assert_eq!(b.rows(Some(0), Some(true)), 0);
+        assert_eq!(b.rows(Some(2), None), 0);
         assert!(
             !b.placed_in(&(0..1_010)) && !b.placed_in(&(1_000 + 10 * RUN as u64 + 1..u64::MAX))
         );
