@@ -180,7 +180,7 @@ async fn history_pages(exchange: &Exchange) {
     let tenth = newest - (newest - oldest) / 10..u64::MAX;
     for (what, symbol, at) in [
         ("all", None, 0..u64::MAX),
-        ("one market, the newest tenth", Some(SYMBOL), tenth),
+        ("one market, the newest tenth", Some(SYMBOL), tenth.clone()),
     ] {
         let mut timed = Vec::new();
         for _ in 0..20 {
@@ -190,6 +190,30 @@ async fn history_pages(exchange: &Exchange) {
             assert!(n as u64 <= trades);
         }
         println!("count of {trades} trades ({what}): {}", summary(timed));
+    }
+    // What an orders download counts first, under the history's lock:
+    // every order, and the cancelled ones of one market in the newest
+    // tenth of the history.
+    let cancelled = OrderFilter {
+        symbol: Some(SYMBOL.to_string()),
+        state: Some("cancelled".to_string()),
+    };
+    for (what, filter, at) in [
+        ("all", &filter, 0..u64::MAX),
+        (
+            "cancelled in one market, the newest tenth",
+            &cancelled,
+            tenth,
+        ),
+    ] {
+        let mut timed = Vec::new();
+        for _ in 0..20 {
+            let began = Instant::now();
+            let n = exchange.count_orders(trader, filter, &at);
+            timed.push(ms(began.elapsed()));
+            assert!(n as u64 <= orders);
+        }
+        println!("count of {orders} orders ({what}): {}", summary(timed));
     }
 }
 
