@@ -20,7 +20,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::ops::{ControlFlow, Range};
+use std::ops::{ControlFlow, Range, RangeInclusive};
 use std::sync::Arc;
 
 use accounts::AccountEvent;
@@ -318,24 +318,48 @@ impl OrderHistory {
         self.find(account, symbol, wanted, |o| o.order_id() == Some(id))
     }
 
-    /// The account's orders in one market, in the order of their ids.
-    pub fn in_market(&self, account: AccountId, symbol: &str) -> Vec<OrderEntry> {
+    /// Up to `limit` of the account's orders in one market with ids from
+    /// `from` on and placed in `placed_ms` (milliseconds since the Unix
+    /// epoch), oldest first: the first of them from the oldest, or with
+    /// `newest` the last of them. (Binance's `allOrders`.) Ids grow with
+    /// the log, so the walk goes in the list's order and stops at
+    /// `limit`; runs that cannot hold such orders are not unpacked.
+    pub fn in_market(
+        &self,
+        account: AccountId,
+        symbol: &str,
+        from: Option<OrderId>,
+        placed_ms: RangeInclusive<u64>,
+        limit: usize,
+        newest: bool,
+    ) -> Vec<OrderEntry> {
         let Some(list) = self.accounts.get(&account) else {
             return Vec::new();
         };
-        let Some(wanted) = self.runs_of(Some(symbol)) else {
-            return Vec::new();
+        let start = placed_ms.start().saturating_mul(1000);
+        let placed = start..placed_ms.end().saturating_add(1).saturating_mul(1000);
+        // No run can hold orders of a market without closed orders.
+        let market = self.market(symbol).and_then(|m| u16::try_from(m).ok());
+        let wanted = |b: &RunBounds| {
+            market.is_some_and(|m| b.reaches(m, from.unwrap_or(0))) && b.placed_in(&placed)
         };
         let mut orders = Vec::new();
-        let _ = list.walk(0..list.len(), false, wanted, |_, o| {
-            if o.order_id().is_some() && &**self.symbol_of(o) == symbol {
-                orders.push(o.clone());
+        let _ = list.walk(0..list.len(), newest, wanted, |_, o| {
+            let kept = o.order_id() >= from.or(Some(0))
+                && placed_ms.contains(&(o.placed_at() / 1000))
+                && &**self.symbol_of(o) == symbol;
+            if !kept {
+                return ControlFlow::Continue(());
             }
+            if orders.len() == limit {
+                return ControlFlow::Break(());
+            }
+            orders.push(o.clone());
             ControlFlow::Continue(())
         });
-        // Ids grow as a market accepts orders; one adopted out of order
-        // is put where its id belongs.
-        orders.sort_by_key(OrderEntry::order_id);
+        if newest {
+            orders.reverse();
+        }
         orders
     }
 
@@ -680,7 +704,7 @@ mod tests {
         run(&mut book, &mut h, cancel(4, 47));
         run(&mut book, &mut h, limit(5, 7, Side::Sell, "120", "1", 50));
         let kinds: Vec<(Option<OrderId>, bool)> =
-            h.h.in_market(7, "BTC-USD")
+            (h.h.in_market(7, "BTC-USD", None, 0..=u64::MAX, 100, false))
                 .into_iter()
                 .map(|e| (e.order_id(), matches!(e, OrderEntry::Closed(_))))
                 .collect();
@@ -694,7 +718,7 @@ mod tests {
             ]
         );
         assert!(matches!(
-            h.h.in_market(8, "BTC-USD")[..],
+            h.h.in_market(8, "BTC-USD", None, 0..=u64::MAX, 100, true)[..],
             [OrderEntry::Closed(_)]
         ));
         let mut whole = OrderHistory::default();
@@ -759,6 +783,16 @@ mod tests {
             }
         };
         find(&h);
+        // A market without a closed order yet lists its open ones.
+        let of_7 = (placed.iter()).filter(|(a, symbol, ..)| *a == 7 && *symbol == eth.symbol);
+        let of_7: Vec<Option<OrderId>> = of_7.map(|(_, _, id, _)| Some(*id)).collect();
+        let listed =
+            h.h.in_market(7, eth.symbol.as_str(), None, 0..=u64::MAX, 100, true);
+        assert_eq!(
+            listed.iter().map(OrderEntry::order_id).collect::<Vec<_>>(),
+            of_7
+        );
+        assert!(of_7.len() > 3);
         // A seller takes one BTC bid: that order alone is filled.
         let id = books[0].last_order_id() + 1;
         run(

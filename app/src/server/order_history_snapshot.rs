@@ -308,6 +308,50 @@ mod tests {
         assert!(counted_some, "counts over several packed runs");
     }
 
+    /// A market's orders from an id or within a time, the first or the
+    /// newest up to a limit (Binance's `allOrders`), are those a look at
+    /// every order finds, though only the runs that can hold them are
+    /// unpacked.
+    #[test]
+    fn a_markets_orders_from_an_id_or_a_time_are_those_of_every_order() {
+        let h = folded();
+        let mut rng = orderbook::sim::Rng::new(5);
+        for account in h.accounts.keys() {
+            let mut every = h.all(*account, &OrderFilter::default());
+            every.reverse();
+            for symbol in h.markets.iter() {
+                let of_market: Vec<&OrderEntry> = (every.iter())
+                    .filter(|o| o.entry.order_id().is_some() && o.symbol == *symbol)
+                    .map(|o| &o.entry)
+                    .collect();
+                let ids: Vec<u64> = of_market.iter().filter_map(|o| o.order_id()).collect();
+                let times: Vec<u64> = of_market.iter().map(|o| o.placed_at() / 1000).collect();
+                for _ in 0..30 {
+                    let pick = |rng: &mut orderbook::sim::Rng, of: &[u64]| {
+                        of[rng.below(of.len() as u64) as usize]
+                    };
+                    let from = rng.chance(40).then(|| pick(&mut rng, &ids));
+                    let start = rng.chance(40).then(|| pick(&mut rng, &times));
+                    let end = rng.chance(40).then(|| pick(&mut rng, &times));
+                    let placed = start.unwrap_or(0)..=end.unwrap_or(u64::MAX);
+                    let limit = [1, 7, 500, 1000][rng.below(4) as usize];
+                    let newest = from.is_none() && start.is_none();
+                    let mut kept: Vec<&OrderEntry> = (of_market.iter().copied())
+                        .filter(|o| o.order_id() >= from.or(Some(0)))
+                        .filter(|o| placed.contains(&(o.placed_at() / 1000)))
+                        .collect();
+                    match newest {
+                        true => drop(kept.drain(..kept.len().saturating_sub(limit))),
+                        false => kept.truncate(limit),
+                    }
+                    let found = h.in_market(*account, symbol, from, placed.clone(), limit, newest);
+                    let kept: Vec<OrderEntry> = kept.into_iter().cloned().collect();
+                    assert_eq!(found, kept, "{from:?} {placed:?} {limit} {newest}");
+                }
+            }
+        }
+    }
+
     type Change = Box<dyn FnOnce(&mut Value)>;
 
     fn changed(form: &Value, change: impl FnOnce(&mut Value)) -> Result<OrderHistory, String> {

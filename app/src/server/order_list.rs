@@ -84,6 +84,13 @@ impl RunBounds {
         (self.markets.iter()).any(|m| m.market == market && (m.lowest..=m.highest).contains(&id))
     }
 
+    /// Whether a row in market `market` has an id of `id` or more.
+    pub fn reaches(&self, market: u16, id: OrderId) -> bool {
+        self.markets
+            .iter()
+            .any(|m| m.market == market && m.highest >= id)
+    }
+
     /// Whether a row can have been placed in `placed` (microseconds).
     pub fn placed_in(&self, placed: &Range<Timestamp>) -> bool {
         self.latest >= placed.start && self.earliest < placed.end

@@ -4,9 +4,10 @@
 //! the whole record.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use orderbook::{AccountId, Event};
+use orderbook::{AccountId, Event, OrderId};
 
 use super::Exchange;
 use crate::server::exchange_error::ExchangeError;
@@ -14,25 +15,26 @@ use crate::server::order_history::{ClosedOrder, Listed, OrderEntry, OrderRecord}
 use crate::server::streams::read_back;
 
 impl Exchange {
-    /// The account's orders in a market that `choose` picks from all of
-    /// them (by their places in the list it is given, in the order of
-    /// their ids), whole and in the order chosen.
+    /// Up to `limit` of the account's orders in a market, whole, with ids
+    /// from `from` on and placed in `placed_ms`, oldest first: the first
+    /// of them, or with `newest` the last (see
+    /// `OrderHistory::in_market`).
     pub async fn orders_in(
         &self,
         account: AccountId,
         symbol: &str,
-        choose: impl FnOnce(&[OrderEntry]) -> Vec<usize>,
+        from: Option<OrderId>,
+        placed_ms: RangeInclusive<u64>,
+        limit: usize,
+        newest: bool,
     ) -> Result<Vec<OrderRecord>, ExchangeError> {
         let name: Arc<str> = symbol.into();
         let entries = self.0.order_history.read(|h| {
-            let entries = h.in_market(account, symbol);
-            let chosen = choose(&entries);
-            chosen
-                .into_iter()
-                .filter_map(|i| entries.get(i))
-                .map(|e| Listed {
+            let orders = h.in_market(account, symbol, from, placed_ms, limit, newest);
+            (orders.into_iter())
+                .map(|entry| Listed {
                     symbol: name.clone(),
-                    entry: e.clone(),
+                    entry,
                 })
                 .collect()
         });

@@ -268,18 +268,13 @@ pub async fn all_orders(Extension(x): Extension<Exchange>, request: Request) -> 
     let from = order_id(&params, "orderId")?;
     let (start, end) = (time_ms(&params, "startTime")?, time_ms(&params, "endTime")?);
     // A market's orders are those it accepted: Binance lists no refused
-    // order (they never had an id).
+    // order (they never had an id). From a given start (an id or a time)
+    // the first `limit`; without one, the newest `limit`, still oldest
+    // first.
+    let placed_ms = start.unwrap_or(0)..=end.unwrap_or(u64::MAX);
+    let newest = from.is_none() && start.is_none();
     let records = x
-        .orders_in(account, &spec.symbol, |orders| {
-            let kept = orders
-                .iter()
-                .enumerate()
-                .filter(|(_, o)| from.is_none_or(|f| o.order_id() >= Some(f)))
-                .filter(|(_, o)| start.is_none_or(|s| o.placed_at() / 1000 >= s))
-                .filter(|(_, o)| end.is_none_or(|e| o.placed_at() / 1000 <= e))
-                .map(|(i, _)| i);
-            window(kept.collect(), limit, from.is_some() || start.is_some())
-        })
+        .orders_in(account, &spec.symbol, from, placed_ms, limit, newest)
         .await?;
     Ok(Json(orders_json(&x, records, false)))
 }
