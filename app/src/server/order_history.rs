@@ -50,6 +50,18 @@ impl OrderFilter {
     }
 }
 
+/// Which of an account's orders in one market a read asks for (Binance's
+/// `allOrders`): those with ids from `from` on, placed in `placed_ms`
+/// (milliseconds since the Unix epoch), up to `limit` of them: the first
+/// from the oldest, or with `newest` the last.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarketOrders {
+    pub from: Option<OrderId>,
+    pub placed_ms: RangeInclusive<u64>,
+    pub limit: usize,
+    pub newest: bool,
+}
+
 /// An order as a read takes it out of the history: its market's name and
 /// the order as kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -318,21 +330,23 @@ impl OrderHistory {
         self.find(account, symbol, wanted, |o| o.order_id() == Some(id))
     }
 
-    /// Up to `limit` of the account's orders in one market with ids from
-    /// `from` on and placed in `placed_ms` (milliseconds since the Unix
-    /// epoch), oldest first: the first of them from the oldest, or with
-    /// `newest` the last of them. (Binance's `allOrders`.) Ids grow with
-    /// the log, so the walk goes in the list's order and stops at
-    /// `limit`; runs that cannot hold such orders are not unpacked.
+    /// The account's orders in one market that `wanted` asks for, oldest
+    /// first. Ids grow with the log, so the walk goes in the list's order
+    /// and stops at the limit; runs that cannot hold such orders are not
+    /// unpacked.
     pub fn in_market(
         &self,
         account: AccountId,
         symbol: &str,
-        from: Option<OrderId>,
-        placed_ms: RangeInclusive<u64>,
-        limit: usize,
-        newest: bool,
+        wanted: &MarketOrders,
     ) -> Vec<OrderEntry> {
+        let MarketOrders {
+            from,
+            placed_ms,
+            limit,
+            newest,
+        } = wanted;
+        let (from, limit, newest) = (*from, *limit, *newest);
         let Some(list) = self.accounts.get(&account) else {
             return Vec::new();
         };
@@ -340,11 +354,11 @@ impl OrderHistory {
         let placed = start..placed_ms.end().saturating_add(1).saturating_mul(1000);
         // No run can hold orders of a market without closed orders.
         let market = self.market(symbol).and_then(|m| u16::try_from(m).ok());
-        let wanted = |b: &RunBounds| {
+        let runs = |b: &RunBounds| {
             market.is_some_and(|m| b.reaches(m, from.unwrap_or(0))) && b.placed_in(&placed)
         };
         let mut orders = Vec::new();
-        let _ = list.walk(0..list.len(), newest, wanted, |_, o| {
+        let _ = list.walk(0..list.len(), newest, runs, |_, o| {
             let kept = o.order_id() >= from.or(Some(0))
                 && placed_ms.contains(&(o.placed_at() / 1000))
                 && &**self.symbol_of(o) == symbol;
@@ -569,6 +583,16 @@ mod tests {
 
     /// Runs commands on a real book and folds its events into a history,
     /// each at its revision in the market's stream.
+    /// Up to 100 of a market's orders, the first or the newest.
+    fn every(newest: bool) -> MarketOrders {
+        MarketOrders {
+            from: None,
+            placed_ms: 0..=u64::MAX,
+            limit: 100,
+            newest,
+        }
+    }
+
     fn run(book: &mut Book, history: &mut Folded, command: Command) {
         for e in book.decide(&command) {
             book.apply(&e);
@@ -703,11 +727,10 @@ mod tests {
         run(&mut book, &mut h, amend);
         run(&mut book, &mut h, cancel(4, 47));
         run(&mut book, &mut h, limit(5, 7, Side::Sell, "120", "1", 50));
-        let kinds: Vec<(Option<OrderId>, bool)> =
-            (h.h.in_market(7, "BTC-USD", None, 0..=u64::MAX, 100, false))
-                .into_iter()
-                .map(|e| (e.order_id(), matches!(e, OrderEntry::Closed(_))))
-                .collect();
+        let kinds: Vec<(Option<OrderId>, bool)> = (h.h.in_market(7, "BTC-USD", &every(false)))
+            .into_iter()
+            .map(|e| (e.order_id(), matches!(e, OrderEntry::Closed(_))))
+            .collect();
         assert_eq!(
             kinds,
             [
@@ -718,7 +741,7 @@ mod tests {
             ]
         );
         assert!(matches!(
-            h.h.in_market(8, "BTC-USD", None, 0..=u64::MAX, 100, true)[..],
+            h.h.in_market(8, "BTC-USD", &every(true))[..],
             [OrderEntry::Closed(_)]
         ));
         let mut whole = OrderHistory::default();
@@ -786,8 +809,7 @@ mod tests {
         // A market without a closed order yet lists its open ones.
         let of_7 = (placed.iter()).filter(|(a, symbol, ..)| *a == 7 && *symbol == eth.symbol);
         let of_7: Vec<Option<OrderId>> = of_7.map(|(_, _, id, _)| Some(*id)).collect();
-        let listed =
-            h.h.in_market(7, eth.symbol.as_str(), None, 0..=u64::MAX, 100, true);
+        let listed = h.h.in_market(7, eth.symbol.as_str(), &every(true));
         assert_eq!(
             listed.iter().map(OrderEntry::order_id).collect::<Vec<_>>(),
             of_7

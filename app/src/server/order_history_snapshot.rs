@@ -209,7 +209,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::server::order_history::OrderFilter;
+    use crate::server::order_history::{MarketOrders, OrderFilter};
     use crate::server::order_list::RUN;
 
     /// A random flow on two markets (every order type, stops, amends and
@@ -344,7 +344,13 @@ mod tests {
                         true => drop(kept.drain(..kept.len().saturating_sub(limit))),
                         false => kept.truncate(limit),
                     }
-                    let found = h.in_market(*account, symbol, from, placed.clone(), limit, newest);
+                    let wanted = MarketOrders {
+                        from,
+                        placed_ms: placed.clone(),
+                        limit,
+                        newest,
+                    };
+                    let found = h.in_market(*account, symbol, &wanted);
                     let kept: Vec<OrderEntry> = kept.into_iter().cloned().collect();
                     assert_eq!(found, kept, "{from:?} {placed:?} {limit} {newest}");
                 }

@@ -4,33 +4,27 @@
 //! the whole record.
 
 use std::collections::BTreeMap;
-use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use orderbook::{AccountId, Event, OrderId};
+use orderbook::{AccountId, Event};
 
 use super::Exchange;
 use crate::server::exchange_error::ExchangeError;
-use crate::server::order_history::{ClosedOrder, Listed, OrderEntry, OrderRecord};
+use crate::server::order_history::{ClosedOrder, Listed, MarketOrders, OrderEntry, OrderRecord};
 use crate::server::streams::read_back;
 
 impl Exchange {
-    /// Up to `limit` of the account's orders in a market, whole, with ids
-    /// from `from` on and placed in `placed_ms`, oldest first: the first
-    /// of them, or with `newest` the last (see
-    /// `OrderHistory::in_market`).
+    /// The account's orders in a market that `wanted` asks for, whole
+    /// and oldest first (see `OrderHistory::in_market`).
     pub async fn orders_in(
         &self,
         account: AccountId,
         symbol: &str,
-        from: Option<OrderId>,
-        placed_ms: RangeInclusive<u64>,
-        limit: usize,
-        newest: bool,
+        wanted: MarketOrders,
     ) -> Result<Vec<OrderRecord>, ExchangeError> {
         let name: Arc<str> = symbol.into();
         let entries = self.0.order_history.read(|h| {
-            let orders = h.in_market(account, symbol, from, placed_ms, limit, newest);
+            let orders = h.in_market(account, symbol, &wanted);
             (orders.into_iter())
                 .map(|entry| Listed {
                     symbol: name.clone(),

@@ -19,6 +19,7 @@ use super::weights::weight;
 use super::wire::{my_trade_json, new_order_json, number, order_json, order_terms};
 use crate::server::clock::{now_micros, now_ms};
 use crate::server::key_crypto::random_token;
+use crate::server::order_history::MarketOrders;
 use crate::server::request_limits::RequestLimits;
 use crate::server::{Exchange, OrderFilter, OrderRecord, OrderRef};
 use crate::site::signed::{KEY_HEADER, Params, RawRequest, authenticate};
@@ -271,11 +272,13 @@ pub async fn all_orders(Extension(x): Extension<Exchange>, request: Request) -> 
     // order (they never had an id). From a given start (an id or a time)
     // the first `limit`; without one, the newest `limit`, still oldest
     // first.
-    let placed_ms = start.unwrap_or(0)..=end.unwrap_or(u64::MAX);
-    let newest = from.is_none() && start.is_none();
-    let records = x
-        .orders_in(account, &spec.symbol, from, placed_ms, limit, newest)
-        .await?;
+    let wanted = MarketOrders {
+        from,
+        placed_ms: start.unwrap_or(0)..=end.unwrap_or(u64::MAX),
+        limit,
+        newest: from.is_none() && start.is_none(),
+    };
+    let records = x.orders_in(account, &spec.symbol, wanted).await?;
     Ok(Json(orders_json(&x, records, false)))
 }
 
