@@ -343,8 +343,8 @@ impl FillLog {
 
     /// Up to `limit` of the places of the fills that `keep` keeps, newest
     /// first, from just before the place `before` (the end without one),
-    /// and the cursor of the next, older page if there is more: as
-    /// `newest_first` pages a list.
+    /// and the cursor of the next, older page if there is more (a place:
+    /// the log only grows, so cursors stay valid).
     pub fn newest_first(
         &self,
         before: Option<u64>,

@@ -340,13 +340,12 @@ impl OrderHistory {
         symbol: &str,
         wanted: &MarketOrders,
     ) -> Vec<OrderEntry> {
-        let MarketOrders {
+        let &MarketOrders {
             from,
-            placed_ms,
+            ref placed_ms,
             limit,
             newest,
         } = wanted;
-        let (from, limit, newest) = (*from, *limit, *newest);
         let Some(list) = self.accounts.get(&account) else {
             return Vec::new();
         };
