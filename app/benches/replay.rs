@@ -293,9 +293,21 @@ async fn main() {
     let mib = || process::usage(std::process::id()).0 as f64 / 1048576.0;
     let rss = mib();
     // Memory start-up freed (its one read of the log) that the allocator
-    // kept: given back, what is left is what the process holds.
-    // SAFETY: malloc_trim only returns free heap memory to the system.
-    unsafe { libc::malloc_trim(0) };
+    // kept: given back, what is left is what the process holds. 4096 is
+    // jemalloc's MALLCTL_ARENAS_ALL: every arena purges its free pages.
+    let purge = c"arena.4096.purge";
+    // SAFETY: a purge reads and writes nothing through the null pointers;
+    // it only returns free pages to the system.
+    let purged = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            purge.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    assert_eq!(purged, 0, "jemalloc refused to purge");
     println!(
         "resident memory with the history read: {rss:.0} MiB; {:.0} MiB once the allocator gives back what is free",
         mib()

@@ -37,6 +37,18 @@ pub mod server;
 pub mod site;
 #[cfg(feature = "ssr")]
 pub mod store_flags;
+
+/// The server's allocator, here rather than in the binary so that the
+/// tests and the in-process benchmarks run the server's code on it too.
+/// Every request allocates and frees many small buffers (HTTP, JSON, gRPC
+/// frames) on both runtime threads: with glibc's allocator that was a
+/// quarter of the server's CPU at 128 orders in flight. jemalloc doubles
+/// the orders a second and holds no more memory on a long history;
+/// mimalloc, also tried, was as fast but held a fifth more and started
+/// slower (docs/benchmarks.md, "Order path").
+#[cfg(feature = "ssr")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[cfg(all(test, feature = "ssr"))]
 mod tests;
 

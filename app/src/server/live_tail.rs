@@ -174,23 +174,23 @@ impl LiveTail {
         Ok(tail)
     }
 
-    /// The newest position the tail has reached: a reader from here gets
-    /// everything appended after it.
     /// The store's client the tail reads with.
     pub fn client(&self) -> Client {
         self.client.clone()
     }
 
+    /// The newest position the tail has reached: a reader from here gets
+    /// everything appended after it.
     pub fn reached(&self) -> Option<FeedPosition> {
         unpoisoned(self.window.read()).reached()
     }
 
-    /// A reader of `streams` that has seen everything up to `from`.
     /// How far `position` lies behind the window, in bytes of `$all`.
     pub fn bytes_behind(&self, position: FeedPosition) -> u64 {
         unpoisoned(self.window.read()).bytes_behind(position)
     }
 
+    /// A reader of `streams` that has seen everything up to `from`.
     pub fn reader(&self, streams: Streams, from: Option<FeedPosition>) -> TailReader {
         self.readers.fetch_add(1, Ordering::Relaxed);
         let end = match &streams {
