@@ -54,7 +54,8 @@ fn every_line_of_a_flow_reads_as_the_derived_reading_reads_it() {
         *kinds.entry(event.kind()).or_insert(0) += 1;
     }
     // The flow reaches the kinds a book writes (a fencing event and a
-    // refusal are written by the exchange, not the book).
+    // refusal are written by the exchange, not the book: `rules.rs` reads
+    // those back).
     for kind in [
         "OrderAccepted",
         "OrderRejected",
@@ -78,7 +79,8 @@ fn older_and_damaged_lines_read_as_the_derived_reading_reads_them() {
         let value: serde_json::Value = serde_json::from_str(line).unwrap();
         let fields: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
         let mut variants = vec![
-            // An older schema: its optional fields absent, its version lower.
+            // An older schema's version (the fields an older schema lacks
+            // are left out below, one at a time).
             line.replace(
                 &format!("\"schema_version\":{SCHEMA_VERSION}"),
                 "\"schema_version\":1",
