@@ -5,8 +5,9 @@
 //! own loopback address, as the per-address sign-up limit wants) with the
 //! faucet's whole allowance (32 by default: with 16, at 16,000 orders a
 //! second, accounts reached the cap of 200 open orders within 10 s and a
-//! third of the orders were refused for it), and keeps that many HTTP/1.1 keep-alive
-//! connections posting `place_order` for SECONDS seconds: crossing limit
+//! third of the orders were refused for it), and keeps that many
+//! HTTP/1.1 keep-alive connections posting `place_order` for SECONDS
+//! seconds: crossing limit
 //! orders on BTC-USD (buys at 100.5 and sells at 99.5 of 0.001 BTC,
 //! alternating), so most orders trade. It does so once for each number of
 //! requests in flight in INFLIGHT, each on a fresh server and traders (no
