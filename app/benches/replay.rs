@@ -102,7 +102,6 @@ async fn restart(
     exchange
 }
 
-/// How long the embedded store takes to open the log in `data`, alone.
 /// How long a page of a trader's order history with its fills takes (50
 /// orders, the newest and from the middle of the history), against what
 /// each page did before the ledger kept its fills' spans (issue #29): a
@@ -182,14 +181,8 @@ async fn history_pages(exchange: &Exchange) {
         ("all", None, 0..u64::MAX),
         ("one market, the newest tenth", Some(SYMBOL), tenth.clone()),
     ] {
-        let mut timed = Vec::new();
-        for _ in 0..20 {
-            let began = Instant::now();
-            let n = exchange.count_trades(trader, symbol, &at);
-            timed.push(ms(began.elapsed()));
-            assert!(n as u64 <= trades);
-        }
-        println!("count of {trades} trades ({what}): {}", summary(timed));
+        let timed = counted(trades, || exchange.count_trades(trader, symbol, &at));
+        println!("count of {trades} trades ({what}): {timed}");
     }
     // What an orders download counts first, under the history's lock:
     // every order, and the cancelled ones of one market in the newest
@@ -206,17 +199,25 @@ async fn history_pages(exchange: &Exchange) {
             tenth,
         ),
     ] {
-        let mut timed = Vec::new();
-        for _ in 0..20 {
-            let began = Instant::now();
-            let n = exchange.count_orders(trader, filter, &at);
-            timed.push(ms(began.elapsed()));
-            assert!(n as u64 <= orders);
-        }
-        println!("count of {orders} orders ({what}): {}", summary(timed));
+        let timed = counted(orders, || exchange.count_orders(trader, filter, &at));
+        println!("count of {orders} orders ({what}): {timed}");
     }
 }
 
+/// `count` timed 20 times, each answer at most `most`, as `summary` puts
+/// it.
+fn counted(most: u64, count: impl Fn() -> usize) -> String {
+    let mut timed = Vec::new();
+    for _ in 0..20 {
+        let began = Instant::now();
+        let n = count();
+        timed.push(ms(began.elapsed()));
+        assert!(n as u64 <= most);
+    }
+    summary(timed)
+}
+
+/// How long the embedded store takes to open the log in `data`, alone.
 async fn open_alone(data: &std::path::Path) -> Duration {
     let opening = Instant::now();
     let store = store::EmbeddedStore::start(data, ([127, 0, 0, 1], 0).into())

@@ -580,8 +580,6 @@ mod tests {
         }
     }
 
-    /// Runs commands on a real book and folds its events into a history,
-    /// each at its revision in the market's stream.
     /// Up to 100 of a market's orders, the first or the newest.
     fn every(newest: bool) -> MarketOrders {
         MarketOrders {
@@ -592,6 +590,8 @@ mod tests {
         }
     }
 
+    /// Runs commands on a real book and folds its events into a history,
+    /// each at its revision in the market's stream.
     fn run(book: &mut Book, history: &mut Folded, command: Command) {
         for e in book.decide(&command) {
             book.apply(&e);
