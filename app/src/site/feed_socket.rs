@@ -11,14 +11,17 @@
 //! browser's side is the unchanged Leptos client.
 
 use std::borrow::Cow;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use axum::body::{Body, Bytes};
 use axum::extract::FromRequest;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::channel::mpsc;
-use futures::{Sink, SinkExt, Stream, StreamExt};
+use futures::channel::{mpsc, oneshot};
+use futures::stream::SplitSink;
+use futures::{Future, Sink, SinkExt, Stream, StreamExt};
 use leptos::prelude::*;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use leptos::server_fn::request::Req;
@@ -34,7 +37,7 @@ pub const MAX_MESSAGE: usize = 1024;
 /// What the socket reads from the network at a time.
 const READ_BUFFER: usize = 4096;
 
-/// Messages held between the socket and the feed in each direction.
+/// Messages from the browser held between the socket and the feed.
 const BUFFER: usize = 16;
 
 /// Serves one market-feed upgrade: the server function on a bounded
@@ -134,29 +137,113 @@ where
             .await
             .map_err(|e| E::from_server_fn_error(ServerFnErrorErr::Request(e.to_string())))?;
         let (to_feed, from_socket) = mpsc::channel(BUFFER);
-        let (to_socket, from_feed) = mpsc::channel(BUFFER);
+        let (hand_over, handed) = oneshot::channel();
+        let (hand_back, handed_back) = oneshot::channel();
+        let to_socket = SocketSink {
+            socket: Upgrade::Waiting(handed),
+            hand_back: Some(hand_back),
+        };
         // A read buffer of the default 128 KiB for messages of 1 KiB would
         // be most of what a socket costs the server.
         let response = upgrade
             .read_buffer_size(READ_BUFFER)
             .max_message_size(MAX_MESSAGE)
             .max_frame_size(MAX_MESSAGE)
-            .on_upgrade(move |socket| carry::<I>(socket, to_feed, from_feed));
+            .on_upgrade(move |socket| carry::<I>(socket, to_feed, hand_over, handed_back));
         Ok((from_socket, to_socket, response))
     }
 }
 
-/// Carries messages between the socket and the feed until the feed ends
-/// (the browser's leaving ends it too: its requests stop). A message the
+/// The feed's side of the socket: its sending half, written to directly
+/// by the task that runs the feed (no hop through another task for each
+/// frame). The socket exists only once the upgrade is done, after the
+/// feed has started, so the first send waits for it; when the feed is
+/// done with it, it goes back to [`carry`], which closes the socket.
+struct SocketSink {
+    socket: Upgrade,
+    hand_back: Option<oneshot::Sender<SplitSink<WebSocket, Message>>>,
+}
+
+enum Upgrade {
+    Waiting(oneshot::Receiver<SplitSink<WebSocket, Message>>),
+    Open(SplitSink<WebSocket, Message>),
+    /// The upgrade failed or the browser left before it was done.
+    Gone,
+}
+
+impl SocketSink {
+    /// The socket's sending half, once the upgrade has handed it over.
+    fn poll_socket(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<&mut SplitSink<WebSocket, Message>, axum::Error>> {
+        if let Upgrade::Waiting(handed) = &mut self.socket {
+            self.socket = match ready!(Pin::new(handed).poll(cx)) {
+                Ok(socket) => Upgrade::Open(socket),
+                Err(_) => Upgrade::Gone,
+            };
+        }
+        match &mut self.socket {
+            Upgrade::Open(socket) => Poll::Ready(Ok(socket)),
+            _ => Poll::Ready(Err(axum::Error::new("the feed's socket was never opened"))),
+        }
+    }
+}
+
+impl Sink<Bytes> for SocketSink {
+    type Error = axum::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let socket = ready!(self.get_mut().poll_socket(cx))?;
+        Pin::new(socket).poll_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, bytes: Bytes) -> Result<(), Self::Error> {
+        match &mut self.get_mut().socket {
+            Upgrade::Open(socket) => Pin::new(socket).start_send(Message::Binary(bytes)),
+            _ => Err(axum::Error::new(
+                "sent to the feed's socket before it was ready",
+            )),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let socket = ready!(self.get_mut().poll_socket(cx))?;
+        Pin::new(socket).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let socket = ready!(self.get_mut().poll_socket(cx))?;
+        Pin::new(socket).poll_close(cx)
+    }
+}
+
+impl Drop for SocketSink {
+    fn drop(&mut self) {
+        if let (Upgrade::Open(socket), Some(back)) = (
+            std::mem::replace(&mut self.socket, Upgrade::Gone),
+            self.hand_back.take(),
+        ) {
+            let _ = back.send(socket);
+        }
+    }
+}
+
+/// Hands the socket's sending half to the feed and carries what the
+/// browser sends to it, until the feed ends (the browser's leaving ends
+/// it too: its requests stop); then closes the socket. A message the
 /// socket cannot read, such as one over [`MAX_MESSAGE`] bytes, reaches
 /// the feed as an error, which the feed answers with its refusal before it
 /// ends; nothing more is read from that socket.
 async fn carry<I: FromServerFnError>(
     socket: WebSocket,
     mut to_feed: mpsc::Sender<Result<Bytes, Bytes>>,
-    mut from_feed: mpsc::Receiver<Bytes>,
+    hand_over: oneshot::Sender<SplitSink<WebSocket, Message>>,
+    handed_back: oneshot::Receiver<SplitSink<WebSocket, Message>>,
 ) {
-    let (mut out, mut incoming) = socket.split();
+    let (out, mut incoming) = socket.split();
+    // A feed already gone leaves the socket here to be closed.
+    let unused = hand_over.send(out).err();
     let read = async move {
         while let Some(message) = incoming.next().await {
             let item = match message {
@@ -177,20 +264,21 @@ async fn carry<I: FromServerFnError>(
             }
         }
         // Dropping `to_feed` here tells the feed the browser is done (or
-        // broke the socket); the feed then ends and `write` with it.
+        // broke the socket); the feed then ends and hands the socket back.
         drop(to_feed);
         std::future::pending::<()>().await;
     };
-    let write = async move {
-        while let Some(bytes) = from_feed.next().await {
-            if out.send(Message::Binary(bytes)).await.is_err() {
-                return;
-            }
+    let done = async move {
+        let out = match unused {
+            Some(out) => Some(out),
+            None => handed_back.await.ok(),
+        };
+        if let Some(mut out) = out {
+            let _ = out.send(Message::Close(None)).await;
         }
-        let _ = out.send(Message::Close(None)).await;
     };
     tokio::select! {
-        () = write => {}
+        () = done => {}
         () = read => {}
     }
 }
