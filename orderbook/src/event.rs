@@ -289,43 +289,50 @@ struct EventHeader<'a> {
     kind: std::borrow::Cow<'a, str>,
 }
 
-/// Every kind's `type`, for the error naming an unknown one.
-const KINDS: &[&str] = &[
-    "OrderAccepted",
-    "OrderRejected",
-    "TradeExecuted",
-    "OrderCancelled",
-    "OrderAmended",
-    "OrderFilled",
-    "StopTriggered",
-    "StopAmended",
-    "StreamFenced",
-    "OrderRefused",
-];
+/// The kinds, each named once: an event's name ([`Event::kind`], whose
+/// match the compiler holds to every variant), the names for the error
+/// naming an unknown one, and reading a kind's fields straight from the
+/// line into the kind's own type (a struct passes over the `type` and
+/// `schema_version` it does not name).
+macro_rules! kinds {
+    ($($kind:ident),* $(,)?) => {
+        const KINDS: &[&str] = &[$(stringify!($kind)),*];
 
-/// One kind's fields, read straight from the line (a struct passes over
-/// the `type` and `schema_version` it does not name).
-fn body<'a, T: Deserialize<'a>>(json: &'a str) -> Result<T, serde_json::Error> {
-    serde_json::from_str(json)
+        impl Event {
+            /// The event's name, as used for its `type` and its event-store
+            /// type.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Event::$kind(_) => stringify!($kind),)*
+                }
+            }
+
+            /// The event of kind `kind` from `json`'s fields; `None` for a
+            /// kind this program does not know.
+            fn body(kind: &str, json: &str) -> Option<Result<Event, serde_json::Error>> {
+                match kind {
+                    $(stringify!($kind) => Some(serde_json::from_str(json).map(Event::$kind)),)*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-impl Event {
-    /// The event's name, as used for its `type` and its event-store type.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Event::OrderAccepted(_) => "OrderAccepted",
-            Event::OrderRejected(_) => "OrderRejected",
-            Event::TradeExecuted(_) => "TradeExecuted",
-            Event::OrderCancelled(_) => "OrderCancelled",
-            Event::OrderAmended(_) => "OrderAmended",
-            Event::OrderFilled(_) => "OrderFilled",
-            Event::StopTriggered(_) => "StopTriggered",
-            Event::StopAmended(_) => "StopAmended",
-            Event::StreamFenced(_) => "StreamFenced",
-            Event::OrderRefused(_) => "OrderRefused",
-        }
-    }
+kinds!(
+    OrderAccepted,
+    OrderRejected,
+    TradeExecuted,
+    OrderCancelled,
+    OrderAmended,
+    OrderFilled,
+    StopTriggered,
+    StopAmended,
+    StreamFenced,
+    OrderRefused,
+);
 
+impl Event {
     /// The accounts whose money or holds the event moves: a trade's two,
     /// any other order event's one, none for a rejection (nothing held).
     pub fn accounts(&self) -> impl Iterator<Item = AccountId> {
@@ -396,21 +403,13 @@ impl Event {
         if header.schema_version > SCHEMA_VERSION {
             return Err(EventDecodeError::NewerSchema(header.schema_version));
         }
-        Ok(match &*header.kind {
-            "OrderAccepted" => Event::OrderAccepted(body(json)?),
-            "OrderRejected" => Event::OrderRejected(body(json)?),
-            "TradeExecuted" => Event::TradeExecuted(body(json)?),
-            "OrderCancelled" => Event::OrderCancelled(body(json)?),
-            "OrderAmended" => Event::OrderAmended(body(json)?),
-            "OrderFilled" => Event::OrderFilled(body(json)?),
-            "StopTriggered" => Event::StopTriggered(body(json)?),
-            "StopAmended" => Event::StopAmended(body(json)?),
-            "StreamFenced" => Event::StreamFenced(body(json)?),
-            "OrderRefused" => Event::OrderRefused(body(json)?),
-            other => {
-                let error = <serde_json::Error as serde::de::Error>::unknown_variant(other, KINDS);
-                return Err(error.into());
+        match Event::body(&header.kind, json) {
+            Some(event) => Ok(event?),
+            None => {
+                let error =
+                    <serde_json::Error as serde::de::Error>::unknown_variant(&header.kind, KINDS);
+                Err(error.into())
             }
-        })
+        }
     }
 }
